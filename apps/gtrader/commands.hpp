@@ -1,0 +1,35 @@
+// One function per subcommand; each lives in the file of the same name.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "gt/data.hpp"
+
+namespace gtrader {
+
+void add_indicator(CLI::App& app);
+void add_strategies(CLI::App& app);
+void add_backtest(CLI::App& app);
+void add_optimize(CLI::App& app);
+void add_bench(CLI::App& app);
+
+// --data FILE|FOLDER (repeatable) and --skip-bad-rows, shared by every command that reads bars.
+struct DataOptions {
+  std::vector<std::filesystem::path> inputs;
+  bool skip_bad_rows = false;
+
+  void add_to(CLI::App& cmd);
+  // Loads every input; reports skipped rows on stderr so that nothing is dropped silently.
+  std::vector<gt::Bars> load() const;
+};
+
+// Shortest text that reads back to the same double; empty for NaN (an undefined value).
+std::string format_value(double v);
+
+// Writes `text` to `path` through a temporary file and a rename, so a reader never sees half a file.
+void write_file_atomically(const std::filesystem::path& path, const std::string& text);
+
+}  // namespace gtrader

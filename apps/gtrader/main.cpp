@@ -1,0 +1,28 @@
+// gtrader: the command-line front of the GPT-Trader engine. Each subcommand lives in its own file.
+#include <fmt/format.h>
+
+#include <cstdio>
+
+#include "commands.hpp"
+#include "gt/error.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"gtrader: fast, exact backtests and parameter searches for trading strategies"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "gtrader 0.1.0");
+  gtrader::add_indicator(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const gt::Error& e) {
+    std::fflush(stdout);
+    fmt::print(stderr, "gtrader: error: {}\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    fmt::print(stderr, "gtrader: internal error: {}\n", e.what());
+    return 3;
+  }
+  return 0;
+}

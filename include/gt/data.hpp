@@ -1,0 +1,50 @@
+// Market data: validated OHLCV bars in a columnar layout (SPEC §1).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace gt {
+
+// One symbol's bars, one contiguous array per field so that kernels stream a single column.
+// Times are seconds since 1970-01-01 on the exchange's own clock (no time zone is applied).
+struct Bars {
+  std::string symbol;  // the file's stem, e.g. "orcl-1995-2014"
+  std::string source;  // the path it was read from
+  std::vector<std::int64_t> time;
+  std::vector<double> open, high, low, close, volume;
+  bool intraday = false;          // the file had a time of day (Time column or Datetime values)
+  std::size_t skipped_rows = 0;   // rows dropped under LoadOptions::skip_bad_rows
+
+  std::size_t size() const { return close.size(); }
+};
+
+struct LoadOptions {
+  // Drop rows that fail validation instead of failing; the count lands in Bars::skipped_rows.
+  bool skip_bad_rows = false;
+};
+
+// Parses CSV text; `source` names it in error messages.
+Bars parse_csv(std::string_view text, std::string_view source, const LoadOptions& options = {});
+Bars load_csv(const std::filesystem::path& path, const LoadOptions& options = {});
+
+// Files and folders: a folder contributes every *.csv in it, in name order.
+std::vector<Bars> load_many(const std::vector<std::filesystem::path>& inputs,
+                            const LoadOptions& options = {});
+
+// "YYYY-MM-DD", or "YYYY-MM-DD HH:MM:SS" when `with_time`.
+std::string format_time(std::int64_t seconds, bool with_time);
+
+// Bars per year: 252 for daily bars, 52 weekly, 12 monthly; for intraday bars 252 times the
+// median number of bars per trading day.
+double infer_periods_per_year(const Bars& bars);
+
+// Days since 1970-01-01 of a proleptic Gregorian date.
+std::int64_t days_from_civil(int year, unsigned month, unsigned day);
+
+}  // namespace gt

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Sets up, builds and runs every test: the C++ suite (ctest) and the reference comparisons (pytest).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+ctest --preset release -j"$(nproc)"
+GTRADER_BIN="$PWD/build/release/gtrader" .venv/bin/python -m pytest -q tests/python

@@ -1,0 +1,370 @@
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <optional>
+
+#include "gt/data.hpp"
+#include "gt/error.hpp"
+
+namespace gt {
+namespace {
+
+enum class Column { kDate, kTime, kOpen, kHigh, kLow, kClose, kVolume, kIgnored };
+
+constexpr std::array kRequired = {Column::kDate, Column::kOpen, Column::kHigh,
+                                  Column::kLow,  Column::kClose, Column::kVolume};
+
+std::string_view column_label(Column c) {
+  switch (c) {
+    case Column::kDate: return "Date";
+    case Column::kTime: return "Time";
+    case Column::kOpen: return "Open";
+    case Column::kHigh: return "High";
+    case Column::kLow: return "Low";
+    case Column::kClose: return "Close";
+    case Column::kVolume: return "Volume";
+    case Column::kIgnored: break;
+  }
+  return "?";
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '"')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '"' || s.back() == '\r'))
+    s.remove_suffix(1);
+  return s;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  return out;
+}
+
+Column classify(std::string_view raw) {
+  const std::string name = lower(trim(raw));
+  if (name == "date" || name == "datetime" || name == "timestamp") return Column::kDate;
+  if (name == "time") return Column::kTime;
+  if (name == "open") return Column::kOpen;
+  if (name == "high") return Column::kHigh;
+  if (name == "low") return Column::kLow;
+  if (name == "close") return Column::kClose;
+  if (name == "volume") return Column::kVolume;
+  return Column::kIgnored;  // Adj Close, OpenInterest and anything else: kept out of the bars
+}
+
+bool parse_uint(std::string_view s, std::size_t pos, std::size_t len, unsigned& out) {
+  if (pos + len > s.size()) return false;
+  unsigned v = 0;
+  for (std::size_t i = pos; i < pos + len; ++i) {
+    const char c = s[i];
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<unsigned>(c - '0');
+  }
+  out = v;
+  return true;
+}
+
+// "HH:MM" or "HH:MM:SS" -> seconds of the day.
+std::optional<std::int64_t> parse_clock(std::string_view s) {
+  unsigned h = 0, m = 0, sec = 0;
+  if (!(s.size() == 5 || s.size() == 8) || !parse_uint(s, 0, 2, h) || s[2] != ':' ||
+      !parse_uint(s, 3, 2, m))
+    return std::nullopt;
+  if (s.size() == 8 && (s[5] != ':' || !parse_uint(s, 6, 2, sec))) return std::nullopt;
+  if (h > 23 || m > 59 || sec > 60) return std::nullopt;
+  return static_cast<std::int64_t>(h) * 3600 + m * 60 + sec;
+}
+
+struct ParsedDate {
+  std::int64_t seconds;
+  bool has_clock;
+};
+
+// "YYYY-MM-DD" (or with '/'), optionally followed by ' ' or 'T' and a clock time.
+std::optional<ParsedDate> parse_date(std::string_view s) {
+  unsigned y = 0, mo = 0, d = 0;
+  if (s.size() < 10 || !parse_uint(s, 0, 4, y) || (s[4] != '-' && s[4] != '/') ||
+      !parse_uint(s, 5, 2, mo) || s[7] != s[4] || !parse_uint(s, 8, 2, d))
+    return std::nullopt;
+  static constexpr std::array<unsigned, 12> kDays = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (mo < 1 || mo > 12 || d < 1 || d > kDays[mo - 1]) return std::nullopt;
+  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  if (mo == 2 && d == 29 && !leap) return std::nullopt;
+  ParsedDate out{days_from_civil(static_cast<int>(y), mo, d) * 86400, false};
+  if (s.size() == 10) return out;
+  if (s[10] != ' ' && s[10] != 'T') return std::nullopt;
+  auto clock = parse_clock(s.substr(11));
+  if (!clock) return std::nullopt;
+  out.seconds += *clock;
+  out.has_clock = true;
+  return out;
+}
+
+struct RowError {
+  std::string message;
+};
+
+class Parser {
+ public:
+  Parser(std::string_view source, const LoadOptions& options) : source_(source), options_(options) {}
+
+  Bars run(std::string_view text) {
+    Bars bars;
+    bars.source = std::string(source_);
+    bars.symbol = std::filesystem::path(std::string(source_)).stem().string();
+    std::size_t pos = 0;
+    std::size_t line_no = 0;
+    bool header_done = false;
+    const std::size_t estimate = static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')) + 1;
+    while (pos < text.size()) {
+      std::size_t end = text.find('\n', pos);
+      if (end == std::string_view::npos) end = text.size();
+      std::string_view line = text.substr(pos, end - pos);
+      pos = end + 1;
+      ++line_no;
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (trim(line).empty()) continue;  // blank lines carry no data
+      if (!header_done) {
+        read_header(line, line_no);
+        header_done = true;
+        reserve(bars, estimate);
+        continue;
+      }
+      read_row(line, line_no, bars);
+    }
+    if (!header_done) throw DataError(fmt::format("{}: the file is empty (no header row)", source_));
+    if (bars.size() == 0)
+      throw DataError(fmt::format("{}: no data rows after the header{}", source_,
+                                  bars.skipped_rows ? fmt::format(" ({} bad rows skipped)", bars.skipped_rows) : ""));
+    bars.intraday = any_clock_;
+    return bars;
+  }
+
+ private:
+  void reserve(Bars& b, std::size_t n) {
+    b.time.reserve(n);
+    b.open.reserve(n);
+    b.high.reserve(n);
+    b.low.reserve(n);
+    b.close.reserve(n);
+    b.volume.reserve(n);
+  }
+
+  void read_header(std::string_view line, std::size_t line_no) {
+    std::size_t start = 0;
+    for (;;) {
+      const std::size_t comma = line.find(',', start);
+      const std::string_view field = line.substr(start, comma == std::string_view::npos ? line.npos : comma - start);
+      const Column c = classify(field);
+      if (c != Column::kIgnored) {
+        for (std::size_t i = 0; i < columns_.size(); ++i)
+          if (columns_[i] == c)
+            throw DataError(fmt::format("{}:{}: column '{}' appears twice in the header", source_,
+                                        line_no, trim(field)));
+      }
+      columns_.push_back(c);
+      if (comma == std::string_view::npos) break;
+      start = comma + 1;
+    }
+    for (Column need : kRequired) {
+      if (std::find(columns_.begin(), columns_.end(), need) == columns_.end())
+        throw DataError(fmt::format(
+            "{}:{}: missing column '{}' (header is '{}'; need Date or Datetime or Timestamp, "
+            "optional Time, Open, High, Low, Close, Volume)",
+            source_, line_no, column_label(need), trim(line)));
+    }
+  }
+
+  [[noreturn]] void fail(std::size_t line_no, const std::string& what) const {
+    throw DataError(fmt::format("{}:{}: {}", source_, line_no, what));
+  }
+
+  // Returns an error description, or empty when the row is good and was appended.
+  std::string parse_row(std::string_view line, Bars& bars) {
+    double values[7] = {0, 0, 0, 0, 0, 0, 0};
+    std::string_view date_text, clock_text;
+    std::size_t start = 0;
+    std::size_t index = 0;
+    for (;;) {
+      const std::size_t comma = line.find(',', start);
+      std::string_view field = line.substr(start, comma == std::string_view::npos ? line.npos : comma - start);
+      if (index >= columns_.size())
+        return fmt::format("has more than the header's {} fields", columns_.size());
+      const Column c = columns_[index];
+      if (c == Column::kDate) {
+        date_text = trim(field);
+      } else if (c == Column::kTime) {
+        clock_text = trim(field);
+      } else if (c != Column::kIgnored) {
+        field = trim(field);
+        double v = 0;
+        const auto [ptr, ec] = std::from_chars(field.data(), field.data() + field.size(), v);
+        if (ec != std::errc() || ptr != field.data() + field.size() || field.empty())
+          return fmt::format("field '{}': '{}' is not a number", column_label(c), field);
+        values[static_cast<int>(c)] = v;
+      }
+      ++index;
+      if (comma == std::string_view::npos) break;
+      start = comma + 1;
+    }
+    if (index != columns_.size())
+      return fmt::format("has {} fields, the header has {}", index, columns_.size());
+
+    auto date = parse_date(date_text);
+    if (!date) return fmt::format("field 'Date': '{}' is not a date (expected YYYY-MM-DD[ HH:MM[:SS]])", date_text);
+    std::int64_t t = date->seconds;
+    bool clock = date->has_clock;
+    if (!clock_text.empty()) {
+      auto secs = parse_clock(clock_text);
+      if (!secs || date->has_clock)
+        return fmt::format("field 'Time': '{}' is not a time of day (expected HH:MM[:SS])", clock_text);
+      t += *secs;
+      clock = true;
+    }
+    const double o = values[static_cast<int>(Column::kOpen)];
+    const double h = values[static_cast<int>(Column::kHigh)];
+    const double l = values[static_cast<int>(Column::kLow)];
+    const double c = values[static_cast<int>(Column::kClose)];
+    const double v = values[static_cast<int>(Column::kVolume)];
+    const std::pair<Column, double> prices[] = {
+        {Column::kOpen, o}, {Column::kHigh, h}, {Column::kLow, l}, {Column::kClose, c}};
+    for (const auto& [col, p] : prices)
+      if (!std::isfinite(p) || p <= 0)
+        return fmt::format("field '{}': price {} must be finite and > 0", column_label(col), p);
+    if (!std::isfinite(v) || v < 0) return fmt::format("field 'Volume': {} must be finite and >= 0", v);
+    if (l > std::min(o, c))
+      return fmt::format("field 'Low': {} is above min(Open, Close) = {}", l, std::min(o, c));
+    if (h < std::max(o, c))
+      return fmt::format("field 'High': {} is below max(Open, Close) = {}", h, std::max(o, c));
+    if (!bars.time.empty() && t <= bars.time.back())
+      return fmt::format("field 'Date': {} is not after the previous row's {} (rows must be in "
+                         "strictly increasing time, without duplicates)",
+                         format_time(t, clock), format_time(bars.time.back(), clock || any_clock_));
+    any_clock_ = any_clock_ || clock;
+    bars.time.push_back(t);
+    bars.open.push_back(o);
+    bars.high.push_back(h);
+    bars.low.push_back(l);
+    bars.close.push_back(c);
+    bars.volume.push_back(v);
+    return {};
+  }
+
+  void read_row(std::string_view line, std::size_t line_no, Bars& bars) {
+    std::string problem = parse_row(line, bars);
+    if (problem.empty()) return;
+    if (options_.skip_bad_rows) {
+      ++bars.skipped_rows;
+      return;
+    }
+    fail(line_no, problem + " (use --skip-bad-rows to drop such rows and count them)");
+  }
+
+  std::string_view source_;
+  const LoadOptions& options_;
+  std::vector<Column> columns_;
+  bool any_clock_ = false;
+};
+
+}  // namespace
+
+std::int64_t days_from_civil(int year, unsigned month, unsigned day) {
+  // Howard Hinnant's algorithm: exact for the proleptic Gregorian calendar.
+  year -= month <= 2;
+  const int era = (year >= 0 ? year : year - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(year - era * 400);
+  const unsigned doy = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return static_cast<std::int64_t>(era) * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+std::string format_time(std::int64_t seconds, bool with_time) {
+  std::int64_t days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400;
+  const std::int64_t secs = seconds - days * 86400;
+  days += 719468;
+  const std::int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(days - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  const unsigned d = doy - (153 * mp + 2) / 5 + 1;
+  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
+  const std::int64_t y = static_cast<std::int64_t>(yoe) + era * 400 + (m <= 2);
+  if (!with_time) return fmt::format("{:04}-{:02}-{:02}", y, m, d);
+  return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", y, m, d, secs / 3600, (secs / 60) % 60,
+                     secs % 60);
+}
+
+Bars parse_csv(std::string_view text, std::string_view source, const LoadOptions& options) {
+  return Parser(source, options).run(text);
+}
+
+Bars load_csv(const std::filesystem::path& path, const LoadOptions& options) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw DataError(fmt::format("{}: cannot open the file ({})", path.string(), std::strerror(errno)));
+  std::string text;
+  in.seekg(0, std::ios::end);
+  const auto size = in.tellg();
+  if (size < 0) throw DataError(fmt::format("{}: cannot read the file", path.string()));
+  text.resize(static_cast<std::size_t>(size));
+  in.seekg(0);
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  if (!in) throw DataError(fmt::format("{}: cannot read the file", path.string()));
+  return parse_csv(text, path.string(), options);
+}
+
+std::vector<Bars> load_many(const std::vector<std::filesystem::path>& inputs, const LoadOptions& options) {
+  std::vector<Bars> out;
+  for (const auto& input : inputs) {
+    if (std::filesystem::is_directory(input)) {
+      std::vector<std::filesystem::path> files;
+      for (const auto& entry : std::filesystem::directory_iterator(input))
+        if (entry.is_regular_file() && lower(entry.path().extension().string()) == ".csv")
+          files.push_back(entry.path());
+      if (files.empty()) throw DataError(fmt::format("{}: the folder holds no .csv file", input.string()));
+      std::sort(files.begin(), files.end());
+      for (const auto& f : files) out.push_back(load_csv(f, options));
+    } else {
+      out.push_back(load_csv(input, options));
+    }
+  }
+  return out;
+}
+
+double infer_periods_per_year(const Bars& bars) {
+  if (bars.size() < 2) return 252.0;
+  if (bars.intraday) {
+    // Bars per trading day, by calendar date: robust to overnight and weekend gaps.
+    std::vector<int> per_day;
+    std::int64_t day = bars.time[0] / 86400;
+    int count = 0;
+    for (std::int64_t t : bars.time) {
+      if (t / 86400 != day) {
+        per_day.push_back(count);
+        day = t / 86400;
+        count = 0;
+      }
+      ++count;
+    }
+    per_day.push_back(count);
+    std::nth_element(per_day.begin(), per_day.begin() + per_day.size() / 2, per_day.end());
+    return 252.0 * per_day[per_day.size() / 2];
+  }
+  std::vector<std::int64_t> gaps(bars.size() - 1);
+  for (std::size_t i = 1; i < bars.size(); ++i) gaps[i - 1] = bars.time[i] - bars.time[i - 1];
+  std::nth_element(gaps.begin(), gaps.begin() + gaps.size() / 2, gaps.end());
+  const double days = static_cast<double>(gaps[gaps.size() / 2]) / 86400.0;
+  if (days <= 4) return 252.0;
+  if (days <= 10) return 52.0;
+  if (days <= 40) return 12.0;
+  return 1.0;
+}
+
+}  // namespace gt

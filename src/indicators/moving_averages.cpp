@@ -1,0 +1,195 @@
+#include <fmt/format.h>
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+
+#include "detail.hpp"
+#include "gt/error.hpp"
+
+namespace gt::ind {
+namespace detail {
+
+void ema_from(std::span<const double> in, int period, double k, std::size_t first_out, double* out) {
+  const std::size_t n = in.size();
+  if (first_out >= n) return;
+  double sum = 0.0;
+  for (std::size_t i = first_out + 1 - static_cast<std::size_t>(period); i <= first_out; ++i) sum += in[i];
+  double prev = sum / period;
+  out[first_out] = prev;
+  for (std::size_t i = first_out + 1; i < n; ++i) {
+    prev = ((in[i] - prev) * k) + prev;
+    out[i] = prev;
+  }
+}
+
+Series ma_of_tail(MaType type, std::span<const double> in, int period) {
+  Series out = nan_series(in.size());
+  const std::size_t start = first_valid(in);
+  if (start >= in.size()) return out;
+  const auto tail = in.subspan(start);
+  if (period == 1) {  // TA_MA with period 1 is the identity
+    std::copy(tail.begin(), tail.end(), out.begin() + static_cast<std::ptrdiff_t>(start));
+    return out;
+  }
+  const Series inner = ma(type, tail, period);
+  std::copy(inner.begin(), inner.end(), out.begin() + static_cast<std::ptrdiff_t>(start));
+  return out;
+}
+
+}  // namespace detail
+
+using detail::kNaN;
+
+void check_period(std::string_view indicator, std::string_view parameter, int period, int min_period,
+                  std::size_t bars) {
+  if (period < min_period)
+    throw ParamError(fmt::format("{}: {} = {} is out of range (allowed: {} to 100000)", indicator,
+                                 parameter, period, min_period));
+  if (static_cast<std::size_t>(period) > bars)
+    throw ParamError(fmt::format("{}: {} = {} is longer than the data ({} bars)", indicator, parameter,
+                                 period, bars));
+}
+
+int ma_lookback(MaType type, int period) {
+  switch (type) {
+    case MaType::kSma:
+    case MaType::kEma:
+    case MaType::kWma: return period - 1;
+    case MaType::kDema: return 2 * (period - 1);
+    case MaType::kTema: return 3 * (period - 1);
+    case MaType::kKama: return period;
+  }
+  throw ParamError(fmt::format("unknown moving-average type {} (allowed: 0 SMA, 1 EMA, 2 WMA, 3 DEMA, "
+                               "4 TEMA, 6 KAMA)", static_cast<int>(type)));
+}
+
+Series sma(std::span<const double> in, int period) {
+  const std::size_t n = in.size();
+  Series out = detail::nan_series(n);
+  const std::size_t p = static_cast<std::size_t>(period);
+  if (period < 1 || n < p) return out;
+  // TA-Lib's running total: add the newest value, emit, then drop the oldest.
+  double total = 0.0;
+  std::size_t i = 0;
+  for (; i + 1 < p; ++i) total += in[i];
+  std::size_t trailing = 0;
+  for (; i < n; ++i) {
+    total += in[i];
+    const double emitted = total;
+    total -= in[trailing++];
+    out[i] = emitted / period;
+  }
+  return out;
+}
+
+Series ema(std::span<const double> in, int period) {
+  Series out = detail::nan_series(in.size());
+  if (period < 1 || in.size() < static_cast<std::size_t>(period)) return out;
+  detail::ema_from(in, period, 2.0 / static_cast<double>(period + 1), static_cast<std::size_t>(period - 1),
+                   out.data());
+  return out;
+}
+
+Series wma(std::span<const double> in, int period) {
+  const std::size_t n = in.size();
+  Series out = detail::nan_series(n);
+  const std::size_t p = static_cast<std::size_t>(period);
+  if (period < 1 || n < p) return out;
+  const double divider = static_cast<double>((period * (period + 1)) >> 1);
+  double sum = 0.0, sub = 0.0;
+  std::size_t i = 0;
+  for (; i + 1 < p; ++i) {
+    sub += in[i];
+    sum += in[i] * static_cast<double>(i + 1);
+  }
+  double trailing_value = 0.0;
+  std::size_t trailing = 0;
+  for (; i < n; ++i) {
+    const double v = in[i];
+    sub += v;
+    sub -= trailing_value;
+    sum += v * period;
+    trailing_value = in[trailing++];
+    out[i] = sum / divider;
+    sum -= sub;
+  }
+  return out;
+}
+
+Series dema(std::span<const double> in, int period) {
+  const Series e1 = ema(in, period);
+  const Series e2 = detail::ma_of_tail(MaType::kEma, e1, period);
+  Series out = detail::nan_series(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i)
+    if (!std::isnan(e2[i])) out[i] = (2.0 * e1[i]) - e2[i];
+  return out;
+}
+
+Series tema(std::span<const double> in, int period) {
+  const Series e1 = ema(in, period);
+  const Series e2 = detail::ma_of_tail(MaType::kEma, e1, period);
+  const Series e3 = detail::ma_of_tail(MaType::kEma, e2, period);
+  Series out = detail::nan_series(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i)
+    if (!std::isnan(e3[i])) out[i] = e3[i] + ((3.0 * e1[i]) - (3.0 * e2[i]));
+  return out;
+}
+
+Series kama(std::span<const double> in, int period) {
+  const std::size_t n = in.size();
+  Series out = detail::nan_series(n);
+  const std::size_t p = static_cast<std::size_t>(period);
+  if (period < 1 || n <= p) return out;
+  const double const_max = 2.0 / (30.0 + 1.0);
+  const double const_diff = 2.0 / (2.0 + 1.0) - const_max;
+  double sum_roc1 = 0.0;
+  for (std::size_t i = 0; i < p; ++i) sum_roc1 += std::fabs(in[i] - in[i + 1]);
+  auto smoothing = [&](double period_roc) {
+    double er = (sum_roc1 <= period_roc || detail::is_zero(sum_roc1)) ? 1.0 : std::fabs(period_roc / sum_roc1);
+    er = er * const_diff + const_max;
+    return er * er;
+  };
+  double prev = in[p - 1];
+  std::size_t trailing = 0;
+  double trailing_value = in[trailing++];
+  prev = (in[p] - prev) * smoothing(in[p] - trailing_value) + prev;
+  out[p] = prev;
+  for (std::size_t today = p + 1; today < n; ++today) {
+    const double v = in[today];
+    const double old = in[trailing++];
+    sum_roc1 -= std::fabs(trailing_value - old);
+    sum_roc1 += std::fabs(v - in[today - 1]);
+    trailing_value = old;
+    prev = (v - prev) * smoothing(v - old) + prev;
+    out[today] = prev;
+  }
+  return out;
+}
+
+Series ma(MaType type, std::span<const double> in, int period) {
+  switch (type) {
+    case MaType::kSma: return sma(in, period);
+    case MaType::kEma: return ema(in, period);
+    case MaType::kWma: return wma(in, period);
+    case MaType::kDema: return dema(in, period);
+    case MaType::kTema: return tema(in, period);
+    case MaType::kKama: return kama(in, period);
+  }
+  ma_lookback(type, period);  // throws the message that lists the allowed types
+  return {};
+}
+
+SeriesMatrix ma_many(MaType type, std::span<const double> in, std::span<const int> periods) {
+  SeriesMatrix m;
+  m.rows = periods.size();
+  m.cols = in.size();
+  m.values.resize(m.rows * m.cols);
+  ma_lookback(type, 1);  // reject an unknown type before any thread starts
+  tbb::parallel_for(std::size_t{0}, m.rows, [&](std::size_t r) {
+    const Series s = ma(type, in, periods[r]);
+    std::copy(s.begin(), s.end(), m.values.begin() + static_cast<std::ptrdiff_t>(r * m.cols));
+  });
+  return m;
+}
+
+}  // namespace gt::ind

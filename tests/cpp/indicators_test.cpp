@@ -1,0 +1,109 @@
+// Indicator conventions of SPEC §2 that hold whatever the data: lookback, NaN prefix, and the
+// many-periods path equal to the one-period one. Agreement with TA-Lib itself is checked by
+// tests/python/test_indicators_talib.py against the PyPI ta-lib package.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "gt/data.hpp"
+#include "gt/error.hpp"
+#include "gt/indicators.hpp"
+
+namespace {
+
+using gt::ind::MaType;
+
+const gt::Bars& orcl() {
+  static const gt::Bars bars = gt::load_csv(GT_DATA_DIR "/orcl-1995-2014.csv");
+  return bars;
+}
+
+std::size_t leading_nans(const gt::ind::Series& s) {
+  std::size_t i = 0;
+  while (i < s.size() && std::isnan(s[i])) ++i;
+  return i;
+}
+
+TEST(Indicators, MovingAveragesHaveTaLibLookbacks) {
+  for (MaType type : {MaType::kSma, MaType::kEma, MaType::kWma, MaType::kDema, MaType::kTema, MaType::kKama}) {
+    for (int p : {2, 5, 30}) {
+      const auto s = gt::ind::ma(type, orcl().close, p);
+      EXPECT_EQ(leading_nans(s), static_cast<std::size_t>(gt::ind::ma_lookback(type, p)))
+          << "type " << static_cast<int>(type) << " period " << p;
+    }
+  }
+}
+
+TEST(Indicators, SmaOfAConstantIsTheConstant) {
+  const std::vector<double> flat(50, 7.25);
+  const auto s = gt::ind::sma(flat, 10);
+  for (std::size_t i = 9; i < flat.size(); ++i) EXPECT_EQ(s[i], 7.25);
+}
+
+TEST(Indicators, HandComputedValues) {
+  const std::vector<double> x = {1, 2, 3, 4, 5, 6};
+  EXPECT_DOUBLE_EQ(gt::ind::sma(x, 3)[2], 2.0);
+  EXPECT_DOUBLE_EQ(gt::ind::wma(x, 3)[2], (1 * 1 + 2 * 2 + 3 * 3) / 6.0);
+  const auto e = gt::ind::ema(x, 3);  // seed 2, then k = 0.5
+  EXPECT_DOUBLE_EQ(e[2], 2.0);
+  EXPECT_DOUBLE_EQ(e[3], 3.0);
+  EXPECT_DOUBLE_EQ(gt::ind::roc(x, 2)[5], (6.0 / 4.0 - 1.0) * 100.0);
+  const auto o = gt::ind::obv(x, std::vector<double>{10, 1, 1, 1, 1, 1});
+  EXPECT_EQ(o[0], 10);  // TA-Lib starts from the first volume
+  EXPECT_EQ(o[5], 15);
+  EXPECT_DOUBLE_EQ(gt::ind::rsi(x, 3)[3], 100.0);  // only gains
+}
+
+TEST(Indicators, ManyPeriodsEqualOnePeriodAtATime) {
+  const std::vector<int> periods = {3, 5, 8, 13, 21, 34};
+  for (MaType type : {MaType::kSma, MaType::kEma, MaType::kWma}) {
+    const auto m = gt::ind::ma_many(type, orcl().close, periods);
+    ASSERT_EQ(m.rows, periods.size());
+    for (std::size_t r = 0; r < periods.size(); ++r) {
+      const auto one = gt::ind::ma(type, orcl().close, periods[r]);
+      const auto row = m.row(r);
+      for (std::size_t i = 0; i < one.size(); ++i)
+        ASSERT_TRUE((std::isnan(one[i]) && std::isnan(row[i])) || one[i] == row[i]);
+    }
+  }
+}
+
+TEST(Indicators, RegistryRejectsUnknownNamesForeignArgumentsAndBadPeriods) {
+  gt::ind::IndicatorArgs args;
+  EXPECT_THROW(gt::ind::compute("FOO", orcl(), args), gt::ParamError);
+  args.fast = 3;
+  try {
+    gt::ind::compute("sma", orcl(), args);
+    FAIL();
+  } catch (const gt::ParamError& e) {
+    EXPECT_STREQ(e.what(), "SMA does not take --fast (it takes --period)");
+  }
+  gt::ind::IndicatorArgs zero;
+  zero.period = 0;
+  try {
+    gt::ind::compute("rsi", orcl(), zero);
+    FAIL();
+  } catch (const gt::ParamError& e) {
+    EXPECT_STREQ(e.what(), "RSI: period = 0 is out of range (allowed: 2 to 100000)");
+  }
+  gt::ind::IndicatorArgs huge;
+  huge.period = 100000;
+  EXPECT_THROW(gt::ind::compute("EMA", orcl(), huge), gt::ParamError);
+}
+
+TEST(Indicators, MultiOutputNamesFollowTaLibOrder) {
+  const auto macd = gt::ind::compute("MACD", orcl(), {});
+  ASSERT_EQ(macd.size(), 3u);
+  EXPECT_EQ(macd[0].name, "macd");
+  EXPECT_EQ(macd[1].name, "signal");
+  EXPECT_EQ(macd[2].name, "hist");
+  EXPECT_EQ(leading_nans(macd[0].values), 33u);
+  const auto bands = gt::ind::compute("BBANDS", orcl(), {});
+  EXPECT_EQ(bands[0].name, "upper");
+  EXPECT_EQ(bands[2].name, "lower");
+  const auto st = gt::ind::compute("STOCH", orcl(), {});
+  EXPECT_EQ(st[0].name, "k");
+  EXPECT_EQ(leading_nans(st[1].values), 8u);
+}
+
+}  // namespace

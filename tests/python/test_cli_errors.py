@@ -1,0 +1,63 @@
+"""Bad input: one clear message naming the file, line and field (or the allowed values), and a
+non-zero exit code. Never a crash, never a silent skip."""
+import pytest
+
+from conftest import ALL_FILES, run_gtrader
+
+GOOD = ALL_FILES[0]
+
+
+def write(tmp_path, text, name="bad.csv"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+HEADER = "Date,Open,High,Low,Close,Volume\n"
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        (HEADER + "2020-01-02,1,1,1,1,1\n2020-01-02,1,1,1,1,1\n", "bad.csv:3: field 'Date': 2020-01-02 is not after"),
+        (HEADER + "2020-01-03,1,1,1,1,1\n2020-01-02,1,1,1,1,1\n", "bad.csv:3: field 'Date'"),
+        (HEADER + "2020-01-02,1,1,1,abc,1\n", "bad.csv:2: field 'Close': 'abc' is not a number"),
+        (HEADER + "2020-01-02,-1,1,1,1,1\n", "bad.csv:2: field 'Open': price -1 must be finite and > 0"),
+        (HEADER + "2020-01-02,1,1,1,inf,1\n", "bad.csv:2: field 'Close': price inf must be finite and > 0"),
+        (HEADER + "2020-01-02,1,0.5,0.4,1,1\n", "bad.csv:2: field 'High': 0.5 is below max(Open, Close) = 1"),
+        (HEADER + "2020-01-02,1,2,1.5,1,1\n", "bad.csv:2: field 'Low': 1.5 is above min(Open, Close) = 1"),
+        ("Date,Open,High,Low,Volume\n2020-01-02,1,1,1,1\n", "bad.csv:1: missing column 'Close'"),
+    ],
+)
+def test_bad_data(tmp_path, text, message):
+    proc = run_gtrader("indicator", "SMA", "--period", "2", "--data", write(tmp_path, text), check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_missing_file():
+    proc = run_gtrader("indicator", "SMA", "--data", "/no/such/file.csv", check=False)
+    assert proc.returncode != 0
+    assert "/no/such/file.csv: cannot open the file" in proc.stderr
+
+
+def test_unknown_indicator_lists_the_allowed_names():
+    proc = run_gtrader("indicator", "FOO", "--data", GOOD, check=False)
+    assert proc.returncode != 0
+    assert "unknown indicator 'FOO' (allowed: SMA, EMA, WMA, DEMA, TEMA, KAMA, RSI, ROC, ATR, ADX, OBV, MACD, BBANDS, STOCH)" in proc.stderr
+
+
+@pytest.mark.parametrize("period,message", [("0", "period = 0 is out of range"), ("-3", "period = -3 is out of range"),
+                                            ("999999", "is longer than the data (5036 bars)")])
+def test_bad_period(period, message):
+    proc = run_gtrader("indicator", "SMA", "--period", period, "--data", GOOD, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+
+
+def test_skip_bad_rows_reports_the_count(tmp_path):
+    p = write(tmp_path, HEADER + "2020-01-02,1,1,1,1,1\n2020-01-03,1,1,1,x,1\n2020-01-06,1,1,1,1,1\n")
+    proc = run_gtrader("indicator", "SMA", "--period", "2", "--skip-bad-rows", "--data", p)
+    assert "skipped 1 bad rows" in proc.stderr
+    assert len(proc.stdout.splitlines()) == 3
