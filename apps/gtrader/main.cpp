@@ -11,6 +11,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "gtrader 0.1.0");
   gtrader::add_indicator(app);
+  gtrader::add_strategies(app);
+  gtrader::add_backtest(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,140 @@
+#include <fmt/format.h>
+
+#include <cmath>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "commands.hpp"
+#include "execution_options.hpp"
+#include "gt/error.hpp"
+#include "gt/strategy.hpp"
+
+namespace gtrader {
+namespace {
+
+struct BacktestCommand {
+  DataOptions data;
+  ExecutionFlags exec;
+  std::string strategy;
+  std::vector<std::string> params;
+  std::string trades_path, equity_path;
+  bool json = false;
+};
+
+std::vector<std::pair<std::string, std::string>> split_assignments(const std::vector<std::string>& items) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& item : items) {
+    const auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw gt::ParamError(fmt::format("--param '{}' is not NAME=VALUE", item));
+    out.emplace_back(item.substr(0, eq), item.substr(eq + 1));
+  }
+  return out;
+}
+
+std::string trades_csv(const std::vector<std::pair<const gt::Bars*, gt::BacktestResult>>& runs) {
+  const bool many = runs.size() > 1;
+  std::string out = many ? "symbol," : "";
+  out += "entry_time,exit_time,side,entry_price,exit_price,units,pnl,return,bars_held\n";
+  for (const auto& [bars, r] : runs) {
+    for (const auto& t : r.trades) {
+      if (many) out += bars->symbol + ",";
+      out += fmt::format("{},{},{},{},{},{},{},{},{}\n", gt::format_time(bars->time[t.entry_bar], bars->intraday),
+                         t.open ? "" : gt::format_time(bars->time[t.exit_bar], bars->intraday),
+                         t.side > 0 ? "long" : "short", format_value(t.entry_price),
+                         t.open ? "" : format_value(t.exit_price), format_value(t.units),
+                         t.open ? "" : format_value(t.pnl), t.open ? "" : format_value(t.ret), t.bars_held);
+    }
+  }
+  return out;
+}
+
+std::string equity_csv(const std::vector<std::pair<const gt::Bars*, gt::BacktestResult>>& runs, double cash) {
+  const bool many = runs.size() > 1;
+  std::string out = many ? "symbol,time,equity,position,drawdown\n" : "time,equity,position,drawdown\n";
+  for (const auto& [bars, r] : runs) {
+    double peak = cash;  // the starting equity is the first peak (SPEC §4)
+    for (std::size_t t = 0; t < r.equity.size(); ++t) {
+      peak = std::max(peak, r.equity[t]);
+      if (many) out += bars->symbol + ",";
+      out += fmt::format("{},{},{},{}\n", gt::format_time(bars->time[t], bars->intraday), format_value(r.equity[t]),
+                         format_value(r.position[t]), format_value(1.0 - r.equity[t] / peak));
+    }
+  }
+  return out;
+}
+
+nlohmann::json metrics_json(const gt::Metrics& m) {
+  nlohmann::json j;
+  for (const auto& name : gt::metric_names()) {
+    const double v = gt::metric_value(m, name);
+    if (name == "trades") j[name] = m.trades;
+    else if (std::isinf(v)) j[name] = v > 0 ? "inf" : "-inf";  // JSON has no infinity
+    else j[name] = v;
+  }
+  return j;
+}
+
+void run(BacktestCommand& c) {
+  const gt::Strategy& strategy = gt::find_strategy(c.strategy);
+  const gt::ParamValues params = gt::parse_params(strategy, split_assignments(c.params));
+  const gt::ExecutionOptions options = c.exec.resolve();
+  const auto all = c.data.load();
+  std::vector<std::pair<const gt::Bars*, gt::BacktestResult>> runs;
+  for (const auto& bars : all) {
+    std::vector<std::uint8_t> signals(bars.size());
+    strategy.signals(bars, params, signals);
+    runs.emplace_back(&bars, gt::run_backtest(bars, signals, options));
+  }
+  if (!c.trades_path.empty()) write_file_atomically(c.trades_path, trades_csv(runs));
+  if (!c.equity_path.empty()) write_file_atomically(c.equity_path, equity_csv(runs, options.cash));
+  if (c.json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& [bars, r] : runs) {
+      nlohmann::json j = metrics_json(r.metrics);
+      j["symbol"] = bars->symbol;
+      j["strategy"] = strategy.name;
+      nlohmann::json p;
+      for (std::size_t i = 0; i < strategy.params.size(); ++i) {
+        const auto& spec = strategy.params[i];
+        if (spec.type == gt::ParamType::kBool) p[spec.name] = params[i] != 0;
+        else if (spec.type == gt::ParamType::kInt) p[spec.name] = static_cast<long long>(params[i]);
+        else p[spec.name] = params[i];
+      }
+      j["parameters"] = p;
+      j["bars"] = bars->size();
+      j["periods_per_year"] = gt::resolve_periods_per_year(*bars, options);
+      out.push_back(j);
+    }
+    fmt::print("{}\n", (runs.size() == 1 ? out[0] : out).dump(2));
+    return;
+  }
+  for (const auto& [bars, r] : runs) {
+    const auto& m = r.metrics;
+    fmt::print("{} | {} {} | {} bars, {} to {}\n", bars->symbol, strategy.name, strategy.describe(params), bars->size(),
+               gt::format_time(bars->time.front(), bars->intraday), gt::format_time(bars->time.back(), bars->intraday));
+    fmt::print("  total return {:>10.2f} %     CAGR          {:>8.2f} %\n", 100 * m.total_return, 100 * m.cagr);
+    fmt::print("  sharpe       {:>10.3f}       sortino       {:>8.3f}\n", m.sharpe, m.sortino);
+    fmt::print("  max drawdown {:>10.2f} %     calmar        {:>8.3f}\n", 100 * m.max_drawdown, m.calmar);
+    fmt::print("  trades       {:>10}       win rate      {:>8.2f} %\n", m.trades, 100 * m.win_rate);
+    fmt::print("  profit factor{:>10.3f}       exposure      {:>8.2f} %\n", m.profit_factor, 100 * m.exposure);
+    fmt::print("  avg trade    {:>10.3f} %     final equity  {:>12.2f}\n", 100 * m.avg_trade_return, m.final_equity);
+  }
+}
+
+}  // namespace
+
+void add_backtest(CLI::App& app) {
+  auto c = std::make_shared<BacktestCommand>();
+  CLI::App* cmd = app.add_subcommand("backtest", "Backtest one parameter set of a strategy");
+  c->data.add_to(*cmd);
+  cmd->add_option("--strategy", c->strategy, "Strategy name (see `gtrader strategies`)")->required();
+  cmd->add_option("--param", c->params, "NAME=VALUE (repeatable); defaults from the strategy's schema");
+  c->exec.add_to(*cmd);
+  cmd->add_option("--trades", c->trades_path, "Write the trade list to this CSV file");
+  cmd->add_option("--equity", c->equity_path, "Write the equity curve to this CSV file");
+  cmd->add_flag("--json", c->json, "Print the metrics as JSON");
+  cmd->callback([c] { run(*c); });
+}
+
+}  // namespace gtrader

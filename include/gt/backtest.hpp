@@ -1,0 +1,105 @@
+// The execution model and metrics of SPEC §3-4: the reference engine that every fast path
+// (the grid optimizer, the GPU kernels, distributed runs) is tested against.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "gt/data.hpp"
+
+namespace gt {
+
+enum class Fill { kNextOpen, kClose };
+
+struct ExecutionOptions {
+  Fill fill = Fill::kNextOpen;
+  bool allow_short = false;
+  double commission = 0.0;      // fraction of traded notional, per side
+  double slippage_bps = 0.0;    // basis points against the trader, per side
+  double size = 1.0;            // fraction of equity an entry commits, commission included
+  double cash = 100000.0;       // starting equity
+  std::optional<double> periods_per_year;  // inferred from the bar spacing when absent
+
+  // Throws ParamError naming the option and its valid range.
+  void validate() const;
+};
+
+// Per-bar strategy events, computed from data up to and including that bar's close. The engine
+// acts on them according to the position it holds (SPEC §3, §5).
+enum SignalBits : std::uint8_t {
+  kLongEntry = 1,
+  kLongExit = 2,
+  kShortEntry = 4,  // only acted on with allow_short
+  kShortExit = 8,
+};
+
+struct Trade {
+  std::size_t entry_bar = 0, exit_bar = 0;  // bars of the fills
+  int side = 1;                             // +1 long, -1 short
+  double entry_price = 0, exit_price = 0;   // fill prices, slippage included
+  double units = 0;                         // absolute number of units
+  double pnl = 0;                           // commissions of both sides included
+  double ret = 0;                           // pnl over the capital the entry committed
+  bool open = false;                        // still held at the last bar (exit fields unset)
+  std::size_t bars_held = 0;
+};
+
+struct Metrics {
+  double total_return = 0, cagr = 0, sharpe = 0, sortino = 0, max_drawdown = 0, calmar = 0;
+  std::int64_t trades = 0;
+  double win_rate = 0, profit_factor = 0, exposure = 0, avg_trade_return = 0;
+  double final_equity = 0;
+};
+
+// Metric names in output order (CSV columns, JSON keys), and the value by name.
+const std::vector<std::string>& metric_names();
+double metric_value(const Metrics& m, std::string_view name);  // throws ParamError when unknown
+// True when higher is better for ranking by this metric (false for max_drawdown).
+bool metric_higher_is_better(std::string_view name);
+
+struct BacktestResult {
+  Metrics metrics;
+  std::vector<Trade> trades;
+  std::vector<double> equity;        // at each bar's close
+  std::vector<double> position;      // signed units held at each bar's close
+};
+
+BacktestResult run_backtest(const Bars& bars, std::span<const std::uint8_t> signals,
+                            const ExecutionOptions& options);
+
+// What SPEC §4's metrics are computed from. Every engine (reference, grid, GPU) fills these
+// sums its own way and calls finalize_metrics, the one implementation of the formulas.
+struct MetricSums {
+  std::size_t bars = 0;          // N: returns r_1..r_N, the first against the starting equity
+  double initial_equity = 0, final_equity = 0;
+  double sum_r = 0, sum_r2 = 0;  // sum of r_t and of r_t^2
+  double sum_down2 = 0;          // sum of min(r_t, 0)^2
+  double max_drawdown = 0;
+  std::size_t held_bars = 0;     // bars with a position at the close
+  std::int64_t trades = 0, wins = 0;
+  double gross_profit = 0, gross_loss = 0, sum_trade_return = 0;
+
+  void add_trade(double pnl, double ret) {
+    ++trades;
+    if (pnl > 0) {
+      ++wins;
+      gross_profit += pnl;
+    } else if (pnl < 0) {
+      gross_loss -= pnl;
+    }
+    sum_trade_return += ret;
+  }
+};
+
+Metrics finalize_metrics(const MetricSums& sums, double periods_per_year);
+
+// Sums of an equity curve sampled at each bar's close (trades are added by the caller).
+MetricSums sums_of_curve(std::span<const double> equity, double initial_equity,
+                         std::span<const double> position);
+
+double resolve_periods_per_year(const Bars& bars, const ExecutionOptions& options);
+
+}  // namespace gt

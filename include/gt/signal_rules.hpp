@@ -1,0 +1,23 @@
+// Comparison rules behind crossover signals, shared by the reference signals and every fast
+// engine so that all of them see the same crossings.
+#pragma once
+
+#include <cmath>
+
+namespace gt {
+
+// Two indicator values closer than this (relative) are equal. Running sums (TA-Lib's SMA, WMA)
+// leave residues of order 1e-15..1e-11 where two averages are mathematically equal; without a tie
+// band such a residue would create or move a crossover by a bar (backtrader, summing each window
+// exactly, sees the tie). Genuine differences of averages of prices quoted to 6 decimals are
+// above 1e-9 relative, so no real crossing is lost.
+inline constexpr double kTieTolerance = 1e-10;
+
+// a is above b beyond the tie band. NaN compares false.
+inline bool is_above(double a, double b) { return a - b > kTieTolerance * std::fabs(b); }
+inline bool is_below(double a, double b) { return b - a > kTieTolerance * std::fabs(b); }
+// Both defined and not above (resp. not below): the "before" side of a cross.
+inline bool is_at_or_below(double a, double b) { return !std::isnan(a) && !std::isnan(b) && !is_above(a, b); }
+inline bool is_at_or_above(double a, double b) { return !std::isnan(a) && !std::isnan(b) && !is_below(a, b); }
+
+}  // namespace gt

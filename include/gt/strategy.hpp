@@ -1,0 +1,58 @@
+// Strategies and their parameter schemas: the one place the CLI, the optimizer and the Python
+// package read names, types, ranges and defaults from.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "gt/data.hpp"
+
+namespace gt {
+
+enum class ParamType { kInt, kFloat, kBool };
+
+struct ParamSpec {
+  std::string name;
+  ParamType type;
+  double min, max;      // inclusive
+  double default_value;
+  std::string help;
+};
+
+// Parameter values in schema order (booleans as 0/1, integers exactly representable).
+using ParamValues = std::vector<double>;
+
+struct Strategy {
+  std::string name;
+  std::string description;
+  int code_version;  // bumped whenever the signals change: part of every cache key
+  std::vector<ParamSpec> params;
+  // Constraints between parameters (e.g. fast < slow): an empty string when the values are valid.
+  std::function<std::string(const ParamValues&)> check;
+  // Per-bar SignalBits (see backtest.hpp) from data up to and including each bar's close.
+  std::function<void(const Bars&, const ParamValues&, std::span<std::uint8_t>)> signals;
+
+  std::size_t index_of(std::string_view param) const;  // throws ParamError when unknown
+  ParamValues defaults() const;
+  // Range, type and constraint check; throws ParamError naming the parameter and its valid range.
+  void validate(const ParamValues& values) const;
+  // `values` as "name=value name=value".
+  std::string describe(const ParamValues& values) const;
+};
+
+const std::vector<Strategy>& strategies();
+const Strategy& find_strategy(std::string_view name);  // throws ParamError listing the names
+
+// Parses one value for `spec` ("12", "1.5", "true"/"false"); throws ParamError naming it.
+double parse_param_value(const ParamSpec& spec, std::string_view text);
+// name=value pairs over the defaults, then validate().
+ParamValues parse_params(const Strategy& s, const std::vector<std::pair<std::string, std::string>>& assignments);
+std::string format_param_value(const ParamSpec& spec, double value);
+std::string_view param_type_name(ParamType type);
+
+}  // namespace gt

@@ -1,0 +1,153 @@
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "gt/backtest.hpp"
+#include "gt/error.hpp"
+
+namespace gt {
+
+void ExecutionOptions::validate() const {
+  if (!std::isfinite(commission) || commission < 0 || commission >= 1)
+    throw ParamError(fmt::format("commission = {} is out of range (allowed: 0 <= commission < 1)", commission));
+  if (!std::isfinite(slippage_bps) || slippage_bps < 0 || slippage_bps >= 10000)
+    throw ParamError(fmt::format("slippage-bps = {} is out of range (allowed: 0 <= bps < 10000)", slippage_bps));
+  if (!std::isfinite(size) || size <= 0 || size > 1)
+    throw ParamError(fmt::format("size = {} is out of range (allowed: 0 < size <= 1)", size));
+  if (!std::isfinite(cash) || cash <= 0)
+    throw ParamError(fmt::format("cash = {} is out of range (allowed: > 0)", cash));
+  if (periods_per_year && (!std::isfinite(*periods_per_year) || *periods_per_year <= 0))
+    throw ParamError(fmt::format("periods-per-year = {} is out of range (allowed: > 0)", *periods_per_year));
+}
+
+double resolve_periods_per_year(const Bars& bars, const ExecutionOptions& options) {
+  return options.periods_per_year ? *options.periods_per_year : infer_periods_per_year(bars);
+}
+
+namespace {
+
+// Cash and position of one backtest; trades are recorded as they close.
+class Account {
+ public:
+  Account(const ExecutionOptions& o, std::vector<Trade>& trades)
+      : options_(o), slip_(o.slippage_bps / 10000.0), cash_(o.cash), trades_(trades) {}
+
+  int direction() const { return units_ > 0 ? 1 : (units_ < 0 ? -1 : 0); }
+  double equity(double price) const { return cash_ + units_ * price; }
+  double units() const { return units_; }
+
+  void close_position(double price, std::size_t bar) {
+    if (units_ == 0) return;
+    Trade& t = trades_.back();
+    if (units_ > 0) {
+      const double fill = price * (1.0 - slip_);
+      const double proceeds = units_ * fill;
+      cash_ += proceeds - proceeds * options_.commission;
+      t.exit_price = fill;
+    } else {
+      const double fill = price * (1.0 + slip_);
+      const double cost = -units_ * fill;
+      cash_ -= cost + cost * options_.commission;
+      t.exit_price = fill;
+    }
+    t.exit_bar = bar;
+    t.open = false;
+    t.bars_held = bar - t.entry_bar;
+    t.pnl = cash_ - cash_before_entry_;
+    t.ret = t.pnl / committed_;
+    units_ = 0;
+  }
+
+  void open_position(int side, double price, std::size_t bar) {
+    const double equity_now = cash_;  // flat: equity is the cash
+    committed_ = options_.size * equity_now;
+    cash_before_entry_ = cash_;
+    Trade t;
+    t.entry_bar = bar;
+    t.side = side;
+    t.open = true;
+    if (side > 0) {
+      const double fill = price * (1.0 + slip_);
+      units_ = committed_ / (fill * (1.0 + options_.commission));
+      cash_ = equity_now - committed_;  // the entry spends exactly the committed capital
+      t.entry_price = fill;
+      t.units = units_;
+    } else {
+      const double fill = price * (1.0 - slip_);
+      const double sold = committed_ / (fill * (1.0 + options_.commission));
+      const double proceeds = sold * fill;
+      cash_ = equity_now + proceeds - proceeds * options_.commission;
+      units_ = -sold;
+      t.entry_price = fill;
+      t.units = sold;
+    }
+    trades_.push_back(t);
+  }
+
+ private:
+  const ExecutionOptions& options_;
+  double slip_;
+  double cash_;
+  double units_ = 0;
+  double committed_ = 0;
+  double cash_before_entry_ = 0;
+  std::vector<Trade>& trades_;
+};
+
+// The position the events at one bar ask for, given the current one (SPEC §5). Exits come first;
+// a position being closed may be reversed by an entry of the other side in the same fill.
+int target_after(int current, std::uint8_t events, bool allow_short) {
+  if (current > 0 && !(events & kLongExit)) return 1;
+  if (current < 0 && !(events & kShortExit)) return -1;
+  if (current <= 0 && (events & kLongEntry)) return 1;
+  if (current >= 0 && allow_short && (events & kShortEntry)) return -1;
+  return 0;
+}
+
+}  // namespace
+
+BacktestResult run_backtest(const Bars& bars, std::span<const std::uint8_t> signals,
+                            const ExecutionOptions& options) {
+  options.validate();
+  const std::size_t n = bars.size();
+  if (signals.size() != n)
+    throw Error(fmt::format("internal: {} signals for {} bars", signals.size(), n));
+  BacktestResult result;
+  result.equity.resize(n);
+  result.position.resize(n);
+  Account account(options, result.trades);
+  int pending = 0;          // target decided at the previous close, filled at this open
+  bool has_pending = false;
+  for (std::size_t t = 0; t < n; ++t) {
+    if (has_pending) {
+      if (pending != account.direction()) {
+        account.close_position(bars.open[t], t);
+        if (pending != 0) account.open_position(pending, bars.open[t], t);
+      }
+      has_pending = false;
+    }
+    const int target = target_after(account.direction(), signals[t], options.allow_short);
+    if (target != account.direction()) {
+      if (options.fill == Fill::kClose) {
+        account.close_position(bars.close[t], t);
+        if (target != 0) account.open_position(target, bars.close[t], t);
+      } else {
+        pending = target;
+        has_pending = true;
+      }
+    }
+    result.equity[t] = account.equity(bars.close[t]);
+    result.position[t] = account.units();
+  }
+  if (!result.trades.empty() && result.trades.back().open)
+    result.trades.back().bars_held = n - result.trades.back().entry_bar;
+  MetricSums sums = sums_of_curve(result.equity, options.cash, result.position);
+  for (const Trade& t : result.trades)
+    if (!t.open) sums.add_trade(t.pnl, t.ret);
+  result.metrics = finalize_metrics(sums, resolve_periods_per_year(bars, options));
+  return result;
+}
+
+}  // namespace gt

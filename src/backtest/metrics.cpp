@@ -1,0 +1,87 @@
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "gt/backtest.hpp"
+#include "gt/error.hpp"
+
+namespace gt {
+
+MetricSums sums_of_curve(std::span<const double> equity, double initial_equity, std::span<const double> position) {
+  MetricSums s;
+  s.bars = equity.size();
+  s.initial_equity = initial_equity;
+  s.final_equity = equity.empty() ? initial_equity : equity.back();
+  double prev = initial_equity;
+  double peak = initial_equity;
+  for (std::size_t t = 0; t < equity.size(); ++t) {
+    const double r = equity[t] / prev - 1.0;
+    s.sum_r += r;
+    s.sum_r2 += r * r;
+    if (r < 0) s.sum_down2 += r * r;
+    peak = std::max(peak, equity[t]);
+    s.max_drawdown = std::max(s.max_drawdown, 1.0 - equity[t] / peak);
+    if (position[t] != 0) ++s.held_bars;
+    prev = equity[t];
+  }
+  return s;
+}
+
+Metrics finalize_metrics(const MetricSums& s, double periods_per_year) {
+  Metrics m;
+  const double n = static_cast<double>(s.bars);
+  const double growth = s.final_equity / s.initial_equity;
+  m.final_equity = s.final_equity;
+  m.total_return = growth - 1.0;
+  m.cagr = (s.bars == 0) ? 0.0 : (growth > 0 ? std::pow(growth, periods_per_year / n) - 1.0 : -1.0);
+  const double root_a = std::sqrt(periods_per_year);
+  if (s.bars > 1) {
+    const double mean = s.sum_r / n;
+    const double variance = (s.sum_r2 - s.sum_r * mean) / (n - 1.0);
+    m.sharpe = variance > 0 ? mean / std::sqrt(variance) * root_a : 0.0;
+    const double downside = std::sqrt(s.sum_down2 / n);
+    m.sortino = downside > 0 ? mean / downside * root_a : 0.0;
+  }
+  m.max_drawdown = s.max_drawdown;
+  m.calmar = s.max_drawdown > 0 ? m.cagr / s.max_drawdown : 0.0;
+  m.trades = s.trades;
+  if (s.trades > 0) {
+    m.win_rate = static_cast<double>(s.wins) / static_cast<double>(s.trades);
+    m.avg_trade_return = s.sum_trade_return / static_cast<double>(s.trades);
+    m.profit_factor = s.gross_loss > 0 ? s.gross_profit / s.gross_loss
+                                       : (s.gross_profit > 0 ? std::numeric_limits<double>::infinity() : 0.0);
+  }
+  m.exposure = s.bars ? static_cast<double>(s.held_bars) / n : 0.0;
+  return m;
+}
+
+const std::vector<std::string>& metric_names() {
+  static const std::vector<std::string> names = {
+      "total_return", "cagr",          "sharpe",   "sortino",          "max_drawdown", "calmar",
+      "trades",       "win_rate",      "profit_factor", "exposure",   "avg_trade_return", "final_equity"};
+  return names;
+}
+
+double metric_value(const Metrics& m, std::string_view name) {
+  if (name == "total_return") return m.total_return;
+  if (name == "cagr") return m.cagr;
+  if (name == "sharpe") return m.sharpe;
+  if (name == "sortino") return m.sortino;
+  if (name == "max_drawdown") return m.max_drawdown;
+  if (name == "calmar") return m.calmar;
+  if (name == "trades") return static_cast<double>(m.trades);
+  if (name == "win_rate") return m.win_rate;
+  if (name == "profit_factor") return m.profit_factor;
+  if (name == "exposure") return m.exposure;
+  if (name == "avg_trade_return") return m.avg_trade_return;
+  if (name == "final_equity") return m.final_equity;
+  std::string allowed;
+  for (const auto& n : metric_names()) allowed += (allowed.empty() ? "" : ", ") + n;
+  throw ParamError(fmt::format("unknown metric '{}' (allowed: {})", name, allowed));
+}
+
+bool metric_higher_is_better(std::string_view name) { return name != "max_drawdown"; }
+
+}  // namespace gt

@@ -1,0 +1,154 @@
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+
+#include "gt/error.hpp"
+#include "gt/strategy.hpp"
+#include "signals.hpp"
+
+namespace gt {
+
+std::string_view param_type_name(ParamType type) {
+  switch (type) {
+    case ParamType::kInt: return "int";
+    case ParamType::kFloat: return "float";
+    case ParamType::kBool: return "bool";
+  }
+  return "?";
+}
+
+std::string format_param_value(const ParamSpec& spec, double value) {
+  switch (spec.type) {
+    case ParamType::kBool: return value != 0 ? "true" : "false";
+    case ParamType::kInt: return fmt::format("{}", static_cast<long long>(value));
+    case ParamType::kFloat: break;
+  }
+  return fmt::format("{}", value);
+}
+
+std::size_t Strategy::index_of(std::string_view param) const {
+  for (std::size_t i = 0; i < params.size(); ++i)
+    if (params[i].name == param) return i;
+  std::vector<std::string> names;
+  for (const auto& p : params) names.push_back(p.name);
+  throw ParamError(fmt::format("strategy '{}' has no parameter '{}' (its parameters: {})", name, param,
+                               fmt::join(names, ", ")));
+}
+
+ParamValues Strategy::defaults() const {
+  ParamValues v;
+  for (const auto& p : params) v.push_back(p.default_value);
+  return v;
+}
+
+void Strategy::validate(const ParamValues& values) const {
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const ParamSpec& p = params[i];
+    const double v = values[i];
+    if (!(v >= p.min && v <= p.max) || (p.type != ParamType::kFloat && v != std::floor(v)))
+      throw ParamError(fmt::format("{}: {} = {} is out of range (allowed: {} {} to {})", name, p.name,
+                                   format_param_value(p, v), param_type_name(p.type),
+                                   format_param_value(p, p.min), format_param_value(p, p.max)));
+  }
+  if (check) {
+    const std::string problem = check(values);
+    if (!problem.empty()) throw ParamError(fmt::format("{}: {}", name, problem));
+  }
+}
+
+std::string Strategy::describe(const ParamValues& values) const {
+  std::string out;
+  for (std::size_t i = 0; i < params.size(); ++i)
+    out += fmt::format("{}{}={}", i ? " " : "", params[i].name, format_param_value(params[i], values[i]));
+  return out;
+}
+
+double parse_param_value(const ParamSpec& spec, std::string_view text) {
+  if (spec.type == ParamType::kBool) {
+    if (text == "true" || text == "1" || text == "yes") return 1.0;
+    if (text == "false" || text == "0" || text == "no") return 0.0;
+    throw ParamError(fmt::format("{} = '{}' is not a bool (allowed: true, false)", spec.name, text));
+  }
+  double v = 0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || ptr != text.data() + text.size() || text.empty() || !std::isfinite(v))
+    throw ParamError(fmt::format("{} = '{}' is not a number", spec.name, text));
+  if (spec.type == ParamType::kInt && v != std::floor(v))
+    throw ParamError(fmt::format("{} = '{}' is not an integer", spec.name, text));
+  return v;
+}
+
+ParamValues parse_params(const Strategy& s, const std::vector<std::pair<std::string, std::string>>& assignments) {
+  ParamValues values = s.defaults();
+  for (const auto& [key, text] : assignments) {
+    const std::size_t i = s.index_of(key);
+    values[i] = parse_param_value(s.params[i], text);
+  }
+  s.validate(values);
+  return values;
+}
+
+const std::vector<Strategy>& strategies() {
+  static const std::vector<Strategy> all = {
+      {"ma_cross",
+       "Moving-average crossover (the seed's strategy, SPEC §5): long on a cross above, out on a cross below",
+       1,
+       {{"fast", ParamType::kInt, 2, 100000, 10, "fast moving-average period"},
+        {"slow", ParamType::kInt, 2, 100000, 30, "slow moving-average period (> fast)"},
+        {"ma_type", ParamType::kInt, 0, 2, 0, "0 SMA, 1 EMA, 2 WMA (TA-Lib MAType)"},
+        {"volume_filter", ParamType::kBool, 0, 1, 0, "entries need Volume > SMA(Volume, 20)"}},
+       [](const ParamValues& v) {
+         return v[0] < v[1] ? std::string() : fmt::format("fast = {} must be below slow = {}", v[0], v[1]);
+       },
+       signals::ma_cross},
+      {"rsi_reversion",
+       "RSI mean reversion: long when RSI < lower, out when RSI > upper (short the mirror image)",
+       1,
+       {{"period", ParamType::kInt, 2, 100000, 14, "RSI period"},
+        {"lower", ParamType::kFloat, 0, 100, 30, "oversold level"},
+        {"upper", ParamType::kFloat, 0, 100, 70, "overbought level (> lower)"}},
+       [](const ParamValues& v) {
+         return v[1] < v[2] ? std::string() : fmt::format("lower = {} must be below upper = {}", v[1], v[2]);
+       },
+       signals::rsi_reversion},
+      {"bbands_reversion",
+       "Bollinger-band reversion: long when Close < lower band, out when Close > middle band",
+       1,
+       {{"period", ParamType::kInt, 2, 100000, 20, "band period"},
+        {"nbdev", ParamType::kFloat, 0.1, 10, 2, "band width in standard deviations"}},
+       nullptr,
+       signals::bbands_reversion},
+      {"macd_cross",
+       "MACD crossover: long when MACD crosses above its signal line, out when it crosses below",
+       1,
+       {{"fast", ParamType::kInt, 2, 100000, 12, "fast EMA period"},
+        {"slow", ParamType::kInt, 2, 100000, 26, "slow EMA period (> fast)"},
+        {"signal", ParamType::kInt, 1, 100000, 9, "signal EMA period"}},
+       [](const ParamValues& v) {
+         return v[0] < v[1] ? std::string() : fmt::format("fast = {} must be below slow = {}", v[0], v[1]);
+       },
+       signals::macd_cross},
+      {"donchian_breakout",
+       "Donchian breakout: long when Close > the prior `entry` bars' high, out when Close < the prior "
+       "`exit` bars' low",
+       1,
+       {{"entry", ParamType::kInt, 1, 100000, 20, "breakout channel length"},
+        {"exit", ParamType::kInt, 1, 100000, 10, "exit channel length"}},
+       nullptr,
+       signals::donchian_breakout},
+  };
+  return all;
+}
+
+const Strategy& find_strategy(std::string_view name) {
+  for (const auto& s : strategies())
+    if (s.name == name) return s;
+  std::vector<std::string> names;
+  for (const auto& s : strategies()) names.push_back(s.name);
+  throw ParamError(fmt::format("unknown strategy '{}' (allowed: {})", name, fmt::join(names, ", ")));
+}
+
+}  // namespace gt
