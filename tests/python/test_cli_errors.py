@@ -61,3 +61,37 @@ def test_skip_bad_rows_reports_the_count(tmp_path):
     proc = run_gtrader("indicator", "SMA", "--period", "2", "--skip-bad-rows", "--data", p)
     assert "skipped 1 bad rows" in proc.stderr
     assert len(proc.stdout.splitlines()) == 3
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--strategy", "nope"], "unknown strategy 'nope' (allowed: ma_cross, rsi_reversion, bbands_reversion, macd_cross, donchian_breakout)"),
+        (["--strategy", "ma_cross", "--param", "speed=3"], "strategy 'ma_cross' has no parameter 'speed' (its parameters: fast, slow, ma_type, volume_filter)"),
+        (["--strategy", "ma_cross", "--param", "fast=40"], "ma_cross: fast = 40 must be below slow = 30"),
+        (["--strategy", "ma_cross", "--param", "ma_type=7"], "ma_type = 7 is out of range (allowed: int 0 to 2)"),
+        (["--strategy", "ma_cross", "--commission", "-0.01"], "commission = -0.01 is out of range"),
+        (["--strategy", "ma_cross", "--size", "0"], "size = 0 is out of range (allowed: 0 < size <= 1)"),
+        (["--strategy", "ma_cross", "--slippage-bps", "-1"], "slippage-bps = -1 is out of range"),
+    ],
+)
+def test_bad_backtest_arguments(args, message):
+    proc = run_gtrader("backtest", "--data", GOOD, *args, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+
+
+def test_backtest_json_and_files(tmp_path):
+    import json
+    out = run_gtrader("backtest", "--data", GOOD, "--strategy", "ma_cross", "--json",
+                      "--trades", tmp_path / "t.csv", "--equity", tmp_path / "e.csv").stdout
+    result = json.loads(out)
+    for key in ["total_return", "cagr", "sharpe", "sortino", "max_drawdown", "calmar", "trades",
+                "win_rate", "profit_factor", "exposure", "avg_trade_return"]:
+        assert key in result
+    trades = (tmp_path / "t.csv").read_text().splitlines()
+    assert trades[0] == "entry_time,exit_time,side,entry_price,exit_price,units,pnl,return,bars_held"
+    assert len(trades) - 1 >= result["trades"]
+    equity = (tmp_path / "e.csv").read_text().splitlines()
+    assert equity[0] == "time,equity,position,drawdown"
+    assert len(equity) == 5037
