@@ -6,8 +6,10 @@
 
 #include "commands.hpp"
 #include "execution_options.hpp"
+#include "gt/atomic_file.hpp"
 #include "gt/error.hpp"
 #include "gt/strategy.hpp"
+#include "results_json.hpp"
 
 namespace gtrader {
 namespace {
@@ -64,17 +66,6 @@ std::string equity_csv(const std::vector<std::pair<const gt::Bars*, gt::Backtest
   return out;
 }
 
-nlohmann::json metrics_json(const gt::Metrics& m) {
-  nlohmann::json j;
-  for (const auto& name : gt::metric_names()) {
-    const double v = gt::metric_value(m, name);
-    if (name == "trades") j[name] = m.trades;
-    else if (std::isinf(v)) j[name] = v > 0 ? "inf" : "-inf";  // JSON has no infinity
-    else j[name] = v;
-  }
-  return j;
-}
-
 void run(BacktestCommand& c) {
   const gt::Strategy& strategy = gt::find_strategy(c.strategy);
   const gt::ParamValues params = gt::parse_params(strategy, split_assignments(c.params));
@@ -83,25 +74,19 @@ void run(BacktestCommand& c) {
   std::vector<std::pair<const gt::Bars*, gt::BacktestResult>> runs;
   for (const auto& bars : all) {
     std::vector<std::uint8_t> signals(bars.size());
-    strategy.signals(bars, params, signals);
+    gt::SeriesCache cache;
+    strategy.signals(bars, params, signals, cache);
     runs.emplace_back(&bars, gt::run_backtest(bars, signals, options));
   }
-  if (!c.trades_path.empty()) write_file_atomically(c.trades_path, trades_csv(runs));
-  if (!c.equity_path.empty()) write_file_atomically(c.equity_path, equity_csv(runs, options.cash));
+  if (!c.trades_path.empty()) gt::write_file_atomically(c.trades_path, trades_csv(runs));
+  if (!c.equity_path.empty()) gt::write_file_atomically(c.equity_path, equity_csv(runs, options.cash));
   if (c.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& [bars, r] : runs) {
       nlohmann::json j = metrics_json(r.metrics);
       j["symbol"] = bars->symbol;
       j["strategy"] = strategy.name;
-      nlohmann::json p;
-      for (std::size_t i = 0; i < strategy.params.size(); ++i) {
-        const auto& spec = strategy.params[i];
-        if (spec.type == gt::ParamType::kBool) p[spec.name] = params[i] != 0;
-        else if (spec.type == gt::ParamType::kInt) p[spec.name] = static_cast<long long>(params[i]);
-        else p[spec.name] = params[i];
-      }
-      j["parameters"] = p;
+      j["parameters"] = params_json(strategy, params);
       j["bars"] = bars->size();
       j["periods_per_year"] = gt::resolve_periods_per_year(*bars, options);
       out.push_back(j);

@@ -29,7 +29,4 @@ struct DataOptions {
 // Shortest text that reads back to the same double; empty for NaN (an undefined value).
 std::string format_value(double v);
 
-// Writes `text` to `path` through a temporary file and a rename, so a reader never sees half a file.
-void write_file_atomically(const std::filesystem::path& path, const std::string& text);
-
 }  // namespace gtrader

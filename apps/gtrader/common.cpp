@@ -1,9 +1,7 @@
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 
 #include "commands.hpp"
 #include "gt/error.hpp"
@@ -28,26 +26,6 @@ std::vector<gt::Bars> DataOptions::load() const {
 std::string format_value(double v) {
   if (std::isnan(v)) return {};
   return fmt::format("{}", v);
-}
-
-void write_file_atomically(const std::filesystem::path& path, const std::string& text) {
-  const std::filesystem::path tmp = path.string() + fmt::format(".tmp.{}", ::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw gt::Error(fmt::format("{}: cannot write ({})", tmp.string(), std::strerror(errno)));
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    out.flush();
-    if (!out) {
-      std::filesystem::remove(tmp);
-      throw gt::Error(fmt::format("{}: write failed; nothing was written", path.string()));
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp);
-    throw gt::Error(fmt::format("{}: cannot replace the file ({}); nothing was written", path.string(), ec.message()));
-  }
 }
 
 }  // namespace gtrader

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   gtrader::add_indicator(app);
   gtrader::add_strategies(app);
   gtrader::add_backtest(app);
+  gtrader::add_optimize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -70,6 +70,11 @@ struct BacktestResult {
 BacktestResult run_backtest(const Bars& bars, std::span<const std::uint8_t> signals,
                             const ExecutionOptions& options);
 
+// The same simulation without the per-bar record: what the optimizer's general path runs.
+// `options` must already be validated; `periods_per_year` resolved by the caller.
+Metrics backtest_metrics(const Bars& bars, std::span<const std::uint8_t> signals, const ExecutionOptions& options,
+                         double periods_per_year);
+
 // What SPEC §4's metrics are computed from. Every engine (reference, grid, GPU) fills these
 // sums its own way and calls finalize_metrics, the one implementation of the formulas.
 struct MetricSums {
@@ -95,6 +100,33 @@ struct MetricSums {
 };
 
 Metrics finalize_metrics(const MetricSums& sums, double periods_per_year);
+
+// Feeds MetricSums one bar at a time: the per-bar half of SPEC §4 (returns, drawdown, exposure).
+class CurveAccumulator {
+ public:
+  explicit CurveAccumulator(double initial_equity) : prev_(initial_equity), peak_(initial_equity) {
+    sums_.initial_equity = initial_equity;
+    sums_.final_equity = initial_equity;
+  }
+  void add(double equity, bool held) {
+    const double r = equity / prev_ - 1.0;
+    sums_.sum_r += r;
+    sums_.sum_r2 += r * r;
+    if (r < 0) sums_.sum_down2 += r * r;
+    if (equity > peak_) peak_ = equity;
+    const double dd = 1.0 - equity / peak_;
+    if (dd > sums_.max_drawdown) sums_.max_drawdown = dd;
+    sums_.held_bars += held;
+    ++sums_.bars;
+    sums_.final_equity = equity;
+    prev_ = equity;
+  }
+  MetricSums& sums() { return sums_; }
+
+ private:
+  MetricSums sums_;
+  double prev_, peak_;
+};
 
 // Sums of an equity curve sampled at each bar's close (trades are added by the caller).
 MetricSums sums_of_curve(std::span<const double> equity, double initial_equity,

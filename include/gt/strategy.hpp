@@ -4,6 +4,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
 #include <span>
 #include <string>
 #include <string_view>
@@ -13,6 +16,18 @@
 #include "gt/data.hpp"
 
 namespace gt {
+
+// Indicator series of one symbol, each computed once and shared by every parameter combination
+// that asks for it (the optimizer evaluates thousands of combinations over a few dozen series).
+class SeriesCache {
+ public:
+  using Group = std::vector<std::vector<double>>;  // the outputs of one indicator call
+  std::shared_ptr<const Group> get(const std::string& key, const std::function<Group()>& compute);
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<std::string, std::shared_ptr<const Group>> entries_;
+};
 
 enum class ParamType { kInt, kFloat, kBool };
 
@@ -33,9 +48,9 @@ struct Strategy {
   int code_version;  // bumped whenever the signals change: part of every cache key
   std::vector<ParamSpec> params;
   // Constraints between parameters (e.g. fast < slow): an empty string when the values are valid.
-  std::function<std::string(const ParamValues&)> check;
+  std::function<std::string(std::span<const double>)> check;
   // Per-bar SignalBits (see backtest.hpp) from data up to and including each bar's close.
-  std::function<void(const Bars&, const ParamValues&, std::span<std::uint8_t>)> signals;
+  std::function<void(const Bars&, const ParamValues&, std::span<std::uint8_t>, SeriesCache&)> signals;
 
   std::size_t index_of(std::string_view param) const;  // throws ParamError when unknown
   ParamValues defaults() const;

@@ -106,19 +106,14 @@ int target_after(int current, std::uint8_t events, bool allow_short) {
   return 0;
 }
 
-}  // namespace
-
-BacktestResult run_backtest(const Bars& bars, std::span<const std::uint8_t> signals,
-                            const ExecutionOptions& options) {
-  options.validate();
+// One pass over the bars: fills, marking to market, and on_bar(t, equity, units) at each close.
+template <typename OnBar>
+void simulate(const Bars& bars, std::span<const std::uint8_t> signals, const ExecutionOptions& options,
+              std::vector<Trade>& trades, OnBar on_bar) {
   const std::size_t n = bars.size();
-  if (signals.size() != n)
-    throw Error(fmt::format("internal: {} signals for {} bars", signals.size(), n));
-  BacktestResult result;
-  result.equity.resize(n);
-  result.position.resize(n);
-  Account account(options, result.trades);
-  int pending = 0;          // target decided at the previous close, filled at this open
+  if (signals.size() != n) throw Error(fmt::format("internal: {} signals for {} bars", signals.size(), n));
+  Account account(options, trades);
+  int pending = 0;  // target decided at the previous close, filled at this open
   bool has_pending = false;
   for (std::size_t t = 0; t < n; ++t) {
     if (has_pending) {
@@ -138,16 +133,43 @@ BacktestResult run_backtest(const Bars& bars, std::span<const std::uint8_t> sign
         has_pending = true;
       }
     }
-    result.equity[t] = account.equity(bars.close[t]);
-    result.position[t] = account.units();
+    on_bar(t, account.equity(bars.close[t]), account.units());
   }
-  if (!result.trades.empty() && result.trades.back().open)
-    result.trades.back().bars_held = n - result.trades.back().entry_bar;
-  MetricSums sums = sums_of_curve(result.equity, options.cash, result.position);
-  for (const Trade& t : result.trades)
+  if (!trades.empty() && trades.back().open) trades.back().bars_held = n - trades.back().entry_bar;
+}
+
+void add_closed_trades(MetricSums& sums, const std::vector<Trade>& trades) {
+  for (const Trade& t : trades)
     if (!t.open) sums.add_trade(t.pnl, t.ret);
-  result.metrics = finalize_metrics(sums, resolve_periods_per_year(bars, options));
+}
+
+}  // namespace
+
+BacktestResult run_backtest(const Bars& bars, std::span<const std::uint8_t> signals,
+                            const ExecutionOptions& options) {
+  options.validate();
+  BacktestResult result;
+  result.equity.resize(bars.size());
+  result.position.resize(bars.size());
+  CurveAccumulator curve(options.cash);
+  simulate(bars, signals, options, result.trades, [&](std::size_t t, double equity, double units) {
+    result.equity[t] = equity;
+    result.position[t] = units;
+    curve.add(equity, units != 0);
+  });
+  add_closed_trades(curve.sums(), result.trades);
+  result.metrics = finalize_metrics(curve.sums(), resolve_periods_per_year(bars, options));
   return result;
+}
+
+Metrics backtest_metrics(const Bars& bars, std::span<const std::uint8_t> signals, const ExecutionOptions& options,
+                         double periods_per_year) {
+  std::vector<Trade> trades;
+  CurveAccumulator curve(options.cash);
+  simulate(bars, signals, options, trades,
+           [&](std::size_t, double equity, double units) { curve.add(equity, units != 0); });
+  add_closed_trades(curve.sums(), trades);
+  return finalize_metrics(curve.sums(), periods_per_year);
 }
 
 }  // namespace gt

@@ -10,23 +10,9 @@
 namespace gt {
 
 MetricSums sums_of_curve(std::span<const double> equity, double initial_equity, std::span<const double> position) {
-  MetricSums s;
-  s.bars = equity.size();
-  s.initial_equity = initial_equity;
-  s.final_equity = equity.empty() ? initial_equity : equity.back();
-  double prev = initial_equity;
-  double peak = initial_equity;
-  for (std::size_t t = 0; t < equity.size(); ++t) {
-    const double r = equity[t] / prev - 1.0;
-    s.sum_r += r;
-    s.sum_r2 += r * r;
-    if (r < 0) s.sum_down2 += r * r;
-    peak = std::max(peak, equity[t]);
-    s.max_drawdown = std::max(s.max_drawdown, 1.0 - equity[t] / peak);
-    if (position[t] != 0) ++s.held_bars;
-    prev = equity[t];
-  }
-  return s;
+  CurveAccumulator curve(initial_equity);
+  for (std::size_t t = 0; t < equity.size(); ++t) curve.add(equity[t], position[t] != 0);
+  return curve.sums();
 }
 
 Metrics finalize_metrics(const MetricSums& s, double periods_per_year) {

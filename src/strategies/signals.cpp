@@ -4,6 +4,8 @@
 #include <cmath>
 #include <deque>
 
+#include <fmt/format.h>
+
 #include "gt/backtest.hpp"
 #include "gt/indicators.hpp"
 #include "gt/signal_rules.hpp"
@@ -22,11 +24,11 @@ void for_each_cross(std::span<const double> a, std::span<const double> b, OnCros
   }
 }
 
-void crossover_events(std::span<const double> a, std::span<const double> b, const std::uint8_t* entry_ok,
+void crossover_events(std::span<const double> a, std::span<const double> b, const double* entry_ok,
                       std::span<std::uint8_t> out) {
   std::fill(out.begin(), out.end(), 0);
   for_each_cross(a, b, [&](std::size_t t, bool above) {
-    const bool ok = entry_ok == nullptr || entry_ok[t];
+    const bool ok = entry_ok == nullptr || entry_ok[t] != 0;
     if (above) out[t] = static_cast<std::uint8_t>(kShortExit | (ok ? kLongEntry : 0));
     else out[t] = static_cast<std::uint8_t>(kLongExit | (ok ? kShortEntry : 0));
   });
@@ -45,6 +47,16 @@ std::vector<double> prior_extreme(std::span<const double> x, std::size_t k, bool
   return out;
 }
 
+// One series of `cache`, computed by `compute` on first use.
+template <typename Compute>
+const std::vector<double>& cached(SeriesCache& cache, const std::string& key, Compute compute,
+                                  std::shared_ptr<const SeriesCache::Group>& hold, std::size_t output = 0) {
+  hold = cache.get(key, compute);
+  return (*hold)[output];
+}
+
+int as_int(double v) { return static_cast<int>(v); }
+
 }  // namespace
 
 std::vector<std::uint8_t> volume_above_average(const Bars& bars) {
@@ -54,22 +66,35 @@ std::vector<std::uint8_t> volume_above_average(const Bars& bars) {
   return ok;
 }
 
-void ma_cross(const Bars& bars, const ParamValues& p, std::span<std::uint8_t> out) {
-  const auto type = static_cast<ind::MaType>(static_cast<int>(p[2]));
-  const auto fast = ind::ma(type, bars.close, static_cast<int>(p[0]));
-  const auto slow = ind::ma(type, bars.close, static_cast<int>(p[1]));
-  std::vector<std::uint8_t> ok;
-  if (p[3] != 0) ok = volume_above_average(bars);
-  crossover_events(fast, slow, ok.empty() ? nullptr : ok.data(), out);
+void ma_cross(const Bars& bars, const ParamValues& p, std::span<std::uint8_t> out, SeriesCache& cache) {
+  const auto type = static_cast<ind::MaType>(as_int(p[2]));
+  std::shared_ptr<const SeriesCache::Group> hold_fast, hold_slow, hold_volume;
+  auto ma_key = [&](double period) { return fmt::format("ma:{}:{}", as_int(p[2]), as_int(period)); };
+  const auto& fast = cached(cache, ma_key(p[0]), [&] { return SeriesCache::Group{ind::ma(type, bars.close, as_int(p[0]))}; }, hold_fast);
+  const auto& slow = cached(cache, ma_key(p[1]), [&] { return SeriesCache::Group{ind::ma(type, bars.close, as_int(p[1]))}; }, hold_slow);
+  const double* ok = nullptr;
+  if (p[3] != 0) {
+    ok = cached(cache, "volume_above_sma20", [&] {
+           const auto flags = volume_above_average(bars);
+           return SeriesCache::Group{std::vector<double>(flags.begin(), flags.end())};
+         }, hold_volume).data();
+  }
+  crossover_events(fast, slow, ok, out);
 }
 
-void macd_cross(const Bars& bars, const ParamValues& p, std::span<std::uint8_t> out) {
-  const auto m = ind::macd(bars.close, static_cast<int>(p[0]), static_cast<int>(p[1]), static_cast<int>(p[2]));
-  crossover_events(m.macd, m.signal, nullptr, out);
+void macd_cross(const Bars& bars, const ParamValues& p, std::span<std::uint8_t> out, SeriesCache& cache) {
+  std::shared_ptr<const SeriesCache::Group> hold;
+  cached(cache, fmt::format("macd:{}:{}:{}", as_int(p[0]), as_int(p[1]), as_int(p[2])), [&] {
+    auto m = ind::macd(bars.close, as_int(p[0]), as_int(p[1]), as_int(p[2]));
+    return SeriesCache::Group{std::move(m.macd), std::move(m.signal)};
+  }, hold);
+  crossover_events((*hold)[0], (*hold)[1], nullptr, out);
 }
 
-void rsi_reversion(const Bars& bars, const ParamValues& p, std::span<std::uint8_t> out) {
-  const auto r = ind::rsi(bars.close, static_cast<int>(p[0]));
+void rsi_reversion(const Bars& bars, const ParamValues& p, std::span<std::uint8_t> out, SeriesCache& cache) {
+  std::shared_ptr<const SeriesCache::Group> hold;
+  const auto& r = cached(cache, fmt::format("rsi:{}", as_int(p[0])),
+                         [&] { return SeriesCache::Group{ind::rsi(bars.close, as_int(p[0]))}; }, hold);
   for (std::size_t t = 0; t < bars.size(); ++t) {
     out[t] = 0;
     if (r[t] < p[1]) out[t] = kLongEntry | kShortExit;
@@ -77,26 +102,37 @@ void rsi_reversion(const Bars& bars, const ParamValues& p, std::span<std::uint8_
   }
 }
 
-void bbands_reversion(const Bars& bars, const ParamValues& p, std::span<std::uint8_t> out) {
-  const auto b = ind::bbands(bars.close, static_cast<int>(p[0]), p[1], p[1]);
+void bbands_reversion(const Bars& bars, const ParamValues& p, std::span<std::uint8_t> out, SeriesCache& cache) {
+  std::shared_ptr<const SeriesCache::Group> hold;
+  cached(cache, fmt::format("bbands:{}:{}", as_int(p[0]), p[1]), [&] {
+    auto b = ind::bbands(bars.close, as_int(p[0]), p[1], p[1]);
+    return SeriesCache::Group{std::move(b.upper), std::move(b.middle), std::move(b.lower)};
+  }, hold);
+  const auto& upper = (*hold)[0];
+  const auto& middle = (*hold)[1];
+  const auto& lower = (*hold)[2];
   for (std::size_t t = 0; t < bars.size(); ++t) {
     const double c = bars.close[t];
     std::uint8_t e = 0;
-    if (c < b.lower[t]) e |= kLongEntry;
-    if (c > b.middle[t]) e |= kLongExit;
-    if (c > b.upper[t]) e |= kShortEntry;
-    if (c < b.middle[t]) e |= kShortExit;
+    if (c < lower[t]) e |= kLongEntry;
+    if (c > middle[t]) e |= kLongExit;
+    if (c > upper[t]) e |= kShortEntry;
+    if (c < middle[t]) e |= kShortExit;
     out[t] = e;
   }
 }
 
-void donchian_breakout(const Bars& bars, const ParamValues& p, std::span<std::uint8_t> out) {
+void donchian_breakout(const Bars& bars, const ParamValues& p, std::span<std::uint8_t> out, SeriesCache& cache) {
   const auto entry = static_cast<std::size_t>(p[0]);
   const auto exit = static_cast<std::size_t>(p[1]);
-  const auto entry_high = prior_extreme(bars.high, entry, true);
-  const auto entry_low = prior_extreme(bars.low, entry, false);
-  const auto exit_high = prior_extreme(bars.high, exit, true);
-  const auto exit_low = prior_extreme(bars.low, exit, false);
+  auto channel = [&](std::size_t k) {
+    return SeriesCache::Group{prior_extreme(bars.high, k, true), prior_extreme(bars.low, k, false)};
+  };
+  std::shared_ptr<const SeriesCache::Group> hold_entry, hold_exit;
+  const auto& entry_high = cached(cache, fmt::format("donchian:{}", entry), [&] { return channel(entry); }, hold_entry, 0);
+  const auto& entry_low = (*hold_entry)[1];
+  const auto& exit_high = cached(cache, fmt::format("donchian:{}", exit), [&] { return channel(exit); }, hold_exit, 0);
+  const auto& exit_low = (*hold_exit)[1];
   for (std::size_t t = 0; t < bars.size(); ++t) {
     const double c = bars.close[t];
     std::uint8_t e = 0;

@@ -11,6 +11,17 @@
 
 namespace gt {
 
+std::shared_ptr<const SeriesCache::Group> SeriesCache::get(const std::string& key,
+                                                          const std::function<Group()>& compute) {
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = entries_.find(key); it != entries_.end()) return it->second;
+  }
+  auto value = std::make_shared<const Group>(compute());  // outside the lock: others keep going
+  std::lock_guard lock(mutex_);
+  return entries_.try_emplace(key, std::move(value)).first->second;
+}
+
 std::string_view param_type_name(ParamType type) {
   switch (type) {
     case ParamType::kInt: return "int";
@@ -100,7 +111,7 @@ const std::vector<Strategy>& strategies() {
         {"slow", ParamType::kInt, 2, 100000, 30, "slow moving-average period (> fast)"},
         {"ma_type", ParamType::kInt, 0, 2, 0, "0 SMA, 1 EMA, 2 WMA (TA-Lib MAType)"},
         {"volume_filter", ParamType::kBool, 0, 1, 0, "entries need Volume > SMA(Volume, 20)"}},
-       [](const ParamValues& v) {
+       [](std::span<const double> v) {
          return v[0] < v[1] ? std::string() : fmt::format("fast = {} must be below slow = {}", v[0], v[1]);
        },
        signals::ma_cross},
@@ -110,7 +121,7 @@ const std::vector<Strategy>& strategies() {
        {{"period", ParamType::kInt, 2, 100000, 14, "RSI period"},
         {"lower", ParamType::kFloat, 0, 100, 30, "oversold level"},
         {"upper", ParamType::kFloat, 0, 100, 70, "overbought level (> lower)"}},
-       [](const ParamValues& v) {
+       [](std::span<const double> v) {
          return v[1] < v[2] ? std::string() : fmt::format("lower = {} must be below upper = {}", v[1], v[2]);
        },
        signals::rsi_reversion},
@@ -127,7 +138,7 @@ const std::vector<Strategy>& strategies() {
        {{"fast", ParamType::kInt, 2, 100000, 12, "fast EMA period"},
         {"slow", ParamType::kInt, 2, 100000, 26, "slow EMA period (> fast)"},
         {"signal", ParamType::kInt, 1, 100000, 9, "signal EMA period"}},
-       [](const ParamValues& v) {
+       [](std::span<const double> v) {
          return v[0] < v[1] ? std::string() : fmt::format("fast = {} must be below slow = {}", v[0], v[1]);
        },
        signals::macd_cross},

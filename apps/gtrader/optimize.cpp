@@ -1,0 +1,108 @@
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "commands.hpp"
+#include "execution_options.hpp"
+#include "gt/atomic_file.hpp"
+#include "gt/error.hpp"
+#include "gt/optimize.hpp"
+#include "results_json.hpp"
+
+namespace gtrader {
+namespace {
+
+struct OptimizeCommand {
+  DataOptions data;
+  ExecutionFlags exec;
+  std::string strategy;
+  std::vector<std::string> grid, fixed;
+  std::string grid_file, out_path;
+  gt::OptimizeOptions opt;
+  bool json = false;
+  bool no_progress = false;
+};
+
+void print_table(const gt::Strategy& strategy, const gt::Bars& bars, const std::vector<gt::RankedCombination>& top,
+                 const std::string& metric) {
+  fmt::print("{}: top {} by {}\n", bars.symbol, top.size(), metric);
+  std::string head = fmt::format("{:>4}  ", "rank");
+  for (const auto& p : strategy.params) head += fmt::format("{:>13} ", p.name);
+  head += fmt::format("{:>9} {:>11} {:>9} {:>7} {:>9}", "sharpe", "total_ret%", "max_dd%", "trades", "win%");
+  fmt::print("{}\n", head);
+  for (std::size_t i = 0; i < top.size(); ++i) {
+    const auto& c = top[i];
+    std::string row = fmt::format("{:>4}  ", i + 1);
+    for (std::size_t p = 0; p < strategy.params.size(); ++p)
+      row += fmt::format("{:>13} ", gt::format_param_value(strategy.params[p], c.params[p]));
+    row += fmt::format("{:>9.4f} {:>11.2f} {:>9.2f} {:>7} {:>9.2f}", c.metrics.sharpe, 100 * c.metrics.total_return,
+                       100 * c.metrics.max_drawdown, c.metrics.trades, 100 * c.metrics.win_rate);
+    fmt::print("{}\n", row);
+  }
+}
+
+void run(OptimizeCommand& c) {
+  const gt::Strategy& strategy = gt::find_strategy(c.strategy);
+  std::vector<std::pair<std::string, std::string>> fixed;
+  for (const auto& item : c.fixed) {
+    const auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) throw gt::ParamError(fmt::format("--param '{}' is not NAME=VALUE", item));
+    fixed.emplace_back(item.substr(0, eq), item.substr(eq + 1));
+  }
+  const gt::Grid grid = gt::parse_grid(strategy, c.grid,
+                                       c.grid_file.empty() ? std::nullopt : std::optional<std::filesystem::path>(c.grid_file),
+                                       fixed);
+  const gt::ExecutionOptions options = c.exec.resolve();
+  gt::metric_value(gt::Metrics{}, c.opt.metric);  // an unknown metric fails before loading anything
+  const auto symbols = c.data.load();
+  c.opt.progress = !c.no_progress && ::isatty(STDERR_FILENO);
+
+  std::unique_ptr<gt::AtomicFile> file;
+  std::unique_ptr<gt::CsvResultSink> sink;
+  if (!c.out_path.empty()) {
+    file = std::make_unique<gt::AtomicFile>(c.out_path);
+    sink = std::make_unique<gt::CsvResultSink>(grid, symbols, [&](std::string_view text) { file->write(text); });
+    file->write(sink->header());
+  }
+  const gt::OptimizeResult result = gt::optimize(symbols, grid, options, c.opt, sink.get());
+  if (file) file->commit();
+
+  if (c.json) {
+    fmt::print("{}\n", optimize_summary_json(grid, symbols, result).dump(2));
+    return;
+  }
+  for (std::size_t s = 0; s < symbols.size(); ++s) print_table(strategy, symbols[s], result.top[s], c.opt.metric);
+  fmt::print("{} combinations x {} symbols: {} valid, {} invalid (skipped), {} computed in {:.3f} s "
+             "({:.3g} combos/s, {:.3g} bar-combos/s; {} engine)\n",
+             result.combinations, symbols.size(), result.valid, result.invalid, result.computed, result.seconds,
+             static_cast<double>(result.computed) / result.seconds,
+             static_cast<double>(result.bar_combinations) / result.seconds, result.evaluator);
+  if (!c.out_path.empty()) fmt::print("results: {}\n", c.out_path);
+}
+
+}  // namespace
+
+void add_optimize(CLI::App& app) {
+  auto c = std::make_shared<OptimizeCommand>();
+  CLI::App* cmd = app.add_subcommand("optimize", "Evaluate every combination of a parameter grid and rank them");
+  c->data.add_to(*cmd);
+  cmd->add_option("--strategy", c->strategy, "Strategy name (see `gtrader strategies`)")->required();
+  cmd->add_option("--grid", c->grid, "NAME=SPEC, SPEC a:b, a:b:step or v1,v2,... (repeatable)");
+  cmd->add_option("--grid-file", c->grid_file, "YAML file: {grid: {NAME: SPEC or [values]}}")->check(CLI::ExistingFile);
+  cmd->add_option("--param", c->fixed, "NAME=VALUE fixed for every combination (repeatable)");
+  cmd->add_option("--metric", c->opt.metric, "Ranking metric (sharpe)");
+  cmd->add_option("--top", c->opt.top, "How many of the best to print (10)");
+  cmd->add_option("--min-trades", c->opt.min_trades, "Rank only combinations with at least N closed trades (0)");
+  cmd->add_option("--out", c->out_path, "Write every combination's parameters and metrics to this CSV file");
+  cmd->add_option("--threads", c->opt.threads, "Worker threads (all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--no-progress", c->no_progress, "No progress bar, even on a terminal");
+  cmd->add_flag("--reference", c->opt.reference, "Use the reference engine for every combination (slow; for checks)");
+  c->exec.add_to(*cmd);
+  cmd->add_flag("--json", c->json, "Print a JSON summary");
+  cmd->callback([c] { run(*c); });
+}
+
+}  // namespace gtrader

@@ -1,0 +1,99 @@
+// Grid optimization: every combination of a grid on every symbol, ranked by a metric (SPEC §6).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "gt/backtest.hpp"
+#include "gt/data.hpp"
+#include "gt/grid.hpp"
+
+namespace gt {
+
+// Evaluates valid combinations of one grid on one symbol. Thread-safe: the optimizer calls it
+// from every worker at once.
+class Evaluator {
+ public:
+  virtual ~Evaluator() = default;
+  // `params` holds out.size() combinations, `stride` values each (schema order).
+  virtual void evaluate(std::span<const double> params, std::size_t stride, std::span<Metrics> out) const = 0;
+  virtual std::string_view name() const = 0;
+};
+
+// The fastest evaluator that reproduces the reference engine for this strategy and these options.
+std::unique_ptr<Evaluator> make_evaluator(const Bars& bars, const Grid& grid, const ExecutionOptions& options);
+// The reference path: the strategy's signals and the backtest engine, per combination.
+std::unique_ptr<Evaluator> make_reference_evaluator(const Bars& bars, const Grid& grid,
+                                                    const ExecutionOptions& options);
+
+struct OptimizeOptions {
+  std::string metric = "sharpe";
+  std::size_t top = 10;
+  std::int64_t min_trades = 0;  // combinations with fewer closed trades are not ranked
+  int threads = 0;              // 0: every core
+  bool progress = false;        // a progress bar on stderr
+  bool reference = false;       // force the reference evaluator (tests, debugging)
+};
+
+struct RankedCombination {
+  std::size_t symbol = 0;
+  std::uint64_t index = 0;  // position in the grid
+  ParamValues params;
+  Metrics metrics;
+};
+
+// One evaluated chunk, in grid order, handed to the sink in order whatever the thread count.
+struct ChunkResults {
+  std::size_t symbol = 0;
+  std::uint64_t first = 0;               // grid index of the first combination
+  std::vector<std::uint8_t> valid;       // per combination of the chunk
+  std::size_t stride = 0;                // values per combination
+  std::vector<double> params;            // per combination, `stride` values each
+  std::span<const double> params_of(std::size_t i) const { return {params.data() + i * stride, stride}; }
+  std::vector<Metrics> metrics;          // per combination (unset where invalid)
+};
+
+// Receives every chunk: format() runs on worker threads, consume() in grid order on one thread.
+class ResultSink {
+ public:
+  virtual ~ResultSink() = default;
+  virtual std::string format(const ChunkResults& chunk) const = 0;
+  virtual void consume(const ChunkResults& chunk, std::string&& text) = 0;
+};
+
+struct OptimizeResult {
+  std::uint64_t combinations = 0;  // per symbol: the grid's size
+  std::uint64_t valid = 0, invalid = 0, computed = 0, from_cache = 0;  // over all symbols
+  double seconds = 0;
+  std::uint64_t bar_combinations = 0;  // sum over symbols of bars x computed combinations
+  std::vector<std::vector<RankedCombination>> top;  // per symbol, best first
+  std::string evaluator;
+};
+
+// Throws ParamError for an unknown metric, before any work.
+OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, const ExecutionOptions& options,
+                        const OptimizeOptions& opt, ResultSink* sink = nullptr);
+
+// SPEC §6 order: the better metric first (higher, or lower for max_drawdown; NaN last), ties by
+// grid index, so the ranking is deterministic.
+bool ranks_before(const RankedCombination& a, const RankedCombination& b, std::string_view metric);
+
+// CSV of every valid combination: [symbol,] parameters in schema order, then metric_names().
+class CsvResultSink : public ResultSink {
+ public:
+  CsvResultSink(const Grid& grid, const std::vector<Bars>& symbols, std::function<void(std::string_view)> write);
+  std::string header() const;
+  std::string format(const ChunkResults& chunk) const override;
+  void consume(const ChunkResults& chunk, std::string&& text) override;
+
+ private:
+  const Grid& grid_;
+  const std::vector<Bars>& symbols_;
+  std::function<void(std::string_view)> write_;
+};
+
+}  // namespace gt

@@ -1,0 +1,140 @@
+#include "gt/grid.hpp"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "gt/error.hpp"
+
+namespace gt {
+
+Grid::Grid(const Strategy& strategy, std::vector<Axis> axes, ParamValues base)
+    : strategy_(&strategy), axes_(std::move(axes)), base_(std::move(base)) {
+  std::sort(axes_.begin(), axes_.end(), [](const Axis& a, const Axis& b) { return a.param < b.param; });
+  for (const Axis& axis : axes_) {
+    if (axis.values.empty()) throw ParamError(fmt::format("grid for '{}' is empty", strategy.params[axis.param].name));
+    if (size_ > kMaxGridSize / axis.values.size())
+      throw ParamError(fmt::format("the grid has more than 2^40 combinations (limit {}); split the study", kMaxGridSize));
+    size_ *= axis.values.size();
+  }
+}
+
+void Grid::decode(std::uint64_t index, std::span<double> out) const {
+  std::copy(base_.begin(), base_.end(), out.begin());
+  for (std::size_t i = axes_.size(); i-- > 0;) {
+    const auto& axis = axes_[i];
+    const std::uint64_t n = axis.values.size();
+    out[axis.param] = axis.values[index % n];
+    index /= n;
+  }
+}
+
+bool Grid::is_valid(std::span<const double> values) const {
+  return !strategy_->check || strategy_->check(values).empty();
+}
+
+namespace {
+
+std::vector<double> expand_spec(const ParamSpec& spec, const std::string& text) {
+  const auto fail = [&](const std::string& why) -> ParamError {
+    return ParamError(fmt::format("--grid {}={}: {}", spec.name, text, why));
+  };
+  std::vector<double> values;
+  if (text.find(':') != std::string::npos) {
+    std::vector<std::string> parts;
+    std::size_t start = 0;
+    for (;;) {
+      const auto colon = text.find(':', start);
+      parts.push_back(text.substr(start, colon == std::string::npos ? std::string::npos : colon - start));
+      if (colon == std::string::npos) break;
+      start = colon + 1;
+    }
+    if (parts.size() > 3) throw fail("a range is a:b or a:b:step");
+    if (spec.type == ParamType::kBool) throw fail("a bool takes a list (true,false), not a range");
+    const double lo = parse_param_value(spec, parts[0]);
+    const double hi = parse_param_value(spec, parts[1]);
+    const double step = parts.size() == 3 ? parse_param_value(spec, parts[2]) : 1.0;
+    if (step <= 0) throw fail(fmt::format("step must be > 0 (got {})", parts.size() == 3 ? parts[2] : "1"));
+    if (hi < lo) throw fail(fmt::format("empty range: {} is above {}", parts[0], parts[1]));
+    const double count = std::floor((hi - lo) / step + 1e-9) + 1;
+    if (count > static_cast<double>(kMaxGridSize)) throw fail("the range has more than 2^40 values");
+    for (std::uint64_t i = 0; i < static_cast<std::uint64_t>(count); ++i) values.push_back(lo + static_cast<double>(i) * step);
+  } else {
+    std::size_t start = 0;
+    for (;;) {
+      const auto comma = text.find(',', start);
+      const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      if (item.empty()) throw fail("empty value in the list");
+      values.push_back(parse_param_value(spec, item));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  }
+  for (double v : values)
+    if (v < spec.min || v > spec.max)
+      throw fail(fmt::format("{} is out of range (allowed: {} to {})", format_param_value(spec, v),
+                             format_param_value(spec, spec.min), format_param_value(spec, spec.max)));
+  return values;
+}
+
+std::string yaml_spec(const YAML::Node& node, const std::string& name, const std::filesystem::path& file) {
+  if (node.IsScalar()) return node.as<std::string>();
+  if (node.IsSequence()) {
+    std::string joined;
+    for (const auto& item : node) {
+      if (!item.IsScalar()) break;
+      if (!joined.empty()) joined += ',';
+      joined += item.as<std::string>();
+    }
+    if (!joined.empty()) return joined;
+  }
+  throw ParamError(fmt::format("{}:{}: grid entry '{}' must be \"a:b\", \"a:b:step\" or a list of values",
+                               file.string(), node.Mark().line + 1, name));
+}
+
+}  // namespace
+
+Grid parse_grid(const Strategy& strategy, const std::vector<std::string>& specs,
+                const std::optional<std::filesystem::path>& yaml_file,
+                const std::vector<std::pair<std::string, std::string>>& fixed) {
+  std::vector<std::pair<std::string, std::string>> items;
+  for (const auto& s : specs) {
+    const auto eq = s.find('=');
+    if (eq == std::string::npos || eq == 0) throw ParamError(fmt::format("--grid '{}' is not NAME=SPEC", s));
+    items.emplace_back(s.substr(0, eq), s.substr(eq + 1));
+  }
+  if (yaml_file) {
+    YAML::Node root;
+    try {
+      root = YAML::LoadFile(yaml_file->string());
+    } catch (const YAML::Exception& e) {
+      throw ParamError(fmt::format("{}: {}", yaml_file->string(), e.what()));
+    }
+    const YAML::Node grid = root["grid"] ? root["grid"] : root;
+    if (!grid.IsMap()) throw ParamError(fmt::format("{}: expected a map of parameter: spec (optionally under 'grid:')", yaml_file->string()));
+    for (const auto& entry : grid) {
+      const auto name = entry.first.as<std::string>();
+      if (name == "strategy") continue;
+      items.emplace_back(name, yaml_spec(entry.second, name, *yaml_file));
+    }
+  }
+  ParamValues base = strategy.defaults();
+  for (const auto& [name, text] : fixed) {
+    const std::size_t i = strategy.index_of(name);
+    base[i] = parse_param_value(strategy.params[i], text);
+  }
+  std::vector<Grid::Axis> axes;
+  for (const auto& [name, text] : items) {
+    const std::size_t i = strategy.index_of(name);
+    for (const auto& a : axes)
+      if (a.param == i) throw ParamError(fmt::format("--grid: parameter '{}' is given twice", name));
+    for (const auto& [fixed_name, unused] : fixed)
+      if (fixed_name == name) throw ParamError(fmt::format("parameter '{}' is both fixed (--param) and in the grid", name));
+    axes.push_back({i, expand_spec(strategy.params[i], text)});
+  }
+  return Grid(strategy, std::move(axes), std::move(base));
+}
+
+}  // namespace gt

@@ -1,0 +1,249 @@
+#include <fmt/format.h>
+#include <tbb/global_control.h>
+#include <tbb/info.h>
+#include <tbb/parallel_pipeline.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+#include "gt/error.hpp"
+#include "gt/optimize.hpp"
+#include "ma_cross_evaluator.hpp"
+
+namespace gt {
+namespace {
+
+class ReferenceEvaluator final : public Evaluator {
+ public:
+  ReferenceEvaluator(const Bars& bars, const Grid& grid, const ExecutionOptions& options)
+      : bars_(bars), strategy_(grid.strategy()), options_(options),
+        periods_per_year_(resolve_periods_per_year(bars, options)) {}
+
+  void evaluate(std::span<const double> params, std::size_t stride, std::span<Metrics> out) const override {
+    std::vector<std::uint8_t> signals(bars_.size());
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      const ParamValues combo(params.begin() + static_cast<std::ptrdiff_t>(i * stride),
+                              params.begin() + static_cast<std::ptrdiff_t>((i + 1) * stride));
+      strategy_.signals(bars_, combo, signals, cache_);
+      out[i] = backtest_metrics(bars_, signals, options_, periods_per_year_);
+    }
+  }
+  std::string_view name() const override { return "reference"; }
+
+ private:
+  const Bars& bars_;
+  const Strategy& strategy_;
+  ExecutionOptions options_;
+  double periods_per_year_;
+  mutable SeriesCache cache_;  // thread-safe; shares indicator series across combinations
+};
+
+// Keeps the best `k` combinations of one symbol.
+class TopK {
+ public:
+  TopK(std::size_t k, std::string metric) : k_(k), metric_(std::move(metric)) {}
+  void offer(std::size_t symbol, std::uint64_t index, std::span<const double> params, const Metrics& metrics) {
+    if (k_ == 0) return;
+    auto worse = [this](const RankedCombination& a, const RankedCombination& b) { return ranks_before(a, b, metric_); };
+    RankedCombination c{symbol, index, {}, metrics};
+    if (heap_.size() == k_ && !ranks_before(c, heap_.front(), metric_)) return;  // the common case: no copy
+    c.params.assign(params.begin(), params.end());
+    if (heap_.size() == k_) {
+      std::pop_heap(heap_.begin(), heap_.end(), worse);
+      heap_.back() = std::move(c);
+    } else {
+      heap_.push_back(std::move(c));
+    }
+    std::push_heap(heap_.begin(), heap_.end(), worse);
+  }
+  std::vector<RankedCombination> sorted() && {
+    std::sort(heap_.begin(), heap_.end(), [this](const auto& a, const auto& b) { return ranks_before(a, b, metric_); });
+    return std::move(heap_);
+  }
+
+ private:
+  std::size_t k_;
+  std::string metric_;
+  std::vector<RankedCombination> heap_;  // max-heap on "ranks before": the worst kept is on top
+};
+
+class Progress {
+ public:
+  Progress(bool enabled, std::uint64_t total) : enabled_(enabled), total_(total), start_(clock::now()), last_(start_) {}
+  void advance(std::uint64_t n) {
+    done_ += n;
+    if (!enabled_) return;
+    const auto now = clock::now();
+    if (now - last_ < std::chrono::milliseconds(100) && done_ < total_) return;
+    last_ = now;
+    const double secs = std::chrono::duration<double>(now - start_).count();
+    const double rate = secs > 0 ? static_cast<double>(done_) / secs : 0;
+    const double frac = total_ ? static_cast<double>(done_) / static_cast<double>(total_) : 1.0;
+    const int width = 30;
+    const int filled = static_cast<int>(frac * width);
+    const double eta = rate > 0 ? static_cast<double>(total_ - done_) / rate : 0;
+    fmt::print(stderr, "\r[{:#<{}}{:.<{}}] {:5.1f}%  {:.3g} combos/s  ETA {:.0f}s ", "", filled, "", width - filled,
+               100 * frac, rate, eta);
+    if (done_ >= total_) fmt::print(stderr, "\n");
+  }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  bool enabled_;
+  std::uint64_t total_, done_ = 0;
+  clock::time_point start_, last_;
+};
+
+struct Chunk {
+  ChunkResults results;
+  std::string text;
+};
+
+}  // namespace
+
+std::unique_ptr<Evaluator> make_reference_evaluator(const Bars& bars, const Grid& grid, const ExecutionOptions& options) {
+  return std::make_unique<ReferenceEvaluator>(bars, grid, options);
+}
+
+std::unique_ptr<Evaluator> make_evaluator(const Bars& bars, const Grid& grid, const ExecutionOptions& options) {
+  if (auto fast = make_ma_cross_evaluator(bars, grid, options)) return fast;
+  return make_reference_evaluator(bars, grid, options);
+}
+
+bool ranks_before(const RankedCombination& a, const RankedCombination& b, std::string_view metric) {
+  const double x = metric_value(a.metrics, metric);
+  const double y = metric_value(b.metrics, metric);
+  if (std::isnan(x) != std::isnan(y)) return std::isnan(y);
+  if (!std::isnan(x) && x != y) return metric_higher_is_better(metric) ? x > y : x < y;
+  if (a.symbol != b.symbol) return a.symbol < b.symbol;
+  return a.index < b.index;
+}
+
+OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, const ExecutionOptions& options,
+                        const OptimizeOptions& opt, ResultSink* sink) {
+  options.validate();
+  metric_value(Metrics{}, opt.metric);  // unknown metric: fail before any work
+  const int threads = opt.threads > 0 ? opt.threads : tbb::info::default_concurrency();
+  tbb::global_control limit(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
+
+  OptimizeResult result;
+  result.combinations = grid.size();
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::unique_ptr<Evaluator>> evaluators;
+  for (const auto& bars : symbols)
+    evaluators.push_back(opt.reference ? make_reference_evaluator(bars, grid, options)
+                                       : make_evaluator(bars, grid, options));
+  result.evaluator = evaluators.empty() ? "" : std::string(evaluators.front()->name());
+
+  // Chunks small enough to balance the cores, large enough to amortize the pipeline's overhead.
+  const std::uint64_t chunk = std::clamp<std::uint64_t>(grid.size() / (static_cast<std::uint64_t>(threads) * 8), 64, 4096);
+  std::vector<TopK> tops;
+  for (std::size_t s = 0; s < symbols.size(); ++s) tops.emplace_back(opt.top, opt.metric);
+  Progress progress(opt.progress, grid.size() * symbols.size());
+
+  std::size_t next_symbol = 0;
+  std::uint64_t next_first = 0;
+  tbb::parallel_pipeline(
+      static_cast<std::size_t>(threads) * 4,
+      tbb::make_filter<void, Chunk*>(tbb::filter_mode::serial_in_order,
+                                     [&](tbb::flow_control& fc) -> Chunk* {
+                                       if (next_symbol >= symbols.size() || grid.size() == 0) {
+                                         fc.stop();
+                                         return nullptr;
+                                       }
+                                       auto* c = new Chunk;
+                                       c->results.symbol = next_symbol;
+                                       c->results.first = next_first;
+                                       const std::uint64_t count = std::min(chunk, grid.size() - next_first);
+                                       c->results.valid.resize(count);
+                                       next_first += count;
+                                       if (next_first == grid.size()) {
+                                         next_first = 0;
+                                         ++next_symbol;
+                                       }
+                                       return c;
+                                     }) &
+          tbb::make_filter<Chunk*, Chunk*>(tbb::filter_mode::parallel,
+                                           [&](Chunk* c) {
+                                             auto& r = c->results;
+                                             const std::size_t count = r.valid.size();
+                                             const std::size_t stride = grid.base().size();
+                                             r.stride = stride;
+                                             r.params.resize(count * stride);
+                                             r.metrics.resize(count);
+                                             std::vector<double> valid_params;
+                                             valid_params.reserve(count * stride);
+                                             std::vector<std::size_t> slots;
+                                             for (std::size_t i = 0; i < count; ++i) {
+                                               const std::span<double> combo(r.params.data() + i * stride, stride);
+                                               grid.decode(r.first + i, combo);
+                                               r.valid[i] = grid.is_valid(combo);
+                                               if (r.valid[i]) {
+                                                 valid_params.insert(valid_params.end(), combo.begin(), combo.end());
+                                                 slots.push_back(i);
+                                               }
+                                             }
+                                             std::vector<Metrics> out(slots.size());
+                                             evaluators[r.symbol]->evaluate(valid_params, stride, out);
+                                             for (std::size_t j = 0; j < slots.size(); ++j) r.metrics[slots[j]] = out[j];
+                                             if (sink) c->text = sink->format(r);
+                                             return c;
+                                           }) &
+          tbb::make_filter<Chunk*, void>(tbb::filter_mode::serial_in_order, [&](Chunk* c) {
+            std::unique_ptr<Chunk> owned(c);
+            auto& r = c->results;
+            std::uint64_t valid = 0;
+            for (std::size_t i = 0; i < r.valid.size(); ++i) {
+              if (!r.valid[i]) continue;
+              ++valid;
+              if (r.metrics[i].trades < opt.min_trades) continue;
+              tops[r.symbol].offer(r.symbol, r.first + i, r.params_of(i), r.metrics[i]);
+            }
+            result.valid += valid;
+            result.invalid += r.valid.size() - valid;
+            result.computed += valid;
+            result.bar_combinations += valid * symbols[r.symbol].size();
+            if (sink) sink->consume(r, std::move(c->text));
+            progress.advance(r.valid.size());
+          }));
+  for (auto& t : tops) result.top.push_back(std::move(t).sorted());
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+CsvResultSink::CsvResultSink(const Grid& grid, const std::vector<Bars>& symbols, std::function<void(std::string_view)> write)
+    : grid_(grid), symbols_(symbols), write_(std::move(write)) {}
+
+std::string CsvResultSink::header() const {
+  std::string out = symbols_.size() > 1 ? "symbol," : "";
+  for (const auto& p : grid_.strategy().params) out += p.name + ",";
+  const auto& names = metric_names();
+  for (std::size_t i = 0; i < names.size(); ++i) out += names[i] + (i + 1 < names.size() ? "," : "\n");
+  return out;
+}
+
+std::string CsvResultSink::format(const ChunkResults& chunk) const {
+  std::string out;
+  out.reserve(chunk.valid.size() * 200);
+  const auto& params = grid_.strategy().params;
+  const auto& names = metric_names();
+  for (std::size_t i = 0; i < chunk.valid.size(); ++i) {
+    if (!chunk.valid[i]) continue;
+    if (symbols_.size() > 1) out += symbols_[chunk.symbol].symbol + ",";
+    for (std::size_t p = 0; p < params.size(); ++p) {
+      out += format_param_value(params[p], chunk.params_of(i)[p]);
+      out += ',';
+    }
+    for (std::size_t m = 0; m < names.size(); ++m) {
+      fmt::format_to(std::back_inserter(out), "{}", metric_value(chunk.metrics[i], names[m]));
+      out += m + 1 < names.size() ? ',' : '\n';
+    }
+  }
+  return out;
+}
+
+void CsvResultSink::consume(const ChunkResults&, std::string&& text) { write_(text); }
+
+}  // namespace gt
