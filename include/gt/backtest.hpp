@@ -87,15 +87,19 @@ struct MetricSums {
   std::int64_t trades = 0, wins = 0;
   double gross_profit = 0, gross_loss = 0, sum_trade_return = 0;
 
+  // Branch-free: wins and losses alternate unpredictably, and the grid engine calls this per trade.
   void add_trade(double pnl, double ret) {
     ++trades;
-    if (pnl > 0) {
-      ++wins;
-      gross_profit += pnl;
-    } else if (pnl < 0) {
-      gross_loss -= pnl;
-    }
+    wins += pnl > 0;
+    gross_profit += pnl > 0 ? pnl : 0.0;
+    gross_loss += pnl < 0 ? -pnl : 0.0;
     sum_trade_return += ret;
+  }
+  void add_return(double r) {
+    sum_r += r;
+    const double r2 = r * r;
+    sum_r2 += r2;
+    sum_down2 += r < 0 ? r2 : 0.0;
   }
 };
 
@@ -109,10 +113,7 @@ class CurveAccumulator {
     sums_.final_equity = initial_equity;
   }
   void add(double equity, bool held) {
-    const double r = equity / prev_ - 1.0;
-    sums_.sum_r += r;
-    sums_.sum_r2 += r * r;
-    if (r < 0) sums_.sum_down2 += r * r;
+    sums_.add_return(equity / prev_ - 1.0);
     if (equity > peak_) peak_ = equity;
     const double dd = 1.0 - equity / peak_;
     if (dd > sums_.max_drawdown) sums_.max_drawdown = dd;

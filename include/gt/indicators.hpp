@@ -56,6 +56,10 @@ struct SeriesMatrix {
   std::span<const double> row(std::size_t r) const { return {values.data() + r * cols, cols}; }
 };
 SeriesMatrix ma_many(MaType type, std::span<const double> in, std::span<const int> periods);
+// The same into caller-owned rows: row r starts at out + r * row_stride (row_stride >= input
+// length; the values past the input's length are left untouched).
+void ma_many_into(MaType type, std::span<const double> in, std::span<const int> periods, double* out,
+                  std::size_t row_stride);
 
 // Throws ParamError unless min_period <= period and period <= bars (naming the indicator).
 void check_period(std::string_view indicator, std::string_view parameter, int period, int min_period,

@@ -1,5 +1,4 @@
 #include <fmt/format.h>
-#include <tbb/parallel_for.h>
 
 #include <algorithm>
 
@@ -177,19 +176,6 @@ Series ma(MaType type, std::span<const double> in, int period) {
   }
   ma_lookback(type, period);  // throws the message that lists the allowed types
   return {};
-}
-
-SeriesMatrix ma_many(MaType type, std::span<const double> in, std::span<const int> periods) {
-  SeriesMatrix m;
-  m.rows = periods.size();
-  m.cols = in.size();
-  m.values.resize(m.rows * m.cols);
-  ma_lookback(type, 1);  // reject an unknown type before any thread starts
-  tbb::parallel_for(std::size_t{0}, m.rows, [&](std::size_t r) {
-    const Series s = ma(type, in, periods[r]);
-    std::copy(s.begin(), s.end(), m.values.begin() + static_cast<std::ptrdiff_t>(r * m.cols));
-  });
-  return m;
 }
 
 }  // namespace gt::ind

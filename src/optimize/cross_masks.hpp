@@ -1,5 +1,5 @@
-// Bit masks of "fast above slow" and "fast below slow" (signal_rules.hpp's tie band), 64 bars a
-// word: the only O(bars) work per moving-average pair in the grid engine.
+// Crossing events of a fast over a slow series as bit masks, 64 bars a word: the only O(bars)
+// work per moving-average pair in the grid engine.
 #pragma once
 
 #include <cstddef>
@@ -7,14 +7,24 @@
 
 namespace gt::detail {
 
-// above[w] bit j: is_above(fast[64w+j], slow[64w+j]); below likewise. NaN gives 0 in both.
-// Dispatches at run time to AVX-512, AVX2 or portable code, all giving identical bits.
-void cross_masks(const double* fast, const double* slow, std::size_t n, std::uint64_t* above, std::uint64_t* below);
+// A series in the two precisions the crossing test reads: float copies decide every bar whose
+// gap is far outside the tie band; the doubles decide the few bars near a tie. Both hold
+// words*64 values, padded with NaN.
+struct CrossSeries {
+  const double* exact;
+  const float* coarse;
+};
 
-// Which implementation cross_masks uses on this machine ("avx512", "avx2", "portable").
-const char* cross_masks_isa();
+// Bit t of up: fast is above slow at t (signal_rules.hpp's tie band) and at or below it at t-1,
+// both defined at t-1 (t-1 >= defined_from); down is the mirror image (SPEC §5). Dispatches at
+// run time to AVX-512, AVX2 or portable code; all give the bits of the double-precision rule.
+void cross_events(CrossSeries fast, CrossSeries slow, std::size_t words, std::size_t defined_from,
+                  std::uint64_t* up, std::uint64_t* down);
 
-// Forces one implementation (tests): "avx512", "avx2", "portable"; false if this CPU lacks it.
-bool force_cross_masks_isa(const char* isa);
+// Which implementation cross_events uses on this machine ("avx512", "avx2", "portable").
+const char* cross_events_isa();
+
+// Forces one implementation (tests): false if this CPU lacks it.
+bool force_cross_events_isa(const char* isa);
 
 }  // namespace gt::detail

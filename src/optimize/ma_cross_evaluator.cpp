@@ -12,6 +12,7 @@
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <tuple>
 
 #include "../strategies/signals.hpp"
 #include "cross_masks.hpp"
@@ -64,33 +65,30 @@ class RangeTable {
         }
       }
     }
-    values_.assign(x.begin(), x.end());
   }
 
-  // The two parts whose join is [first, last] (inclusive); first < last.
+  // The two parts whose join is [first, last] (inclusive). Level 0 holds every bar alone, which
+  // also serves first == last.
   std::pair<const RangeStats*, const RangeStats*> parts(std::size_t first, std::size_t last) const {
-    const std::size_t level = static_cast<std::size_t>(std::bit_width(first ^ last) - 1);
+    const std::size_t level = static_cast<std::size_t>(std::max<std::size_t>(1, std::bit_width(first ^ last)) - 1);
     const RangeStats* row = table_.data() + level * n_;
     return {row + first, row + last};
   }
-  double value(std::size_t i) const { return values_[i]; }
 
  private:
   std::size_t n_ = 0, levels_ = 0;
   std::vector<RangeStats> table_;
-  std::vector<double> values_;
 };
 
-// Index of the first set bit at or after `from`, or n.
-inline std::size_t next_bit(const std::uint64_t* words, std::size_t count, std::size_t from, std::size_t n) {
-  if (from >= n) return n;
-  std::size_t w = from / 64;
-  std::uint64_t word = words[w] & (~std::uint64_t{0} << (from % 64));
-  while (word == 0) {
-    if (++w >= count) return n;
-    word = words[w];
-  }
-  return std::min(n, w * 64 + static_cast<std::size_t>(std::countr_zero(word)));
+// Index of the first set bit at or after `from`, or `none`. Words past the last bar are zero and
+// one spare zero word follows, so `from` may be the bar count itself.
+inline std::size_t next_bit(const std::uint64_t* words, std::size_t count, std::size_t from, std::size_t none) {
+  std::size_t w = from >> 6;
+  const std::uint64_t word = words[w] >> (from & 63);
+  if (word) return from + static_cast<std::size_t>(std::countr_zero(word));
+  while (++w < count)
+    if (words[w]) return w * 64 + static_cast<std::size_t>(std::countr_zero(words[w]));
+  return none;
 }
 
 class MaCrossEvaluator final : public Evaluator {
@@ -109,25 +107,21 @@ class MaCrossEvaluator final : public Evaluator {
     lag_ = options.fill == Fill::kNextOpen ? 1 : 0;
     const double slip = options.slippage_bps / 10000.0;
     const auto& fill_price = lag_ ? bars.open : bars.close;
-    entry_cost_.resize(n_);
-    exit_value_.resize(n_);
-    entry_return_.resize(n_);
-    exit_return_.resize(n_);
+    facts_.resize(n_);
     for (std::size_t t = 0; t < n_; ++t) {
-      entry_cost_[t] = fill_price[t] * (1.0 + slip) * (1.0 + options.commission);
+      BarFacts& f = facts_[t];
+      f.close = bars.close[t];
+      f.entry_cost = fill_price[t] * (1.0 + slip) * (1.0 + options.commission);
       const double proceeds = fill_price[t] * (1.0 - slip);
-      exit_value_[t] = proceeds - proceeds * options.commission;
-      entry_return_[t] = bars.close[t] / entry_cost_[t] - 1.0;
-      exit_return_[t] = t ? exit_value_[t] / bars.close[t - 1] - 1.0 : 0.0;
-    }
-    sum_r_.assign(n_, 0.0);
-    sum_r2_.assign(n_, 0.0);
-    sum_down2_.assign(n_, 0.0);
-    for (std::size_t k = 1; k < n_; ++k) {
-      const double r = bars.close[k] / bars.close[k - 1] - 1.0;
-      sum_r_[k] = sum_r_[k - 1] + r;
-      sum_r2_[k] = sum_r2_[k - 1] + r * r;
-      sum_down2_[k] = sum_down2_[k - 1] + (r < 0 ? r * r : 0.0);
+      f.exit_value = proceeds - proceeds * options.commission;
+      f.entry_return = bars.close[t] / f.entry_cost - 1.0;
+      f.exit_return = t ? f.exit_value / bars.close[t - 1] - 1.0 : 0.0;
+      if (t) {
+        const double r = bars.close[t] / bars.close[t - 1] - 1.0;
+        f.sum_r = facts_[t - 1].sum_r + r;
+        f.sum_r2 = facts_[t - 1].sum_r2 + r * r;
+        f.sum_down2 = facts_[t - 1].sum_down2 + (r < 0 ? r * r : 0.0);
+      }
     }
     ranges_ = RangeTable(bars.close);
   }
@@ -135,18 +129,28 @@ class MaCrossEvaluator final : public Evaluator {
   std::string_view name() const override { return "ma_cross event-driven"; }
 
   void evaluate(std::span<const double> params, std::size_t stride, std::span<Metrics> out) const override {
-    std::vector<std::uint64_t> masks(5 * words_);
-    std::uint64_t* above = masks.data();
-    std::uint64_t* below = above + words_;
-    std::uint64_t* up = below + words_;
-    std::uint64_t* down = up + words_;
-    std::uint64_t* entries = down + words_;
+    // Visit the combinations by (type, slow, fast) so that the slow series stays in L1 and the
+    // fast ones in L2 while their crossings are computed; results go back to their own slots.
+    std::vector<std::uint32_t> order(out.size());
+    for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+    auto key = [&](std::uint32_t i) {
+      const double* p = params.data() + i * stride;
+      return std::tuple(p[2], p[1], p[0], p[3]);
+    };
+    std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) { return key(a) < key(b); });
+    std::vector<std::uint64_t> masks(3 * (words_ + 1));  // each with a spare zero word
+    std::uint64_t* up = masks.data();
+    std::uint64_t* down = up + words_ + 1;
+    std::uint64_t* entries = down + words_ + 1;
     int last_type = -1, last_fast = -1, last_slow = -1;
-    for (std::size_t i = 0; i < out.size(); ++i) {
+    for (const std::uint32_t i : order) {
       const double* p = params.data() + i * stride;
       const int fast = static_cast<int>(p[0]), slow = static_cast<int>(p[1]), type = static_cast<int>(p[2]);
       if (type != last_type || fast != last_fast || slow != last_slow) {
-        crossings(type, fast, slow, above, below, up, down);
+        const std::size_t f = row(type, fast), s = row(type, slow);
+        detail::cross_events({series_.get() + f * padded_, coarse_.get() + f * padded_},
+                             {series_.get() + s * padded_, coarse_.get() + s * padded_}, words_,
+                             std::max(first_defined_[f], first_defined_[s]), up, down);
         last_type = type;
         last_fast = fast;
         last_slow = slow;
@@ -175,45 +179,33 @@ class MaCrossEvaluator final : public Evaluator {
     max_period_ = periods.back();
     std::vector<double> types = values_of(2);
     row_of_.assign(3 * static_cast<std::size_t>(max_period_ + 1), -1);
-    // One padded row per (type, period), NaN beyond the last bar so whole words compare false.
-    series_.assign(types.size() * periods.size() * padded_, std::numeric_limits<double>::quiet_NaN());
-    int row = 0;
-    for (double t : types) {
-      const int type = static_cast<int>(t);
-      const auto matrix = ind::ma_many(static_cast<ind::MaType>(type), bars.close, periods);
-      for (std::size_t r = 0; r < periods.size(); ++r, ++row) {
-        const auto values = matrix.row(r);
-        std::copy(values.begin(), values.end(), series_.begin() + static_cast<std::ptrdiff_t>(row * padded_));
+    const std::size_t rows = types.size() * periods.size();
+    series_.reset(new double[rows * padded_]);  // written below; no zero-fill pass
+    coarse_.reset(new float[rows * padded_]);
+    for (std::size_t ti = 0; ti < types.size(); ++ti) {
+      const int type = static_cast<int>(types[ti]);
+      double* block = series_.get() + ti * periods.size() * padded_;
+      ind::ma_many_into(static_cast<ind::MaType>(type), bars.close, periods, block, padded_);
+      for (std::size_t r = 0; r < periods.size(); ++r) {
+        double* values = block + r * padded_;
+        // NaN past the last bar, so that whole words compare false there.
+        std::fill(values + n_, values + padded_, std::numeric_limits<double>::quiet_NaN());
+        float* coarse = coarse_.get() + (values - series_.get());
+        for (std::size_t t = 0; t < padded_; ++t) coarse[t] = static_cast<float>(values[t]);
         std::size_t first = 0;
         while (first < n_ && std::isnan(values[first])) ++first;
         first_defined_.push_back(first);
-        row_of_[static_cast<std::size_t>(type * (max_period_ + 1) + periods[r])] = row;
+        row_of_[static_cast<std::size_t>(type * (max_period_ + 1) + periods[r])] = static_cast<int>(ti * periods.size() + r);
       }
     }
   }
 
-  // Cross-above and cross-below bits of fast over slow (SPEC §5): above at t and at-or-below
-  // (both defined) at t-1, and the mirror image.
-  void crossings(int type, int fast, int slow, std::uint64_t* above, std::uint64_t* below, std::uint64_t* up,
-                 std::uint64_t* down) const {
-    const auto f = static_cast<std::size_t>(row_of_[static_cast<std::size_t>(type * (max_period_ + 1) + fast)]);
-    const auto s = static_cast<std::size_t>(row_of_[static_cast<std::size_t>(type * (max_period_ + 1) + slow)]);
-    detail::cross_masks(series_.data() + f * padded_, series_.data() + s * padded_, padded_, above, below);
-    const std::size_t defined_from = std::max(first_defined_[f], first_defined_[s]);
-    std::uint64_t carry_le = 0, carry_ge = 0;
-    for (std::size_t w = 0; w < words_; ++w) {
-      std::uint64_t defined = ~std::uint64_t{0};
-      if (defined_from >= (w + 1) * 64) defined = 0;
-      else if (defined_from > w * 64) defined = ~std::uint64_t{0} << (defined_from - w * 64);
-      const std::uint64_t le = defined & ~above[w];
-      const std::uint64_t ge = defined & ~below[w];
-      up[w] = above[w] & ((le << 1) | carry_le);
-      down[w] = below[w] & ((ge << 1) | carry_ge);
-      carry_le = le >> 63;
-      carry_ge = ge >> 63;
-    }
+  std::size_t row(int type, int period) const {
+    return static_cast<std::size_t>(row_of_[static_cast<std::size_t>(type * (max_period_ + 1) + period)]);
   }
 
+  // One combination's trades and metrics. Branch-free where the outcome is data-dependent
+  // (wins, drawdown updates): mispredictions, not arithmetic, bound this loop.
   Metrics simulate(const std::uint64_t* entries, const std::uint64_t* exits) const {
     MetricSums sums;
     sums.bars = n_;
@@ -221,70 +213,44 @@ class MaCrossEvaluator final : public Evaluator {
     double equity = cash_;
     double peak = cash_;
     double max_dd = 0;
-    double floor = peak;  // peak * (1 - max_dd): an equity below it deepens the drawdown
-    auto add_return = [&](double r) {
-      sums.sum_r += r;
-      sums.sum_r2 += r * r;
-      if (r < 0) sums.sum_down2 += r * r;
-    };
-    auto touch = [&](double value) {  // an equity value at a close, in time order
-      if (value > peak) {
-        peak = value;
-        floor = peak * (1.0 - max_dd);
-      } else if (value < floor) {
-        max_dd = 1.0 - value / peak;
-        floor = peak * (1.0 - max_dd);
-      }
-    };
     std::size_t from = 0;
     for (;;) {
       const std::size_t entry_signal = next_bit(entries, words_, from, n_);
       const std::size_t e = entry_signal + lag_;
-      if (entry_signal >= n_ || e >= n_) break;
-      const double units = equity / entry_cost_[e];
+      if (e >= n_) break;  // no entry left, or one whose fill would come after the last bar
+      const BarFacts& in = facts_[e];
+      const double units = equity / in.entry_cost;
       const std::size_t exit_signal = next_bit(exits, words_, entry_signal + 1, n_);
       const std::size_t x = exit_signal + lag_;
       const bool closed = exit_signal < n_ && x < n_;
       const std::size_t last_held = closed ? x - 1 : n_ - 1;
 
-      add_return(entry_return_[e]);
-      if (last_held > e) {
-        sums.sum_r += sum_r_[last_held] - sum_r_[e];
-        sums.sum_r2 += sum_r2_[last_held] - sum_r2_[e];
-        sums.sum_down2 += sum_down2_[last_held] - sum_down2_[e];
-      }
+      sums.add_return(in.entry_return);
+      const BarFacts& held = facts_[last_held];
+      sums.sum_r += held.sum_r - in.sum_r;
+      sums.sum_r2 += held.sum_r2 - in.sum_r2;
+      sums.sum_down2 += held.sum_down2 - in.sum_down2;
       sums.held_bars += last_held - e + 1;
 
-      // Equity over the stretch is units * close: its own drawdown, and its low under the peak
-      // carried in; then its high may raise the peak.
-      double low = ranges_.value(e), high = low;
-      if (last_held > e) {
-        const auto [left, right] = ranges_.parts(e, last_held);
-        low = std::min(left->low, right->low);
-        high = std::max(left->high, right->high);
-        if (low < high * (1.0 - max_dd)) {  // the stretch alone may hold a deeper drawdown
-          max_dd = std::max({max_dd, left->drawdown, right->drawdown, 1.0 - right->low / left->high});
-          floor = peak * (1.0 - max_dd);
-        }
-      }
-      if (units * low < floor) {
-        max_dd = 1.0 - units * low / peak;
-        floor = peak * (1.0 - max_dd);
-      }
-      if (units * high > peak) {
-        peak = units * high;
-        floor = peak * (1.0 - max_dd);
-      }
+      // Equity over the stretch is units * close: its low under the peak carried in, its own
+      // drawdown, then its high may raise the peak.
+      const auto [left, right] = ranges_.parts(e, last_held);
+      const double low = std::min(left->low, right->low);
+      const double high = std::max(left->high, right->high);
+      max_dd = std::max({max_dd, 1.0 - units * low / peak, left->drawdown, right->drawdown,
+                         1.0 - right->low / left->high});
+      peak = std::max(peak, units * high);
 
       if (!closed) {
-        equity = units * ranges_.value(n_ - 1);
+        equity = units * held.close;
         break;
       }
-      const double cash = units * exit_value_[x];
-      add_return(exit_return_[x]);
-      touch(cash);
-      const double growth = exit_value_[x] / entry_cost_[e];
-      sums.add_trade(cash - equity, growth - 1.0);
+      const BarFacts& out = facts_[x];
+      const double cash = units * out.exit_value;
+      sums.add_return(out.exit_return);
+      peak = std::max(peak, cash);
+      max_dd = std::max(max_dd, 1.0 - cash / peak);
+      sums.add_trade(cash - equity, out.exit_value / in.entry_cost - 1.0);
       equity = cash;
       from = exit_signal + 1;
     }
@@ -296,12 +262,21 @@ class MaCrossEvaluator final : public Evaluator {
   std::size_t n_, words_, padded_, lag_ = 1;
   double cash_, periods_per_year_;
   int max_period_ = 0;
-  std::vector<double> series_;             // padded MA rows
+  std::unique_ptr<double[]> series_;       // padded MA rows
+  std::unique_ptr<float[]> coarse_;        // the same rows rounded to float
   std::vector<std::size_t> first_defined_; // per row
   std::vector<int> row_of_;                // [type][period] -> row
   std::vector<std::uint64_t> volume_words_;
-  std::vector<double> entry_cost_, exit_value_, entry_return_, exit_return_;
-  std::vector<double> sum_r_, sum_r2_, sum_down2_;  // prefix sums of close-to-close returns
+  // Everything a trade reads of one bar, in one cache line.
+  struct alignas(64) BarFacts {
+    double close = 0;
+    double entry_cost = 0;    // price of one unit bought at this bar's fill, costs included
+    double exit_value = 0;    // cash from one unit sold at this bar's fill, costs deducted
+    double entry_return = 0;  // return of the entry bar: close / entry_cost - 1
+    double exit_return = 0;   // return of the exit bar: exit_value / previous close - 1
+    double sum_r = 0, sum_r2 = 0, sum_down2 = 0;  // prefix sums of close-to-close returns
+  };
+  std::vector<BarFacts> facts_;
   RangeTable ranges_;
 };
 

@@ -3,6 +3,7 @@
 // tests/python/test_indicators_talib.py against the PyPI ta-lib package.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "gt/data.hpp"
@@ -64,6 +65,23 @@ TEST(Indicators, ManyPeriodsEqualOnePeriodAtATime) {
       const auto row = m.row(r);
       for (std::size_t i = 0; i < one.size(); ++i)
         ASSERT_TRUE((std::isnan(one[i]) && std::isnan(row[i])) || one[i] == row[i]);
+    }
+  }
+}
+
+TEST(Indicators, ManyPeriodsInSimdLanesAreBitIdenticalForEveryGroupShape) {
+  std::vector<int> periods;
+  for (int p = 2; p <= 75; p += (p % 7 == 0 ? 3 : 1)) periods.push_back(p);
+  periods.push_back(6000);  // longer than the data: all NaN, like the one-period function
+  std::reverse(periods.begin(), periods.end());  // order of the request is kept in the rows
+  for (MaType type : {MaType::kSma, MaType::kEma, MaType::kWma, MaType::kDema}) {
+    const auto m = gt::ind::ma_many(type, orcl().close, periods);
+    for (std::size_t r = 0; r < periods.size(); ++r) {
+      const auto one = gt::ind::ma(type, orcl().close, periods[r]);
+      const auto row = m.row(r);
+      for (std::size_t i = 0; i < one.size(); ++i)
+        ASSERT_TRUE((std::isnan(one[i]) && std::isnan(row[i])) || one[i] == row[i])
+            << "type " << static_cast<int>(type) << " period " << periods[r] << " bar " << i;
     }
   }
 }
