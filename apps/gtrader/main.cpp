@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   gtrader::add_strategies(app);
   gtrader::add_backtest(app);
   gtrader::add_optimize(app);
+  gtrader::add_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,56 @@
+"""The seed's moving-average crossover (SPEC §5) written for each peer tool, once, for the
+peers benchmark and the parity tests alike."""
+import backtrader as bt
+import numpy as np
+import talib
+
+TIE = 1e-10  # include/gt/signal_rules.hpp: MAs this close (relative) are equal
+MA_FUNCTIONS = {0: talib.SMA, 1: talib.EMA, 2: talib.WMA}
+
+
+class BacktraderMaCross(bt.Strategy):
+    """CrossOver of two moving averages, market orders at the next open. Sized at half the
+    value so that backtrader never rejects an order on a gap (SPEC §7)."""
+
+    params = dict(fast=10, slow=30, ma_type=0, volume_filter=False)
+
+    def __init__(self):
+        ma = {0: bt.indicators.SMA, 1: bt.indicators.EMA, 2: bt.indicators.WMA}[self.p.ma_type]
+        self.cross = bt.indicators.CrossOver(ma(self.data.close, period=self.p.fast),
+                                             ma(self.data.close, period=self.p.slow))
+        self.volume_avg = bt.indicators.SMA(self.data.volume, period=20)
+        self.fills = []
+
+    def notify_order(self, order):
+        if order.status == order.Completed:
+            self.fills.append(bt.num2date(order.executed.dt).date().isoformat())
+
+    def next(self):
+        if not self.position:
+            if self.cross[0] > 0 and (not self.p.volume_filter or self.data.volume[0] > self.volume_avg[0]):
+                self.order_target_percent(target=0.5)
+        elif self.cross[0] < 0:
+            self.order_target_percent(target=0.0)
+
+
+def fills_to_trades(fills):
+    """[entry, exit, entry, exit, ...] fill dates -> [(entry, exit or '')]."""
+    return [(fills[i], fills[i + 1] if i + 1 < len(fills) else "") for i in range(0, len(fills), 2)]
+
+
+def crossings(fast, slow):
+    """Cross-above and cross-below events of SPEC §5 on arrays (any shape, time on axis 0)."""
+    above = fast - slow > TIE * np.abs(slow)
+    below = slow - fast > TIE * np.abs(slow)
+    defined = ~(np.isnan(fast) | np.isnan(slow))
+    up = np.zeros_like(above)
+    down = np.zeros_like(above)
+    up[1:] = above[1:] & defined[:-1] & ~above[:-1]
+    down[1:] = below[1:] & defined[:-1] & ~below[:-1]
+    return up, down
+
+
+def volume_ok(volume):
+    avg = talib.SMA(volume.astype(float), 20)
+    with np.errstate(invalid="ignore"):
+        return volume > avg

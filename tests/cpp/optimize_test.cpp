@@ -1,0 +1,186 @@
+// The grid engine against the reference engine (SPEC §6): every metric of every combination,
+// whatever the thread count, chunking or instruction set; and grids that must fail up front.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "../../src/optimize/cross_masks.hpp"
+#include "gt/data.hpp"
+#include "gt/error.hpp"
+#include "gt/grid.hpp"
+#include "gt/optimize.hpp"
+
+namespace {
+
+const gt::Bars& orcl() {
+  static const gt::Bars bars = gt::load_csv(GT_DATA_DIR "/orcl-1995-2014.csv");
+  return bars;
+}
+
+const gt::Strategy& ma_cross() { return gt::find_strategy("ma_cross"); }
+
+gt::Grid seed_grid() {
+  return gt::parse_grid(ma_cross(), {"fast=5:19", "slow=20:49", "ma_type=0:2", "volume_filter=false,true"},
+                        std::nullopt, {});
+}
+
+void expect_close(double fast, double reference, const char* what, const std::string& where) {
+  if (std::isinf(reference)) {
+    EXPECT_EQ(fast, reference) << what << " " << where;
+    return;
+  }
+  EXPECT_LE(std::fabs(fast - reference), 1e-9 * std::fabs(reference) + 1e-12) << what << " " << where;
+}
+
+// Every metric of every combination of `grid`, fast engine against the reference engine.
+void expect_engines_agree(const gt::Bars& bars, const gt::Grid& grid, const gt::ExecutionOptions& options) {
+  const auto fast = gt::make_evaluator(bars, grid, options);
+  ASSERT_EQ(fast->name(), "ma_cross event-driven");
+  const auto reference = gt::make_reference_evaluator(bars, grid, options);
+  const std::size_t stride = grid.base().size();
+  std::vector<double> params;
+  std::vector<double> combo(stride);
+  for (std::uint64_t i = 0; i < grid.size(); ++i) {
+    grid.decode(i, combo);
+    if (grid.is_valid(combo)) params.insert(params.end(), combo.begin(), combo.end());
+  }
+  const std::size_t count = params.size() / stride;
+  std::vector<gt::Metrics> a(count), b(count);
+  fast->evaluate(params, stride, a);
+  reference->evaluate(params, stride, b);
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::string where = ma_cross().describe(gt::ParamValues(params.begin() + static_cast<std::ptrdiff_t>(i * stride),
+                                                                  params.begin() + static_cast<std::ptrdiff_t>((i + 1) * stride)));
+    ASSERT_EQ(a[i].trades, b[i].trades) << where;
+    EXPECT_EQ(a[i].exposure, b[i].exposure) << where;
+    expect_close(a[i].total_return, b[i].total_return, "total_return", where);
+    expect_close(a[i].cagr, b[i].cagr, "cagr", where);
+    expect_close(a[i].sharpe, b[i].sharpe, "sharpe", where);
+    expect_close(a[i].sortino, b[i].sortino, "sortino", where);
+    expect_close(a[i].max_drawdown, b[i].max_drawdown, "max_drawdown", where);
+    expect_close(a[i].calmar, b[i].calmar, "calmar", where);
+    expect_close(a[i].win_rate, b[i].win_rate, "win_rate", where);
+    expect_close(a[i].profit_factor, b[i].profit_factor, "profit_factor", where);
+    expect_close(a[i].avg_trade_return, b[i].avg_trade_return, "avg_trade_return", where);
+    expect_close(a[i].final_equity, b[i].final_equity, "final_equity", where);
+  }
+}
+
+TEST(GridEngine, SeedGridEqualsTheReferenceEngine) {
+  expect_engines_agree(orcl(), seed_grid(), gt::ExecutionOptions{});
+}
+
+TEST(GridEngine, CostsAndCloseFillsEqualTheReferenceEngine) {
+  gt::ExecutionOptions options;
+  options.commission = 0.001;
+  options.slippage_bps = 5;
+  options.fill = gt::Fill::kClose;
+  const auto grid = gt::parse_grid(ma_cross(), {"fast=3,8,13", "slow=21,34,55,89", "ma_type=0:2", "volume_filter=false,true"},
+                                   std::nullopt, {});
+  expect_engines_agree(orcl(), grid, options);
+  options.fill = gt::Fill::kNextOpen;
+  expect_engines_agree(gt::load_csv(GT_DATA_DIR "/es-2006-5min.csv"), grid, options);
+}
+
+TEST(GridEngine, EveryInstructionSetGivesTheSameCrossings) {
+  for (const char* isa : {"avx2", "portable", "avx512"}) {
+    if (!gt::detail::force_cross_events_isa(isa)) continue;  // this CPU lacks it
+    SCOPED_TRACE(isa);
+    expect_engines_agree(gt::load_csv(GT_DATA_DIR "/yhoo-1996-2014.csv"), seed_grid(), gt::ExecutionOptions{});
+  }
+}
+
+TEST(GridEngine, ShortsAndFractionalSizeUseTheReferencePath) {
+  gt::ExecutionOptions options;
+  options.allow_short = true;
+  EXPECT_EQ(gt::make_evaluator(orcl(), seed_grid(), options)->name(), "reference");
+  options.allow_short = false;
+  options.size = 0.5;
+  EXPECT_EQ(gt::make_evaluator(orcl(), seed_grid(), options)->name(), "reference");
+}
+
+// Collects the CSV text of a run.
+class StringSink : public gt::CsvResultSink {
+ public:
+  StringSink(const gt::Grid& grid, const std::vector<gt::Bars>& symbols)
+      : gt::CsvResultSink(grid, symbols, [this](std::string_view t) { text += t; }) {}
+  std::string text;
+};
+
+TEST(Optimize, ResultsAreIdenticalForAnyThreadCount) {
+  const std::vector<gt::Bars> symbols = {orcl(), gt::load_csv(GT_DATA_DIR "/yhoo-1996-2014.csv")};
+  const auto grid = gt::parse_grid(ma_cross(), {"fast=5:30", "slow=10:60:5", "ma_type=0:2"}, std::nullopt, {});
+  std::string first;
+  for (int threads : {1, 2, 5}) {
+    gt::OptimizeOptions opt;
+    opt.threads = threads;
+    StringSink sink(grid, symbols);
+    const auto result = gt::optimize(symbols, grid, gt::ExecutionOptions{}, opt, &sink);
+    EXPECT_EQ(result.invalid, 2 * (grid.size() - result.valid / 2));
+    if (first.empty()) first = sink.text;
+    EXPECT_EQ(sink.text, first) << threads << " threads";
+  }
+}
+
+TEST(Optimize, InvalidCombinationsAreSkippedAndCountedAndTopKIsRanked) {
+  const auto grid = gt::parse_grid(ma_cross(), {"fast=10:40:10", "slow=20:40:10"}, std::nullopt, {});
+  gt::OptimizeOptions opt;
+  opt.top = 3;
+  const auto r = gt::optimize({orcl()}, grid, gt::ExecutionOptions{}, opt);
+  EXPECT_EQ(r.combinations, 12u);  // fast 10,20,30,40 x slow 20,30,40
+  EXPECT_EQ(r.valid, 6u);          // (10,20) (10,30) (10,40) (20,30) (20,40) (30,40)
+  EXPECT_EQ(r.invalid, 6u);
+  ASSERT_EQ(r.top[0].size(), 3u);
+  EXPECT_GE(r.top[0][0].metrics.sharpe, r.top[0][1].metrics.sharpe);
+  EXPECT_GE(r.top[0][1].metrics.sharpe, r.top[0][2].metrics.sharpe);
+}
+
+TEST(Optimize, TiesRankByParameterOrder) {
+  gt::RankedCombination a{0, 7, {}, {}}, b{0, 3, {}, {}};
+  a.metrics.sharpe = b.metrics.sharpe = 1.5;
+  EXPECT_TRUE(gt::ranks_before(b, a, "sharpe"));
+  EXPECT_FALSE(gt::ranks_before(a, b, "sharpe"));
+  a.metrics.max_drawdown = 0.1;
+  b.metrics.max_drawdown = 0.2;
+  EXPECT_TRUE(gt::ranks_before(a, b, "max_drawdown"));  // lower is better
+  EXPECT_THROW(gt::optimize({orcl()}, seed_grid(), gt::ExecutionOptions{}, gt::OptimizeOptions{"nope"}), gt::ParamError);
+}
+
+std::string grid_error(const std::vector<std::string>& specs) {
+  try {
+    gt::parse_grid(ma_cross(), specs, std::nullopt, {});
+  } catch (const gt::ParamError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST(Grid, BadGridsFailBeforeAnyWork) {
+  EXPECT_EQ(grid_error({"speed=1:3"}),
+            "strategy 'ma_cross' has no parameter 'speed' (its parameters: fast, slow, ma_type, volume_filter)");
+  EXPECT_EQ(grid_error({"fast=9:5"}), "--grid fast=9:5: empty range: 9 is above 5");
+  EXPECT_EQ(grid_error({"fast=5:9:0"}), "--grid fast=5:9:0: step must be > 0 (got 0)");
+  EXPECT_EQ(grid_error({"fast=5.5:9"}), "fast = '5.5' is not an integer");
+  EXPECT_EQ(grid_error({"volume_filter=yes,maybe"}), "volume_filter = 'maybe' is not a bool (allowed: true, false)");
+  EXPECT_EQ(grid_error({"ma_type=0:5"}), "--grid ma_type=0:5: 3 is out of range (allowed: 0 to 2)");
+  EXPECT_EQ(grid_error({"fast=2:3", "fast=4"}), "--grid: parameter 'fast' is given twice");
+  try {
+    gt::parse_grid(gt::find_strategy("rsi_reversion"), {"period=2:100000", "lower=0:100:0.01", "upper=0:100:0.01"},
+                   std::nullopt, {});
+    FAIL() << "a grid over 2^40 was accepted";
+  } catch (const gt::ParamError& e) {
+    EXPECT_STREQ(e.what(), "the grid has more than 2^40 combinations (limit 1099511627776); split the study");
+  }
+}
+
+TEST(Grid, CombinationOrderFollowsTheSchemaWhateverTheFlagOrder) {
+  const auto grid = gt::parse_grid(ma_cross(), {"volume_filter=false,true", "fast=5,6"}, std::nullopt, {{"slow", "40"}});
+  ASSERT_EQ(grid.size(), 4u);
+  std::vector<double> v(4);
+  grid.decode(1, v);
+  EXPECT_EQ(v, (std::vector<double>{5, 40, 0, 1}));
+  grid.decode(2, v);
+  EXPECT_EQ(v, (std::vector<double>{6, 40, 0, 0}));
+}
+
+}  // namespace
