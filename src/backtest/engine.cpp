@@ -41,21 +41,26 @@ class Account {
   void close_position(double price, std::size_t bar) {
     if (units_ == 0) return;
     Trade& t = trades_.back();
+    // pnl from the prices, not from the cash before and after: a trade out at its entry price
+    // with no costs is exactly 0, neither a win nor a loss, instead of a rounding residue.
     if (units_ > 0) {
       const double fill = price * (1.0 - slip_);
       const double proceeds = units_ * fill;
-      cash_ += proceeds - proceeds * options_.commission;
+      const double fee = proceeds * options_.commission;
+      cash_ += proceeds - fee;
       t.exit_price = fill;
+      t.pnl = units_ * (fill - t.entry_price) - entry_fee_ - fee;
     } else {
       const double fill = price * (1.0 + slip_);
       const double cost = -units_ * fill;
-      cash_ -= cost + cost * options_.commission;
+      const double fee = cost * options_.commission;
+      cash_ -= cost + fee;
       t.exit_price = fill;
+      t.pnl = -units_ * (t.entry_price - fill) - entry_fee_ - fee;
     }
     t.exit_bar = bar;
     t.open = false;
     t.bars_held = bar - t.entry_bar;
-    t.pnl = cash_ - cash_before_entry_;
     t.ret = t.pnl / committed_;
     units_ = 0;
   }
@@ -63,7 +68,6 @@ class Account {
   void open_position(int side, double price, std::size_t bar) {
     const double equity_now = cash_;  // flat: equity is the cash
     committed_ = options_.size * equity_now;
-    cash_before_entry_ = cash_;
     Trade t;
     t.entry_bar = bar;
     t.side = side;
@@ -72,13 +76,15 @@ class Account {
       const double fill = price * (1.0 + slip_);
       units_ = committed_ / (fill * (1.0 + options_.commission));
       cash_ = equity_now - committed_;  // the entry spends exactly the committed capital
+      entry_fee_ = units_ * fill * options_.commission;  // exactly 0 without commission
       t.entry_price = fill;
       t.units = units_;
     } else {
       const double fill = price * (1.0 - slip_);
       const double sold = committed_ / (fill * (1.0 + options_.commission));
       const double proceeds = sold * fill;
-      cash_ = equity_now + proceeds - proceeds * options_.commission;
+      entry_fee_ = proceeds * options_.commission;
+      cash_ = equity_now + proceeds - entry_fee_;
       units_ = -sold;
       t.entry_price = fill;
       t.units = sold;
@@ -92,7 +98,7 @@ class Account {
   double cash_;
   double units_ = 0;
   double committed_ = 0;
-  double cash_before_entry_ = 0;
+  double entry_fee_ = 0;  // commission paid by the open position's entry
   std::vector<Trade>& trades_;
 };
 

@@ -18,6 +18,8 @@
 #include "cross_masks.hpp"
 #include "gt/indicators.hpp"
 
+#include <tbb/parallel_invoke.h>
+
 namespace gt {
 namespace {
 
@@ -96,7 +98,8 @@ class MaCrossEvaluator final : public Evaluator {
   MaCrossEvaluator(const Bars& bars, const Grid& grid, const ExecutionOptions& options)
       : n_(bars.size()), words_((bars.size() + 63) / 64), padded_(words_ * 64), cash_(options.cash),
         periods_per_year_(resolve_periods_per_year(bars, options)) {
-    build_moving_averages(bars, grid);
+    // The moving averages and the range table are the two large pieces: built side by side.
+    tbb::parallel_invoke([&] { build_moving_averages(bars, grid); }, [&] { ranges_ = RangeTable(bars.close); });
     const auto volume_ok = signals::volume_above_average(bars);
     volume_words_.assign(words_, 0);
     for (std::size_t t = 0; t < n_; ++t)
@@ -123,7 +126,6 @@ class MaCrossEvaluator final : public Evaluator {
         f.sum_down2 = facts_[t - 1].sum_down2 + (r < 0 ? r * r : 0.0);
       }
     }
-    ranges_ = RangeTable(bars.close);
   }
 
   std::string_view name() const override { return "ma_cross event-driven"; }
@@ -204,8 +206,9 @@ class MaCrossEvaluator final : public Evaluator {
     return static_cast<std::size_t>(row_of_[static_cast<std::size_t>(type * (max_period_ + 1) + period)]);
   }
 
-  // One combination's trades and metrics. Branch-free where the outcome is data-dependent
-  // (wins, drawdown updates): mispredictions, not arithmetic, bound this loop.
+  // One combination's trades and metrics. The loop-carried chain is one multiplication per trade
+  // (equity *= growth, growth computed off the chain); drawdown updates that need a division are
+  // guarded by multiplications and, after the first few trades, rarely taken.
   Metrics simulate(const std::uint64_t* entries, const std::uint64_t* exits) const {
     MetricSums sums;
     sums.bars = n_;
@@ -213,16 +216,16 @@ class MaCrossEvaluator final : public Evaluator {
     double equity = cash_;
     double peak = cash_;
     double max_dd = 0;
+    double floor = peak;  // peak * (1 - max_dd): equity below it deepens the drawdown
     std::size_t from = 0;
     for (;;) {
       const std::size_t entry_signal = next_bit(entries, words_, from, n_);
       const std::size_t e = entry_signal + lag_;
       if (e >= n_) break;  // no entry left, or one whose fill would come after the last bar
       const BarFacts& in = facts_[e];
-      const double units = equity / in.entry_cost;
       const std::size_t exit_signal = next_bit(exits, words_, entry_signal + 1, n_);
       const std::size_t x = exit_signal + lag_;
-      const bool closed = exit_signal < n_ && x < n_;
+      const bool closed = x < n_;
       const std::size_t last_held = closed ? x - 1 : n_ - 1;
 
       sums.add_return(in.entry_return);
@@ -232,25 +235,38 @@ class MaCrossEvaluator final : public Evaluator {
       sums.sum_down2 += held.sum_down2 - in.sum_down2;
       sums.held_bars += last_held - e + 1;
 
-      // Equity over the stretch is units * close: its low under the peak carried in, its own
-      // drawdown, then its high may raise the peak.
+      // Equity over the stretch is units * close, units = equity / entry_cost.
       const auto [left, right] = ranges_.parts(e, last_held);
       const double low = std::min(left->low, right->low);
       const double high = std::max(left->high, right->high);
-      max_dd = std::max({max_dd, 1.0 - units * low / peak, left->drawdown, right->drawdown,
-                         1.0 - right->low / left->high});
-      peak = std::max(peak, units * high);
-
+      if (equity * low < floor * in.entry_cost) {  // its low under the peak carried in
+        max_dd = 1.0 - equity / in.entry_cost * low / peak;
+        floor = peak * (1.0 - max_dd);
+      }
+      if (low < high * (1.0 - max_dd)) {  // a drawdown of its own may be deeper
+        max_dd = std::max({max_dd, left->drawdown, right->drawdown, 1.0 - right->low / left->high});
+        floor = peak * (1.0 - max_dd);
+      }
+      if (equity * high > peak * in.entry_cost) {  // its high raises the peak
+        peak = equity / in.entry_cost * high;
+        floor = peak * (1.0 - max_dd);
+      }
       if (!closed) {
-        equity = units * held.close;
+        equity = equity / in.entry_cost * held.close;
         break;
       }
       const BarFacts& out = facts_[x];
-      const double cash = units * out.exit_value;
+      const double growth = out.exit_value / in.entry_cost;
+      const double cash = equity * growth;
       sums.add_return(out.exit_return);
-      peak = std::max(peak, cash);
-      max_dd = std::max(max_dd, 1.0 - cash / peak);
-      sums.add_trade(cash - equity, out.exit_value / in.entry_cost - 1.0);
+      if (cash > peak) {
+        peak = cash;
+        floor = peak * (1.0 - max_dd);
+      } else if (cash < floor) {
+        max_dd = 1.0 - cash / peak;
+        floor = peak * (1.0 - max_dd);
+      }
+      sums.add_trade(equity * (growth - 1.0), growth - 1.0);  // exactly 0 for a scratch trade
       equity = cash;
       from = exit_signal + 1;
     }

@@ -1,7 +1,9 @@
 // Market data per SPEC §1: what is accepted, and the message for each thing that is not.
 #include <gtest/gtest.h>
 
+#include <charconv>
 #include <cmath>
+#include <cstring>
 
 #include "gt/data.hpp"
 #include "gt/error.hpp"
@@ -129,6 +131,23 @@ TEST(Data, LoadsTheBundledFilesAndAFolder) {
   const double a = gt::infer_periods_per_year(all[0]);
   EXPECT_EQ(std::fmod(a, 252.0), 0.0);
   EXPECT_GT(a, 252.0 * 50);
+}
+
+}  // namespace
+
+namespace {
+
+// The fast decimal path must give from_chars' double for every price-like text.
+TEST(Data, NumbersParseToTheCorrectlyRoundedDouble) {
+  const char* texts[] = {"2.179012", "0.1", "36301200", "3578.73", "1e3", "123456789012345678901", "-0.5",
+                         "9007199254740993", "0.30000000000000004", "12.", ".5", "1.7976931348623157e308"};
+  for (const char* text : texts) {
+    const std::string csv = std::string("Date,Open,High,Low,Close,Volume\n2020-01-02,1e-300,1.7976931348623157e308,1e-300,") + text + ",1\n";
+    double expected = 0;
+    std::from_chars(text, text + std::strlen(text), expected);
+    if (expected <= 0) continue;  // not a valid price
+    EXPECT_EQ(gt::parse_csv(csv, "n.csv").close[0], expected) << text;
+  }
 }
 
 }  // namespace
