@@ -26,6 +26,9 @@ struct DataOptions {
   std::vector<gt::Bars> load() const;
 };
 
+// The command line as given (for commands that hand it over to another program).
+std::vector<std::string>& raw_arguments();
+
 // Shortest text that reads back to the same double; empty for NaN (an undefined value).
 std::string format_value(double v);
 

@@ -23,6 +23,11 @@ std::vector<gt::Bars> DataOptions::load() const {
   return all;
 }
 
+std::vector<std::string>& raw_arguments() {
+  static std::vector<std::string> args;
+  return args;
+}
+
 std::string format_value(double v) {
   if (std::isnan(v)) return {};
   return fmt::format("{}", v);

@@ -1,6 +1,10 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
 #include <cmath>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -24,7 +28,42 @@ struct OptimizeCommand {
   gt::OptimizeOptions opt;
   bool json = false;
   bool no_progress = false;
+  std::string engine = "local";
+  std::string address;
+  std::string workers;
+  std::string chunk_size;
 };
+
+// --engine ray: the Python driver over Ray takes the same command line (distribution is Ray's
+// job, driven from Python as XGBoost and LightGBM do). Does not return unless exec fails.
+void hand_over_to_ray() {
+  std::vector<std::string> args = {"-m", "gpt_trader.cli"};
+  bool skip_value = false;
+  for (const auto& a : raw_arguments()) {
+    if (skip_value) {
+      skip_value = false;
+      continue;
+    }
+    if (a == "--engine" || a == "--threads") {
+      skip_value = true;
+      continue;
+    }
+    if (a.rfind("--engine=", 0) == 0 || a.rfind("--threads=", 0) == 0 || a == "--reference") continue;
+    args.push_back(a);
+  }
+  std::string python;
+  if (const char* env = std::getenv("GTRADER_PYTHON")) python = env;
+  else if (std::filesystem::exists(GT_DEFAULT_PYTHON)) python = GT_DEFAULT_PYTHON;
+  else python = "python3";
+  std::vector<char*> argv = {python.data()};
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::fflush(stdout);
+  ::execvp(python.c_str(), argv.data());
+  throw gt::Error(fmt::format("--engine ray: cannot run {} ({}); install the Python package with `pip install .` "
+                              "and Ray with `pip install 'ray>=2.40'`, or set GTRADER_PYTHON",
+                              python, std::strerror(errno)));
+}
 
 void print_table(const gt::Strategy& strategy, const gt::Bars& bars, const std::vector<gt::RankedCombination>& top,
                  const std::string& metric) {
@@ -45,6 +84,7 @@ void print_table(const gt::Strategy& strategy, const gt::Bars& bars, const std::
 }
 
 void run(OptimizeCommand& c) {
+  if (c.engine == "ray") return hand_over_to_ray();
   const gt::Strategy& strategy = gt::find_strategy(c.strategy);
   std::vector<std::pair<std::string, std::string>> fixed;
   for (const auto& item : c.fixed) {
@@ -64,7 +104,7 @@ void run(OptimizeCommand& c) {
   std::unique_ptr<gt::CsvResultSink> sink;
   if (!c.out_path.empty()) {
     file = std::make_unique<gt::AtomicFile>(c.out_path);
-    sink = std::make_unique<gt::CsvResultSink>(grid, symbols, [&](std::string_view text) { file->write(text); });
+    sink = std::make_unique<gt::CsvResultSink>(grid, gt::symbol_names(symbols), [&](std::string_view text) { file->write(text); });
     file->write(sink->header());
   }
   const gt::OptimizeResult result = gt::optimize(symbols, grid, options, c.opt, sink.get());
@@ -102,6 +142,11 @@ void add_optimize(CLI::App& app) {
   cmd->add_flag("--reference", c->opt.reference, "Use the reference engine for every combination (slow; for checks)");
   c->exec.add_to(*cmd);
   cmd->add_flag("--json", c->json, "Print a JSON summary");
+  cmd->add_option("--engine", c->engine, "local (this machine's cores) or ray (a Ray cluster, via Python)")
+      ->check(CLI::IsMember({"local", "ray"}));
+  cmd->add_option("--address", c->address, "Ray cluster address (with --engine ray; default: start a local one)");
+  cmd->add_option("--workers", c->workers, "Ray workers, a number or auto (with --engine ray)");
+  cmd->add_option("--chunk-size", c->chunk_size, "Combinations per Ray task (with --engine ray)");
   cmd->callback([c] { run(*c); });
 }
 

@@ -74,6 +74,14 @@ struct OptimizeResult {
   std::string evaluator;
 };
 
+// The symbol names of `bars`, in order (for CsvResultSink).
+std::vector<std::string> symbol_names(const std::vector<Bars>& bars);
+
+// Decodes combinations [first, first + count) of `grid`, marks the valid ones and evaluates them
+// on `bars` with make_evaluator: the unit of work of distributed runs.
+ChunkResults evaluate_range(const Bars& bars, const Grid& grid, const ExecutionOptions& options, std::uint64_t first,
+                            std::uint64_t count);
+
 // Throws ParamError for an unknown metric, before any work.
 OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, const ExecutionOptions& options,
                         const OptimizeOptions& opt, ResultSink* sink = nullptr);
@@ -85,14 +93,15 @@ bool ranks_before(const RankedCombination& a, const RankedCombination& b, std::s
 // CSV of every valid combination: [symbol,] parameters in schema order, then metric_names().
 class CsvResultSink : public ResultSink {
  public:
-  CsvResultSink(const Grid& grid, const std::vector<Bars>& symbols, std::function<void(std::string_view)> write);
+  // `symbols` names the symbols in order; a symbol column is written when there are several.
+  CsvResultSink(const Grid& grid, std::vector<std::string> symbols, std::function<void(std::string_view)> write);
   std::string header() const;
   std::string format(const ChunkResults& chunk) const override;
   void consume(const ChunkResults& chunk, std::string&& text) override;
 
  private:
   const Grid& grid_;
-  const std::vector<Bars>& symbols_;
+  std::vector<std::string> symbols_;
   std::function<void(std::string_view)> write_;
 };
 

@@ -101,7 +101,44 @@ struct Chunk {
   std::string text;
 };
 
+// Decodes the chunk's combinations, marks the valid ones and evaluates those.
+void evaluate_chunk(const Evaluator& evaluator, const Grid& grid, ChunkResults& r) {
+  const std::size_t count = r.valid.size();
+  const std::size_t stride = grid.base().size();
+  r.stride = stride;
+  r.params.resize(count * stride);
+  r.metrics.resize(count);
+  std::vector<double> valid_params;
+  valid_params.reserve(count * stride);
+  std::vector<std::size_t> slots;
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::span<double> combo(r.params.data() + i * stride, stride);
+    grid.decode(r.first + i, combo);
+    r.valid[i] = grid.is_valid(combo);
+    if (r.valid[i]) {
+      valid_params.insert(valid_params.end(), combo.begin(), combo.end());
+      slots.push_back(i);
+    }
+  }
+  std::vector<Metrics> out(slots.size());
+  evaluator.evaluate(valid_params, stride, out);
+  for (std::size_t j = 0; j < slots.size(); ++j) r.metrics[slots[j]] = out[j];
+}
+
 }  // namespace
+
+ChunkResults evaluate_range(const Bars& bars, const Grid& grid, const ExecutionOptions& options, std::uint64_t first,
+                            std::uint64_t count) {
+  options.validate();
+  if (first > grid.size() || count > grid.size() - first)
+    throw ParamError(fmt::format("combinations {}..{} are outside the grid of {}", first, first + count, grid.size()));
+  const auto evaluator = make_evaluator(bars, grid, options);
+  ChunkResults r;
+  r.first = first;
+  r.valid.resize(count);
+  evaluate_chunk(*evaluator, grid, r);
+  return r;
+}
 
 std::unique_ptr<Evaluator> make_reference_evaluator(const Bars& bars, const Grid& grid, const ExecutionOptions& options) {
   return std::make_unique<ReferenceEvaluator>(bars, grid, options);
@@ -167,28 +204,8 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
                                      }) &
           tbb::make_filter<Chunk*, Chunk*>(tbb::filter_mode::parallel,
                                            [&](Chunk* c) {
-                                             auto& r = c->results;
-                                             const std::size_t count = r.valid.size();
-                                             const std::size_t stride = grid.base().size();
-                                             r.stride = stride;
-                                             r.params.resize(count * stride);
-                                             r.metrics.resize(count);
-                                             std::vector<double> valid_params;
-                                             valid_params.reserve(count * stride);
-                                             std::vector<std::size_t> slots;
-                                             for (std::size_t i = 0; i < count; ++i) {
-                                               const std::span<double> combo(r.params.data() + i * stride, stride);
-                                               grid.decode(r.first + i, combo);
-                                               r.valid[i] = grid.is_valid(combo);
-                                               if (r.valid[i]) {
-                                                 valid_params.insert(valid_params.end(), combo.begin(), combo.end());
-                                                 slots.push_back(i);
-                                               }
-                                             }
-                                             std::vector<Metrics> out(slots.size());
-                                             evaluators[r.symbol]->evaluate(valid_params, stride, out);
-                                             for (std::size_t j = 0; j < slots.size(); ++j) r.metrics[slots[j]] = out[j];
-                                             if (sink) c->text = sink->format(r);
+                                             evaluate_chunk(*evaluators[c->results.symbol], grid, c->results);
+                                             if (sink) c->text = sink->format(c->results);
                                              return c;
                                            }) &
           tbb::make_filter<Chunk*, void>(tbb::filter_mode::serial_in_order, [&](Chunk* c) {
@@ -213,8 +230,14 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
   return result;
 }
 
-CsvResultSink::CsvResultSink(const Grid& grid, const std::vector<Bars>& symbols, std::function<void(std::string_view)> write)
-    : grid_(grid), symbols_(symbols), write_(std::move(write)) {}
+CsvResultSink::CsvResultSink(const Grid& grid, std::vector<std::string> symbols, std::function<void(std::string_view)> write)
+    : grid_(grid), symbols_(std::move(symbols)), write_(std::move(write)) {}
+
+std::vector<std::string> symbol_names(const std::vector<Bars>& bars) {
+  std::vector<std::string> names;
+  for (const auto& b : bars) names.push_back(b.symbol);
+  return names;
+}
 
 std::string CsvResultSink::header() const {
   std::string out = symbols_.size() > 1 ? "symbol," : "";
@@ -231,7 +254,7 @@ std::string CsvResultSink::format(const ChunkResults& chunk) const {
   const auto& names = metric_names();
   for (std::size_t i = 0; i < chunk.valid.size(); ++i) {
     if (!chunk.valid[i]) continue;
-    if (symbols_.size() > 1) out += symbols_[chunk.symbol].symbol + ",";
+    if (symbols_.size() > 1) out += symbols_[chunk.symbol] + ",";
     for (std::size_t p = 0; p < params.size(); ++p) {
       out += format_param_value(params[p], chunk.params_of(i)[p]);
       out += ',';

@@ -103,7 +103,7 @@ TEST(GridEngine, ShortsAndFractionalSizeUseTheReferencePath) {
 class StringSink : public gt::CsvResultSink {
  public:
   StringSink(const gt::Grid& grid, const std::vector<gt::Bars>& symbols)
-      : gt::CsvResultSink(grid, symbols, [this](std::string_view t) { text += t; }) {}
+      : gt::CsvResultSink(grid, gt::symbol_names(symbols), [this](std::string_view t) { text += t; }) {}
   std::string text;
 };
 

@@ -1,0 +1,16 @@
+"""GPT-Trader: fast, exact backtests and parameter searches over a C++ core.
+
+Local use needs nothing but NumPy and pandas; distribution runs on Ray
+(``pip install 'gpt-trader[ray]'``). The seed system's names are kept:
+``DistributedConfig``, ``RayDistributedEngine``.
+"""
+from . import _core
+from .data import as_bars, load
+from .engine import backtest, indicator, optimize, strategies
+from .distributed import DistributedConfig, OptimizationResult, RayDistributedEngine
+
+__all__ = [
+    "as_bars", "load", "backtest", "indicator", "optimize", "strategies",
+    "DistributedConfig", "OptimizationResult", "RayDistributedEngine", "_core",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,68 @@
+"""Market data in the forms quants hold it: CSV paths, folders, pandas DataFrames, engine Bars."""
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Iterable, Mapping, Union
+
+import numpy as np
+import pandas as pd
+
+from . import _core
+
+DataLike = Union[str, os.PathLike, pd.DataFrame, "_core.Bars", Mapping, Iterable]
+
+
+def load(path: str | os.PathLike, skip_bad_rows: bool = False) -> "_core.Bars":
+    """One validated CSV file (SPEC §1)."""
+    return _core.load_csv(str(path), skip_bad_rows)
+
+
+def _from_frame(symbol: str, frame: pd.DataFrame) -> "_core.Bars":
+    columns = {c.lower(): c for c in frame.columns}
+    if isinstance(frame.index, pd.DatetimeIndex):
+        stamps = frame.index
+    else:
+        key = next((columns[k] for k in ("datetime", "timestamp", "date") if k in columns), None)
+        if key is None:
+            raise ValueError(f"{symbol}: the DataFrame needs a DatetimeIndex or a Date/Datetime/Timestamp column")
+        stamps = pd.DatetimeIndex(pd.to_datetime(frame[key]))
+    missing = [c for c in ("open", "high", "low", "close", "volume") if c not in columns]
+    if missing:
+        raise ValueError(f"{symbol}: missing column(s) {', '.join(missing)} (need Open, High, Low, Close, Volume)")
+    seconds = (stamps.tz_localize(None) if stamps.tz is not None else stamps).as_unit("s").asi8.astype(np.int64)
+    intraday = bool((seconds % 86400 != 0).any())
+    col = lambda name: np.ascontiguousarray(frame[columns[name]].to_numpy(dtype=float))
+    return _core.bars_from_arrays(symbol, np.ascontiguousarray(seconds), col("open"), col("high"), col("low"),
+                                  col("close"), col("volume"), intraday)
+
+
+def as_bars(data: DataLike) -> list:
+    """Every supported input as a list of Bars, one per symbol, in a stable order."""
+    if isinstance(data, _core.Bars):
+        return [data]
+    if isinstance(data, (str, os.PathLike)):
+        path = pathlib.Path(data)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".csv")
+            if not files:
+                raise ValueError(f"{path}: the folder holds no .csv file")
+            return [load(p) for p in files]
+        return [load(path)]
+    if isinstance(data, pd.DataFrame):
+        return [_from_frame(str(data.attrs.get("symbol", "data")), data)]
+    if isinstance(data, Mapping):
+        out = []
+        for symbol, value in data.items():
+            out.extend([_from_frame(str(symbol), value)] if isinstance(value, pd.DataFrame) else as_bars(value))
+        return out
+    if isinstance(data, Iterable):
+        return [b for item in data for b in as_bars(item)]
+    raise TypeError(f"unsupported market data of type {type(data).__name__}")
+
+
+def to_frame(bars: "_core.Bars") -> pd.DataFrame:
+    """Bars as a DataFrame indexed by time (the columns are copies)."""
+    index = pd.to_datetime(np.asarray(bars.time), unit="s")
+    return pd.DataFrame({"Open": bars.open, "High": bars.high, "Low": bars.low, "Close": bars.close,
+                         "Volume": bars.volume}, index=index)

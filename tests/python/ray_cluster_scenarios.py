@@ -1,0 +1,135 @@
+"""Runs inside a private network namespace (only loopback), started by test_ray_cluster.py:
+a real two-node Ray cluster (`ray start --head` and `ray start --address`), then
+  1. a distributed optimization whose tasks land on both nodes, compared with the local engine;
+  2. the same with a Ray worker process killed by SIGKILL mid-run;
+  3. the same with the second node's raylet killed mid-run (the node is lost).
+Prints one JSON report on the last line."""
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+# Token authentication for every process of the cluster and the driver, with a token of this run.
+_TOKEN_DIR = tempfile.mkdtemp(prefix="gt-ray-")
+with open(os.path.join(_TOKEN_DIR, "token"), "w") as _f:
+    import secrets
+    _f.write(secrets.token_hex(32))
+os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=os.path.join(_TOKEN_DIR, "token"))
+
+import gpt_trader as gt  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+DATA = [str(ROOT / "data" / "orcl-1995-2014.csv"), str(ROOT / "data" / "yhoo-1996-2014.csv")]
+GRID = {"fast": "2:41", "slow": "42:101", "ma_type": "0:2", "volume_filter": "false,true"}
+OPTIONS = {"allow_short": True}  # the reference path: tasks long enough to be interrupted
+PORT = int(os.environ.get("GT_RAY_PORT", "6399"))
+
+
+def ray_cli(*args):
+    env = dict(os.environ, RAY_health_check_period_ms="500", RAY_health_check_failure_threshold="4",
+               RAY_health_check_initial_delay_ms="0")
+    ray_bin = str(pathlib.Path(sys.executable).with_name("ray"))
+    proc = subprocess.run([ray_bin, *args], env=env, capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise RuntimeError(f"ray {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+
+
+def busy_workers():
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in out.splitlines() if "ray::evaluate_range" in line]
+
+
+def run_with(engine, interrupt):
+    """Runs the study; `interrupt` is called from another thread once a task is running."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "ray.csv")
+        result = {}
+
+        def work():
+            result["ranked"] = engine.optimize_distributed("ma_cross", GRID, DATA, out=out, top=5, **OPTIONS)
+
+        thread = threading.Thread(target=work)
+        thread.start()
+        if interrupt:
+            deadline = time.time() + 60
+            while not busy_workers() and time.time() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.2)
+            interrupt()
+        thread.join(timeout=600)
+        return result["ranked"], pathlib.Path(out).read_bytes(), engine.last_run
+
+
+def main():
+    report = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        local_csv = os.path.join(tmp, "local.csv")
+        local_top, _ = gt.optimize(DATA, "ma_cross", GRID, top=5, out=local_csv, **OPTIONS)
+        local_bytes = pathlib.Path(local_csv).read_bytes()
+    expected_top = [(row.symbol, row.fast, row.slow, row.ma_type, bool(row.volume_filter), row.sharpe)
+                    for row in local_top.itertuples()]
+
+    def same(ranked, csv_bytes):
+        top = [(r.symbol, r.parameters["fast"], r.parameters["slow"], r.parameters["ma_type"],
+                r.parameters["volume_filter"], r.sharpe_ratio) for r in ranked]
+        return {"results_file": csv_bytes == local_bytes, "ranking": top == expected_top}
+
+    try:
+        ray_cli("start", "--head", f"--port={PORT}", "--num-cpus=1", "--include-dashboard=false",
+                "--disable-usage-stats", '--resources={"head_node": 1}')
+        ray_cli("start", f"--address=127.0.0.1:{PORT}", "--num-cpus=1", '--resources={"second_node": 1}')
+        engine = gt.RayDistributedEngine(gt.DistributedConfig(address=f"127.0.0.1:{PORT}", num_workers="auto",
+                                                              max_retries=5, chunk_size=1500))
+        engine.initialize()
+        report["nodes_in_cluster"] = len([n for n in engine._ray.nodes() if n["Alive"]])
+
+        ranked, csv_bytes, run = run_with(engine, None)
+        report["plain"] = {"identical": same(ranked, csv_bytes), "nodes_used": len(run.nodes),
+                           "tasks": run.tasks, "retries": run.retries, "seconds": run.seconds}
+
+        killed = []
+
+        def kill_worker():
+            # Two kills a second apart, each of a process busy with a task at that moment: a
+            # worker that just finished its task would not need a retry.
+            for _ in range(2):
+                pids = busy_workers()
+                if pids:
+                    os.kill(pids[0], signal.SIGKILL)
+                    killed.append(pids[0])
+                time.sleep(1.0)
+
+        ranked, csv_bytes, run = run_with(engine, kill_worker)
+        report["worker_killed"] = {"identical": same(ranked, csv_bytes), "killed": len(killed),
+                                   "retries": run.retries, "tasks": run.tasks}
+
+        def stop_second_node():
+            # The second node's raylet: the one whose static resources hold "second_node".
+            out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+            for line in out.splitlines():
+                if "/raylet" in line and "second_node," in line:
+                    os.kill(int(line.split()[0]), signal.SIGKILL)
+                    report["second_raylet_killed"] = True
+
+        ranked, csv_bytes, run = run_with(engine, stop_second_node)
+        deadline = time.time() + 60  # the cluster notices the loss within its health-check period
+        while time.time() < deadline:
+            alive = len([n for n in engine._ray.nodes() if n["Alive"]])
+            if alive == 1:
+                break
+            time.sleep(0.5)
+        report["node_stopped"] = {"identical": same(ranked, csv_bytes), "retries": run.retries,
+                                  "tasks": run.tasks, "nodes_alive_after": alive}
+        engine.shutdown()
+    finally:
+        ray_cli("stop", "--force")
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()

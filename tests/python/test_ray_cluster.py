@@ -1,0 +1,81 @@
+"""Distributed optimization on a real two-node Ray cluster started on this machine.
+
+The cluster lives in a private network namespace with only loopback (`unshare --net`), so every
+Ray process binds 127.0.0.1 and nothing leaves the machine. See ray_cluster_scenarios.py."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+ray = pytest.importorskip("ray", reason="Ray is installed by scripts/setup.sh (requirements-dev.txt)")
+
+
+def in_private_network(*command, timeout=900):
+    if shutil.which("unshare") is None:
+        pytest.fail("unshare (util-linux) is needed to give the Ray cluster a private network")
+    script = "ip link set lo up && exec " + " ".join(command)
+    return subprocess.run(["unshare", "--user", "--map-root-user", "--net", "sh", "-c", script],
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def report():
+    proc = in_private_network(sys.executable, "tests/python/ray_cluster_scenarios.py")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_tasks_land_on_both_nodes_and_results_equal_the_local_engine(report):
+    assert report["nodes_in_cluster"] == 2
+    assert report["plain"]["nodes_used"] == 2
+    assert report["plain"]["identical"] == {"results_file": True, "ranking": True}
+
+
+def test_a_worker_killed_mid_run_is_retried_and_changes_nothing(report):
+    assert report["worker_killed"]["killed"] >= 1
+    assert report["worker_killed"]["retries"] >= 1
+    assert report["worker_killed"]["identical"] == {"results_file": True, "ranking": True}
+
+
+def test_losing_the_second_node_mid_run_is_retried_and_changes_nothing(report):
+    assert report["second_raylet_killed"]
+    assert report["node_stopped"]["nodes_alive_after"] == 1
+    assert report["node_stopped"]["retries"] >= 1
+    assert report["node_stopped"]["identical"] == {"results_file": True, "ranking": True}
+
+
+def test_gtrader_optimize_engine_ray_writes_the_local_engines_file(tmp_path):
+    grid = ["--grid", "fast=5:19", "--grid", "slow=20:49", "--grid", "ma_type=0:2", "--grid", "volume_filter=false,true"]
+    data = ["--data", "data/orcl-1995-2014.csv", "--data", "data/yhoo-1996-2014.csv"]
+    gtrader = os.environ.get("GTRADER_BIN", str(ROOT / "build" / "release" / "gtrader"))
+    local = subprocess.run([gtrader, "optimize", *data, "--strategy", "ma_cross", *grid, "--out", tmp_path / "local.csv",
+                            "--json"], capture_output=True, text=True, check=True)
+    proc = in_private_network(gtrader, "optimize", *data, "--strategy", "ma_cross", *grid, "--engine", "ray",
+                              "--workers", "2", "--chunk-size", "700", "--out", str(tmp_path / "ray.csv"), "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["engine"] == "ray" and summary["tasks"] == 8
+    assert summary["best"] == json.loads(local.stdout)["best"]
+    assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+
+
+def test_without_ray_the_local_engine_works_and_ray_says_how_to_install_it():
+    code = """
+import sys
+sys.modules["ray"] = None  # as if Ray were not installed
+import gpt_trader as gt
+top, summary = gt.optimize("data/orcl-1995-2014.csv", "ma_cross", {"fast": range(5, 10), "slow": range(20, 25)})
+assert summary["computed"] == 25, summary
+try:
+    gt.RayDistributedEngine().initialize()
+except ImportError as e:
+    print(e)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "pip install 'ray>=2.40'" in proc.stdout
