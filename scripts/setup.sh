@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config clang-format
   libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev libyaml-cpp-dev libtbb-dev
   libgtest-dev libgmock-dev libbenchmark-dev libhiredis-dev redis-server
-  python3 python3-venv python3-dev)
+  python3 python3-venv python3-dev iproute2 util-linux procps)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -33,3 +33,6 @@ fi
 
 cmake --preset release >/dev/null
 cmake --build --preset release -j"$(nproc)"
+
+# The Python package over the same core (incremental: scikit-build-core keeps build/python).
+.venv/bin/python -m pip install -q --no-build-isolation --no-deps .

@@ -81,6 +81,8 @@ std::vector<std::string> symbol_names(const std::vector<Bars>& bars);
 // on `bars` with make_evaluator: the unit of work of distributed runs.
 ChunkResults evaluate_range(const Bars& bars, const Grid& grid, const ExecutionOptions& options, std::uint64_t first,
                             std::uint64_t count);
+// The same with an evaluator built once for many ranges (a distributed worker keeps one).
+ChunkResults evaluate_range(const Evaluator& evaluator, const Grid& grid, std::uint64_t first, std::uint64_t count);
 
 // Throws ParamError for an unknown metric, before any work.
 OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, const ExecutionOptions& options,

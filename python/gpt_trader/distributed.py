@@ -8,6 +8,7 @@ The driver merges the ranges in grid order, so the results file is byte-identica
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import time
@@ -122,7 +123,16 @@ class RayDistributedEngine:
         self._ray = ray
         return self
 
+    def _attempt_counter(self):
+        """One per engine, started once (an actor is a process) and reset for each run; on the
+        head node, which outlives any worker node lost during a run."""
+        if getattr(self, "_counter", None) is None:
+            self._counter = _AttemptCounter.options(num_cpus=0, resources={"node:__internal_head__": 0.001}).remote()
+        self._ray.get(self._counter.reset.remote())
+        return self._counter
+
     def shutdown(self):
+        self._counter = None
         if self._ray is not None and self._ray.is_initialized():
             self._ray.shutdown()
         self._ray = None
@@ -158,76 +168,76 @@ class RayDistributedEngine:
         symbols = as_bars(data)
         names = [b.symbol for b in symbols]
         concurrency = workers or self.num_workers
-        chunk = self.config.chunk_size or max(2000, math.ceil(size / (4 * concurrency)))
+        # About four tasks per worker per symbol, and none so small that the scheduler's ~5 ms per
+        # task would cost more than a few percent.
+        chunk = self.config.chunk_size or max(100_000, math.ceil(size / (4 * concurrency)))
 
         started = time.perf_counter()
         payloads = [ray.put(_core.bars_to_csv(b)) for b in symbols]  # once; shared by every task
-        # On the head node: it must outlive any worker node that is lost during the run.
-        counter = _AttemptCounter.options(num_cpus=0, resources={"node:__internal_head__": 0.001}).remote()
+        counter = self._attempt_counter()
         task = _evaluate_range.options(max_retries=self.config.max_retries, retry_exceptions=True)
         ranges = [(s, first, min(chunk, size - first)) for s in range(len(symbols)) for first in range(0, size, chunk)]
+        # Each task ranks its own range and sends back its best `top` (the overall best are among
+        # the ranges' best) and, when a results file is wanted, its rows as CSV text.
+        request = {"metric": metric, "top": top, "min_trades": min_trades, "csv": out is not None,
+                   "symbols": names}
         pending, results, nodes = [], {}, set()
         queue = list(ranges)
         while queue or pending:
             while queue and len(pending) < concurrency * 2:
                 s, first, count = queue.pop(0)
-                pending.append(task.remote(payloads[s], names[s], strategy, specs, fixed, options, s, first, count,
+                pending.append(task.remote(payloads[s], strategy, specs, fixed, options, s, first, count, request,
                                            counter))
             done, pending = ray.wait(pending, num_returns=1)
-            s, first, valid, params, metrics, node = ray.get(done[0])
-            results[(s, first)] = (valid, params, metrics)
-            nodes.add(node)
+            result = ray.get(done[0])
+            results[(result["symbol"], result["first"])] = result
+            nodes.add(result["node"])
         attempts = ray.get(counter.total.remote())
-        ray.kill(counter)
 
         if out is not None:
-            parts = []
-            for i, (s, first, _) in enumerate(ranges):
-                valid, params, metrics = results[(s, first)]
-                parts.append(_core.format_results(strategy, specs, fixed, names, s, first, valid, params, metrics,
-                                                  header=(i == 0)))
-            _core.write_file_atomically(str(out), "".join(parts))
+            header = _core.format_results(strategy, specs, fixed, names, 0, 0, np.zeros(0), np.zeros((0, len(_schema(strategy)))),
+                                          np.zeros((0, len(METRICS))), header=True)
+            _core.write_file_atomically(str(out), header + "".join(results[(s, f)]["csv"] for s, f, _ in ranges))
 
-        valid = np.concatenate([results[(s, f)][0] for s, f, _ in ranges]).astype(bool)
-        params = np.concatenate([results[(s, f)][1] for s, f, _ in ranges])[valid]
-        metrics = np.concatenate([results[(s, f)][2] for s, f, _ in ranges])[valid]
-        symbol_ids = np.concatenate([np.full(c, s) for s, _, c in ranges])[valid]
-        indices = np.concatenate([np.arange(f, f + c) for _, f, c in ranges])[valid]
+        keys = [(s, f) for s, f, _ in ranges]
+        params = np.concatenate([results[k]["params"] for k in keys])
+        metrics = np.concatenate([results[k]["metrics"] for k in keys])
+        symbol_ids = np.concatenate([results[k]["symbol_ids"] for k in keys])
+        indices = np.concatenate([results[k]["indices"] for k in keys])
         m = METRICS.index(metric)
         order = _rank(metrics[:, m], symbol_ids, indices, metric, metrics[:, METRICS.index("trades")], min_trades, top)
-        schema = next(s for s in _core.strategies() if s["name"] == strategy)["params"]
+        valid_count = sum(results[k]["valid"] for k in keys)
+        bar_combinations = sum(len(symbols[k[0]]) * results[k]["valid"] for k in keys)
         self.last_run = RunReport(tasks=len(ranges), attempts=attempts, retries=attempts - len(ranges),
                                   nodes=sorted(nodes), seconds=time.perf_counter() - started)
-        self.last_summary = {"combinations": size, "symbols": len(symbols), "valid": int(valid.sum()),
-                             "invalid": int((~valid).sum()), "computed": int(valid.sum()), "from_cache": 0,
-                             "seconds": self.last_run.seconds,
-                             "combos_per_sec": int(valid.sum()) / self.last_run.seconds,
-                             "bar_combos_per_sec": sum(len(symbols[s]) * int(results[(s, f)][0].sum())
-                                                       for s, f, _ in ranges) / self.last_run.seconds,
-                             "engine": "ray", "tasks": len(ranges), "retries": self.last_run.retries,
-                             "nodes": len(nodes)}
-        return [OptimizationResult(symbol=names[int(symbol_ids[i])],
-                                   parameters=_params(schema, params[i]),
+        self.last_summary = {"combinations": size, "symbols": len(symbols), "valid": valid_count,
+                             "invalid": size * len(symbols) - valid_count, "computed": valid_count, "from_cache": 0,
+                             "seconds": self.last_run.seconds, "combos_per_sec": valid_count / self.last_run.seconds,
+                             "bar_combos_per_sec": bar_combinations / self.last_run.seconds, "engine": "ray",
+                             "tasks": len(ranges), "retries": self.last_run.retries, "nodes": len(nodes)}
+        schema = _schema(strategy)
+        return [OptimizationResult(symbol=names[int(symbol_ids[i])], parameters=_params(schema, params[i]),
                                    metrics=_metrics(metrics[i]), index=int(indices[i])) for i in order]
 
     # -- measurement -----------------------------------------------------------------------
-    def benchmark(self, strategy: str = "ma_cross", data: DataLike | None = None,
-                  sizes=(2700, 24000, 120000), workers=(1, 2)) -> dict:
-        """Throughput and scaling efficiency at several workload sizes for 1..N workers, the local
-        engine beside them, and Ray's per-task overhead (a no-op task's round trip)."""
+    def benchmark(self, data: DataLike, strategy: str = "ma_cross", sizes=(24000, 240000, 1440000),
+                  workers=(1, 2)) -> dict:
+        """Throughput and scaling efficiency of `ma_cross` grids of several sizes on 1..N workers,
+        the local engine's rate beside them, and Ray's per-task overhead (a no-op task's round
+        trip through the scheduler)."""
         if self._ray is None:
             self.initialize()
         ray = self._ray
-        if data is None:
-            data = os.path.join(os.path.dirname(__file__), "..", "..", "data", "orcl-1995-2014.csv")
-        grids = {2700: {"fast": "5:19", "slow": "20:49", "ma_type": "0:2", "volume_filter": "false,true"},
-                 24000: {"fast": "2:41", "slow": "42:141", "ma_type": "0:2", "volume_filter": "false,true"},
-                 120000: {"fast": "2:101", "slow": "102:301", "ma_type": "0:2", "volume_filter": "false,true"}}
+        grids = {24000: {"fast": "2:41", "slow": "42:141"}, 240000: {"fast": "2:101", "slow": "102:501"},
+                 1440000: {"fast": "2:201", "slow": "202:1401"}}
+        from .engine import optimize as local_optimize  # noqa: PLC0415
+        # Start every worker process first: their start-up is not the throughput being measured.
+        self.optimize_distributed(strategy, {**grids[24000], "ma_type": "0", "volume_filter": "false"}, data, top=1,
+                                  workers=max(workers))
         rows = []
         for size in sizes:
-            grid = grids[size]
-            from .engine import optimize as local_optimize
-            _, local = local_optimize(data, strategy, grid, top=1)
+            grid = {**grids[size], "ma_type": "0:2", "volume_filter": "false,true"}
+            _, local = local_optimize(data, strategy, grid, top=1, threads=1)
             base = None
             for w in workers:
                 start = time.perf_counter()
@@ -235,15 +245,17 @@ class RayDistributedEngine:
                 seconds = time.perf_counter() - start
                 rate = local["computed"] / seconds
                 base = base or rate / w
-                rows.append({"combinations": local["computed"], "workers": w, "seconds": seconds,
-                             "combos_per_sec": rate, "scaling_efficiency": rate / (base * w),
-                             "tasks": self.last_run.tasks, "local_engine_combos_per_sec": local["computed"] / local["seconds"]})
-        # Per-task overhead: round trips of no-op tasks through the scheduler.
+                rows.append({"combinations": local["computed"], "workers": w, "tasks": self.last_run.tasks,
+                             "seconds": seconds, "combos_per_sec": rate, "scaling_efficiency": rate / (base * w),
+                             "local_one_thread_combos_per_sec": local["computed"] / local["seconds"]})
         ray.get(_noop.remote())
         start = time.perf_counter()
         ray.get([_noop.remote() for _ in range(200)])
-        overhead = (time.perf_counter() - start) / 200
-        return {"results": rows, "task_overhead_seconds": overhead}
+        return {"results": rows, "task_overhead_seconds": (time.perf_counter() - start) / 200}
+
+
+def _schema(strategy):
+    return next(s for s in _core.strategies() if s["name"] == strategy)["params"]
 
 
 def _params(schema, values):
@@ -259,6 +271,11 @@ def _metrics(values):
     return out
 
 
+# Per worker process: the evaluator of the study it last worked on (indicators and tables are
+# built once per worker, not once per task).
+_WORKER_EVALUATOR: dict = {}
+
+
 def _define_remote():
     ray = _ray()
 
@@ -272,15 +289,37 @@ def _define_remote():
         def begin(self):
             self.count += 1
 
+        def reset(self):
+            self.count = 0
+
         def total(self):
             return self.count
 
     @ray.remote(num_cpus=1)
-    def evaluate_range(payload, symbol, strategy, specs, fixed, options, symbol_index, first, count, counter):
+    def evaluate_range(payload, strategy, specs, fixed, options, symbol_index, first, count, request, counter):
         ray.get(counter.begin.remote())
-        bars = _core.parse_csv(payload, f"{symbol}.csv")
-        valid, params, metrics = _core.evaluate_range(bars, strategy, specs, fixed, options, first, count)
-        return symbol_index, first, valid, params, metrics, ray.get_runtime_context().get_node_id()
+        symbol = request["symbols"][symbol_index]
+        key = (hashlib.blake2b(payload, digest_size=16).digest(), symbol, strategy, tuple(specs),
+               tuple(sorted(fixed.items())), tuple(sorted(options.items())))
+        evaluator = _WORKER_EVALUATOR.get(key)
+        if evaluator is None:  # this worker's first range of this study: build once, keep for the next
+            _WORKER_EVALUATOR.clear()
+            bars = _core.parse_csv(payload, f"{symbol}.csv")
+            evaluator = _WORKER_EVALUATOR[key] = _core.RangeEvaluator(bars, strategy, specs, fixed, options, threads=1)
+        valid, params, metrics = evaluator.evaluate_range(first, count)
+        csv = ""
+        if request["csv"]:
+            csv = _core.format_results(strategy, specs, fixed, request["symbols"], symbol_index, first, valid, params,
+                                       metrics)
+        keep = valid.astype(bool)
+        indices = np.arange(first, first + count)[keep]
+        params, metrics = params[keep], metrics[keep]
+        symbol_ids = np.full(len(indices), symbol_index)
+        best = _rank(metrics[:, METRICS.index(request["metric"])], symbol_ids, indices, request["metric"],
+                     metrics[:, METRICS.index("trades")], request["min_trades"], request["top"])
+        return {"symbol": symbol_index, "first": first, "valid": int(keep.sum()), "csv": csv,
+                "params": params[best], "metrics": metrics[best], "symbol_ids": symbol_ids[best],
+                "indices": indices[best], "node": ray.get_runtime_context().get_node_id()}
 
     @ray.remote(num_cpus=0)
     def noop():

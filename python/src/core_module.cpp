@@ -9,8 +9,11 @@
 #include <nanobind/stl/string_view.h>
 #include <nanobind/stl/vector.h>
 
-#include <cmath>
 #include <fmt/format.h>
+#include <tbb/global_control.h>
+
+#include <cmath>
+#include <optional>
 
 #include "gt/atomic_file.hpp"
 #include "gt/backtest.hpp"
@@ -325,15 +328,13 @@ NB_MODULE(_core, m) {
   }, "symbols"_a, "strategy"_a, "grid"_a, "fixed"_a, "options"_a, "metric"_a = "sharpe", "top"_a = 10,
      "min_trades"_a = 0, "threads"_a = 0, "out"_a = nb::none(), "reference"_a = false);
 
-  m.def("evaluate_range", [](const gt::Bars& bars, const std::string& strategy, const std::vector<std::string>& grid_specs,
-                             const nb::dict& fixed, const nb::dict& options, std::uint64_t first, std::uint64_t count) {
-    const gt::Grid grid = make_grid(strategy, grid_specs, fixed);
-    const gt::ExecutionOptions o = execution_options(options);
-    gt::ChunkResults r;
-    {
-      nb::gil_scoped_release release;
-      r = gt::evaluate_range(bars, grid, o, first, count);
-    }
+  // An evaluator built once (indicator series, tables) for many ranges of one grid on one symbol.
+  struct RangeEvaluator {
+    gt::Bars bars;
+    gt::Grid grid;
+    std::unique_ptr<gt::Evaluator> evaluator;
+  };
+  auto chunk_arrays = [](gt::ChunkResults&& r) {
     const auto& names = gt::metric_names();
     std::vector<double> metrics(r.valid.size() * names.size(), std::nan(""));
     for (std::size_t i = 0; i < r.valid.size(); ++i)
@@ -342,6 +343,40 @@ NB_MODULE(_core, m) {
     std::vector<double> valid(r.valid.begin(), r.valid.end());
     return nb::make_tuple(to_numpy(std::move(valid)), to_numpy_2d(std::move(r.params), r.valid.size(), r.stride),
                           to_numpy_2d(std::move(metrics), r.valid.size(), names.size()));
+  };
+  nb::class_<RangeEvaluator>(m, "RangeEvaluator")
+      .def("__init__", [](RangeEvaluator* self, const gt::Bars& bars, const std::string& strategy,
+                          const std::vector<std::string>& grid_specs, const nb::dict& fixed, const nb::dict& options,
+                          int threads) {
+        gt::Grid grid = make_grid(strategy, grid_specs, fixed);
+        const gt::ExecutionOptions o = execution_options(options);
+        new (self) RangeEvaluator{bars, std::move(grid), nullptr};
+        nb::gil_scoped_release release;
+        // A worker given one CPU builds with one thread, so that workers do not oversubscribe.
+        std::optional<tbb::global_control> limit;
+        if (threads > 0) limit.emplace(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
+        self->evaluator = gt::make_evaluator(self->bars, self->grid, o);
+      }, "bars"_a, "strategy"_a, "grid"_a, "fixed"_a, "options"_a, "threads"_a = 0)
+      .def("evaluate_range", [chunk_arrays](const RangeEvaluator& self, std::uint64_t first, std::uint64_t count) {
+        gt::ChunkResults r;
+        {
+          nb::gil_scoped_release release;
+          r = gt::evaluate_range(*self.evaluator, self.grid, first, count);
+        }
+        return chunk_arrays(std::move(r));
+      }, "first"_a, "count"_a);
+
+  m.def("evaluate_range", [chunk_arrays](const gt::Bars& bars, const std::string& strategy,
+                                         const std::vector<std::string>& grid_specs, const nb::dict& fixed,
+                                         const nb::dict& options, std::uint64_t first, std::uint64_t count) {
+    const gt::Grid grid = make_grid(strategy, grid_specs, fixed);
+    const gt::ExecutionOptions o = execution_options(options);
+    gt::ChunkResults r;
+    {
+      nb::gil_scoped_release release;
+      r = gt::evaluate_range(bars, grid, o, first, count);
+    }
+    return chunk_arrays(std::move(r));
   }, "bars"_a, "strategy"_a, "grid"_a, "fixed"_a, "options"_a, "first"_a, "count"_a);
 
   m.def("format_results", [](const std::string& strategy, const std::vector<std::string>& grid_specs,

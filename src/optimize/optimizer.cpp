@@ -130,13 +130,16 @@ void evaluate_chunk(const Evaluator& evaluator, const Grid& grid, ChunkResults& 
 ChunkResults evaluate_range(const Bars& bars, const Grid& grid, const ExecutionOptions& options, std::uint64_t first,
                             std::uint64_t count) {
   options.validate();
+  return evaluate_range(*make_evaluator(bars, grid, options), grid, first, count);
+}
+
+ChunkResults evaluate_range(const Evaluator& evaluator, const Grid& grid, std::uint64_t first, std::uint64_t count) {
   if (first > grid.size() || count > grid.size() - first)
     throw ParamError(fmt::format("combinations {}..{} are outside the grid of {}", first, first + count, grid.size()));
-  const auto evaluator = make_evaluator(bars, grid, options);
   ChunkResults r;
   r.first = first;
   r.valid.resize(count);
-  evaluate_chunk(*evaluator, grid, r);
+  evaluate_chunk(evaluator, grid, r);
   return r;
 }
 

@@ -40,7 +40,7 @@ def ray_cli(*args):
 
 
 def busy_workers():
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    out = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True).stdout
     return [int(line.split()[0]) for line in out.splitlines() if "ray::evaluate_range" in line]
 
 
@@ -110,7 +110,7 @@ def main():
 
         def stop_second_node():
             # The second node's raylet: the one whose static resources hold "second_node".
-            out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+            out = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True).stdout
             for line in out.splitlines():
                 if "/raylet" in line and "second_node," in line:
                     os.kill(int(line.split()[0]), signal.SIGKILL)

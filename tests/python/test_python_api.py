@@ -1,0 +1,56 @@
+"""The Python package over the C++ core: the same numbers as the CLI, NumPy views, DataFrames."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import gpt_trader as gt
+from conftest import DAILY_FILES, run_gtrader
+
+
+def test_bars_are_numpy_views_of_the_engine_memory():
+    bars = gt.load(DAILY_FILES[0])
+    close = bars.close
+    assert isinstance(close, np.ndarray) and close.dtype == np.float64 and len(close) == len(bars) == 5036
+    assert not close.flags.owndata  # a view, no copy
+    assert close[0] == 2.117284
+
+
+def test_dataframes_go_through_the_same_validation():
+    frame = pd.read_csv(DAILY_FILES[0], parse_dates=["Date"]).set_index("Date")
+    (bars,) = gt.as_bars({"ORCL": frame})
+    assert bars.symbol == "ORCL" and len(bars) == 5036 and not bars.intraday
+    bad = frame.copy()
+    bad.iloc[10, bad.columns.get_loc("High")] = 0.001
+    with pytest.raises(ValueError, match="field 'High'"):
+        gt.as_bars({"BAD": bad})
+
+
+def test_backtest_and_optimize_equal_the_cli(tmp_path):
+    r = gt.backtest(DAILY_FILES[0], "ma_cross", {"fast": 10, "slow": 30, "volume_filter": True})
+    (result,) = r.values()
+    cli = json.loads(run_gtrader("backtest", "--data", DAILY_FILES[0], "--strategy", "ma_cross", "--param", "fast=10",
+                                 "--param", "slow=30", "--param", "volume_filter=true", "--json").stdout)
+    for k in ["sharpe", "total_return", "max_drawdown", "trades"]:
+        assert result["metrics"][k] == cli[k]
+    assert isinstance(result["trades"], pd.DataFrame) and isinstance(result["equity"], pd.Series)
+
+    out = tmp_path / "py.csv"
+    grid = {"fast": range(5, 20), "slow": range(20, 50), "ma_type": [0, 1, 2], "volume_filter": [False, True]}
+    top, summary = gt.optimize(DAILY_FILES[0], "ma_cross", grid, top=3, out=str(out))
+    run_gtrader("optimize", "--data", DAILY_FILES[0], "--strategy", "ma_cross", "--grid", "fast=5:19", "--grid",
+                "slow=20:49", "--grid", "ma_type=0:2", "--grid", "volume_filter=false,true", "--out", tmp_path / "cli.csv")
+    assert out.read_bytes() == (tmp_path / "cli.csv").read_bytes()
+    assert summary["computed"] == 2700 and len(top) == 3 and list(top.columns[:5]) == ["symbol", "fast", "slow", "ma_type", "volume_filter"]
+
+
+def test_indicator_frame():
+    frame = gt.indicator("MACD", DAILY_FILES[0])
+    assert list(frame.columns) == ["macd", "signal", "hist"]
+    assert frame["macd"].isna().sum() == 33
+
+
+def test_bad_grid_is_a_value_error():
+    with pytest.raises(ValueError, match="empty range"):
+        gt.optimize(DAILY_FILES[0], "ma_cross", {"fast": "9:5"})
