@@ -9,18 +9,7 @@
 namespace {
 
 gt::Bars last_bars(std::size_t count) {
-  gt::Bars all = gt::load_csv(GT_DATA_DIR "/orcl-1995-2014.csv");
-  const std::size_t skip = all.size() - count;
-  gt::Bars out;
-  out.symbol = all.symbol;
-  auto tail = [&](const auto& v) { return std::vector(v.begin() + static_cast<std::ptrdiff_t>(skip), v.end()); };
-  out.time = tail(all.time);
-  out.open = tail(all.open);
-  out.high = tail(all.high);
-  out.low = tail(all.low);
-  out.close = tail(all.close);
-  out.volume = tail(all.volume);
-  return out;
+  return gt::last_bars(gt::load_csv(GT_DATA_DIR "/orcl-1995-2014.csv"), count);
 }
 
 void SeedGrid(benchmark::State& state) {

@@ -23,17 +23,6 @@ struct BacktestCommand {
   bool json = false;
 };
 
-std::vector<std::pair<std::string, std::string>> split_assignments(const std::vector<std::string>& items) {
-  std::vector<std::pair<std::string, std::string>> out;
-  for (const auto& item : items) {
-    const auto eq = item.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw gt::ParamError(fmt::format("--param '{}' is not NAME=VALUE", item));
-    out.emplace_back(item.substr(0, eq), item.substr(eq + 1));
-  }
-  return out;
-}
-
 std::string trades_csv(const std::vector<std::pair<const gt::Bars*, gt::BacktestResult>>& runs) {
   const bool many = runs.size() > 1;
   std::string out = many ? "symbol," : "";

@@ -34,21 +34,11 @@ const std::vector<Workload>& workloads() {
 // `count` bars from `source`: its last bars when it has enough, otherwise its daily returns
 // replayed end to end (prices continue from the last close) until there are `count`.
 gt::Bars bars_of_length(const gt::Bars& source, std::size_t count) {
+  if (source.size() >= count) return gt::last_bars(source, count);
   gt::Bars out;
   out.symbol = fmt::format("{}-{}", source.symbol, count);
   out.source = source.source;
   out.intraday = source.intraday;
-  if (source.size() >= count) {
-    const auto skip = static_cast<std::ptrdiff_t>(source.size() - count);
-    auto tail = [&](const auto& v) { return std::vector(v.begin() + skip, v.end()); };
-    out.time = tail(source.time);
-    out.open = tail(source.open);
-    out.high = tail(source.high);
-    out.low = tail(source.low);
-    out.close = tail(source.close);
-    out.volume = tail(source.volume);
-    return out;
-  }
   double scale = 1.0;
   std::int64_t t = source.time.front();
   while (out.size() < count) {

@@ -4,6 +4,8 @@
 #include <CLI/CLI.hpp>
 #include <filesystem>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "gt/data.hpp"
@@ -25,6 +27,10 @@ struct DataOptions {
   // Loads every input; reports skipped rows on stderr so that nothing is dropped silently.
   std::vector<gt::Bars> load() const;
 };
+
+// NAME=VALUE items of a repeatable flag (`flag` names it in the error).
+std::vector<std::pair<std::string, std::string>> split_assignments(const std::vector<std::string>& items,
+                                                                   std::string_view flag = "--param");
 
 // The command line as given (for commands that hand it over to another program).
 std::vector<std::string>& raw_arguments();

@@ -23,6 +23,17 @@ std::vector<gt::Bars> DataOptions::load() const {
   return all;
 }
 
+std::vector<std::pair<std::string, std::string>> split_assignments(const std::vector<std::string>& items,
+                                                                   std::string_view flag) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& item : items) {
+    const auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) throw gt::ParamError(fmt::format("{} '{}' is not NAME=VALUE", flag, item));
+    out.emplace_back(item.substr(0, eq), item.substr(eq + 1));
+  }
+  return out;
+}
+
 std::vector<std::string>& raw_arguments() {
   static std::vector<std::string> args;
   return args;

@@ -86,12 +86,7 @@ void print_table(const gt::Strategy& strategy, const gt::Bars& bars, const std::
 void run(OptimizeCommand& c) {
   if (c.engine == "ray") return hand_over_to_ray();
   const gt::Strategy& strategy = gt::find_strategy(c.strategy);
-  std::vector<std::pair<std::string, std::string>> fixed;
-  for (const auto& item : c.fixed) {
-    const auto eq = item.find('=');
-    if (eq == std::string::npos || eq == 0) throw gt::ParamError(fmt::format("--param '{}' is not NAME=VALUE", item));
-    fixed.emplace_back(item.substr(0, eq), item.substr(eq + 1));
-  }
+  const auto fixed = split_assignments(c.fixed);
   const gt::Grid grid = gt::parse_grid(strategy, c.grid,
                                        c.grid_file.empty() ? std::nullopt : std::optional<std::filesystem::path>(c.grid_file),
                                        fixed);

@@ -37,6 +37,9 @@ Bars load_csv(const std::filesystem::path& path, const LoadOptions& options = {}
 std::vector<Bars> load_many(const std::vector<std::filesystem::path>& inputs,
                             const LoadOptions& options = {});
 
+// The last `count` bars of `bars` (all of them when it has fewer).
+Bars last_bars(const Bars& bars, std::size_t count);
+
 // "YYYY-MM-DD", or "YYYY-MM-DD HH:MM:SS" when `with_time`.
 std::string format_time(std::int64_t seconds, bool with_time);
 

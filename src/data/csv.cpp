@@ -313,6 +313,22 @@ std::int64_t days_from_civil(int year, unsigned month, unsigned day) {
   return static_cast<std::int64_t>(era) * 146097 + static_cast<std::int64_t>(doe) - 719468;
 }
 
+Bars last_bars(const Bars& bars, std::size_t count) {
+  Bars out;
+  out.symbol = bars.symbol;
+  out.source = bars.source;
+  out.intraday = bars.intraday;
+  const auto skip = static_cast<std::ptrdiff_t>(bars.size() - std::min(count, bars.size()));
+  auto tail = [&](const auto& v) { return std::vector(v.begin() + skip, v.end()); };
+  out.time = tail(bars.time);
+  out.open = tail(bars.open);
+  out.high = tail(bars.high);
+  out.low = tail(bars.low);
+  out.close = tail(bars.close);
+  out.volume = tail(bars.volume);
+  return out;
+}
+
 std::string format_time(std::int64_t seconds, bool with_time) {
   std::int64_t days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400;
   const std::int64_t secs = seconds - days * 86400;
