@@ -184,7 +184,7 @@ class RayDistributedEngine:
         pending, results, nodes = [], {}, set()
         queue = list(ranges)
         while queue or pending:
-            while queue and len(pending) < concurrency * 2:
+            while queue and len(pending) < concurrency:  # `workers` tasks at a time, exactly
                 s, first, count = queue.pop(0)
                 pending.append(task.remote(payloads[s], strategy, specs, fixed, options, s, first, count, request,
                                            counter))
