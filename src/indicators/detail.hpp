@@ -24,6 +24,61 @@ inline std::size_t first_valid(std::span<const double> s) {
   return i;
 }
 
+// The running state of TA-Lib's SMA, EMA and WMA: one definition of each recurrence, used by
+// the one-period functions and by the many-periods lanes (which continue from a state built
+// here). `start` consumes the values before the first output; `step(i)` returns output i.
+struct SmaRunning {
+  const double* in;
+  int period;
+  double total = 0.0;
+  std::size_t trailing = 0;
+
+  SmaRunning(const double* values, int p) : in(values), period(p) {
+    for (std::size_t i = 0; i + 1 < static_cast<std::size_t>(p); ++i) total += in[i];
+  }
+  double step(std::size_t i) {
+    total += in[i];
+    const double emitted = total;
+    total -= in[trailing++];
+    return emitted / period;
+  }
+};
+
+struct EmaRunning {
+  double prev, k;
+  // Seeded with the SMA of the `period` values ending at `first_out` (its first output).
+  EmaRunning(const double* in, int period, double smoothing, std::size_t first_out) : k(smoothing) {
+    double sum = 0.0;
+    for (std::size_t i = first_out + 1 - static_cast<std::size_t>(period); i <= first_out; ++i) sum += in[i];
+    prev = sum / period;
+  }
+  double step(double x) { return prev = ((x - prev) * k) + prev; }
+};
+
+struct WmaRunning {
+  const double* in;
+  double period, divider, sum = 0.0, sub = 0.0, trailing_value = 0.0;
+  std::size_t trailing = 0;
+
+  WmaRunning(const double* values, int p)
+      : in(values), period(p), divider(static_cast<double>((p * (p + 1)) >> 1)) {
+    for (std::size_t i = 0; i + 1 < static_cast<std::size_t>(p); ++i) {
+      sub += in[i];
+      sum += in[i] * static_cast<double>(i + 1);
+    }
+  }
+  double step(std::size_t i) {
+    const double v = in[i];
+    sub += v;
+    sub -= trailing_value;
+    sum += v * period;
+    trailing_value = in[trailing++];
+    const double out = sum / divider;
+    sum -= sub;
+    return out;
+  }
+};
+
 // EMA whose first output sits at `first_out` (>= period-1), seeded with the SMA of the `period`
 // values ending there; TA-Lib's MACD seeds its fast EMA that way.
 void ema_from(std::span<const double> in, int period, double k, std::size_t first_out, double* out);

@@ -1,7 +1,7 @@
 // SMA, EMA and WMA for many periods at once: eight periods run side by side in SIMD lanes, each
-// lane doing exactly the operations of the one-period function in the same order, so that the
-// values are bit-identical to it. Each lane first runs alone up to the latest seed bar of its
-// group; from there the lanes advance together.
+// lane doing exactly the operations of the one-period recurrence (detail.hpp) in the same order,
+// so that the values are bit-identical to it. Each lane first runs alone, with that recurrence,
+// up to the latest seed bar of its group; from there the lanes advance together.
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
@@ -108,20 +108,11 @@ void run_group(MaType type, std::span<const double> in, const Group& g, std::vec
     case MaType::kSma: {
       SmaState s{};
       for (std::size_t l = 0; l < kLanes; ++l) {
-        const std::size_t p = static_cast<std::size_t>(period[l]);
-        double total = 0.0;
-        std::size_t i = 0;
-        for (; i + 1 < p; ++i) total += in[i];
-        std::size_t trailing = 0;
-        for (; i < join; ++i) {
-          total += in[i];
-          const double emitted = total;
-          total -= in[trailing++];
-          out[l][i] = emitted / period[l];
-        }
-        s.total[l] = total;
+        detail::SmaRunning sma(in.data(), period[l]);
+        for (std::size_t i = static_cast<std::size_t>(period[l] - 1); i < join; ++i) out[l][i] = sma.step(i);
+        s.total[l] = sma.total;
         s.period[l] = period[l];
-        s.trailing[l] = static_cast<std::int64_t>(trailing);
+        s.trailing[l] = static_cast<std::int64_t>(sma.trailing);
       }
       sma_lanes(in.data(), join, n, s, out.data());
       break;
@@ -129,18 +120,12 @@ void run_group(MaType type, std::span<const double> in, const Group& g, std::vec
     case MaType::kEma: {
       EmaState s{};
       for (std::size_t l = 0; l < kLanes; ++l) {
-        const std::size_t p = static_cast<std::size_t>(period[l]);
-        const double k = 2.0 / static_cast<double>(period[l] + 1);
-        double sum = 0.0;
-        for (std::size_t i = 0; i < p; ++i) sum += in[i];
-        double prev = sum / period[l];
-        out[l][p - 1] = prev;
-        for (std::size_t i = p; i < join; ++i) {
-          prev = ((in[i] - prev) * k) + prev;
-          out[l][i] = prev;
-        }
-        s.prev[l] = prev;
-        s.k[l] = k;
+        const auto first = static_cast<std::size_t>(period[l] - 1);
+        detail::EmaRunning ema(in.data(), period[l], 2.0 / static_cast<double>(period[l] + 1), first);
+        out[l][first] = ema.prev;
+        for (std::size_t i = first + 1; i < join; ++i) out[l][i] = ema.step(in[i]);
+        s.prev[l] = ema.prev;
+        s.k[l] = ema.k;
       }
       ema_lanes(in.data(), join, n, s, out.data());
       break;
@@ -148,31 +133,14 @@ void run_group(MaType type, std::span<const double> in, const Group& g, std::vec
     case MaType::kWma: {
       WmaState s{};
       for (std::size_t l = 0; l < kLanes; ++l) {
-        const std::size_t p = static_cast<std::size_t>(period[l]);
-        const double divider = static_cast<double>((period[l] * (period[l] + 1)) >> 1);
-        double sum = 0.0, sub = 0.0;
-        std::size_t i = 0;
-        for (; i + 1 < p; ++i) {
-          sub += in[i];
-          sum += in[i] * static_cast<double>(i + 1);
-        }
-        double trailing_value = 0.0;
-        std::size_t trailing = 0;
-        for (; i < join; ++i) {
-          const double v = in[i];
-          sub += v;
-          sub -= trailing_value;
-          sum += v * period[l];
-          trailing_value = in[trailing++];
-          out[l][i] = sum / divider;
-          sum -= sub;
-        }
-        s.sum[l] = sum;
-        s.sub[l] = sub;
-        s.trailing_value[l] = trailing_value;
-        s.period[l] = period[l];
-        s.divider[l] = divider;
-        s.trailing[l] = static_cast<std::int64_t>(trailing);
+        detail::WmaRunning wma(in.data(), period[l]);
+        for (std::size_t i = static_cast<std::size_t>(period[l] - 1); i < join; ++i) out[l][i] = wma.step(i);
+        s.sum[l] = wma.sum;
+        s.sub[l] = wma.sub;
+        s.trailing_value[l] = wma.trailing_value;
+        s.period[l] = wma.period;
+        s.divider[l] = wma.divider;
+        s.trailing[l] = static_cast<std::int64_t>(wma.trailing);
       }
       wma_lanes(in.data(), join, n, s, out.data());
       break;

@@ -9,16 +9,10 @@ namespace gt::ind {
 namespace detail {
 
 void ema_from(std::span<const double> in, int period, double k, std::size_t first_out, double* out) {
-  const std::size_t n = in.size();
-  if (first_out >= n) return;
-  double sum = 0.0;
-  for (std::size_t i = first_out + 1 - static_cast<std::size_t>(period); i <= first_out; ++i) sum += in[i];
-  double prev = sum / period;
-  out[first_out] = prev;
-  for (std::size_t i = first_out + 1; i < n; ++i) {
-    prev = ((in[i] - prev) * k) + prev;
-    out[i] = prev;
-  }
+  if (first_out >= in.size()) return;
+  EmaRunning ema(in.data(), period, k, first_out);
+  out[first_out] = ema.prev;
+  for (std::size_t i = first_out + 1; i < in.size(); ++i) out[i] = ema.step(in[i]);
 }
 
 Series ma_of_tail(MaType type, std::span<const double> in, int period) {
@@ -67,17 +61,8 @@ Series sma(std::span<const double> in, int period) {
   Series out = detail::nan_series(n);
   const std::size_t p = static_cast<std::size_t>(period);
   if (period < 1 || n < p) return out;
-  // TA-Lib's running total: add the newest value, emit, then drop the oldest.
-  double total = 0.0;
-  std::size_t i = 0;
-  for (; i + 1 < p; ++i) total += in[i];
-  std::size_t trailing = 0;
-  for (; i < n; ++i) {
-    total += in[i];
-    const double emitted = total;
-    total -= in[trailing++];
-    out[i] = emitted / period;
-  }
+  detail::SmaRunning sma(in.data(), period);
+  for (std::size_t i = p - 1; i < n; ++i) out[i] = sma.step(i);
   return out;
 }
 
@@ -94,24 +79,8 @@ Series wma(std::span<const double> in, int period) {
   Series out = detail::nan_series(n);
   const std::size_t p = static_cast<std::size_t>(period);
   if (period < 1 || n < p) return out;
-  const double divider = static_cast<double>((period * (period + 1)) >> 1);
-  double sum = 0.0, sub = 0.0;
-  std::size_t i = 0;
-  for (; i + 1 < p; ++i) {
-    sub += in[i];
-    sum += in[i] * static_cast<double>(i + 1);
-  }
-  double trailing_value = 0.0;
-  std::size_t trailing = 0;
-  for (; i < n; ++i) {
-    const double v = in[i];
-    sub += v;
-    sub -= trailing_value;
-    sum += v * period;
-    trailing_value = in[trailing++];
-    out[i] = sum / divider;
-    sum -= sub;
-  }
+  detail::WmaRunning wma(in.data(), period);
+  for (std::size_t i = p - 1; i < n; ++i) out[i] = wma.step(i);
   return out;
 }
 
