@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -23,7 +24,16 @@ struct Group {
   std::array<double*, kLanes> out{};
 };
 
-// Lane state for the joint phase; unused lanes repeat lane 0 and write to a scratch row.
+// Lane state for the joint phase; unused lanes repeat lane 0 and write to a scratch row. The
+// kernels keep the state in vector registers (GCC vector extensions) and store each lane's value
+// to its own row; element-wise vector arithmetic rounds exactly as the scalar recurrence does.
+using Lanes = double __attribute__((vector_size(kLanes * sizeof(double))));
+
+// State in and out of the registers (by pointer: returning a vector by value would depend on
+// each clone's ABI).
+inline void load(Lanes* v, const std::array<double, kLanes>& a) { std::memcpy(v, a.data(), sizeof *v); }
+inline void store(const Lanes* v, std::array<double, kLanes>& a) { std::memcpy(a.data(), v, sizeof *v); }
+
 struct SmaState {
   alignas(64) std::array<double, kLanes> total, period;
   alignas(64) std::array<std::int64_t, kLanes> trailing;
@@ -32,15 +42,22 @@ struct SmaState {
 __attribute__((target_clones("avx512f", "avx2", "default"))) void sma_lanes(const double* in, std::size_t from,
                                                                               std::size_t n, SmaState& s,
                                                                               double* const* out) {
+  Lanes total, period;
+  load(&total, s.total);
+  load(&period, s.period);
+  std::array<std::int64_t, kLanes> back{};  // i - trailing, constant per lane
+  for (std::size_t l = 0; l < kLanes; ++l) back[l] = static_cast<std::int64_t>(from) - s.trailing[l];
   for (std::size_t i = from; i < n; ++i) {
-    const double x = in[i];
-    for (std::size_t l = 0; l < kLanes; ++l) {
-      s.total[l] += x;
-      const double emitted = s.total[l];
-      s.total[l] -= in[s.trailing[l]++];
-      out[l][i] = emitted / s.period[l];
-    }
+    Lanes old;
+    for (std::size_t l = 0; l < kLanes; ++l) old[l] = in[static_cast<std::int64_t>(i) - back[l]];
+    total += in[i];
+    const Lanes emitted = total;
+    total -= old;
+    const Lanes value = emitted / period;
+    for (std::size_t l = 0; l < kLanes; ++l) out[l][i] = value[l];
   }
+  store(&total, s.total);
+  for (std::size_t l = 0; l < kLanes; ++l) s.trailing[l] = static_cast<std::int64_t>(n) - back[l];
 }
 
 struct EmaState {
@@ -50,13 +67,14 @@ struct EmaState {
 __attribute__((target_clones("avx512f", "avx2", "default"))) void ema_lanes(const double* in, std::size_t from,
                                                                               std::size_t n, EmaState& s,
                                                                               double* const* out) {
+  Lanes prev, k;
+  load(&prev, s.prev);
+  load(&k, s.k);
   for (std::size_t i = from; i < n; ++i) {
-    const double x = in[i];
-    for (std::size_t l = 0; l < kLanes; ++l) {
-      s.prev[l] = ((x - s.prev[l]) * s.k[l]) + s.prev[l];
-      out[l][i] = s.prev[l];
-    }
+    prev = ((in[i] - prev) * k) + prev;
+    for (std::size_t l = 0; l < kLanes; ++l) out[l][i] = prev[l];
   }
+  store(&prev, s.prev);
 }
 
 struct WmaState {
@@ -67,17 +85,28 @@ struct WmaState {
 __attribute__((target_clones("avx512f", "avx2", "default"))) void wma_lanes(const double* in, std::size_t from,
                                                                               std::size_t n, WmaState& s,
                                                                               double* const* out) {
+  Lanes sum, sub, trailing_value, period, divider;
+  load(&sum, s.sum);
+  load(&sub, s.sub);
+  load(&trailing_value, s.trailing_value);
+  load(&period, s.period);
+  load(&divider, s.divider);
+  std::array<std::int64_t, kLanes> back{};
+  for (std::size_t l = 0; l < kLanes; ++l) back[l] = static_cast<std::int64_t>(from) - s.trailing[l];
   for (std::size_t i = from; i < n; ++i) {
     const double v = in[i];
-    for (std::size_t l = 0; l < kLanes; ++l) {
-      s.sub[l] += v;
-      s.sub[l] -= s.trailing_value[l];
-      s.sum[l] += v * s.period[l];
-      s.trailing_value[l] = in[s.trailing[l]++];
-      out[l][i] = s.sum[l] / s.divider[l];
-      s.sum[l] -= s.sub[l];
-    }
+    sub += v;
+    sub -= trailing_value;
+    sum += v * period;
+    for (std::size_t l = 0; l < kLanes; ++l) trailing_value[l] = in[static_cast<std::int64_t>(i) - back[l]];
+    const Lanes value = sum / divider;
+    for (std::size_t l = 0; l < kLanes; ++l) out[l][i] = value[l];
+    sum -= sub;
   }
+  store(&sum, s.sum);
+  store(&sub, s.sub);
+  store(&trailing_value, s.trailing_value);
+  for (std::size_t l = 0; l < kLanes; ++l) s.trailing[l] = static_cast<std::int64_t>(n) - back[l];
 }
 
 // Runs one group: the scalar prefix of each lane up to `join` (exclusive), then the lanes.
