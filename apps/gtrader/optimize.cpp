@@ -91,7 +91,7 @@ void run(OptimizeCommand& c) {
                                        c.grid_file.empty() ? std::nullopt : std::optional<std::filesystem::path>(c.grid_file),
                                        fixed);
   const gt::ExecutionOptions options = c.exec.resolve();
-  gt::metric_value(gt::Metrics{}, c.opt.metric);  // an unknown metric fails before loading anything
+  gt::metric_index(c.opt.metric);  // an unknown metric fails before loading anything
   const auto symbols = c.data.load();
   c.opt.progress = !c.no_progress && ::isatty(STDERR_FILENO);
 

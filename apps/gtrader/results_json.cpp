@@ -6,8 +6,10 @@ namespace gtrader {
 
 nlohmann::json metrics_json(const gt::Metrics& m) {
   nlohmann::json j;
-  for (const auto& name : gt::metric_names()) {
-    const double v = gt::metric_value(m, name);
+  const auto& names = gt::metric_names();
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    const std::string& name = names[i];
+    const double v = gt::metric_value(m, i);
     if (name == "trades") j[name] = m.trades;
     else if (std::isinf(v)) j[name] = v > 0 ? "inf" : "-inf";  // JSON has no infinity
     else j[name] = v;

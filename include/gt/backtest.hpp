@@ -57,6 +57,11 @@ struct Metrics {
 // Metric names in output order (CSV columns, JSON keys), and the value by name.
 const std::vector<std::string>& metric_names();
 double metric_value(const Metrics& m, std::string_view name);  // throws ParamError when unknown
+// By position in metric_names(): for loops over every metric and for hot paths, which resolve
+// the name once with metric_index.
+std::size_t metric_index(std::string_view name);  // throws ParamError listing the names
+double metric_value(const Metrics& m, std::size_t index);
+void set_metric_value(Metrics& m, std::size_t index, double value);
 // True when higher is better for ranking by this metric (false for max_drawdown).
 bool metric_higher_is_better(std::string_view name);
 

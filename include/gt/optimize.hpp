@@ -91,6 +91,8 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
 // SPEC §6 order: the better metric first (higher, or lower for max_drawdown; NaN last), ties by
 // grid index, so the ranking is deterministic.
 bool ranks_before(const RankedCombination& a, const RankedCombination& b, std::string_view metric);
+// The same with the metric resolved once (metric_index) for comparisons in a loop.
+bool ranks_before(const RankedCombination& a, const RankedCombination& b, std::size_t metric, bool higher_is_better);
 
 // CSV of every valid combination: [symbol,] parameters in schema order, then metric_names().
 class CsvResultSink : public ResultSink {

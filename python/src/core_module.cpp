@@ -91,9 +91,10 @@ std::vector<std::pair<std::string, std::string>> assignments(const nb::dict& d) 
 
 nb::dict metrics_dict(const gt::Metrics& m) {
   nb::dict d;
-  for (const auto& name : gt::metric_names()) {
-    if (name == "trades") d[name.c_str()] = m.trades;
-    else d[name.c_str()] = gt::metric_value(m, name);
+  const auto& names = gt::metric_names();
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == "trades") d[names[i].c_str()] = m.trades;
+    else d[names[i].c_str()] = gt::metric_value(m, i);
   }
   return d;
 }
@@ -339,7 +340,7 @@ NB_MODULE(_core, m) {
     std::vector<double> metrics(r.valid.size() * names.size(), std::nan(""));
     for (std::size_t i = 0; i < r.valid.size(); ++i)
       if (r.valid[i])
-        for (std::size_t k = 0; k < names.size(); ++k) metrics[i * names.size() + k] = gt::metric_value(r.metrics[i], names[k]);
+        for (std::size_t k = 0; k < names.size(); ++k) metrics[i * names.size() + k] = gt::metric_value(r.metrics[i], k);
     std::vector<double> valid(r.valid.begin(), r.valid.end());
     return nb::make_tuple(to_numpy(std::move(valid)), to_numpy_2d(std::move(r.params), r.valid.size(), r.stride),
                           to_numpy_2d(std::move(metrics), r.valid.size(), names.size()));
@@ -395,10 +396,8 @@ NB_MODULE(_core, m) {
       r.valid.push_back(valid(i) != 0);
       for (std::size_t p = 0; p < r.stride; ++p) r.params.push_back(params(i, p));
       gt::Metrics m;
-      if (valid(i) != 0) {
-        const double* v = metrics.data() + i * names.size();
-        m = {v[0], v[1], v[2], v[3], v[4], v[5], static_cast<std::int64_t>(v[6]), v[7], v[8], v[9], v[10], v[11]};
-      }
+      if (valid(i) != 0)
+        for (std::size_t k = 0; k < names.size(); ++k) gt::set_metric_value(m, k, metrics(i, k));
       r.metrics.push_back(m);
     }
     return (header ? sink.header() : std::string()) + sink.format(r);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "gt/backtest.hpp"
 #include "gt/error.hpp"
@@ -50,23 +51,41 @@ const std::vector<std::string>& metric_names() {
   return names;
 }
 
-double metric_value(const Metrics& m, std::string_view name) {
-  if (name == "total_return") return m.total_return;
-  if (name == "cagr") return m.cagr;
-  if (name == "sharpe") return m.sharpe;
-  if (name == "sortino") return m.sortino;
-  if (name == "max_drawdown") return m.max_drawdown;
-  if (name == "calmar") return m.calmar;
-  if (name == "trades") return static_cast<double>(m.trades);
-  if (name == "win_rate") return m.win_rate;
-  if (name == "profit_factor") return m.profit_factor;
-  if (name == "exposure") return m.exposure;
-  if (name == "avg_trade_return") return m.avg_trade_return;
-  if (name == "final_equity") return m.final_equity;
+namespace {
+
+// The metrics in metric_names() order: the one place that maps a position to a field.
+template <typename M>
+auto* metric_field(M& m, std::size_t index) {
+  using D = std::conditional_t<std::is_const_v<M>, const double, double>;
+  D* fields[] = {&m.total_return, &m.cagr,     &m.sharpe,          &m.sortino, &m.max_drawdown, &m.calmar, nullptr,
+                 &m.win_rate,     &m.profit_factor, &m.exposure, &m.avg_trade_return, &m.final_equity};
+  return fields[index];
+}
+
+constexpr std::size_t kTradesIndex = 6;
+
+}  // namespace
+
+std::size_t metric_index(std::string_view name) {
+  const auto& names = metric_names();
+  for (std::size_t i = 0; i < names.size(); ++i)
+    if (names[i] == name) return i;
   std::string allowed;
-  for (const auto& n : metric_names()) allowed += (allowed.empty() ? "" : ", ") + n;
+  for (const auto& n : names) allowed += (allowed.empty() ? "" : ", ") + n;
   throw ParamError(fmt::format("unknown metric '{}' (allowed: {})", name, allowed));
 }
+
+double metric_value(const Metrics& m, std::size_t index) {
+  if (index == kTradesIndex) return static_cast<double>(m.trades);
+  return *metric_field(m, index);
+}
+
+void set_metric_value(Metrics& m, std::size_t index, double value) {
+  if (index == kTradesIndex) m.trades = static_cast<std::int64_t>(value);
+  else *metric_field(m, index) = value;
+}
+
+double metric_value(const Metrics& m, std::string_view name) { return metric_value(m, metric_index(name)); }
 
 bool metric_higher_is_better(std::string_view name) { return name != "max_drawdown"; }
 

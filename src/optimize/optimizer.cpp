@@ -43,12 +43,13 @@ class ReferenceEvaluator final : public Evaluator {
 // Keeps the best `k` combinations of one symbol.
 class TopK {
  public:
-  TopK(std::size_t k, std::string metric) : k_(k), metric_(std::move(metric)) {}
+  TopK(std::size_t k, std::string_view metric)
+      : k_(k), metric_(metric_index(metric)), higher_is_better_(metric_higher_is_better(metric)) {}
   void offer(std::size_t symbol, std::uint64_t index, std::span<const double> params, const Metrics& metrics) {
     if (k_ == 0) return;
-    auto worse = [this](const RankedCombination& a, const RankedCombination& b) { return ranks_before(a, b, metric_); };
+    auto worse = [this](const RankedCombination& a, const RankedCombination& b) { return before(a, b); };
     RankedCombination c{symbol, index, {}, metrics};
-    if (heap_.size() == k_ && !ranks_before(c, heap_.front(), metric_)) return;  // the common case: no copy
+    if (heap_.size() == k_ && !before(c, heap_.front())) return;  // the common case: no copy
     c.params.assign(params.begin(), params.end());
     if (heap_.size() == k_) {
       std::pop_heap(heap_.begin(), heap_.end(), worse);
@@ -59,13 +60,18 @@ class TopK {
     std::push_heap(heap_.begin(), heap_.end(), worse);
   }
   std::vector<RankedCombination> sorted() && {
-    std::sort(heap_.begin(), heap_.end(), [this](const auto& a, const auto& b) { return ranks_before(a, b, metric_); });
+    std::sort(heap_.begin(), heap_.end(), [this](const auto& a, const auto& b) { return before(a, b); });
     return std::move(heap_);
   }
 
  private:
+  bool before(const RankedCombination& a, const RankedCombination& b) const {
+    return ranks_before(a, b, metric_, higher_is_better_);
+  }
+
   std::size_t k_;
-  std::string metric_;
+  std::size_t metric_;
+  bool higher_is_better_;
   std::vector<RankedCombination> heap_;  // max-heap on "ranks before": the worst kept is on top
 };
 
@@ -153,10 +159,14 @@ std::unique_ptr<Evaluator> make_evaluator(const Bars& bars, const Grid& grid, co
 }
 
 bool ranks_before(const RankedCombination& a, const RankedCombination& b, std::string_view metric) {
+  return ranks_before(a, b, metric_index(metric), metric_higher_is_better(metric));
+}
+
+bool ranks_before(const RankedCombination& a, const RankedCombination& b, std::size_t metric, bool higher_is_better) {
   const double x = metric_value(a.metrics, metric);
   const double y = metric_value(b.metrics, metric);
   if (std::isnan(x) != std::isnan(y)) return std::isnan(y);
-  if (!std::isnan(x) && x != y) return metric_higher_is_better(metric) ? x > y : x < y;
+  if (!std::isnan(x) && x != y) return higher_is_better ? x > y : x < y;
   if (a.symbol != b.symbol) return a.symbol < b.symbol;
   return a.index < b.index;
 }
@@ -164,7 +174,7 @@ bool ranks_before(const RankedCombination& a, const RankedCombination& b, std::s
 OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, const ExecutionOptions& options,
                         const OptimizeOptions& opt, ResultSink* sink) {
   options.validate();
-  metric_value(Metrics{}, opt.metric);  // unknown metric: fail before any work
+  metric_index(opt.metric);  // unknown metric: fail before any work
   const int threads = opt.threads > 0 ? opt.threads : tbb::info::default_concurrency();
   tbb::global_control limit(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
 
@@ -263,7 +273,7 @@ std::string CsvResultSink::format(const ChunkResults& chunk) const {
       out += ',';
     }
     for (std::size_t m = 0; m < names.size(); ++m) {
-      fmt::format_to(std::back_inserter(out), "{}", metric_value(chunk.metrics[i], names[m]));
+      fmt::format_to(std::back_inserter(out), "{}", metric_value(chunk.metrics[i], m));
       out += m + 1 < names.size() ? ',' : '\n';
     }
   }

@@ -208,3 +208,21 @@ TEST(Strategies, SchemaValidationNamesTheParameterAndItsRange) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Metrics, EveryNameMapsToItsOwnFieldByIndex) {
+  const auto& names = gt::metric_names();
+  gt::Metrics m;
+  for (std::size_t i = 0; i < names.size(); ++i) gt::set_metric_value(m, i, static_cast<double>(i + 1));
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    EXPECT_EQ(gt::metric_index(names[i]), i);
+    EXPECT_EQ(gt::metric_value(m, names[i]), static_cast<double>(i + 1)) << names[i];
+  }
+  EXPECT_EQ(m.sharpe, 3.0);
+  EXPECT_EQ(m.trades, 7);
+  EXPECT_EQ(m.final_equity, 12.0);
+  EXPECT_THROW(gt::metric_index("alpha"), gt::ParamError);
+}
+
+}  // namespace
