@@ -109,12 +109,22 @@ def main():
                                    "retries": run.retries, "tasks": run.tasks}
 
         def stop_second_node():
-            # The second node's raylet: the one whose static resources hold "second_node".
-            out = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True).stdout
-            for line in out.splitlines():
-                if "/raylet" in line and "second_node," in line:
-                    os.kill(int(line.split()[0]), signal.SIGKILL)
+            # The second node's raylet (the one whose static resources hold "second_node") is
+            # killed only while one of its own workers is busy with a task: losing an idle node
+            # would need no retry and would prove nothing.
+            report["second_raylet_killed"] = False
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                rows = [line.split(None, 2) for line in subprocess.run(
+                    ["ps", "-ww", "-eo", "pid,ppid,args"], capture_output=True, text=True).stdout.splitlines()[1:]]
+                raylets = [int(pid) for pid, _, args in rows if "/raylet" in args and "second_node," in args]
+                busy_there = [pid for pid, ppid, args in rows
+                              if raylets and int(ppid) == raylets[0] and "ray::evaluate_range" in args]
+                if busy_there:
+                    os.kill(raylets[0], signal.SIGKILL)
                     report["second_raylet_killed"] = True
+                    return
+                time.sleep(0.01)
 
         ranked, csv_bytes, run = run_with(engine, stop_second_node)
         deadline = time.time() + 60  # the cluster notices the loss within its health-check period
