@@ -1,7 +1,11 @@
 // Grid-engine throughput on the seed's workload: the figures `gtrader bench` reports, as Google
 // Benchmark cases (bar-combinations per second in the "items" counter).
 #include <benchmark/benchmark.h>
+#include <unistd.h>
 
+#include <filesystem>
+
+#include "gt/cache.hpp"
 #include "gt/data.hpp"
 #include "gt/grid.hpp"
 #include "gt/optimize.hpp"
@@ -63,5 +67,52 @@ void SeedGridSetup(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(gt::make_evaluator(bars, grid, gt::ExecutionOptions{}));
 }
 BENCHMARK(SeedGridSetup)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+namespace {
+
+// The result cache's cost (issue: < 10% on a fully cold run) and a cached rerun, for the seed's
+// grid (arg 1 = 0) and a 100,000-combination grid (arg 1 = 1), on the default on-disk store.
+// Arg 0: 0 = no cache, 1 = cold (an empty store each iteration), 2 = warm (everything cached).
+void GridWithCache(benchmark::State& state) {
+  const std::vector<gt::Bars> symbols = {last_bars(2000)};
+  const auto& strategy = gt::find_strategy("ma_cross");
+  const std::vector<std::string> specs =
+      state.range(1) == 0 ? std::vector<std::string>{"fast=5:19", "slow=20:49", "ma_type=0:2", "volume_filter=false,true"}
+                          : std::vector<std::string>{"fast=2:101", "slow=20:269", "ma_type=0:1", "volume_filter=false,true"};
+  const gt::Grid grid = gt::parse_grid(strategy, specs, std::nullopt, {});
+  const auto dir = std::filesystem::temp_directory_path() / ("gt-bench-cache-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  const int mode = static_cast<int>(state.range(0));
+  gt::OptimizeOptions opt;
+  opt.threads = 2;
+  if (mode == 2) {
+    gt::ResultCache cache(gt::make_disk_backend(dir));
+    opt.cache = &cache;
+    gt::optimize(symbols, grid, gt::ExecutionOptions{}, opt);
+  }
+  std::uint64_t valid = 0;
+  for (auto _ : state) {
+    std::unique_ptr<gt::ResultCache> cache;
+    if (mode > 0) cache = std::make_unique<gt::ResultCache>(gt::make_disk_backend(dir));
+    opt.cache = cache.get();
+    auto result = gt::optimize(symbols, grid, gt::ExecutionOptions{}, opt);
+    valid = result.valid;
+    cache.reset();
+    if (mode == 1) {
+      state.PauseTiming();
+      std::filesystem::remove_all(dir);
+      state.ResumeTiming();
+    }
+  }
+  std::filesystem::remove_all(dir);
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(valid));
+  state.SetLabel(mode == 0 ? "no cache" : mode == 1 ? "cold cache" : "warm cache");
+}
+BENCHMARK(GridWithCache)
+    ->ArgsProduct({{0, 1, 2}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "commands.hpp"
 #include "execution_options.hpp"
 #include "gt/atomic_file.hpp"
+#include "gt/cache.hpp"
 #include "gt/error.hpp"
 #include "gt/optimize.hpp"
 #include "results_json.hpp"
@@ -32,7 +33,39 @@ struct OptimizeCommand {
   std::string address;
   std::string workers;
   std::string chunk_size;
+  std::string cache_location;  // a folder or redis://...; empty: the cache folder
+  std::string cache_dir;
+  bool no_cache = false;
+  bool resume = false;
 };
+
+// The store this run records into as it goes. With the cache on, that is the shared cache itself,
+// so every run can be resumed by running it again. With --no-cache, a journal private to this run
+// (deleted when it completes) that only --resume reads.
+struct RunStore {
+  std::unique_ptr<gt::ResultCache> cache;
+  std::filesystem::path journal;  // set under --no-cache
+  std::string shown;
+};
+
+RunStore open_run_store(const OptimizeCommand& c, const std::vector<gt::Bars>& symbols, const gt::Grid& grid,
+                        const gt::ExecutionOptions& options) {
+  const std::filesystem::path dir = c.cache_dir.empty() ? gt::default_cache_dir() : std::filesystem::path(c.cache_dir);
+  RunStore store;
+  if (!c.no_cache) {
+    store.cache = gt::open_result_cache(c.cache_location.empty() ? dir.string() : c.cache_location);
+    store.shown = store.cache->describe();
+    return store;
+  }
+  std::vector<std::string> namespaces;
+  for (const auto& bars : symbols) namespaces.push_back(gt::cache_namespace(bars, grid.strategy(), options));
+  store.journal = dir / "runs" / gt::run_journal_name(namespaces, grid);
+  std::error_code ec;
+  if (!c.resume) std::filesystem::remove_all(store.journal, ec);  // a fresh run starts from nothing
+  store.cache = std::make_unique<gt::ResultCache>(gt::make_disk_backend(store.journal));
+  store.shown = "off (run journal " + store.journal.string() + ")";
+  return store;
+}
 
 // --engine ray: the Python driver over Ray takes the same command line (distribution is Ray's
 // job, driven from Python as XGBoost and LightGBM do). Does not return unless exec fails.
@@ -95,6 +128,9 @@ void run(OptimizeCommand& c) {
   const auto symbols = c.data.load();
   c.opt.progress = !c.no_progress && ::isatty(STDERR_FILENO);
 
+  RunStore store = open_run_store(c, symbols, grid, options);
+  c.opt.cache = store.cache.get();
+
   std::unique_ptr<gt::AtomicFile> file;
   std::unique_ptr<gt::CsvResultSink> sink;
   if (!c.out_path.empty()) {
@@ -104,15 +140,29 @@ void run(OptimizeCommand& c) {
   }
   const gt::OptimizeResult result = gt::optimize(symbols, grid, options, c.opt, sink.get());
   if (file) file->commit();
+  const std::uint64_t rejected = store.cache->rejected();
+  if (rejected)
+    fmt::print(stderr, "warning: {} damaged or foreign cache entries were ignored and recomputed\n", rejected);
+  if (!store.journal.empty()) {
+    store.cache.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(store.journal, ec);  // the run is complete: nothing left to resume
+  }
 
   if (c.json) {
-    fmt::print("{}\n", optimize_summary_json(grid, symbols, result).dump(2));
+    auto summary = optimize_summary_json(grid, symbols, result);
+    summary["cache"] = store.shown;
+    summary["cache_rejected"] = rejected;
+    fmt::print("{}\n", summary.dump(2));
     return;
   }
   for (std::size_t s = 0; s < symbols.size(); ++s) print_table(strategy, symbols[s], result.top[s], c.opt.metric);
-  fmt::print("{} combinations x {} symbols: {} valid, {} invalid (skipped), {} computed in {:.3f} s "
+  fmt::print("{} combinations x {} symbols: {} valid, {} invalid (skipped), {} in {:.3f} s "
              "({:.3g} combos/s, {:.3g} bar-combos/s; {} engine)\n",
-             result.combinations, symbols.size(), result.valid, result.invalid, result.computed, result.seconds,
+             result.combinations, symbols.size(), result.valid, result.invalid,
+             result.from_cache ? fmt::format("{} computed, {} from the cache,", result.computed, result.from_cache)
+                               : fmt::format("{} computed", result.computed),
+             result.seconds,
              static_cast<double>(result.computed) / result.seconds,
              static_cast<double>(result.bar_combinations) / result.seconds, result.evaluator);
   if (!c.out_path.empty()) fmt::print("results: {}\n", c.out_path);
@@ -137,6 +187,13 @@ void add_optimize(CLI::App& app) {
   cmd->add_flag("--reference", c->opt.reference, "Use the reference engine for every combination (slow; for checks)");
   c->exec.add_to(*cmd);
   cmd->add_flag("--json", c->json, "Print a JSON summary");
+  cmd->add_option("--cache", c->cache_location,
+                  "Result cache: a folder, or redis://[[user]:password@]host[:port][/db] shared by every worker")
+      ->envname("GT_CACHE");
+  cmd->add_option("--cache-dir", c->cache_dir, "Folder of the on-disk cache and run journals (~/.cache/gpt-trader)");
+  cmd->add_flag("--no-cache", c->no_cache, "Neither read nor feed the result cache (the run is still journaled)");
+  cmd->add_flag("--resume", c->resume,
+                "Continue an interrupted run: only missing combinations are computed (always so with the cache on)");
   cmd->add_option("--engine", c->engine, "local (this machine's cores) or ray (a Ray cluster, via Python)")
       ->check(CLI::IsMember({"local", "ray"}));
   cmd->add_option("--address", c->address, "Ray cluster address (with --engine ray; default: start a local one)");

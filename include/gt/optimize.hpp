@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gt/backtest.hpp"
+#include "gt/cache.hpp"
 #include "gt/data.hpp"
 #include "gt/grid.hpp"
 
@@ -37,6 +38,9 @@ struct OptimizeOptions {
   int threads = 0;              // 0: every core
   bool progress = false;        // a progress bar on stderr
   bool reference = false;       // force the reference evaluator (tests, debugging)
+  // Looked up before and fed after evaluation, chunk by chunk, so an interrupted run loses at
+  // most the chunks in flight. Not owned; nullptr: every combination is computed.
+  ResultCache* cache = nullptr;
 };
 
 struct RankedCombination {
@@ -55,6 +59,7 @@ struct ChunkResults {
   std::vector<double> params;            // per combination, `stride` values each
   std::span<const double> params_of(std::size_t i) const { return {params.data() + i * stride, stride}; }
   std::vector<Metrics> metrics;          // per combination (unset where invalid)
+  std::size_t from_cache = 0;            // valid combinations whose metrics came from the cache
 };
 
 // Receives every chunk: format() runs on worker threads, consume() in grid order on one thread.
@@ -81,8 +86,10 @@ std::vector<std::string> symbol_names(const std::vector<Bars>& bars);
 // on `bars` with make_evaluator: the unit of work of distributed runs.
 ChunkResults evaluate_range(const Bars& bars, const Grid& grid, const ExecutionOptions& options, std::uint64_t first,
                             std::uint64_t count);
-// The same with an evaluator built once for many ranges (a distributed worker keeps one).
-ChunkResults evaluate_range(const Evaluator& evaluator, const Grid& grid, std::uint64_t first, std::uint64_t count);
+// The same with an evaluator built once for many ranges (a distributed worker keeps one), and
+// optionally a cache with the namespace of the evaluator's symbol (cache_namespace).
+ChunkResults evaluate_range(const Evaluator& evaluator, const Grid& grid, std::uint64_t first, std::uint64_t count,
+                            ResultCache* cache = nullptr, std::string_view cache_ns = {});
 
 // Throws ParamError for an unknown metric, before any work.
 OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, const ExecutionOptions& options,

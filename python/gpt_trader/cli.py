@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 
 from . import _core
@@ -34,6 +36,11 @@ def main(argv=None):
     parser.add_argument("--allow-short", action="store_true")
     parser.add_argument("--cash", type=float, default=100000.0)
     parser.add_argument("--periods-per-year", type=float)
+    parser.add_argument("--cache", default=os.environ.get("GT_CACHE"),
+                        help="redis://... shared by every worker, or a folder every node reaches (default: none)")
+    parser.add_argument("--cache-dir", help="a folder cache every node reaches (with no --cache)")
+    parser.add_argument("--no-cache", action="store_true")
+    parser.add_argument("--resume", action="store_true", help="with a cache, finished combinations are not recomputed")
     # Options of the local engine that mean nothing here.
     parser.add_argument("--threads", help=argparse.SUPPRESS)
     parser.add_argument("--no-progress", action="store_true", help=argparse.SUPPRESS)
@@ -51,17 +58,21 @@ def main(argv=None):
     options = {"fill": args.fill, "commission": args.commission, "slippage_bps": args.slippage_bps, "size": args.size,
                "allow_short": args.allow_short, "cash": args.cash, "periods_per_year": args.periods_per_year}
     workers = args.workers if args.workers == "auto" else int(args.workers)
+    # Ray tasks may run on any node: only a cache every node reaches is used (none by default).
+    cache = None if args.no_cache else (args.cache or args.cache_dir)
     config = DistributedConfig(num_workers=workers, address=args.address, chunk_size=args.chunk_size,
                                max_retries=args.max_retries)
     with RayDistributedEngine(config) as engine:
         ranked = engine.optimize_distributed(args.strategy, args.grid, args.data, fixed=fixed, metric=args.metric,
-                                             top=args.top, min_trades=args.min_trades, out=args.out, **options)
+                                             top=args.top, min_trades=args.min_trades, out=args.out,
+                                             cache=cache, **options)
         summary = dict(engine.last_summary)
     best = {}
     for r in ranked:
         best.setdefault(r.symbol, {**r.metrics, "symbol": r.symbol, "parameters": r.parameters})
     best_list = list(best.values())
     summary["best"] = best_list[0] if summary["symbols"] == 1 else best_list
+    summary["cache"] = re.sub(r"//([^@/]*):[^@/]*@", r"//\1:***@", cache) if cache else "off"  # never a password
     if args.json:
         # As the C++ summary: JSON has no infinity, so an unbounded profit factor is "inf".
         def finite(value):

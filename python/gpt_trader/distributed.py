@@ -153,10 +153,12 @@ class RayDistributedEngine:
     def optimize_distributed(self, strategy: str, param_grid: Mapping[str, Any], data: DataLike, *,
                              fixed: Mapping[str, Any] | None = None, metric: str = "sharpe",
                              top: Optional[int] = None, min_trades: int = 0, out: Optional[str] = None,
-                             workers: Optional[int] = None, **options) -> list[OptimizationResult]:
+                             workers: Optional[int] = None, cache: Optional[str] = None,
+                             **options) -> list[OptimizationResult]:
         """Every combination of `param_grid` on every symbol of `data`, on the cluster; returns the
         ranked combinations, symbol by symbol, best first (`top` per symbol, or all), and writes
-        every combination's metrics to `out` exactly as the local engine does."""
+        every combination's metrics to `out` exactly as the local engine does. `cache`:
+        redis://... shared by every worker (or a folder every node can reach); None: no cache."""
         if self._ray is None:
             self.initialize()
         ray = self._ray
@@ -180,7 +182,7 @@ class RayDistributedEngine:
         # Each task ranks its own range and sends back its best `top` (the overall best are among
         # the ranges' best) and, when a results file is wanted, its rows as CSV text.
         request = {"metric": metric, "top": top, "min_trades": min_trades, "csv": out is not None,
-                   "symbols": names}
+                   "symbols": names, "cache": cache}
         pending, results, nodes = [], {}, set()
         queue = list(ranges)
         while queue or pending:
@@ -207,12 +209,14 @@ class RayDistributedEngine:
         m = METRICS.index(metric)
         order = _rank(metrics[:, m], symbol_ids, indices, metric, metrics[:, METRICS.index("trades")], min_trades, top)
         valid_count = sum(results[k]["valid"] for k in keys)
-        bar_combinations = sum(len(symbols[k[0]]) * results[k]["valid"] for k in keys)
+        from_cache = sum(results[k]["from_cache"] for k in keys)
+        bar_combinations = sum(len(symbols[k[0]]) * (results[k]["valid"] - results[k]["from_cache"]) for k in keys)
         self.last_run = RunReport(tasks=len(ranges), attempts=attempts, retries=attempts - len(ranges),
                                   nodes=sorted(nodes), seconds=time.perf_counter() - started)
         self.last_summary = {"combinations": size, "symbols": len(symbols), "valid": valid_count,
-                             "invalid": size * len(symbols) - valid_count, "computed": valid_count, "from_cache": 0,
-                             "seconds": self.last_run.seconds, "combos_per_sec": valid_count / self.last_run.seconds,
+                             "invalid": size * len(symbols) - valid_count, "computed": valid_count - from_cache,
+                             "from_cache": from_cache, "seconds": self.last_run.seconds,
+                             "combos_per_sec": (valid_count - from_cache) / self.last_run.seconds,
                              "bar_combos_per_sec": bar_combinations / self.last_run.seconds, "engine": "ray",
                              "tasks": len(ranges), "retries": self.last_run.retries, "nodes": len(nodes)}
         schema = _schema(strategy)
@@ -300,13 +304,14 @@ def _define_remote():
         ray.get(counter.begin.remote())
         symbol = request["symbols"][symbol_index]
         key = (hashlib.blake2b(payload, digest_size=16).digest(), symbol, strategy, tuple(specs),
-               tuple(sorted(fixed.items())), tuple(sorted(options.items())))
+               tuple(sorted(fixed.items())), tuple(sorted(options.items())), request["cache"])
         evaluator = _WORKER_EVALUATOR.get(key)
         if evaluator is None:  # this worker's first range of this study: build once, keep for the next
             _WORKER_EVALUATOR.clear()
             bars = _core.parse_csv(payload, f"{symbol}.csv")
-            evaluator = _WORKER_EVALUATOR[key] = _core.RangeEvaluator(bars, strategy, specs, fixed, options, threads=1)
-        valid, params, metrics = evaluator.evaluate_range(first, count)
+            evaluator = _WORKER_EVALUATOR[key] = _core.RangeEvaluator(bars, strategy, specs, fixed, options, threads=1,
+                                                                      cache=request["cache"])
+        valid, params, metrics, from_cache = evaluator.evaluate_range(first, count)
         csv = ""
         if request["csv"]:
             csv = _core.format_results(strategy, specs, fixed, request["symbols"], symbol_index, first, valid, params,
@@ -317,7 +322,7 @@ def _define_remote():
         symbol_ids = np.full(len(indices), symbol_index)
         best = _rank(metrics[:, METRICS.index(request["metric"])], symbol_ids, indices, request["metric"],
                      metrics[:, METRICS.index("trades")], request["min_trades"], request["top"])
-        return {"symbol": symbol_index, "first": first, "valid": int(keep.sum()), "csv": csv,
+        return {"symbol": symbol_index, "first": first, "valid": int(keep.sum()), "from_cache": from_cache, "csv": csv,
                 "params": params[best], "metrics": metrics[best], "symbol_ids": symbol_ids[best],
                 "indices": indices[best], "node": ray.get_runtime_context().get_node_id()}
 

@@ -16,6 +16,7 @@
 #include <optional>
 
 #include "gt/atomic_file.hpp"
+#include "gt/cache.hpp"
 #include "gt/backtest.hpp"
 #include "gt/data.hpp"
 #include "gt/error.hpp"
@@ -282,8 +283,10 @@ NB_MODULE(_core, m) {
   m.def("optimize", [](const std::vector<gt::Bars>& symbols, const std::string& strategy,
                        const std::vector<std::string>& grid_specs, const nb::dict& fixed, const nb::dict& options,
                        const std::string& metric, std::size_t top, std::int64_t min_trades, int threads,
-                       std::optional<std::string> out_path, bool reference) {
+                       std::optional<std::string> out_path, bool reference, std::optional<std::string> cache_location) {
     const gt::Grid grid = make_grid(strategy, grid_specs, fixed);
+    std::unique_ptr<gt::ResultCache> cache;
+    if (cache_location) cache = gt::open_result_cache(*cache_location);
     const gt::ExecutionOptions o = execution_options(options);
     gt::OptimizeOptions opt;
     opt.metric = metric;
@@ -291,6 +294,7 @@ NB_MODULE(_core, m) {
     opt.min_trades = min_trades;
     opt.threads = threads;
     opt.reference = reference;
+    opt.cache = cache.get();
     gt::OptimizeResult r;
     {
       nb::gil_scoped_release release;
@@ -327,13 +331,15 @@ NB_MODULE(_core, m) {
     out["top"] = top_list;
     return out;
   }, "symbols"_a, "strategy"_a, "grid"_a, "fixed"_a, "options"_a, "metric"_a = "sharpe", "top"_a = 10,
-     "min_trades"_a = 0, "threads"_a = 0, "out"_a = nb::none(), "reference"_a = false);
+     "min_trades"_a = 0, "threads"_a = 0, "out"_a = nb::none(), "reference"_a = false, "cache"_a = nb::none());
 
   // An evaluator built once (indicator series, tables) for many ranges of one grid on one symbol.
   struct RangeEvaluator {
     gt::Bars bars;
     gt::Grid grid;
     std::unique_ptr<gt::Evaluator> evaluator;
+    std::unique_ptr<gt::ResultCache> cache;  // optional: shared by every worker when on Redis
+    std::string cache_ns;
   };
   auto chunk_arrays = [](gt::ChunkResults&& r) {
     const auto& names = gt::metric_names();
@@ -343,29 +349,35 @@ NB_MODULE(_core, m) {
         for (std::size_t k = 0; k < names.size(); ++k) metrics[i * names.size() + k] = gt::metric_value(r.metrics[i], k);
     std::vector<double> valid(r.valid.begin(), r.valid.end());
     return nb::make_tuple(to_numpy(std::move(valid)), to_numpy_2d(std::move(r.params), r.valid.size(), r.stride),
-                          to_numpy_2d(std::move(metrics), r.valid.size(), names.size()));
+                          to_numpy_2d(std::move(metrics), r.valid.size(), names.size()), r.from_cache);
   };
   nb::class_<RangeEvaluator>(m, "RangeEvaluator")
       .def("__init__", [](RangeEvaluator* self, const gt::Bars& bars, const std::string& strategy,
                           const std::vector<std::string>& grid_specs, const nb::dict& fixed, const nb::dict& options,
-                          int threads) {
+                          int threads, std::optional<std::string> cache) {
         gt::Grid grid = make_grid(strategy, grid_specs, fixed);
         const gt::ExecutionOptions o = execution_options(options);
-        new (self) RangeEvaluator{bars, std::move(grid), nullptr};
+        new (self) RangeEvaluator{bars, std::move(grid), nullptr, nullptr, {}};
+        if (cache) {
+          self->cache = gt::open_result_cache(*cache);
+          self->cache_ns = gt::cache_namespace(self->bars, self->grid.strategy(), o);
+        }
         nb::gil_scoped_release release;
         // A worker given one CPU builds with one thread, so that workers do not oversubscribe.
         std::optional<tbb::global_control> limit;
         if (threads > 0) limit.emplace(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
         self->evaluator = gt::make_evaluator(self->bars, self->grid, o);
-      }, "bars"_a, "strategy"_a, "grid"_a, "fixed"_a, "options"_a, "threads"_a = 0)
+      }, "bars"_a, "strategy"_a, "grid"_a, "fixed"_a, "options"_a, "threads"_a = 0, "cache"_a = nb::none())
       .def("evaluate_range", [chunk_arrays](const RangeEvaluator& self, std::uint64_t first, std::uint64_t count) {
         gt::ChunkResults r;
         {
           nb::gil_scoped_release release;
-          r = gt::evaluate_range(*self.evaluator, self.grid, first, count);
+          r = gt::evaluate_range(*self.evaluator, self.grid, first, count, self.cache.get(), self.cache_ns);
         }
         return chunk_arrays(std::move(r));
       }, "first"_a, "count"_a);
+
+  m.def("default_cache_dir", [] { return gt::default_cache_dir().string(); });
 
   m.def("evaluate_range", [chunk_arrays](const gt::Bars& bars, const std::string& strategy,
                                          const std::vector<std::string>& grid_specs, const nb::dict& fixed,

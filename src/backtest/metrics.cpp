@@ -53,16 +53,13 @@ const std::vector<std::string>& metric_names() {
 
 namespace {
 
-// The metrics in metric_names() order: the one place that maps a position to a field.
-template <typename M>
-auto* metric_field(M& m, std::size_t index) {
-  using D = std::conditional_t<std::is_const_v<M>, const double, double>;
-  D* fields[] = {&m.total_return, &m.cagr,     &m.sharpe,          &m.sortino, &m.max_drawdown, &m.calmar, nullptr,
-                 &m.win_rate,     &m.profit_factor, &m.exposure, &m.avg_trade_return, &m.final_equity};
-  return fields[index];
-}
-
-constexpr std::size_t kTradesIndex = 6;
+// The metrics in metric_names() order: the one place that maps a position to a field. A constant
+// table, so that the cache's encoding of every metric of every combination costs a load each.
+constexpr std::size_t kTradesIndex = 6;  // an integer field: no double member to point at
+constexpr double Metrics::*kMetricFields[kMetricCount] = {
+    &Metrics::total_return, &Metrics::cagr,          &Metrics::sharpe,   &Metrics::sortino,
+    &Metrics::max_drawdown, &Metrics::calmar,        nullptr,            &Metrics::win_rate,
+    &Metrics::profit_factor, &Metrics::exposure,     &Metrics::avg_trade_return, &Metrics::final_equity};
 
 }  // namespace
 
@@ -77,12 +74,22 @@ std::size_t metric_index(std::string_view name) {
 
 double metric_value(const Metrics& m, std::size_t index) {
   if (index == kTradesIndex) return static_cast<double>(m.trades);
-  return *metric_field(m, index);
+  return m.*kMetricFields[index];
 }
 
 void set_metric_value(Metrics& m, std::size_t index, double value) {
   if (index == kTradesIndex) m.trades = static_cast<std::int64_t>(value);
-  else *metric_field(m, index) = value;
+  else m.*kMetricFields[index] = value;
+}
+
+void metric_values(const Metrics& m, std::span<double, kMetricCount> out) {
+  for (std::size_t i = 0; i < kMetricCount; ++i) out[i] = metric_value(m, i);  // inlined: one translation unit
+}
+
+Metrics metrics_from_values(std::span<const double, kMetricCount> values) {
+  Metrics m;
+  for (std::size_t i = 0; i < kMetricCount; ++i) set_metric_value(m, i, values[i]);
+  return m;
 }
 
 double metric_value(const Metrics& m, std::string_view name) { return metric_value(m, metric_index(name)); }

@@ -107,8 +107,10 @@ struct Chunk {
   std::string text;
 };
 
-// Decodes the chunk's combinations, marks the valid ones and evaluates those.
-void evaluate_chunk(const Evaluator& evaluator, const Grid& grid, ChunkResults& r) {
+// Decodes the chunk's combinations, marks the valid ones, takes what the cache holds and
+// evaluates the rest (then records it in the cache).
+void evaluate_chunk(const Evaluator& evaluator, const Grid& grid, ChunkResults& r, ResultCache* cache,
+                    std::string_view cache_ns) {
   const std::size_t count = r.valid.size();
   const std::size_t stride = grid.base().size();
   r.stride = stride;
@@ -127,7 +129,29 @@ void evaluate_chunk(const Evaluator& evaluator, const Grid& grid, ChunkResults& 
     }
   }
   std::vector<Metrics> out(slots.size());
-  evaluator.evaluate(valid_params, stride, out);
+  r.from_cache = 0;
+  std::vector<std::uint8_t> hit;
+  if (cache && cache->available()) {
+    hit.resize(slots.size());
+    r.from_cache = cache->lookup(cache_ns, valid_params, stride, out, hit);
+  }
+  if (r.from_cache == 0) {  // a cold chunk (or no cache): no compaction, no copies
+    evaluator.evaluate(valid_params, stride, out);
+    if (cache) cache->store(cache_ns, valid_params, stride, out);
+  } else if (r.from_cache < slots.size()) {
+    std::vector<double> miss_params;
+    std::vector<std::size_t> misses;
+    for (std::size_t j = 0; j < slots.size(); ++j) {
+      if (hit[j]) continue;
+      miss_params.insert(miss_params.end(), valid_params.begin() + static_cast<std::ptrdiff_t>(j * stride),
+                         valid_params.begin() + static_cast<std::ptrdiff_t>((j + 1) * stride));
+      misses.push_back(j);
+    }
+    std::vector<Metrics> computed(misses.size());
+    evaluator.evaluate(miss_params, stride, computed);
+    cache->store(cache_ns, miss_params, stride, computed);
+    for (std::size_t k = 0; k < misses.size(); ++k) out[misses[k]] = computed[k];
+  }
   for (std::size_t j = 0; j < slots.size(); ++j) r.metrics[slots[j]] = out[j];
 }
 
@@ -139,13 +163,14 @@ ChunkResults evaluate_range(const Bars& bars, const Grid& grid, const ExecutionO
   return evaluate_range(*make_evaluator(bars, grid, options), grid, first, count);
 }
 
-ChunkResults evaluate_range(const Evaluator& evaluator, const Grid& grid, std::uint64_t first, std::uint64_t count) {
+ChunkResults evaluate_range(const Evaluator& evaluator, const Grid& grid, std::uint64_t first, std::uint64_t count,
+                            ResultCache* cache, std::string_view cache_ns) {
   if (first > grid.size() || count > grid.size() - first)
     throw ParamError(fmt::format("combinations {}..{} are outside the grid of {}", first, first + count, grid.size()));
   ChunkResults r;
   r.first = first;
   r.valid.resize(count);
-  evaluate_chunk(evaluator, grid, r);
+  evaluate_chunk(evaluator, grid, r, cache, cache_ns);
   return r;
 }
 
@@ -186,6 +211,9 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
     evaluators.push_back(opt.reference ? make_reference_evaluator(bars, grid, options)
                                        : make_evaluator(bars, grid, options));
   result.evaluator = evaluators.empty() ? "" : std::string(evaluators.front()->name());
+  std::vector<std::string> namespaces;
+  if (opt.cache)
+    for (const auto& bars : symbols) namespaces.push_back(cache_namespace(bars, grid.strategy(), options));
 
   // Chunks small enough to balance the cores, large enough to amortize the pipeline's overhead.
   const std::uint64_t chunk = std::clamp<std::uint64_t>(grid.size() / (static_cast<std::uint64_t>(threads) * 8), 64, 4096);
@@ -217,7 +245,9 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
                                      }) &
           tbb::make_filter<Chunk*, Chunk*>(tbb::filter_mode::parallel,
                                            [&](Chunk* c) {
-                                             evaluate_chunk(*evaluators[c->results.symbol], grid, c->results);
+                                             evaluate_chunk(*evaluators[c->results.symbol], grid, c->results, opt.cache,
+                                                            opt.cache ? std::string_view(namespaces[c->results.symbol])
+                                                                      : std::string_view());
                                              if (sink) c->text = sink->format(c->results);
                                              return c;
                                            }) &
@@ -233,8 +263,9 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
             }
             result.valid += valid;
             result.invalid += r.valid.size() - valid;
-            result.computed += valid;
-            result.bar_combinations += valid * symbols[r.symbol].size();
+            result.computed += valid - r.from_cache;
+            result.from_cache += r.from_cache;
+            result.bar_combinations += (valid - r.from_cache) * symbols[r.symbol].size();
             if (sink) sink->consume(r, std::move(c->text));
             progress.advance(r.valid.size());
           }));

@@ -1,6 +1,9 @@
+import atexit
 import os
 import pathlib
+import shutil
 import subprocess
+import tempfile
 
 import pytest
 
@@ -8,6 +11,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 DATA = ROOT / "data"
 DAILY_FILES = [DATA / "orcl-1995-2014.csv", DATA / "yhoo-1996-2014.csv"]
 ALL_FILES = DAILY_FILES + [DATA / "es-2006-5min.csv"]
+
+# Every gtrader the tests start caches results here, never in the user's ~/.cache.
+os.environ["GT_CACHE_DIR"] = tempfile.mkdtemp(prefix="gt-test-cache-")
+atexit.register(shutil.rmtree, os.environ["GT_CACHE_DIR"], True)
 
 
 def gtrader_bin():

@@ -2,7 +2,8 @@
 a real two-node Ray cluster (`ray start --head` and `ray start --address`), then
   1. a distributed optimization whose tasks land on both nodes, compared with the local engine;
   2. the same with a Ray worker process killed by SIGKILL mid-run;
-  3. the same with the second node's raylet killed mid-run (the node is lost).
+  3. two runs sharing a result cache on a redis-server (the second computes nothing);
+  4. the study again with the second node's raylet killed mid-run (the node is lost).
 Prints one JSON report on the last line."""
 import json
 import os
@@ -108,6 +109,25 @@ def main():
         report["worker_killed"] = {"identical": same(ranked, csv_bytes), "killed": len(killed),
                                    "retries": run.retries, "tasks": run.tasks}
 
+        # The result cache on Redis, shared by the workers of both nodes: a second run of the
+        # study takes every combination from it and writes the same file.
+        redis = subprocess.Popen(["redis-server", "--port", str(PORT + 1), "--bind", "127.0.0.1", "--save", "",
+                                  "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(0.5)
+            url = f"redis://127.0.0.1:{PORT + 1}/0"
+            runs = []
+            for _ in range(2):
+                with tempfile.TemporaryDirectory() as tmp:
+                    out = os.path.join(tmp, "ray.csv")
+                    ranked = engine.optimize_distributed("ma_cross", GRID, DATA, out=out, top=5, cache=url, **OPTIONS)
+                    runs.append({"identical": same(ranked, pathlib.Path(out).read_bytes()),
+                                 "computed": engine.last_summary["computed"],
+                                 "from_cache": engine.last_summary["from_cache"]})
+            report["redis_cache"] = runs
+        finally:
+            redis.kill()
+
         def stop_second_node():
             # The second node's raylet (the one whose static resources hold "second_node") is
             # killed only while one of its own workers is busy with a task: losing an idle node
@@ -135,6 +155,7 @@ def main():
             time.sleep(0.5)
         report["node_stopped"] = {"identical": same(ranked, csv_bytes), "retries": run.retries,
                                   "tasks": run.tasks, "nodes_alive_after": alive}
+
         engine.shutdown()
     finally:
         ray_cli("stop", "--force")

@@ -26,7 +26,7 @@ def close(a, b):
                          ids=["defaults", "costs"])
 def test_sampled_combinations_equal_backtest(path, extra, tmp_path):
     out = tmp_path / "results.csv"
-    run_gtrader("optimize", "--data", path, "--strategy", "ma_cross", *SEED_GRID, *extra, "--out", out)
+    run_gtrader("optimize", "--data", path, "--strategy", "ma_cross", *SEED_GRID, *extra, "--no-cache", "--out", out)
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert len(rows) == 2700
     for row in random.Random(7).sample(rows, 12):
@@ -41,7 +41,7 @@ def test_json_summary_and_yaml_grid(tmp_path):
     grid = tmp_path / "grid.yaml"
     grid.write_text("grid:\n  fast: 5:19\n  slow: [20, 30, 40]\n  ma_type: 0:2\n  volume_filter: [false, true]\n")
     summary = json.loads(run_gtrader("optimize", "--data", DAILY_FILES[0], "--strategy", "ma_cross",
-                                     "--grid-file", grid, "--json").stdout)
+                                     "--grid-file", grid, "--no-cache", "--json").stdout)
     for key in ["combinations", "valid", "invalid", "computed", "from_cache", "seconds", "combos_per_sec",
                 "bar_combos_per_sec", "best"]:
         assert key in summary
@@ -55,7 +55,7 @@ def test_results_are_identical_for_any_thread_count(tmp_path):
     for threads in ["1", "2"]:
         out = tmp_path / f"r{threads}.csv"
         run_gtrader("optimize", "--data", DAILY_FILES[1], "--strategy", "ma_cross", *SEED_GRID, "--threads", threads,
-                    "--out", out)
+                    "--no-cache", "--out", out)
         texts.append(out.read_bytes())
     assert texts[0] == texts[1]
 
@@ -63,7 +63,7 @@ def test_results_are_identical_for_any_thread_count(tmp_path):
 def test_other_strategies_optimize(tmp_path):
     summary = json.loads(run_gtrader("optimize", "--data", DAILY_FILES[0], "--strategy", "rsi_reversion",
                                      "--grid", "period=5:20", "--grid", "lower=20,25,30", "--grid", "upper=70,75",
-                                     "--json").stdout)
+                                     "--no-cache", "--json").stdout)
     assert summary["computed"] == 16 * 3 * 2
     assert summary["engine"] == "reference"
 

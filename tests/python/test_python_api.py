@@ -54,3 +54,12 @@ def test_indicator_frame():
 def test_bad_grid_is_a_value_error():
     with pytest.raises(ValueError, match="empty range"):
         gt.optimize(DAILY_FILES[0], "ma_cross", {"fast": "9:5"})
+
+
+def test_optimize_with_a_cache_folder_serves_a_rerun(tmp_path):
+    grid = {"fast": range(5, 20), "slow": range(20, 50), "ma_type": [0, 1, 2], "volume_filter": [False, True]}
+    top1, first = gt.optimize(DAILY_FILES[0], "ma_cross", grid, cache=str(tmp_path))
+    top2, second = gt.optimize(DAILY_FILES[0], "ma_cross", grid, cache=str(tmp_path))
+    assert (first["computed"], first["from_cache"]) == (2700, 0)
+    assert (second["computed"], second["from_cache"]) == (0, 2700)
+    assert top1.equals(top2)

@@ -49,6 +49,13 @@ def test_losing_the_second_node_mid_run_is_retried_and_changes_nothing(report):
     assert report["node_stopped"]["identical"] == {"results_file": True, "ranking": True}
 
 
+def test_workers_on_both_nodes_share_the_redis_cache(report):
+    first, second = report["redis_cache"]
+    assert first["from_cache"] == 0 and first["computed"] > 0
+    assert second["computed"] == 0 and second["from_cache"] == first["computed"]
+    assert first["identical"] == second["identical"] == {"results_file": True, "ranking": True}
+
+
 def test_gtrader_optimize_engine_ray_writes_the_local_engines_file(tmp_path):
     grid = ["--grid", "fast=5:19", "--grid", "slow=20:49", "--grid", "ma_type=0:2", "--grid", "volume_filter=false,true"]
     data = ["--data", "data/orcl-1995-2014.csv", "--data", "data/yhoo-1996-2014.csv"]

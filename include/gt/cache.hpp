@@ -1,0 +1,102 @@
+// Durable, content-keyed results. Every finished combination is recorded as a run goes, keyed by
+// everything its metrics depend on, so that a rerun, a run resumed after a crash and an
+// overlapping grid compute only what no earlier run computed. Entries are plain numbers with a
+// checksum; an entry that fails it, or that belongs to other data or options, is never used.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gt/backtest.hpp"
+#include "gt/data.hpp"
+#include "gt/error.hpp"
+#include "gt/grid.hpp"
+#include "gt/strategy.hpp"
+
+namespace gt {
+
+// Bumped whenever the engine's numbers may change for the same inputs: part of every key.
+inline constexpr int kEngineVersion = 1;
+
+// A backend that can no longer serve (server gone, disk full). The cache stops being used for the
+// rest of the run and says so once; results are then computed, never lost.
+class CacheUnavailable : public Error {
+ public:
+  using Error::Error;
+};
+
+// Opaque values under (namespace, 64-bit key). Thread-safe. The values of one call all have
+// `value_size` bytes and lie back to back, so a batch costs no allocation per entry.
+class CacheBackend {
+ public:
+  enum Found : std::uint8_t { kMissing = 0, kFound = 1, kWrongSize = 2 };
+  virtual ~CacheBackend() = default;
+  // found[i]: kFound with value i copied to values[i * value_size], kWrongSize for a stored value
+  // of another size (never an entry of this layout), else kMissing.
+  virtual void get(std::string_view ns, std::span<const std::uint64_t> keys, std::size_t value_size,
+                   std::span<char> values, std::span<std::uint8_t> found) = 0;
+  virtual void put(std::string_view ns, std::span<const std::uint64_t> keys, std::size_t value_size,
+                   std::string_view values) = 0;
+  virtual void sync() {}                      // what put() wrote survives a power loss
+  virtual std::string describe() const = 0;   // for messages and the JSON summary; never a password
+};
+
+// An embedded store in a folder: per namespace, append-only segment files of framed entries, one
+// segment per process and run, so concurrent writers never interleave. A torn tail (the process
+// killed or the power lost mid-write) ends a segment's index; nothing before it is lost.
+std::unique_ptr<CacheBackend> make_disk_backend(const std::filesystem::path& dir);
+// redis://[[user]:password@]host[:port][/db]. Connects, authenticates and selects the database
+// now, throwing Error with what to fix; later failures throw CacheUnavailable.
+std::unique_ptr<CacheBackend> make_redis_backend(std::string_view url);
+
+// $GT_CACHE_DIR, else $XDG_CACHE_HOME/gpt-trader, else ~/.cache/gpt-trader.
+std::filesystem::path default_cache_dir();
+
+// The key of everything a combination's metrics depend on except its parameters: the market data
+// (every column's bytes), the strategy and its code version, the SPEC §3 options (periods per year
+// resolved) and kEngineVersion. "gt-v1-" and 32 hex digits: a valid folder and Redis key name.
+std::string cache_namespace(const Bars& bars, const Strategy& strategy, const ExecutionOptions& options);
+
+// A name for one run's private journal (used under --no-cache so that --resume still works): the
+// namespaces of its symbols and every value of its grid.
+std::string run_journal_name(std::span<const std::string> namespaces, const Grid& grid);
+
+class ResultCache {
+ public:
+  explicit ResultCache(std::unique_ptr<CacheBackend> backend,
+                       std::function<void(std::string_view)> warn = nullptr);  // default: stderr
+
+  // For each of the params.size() / stride combinations: hit[i] = 1 and out[i] set where a
+  // verified entry exists; returns how many. Never throws for a backend failure (the cache turns
+  // itself off).
+  std::size_t lookup(std::string_view ns, std::span<const double> params, std::size_t stride, std::span<Metrics> out,
+              std::span<std::uint8_t> hit);
+  void store(std::string_view ns, std::span<const double> params, std::size_t stride, std::span<const Metrics> metrics);
+  void sync();
+
+  bool available() const { return available_.load(std::memory_order_relaxed); }
+  std::uint64_t rejected() const { return rejected_.load(); }  // corrupt or foreign entries ignored
+  std::string describe() const { return backend_->describe(); }
+
+ private:
+  void give_up(const CacheUnavailable& e);
+
+  std::unique_ptr<CacheBackend> backend_;
+  std::function<void(std::string_view)> warn_;
+  std::atomic<bool> available_{true};
+  std::atomic<std::uint64_t> rejected_{0};
+  std::once_flag warned_;
+};
+
+// The cache a location names: "redis://..." or a folder.
+std::unique_ptr<ResultCache> open_result_cache(std::string_view location);
+
+}  // namespace gt

@@ -1,0 +1,225 @@
+// The result cache: what it keys on, what it serves, and that a damaged or foreign entry is never
+// served. The Redis backend and killed processes are tested end to end in
+// tests/python/test_cache.py.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "gt/cache.hpp"
+#include "gt/data.hpp"
+#include "gt/grid.hpp"
+#include "gt/optimize.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+const gt::Bars& orcl() {
+  static const gt::Bars bars = gt::load_csv(GT_DATA_DIR "/orcl-1995-2014.csv");
+  return bars;
+}
+
+const gt::Strategy& ma_cross() { return gt::find_strategy("ma_cross"); }
+
+gt::Grid grid(std::string fast) {
+  return gt::parse_grid(ma_cross(), {"fast=" + fast, "slow=20:49", "ma_type=0:2", "volume_filter=false,true"},
+                        std::nullopt, {});
+}
+
+class TempDir {
+ public:
+  TempDir() : path_(fs::temp_directory_path() / ("gt-cache-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++))) {
+    fs::remove_all(path_);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const fs::path& path() const { return path_; }
+
+ private:
+  static inline int counter_ = 0;
+  fs::path path_;
+};
+
+struct Outcome {
+  gt::OptimizeResult result;
+  std::string csv;
+};
+
+Outcome optimize_with(gt::ResultCache* cache, const gt::Grid& g, const gt::ExecutionOptions& options = {}) {
+  gt::OptimizeOptions opt;
+  opt.cache = cache;
+  opt.threads = 2;
+  Outcome run;
+  gt::CsvResultSink sink(g, {orcl().symbol}, [&](std::string_view text) { run.csv += text; });
+  run.result = gt::optimize({orcl()}, g, options, opt, &sink);
+  return run;
+}
+
+std::vector<fs::path> segments(const fs::path& dir) {
+  std::vector<fs::path> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.path().extension() == ".log") out.push_back(e.path());
+  return out;
+}
+
+TEST(ResultCache, ARerunIsServedEntirelyFromTheCacheWithIdenticalResults) {
+  TempDir dir;
+  const auto g = grid("5:19");
+  const Outcome clean = optimize_with(nullptr, g);
+  {
+    gt::ResultCache cache(gt::make_disk_backend(dir.path()));
+    const Outcome first = optimize_with(&cache, g);
+    EXPECT_EQ(first.result.computed, 2700u);
+    EXPECT_EQ(first.result.from_cache, 0u);
+    EXPECT_EQ(first.csv, clean.csv);
+  }
+  gt::ResultCache cache(gt::make_disk_backend(dir.path()));  // another process, in effect
+  const Outcome again = optimize_with(&cache, g);
+  EXPECT_EQ(again.result.computed, 0u);
+  EXPECT_EQ(again.result.from_cache, 2700u);
+  EXPECT_EQ(again.csv, clean.csv);
+  EXPECT_EQ(cache.rejected(), 0u);
+}
+
+TEST(ResultCache, AnOverlappingGridComputesOnlyTheNewCombinations) {
+  TempDir dir;
+  { gt::ResultCache cache(gt::make_disk_backend(dir.path())); optimize_with(&cache, grid("5:19")); }
+  gt::ResultCache cache(gt::make_disk_backend(dir.path()));
+  const auto wider = grid("5:25");
+  const Outcome run = optimize_with(&cache, wider);
+  EXPECT_EQ(run.result.from_cache, 2700u);
+  EXPECT_EQ(run.result.computed, run.result.valid - 2700u);
+  EXPECT_EQ(run.csv, optimize_with(nullptr, wider).csv);
+}
+
+TEST(ResultCache, KeysCoverTheDataTheOptionsAndTheStrategyVersion) {
+  const std::string base = gt::cache_namespace(orcl(), ma_cross(), {});
+  EXPECT_EQ(base, gt::cache_namespace(orcl(), ma_cross(), {}));
+  EXPECT_EQ(base.rfind("gt-v1-", 0), 0u);
+
+  gt::Bars changed = orcl();
+  changed.close[1000] += 0.01;  // one price, one cent
+  EXPECT_NE(base, gt::cache_namespace(changed, ma_cross(), {}));
+  gt::Bars volume = orcl();
+  volume.volume[5] += 1;
+  EXPECT_NE(base, gt::cache_namespace(volume, ma_cross(), {}));
+
+  gt::ExecutionOptions costs;
+  costs.commission = 0.001;
+  EXPECT_NE(base, gt::cache_namespace(orcl(), ma_cross(), costs));
+  gt::ExecutionOptions close_fill;
+  close_fill.fill = gt::Fill::kClose;
+  EXPECT_NE(base, gt::cache_namespace(orcl(), ma_cross(), close_fill));
+  gt::ExecutionOptions annualized;
+  annualized.periods_per_year = 250;
+  EXPECT_NE(base, gt::cache_namespace(orcl(), ma_cross(), annualized));
+
+  gt::Strategy newer = ma_cross();
+  newer.code_version += 1;
+  EXPECT_NE(base, gt::cache_namespace(orcl(), newer, {}));
+}
+
+TEST(ResultCache, ADamagedEntryIsDetectedAndRecomputed) {
+  TempDir dir;
+  const auto g = grid("5:19");
+  { gt::ResultCache cache(gt::make_disk_backend(dir.path())); optimize_with(&cache, g); }
+  const auto files = segments(dir.path());
+  ASSERT_EQ(files.size(), 1u);
+  const auto size = static_cast<std::streamoff>(fs::file_size(files[0]));
+  std::fstream f(files[0], std::ios::in | std::ios::out | std::ios::binary);
+  auto flip_bit = [&](std::streamoff at) {
+    char byte;
+    f.seekg(at);
+    f.read(&byte, 1);
+    byte = static_cast<char>(byte ^ 0x10);
+    f.seekp(at);
+    f.write(&byte, 1);
+  };
+  // Batches: "GTC2", u32 count, u32 value size, u32 0, the keys, the values.
+  std::uint32_t header[4];
+  f.read(reinterpret_cast<char*>(header), sizeof header);
+  const std::streamoff first_count = header[1], value_size = header[2];
+  const std::streamoff second_batch = 16 + first_count * (8 + value_size);
+  flip_bit(1);                      // the first batch's marker: the reader skips the whole batch
+  flip_bit(second_batch + 16 + 3);  // a key in the second batch: that entry is not found
+  flip_bit(size - 50);              // the metrics of the very last entry: its checksum fails
+  f.close();
+  gt::ResultCache cache(gt::make_disk_backend(dir.path()));
+  const Outcome run = optimize_with(&cache, g);
+  EXPECT_EQ(cache.rejected(), 1u);
+  EXPECT_EQ(run.result.computed, static_cast<std::uint64_t>(first_count) + 2);
+  EXPECT_EQ(run.result.from_cache, 2700u - static_cast<std::uint64_t>(first_count) - 2);
+  EXPECT_EQ(run.csv, optimize_with(nullptr, g).csv);
+}
+
+TEST(ResultCache, ATornTailLosesOnlyWhatWasNotWrittenWhole) {
+  TempDir dir;
+  const auto g = grid("5:19");
+  { gt::ResultCache cache(gt::make_disk_backend(dir.path())); optimize_with(&cache, g); }
+  const auto files = segments(dir.path());
+  ASSERT_EQ(files.size(), 1u);
+  const auto size = fs::file_size(files[0]);
+  const auto entry = size / 2700;
+  fs::resize_file(files[0], size - entry / 2);  // power lost in the middle of the last entry
+  {
+    std::ofstream garbage(files[0], std::ios::app | std::ios::binary);
+    garbage << std::string(7, '\0');  // and a few zeroed sectors after it
+  }
+  gt::ResultCache cache(gt::make_disk_backend(dir.path()));
+  const Outcome run = optimize_with(&cache, g);
+  EXPECT_EQ(run.result.from_cache, 2699u);
+  EXPECT_EQ(run.result.computed, 1u);
+  EXPECT_EQ(run.csv, optimize_with(nullptr, g).csv);
+}
+
+TEST(ResultCache, AnEntryOfOtherDataOrOptionsIsNeverServed) {
+  TempDir dir;
+  const auto g = grid("5:19");
+  { gt::ResultCache cache(gt::make_disk_backend(dir.path())); optimize_with(&cache, g); }
+  // Move every entry into the namespace of other options, as a confused tool or user might.
+  gt::ExecutionOptions costs;
+  costs.commission = 0.001;
+  const fs::path from = dir.path() / gt::cache_namespace(orcl(), ma_cross(), {});
+  const fs::path to = dir.path() / gt::cache_namespace(orcl(), ma_cross(), costs);
+  fs::rename(from, to);
+  gt::ResultCache cache(gt::make_disk_backend(dir.path()));
+  const Outcome run = optimize_with(&cache, g, costs);
+  EXPECT_EQ(cache.rejected(), 2700u);
+  EXPECT_EQ(run.result.from_cache, 0u);
+  EXPECT_EQ(run.csv, optimize_with(nullptr, g, costs).csv);
+}
+
+TEST(ResultCache, ABackendThatFailsMidRunTurnsTheCacheOffWithOneWarning) {
+  class FailingBackend final : public gt::CacheBackend {
+   public:
+    void get(std::string_view, std::span<const std::uint64_t>, std::size_t, std::span<char>,
+             std::span<std::uint8_t>) override {
+      throw gt::CacheUnavailable("connection reset");
+    }
+    void put(std::string_view, std::span<const std::uint64_t>, std::size_t, std::string_view) override {}
+    std::string describe() const override { return "failing"; }
+  };
+  std::vector<std::string> warnings;
+  gt::ResultCache cache(std::make_unique<FailingBackend>(), [&](std::string_view w) { warnings.emplace_back(w); });
+  const auto g = grid("5:19");
+  const Outcome run = optimize_with(&cache, g);
+  EXPECT_FALSE(cache.available());
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("connection reset"), std::string::npos);
+  EXPECT_EQ(run.result.computed, 2700u);
+  EXPECT_EQ(run.csv, optimize_with(nullptr, g).csv);
+}
+
+TEST(ResultCache, BadLocationsFailWithWhatIsAllowed) {
+  EXPECT_THROW(gt::open_result_cache("memcached://localhost"), gt::ParamError);
+  EXPECT_THROW(gt::open_result_cache("redis://localhost:notaport"), gt::ParamError);
+  try {
+    gt::open_result_cache("redis://127.0.0.1:1/0");  // nothing listens on port 1
+    FAIL();
+  } catch (const gt::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot connect"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
