@@ -10,6 +10,7 @@
 
 #include "commands.hpp"
 #include "gt/error.hpp"
+#include "gt/gpu.hpp"
 #include "gt/optimize.hpp"
 
 namespace gtrader {
@@ -31,32 +32,9 @@ const std::vector<Workload>& workloads() {
   return all;
 }
 
-// `count` bars from `source`: its last bars when it has enough, otherwise its daily returns
-// replayed end to end (prices continue from the last close) until there are `count`.
-gt::Bars bars_of_length(const gt::Bars& source, std::size_t count) {
-  if (source.size() >= count) return gt::last_bars(source, count);
-  gt::Bars out;
-  out.symbol = fmt::format("{}-{}", source.symbol, count);
-  out.source = source.source;
-  out.intraday = source.intraday;
-  double scale = 1.0;
-  std::int64_t t = source.time.front();
-  while (out.size() < count) {
-    for (std::size_t i = 0; i < source.size() && out.size() < count; ++i) {
-      out.time.push_back(t);
-      t += 86400;
-      out.open.push_back(source.open[i] * scale);
-      out.high.push_back(source.high[i] * scale);
-      out.low.push_back(source.low[i] * scale);
-      out.close.push_back(source.close[i] * scale);
-      out.volume.push_back(source.volume[i]);
-    }
-    scale = out.close.back() / source.close.front();
-  }
-  return out;
-}
-
 struct BenchCommand {
+  std::string device = "cpu";
+  std::string gpus = "all";
   std::vector<std::filesystem::path> data = {"data/orcl-1995-2014.csv"};
   std::vector<std::string> sizes = {"392", "2700", "100000", "10000000"};
   std::vector<std::size_t> bar_counts = {2000, 100000};
@@ -80,11 +58,13 @@ void run(const BenchCommand& c) {
     const gt::Grid grid = gt::parse_grid(strategy, it->grid, std::nullopt, {});
     for (std::size_t bars : c.bar_counts) {
       if (!c.full && grid.size() >= 10'000'000 && bars > 10'000) continue;  // ~10 minutes; with --full only
-      const std::vector<gt::Bars> symbols = {bars_of_length(sources.front(), bars)};
+      const std::vector<gt::Bars> symbols = {gt::bars_of_length(sources.front(), bars)};
       double single_rate = 0;
       for (int threads : c.threads) {
         gt::OptimizeOptions opt;
         opt.threads = threads;
+        opt.device = c.device;
+        if (c.device != "cpu" && gt::cuda_available()) opt.gpus = gt::parse_gpus(c.gpus);
         std::vector<double> times;
         gt::OptimizeResult result;
         double spent = 0;
@@ -121,6 +101,8 @@ void add_bench(CLI::App& app) {
   auto c = std::make_shared<BenchCommand>();
   CLI::App* cmd = app.add_subcommand("bench", "Measure grid-optimization throughput (combos/s, bar-combos/s)");
   cmd->add_option("--data", c->data, "Price file whose bars (or replayed returns) feed the workloads");
+  cmd->add_option("--device", c->device, "cpu, cuda or auto (as optimize)")->check(CLI::IsMember({"cpu", "cuda", "auto"}));
+  cmd->add_option("--gpus", c->gpus, "With --device cuda: all, or ordinals such as 0,1");
   cmd->add_option("--sizes", c->sizes, "Workloads: 392, 2700, 100000, 10000000")->delimiter(',');
   cmd->add_option("--bars", c->bar_counts, "Bar counts (2000,100000)")->delimiter(',');
   cmd->add_option("--threads", c->threads, "Thread counts; the first is the scaling baseline (1,2)")->delimiter(',');

@@ -13,6 +13,7 @@
 #include "execution_options.hpp"
 #include "gt/atomic_file.hpp"
 #include "gt/cache.hpp"
+#include "gt/gpu.hpp"
 #include "gt/error.hpp"
 #include "gt/optimize.hpp"
 #include "results_json.hpp"
@@ -37,6 +38,7 @@ struct OptimizeCommand {
   std::string cache_dir;
   bool no_cache = false;
   bool resume = false;
+  std::string gpus = "all";
 };
 
 // The store this run records into as it goes. With the cache on, that is the shared cache itself,
@@ -127,6 +129,7 @@ void run(OptimizeCommand& c) {
   gt::metric_index(c.opt.metric);  // an unknown metric fails before loading anything
   const auto symbols = c.data.load();
   c.opt.progress = !c.no_progress && ::isatty(STDERR_FILENO);
+  if (c.opt.device != "cpu" && gt::cuda_available()) c.opt.gpus = gt::parse_gpus(c.gpus);
 
   RunStore store = open_run_store(c, symbols, grid, options);
   c.opt.cache = store.cache.get();
@@ -153,6 +156,7 @@ void run(OptimizeCommand& c) {
     auto summary = optimize_summary_json(grid, symbols, result);
     summary["cache"] = store.shown;
     summary["cache_rejected"] = rejected;
+    summary["device"] = result.device;
     fmt::print("{}\n", summary.dump(2));
     return;
   }
@@ -184,6 +188,9 @@ void add_optimize(CLI::App& app) {
   cmd->add_option("--out", c->out_path, "Write every combination's parameters and metrics to this CSV file");
   cmd->add_option("--threads", c->opt.threads, "Worker threads (all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_flag("--no-progress", c->no_progress, "No progress bar, even on a terminal");
+  cmd->add_option("--device", c->opt.device, "cpu, cuda (the GPU engine) or auto (CUDA when a GPU is present)")
+      ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
+  cmd->add_option("--gpus", c->gpus, "With --device cuda: all, or GPU ordinals such as 0,1 (all)");
   cmd->add_flag("--reference", c->opt.reference, "Use the reference engine for every combination (slow; for checks)");
   c->exec.add_to(*cmd);
   cmd->add_flag("--json", c->json, "Print a JSON summary");

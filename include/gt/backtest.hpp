@@ -2,6 +2,7 @@
 // (the grid optimizer, the GPU kernels, distributed runs) is tested against.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -9,6 +10,13 @@
 #include <vector>
 
 #include "gt/data.hpp"
+
+// Functions the CUDA engine (src/optimize/cuda) shares with the CPU engines.
+#ifdef __CUDACC__
+#define GT_HOST_DEVICE __host__ __device__
+#else
+#define GT_HOST_DEVICE
+#endif
 
 namespace gt {
 
@@ -97,14 +105,14 @@ struct MetricSums {
   double gross_profit = 0, gross_loss = 0, sum_trade_return = 0;
 
   // Branch-free: wins and losses alternate unpredictably, and the grid engine calls this per trade.
-  void add_trade(double pnl, double ret) {
+  GT_HOST_DEVICE void add_trade(double pnl, double ret) {
     ++trades;
     wins += pnl > 0;
     gross_profit += pnl > 0 ? pnl : 0.0;
     gross_loss += pnl < 0 ? -pnl : 0.0;
     sum_trade_return += ret;
   }
-  void add_return(double r) {
+  GT_HOST_DEVICE void add_return(double r) {
     sum_r += r;
     const double r2 = r * r;
     sum_r2 += r2;
@@ -112,7 +120,35 @@ struct MetricSums {
   }
 };
 
-Metrics finalize_metrics(const MetricSums& sums, double periods_per_year);
+// SPEC §4's formulas, the one implementation; inline so that the CUDA engine runs it on the device.
+GT_HOST_DEVICE inline Metrics finalize_metrics(const MetricSums& s, double periods_per_year) {
+  Metrics m;
+  const double n = static_cast<double>(s.bars);
+  const double growth = s.final_equity / s.initial_equity;
+  m.final_equity = s.final_equity;
+  m.total_return = growth - 1.0;
+  m.cagr = (s.bars == 0) ? 0.0 : (growth > 0 ? std::pow(growth, periods_per_year / n) - 1.0 : -1.0);
+  const double root_a = std::sqrt(periods_per_year);
+  if (s.bars > 1) {
+    const double mean = s.sum_r / n;
+    const double variance = (s.sum_r2 - s.sum_r * mean) / (n - 1.0);
+    m.sharpe = variance > 0 ? mean / std::sqrt(variance) * root_a : 0.0;
+    const double downside = std::sqrt(s.sum_down2 / n);
+    m.sortino = downside > 0 ? mean / downside * root_a : 0.0;
+  }
+  m.max_drawdown = s.max_drawdown;
+  m.calmar = s.max_drawdown > 0 ? m.cagr / s.max_drawdown : 0.0;
+  m.trades = s.trades;
+  if (s.trades > 0) {
+    m.win_rate = static_cast<double>(s.wins) / static_cast<double>(s.trades);
+    m.avg_trade_return = s.sum_trade_return / static_cast<double>(s.trades);
+    m.profit_factor = s.gross_loss > 0 ? s.gross_profit / s.gross_loss
+                                       : (s.gross_profit > 0 ? HUGE_VAL : 0.0);
+  }
+  m.exposure = s.bars ? static_cast<double>(s.held_bars) / n : 0.0;
+  return m;
+}
+
 
 // Feeds MetricSums one bar at a time: the per-bar half of SPEC §4 (returns, drawdown, exposure).
 class CurveAccumulator {

@@ -39,6 +39,9 @@ std::vector<Bars> load_many(const std::vector<std::filesystem::path>& inputs,
 
 // The last `count` bars of `bars` (all of them when it has fewer).
 Bars last_bars(const Bars& bars, std::size_t count);
+// `count` bars from `source` for benchmarks: its last bars when it has enough, otherwise its bars
+// replayed end to end (prices rescaled to continue from the last close, one day apart).
+Bars bars_of_length(const Bars& source, std::size_t count);
 
 // "YYYY-MM-DD", or "YYYY-MM-DD HH:MM:SS" when `with_time`.
 std::string format_time(std::int64_t seconds, bool with_time);

@@ -23,6 +23,8 @@ class Evaluator {
   // `params` holds out.size() combinations, `stride` values each (schema order).
   virtual void evaluate(std::span<const double> params, std::size_t stride, std::span<Metrics> out) const = 0;
   virtual std::string_view name() const = 0;
+  // Combinations per evaluate() call that keep this evaluator busy (0: the optimizer chooses).
+  virtual std::size_t preferred_chunk() const { return 0; }
 };
 
 // The fastest evaluator that reproduces the reference engine for this strategy and these options.
@@ -41,6 +43,10 @@ struct OptimizeOptions {
   // Looked up before and fed after evaluation, chunk by chunk, so an interrupted run loses at
   // most the chunks in flight. Not owned; nullptr: every combination is computed.
   ResultCache* cache = nullptr;
+  // cpu, cuda (the CUDA engine, or an error saying why not) or auto (CUDA when a GPU is present
+  // and the study is one the CUDA engine runs, else the CPU).
+  std::string device = "cpu";
+  std::vector<int> gpus;  // with cuda: the GPUs to shard over (empty: all)
 };
 
 struct RankedCombination {
@@ -77,6 +83,7 @@ struct OptimizeResult {
   std::uint64_t bar_combinations = 0;  // sum over symbols of bars x computed combinations
   std::vector<std::vector<RankedCombination>> top;  // per symbol, best first
   std::string evaluator;
+  std::string device = "cpu";  // where it ran: cpu, or cuda with the GPUs
 };
 
 // The symbol names of `bars`, in order (for CsvResultSink).

@@ -16,34 +16,6 @@ MetricSums sums_of_curve(std::span<const double> equity, double initial_equity, 
   return curve.sums();
 }
 
-Metrics finalize_metrics(const MetricSums& s, double periods_per_year) {
-  Metrics m;
-  const double n = static_cast<double>(s.bars);
-  const double growth = s.final_equity / s.initial_equity;
-  m.final_equity = s.final_equity;
-  m.total_return = growth - 1.0;
-  m.cagr = (s.bars == 0) ? 0.0 : (growth > 0 ? std::pow(growth, periods_per_year / n) - 1.0 : -1.0);
-  const double root_a = std::sqrt(periods_per_year);
-  if (s.bars > 1) {
-    const double mean = s.sum_r / n;
-    const double variance = (s.sum_r2 - s.sum_r * mean) / (n - 1.0);
-    m.sharpe = variance > 0 ? mean / std::sqrt(variance) * root_a : 0.0;
-    const double downside = std::sqrt(s.sum_down2 / n);
-    m.sortino = downside > 0 ? mean / downside * root_a : 0.0;
-  }
-  m.max_drawdown = s.max_drawdown;
-  m.calmar = s.max_drawdown > 0 ? m.cagr / s.max_drawdown : 0.0;
-  m.trades = s.trades;
-  if (s.trades > 0) {
-    m.win_rate = static_cast<double>(s.wins) / static_cast<double>(s.trades);
-    m.avg_trade_return = s.sum_trade_return / static_cast<double>(s.trades);
-    m.profit_factor = s.gross_loss > 0 ? s.gross_profit / s.gross_loss
-                                       : (s.gross_profit > 0 ? std::numeric_limits<double>::infinity() : 0.0);
-  }
-  m.exposure = s.bars ? static_cast<double>(s.held_bars) / n : 0.0;
-  return m;
-}
-
 const std::vector<std::string>& metric_names() {
   static const std::vector<std::string> names = {
       "total_return", "cagr",          "sharpe",   "sortino",          "max_drawdown", "calmar",

@@ -313,6 +313,29 @@ std::int64_t days_from_civil(int year, unsigned month, unsigned day) {
   return static_cast<std::int64_t>(era) * 146097 + static_cast<std::int64_t>(doe) - 719468;
 }
 
+Bars bars_of_length(const Bars& source, std::size_t count) {
+  if (source.size() >= count) return last_bars(source, count);
+  Bars out;
+  out.symbol = fmt::format("{}-{}", source.symbol, count);
+  out.source = source.source;
+  out.intraday = source.intraday;
+  double scale = 1.0;
+  std::int64_t t = source.time.front();
+  while (out.size() < count) {
+    for (std::size_t i = 0; i < source.size() && out.size() < count; ++i) {
+      out.time.push_back(t);
+      t += 86400;
+      out.open.push_back(source.open[i] * scale);
+      out.high.push_back(source.high[i] * scale);
+      out.low.push_back(source.low[i] * scale);
+      out.close.push_back(source.close[i] * scale);
+      out.volume.push_back(source.volume[i]);
+    }
+    scale = out.close.back() / source.close.front();
+  }
+  return out;
+}
+
 Bars last_bars(const Bars& bars, std::size_t count) {
   Bars out;
   out.symbol = bars.symbol;

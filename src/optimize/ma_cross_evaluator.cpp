@@ -105,27 +105,8 @@ class MaCrossEvaluator final : public Evaluator {
     for (std::size_t t = 0; t < n_; ++t)
       if (volume_ok[t]) volume_words_[t / 64] |= std::uint64_t{1} << (t % 64);
 
-    // Per-bar fill factors of SPEC §3 with these options: what one unit costs on entry
-    // (slippage and commission included) and what it returns on exit.
     lag_ = options.fill == Fill::kNextOpen ? 1 : 0;
-    const double slip = options.slippage_bps / 10000.0;
-    const auto& fill_price = lag_ ? bars.open : bars.close;
-    facts_.resize(n_);
-    for (std::size_t t = 0; t < n_; ++t) {
-      BarFacts& f = facts_[t];
-      f.close = bars.close[t];
-      f.entry_cost = fill_price[t] * (1.0 + slip) * (1.0 + options.commission);
-      const double proceeds = fill_price[t] * (1.0 - slip);
-      f.exit_value = proceeds - proceeds * options.commission;
-      f.entry_return = bars.close[t] / f.entry_cost - 1.0;
-      f.exit_return = t ? f.exit_value / bars.close[t - 1] - 1.0 : 0.0;
-      if (t) {
-        const double r = bars.close[t] / bars.close[t - 1] - 1.0;
-        f.sum_r = facts_[t - 1].sum_r + r;
-        f.sum_r2 = facts_[t - 1].sum_r2 + r * r;
-        f.sum_down2 = facts_[t - 1].sum_down2 + (r < 0 ? r * r : 0.0);
-      }
-    }
+    facts_ = ma_cross_bar_facts(bars, options);
   }
 
   std::string_view name() const override { return "ma_cross event-driven"; }
@@ -168,24 +149,15 @@ class MaCrossEvaluator final : public Evaluator {
 
  private:
   void build_moving_averages(const Bars& bars, const Grid& grid) {
-    auto values_of = [&](std::size_t param) {
-      for (const auto& axis : grid.axes())
-        if (axis.param == param) return axis.values;
-      return std::vector<double>{grid.base()[param]};
-    };
-    std::vector<int> periods;
-    for (double v : values_of(0)) periods.push_back(static_cast<int>(v));
-    for (double v : values_of(1)) periods.push_back(static_cast<int>(v));
-    std::sort(periods.begin(), periods.end());
-    periods.erase(std::unique(periods.begin(), periods.end()), periods.end());
+    const std::vector<int> periods = ma_cross_periods(grid);
     max_period_ = periods.back();
-    std::vector<double> types = values_of(2);
+    const std::vector<int> types = ma_cross_types(grid);
     row_of_.assign(3 * static_cast<std::size_t>(max_period_ + 1), -1);
     const std::size_t rows = types.size() * periods.size();
     series_.reset(new double[rows * padded_]);  // written below; no zero-fill pass
     coarse_.reset(new float[rows * padded_]);
     for (std::size_t ti = 0; ti < types.size(); ++ti) {
-      const int type = static_cast<int>(types[ti]);
+      const int type = types[ti];
       double* block = series_.get() + ti * periods.size() * padded_;
       ind::ma_many_into(static_cast<ind::MaType>(type), bars.close, periods, block, padded_);
       for (std::size_t r = 0; r < periods.size(); ++r) {
@@ -222,14 +194,14 @@ class MaCrossEvaluator final : public Evaluator {
       const std::size_t entry_signal = next_bit(entries, words_, from, n_);
       const std::size_t e = entry_signal + lag_;
       if (e >= n_) break;  // no entry left, or one whose fill would come after the last bar
-      const BarFacts& in = facts_[e];
+      const MaCrossBarFacts& in = facts_[e];
       const std::size_t exit_signal = next_bit(exits, words_, entry_signal + 1, n_);
       const std::size_t x = exit_signal + lag_;
       const bool closed = x < n_;
       const std::size_t last_held = closed ? x - 1 : n_ - 1;
 
       sums.add_return(in.entry_return);
-      const BarFacts& held = facts_[last_held];
+      const MaCrossBarFacts& held = facts_[last_held];
       sums.sum_r += held.sum_r - in.sum_r;
       sums.sum_r2 += held.sum_r2 - in.sum_r2;
       sums.sum_down2 += held.sum_down2 - in.sum_down2;
@@ -255,7 +227,7 @@ class MaCrossEvaluator final : public Evaluator {
         equity = equity / in.entry_cost * held.close;
         break;
       }
-      const BarFacts& out = facts_[x];
+      const MaCrossBarFacts& out = facts_[x];
       const double growth = out.exit_value / in.entry_cost;
       const double cash = equity * growth;
       sums.add_return(out.exit_return);
@@ -283,20 +255,59 @@ class MaCrossEvaluator final : public Evaluator {
   std::vector<std::size_t> first_defined_; // per row
   std::vector<int> row_of_;                // [type][period] -> row
   std::vector<std::uint64_t> volume_words_;
-  // Everything a trade reads of one bar, in one cache line.
-  struct alignas(64) BarFacts {
-    double close = 0;
-    double entry_cost = 0;    // price of one unit bought at this bar's fill, costs included
-    double exit_value = 0;    // cash from one unit sold at this bar's fill, costs deducted
-    double entry_return = 0;  // return of the entry bar: close / entry_cost - 1
-    double exit_return = 0;   // return of the exit bar: exit_value / previous close - 1
-    double sum_r = 0, sum_r2 = 0, sum_down2 = 0;  // prefix sums of close-to-close returns
-  };
-  std::vector<BarFacts> facts_;
+  std::vector<MaCrossBarFacts> facts_;  // one cache line per bar
   RangeTable ranges_;
 };
 
 }  // namespace
+
+std::vector<MaCrossBarFacts> ma_cross_bar_facts(const Bars& bars, const ExecutionOptions& options) {
+  // Per-bar fill factors of SPEC §3 with these options: what one unit costs on entry (slippage
+  // and commission included) and what it returns on exit.
+  const bool next_open = options.fill == Fill::kNextOpen;
+  const double slip = options.slippage_bps / 10000.0;
+  const auto& fill_price = next_open ? bars.open : bars.close;
+  std::vector<MaCrossBarFacts> facts(bars.size());
+  for (std::size_t t = 0; t < bars.size(); ++t) {
+    MaCrossBarFacts& f = facts[t];
+    f.close = bars.close[t];
+    f.entry_cost = fill_price[t] * (1.0 + slip) * (1.0 + options.commission);
+    const double proceeds = fill_price[t] * (1.0 - slip);
+    f.exit_value = proceeds - proceeds * options.commission;
+    f.entry_return = bars.close[t] / f.entry_cost - 1.0;
+    f.exit_return = t ? f.exit_value / bars.close[t - 1] - 1.0 : 0.0;
+    if (t) {
+      const double r = bars.close[t] / bars.close[t - 1] - 1.0;
+      f.sum_r = facts[t - 1].sum_r + r;
+      f.sum_r2 = facts[t - 1].sum_r2 + r * r;
+      f.sum_down2 = facts[t - 1].sum_down2 + (r < 0 ? r * r : 0.0);
+    }
+  }
+  return facts;
+}
+
+namespace {
+std::vector<double> axis_values(const Grid& grid, std::size_t param) {
+  for (const auto& axis : grid.axes())
+    if (axis.param == param) return axis.values;
+  return {grid.base()[param]};
+}
+}  // namespace
+
+std::vector<int> ma_cross_periods(const Grid& grid) {
+  std::vector<int> periods;
+  for (double v : axis_values(grid, 0)) periods.push_back(static_cast<int>(v));
+  for (double v : axis_values(grid, 1)) periods.push_back(static_cast<int>(v));
+  std::sort(periods.begin(), periods.end());
+  periods.erase(std::unique(periods.begin(), periods.end()), periods.end());
+  return periods;
+}
+
+std::vector<int> ma_cross_types(const Grid& grid) {
+  std::vector<int> types;
+  for (double v : axis_values(grid, 2)) types.push_back(static_cast<int>(v));
+  return types;
+}
 
 std::unique_ptr<Evaluator> make_ma_cross_evaluator(const Bars& bars, const Grid& grid, const ExecutionOptions& options) {
   if (grid.strategy().name != "ma_cross" || options.allow_short || options.size != 1.0) return nullptr;

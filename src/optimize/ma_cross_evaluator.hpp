@@ -3,10 +3,26 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "gt/optimize.hpp"
 
 namespace gt {
+
+// Everything a long-only, whole-equity trade of ma_cross reads of one bar, under given options:
+// shared by the CPU engine and its CUDA twin (src/optimize/cuda), so both fill alike.
+struct alignas(64) MaCrossBarFacts {
+  double close = 0;
+  double entry_cost = 0;    // price of one unit bought at this bar's fill, costs included
+  double exit_value = 0;    // cash from one unit sold at this bar's fill, costs deducted
+  double entry_return = 0;  // return of the entry bar: close / entry_cost - 1
+  double exit_return = 0;   // return of the exit bar: exit_value / previous close - 1
+  double sum_r = 0, sum_r2 = 0, sum_down2 = 0;  // prefix sums of close-to-close returns
+};
+std::vector<MaCrossBarFacts> ma_cross_bar_facts(const Bars& bars, const ExecutionOptions& options);
+// The moving-average periods and types an ma_cross grid needs (fast and slow values together).
+std::vector<int> ma_cross_periods(const Grid& grid);
+std::vector<int> ma_cross_types(const Grid& grid);
 
 // nullptr when the strategy or the options are outside what this engine reproduces exactly
 // (another strategy, allow_short, or size below 1): the caller then uses the reference path.

@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "gt/error.hpp"
+#include "gt/gpu.hpp"
 #include "gt/optimize.hpp"
 #include "ma_cross_evaluator.hpp"
 
@@ -206,17 +207,25 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
   OptimizeResult result;
   result.combinations = grid.size();
   const auto start = std::chrono::steady_clock::now();
+  if (opt.device != "cpu" && opt.device != "cuda" && opt.device != "auto")
+    throw ParamError(fmt::format("--device {}: allowed: cpu, cuda, auto", opt.device));
+  const bool cuda_supported = grid.strategy().name == "ma_cross" && !options.allow_short && options.size == 1.0;
+  const bool use_cuda = !opt.reference && (opt.device == "cuda" || (opt.device == "auto" && cuda_supported && cuda_available()));
   std::vector<std::unique_ptr<Evaluator>> evaluators;
-  for (const auto& bars : symbols)
-    evaluators.push_back(opt.reference ? make_reference_evaluator(bars, grid, options)
-                                       : make_evaluator(bars, grid, options));
+  for (const auto& bars : symbols) {
+    if (use_cuda) evaluators.push_back(make_cuda_evaluator(bars, grid, options, opt.gpus));
+    else if (opt.reference) evaluators.push_back(make_reference_evaluator(bars, grid, options));
+    else evaluators.push_back(make_evaluator(bars, grid, options));
+  }
+  result.device = use_cuda ? "cuda: " + cuda_devices() : "cpu";
   result.evaluator = evaluators.empty() ? "" : std::string(evaluators.front()->name());
   std::vector<std::string> namespaces;
   if (opt.cache)
     for (const auto& bars : symbols) namespaces.push_back(cache_namespace(bars, grid.strategy(), options));
 
   // Chunks small enough to balance the cores, large enough to amortize the pipeline's overhead.
-  const std::uint64_t chunk = std::clamp<std::uint64_t>(grid.size() / (static_cast<std::uint64_t>(threads) * 8), 64, 4096);
+  std::uint64_t chunk = std::clamp<std::uint64_t>(grid.size() / (static_cast<std::uint64_t>(threads) * 8), 64, 4096);
+  if (!evaluators.empty() && evaluators.front()->preferred_chunk() > 0) chunk = evaluators.front()->preferred_chunk();
   std::vector<TopK> tops;
   for (std::size_t s = 0; s < symbols.size(); ++s) tops.emplace_back(opt.top, opt.metric);
   Progress progress(opt.progress, grid.size() * symbols.size());

@@ -8,6 +8,7 @@
 #include "gt/data.hpp"
 #include "gt/error.hpp"
 #include "gt/grid.hpp"
+#include "gt/gpu.hpp"
 #include "gt/optimize.hpp"
 
 namespace {
@@ -143,7 +144,9 @@ TEST(Optimize, TiesRankByParameterOrder) {
   a.metrics.max_drawdown = 0.1;
   b.metrics.max_drawdown = 0.2;
   EXPECT_TRUE(gt::ranks_before(a, b, "max_drawdown"));  // lower is better
-  EXPECT_THROW(gt::optimize({orcl()}, seed_grid(), gt::ExecutionOptions{}, gt::OptimizeOptions{"nope"}), gt::ParamError);
+  gt::OptimizeOptions unknown_metric;
+  unknown_metric.metric = "nope";
+  EXPECT_THROW(gt::optimize({orcl()}, seed_grid(), gt::ExecutionOptions{}, unknown_metric), gt::ParamError);
 }
 
 std::string grid_error(const std::vector<std::string>& specs) {
@@ -181,6 +184,36 @@ TEST(Grid, CombinationOrderFollowsTheSchemaWhateverTheFlagOrder) {
   EXPECT_EQ(v, (std::vector<double>{5, 40, 0, 1}));
   grid.decode(2, v);
   EXPECT_EQ(v, (std::vector<double>{6, 40, 0, 0}));
+}
+
+}  // namespace
+
+namespace {
+
+// Without a GPU (CI, laptops): --device cuda fails before any work, saying why and what to do;
+// --device auto runs on the CPU with identical results. The GPU itself is checked against the
+// CPU engine by bench/gpu/run.sh on the GPU machine.
+TEST(Device, WithoutAGpuCudaFailsClearlyAndAutoFallsBackToTheCpu) {
+  std::string why;
+  if (gt::cuda_available(&why)) GTEST_SKIP() << "a GPU is present: bench/gpu/run.sh checks it";
+  gt::OptimizeOptions cuda;
+  cuda.device = "cuda";
+  try {
+    gt::optimize({orcl()}, seed_grid(), gt::ExecutionOptions{}, cuda);
+    FAIL() << "expected an error";
+  } catch (const gt::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--device"), std::string::npos) << e.what();
+  }
+  gt::OptimizeOptions automatic, cpu;
+  automatic.device = "auto";
+  const auto a = gt::optimize({orcl()}, seed_grid(), gt::ExecutionOptions{}, automatic);
+  const auto b = gt::optimize({orcl()}, seed_grid(), gt::ExecutionOptions{}, cpu);
+  EXPECT_EQ(a.device, "cpu");
+  ASSERT_EQ(a.top[0].size(), b.top[0].size());
+  EXPECT_EQ(a.top[0][0].index, b.top[0][0].index);
+  gt::OptimizeOptions bad;
+  bad.device = "tpu";
+  EXPECT_THROW(gt::optimize({orcl()}, seed_grid(), gt::ExecutionOptions{}, bad), gt::ParamError);
 }
 
 }  // namespace

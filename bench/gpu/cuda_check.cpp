@@ -1,0 +1,150 @@
+// The CUDA engine on the GPU machine, in one run (bench/gpu/run.sh): every metric of a grid of
+// more than 100,000 ma_cross combinations (all MA types, volume filter both ways) against the CPU
+// engine, then kernel and end-to-end rates at 2,000 and 100,000 bars beside the CPU engine's
+// rate on this machine's cores, then 1 -> N GPU scaling. Exits non-zero on any disagreement.
+//   cuda_check [--quick]   (--quick: the correctness check alone, for compute-sanitizer)
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <thread>
+
+#include "gt/data.hpp"
+#include "gt/gpu.hpp"
+#include "gt/grid.hpp"
+#include "gt/optimize.hpp"
+
+namespace {
+
+const gt::Strategy& ma_cross() { return gt::find_strategy("ma_cross"); }
+
+gt::Grid grid_of(std::vector<std::string> specs) { return gt::parse_grid(ma_cross(), specs, std::nullopt, {}); }
+
+std::vector<double> valid_params(const gt::Grid& grid) {
+  std::vector<double> params, combo(grid.base().size());
+  for (std::uint64_t i = 0; i < grid.size(); ++i) {
+    grid.decode(i, combo);
+    if (grid.is_valid(combo)) params.insert(params.end(), combo.begin(), combo.end());
+  }
+  return params;
+}
+
+bool agree(double gpu, double cpu) {
+  if (std::isnan(cpu) || std::isnan(gpu)) return std::isnan(cpu) && std::isnan(gpu);
+  if (std::isinf(cpu) || std::isinf(gpu)) return gpu == cpu;
+  return std::fabs(gpu - cpu) <= 1e-6 * std::fabs(cpu) + 1e-12;
+}
+
+// Every metric of every combination; returns the number of disagreeing values.
+std::size_t check(const gt::Bars& bars, const gt::Grid& grid, const gt::ExecutionOptions& options) {
+  const auto params = valid_params(grid);
+  const std::size_t stride = grid.base().size(), count = params.size() / stride;
+  std::vector<gt::Metrics> cpu(count), gpu(count);
+  gt::make_evaluator(bars, grid, options)->evaluate(params, stride, cpu);
+  gt::make_cuda_evaluator(bars, grid, options, {0})->evaluate(params, stride, gpu);
+  std::size_t bad = 0;
+  double worst = 0;
+  for (std::size_t i = 0; i < count; ++i)
+    for (std::size_t m = 0; m < gt::kMetricCount; ++m) {
+      const double a = gt::metric_value(gpu[i], m), b = gt::metric_value(cpu[i], m);
+      if (!std::isinf(b) && !std::isnan(b) && b != 0) worst = std::max(worst, std::fabs(a - b) / std::fabs(b));
+      if (!agree(a, b)) {
+        if (bad++ < 10)
+          fmt::print("MISMATCH {} {}: gpu {} cpu {}\n",
+                     ma_cross().describe({params.begin() + static_cast<std::ptrdiff_t>(i * stride),
+                                          params.begin() + static_cast<std::ptrdiff_t>((i + 1) * stride)}),
+                     gt::metric_names()[m], a, b);
+      }
+    }
+  fmt::print("check: {} bars, {} combinations, fill {}, commission {}: {} disagreeing values, worst relative "
+             "difference {:.3g}\n",
+             bars.size(), count, options.fill == gt::Fill::kNextOpen ? "next_open" : "close", options.commission, bad,
+             worst);
+  return bad;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
+  fmt::print("devices: {}\n", gt::cuda_devices());
+  if (!gt::cuda_available()) return 2;
+  const gt::Bars orcl = gt::load_csv(GT_DATA_DIR "/orcl-1995-2014.csv");
+  // 1. Correctness: 147,000+ combinations, every MA type, the filter both ways, both fills, costs.
+  const gt::Grid check_grid = grid_of({"fast=2:101", "slow=20:269", "ma_type=0:2", "volume_filter=false,true"});
+  gt::ExecutionOptions costs;
+  costs.fill = gt::Fill::kClose;
+  costs.commission = 0.001;
+  costs.slippage_bps = 2;
+  std::size_t bad = check(gt::bars_of_length(orcl, 2000), check_grid, {}) +
+                    check(gt::bars_of_length(orcl, 2000), check_grid, costs);
+  if (!quick) bad += check(orcl, check_grid, {});
+  if (bad) {
+    fmt::print("FAILED: the CUDA engine disagrees with the CPU engine\n");
+    return 1;
+  }
+  if (quick) return 0;
+
+  // 2. Rates: kernel alone (device events) and end to end (optimize(), results back on the host).
+  const gt::Grid big = grid_of({"fast=2:201", "slow=20:1019", "ma_type=0:2", "volume_filter=false,true"});
+  const auto params = valid_params(big);
+  const std::size_t stride = big.base().size(), count = params.size() / stride;
+  fmt::print("\n| bars | combinations | kernel s (median of 5) | kernel bar-combos/s | end-to-end s | end-to-end "
+             "bar-combos/s | CPU engine s ({} threads) | CPU bar-combos/s |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n",
+             std::thread::hardware_concurrency());
+  for (std::size_t n : {std::size_t{2000}, std::size_t{100000}}) {
+    const gt::Bars bars = gt::bars_of_length(orcl, n);
+    const auto gpu = gt::make_cuda_evaluator(bars, big, {}, {0});
+    std::vector<gt::Metrics> out(count);
+    std::vector<double> kernel;
+    for (int r = 0; r < 6; ++r) {
+      gpu->evaluate(params, stride, out);
+      if (r) kernel.push_back(gpu->last_kernel_seconds());  // the first run warms up
+    }
+    gt::OptimizeOptions on_gpu;
+    on_gpu.device = "cuda";
+    on_gpu.gpus = {0};
+    on_gpu.top = 10;
+    gt::optimize({bars}, big, {}, on_gpu);  // warm-up
+    const auto e2e = gt::optimize({bars}, big, {}, on_gpu);
+    gt::OptimizeOptions on_cpu;
+    const auto cpu = gt::optimize({bars}, big, {}, on_cpu);
+    const double k = median(kernel);
+    const double bc = static_cast<double>(count) * static_cast<double>(n);
+    fmt::print("| {} | {} | {:.4g} | {:.3g} | {:.4g} | {:.3g} | {:.4g} | {:.3g} |\n", n, count, k, bc / k, e2e.seconds,
+               bc / e2e.seconds, cpu.seconds, bc / cpu.seconds);
+    if (e2e.top[0].front().index != cpu.top[0].front().index) {
+      fmt::print("FAILED: the best combination differs between the GPU and CPU runs\n");
+      return 1;
+    }
+  }
+
+  // 3. Scaling over the GPUs of this machine, end to end, 100,000 bars.
+  const auto gpus = gt::parse_gpus("all");
+  if (gpus.size() > 1) {
+    const gt::Bars bars = gt::bars_of_length(orcl, 100000);
+    fmt::print("\n| GPUs | seconds | bar-combos/s | scaling efficiency |\n| --- | --- | --- | --- |\n");
+    double one = 0;
+    for (std::size_t g = 1; g <= gpus.size(); g *= 2) {
+      gt::OptimizeOptions opt;
+      opt.device = "cuda";
+      opt.gpus.assign(gpus.begin(), gpus.begin() + static_cast<std::ptrdiff_t>(g));
+      opt.threads = static_cast<int>(4 * g);
+      gt::optimize({bars}, big, {}, opt);  // warm-up
+      std::vector<double> times;
+      for (int r = 0; r < 3; ++r) times.push_back(gt::optimize({bars}, big, {}, opt).seconds);
+      const double s = median(times);
+      if (g == 1) one = s;
+      fmt::print("| {} | {:.4g} | {:.3g} | {:.0f}% |\n", g, s, static_cast<double>(count) * 1e5 / s,
+                 100 * one / (s * static_cast<double>(g)));
+    }
+  }
+  return 0;
+}

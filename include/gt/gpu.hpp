@@ -1,0 +1,33 @@
+// The CUDA grid engine: ma_cross combinations evaluated on one or several GPUs, every metric
+// reduced on the device by the same formulas as the CPU engine (finalize_metrics). Built with
+// -DGT_CUDA=ON (the default when nvcc is found); without it, or without a GPU at run time,
+// cuda_available() is false and make_cuda_evaluator says why.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gt/optimize.hpp"
+
+namespace gt {
+
+// True when this build has the CUDA engine and a GPU is visible; `why` says what is missing.
+bool cuda_available(std::string* why = nullptr);
+// "2 x NVIDIA H100 80GB HBM3 (sm_90)" or the reason there is none.
+std::string cuda_devices();
+// Parses "all" or "0,1" into device ordinals (empty: all); throws ParamError for unknown ones.
+std::vector<int> parse_gpus(const std::string& spec);
+
+class CudaEvaluator : public Evaluator {
+ public:
+  // Seconds the last evaluate() spent in the kernel alone (device events), for benchmarks.
+  virtual double last_kernel_seconds() const = 0;
+};
+
+// Throws ParamError when the strategy or options are outside what the kernel reproduces exactly
+// (ma_cross, long-only, whole-equity entries), and Error when no GPU can be used.
+std::unique_ptr<CudaEvaluator> make_cuda_evaluator(const Bars& bars, const Grid& grid, const ExecutionOptions& options,
+                                                   const std::vector<int>& gpus);
+
+}  // namespace gt
