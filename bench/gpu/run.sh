@@ -7,10 +7,22 @@ cd "$(dirname "$0")/../.."
 export NCCL_NVLS_ENABLE=0  # never NVLink multicast on the shared machines (device README)
 OUT=${OUT:-/tmp/gt-gpu}
 mkdir -p "$OUT"
+EXTRA=()
+# The GPU image has CUDA and CMake but not this project's Debian -dev packages, and no network:
+# carry them as .deb files in .gpudeps (fetched here by `apt-get download`, see docs/PERFORMANCE.md)
+# and unpack them beside the system, never over it.
+if [[ -d .gpudeps ]]; then
+  DEPS=/tmp/gt-deps
+  for deb in .gpudeps/*.deb; do dpkg -x "$deb" "$DEPS"; done
+  export CMAKE_PREFIX_PATH="$DEPS/usr" PKG_CONFIG_SYSROOT_DIR="$DEPS"
+  export PKG_CONFIG_PATH="$DEPS/usr/lib/x86_64-linux-gnu/pkgconfig:$DEPS/usr/share/pkgconfig"
+  export LD_LIBRARY_PATH="$DEPS/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  EXTRA=(-DCMAKE_CXX_FLAGS="-isystem $DEPS/usr/include")
+fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpus.txt"
 cmake -S . -B build/gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DGT_CUDA=ON -DGT_BUILD_TESTS=OFF \
-  -DGT_BUILD_BENCH=ON -DCMAKE_CUDA_ARCHITECTURES="90-real;90-virtual" >"$OUT/configure.log" 2>&1 ||
+  -DGT_BUILD_BENCH=ON -DCMAKE_CUDA_ARCHITECTURES="90-real;90-virtual" "${EXTRA[@]}" >"$OUT/configure.log" 2>&1 ||
   { tail -30 "$OUT/configure.log"; exit 1; }
-cmake --build build/gpu -j"$(nproc)" --target cuda_check gtrader >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+cmake --build build/gpu -j"$(nproc)" --target cuda_check >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
 compute-sanitizer --tool memcheck --error-exitcode 9 build/gpu/cuda_check --quick 2>&1 | tee "$OUT/sanitizer.txt" | tail -5
 build/gpu/cuda_check 2>&1 | tee "$OUT/cuda_check.txt"
