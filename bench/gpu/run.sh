@@ -20,7 +20,8 @@ if [[ -d .gpudeps ]]; then
   EXTRA=(-DCMAKE_CXX_FLAGS="-isystem $DEPS/usr/include")
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpus.txt"
-cmake -S . -B build/gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DGT_CUDA=ON -DGT_BUILD_TESTS=OFF \
+# GT_WERROR off: the image's newer g++ raises -Wdangling-reference false positives (see docs/PERFORMANCE.md).
+cmake -S . -B build/gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DGT_CUDA=ON -DGT_WERROR=OFF -DGT_BUILD_TESTS=OFF \
   -DGT_BUILD_BENCH=ON -DCMAKE_CUDA_ARCHITECTURES="90-real;90-virtual" "${EXTRA[@]}" >"$OUT/configure.log" 2>&1 ||
   { tail -30 "$OUT/configure.log"; exit 1; }
 cmake --build build/gpu -j"$(nproc)" --target cuda_check >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
