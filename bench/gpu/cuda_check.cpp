@@ -22,15 +22,6 @@ const gt::Strategy& ma_cross() { return gt::find_strategy("ma_cross"); }
 
 gt::Grid grid_of(std::vector<std::string> specs) { return gt::parse_grid(ma_cross(), specs, std::nullopt, {}); }
 
-std::vector<double> valid_params(const gt::Grid& grid) {
-  std::vector<double> params, combo(grid.base().size());
-  for (std::uint64_t i = 0; i < grid.size(); ++i) {
-    grid.decode(i, combo);
-    if (grid.is_valid(combo)) params.insert(params.end(), combo.begin(), combo.end());
-  }
-  return params;
-}
-
 bool agree(double gpu, double cpu) {
   if (std::isnan(cpu) || std::isnan(gpu)) return std::isnan(cpu) && std::isnan(gpu);
   if (std::isinf(cpu) || std::isinf(gpu)) return gpu == cpu;
@@ -39,25 +30,23 @@ bool agree(double gpu, double cpu) {
 
 // Every metric of every combination; returns the number of disagreeing values.
 std::size_t check(const gt::Bars& bars, const gt::Grid& grid, const gt::ExecutionOptions& options) {
-  const auto params = valid_params(grid);
-  const std::size_t stride = grid.base().size(), count = params.size() / stride;
-  std::vector<gt::Metrics> cpu(count), gpu(count);
-  gt::make_evaluator(bars, grid, options)->evaluate(params, stride, cpu);
-  gt::make_cuda_evaluator(bars, grid, options, {0})->evaluate(params, stride, gpu);
-  std::size_t bad = 0;
+  const auto cpu = gt::evaluate_range(*gt::make_evaluator(bars, grid, options), grid, 0, grid.size());
+  const auto gpu = gt::evaluate_range(*gt::make_cuda_evaluator(bars, grid, options, {0}), grid, 0, grid.size());
+  std::size_t bad = 0, count = 0;
   double worst = 0;
-  for (std::size_t i = 0; i < count; ++i)
+  for (std::size_t i = 0; i < grid.size(); ++i) {
+    if (!cpu.valid[i]) continue;
+    ++count;
     for (std::size_t m = 0; m < gt::kMetricCount; ++m) {
-      const double a = gt::metric_value(gpu[i], m), b = gt::metric_value(cpu[i], m);
+      const double a = gt::metric_value(gpu.metrics[i], m), b = gt::metric_value(cpu.metrics[i], m);
       if (!std::isinf(b) && !std::isnan(b) && b != 0) worst = std::max(worst, std::fabs(a - b) / std::fabs(b));
-      if (!agree(a, b)) {
-        if (bad++ < 10)
-          fmt::print("MISMATCH {} {}: gpu {} cpu {}\n",
-                     ma_cross().describe({params.begin() + static_cast<std::ptrdiff_t>(i * stride),
-                                          params.begin() + static_cast<std::ptrdiff_t>((i + 1) * stride)}),
-                     gt::metric_names()[m], a, b);
+      if (!agree(a, b) && bad++ < 10) {
+        const auto params = cpu.params_of(i);
+        fmt::print("MISMATCH {} {}: gpu {} cpu {}\n", ma_cross().describe({params.begin(), params.end()}),
+                   gt::metric_names()[m], a, b);
       }
     }
+  }
   fmt::print("check: {} bars, {} combinations, fill {}, commission {}: {} disagreeing values, worst relative "
              "difference {:.3g}\n",
              bars.size(), count, options.fill == gt::Fill::kNextOpen ? "next_open" : "close", options.commission, bad,
@@ -94,18 +83,17 @@ int main(int argc, char** argv) {
 
   // 2. Rates: kernel alone (device events) and end to end (optimize(), results back on the host).
   const gt::Grid big = grid_of({"fast=2:201", "slow=20:1019", "ma_type=0:2", "volume_filter=false,true"});
-  const auto params = valid_params(big);
-  const std::size_t stride = big.base().size(), count = params.size() / stride;
+  std::uint64_t count = 0;
   fmt::print("\n| bars | combinations | kernel s (median of 5) | kernel bar-combos/s | end-to-end s | end-to-end "
              "bar-combos/s | CPU engine s ({} threads) | CPU bar-combos/s |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n",
              std::thread::hardware_concurrency());
   for (std::size_t n : {std::size_t{2000}, std::size_t{100000}}) {
     const gt::Bars bars = gt::bars_of_length(orcl, n);
     const auto gpu = gt::make_cuda_evaluator(bars, big, {}, {0});
-    std::vector<gt::Metrics> out(count);
     std::vector<double> kernel;
     for (int r = 0; r < 6; ++r) {
-      gpu->evaluate(params, stride, out);
+      const auto chunk = gt::evaluate_range(*gpu, big, 0, big.size());  // one kernel over every valid combination
+      count = static_cast<std::uint64_t>(std::count(chunk.valid.begin(), chunk.valid.end(), 1));
       if (r) kernel.push_back(gpu->last_kernel_seconds());  // the first run warms up
     }
     gt::OptimizeOptions on_gpu;

@@ -45,7 +45,6 @@ class CacheBackend {
                    std::span<char> values, std::span<std::uint8_t> found) = 0;
   virtual void put(std::string_view ns, std::span<const std::uint64_t> keys, std::size_t value_size,
                    std::string_view values) = 0;
-  virtual void sync() {}                      // what put() wrote survives a power loss
   virtual std::string describe() const = 0;   // for messages and the JSON summary; never a password
 };
 
@@ -80,7 +79,6 @@ class ResultCache {
   std::size_t lookup(std::string_view ns, std::span<const double> params, std::size_t stride, std::span<Metrics> out,
               std::span<std::uint8_t> hit);
   void store(std::string_view ns, std::span<const double> params, std::size_t stride, std::span<const Metrics> metrics);
-  void sync();
 
   bool available() const { return available_.load(std::memory_order_relaxed); }
   std::uint64_t rejected() const { return rejected_.load(); }  // corrupt or foreign entries ignored

@@ -127,11 +127,6 @@ class Namespace {
       sync();
   }
 
-  void sync() {
-    std::lock_guard lock(write_mutex_);
-    sync_locked();
-  }
-
  private:
   void index_segment(std::unique_ptr<MappedFile> file) {
     const std::string_view bytes = file->bytes();
@@ -171,7 +166,8 @@ class Namespace {
     last_sync_ = std::chrono::steady_clock::now().time_since_epoch().count();
   }
 
-  void sync_locked() {
+  void sync() {
+    std::lock_guard lock(write_mutex_);
     if (fd_ >= 0 && ::fdatasync(fd_) != 0)
       throw CacheUnavailable(fmt::format("cannot sync {}: {}", segment_path_.string(), std::strerror(errno)));
     last_sync_ = std::chrono::steady_clock::now().time_since_epoch().count();
@@ -207,11 +203,6 @@ class DiskBackend final : public CacheBackend {
   void put(std::string_view ns, std::span<const std::uint64_t> keys, std::size_t value_size,
            std::string_view values) override {
     open(ns).append(keys, value_size, values);
-  }
-
-  void sync() override {
-    std::lock_guard lock(mutex_);
-    for (auto& [name, space] : spaces_) space->sync();
   }
 
   std::string describe() const override { return dir_.string(); }

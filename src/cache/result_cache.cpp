@@ -174,15 +174,6 @@ void ResultCache::store(std::string_view ns, std::span<const double> params, std
   }
 }
 
-void ResultCache::sync() {
-  if (!available()) return;
-  try {
-    backend_->sync();
-  } catch (const CacheUnavailable& e) {
-    give_up(e);
-  }
-}
-
 std::unique_ptr<ResultCache> open_result_cache(std::string_view location) {
   if (location.rfind("redis://", 0) == 0) return std::make_unique<ResultCache>(make_redis_backend(location));
   if (location.find("://") != std::string_view::npos)

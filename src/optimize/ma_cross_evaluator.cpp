@@ -186,9 +186,7 @@ class MaCrossEvaluator final : public Evaluator {
     sums.bars = n_;
     sums.initial_equity = cash_;
     double equity = cash_;
-    double peak = cash_;
-    double max_dd = 0;
-    double floor = peak;  // peak * (1 - max_dd): equity below it deepens the drawdown
+    DrawdownTracker dd(cash_);
     std::size_t from = 0;
     for (;;) {
       const std::size_t entry_signal = next_bit(entries, words_, from, n_);
@@ -211,18 +209,12 @@ class MaCrossEvaluator final : public Evaluator {
       const auto [left, right] = ranges_.parts(e, last_held);
       const double low = std::min(left->low, right->low);
       const double high = std::max(left->high, right->high);
-      if (equity * low < floor * in.entry_cost) {  // its low under the peak carried in
-        max_dd = 1.0 - equity / in.entry_cost * low / peak;
-        floor = peak * (1.0 - max_dd);
-      }
-      if (low < high * (1.0 - max_dd)) {  // a drawdown of its own may be deeper
-        max_dd = std::max({max_dd, left->drawdown, right->drawdown, 1.0 - right->low / left->high});
-        floor = peak * (1.0 - max_dd);
-      }
-      if (equity * high > peak * in.entry_cost) {  // its high raises the peak
-        peak = equity / in.entry_cost * high;
-        floor = peak * (1.0 - max_dd);
-      }
+      if (equity * low < dd.floor * in.entry_cost)  // its low under the peak carried in
+        dd.deepen(1.0 - equity / in.entry_cost * low / dd.peak);
+      if (low < high * (1.0 - dd.max_drawdown))  // a drawdown of its own may be deeper
+        dd.deepen(std::max({dd.max_drawdown, left->drawdown, right->drawdown, 1.0 - right->low / left->high}));
+      if (equity * high > dd.peak * in.entry_cost)  // its high raises the peak
+        dd.raise_peak(equity / in.entry_cost * high);
       if (!closed) {
         equity = equity / in.entry_cost * held.close;
         break;
@@ -231,19 +223,13 @@ class MaCrossEvaluator final : public Evaluator {
       const double growth = out.exit_value / in.entry_cost;
       const double cash = equity * growth;
       sums.add_return(out.exit_return);
-      if (cash > peak) {
-        peak = cash;
-        floor = peak * (1.0 - max_dd);
-      } else if (cash < floor) {
-        max_dd = 1.0 - cash / peak;
-        floor = peak * (1.0 - max_dd);
-      }
+      dd.mark(cash);
       sums.add_trade(equity * (growth - 1.0), growth - 1.0);  // exactly 0 for a scratch trade
       equity = cash;
       from = exit_signal + 1;
     }
     sums.final_equity = equity;
-    sums.max_drawdown = max_dd;
+    sums.max_drawdown = dd.max_drawdown;
     return finalize_metrics(sums, periods_per_year_);
   }
 
@@ -309,8 +295,12 @@ std::vector<int> ma_cross_types(const Grid& grid) {
   return types;
 }
 
+bool ma_cross_engine_supports(const Grid& grid, const ExecutionOptions& options) {
+  return grid.strategy().name == "ma_cross" && !options.allow_short && options.size == 1.0;
+}
+
 std::unique_ptr<Evaluator> make_ma_cross_evaluator(const Bars& bars, const Grid& grid, const ExecutionOptions& options) {
-  if (grid.strategy().name != "ma_cross" || options.allow_short || options.size != 1.0) return nullptr;
+  if (!ma_cross_engine_supports(grid, options)) return nullptr;
   return std::make_unique<MaCrossEvaluator>(bars, grid, options);
 }
 

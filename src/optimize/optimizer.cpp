@@ -209,8 +209,9 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
   const auto start = std::chrono::steady_clock::now();
   if (opt.device != "cpu" && opt.device != "cuda" && opt.device != "auto")
     throw ParamError(fmt::format("--device {}: allowed: cpu, cuda, auto", opt.device));
-  const bool cuda_supported = grid.strategy().name == "ma_cross" && !options.allow_short && options.size == 1.0;
-  const bool use_cuda = !opt.reference && (opt.device == "cuda" || (opt.device == "auto" && cuda_supported && cuda_available()));
+  const bool use_cuda =
+      !opt.reference && (opt.device == "cuda" ||
+                         (opt.device == "auto" && ma_cross_engine_supports(grid, options) && cuda_available()));
   std::vector<std::unique_ptr<Evaluator>> evaluators;
   for (const auto& bars : symbols) {
     if (use_cuda) evaluators.push_back(make_cuda_evaluator(bars, grid, options, opt.gpus));

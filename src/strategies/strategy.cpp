@@ -102,6 +102,18 @@ ParamValues parse_params(const Strategy& s, const std::vector<std::pair<std::str
   return values;
 }
 
+namespace {
+
+// The constraint "parameter `a` is below parameter `b`", for Strategy::check.
+std::function<std::string(std::span<const double>)> must_be_below(std::size_t a, const char* a_name, std::size_t b,
+                                                                  const char* b_name) {
+  return [=](std::span<const double> v) {
+    return v[a] < v[b] ? std::string() : fmt::format("{} = {} must be below {} = {}", a_name, v[a], b_name, v[b]);
+  };
+}
+
+}  // namespace
+
 const std::vector<Strategy>& strategies() {
   static const std::vector<Strategy> all = {
       {"ma_cross",
@@ -111,9 +123,7 @@ const std::vector<Strategy>& strategies() {
         {"slow", ParamType::kInt, 2, 100000, 30, "slow moving-average period (> fast)"},
         {"ma_type", ParamType::kInt, 0, 2, 0, "0 SMA, 1 EMA, 2 WMA (TA-Lib MAType)"},
         {"volume_filter", ParamType::kBool, 0, 1, 0, "entries need Volume > SMA(Volume, 20)"}},
-       [](std::span<const double> v) {
-         return v[0] < v[1] ? std::string() : fmt::format("fast = {} must be below slow = {}", v[0], v[1]);
-       },
+       must_be_below(0, "fast", 1, "slow"),
        signals::ma_cross},
       {"rsi_reversion",
        "RSI mean reversion: long when RSI < lower, out when RSI > upper (short the mirror image)",
@@ -121,9 +131,7 @@ const std::vector<Strategy>& strategies() {
        {{"period", ParamType::kInt, 2, 100000, 14, "RSI period"},
         {"lower", ParamType::kFloat, 0, 100, 30, "oversold level"},
         {"upper", ParamType::kFloat, 0, 100, 70, "overbought level (> lower)"}},
-       [](std::span<const double> v) {
-         return v[1] < v[2] ? std::string() : fmt::format("lower = {} must be below upper = {}", v[1], v[2]);
-       },
+       must_be_below(1, "lower", 2, "upper"),
        signals::rsi_reversion},
       {"bbands_reversion",
        "Bollinger-band reversion: long when Close < lower band, out when Close > middle band",
@@ -138,9 +146,7 @@ const std::vector<Strategy>& strategies() {
        {{"fast", ParamType::kInt, 2, 100000, 12, "fast EMA period"},
         {"slow", ParamType::kInt, 2, 100000, 26, "slow EMA period (> fast)"},
         {"signal", ParamType::kInt, 1, 100000, 9, "signal EMA period"}},
-       [](std::span<const double> v) {
-         return v[0] < v[1] ? std::string() : fmt::format("fast = {} must be below slow = {}", v[0], v[1]);
-       },
+       must_be_below(0, "fast", 1, "slow"),
        signals::macd_cross},
       {"donchian_breakout",
        "Donchian breakout: long when Close > the prior `entry` bars' high, out when Close < the prior "

@@ -56,7 +56,13 @@ Outcome optimize_with(gt::ResultCache* cache, const gt::Grid& g, const gt::Execu
   return run;
 }
 
-std::vector<fs::path> segments(const fs::path& dir) {
+// Runs `g` once with an on-disk cache in `dir` (a process of its own, in effect: the store is
+// closed afterwards) and returns the cache's segment files.
+std::vector<fs::path> fill_cache(const fs::path& dir, const gt::Grid& g) {
+  {
+    gt::ResultCache cache(gt::make_disk_backend(dir));
+    optimize_with(&cache, g);
+  }
   std::vector<fs::path> out;
   for (const auto& e : fs::recursive_directory_iterator(dir))
     if (e.path().extension() == ".log") out.push_back(e.path());
@@ -84,7 +90,7 @@ TEST(ResultCache, ARerunIsServedEntirelyFromTheCacheWithIdenticalResults) {
 
 TEST(ResultCache, AnOverlappingGridComputesOnlyTheNewCombinations) {
   TempDir dir;
-  { gt::ResultCache cache(gt::make_disk_backend(dir.path())); optimize_with(&cache, grid("5:19")); }
+  fill_cache(dir.path(), grid("5:19"));
   gt::ResultCache cache(gt::make_disk_backend(dir.path()));
   const auto wider = grid("5:25");
   const Outcome run = optimize_with(&cache, wider);
@@ -123,8 +129,7 @@ TEST(ResultCache, KeysCoverTheDataTheOptionsAndTheStrategyVersion) {
 TEST(ResultCache, ADamagedEntryIsDetectedAndRecomputed) {
   TempDir dir;
   const auto g = grid("5:19");
-  { gt::ResultCache cache(gt::make_disk_backend(dir.path())); optimize_with(&cache, g); }
-  const auto files = segments(dir.path());
+  const auto files = fill_cache(dir.path(), g);
   ASSERT_EQ(files.size(), 1u);
   const auto size = static_cast<std::streamoff>(fs::file_size(files[0]));
   std::fstream f(files[0], std::ios::in | std::ios::out | std::ios::binary);
@@ -156,8 +161,7 @@ TEST(ResultCache, ADamagedEntryIsDetectedAndRecomputed) {
 TEST(ResultCache, ATornTailLosesOnlyWhatWasNotWrittenWhole) {
   TempDir dir;
   const auto g = grid("5:19");
-  { gt::ResultCache cache(gt::make_disk_backend(dir.path())); optimize_with(&cache, g); }
-  const auto files = segments(dir.path());
+  const auto files = fill_cache(dir.path(), g);
   ASSERT_EQ(files.size(), 1u);
   const auto size = fs::file_size(files[0]);
   const auto entry = size / 2700;
@@ -176,7 +180,7 @@ TEST(ResultCache, ATornTailLosesOnlyWhatWasNotWrittenWhole) {
 TEST(ResultCache, AnEntryOfOtherDataOrOptionsIsNeverServed) {
   TempDir dir;
   const auto g = grid("5:19");
-  { gt::ResultCache cache(gt::make_disk_backend(dir.path())); optimize_with(&cache, g); }
+  fill_cache(dir.path(), g);
   // Move every entry into the namespace of other options, as a confused tool or user might.
   gt::ExecutionOptions costs;
   costs.commission = 0.001;

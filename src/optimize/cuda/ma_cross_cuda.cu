@@ -60,7 +60,8 @@ __global__ void __launch_bounds__(128) ma_cross_kernel(DeviceTables d, const int
   MetricSums sums;
   sums.bars = static_cast<std::size_t>(n);
   sums.initial_equity = d.cash;
-  double equity = d.cash, peak = d.cash, max_dd = 0, floor = d.cash, units = 0;
+  double equity = d.cash, units = 0;
+  DrawdownTracker dd(d.cash);
   int entry = -1;        // bar of the open position's entry fill, -1 when flat
   int pending = 0;       // 1: enter, 2: exit, at this bar's fill (lag 1)
   bool before_at_or_below = false, before_at_or_above = false;
@@ -76,21 +77,12 @@ __global__ void __launch_bounds__(128) ma_cross_kernel(DeviceTables d, const int
     sums.sum_down2 += d.sum_down2[last_held] - d.sum_down2[entry];
     sums.held_bars += static_cast<std::size_t>(last_held - entry + 1);
   };
-  auto mark = [&](double value) {  // equity at a close: peak and drawdown
-    if (value > peak) {
-      peak = value;
-      floor = peak * (1.0 - max_dd);
-    } else if (value < floor) {
-      max_dd = 1.0 - value / peak;
-      floor = peak * (1.0 - max_dd);
-    }
-  };
   auto exit = [&](int t) {
     hold_until(t - 1);
     const double growth = d.exit_value[t] / d.entry_cost[entry];
     const double cash = equity * growth;
     sums.add_return(d.exit_return[t]);
-    mark(cash);
+    dd.mark(cash);
     sums.add_trade(equity * (growth - 1.0), growth - 1.0);
     equity = cash;
     entry = -1;
@@ -116,14 +108,14 @@ __global__ void __launch_bounds__(128) ma_cross_kernel(DeviceTables d, const int
       if (lag == 0) exit(t);
       else if (t + 1 < n) pending = 2;
     }
-    if (entry >= 0) mark(units * d.close[t]);
+    if (entry >= 0) dd.mark(units * d.close[t]);
   }
   if (entry >= 0) {
     hold_until(n - 1);
     equity = units * d.close[n - 1];
   }
   sums.final_equity = equity;
-  sums.max_drawdown = max_dd;
+  sums.max_drawdown = dd.max_drawdown;
   out[i] = finalize_metrics(sums, d.periods_per_year);
 }
 
@@ -324,7 +316,7 @@ std::vector<int> parse_gpus(const std::string& spec) {
 
 std::unique_ptr<CudaEvaluator> make_cuda_evaluator(const Bars& bars, const Grid& grid, const ExecutionOptions& options,
                                                    const std::vector<int>& gpus) {
-  if (grid.strategy().name != "ma_cross" || options.allow_short || options.size != 1.0)
+  if (!ma_cross_engine_supports(grid, options))
     throw ParamError("--device cuda runs ma_cross long-only with --size 1 (the seed's study); use --device cpu or auto "
                      "for other strategies and options");
   std::string why;
