@@ -32,7 +32,9 @@ PORT = int(os.environ.get("GT_RAY_PORT", "6399"))
 
 
 def ray_cli(*args):
-    env = dict(os.environ, RAY_health_check_period_ms="500", RAY_health_check_failure_threshold="4",
+    # The loss of node 2 is noticed within ~5 s; a shorter period risked declaring a node dead
+    # while a loaded 2-core CI machine delayed its heartbeats.
+    env = dict(os.environ, RAY_health_check_period_ms="1000", RAY_health_check_failure_threshold="5",
                RAY_health_check_initial_delay_ms="0")
     ray_bin = str(pathlib.Path(sys.executable).with_name("ray"))
     proc = subprocess.run([ray_bin, *args], env=env, capture_output=True, text=True, timeout=120)
@@ -130,21 +132,34 @@ def main():
 
         def stop_second_node():
             # The second node's raylet (the one whose static resources hold "second_node") is
-            # killed only while one of its own workers is busy with a task: losing an idle node
-            # would need no retry and would prove nothing.
+            # killed only while one of its own workers (a process below it) is busy with a task:
+            # losing an idle node would need no retry and would prove nothing.
             report["second_raylet_killed"] = False
             deadline = time.time() + 60
+            seen = set()
             while time.time() < deadline:
                 rows = [line.split(None, 2) for line in subprocess.run(
                     ["ps", "-ww", "-eo", "pid,ppid,args"], capture_output=True, text=True).stdout.splitlines()[1:]]
+                parent = {int(pid): int(ppid) for pid, ppid, _ in rows}
                 raylets = [int(pid) for pid, _, args in rows if "/raylet" in args and "second_node," in args]
-                busy_there = [pid for pid, ppid, args in rows
-                              if raylets and int(ppid) == raylets[0] and "ray::evaluate_range" in args]
-                if busy_there:
+
+                def below_raylet(pid):
+                    while pid > 1:
+                        pid = parent.get(pid, 0)
+                        if raylets and pid == raylets[0]:
+                            return True
+                    return False
+
+                busy_there = [int(pid) for pid, _, args in rows if "ray::" in args and below_raylet(int(pid))]
+                seen.update(args.split()[0] for pid, _, args in rows if below_raylet(int(pid)))
+                if any("ray::evaluate_range" in args for pid, _, args in rows if int(pid) in busy_there):
                     os.kill(raylets[0], signal.SIGKILL)
                     report["second_raylet_killed"] = True
                     return
                 time.sleep(0.01)
+            # What was there instead, for the failure message.
+            report["second_node_processes_seen"] = sorted(seen)
+            report["nodes_alive_before"] = len([n for n in engine._ray.nodes() if n["Alive"]])
 
         ranked, csv_bytes, run = run_with(engine, stop_second_node)
         deadline = time.time() + 60  # the cluster notices the loss within its health-check period

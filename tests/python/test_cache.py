@@ -2,7 +2,7 @@
 cache on a real redis-server started here on loopback (killed mid-run, with a password, with
 damaged entries). The on-disk store's framing and checksums are tested in tests/cpp/cache_test.cpp."""
 import json
-import os
+import pathlib
 import random
 import shutil
 import signal
@@ -31,14 +31,22 @@ def clean_big(tmp_path_factory):
     return out.read_bytes(), summary
 
 
-def kill_at_random_points(args, kills, seed, env=None):
-    """Starts `args` `kills` times, each killed with SIGKILL at a random point while it runs."""
+def stored_bytes(folder):
+    return sum(p.stat().st_size for p in pathlib.Path(folder).rglob("*.log")) if pathlib.Path(folder).exists() else 0
+
+
+def kill_at_random_points(args, kills, seed, store, total_entries):
+    """Starts `args` `kills` times and kills each with SIGKILL at a random point of the work it
+    has left: once the store under `store` has grown by 5% to 30% of what is still missing (an
+    entry takes at least 150 bytes), so every run is killed mid-work, however fast the machine."""
     rng = random.Random(seed)
     for _ in range(kills):
-        proc = subprocess.Popen([gtrader_bin(), *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                env=env)
-        time.sleep(rng.uniform(0.4, 1.6))
-        assert proc.poll() is None, "the run ended before it could be killed: make the grid larger"
+        before = stored_bytes(store)
+        target = before + rng.uniform(0.05, 0.3) * max(0, total_entries * 150 - before)
+        proc = subprocess.Popen([gtrader_bin(), *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while stored_bytes(store) < target and proc.poll() is None:
+            time.sleep(0.005)
+        assert proc.poll() is None, "the run ended before it could be killed"
         proc.send_signal(signal.SIGKILL)
         proc.wait()
 
@@ -48,7 +56,7 @@ def test_sigkill_then_resume_gives_the_clean_runs_file(tmp_path, clean_big):
     out = tmp_path / "results.csv"
     cache_dir = tmp_path / "cache"
     args = [*BIG, "--no-cache", "--cache-dir", cache_dir, "--out", out, "--resume"]
-    kill_at_random_points(args, kills=4, seed=2026)
+    kill_at_random_points(args, kills=4, seed=2026, store=cache_dir, total_entries=clean_summary["valid"])
     assert not out.exists(), "a killed run must not leave a partial results file"
     journals = list((cache_dir / "runs").iterdir())
     assert len(journals) == 1  # the run's journal, kept for --resume
@@ -72,7 +80,7 @@ def test_with_the_cache_on_a_killed_run_is_resumed_by_running_it_again(tmp_path,
     clean_bytes, clean_summary = clean_big
     out = tmp_path / "results.csv"
     args = [*BIG, "--cache-dir", tmp_path / "cache", "--out", out]
-    kill_at_random_points(args, kills=2, seed=7)
+    kill_at_random_points(args, kills=2, seed=7, store=tmp_path / "cache", total_entries=clean_summary["valid"])
     summary = json.loads(run_gtrader(*args, "--json").stdout)
     assert out.read_bytes() == clean_bytes
     assert 0 < summary["from_cache"] < clean_summary["valid"]
