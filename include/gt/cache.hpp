@@ -45,12 +45,16 @@ class CacheBackend {
                    std::span<char> values, std::span<std::uint8_t> found) = 0;
   virtual void put(std::string_view ns, std::span<const std::uint64_t> keys, std::size_t value_size,
                    std::string_view values) = 0;
+  // Makes everything put so far durable against the process dying (not against a power loss).
+  virtual void flush() {}
   virtual std::string describe() const = 0;   // for messages and the JSON summary; never a password
 };
 
 // An embedded store in a folder: per namespace, append-only segment files of framed entries, one
 // segment per process and run, so concurrent writers never interleave. A torn tail (the process
-// killed or the power lost mid-write) ends a segment's index; nothing before it is lost.
+// killed or the power lost mid-write) ends a segment's index; nothing before it is lost. Writes
+// are gathered up to 256 KiB or 100 ms (large writes cost the kernel half as much per byte), so
+// a killed process loses at most that much work, which a resumed run recomputes.
 std::unique_ptr<CacheBackend> make_disk_backend(const std::filesystem::path& dir);
 // redis://[[user]:password@]host[:port][/db]. Connects, authenticates and selects the database
 // now, throwing Error with what to fix; later failures throw CacheUnavailable.
@@ -61,24 +65,33 @@ std::filesystem::path default_cache_dir();
 
 // The key of everything a combination's metrics depend on except its parameters: the market data
 // (every column's bytes), the strategy and its code version, the SPEC §3 options (periods per year
-// resolved) and kEngineVersion. "gt-v1-" and 32 hex digits: a valid folder and Redis key name.
+// resolved) and kEngineVersion. "gt-v2-" (the entry layout) and 32 hex digits: a valid folder and Redis key name.
 std::string cache_namespace(const Bars& bars, const Strategy& strategy, const ExecutionOptions& options);
 
 // A name for one run's private journal (used under --no-cache so that --resume still works): the
 // namespaces of its symbols and every value of its grid.
 std::string run_journal_name(std::span<const std::string> namespaces, const Grid& grid);
 
+// A combination's name in the cache: the 128-bit XXH3 hash of its parameter values. `key` is
+// what backends store it under; `identity`, the other half, seeds its entry's checksum, so that
+// another combination whose key collides is told apart.
+struct CacheKey {
+  std::uint64_t key, identity;
+};
+CacheKey cache_key(std::span<const double> params);
+
 class ResultCache {
  public:
   explicit ResultCache(std::unique_ptr<CacheBackend> backend,
                        std::function<void(std::string_view)> warn = nullptr);  // default: stderr
 
-  // For each of the params.size() / stride combinations: hit[i] = 1 and out[i] set where a
-  // verified entry exists; returns how many. Never throws for a backend failure (the cache turns
-  // itself off).
-  std::size_t lookup(std::string_view ns, std::span<const double> params, std::size_t stride, std::span<Metrics> out,
-              std::span<std::uint8_t> hit);
-  void store(std::string_view ns, std::span<const double> params, std::size_t stride, std::span<const Metrics> metrics);
+  // For each combination: hit[i] = 1 and out[i] set where a verified entry exists; returns how
+  // many. Never throws for a backend failure (the cache turns itself off).
+  std::size_t lookup(std::string_view ns, std::span<const CacheKey> keys, std::span<Metrics> out,
+                     std::span<std::uint8_t> hit);
+  void store(std::string_view ns, std::span<const CacheKey> keys, std::span<const Metrics> metrics);
+  // Writes out what the backend still holds back: at the end of a run or of a chunk of work.
+  void flush();
 
   bool available() const { return available_.load(std::memory_order_relaxed); }
   std::uint64_t rejected() const { return rejected_.load(); }  // corrupt or foreign entries ignored

@@ -42,13 +42,19 @@ struct ParamSpec {
 // Parameter values in schema order (booleans as 0/1, integers exactly representable).
 using ParamValues = std::vector<double>;
 
+// A constraint between parameters (e.g. fast < slow). `holds` is what the optimizer asks of every
+// combination, so it builds no message; `explain` says why when it does not hold.
+struct Constraint {
+  std::function<bool(std::span<const double>)> holds;
+  std::function<std::string(std::span<const double>)> explain;
+};
+
 struct Strategy {
   std::string name;
   std::string description;
   int code_version;  // bumped whenever the signals change: part of every cache key
   std::vector<ParamSpec> params;
-  // Constraints between parameters (e.g. fast < slow): an empty string when the values are valid.
-  std::function<std::string(std::span<const double>)> check;
+  Constraint constraint;  // empty functions: every combination of valid values is valid
   // Per-bar SignalBits (see backtest.hpp) from data up to and including each bar's close.
   std::function<void(const Bars&, const ParamValues&, std::span<std::uint8_t>, SeriesCache&)> signals;
 

@@ -1,14 +1,14 @@
-// The embedded store: <dir>/<namespace>/seg-<nanoseconds>-<pid>.log, append-only, one batch per
-// write: magic "GTC2", u32 count, u32 value size, u32 zero, count u64 keys, count values. Readers
-// index every entry of every segment (a later segment wins for a key written twice) whose key and
-// value lie wholly in the file, and skip to the next batch marker past a header that does not
-// make sense: a torn tail after a crash, or a damaged sector. Values carry their own checksum
-// (result_cache.cpp), so an entry that fits but was damaged is still never used.
+// The embedded store: <dir>/<namespace>/seg-<nanoseconds>-<pid>.log, append-only batches (one per
+// put; several gathered into one write): magic "GTC2", u32 count, u32 value size, u32 zero, count
+// u64 keys, count values. Readers index every entry of every segment (a later segment wins for a
+// key written twice) whose key and value lie wholly in the file, and skip to the next batch marker
+// past a header that does not make sense: a torn tail after a crash, or a damaged sector. Values
+// carry their own checksum (result_cache.cpp), so an entry that fits but was damaged is still
+// never used.
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,6 +28,8 @@ constexpr std::uint32_t kBatchMagic = 0x32435447;  // "GTC2"
 constexpr std::size_t kBatchHeader = 16;
 constexpr std::uint32_t kMaxValueBytes = 1 << 20;
 constexpr auto kSyncEvery = std::chrono::seconds(2);
+constexpr std::size_t kGatherBytes = 256 << 10;
+constexpr auto kGatherTime = std::chrono::milliseconds(100);
 
 class MappedFile {
  public:
@@ -76,6 +78,10 @@ class Namespace {
     std::stable_sort(index_.begin(), index_.end(), [](const auto& a, const auto& b) { return a.key < b.key; });
   }
   ~Namespace() {
+    try {
+      flush();
+    } catch (const CacheUnavailable&) {  // not cached after all: recomputed by the next run, never wrong
+    }
     if (fd_ >= 0) ::close(fd_);
   }
 
@@ -91,40 +97,28 @@ class Namespace {
   void append(std::span<const std::uint64_t> keys, std::size_t value_size, std::string_view values) {
     const std::uint32_t header[4] = {kBatchMagic, static_cast<std::uint32_t>(keys.size()),
                                      static_cast<std::uint32_t>(value_size), 0};
-    iovec parts[3] = {{const_cast<std::uint32_t*>(header), sizeof header},
-                      {const_cast<std::uint64_t*>(keys.data()), keys.size_bytes()},
-                      {const_cast<char*>(values.data()), values.size()}};
+    const auto now = std::chrono::steady_clock::now();
+    std::string full;
     {
-      std::lock_guard lock(write_mutex_);
-      if (fd_ < 0) open_segment();
+      std::lock_guard lock(gather_mutex_);
+      if (gathered_.empty()) gathered_since_ = now;
+      gathered_.append(reinterpret_cast<const char*>(header), sizeof header);
+      gathered_.append(reinterpret_cast<const char*>(keys.data()), keys.size_bytes());
+      gathered_.append(values);
+      if (gathered_.size() < kGatherBytes && now - gathered_since_ < kGatherTime) return;
+      full.swap(gathered_);
+      gathered_.swap(spare_);  // a buffer that already has its capacity: no page faults
     }
-    // One write per batch, without a lock: O_APPEND places each write whole at the end (the
-    // file system serializes them), so workers do not wait for each other's copies. A process
-    // killed now leaves whole batches and at most one torn tail.
-    std::size_t total = sizeof header + keys.size_bytes() + values.size();
-    iovec* part = parts;
-    int left = 3;
-    while (total > 0) {
-      const ssize_t n = ::writev(fd_, part, left);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) throw CacheUnavailable(fmt::format("cannot write {}: {}", segment_path_.string(), std::strerror(errno)));
-      total -= static_cast<std::size_t>(n);
-      for (auto done = static_cast<std::size_t>(n); done > 0 && left > 0;) {  // a short write: go on after it
-        const std::size_t step = std::min(done, part->iov_len);
-        part->iov_base = static_cast<char*>(part->iov_base) + step;
-        part->iov_len -= step;
-        done -= step;
-        if (part->iov_len == 0) {
-          ++part;
-          --left;
-        }
-      }
+    write_out(full);
+  }
+
+  void flush() {
+    std::string full;
+    {
+      std::lock_guard lock(gather_mutex_);
+      full.swap(gathered_);
     }
-    // What a killed process wrote is safe in the page cache; a power loss may take the last
-    // couple of seconds, which are then recomputed (never misread: see the framing above).
-    if (std::chrono::steady_clock::now().time_since_epoch().count() - last_sync_.load(std::memory_order_relaxed) >
-        std::chrono::steady_clock::duration(kSyncEvery).count())
-      sync();
+    write_out(full);
   }
 
  private:
@@ -154,6 +148,33 @@ class Namespace {
     segments_.push_back(std::move(file));
   }
 
+  // One write per gathered buffer, without a lock: O_APPEND places each write whole at the end
+  // (the file system serializes them), so workers do not wait for each other's copies. A process
+  // killed now leaves whole batches and at most one torn tail.
+  void write_out(std::string& bytes) {
+    if (bytes.empty()) return;
+    {
+      std::lock_guard lock(write_mutex_);
+      if (fd_ < 0) open_segment();
+    }
+    for (std::size_t done = 0; done < bytes.size();) {
+      const ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw CacheUnavailable(fmt::format("cannot write {}: {}", segment_path_.string(), std::strerror(errno)));
+      done += static_cast<std::size_t>(n);
+    }
+    bytes.clear();
+    {
+      std::lock_guard lock(gather_mutex_);
+      if (spare_.capacity() < bytes.capacity()) spare_.swap(bytes);
+    }
+    // What a killed process wrote is safe in the page cache; a power loss may take the last
+    // couple of seconds, which are then recomputed (never misread: see the framing above).
+    if (std::chrono::steady_clock::now().time_since_epoch().count() - last_sync_.load(std::memory_order_relaxed) >
+        std::chrono::steady_clock::duration(kSyncEvery).count())
+      sync();
+  }
+
   void open_segment() {
     std::error_code ec;
     std::filesystem::create_directories(dir_, ec);
@@ -176,6 +197,10 @@ class Namespace {
   std::filesystem::path dir_;
   std::vector<std::unique_ptr<MappedFile>> segments_;
   std::vector<IndexEntry> index_;  // sorted by key; immutable after construction
+
+  std::mutex gather_mutex_;
+  std::string gathered_, spare_;  // batches not yet written, and a spent buffer kept for reuse
+  std::chrono::steady_clock::time_point gathered_since_;
 
   std::mutex write_mutex_;
   std::filesystem::path segment_path_;
@@ -203,6 +228,11 @@ class DiskBackend final : public CacheBackend {
   void put(std::string_view ns, std::span<const std::uint64_t> keys, std::size_t value_size,
            std::string_view values) override {
     open(ns).append(keys, value_size, values);
+  }
+
+  void flush() override {
+    std::lock_guard lock(mutex_);
+    for (auto& [name, space] : spaces_) space->flush();
   }
 
   std::string describe() const override { return dir_.string(); }

@@ -2,6 +2,7 @@
 #define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack
 #include <xxhash.h>
 
+#include <bit>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -12,50 +13,37 @@
 namespace gt {
 namespace {
 
-// Entry layout (little-endian, as written by this machine): format, stride, metric count, five
-// zero bytes, the parameters, the metrics, then a checksum of all of the above seeded with the
-// namespace and the key, so that an entry moved to another namespace or key fails it.
-constexpr std::uint8_t kEntryFormat = 1;
-constexpr std::size_t kHeaderBytes = 8;
-
+// An entry (little-endian, as written by this machine) is the 12 metrics and a checksum of them
+// seeded with the namespace and both halves of the combination's CacheKey, so that an entry moved
+// to another namespace, or stored under another combination whose key collides, fails it. The
+// namespace's "v2" fixes this layout.
 std::uint64_t namespace_seed(std::string_view ns) { return XXH3_64bits(ns.data(), ns.size()); }
+std::uint64_t entry_seed(std::uint64_t ns_seed, CacheKey k) { return ns_seed ^ k.key ^ std::rotl(k.identity, 29); }
 
-std::uint64_t params_key(std::span<const double> params) { return XXH3_64bits(params.data(), params.size_bytes()); }
-
-std::size_t body_size(std::size_t stride) { return kHeaderBytes + (stride + kMetricCount) * sizeof(double); }
-std::size_t entry_size(std::size_t stride) { return body_size(stride) + sizeof(std::uint64_t); }
-
-void encode(std::uint64_t seed, std::uint64_t key, std::span<const double> params, const Metrics& m, char* at) {
-  constexpr std::size_t count = kMetricCount;
-  char* const start = at;
-  std::memset(at, 0, kHeaderBytes);
-  at[0] = static_cast<char>(kEntryFormat);
-  at[1] = static_cast<char>(params.size());
-  at[2] = static_cast<char>(count);
-  at += kHeaderBytes;
-  std::memcpy(at, params.data(), params.size_bytes());
-  at += params.size_bytes();
-  double values[kMetricCount];
-  metric_values(m, values);
-  std::memcpy(at, values, sizeof values);
-  at += sizeof values;
-  const std::uint64_t sum = XXH3_64bits_withSeed(start, static_cast<std::size_t>(at - start), seed ^ key);
-  std::memcpy(at, &sum, sizeof sum);
+std::vector<std::uint64_t> backend_keys(std::span<const CacheKey> keys) {
+  std::vector<std::uint64_t> out(keys.size());
+  for (std::size_t i = 0; i < keys.size(); ++i) out[i] = keys[i].key;
+  return out;
 }
 
-// False for anything but an intact entry of these very parameters.
-bool decode(std::uint64_t seed, std::uint64_t key, const char* v, std::span<const double> params, Metrics& m) {
-  constexpr std::size_t count = kMetricCount;
-  const std::size_t body = body_size(params.size());
-  if (static_cast<std::uint8_t>(v[0]) != kEntryFormat || static_cast<std::uint8_t>(v[1]) != params.size() ||
-      static_cast<std::uint8_t>(v[2]) != count)
-    return false;
-  std::uint64_t sum;
-  std::memcpy(&sum, v + body, sizeof sum);
-  if (sum != XXH3_64bits_withSeed(v, body, seed ^ key)) return false;
-  if (std::memcmp(v + kHeaderBytes, params.data(), params.size_bytes()) != 0) return false;  // a key collision
+constexpr std::size_t kMetricBytes = kMetricCount * sizeof(double);
+constexpr std::size_t kEntryBytes = kMetricBytes + sizeof(std::uint64_t);
+
+void encode(std::uint64_t seed, const Metrics& m, char* at) {
   double values[kMetricCount];
-  std::memcpy(values, v + kHeaderBytes + params.size_bytes(), sizeof values);
+  metric_values(m, values);
+  std::memcpy(at, values, kMetricBytes);
+  const std::uint64_t sum = XXH3_64bits_withSeed(at, kMetricBytes, seed);
+  std::memcpy(at + kMetricBytes, &sum, sizeof sum);
+}
+
+// False for anything but an intact entry of this very combination and namespace.
+bool decode(std::uint64_t seed, const char* v, Metrics& m) {
+  std::uint64_t sum;
+  std::memcpy(&sum, v + kMetricBytes, sizeof sum);
+  if (sum != XXH3_64bits_withSeed(v, kMetricBytes, seed)) return false;
+  double values[kMetricCount];
+  std::memcpy(values, v, kMetricBytes);
   m = metrics_from_values(values);
   return true;
 }
@@ -92,7 +80,7 @@ std::string cache_namespace(const Bars& bars, const Strategy& strategy, const Ex
   hash_column(state, bars.close);
   hash_column(state, bars.volume);
   const XXH128_hash_t h = XXH3_128bits_digest(&state);
-  return fmt::format("gt-v1-{:016x}{:016x}", h.high64, h.low64);
+  return fmt::format("gt-v2-{:016x}{:016x}", h.high64, h.low64);
 }
 
 std::string run_journal_name(std::span<const std::string> namespaces, const Grid& grid) {
@@ -128,17 +116,19 @@ void ResultCache::give_up(const CacheUnavailable& e) {
   });
 }
 
-std::size_t ResultCache::lookup(std::string_view ns, std::span<const double> params, std::size_t stride,
-                                std::span<Metrics> out, std::span<std::uint8_t> hit) {
+CacheKey cache_key(std::span<const double> params) {
+  const XXH128_hash_t h = XXH3_128bits(params.data(), params.size_bytes());
+  return {h.low64, h.high64};
+}
+
+std::size_t ResultCache::lookup(std::string_view ns, std::span<const CacheKey> keys, std::span<Metrics> out,
+                                std::span<std::uint8_t> hit) {
   std::fill(hit.begin(), hit.end(), std::uint8_t{0});
   if (!available() || out.empty()) return 0;
-  std::vector<std::uint64_t> keys(out.size());
-  for (std::size_t i = 0; i < out.size(); ++i) keys[i] = params_key(params.subspan(i * stride, stride));
-  const std::size_t size = entry_size(stride);
-  const auto values = std::make_unique_for_overwrite<char[]>(out.size() * size);  // no zeroing: all copied over
+  const auto values = std::make_unique_for_overwrite<char[]>(out.size() * kEntryBytes);  // all copied over
   std::vector<std::uint8_t> found(out.size());
   try {
-    backend_->get(ns, keys, size, {values.get(), out.size() * size}, found);
+    backend_->get(ns, backend_keys(keys), kEntryBytes, {values.get(), out.size() * kEntryBytes}, found);
   } catch (const CacheUnavailable& e) {
     give_up(e);
     return 0;
@@ -147,7 +137,7 @@ std::size_t ResultCache::lookup(std::string_view ns, std::span<const double> par
   std::size_t hits = 0;
   for (std::size_t i = 0; i < out.size(); ++i) {
     if (found[i] == CacheBackend::kMissing) continue;
-    if (found[i] == CacheBackend::kFound && decode(seed, keys[i], values.get() + i * size, params.subspan(i * stride, stride), out[i]))
+    if (found[i] == CacheBackend::kFound && decode(entry_seed(seed, keys[i]), values.get() + i * kEntryBytes, out[i]))
       hits += hit[i] = 1;
     else
       rejected_.fetch_add(1, std::memory_order_relaxed);
@@ -155,20 +145,22 @@ std::size_t ResultCache::lookup(std::string_view ns, std::span<const double> par
   return hits;
 }
 
-void ResultCache::store(std::string_view ns, std::span<const double> params, std::size_t stride,
-                        std::span<const Metrics> metrics) {
+void ResultCache::store(std::string_view ns, std::span<const CacheKey> keys, std::span<const Metrics> metrics) {
   if (!available() || metrics.empty()) return;
   const std::uint64_t seed = namespace_seed(ns);
-  const std::size_t size = entry_size(stride);
-  std::vector<std::uint64_t> keys(metrics.size());
-  const auto values = std::make_unique_for_overwrite<char[]>(metrics.size() * size);
-  for (std::size_t i = 0; i < metrics.size(); ++i) {
-    const auto combo = params.subspan(i * stride, stride);
-    keys[i] = params_key(combo);
-    encode(seed, keys[i], combo, metrics[i], values.get() + i * size);
-  }
+  const auto values = std::make_unique_for_overwrite<char[]>(metrics.size() * kEntryBytes);
+  for (std::size_t i = 0; i < metrics.size(); ++i) encode(entry_seed(seed, keys[i]), metrics[i], values.get() + i * kEntryBytes);
   try {
-    backend_->put(ns, keys, size, {values.get(), metrics.size() * size});
+    backend_->put(ns, backend_keys(keys), kEntryBytes, {values.get(), metrics.size() * kEntryBytes});
+  } catch (const CacheUnavailable& e) {
+    give_up(e);
+  }
+}
+
+void ResultCache::flush() {
+  if (!available()) return;
+  try {
+    backend_->flush();
   } catch (const CacheUnavailable& e) {
     give_up(e);
   }

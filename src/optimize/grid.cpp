@@ -32,7 +32,7 @@ void Grid::decode(std::uint64_t index, std::span<double> out) const {
 }
 
 bool Grid::is_valid(std::span<const double> values) const {
-  return !strategy_->check || strategy_->check(values).empty();
+  return !strategy_->constraint.holds || strategy_->constraint.holds(values);
 }
 
 namespace {

@@ -131,26 +131,32 @@ void evaluate_chunk(const Evaluator& evaluator, const Grid& grid, ChunkResults& 
   }
   std::vector<Metrics> out(slots.size());
   r.from_cache = 0;
+  const bool cached = cache && cache->available();
+  std::vector<CacheKey> keys;
   std::vector<std::uint8_t> hit;
-  if (cache && cache->available()) {
+  if (cached) {
+    keys.resize(slots.size());
+    for (std::size_t j = 0; j < slots.size(); ++j) keys[j] = cache_key({valid_params.data() + j * stride, stride});
     hit.resize(slots.size());
-    r.from_cache = cache->lookup(cache_ns, valid_params, stride, out, hit);
+    r.from_cache = cache->lookup(cache_ns, keys, out, hit);
   }
   if (r.from_cache == 0) {  // a cold chunk (or no cache): no compaction, no copies
     evaluator.evaluate(valid_params, stride, out);
-    if (cache) cache->store(cache_ns, valid_params, stride, out);
+    if (cached) cache->store(cache_ns, keys, out);
   } else if (r.from_cache < slots.size()) {
     std::vector<double> miss_params;
+    std::vector<CacheKey> miss_keys;
     std::vector<std::size_t> misses;
     for (std::size_t j = 0; j < slots.size(); ++j) {
       if (hit[j]) continue;
       miss_params.insert(miss_params.end(), valid_params.begin() + static_cast<std::ptrdiff_t>(j * stride),
                          valid_params.begin() + static_cast<std::ptrdiff_t>((j + 1) * stride));
+      miss_keys.push_back(keys[j]);
       misses.push_back(j);
     }
     std::vector<Metrics> computed(misses.size());
     evaluator.evaluate(miss_params, stride, computed);
-    cache->store(cache_ns, miss_params, stride, computed);
+    cache->store(cache_ns, miss_keys, computed);
     for (std::size_t k = 0; k < misses.size(); ++k) out[misses[k]] = computed[k];
   }
   for (std::size_t j = 0; j < slots.size(); ++j) r.metrics[slots[j]] = out[j];
@@ -172,6 +178,7 @@ ChunkResults evaluate_range(const Evaluator& evaluator, const Grid& grid, std::u
   r.first = first;
   r.valid.resize(count);
   evaluate_chunk(evaluator, grid, r, cache, cache_ns);
+  if (cache) cache->flush();  // a Ray task's results are durable once it returns
   return r;
 }
 
@@ -279,6 +286,7 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
             if (sink) sink->consume(r, std::move(c->text));
             progress.advance(r.valid.size());
           }));
+  if (opt.cache) opt.cache->flush();
   for (auto& t : tops) result.top.push_back(std::move(t).sorted());
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;

@@ -64,10 +64,8 @@ void Strategy::validate(const ParamValues& values) const {
                                    format_param_value(p, v), param_type_name(p.type),
                                    format_param_value(p, p.min), format_param_value(p, p.max)));
   }
-  if (check) {
-    const std::string problem = check(values);
-    if (!problem.empty()) throw ParamError(fmt::format("{}: {}", name, problem));
-  }
+  if (constraint.holds && !constraint.holds(values))
+    throw ParamError(fmt::format("{}: {}", name, constraint.explain(values)));
 }
 
 std::string Strategy::describe(const ParamValues& values) const {
@@ -104,12 +102,10 @@ ParamValues parse_params(const Strategy& s, const std::vector<std::pair<std::str
 
 namespace {
 
-// The constraint "parameter `a` is below parameter `b`", for Strategy::check.
-std::function<std::string(std::span<const double>)> must_be_below(std::size_t a, const char* a_name, std::size_t b,
-                                                                  const char* b_name) {
-  return [=](std::span<const double> v) {
-    return v[a] < v[b] ? std::string() : fmt::format("{} = {} must be below {} = {}", a_name, v[a], b_name, v[b]);
-  };
+// The constraint "parameter `a` is below parameter `b`".
+Constraint must_be_below(std::size_t a, const char* a_name, std::size_t b, const char* b_name) {
+  return {[=](std::span<const double> v) { return v[a] < v[b]; },
+          [=](std::span<const double> v) { return fmt::format("{} = {} must be below {} = {}", a_name, v[a], b_name, v[b]); }};
 }
 
 }  // namespace
@@ -138,7 +134,7 @@ const std::vector<Strategy>& strategies() {
        1,
        {{"period", ParamType::kInt, 2, 100000, 20, "band period"},
         {"nbdev", ParamType::kFloat, 0.1, 10, 2, "band width in standard deviations"}},
-       nullptr,
+       {},
        signals::bbands_reversion},
       {"macd_cross",
        "MACD crossover: long when MACD crosses above its signal line, out when it crosses below",
@@ -154,7 +150,7 @@ const std::vector<Strategy>& strategies() {
        1,
        {{"entry", ParamType::kInt, 1, 100000, 20, "breakout channel length"},
         {"exit", ParamType::kInt, 1, 100000, 10, "exit channel length"}},
-       nullptr,
+       {},
        signals::donchian_breakout},
   };
   return all;

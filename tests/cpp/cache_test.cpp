@@ -102,7 +102,7 @@ TEST(ResultCache, AnOverlappingGridComputesOnlyTheNewCombinations) {
 TEST(ResultCache, KeysCoverTheDataTheOptionsAndTheStrategyVersion) {
   const std::string base = gt::cache_namespace(orcl(), ma_cross(), {});
   EXPECT_EQ(base, gt::cache_namespace(orcl(), ma_cross(), {}));
-  EXPECT_EQ(base.rfind("gt-v1-", 0), 0u);
+  EXPECT_EQ(base.rfind("gt-v2-", 0), 0u);
 
   gt::Bars changed = orcl();
   changed.close[1000] += 0.01;  // one price, one cent
