@@ -10,12 +10,14 @@
 namespace {
 
 std::string synthetic_csv(std::size_t rows, bool intraday) {
-  std::string text = intraday ? "Date,Time,Open,High,Low,Close,Volume,OpenInterest\n"
-                              : "Date,Open,High,Low,Close,Adj Close,Volume\n";
+  std::string text =
+      intraday ? "Date,Time,Open,High,Low,Close,Volume,OpenInterest\n" : "Date,Open,High,Low,Close,Adj Close,Volume\n";
   for (std::size_t i = 0; i < rows; ++i) {
-    const std::int64_t t = (intraday ? static_cast<std::int64_t>(i) * 300 : static_cast<std::int64_t>(i) * 86400) + 946684800;
+    const std::int64_t t =
+        (intraday ? static_cast<std::int64_t>(i) * 300 : static_cast<std::int64_t>(i) * 86400) + 946684800;
     const std::string date = gt::format_time(t, intraday);
-    const double price = 100.0 + 20.0 * std::sin(static_cast<double>(i) / 500.0) + static_cast<double>((i * 7919) % 101) / 100.0;
+    const double price =
+        100.0 + 20.0 * std::sin(static_cast<double>(i) / 500.0) + static_cast<double>((i * 7919) % 101) / 100.0;
     const double open = price, close = price * 1.003, high = close * 1.01, low = open * 0.99;
     if (intraday)
       text += fmt::format("{},{},{:.2f},{:.2f},{:.2f},{:.2f},{},0\n", date.substr(0, 10), date.substr(11), open, high,

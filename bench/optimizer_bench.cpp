@@ -19,8 +19,8 @@ gt::Bars last_bars(std::size_t count) {
 void SeedGrid(benchmark::State& state) {
   const std::vector<gt::Bars> symbols = {last_bars(2000)};
   const auto& strategy = gt::find_strategy("ma_cross");
-  const gt::Grid grid = gt::parse_grid(
-      strategy, {"fast=5:19", "slow=20:49", "ma_type=0:2", "volume_filter=false,true"}, std::nullopt, {});
+  const gt::Grid grid = gt::parse_grid(strategy, {"fast=5:19", "slow=20:49", "ma_type=0:2", "volume_filter=false,true"},
+                                       std::nullopt, {});
   gt::OptimizeOptions opt;
   opt.threads = static_cast<int>(state.range(0));
   for (auto _ : state) {
@@ -28,8 +28,8 @@ void SeedGrid(benchmark::State& state) {
     benchmark::DoNotOptimize(result);
   }
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(grid.size()));
-  state.counters["bar_combos/s"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * grid.size() * 2000), benchmark::Counter::kIsRate);
+  state.counters["bar_combos/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * grid.size() * 2000), benchmark::Counter::kIsRate);
 }
 BENCHMARK(SeedGrid)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
@@ -42,8 +42,8 @@ namespace {
 void SeedGridEvaluateOnly(benchmark::State& state) {
   const gt::Bars bars = last_bars(2000);
   const auto& strategy = gt::find_strategy("ma_cross");
-  const gt::Grid grid = gt::parse_grid(
-      strategy, {"fast=5:19", "slow=20:49", "ma_type=0:2", "volume_filter=false,true"}, std::nullopt, {});
+  const gt::Grid grid = gt::parse_grid(strategy, {"fast=5:19", "slow=20:49", "ma_type=0:2", "volume_filter=false,true"},
+                                       std::nullopt, {});
   const auto evaluator = gt::make_evaluator(bars, grid, gt::ExecutionOptions{});
   const std::size_t stride = grid.base().size();
   std::vector<double> params(grid.size() * stride);
@@ -61,9 +61,9 @@ BENCHMARK(SeedGridEvaluateOnly)->Unit(benchmark::kMillisecond);
 // Building the evaluator: moving averages for every period and type, and the range tables.
 void SeedGridSetup(benchmark::State& state) {
   const gt::Bars bars = last_bars(2000);
-  const gt::Grid grid = gt::parse_grid(gt::find_strategy("ma_cross"),
-                                       {"fast=5:19", "slow=20:49", "ma_type=0:2", "volume_filter=false,true"},
-                                       std::nullopt, {});
+  const gt::Grid grid =
+      gt::parse_grid(gt::find_strategy("ma_cross"),
+                     {"fast=5:19", "slow=20:49", "ma_type=0:2", "volume_filter=false,true"}, std::nullopt, {});
   for (auto _ : state) benchmark::DoNotOptimize(gt::make_evaluator(bars, grid, gt::ExecutionOptions{}));
 }
 BENCHMARK(SeedGridSetup)->Unit(benchmark::kMillisecond);
@@ -82,8 +82,9 @@ void GridWithCache(benchmark::State& state) {
   const std::vector<gt::Bars> symbols = {last_bars(2000)};
   const auto& strategy = gt::find_strategy("ma_cross");
   const std::vector<std::string> specs =
-      state.range(1) == 0 ? std::vector<std::string>{"fast=5:19", "slow=20:49", "ma_type=0:2", "volume_filter=false,true"}
-                          : std::vector<std::string>{"fast=2:101", "slow=20:269", "ma_type=0:1", "volume_filter=false,true"};
+      state.range(1) == 0
+          ? std::vector<std::string>{"fast=5:19", "slow=20:49", "ma_type=0:2", "volume_filter=false,true"}
+          : std::vector<std::string>{"fast=2:101", "slow=20:269", "ma_type=0:1", "volume_filter=false,true"};
   const gt::Grid grid = gt::parse_grid(strategy, specs, std::nullopt, {});
   const auto dir = std::filesystem::temp_directory_path() / ("gt-bench-cache-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
@@ -109,9 +110,6 @@ void GridWithCache(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(valid));
   state.SetLabel(mode == 0 ? "no cache" : mode == 1 ? "cold cache" : "warm cache");
 }
-BENCHMARK(GridWithCache)
-    ->ArgsProduct({{0, 1, 2}, {0, 1}})
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
+BENCHMARK(GridWithCache)->ArgsProduct({{0, 1, 2}, {0, 1}})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace

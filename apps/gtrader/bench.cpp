@@ -52,7 +52,8 @@ void run(const BenchCommand& c) {
     fmt::print("{:>10} {:>8} {:>8} {:>12} {:>10} {:>12} {:>14} {:>10}\n", "workload", "bars", "threads", "combos",
                "seconds", "combos/s", "bar-combos/s", "scaling");
   for (const auto& size : c.sizes) {
-    const auto it = std::find_if(workloads().begin(), workloads().end(), [&](const Workload& w) { return w.name == size; });
+    const auto it =
+        std::find_if(workloads().begin(), workloads().end(), [&](const Workload& w) { return w.name == size; });
     if (it == workloads().end())
       throw gt::ParamError(fmt::format("--sizes: unknown workload '{}' (allowed: 392, 2700, 100000, 10000000)", size));
     const gt::Grid grid = gt::parse_grid(strategy, it->grid, std::nullopt, {});
@@ -79,12 +80,17 @@ void run(const BenchCommand& c) {
         const double rate = static_cast<double>(result.computed) / median;
         if (threads == c.threads.front()) single_rate = rate / threads;
         const double scaling = rate / (single_rate * threads);
-        nlohmann::json row = {{"workload", size},      {"bars", bars},
-                              {"threads", threads},    {"combinations", result.computed},
-                              {"runs", times.size()},  {"seconds_median", median},
+        nlohmann::json row = {{"workload", size},
+                              {"bars", bars},
+                              {"threads", threads},
+                              {"combinations", result.computed},
+                              {"runs", times.size()},
+                              {"seconds_median", median},
                               {"seconds_best", times.front()},
-                              {"combos_per_sec", rate}, {"bar_combos_per_sec", rate * static_cast<double>(bars)},
-                              {"scaling_efficiency", scaling}, {"engine", result.evaluator}};
+                              {"combos_per_sec", rate},
+                              {"bar_combos_per_sec", rate * static_cast<double>(bars)},
+                              {"scaling_efficiency", scaling},
+                              {"engine", result.evaluator}};
         rows.push_back(row);
         if (!c.json)
           fmt::print("{:>10} {:>8} {:>8} {:>12} {:>10.4f} {:>12.4g} {:>14.4g} {:>9.0f}%\n", size, bars, threads,
@@ -101,7 +107,8 @@ void add_bench(CLI::App& app) {
   auto c = std::make_shared<BenchCommand>();
   CLI::App* cmd = app.add_subcommand("bench", "Measure grid-optimization throughput (combos/s, bar-combos/s)");
   cmd->add_option("--data", c->data, "Price file whose bars (or replayed returns) feed the workloads");
-  cmd->add_option("--device", c->device, "cpu, cuda or auto (as optimize)")->check(CLI::IsMember({"cpu", "cuda", "auto"}));
+  cmd->add_option("--device", c->device, "cpu, cuda or auto (as optimize)")
+      ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
   cmd->add_option("--gpus", c->gpus, "With --device cuda: all, or ordinals such as 0,1");
   cmd->add_option("--sizes", c->sizes, "Workloads: 392, 2700, 100000, 10000000")->delimiter(',');
   cmd->add_option("--bars", c->bar_counts, "Bar counts (2000,100000)")->delimiter(',');

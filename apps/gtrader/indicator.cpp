@@ -17,7 +17,8 @@ struct IndicatorCommand {
 
 template <typename T>
 void optional_option(CLI::App* cmd, const std::string& flag, std::optional<T>& target, const std::string& help) {
-  cmd->add_option_function<T>(flag, [&target](const T& v) { target = v; }, help);
+  cmd->add_option_function<T>(
+      flag, [&target](const T& v) { target = v; }, help);
 }
 
 void run(const IndicatorCommand& c) {

@@ -1,11 +1,12 @@
+#include "gt/optimize.hpp"
+
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
-
-#include <cmath>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -13,9 +14,8 @@
 #include "execution_options.hpp"
 #include "gt/atomic_file.hpp"
 #include "gt/cache.hpp"
-#include "gt/gpu.hpp"
 #include "gt/error.hpp"
-#include "gt/optimize.hpp"
+#include "gt/gpu.hpp"
 #include "results_json.hpp"
 
 namespace gtrader {
@@ -87,17 +87,21 @@ void hand_over_to_ray() {
     args.push_back(a);
   }
   std::string python;
-  if (const char* env = std::getenv("GTRADER_PYTHON")) python = env;
-  else if (std::filesystem::exists(GT_DEFAULT_PYTHON)) python = GT_DEFAULT_PYTHON;
-  else python = "python3";
+  if (const char* env = std::getenv("GTRADER_PYTHON"))
+    python = env;
+  else if (std::filesystem::exists(GT_DEFAULT_PYTHON))
+    python = GT_DEFAULT_PYTHON;
+  else
+    python = "python3";
   std::vector<char*> argv = {python.data()};
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   std::fflush(stdout);
   ::execvp(python.c_str(), argv.data());
-  throw gt::Error(fmt::format("--engine ray: cannot run {} ({}); install the Python package with `pip install .` "
-                              "and Ray with `pip install 'ray>=2.40'`, or set GTRADER_PYTHON",
-                              python, std::strerror(errno)));
+  throw gt::Error(
+      fmt::format("--engine ray: cannot run {} ({}); install the Python package with `pip install .` "
+                  "and Ray with `pip install 'ray>=2.40'`, or set GTRADER_PYTHON",
+                  python, std::strerror(errno)));
 }
 
 void print_table(const gt::Strategy& strategy, const gt::Bars& bars, const std::vector<gt::RankedCombination>& top,
@@ -122,9 +126,8 @@ void run(OptimizeCommand& c) {
   if (c.engine == "ray") return hand_over_to_ray();
   const gt::Strategy& strategy = gt::find_strategy(c.strategy);
   const auto fixed = split_assignments(c.fixed);
-  const gt::Grid grid = gt::parse_grid(strategy, c.grid,
-                                       c.grid_file.empty() ? std::nullopt : std::optional<std::filesystem::path>(c.grid_file),
-                                       fixed);
+  const gt::Grid grid = gt::parse_grid(
+      strategy, c.grid, c.grid_file.empty() ? std::nullopt : std::optional<std::filesystem::path>(c.grid_file), fixed);
   const gt::ExecutionOptions options = c.exec.resolve();
   gt::metric_index(c.opt.metric);  // an unknown metric fails before loading anything
   const auto symbols = c.data.load();
@@ -138,7 +141,8 @@ void run(OptimizeCommand& c) {
   std::unique_ptr<gt::CsvResultSink> sink;
   if (!c.out_path.empty()) {
     file = std::make_unique<gt::AtomicFile>(c.out_path);
-    sink = std::make_unique<gt::CsvResultSink>(grid, gt::symbol_names(symbols), [&](std::string_view text) { file->write(text); });
+    sink = std::make_unique<gt::CsvResultSink>(grid, gt::symbol_names(symbols),
+                                               [&](std::string_view text) { file->write(text); });
     file->write(sink->header());
   }
   const gt::OptimizeResult result = gt::optimize(symbols, grid, options, c.opt, sink.get());
@@ -161,14 +165,14 @@ void run(OptimizeCommand& c) {
     return;
   }
   for (std::size_t s = 0; s < symbols.size(); ++s) print_table(strategy, symbols[s], result.top[s], c.opt.metric);
-  fmt::print("{} combinations x {} symbols: {} valid, {} invalid (skipped), {} in {:.3f} s "
-             "({:.3g} combos/s, {:.3g} bar-combos/s; {} engine)\n",
-             result.combinations, symbols.size(), result.valid, result.invalid,
-             result.from_cache ? fmt::format("{} computed, {} from the cache,", result.computed, result.from_cache)
-                               : fmt::format("{} computed", result.computed),
-             result.seconds,
-             static_cast<double>(result.computed) / result.seconds,
-             static_cast<double>(result.bar_combinations) / result.seconds, result.evaluator);
+  fmt::print(
+      "{} combinations x {} symbols: {} valid, {} invalid (skipped), {} in {:.3f} s "
+      "({:.3g} combos/s, {:.3g} bar-combos/s; {} engine)\n",
+      result.combinations, symbols.size(), result.valid, result.invalid,
+      result.from_cache ? fmt::format("{} computed, {} from the cache,", result.computed, result.from_cache)
+                        : fmt::format("{} computed", result.computed),
+      result.seconds, static_cast<double>(result.computed) / result.seconds,
+      static_cast<double>(result.bar_combinations) / result.seconds, result.evaluator);
   if (!c.out_path.empty()) fmt::print("results: {}\n", c.out_path);
 }
 

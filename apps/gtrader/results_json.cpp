@@ -10,9 +10,12 @@ nlohmann::json metrics_json(const gt::Metrics& m) {
   for (std::size_t i = 0; i < names.size(); ++i) {
     const std::string& name = names[i];
     const double v = gt::metric_value(m, i);
-    if (name == "trades") j[name] = m.trades;
-    else if (std::isinf(v)) j[name] = v > 0 ? "inf" : "-inf";  // JSON has no infinity
-    else j[name] = v;
+    if (name == "trades")
+      j[name] = m.trades;
+    else if (std::isinf(v))
+      j[name] = v > 0 ? "inf" : "-inf";  // JSON has no infinity
+    else
+      j[name] = v;
   }
   return j;
 }
@@ -21,9 +24,12 @@ nlohmann::json params_json(const gt::Strategy& strategy, const gt::ParamValues& 
   nlohmann::json p;
   for (std::size_t i = 0; i < strategy.params.size(); ++i) {
     const auto& spec = strategy.params[i];
-    if (spec.type == gt::ParamType::kBool) p[spec.name] = values[i] != 0;
-    else if (spec.type == gt::ParamType::kInt) p[spec.name] = static_cast<long long>(values[i]);
-    else p[spec.name] = values[i];
+    if (spec.type == gt::ParamType::kBool)
+      p[spec.name] = values[i] != 0;
+    else if (spec.type == gt::ParamType::kInt)
+      p[spec.name] = static_cast<long long>(values[i]);
+    else
+      p[spec.name] = values[i];
   }
   return p;
 }

@@ -18,9 +18,13 @@
 
 namespace {
 
-const gt::Strategy& ma_cross() { return gt::find_strategy("ma_cross"); }
+const gt::Strategy& ma_cross() {
+  return gt::find_strategy("ma_cross");
+}
 
-gt::Grid grid_of(std::vector<std::string> specs) { return gt::parse_grid(ma_cross(), specs, std::nullopt, {}); }
+gt::Grid grid_of(std::vector<std::string> specs) {
+  return gt::parse_grid(ma_cross(), specs, std::nullopt, {});
+}
 
 bool agree(double gpu, double cpu) {
   if (std::isnan(cpu) || std::isnan(gpu)) return std::isnan(cpu) && std::isnan(gpu);
@@ -47,10 +51,10 @@ std::size_t check(const gt::Bars& bars, const gt::Grid& grid, const gt::Executio
       }
     }
   }
-  fmt::print("check: {} bars, {} combinations, fill {}, commission {}: {} disagreeing values, worst relative "
-             "difference {:.3g}\n",
-             bars.size(), count, options.fill == gt::Fill::kNextOpen ? "next_open" : "close", options.commission, bad,
-             worst);
+  fmt::print(
+      "check: {} bars, {} combinations, fill {}, commission {}: {} disagreeing values, worst relative "
+      "difference {:.3g}\n",
+      bars.size(), count, options.fill == gt::Fill::kNextOpen ? "next_open" : "close", options.commission, bad, worst);
   return bad;
 }
 
@@ -72,8 +76,8 @@ int main(int argc, char** argv) {
   costs.fill = gt::Fill::kClose;
   costs.commission = 0.001;
   costs.slippage_bps = 2;
-  std::size_t bad = check(gt::bars_of_length(orcl, 2000), check_grid, {}) +
-                    check(gt::bars_of_length(orcl, 2000), check_grid, costs);
+  std::size_t bad =
+      check(gt::bars_of_length(orcl, 2000), check_grid, {}) + check(gt::bars_of_length(orcl, 2000), check_grid, costs);
   if (!quick) bad += check(orcl, check_grid, {});
   if (bad) {
     fmt::print("FAILED: the CUDA engine disagrees with the CPU engine\n");
@@ -84,9 +88,11 @@ int main(int argc, char** argv) {
   // 2. Rates: kernel alone (device events) and end to end (optimize(), results back on the host).
   const gt::Grid big = grid_of({"fast=2:201", "slow=20:1019", "ma_type=0:2", "volume_filter=false,true"});
   std::uint64_t count = 0;
-  fmt::print("\n| bars | combinations | kernel s (median of 5) | kernel bar-combos/s | end-to-end s | end-to-end "
-             "bar-combos/s | CPU engine s ({} threads) | CPU bar-combos/s |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n",
-             std::thread::hardware_concurrency());
+  fmt::print(
+      "\n| bars | combinations | kernel s (median of 5) | kernel bar-combos/s | end-to-end s | end-to-end "
+      "bar-combos/s | CPU engine s ({} threads) | CPU bar-combos/s |\n| --- | --- | --- | --- | --- | --- | --- | --- "
+      "|\n",
+      std::thread::hardware_concurrency());
   for (std::size_t n : {std::size_t{2000}, std::size_t{100000}}) {
     const gt::Bars bars = gt::bars_of_length(orcl, n);
     const auto gpu = gt::make_cuda_evaluator(bars, big, {}, {0});

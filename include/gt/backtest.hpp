@@ -25,10 +25,10 @@ enum class Fill { kNextOpen, kClose };
 struct ExecutionOptions {
   Fill fill = Fill::kNextOpen;
   bool allow_short = false;
-  double commission = 0.0;      // fraction of traded notional, per side
-  double slippage_bps = 0.0;    // basis points against the trader, per side
-  double size = 1.0;            // fraction of equity an entry commits, commission included
-  double cash = 100000.0;       // starting equity
+  double commission = 0.0;                 // fraction of traded notional, per side
+  double slippage_bps = 0.0;               // basis points against the trader, per side
+  double size = 1.0;                       // fraction of equity an entry commits, commission included
+  double cash = 100000.0;                  // starting equity
   std::optional<double> periods_per_year;  // inferred from the bar spacing when absent
 
   // Throws ParamError naming the option and its valid range.
@@ -80,12 +80,11 @@ bool metric_higher_is_better(std::string_view name);
 struct BacktestResult {
   Metrics metrics;
   std::vector<Trade> trades;
-  std::vector<double> equity;        // at each bar's close
-  std::vector<double> position;      // signed units held at each bar's close
+  std::vector<double> equity;    // at each bar's close
+  std::vector<double> position;  // signed units held at each bar's close
 };
 
-BacktestResult run_backtest(const Bars& bars, std::span<const std::uint8_t> signals,
-                            const ExecutionOptions& options);
+BacktestResult run_backtest(const Bars& bars, std::span<const std::uint8_t> signals, const ExecutionOptions& options);
 
 // The same simulation without the per-bar record: what the optimizer's general path runs.
 // `options` must already be validated; `periods_per_year` resolved by the caller.
@@ -95,12 +94,12 @@ Metrics backtest_metrics(const Bars& bars, std::span<const std::uint8_t> signals
 // What SPEC §4's metrics are computed from. Every engine (reference, grid, GPU) fills these
 // sums its own way and calls finalize_metrics, the one implementation of the formulas.
 struct MetricSums {
-  std::size_t bars = 0;          // N: returns r_1..r_N, the first against the starting equity
+  std::size_t bars = 0;  // N: returns r_1..r_N, the first against the starting equity
   double initial_equity = 0, final_equity = 0;
   double sum_r = 0, sum_r2 = 0;  // sum of r_t and of r_t^2
   double sum_down2 = 0;          // sum of min(r_t, 0)^2
   double max_drawdown = 0;
-  std::size_t held_bars = 0;     // bars with a position at the close
+  std::size_t held_bars = 0;  // bars with a position at the close
   std::int64_t trades = 0, wins = 0;
   double gross_profit = 0, gross_loss = 0, sum_trade_return = 0;
 
@@ -142,13 +141,11 @@ GT_HOST_DEVICE inline Metrics finalize_metrics(const MetricSums& s, double perio
   if (s.trades > 0) {
     m.win_rate = static_cast<double>(s.wins) / static_cast<double>(s.trades);
     m.avg_trade_return = s.sum_trade_return / static_cast<double>(s.trades);
-    m.profit_factor = s.gross_loss > 0 ? s.gross_profit / s.gross_loss
-                                       : (s.gross_profit > 0 ? HUGE_VAL : 0.0);
+    m.profit_factor = s.gross_loss > 0 ? s.gross_profit / s.gross_loss : (s.gross_profit > 0 ? HUGE_VAL : 0.0);
   }
   m.exposure = s.bars ? static_cast<double>(s.held_bars) / n : 0.0;
   return m;
 }
-
 
 // Feeds MetricSums one bar at a time: the per-bar half of SPEC §4 (returns, drawdown, exposure).
 class CurveAccumulator {
@@ -175,8 +172,7 @@ class CurveAccumulator {
 };
 
 // Sums of an equity curve sampled at each bar's close (trades are added by the caller).
-MetricSums sums_of_curve(std::span<const double> equity, double initial_equity,
-                         std::span<const double> position);
+MetricSums sums_of_curve(std::span<const double> equity, double initial_equity, std::span<const double> position);
 
 double resolve_periods_per_year(const Bars& bars, const ExecutionOptions& options);
 

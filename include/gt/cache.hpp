@@ -47,7 +47,7 @@ class CacheBackend {
                    std::string_view values) = 0;
   // Makes everything put so far durable against the process dying (not against a power loss).
   virtual void flush() {}
-  virtual std::string describe() const = 0;   // for messages and the JSON summary; never a password
+  virtual std::string describe() const = 0;  // for messages and the JSON summary; never a password
 };
 
 // An embedded store in a folder: per namespace, append-only segment files of framed entries, one

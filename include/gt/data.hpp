@@ -18,8 +18,8 @@ struct Bars {
   std::string source;  // the path it was read from
   std::vector<std::int64_t> time;
   std::vector<double> open, high, low, close, volume;
-  bool intraday = false;          // the file had a time of day (Time column or Datetime values)
-  std::size_t skipped_rows = 0;   // rows dropped under LoadOptions::skip_bad_rows
+  bool intraday = false;         // the file had a time of day (Time column or Datetime values)
+  std::size_t skipped_rows = 0;  // rows dropped under LoadOptions::skip_bad_rows
 
   std::size_t size() const { return close.size(); }
 };
@@ -34,8 +34,7 @@ Bars parse_csv(std::string_view text, std::string_view source, const LoadOptions
 Bars load_csv(const std::filesystem::path& path, const LoadOptions& options = {});
 
 // Files and folders: a folder contributes every *.csv in it, in name order.
-std::vector<Bars> load_many(const std::vector<std::filesystem::path>& inputs,
-                            const LoadOptions& options = {});
+std::vector<Bars> load_many(const std::vector<std::filesystem::path>& inputs, const LoadOptions& options = {});
 
 // The last `count` bars of `bars` (all of them when it has fewer).
 Bars last_bars(const Bars& bars, std::size_t count);

@@ -45,8 +45,8 @@ Bands bbands(std::span<const double> in, int period, double nbdev_up, double nbd
 struct Stoch {
   Series k, d;
 };
-Stoch stoch(std::span<const double> high, std::span<const double> low, std::span<const double> close,
-            int fastk, int slowk, int slowd);
+Stoch stoch(std::span<const double> high, std::span<const double> low, std::span<const double> close, int fastk,
+            int slowk, int slowd);
 
 // Many periods of one moving average over one series, the optimizer's main request: rows are
 // periods, each row the full series (row-major, `cols` = input length).
@@ -62,8 +62,7 @@ void ma_many_into(MaType type, std::span<const double> in, std::span<const int> 
                   std::size_t row_stride);
 
 // Throws ParamError unless min_period <= period and period <= bars (naming the indicator).
-void check_period(std::string_view indicator, std::string_view parameter, int period, int min_period,
-                  std::size_t bars);
+void check_period(std::string_view indicator, std::string_view parameter, int period, int min_period, std::size_t bars);
 
 }  // namespace gt::ind
 

@@ -59,13 +59,13 @@ struct RankedCombination {
 // One evaluated chunk, in grid order, handed to the sink in order whatever the thread count.
 struct ChunkResults {
   std::size_t symbol = 0;
-  std::uint64_t first = 0;               // grid index of the first combination
-  std::vector<std::uint8_t> valid;       // per combination of the chunk
-  std::size_t stride = 0;                // values per combination
-  std::vector<double> params;            // per combination, `stride` values each
+  std::uint64_t first = 0;          // grid index of the first combination
+  std::vector<std::uint8_t> valid;  // per combination of the chunk
+  std::size_t stride = 0;           // values per combination
+  std::vector<double> params;       // per combination, `stride` values each
   std::span<const double> params_of(std::size_t i) const { return {params.data() + i * stride, stride}; }
-  std::vector<Metrics> metrics;          // per combination (unset where invalid)
-  std::size_t from_cache = 0;            // valid combinations whose metrics came from the cache
+  std::vector<Metrics> metrics;  // per combination (unset where invalid)
+  std::size_t from_cache = 0;    // valid combinations whose metrics came from the cache
 };
 
 // Receives every chunk: format() runs on worker threads, consume() in grid order on one thread.
@@ -77,10 +77,10 @@ class ResultSink {
 };
 
 struct OptimizeResult {
-  std::uint64_t combinations = 0;  // per symbol: the grid's size
+  std::uint64_t combinations = 0;                                      // per symbol: the grid's size
   std::uint64_t valid = 0, invalid = 0, computed = 0, from_cache = 0;  // over all symbols
   double seconds = 0;
-  std::uint64_t bar_combinations = 0;  // sum over symbols of bars x computed combinations
+  std::uint64_t bar_combinations = 0;               // sum over symbols of bars x computed combinations
   std::vector<std::vector<RankedCombination>> top;  // per symbol, best first
   std::string evaluator;
   std::string device = "cpu";  // where it ran: cpu, or cuda with the GPUs

@@ -14,10 +14,18 @@ namespace gt {
 inline constexpr double kTieTolerance = 1e-10;
 
 // a is above b beyond the tie band. NaN compares false.
-inline bool is_above(double a, double b) { return a - b > kTieTolerance * std::fabs(b); }
-inline bool is_below(double a, double b) { return b - a > kTieTolerance * std::fabs(b); }
+inline bool is_above(double a, double b) {
+  return a - b > kTieTolerance * std::fabs(b);
+}
+inline bool is_below(double a, double b) {
+  return b - a > kTieTolerance * std::fabs(b);
+}
 // Both defined and not above (resp. not below): the "before" side of a cross.
-inline bool is_at_or_below(double a, double b) { return !std::isnan(a) && !std::isnan(b) && !is_above(a, b); }
-inline bool is_at_or_above(double a, double b) { return !std::isnan(a) && !std::isnan(b) && !is_below(a, b); }
+inline bool is_at_or_below(double a, double b) {
+  return !std::isnan(a) && !std::isnan(b) && !is_above(a, b);
+}
+inline bool is_at_or_above(double a, double b) {
+  return !std::isnan(a) && !std::isnan(b) && !is_below(a, b);
+}
 
 }  // namespace gt

@@ -6,10 +6,10 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <unordered_map>
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -34,7 +34,7 @@ enum class ParamType { kInt, kFloat, kBool };
 struct ParamSpec {
   std::string name;
   ParamType type;
-  double min, max;      // inclusive
+  double min, max;  // inclusive
   double default_value;
   std::string help;
 };

@@ -1,5 +1,6 @@
 // gpt_trader._core: the C++ engine for Python. Arrays go out as NumPy views of the engine's own
 // memory where they can (a Bars object's columns), and heavy calls release the GIL.
+#include <fmt/format.h>
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/map.h>
@@ -8,16 +9,14 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/string_view.h>
 #include <nanobind/stl/vector.h>
-
-#include <fmt/format.h>
 #include <tbb/global_control.h>
 
 #include <cmath>
 #include <optional>
 
 #include "gt/atomic_file.hpp"
-#include "gt/cache.hpp"
 #include "gt/backtest.hpp"
+#include "gt/cache.hpp"
 #include "gt/data.hpp"
 #include "gt/error.hpp"
 #include "gt/grid.hpp"
@@ -41,7 +40,8 @@ DoubleArray to_numpy(std::vector<double> values) {
   return DoubleArray(heap->data(), {heap->size()}, owner);
 }
 
-nb::ndarray<nb::numpy, double, nb::ndim<2>> to_numpy_2d(std::vector<double> values, std::size_t rows, std::size_t cols) {
+nb::ndarray<nb::numpy, double, nb::ndim<2>> to_numpy_2d(std::vector<double> values, std::size_t rows,
+                                                        std::size_t cols) {
   auto* heap = new std::vector<double>(std::move(values));
   nb::capsule owner(heap, [](void* p) noexcept { delete static_cast<std::vector<double>*>(p); });
   return nb::ndarray<nb::numpy, double, nb::ndim<2>>(heap->data(), {rows, cols}, owner);
@@ -69,8 +69,10 @@ gt::ExecutionOptions execution_options(const nb::dict& d) {
     } else if (k == "periods_per_year") {
       if (!value.is_none()) o.periods_per_year = nb::cast<double>(value);
     } else {
-      throw gt::ParamError(fmt::format("unknown execution option '{}' (allowed: fill, allow_short, commission, "
-                                       "slippage_bps, size, cash, periods_per_year)", k));
+      throw gt::ParamError(
+          fmt::format("unknown execution option '{}' (allowed: fill, allow_short, commission, "
+                      "slippage_bps, size, cash, periods_per_year)",
+                      k));
     }
   }
   o.validate();
@@ -94,8 +96,10 @@ nb::dict metrics_dict(const gt::Metrics& m) {
   nb::dict d;
   const auto& names = gt::metric_names();
   for (std::size_t i = 0; i < names.size(); ++i) {
-    if (names[i] == "trades") d[names[i].c_str()] = m.trades;
-    else d[names[i].c_str()] = gt::metric_value(m, i);
+    if (names[i] == "trades")
+      d[names[i].c_str()] = m.trades;
+    else
+      d[names[i].c_str()] = gt::metric_value(m, i);
   }
   return d;
 }
@@ -104,9 +108,12 @@ nb::dict params_dict(const gt::Strategy& s, std::span<const double> values) {
   nb::dict d;
   for (std::size_t i = 0; i < s.params.size(); ++i) {
     const auto& p = s.params[i];
-    if (p.type == gt::ParamType::kBool) d[p.name.c_str()] = values[i] != 0;
-    else if (p.type == gt::ParamType::kInt) d[p.name.c_str()] = static_cast<long long>(values[i]);
-    else d[p.name.c_str()] = values[i];
+    if (p.type == gt::ParamType::kBool)
+      d[p.name.c_str()] = values[i] != 0;
+    else if (p.type == gt::ParamType::kInt)
+      d[p.name.c_str()] = static_cast<long long>(values[i]);
+    else
+      d[p.name.c_str()] = values[i];
   }
   return d;
 }
@@ -135,75 +142,121 @@ NB_MODULE(_core, m) {
       .def_ro("intraday", &gt::Bars::intraday)
       .def_ro("skipped_rows", &gt::Bars::skipped_rows)
       .def("__len__", &gt::Bars::size)
-      .def_prop_ro("time", [](gt::Bars& b) {
-        return nb::ndarray<nb::numpy, const std::int64_t, nb::ndim<1>>(b.time.data(), {b.size()}, nb::handle());
-      }, nb::rv_policy::reference_internal, "seconds since 1970-01-01, exchange clock")
-      .def_prop_ro("open", [](gt::Bars& b) { return nb::ndarray<nb::numpy, const double, nb::ndim<1>>(b.open.data(), {b.size()}, nb::handle()); }, nb::rv_policy::reference_internal)
-      .def_prop_ro("high", [](gt::Bars& b) { return nb::ndarray<nb::numpy, const double, nb::ndim<1>>(b.high.data(), {b.size()}, nb::handle()); }, nb::rv_policy::reference_internal)
-      .def_prop_ro("low", [](gt::Bars& b) { return nb::ndarray<nb::numpy, const double, nb::ndim<1>>(b.low.data(), {b.size()}, nb::handle()); }, nb::rv_policy::reference_internal)
-      .def_prop_ro("close", [](gt::Bars& b) { return nb::ndarray<nb::numpy, const double, nb::ndim<1>>(b.close.data(), {b.size()}, nb::handle()); }, nb::rv_policy::reference_internal)
-      .def_prop_ro("volume", [](gt::Bars& b) { return nb::ndarray<nb::numpy, const double, nb::ndim<1>>(b.volume.data(), {b.size()}, nb::handle()); }, nb::rv_policy::reference_internal);
+      .def_prop_ro(
+          "time",
+          [](gt::Bars& b) {
+            return nb::ndarray<nb::numpy, const std::int64_t, nb::ndim<1>>(b.time.data(), {b.size()}, nb::handle());
+          },
+          nb::rv_policy::reference_internal, "seconds since 1970-01-01, exchange clock")
+      .def_prop_ro(
+          "open",
+          [](gt::Bars& b) {
+            return nb::ndarray<nb::numpy, const double, nb::ndim<1>>(b.open.data(), {b.size()}, nb::handle());
+          },
+          nb::rv_policy::reference_internal)
+      .def_prop_ro(
+          "high",
+          [](gt::Bars& b) {
+            return nb::ndarray<nb::numpy, const double, nb::ndim<1>>(b.high.data(), {b.size()}, nb::handle());
+          },
+          nb::rv_policy::reference_internal)
+      .def_prop_ro(
+          "low",
+          [](gt::Bars& b) {
+            return nb::ndarray<nb::numpy, const double, nb::ndim<1>>(b.low.data(), {b.size()}, nb::handle());
+          },
+          nb::rv_policy::reference_internal)
+      .def_prop_ro(
+          "close",
+          [](gt::Bars& b) {
+            return nb::ndarray<nb::numpy, const double, nb::ndim<1>>(b.close.data(), {b.size()}, nb::handle());
+          },
+          nb::rv_policy::reference_internal)
+      .def_prop_ro(
+          "volume",
+          [](gt::Bars& b) {
+            return nb::ndarray<nb::numpy, const double, nb::ndim<1>>(b.volume.data(), {b.size()}, nb::handle());
+          },
+          nb::rv_policy::reference_internal);
 
-  m.def("load_csv", [](const std::string& path, bool skip_bad_rows) {
-    gt::LoadOptions o;
-    o.skip_bad_rows = skip_bad_rows;
-    return gt::load_csv(path, o);
-  }, "path"_a, "skip_bad_rows"_a = false);
+  m.def(
+      "load_csv",
+      [](const std::string& path, bool skip_bad_rows) {
+        gt::LoadOptions o;
+        o.skip_bad_rows = skip_bad_rows;
+        return gt::load_csv(path, o);
+      },
+      "path"_a, "skip_bad_rows"_a = false);
 
-  m.def("bars_from_arrays", [](const std::string& symbol, InInt64 time, InDoubles open, InDoubles high, InDoubles low,
-                               InDoubles close, InDoubles volume, bool intraday) {
-    // Through the CSV validator's rules: the same checks as a file, row numbers instead of lines.
-    const std::size_t n = time.shape(0);
-    for (const auto* a : {&open, &high, &low, &close, &volume})
-      if (a->shape(0) != n) throw gt::DataError(fmt::format("{}: columns of different lengths", symbol));
-    std::string csv = "Datetime,Open,High,Low,Close,Volume\n";
-    csv.reserve(n * 96);
-    for (std::size_t i = 0; i < n; ++i)
-      fmt::format_to(std::back_inserter(csv), "{},{},{},{},{},{}\n", gt::format_time(time(i), true), open(i), high(i),
-                     low(i), close(i), volume(i));
-    gt::Bars b = gt::parse_csv(csv, symbol);
-    b.symbol = symbol;
-    b.intraday = intraday;
-    return b;
-  }, "symbol"_a, "time"_a, "open"_a, "high"_a, "low"_a, "close"_a, "volume"_a, "intraday"_a = false);
+  m.def(
+      "bars_from_arrays",
+      [](const std::string& symbol, InInt64 time, InDoubles open, InDoubles high, InDoubles low, InDoubles close,
+         InDoubles volume, bool intraday) {
+        // Through the CSV validator's rules: the same checks as a file, row numbers instead of lines.
+        const std::size_t n = time.shape(0);
+        for (const auto* a : {&open, &high, &low, &close, &volume})
+          if (a->shape(0) != n) throw gt::DataError(fmt::format("{}: columns of different lengths", symbol));
+        std::string csv = "Datetime,Open,High,Low,Close,Volume\n";
+        csv.reserve(n * 96);
+        for (std::size_t i = 0; i < n; ++i)
+          fmt::format_to(std::back_inserter(csv), "{},{},{},{},{},{}\n", gt::format_time(time(i), true), open(i),
+                         high(i), low(i), close(i), volume(i));
+        gt::Bars b = gt::parse_csv(csv, symbol);
+        b.symbol = symbol;
+        b.intraday = intraday;
+        return b;
+      },
+      "symbol"_a, "time"_a, "open"_a, "high"_a, "low"_a, "close"_a, "volume"_a, "intraday"_a = false);
 
-  m.def("parse_csv", [](nb::bytes text, const std::string& source) {
-    return gt::parse_csv(std::string_view(text.c_str(), text.size()), source);
-  },
-        "text"_a, "source"_a);
+  m.def(
+      "parse_csv",
+      [](nb::bytes text, const std::string& source) {
+        return gt::parse_csv(std::string_view(text.c_str(), text.size()), source);
+      },
+      "text"_a, "source"_a);
 
-  m.def("bars_to_csv", [](const gt::Bars& b) {
-    // Canonical text that parse_csv reads back to the same bits (shortest round-trip numbers).
-    std::string csv = "Date,Open,High,Low,Close,Volume\n";
-    csv.reserve(b.size() * 80);
-    for (std::size_t i = 0; i < b.size(); ++i)
-      fmt::format_to(std::back_inserter(csv), "{},{},{},{},{},{}\n", gt::format_time(b.time[i], b.intraday), b.open[i],
-                     b.high[i], b.low[i], b.close[i], b.volume[i]);
-    return nb::bytes(csv.data(), csv.size());
-  }, "bars"_a);
+  m.def(
+      "bars_to_csv",
+      [](const gt::Bars& b) {
+        // Canonical text that parse_csv reads back to the same bits (shortest round-trip numbers).
+        std::string csv = "Date,Open,High,Low,Close,Volume\n";
+        csv.reserve(b.size() * 80);
+        for (std::size_t i = 0; i < b.size(); ++i)
+          fmt::format_to(std::back_inserter(csv), "{},{},{},{},{},{}\n", gt::format_time(b.time[i], b.intraday),
+                         b.open[i], b.high[i], b.low[i], b.close[i], b.volume[i]);
+        return nb::bytes(csv.data(), csv.size());
+      },
+      "bars"_a);
 
   m.def("format_time", &gt::format_time, "seconds"_a, "with_time"_a);
   m.def("infer_periods_per_year", &gt::infer_periods_per_year, "bars"_a);
 
-  m.def("indicator", [](const std::string& name, const gt::Bars& bars, std::optional<int> period, std::optional<int> fast,
-                        std::optional<int> slow, std::optional<int> signal, std::optional<double> nbdev,
-                        std::optional<int> fastk, std::optional<int> slowk, std::optional<int> slowd) {
-    gt::ind::IndicatorArgs a{period, fast, slow, signal, fastk, slowk, slowd, nbdev};
-    std::vector<gt::ind::NamedSeries> outputs;
-    {
-      nb::gil_scoped_release release;
-      outputs = gt::ind::compute(name, bars, a);
-    }
-    nb::dict d;
-    for (auto& o : outputs) d[o.name.c_str()] = to_numpy(std::move(o.values));
-    return d;
-  }, "name"_a, "bars"_a, "period"_a = nb::none(), "fast"_a = nb::none(), "slow"_a = nb::none(), "signal"_a = nb::none(),
-     "nbdev"_a = nb::none(), "fastk"_a = nb::none(), "slowk"_a = nb::none(), "slowd"_a = nb::none());
+  m.def(
+      "indicator",
+      [](const std::string& name, const gt::Bars& bars, std::optional<int> period, std::optional<int> fast,
+         std::optional<int> slow, std::optional<int> signal, std::optional<double> nbdev, std::optional<int> fastk,
+         std::optional<int> slowk, std::optional<int> slowd) {
+        gt::ind::IndicatorArgs a{period, fast, slow, signal, fastk, slowk, slowd, nbdev};
+        std::vector<gt::ind::NamedSeries> outputs;
+        {
+          nb::gil_scoped_release release;
+          outputs = gt::ind::compute(name, bars, a);
+        }
+        nb::dict d;
+        for (auto& o : outputs) d[o.name.c_str()] = to_numpy(std::move(o.values));
+        return d;
+      },
+      "name"_a, "bars"_a, "period"_a = nb::none(), "fast"_a = nb::none(), "slow"_a = nb::none(),
+      "signal"_a = nb::none(), "nbdev"_a = nb::none(), "fastk"_a = nb::none(), "slowk"_a = nb::none(),
+      "slowd"_a = nb::none());
 
-  m.def("moving_average", [](InDoubles values, int ma_type, int period) {
-    std::span<const double> in(values.data(), values.shape(0));
-    return to_numpy(gt::ind::ma(static_cast<gt::ind::MaType>(ma_type), in, period));
-  }, "values"_a, "ma_type"_a, "period"_a);
+  m.def(
+      "moving_average",
+      [](InDoubles values, int ma_type, int period) {
+        std::span<const double> in(values.data(), values.shape(0));
+        return to_numpy(gt::ind::ma(static_cast<gt::ind::MaType>(ma_type), in, period));
+      },
+      "values"_a, "ma_type"_a, "period"_a);
 
   m.def("metric_names", &gt::metric_names);
 
@@ -231,107 +284,116 @@ NB_MODULE(_core, m) {
     return out;
   });
 
-  m.def("backtest", [](const gt::Bars& bars, const std::string& strategy, const nb::dict& params, const nb::dict& options) {
-    const gt::Strategy& s = gt::find_strategy(strategy);
-    const gt::ParamValues values = gt::parse_params(s, assignments(params));
-    const gt::ExecutionOptions o = execution_options(options);
-    gt::BacktestResult r;
-    {
-      nb::gil_scoped_release release;
-      std::vector<std::uint8_t> signals(bars.size());
-      gt::SeriesCache cache;
-      s.signals(bars, values, signals, cache);
-      r = gt::run_backtest(bars, signals, o);
-    }
-    nb::dict trades;
-    std::vector<double> entry_bar, exit_bar, side, entry_price, exit_price, units, pnl, ret, bars_held, open;
-    for (const auto& t : r.trades) {
-      entry_bar.push_back(static_cast<double>(t.entry_bar));
-      exit_bar.push_back(t.open ? std::nan("") : static_cast<double>(t.exit_bar));
-      side.push_back(t.side);
-      entry_price.push_back(t.entry_price);
-      exit_price.push_back(t.open ? std::nan("") : t.exit_price);
-      units.push_back(t.units);
-      pnl.push_back(t.open ? std::nan("") : t.pnl);
-      ret.push_back(t.open ? std::nan("") : t.ret);
-      bars_held.push_back(static_cast<double>(t.bars_held));
-      open.push_back(t.open);
-    }
-    trades["entry_bar"] = to_numpy(entry_bar);
-    trades["exit_bar"] = to_numpy(exit_bar);
-    trades["side"] = to_numpy(side);
-    trades["entry_price"] = to_numpy(entry_price);
-    trades["exit_price"] = to_numpy(exit_price);
-    trades["units"] = to_numpy(units);
-    trades["pnl"] = to_numpy(pnl);
-    trades["return"] = to_numpy(ret);
-    trades["bars_held"] = to_numpy(bars_held);
-    trades["open"] = to_numpy(open);
-    nb::dict out;
-    out["metrics"] = metrics_dict(r.metrics);
-    out["parameters"] = params_dict(s, values);
-    out["trades"] = trades;
-    out["equity"] = to_numpy(std::move(r.equity));
-    out["position"] = to_numpy(std::move(r.position));
-    return out;
-  }, "bars"_a, "strategy"_a, "params"_a, "options"_a);
+  m.def(
+      "backtest",
+      [](const gt::Bars& bars, const std::string& strategy, const nb::dict& params, const nb::dict& options) {
+        const gt::Strategy& s = gt::find_strategy(strategy);
+        const gt::ParamValues values = gt::parse_params(s, assignments(params));
+        const gt::ExecutionOptions o = execution_options(options);
+        gt::BacktestResult r;
+        {
+          nb::gil_scoped_release release;
+          std::vector<std::uint8_t> signals(bars.size());
+          gt::SeriesCache cache;
+          s.signals(bars, values, signals, cache);
+          r = gt::run_backtest(bars, signals, o);
+        }
+        nb::dict trades;
+        std::vector<double> entry_bar, exit_bar, side, entry_price, exit_price, units, pnl, ret, bars_held, open;
+        for (const auto& t : r.trades) {
+          entry_bar.push_back(static_cast<double>(t.entry_bar));
+          exit_bar.push_back(t.open ? std::nan("") : static_cast<double>(t.exit_bar));
+          side.push_back(t.side);
+          entry_price.push_back(t.entry_price);
+          exit_price.push_back(t.open ? std::nan("") : t.exit_price);
+          units.push_back(t.units);
+          pnl.push_back(t.open ? std::nan("") : t.pnl);
+          ret.push_back(t.open ? std::nan("") : t.ret);
+          bars_held.push_back(static_cast<double>(t.bars_held));
+          open.push_back(t.open);
+        }
+        trades["entry_bar"] = to_numpy(entry_bar);
+        trades["exit_bar"] = to_numpy(exit_bar);
+        trades["side"] = to_numpy(side);
+        trades["entry_price"] = to_numpy(entry_price);
+        trades["exit_price"] = to_numpy(exit_price);
+        trades["units"] = to_numpy(units);
+        trades["pnl"] = to_numpy(pnl);
+        trades["return"] = to_numpy(ret);
+        trades["bars_held"] = to_numpy(bars_held);
+        trades["open"] = to_numpy(open);
+        nb::dict out;
+        out["metrics"] = metrics_dict(r.metrics);
+        out["parameters"] = params_dict(s, values);
+        out["trades"] = trades;
+        out["equity"] = to_numpy(std::move(r.equity));
+        out["position"] = to_numpy(std::move(r.position));
+        return out;
+      },
+      "bars"_a, "strategy"_a, "params"_a, "options"_a);
 
-  m.def("grid_size", [](const std::string& strategy, const std::vector<std::string>& grid, const nb::dict& fixed) {
-    return make_grid(strategy, grid, fixed).size();
-  }, "strategy"_a, "grid"_a, "fixed"_a);
+  m.def(
+      "grid_size",
+      [](const std::string& strategy, const std::vector<std::string>& grid, const nb::dict& fixed) {
+        return make_grid(strategy, grid, fixed).size();
+      },
+      "strategy"_a, "grid"_a, "fixed"_a);
 
-  m.def("optimize", [](const std::vector<gt::Bars>& symbols, const std::string& strategy,
-                       const std::vector<std::string>& grid_specs, const nb::dict& fixed, const nb::dict& options,
-                       const std::string& metric, std::size_t top, std::int64_t min_trades, int threads,
-                       std::optional<std::string> out_path, bool reference, std::optional<std::string> cache_location) {
-    const gt::Grid grid = make_grid(strategy, grid_specs, fixed);
-    std::unique_ptr<gt::ResultCache> cache;
-    if (cache_location) cache = gt::open_result_cache(*cache_location);
-    const gt::ExecutionOptions o = execution_options(options);
-    gt::OptimizeOptions opt;
-    opt.metric = metric;
-    opt.top = top;
-    opt.min_trades = min_trades;
-    opt.threads = threads;
-    opt.reference = reference;
-    opt.cache = cache.get();
-    gt::OptimizeResult r;
-    {
-      nb::gil_scoped_release release;
-      std::unique_ptr<gt::AtomicFile> file;
-      std::unique_ptr<gt::CsvResultSink> sink;
-      if (out_path) {
-        file = std::make_unique<gt::AtomicFile>(*out_path);
-        sink = std::make_unique<gt::CsvResultSink>(grid, gt::symbol_names(symbols),
-                                                   [&](std::string_view t) { file->write(t); });
-        file->write(sink->header());
-      }
-      r = gt::optimize(symbols, grid, o, opt, sink.get());
-      if (file) file->commit();
-    }
-    nb::dict out;
-    out["combinations"] = r.combinations;
-    out["valid"] = r.valid;
-    out["invalid"] = r.invalid;
-    out["computed"] = r.computed;
-    out["from_cache"] = r.from_cache;
-    out["seconds"] = r.seconds;
-    out["bar_combinations"] = r.bar_combinations;
-    out["engine"] = r.evaluator;
-    nb::list top_list;
-    for (const auto& per_symbol : r.top)
-      for (const auto& c : per_symbol) {
-        nb::dict d;
-        d["symbol"] = symbols[c.symbol].symbol;
-        d["index"] = c.index;
-        d["parameters"] = params_dict(grid.strategy(), c.params);
-        d["metrics"] = metrics_dict(c.metrics);
-        top_list.append(d);
-      }
-    out["top"] = top_list;
-    return out;
-  }, "symbols"_a, "strategy"_a, "grid"_a, "fixed"_a, "options"_a, "metric"_a = "sharpe", "top"_a = 10,
-     "min_trades"_a = 0, "threads"_a = 0, "out"_a = nb::none(), "reference"_a = false, "cache"_a = nb::none());
+  m.def(
+      "optimize",
+      [](const std::vector<gt::Bars>& symbols, const std::string& strategy, const std::vector<std::string>& grid_specs,
+         const nb::dict& fixed, const nb::dict& options, const std::string& metric, std::size_t top,
+         std::int64_t min_trades, int threads, std::optional<std::string> out_path, bool reference,
+         std::optional<std::string> cache_location) {
+        const gt::Grid grid = make_grid(strategy, grid_specs, fixed);
+        std::unique_ptr<gt::ResultCache> cache;
+        if (cache_location) cache = gt::open_result_cache(*cache_location);
+        const gt::ExecutionOptions o = execution_options(options);
+        gt::OptimizeOptions opt;
+        opt.metric = metric;
+        opt.top = top;
+        opt.min_trades = min_trades;
+        opt.threads = threads;
+        opt.reference = reference;
+        opt.cache = cache.get();
+        gt::OptimizeResult r;
+        {
+          nb::gil_scoped_release release;
+          std::unique_ptr<gt::AtomicFile> file;
+          std::unique_ptr<gt::CsvResultSink> sink;
+          if (out_path) {
+            file = std::make_unique<gt::AtomicFile>(*out_path);
+            sink = std::make_unique<gt::CsvResultSink>(grid, gt::symbol_names(symbols),
+                                                       [&](std::string_view t) { file->write(t); });
+            file->write(sink->header());
+          }
+          r = gt::optimize(symbols, grid, o, opt, sink.get());
+          if (file) file->commit();
+        }
+        nb::dict out;
+        out["combinations"] = r.combinations;
+        out["valid"] = r.valid;
+        out["invalid"] = r.invalid;
+        out["computed"] = r.computed;
+        out["from_cache"] = r.from_cache;
+        out["seconds"] = r.seconds;
+        out["bar_combinations"] = r.bar_combinations;
+        out["engine"] = r.evaluator;
+        nb::list top_list;
+        for (const auto& per_symbol : r.top)
+          for (const auto& c : per_symbol) {
+            nb::dict d;
+            d["symbol"] = symbols[c.symbol].symbol;
+            d["index"] = c.index;
+            d["parameters"] = params_dict(grid.strategy(), c.params);
+            d["metrics"] = metrics_dict(c.metrics);
+            top_list.append(d);
+          }
+        out["top"] = top_list;
+        return out;
+      },
+      "symbols"_a, "strategy"_a, "grid"_a, "fixed"_a, "options"_a, "metric"_a = "sharpe", "top"_a = 10,
+      "min_trades"_a = 0, "threads"_a = 0, "out"_a = nb::none(), "reference"_a = false, "cache"_a = nb::none());
 
   // An evaluator built once (indicator series, tables) for many ranges of one grid on one symbol.
   struct RangeEvaluator {
@@ -346,77 +408,91 @@ NB_MODULE(_core, m) {
     std::vector<double> metrics(r.valid.size() * names.size(), std::nan(""));
     for (std::size_t i = 0; i < r.valid.size(); ++i)
       if (r.valid[i])
-        for (std::size_t k = 0; k < names.size(); ++k) metrics[i * names.size() + k] = gt::metric_value(r.metrics[i], k);
+        for (std::size_t k = 0; k < names.size(); ++k)
+          metrics[i * names.size() + k] = gt::metric_value(r.metrics[i], k);
     std::vector<double> valid(r.valid.begin(), r.valid.end());
     return nb::make_tuple(to_numpy(std::move(valid)), to_numpy_2d(std::move(r.params), r.valid.size(), r.stride),
                           to_numpy_2d(std::move(metrics), r.valid.size(), names.size()), r.from_cache);
   };
   nb::class_<RangeEvaluator>(m, "RangeEvaluator")
-      .def("__init__", [](RangeEvaluator* self, const gt::Bars& bars, const std::string& strategy,
-                          const std::vector<std::string>& grid_specs, const nb::dict& fixed, const nb::dict& options,
-                          int threads, std::optional<std::string> cache) {
-        gt::Grid grid = make_grid(strategy, grid_specs, fixed);
-        const gt::ExecutionOptions o = execution_options(options);
-        new (self) RangeEvaluator{bars, std::move(grid), nullptr, nullptr, {}};
-        if (cache) {
-          self->cache = gt::open_result_cache(*cache);
-          self->cache_ns = gt::cache_namespace(self->bars, self->grid.strategy(), o);
-        }
-        nb::gil_scoped_release release;
-        // A worker given one CPU builds with one thread, so that workers do not oversubscribe.
-        std::optional<tbb::global_control> limit;
-        if (threads > 0) limit.emplace(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
-        self->evaluator = gt::make_evaluator(self->bars, self->grid, o);
-      }, "bars"_a, "strategy"_a, "grid"_a, "fixed"_a, "options"_a, "threads"_a = 0, "cache"_a = nb::none())
-      .def("evaluate_range", [chunk_arrays](const RangeEvaluator& self, std::uint64_t first, std::uint64_t count) {
-        gt::ChunkResults r;
-        {
-          nb::gil_scoped_release release;
-          r = gt::evaluate_range(*self.evaluator, self.grid, first, count, self.cache.get(), self.cache_ns);
-        }
-        return chunk_arrays(std::move(r));
-      }, "first"_a, "count"_a);
+      .def(
+          "__init__",
+          [](RangeEvaluator* self, const gt::Bars& bars, const std::string& strategy,
+             const std::vector<std::string>& grid_specs, const nb::dict& fixed, const nb::dict& options, int threads,
+             std::optional<std::string> cache) {
+            gt::Grid grid = make_grid(strategy, grid_specs, fixed);
+            const gt::ExecutionOptions o = execution_options(options);
+            new (self) RangeEvaluator{bars, std::move(grid), nullptr, nullptr, {}};
+            if (cache) {
+              self->cache = gt::open_result_cache(*cache);
+              self->cache_ns = gt::cache_namespace(self->bars, self->grid.strategy(), o);
+            }
+            nb::gil_scoped_release release;
+            // A worker given one CPU builds with one thread, so that workers do not oversubscribe.
+            std::optional<tbb::global_control> limit;
+            if (threads > 0)
+              limit.emplace(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
+            self->evaluator = gt::make_evaluator(self->bars, self->grid, o);
+          },
+          "bars"_a, "strategy"_a, "grid"_a, "fixed"_a, "options"_a, "threads"_a = 0, "cache"_a = nb::none())
+      .def(
+          "evaluate_range",
+          [chunk_arrays](const RangeEvaluator& self, std::uint64_t first, std::uint64_t count) {
+            gt::ChunkResults r;
+            {
+              nb::gil_scoped_release release;
+              r = gt::evaluate_range(*self.evaluator, self.grid, first, count, self.cache.get(), self.cache_ns);
+            }
+            return chunk_arrays(std::move(r));
+          },
+          "first"_a, "count"_a);
 
   m.def("default_cache_dir", [] { return gt::default_cache_dir().string(); });
 
-  m.def("evaluate_range", [chunk_arrays](const gt::Bars& bars, const std::string& strategy,
-                                         const std::vector<std::string>& grid_specs, const nb::dict& fixed,
-                                         const nb::dict& options, std::uint64_t first, std::uint64_t count) {
-    const gt::Grid grid = make_grid(strategy, grid_specs, fixed);
-    const gt::ExecutionOptions o = execution_options(options);
-    gt::ChunkResults r;
-    {
-      nb::gil_scoped_release release;
-      r = gt::evaluate_range(bars, grid, o, first, count);
-    }
-    return chunk_arrays(std::move(r));
-  }, "bars"_a, "strategy"_a, "grid"_a, "fixed"_a, "options"_a, "first"_a, "count"_a);
+  m.def(
+      "evaluate_range",
+      [chunk_arrays](const gt::Bars& bars, const std::string& strategy, const std::vector<std::string>& grid_specs,
+                     const nb::dict& fixed, const nb::dict& options, std::uint64_t first, std::uint64_t count) {
+        const gt::Grid grid = make_grid(strategy, grid_specs, fixed);
+        const gt::ExecutionOptions o = execution_options(options);
+        gt::ChunkResults r;
+        {
+          nb::gil_scoped_release release;
+          r = gt::evaluate_range(bars, grid, o, first, count);
+        }
+        return chunk_arrays(std::move(r));
+      },
+      "bars"_a, "strategy"_a, "grid"_a, "fixed"_a, "options"_a, "first"_a, "count"_a);
 
-  m.def("format_results", [](const std::string& strategy, const std::vector<std::string>& grid_specs,
-                             const nb::dict& fixed, const std::vector<std::string>& symbols, std::size_t symbol,
-                             std::uint64_t first, InDoubles valid, nb::ndarray<const double, nb::ndim<2>, nb::c_contig> params,
-                             nb::ndarray<const double, nb::ndim<2>, nb::c_contig> metrics, bool header) {
-    // The CSV text of one evaluated range, exactly as `gtrader optimize --out` writes it.
-    const gt::Grid grid = make_grid(strategy, grid_specs, fixed);
-    gt::CsvResultSink sink(grid, symbols, [](std::string_view) {});
-    gt::ChunkResults r;
-    r.symbol = symbol;
-    r.first = first;
-    r.stride = params.shape(1);
-    const auto& names = gt::metric_names();
-    for (std::size_t i = 0; i < valid.shape(0); ++i) {
-      r.valid.push_back(valid(i) != 0);
-      for (std::size_t p = 0; p < r.stride; ++p) r.params.push_back(params(i, p));
-      gt::Metrics m;
-      if (valid(i) != 0)
-        for (std::size_t k = 0; k < names.size(); ++k) gt::set_metric_value(m, k, metrics(i, k));
-      r.metrics.push_back(m);
-    }
-    return (header ? sink.header() : std::string()) + sink.format(r);
-  }, "strategy"_a, "grid"_a, "fixed"_a, "symbols"_a, "symbol"_a, "first"_a, "valid"_a, "params"_a, "metrics"_a,
-     "header"_a = false);
+  m.def(
+      "format_results",
+      [](const std::string& strategy, const std::vector<std::string>& grid_specs, const nb::dict& fixed,
+         const std::vector<std::string>& symbols, std::size_t symbol, std::uint64_t first, InDoubles valid,
+         nb::ndarray<const double, nb::ndim<2>, nb::c_contig> params,
+         nb::ndarray<const double, nb::ndim<2>, nb::c_contig> metrics, bool header) {
+        // The CSV text of one evaluated range, exactly as `gtrader optimize --out` writes it.
+        const gt::Grid grid = make_grid(strategy, grid_specs, fixed);
+        gt::CsvResultSink sink(grid, symbols, [](std::string_view) {});
+        gt::ChunkResults r;
+        r.symbol = symbol;
+        r.first = first;
+        r.stride = params.shape(1);
+        const auto& names = gt::metric_names();
+        for (std::size_t i = 0; i < valid.shape(0); ++i) {
+          r.valid.push_back(valid(i) != 0);
+          for (std::size_t p = 0; p < r.stride; ++p) r.params.push_back(params(i, p));
+          gt::Metrics m;
+          if (valid(i) != 0)
+            for (std::size_t k = 0; k < names.size(); ++k) gt::set_metric_value(m, k, metrics(i, k));
+          r.metrics.push_back(m);
+        }
+        return (header ? sink.header() : std::string()) + sink.format(r);
+      },
+      "strategy"_a, "grid"_a, "fixed"_a, "symbols"_a, "symbol"_a, "first"_a, "valid"_a, "params"_a, "metrics"_a,
+      "header"_a = false);
 
-  m.def("write_file_atomically", [](const std::string& path, const std::string& text) {
-    gt::write_file_atomically(path, text);
-  }, "path"_a, "text"_a);
+  m.def(
+      "write_file_atomically",
+      [](const std::string& path, const std::string& text) { gt::write_file_atomically(path, text); }, "path"_a,
+      "text"_a);
 }

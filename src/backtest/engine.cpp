@@ -75,7 +75,7 @@ class Account {
     if (side > 0) {
       const double fill = price * (1.0 + slip_);
       units_ = committed_ / (fill * (1.0 + options_.commission));
-      cash_ = equity_now - committed_;  // the entry spends exactly the committed capital
+      cash_ = equity_now - committed_;                   // the entry spends exactly the committed capital
       entry_fee_ = units_ * fill * options_.commission;  // exactly 0 without commission
       t.entry_price = fill;
       t.units = units_;
@@ -151,8 +151,7 @@ void add_closed_trades(MetricSums& sums, const std::vector<Trade>& trades) {
 
 }  // namespace
 
-BacktestResult run_backtest(const Bars& bars, std::span<const std::uint8_t> signals,
-                            const ExecutionOptions& options) {
+BacktestResult run_backtest(const Bars& bars, std::span<const std::uint8_t> signals, const ExecutionOptions& options) {
   options.validate();
   BacktestResult result;
   result.equity.resize(bars.size());

@@ -17,9 +17,9 @@ MetricSums sums_of_curve(std::span<const double> equity, double initial_equity, 
 }
 
 const std::vector<std::string>& metric_names() {
-  static const std::vector<std::string> names = {
-      "total_return", "cagr",          "sharpe",   "sortino",          "max_drawdown", "calmar",
-      "trades",       "win_rate",      "profit_factor", "exposure",   "avg_trade_return", "final_equity"};
+  static const std::vector<std::string> names = {"total_return",  "cagr",     "sharpe",           "sortino",
+                                                 "max_drawdown",  "calmar",   "trades",           "win_rate",
+                                                 "profit_factor", "exposure", "avg_trade_return", "final_equity"};
   return names;
 }
 
@@ -28,10 +28,18 @@ namespace {
 // The metrics in metric_names() order: the one place that maps a position to a field. A constant
 // table, so that the cache's encoding of every metric of every combination costs a load each.
 constexpr std::size_t kTradesIndex = 6;  // an integer field: no double member to point at
-constexpr double Metrics::*kMetricFields[kMetricCount] = {
-    &Metrics::total_return, &Metrics::cagr,          &Metrics::sharpe,   &Metrics::sortino,
-    &Metrics::max_drawdown, &Metrics::calmar,        nullptr,            &Metrics::win_rate,
-    &Metrics::profit_factor, &Metrics::exposure,     &Metrics::avg_trade_return, &Metrics::final_equity};
+constexpr double Metrics::*kMetricFields[kMetricCount] = {&Metrics::total_return,
+                                                          &Metrics::cagr,
+                                                          &Metrics::sharpe,
+                                                          &Metrics::sortino,
+                                                          &Metrics::max_drawdown,
+                                                          &Metrics::calmar,
+                                                          nullptr,
+                                                          &Metrics::win_rate,
+                                                          &Metrics::profit_factor,
+                                                          &Metrics::exposure,
+                                                          &Metrics::avg_trade_return,
+                                                          &Metrics::final_equity};
 
 }  // namespace
 
@@ -50,8 +58,10 @@ double metric_value(const Metrics& m, std::size_t index) {
 }
 
 void set_metric_value(Metrics& m, std::size_t index, double value) {
-  if (index == kTradesIndex) m.trades = static_cast<std::int64_t>(value);
-  else m.*kMetricFields[index] = value;
+  if (index == kTradesIndex)
+    m.trades = static_cast<std::int64_t>(value);
+  else
+    m.*kMetricFields[index] = value;
 }
 
 void metric_values(const Metrics& m, std::span<double, kMetricCount> out) {
@@ -64,8 +74,12 @@ Metrics metrics_from_values(std::span<const double, kMetricCount> values) {
   return m;
 }
 
-double metric_value(const Metrics& m, std::string_view name) { return metric_value(m, metric_index(name)); }
+double metric_value(const Metrics& m, std::string_view name) {
+  return metric_value(m, metric_index(name));
+}
 
-bool metric_higher_is_better(std::string_view name) { return name != "max_drawdown"; }
+bool metric_higher_is_better(std::string_view name) {
+  return name != "max_drawdown";
+}
 
 }  // namespace gt

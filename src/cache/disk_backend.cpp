@@ -86,7 +86,8 @@ class Namespace {
   }
 
   CacheBackend::Found find(std::uint64_t key, std::span<char> value) const {
-    auto it = std::upper_bound(index_.begin(), index_.end(), key, [](std::uint64_t k, const auto& e) { return k < e.key; });
+    auto it =
+        std::upper_bound(index_.begin(), index_.end(), key, [](std::uint64_t k, const auto& e) { return k < e.key; });
     if (it == index_.begin() || std::prev(it)->key != key) return CacheBackend::kMissing;
     const auto& e = *std::prev(it);
     if (e.length != value.size()) return CacheBackend::kWrongSize;
@@ -160,7 +161,8 @@ class Namespace {
     for (std::size_t done = 0; done < bytes.size();) {
       const ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) throw CacheUnavailable(fmt::format("cannot write {}: {}", segment_path_.string(), std::strerror(errno)));
+      if (n < 0)
+        throw CacheUnavailable(fmt::format("cannot write {}: {}", segment_path_.string(), std::strerror(errno)));
       done += static_cast<std::size_t>(n);
     }
     bytes.clear();
@@ -179,8 +181,8 @@ class Namespace {
     std::error_code ec;
     std::filesystem::create_directories(dir_, ec);
     const auto now = std::chrono::system_clock::now().time_since_epoch();
-    segment_path_ = dir_ / fmt::format("seg-{:020}-{}.log", std::chrono::duration_cast<std::chrono::nanoseconds>(now).count(),
-                                       ::getpid());
+    segment_path_ = dir_ / fmt::format("seg-{:020}-{}.log",
+                                       std::chrono::duration_cast<std::chrono::nanoseconds>(now).count(), ::getpid());
     fd_ = ::open(segment_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd_ < 0)
       throw CacheUnavailable(fmt::format("cannot create {}: {}", segment_path_.string(), std::strerror(errno)));
@@ -214,8 +216,9 @@ class DiskBackend final : public CacheBackend {
     std::error_code ec;
     std::filesystem::create_directories(dir_, ec);
     if (ec || !std::filesystem::is_directory(dir_))
-      throw Error(fmt::format("cache folder {}: cannot create it ({}); choose another with --cache-dir or use --no-cache",
-                              dir_.string(), ec ? ec.message() : "not a folder"));
+      throw Error(
+          fmt::format("cache folder {}: cannot create it ({}); choose another with --cache-dir or use --no-cache",
+                      dir_.string(), ec ? ec.message() : "not a folder"));
   }
 
   void get(std::string_view ns, std::span<const std::uint64_t> keys, std::size_t value_size, std::span<char> values,

@@ -98,9 +98,9 @@ class RedisBackend final : public CacheBackend {
     const Reply pong = command({"PING"});
     if (pong->type == REDIS_REPLY_ERROR) {
       const std::string why = pong->str;
-      throw Error(fmt::format("--cache {}: {}{}", url_.shown, why,
-                              why.rfind("NOAUTH", 0) == 0 ? "; give the password in the URL: redis://:PASSWORD@host:port/db"
-                                                          : ""));
+      throw Error(fmt::format(
+          "--cache {}: {}{}", url_.shown, why,
+          why.rfind("NOAUTH", 0) == 0 ? "; give the password in the URL: redis://:PASSWORD@host:port/db" : ""));
     }
   }
 
@@ -146,7 +146,8 @@ class RedisBackend final : public CacheBackend {
       argv.push_back(a.data());
       lengths.push_back(a.size());
     }
-    auto* raw = static_cast<redisReply*>(redisCommandArgv(context_.get(), static_cast<int>(argv.size()), argv.data(), lengths.data()));
+    auto* raw = static_cast<redisReply*>(
+        redisCommandArgv(context_.get(), static_cast<int>(argv.size()), argv.data(), lengths.data()));
     if (!raw) throw CacheUnavailable(fmt::format("{}: {}", url_.shown, context_->errstr));
     return Reply(raw, freeReplyObject);
   }

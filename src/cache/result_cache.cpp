@@ -17,8 +17,12 @@ namespace {
 // seeded with the namespace and both halves of the combination's CacheKey, so that an entry moved
 // to another namespace, or stored under another combination whose key collides, fails it. The
 // namespace's "v2" fixes this layout.
-std::uint64_t namespace_seed(std::string_view ns) { return XXH3_64bits(ns.data(), ns.size()); }
-std::uint64_t entry_seed(std::uint64_t ns_seed, CacheKey k) { return ns_seed ^ k.key ^ std::rotl(k.identity, 29); }
+std::uint64_t namespace_seed(std::string_view ns) {
+  return XXH3_64bits(ns.data(), ns.size());
+}
+std::uint64_t entry_seed(std::uint64_t ns_seed, CacheKey k) {
+  return ns_seed ^ k.key ^ std::rotl(k.identity, 29);
+}
 
 std::vector<std::uint64_t> backend_keys(std::span<const CacheKey> keys) {
   std::vector<std::uint64_t> out(keys.size());
@@ -66,13 +70,13 @@ void hash_text(XXH3_state_t& state, std::string_view text) {
 std::string cache_namespace(const Bars& bars, const Strategy& strategy, const ExecutionOptions& options) {
   XXH3_state_t state;
   XXH3_128bits_reset(&state);
-  hash_text(state, fmt::format("engine={} strategy={} code_version={}", kEngineVersion, strategy.name,
-                               strategy.code_version));
+  hash_text(state,
+            fmt::format("engine={} strategy={} code_version={}", kEngineVersion, strategy.name, strategy.code_version));
   // Every field of SPEC §3 by value, periods per year as the engine will use it.
-  hash_text(state, fmt::format("fill={} allow_short={} commission={} slippage_bps={} size={} cash={} periods_per_year={}",
-                               static_cast<int>(options.fill), options.allow_short, options.commission,
-                               options.slippage_bps, options.size, options.cash,
-                               resolve_periods_per_year(bars, options)));
+  hash_text(state,
+            fmt::format("fill={} allow_short={} commission={} slippage_bps={} size={} cash={} periods_per_year={}",
+                        static_cast<int>(options.fill), options.allow_short, options.commission, options.slippage_bps,
+                        options.size, options.cash, resolve_periods_per_year(bars, options)));
   hash_column(state, bars.time);
   hash_column(state, bars.open);
   hash_column(state, bars.high);
@@ -100,7 +104,8 @@ std::string run_journal_name(std::span<const std::string> namespaces, const Grid
 std::filesystem::path default_cache_dir() {
   if (const char* dir = std::getenv("GT_CACHE_DIR"); dir && *dir) return dir;
   if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::filesystem::path(xdg) / "gpt-trader";
-  if (const char* home = std::getenv("HOME"); home && *home) return std::filesystem::path(home) / ".cache" / "gpt-trader";
+  if (const char* home = std::getenv("HOME"); home && *home)
+    return std::filesystem::path(home) / ".cache" / "gpt-trader";
   return std::filesystem::temp_directory_path() / "gpt-trader-cache";
 }
 
@@ -149,7 +154,8 @@ void ResultCache::store(std::string_view ns, std::span<const CacheKey> keys, std
   if (!available() || metrics.empty()) return;
   const std::uint64_t seed = namespace_seed(ns);
   const auto values = std::make_unique_for_overwrite<char[]>(metrics.size() * kEntryBytes);
-  for (std::size_t i = 0; i < metrics.size(); ++i) encode(entry_seed(seed, keys[i]), metrics[i], values.get() + i * kEntryBytes);
+  for (std::size_t i = 0; i < metrics.size(); ++i)
+    encode(entry_seed(seed, keys[i]), metrics[i], values.get() + i * kEntryBytes);
   try {
     backend_->put(ns, backend_keys(keys), kEntryBytes, {values.get(), metrics.size() * kEntryBytes});
   } catch (const CacheUnavailable& e) {
@@ -169,9 +175,10 @@ void ResultCache::flush() {
 std::unique_ptr<ResultCache> open_result_cache(std::string_view location) {
   if (location.rfind("redis://", 0) == 0) return std::make_unique<ResultCache>(make_redis_backend(location));
   if (location.find("://") != std::string_view::npos)
-    throw ParamError(fmt::format("--cache {}: unknown scheme; allowed: redis://[[user]:password@]host[:port][/db] "
-                                 "or a folder",
-                                 location));
+    throw ParamError(
+        fmt::format("--cache {}: unknown scheme; allowed: redis://[[user]:password@]host[:port][/db] "
+                    "or a folder",
+                    location));
   return std::make_unique<ResultCache>(make_disk_backend(std::filesystem::path(location)));
 }
 

@@ -15,8 +15,7 @@ AtomicFile::AtomicFile(std::filesystem::path target) : target_(std::move(target)
   temp_ = target_;
   temp_ += fmt::format(".tmp.{}", ::getpid());
   file_ = std::fopen(temp_.c_str(), "wb");
-  if (!file_)
-    throw Error(fmt::format("{}: cannot create the file ({})", temp_.string(), std::strerror(errno)));
+  if (!file_) throw Error(fmt::format("{}: cannot create the file ({})", temp_.string(), std::strerror(errno)));
 }
 
 AtomicFile::~AtomicFile() {

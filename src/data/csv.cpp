@@ -16,27 +16,34 @@ namespace {
 
 enum class Column { kDate, kTime, kOpen, kHigh, kLow, kClose, kVolume, kIgnored };
 
-constexpr std::array kRequired = {Column::kDate, Column::kOpen, Column::kHigh,
+constexpr std::array kRequired = {Column::kDate, Column::kOpen,  Column::kHigh,
                                   Column::kLow,  Column::kClose, Column::kVolume};
 
 std::string_view column_label(Column c) {
   switch (c) {
-    case Column::kDate: return "Date";
-    case Column::kTime: return "Time";
-    case Column::kOpen: return "Open";
-    case Column::kHigh: return "High";
-    case Column::kLow: return "Low";
-    case Column::kClose: return "Close";
-    case Column::kVolume: return "Volume";
-    case Column::kIgnored: break;
+    case Column::kDate:
+      return "Date";
+    case Column::kTime:
+      return "Time";
+    case Column::kOpen:
+      return "Open";
+    case Column::kHigh:
+      return "High";
+    case Column::kLow:
+      return "Low";
+    case Column::kClose:
+      return "Close";
+    case Column::kVolume:
+      return "Volume";
+    case Column::kIgnored:
+      break;
   }
   return "?";
 }
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '"')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '"' || s.back() == '\r'))
-    s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '"' || s.back() == '\r')) s.remove_suffix(1);
   return s;
 }
 
@@ -74,8 +81,7 @@ bool parse_uint(std::string_view s, std::size_t pos, std::size_t len, unsigned& 
 // "HH:MM" or "HH:MM:SS" -> seconds of the day.
 std::optional<std::int64_t> parse_clock(std::string_view s) {
   unsigned h = 0, m = 0, sec = 0;
-  if (!(s.size() == 5 || s.size() == 8) || !parse_uint(s, 0, 2, h) || s[2] != ':' ||
-      !parse_uint(s, 3, 2, m))
+  if (!(s.size() == 5 || s.size() == 8) || !parse_uint(s, 0, 2, h) || s[2] != ':' || !parse_uint(s, 3, 2, m))
     return std::nullopt;
   if (s.size() == 8 && (s[5] != ':' || !parse_uint(s, 6, 2, sec))) return std::nullopt;
   if (h > 23 || m > 59 || sec > 60) return std::nullopt;
@@ -90,8 +96,8 @@ struct ParsedDate {
 // "YYYY-MM-DD" (or with '/'), optionally followed by ' ' or 'T' and a clock time.
 std::optional<ParsedDate> parse_date(std::string_view s) {
   unsigned y = 0, mo = 0, d = 0;
-  if (s.size() < 10 || !parse_uint(s, 0, 4, y) || (s[4] != '-' && s[4] != '/') ||
-      !parse_uint(s, 5, 2, mo) || s[7] != s[4] || !parse_uint(s, 8, 2, d))
+  if (s.size() < 10 || !parse_uint(s, 0, 4, y) || (s[4] != '-' && s[4] != '/') || !parse_uint(s, 5, 2, mo) ||
+      s[7] != s[4] || !parse_uint(s, 8, 2, d))
     return std::nullopt;
   static constexpr std::array<unsigned, 12> kDays = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   if (mo < 1 || mo > 12 || d < 1 || d > kDays[mo - 1]) return std::nullopt;
@@ -196,8 +202,8 @@ class Parser {
       if (c != Column::kIgnored) {
         for (std::size_t i = 0; i < columns_.size(); ++i)
           if (columns_[i] == c)
-            throw DataError(fmt::format("{}:{}: column '{}' appears twice in the header", source_,
-                                        line_no, trim(field)));
+            throw DataError(
+                fmt::format("{}:{}: column '{}' appears twice in the header", source_, line_no, trim(field)));
       }
       columns_.push_back(c);
       if (comma == std::string_view::npos) break;
@@ -205,10 +211,10 @@ class Parser {
     }
     for (Column need : kRequired) {
       if (std::find(columns_.begin(), columns_.end(), need) == columns_.end())
-        throw DataError(fmt::format(
-            "{}:{}: missing column '{}' (header is '{}'; need Date or Datetime or Timestamp, "
-            "optional Time, Open, High, Low, Close, Volume)",
-            source_, line_no, column_label(need), trim(line)));
+        throw DataError(
+            fmt::format("{}:{}: missing column '{}' (header is '{}'; need Date or Datetime or Timestamp, "
+                        "optional Time, Open, High, Low, Close, Volume)",
+                        source_, line_no, column_label(need), trim(line)));
     }
   }
 
@@ -225,8 +231,7 @@ class Parser {
     for (;;) {
       const std::size_t comma = line.find(',', start);
       std::string_view field = line.substr(start, comma == std::string_view::npos ? line.npos : comma - start);
-      if (index >= columns_.size())
-        return fmt::format("has more than the header's {} fields", columns_.size());
+      if (index >= columns_.size()) return fmt::format("has more than the header's {} fields", columns_.size());
       const Column c = columns_[index];
       if (c == Column::kDate) {
         date_text = trim(field);
@@ -242,8 +247,7 @@ class Parser {
       if (comma == std::string_view::npos) break;
       start = comma + 1;
     }
-    if (index != columns_.size())
-      return fmt::format("has {} fields, the header has {}", index, columns_.size());
+    if (index != columns_.size()) return fmt::format("has {} fields, the header has {}", index, columns_.size());
 
     auto date = parse_date(date_text);
     if (!date) return fmt::format("field 'Date': '{}' is not a date (expected YYYY-MM-DD[ HH:MM[:SS]])", date_text);
@@ -267,14 +271,13 @@ class Parser {
       if (!std::isfinite(p) || p <= 0)
         return fmt::format("field '{}': price {} must be finite and > 0", column_label(col), p);
     if (!std::isfinite(v) || v < 0) return fmt::format("field 'Volume': {} must be finite and >= 0", v);
-    if (l > std::min(o, c))
-      return fmt::format("field 'Low': {} is above min(Open, Close) = {}", l, std::min(o, c));
-    if (h < std::max(o, c))
-      return fmt::format("field 'High': {} is below max(Open, Close) = {}", h, std::max(o, c));
+    if (l > std::min(o, c)) return fmt::format("field 'Low': {} is above min(Open, Close) = {}", l, std::min(o, c));
+    if (h < std::max(o, c)) return fmt::format("field 'High': {} is below max(Open, Close) = {}", h, std::max(o, c));
     if (!bars.time.empty() && t <= bars.time.back())
-      return fmt::format("field 'Date': {} is not after the previous row's {} (rows must be in "
-                         "strictly increasing time, without duplicates)",
-                         format_time(t, clock), format_time(bars.time.back(), clock || any_clock_));
+      return fmt::format(
+          "field 'Date': {} is not after the previous row's {} (rows must be in "
+          "strictly increasing time, without duplicates)",
+          format_time(t, clock), format_time(bars.time.back(), clock || any_clock_));
     any_clock_ = any_clock_ || clock;
     bars.time.push_back(t);
     bars.open.push_back(o);
@@ -365,8 +368,7 @@ std::string format_time(std::int64_t seconds, bool with_time) {
   const unsigned m = mp < 10 ? mp + 3 : mp - 9;
   const std::int64_t y = static_cast<std::int64_t>(yoe) + era * 400 + (m <= 2);
   if (!with_time) return fmt::format("{:04}-{:02}-{:02}", y, m, d);
-  return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", y, m, d, secs / 3600, (secs / 60) % 60,
-                     secs % 60);
+  return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", y, m, d, secs / 3600, (secs / 60) % 60, secs % 60);
 }
 
 Bars parse_csv(std::string_view text, std::string_view source, const LoadOptions& options) {

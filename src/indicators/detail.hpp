@@ -12,10 +12,16 @@ namespace gt::ind::detail {
 inline constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // TA-Lib's TA_IS_ZERO and TA_IS_ZERO_OR_NEG.
-inline bool is_zero(double v) { return -0.00000001 < v && v < 0.00000001; }
-inline bool is_zero_or_neg(double v) { return v < 0.00000001; }
+inline bool is_zero(double v) {
+  return -0.00000001 < v && v < 0.00000001;
+}
+inline bool is_zero_or_neg(double v) {
+  return v < 0.00000001;
+}
 
-inline Series nan_series(std::size_t n) { return Series(n, kNaN); }
+inline Series nan_series(std::size_t n) {
+  return Series(n, kNaN);
+}
 
 // Index of the first non-NaN value (n when none): composites run their inner stage from there.
 inline std::size_t first_valid(std::span<const double> s) {
@@ -60,8 +66,7 @@ struct WmaRunning {
   double period, divider, sum = 0.0, sub = 0.0, trailing_value = 0.0;
   std::size_t trailing = 0;
 
-  WmaRunning(const double* values, int p)
-      : in(values), period(p), divider(static_cast<double>((p * (p + 1)) >> 1)) {
+  WmaRunning(const double* values, int p) : in(values), period(p), divider(static_cast<double>((p * (p + 1)) >> 1)) {
     for (std::size_t i = 0; i + 1 < static_cast<std::size_t>(p); ++i) {
       sub += in[i];
       sum += in[i] * static_cast<double>(i + 1);

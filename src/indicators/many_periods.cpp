@@ -2,13 +2,12 @@
 // lane doing exactly the operations of the one-period recurrence (detail.hpp) in the same order,
 // so that the values are bit-identical to it. Each lane first runs alone, with that recurrence,
 // up to the latest seed bar of its group; from there the lanes advance together.
+#include <fmt/format.h>
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
 #include <array>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "detail.hpp"
 #include "gt/error.hpp"
@@ -31,8 +30,12 @@ using Lanes = double __attribute__((vector_size(kLanes * sizeof(double))));
 
 // State in and out of the registers (by pointer: returning a vector by value would depend on
 // each clone's ABI).
-inline void load(Lanes* v, const std::array<double, kLanes>& a) { std::memcpy(v, a.data(), sizeof *v); }
-inline void store(const Lanes* v, std::array<double, kLanes>& a) { std::memcpy(a.data(), v, sizeof *v); }
+inline void load(Lanes* v, const std::array<double, kLanes>& a) {
+  std::memcpy(v, a.data(), sizeof *v);
+}
+inline void store(const Lanes* v, std::array<double, kLanes>& a) {
+  std::memcpy(a.data(), v, sizeof *v);
+}
 
 struct SmaState {
   alignas(64) std::array<double, kLanes> total, period;
@@ -40,8 +43,8 @@ struct SmaState {
 };
 
 __attribute__((target_clones("avx512f", "avx2", "default"))) void sma_lanes(const double* in, std::size_t from,
-                                                                              std::size_t n, SmaState& s,
-                                                                              double* const* out) {
+                                                                            std::size_t n, SmaState& s,
+                                                                            double* const* out) {
   Lanes total, period;
   load(&total, s.total);
   load(&period, s.period);
@@ -65,8 +68,8 @@ struct EmaState {
 };
 
 __attribute__((target_clones("avx512f", "avx2", "default"))) void ema_lanes(const double* in, std::size_t from,
-                                                                              std::size_t n, EmaState& s,
-                                                                              double* const* out) {
+                                                                            std::size_t n, EmaState& s,
+                                                                            double* const* out) {
   Lanes prev, k;
   load(&prev, s.prev);
   load(&k, s.k);
@@ -83,8 +86,8 @@ struct WmaState {
 };
 
 __attribute__((target_clones("avx512f", "avx2", "default"))) void wma_lanes(const double* in, std::size_t from,
-                                                                              std::size_t n, WmaState& s,
-                                                                              double* const* out) {
+                                                                            std::size_t n, WmaState& s,
+                                                                            double* const* out) {
   Lanes sum, sub, trailing_value, period, divider;
   load(&sum, s.sum);
   load(&sub, s.sub);

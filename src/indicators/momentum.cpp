@@ -16,7 +16,10 @@ Series rsi(std::span<const double> in, int period) {
   for (std::size_t i = 1; i <= p; ++i) {
     const double move = in[i] - prev_value;
     prev_value = in[i];
-    if (move < 0) loss -= move; else gain += move;
+    if (move < 0)
+      loss -= move;
+    else
+      gain += move;
   }
   loss /= period;
   gain /= period;
@@ -30,7 +33,10 @@ Series rsi(std::span<const double> in, int period) {
     prev_value = in[i];
     loss *= (period - 1);
     gain *= (period - 1);
-    if (move < 0) loss -= move; else gain += move;
+    if (move < 0)
+      loss -= move;
+    else
+      gain += move;
     loss /= period;
     gain /= period;
     out[i] = value();
@@ -66,9 +72,8 @@ Macd macd(std::span<const double> in, int fast, int slow, int signal) {
   const std::size_t first_signal = first + static_cast<std::size_t>(signal - 1);
   if (first_signal >= n) return out;
   Series sig = detail::nan_series(n);
-  detail::ema_from(std::span<const double>(line).subspan(first), signal,
-                   2.0 / static_cast<double>(signal + 1), static_cast<std::size_t>(signal - 1),
-                   sig.data() + first);
+  detail::ema_from(std::span<const double>(line).subspan(first), signal, 2.0 / static_cast<double>(signal + 1),
+                   static_cast<std::size_t>(signal - 1), sig.data() + first);
   for (std::size_t i = first_signal; i < n; ++i) {
     out.macd[i] = line[i];
     out.signal[i] = sig[i];
@@ -77,8 +82,8 @@ Macd macd(std::span<const double> in, int fast, int slow, int signal) {
   return out;
 }
 
-Stoch stoch(std::span<const double> high, std::span<const double> low, std::span<const double> close,
-            int fastk, int slowk, int slowd) {
+Stoch stoch(std::span<const double> high, std::span<const double> low, std::span<const double> close, int fastk,
+            int slowk, int slowd) {
   const std::size_t n = close.size();
   Stoch out{detail::nan_series(n), detail::nan_series(n)};
   const std::size_t lookback_k = static_cast<std::size_t>(fastk - 1);

@@ -36,24 +36,29 @@ using detail::kNaN;
 void check_period(std::string_view indicator, std::string_view parameter, int period, int min_period,
                   std::size_t bars) {
   if (period < min_period)
-    throw ParamError(fmt::format("{}: {} = {} is out of range (allowed: {} to 100000)", indicator,
-                                 parameter, period, min_period));
+    throw ParamError(
+        fmt::format("{}: {} = {} is out of range (allowed: {} to 100000)", indicator, parameter, period, min_period));
   if (static_cast<std::size_t>(period) > bars)
-    throw ParamError(fmt::format("{}: {} = {} is longer than the data ({} bars)", indicator, parameter,
-                                 period, bars));
+    throw ParamError(fmt::format("{}: {} = {} is longer than the data ({} bars)", indicator, parameter, period, bars));
 }
 
 int ma_lookback(MaType type, int period) {
   switch (type) {
     case MaType::kSma:
     case MaType::kEma:
-    case MaType::kWma: return period - 1;
-    case MaType::kDema: return 2 * (period - 1);
-    case MaType::kTema: return 3 * (period - 1);
-    case MaType::kKama: return period;
+    case MaType::kWma:
+      return period - 1;
+    case MaType::kDema:
+      return 2 * (period - 1);
+    case MaType::kTema:
+      return 3 * (period - 1);
+    case MaType::kKama:
+      return period;
   }
-  throw ParamError(fmt::format("unknown moving-average type {} (allowed: 0 SMA, 1 EMA, 2 WMA, 3 DEMA, "
-                               "4 TEMA, 6 KAMA)", static_cast<int>(type)));
+  throw ParamError(
+      fmt::format("unknown moving-average type {} (allowed: 0 SMA, 1 EMA, 2 WMA, 3 DEMA, "
+                  "4 TEMA, 6 KAMA)",
+                  static_cast<int>(type)));
 }
 
 Series sma(std::span<const double> in, int period) {
@@ -69,8 +74,7 @@ Series sma(std::span<const double> in, int period) {
 Series ema(std::span<const double> in, int period) {
   Series out = detail::nan_series(in.size());
   if (period < 1 || in.size() < static_cast<std::size_t>(period)) return out;
-  detail::ema_from(in, period, 2.0 / static_cast<double>(period + 1), static_cast<std::size_t>(period - 1),
-                   out.data());
+  detail::ema_from(in, period, 2.0 / static_cast<double>(period + 1), static_cast<std::size_t>(period - 1), out.data());
   return out;
 }
 
@@ -136,12 +140,18 @@ Series kama(std::span<const double> in, int period) {
 
 Series ma(MaType type, std::span<const double> in, int period) {
   switch (type) {
-    case MaType::kSma: return sma(in, period);
-    case MaType::kEma: return ema(in, period);
-    case MaType::kWma: return wma(in, period);
-    case MaType::kDema: return dema(in, period);
-    case MaType::kTema: return tema(in, period);
-    case MaType::kKama: return kama(in, period);
+    case MaType::kSma:
+      return sma(in, period);
+    case MaType::kEma:
+      return ema(in, period);
+    case MaType::kWma:
+      return wma(in, period);
+    case MaType::kDema:
+      return dema(in, period);
+    case MaType::kTema:
+      return tema(in, period);
+    case MaType::kKama:
+      return kama(in, period);
   }
   ma_lookback(type, period);  // throws the message that lists the allowed types
   return {};

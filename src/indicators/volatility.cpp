@@ -45,8 +45,7 @@ Bands bbands(std::span<const double> in, int period, double nbdev_up, double nbd
   return out;
 }
 
-Series atr(std::span<const double> high, std::span<const double> low, std::span<const double> close,
-           int period) {
+Series atr(std::span<const double> high, std::span<const double> low, std::span<const double> close, int period) {
   const std::size_t n = close.size();
   Series out = detail::nan_series(n);
   const std::size_t p = static_cast<std::size_t>(period);
@@ -68,8 +67,7 @@ Series atr(std::span<const double> high, std::span<const double> low, std::span<
   return out;
 }
 
-Series adx(std::span<const double> high, std::span<const double> low, std::span<const double> close,
-           int period) {
+Series adx(std::span<const double> high, std::span<const double> low, std::span<const double> close, int period) {
   const std::size_t n = close.size();
   Series out = detail::nan_series(n);
   const std::size_t lookback = 2 * static_cast<std::size_t>(period) - 1;
@@ -88,8 +86,10 @@ Series adx(std::span<const double> high, std::span<const double> low, std::span<
       minus_dm -= minus_dm / period;
       plus_dm -= plus_dm / period;
     }
-    if (diff_m > 0 && diff_p < diff_m) minus_dm += diff_m;
-    else if (diff_p > 0 && diff_p > diff_m) plus_dm += diff_p;
+    if (diff_m > 0 && diff_p < diff_m)
+      minus_dm += diff_m;
+    else if (diff_p > 0 && diff_p > diff_m)
+      plus_dm += diff_p;
     const double range = true_range(prev_high, prev_low, prev_close);
     tr = smooth ? tr - tr / period + range : tr + range;
     prev_close = close[today];

@@ -11,8 +11,10 @@ Series obv(std::span<const double> close, std::span<const double> volume) {
   double prev = close[0];
   out[0] = total;
   for (std::size_t i = 1; i < n; ++i) {
-    if (close[i] > prev) total += volume[i];
-    else if (close[i] < prev) total -= volume[i];
+    if (close[i] > prev)
+      total += volume[i];
+    else if (close[i] < prev)
+      total -= volume[i];
     out[i] = total;
     prev = close[i];
   }

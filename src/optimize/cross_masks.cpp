@@ -24,8 +24,10 @@ struct EventWords {
   void emit(std::size_t w, std::uint64_t above, std::uint64_t below, std::size_t defined_from, std::uint64_t* up,
             std::uint64_t* down) {
     std::uint64_t defined = ~std::uint64_t{0};
-    if (defined_from >= (w + 1) * 64) defined = 0;
-    else if (defined_from > w * 64) defined = ~std::uint64_t{0} << (defined_from - w * 64);
+    if (defined_from >= (w + 1) * 64)
+      defined = 0;
+    else if (defined_from > w * 64)
+      defined = ~std::uint64_t{0} << (defined_from - w * 64);
     const std::uint64_t le = defined & ~above;
     const std::uint64_t ge = defined & ~below;
     up[w] = above & ((le << 1) | carry_le);
@@ -61,8 +63,8 @@ void portable(CrossSeries f, CrossSeries s, std::size_t words, std::size_t defin
   }
 }
 
-__attribute__((target("avx2"))) void avx2(CrossSeries f, CrossSeries s, std::size_t words,
-                                           std::size_t defined_from, std::uint64_t* up, std::uint64_t* down) {
+__attribute__((target("avx2"))) void avx2(CrossSeries f, CrossSeries s, std::size_t words, std::size_t defined_from,
+                                          std::uint64_t* up, std::uint64_t* down) {
   const __m256 band_scale = _mm256_set1_ps(kCoarseBand);
   const __m256 sign = _mm256_set1_ps(-0.0f);
   EventWords events;
@@ -73,8 +75,10 @@ __attribute__((target("avx2"))) void avx2(CrossSeries f, CrossSeries s, std::siz
       const __m256 fv = _mm256_loadu_ps(f.coarse + i);
       const __m256 sv = _mm256_loadu_ps(s.coarse + i);
       const __m256 band = _mm256_mul_ps(band_scale, _mm256_andnot_ps(sign, sv));
-      const auto a = static_cast<std::uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_sub_ps(fv, sv), band, _CMP_GT_OQ)));
-      const auto b = static_cast<std::uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_sub_ps(sv, fv), band, _CMP_GT_OQ)));
+      const auto a =
+          static_cast<std::uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_sub_ps(fv, sv), band, _CMP_GT_OQ)));
+      const auto b =
+          static_cast<std::uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_sub_ps(sv, fv), band, _CMP_GT_OQ)));
       const auto nan = static_cast<std::uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(fv, sv, _CMP_UNORD_Q)));
       above |= a << (j * 8);
       below |= b << (j * 8);
@@ -86,7 +90,7 @@ __attribute__((target("avx2"))) void avx2(CrossSeries f, CrossSeries s, std::siz
 }
 
 __attribute__((target("avx512f"))) void avx512(CrossSeries f, CrossSeries s, std::size_t words,
-                                                std::size_t defined_from, std::uint64_t* up, std::uint64_t* down) {
+                                               std::size_t defined_from, std::uint64_t* up, std::uint64_t* down) {
   const __m512 band_scale = _mm512_set1_ps(kCoarseBand);
   EventWords events;
   for (std::size_t w = 0; w < words; ++w) {
@@ -134,14 +138,20 @@ void cross_events(CrossSeries fast, CrossSeries slow, std::size_t words, std::si
   chosen().impl(fast, slow, words, defined_from, up, down);
 }
 
-const char* cross_events_isa() { return chosen().name; }
+const char* cross_events_isa() {
+  return chosen().name;
+}
 
 bool force_cross_events_isa(const char* isa) {
   __builtin_cpu_init();
-  if (std::strcmp(isa, "avx512") == 0 && __builtin_cpu_supports("avx512f")) chosen() = {avx512, "avx512"};
-  else if (std::strcmp(isa, "avx2") == 0 && __builtin_cpu_supports("avx2")) chosen() = {avx2, "avx2"};
-  else if (std::strcmp(isa, "portable") == 0) chosen() = {portable, "portable"};
-  else return false;
+  if (std::strcmp(isa, "avx512") == 0 && __builtin_cpu_supports("avx512f"))
+    chosen() = {avx512, "avx512"};
+  else if (std::strcmp(isa, "avx2") == 0 && __builtin_cpu_supports("avx2"))
+    chosen() = {avx2, "avx2"};
+  else if (std::strcmp(isa, "portable") == 0)
+    chosen() = {portable, "portable"};
+  else
+    return false;
   return true;
 }
 

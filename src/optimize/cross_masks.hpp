@@ -18,8 +18,8 @@ struct CrossSeries {
 // Bit t of up: fast is above slow at t (signal_rules.hpp's tie band) and at or below it at t-1,
 // both defined at t-1 (t-1 >= defined_from); down is the mirror image (SPEC §5). Dispatches at
 // run time to AVX-512, AVX2 or portable code; all give the bits of the double-precision rule.
-void cross_events(CrossSeries fast, CrossSeries slow, std::size_t words, std::size_t defined_from,
-                  std::uint64_t* up, std::uint64_t* down);
+void cross_events(CrossSeries fast, CrossSeries slow, std::size_t words, std::size_t defined_from, std::uint64_t* up,
+                  std::uint64_t* down);
 
 // Which implementation cross_events uses on this machine ("avx512", "avx2", "portable").
 const char* cross_events_isa();

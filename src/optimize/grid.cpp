@@ -16,7 +16,8 @@ Grid::Grid(const Strategy& strategy, std::vector<Axis> axes, ParamValues base)
   for (const Axis& axis : axes_) {
     if (axis.values.empty()) throw ParamError(fmt::format("grid for '{}' is empty", strategy.params[axis.param].name));
     if (size_ > kMaxGridSize / axis.values.size())
-      throw ParamError(fmt::format("the grid has more than 2^40 combinations (limit {}); split the study", kMaxGridSize));
+      throw ParamError(
+          fmt::format("the grid has more than 2^40 combinations (limit {}); split the study", kMaxGridSize));
     size_ *= axis.values.size();
   }
 }
@@ -60,7 +61,8 @@ std::vector<double> expand_spec(const ParamSpec& spec, const std::string& text) 
     if (hi < lo) throw fail(fmt::format("empty range: {} is above {}", parts[0], parts[1]));
     const double count = std::floor((hi - lo) / step + 1e-9) + 1;
     if (count > static_cast<double>(kMaxGridSize)) throw fail("the range has more than 2^40 values");
-    for (std::uint64_t i = 0; i < static_cast<std::uint64_t>(count); ++i) values.push_back(lo + static_cast<double>(i) * step);
+    for (std::uint64_t i = 0; i < static_cast<std::uint64_t>(count); ++i)
+      values.push_back(lo + static_cast<double>(i) * step);
   } else {
     std::size_t start = 0;
     for (;;) {
@@ -113,7 +115,9 @@ Grid parse_grid(const Strategy& strategy, const std::vector<std::string>& specs,
       throw ParamError(fmt::format("{}: {}", yaml_file->string(), e.what()));
     }
     const YAML::Node grid = root["grid"] ? root["grid"] : root;
-    if (!grid.IsMap()) throw ParamError(fmt::format("{}: expected a map of parameter: spec (optionally under 'grid:')", yaml_file->string()));
+    if (!grid.IsMap())
+      throw ParamError(
+          fmt::format("{}: expected a map of parameter: spec (optionally under 'grid:')", yaml_file->string()));
     for (const auto& entry : grid) {
       const auto name = entry.first.as<std::string>();
       if (name == "strategy") continue;
@@ -131,7 +135,8 @@ Grid parse_grid(const Strategy& strategy, const std::vector<std::string>& specs,
     for (const auto& a : axes)
       if (a.param == i) throw ParamError(fmt::format("--grid: parameter '{}' is given twice", name));
     for (const auto& [fixed_name, unused] : fixed)
-      if (fixed_name == name) throw ParamError(fmt::format("parameter '{}' is both fixed (--param) and in the grid", name));
+      if (fixed_name == name)
+        throw ParamError(fmt::format("parameter '{}' is both fixed (--param) and in the grid", name));
     axes.push_back({i, expand_spec(strategy.params[i], text)});
   }
   return Grid(strategy, std::move(axes), std::move(base));

@@ -8,6 +8,8 @@
 // O(1), and only when the range could deepen the maximum drawdown at all.
 #include "ma_cross_evaluator.hpp"
 
+#include <tbb/parallel_invoke.h>
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -17,8 +19,6 @@
 #include "../strategies/signals.hpp"
 #include "cross_masks.hpp"
 #include "gt/indicators.hpp"
-
-#include <tbb/parallel_invoke.h>
 
 namespace gt {
 namespace {
@@ -96,7 +96,10 @@ inline std::size_t next_bit(const std::uint64_t* words, std::size_t count, std::
 class MaCrossEvaluator final : public Evaluator {
  public:
   MaCrossEvaluator(const Bars& bars, const Grid& grid, const ExecutionOptions& options)
-      : n_(bars.size()), words_((bars.size() + 63) / 64), padded_(words_ * 64), cash_(options.cash),
+      : n_(bars.size()),
+        words_((bars.size() + 63) / 64),
+        padded_(words_ * 64),
+        cash_(options.cash),
         periods_per_year_(resolve_periods_per_year(bars, options)) {
     // The moving averages and the range table are the two large pieces: built side by side.
     tbb::parallel_invoke([&] { build_moving_averages(bars, grid); }, [&] { ranges_ = RangeTable(bars.close); });
@@ -169,7 +172,8 @@ class MaCrossEvaluator final : public Evaluator {
         std::size_t first = 0;
         while (first < n_ && std::isnan(values[first])) ++first;
         first_defined_.push_back(first);
-        row_of_[static_cast<std::size_t>(type * (max_period_ + 1) + periods[r])] = static_cast<int>(ti * periods.size() + r);
+        row_of_[static_cast<std::size_t>(type * (max_period_ + 1) + periods[r])] =
+            static_cast<int>(ti * periods.size() + r);
       }
     }
   }
@@ -236,10 +240,10 @@ class MaCrossEvaluator final : public Evaluator {
   std::size_t n_, words_, padded_, lag_ = 1;
   double cash_, periods_per_year_;
   int max_period_ = 0;
-  std::unique_ptr<double[]> series_;       // padded MA rows
-  std::unique_ptr<float[]> coarse_;        // the same rows rounded to float
-  std::vector<std::size_t> first_defined_; // per row
-  std::vector<int> row_of_;                // [type][period] -> row
+  std::unique_ptr<double[]> series_;        // padded MA rows
+  std::unique_ptr<float[]> coarse_;         // the same rows rounded to float
+  std::vector<std::size_t> first_defined_;  // per row
+  std::vector<int> row_of_;                 // [type][period] -> row
   std::vector<std::uint64_t> volume_words_;
   std::vector<MaCrossBarFacts> facts_;  // one cache line per bar
   RangeTable ranges_;
@@ -299,7 +303,8 @@ bool ma_cross_engine_supports(const Grid& grid, const ExecutionOptions& options)
   return grid.strategy().name == "ma_cross" && !options.allow_short && options.size == 1.0;
 }
 
-std::unique_ptr<Evaluator> make_ma_cross_evaluator(const Bars& bars, const Grid& grid, const ExecutionOptions& options) {
+std::unique_ptr<Evaluator> make_ma_cross_evaluator(const Bars& bars, const Grid& grid,
+                                                   const ExecutionOptions& options) {
   if (!ma_cross_engine_supports(grid, options)) return nullptr;
   return std::make_unique<MaCrossEvaluator>(bars, grid, options);
 }

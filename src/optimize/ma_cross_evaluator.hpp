@@ -13,10 +13,10 @@ namespace gt {
 // shared by the CPU engine and its CUDA twin (src/optimize/cuda), so both fill alike.
 struct alignas(64) MaCrossBarFacts {
   double close = 0;
-  double entry_cost = 0;    // price of one unit bought at this bar's fill, costs included
-  double exit_value = 0;    // cash from one unit sold at this bar's fill, costs deducted
-  double entry_return = 0;  // return of the entry bar: close / entry_cost - 1
-  double exit_return = 0;   // return of the exit bar: exit_value / previous close - 1
+  double entry_cost = 0;                        // price of one unit bought at this bar's fill, costs included
+  double exit_value = 0;                        // cash from one unit sold at this bar's fill, costs deducted
+  double entry_return = 0;                      // return of the entry bar: close / entry_cost - 1
+  double exit_return = 0;                       // return of the exit bar: exit_value / previous close - 1
   double sum_r = 0, sum_r2 = 0, sum_down2 = 0;  // prefix sums of close-to-close returns
 };
 // Running peak and deepest drawdown of an equity curve. `floor` = peak * (1 - max_drawdown) is
@@ -34,8 +34,10 @@ struct DrawdownTracker {
   }
   // The equity at one close.
   GT_HOST_DEVICE void mark(double value) {
-    if (value > peak) raise_peak(value);
-    else if (value < floor) deepen(1.0 - value / peak);
+    if (value > peak)
+      raise_peak(value);
+    else if (value < floor)
+      deepen(1.0 - value / peak);
   }
 };
 

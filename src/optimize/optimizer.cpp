@@ -19,7 +19,9 @@ namespace {
 class ReferenceEvaluator final : public Evaluator {
  public:
   ReferenceEvaluator(const Bars& bars, const Grid& grid, const ExecutionOptions& options)
-      : bars_(bars), strategy_(grid.strategy()), options_(options),
+      : bars_(bars),
+        strategy_(grid.strategy()),
+        options_(options),
         periods_per_year_(resolve_periods_per_year(bars, options)) {}
 
   void evaluate(std::span<const double> params, std::size_t stride, std::span<Metrics> out) const override {
@@ -182,7 +184,8 @@ ChunkResults evaluate_range(const Evaluator& evaluator, const Grid& grid, std::u
   return r;
 }
 
-std::unique_ptr<Evaluator> make_reference_evaluator(const Bars& bars, const Grid& grid, const ExecutionOptions& options) {
+std::unique_ptr<Evaluator> make_reference_evaluator(const Bars& bars, const Grid& grid,
+                                                    const ExecutionOptions& options) {
   return std::make_unique<ReferenceEvaluator>(bars, grid, options);
 }
 
@@ -217,13 +220,16 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
   if (opt.device != "cpu" && opt.device != "cuda" && opt.device != "auto")
     throw ParamError(fmt::format("--device {}: allowed: cpu, cuda, auto", opt.device));
   const bool use_cuda =
-      !opt.reference && (opt.device == "cuda" ||
-                         (opt.device == "auto" && ma_cross_engine_supports(grid, options) && cuda_available()));
+      !opt.reference &&
+      (opt.device == "cuda" || (opt.device == "auto" && ma_cross_engine_supports(grid, options) && cuda_available()));
   std::vector<std::unique_ptr<Evaluator>> evaluators;
   for (const auto& bars : symbols) {
-    if (use_cuda) evaluators.push_back(make_cuda_evaluator(bars, grid, options, opt.gpus));
-    else if (opt.reference) evaluators.push_back(make_reference_evaluator(bars, grid, options));
-    else evaluators.push_back(make_evaluator(bars, grid, options));
+    if (use_cuda)
+      evaluators.push_back(make_cuda_evaluator(bars, grid, options, opt.gpus));
+    else if (opt.reference)
+      evaluators.push_back(make_reference_evaluator(bars, grid, options));
+    else
+      evaluators.push_back(make_evaluator(bars, grid, options));
   }
   result.device = use_cuda ? "cuda: " + cuda_devices() : "cpu";
   result.evaluator = evaluators.empty() ? "" : std::string(evaluators.front()->name());
@@ -242,57 +248,53 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
   std::uint64_t next_first = 0;
   tbb::parallel_pipeline(
       static_cast<std::size_t>(threads) * 4,
-      tbb::make_filter<void, Chunk*>(tbb::filter_mode::serial_in_order,
-                                     [&](tbb::flow_control& fc) -> Chunk* {
-                                       if (next_symbol >= symbols.size() || grid.size() == 0) {
-                                         fc.stop();
-                                         return nullptr;
-                                       }
-                                       auto* c = new Chunk;
-                                       c->results.symbol = next_symbol;
-                                       c->results.first = next_first;
-                                       const std::uint64_t count = std::min(chunk, grid.size() - next_first);
-                                       c->results.valid.resize(count);
-                                       next_first += count;
-                                       if (next_first == grid.size()) {
-                                         next_first = 0;
-                                         ++next_symbol;
-                                       }
-                                       return c;
-                                     }) &
-          tbb::make_filter<Chunk*, Chunk*>(tbb::filter_mode::parallel,
-                                           [&](Chunk* c) {
-                                             evaluate_chunk(*evaluators[c->results.symbol], grid, c->results, opt.cache,
-                                                            opt.cache ? std::string_view(namespaces[c->results.symbol])
-                                                                      : std::string_view());
-                                             if (sink) c->text = sink->format(c->results);
-                                             return c;
-                                           }) &
-          tbb::make_filter<Chunk*, void>(tbb::filter_mode::serial_in_order, [&](Chunk* c) {
-            std::unique_ptr<Chunk> owned(c);
-            auto& r = c->results;
-            std::uint64_t valid = 0;
-            for (std::size_t i = 0; i < r.valid.size(); ++i) {
-              if (!r.valid[i]) continue;
-              ++valid;
-              if (r.metrics[i].trades < opt.min_trades) continue;
-              tops[r.symbol].offer(r.symbol, r.first + i, r.params_of(i), r.metrics[i]);
-            }
-            result.valid += valid;
-            result.invalid += r.valid.size() - valid;
-            result.computed += valid - r.from_cache;
-            result.from_cache += r.from_cache;
-            result.bar_combinations += (valid - r.from_cache) * symbols[r.symbol].size();
-            if (sink) sink->consume(r, std::move(c->text));
-            progress.advance(r.valid.size());
-          }));
+      tbb::make_filter<void, Chunk*>(tbb::filter_mode::serial_in_order, [&](tbb::flow_control& fc) -> Chunk* {
+        if (next_symbol >= symbols.size() || grid.size() == 0) {
+          fc.stop();
+          return nullptr;
+        }
+        auto* c = new Chunk;
+        c->results.symbol = next_symbol;
+        c->results.first = next_first;
+        const std::uint64_t count = std::min(chunk, grid.size() - next_first);
+        c->results.valid.resize(count);
+        next_first += count;
+        if (next_first == grid.size()) {
+          next_first = 0;
+          ++next_symbol;
+        }
+        return c;
+      }) & tbb::make_filter<Chunk*, Chunk*>(tbb::filter_mode::parallel, [&](Chunk* c) {
+        evaluate_chunk(*evaluators[c->results.symbol], grid, c->results, opt.cache,
+                       opt.cache ? std::string_view(namespaces[c->results.symbol]) : std::string_view());
+        if (sink) c->text = sink->format(c->results);
+        return c;
+      }) & tbb::make_filter<Chunk*, void>(tbb::filter_mode::serial_in_order, [&](Chunk* c) {
+        std::unique_ptr<Chunk> owned(c);
+        auto& r = c->results;
+        std::uint64_t valid = 0;
+        for (std::size_t i = 0; i < r.valid.size(); ++i) {
+          if (!r.valid[i]) continue;
+          ++valid;
+          if (r.metrics[i].trades < opt.min_trades) continue;
+          tops[r.symbol].offer(r.symbol, r.first + i, r.params_of(i), r.metrics[i]);
+        }
+        result.valid += valid;
+        result.invalid += r.valid.size() - valid;
+        result.computed += valid - r.from_cache;
+        result.from_cache += r.from_cache;
+        result.bar_combinations += (valid - r.from_cache) * symbols[r.symbol].size();
+        if (sink) sink->consume(r, std::move(c->text));
+        progress.advance(r.valid.size());
+      }));
   if (opt.cache) opt.cache->flush();
   for (auto& t : tops) result.top.push_back(std::move(t).sorted());
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
 
-CsvResultSink::CsvResultSink(const Grid& grid, std::vector<std::string> symbols, std::function<void(std::string_view)> write)
+CsvResultSink::CsvResultSink(const Grid& grid, std::vector<std::string> symbols,
+                             std::function<void(std::string_view)> write)
     : grid_(grid), symbols_(std::move(symbols)), write_(std::move(write)) {}
 
 std::vector<std::string> symbol_names(const std::vector<Bars>& bars) {
@@ -329,6 +331,8 @@ std::string CsvResultSink::format(const ChunkResults& chunk) const {
   return out;
 }
 
-void CsvResultSink::consume(const ChunkResults&, std::string&& text) { write_(text); }
+void CsvResultSink::consume(const ChunkResults&, std::string&& text) {
+  write_(text);
+}
 
 }  // namespace gt

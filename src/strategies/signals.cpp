@@ -1,10 +1,10 @@
 #include "signals.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <deque>
-
-#include <fmt/format.h>
 
 #include "gt/backtest.hpp"
 #include "gt/indicators.hpp"
@@ -19,8 +19,10 @@ namespace {
 template <typename OnCross>
 void for_each_cross(std::span<const double> a, std::span<const double> b, OnCross on_cross) {
   for (std::size_t t = 1; t < a.size(); ++t) {
-    if (is_above(a[t], b[t]) && is_at_or_below(a[t - 1], b[t - 1])) on_cross(t, true);
-    else if (is_below(a[t], b[t]) && is_at_or_above(a[t - 1], b[t - 1])) on_cross(t, false);
+    if (is_above(a[t], b[t]) && is_at_or_below(a[t - 1], b[t - 1]))
+      on_cross(t, true);
+    else if (is_below(a[t], b[t]) && is_at_or_above(a[t - 1], b[t - 1]))
+      on_cross(t, false);
   }
 }
 
@@ -29,8 +31,10 @@ void crossover_events(std::span<const double> a, std::span<const double> b, cons
   std::fill(out.begin(), out.end(), 0);
   for_each_cross(a, b, [&](std::size_t t, bool above) {
     const bool ok = entry_ok == nullptr || entry_ok[t] != 0;
-    if (above) out[t] = static_cast<std::uint8_t>(kShortExit | (ok ? kLongEntry : 0));
-    else out[t] = static_cast<std::uint8_t>(kLongExit | (ok ? kShortEntry : 0));
+    if (above)
+      out[t] = static_cast<std::uint8_t>(kShortExit | (ok ? kLongEntry : 0));
+    else
+      out[t] = static_cast<std::uint8_t>(kLongExit | (ok ? kShortEntry : 0));
   });
 }
 
@@ -55,7 +59,9 @@ const std::vector<double>& cached(SeriesCache& cache, const std::string& key, Co
   return (*hold)[output];
 }
 
-int as_int(double v) { return static_cast<int>(v); }
+int as_int(double v) {
+  return static_cast<int>(v);
+}
 
 }  // namespace
 
@@ -70,44 +76,59 @@ void ma_cross(const Bars& bars, const ParamValues& p, std::span<std::uint8_t> ou
   const auto type = static_cast<ind::MaType>(as_int(p[2]));
   std::shared_ptr<const SeriesCache::Group> hold_fast, hold_slow, hold_volume;
   auto ma_key = [&](double period) { return fmt::format("ma:{}:{}", as_int(p[2]), as_int(period)); };
-  const auto& fast = cached(cache, ma_key(p[0]), [&] { return SeriesCache::Group{ind::ma(type, bars.close, as_int(p[0]))}; }, hold_fast);
-  const auto& slow = cached(cache, ma_key(p[1]), [&] { return SeriesCache::Group{ind::ma(type, bars.close, as_int(p[1]))}; }, hold_slow);
+  const auto& fast = cached(
+      cache, ma_key(p[0]), [&] { return SeriesCache::Group{ind::ma(type, bars.close, as_int(p[0]))}; }, hold_fast);
+  const auto& slow = cached(
+      cache, ma_key(p[1]), [&] { return SeriesCache::Group{ind::ma(type, bars.close, as_int(p[1]))}; }, hold_slow);
   const double* ok = nullptr;
   if (p[3] != 0) {
-    ok = cached(cache, "volume_above_sma20", [&] {
-           const auto flags = volume_above_average(bars);
-           return SeriesCache::Group{std::vector<double>(flags.begin(), flags.end())};
-         }, hold_volume).data();
+    ok = cached(
+             cache, "volume_above_sma20",
+             [&] {
+               const auto flags = volume_above_average(bars);
+               return SeriesCache::Group{std::vector<double>(flags.begin(), flags.end())};
+             },
+             hold_volume)
+             .data();
   }
   crossover_events(fast, slow, ok, out);
 }
 
 void macd_cross(const Bars& bars, const ParamValues& p, std::span<std::uint8_t> out, SeriesCache& cache) {
   std::shared_ptr<const SeriesCache::Group> hold;
-  cached(cache, fmt::format("macd:{}:{}:{}", as_int(p[0]), as_int(p[1]), as_int(p[2])), [&] {
-    auto m = ind::macd(bars.close, as_int(p[0]), as_int(p[1]), as_int(p[2]));
-    return SeriesCache::Group{std::move(m.macd), std::move(m.signal)};
-  }, hold);
+  cached(
+      cache, fmt::format("macd:{}:{}:{}", as_int(p[0]), as_int(p[1]), as_int(p[2])),
+      [&] {
+        auto m = ind::macd(bars.close, as_int(p[0]), as_int(p[1]), as_int(p[2]));
+        return SeriesCache::Group{std::move(m.macd), std::move(m.signal)};
+      },
+      hold);
   crossover_events((*hold)[0], (*hold)[1], nullptr, out);
 }
 
 void rsi_reversion(const Bars& bars, const ParamValues& p, std::span<std::uint8_t> out, SeriesCache& cache) {
   std::shared_ptr<const SeriesCache::Group> hold;
-  const auto& r = cached(cache, fmt::format("rsi:{}", as_int(p[0])),
-                         [&] { return SeriesCache::Group{ind::rsi(bars.close, as_int(p[0]))}; }, hold);
+  const auto& r = cached(
+      cache, fmt::format("rsi:{}", as_int(p[0])),
+      [&] { return SeriesCache::Group{ind::rsi(bars.close, as_int(p[0]))}; }, hold);
   for (std::size_t t = 0; t < bars.size(); ++t) {
     out[t] = 0;
-    if (r[t] < p[1]) out[t] = kLongEntry | kShortExit;
-    else if (r[t] > p[2]) out[t] = kLongExit | kShortEntry;
+    if (r[t] < p[1])
+      out[t] = kLongEntry | kShortExit;
+    else if (r[t] > p[2])
+      out[t] = kLongExit | kShortEntry;
   }
 }
 
 void bbands_reversion(const Bars& bars, const ParamValues& p, std::span<std::uint8_t> out, SeriesCache& cache) {
   std::shared_ptr<const SeriesCache::Group> hold;
-  cached(cache, fmt::format("bbands:{}:{}", as_int(p[0]), p[1]), [&] {
-    auto b = ind::bbands(bars.close, as_int(p[0]), p[1], p[1]);
-    return SeriesCache::Group{std::move(b.upper), std::move(b.middle), std::move(b.lower)};
-  }, hold);
+  cached(
+      cache, fmt::format("bbands:{}:{}", as_int(p[0]), p[1]),
+      [&] {
+        auto b = ind::bbands(bars.close, as_int(p[0]), p[1], p[1]);
+        return SeriesCache::Group{std::move(b.upper), std::move(b.middle), std::move(b.lower)};
+      },
+      hold);
   const auto& upper = (*hold)[0];
   const auto& middle = (*hold)[1];
   const auto& lower = (*hold)[2];
@@ -129,9 +150,11 @@ void donchian_breakout(const Bars& bars, const ParamValues& p, std::span<std::ui
     return SeriesCache::Group{prior_extreme(bars.high, k, true), prior_extreme(bars.low, k, false)};
   };
   std::shared_ptr<const SeriesCache::Group> hold_entry, hold_exit;
-  const auto& entry_high = cached(cache, fmt::format("donchian:{}", entry), [&] { return channel(entry); }, hold_entry, 0);
+  const auto& entry_high = cached(
+      cache, fmt::format("donchian:{}", entry), [&] { return channel(entry); }, hold_entry, 0);
   const auto& entry_low = (*hold_entry)[1];
-  const auto& exit_high = cached(cache, fmt::format("donchian:{}", exit), [&] { return channel(exit); }, hold_exit, 0);
+  const auto& exit_high = cached(
+      cache, fmt::format("donchian:{}", exit), [&] { return channel(exit); }, hold_exit, 0);
   const auto& exit_low = (*hold_exit)[1];
   for (std::size_t t = 0; t < bars.size(); ++t) {
     const double c = bars.close[t];

@@ -1,3 +1,5 @@
+#include "gt/strategy.hpp"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -6,13 +8,12 @@
 #include <cmath>
 
 #include "gt/error.hpp"
-#include "gt/strategy.hpp"
 #include "signals.hpp"
 
 namespace gt {
 
 std::shared_ptr<const SeriesCache::Group> SeriesCache::get(const std::string& key,
-                                                          const std::function<Group()>& compute) {
+                                                           const std::function<Group()>& compute) {
   {
     std::lock_guard lock(mutex_);
     if (auto it = entries_.find(key); it != entries_.end()) return it->second;
@@ -24,18 +25,24 @@ std::shared_ptr<const SeriesCache::Group> SeriesCache::get(const std::string& ke
 
 std::string_view param_type_name(ParamType type) {
   switch (type) {
-    case ParamType::kInt: return "int";
-    case ParamType::kFloat: return "float";
-    case ParamType::kBool: return "bool";
+    case ParamType::kInt:
+      return "int";
+    case ParamType::kFloat:
+      return "float";
+    case ParamType::kBool:
+      return "bool";
   }
   return "?";
 }
 
 std::string format_param_value(const ParamSpec& spec, double value) {
   switch (spec.type) {
-    case ParamType::kBool: return value != 0 ? "true" : "false";
-    case ParamType::kInt: return fmt::format("{}", static_cast<long long>(value));
-    case ParamType::kFloat: break;
+    case ParamType::kBool:
+      return value != 0 ? "true" : "false";
+    case ParamType::kInt:
+      return fmt::format("{}", static_cast<long long>(value));
+    case ParamType::kFloat:
+      break;
   }
   return fmt::format("{}", value);
 }
@@ -45,8 +52,8 @@ std::size_t Strategy::index_of(std::string_view param) const {
     if (params[i].name == param) return i;
   std::vector<std::string> names;
   for (const auto& p : params) names.push_back(p.name);
-  throw ParamError(fmt::format("strategy '{}' has no parameter '{}' (its parameters: {})", name, param,
-                               fmt::join(names, ", ")));
+  throw ParamError(
+      fmt::format("strategy '{}' has no parameter '{}' (its parameters: {})", name, param, fmt::join(names, ", ")));
 }
 
 ParamValues Strategy::defaults() const {
@@ -61,8 +68,8 @@ void Strategy::validate(const ParamValues& values) const {
     const double v = values[i];
     if (!(v >= p.min && v <= p.max) || (p.type != ParamType::kFloat && v != std::floor(v)))
       throw ParamError(fmt::format("{}: {} = {} is out of range (allowed: {} {} to {})", name, p.name,
-                                   format_param_value(p, v), param_type_name(p.type),
-                                   format_param_value(p, p.min), format_param_value(p, p.max)));
+                                   format_param_value(p, v), param_type_name(p.type), format_param_value(p, p.min),
+                                   format_param_value(p, p.max)));
   }
   if (constraint.holds && !constraint.holds(values))
     throw ParamError(fmt::format("{}: {}", name, constraint.explain(values)));
@@ -105,7 +112,9 @@ namespace {
 // The constraint "parameter `a` is below parameter `b`".
 Constraint must_be_below(std::size_t a, const char* a_name, std::size_t b, const char* b_name) {
   return {[=](std::span<const double> v) { return v[a] < v[b]; },
-          [=](std::span<const double> v) { return fmt::format("{} = {} must be below {} = {}", a_name, v[a], b_name, v[b]); }};
+          [=](std::span<const double> v) {
+            return fmt::format("{} = {} must be below {} = {}", a_name, v[a], b_name, v[b]);
+          }};
 }
 
 }  // namespace

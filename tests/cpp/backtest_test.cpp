@@ -1,10 +1,11 @@
 // The execution model and metrics of SPEC §3-4, pinned by small cases computed by hand.
+#include "gt/backtest.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <numeric>
 
-#include "gt/backtest.hpp"
 #include "gt/error.hpp"
 #include "gt/strategy.hpp"
 

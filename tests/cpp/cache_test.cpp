@@ -1,13 +1,14 @@
 // The result cache: what it keys on, what it serves, and that a damaged or foreign entry is never
 // served. The Redis backend and killed processes are tested end to end in
 // tests/python/test_cache.py.
+#include "gt/cache.hpp"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 
-#include "gt/cache.hpp"
 #include "gt/data.hpp"
 #include "gt/grid.hpp"
 #include "gt/optimize.hpp"
@@ -21,7 +22,9 @@ const gt::Bars& orcl() {
   return bars;
 }
 
-const gt::Strategy& ma_cross() { return gt::find_strategy("ma_cross"); }
+const gt::Strategy& ma_cross() {
+  return gt::find_strategy("ma_cross");
+}
 
 gt::Grid grid(std::string fast) {
   return gt::parse_grid(ma_cross(), {"fast=" + fast, "slow=20:49", "ma_type=0:2", "volume_filter=false,true"},
@@ -30,7 +33,9 @@ gt::Grid grid(std::string fast) {
 
 class TempDir {
  public:
-  TempDir() : path_(fs::temp_directory_path() / ("gt-cache-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++))) {
+  TempDir()
+      : path_(fs::temp_directory_path() /
+              ("gt-cache-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++))) {
     fs::remove_all(path_);
   }
   ~TempDir() { fs::remove_all(path_); }

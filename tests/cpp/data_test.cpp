@@ -1,11 +1,12 @@
 // Market data per SPEC §1: what is accepted, and the message for each thing that is not.
+#include "gt/data.hpp"
+
 #include <gtest/gtest.h>
 
 #include <charconv>
 #include <cmath>
 #include <cstring>
 
-#include "gt/data.hpp"
 #include "gt/error.hpp"
 
 namespace {
@@ -77,7 +78,8 @@ TEST(Data, UnsortedAndDuplicateTimestampsAreErrors) {
 }
 
 TEST(Data, NonPositiveAndNonFinitePrices) {
-  EXPECT_NE(error_of(std::string(kHeader) + "2020-01-02,0,1,1,1,1,1\n").find("prices.csv:2: field 'Open': price 0 must be finite and > 0"),
+  EXPECT_NE(error_of(std::string(kHeader) + "2020-01-02,0,1,1,1,1,1\n")
+                .find("prices.csv:2: field 'Open': price 0 must be finite and > 0"),
             std::string::npos);
   EXPECT_NE(error_of(std::string(kHeader) + "2020-01-02,1,inf,1,1,1,1\n").find("field 'High': price inf"),
             std::string::npos);
@@ -139,10 +141,22 @@ namespace {
 
 // The fast decimal path must give from_chars' double for every price-like text.
 TEST(Data, NumbersParseToTheCorrectlyRoundedDouble) {
-  const char* texts[] = {"2.179012", "0.1", "36301200", "3578.73", "1e3", "123456789012345678901", "-0.5",
-                         "9007199254740993", "0.30000000000000004", "12.", ".5", "1.7976931348623157e308"};
+  const char* texts[] = {"2.179012",
+                         "0.1",
+                         "36301200",
+                         "3578.73",
+                         "1e3",
+                         "123456789012345678901",
+                         "-0.5",
+                         "9007199254740993",
+                         "0.30000000000000004",
+                         "12.",
+                         ".5",
+                         "1.7976931348623157e308"};
   for (const char* text : texts) {
-    const std::string csv = std::string("Date,Open,High,Low,Close,Volume\n2020-01-02,1e-300,1.7976931348623157e308,1e-300,") + text + ",1\n";
+    const std::string csv =
+        std::string("Date,Open,High,Low,Close,Volume\n2020-01-02,1e-300,1.7976931348623157e308,1e-300,") + text +
+        ",1\n";
     double expected = 0;
     std::from_chars(text, text + std::strlen(text), expected);
     if (expected <= 0) continue;  // not a valid price

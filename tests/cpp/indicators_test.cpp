@@ -1,6 +1,8 @@
 // Indicator conventions of SPEC §2 that hold whatever the data: lookback, NaN prefix, and the
 // many-periods path equal to the one-period one. Agreement with TA-Lib itself is checked by
 // tests/python/test_indicators_talib.py against the PyPI ta-lib package.
+#include "gt/indicators.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,7 +10,6 @@
 
 #include "gt/data.hpp"
 #include "gt/error.hpp"
-#include "gt/indicators.hpp"
 
 namespace {
 
@@ -72,7 +73,7 @@ TEST(Indicators, ManyPeriodsEqualOnePeriodAtATime) {
 TEST(Indicators, ManyPeriodsInSimdLanesAreBitIdenticalForEveryGroupShape) {
   std::vector<int> periods;
   for (int p = 2; p <= 75; p += (p % 7 == 0 ? 3 : 1)) periods.push_back(p);
-  periods.push_back(6000);  // longer than the data: all NaN, like the one-period function
+  periods.push_back(6000);                       // longer than the data: all NaN, like the one-period function
   std::reverse(periods.begin(), periods.end());  // order of the request is kept in the rows
   for (MaType type : {MaType::kSma, MaType::kEma, MaType::kWma, MaType::kDema}) {
     const auto m = gt::ind::ma_many(type, orcl().close, periods);

@@ -1,5 +1,7 @@
 // The grid engine against the reference engine (SPEC §6): every metric of every combination,
 // whatever the thread count, chunking or instruction set; and grids that must fail up front.
+#include "gt/optimize.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -7,9 +9,8 @@
 #include "../../src/optimize/cross_masks.hpp"
 #include "gt/data.hpp"
 #include "gt/error.hpp"
-#include "gt/grid.hpp"
 #include "gt/gpu.hpp"
-#include "gt/optimize.hpp"
+#include "gt/grid.hpp"
 
 namespace {
 
@@ -18,7 +19,9 @@ const gt::Bars& orcl() {
   return bars;
 }
 
-const gt::Strategy& ma_cross() { return gt::find_strategy("ma_cross"); }
+const gt::Strategy& ma_cross() {
+  return gt::find_strategy("ma_cross");
+}
 
 gt::Grid seed_grid() {
   return gt::parse_grid(ma_cross(), {"fast=5:19", "slow=20:49", "ma_type=0:2", "volume_filter=false,true"},
@@ -50,8 +53,9 @@ void expect_engines_agree(const gt::Bars& bars, const gt::Grid& grid, const gt::
   fast->evaluate(params, stride, a);
   reference->evaluate(params, stride, b);
   for (std::size_t i = 0; i < count; ++i) {
-    const std::string where = ma_cross().describe(gt::ParamValues(params.begin() + static_cast<std::ptrdiff_t>(i * stride),
-                                                                  params.begin() + static_cast<std::ptrdiff_t>((i + 1) * stride)));
+    const std::string where =
+        ma_cross().describe(gt::ParamValues(params.begin() + static_cast<std::ptrdiff_t>(i * stride),
+                                            params.begin() + static_cast<std::ptrdiff_t>((i + 1) * stride)));
     ASSERT_EQ(a[i].trades, b[i].trades) << where;
     EXPECT_EQ(a[i].exposure, b[i].exposure) << where;
     expect_close(a[i].total_return, b[i].total_return, "total_return", where);
@@ -76,8 +80,8 @@ TEST(GridEngine, CostsAndCloseFillsEqualTheReferenceEngine) {
   options.commission = 0.001;
   options.slippage_bps = 5;
   options.fill = gt::Fill::kClose;
-  const auto grid = gt::parse_grid(ma_cross(), {"fast=3,8,13", "slow=21,34,55,89", "ma_type=0:2", "volume_filter=false,true"},
-                                   std::nullopt, {});
+  const auto grid = gt::parse_grid(
+      ma_cross(), {"fast=3,8,13", "slow=21,34,55,89", "ma_type=0:2", "volume_filter=false,true"}, std::nullopt, {});
   expect_engines_agree(orcl(), grid, options);
   options.fill = gt::Fill::kNextOpen;
   expect_engines_agree(gt::load_csv(GT_DATA_DIR "/es-2006-5min.csv"), grid, options);
@@ -177,7 +181,8 @@ TEST(Grid, BadGridsFailBeforeAnyWork) {
 }
 
 TEST(Grid, CombinationOrderFollowsTheSchemaWhateverTheFlagOrder) {
-  const auto grid = gt::parse_grid(ma_cross(), {"volume_filter=false,true", "fast=5,6"}, std::nullopt, {{"slow", "40"}});
+  const auto grid =
+      gt::parse_grid(ma_cross(), {"volume_filter=false,true", "fast=5,6"}, std::nullopt, {{"slow", "40"}});
   ASSERT_EQ(grid.size(), 4u);
   std::vector<double> v(4);
   grid.decode(1, v);

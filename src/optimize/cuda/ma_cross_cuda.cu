@@ -62,8 +62,8 @@ __global__ void __launch_bounds__(128) ma_cross_kernel(DeviceTables d, const int
   sums.initial_equity = d.cash;
   double equity = d.cash, units = 0;
   DrawdownTracker dd(d.cash);
-  int entry = -1;        // bar of the open position's entry fill, -1 when flat
-  int pending = 0;       // 1: enter, 2: exit, at this bar's fill (lag 1)
+  int entry = -1;   // bar of the open position's entry fill, -1 when flat
+  int pending = 0;  // 1: enter, 2: exit, at this bar's fill (lag 1)
   bool before_at_or_below = false, before_at_or_above = false;
 
   auto enter = [&](int t) {
@@ -89,8 +89,10 @@ __global__ void __launch_bounds__(128) ma_cross_kernel(DeviceTables d, const int
   };
 
   for (int t = 0; t < n; ++t) {
-    if (pending == 1) enter(t);
-    else if (pending == 2) exit(t);
+    if (pending == 1)
+      enter(t);
+    else if (pending == 2)
+      exit(t);
     pending = 0;
     const double a = fast[static_cast<std::size_t>(t) * row], b = slow[static_cast<std::size_t>(t) * row];
     const double band = kTieTolerance * fabs(b);
@@ -101,12 +103,16 @@ __global__ void __launch_bounds__(128) ma_cross_kernel(DeviceTables d, const int
     before_at_or_above = defined && !below;
     if (entry < 0) {
       if (up && (!filtered || d.volume_ok[t])) {
-        if (lag == 0) enter(t);
-        else if (t + 1 < n) pending = 1;
+        if (lag == 0)
+          enter(t);
+        else if (t + 1 < n)
+          pending = 1;
       }
     } else if (down) {
-      if (lag == 0) exit(t);
-      else if (t + 1 < n) pending = 2;
+      if (lag == 0)
+        exit(t);
+      else if (t + 1 < n)
+        pending = 2;
     }
     if (entry >= 0) dd.mark(units * d.close[t]);
   }
@@ -156,8 +162,8 @@ class CudaMaCrossEvaluator final : public CudaEvaluator {
     const auto facts = ma_cross_bar_facts(bars, options);
     std::vector<double> columns[8];
     for (const auto& f : facts) {
-      const double values[8] = {f.close, f.entry_cost, f.exit_value, f.entry_return,
-                                f.exit_return, f.sum_r, f.sum_r2, f.sum_down2};
+      const double values[8] = {f.close,       f.entry_cost, f.exit_value, f.entry_return,
+                                f.exit_return, f.sum_r,      f.sum_r2,     f.sum_down2};
       for (int k = 0; k < 8; ++k) columns[k].push_back(values[k]);
     }
     const auto volume_ok = signals::volume_above_average(bars);
@@ -171,8 +177,8 @@ class CudaMaCrossEvaluator final : public CudaEvaluator {
       };
       DeviceTables& d = gpu->tables;
       d.ma = keep(upload(ma.data(), ma.size()));
-      const double** targets[8] = {&d.close, &d.entry_cost, &d.exit_value, &d.entry_return,
-                                   &d.exit_return, &d.sum_r, &d.sum_r2, &d.sum_down2};
+      const double** targets[8] = {&d.close,       &d.entry_cost, &d.exit_value, &d.entry_return,
+                                   &d.exit_return, &d.sum_r,      &d.sum_r2,     &d.sum_down2};
       for (int k = 0; k < 8; ++k) *targets[k] = keep(upload(columns[k].data(), columns[k].size()));
       d.volume_ok = keep(upload(volume_ok.data(), volume_ok.size()));
       d.bars = static_cast<int>(n);
@@ -274,7 +280,8 @@ bool cuda_available(std::string* why) {
   int count = 0;
   const cudaError_t status = cudaGetDeviceCount(&count);
   if (status != cudaSuccess || count == 0) {
-    if (why) *why = status != cudaSuccess ? std::string("no usable GPU (") + cudaGetErrorString(status) + ")" : "no GPU";
+    if (why)
+      *why = status != cudaSuccess ? std::string("no usable GPU (") + cudaGetErrorString(status) + ")" : "no GPU";
     return false;
   }
   return true;
@@ -317,8 +324,9 @@ std::vector<int> parse_gpus(const std::string& spec) {
 std::unique_ptr<CudaEvaluator> make_cuda_evaluator(const Bars& bars, const Grid& grid, const ExecutionOptions& options,
                                                    const std::vector<int>& gpus) {
   if (!ma_cross_engine_supports(grid, options))
-    throw ParamError("--device cuda runs ma_cross long-only with --size 1 (the seed's study); use --device cpu or auto "
-                     "for other strategies and options");
+    throw ParamError(
+        "--device cuda runs ma_cross long-only with --size 1 (the seed's study); use --device cpu or auto "
+        "for other strategies and options");
   std::string why;
   if (!cuda_available(&why)) throw Error("--device cuda: " + why + "; use --device auto to fall back to the CPU");
   return std::make_unique<CudaMaCrossEvaluator>(bars, grid, options, gpus.empty() ? parse_gpus("all") : gpus);

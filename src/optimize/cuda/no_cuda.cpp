@@ -6,7 +6,8 @@
 namespace gt {
 
 namespace {
-constexpr const char* kWhy = "this gtrader was built without CUDA (configure with -DGT_CUDA=ON where nvcc is installed)";
+constexpr const char* kWhy =
+    "this gtrader was built without CUDA (configure with -DGT_CUDA=ON where nvcc is installed)";
 }
 
 bool cuda_available(std::string* why) {
@@ -14,9 +15,13 @@ bool cuda_available(std::string* why) {
   return false;
 }
 
-std::string cuda_devices() { return kWhy; }
+std::string cuda_devices() {
+  return kWhy;
+}
 
-std::vector<int> parse_gpus(const std::string&) { throw Error(std::string("--gpus: ") + kWhy); }
+std::vector<int> parse_gpus(const std::string&) {
+  throw Error(std::string("--gpus: ") + kWhy);
+}
 
 std::unique_ptr<CudaEvaluator> make_cuda_evaluator(const Bars&, const Grid&, const ExecutionOptions&,
                                                    const std::vector<int>&) {

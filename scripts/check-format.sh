@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Fails when a C++ or CUDA source differs from what clang-format (.clang-format) makes of it.
+# `scripts/check-format.sh --fix` rewrites them instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mapfile -t files < <(git ls-files '*.cpp' '*.hpp' '*.cu' '*.h')
+if [[ "${1:-}" == "--fix" ]]; then
+  clang-format -i "${files[@]}"
+else
+  clang-format --dry-run -Werror "${files[@]}"
+fi
