@@ -10,13 +10,7 @@
 #include <vector>
 
 #include "gt/data.hpp"
-
-// Functions the CUDA engine (src/optimize/cuda) shares with the CPU engines.
-#ifdef __CUDACC__
-#define GT_HOST_DEVICE __host__ __device__
-#else
-#define GT_HOST_DEVICE
-#endif
+#include "gt/host_device.hpp"
 
 namespace gt {
 

@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include "gt/host_device.hpp"
+
 namespace gt {
 
 // Two indicator values closer than this (relative) are equal. Running sums (TA-Lib's SMA, WMA)
@@ -14,12 +16,18 @@ namespace gt {
 inline constexpr double kTieTolerance = 1e-10;
 
 // a is above b beyond the tie band. NaN compares false.
-inline bool is_above(double a, double b) {
+GT_HOST_DEVICE inline bool is_above(double a, double b) {
   return a - b > kTieTolerance * std::fabs(b);
 }
-inline bool is_below(double a, double b) {
+GT_HOST_DEVICE inline bool is_below(double a, double b) {
   return b - a > kTieTolerance * std::fabs(b);
 }
+
+// The fast engines' first pass compares float copies of the series: rounding a double to float
+// moves it by at most 2^-24 of itself, so when the float gap between a and b exceeds this much of
+// |b|, the double gap exceeds the tie band with the same sign. Bars with a smaller float gap (near
+// a crossing: a few per thousand) are decided again in double precision with is_above/is_below.
+inline constexpr float kCoarseTieBand = 1e-6f;
 // Both defined and not above (resp. not below): the "before" side of a cross.
 inline bool is_at_or_below(double a, double b) {
   return !std::isnan(a) && !std::isnan(b) && !is_above(a, b);

@@ -1,7 +1,4 @@
-// Why the float pass is exact: rounding a double to float moves it by at most 2^-24 of itself,
-// so when the float gap between fast and slow exceeds 1e-6 of |slow|, the double gap exceeds the
-// tie band (1e-10 of |slow|) with the same sign. Bars with a smaller float gap (near a crossing:
-// a few per thousand) are decided again in double precision.
+// The float pass and why it is exact: kCoarseTieBand in signal_rules.hpp.
 #include "cross_masks.hpp"
 
 #include <immintrin.h>
@@ -13,8 +10,6 @@
 
 namespace gt::detail {
 namespace {
-
-constexpr float kCoarseBand = 1e-6f;
 
 // Turns per-word above/below bits into crossing events; the carries hold bit 63 of the previous
 // word's at-or-below / at-or-above masks.
@@ -65,7 +60,7 @@ void portable(CrossSeries f, CrossSeries s, std::size_t words, std::size_t defin
 
 __attribute__((target("avx2"))) void avx2(CrossSeries f, CrossSeries s, std::size_t words, std::size_t defined_from,
                                           std::uint64_t* up, std::uint64_t* down) {
-  const __m256 band_scale = _mm256_set1_ps(kCoarseBand);
+  const __m256 band_scale = _mm256_set1_ps(kCoarseTieBand);
   const __m256 sign = _mm256_set1_ps(-0.0f);
   EventWords events;
   for (std::size_t w = 0; w < words; ++w) {
@@ -91,7 +86,7 @@ __attribute__((target("avx2"))) void avx2(CrossSeries f, CrossSeries s, std::siz
 
 __attribute__((target("avx512f"))) void avx512(CrossSeries f, CrossSeries s, std::size_t words,
                                                std::size_t defined_from, std::uint64_t* up, std::uint64_t* down) {
-  const __m512 band_scale = _mm512_set1_ps(kCoarseBand);
+  const __m512 band_scale = _mm512_set1_ps(kCoarseTieBand);
   EventWords events;
   for (std::size_t w = 0; w < words; ++w) {
     std::uint64_t above = 0, below = 0, unsure = 0;

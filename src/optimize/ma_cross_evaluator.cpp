@@ -1,11 +1,4 @@
-// How the metrics come out in O(1) per trade, equal to the reference engine up to rounding:
-// an entry commits the whole equity E, so the cash is exactly 0 while long and the equity at a
-// close is units * close, units = E / entry_cost[e]. The entry bar and the exit bar return what
-// the reference computes; every bar in between returns close[k]/close[k-1] - 1, whose sums
-// (plain, squared, downside squared) come from prefix sums; flat bars return 0. A trade turns E
-// into E * exit_value[x] / entry_cost[e]. The drawdown inside a held stretch comes from a
-// disjoint sparse table over the closes: (highest, lowest, deepest drawdown) of any range in
-// O(1), and only when the range could deepen the maximum drawdown at all.
+// The CPU engine: crossings as bit masks (cross_masks.hpp), trades booked by MaCrossAccount.
 #include "ma_cross_evaluator.hpp"
 
 #include <tbb/parallel_invoke.h>
@@ -22,65 +15,6 @@
 
 namespace gt {
 namespace {
-
-// Highest and lowest close and the deepest drawdown of a range of closes.
-struct RangeStats {
-  double high, low, drawdown;
-};
-
-// Drawdown of `left` followed by `right`: the deeper of each one's, and of right's low under
-// left's high.
-inline RangeStats join(const RangeStats& left, const RangeStats& right) {
-  return {std::max(left.high, right.high), std::min(left.low, right.low),
-          std::max({left.drawdown, right.drawdown, 1.0 - right.low / left.high})};
-}
-
-// O(1) range queries of RangeStats (a disjoint sparse table: per level, the stats from each bar
-// to the middle of its block, so that any range is one left part joined to one right part).
-class RangeTable {
- public:
-  RangeTable() = default;
-  explicit RangeTable(std::span<const double> x) : n_(x.size()) {
-    levels_ = std::max<std::size_t>(1, static_cast<std::size_t>(std::bit_width(n_)));
-    table_.resize(levels_ * n_);
-    for (std::size_t level = 0; level < levels_; ++level) {
-      const std::size_t half = std::size_t{1} << level;
-      RangeStats* row = table_.data() + level * n_;
-      for (std::size_t mid = half; mid < n_ + half; mid += 2 * half) {
-        // Left part: [i, mid-1], built leftwards from mid-1.
-        if (mid - 1 < n_) {
-          RangeStats acc{x[mid - 1], x[mid - 1], 0.0};
-          row[mid - 1] = acc;
-          for (std::size_t i = mid - 1; i-- > mid - half;) {
-            acc = join({x[i], x[i], 0.0}, acc);
-            row[i] = acc;
-          }
-        }
-        // Right part: [mid, j], built rightwards from mid.
-        if (mid < n_) {
-          RangeStats acc{x[mid], x[mid], 0.0};
-          row[mid] = acc;
-          for (std::size_t j = mid + 1; j < std::min(n_, mid + half); ++j) {
-            acc = join(acc, {x[j], x[j], 0.0});
-            row[j] = acc;
-          }
-        }
-      }
-    }
-  }
-
-  // The two parts whose join is [first, last] (inclusive). Level 0 holds every bar alone, which
-  // also serves first == last.
-  std::pair<const RangeStats*, const RangeStats*> parts(std::size_t first, std::size_t last) const {
-    const std::size_t level = static_cast<std::size_t>(std::max<std::size_t>(1, std::bit_width(first ^ last)) - 1);
-    const RangeStats* row = table_.data() + level * n_;
-    return {row + first, row + last};
-  }
-
- private:
-  std::size_t n_ = 0, levels_ = 0;
-  std::vector<RangeStats> table_;
-};
 
 // Index of the first set bit at or after `from`, or `none`. Words past the last bar are zero and
 // one spare zero word follows, so `from` may be the bar count itself.
@@ -102,7 +36,7 @@ class MaCrossEvaluator final : public Evaluator {
         cash_(options.cash),
         periods_per_year_(resolve_periods_per_year(bars, options)) {
     // The moving averages and the range table are the two large pieces: built side by side.
-    tbb::parallel_invoke([&] { build_moving_averages(bars, grid); }, [&] { ranges_ = RangeTable(bars.close); });
+    tbb::parallel_invoke([&] { build_moving_averages(bars, grid); }, [&] { ranges_ = build_range_table(bars.close); });
     const auto volume_ok = signals::volume_above_average(bars);
     volume_words_.assign(words_, 0);
     for (std::size_t t = 0; t < n_; ++t)
@@ -182,59 +116,21 @@ class MaCrossEvaluator final : public Evaluator {
     return static_cast<std::size_t>(row_of_[static_cast<std::size_t>(type * (max_period_ + 1) + period)]);
   }
 
-  // One combination's trades and metrics. The loop-carried chain is one multiplication per trade
-  // (equity *= growth, growth computed off the chain); drawdown updates that need a division are
-  // guarded by multiplications and, after the first few trades, rarely taken.
+  // One combination's trades and metrics.
   Metrics simulate(const std::uint64_t* entries, const std::uint64_t* exits) const {
-    MetricSums sums;
-    sums.bars = n_;
-    sums.initial_equity = cash_;
-    double equity = cash_;
-    DrawdownTracker dd(cash_);
-    std::size_t from = 0;
-    for (;;) {
+    MaCrossAccount account(n_, cash_);
+    const RangeTableView ranges{ranges_.data(), n_};
+    for (std::size_t from = 0;;) {
       const std::size_t entry_signal = next_bit(entries, words_, from, n_);
       const std::size_t e = entry_signal + lag_;
       if (e >= n_) break;  // no entry left, or one whose fill would come after the last bar
-      const MaCrossBarFacts& in = facts_[e];
       const std::size_t exit_signal = next_bit(exits, words_, entry_signal + 1, n_);
       const std::size_t x = exit_signal + lag_;
-      const bool closed = x < n_;
-      const std::size_t last_held = closed ? x - 1 : n_ - 1;
-
-      sums.add_return(in.entry_return);
-      const MaCrossBarFacts& held = facts_[last_held];
-      sums.sum_r += held.sum_r - in.sum_r;
-      sums.sum_r2 += held.sum_r2 - in.sum_r2;
-      sums.sum_down2 += held.sum_down2 - in.sum_down2;
-      sums.held_bars += last_held - e + 1;
-
-      // Equity over the stretch is units * close, units = equity / entry_cost.
-      const auto [left, right] = ranges_.parts(e, last_held);
-      const double low = std::min(left->low, right->low);
-      const double high = std::max(left->high, right->high);
-      if (equity * low < dd.floor * in.entry_cost)  // its low under the peak carried in
-        dd.deepen(1.0 - equity / in.entry_cost * low / dd.peak);
-      if (low < high * (1.0 - dd.max_drawdown))  // a drawdown of its own may be deeper
-        dd.deepen(std::max({dd.max_drawdown, left->drawdown, right->drawdown, 1.0 - right->low / left->high}));
-      if (equity * high > dd.peak * in.entry_cost)  // its high raises the peak
-        dd.raise_peak(equity / in.entry_cost * high);
-      if (!closed) {
-        equity = equity / in.entry_cost * held.close;
-        break;
-      }
-      const MaCrossBarFacts& out = facts_[x];
-      const double growth = out.exit_value / in.entry_cost;
-      const double cash = equity * growth;
-      sums.add_return(out.exit_return);
-      dd.mark(cash);
-      sums.add_trade(equity * (growth - 1.0), growth - 1.0);  // exactly 0 for a scratch trade
-      equity = cash;
+      account.trade(facts_.data(), ranges, e, std::min(x, n_));
+      if (x >= n_) break;
       from = exit_signal + 1;
     }
-    sums.final_equity = equity;
-    sums.max_drawdown = dd.max_drawdown;
-    return finalize_metrics(sums, periods_per_year_);
+    return account.finish(periods_per_year_);
   }
 
   std::size_t n_, words_, padded_, lag_ = 1;
@@ -246,10 +142,47 @@ class MaCrossEvaluator final : public Evaluator {
   std::vector<int> row_of_;                 // [type][period] -> row
   std::vector<std::uint64_t> volume_words_;
   std::vector<MaCrossBarFacts> facts_;  // one cache line per bar
-  RangeTable ranges_;
+  std::vector<RangeStats> ranges_;      // build_range_table(closes)
 };
 
 }  // namespace
+
+std::vector<RangeStats> build_range_table(std::span<const double> x) {
+  // Drawdown of `left` followed by `right`: the deeper of each one's, and of right's low under
+  // left's high.
+  const auto join = [](const RangeStats& left, const RangeStats& right) {
+    return RangeStats{std::max(left.high, right.high), std::min(left.low, right.low),
+                      std::max({left.drawdown, right.drawdown, 1.0 - right.low / left.high})};
+  };
+  const std::size_t n = x.size();
+  const std::size_t levels = std::max<std::size_t>(1, static_cast<std::size_t>(std::bit_width(n)));
+  std::vector<RangeStats> table(levels * n);
+  for (std::size_t level = 0; level < levels; ++level) {
+    const std::size_t half = std::size_t{1} << level;
+    RangeStats* row = table.data() + level * n;
+    for (std::size_t mid = half; mid < n + half; mid += 2 * half) {
+      // Left part: [i, mid-1], built leftwards from mid-1.
+      if (mid - 1 < n) {
+        RangeStats acc{x[mid - 1], x[mid - 1], 0.0};
+        row[mid - 1] = acc;
+        for (std::size_t i = mid - 1; i-- > mid - half;) {
+          acc = join({x[i], x[i], 0.0}, acc);
+          row[i] = acc;
+        }
+      }
+      // Right part: [mid, j], built rightwards from mid.
+      if (mid < n) {
+        RangeStats acc{x[mid], x[mid], 0.0};
+        row[mid] = acc;
+        for (std::size_t j = mid + 1; j < std::min(n, mid + half); ++j) {
+          acc = join(acc, {x[j], x[j], 0.0});
+          row[j] = acc;
+        }
+      }
+    }
+  }
+  return table;
+}
 
 std::vector<MaCrossBarFacts> ma_cross_bar_facts(const Bars& bars, const ExecutionOptions& options) {
   // Per-bar fill factors of SPEC §3 with these options: what one unit costs on entry (slippage

@@ -2,7 +2,10 @@
 // O(bars / 64) to find the crossings and O(1) per trade for every metric.
 #pragma once
 
+#include <bit>
+#include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "gt/optimize.hpp"
@@ -38,6 +41,114 @@ struct DrawdownTracker {
       raise_peak(value);
     else if (value < floor)
       deepen(1.0 - value / peak);
+  }
+};
+
+// std::max and std::min as host and device code (same operand order, so the same result on ties).
+GT_HOST_DEVICE inline double larger(double a, double b) {
+  return a < b ? b : a;
+}
+GT_HOST_DEVICE inline double smaller(double a, double b) {
+  return b < a ? b : a;
+}
+
+// Highest and lowest close and the deepest drawdown of a range of closes.
+struct RangeStats {
+  double high, low, drawdown;
+};
+
+// O(1) range queries of RangeStats over a disjoint sparse table (build_range_table): per level,
+// the stats from each bar to the middle of its block, so that any range is one left part joined
+// to one right part. A view, so that the GPU reads the same table from its own memory.
+struct RangeTableView {
+  const RangeStats* table;
+  std::size_t bars;
+
+  // The two parts whose join is [first, last] (inclusive). Level 0 holds every bar alone, which
+  // also serves first == last.
+  GT_HOST_DEVICE void parts(std::size_t first, std::size_t last, const RangeStats*& left,
+                            const RangeStats*& right) const {
+    const std::uint64_t differing = first ^ last;
+#ifdef __CUDA_ARCH__
+    const unsigned width = 64u - static_cast<unsigned>(__clzll(static_cast<long long>(differing)));
+#else
+    const auto width = static_cast<unsigned>(std::bit_width(differing));
+#endif
+    const std::size_t level = (width > 1 ? width : 1) - 1;
+    const RangeStats* row = table + level * bars;
+    left = row + first;
+    right = row + last;
+  }
+};
+
+// The table RangeTableView reads: bit_width(bars) levels of `bars` entries.
+std::vector<RangeStats> build_range_table(std::span<const double> closes);
+
+// One combination's account under ma_cross's fills: every trade in O(1) (prefix sums for the
+// returns, the range table for the drawdown), the metrics at the end. The CPU engine and its CUDA
+// twin find the trades their own way and both book them here.
+//
+// An entry commits the whole equity E, so the cash is exactly 0 while long and the equity at a
+// close is units * close, units = E / entry_cost[e]. The entry bar and the exit bar return what
+// the reference engine computes; every bar in between returns close[k]/close[k-1] - 1, whose sums
+// (plain, squared, downside squared) come from prefix sums; flat bars return 0. A trade turns E
+// into E * exit_value[x] / entry_cost[e]. The drawdown inside a held stretch comes from the range
+// table, and only when the stretch could deepen the maximum drawdown at all.
+struct MaCrossAccount {
+  MetricSums sums;
+  double equity;
+  DrawdownTracker dd;
+
+  GT_HOST_DEVICE MaCrossAccount(std::size_t bars, double cash) : equity(cash), dd(cash) {
+    sums.bars = bars;
+    sums.initial_equity = cash;
+  }
+
+  // A trade entered at the fill of bar e and left at the fill of bar x; x == bars: still held at
+  // the last close. The loop-carried chain is one multiplication (equity *= growth); drawdown
+  // updates that need a division are guarded by multiplications and, after the first few trades,
+  // rarely taken.
+  GT_HOST_DEVICE void trade(const MaCrossBarFacts* facts, RangeTableView ranges, std::size_t e, std::size_t x) {
+    const std::size_t n = sums.bars;
+    const bool closed = x < n;
+    const std::size_t last_held = closed ? x - 1 : n - 1;
+    const MaCrossBarFacts& in = facts[e];
+    sums.add_return(in.entry_return);
+    const MaCrossBarFacts& held = facts[last_held];
+    sums.sum_r += held.sum_r - in.sum_r;
+    sums.sum_r2 += held.sum_r2 - in.sum_r2;
+    sums.sum_down2 += held.sum_down2 - in.sum_down2;
+    sums.held_bars += last_held - e + 1;
+
+    // Equity over the stretch is units * close, units = equity / entry_cost.
+    const RangeStats *left, *right;
+    ranges.parts(e, last_held, left, right);
+    const double low = smaller(left->low, right->low);
+    const double high = larger(left->high, right->high);
+    if (equity * low < dd.floor * in.entry_cost)  // its low under the peak carried in
+      dd.deepen(1.0 - equity / in.entry_cost * low / dd.peak);
+    if (low < high * (1.0 - dd.max_drawdown))  // a drawdown of its own may be deeper
+      dd.deepen(
+          larger(larger(dd.max_drawdown, left->drawdown), larger(right->drawdown, 1.0 - right->low / left->high)));
+    if (equity * high > dd.peak * in.entry_cost)  // its high raises the peak
+      dd.raise_peak(equity / in.entry_cost * high);
+    if (!closed) {
+      equity = equity / in.entry_cost * held.close;
+      return;
+    }
+    const MaCrossBarFacts& out = facts[x];
+    const double growth = out.exit_value / in.entry_cost;
+    const double cash = equity * growth;
+    sums.add_return(out.exit_return);
+    dd.mark(cash);
+    sums.add_trade(equity * (growth - 1.0), growth - 1.0);  // exactly 0 for a scratch trade
+    equity = cash;
+  }
+
+  GT_HOST_DEVICE Metrics finish(double periods_per_year) {
+    sums.final_equity = equity;
+    sums.max_drawdown = dd.max_drawdown;
+    return finalize_metrics(sums, periods_per_year);
   }
 };
 

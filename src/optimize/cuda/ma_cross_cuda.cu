@@ -1,9 +1,11 @@
-// The CUDA twin of ma_cross_evaluator.cpp: one thread per combination walks the bars once,
-// finds the crossings with the tie band of signal_rules.hpp, fills as SPEC §3 says (the same
-// per-bar fill factors, MaCrossBarFacts) and reduces every metric on the device with
-// finalize_metrics. Combinations are sorted so that a warp shares type, fast period and filter
-// and holds consecutive slow periods: the moving averages are stored [type][bar][period], so
-// the warp's slow values at a bar are one coalesced read and the fast value a broadcast.
+// The CUDA twin of ma_cross_evaluator.cpp. One thread per moving-average pair (type, fast,
+// slow) finds the pair's crossings 32 bars at a time, on float copies of the averages with the
+// double-precision rule of signal_rules.hpp near ties (kCoarseTieBand), and books the trades of
+// both volume-filter variants with MaCrossAccount, the CPU engine's own accounting: the per-bar
+// work is a few float operations shared by two combinations, and every metric is reduced on the
+// device. Pairs are sorted so that a warp shares type and fast period and holds consecutive slow
+// periods: the averages are stored [type][bar][period], so the warp's slow values at a bar are
+// one coalesced read and the fast value a broadcast.
 // Messages are built without fmt: its headers do not compile under nvcc 13 with g++ 12.
 #include <cuda_runtime.h>
 
@@ -29,16 +31,12 @@ void check(cudaError_t status, const char* what) {
 }
 
 struct DeviceTables {
-  const double* ma;  // [type slot][bar][period slot]
-  const double* close;
-  const double* entry_cost;
-  const double* exit_value;
-  const double* entry_return;
-  const double* exit_return;
-  const double* sum_r;
-  const double* sum_r2;
-  const double* sum_down2;
-  const unsigned char* volume_ok;
+  const float* coarse;             // [type slot][bar][period slot], the averages rounded to float
+  const double* ma;                // the same in double precision
+  const int* first_defined;        // [type slot][period slot]: first bar with a defined average
+  const MaCrossBarFacts* facts;    // [bar]
+  const RangeStats* ranges;        // build_range_table(closes)
+  const unsigned char* volume_ok;  // [bar]: 1 when the volume filter lets an entry through
   int bars;
   int periods;
   int lag;  // 1: fills at the next open; 0: at the signal bar's close
@@ -46,83 +44,91 @@ struct DeviceTables {
   double periods_per_year;
 };
 
-// One combination: fast and slow period slots, type slot, volume filter.
-__global__ void __launch_bounds__(128) ma_cross_kernel(DeviceTables d, const int4* combos, int count, Metrics* out) {
+// Where one volume-filter variant of a pair stands between crossings.
+struct Position {
+  int entry_signal = 0;
+  bool held = false, done = false;  // done: no further trade can fill before the last bar
+};
+
+// The crossings of one 32-bar block (bit j = bar base + j) for one variant, in bar order.
+__device__ void book(const DeviceTables& d, RangeTableView ranges, int base, unsigned up, unsigned down, bool filtered,
+                     MaCrossAccount& account, Position& at) {
+  for (unsigned events = up | down; events && !at.done; events &= events - 1) {
+    const int j = __ffs(events) - 1;
+    const int t = base + j;
+    if (!at.held) {
+      if ((up >> j & 1u) && (!filtered || d.volume_ok[t])) {
+        at.entry_signal = t;
+        if (t + d.lag >= d.bars)
+          at.done = true;  // its fill would come after the last bar
+        else
+          at.held = true;
+      }
+    } else if (down >> j & 1u) {
+      const int x = t + d.lag;
+      account.trade(d.facts, ranges, static_cast<std::size_t>(at.entry_signal + d.lag),
+                    static_cast<std::size_t>(x < d.bars ? x : d.bars));
+      at.held = false;
+      at.done = x >= d.bars;
+    }
+  }
+}
+
+// pairs[i] = (fast slot, slow slot, type slot, -); targets[i] = where the unfiltered and the
+// filtered combination's metrics go (-1: not asked for).
+__global__ void __launch_bounds__(128)
+    ma_cross_kernel(DeviceTables d, const int4* pairs, const int2* targets, int count, Metrics* out) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= count) return;
-  const int4 c = combos[i];
-  const int n = d.bars, lag = d.lag;
+  const int4 pair = pairs[i];
+  const int2 target = targets[i];
+  const int n = d.bars;
   const std::size_t row = static_cast<std::size_t>(d.periods);
-  const double* fast = d.ma + static_cast<std::size_t>(c.z) * n * row + c.x;
-  const double* slow = d.ma + static_cast<std::size_t>(c.z) * n * row + c.y;
-  const bool filtered = c.w != 0;
-
-  MetricSums sums;
-  sums.bars = static_cast<std::size_t>(n);
-  sums.initial_equity = d.cash;
-  double equity = d.cash, units = 0;
-  DrawdownTracker dd(d.cash);
-  int entry = -1;   // bar of the open position's entry fill, -1 when flat
-  int pending = 0;  // 1: enter, 2: exit, at this bar's fill (lag 1)
-  bool before_at_or_below = false, before_at_or_above = false;
-
-  auto enter = [&](int t) {
-    entry = t;
-    units = equity / d.entry_cost[t];
-    sums.add_return(d.entry_return[t]);
-  };
-  auto hold_until = [&](int last_held) {  // close-to-close returns of the held bars after the entry
-    sums.sum_r += d.sum_r[last_held] - d.sum_r[entry];
-    sums.sum_r2 += d.sum_r2[last_held] - d.sum_r2[entry];
-    sums.sum_down2 += d.sum_down2[last_held] - d.sum_down2[entry];
-    sums.held_bars += static_cast<std::size_t>(last_held - entry + 1);
-  };
-  auto exit = [&](int t) {
-    hold_until(t - 1);
-    const double growth = d.exit_value[t] / d.entry_cost[entry];
-    const double cash = equity * growth;
-    sums.add_return(d.exit_return[t]);
-    dd.mark(cash);
-    sums.add_trade(equity * (growth - 1.0), growth - 1.0);
-    equity = cash;
-    entry = -1;
-  };
-
-  for (int t = 0; t < n; ++t) {
-    if (pending == 1)
-      enter(t);
-    else if (pending == 2)
-      exit(t);
-    pending = 0;
-    const double a = fast[static_cast<std::size_t>(t) * row], b = slow[static_cast<std::size_t>(t) * row];
-    const double band = kTieTolerance * fabs(b);
-    const bool above = a - b > band, below = b - a > band;  // false when either is NaN
-    const bool defined = !isnan(a) && !isnan(b);
-    const bool up = above && before_at_or_below, down = below && before_at_or_above;
-    before_at_or_below = defined && !above;
-    before_at_or_above = defined && !below;
-    if (entry < 0) {
-      if (up && (!filtered || d.volume_ok[t])) {
-        if (lag == 0)
-          enter(t);
-        else if (t + 1 < n)
-          pending = 1;
+  const std::size_t block = static_cast<std::size_t>(pair.z) * static_cast<std::size_t>(n) * row;
+  const int t0 = max(d.first_defined[pair.z * d.periods + pair.x], d.first_defined[pair.z * d.periods + pair.y]);
+  const RangeTableView ranges{d.ranges, static_cast<std::size_t>(n)};
+  MaCrossAccount plain(static_cast<std::size_t>(n), d.cash), filtered(static_cast<std::size_t>(n), d.cash);
+  Position plain_at, filtered_at;
+  plain_at.done = target.x < 0;
+  filtered_at.done = target.y < 0;
+  // Bit 31 of the previous block's masks; at t0 the previous bar is undefined: no crossing.
+  unsigned carry_above = 1, carry_below = 1;
+  for (int base = t0; base < n && !(plain_at.done && filtered_at.done); base += 32) {
+    const int m = min(32, n - base);
+    const float* fast = d.coarse + block + static_cast<std::size_t>(base) * row + pair.x;
+    const float* slow = d.coarse + block + static_cast<std::size_t>(base) * row + pair.y;
+    unsigned above = 0, below = 0;
+    for (int j = 0; j < m; ++j) {
+      const float a = fast[j * row], b = slow[j * row];
+      const float band = kCoarseTieBand * fabsf(b);
+      bool is_up = a - b > band, is_down = b - a > band;
+      if (!(is_up || is_down)) {  // near a tie: the double-precision rule decides
+        const std::size_t at = block + static_cast<std::size_t>(base + j) * row;
+        is_up = is_above(d.ma[at + pair.x], d.ma[at + pair.y]);
+        is_down = is_below(d.ma[at + pair.x], d.ma[at + pair.y]);
       }
-    } else if (down) {
-      if (lag == 0)
-        exit(t);
-      else if (t + 1 < n)
-        pending = 2;
+      above |= static_cast<unsigned>(is_up) << j;
+      below |= static_cast<unsigned>(is_down) << j;
     }
-    if (entry >= 0) dd.mark(units * d.close[t]);
+    const unsigned up = above & ~((above << 1) | carry_above);
+    const unsigned down = below & ~((below << 1) | carry_below);
+    carry_above = above >> 31;
+    carry_below = below >> 31;
+    book(d, ranges, base, up, down, false, plain, plain_at);
+    book(d, ranges, base, up, down, true, filtered, filtered_at);
   }
-  if (entry >= 0) {
-    hold_until(n - 1);
-    equity = units * d.close[n - 1];
+  if (target.x >= 0) {
+    if (plain_at.held && !plain_at.done)
+      plain.trade(d.facts, ranges, static_cast<std::size_t>(plain_at.entry_signal + d.lag),
+                  static_cast<std::size_t>(n));
+    out[target.x] = plain.finish(d.periods_per_year);
   }
-  sums.final_equity = equity;
-  sums.max_drawdown = dd.max_drawdown;
-  out[i] = finalize_metrics(sums, d.periods_per_year);
+  if (target.y >= 0) {
+    if (filtered_at.held && !filtered_at.done)
+      filtered.trade(d.facts, ranges, static_cast<std::size_t>(filtered_at.entry_signal + d.lag),
+                     static_cast<std::size_t>(n));
+    out[target.y] = filtered.finish(d.periods_per_year);
+  }
 }
 
 template <typename T>
@@ -139,7 +145,8 @@ struct Gpu {
   DeviceTables tables{};
   std::vector<void*> allocations;
   std::mutex mutex;
-  int4* combos = nullptr;
+  int4* pairs = nullptr;
+  int2* targets = nullptr;
   Metrics* results = nullptr;
   std::size_t capacity = 0;
   cudaEvent_t start{}, stop{};
@@ -152,20 +159,35 @@ class CudaMaCrossEvaluator final : public CudaEvaluator {
     std::sort(types_.begin(), types_.end());
     types_.erase(std::unique(types_.begin(), types_.end()), types_.end());
     const std::size_t n = bars.size();
-    // Moving averages with the CPU engine's own functions, transposed to [type][bar][period].
-    std::vector<double> rows(periods_.size() * n), ma(types_.size() * n * periods_.size());
+    period_slots_.assign(static_cast<std::size_t>(periods_.back()) + 1, -1);
+    for (std::size_t p = 0; p < periods_.size(); ++p)
+      period_slots_[static_cast<std::size_t>(periods_[p])] = static_cast<int>(p);
+    // Moving averages with the CPU engine's own functions, transposed to [type][bar][period] in
+    // tiles (a plain transpose of 100,000 bars x 1,000 periods misses the cache on every write),
+    // with their float copies.
+    const std::size_t periods = periods_.size();
+    std::vector<double> rows(periods * n), ma(types_.size() * n * periods);
+    std::vector<float> coarse(ma.size());
+    std::vector<int> first_defined(types_.size() * periods, static_cast<int>(n));
+    constexpr std::size_t kTile = 64;
     for (std::size_t ti = 0; ti < types_.size(); ++ti) {
       ind::ma_many_into(static_cast<ind::MaType>(types_[ti]), bars.close, periods_, rows.data(), n);
-      for (std::size_t p = 0; p < periods_.size(); ++p)
-        for (std::size_t t = 0; t < n; ++t) ma[(ti * n + t) * periods_.size() + p] = rows[p * n + t];
+      for (std::size_t p = 0; p < periods; ++p) {
+        std::size_t t = 0;
+        while (t < n && std::isnan(rows[p * n + t])) ++t;
+        first_defined[ti * periods + p] = static_cast<int>(t);
+      }
+      for (std::size_t t0 = 0; t0 < n; t0 += kTile)
+        for (std::size_t p0 = 0; p0 < periods; p0 += kTile)
+          for (std::size_t t = t0; t < std::min(n, t0 + kTile); ++t)
+            for (std::size_t p = p0; p < std::min(periods, p0 + kTile); ++p) {
+              const std::size_t at = (ti * n + t) * periods + p;
+              ma[at] = rows[p * n + t];
+              coarse[at] = static_cast<float>(ma[at]);
+            }
     }
     const auto facts = ma_cross_bar_facts(bars, options);
-    std::vector<double> columns[8];
-    for (const auto& f : facts) {
-      const double values[8] = {f.close,       f.entry_cost, f.exit_value, f.entry_return,
-                                f.exit_return, f.sum_r,      f.sum_r2,     f.sum_down2};
-      for (int k = 0; k < 8; ++k) columns[k].push_back(values[k]);
-    }
+    const auto ranges = build_range_table(bars.close);
     const auto volume_ok = signals::volume_above_average(bars);
     for (int ordinal : gpus) {
       auto gpu = std::make_unique<Gpu>();
@@ -176,10 +198,11 @@ class CudaMaCrossEvaluator final : public CudaEvaluator {
         return p;
       };
       DeviceTables& d = gpu->tables;
+      d.coarse = keep(upload(coarse.data(), coarse.size()));
       d.ma = keep(upload(ma.data(), ma.size()));
-      const double** targets[8] = {&d.close,       &d.entry_cost, &d.exit_value, &d.entry_return,
-                                   &d.exit_return, &d.sum_r,      &d.sum_r2,     &d.sum_down2};
-      for (int k = 0; k < 8; ++k) *targets[k] = keep(upload(columns[k].data(), columns[k].size()));
+      d.first_defined = keep(upload(first_defined.data(), first_defined.size()));
+      d.facts = keep(upload(facts.data(), facts.size()));
+      d.ranges = keep(upload(ranges.data(), ranges.size()));
       d.volume_ok = keep(upload(volume_ok.data(), volume_ok.size()));
       d.bars = static_cast<int>(n);
       d.periods = static_cast<int>(periods_.size());
@@ -196,7 +219,8 @@ class CudaMaCrossEvaluator final : public CudaEvaluator {
     for (auto& gpu : gpus_) {
       cudaSetDevice(gpu->ordinal);
       for (void* p : gpu->allocations) cudaFree(p);
-      cudaFree(gpu->combos);
+      cudaFree(gpu->pairs);
+      cudaFree(gpu->targets);
       cudaFree(gpu->results);
       cudaEventDestroy(gpu->start);
       cudaEventDestroy(gpu->stop);
@@ -210,59 +234,94 @@ class CudaMaCrossEvaluator final : public CudaEvaluator {
   void evaluate(std::span<const double> params, std::size_t stride, std::span<Metrics> out) const override {
     const std::size_t count = out.size();
     if (count == 0) return;
-    // (type, fast, filter, slow) order: warps of consecutive slow periods (see the top).
+    // One thread per (type, fast, slow) pair, in that order: warps of consecutive slow periods
+    // (see the top); each pair's two filter variants go to their own places in `out`. Pairs are
+    // grouped through a dense [type][fast][slow] table where it is small, else by sorting.
     std::vector<int4> combos(count);
     for (std::size_t i = 0; i < count; ++i) {
       const double* p = params.data() + i * stride;
-      combos[i] = int4{slot(periods_, p[0]), slot(periods_, p[1]), slot(types_, p[2]), p[3] != 0 ? 1 : 0};
+      combos[i] = int4{period_slot(p[0]), period_slot(p[1]), type_slot(p[2]), p[3] != 0 ? 1 : 0};
     }
-    std::vector<std::uint32_t> order(count);
-    std::iota(order.begin(), order.end(), 0u);
-    std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
-      const int4 &x = combos[a], &y = combos[b];
-      return std::tie(x.z, x.x, x.w, x.y) < std::tie(y.z, y.x, y.w, y.y);
-    });
-    std::vector<int4> sorted(count);
-    for (std::size_t i = 0; i < count; ++i) sorted[i] = combos[order[i]];
+    std::vector<int4> pairs;
+    std::vector<int2> targets;
+    pairs.reserve(count / 2 + 1);
+    targets.reserve(count / 2 + 1);
+    const std::size_t periods = periods_.size();
+    const std::size_t cells = types_.size() * periods * periods;
+    auto cell = [&](const int4& c) {
+      return (static_cast<std::size_t>(c.z) * periods + static_cast<std::size_t>(c.x)) * periods +
+             static_cast<std::size_t>(c.y);
+    };
+    if (cells <= 4 * count + (std::size_t{1} << 20)) {
+      std::vector<int2> table(cells, int2{-1, -1});
+      for (std::size_t i = 0; i < count; ++i)
+        (combos[i].w ? table[cell(combos[i])].y : table[cell(combos[i])].x) = static_cast<int>(i);
+      for (std::size_t k = 0; k < cells; ++k) {
+        if (table[k].x < 0 && table[k].y < 0) continue;
+        const int4& c = combos[static_cast<std::size_t>(table[k].x >= 0 ? table[k].x : table[k].y)];
+        pairs.push_back(int4{c.x, c.y, c.z, 0});
+        targets.push_back(table[k]);
+      }
+    } else {
+      std::vector<std::uint32_t> order(count);
+      std::iota(order.begin(), order.end(), 0u);
+      std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+        return std::pair(cell(combos[a]), combos[a].w) < std::pair(cell(combos[b]), combos[b].w);
+      });
+      for (const std::uint32_t i : order) {
+        const int4 c = combos[i];
+        if (pairs.empty() || pairs.back().x != c.x || pairs.back().y != c.y || pairs.back().z != c.z) {
+          pairs.push_back(int4{c.x, c.y, c.z, 0});
+          targets.push_back(int2{-1, -1});
+        }
+        (c.w ? targets.back().y : targets.back().x) = static_cast<int>(i);
+      }
+    }
+    const std::size_t pair_count = pairs.size();
 
     Gpu& gpu = *gpus_[next_gpu_.fetch_add(1) % gpus_.size()];
-    std::vector<Metrics> results(count);
-    {
-      std::lock_guard lock(gpu.mutex);
-      check(cudaSetDevice(gpu.ordinal), "cudaSetDevice");
-      if (gpu.capacity < count) {
-        cudaFree(gpu.combos);
-        cudaFree(gpu.results);
-        check(cudaMalloc(&gpu.combos, count * sizeof(int4)), "cudaMalloc");
-        check(cudaMalloc(&gpu.results, count * sizeof(Metrics)), "cudaMalloc");
-        gpu.capacity = count;
-      }
-      check(cudaMemcpy(gpu.combos, sorted.data(), count * sizeof(int4), cudaMemcpyHostToDevice), "cudaMemcpy");
-      const int threads = 128;
-      const int blocks = static_cast<int>((count + threads - 1) / threads);
-      check(cudaEventRecord(gpu.start), "cudaEventRecord");
-      ma_cross_kernel<<<blocks, threads>>>(gpu.tables, gpu.combos, static_cast<int>(count), gpu.results);
-      check(cudaGetLastError(), "launching ma_cross_kernel");
-      check(cudaEventRecord(gpu.stop), "cudaEventRecord");
-      check(cudaMemcpy(results.data(), gpu.results, count * sizeof(Metrics), cudaMemcpyDeviceToHost), "cudaMemcpy");
-      float ms = 0;
-      check(cudaEventElapsedTime(&ms, gpu.start, gpu.stop), "cudaEventElapsedTime");
-      last_kernel_seconds_ = ms / 1000.0;
+    std::lock_guard lock(gpu.mutex);
+    check(cudaSetDevice(gpu.ordinal), "cudaSetDevice");
+    if (gpu.capacity < count) {
+      cudaFree(gpu.pairs);
+      cudaFree(gpu.targets);
+      cudaFree(gpu.results);
+      check(cudaMalloc(&gpu.pairs, count * sizeof(int4)), "cudaMalloc");
+      check(cudaMalloc(&gpu.targets, count * sizeof(int2)), "cudaMalloc");
+      check(cudaMalloc(&gpu.results, count * sizeof(Metrics)), "cudaMalloc");
+      gpu.capacity = count;
     }
-    for (std::size_t i = 0; i < count; ++i) out[order[i]] = results[i];
+    check(cudaMemcpy(gpu.pairs, pairs.data(), pair_count * sizeof(int4), cudaMemcpyHostToDevice), "cudaMemcpy");
+    check(cudaMemcpy(gpu.targets, targets.data(), pair_count * sizeof(int2), cudaMemcpyHostToDevice), "cudaMemcpy");
+    const int threads = 128;
+    const int blocks = static_cast<int>((pair_count + threads - 1) / threads);
+    check(cudaEventRecord(gpu.start), "cudaEventRecord");
+    ma_cross_kernel<<<blocks, threads>>>(gpu.tables, gpu.pairs, gpu.targets, static_cast<int>(pair_count), gpu.results);
+    check(cudaGetLastError(), "launching ma_cross_kernel");
+    check(cudaEventRecord(gpu.stop), "cudaEventRecord");
+    check(cudaMemcpy(out.data(), gpu.results, count * sizeof(Metrics), cudaMemcpyDeviceToHost), "cudaMemcpy");
+    float ms = 0;
+    check(cudaEventElapsedTime(&ms, gpu.start, gpu.stop), "cudaEventElapsedTime");
+    last_kernel_seconds_ = ms / 1000.0;
   }
 
  private:
-  template <typename T>
-  static int slot(const std::vector<T>& values, double value) {
-    const auto it = std::lower_bound(values.begin(), values.end(), static_cast<T>(value));
-    if (it == values.end() || *it != static_cast<T>(value))
-      throw Error("internal: value " + std::to_string(value) + " is not in the CUDA engine's tables");
-    return static_cast<int>(it - values.begin());
+  int period_slot(double period) const {
+    const auto p = static_cast<std::size_t>(period);
+    if (p >= period_slots_.size() || period_slots_[p] < 0)
+      throw Error("internal: period " + std::to_string(period) + " is not in the CUDA engine's tables");
+    return period_slots_[p];
+  }
+  int type_slot(double type) const {
+    const auto it = std::lower_bound(types_.begin(), types_.end(), static_cast<int>(type));
+    if (it == types_.end() || *it != static_cast<int>(type))
+      throw Error("internal: MA type " + std::to_string(type) + " is not in the CUDA engine's tables");
+    return static_cast<int>(it - types_.begin());
   }
 
-  std::vector<int> periods_;  // sorted
-  std::vector<int> types_;    // sorted
+  std::vector<int> periods_;       // sorted
+  std::vector<int> period_slots_;  // period -> its index in periods_, -1 if absent
+  std::vector<int> types_;         // sorted
   std::vector<std::unique_ptr<Gpu>> gpus_;
   mutable std::atomic<std::size_t> next_gpu_{0};
   mutable std::atomic<double> last_kernel_seconds_{0};
