@@ -74,6 +74,16 @@ __device__ void book(const DeviceTables& d, RangeTableView ranges, int base, uns
   }
 }
 
+// One variant's metrics to out[target] (none asked for: target < 0), a position still held at the
+// last bar booked first.
+__device__ void settle(const DeviceTables& d, RangeTableView ranges, int target, MaCrossAccount& account,
+                       const Position& at, Metrics* out) {
+  if (target < 0) return;
+  if (at.held && !at.done)
+    account.trade(d.facts, ranges, static_cast<std::size_t>(at.entry_signal + d.lag), static_cast<std::size_t>(d.bars));
+  out[target] = account.finish(d.periods_per_year);
+}
+
 // pairs[i] = (fast slot, slow slot, type slot, -); targets[i] = where the unfiltered and the
 // filtered combination's metrics go (-1: not asked for).
 __global__ void __launch_bounds__(128)
@@ -117,18 +127,8 @@ __global__ void __launch_bounds__(128)
     book(d, ranges, base, up, down, false, plain, plain_at);
     book(d, ranges, base, up, down, true, filtered, filtered_at);
   }
-  if (target.x >= 0) {
-    if (plain_at.held && !plain_at.done)
-      plain.trade(d.facts, ranges, static_cast<std::size_t>(plain_at.entry_signal + d.lag),
-                  static_cast<std::size_t>(n));
-    out[target.x] = plain.finish(d.periods_per_year);
-  }
-  if (target.y >= 0) {
-    if (filtered_at.held && !filtered_at.done)
-      filtered.trade(d.facts, ranges, static_cast<std::size_t>(filtered_at.entry_signal + d.lag),
-                     static_cast<std::size_t>(n));
-    out[target.y] = filtered.finish(d.periods_per_year);
-  }
+  settle(d, ranges, target.x, plain, plain_at, out);
+  settle(d, ranges, target.y, filtered, filtered_at, out);
 }
 
 template <typename T>
@@ -235,47 +235,27 @@ class CudaMaCrossEvaluator final : public CudaEvaluator {
     const std::size_t count = out.size();
     if (count == 0) return;
     // One thread per (type, fast, slow) pair, in that order: warps of consecutive slow periods
-    // (see the top); each pair's two filter variants go to their own places in `out`. Pairs are
-    // grouped through a dense [type][fast][slow] table where it is small, else by sorting.
+    // (see the top); each pair's two filter variants go to their own places in `out`.
     std::vector<int4> combos(count);
     for (std::size_t i = 0; i < count; ++i) {
       const double* p = params.data() + i * stride;
       combos[i] = int4{period_slot(p[0]), period_slot(p[1]), type_slot(p[2]), p[3] != 0 ? 1 : 0};
     }
+    std::vector<std::uint32_t> order(count);
+    std::iota(order.begin(), order.end(), 0u);
+    std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+      const int4 &x = combos[a], &y = combos[b];
+      return std::tie(x.z, x.x, x.y, x.w) < std::tie(y.z, y.x, y.y, y.w);
+    });
     std::vector<int4> pairs;
     std::vector<int2> targets;
-    pairs.reserve(count / 2 + 1);
-    targets.reserve(count / 2 + 1);
-    const std::size_t periods = periods_.size();
-    const std::size_t cells = types_.size() * periods * periods;
-    auto cell = [&](const int4& c) {
-      return (static_cast<std::size_t>(c.z) * periods + static_cast<std::size_t>(c.x)) * periods +
-             static_cast<std::size_t>(c.y);
-    };
-    if (cells <= 4 * count + (std::size_t{1} << 20)) {
-      std::vector<int2> table(cells, int2{-1, -1});
-      for (std::size_t i = 0; i < count; ++i)
-        (combos[i].w ? table[cell(combos[i])].y : table[cell(combos[i])].x) = static_cast<int>(i);
-      for (std::size_t k = 0; k < cells; ++k) {
-        if (table[k].x < 0 && table[k].y < 0) continue;
-        const int4& c = combos[static_cast<std::size_t>(table[k].x >= 0 ? table[k].x : table[k].y)];
+    for (const std::uint32_t i : order) {
+      const int4 c = combos[i];
+      if (pairs.empty() || pairs.back().x != c.x || pairs.back().y != c.y || pairs.back().z != c.z) {
         pairs.push_back(int4{c.x, c.y, c.z, 0});
-        targets.push_back(table[k]);
+        targets.push_back(int2{-1, -1});
       }
-    } else {
-      std::vector<std::uint32_t> order(count);
-      std::iota(order.begin(), order.end(), 0u);
-      std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
-        return std::pair(cell(combos[a]), combos[a].w) < std::pair(cell(combos[b]), combos[b].w);
-      });
-      for (const std::uint32_t i : order) {
-        const int4 c = combos[i];
-        if (pairs.empty() || pairs.back().x != c.x || pairs.back().y != c.y || pairs.back().z != c.z) {
-          pairs.push_back(int4{c.x, c.y, c.z, 0});
-          targets.push_back(int2{-1, -1});
-        }
-        (c.w ? targets.back().y : targets.back().x) = static_cast<int>(i);
-      }
+      (c.w ? targets.back().y : targets.back().x) = static_cast<int>(i);
     }
     const std::size_t pair_count = pairs.size();
 
