@@ -136,48 +136,25 @@ NB_MODULE(_core, m) {
     }
   });
 
+  // A column as a read-only NumPy view that keeps its Bars alive.
+  const auto column = []<class T>(std::vector<T> gt::Bars::*member) {
+    return [member](gt::Bars& b) {
+      return nb::ndarray<nb::numpy, const T, nb::ndim<1>>((b.*member).data(), {b.size()}, nb::handle());
+    };
+  };
   nb::class_<gt::Bars>(m, "Bars", "One symbol's validated OHLCV bars; columns are NumPy views")
       .def_ro("symbol", &gt::Bars::symbol)
       .def_ro("source", &gt::Bars::source)
       .def_ro("intraday", &gt::Bars::intraday)
       .def_ro("skipped_rows", &gt::Bars::skipped_rows)
       .def("__len__", &gt::Bars::size)
-      .def_prop_ro(
-          "time",
-          [](gt::Bars& b) {
-            return nb::ndarray<nb::numpy, const std::int64_t, nb::ndim<1>>(b.time.data(), {b.size()}, nb::handle());
-          },
-          nb::rv_policy::reference_internal, "seconds since 1970-01-01, exchange clock")
-      .def_prop_ro(
-          "open",
-          [](gt::Bars& b) {
-            return nb::ndarray<nb::numpy, const double, nb::ndim<1>>(b.open.data(), {b.size()}, nb::handle());
-          },
-          nb::rv_policy::reference_internal)
-      .def_prop_ro(
-          "high",
-          [](gt::Bars& b) {
-            return nb::ndarray<nb::numpy, const double, nb::ndim<1>>(b.high.data(), {b.size()}, nb::handle());
-          },
-          nb::rv_policy::reference_internal)
-      .def_prop_ro(
-          "low",
-          [](gt::Bars& b) {
-            return nb::ndarray<nb::numpy, const double, nb::ndim<1>>(b.low.data(), {b.size()}, nb::handle());
-          },
-          nb::rv_policy::reference_internal)
-      .def_prop_ro(
-          "close",
-          [](gt::Bars& b) {
-            return nb::ndarray<nb::numpy, const double, nb::ndim<1>>(b.close.data(), {b.size()}, nb::handle());
-          },
-          nb::rv_policy::reference_internal)
-      .def_prop_ro(
-          "volume",
-          [](gt::Bars& b) {
-            return nb::ndarray<nb::numpy, const double, nb::ndim<1>>(b.volume.data(), {b.size()}, nb::handle());
-          },
-          nb::rv_policy::reference_internal);
+      .def_prop_ro("time", column(&gt::Bars::time), nb::rv_policy::reference_internal,
+                   "seconds since 1970-01-01, exchange clock")
+      .def_prop_ro("open", column(&gt::Bars::open), nb::rv_policy::reference_internal)
+      .def_prop_ro("high", column(&gt::Bars::high), nb::rv_policy::reference_internal)
+      .def_prop_ro("low", column(&gt::Bars::low), nb::rv_policy::reference_internal)
+      .def_prop_ro("close", column(&gt::Bars::close), nb::rv_policy::reference_internal)
+      .def_prop_ro("volume", column(&gt::Bars::volume), nb::rv_policy::reference_internal);
 
   m.def(
       "load_csv",
