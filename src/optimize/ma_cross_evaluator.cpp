@@ -1,6 +1,8 @@
 // The CPU engine: crossings as bit masks (cross_masks.hpp), trades booked by MaCrossAccount.
 #include "ma_cross_evaluator.hpp"
 
+#include <immintrin.h>
+#include <tbb/parallel_for.h>
 #include <tbb/parallel_invoke.h>
 
 #include <algorithm>
@@ -16,15 +18,47 @@
 namespace gt {
 namespace {
 
-// Index of the first set bit at or after `from`, or `none`. Words past the last bar are zero and
-// one spare zero word follows, so `from` may be the bar count itself.
-inline std::size_t next_bit(const std::uint64_t* words, std::size_t count, std::size_t from, std::size_t none) {
-  std::size_t w = from >> 6;
-  const std::uint64_t word = words[w] >> (from & 63);
-  if (word) return from + static_cast<std::size_t>(std::countr_zero(word));
-  while (++w < count)
-    if (words[w]) return w * 64 + static_cast<std::size_t>(std::countr_zero(words[w]));
-  return none;
+// Where the position changes, for entries S and exits R given as bit masks: the position is a
+// set-reset latch, state_t = S_t | (state_{t-1} & ~R_t), which is exactly the carry chain of the
+// addition (S | ~R) + S (generate S, propagate ~R & ~S). One add per 64 bars yields every state;
+// the bars where it flips go to `flips` without a data-dependent branch per bit (the unrolled
+// store of simdjson's flatten_bits: most words hold at most four flips). The flips alternate
+// entry, exit, entry, ...; an odd count leaves the last position open. `flips` needs room for
+// words*64 + 8 values. With `filter`, only entries whose bar has a filter bit count.
+__attribute__((target_clones("popcnt", "default"))) std::size_t position_flips(const std::uint64_t* entries,
+                                                                               const std::uint64_t* filter,
+                                                                               const std::uint64_t* exits,
+                                                                               std::size_t words,
+                                                                               std::uint32_t* flips) {
+  std::size_t count = 0;
+  unsigned char carry = 0;  // the state at the previous word's last bar
+  for (std::size_t w = 0; w < words; ++w) {
+    const std::uint64_t set = filter ? entries[w] & filter[w] : entries[w];
+    const std::uint64_t propagate = set | ~exits[w];
+    unsigned long long sum;
+    carry = _addcarry_u64(carry, propagate, set, &sum);
+    const std::uint64_t before = sum ^ propagate ^ set;  // bit t: the state at bar t-1
+    std::uint64_t flip = (set | (~exits[w] & before)) ^ before;
+    const auto base = static_cast<std::uint32_t>(w * 64);
+    const auto n = static_cast<std::size_t>(std::popcount(flip));
+    std::uint32_t* out = flips + count;
+    for (int j = 0; j < 4; ++j) {
+      out[j] = base + static_cast<std::uint32_t>(std::countr_zero(flip));
+      flip &= flip - 1;
+    }
+    for (std::size_t j = 4; j < n; ++j) {  // rare: five or more flips in 64 bars
+      out[j] = base + static_cast<std::uint32_t>(std::countr_zero(flip));
+      flip &= flip - 1;
+    }
+    count += n;
+  }
+  return count;
+}
+
+// The float copies of the averages (cross_masks.hpp): a fifth of the set-up when left to SSE2.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void round_to_float(const double* in, float* out,
+                                                                                 std::size_t count) {
+  for (std::size_t i = 0; i < count; ++i) out[i] = static_cast<float>(in[i]);
 }
 
 class MaCrossEvaluator final : public Evaluator {
@@ -58,10 +92,10 @@ class MaCrossEvaluator final : public Evaluator {
       return std::tuple(p[2], p[1], p[0], p[3]);
     };
     std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) { return key(a) < key(b); });
-    std::vector<std::uint64_t> masks(3 * (words_ + 1));  // each with a spare zero word
+    std::vector<std::uint64_t> masks(2 * words_);
     std::uint64_t* up = masks.data();
-    std::uint64_t* down = up + words_ + 1;
-    std::uint64_t* entries = down + words_ + 1;
+    std::uint64_t* down = up + words_;
+    std::vector<std::uint32_t> flips(padded_ + 8);
     int last_type = -1, last_fast = -1, last_slow = -1;
     for (const std::uint32_t i : order) {
       const double* p = params.data() + i * stride;
@@ -75,12 +109,9 @@ class MaCrossEvaluator final : public Evaluator {
         last_fast = fast;
         last_slow = slow;
       }
-      const std::uint64_t* entry_words = up;
-      if (p[3] != 0) {
-        for (std::size_t w = 0; w < words_; ++w) entries[w] = up[w] & volume_words_[w];
-        entry_words = entries;
-      }
-      out[i] = simulate(entry_words, down);
+      const std::size_t count =
+          position_flips(up, p[3] != 0 ? volume_words_.data() : nullptr, down, words_, flips.data());
+      out[i] = simulate({flips.data(), count});
     }
   }
 
@@ -91,44 +122,42 @@ class MaCrossEvaluator final : public Evaluator {
     const std::vector<int> types = ma_cross_types(grid);
     row_of_.assign(3 * static_cast<std::size_t>(max_period_ + 1), -1);
     const std::size_t rows = types.size() * periods.size();
+    for (std::size_t ti = 0; ti < types.size(); ++ti)
+      for (std::size_t r = 0; r < periods.size(); ++r)
+        row_of_[static_cast<std::size_t>(types[ti] * (max_period_ + 1) + periods[r])] =
+            static_cast<int>(ti * periods.size() + r);
     series_.reset(new double[rows * padded_]);  // written below; no zero-fill pass
     coarse_.reset(new float[rows * padded_]);
-    for (std::size_t ti = 0; ti < types.size(); ++ti) {
-      const int type = types[ti];
+    first_defined_.assign(rows, 0);
+    // The types side by side, so that two cores share three types' work.
+    tbb::parallel_for(std::size_t{0}, types.size(), [&](std::size_t ti) {
       double* block = series_.get() + ti * periods.size() * padded_;
-      ind::ma_many_into(static_cast<ind::MaType>(type), bars.close, periods, block, padded_);
+      ind::ma_many_into(static_cast<ind::MaType>(types[ti]), bars.close, periods, block, padded_);
       for (std::size_t r = 0; r < periods.size(); ++r) {
         double* values = block + r * padded_;
         // NaN past the last bar, so that whole words compare false there.
         std::fill(values + n_, values + padded_, std::numeric_limits<double>::quiet_NaN());
-        float* coarse = coarse_.get() + (values - series_.get());
-        for (std::size_t t = 0; t < padded_; ++t) coarse[t] = static_cast<float>(values[t]);
+        round_to_float(values, coarse_.get() + (values - series_.get()), padded_);
         std::size_t first = 0;
         while (first < n_ && std::isnan(values[first])) ++first;
-        first_defined_.push_back(first);
-        row_of_[static_cast<std::size_t>(type * (max_period_ + 1) + periods[r])] =
-            static_cast<int>(ti * periods.size() + r);
+        first_defined_[ti * periods.size() + r] = first;
       }
-    }
+    });
   }
 
   std::size_t row(int type, int period) const {
     return static_cast<std::size_t>(row_of_[static_cast<std::size_t>(type * (max_period_ + 1) + period)]);
   }
 
-  // One combination's trades and metrics.
-  Metrics simulate(const std::uint64_t* entries, const std::uint64_t* exits) const {
+  // One combination's trades and metrics, from the bars where its signal position flips.
+  Metrics simulate(std::span<const std::uint32_t> flips) const {
     MaCrossAccount account(n_, cash_);
     const RangeTableView ranges{ranges_.data(), n_};
-    for (std::size_t from = 0;;) {
-      const std::size_t entry_signal = next_bit(entries, words_, from, n_);
-      const std::size_t e = entry_signal + lag_;
-      if (e >= n_) break;  // no entry left, or one whose fill would come after the last bar
-      const std::size_t exit_signal = next_bit(exits, words_, entry_signal + 1, n_);
-      const std::size_t x = exit_signal + lag_;
-      account.trade(facts_.data(), ranges, e, std::min(x, n_));
-      if (x >= n_) break;
-      from = exit_signal + 1;
+    for (std::size_t j = 0; j < flips.size(); j += 2) {
+      const std::size_t e = flips[j] + lag_;
+      if (e >= n_) break;  // an entry whose fill would come after the last bar
+      const std::size_t x = j + 1 < flips.size() ? std::min<std::size_t>(flips[j + 1] + lag_, n_) : n_;
+      account.trade(facts_.data(), ranges, e, x);
     }
     return account.finish(periods_per_year_);
   }
