@@ -14,6 +14,7 @@
 #include "gt/data.hpp"
 #include "gt/gpu.hpp"
 #include "gt/grid.hpp"
+#include "gt/indicators.hpp"
 #include "gt/optimize.hpp"
 
 namespace {
@@ -58,6 +59,28 @@ std::size_t check(const gt::Bars& bars, const gt::Grid& grid, const gt::Executio
   return bad;
 }
 
+// The averages the GPU built for `grid` (MA types 0..2, periods first..last) against ind::ma_many,
+// bit for bit; returns the number of differing values.
+std::size_t check_averages(const gt::Bars& bars, const gt::Grid& grid, int first, int last) {
+  const auto gpu = gt::make_cuda_evaluator(bars, grid, {}, {0});
+  const std::vector<double> table = gpu->moving_average_table(0);
+  std::vector<int> periods;
+  for (int p = first; p <= last; ++p) periods.push_back(p);
+  const std::size_t n = bars.size(), rows = periods.size();
+  std::size_t bad = 0;
+  for (int type = 0; type <= 2; ++type) {
+    const auto cpu = gt::ind::ma_many(static_cast<gt::ind::MaType>(type), bars.close, periods);
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t t = 0; t < n; ++t) {
+        const double a = table[(static_cast<std::size_t>(type) * n + t) * rows + r], b = cpu.values[r * n + t];
+        if (std::memcmp(&a, &b, sizeof a) != 0 && bad++ < 5)
+          fmt::print("MISMATCH average type {} period {} bar {}: gpu {} cpu {}\n", type, periods[r], t, a, b);
+      }
+  }
+  fmt::print("averages: {} bars, 3 types x {} periods: {} values differ from ind::ma_many in any bit\n", n, rows, bad);
+  return bad;
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -70,6 +93,8 @@ int main(int argc, char** argv) {
   fmt::print("devices: {}\n", gt::cuda_devices());
   if (!gt::cuda_available()) return 2;
   const gt::Bars orcl = gt::load_csv(GT_DATA_DIR "/orcl-1995-2014.csv");
+  // The timed grid: 1.2 million combinations, periods 2..1019.
+  const gt::Grid big = grid_of({"fast=2:201", "slow=20:1019", "ma_type=0:2", "volume_filter=false,true"});
   // 1. Correctness: 147,000+ combinations, every MA type, the filter both ways, both fills, costs.
   const gt::Grid check_grid = grid_of({"fast=2:101", "slow=20:269", "ma_type=0:2", "volume_filter=false,true"});
   gt::ExecutionOptions costs;
@@ -78,7 +103,11 @@ int main(int argc, char** argv) {
   costs.slippage_bps = 2;
   std::size_t bad =
       check(gt::bars_of_length(orcl, 2000), check_grid, {}) + check(gt::bars_of_length(orcl, 2000), check_grid, costs);
-  if (!quick) bad += check(orcl, check_grid, {});
+  bad += check_averages(gt::bars_of_length(orcl, 2000), check_grid, 2, 269);
+  if (!quick) {
+    bad += check(orcl, check_grid, {});
+    bad += check_averages(gt::bars_of_length(orcl, 100000), big, 2, 1019);
+  }
   if (bad) {
     fmt::print("FAILED: the CUDA engine disagrees with the CPU engine\n");
     return 1;
@@ -86,7 +115,6 @@ int main(int argc, char** argv) {
   if (quick) return 0;
 
   // 2. Rates: kernel alone (device events) and end to end (optimize(), results back on the host).
-  const gt::Grid big = grid_of({"fast=2:201", "slow=20:1019", "ma_type=0:2", "volume_filter=false,true"});
   std::uint64_t count = 0;
   fmt::print(
       "\n| bars | combinations | kernel s (median of 5) | kernel bar-combos/s | end-to-end s | end-to-end "

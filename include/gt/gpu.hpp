@@ -23,6 +23,9 @@ class CudaEvaluator : public Evaluator {
  public:
   // Seconds the last evaluate() spent in the kernel alone (device events), for benchmarks.
   virtual double last_kernel_seconds() const = 0;
+  // The moving averages one of its GPUs computed, [type][bar][period] for the grid's MA types and
+  // periods in ascending order (for checks against ind::ma_many).
+  virtual std::vector<double> moving_average_table(std::size_t gpu_index) const = 0;
 };
 
 // Throws ParamError when the strategy or options are outside what the kernel reproduces exactly

@@ -5,12 +5,13 @@ Local use needs nothing but NumPy and pandas; distribution runs on Ray
 ``DistributedConfig``, ``RayDistributedEngine``.
 """
 from . import _core
+from ._core import cuda_available, cuda_devices
 from .data import as_bars, load
 from .engine import backtest, indicator, optimize, strategies
 from .distributed import DistributedConfig, OptimizationResult, RayDistributedEngine
 
 __all__ = [
-    "as_bars", "load", "backtest", "indicator", "optimize", "strategies",
+    "as_bars", "load", "backtest", "indicator", "optimize", "strategies", "cuda_available", "cuda_devices",
     "DistributedConfig", "OptimizationResult", "RayDistributedEngine", "_core",
 ]
 __version__ = "0.1.0"

@@ -19,6 +19,7 @@
 #include "gt/cache.hpp"
 #include "gt/data.hpp"
 #include "gt/error.hpp"
+#include "gt/gpu.hpp"
 #include "gt/grid.hpp"
 #include "gt/indicators.hpp"
 #include "gt/optimize.hpp"
@@ -310,6 +311,11 @@ NB_MODULE(_core, m) {
       "bars"_a, "strategy"_a, "params"_a, "options"_a);
 
   m.def(
+      "cuda_available", [] { return gt::cuda_available(); },
+      "True when this build has the CUDA engine and a GPU is visible.");
+  m.def("cuda_devices", &gt::cuda_devices, "The visible GPUs, or why there are none.");
+
+  m.def(
       "grid_size",
       [](const std::string& strategy, const std::vector<std::string>& grid, const nb::dict& fixed) {
         return make_grid(strategy, grid, fixed).size();
@@ -321,7 +327,7 @@ NB_MODULE(_core, m) {
       [](const std::vector<gt::Bars>& symbols, const std::string& strategy, const std::vector<std::string>& grid_specs,
          const nb::dict& fixed, const nb::dict& options, const std::string& metric, std::size_t top,
          std::int64_t min_trades, int threads, std::optional<std::string> out_path, bool reference,
-         std::optional<std::string> cache_location) {
+         std::optional<std::string> cache_location, const std::string& device, const std::string& gpus) {
         const gt::Grid grid = make_grid(strategy, grid_specs, fixed);
         std::unique_ptr<gt::ResultCache> cache;
         if (cache_location) cache = gt::open_result_cache(*cache_location);
@@ -333,6 +339,8 @@ NB_MODULE(_core, m) {
         opt.threads = threads;
         opt.reference = reference;
         opt.cache = cache.get();
+        opt.device = device;
+        if (device != "cpu" && gt::cuda_available()) opt.gpus = gt::parse_gpus(gpus);
         gt::OptimizeResult r;
         {
           nb::gil_scoped_release release;
@@ -356,6 +364,7 @@ NB_MODULE(_core, m) {
         out["seconds"] = r.seconds;
         out["bar_combinations"] = r.bar_combinations;
         out["engine"] = r.evaluator;
+        out["device"] = r.device;
         nb::list top_list;
         for (const auto& per_symbol : r.top)
           for (const auto& c : per_symbol) {
@@ -370,7 +379,8 @@ NB_MODULE(_core, m) {
         return out;
       },
       "symbols"_a, "strategy"_a, "grid"_a, "fixed"_a, "options"_a, "metric"_a = "sharpe", "top"_a = 10,
-      "min_trades"_a = 0, "threads"_a = 0, "out"_a = nb::none(), "reference"_a = false, "cache"_a = nb::none());
+      "min_trades"_a = 0, "threads"_a = 0, "out"_a = nb::none(), "reference"_a = false, "cache"_a = nb::none(),
+      "device"_a = "cpu", "gpus"_a = "all");
 
   // An evaluator built once (indicator series, tables) for many ranges of one grid on one symbol.
   struct RangeEvaluator {

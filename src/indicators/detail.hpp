@@ -5,6 +5,7 @@
 #include <limits>
 #include <span>
 
+#include "gt/host_device.hpp"
 #include "gt/indicators.hpp"
 
 namespace gt::ind::detail {
@@ -32,17 +33,19 @@ inline std::size_t first_valid(std::span<const double> s) {
 
 // The running state of TA-Lib's SMA, EMA and WMA: one definition of each recurrence, used by
 // the one-period functions and by the many-periods lanes (which continue from a state built
-// here). `start` consumes the values before the first output; `step(i)` returns output i.
+// here) and by the CUDA engine, which builds its tables on the GPU with them (host and device
+// code: src/optimize/cuda). The constructor consumes the values before the first output;
+// `step(i)` returns output i.
 struct SmaRunning {
   const double* in;
   int period;
   double total = 0.0;
   std::size_t trailing = 0;
 
-  SmaRunning(const double* values, int p) : in(values), period(p) {
+  GT_HOST_DEVICE SmaRunning(const double* values, int p) : in(values), period(p) {
     for (std::size_t i = 0; i + 1 < static_cast<std::size_t>(p); ++i) total += in[i];
   }
-  double step(std::size_t i) {
+  GT_HOST_DEVICE double step(std::size_t i) {
     total += in[i];
     const double emitted = total;
     total -= in[trailing++];
@@ -53,12 +56,12 @@ struct SmaRunning {
 struct EmaRunning {
   double prev, k;
   // Seeded with the SMA of the `period` values ending at `first_out` (its first output).
-  EmaRunning(const double* in, int period, double smoothing, std::size_t first_out) : k(smoothing) {
+  GT_HOST_DEVICE EmaRunning(const double* in, int period, double smoothing, std::size_t first_out) : k(smoothing) {
     double sum = 0.0;
     for (std::size_t i = first_out + 1 - static_cast<std::size_t>(period); i <= first_out; ++i) sum += in[i];
     prev = sum / period;
   }
-  double step(double x) { return prev = ((x - prev) * k) + prev; }
+  GT_HOST_DEVICE double step(double x) { return prev = ((x - prev) * k) + prev; }
 };
 
 struct WmaRunning {
@@ -66,13 +69,14 @@ struct WmaRunning {
   double period, divider, sum = 0.0, sub = 0.0, trailing_value = 0.0;
   std::size_t trailing = 0;
 
-  WmaRunning(const double* values, int p) : in(values), period(p), divider(static_cast<double>((p * (p + 1)) >> 1)) {
+  GT_HOST_DEVICE WmaRunning(const double* values, int p)
+      : in(values), period(p), divider(static_cast<double>((p * (p + 1)) >> 1)) {
     for (std::size_t i = 0; i + 1 < static_cast<std::size_t>(p); ++i) {
       sub += in[i];
       sum += in[i] * static_cast<double>(i + 1);
     }
   }
-  double step(std::size_t i) {
+  GT_HOST_DEVICE double step(std::size_t i) {
     const double v = in[i];
     sub += v;
     sub -= trailing_value;

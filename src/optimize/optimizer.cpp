@@ -240,6 +240,13 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
   // Chunks small enough to balance the cores, large enough to amortize the pipeline's overhead.
   std::uint64_t chunk = std::clamp<std::uint64_t>(grid.size() / (static_cast<std::uint64_t>(threads) * 8), 64, 4096);
   if (!evaluators.empty() && evaluators.front()->preferred_chunk() > 0) chunk = evaluators.front()->preferred_chunk();
+  if (use_cuda && grid.size() > 0) {
+    // As many chunks for every GPU (each at most the preferred size), so that none waits for
+    // another's last chunk.
+    const std::uint64_t gpus = opt.gpus.empty() ? parse_gpus("all").size() : opt.gpus.size();
+    const std::uint64_t rounds = (grid.size() + gpus * chunk - 1) / (gpus * chunk);
+    chunk = (grid.size() + gpus * rounds - 1) / (gpus * rounds);
+  }
   std::vector<TopK> tops;
   for (std::size_t s = 0; s < symbols.size(); ++s) tops.emplace_back(opt.top, opt.metric);
   Progress progress(opt.progress, grid.size() * symbols.size());

@@ -45,6 +45,22 @@ def test_backtest_and_optimize_equal_the_cli(tmp_path):
     assert summary["computed"] == 2700 and len(top) == 3 and list(top.columns[:5]) == ["symbol", "fast", "slow", "ma_type", "volume_filter"]
 
 
+def test_optimize_runs_on_the_device_asked_for():
+    grid = {"fast": range(5, 10), "slow": range(20, 25), "ma_type": [0, 1, 2], "volume_filter": [False, True]}
+    top_cpu, on_cpu = gt.optimize(DAILY_FILES[0], "ma_cross", grid)
+    assert on_cpu["device"] == "cpu"
+    top_auto, on_auto = gt.optimize(DAILY_FILES[0], "ma_cross", grid, device="auto")
+    if gt.cuda_available():
+        assert on_auto["device"].startswith("cuda") and on_auto["engine"] == "ma_cross cuda"
+        np.testing.assert_allclose(top_auto["sharpe"], top_cpu["sharpe"], rtol=1e-9)
+    else:  # falls back to the CPU engine, and --device cuda says why it cannot run
+        assert on_auto["device"] == "cpu" and top_auto.equals(top_cpu)
+        with pytest.raises(RuntimeError, match="device cuda"):
+            gt.optimize(DAILY_FILES[0], "ma_cross", grid, device="cuda")
+    with pytest.raises(ValueError, match="allowed: cpu, cuda, auto"):
+        gt.optimize(DAILY_FILES[0], "ma_cross", grid, device="tpu")
+
+
 def test_indicator_frame():
     frame = gt.indicator("MACD", DAILY_FILES[0])
     assert list(frame.columns) == ["macd", "signal", "hist"]

@@ -5,7 +5,9 @@
 // work is a few float operations shared by two combinations, and every metric is reduced on the
 // device. Pairs are sorted so that a warp shares type and fast period and holds consecutive slow
 // periods: the averages are stored [type][bar][period], so the warp's slow values at a bar are
-// one coalesced read and the fast value a broadcast.
+// one coalesced read and the fast value a broadcast. The averages themselves are computed on
+// each GPU (moving_averages_kernel) with the CPU's own recurrences, so that the host uploads only
+// the per-bar tables and every GPU builds its tables at once.
 // Messages are built without fmt: its headers do not compile under nvcc 13 with g++ 12.
 #include <cuda_runtime.h>
 
@@ -16,6 +18,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "../../indicators/detail.hpp"
 #include "../../strategies/signals.hpp"
 #include "../ma_cross_evaluator.hpp"
 #include "gt/error.hpp"
@@ -131,10 +134,67 @@ __global__ void __launch_bounds__(128)
   settle(d, ranges, target.y, filtered, filtered_at, out);
 }
 
+// The averages the kernel reads, [type slot][bar][period slot], with their float copies and each
+// row's first defined bar: one thread per (type, period) runs ind::detail's one-period recurrence
+// (the very code behind ind::ma_many_into, compiled without FMA contraction), so every value is
+// bit-identical to the CPU engine's. A warp's threads hold consecutive periods: coalesced stores.
+__global__ void moving_averages_kernel(const double* close, int n, const int* types, int type_count, const int* periods,
+                                       int period_count, double* ma, float* coarse, int* first_defined) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= type_count * period_count) return;
+  const int type_slot = i / period_count, period_slot = i % period_count;
+  const int period = periods[period_slot];
+  const std::size_t row = static_cast<std::size_t>(period_count);
+  const std::size_t at = static_cast<std::size_t>(type_slot) * static_cast<std::size_t>(n) * row + period_slot;
+  int defined = n;
+  auto put = [&](int t, double value) {
+    ma[at + static_cast<std::size_t>(t) * row] = value;
+    coarse[at + static_cast<std::size_t>(t) * row] = static_cast<float>(value);
+    if (defined == n && !isnan(value)) defined = t;
+  };
+  const int first = period <= n ? period - 1 : n;  // the first output bar (none past the data)
+  for (int t = 0; t < first; ++t) put(t, ind::detail::kNaN);
+  if (first < n) {
+    switch (static_cast<ind::MaType>(types[type_slot])) {
+      case ind::MaType::kSma: {
+        ind::detail::SmaRunning sma(close, period);
+        for (int t = first; t < n; ++t) put(t, sma.step(static_cast<std::size_t>(t)));
+        break;
+      }
+      case ind::MaType::kEma: {
+        ind::detail::EmaRunning ema(close, period, 2.0 / static_cast<double>(period + 1),
+                                    static_cast<std::size_t>(first));
+        put(first, ema.prev);
+        for (int t = first + 1; t < n; ++t) put(t, ema.step(close[t]));
+        break;
+      }
+      default: {  // kWma: the only other type ma_cross allows (strategy.cpp)
+        ind::detail::WmaRunning wma(close, period);
+        for (int t = first; t < n; ++t) put(t, wma.step(static_cast<std::size_t>(t)));
+        break;
+      }
+    }
+  }
+  first_defined[type_slot * period_count + period_slot] = defined;
+}
+
 template <typename T>
-T* upload(const T* host, std::size_t count) {
+T* allocate(std::size_t count, const char* what) {
   T* device = nullptr;
-  check(cudaMalloc(&device, std::max<std::size_t>(1, count) * sizeof(T)), "cudaMalloc");
+  const cudaError_t status = cudaMalloc(&device, std::max<std::size_t>(1, count) * sizeof(T));
+  if (status != cudaSuccess) {
+    std::ostringstream message;
+    message << "CUDA: no room for " << what << " (" << count * sizeof(T) / (1 << 20)
+            << " MiB): " << cudaGetErrorString(status) << "; use fewer bars or periods per run, or --device cpu";
+    throw Error(message.str());
+  }
+  return device;
+}
+
+// A copy of host data on the current GPU.
+template <typename T>
+T* upload(const T* host, std::size_t count, const char* what) {
+  T* device = allocate<T>(count, what);
   check(cudaMemcpy(device, host, count * sizeof(T), cudaMemcpyHostToDevice), "cudaMemcpy to the GPU");
   return device;
 }
@@ -162,30 +222,7 @@ class CudaMaCrossEvaluator final : public CudaEvaluator {
     period_slots_.assign(static_cast<std::size_t>(periods_.back()) + 1, -1);
     for (std::size_t p = 0; p < periods_.size(); ++p)
       period_slots_[static_cast<std::size_t>(periods_[p])] = static_cast<int>(p);
-    // Moving averages with the CPU engine's own functions, transposed to [type][bar][period] in
-    // tiles (a plain transpose of 100,000 bars x 1,000 periods misses the cache on every write),
-    // with their float copies.
     const std::size_t periods = periods_.size();
-    std::vector<double> rows(periods * n), ma(types_.size() * n * periods);
-    std::vector<float> coarse(ma.size());
-    std::vector<int> first_defined(types_.size() * periods, static_cast<int>(n));
-    constexpr std::size_t kTile = 64;
-    for (std::size_t ti = 0; ti < types_.size(); ++ti) {
-      ind::ma_many_into(static_cast<ind::MaType>(types_[ti]), bars.close, periods_, rows.data(), n);
-      for (std::size_t p = 0; p < periods; ++p) {
-        std::size_t t = 0;
-        while (t < n && std::isnan(rows[p * n + t])) ++t;
-        first_defined[ti * periods + p] = static_cast<int>(t);
-      }
-      for (std::size_t t0 = 0; t0 < n; t0 += kTile)
-        for (std::size_t p0 = 0; p0 < periods; p0 += kTile)
-          for (std::size_t t = t0; t < std::min(n, t0 + kTile); ++t)
-            for (std::size_t p = p0; p < std::min(periods, p0 + kTile); ++p) {
-              const std::size_t at = (ti * n + t) * periods + p;
-              ma[at] = rows[p * n + t];
-              coarse[at] = static_cast<float>(ma[at]);
-            }
-    }
     const auto facts = ma_cross_bar_facts(bars, options);
     const auto ranges = build_range_table(bars.close);
     const auto volume_ok = signals::volume_above_average(bars);
@@ -198,12 +235,25 @@ class CudaMaCrossEvaluator final : public CudaEvaluator {
         return p;
       };
       DeviceTables& d = gpu->tables;
-      d.coarse = keep(upload(coarse.data(), coarse.size()));
-      d.ma = keep(upload(ma.data(), ma.size()));
-      d.first_defined = keep(upload(first_defined.data(), first_defined.size()));
-      d.facts = keep(upload(facts.data(), facts.size()));
-      d.ranges = keep(upload(ranges.data(), ranges.size()));
-      d.volume_ok = keep(upload(volume_ok.data(), volume_ok.size()));
+      // Every GPU builds its own averages; the launches run side by side (synchronized below).
+      const std::size_t cells = types_.size() * n * periods;
+      double* ma = keep(allocate<double>(cells, "the moving-average table"));
+      float* coarse = keep(allocate<float>(cells, "the moving-average table's float copy"));
+      int* first_defined = keep(allocate<int>(types_.size() * periods, "the first-defined table"));
+      const double* close = keep(upload(bars.close.data(), n, "the closes"));
+      const int* types = keep(upload(types_.data(), types_.size(), "the MA types"));
+      const int* period_values = keep(upload(periods_.data(), periods, "the periods"));
+      const int rows = static_cast<int>(types_.size() * periods);
+      moving_averages_kernel<<<(rows + 127) / 128, 128>>>(close, static_cast<int>(n), types,
+                                                          static_cast<int>(types_.size()), period_values,
+                                                          static_cast<int>(periods), ma, coarse, first_defined);
+      check(cudaGetLastError(), "launching moving_averages_kernel");
+      d.ma = ma;
+      d.coarse = coarse;
+      d.first_defined = first_defined;
+      d.facts = keep(upload(facts.data(), facts.size(), "the per-bar facts"));
+      d.ranges = keep(upload(ranges.data(), ranges.size(), "the range table"));
+      d.volume_ok = keep(upload(volume_ok.data(), volume_ok.size(), "the volume filter"));
       d.bars = static_cast<int>(n);
       d.periods = static_cast<int>(periods_.size());
       d.lag = options.fill == Fill::kNextOpen ? 1 : 0;
@@ -213,6 +263,18 @@ class CudaMaCrossEvaluator final : public CudaEvaluator {
       check(cudaEventCreate(&gpu->stop), "cudaEventCreate");
       gpus_.push_back(std::move(gpu));
     }
+    for (const auto& gpu : gpus_) {
+      check(cudaSetDevice(gpu->ordinal), "cudaSetDevice");
+      check(cudaDeviceSynchronize(), "building the moving-average tables");
+    }
+  }
+
+  std::vector<double> moving_average_table(std::size_t gpu_index) const override {
+    const Gpu& gpu = *gpus_.at(gpu_index);
+    check(cudaSetDevice(gpu.ordinal), "cudaSetDevice");
+    std::vector<double> table(types_.size() * static_cast<std::size_t>(gpu.tables.bars) * periods_.size());
+    check(cudaMemcpy(table.data(), gpu.tables.ma, table.size() * sizeof(double), cudaMemcpyDeviceToHost), "cudaMemcpy");
+    return table;
   }
 
   ~CudaMaCrossEvaluator() override {
