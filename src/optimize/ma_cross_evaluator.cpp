@@ -9,7 +9,7 @@
 #include <bit>
 #include <cmath>
 #include <limits>
-#include <tuple>
+#include <utility>
 
 #include "../strategies/signals.hpp"
 #include "cross_masks.hpp"
@@ -85,13 +85,14 @@ class MaCrossEvaluator final : public Evaluator {
   void evaluate(std::span<const double> params, std::size_t stride, std::span<Metrics> out) const override {
     // Visit the combinations by (type, slow, fast) so that the slow series stays in L1 and the
     // fast ones in L2 while their crossings are computed; results go back to their own slots.
-    std::vector<std::uint32_t> order(out.size());
-    for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-    auto key = [&](std::uint32_t i) {
+    std::vector<std::uint64_t> keys(out.size());
+    const std::uint64_t rows = first_defined_.size();  // types x periods; a row's index orders by type
+    for (std::size_t i = 0; i < keys.size(); ++i) {
       const double* p = params.data() + i * stride;
-      return std::tuple(p[2], p[1], p[0], p[3]);
-    };
-    std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) { return key(a) < key(b); });
+      const int type = static_cast<int>(p[2]);
+      keys[i] = (row(type, static_cast<int>(p[1])) * rows + row(type, static_cast<int>(p[0]))) * 2 + (p[3] != 0);
+    }
+    const std::vector<std::uint32_t> order = order_by_key(keys);
     std::vector<std::uint64_t> masks(2 * words_);
     std::uint64_t* up = masks.data();
     std::uint64_t* down = up + words_;
@@ -175,6 +176,26 @@ class MaCrossEvaluator final : public Evaluator {
 };
 
 }  // namespace
+
+std::vector<std::uint32_t> order_by_key(std::span<const std::uint64_t> keys) {
+  constexpr int kBits = 11;
+  constexpr std::size_t kBuckets = std::size_t{1} << kBits;
+  std::vector<std::uint32_t> order(keys.size()), next(keys.size());
+  for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::uint64_t all = 0;
+  for (const std::uint64_t k : keys) all |= k;
+  std::vector<std::size_t> start(kBuckets);
+  const auto width = static_cast<int>(std::bit_width(all));
+  for (int shift = 0; shift < width; shift += kBits) {
+    std::fill(start.begin(), start.end(), 0);
+    for (const std::uint64_t k : keys) ++start[(k >> shift) & (kBuckets - 1)];
+    std::size_t at = 0;
+    for (auto& s : start) at += std::exchange(s, at);
+    for (const std::uint32_t i : order) next[start[(keys[i] >> shift) & (kBuckets - 1)]++] = i;
+    order.swap(next);
+  }
+  return order;
+}
 
 std::vector<RangeStats> build_range_table(std::span<const double> x) {
   // Drawdown of `left` followed by `right`: the deeper of each one's, and of right's low under

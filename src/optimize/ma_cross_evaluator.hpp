@@ -152,6 +152,11 @@ struct MaCrossAccount {
   }
 };
 
+// The indices 0..keys.size()-1 ordered by key, ties in index order: an LSD radix sort, 11 bits a
+// pass over the keys' width (two passes for the seed's grid, where std::sort of tuples cost the CUDA
+// engine's host 180 ms a million combinations). The engines visit combinations grouped by MA pair.
+std::vector<std::uint32_t> order_by_key(std::span<const std::uint64_t> keys);
+
 std::vector<MaCrossBarFacts> ma_cross_bar_facts(const Bars& bars, const ExecutionOptions& options);
 // The moving-average periods and types an ma_cross grid needs (fast and slow values together).
 std::vector<int> ma_cross_periods(const Grid& grid);

@@ -14,9 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <mutex>
-#include <numeric>
 #include <sstream>
-#include <tuple>
 
 #include "../../indicators/detail.hpp"
 #include "../../strategies/signals.hpp"
@@ -299,16 +297,15 @@ class CudaMaCrossEvaluator final : public CudaEvaluator {
     // One thread per (type, fast, slow) pair, in that order: warps of consecutive slow periods
     // (see the top); each pair's two filter variants go to their own places in `out`.
     std::vector<int4> combos(count);
+    std::vector<std::uint64_t> keys(count);
+    const std::uint64_t slots = periods_.size();
     for (std::size_t i = 0; i < count; ++i) {
       const double* p = params.data() + i * stride;
-      combos[i] = int4{period_slot(p[0]), period_slot(p[1]), type_slot(p[2]), p[3] != 0 ? 1 : 0};
+      const int4 c{period_slot(p[0]), period_slot(p[1]), type_slot(p[2]), p[3] != 0 ? 1 : 0};
+      combos[i] = c;
+      keys[i] = ((static_cast<std::uint64_t>(c.z) * slots + c.x) * slots + c.y) * 2 + c.w;
     }
-    std::vector<std::uint32_t> order(count);
-    std::iota(order.begin(), order.end(), 0u);
-    std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
-      const int4 &x = combos[a], &y = combos[b];
-      return std::tie(x.z, x.x, x.y, x.w) < std::tie(y.z, y.x, y.y, y.w);
-    });
+    const std::vector<std::uint32_t> order = order_by_key(keys);
     std::vector<int4> pairs;
     std::vector<int2> targets;
     for (const std::uint32_t i : order) {
