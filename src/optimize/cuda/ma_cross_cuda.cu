@@ -32,13 +32,15 @@ void check(cudaError_t status, const char* what) {
 }
 
 struct DeviceTables {
-  const float* coarse;             // [type slot][bar][period slot], the averages rounded to float
+  const float4* coarse;            // [type slot][bar / 4][period slot]: four bars of an average rounded to float
+                                   // (NaN past the last bar), so that one 16-byte read serves four bars
   const double* ma;                // the same in double precision
   const int* first_defined;        // [type slot][period slot]: first bar with a defined average
   const MaCrossBarFacts* facts;    // [bar]
   const RangeStats* ranges;        // build_range_table(closes)
   const unsigned char* volume_ok;  // [bar]: 1 when the volume filter lets an entry through
   int bars;
+  int quads;  // (bars + 3) / 4
   int periods;
   int lag;  // 1: fills at the next open; 0: at the signal bar's close
   double cash;
@@ -104,23 +106,38 @@ __global__ void __launch_bounds__(128)
   filtered_at.done = target.y < 0;
   // Bit 31 of the previous block's masks; at t0 the previous bar is undefined: no crossing.
   unsigned carry_above = 1, carry_below = 1;
-  for (int base = t0; base < n && !(plain_at.done && filtered_at.done); base += 32) {
+  const float4* quads = d.coarse + static_cast<std::size_t>(pair.z) * static_cast<std::size_t>(d.quads) * row;
+  // Blocks start on a multiple of 4 bars; the bars before t0 count as both above and below, which
+  // no crossing can follow.
+  for (int base = t0 & ~3; base < n && !(plain_at.done && filtered_at.done); base += 32) {
     const int m = min(32, n - base);
-    const float* fast = d.coarse + block + static_cast<std::size_t>(base) * row + pair.x;
-    const float* slow = d.coarse + block + static_cast<std::size_t>(base) * row + pair.y;
-    unsigned above = 0, below = 0;
-    for (int j = 0; j < m; ++j) {
-      const float a = fast[j * row], b = slow[j * row];
-      const float band = kCoarseTieBand * fabsf(b);
-      bool is_up = a - b > band, is_down = b - a > band;
-      if (!(is_up || is_down)) {  // near a tie: the double-precision rule decides
-        const std::size_t at = block + static_cast<std::size_t>(base + j) * row;
-        is_up = is_above(d.ma[at + pair.x], d.ma[at + pair.y]);
-        is_down = is_below(d.ma[at + pair.x], d.ma[at + pair.y]);
+    const float4* fast = quads + static_cast<std::size_t>(base / 4) * row + pair.x;
+    const float4* slow = quads + static_cast<std::size_t>(base / 4) * row + pair.y;
+    unsigned above = 0, below = 0, unsure = 0;
+#pragma unroll
+    for (int q = 0; q < 8; ++q) {
+      if (4 * q >= m) break;
+      const float4 a4 = fast[q * row], b4 = slow[q * row];
+      const float a[4] = {a4.x, a4.y, a4.z, a4.w}, b[4] = {b4.x, b4.y, b4.z, b4.w};
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const float band = kCoarseTieBand * fabsf(b[k]);
+        const bool is_up = a[k] - b[k] > band, is_down = b[k] - a[k] > band;
+        above |= static_cast<unsigned>(is_up) << (4 * q + k);
+        below |= static_cast<unsigned>(is_down) << (4 * q + k);
+        unsure |= static_cast<unsigned>(!(is_up || is_down)) << (4 * q + k);
       }
-      above |= static_cast<unsigned>(is_up) << j;
-      below |= static_cast<unsigned>(is_down) << j;
     }
+    const unsigned before = base < t0 ? (1u << (t0 - base)) - 1 : 0u;
+    const unsigned inside = (m == 32 ? ~0u : (1u << m) - 1) & ~before;
+    for (unsure &= inside; unsure; unsure &= unsure - 1) {  // near a tie: the double-precision rule decides
+      const int j = __ffs(unsure) - 1;
+      const std::size_t at = block + static_cast<std::size_t>(base + j) * row;
+      above |= static_cast<unsigned>(is_above(d.ma[at + pair.x], d.ma[at + pair.y])) << j;
+      below |= static_cast<unsigned>(is_below(d.ma[at + pair.x], d.ma[at + pair.y])) << j;
+    }
+    above = (above & inside) | before;
+    below = (below & inside) | before;
     const unsigned up = above & ~((above << 1) | carry_above);
     const unsigned down = below & ~((below << 1) | carry_below);
     carry_above = above >> 31;
@@ -137,17 +154,23 @@ __global__ void __launch_bounds__(128)
 // (the very code behind ind::ma_many_into, compiled without FMA contraction), so every value is
 // bit-identical to the CPU engine's. A warp's threads hold consecutive periods: coalesced stores.
 __global__ void moving_averages_kernel(const double* close, int n, const int* types, int type_count, const int* periods,
-                                       int period_count, double* ma, float* coarse, int* first_defined) {
+                                       int period_count, double* ma, float4* coarse, int* first_defined) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= type_count * period_count) return;
   const int type_slot = i / period_count, period_slot = i % period_count;
   const int period = periods[period_slot];
   const std::size_t row = static_cast<std::size_t>(period_count);
   const std::size_t at = static_cast<std::size_t>(type_slot) * static_cast<std::size_t>(n) * row + period_slot;
+  const int quads = (n + 3) / 4;
+  float4* coarse_row =
+      coarse + static_cast<std::size_t>(type_slot) * static_cast<std::size_t>(quads) * row + period_slot;
+  float quad[4];
   int defined = n;
   auto put = [&](int t, double value) {
     ma[at + static_cast<std::size_t>(t) * row] = value;
-    coarse[at + static_cast<std::size_t>(t) * row] = static_cast<float>(value);
+    quad[t & 3] = static_cast<float>(value);
+    if ((t & 3) == 3)
+      coarse_row[static_cast<std::size_t>(t / 4) * row] = make_float4(quad[0], quad[1], quad[2], quad[3]);
     if (defined == n && !isnan(value)) defined = t;
   };
   const int first = period <= n ? period - 1 : n;  // the first output bar (none past the data)
@@ -173,6 +196,8 @@ __global__ void moving_averages_kernel(const double* close, int n, const int* ty
       }
     }
   }
+  for (int t = n; t < 4 * quads; ++t) quad[t & 3] = ind::detail::kNaN;  // the last quad's bars past the data
+  if (n & 3) coarse_row[static_cast<std::size_t>(quads - 1) * row] = make_float4(quad[0], quad[1], quad[2], quad[3]);
   first_defined[type_slot * period_count + period_slot] = defined;
 }
 
@@ -236,7 +261,8 @@ class CudaMaCrossEvaluator final : public CudaEvaluator {
       // Every GPU builds its own averages; the launches run side by side (synchronized below).
       const std::size_t cells = types_.size() * n * periods;
       double* ma = keep(allocate<double>(cells, "the moving-average table"));
-      float* coarse = keep(allocate<float>(cells, "the moving-average table's float copy"));
+      const std::size_t quads = (n + 3) / 4;
+      float4* coarse = keep(allocate<float4>(types_.size() * quads * periods, "the moving-average table's float copy"));
       int* first_defined = keep(allocate<int>(types_.size() * periods, "the first-defined table"));
       const double* close = keep(upload(bars.close.data(), n, "the closes"));
       const int* types = keep(upload(types_.data(), types_.size(), "the MA types"));
@@ -253,6 +279,7 @@ class CudaMaCrossEvaluator final : public CudaEvaluator {
       d.ranges = keep(upload(ranges.data(), ranges.size(), "the range table"));
       d.volume_ok = keep(upload(volume_ok.data(), volume_ok.size(), "the volume filter"));
       d.bars = static_cast<int>(n);
+      d.quads = static_cast<int>(quads);
       d.periods = static_cast<int>(periods_.size());
       d.lag = options.fill == Fill::kNextOpen ? 1 : 0;
       d.cash = options.cash;
