@@ -113,7 +113,7 @@ __global__ void __launch_bounds__(128)
     const int m = min(32, n - base);
     const float4* fast = quads + static_cast<std::size_t>(base / 4) * row + pair.x;
     const float4* slow = quads + static_cast<std::size_t>(base / 4) * row + pair.y;
-    unsigned above = 0, below = 0, unsure = 0;
+    unsigned above = 0, below = 0;
 #pragma unroll
     for (int q = 0; q < 8; ++q) {
       if (4 * q >= m) break;
@@ -125,12 +125,11 @@ __global__ void __launch_bounds__(128)
         const bool is_up = a[k] - b[k] > band, is_down = b[k] - a[k] > band;
         above |= static_cast<unsigned>(is_up) << (4 * q + k);
         below |= static_cast<unsigned>(is_down) << (4 * q + k);
-        unsure |= static_cast<unsigned>(!(is_up || is_down)) << (4 * q + k);
       }
     }
     const unsigned before = base < t0 ? (1u << (t0 - base)) - 1 : 0u;
     const unsigned inside = (m == 32 ? ~0u : (1u << m) - 1) & ~before;
-    for (unsure &= inside; unsure; unsure &= unsure - 1) {  // near a tie: the double-precision rule decides
+    for (unsigned unsure = ~(above | below) & inside; unsure; unsure &= unsure - 1) {  // near a tie: the double-precision rule decides
       const int j = __ffs(unsure) - 1;
       const std::size_t at = block + static_cast<std::size_t>(base + j) * row;
       above |= static_cast<unsigned>(is_above(d.ma[at + pair.x], d.ma[at + pair.y])) << j;
