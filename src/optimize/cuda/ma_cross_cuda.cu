@@ -129,7 +129,8 @@ __global__ void __launch_bounds__(128)
     }
     const unsigned before = base < t0 ? (1u << (t0 - base)) - 1 : 0u;
     const unsigned inside = (m == 32 ? ~0u : (1u << m) - 1) & ~before;
-    for (unsigned unsure = ~(above | below) & inside; unsure; unsure &= unsure - 1) {  // near a tie: the double-precision rule decides
+    // Near a tie (neither bit set): the double-precision rule decides.
+    for (unsigned unsure = ~(above | below) & inside; unsure; unsure &= unsure - 1) {
       const int j = __ffs(unsure) - 1;
       const std::size_t at = block + static_cast<std::size_t>(base + j) * row;
       above |= static_cast<unsigned>(is_above(d.ma[at + pair.x], d.ma[at + pair.y])) << j;
