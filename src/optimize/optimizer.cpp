@@ -222,10 +222,13 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
   const bool use_cuda =
       !opt.reference &&
       (opt.device == "cuda" || (opt.device == "auto" && ma_cross_engine_supports(grid, options) && cuda_available()));
+  // The GPUs every symbol's evaluator and the chunking below share (none resolved without a GPU:
+  // make_cuda_evaluator then says what is missing).
+  const std::vector<int> gpus = use_cuda && opt.gpus.empty() && cuda_available() ? parse_gpus("all") : opt.gpus;
   std::vector<std::unique_ptr<Evaluator>> evaluators;
   for (const auto& bars : symbols) {
     if (use_cuda)
-      evaluators.push_back(make_cuda_evaluator(bars, grid, options, opt.gpus));
+      evaluators.push_back(make_cuda_evaluator(bars, grid, options, gpus));
     else if (opt.reference)
       evaluators.push_back(make_reference_evaluator(bars, grid, options));
     else
@@ -243,9 +246,9 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
   if (use_cuda && grid.size() > 0) {
     // As many chunks for every GPU (each at most the preferred size), so that none waits for
     // another's last chunk.
-    const std::uint64_t gpus = opt.gpus.empty() ? parse_gpus("all").size() : opt.gpus.size();
-    const std::uint64_t rounds = (grid.size() + gpus * chunk - 1) / (gpus * chunk);
-    chunk = (grid.size() + gpus * rounds - 1) / (gpus * rounds);
+    const std::uint64_t devices = std::max<std::size_t>(1, gpus.size());
+    const std::uint64_t rounds = (grid.size() + devices * chunk - 1) / (devices * chunk);
+    chunk = (grid.size() + devices * rounds - 1) / (devices * rounds);
   }
   std::vector<TopK> tops;
   for (std::size_t s = 0; s < symbols.size(); ++s) tops.emplace_back(opt.top, opt.metric);

@@ -4,8 +4,9 @@
 // both volume-filter variants with MaCrossAccount, the CPU engine's own accounting: the per-bar
 // work is a few float operations shared by two combinations, and every metric is reduced on the
 // device. Pairs are sorted so that a warp shares type and fast period and holds consecutive slow
-// periods: the averages are stored [type][bar][period], so the warp's slow values at a bar are
-// one coalesced read and the fast value a broadcast. The averages themselves are computed on
+// periods: the float averages are stored [type][bar / 4][period] with four bars per 16-byte cell,
+// so the warp's slow values for four bars are one coalesced read and the fast ones a broadcast
+// (the double averages, read only near ties, are [type][bar][period]). They are computed on
 // each GPU (moving_averages_kernel) with the CPU's own recurrences, so that the host uploads only
 // the per-bar tables and every GPU builds its tables at once.
 // Messages are built without fmt: its headers do not compile under nvcc 13 with g++ 12.
@@ -149,8 +150,9 @@ __global__ void __launch_bounds__(128)
   settle(d, ranges, target.y, filtered, filtered_at, out);
 }
 
-// The averages the kernel reads, [type slot][bar][period slot], with their float copies and each
-// row's first defined bar: one thread per (type, period) runs ind::detail's one-period recurrence
+// The averages the kernel reads, [type slot][bar][period slot], with their float copies in cells
+// of four bars ([type slot][bar / 4][period slot], NaN past the last bar) and each row's first
+// defined bar: one thread per (type, period) runs ind::detail's one-period recurrence
 // (the very code behind ind::ma_many_into, compiled without FMA contraction), so every value is
 // bit-identical to the CPU engine's. A warp's threads hold consecutive periods: coalesced stores.
 __global__ void moving_averages_kernel(const double* close, int n, const int* types, int type_count, const int* periods,
