@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <type_traits>
+#include <utility>
 
 #include "gt/backtest.hpp"
 #include "gt/error.hpp"
@@ -64,13 +65,23 @@ void set_metric_value(Metrics& m, std::size_t index, double value) {
     m.*kMetricFields[index] = value;
 }
 
+// Unrolled at compile time: the cache encodes and decodes every combination's metrics, and a
+// loop over the member table costs more than the checksum.
 void metric_values(const Metrics& m, std::span<double, kMetricCount> out) {
-  for (std::size_t i = 0; i < kMetricCount; ++i) out[i] = metric_value(m, i);  // inlined: one translation unit
+  [&]<std::size_t... i>(std::index_sequence<i...>) {
+    ((out[i] = i == kTradesIndex ? static_cast<double>(m.trades) : m.*kMetricFields[i]), ...);
+  }
+  (std::make_index_sequence<kMetricCount>());
 }
 
 Metrics metrics_from_values(std::span<const double, kMetricCount> values) {
   Metrics m;
-  for (std::size_t i = 0; i < kMetricCount; ++i) set_metric_value(m, i, values[i]);
+  [&]<std::size_t... i>(std::index_sequence<i...>) {
+    ((i == kTradesIndex ? void(m.trades = static_cast<std::int64_t>(values[i]))
+                        : void(m.*kMetricFields[i] = values[i])),
+     ...);
+  }
+  (std::make_index_sequence<kMetricCount>());
   return m;
 }
 

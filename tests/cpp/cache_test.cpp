@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "gt/data.hpp"
 #include "gt/grid.hpp"
@@ -104,6 +105,28 @@ TEST(ResultCache, AnOverlappingGridComputesOnlyTheNewCombinations) {
   EXPECT_EQ(run.csv, optimize_with(nullptr, wider).csv);
 }
 
+TEST(ResultCache, StoresWritingOneNamespaceAtOnceLoseNothing) {
+  // Two stores over one folder (two processes, in effect) append to the namespace's one file at
+  // the same time, each from two threads; a third then finds every result of both, intact.
+  TempDir dir;
+  const auto first = grid("5:12"), second = grid("13:19");
+  std::uint64_t computed[2] = {};
+  {
+    gt::ResultCache a(gt::make_disk_backend(dir.path())), b(gt::make_disk_backend(dir.path()));
+    std::thread other([&] { computed[1] = optimize_with(&b, second).result.computed; });
+    computed[0] = optimize_with(&a, first).result.computed;
+    other.join();
+  }
+  EXPECT_GT(fs::file_size(dir.path() / (gt::cache_namespace(orcl(), ma_cross(), {}) + ".log")), 0u);
+  gt::ResultCache cache(gt::make_disk_backend(dir.path()));
+  const auto both = grid("5:19");
+  const Outcome run = optimize_with(&cache, both);
+  EXPECT_EQ(run.result.from_cache, computed[0] + computed[1]);
+  EXPECT_EQ(run.result.computed, 0u);
+  EXPECT_EQ(cache.rejected(), 0u);
+  EXPECT_EQ(run.csv, optimize_with(nullptr, both).csv);
+}
+
 TEST(ResultCache, KeysCoverTheDataTheOptionsAndTheStrategyVersion) {
   const std::string base = gt::cache_namespace(orcl(), ma_cross(), {});
   EXPECT_EQ(base, gt::cache_namespace(orcl(), ma_cross(), {}));
@@ -189,8 +212,8 @@ TEST(ResultCache, AnEntryOfOtherDataOrOptionsIsNeverServed) {
   // Move every entry into the namespace of other options, as a confused tool or user might.
   gt::ExecutionOptions costs;
   costs.commission = 0.001;
-  const fs::path from = dir.path() / gt::cache_namespace(orcl(), ma_cross(), {});
-  const fs::path to = dir.path() / gt::cache_namespace(orcl(), ma_cross(), costs);
+  const fs::path from = dir.path() / (gt::cache_namespace(orcl(), ma_cross(), {}) + ".log");
+  const fs::path to = dir.path() / (gt::cache_namespace(orcl(), ma_cross(), costs) + ".log");
   fs::rename(from, to);
   gt::ResultCache cache(gt::make_disk_backend(dir.path()));
   const Outcome run = optimize_with(&cache, g, costs);
