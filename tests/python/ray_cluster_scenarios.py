@@ -161,7 +161,14 @@ def main():
             report["second_node_processes_seen"] = sorted(seen)
             report["nodes_alive_before"] = len([n for n in engine._ray.nodes() if n["Alive"]])
 
-        ranked, csv_bytes, run = run_with(engine, stop_second_node)
+        # The kill races the scheduler: on a loaded 2-core machine a whole run can pass without a
+        # task of the second node being caught busy by the polling. Such a run proves nothing
+        # either way, so it is run again (at most three times in all).
+        for attempt in range(1, 4):
+            ranked, csv_bytes, run = run_with(engine, stop_second_node)
+            report["node_loss_attempts"] = attempt
+            if report["second_raylet_killed"]:
+                break
         deadline = time.time() + 60  # the cluster notices the loss within its health-check period
         while time.time() < deadline:
             alive = len([n for n in engine._ray.nodes() if n["Alive"]])

@@ -43,7 +43,7 @@ def test_a_worker_killed_mid_run_is_retried_and_changes_nothing(report):
 
 
 def test_losing_the_second_node_mid_run_is_retried_and_changes_nothing(report):
-    assert report["second_raylet_killed"], report.get("second_node_processes_seen")
+    assert report["second_raylet_killed"], (report.get("node_loss_attempts"), report.get("second_node_processes_seen"))
     assert report["node_stopped"]["nodes_alive_after"] == 1
     assert report["node_stopped"]["retries"] >= 1
     assert report["node_stopped"]["identical"] == {"results_file": True, "ranking": True}
