@@ -50,11 +50,13 @@ class CacheBackend {
   virtual std::string describe() const = 0;  // for messages and the JSON summary; never a password
 };
 
-// An embedded store in a folder: per namespace, append-only segment files of framed entries, one
-// segment per process and run, so concurrent writers never interleave. A torn tail (the process
-// killed or the power lost mid-write) ends a segment's index; nothing before it is lost. Writes
-// are gathered up to 256 KiB or 100 ms (large writes cost the kernel half as much per byte), so
-// a killed process loses at most that much work, which a resumed run recomputes.
+// An embedded store in a folder: one append-only file of framed batches per namespace
+// (<dir>/<namespace>.log), which every process and thread appends a batch at a time with one
+// O_APPEND write, so that on a local file system writers never interleave. A torn batch (the
+// process killed or the power lost mid-write) is skipped by readers; nothing else is lost. Each
+// put reaches the file (the page cache) before it returns, so a killed process loses only the
+// chunks it was computing, which a resumed run recomputes; a power loss, at most the last two
+// seconds (the file is synced that often).
 std::unique_ptr<CacheBackend> make_disk_backend(const std::filesystem::path& dir);
 // redis://[[user]:password@]host[:port][/db]. Connects, authenticates and selects the database
 // now, throwing Error with what to fix; later failures throw CacheUnavailable.
