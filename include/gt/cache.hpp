@@ -43,10 +43,10 @@ class CacheBackend {
   // of another size (never an entry of this layout), else kMissing.
   virtual void get(std::string_view ns, std::span<const std::uint64_t> keys, std::size_t value_size,
                    std::span<char> values, std::span<std::uint8_t> found) = 0;
+  // Returns once the values are durable against the process dying (not against a power loss):
+  // a Ray task's results are kept when it returns, a killed run's finished chunks when resumed.
   virtual void put(std::string_view ns, std::span<const std::uint64_t> keys, std::size_t value_size,
                    std::string_view values) = 0;
-  // Makes everything put so far durable against the process dying (not against a power loss).
-  virtual void flush() {}
   virtual std::string describe() const = 0;  // for messages and the JSON summary; never a password
 };
 
@@ -92,8 +92,6 @@ class ResultCache {
   std::size_t lookup(std::string_view ns, std::span<const CacheKey> keys, std::span<Metrics> out,
                      std::span<std::uint8_t> hit);
   void store(std::string_view ns, std::span<const CacheKey> keys, std::span<const Metrics> metrics);
-  // Writes out what the backend still holds back: at the end of a run or of a chunk of work.
-  void flush();
 
   bool available() const { return available_.load(std::memory_order_relaxed); }
   std::uint64_t rejected() const { return rejected_.load(); }  // corrupt or foreign entries ignored

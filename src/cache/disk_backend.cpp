@@ -245,8 +245,6 @@ class DiskBackend final : public CacheBackend {
     open(ns).append(keys, value_size, values);
   }
 
-  // No flush: every batch is in the file (the page cache) once put returns.
-
   std::string describe() const override { return dir_.string(); }
 
  private:

@@ -163,15 +163,6 @@ void ResultCache::store(std::string_view ns, std::span<const CacheKey> keys, std
   }
 }
 
-void ResultCache::flush() {
-  if (!available()) return;
-  try {
-    backend_->flush();
-  } catch (const CacheUnavailable& e) {
-    give_up(e);
-  }
-}
-
 std::unique_ptr<ResultCache> open_result_cache(std::string_view location) {
   if (location.rfind("redis://", 0) == 0) return std::make_unique<ResultCache>(make_redis_backend(location));
   if (location.find("://") != std::string_view::npos)

@@ -180,7 +180,6 @@ ChunkResults evaluate_range(const Evaluator& evaluator, const Grid& grid, std::u
   r.first = first;
   r.valid.resize(count);
   evaluate_chunk(evaluator, grid, r, cache, cache_ns);
-  if (cache) cache->flush();  // a Ray task's results are durable once it returns
   return r;
 }
 
@@ -297,7 +296,6 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
         if (sink) sink->consume(r, std::move(c->text));
         progress.advance(r.valid.size());
       }));
-  if (opt.cache) opt.cache->flush();
   for (auto& t : tops) result.top.push_back(std::move(t).sorted());
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
