@@ -279,6 +279,8 @@ std::vector<int> ma_cross_periods(const Grid& grid) {
 std::vector<int> ma_cross_types(const Grid& grid) {
   std::vector<int> types;
   for (double v : axis_values(grid, 2)) types.push_back(static_cast<int>(v));
+  std::sort(types.begin(), types.end());
+  types.erase(std::unique(types.begin(), types.end()), types.end());
   return types;
 }
 

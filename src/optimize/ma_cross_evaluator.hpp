@@ -158,7 +158,8 @@ struct MaCrossAccount {
 std::vector<std::uint32_t> order_by_key(std::span<const std::uint64_t> keys);
 
 std::vector<MaCrossBarFacts> ma_cross_bar_facts(const Bars& bars, const ExecutionOptions& options);
-// The moving-average periods and types an ma_cross grid needs (fast and slow values together).
+// The moving-average periods and types an ma_cross grid needs (fast and slow values together),
+// each sorted and without repeats.
 std::vector<int> ma_cross_periods(const Grid& grid);
 std::vector<int> ma_cross_types(const Grid& grid);
 

@@ -241,8 +241,6 @@ class CudaMaCrossEvaluator final : public CudaEvaluator {
  public:
   CudaMaCrossEvaluator(const Bars& bars, const Grid& grid, const ExecutionOptions& options, std::vector<int> gpus)
       : periods_(ma_cross_periods(grid)), types_(ma_cross_types(grid)) {
-    std::sort(types_.begin(), types_.end());
-    types_.erase(std::unique(types_.begin(), types_.end()), types_.end());
     const std::size_t n = bars.size();
     period_slots_.assign(static_cast<std::size_t>(periods_.back()) + 1, -1);
     for (std::size_t p = 0; p < periods_.size(); ++p)
@@ -354,9 +352,14 @@ class CudaMaCrossEvaluator final : public CudaEvaluator {
       cudaFree(gpu.pairs);
       cudaFree(gpu.targets);
       cudaFree(gpu.results);
-      check(cudaMalloc(&gpu.pairs, count * sizeof(int4)), "cudaMalloc");
-      check(cudaMalloc(&gpu.targets, count * sizeof(int2)), "cudaMalloc");
-      check(cudaMalloc(&gpu.results, count * sizeof(Metrics)), "cudaMalloc");
+      // Reset first: a failed allocation below must not leave freed pointers for the destructor.
+      gpu.pairs = nullptr;
+      gpu.targets = nullptr;
+      gpu.results = nullptr;
+      gpu.capacity = 0;
+      gpu.pairs = allocate<int4>(count, "a chunk's MA pairs");
+      gpu.targets = allocate<int2>(count, "a chunk's result slots");
+      gpu.results = allocate<Metrics>(count, "a chunk's metrics");
       gpu.capacity = count;
     }
     check(cudaMemcpy(gpu.pairs, pairs.data(), pair_count * sizeof(int4), cudaMemcpyHostToDevice), "cudaMemcpy");
