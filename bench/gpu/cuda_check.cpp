@@ -68,8 +68,7 @@ std::size_t check_averages(const gt::Bars& bars, const gt::Grid& grid) {
   const auto gpu = gt::make_cuda_evaluator(bars, grid, {}, {0});
   const std::vector<double> table = gpu->moving_average_table(0);
   const std::vector<int> periods = gt::ma_cross_periods(grid);
-  std::vector<int> types = gt::ma_cross_types(grid);
-  std::sort(types.begin(), types.end());  // the table's type slots ascend
+  const std::vector<int> types = gt::ma_cross_types(grid);  // ascending, as the table's type slots
   const std::size_t n = bars.size(), rows = periods.size();
   std::size_t bad = 0;
   for (std::size_t slot = 0; slot < types.size(); ++slot) {
@@ -85,6 +84,25 @@ std::size_t check_averages(const gt::Bars& bars, const gt::Grid& grid) {
   fmt::print("averages: {} bars, {} types x {} periods: {} values differ from ind::ma_many in any bit\n", n,
              types.size(), rows, bad);
   return bad;
+}
+
+// Six calls of the CUDA engine over every combination of `grid` (the first warms up): the
+// kernel's seconds and the whole call's seconds of the other five, and how many were valid.
+struct WholeGridRuns {
+  std::vector<double> kernel, calls;
+  std::uint64_t valid = 0;
+};
+WholeGridRuns run_whole_grid(const gt::CudaEvaluator& gpu, const gt::Grid& grid) {
+  WholeGridRuns runs;
+  for (int r = 0; r < 6; ++r) {
+    const auto called = std::chrono::steady_clock::now();
+    const auto chunk = gt::evaluate_range(gpu, grid, 0, grid.size());  // one kernel over every valid combination
+    runs.valid = static_cast<std::uint64_t>(std::count(chunk.valid.begin(), chunk.valid.end(), 1));
+    if (r == 0) continue;
+    runs.kernel.push_back(gpu.last_kernel_seconds());
+    runs.calls.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - called).count());
+  }
+  return runs;
 }
 
 double median(std::vector<double> v) {
@@ -117,16 +135,9 @@ int main(int argc, char** argv) {
   if (kernel_only) {
     for (std::size_t n : {std::size_t{2000}, std::size_t{100000}}) {
       const gt::Bars bars = gt::bars_of_length(orcl, n);
-      const auto gpu = gt::make_cuda_evaluator(bars, big, {}, {0});
-      std::vector<double> kernel;
-      std::uint64_t valid = 0;
-      for (int r = 0; r < 6; ++r) {
-        const auto chunk = gt::evaluate_range(*gpu, big, 0, big.size());
-        valid = static_cast<std::uint64_t>(std::count(chunk.valid.begin(), chunk.valid.end(), 1));
-        if (r) kernel.push_back(gpu->last_kernel_seconds());
-      }
-      fmt::print("kernel: {} bars: {:.4g} s, {:.3g} bar-combos/s\n", n, median(kernel),
-                 static_cast<double>(valid) * static_cast<double>(n) / median(kernel));
+      const WholeGridRuns runs = run_whole_grid(*gt::make_cuda_evaluator(bars, big, {}, {0}), big);
+      fmt::print("kernel: {} bars: {:.4g} s, {:.3g} bar-combos/s\n", n, median(runs.kernel),
+                 static_cast<double>(runs.valid) * static_cast<double>(n) / median(runs.kernel));
     }
     return 0;
   }
@@ -158,16 +169,8 @@ int main(int argc, char** argv) {
     const auto built = clock::now();
     const auto gpu = gt::make_cuda_evaluator(bars, big, {}, {0});
     const double tables = std::chrono::duration<double>(clock::now() - built).count();
-    std::vector<double> kernel, calls;
-    for (int r = 0; r < 6; ++r) {
-      const auto called = clock::now();
-      const auto chunk = gt::evaluate_range(*gpu, big, 0, big.size());  // one kernel over every valid combination
-      count = static_cast<std::uint64_t>(std::count(chunk.valid.begin(), chunk.valid.end(), 1));
-      if (r) {  // the first run warms up
-        kernel.push_back(gpu->last_kernel_seconds());
-        calls.push_back(std::chrono::duration<double>(clock::now() - called).count());
-      }
-    }
+    const WholeGridRuns runs = run_whole_grid(*gpu, big);
+    count = runs.valid;
     gt::OptimizeOptions on_gpu;
     on_gpu.device = "cuda";
     on_gpu.gpus = {0};
@@ -176,10 +179,10 @@ int main(int argc, char** argv) {
     const auto e2e = gt::optimize({bars}, big, {}, on_gpu);
     gt::OptimizeOptions on_cpu;
     const auto cpu = gt::optimize({bars}, big, {}, on_cpu);
-    const double k = median(kernel);
+    const double k = median(runs.kernel);
     const double bc = static_cast<double>(count) * static_cast<double>(n);
     fmt::print("| {} | {} | {:.4g} | {:.3g} | {:.4g} | {:.3g} | {:.4g} | {:.3g} | {:.3g} | {:.3g} |\n", n, count, k,
-               bc / k, e2e.seconds, bc / e2e.seconds, cpu.seconds, bc / cpu.seconds, tables, median(calls));
+               bc / k, e2e.seconds, bc / e2e.seconds, cpu.seconds, bc / cpu.seconds, tables, median(runs.calls));
     if (e2e.top[0].front().index != cpu.top[0].front().index) {
       fmt::print("FAILED: the best combination differs between the GPU and CPU runs\n");
       return 1;
