@@ -8,6 +8,7 @@
 #include "execution_options.hpp"
 #include "gt/atomic_file.hpp"
 #include "gt/error.hpp"
+#include "gt/ml.hpp"
 #include "gt/strategy.hpp"
 #include "results_json.hpp"
 
@@ -56,8 +57,9 @@ std::string equity_csv(const std::vector<std::pair<const gt::Bars*, gt::Backtest
 }
 
 void run(BacktestCommand& c) {
-  const gt::Strategy& strategy = gt::find_strategy(c.strategy);
-  const gt::ParamValues params = gt::parse_params(strategy, split_assignments(c.params));
+  auto assignments = split_assignments(c.params);
+  const gt::Strategy strategy = gt::ml::resolve_strategy(c.strategy, assignments);
+  const gt::ParamValues params = gt::parse_params(strategy, assignments);
   const gt::ExecutionOptions options = c.exec.resolve();
   const auto all = c.data.load();
   std::vector<std::pair<const gt::Bars*, gt::BacktestResult>> runs;
@@ -103,7 +105,7 @@ void add_backtest(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("backtest", "Backtest one parameter set of a strategy");
   c->data.add_to(*cmd);
   cmd->add_option("--strategy", c->strategy, "Strategy name (see `gtrader strategies`)")->required();
-  cmd->add_option("--param", c->params, "NAME=VALUE (repeatable); defaults from the strategy's schema");
+  cmd->add_option("--param", c->params, "NAME=VALUE (repeatable); defaults from the strategy's schema; model=FILE.pt for --strategy model");
   c->exec.add_to(*cmd);
   cmd->add_option("--trades", c->trades_path, "Write the trade list to this CSV file");
   cmd->add_option("--equity", c->equity_path, "Write the equity curve to this CSV file");

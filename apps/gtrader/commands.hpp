@@ -17,6 +17,8 @@ void add_strategies(CLI::App& app);
 void add_backtest(CLI::App& app);
 void add_optimize(CLI::App& app);
 void add_bench(CLI::App& app);
+void add_train(CLI::App& app);
+void add_predict(CLI::App& app);
 
 // --data FILE|FOLDER (repeatable) and --skip-bad-rows, shared by every command that reads bars.
 struct DataOptions {

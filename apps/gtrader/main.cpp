@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
   gtrader::add_backtest(app);
   gtrader::add_optimize(app);
   gtrader::add_bench(app);
+  gtrader::add_train(app);
+  gtrader::add_predict(app);
   for (int i = 1; i < argc; ++i) gtrader::raw_arguments().emplace_back(argv[i]);
   try {
     app.parse(argc, argv);

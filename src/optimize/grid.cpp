@@ -101,6 +101,11 @@ std::string yaml_spec(const YAML::Node& node, const std::string& name, const std
 Grid parse_grid(const Strategy& strategy, const std::vector<std::string>& specs,
                 const std::optional<std::filesystem::path>& yaml_file,
                 const std::vector<std::pair<std::string, std::string>>& fixed) {
+  // Its signals come from a model file, which no cache key or grid parameter describes.
+  if (strategy.name == "model")
+    throw ParamError(
+        "the model strategy cannot be optimized over a grid; backtest it: gtrader backtest --strategy model --param "
+        "model=FILE.pt --param threshold=X");
   std::vector<std::pair<std::string, std::string>> items;
   for (const auto& s : specs) {
     const auto eq = s.find('=');

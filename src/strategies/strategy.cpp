@@ -161,6 +161,16 @@ const std::vector<Strategy>& strategies() {
         {"exit", ParamType::kInt, 1, 100000, 10, "exit channel length"}},
        {},
        signals::donchian_breakout},
+      {"model",
+       "A trained LSTM/GRU model's signals (`gtrader train`; give it with --param model=FILE.pt): long while its "
+       "output is above its neutral point (P(up) 0.5, or return 0) by more than `threshold`, short (with "
+       "--allow-short) while below by more than `threshold`, flat otherwise",
+       1,
+       {{"threshold", ParamType::kFloat, 0, 1, 0, "margin around the neutral point"}},
+       {},
+       [](const Bars&, const ParamValues&, std::span<std::uint8_t>, SeriesCache&) {
+         throw ParamError("the model strategy needs a trained model: --param model=FILE.pt (from `gtrader train`)");
+       }},
   };
   return all;
 }

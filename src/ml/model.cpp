@@ -1,0 +1,382 @@
+// SignalModel on LibTorch: the network, devices, model files, and prediction.
+#include <ATen/autocast_mode.h>
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#if defined(GT_TORCH_CUDA)
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+#include "gt/atomic_file.hpp"
+#include "gt/error.hpp"
+#include "network.hpp"
+
+namespace gt::ml {
+namespace {
+
+constexpr const char* kFormat = "gpt-trader-signal-model/1";
+
+nlohmann::json spec_json(const ModelSpec& s) {
+  return {{"model_type", s.config.model_type},
+          {"hidden_dim", s.config.hidden_dim},
+          {"num_layers", s.config.num_layers},
+          {"dropout", s.config.dropout},
+          {"sequence_length", s.data.sequence_length},
+          {"features", s.data.features},
+          {"label", label_name(s.data.label)},
+          {"validation_fraction", s.data.validation_fraction},
+          {"test_fraction", s.data.test_fraction},
+          {"scaler_mean", s.scaler.mean},
+          {"scaler_scale", s.scaler.scale},
+          {"label_mean", s.scaler.label_mean},
+          {"label_scale", s.scaler.label_scale},
+          {"trained_on", s.trained_on}};
+}
+
+ModelSpec spec_from_json(const nlohmann::json& j) {
+  ModelSpec s;
+  s.config.model_type = j.at("model_type").get<std::string>();
+  s.config.hidden_dim = j.at("hidden_dim").get<int>();
+  s.config.num_layers = j.at("num_layers").get<int>();
+  s.config.dropout = j.at("dropout").get<double>();
+  s.data.sequence_length = j.at("sequence_length").get<std::size_t>();
+  s.data.features = j.at("features").get<std::vector<std::string>>();
+  s.data.label = parse_label(j.at("label").get<std::string>());
+  s.data.validation_fraction = j.at("validation_fraction").get<double>();
+  s.data.test_fraction = j.at("test_fraction").get<double>();
+  s.scaler.mean = j.at("scaler_mean").get<std::vector<double>>();
+  s.scaler.scale = j.at("scaler_scale").get<std::vector<double>>();
+  s.scaler.label_mean = j.at("label_mean").get<double>();
+  s.scaler.label_scale = j.at("label_scale").get<double>();
+  s.trained_on = j.at("trained_on").get<std::string>();
+  return s;
+}
+
+void check_spec(const ModelSpec& s) {
+  s.config.validate();
+  if (s.data.features.empty()) throw ParamError("a model needs at least one feature");
+  if (s.data.sequence_length < 1) throw ParamError("sequence_length must be at least 1");
+  if (s.scaler.mean.size() != s.data.features.size() || s.scaler.scale.size() != s.data.features.size())
+    throw ParamError(fmt::format("the scaler has {} features, the model {}", s.scaler.mean.size(),
+                                 s.data.features.size()));
+}
+
+std::string shape_text(c10::IntArrayRef sizes) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < sizes.size(); ++i) out += fmt::format("{}{}", i ? ", " : "", sizes[i]);
+  return out + "]";
+}
+
+// Turns the network's raw output into the model's output (P(up), or a return).
+torch::Tensor to_output(const torch::Tensor& raw, const ModelSpec& spec) {
+  if (spec.data.label == Label::kDirection) return torch::sigmoid(raw.to(torch::kFloat));
+  return raw.to(torch::kFloat) * spec.scaler.label_scale + spec.scaler.label_mean;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+SignalNetImpl::SignalNetImpl(const ModelConfig& config, std::int64_t features) {
+  const double dropout = config.num_layers > 1 ? config.dropout : 0.0;
+  if (config.model_type == "lstm") {
+    lstm_ = register_module("rnn", torch::nn::LSTM(torch::nn::LSTMOptions(features, config.hidden_dim)
+                                                       .num_layers(config.num_layers)
+                                                       .dropout(dropout)
+                                                       .batch_first(true)));
+  } else {
+    gru_ = register_module("rnn", torch::nn::GRU(torch::nn::GRUOptions(features, config.hidden_dim)
+                                                     .num_layers(config.num_layers)
+                                                     .dropout(dropout)
+                                                     .batch_first(true)));
+  }
+  head_ = register_module("head", torch::nn::Linear(config.hidden_dim, 1));
+}
+
+torch::Tensor SignalNetImpl::forward(const torch::Tensor& windows) {
+  const torch::Tensor sequence = lstm_ ? std::get<0>(lstm_->forward(windows)) : std::get<0>(gru_->forward(windows));
+  return head_->forward(sequence.select(1, -1)).squeeze(-1);
+}
+
+c10::ScalarType scalar_type(Precision precision) {
+  switch (precision) {
+    case Precision::kFp16:
+      return torch::kHalf;
+    case Precision::kBf16:
+      return torch::kBFloat16;
+    case Precision::kFp32:
+      break;
+  }
+  return torch::kFloat;
+}
+
+AutocastGuard::AutocastGuard(c10::DeviceType device, Precision precision, bool cache) : device_(device) {
+  if (precision == Precision::kFp32) return;
+  active_ = true;
+  was_enabled_ = at::autocast::is_autocast_enabled(device);
+  was_dtype_ = at::autocast::get_autocast_dtype(device);
+  was_caching_ = at::autocast::is_autocast_cache_enabled();
+  at::autocast::set_autocast_enabled(device, true);
+  at::autocast::set_autocast_dtype(device, scalar_type(precision));
+  at::autocast::set_autocast_cache_enabled(cache);
+}
+
+AutocastGuard::~AutocastGuard() {
+  if (!active_) return;
+  at::autocast::set_autocast_enabled(device_, was_enabled_);
+  at::autocast::set_autocast_dtype(device_, was_dtype_);
+  at::autocast::set_autocast_cache_enabled(was_caching_);
+  at::autocast::clear_cache();
+}
+
+// ---------------------------------------------------------------------------------------------
+
+bool torch_available() { return true; }
+
+std::string resolve_device(std::string_view requested) {
+  if (requested == "auto") {
+    if (torch::cuda::is_available()) return "cuda:0";
+    if (torch::mps::is_available()) return "mps";
+    return "cpu";
+  }
+  if (requested == "cpu") return "cpu";
+  if (requested == "mps") {
+    if (!torch::mps::is_available()) throw Error("device 'mps' was asked for, but this machine has no MPS device");
+    return "mps";
+  }
+  if (requested == "cuda" || requested.starts_with("cuda:")) {
+    if (!torch::cuda::is_available())
+      throw Error(fmt::format("device '{}' was asked for, but LibTorch sees no CUDA GPU here; use --device cpu or auto",
+                              requested));
+    int index = 0;
+    if (requested.size() > 5) {
+      const std::string digits(requested.substr(5));
+      if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos)
+        throw ParamError(fmt::format("device '{}': expected cuda:N with N a GPU index", requested));
+      index = std::stoi(digits);
+    }
+    const auto count = static_cast<int>(torch::cuda::device_count());
+    if (index >= count)
+      throw Error(fmt::format("device '{}' was asked for, but this machine has {} CUDA GPU(s)", requested, count));
+    return fmt::format("cuda:{}", index);
+  }
+  throw ParamError(fmt::format("unknown device '{}'; allowed: auto, cpu, cuda, cuda:N, mps", requested));
+}
+
+SignalModel::SignalModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SignalModel::SignalModel(SignalModel&&) noexcept = default;
+SignalModel& SignalModel::operator=(SignalModel&&) noexcept = default;
+SignalModel::~SignalModel() = default;
+
+SignalModel::SignalModel(const ModelSpec& spec, std::uint64_t seed, std::string_view device)
+    : impl_(std::make_unique<Impl>()) {
+  check_spec(spec);
+  impl_->spec = spec;
+  impl_->device = torch::Device(resolve_device(device));
+  // Weights are drawn on the CPU, so a seed gives the same network on every device.
+  torch::manual_seed(seed);
+  impl_->net = SignalNet(spec.config, static_cast<std::int64_t>(spec.data.features.size()));
+  impl_->net->to(impl_->device);
+}
+
+const ModelSpec& SignalModel::spec() const { return impl_->spec; }
+std::string SignalModel::device() const { return impl_->device.str(); }
+
+void SignalModel::save(const std::filesystem::path& path) const {
+  torch::serialize::OutputArchive archive;
+  archive.write("gt_format", c10::IValue(std::string(kFormat)));
+  archive.write("gt_spec", c10::IValue(spec_json(impl_->spec).dump()));
+  torch::serialize::OutputArchive weights;
+  {
+    // Written from the CPU so that a file loads on any device.
+    torch::NoGradGuard no_grad;
+    for (const auto& p : impl_->net->named_parameters()) weights.write(p.key(), p.value().to(torch::kCPU));
+  }
+  archive.write("weights", weights);
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  write_file_atomically(path, bytes.str());
+}
+
+SignalModel SignalModel::load(const std::filesystem::path& path, std::string_view device) {
+  const std::string file = path.string();
+  if (!std::filesystem::exists(path)) throw Error(fmt::format("{}: no such model file", file));
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(file, torch::Device(torch::kCPU));
+  } catch (const c10::Error&) {
+    throw Error(fmt::format("{}: not a model file (expected one written by `gtrader train`)", file));
+  }
+  c10::IValue format, spec_text;
+  if (!archive.try_read("gt_format", format) || !format.isString() || format.toStringRef() != kFormat)
+    throw Error(fmt::format("{}: not a GPT-Trader model file of format {}", file, kFormat));
+  if (!archive.try_read("gt_spec", spec_text) || !spec_text.isString())
+    throw Error(fmt::format("{}: the model file has no spec", file));
+  ModelSpec spec;
+  try {
+    spec = spec_from_json(nlohmann::json::parse(spec_text.toStringRef()));
+    check_spec(spec);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("{}: the model's spec is damaged: {}", file, e.what()));
+  } catch (const ParamError& e) {
+    throw Error(fmt::format("{}: the model's spec is invalid: {}", file, e.what()));
+  }
+  SignalModel model(spec, 0, "cpu");
+  torch::serialize::InputArchive weights;
+  if (!archive.try_read("weights", weights)) throw Error(fmt::format("{}: the model file holds no weights", file));
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model.impl_->net->named_parameters()) {
+      torch::Tensor stored;
+      if (!weights.try_read(p.key(), stored))
+        throw Error(fmt::format("{}: weight '{}' is missing for a {} of hidden_dim {} and {} layers", file, p.key(),
+                                spec.config.model_type, spec.config.hidden_dim, spec.config.num_layers));
+      if (stored.sizes() != p.value().sizes())
+        throw Error(fmt::format("{}: weight '{}' has shape {}, but a {} of hidden_dim {}, {} layers and {} features "
+                                "needs {}: the file does not match its own spec",
+                                file, p.key(), shape_text(stored.sizes()), spec.config.model_type,
+                                spec.config.hidden_dim, spec.config.num_layers, spec.data.features.size(),
+                                shape_text(p.value().sizes())));
+      p.value().copy_(stored);
+    }
+  }
+  model.impl_->device = torch::Device(resolve_device(device));
+  model.impl_->net->to(model.impl_->device);
+  return model;
+}
+
+SignalNet& SignalModel::Impl::network_for(Precision precision) const {
+  auto& net_ref = const_cast<SignalNet&>(net);
+  if (precision == Precision::kFp32) return net_ref;
+  auto it = lowered.find(precision);
+  if (it == lowered.end()) {
+    SignalNet copy(spec.config, static_cast<std::int64_t>(spec.data.features.size()));
+    {
+      torch::NoGradGuard no_grad;
+      auto source = net->named_parameters();
+      for (auto& p : copy->named_parameters()) p.value().copy_(source[p.key()]);
+    }
+    copy->to(device, scalar_type(precision));
+    copy->eval();
+    it = lowered.emplace(precision, copy).first;
+  }
+  return it->second;
+}
+
+torch::Tensor SignalModel::Impl::windows_tensor(const Samples& samples) const {
+  const auto L = static_cast<std::int64_t>(samples.sequence_length);
+  const auto F = static_cast<std::int64_t>(samples.features);
+  const auto n = static_cast<std::int64_t>(samples.count());
+  if (static_cast<std::size_t>(F) != spec.data.features.size() ||
+      static_cast<std::size_t>(L) != spec.data.sequence_length)
+    throw ParamError(fmt::format("samples of {} bars x {} features do not fit a model of {} bars x {} features", L, F,
+                                 spec.data.sequence_length, spec.data.features.size()));
+  const std::size_t expected = samples.overlapping ? static_cast<std::size_t>((n + L - 1) * F)
+                                                   : static_cast<std::size_t>(n * L * F);
+  if (n > 0 && samples.values.size() != expected)
+    throw ParamError(fmt::format("{} samples of {} x {} need {} values, got {}", n, L, F, expected,
+                                 samples.values.size()));
+  if (n == 0) return torch::empty({0, L, F}, torch::TensorOptions().device(device));
+  // from_blob does not own the caller's memory; clone() on the CPU or to() elsewhere copies once.
+  auto* data = const_cast<float*>(samples.values.data());
+  torch::Tensor host = samples.overlapping ? torch::from_blob(data, {n + L - 1, F}) : torch::from_blob(data, {n, L, F});
+  torch::Tensor on_device = device.is_cpu() ? host.clone() : host.to(device);
+  if (!samples.overlapping) return on_device;
+  return on_device.unfold(0, L, 1).transpose(1, 2);  // n x L x F, strided over the rows
+}
+
+std::vector<float> SignalModel::predict(const Samples& samples, Precision precision, std::size_t batch_size) const {
+  if (precision != Precision::kFp32 && impl_->device.is_cpu())
+    throw ParamError(fmt::format("precision {} needs a GPU; on the CPU use fp32", precision_name(precision)));
+  torch::NoGradGuard no_grad;
+  SignalNet& net = impl_->network_for(precision);
+  net->eval();
+  const torch::Tensor windows = impl_->windows_tensor(samples);
+  const std::int64_t n = windows.size(0);
+  const std::int64_t batch =
+      batch_size > 0 ? static_cast<std::int64_t>(batch_size) : (impl_->device.is_cpu() ? 4096 : 65536);
+  std::vector<float> out(static_cast<std::size_t>(n));
+  for (std::int64_t start = 0; start < n; start += batch) {
+    const std::int64_t end = std::min(n, start + batch);
+    torch::Tensor x = windows.slice(0, start, end).contiguous().to(scalar_type(precision));
+    torch::Tensor y = to_output(net->forward(x), impl_->spec).to(torch::kCPU).contiguous();
+    std::copy_n(y.data_ptr<float>(), end - start, out.begin() + start);
+  }
+  return out;
+}
+
+std::vector<double> SignalModel::predict_bars(const Bars& bars, Precision precision) const {
+  const Dataset rows = prediction_rows(bars, impl_->spec.data, impl_->spec.scaler);
+  const std::size_t L = rows.sequence_length;
+  const std::size_t windows = rows.rows.size() / rows.features - L + 1;
+  Samples samples{rows.rows, {}, L, rows.features, true};
+  std::vector<float> no_labels(windows);  // only the count matters for prediction
+  samples.labels = no_labels;
+  const std::vector<float> scores = predict(samples, precision);
+  std::vector<double> out(bars.size(), std::numeric_limits<double>::quiet_NaN());
+  for (std::size_t i = 0; i < windows; ++i) out[rows.first_bar + L - 1 + i] = scores[i];
+  return out;
+}
+
+// A forward pass captured once for fixed input and output buffers and replayed per call: one
+// launch instead of one per layer and step, which is what batch-1 latency is made of.
+struct SignalModel::Impl::GraphedForward {
+  torch::Tensor input, output;
+#if defined(GT_TORCH_CUDA)
+  at::cuda::CUDAGraph graph;
+#endif
+};
+
+void SignalModel::predict_into(std::span<const float> windows, std::span<float> out, Precision precision) {
+  const std::size_t L = impl_->spec.data.sequence_length, F = impl_->spec.data.features.size();
+  const std::size_t batch = out.size();
+  if (windows.size() != batch * L * F)
+    throw ParamError(fmt::format("predict_into: {} outputs need {} input values ({} x {} x {}), got {}", batch,
+                                 batch * L * F, batch, L, F, windows.size()));
+  if (impl_->device.is_cpu() || !impl_->device.is_cuda()) {
+    Samples samples{windows, {}, L, F, false};
+    std::vector<float> no_labels(batch);
+    samples.labels = no_labels;
+    const auto scores = predict(samples, precision, batch);
+    std::copy(scores.begin(), scores.end(), out.begin());
+    return;
+  }
+#if defined(GT_TORCH_CUDA)
+  torch::NoGradGuard no_grad;
+  auto& slot = impl_->graphs[{batch, precision}];
+  const auto b = static_cast<std::int64_t>(batch);
+  const torch::Tensor host_in = torch::from_blob(const_cast<float*>(windows.data()),
+                                                 {b, static_cast<std::int64_t>(L), static_cast<std::int64_t>(F)});
+  if (!slot) {
+    slot = std::make_shared<Impl::GraphedForward>();
+    SignalNet& net = impl_->network_for(precision);
+    net->eval();
+    const auto options = torch::TensorOptions().device(impl_->device).dtype(scalar_type(precision));
+    slot->input = torch::zeros({b, static_cast<std::int64_t>(L), static_cast<std::int64_t>(F)}, options);
+    // Capture happens on a side stream after a warm-up there (cuDNN picks its algorithms then).
+    c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool(false, impl_->device.index());
+    {
+      c10::cuda::CUDAStreamGuard guard(stream);
+      for (int i = 0; i < 3; ++i) slot->output = to_output(net->forward(slot->input), impl_->spec);
+      stream.synchronize();
+      slot->graph.capture_begin();
+      slot->output = to_output(net->forward(slot->input), impl_->spec);
+      slot->graph.capture_end();
+    }
+    torch::cuda::synchronize(impl_->device.index());
+  }
+  slot->input.copy_(host_in.to(slot->input.scalar_type()), /*non_blocking=*/false);
+  slot->graph.replay();
+  const torch::Tensor result = slot->output.to(torch::kCPU);
+  std::copy_n(result.data_ptr<float>(), batch, out.begin());
+#endif
+}
+
+}  // namespace gt::ml
