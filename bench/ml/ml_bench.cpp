@@ -1,0 +1,186 @@
+// The signal models' benchmark (issue 11): the seed's case (LSTM 2 x 128, 5,000 training sequences
+// of 60 bars x 5 features, batch 256) trained per precision, epoch times and validation losses;
+// prediction rates from batch 1 to 65,536; and a check that a model trained on the GPU predicts
+// the same on the CPU after a save and a load.
+//   ml_bench --device cuda --json out.json        (bench/ml/run.sh runs it beside PyTorch)
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "gt/data.hpp"
+#include "gt/ml.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace ml = gt::ml;
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? NAN : v[v.size() / 2];
+}
+
+ml::Samples slice(const ml::Dataset& d, std::size_t begin, std::size_t end) {
+  ml::Samples s;
+  s.sequence_length = d.sequence_length;
+  s.features = d.features;
+  s.labels = std::span<const float>(d.labels).subspan(begin, end - begin);
+  s.values = std::span<const float>(d.rows).subspan(begin * d.features, (end - begin + d.sequence_length - 1) * d.features);
+  return s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ml_bench: signal-model training and prediction rates"};
+  std::string data_path = std::string(GT_DATA_DIR) + "/orcl-1995-2014.csv", device = "auto", json_path;
+  std::vector<std::string> precisions{"fp32", "fp16", "bf16"};
+  std::vector<std::size_t> batches{1, 16, 256, 4096, 65536};
+  int epochs = 15, hidden = 128, layers = 2;
+  std::size_t train_samples = 5000;
+  bool skip_predict = false, graphs_ab = true;
+  app.add_option("--data", data_path);
+  app.add_option("--device", device);
+  app.add_option("--precisions", precisions)->delimiter(',');
+  app.add_option("--batches", batches)->delimiter(',');
+  app.add_option("--epochs", epochs);
+  app.add_option("--hidden", hidden);
+  app.add_option("--layers", layers);
+  app.add_option("--train-samples", train_samples);
+  app.add_flag("--skip-predict", skip_predict);
+  app.add_option("--graphs-ab", graphs_ab, "also time fp32 training without CUDA graphs");
+  app.add_option("--json", json_path);
+  CLI11_PARSE(app, argc, argv);
+
+  const std::string resolved = ml::resolve_device(device);
+  const bool cuda = resolved.starts_with("cuda");
+  // The seed's case: 5,000 training sequences of 60 bars, the next 15% of bars for validation.
+  ml::DatasetOptions options;
+  options.validation_fraction = 0.15;
+  options.test_fraction = 0.0;
+  const auto validation = static_cast<std::size_t>(static_cast<double>(train_samples) * 0.2);
+  const gt::Bars bars = gt::bars_of_length(gt::load_csv(data_path), train_samples + validation + 100);
+  const ml::Dataset data = ml::prepare_dataset(bars, options);
+  const ml::Samples train = slice(data, 0, train_samples);
+  const ml::Samples val = slice(data, train_samples, std::min(data.samples(), train_samples + validation));
+  const ml::Samples none = slice(data, 0, 0);
+  ml::ModelSpec spec;
+  spec.config.hidden_dim = hidden;
+  spec.config.num_layers = layers;
+  spec.data = options;
+  spec.scaler = data.scaler;
+  spec.trained_on = bars.symbol;
+  fmt::print("device {} | LSTM {} x {} | {} train, {} validation sequences of {} x {} | batch 256\n", resolved, layers,
+             hidden, train.count(), val.count(), data.sequence_length, data.features);
+
+  nlohmann::json out = {{"device", resolved}, {"hidden", hidden}, {"layers", layers},
+                        {"train_samples", train.count()}, {"validation_samples", val.count()}};
+  nlohmann::json training = nlohmann::json::array();
+  std::optional<ml::SignalModel> trained;
+  const auto train_one = [&](const std::string& precision_name, bool graphs) {
+    ml::TrainOptions t;
+    t.epochs = epochs;
+    t.patience = 0;
+    t.precision = ml::parse_precision(precision_name);
+    t.cuda_graphs = graphs;
+    ml::SignalModel model(spec, 42, resolved);
+    const auto report = model.train(train, val, none, t);
+    std::vector<double> seconds;
+    for (const auto& e : report.history)
+      if (e.epoch > 1) seconds.push_back(e.seconds);  // the first epoch warms up (and captures)
+    const double epoch_s = median(seconds);
+    fmt::print("train {:>4} graphs {:<3}: epoch {:8.2f} ms (first {:8.2f} ms)  best val loss {:.5f} (epoch {})  final "
+               "train loss {:.5f}\n",
+               precision_name, graphs ? "on" : "off", 1e3 * epoch_s, 1e3 * report.history.front().seconds,
+               report.best_validation_loss, report.best_epoch, report.history.back().train_loss);
+    std::fflush(stdout);
+    training.push_back({{"precision", precision_name},
+                        {"cuda_graphs", graphs},
+                        {"epoch_ms", 1e3 * epoch_s},
+                        {"first_epoch_ms", 1e3 * report.history.front().seconds},
+                        {"samples_per_sec", static_cast<double>(train.count()) / epoch_s},
+                        {"best_validation_loss", report.best_validation_loss},
+                        {"final_train_loss", report.history.back().train_loss}});
+    if (precision_name == "fp32" && (graphs || !cuda) && !trained) trained.emplace(std::move(model));
+  };
+  for (const auto& p : precisions) {
+    if (p != "fp32" && !cuda) continue;
+    train_one(p, true);
+  }
+  if (cuda && graphs_ab) train_one("fp32", false);
+  out["training"] = training;
+
+  if (!skip_predict && trained) {
+    nlohmann::json predict = nlohmann::json::array();
+    const std::size_t window = data.sequence_length * data.features;
+    for (const auto& p : precisions) {
+      if (p != "fp32" && !cuda) continue;
+      const ml::Precision precision = ml::parse_precision(p);
+      for (const std::size_t batch : batches) {
+        // Independent windows from host memory, as a live system would hand them over.
+        std::vector<float> windows(batch * window), outputs(batch);
+        for (std::size_t i = 0; i < batch; ++i) {
+          const std::size_t start = (i % (data.samples() - 1)) * data.features;
+          std::copy_n(data.rows.begin() + static_cast<std::ptrdiff_t>(start), window,
+                      windows.begin() + static_cast<std::ptrdiff_t>(i * window));
+        }
+        trained->predict_into(windows, outputs, precision);  // captures
+        int calls = 0;
+        const auto start = Clock::now();
+        double elapsed = 0;
+        while (elapsed < 0.5 || calls < 5) {
+          trained->predict_into(windows, outputs, precision);
+          ++calls;
+          elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+        }
+        const double per_call = elapsed / calls;
+        fmt::print("predict {:>4} batch {:>6}: {:10.1f} us per call  {:12.0f} predictions/s\n", p, batch, 1e6 * per_call,
+                   static_cast<double>(batch) / per_call);
+        std::fflush(stdout);
+        predict.push_back({{"precision", p},
+                           {"batch", batch},
+                           {"path", "predict_into"},
+                           {"us_per_call", 1e6 * per_call},
+                           {"predictions_per_sec", static_cast<double>(batch) / per_call}});
+      }
+      // A series of bars: windows overlap, so only the rows travel to the device.
+      const std::size_t series = std::min<std::size_t>(65536, data.samples());
+      const ml::Samples rows = slice(data, 0, series);
+      (void)trained->predict(rows, precision);
+      int calls = 0;
+      const auto start = Clock::now();
+      double elapsed = 0;
+      while (elapsed < 0.5 || calls < 5) {
+        (void)trained->predict(rows, precision);
+        ++calls;
+        elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+      }
+      fmt::print("predict {:>4} series of {} windows: {:12.0f} predictions/s\n", p, series,
+                 static_cast<double>(series) * calls / elapsed);
+      predict.push_back({{"precision", p},
+                         {"batch", series},
+                         {"path", "series"},
+                         {"us_per_call", 1e6 * elapsed / calls},
+                         {"predictions_per_sec", static_cast<double>(series) * calls / elapsed}});
+    }
+    out["predict"] = predict;
+
+    // The same weights on the CPU after a save and a load.
+    const std::string path = "/tmp/gt-ml-bench-model.pt";
+    trained->save(path);
+    const auto on_cpu = ml::SignalModel::load(path, "cpu");
+    const auto a = trained->predict(val), b = on_cpu.predict(val);
+    double worst = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, static_cast<double>(std::abs(a[i] - b[i])));
+    fmt::print("check: {} validation predictions, {} vs cpu after save/load: max |diff| {:.3g}\n", a.size(), resolved,
+               worst);
+    out["check_max_abs_diff_vs_cpu"] = worst;
+  }
+  if (!json_path.empty()) std::ofstream(json_path) << out.dump(2) << "\n";
+  return 0;
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The GPU machine's job for the signal models (issue 11), in one call: build ml_bench against the
+# machine's own LibTorch (its python3's torch, the same 2.11 as PyPI's wheel), check that a model
+# trained on the GPU predicts the same on the CPU, time the seed's case on the GPU (fp32, fp16,
+# bf16) and on this machine's CPU, and run PyTorch-from-Python beside it as the peer.
+#   OUT=/tmp/gt-ml bash bench/ml/run.sh        (from the repository root)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1  # device README
+OUT=${OUT:-/tmp/gt-ml}
+mkdir -p "$OUT"
+EXTRA=()
+if [[ -d .gpudeps ]]; then  # this project's Debian -dev packages, carried as .deb files (bench/gpu/run.sh)
+  DEPS=/tmp/gt-deps
+  for deb in .gpudeps/*.deb; do dpkg -x "$deb" "$DEPS"; done
+  export CMAKE_PREFIX_PATH="$DEPS/usr" PKG_CONFIG_SYSROOT_DIR="$DEPS"
+  export PKG_CONFIG_PATH="$DEPS/usr/lib/x86_64-linux-gnu/pkgconfig:$DEPS/usr/share/pkgconfig"
+  export LD_LIBRARY_PATH="$DEPS/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  EXTRA=(-DCMAKE_CXX_FLAGS="-isystem $DEPS/usr/include")
+fi
+PY=$(command -v python3)
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpus.txt"
+"$PY" -c 'import torch; print("torch", torch.__version__, "cudnn", torch.backends.cudnn.version())' | tee -a "$OUT/gpus.txt"
+cmake -S . -B build/ml -G Ninja -DCMAKE_BUILD_TYPE=Release -DGT_CUDA=OFF -DGT_TORCH=ON -DGT_TORCH_PYTHON="$PY" \
+  -DGT_WERROR=OFF -DGT_BUILD_TESTS=OFF -DGT_BUILD_BENCH=ON "${EXTRA[@]}" >"$OUT/configure.log" 2>&1 ||
+  { tail -30 "$OUT/configure.log"; exit 1; }
+cmake --build build/ml -j"$(nproc)" --target ml_bench >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+build/ml/ml_bench --device cuda --epochs "${EPOCHS:-12}" --json "$OUT/gtrader_cuda.json" 2>&1 | tee "$OUT/gtrader_cuda.txt"
+"$PY" bench/ml/peer_pytorch.py --device cuda --json "$OUT/peer_cuda.json" 2>&1 | tee "$OUT/peer_cuda.txt"
+build/ml/ml_bench --device cpu --epochs 3 --batches 1,256,4096 --json "$OUT/gtrader_cpu.json" 2>&1 | tee "$OUT/gtrader_cpu.txt"
