@@ -105,7 +105,8 @@ void add_backtest(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("backtest", "Backtest one parameter set of a strategy");
   c->data.add_to(*cmd);
   cmd->add_option("--strategy", c->strategy, "Strategy name (see `gtrader strategies`)")->required();
-  cmd->add_option("--param", c->params, "NAME=VALUE (repeatable); defaults from the strategy's schema; model=FILE.pt for --strategy model");
+  cmd->add_option("--param", c->params,
+                  "NAME=VALUE (repeatable); defaults from the strategy's schema; model=FILE.pt for --strategy model");
   c->exec.add_to(*cmd);
   cmd->add_option("--trades", c->trades_path, "Write the trade list to this CSV file");
   cmd->add_option("--equity", c->equity_path, "Write the equity curve to this CSV file");

@@ -56,7 +56,8 @@ void run(TrainCommand& c) {
   if (!c.features.empty()) c.dataset.features = c.features;
   const std::string device = gt::ml::resolve_device(c.device);
   if (c.train.precision != gt::ml::Precision::kFp32 && !device.starts_with("cuda"))
-    throw gt::ParamError(fmt::format("precision {} needs a CUDA GPU (this run is on {}); use fp32", c.precision, device));
+    throw gt::ParamError(
+        fmt::format("precision {} needs a CUDA GPU (this run is on {}); use fp32", c.precision, device));
   const auto symbols = c.data.load();
   if (symbols.size() != 1)
     throw gt::ParamError(fmt::format("train takes one symbol's data, got {}; give one --data file", symbols.size()));
@@ -118,13 +119,16 @@ void add_train(CLI::App& app) {
   cmd->add_option("--batch-size", c->train.batch_size, "Samples per step")->capture_default_str();
   cmd->add_option("--lr", c->train.learning_rate, "AdamW learning rate")->capture_default_str();
   cmd->add_option("--weight-decay", c->train.weight_decay, "AdamW weight decay")->capture_default_str();
-  cmd->add_option("--patience", c->train.patience, "Stop after this many epochs without a better validation loss (0: never)")
+  cmd->add_option("--patience", c->train.patience,
+                  "Stop after this many epochs without a better validation loss (0: never)")
       ->capture_default_str();
-  cmd->add_option("--clip", c->train.max_grad_norm, "Clip gradients to this global norm (0: off)")->capture_default_str();
+  cmd->add_option("--clip", c->train.max_grad_norm, "Clip gradients to this global norm (0: off)")
+      ->capture_default_str();
   cmd->add_option("--seed", c->train.seed, "Seed of the initial weights, shuffling and dropout")->capture_default_str();
   cmd->add_option("--precision", c->precision, "fp32, fp16 (loss scaling) or bf16; fp16/bf16 need CUDA")
       ->capture_default_str();
-  cmd->add_option("--device", c->device, "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")->capture_default_str();
+  cmd->add_option("--device", c->device, "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+      ->capture_default_str();
   cmd->add_flag("--no-cuda-graphs", c->no_cuda_graphs, "Launch every step's kernels instead of replaying a graph");
   cmd->add_option("--out", c->out, "Model file to write (atomically)")->required();
   cmd->add_flag("--json", c->json, "Print the training report as JSON (epoch lines go to stderr)");

@@ -30,7 +30,8 @@ ml::Samples slice(const ml::Dataset& d, std::size_t begin, std::size_t end) {
   s.sequence_length = d.sequence_length;
   s.features = d.features;
   s.labels = std::span<const float>(d.labels).subspan(begin, end - begin);
-  s.values = std::span<const float>(d.rows).subspan(begin * d.features, (end - begin + d.sequence_length - 1) * d.features);
+  s.values =
+      std::span<const float>(d.rows).subspan(begin * d.features, (end - begin + d.sequence_length - 1) * d.features);
   return s;
 }
 
@@ -40,7 +41,7 @@ int main(int argc, char** argv) {
   CLI::App app{"ml_bench: signal-model training and prediction rates"};
   std::string data_path = std::string(GT_DATA_DIR) + "/orcl-1995-2014.csv", device = "auto", json_path;
   std::vector<std::string> precisions{"fp32", "fp16", "bf16"};
-  std::vector<std::size_t> batches{1, 16, 256, 4096, 65536};
+  std::vector<std::size_t> batches{1, 16, 256, 4096, 16384, 65536};
   int epochs = 15, hidden = 128, layers = 2;
   std::size_t train_samples = 5000;
   bool skip_predict = false, graphs_ab = true;
@@ -78,8 +79,11 @@ int main(int argc, char** argv) {
   fmt::print("device {} | LSTM {} x {} | {} train, {} validation sequences of {} x {} | batch 256\n", resolved, layers,
              hidden, train.count(), val.count(), data.sequence_length, data.features);
 
-  nlohmann::json out = {{"device", resolved}, {"hidden", hidden}, {"layers", layers},
-                        {"train_samples", train.count()}, {"validation_samples", val.count()}};
+  nlohmann::json out = {{"device", resolved},
+                        {"hidden", hidden},
+                        {"layers", layers},
+                        {"train_samples", train.count()},
+                        {"validation_samples", val.count()}};
   nlohmann::json training = nlohmann::json::array();
   std::optional<ml::SignalModel> trained;
   const auto train_one = [&](const std::string& precision_name, bool graphs) {
@@ -94,10 +98,11 @@ int main(int argc, char** argv) {
     for (const auto& e : report.history)
       if (e.epoch > 1) seconds.push_back(e.seconds);  // the first epoch warms up (and captures)
     const double epoch_s = median(seconds);
-    fmt::print("train {:>4} graphs {:<3}: epoch {:8.2f} ms (first {:8.2f} ms)  best val loss {:.5f} (epoch {})  final "
-               "train loss {:.5f}\n",
-               precision_name, graphs ? "on" : "off", 1e3 * epoch_s, 1e3 * report.history.front().seconds,
-               report.best_validation_loss, report.best_epoch, report.history.back().train_loss);
+    fmt::print(
+        "train {:>4} graphs {:<3}: epoch {:8.2f} ms (first {:8.2f} ms)  best val loss {:.5f} (epoch {})  final "
+        "train loss {:.5f}\n",
+        precision_name, graphs ? "on" : "off", 1e3 * epoch_s, 1e3 * report.history.front().seconds,
+        report.best_validation_loss, report.best_epoch, report.history.back().train_loss);
     std::fflush(stdout);
     training.push_back({{"precision", precision_name},
                         {"cuda_graphs", graphs},
@@ -117,6 +122,10 @@ int main(int argc, char** argv) {
 
   if (!skip_predict && trained) {
     nlohmann::json predict = nlohmann::json::array();
+    const ml::Dataset series_rows =
+        ml::prediction_rows(gt::bars_of_length(gt::load_csv(data_path), 65536 + 100), options, data.scaler);
+    const std::vector<float> series_labels(series_rows.rows.size() / series_rows.features -
+                                           series_rows.sequence_length + 1);
     const std::size_t window = data.sequence_length * data.features;
     for (const auto& p : precisions) {
       if (p != "fp32" && !cuda) continue;
@@ -139,8 +148,8 @@ int main(int argc, char** argv) {
           elapsed = std::chrono::duration<double>(Clock::now() - start).count();
         }
         const double per_call = elapsed / calls;
-        fmt::print("predict {:>4} batch {:>6}: {:10.1f} us per call  {:12.0f} predictions/s\n", p, batch, 1e6 * per_call,
-                   static_cast<double>(batch) / per_call);
+        fmt::print("predict {:>4} batch {:>6}: {:10.1f} us per call  {:12.0f} predictions/s\n", p, batch,
+                   1e6 * per_call, static_cast<double>(batch) / per_call);
         std::fflush(stdout);
         predict.push_back({{"precision", p},
                            {"batch", batch},
@@ -149,8 +158,8 @@ int main(int argc, char** argv) {
                            {"predictions_per_sec", static_cast<double>(batch) / per_call}});
       }
       // A series of bars: windows overlap, so only the rows travel to the device.
-      const std::size_t series = std::min<std::size_t>(65536, data.samples());
-      const ml::Samples rows = slice(data, 0, series);
+      const ml::Samples rows{series_rows.rows, series_labels, series_rows.sequence_length, series_rows.features, true};
+      const std::size_t series = rows.count();
       (void)trained->predict(rows, precision);
       int calls = 0;
       const auto start = Clock::now();

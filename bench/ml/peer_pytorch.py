@@ -64,7 +64,7 @@ def main():
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--layers", type=int, default=2)
-    ap.add_argument("--batches", default="1,16,256,4096,65536")
+    ap.add_argument("--batches", default="1,16,256,4096,16384,65536")
     ap.add_argument("--precisions", default="fp32,fp16,bf16")
     ap.add_argument("--json")
     a = ap.parse_args()

@@ -25,6 +25,11 @@ cmake -S . -B build/ml -G Ninja -DCMAKE_BUILD_TYPE=Release -DGT_CUDA=OFF -DGT_TO
   -DGT_WERROR=OFF -DGT_BUILD_TESTS=OFF -DGT_BUILD_BENCH=ON "${EXTRA[@]}" >"$OUT/configure.log" 2>&1 ||
   { tail -30 "$OUT/configure.log"; exit 1; }
 cmake --build build/ml -j"$(nproc)" --target ml_bench >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
-build/ml/ml_bench --device cuda --epochs "${EPOCHS:-12}" --json "$OUT/gtrader_cuda.json" 2>&1 | tee "$OUT/gtrader_cuda.txt"
-"$PY" bench/ml/peer_pytorch.py --device cuda --json "$OUT/peer_cuda.json" 2>&1 | tee "$OUT/peer_cuda.txt"
-build/ml/ml_bench --device cpu --epochs 3 --batches 1,256,4096 --json "$OUT/gtrader_cpu.json" 2>&1 | tee "$OUT/gtrader_cpu.txt"
+# Each step runs even when an earlier one failed; the script's status says whether all passed.
+status=0
+build/ml/ml_bench --device cuda --epochs "${EPOCHS:-12}" --json "$OUT/gtrader_cuda.json" 2>&1 |
+  tee "$OUT/gtrader_cuda.txt" | grep -v '^frame #' || status=1
+"$PY" bench/ml/peer_pytorch.py --device cuda --json "$OUT/peer_cuda.json" 2>&1 | tee "$OUT/peer_cuda.txt" || status=1
+build/ml/ml_bench --device cpu --epochs 3 --batches 1,256,4096 --json "$OUT/gtrader_cpu.json" 2>&1 |
+  tee "$OUT/gtrader_cpu.txt" || status=1
+exit $status

@@ -108,7 +108,7 @@ struct ModelConfig {
   std::string model_type = "lstm";  // "lstm" | "gru"
   int hidden_dim = 128;
   int num_layers = 2;
-  double dropout = 0.0;  // between recurrent layers (needs num_layers > 1)
+  double dropout = 0.0;   // between recurrent layers (needs num_layers > 1)
   void validate() const;  // throws ParamError naming the field and its allowed values
 };
 
@@ -116,11 +116,11 @@ struct TrainOptions {
   int epochs = 50;
   int batch_size = 256;
   double learning_rate = 1e-3, weight_decay = 1e-2;  // AdamW
-  int patience = 10;            // epochs without a better validation loss before stopping; 0: never
-  double max_grad_norm = 1.0;   // gradient clipping by global norm; 0: off
-  std::uint64_t seed = 42;      // initial weights, shuffling and dropout
+  int patience = 10;                       // epochs without a better validation loss before stopping; 0: never
+  double max_grad_norm = 1.0;              // gradient clipping by global norm; 0: off
+  std::uint64_t seed = 42;                 // initial weights, shuffling and dropout
   Precision precision = Precision::kFp32;  // fp16 and bf16: autocast on CUDA (fp16 with loss scaling)
-  bool cuda_graphs = true;      // capture the training step once and replay it (CUDA only)
+  bool cuda_graphs = true;                 // capture the training step once and replay it (CUDA only)
   void validate() const;
 };
 
@@ -189,8 +189,8 @@ class SignalModel {
   // One output per bar of `bars`, NaN where no full window ends.
   std::vector<double> predict_bars(const Bars& bars, Precision precision = Precision::kFp32) const;
 
-  // Fixed-size prediction for latency: inputs are batch x L x F, outputs batch; on CUDA the forward
-  // pass is a captured graph replayed on every call (the first call captures).
+  // Fixed-size prediction for latency: inputs are batch x L x F, outputs batch; on CUDA, for batches
+  // up to 4,096, the forward pass is a graph captured on the first call of each size and replayed.
   void predict_into(std::span<const float> windows, std::span<float> out, Precision precision = Precision::kFp32);
 
   struct Impl;

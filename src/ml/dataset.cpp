@@ -23,7 +23,9 @@ constexpr int kRocPeriod = 10;
 
 using FeatureFn = std::vector<double> (*)(const Bars&);
 
-std::vector<double> nan_series(const Bars& b) { return std::vector<double>(b.size(), kNaN); }
+std::vector<double> nan_series(const Bars& b) {
+  return std::vector<double>(b.size(), kNaN);
+}
 
 std::vector<double> close_return(const Bars& b) {
   auto out = nan_series(b);
@@ -130,8 +132,7 @@ const FeatureDef& find_feature(std::string_view name) {
 }
 
 void check_fraction(std::string_view name, double value) {
-  if (!(value >= 0.0 && value < 1.0))
-    throw ParamError(fmt::format("{} must be in [0, 1), got {}", name, value));
+  if (!(value >= 0.0 && value < 1.0)) throw ParamError(fmt::format("{} must be in [0, 1), got {}", name, value));
 }
 
 void check_options(const DatasetOptions& o) {
@@ -150,8 +151,7 @@ std::vector<float> scaled_rows(const FeatureTable& table, std::size_t first, std
   std::vector<float> rows((end - first) * table.features);
   for (std::size_t t = first; t < end; ++t)
     for (std::size_t f = 0; f < table.features; ++f)
-      rows[(t - first) * table.features + f] =
-          static_cast<float>((table.at(t, f) - scaler.mean[f]) / scaler.scale[f]);
+      rows[(t - first) * table.features + f] = static_cast<float>((table.at(t, f) - scaler.mean[f]) / scaler.scale[f]);
   return rows;
 }
 
@@ -204,7 +204,9 @@ Label parse_label(std::string_view name) {
   throw ParamError(fmt::format("unknown label '{}'; allowed: direction, return", name));
 }
 
-std::string_view label_name(Label label) { return label == Label::kDirection ? "direction" : "return"; }
+std::string_view label_name(Label label) {
+  return label == Label::kDirection ? "direction" : "return";
+}
 
 std::vector<float> Dataset::windows(SampleRange range) const {
   const std::size_t window = sequence_length * features;
@@ -223,14 +225,16 @@ Dataset prepare_dataset(const Bars& bars, const DatasetOptions& options) {
   const std::size_t first = table.first_defined;
   const std::size_t usable = bars.size() > first ? bars.size() - first : 0;
   const std::size_t samples = usable > L ? usable - L : 0;
-  const auto part = [&](double fraction) { return static_cast<std::size_t>(std::floor(fraction * static_cast<double>(samples))); };
+  const auto part = [&](double fraction) {
+    return static_cast<std::size_t>(std::floor(fraction * static_cast<double>(samples)));
+  };
   const std::size_t n_test = part(options.test_fraction), n_val = part(options.validation_fraction);
   const std::size_t n_train = samples - std::min(samples, n_test + n_val);
   const bool need_val = options.validation_fraction > 0, need_test = options.test_fraction > 0;
   if (n_train < 1 || (need_val && n_val < 1) || (need_test && n_test < 1)) {
     const double train_share = 1.0 - options.validation_fraction - options.test_fraction;
-    const double smallest = std::min({train_share, need_val ? options.validation_fraction : 1.0,
-                                      need_test ? options.test_fraction : 1.0});
+    const double smallest =
+        std::min({train_share, need_val ? options.validation_fraction : 1.0, need_test ? options.test_fraction : 1.0});
     const auto needed = static_cast<std::size_t>(std::ceil(1.0 / smallest)) + first + L;
     throw ParamError(fmt::format(
         "{}: {} bars are too few for sequence_length {} with these features and splits: the features start at bar "
@@ -288,13 +292,12 @@ Dataset prediction_rows(const Bars& bars, const DatasetOptions& options, const S
   check_options(options);
   const FeatureTable table = compute_features(bars, options.features);
   if (scaler.mean.size() != table.features || scaler.scale.size() != table.features)
-    throw ParamError(fmt::format("the scaler has {} features but the model's data options name {}",
-                                 scaler.mean.size(), table.features));
+    throw ParamError(fmt::format("the scaler has {} features but the model's data options name {}", scaler.mean.size(),
+                                 table.features));
   const std::size_t L = options.sequence_length;
   if (table.first_defined + L > bars.size())
     throw ParamError(fmt::format("{}: {} bars are too few for one window of {} bars (the features start at bar {})",
-                                 bars.source.empty() ? bars.symbol : bars.source, bars.size(), L,
-                                 table.first_defined));
+                                 bars.source.empty() ? bars.symbol : bars.source, bars.size(), L, table.first_defined));
   Dataset d;
   d.options = options;
   d.sequence_length = L;

@@ -64,8 +64,8 @@ void check_spec(const ModelSpec& s) {
   if (s.data.features.empty()) throw ParamError("a model needs at least one feature");
   if (s.data.sequence_length < 1) throw ParamError("sequence_length must be at least 1");
   if (s.scaler.mean.size() != s.data.features.size() || s.scaler.scale.size() != s.data.features.size())
-    throw ParamError(fmt::format("the scaler has {} features, the model {}", s.scaler.mean.size(),
-                                 s.data.features.size()));
+    throw ParamError(
+        fmt::format("the scaler has {} features, the model {}", s.scaler.mean.size(), s.data.features.size()));
 }
 
 std::string shape_text(c10::IntArrayRef sizes) {
@@ -138,7 +138,9 @@ AutocastGuard::~AutocastGuard() {
 
 // ---------------------------------------------------------------------------------------------
 
-bool torch_available() { return true; }
+bool torch_available() {
+  return true;
+}
 
 std::string resolve_device(std::string_view requested) {
   if (requested == "auto") {
@@ -186,8 +188,12 @@ SignalModel::SignalModel(const ModelSpec& spec, std::uint64_t seed, std::string_
   impl_->net->to(impl_->device);
 }
 
-const ModelSpec& SignalModel::spec() const { return impl_->spec; }
-std::string SignalModel::device() const { return impl_->device.str(); }
+const ModelSpec& SignalModel::spec() const {
+  return impl_->spec;
+}
+std::string SignalModel::device() const {
+  return impl_->device.str();
+}
 
 void SignalModel::save(const std::filesystem::path& path) const {
   torch::serialize::OutputArchive archive;
@@ -239,11 +245,11 @@ SignalModel SignalModel::load(const std::filesystem::path& path, std::string_vie
         throw Error(fmt::format("{}: weight '{}' is missing for a {} of hidden_dim {} and {} layers", file, p.key(),
                                 spec.config.model_type, spec.config.hidden_dim, spec.config.num_layers));
       if (stored.sizes() != p.value().sizes())
-        throw Error(fmt::format("{}: weight '{}' has shape {}, but a {} of hidden_dim {}, {} layers and {} features "
-                                "needs {}: the file does not match its own spec",
-                                file, p.key(), shape_text(stored.sizes()), spec.config.model_type,
-                                spec.config.hidden_dim, spec.config.num_layers, spec.data.features.size(),
-                                shape_text(p.value().sizes())));
+        throw Error(
+            fmt::format("{}: weight '{}' has shape {}, but a {} of hidden_dim {}, {} layers and {} features "
+                        "needs {}: the file does not match its own spec",
+                        file, p.key(), shape_text(stored.sizes()), spec.config.model_type, spec.config.hidden_dim,
+                        spec.config.num_layers, spec.data.features.size(), shape_text(p.value().sizes())));
       p.value().copy_(stored);
     }
   }
@@ -278,11 +284,11 @@ torch::Tensor SignalModel::Impl::windows_tensor(const Samples& samples) const {
       static_cast<std::size_t>(L) != spec.data.sequence_length)
     throw ParamError(fmt::format("samples of {} bars x {} features do not fit a model of {} bars x {} features", L, F,
                                  spec.data.sequence_length, spec.data.features.size()));
-  const std::size_t expected = samples.overlapping ? static_cast<std::size_t>((n + L - 1) * F)
-                                                   : static_cast<std::size_t>(n * L * F);
+  const std::size_t expected =
+      samples.overlapping ? static_cast<std::size_t>((n + L - 1) * F) : static_cast<std::size_t>(n * L * F);
   if (n > 0 && samples.values.size() != expected)
-    throw ParamError(fmt::format("{} samples of {} x {} need {} values, got {}", n, L, F, expected,
-                                 samples.values.size()));
+    throw ParamError(
+        fmt::format("{} samples of {} x {} need {} values, got {}", n, L, F, expected, samples.values.size()));
   if (n == 0) return torch::empty({0, L, F}, torch::TensorOptions().device(device));
   // from_blob does not own the caller's memory; clone() on the CPU or to() elsewhere copies once.
   auto* data = const_cast<float*>(samples.values.data());
@@ -301,7 +307,7 @@ std::vector<float> SignalModel::predict(const Samples& samples, Precision precis
   const torch::Tensor windows = impl_->windows_tensor(samples);
   const std::int64_t n = windows.size(0);
   const std::int64_t batch =
-      batch_size > 0 ? static_cast<std::int64_t>(batch_size) : (impl_->device.is_cpu() ? 4096 : 65536);
+      batch_size > 0 ? static_cast<std::int64_t>(batch_size) : (impl_->device.is_cpu() ? 4096 : 16384);
   std::vector<float> out(static_cast<std::size_t>(n));
   for (std::int64_t start = 0; start < n; start += batch) {
     const std::int64_t end = std::min(n, start + batch);
@@ -326,9 +332,10 @@ std::vector<double> SignalModel::predict_bars(const Bars& bars, Precision precis
 }
 
 // A forward pass captured once for fixed input and output buffers and replayed per call: one
-// launch instead of one per layer and step, which is what batch-1 latency is made of.
+// launch instead of one per layer and step, which is what small-batch latency is made of. Inputs
+// and outputs go through pinned host buffers so that the copies are plain DMA.
 struct SignalModel::Impl::GraphedForward {
-  torch::Tensor input, output;
+  torch::Tensor host_input, input, output, host_output;
 #if defined(GT_TORCH_CUDA)
   at::cuda::CUDAGraph graph;
 #endif
@@ -340,11 +347,13 @@ void SignalModel::predict_into(std::span<const float> windows, std::span<float> 
   if (windows.size() != batch * L * F)
     throw ParamError(fmt::format("predict_into: {} outputs need {} input values ({} x {} x {}), got {}", batch,
                                  batch * L * F, batch, L, F, windows.size()));
-  if (impl_->device.is_cpu() || !impl_->device.is_cuda()) {
+  // Past a few thousand windows the kernels, not their launches, take the time: no graph needed.
+  constexpr std::size_t kLargestGraphedBatch = 4096;
+  if (!impl_->device.is_cuda() || batch > kLargestGraphedBatch) {
     Samples samples{windows, {}, L, F, false};
     std::vector<float> no_labels(batch);
     samples.labels = no_labels;
-    const auto scores = predict(samples, precision, batch);
+    const auto scores = predict(samples, precision);
     std::copy(scores.begin(), scores.end(), out.begin());
     return;
   }
@@ -352,14 +361,16 @@ void SignalModel::predict_into(std::span<const float> windows, std::span<float> 
   torch::NoGradGuard no_grad;
   auto& slot = impl_->graphs[{batch, precision}];
   const auto b = static_cast<std::int64_t>(batch);
-  const torch::Tensor host_in = torch::from_blob(const_cast<float*>(windows.data()),
-                                                 {b, static_cast<std::int64_t>(L), static_cast<std::int64_t>(F)});
+  const std::vector<std::int64_t> shape{b, static_cast<std::int64_t>(L), static_cast<std::int64_t>(F)};
   if (!slot) {
     slot = std::make_shared<Impl::GraphedForward>();
     SignalNet& net = impl_->network_for(precision);
     net->eval();
-    const auto options = torch::TensorOptions().device(impl_->device).dtype(scalar_type(precision));
-    slot->input = torch::zeros({b, static_cast<std::int64_t>(L), static_cast<std::int64_t>(F)}, options);
+    const auto on_device = torch::TensorOptions().device(impl_->device);
+    const auto pinned = torch::TensorOptions().dtype(torch::kFloat).pinned_memory(true);
+    slot->host_input = torch::empty(shape, pinned);
+    slot->host_output = torch::empty({b}, pinned);
+    slot->input = torch::zeros(shape, on_device.dtype(scalar_type(precision)));
     // Capture happens on a side stream after a warm-up there (cuDNN picks its algorithms then).
     c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool(false, impl_->device.index());
     {
@@ -372,10 +383,12 @@ void SignalModel::predict_into(std::span<const float> windows, std::span<float> 
     }
     torch::cuda::synchronize(impl_->device.index());
   }
-  slot->input.copy_(host_in.to(slot->input.scalar_type()), /*non_blocking=*/false);
+  std::copy(windows.begin(), windows.end(), slot->host_input.data_ptr<float>());
+  slot->input.copy_(slot->host_input, /*non_blocking=*/true);
   slot->graph.replay();
-  const torch::Tensor result = slot->output.to(torch::kCPU);
-  std::copy_n(result.data_ptr<float>(), batch, out.begin());
+  slot->host_output.copy_(slot->output, /*non_blocking=*/true);
+  c10::cuda::getCurrentCUDAStream(impl_->device.index()).synchronize();
+  std::copy_n(slot->host_output.data_ptr<float>(), batch, out.begin());
 #endif
 }
 

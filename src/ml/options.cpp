@@ -31,7 +31,8 @@ void ModelConfig::validate() const {
     throw ParamError(fmt::format("model_type '{}' is unknown; allowed: lstm, gru", model_type));
   if (hidden_dim < 1 || hidden_dim > 65536)
     throw ParamError(fmt::format("hidden_dim must be in [1, 65536], got {}", hidden_dim));
-  if (num_layers < 1 || num_layers > 64) throw ParamError(fmt::format("num_layers must be in [1, 64], got {}", num_layers));
+  if (num_layers < 1 || num_layers > 64)
+    throw ParamError(fmt::format("num_layers must be in [1, 64], got {}", num_layers));
   if (!(dropout >= 0.0 && dropout < 1.0)) throw ParamError(fmt::format("dropout must be in [0, 1), got {}", dropout));
 }
 

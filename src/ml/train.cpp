@@ -56,8 +56,9 @@ class Trainer {
   }
 
   torch::Tensor loss_of(const torch::Tensor& raw, const torch::Tensor& labels) const {
-    return spec_.data.label == Label::kDirection ? torch::binary_cross_entropy_with_logits(raw.to(torch::kFloat), labels)
-                                                 : torch::mse_loss(raw.to(torch::kFloat), labels);
+    return spec_.data.label == Label::kDirection
+               ? torch::binary_cross_entropy_with_logits(raw.to(torch::kFloat), labels)
+               : torch::mse_loss(raw.to(torch::kFloat), labels);
   }
 
   // One optimization step on (x, y); the batch's loss is added to loss_sum_ on the device.
@@ -138,7 +139,8 @@ class Trainer {
 
 torch::Tensor labels_tensor(const Samples& s, torch::Device device) {
   auto* data = const_cast<float*>(s.labels.data());
-  return torch::from_blob(data, {static_cast<std::int64_t>(s.count())}).to(device, /*non_blocking=*/false, /*copy=*/true);
+  return torch::from_blob(data, {static_cast<std::int64_t>(s.count())})
+      .to(device, /*non_blocking=*/false, /*copy=*/true);
 }
 
 Samples slice_of(const Dataset& d, SampleRange r) {
@@ -147,7 +149,9 @@ Samples slice_of(const Dataset& d, SampleRange r) {
   s.features = d.features;
   s.overlapping = true;
   s.labels = std::span<const float>(d.labels).subspan(r.begin, r.size());
-  if (r.size() > 0) s.values = std::span<const float>(d.rows).subspan(r.begin * d.features, (r.size() + d.sequence_length - 1) * d.features);
+  if (r.size() > 0)
+    s.values =
+        std::span<const float>(d.rows).subspan(r.begin * d.features, (r.size() + d.sequence_length - 1) * d.features);
   return s;
 }
 
