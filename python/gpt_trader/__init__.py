@@ -2,16 +2,19 @@
 
 Local use needs nothing but NumPy and pandas; distribution runs on Ray
 (``pip install 'gpt-trader[ray]'``). The seed system's names are kept:
-``DistributedConfig``, ``RayDistributedEngine``.
+``DistributedConfig``, ``RayDistributedEngine``, and for the LSTM/GRU signal models
+``GPUAccelerator``, ``GPUConfig``, ``TradingNN``, ``ModelConfig``.
 """
 from . import _core
 from ._core import cuda_available, cuda_devices
 from .data import as_bars, load
 from .engine import backtest, indicator, optimize, strategies
 from .distributed import DistributedConfig, OptimizationResult, RayDistributedEngine
+from .ml import GPUAccelerator, GPUConfig, ModelConfig, TradingNN
 
 __all__ = [
     "as_bars", "load", "backtest", "indicator", "optimize", "strategies", "cuda_available", "cuda_devices",
-    "DistributedConfig", "OptimizationResult", "RayDistributedEngine", "_core",
+    "DistributedConfig", "OptimizationResult", "RayDistributedEngine", "GPUAccelerator", "GPUConfig", "ModelConfig",
+    "TradingNN", "_core",
 ]
 __version__ = "0.1.0"

@@ -22,6 +22,7 @@
 #include "gt/gpu.hpp"
 #include "gt/grid.hpp"
 #include "gt/indicators.hpp"
+#include "gt/ml.hpp"
 #include "gt/optimize.hpp"
 #include "gt/strategy.hpp"
 
@@ -124,6 +125,8 @@ gt::Grid make_grid(const std::string& strategy, const std::vector<std::string>& 
 }
 
 }  // namespace
+
+void bind_ml(nb::module_& m);  // ml_module.cpp
 
 NB_MODULE(_core, m) {
   m.doc() = "GPT-Trader's C++ engine";
@@ -265,8 +268,9 @@ NB_MODULE(_core, m) {
   m.def(
       "backtest",
       [](const gt::Bars& bars, const std::string& strategy, const nb::dict& params, const nb::dict& options) {
-        const gt::Strategy& s = gt::find_strategy(strategy);
-        const gt::ParamValues values = gt::parse_params(s, assignments(params));
+        auto given = assignments(params);
+        const gt::Strategy s = gt::ml::resolve_strategy(strategy, given);
+        const gt::ParamValues values = gt::parse_params(s, given);
         const gt::ExecutionOptions o = execution_options(options);
         gt::BacktestResult r;
         {
@@ -477,6 +481,8 @@ NB_MODULE(_core, m) {
       },
       "strategy"_a, "grid"_a, "fixed"_a, "symbols"_a, "symbol"_a, "first"_a, "valid"_a, "params"_a, "metrics"_a,
       "header"_a = false);
+
+  bind_ml(m);
 
   m.def(
       "write_file_atomically",

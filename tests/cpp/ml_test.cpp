@@ -27,7 +27,9 @@ std::vector<std::string> all_features() {
   return names;
 }
 
-bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+bool same_bits(double a, double b) {
+  return std::memcmp(&a, &b, sizeof a) == 0;
+}
 
 gt::Bars prefix(const gt::Bars& b, std::size_t n) {
   gt::Bars out = b;
@@ -198,7 +200,8 @@ ml::Samples samples_of(const ml::Dataset& d, ml::SampleRange r) {
   s.sequence_length = d.sequence_length;
   s.features = d.features;
   s.labels = std::span<const float>(d.labels).subspan(r.begin, r.size());
-  s.values = std::span<const float>(d.rows).subspan(r.begin * d.features, (r.size() + d.sequence_length - 1) * d.features);
+  s.values =
+      std::span<const float>(d.rows).subspan(r.begin * d.features, (r.size() + d.sequence_length - 1) * d.features);
   return s;
 }
 

@@ -66,7 +66,7 @@ def test_skip_bad_rows_reports_the_count(tmp_path):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--strategy", "nope"], "unknown strategy 'nope' (allowed: ma_cross, rsi_reversion, bbands_reversion, macd_cross, donchian_breakout)"),
+        (["--strategy", "nope"], "unknown strategy 'nope' (allowed: ma_cross, rsi_reversion, bbands_reversion, macd_cross, donchian_breakout, model)"),
         (["--strategy", "ma_cross", "--param", "speed=3"], "strategy 'ma_cross' has no parameter 'speed' (its parameters: fast, slow, ma_type, volume_filter)"),
         (["--strategy", "ma_cross", "--param", "fast=40"], "ma_cross: fast = 40 must be below slow = 30"),
         (["--strategy", "ma_cross", "--param", "ma_type=7"], "ma_type = 7 is out of range (allowed: int 0 to 2)"),
