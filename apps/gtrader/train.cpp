@@ -17,7 +17,7 @@ struct TrainCommand {
   gt::ml::ModelConfig model;
   gt::ml::DatasetOptions dataset;
   gt::ml::TrainOptions train;
-  std::string label = "direction", precision = "fp32", device = "auto", out;
+  std::string label = "direction", precision = "fp32", device = "auto", gpus, out;
   std::vector<std::string> features;
   bool no_cuda_graphs = false, json = false;
 };
@@ -54,7 +54,9 @@ void run(TrainCommand& c) {
   c.train.validate();
   c.dataset.label = gt::ml::parse_label(c.label);
   if (!c.features.empty()) c.dataset.features = c.features;
-  const std::string device = gt::ml::resolve_device(c.device);
+  // --gpus: data-parallel over those GPUs (the first is rank 0, which validates and saves).
+  const std::vector<std::string> replicas = c.gpus.empty() ? std::vector<std::string>{} : gt::ml::resolve_gpus(c.gpus);
+  const std::string device = replicas.empty() ? gt::ml::resolve_device(c.device) : replicas.front();
   if (c.train.precision != gt::ml::Precision::kFp32 && !device.starts_with("cuda"))
     throw gt::ParamError(
         fmt::format("precision {} needs a CUDA GPU (this run is on {}); use fp32", c.precision, device));
@@ -65,7 +67,12 @@ void run(TrainCommand& c) {
   const gt::ml::Dataset data = gt::ml::prepare_dataset(bars, c.dataset);
 
   std::FILE* progress = c.json ? stderr : stdout;
-  fmt::print(progress, "device: {}{}\n", device, c.device == "auto" ? " (auto: CUDA, then MPS, then CPU)" : "");
+  if (replicas.size() > 1)
+    fmt::print(progress, "devices: {} GPUs, data-parallel (NCCL all-reduce), global batch {}\n", replicas.size(),
+               c.train.batch_size);
+  else
+    fmt::print(progress, "device: {}{}\n", device,
+               c.device == "auto" && c.gpus.empty() ? " (auto: CUDA, then MPS, then CPU)" : "");
   fmt::print(progress, "data: {} ({} bars): {} train, {} validation, {} test samples of {} bars x {} features\n",
              bars.symbol, bars.size(), data.train.size(), data.validation.size(), data.test.size(),
              data.sequence_length, data.features);
@@ -76,7 +83,7 @@ void run(TrainCommand& c) {
   gt::ml::ModelSpec spec{c.model, data.options, data.scaler, bars.symbol};
   gt::ml::SignalModel model(spec, c.train.seed, device);
   const bool direction = c.dataset.label == gt::ml::Label::kDirection;
-  const auto report = model.train(data, c.train, [&](const gt::ml::EpochReport& e) {
+  const auto print_epoch = [&](const gt::ml::EpochReport& e) {
     const std::string accuracy = direction && !std::isnan(e.validation_accuracy)
                                      ? fmt::format("  val acc {:5.1f}%", 100 * e.validation_accuracy)
                                      : std::string();
@@ -84,7 +91,9 @@ void run(TrainCommand& c) {
                e.epoch, c.train.epochs, e.train_loss, e.validation_loss, accuracy, e.seconds, e.samples_per_second,
                e.improved ? "  *" : "");
     std::fflush(progress);
-  });
+  };
+  const auto report = replicas.size() > 1 ? model.train_parallel(data, c.train, replicas, print_epoch)
+                                          : model.train(data, c.train, print_epoch);
   model.save(c.out);
   if (c.json) {
     fmt::print("{}\n", report_json(report, c.out).dump(2));
@@ -129,6 +138,7 @@ void add_train(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--device", c->device, "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
       ->capture_default_str();
+  cmd->add_option("--gpus", c->gpus, "all or 0,1: data-parallel training over these GPUs (NCCL all-reduce)");
   cmd->add_flag("--no-cuda-graphs", c->no_cuda_graphs, "Launch every step's kernels instead of replaying a graph");
   cmd->add_option("--out", c->out, "Model file to write (atomically)")->required();
   cmd->add_flag("--json", c->json, "Print the training report as JSON (epoch lines go to stderr)");

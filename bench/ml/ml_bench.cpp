@@ -56,6 +56,14 @@ int main(int argc, char** argv) {
   app.add_flag("--skip-predict", skip_predict);
   app.add_option("--graphs-ab", graphs_ab, "also time fp32 training without CUDA graphs");
   app.add_option("--json", json_path);
+  // Data-parallel scaling (issue 6): a model and batch large enough for two GPUs to matter.
+  int dp_gpus = 0, dp_hidden = 512, dp_batch = 4096, dp_epochs = 4;
+  std::size_t dp_samples = 60000;
+  app.add_option("--dp-gpus", dp_gpus, "also time data-parallel training on 1..N GPUs");
+  app.add_option("--dp-hidden", dp_hidden);
+  app.add_option("--dp-batch", dp_batch);
+  app.add_option("--dp-epochs", dp_epochs);
+  app.add_option("--dp-train-samples", dp_samples);
   CLI11_PARSE(app, argc, argv);
 
   const std::string resolved = ml::resolve_device(device);
@@ -189,6 +197,46 @@ int main(int argc, char** argv) {
     fmt::print("check: {} validation predictions, {} vs cpu after save/load: max |diff| {:.3g}\n", a.size(), resolved,
                worst);
     out["check_max_abs_diff_vs_cpu"] = worst;
+  }
+  if (dp_gpus > 0) {
+    ml::DatasetOptions dp_options;
+    dp_options.validation_fraction = 0.1;
+    dp_options.test_fraction = 0.0;
+    const ml::Dataset dp_data =
+        ml::prepare_dataset(gt::bars_of_length(gt::load_csv(data_path), dp_samples * 10 / 9 + 100), dp_options);
+    ml::ModelSpec dp_spec;
+    dp_spec.config.hidden_dim = dp_hidden;
+    dp_spec.config.num_layers = layers;
+    dp_spec.data = dp_options;
+    dp_spec.scaler = dp_data.scaler;
+    nlohmann::json scaling = nlohmann::json::array();
+    double one_gpu = 0;
+    for (int g = 1; g <= dp_gpus; ++g) {
+      std::vector<std::string> devices;
+      for (int i = 0; i < g; ++i) devices.push_back(fmt::format("cuda:{}", i));
+      ml::TrainOptions t;
+      t.epochs = dp_epochs;
+      t.patience = 0;
+      t.batch_size = dp_batch;
+      t.precision = ml::parse_precision(precisions.front());
+      ml::SignalModel model(dp_spec, 42, "cuda:0");
+      const auto report = model.train_parallel(dp_data, t, devices);
+      std::vector<double> rates;
+      for (const auto& e : report.history)
+        if (e.epoch > 1) rates.push_back(e.samples_per_second);
+      const double rate = median(rates);
+      if (g == 1) one_gpu = rate;
+      fmt::print(
+          "data-parallel {} GPU(s): LSTM {} x {}, global batch {}, {} samples: {:.0f} samples/s ({:.2f}x one "
+          "GPU), best val loss {:.5f}\n",
+          g, layers, dp_hidden, dp_batch, dp_data.train.size(), rate, rate / one_gpu, report.best_validation_loss);
+      std::fflush(stdout);
+      scaling.push_back({{"gpus", g},
+                         {"samples_per_sec", rate},
+                         {"speedup", rate / one_gpu},
+                         {"best_validation_loss", report.best_validation_loss}});
+    }
+    out["data_parallel"] = scaling;
   }
   if (!json_path.empty()) std::ofstream(json_path) << out.dump(2) << "\n";
   return 0;

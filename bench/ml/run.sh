@@ -27,7 +27,8 @@ cmake -S . -B build/ml -G Ninja -DCMAKE_BUILD_TYPE=Release -DGT_CUDA=OFF -DGT_TO
 cmake --build build/ml -j"$(nproc)" --target ml_bench >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
 # Each step runs even when an earlier one failed; the script's status says whether all passed.
 status=0
-build/ml/ml_bench --device cuda --epochs "${EPOCHS:-12}" --json "$OUT/gtrader_cuda.json" 2>&1 |
+GPUS=$(nvidia-smi --list-gpus | wc -l)
+build/ml/ml_bench --device cuda --epochs "${EPOCHS:-12}" --dp-gpus "$GPUS" --json "$OUT/gtrader_cuda.json" 2>&1 |
   tee "$OUT/gtrader_cuda.txt" | grep -v '^frame #' || status=1
 "$PY" bench/ml/peer_pytorch.py --device cuda --json "$OUT/peer_cuda.json" 2>&1 | tee "$OUT/peer_cuda.txt" || status=1
 build/ml/ml_bench --device cpu --epochs 3 --batches 1,256,4096 --json "$OUT/gtrader_cpu.json" 2>&1 |

@@ -183,6 +183,15 @@ class SignalModel {
   TrainReport train(const Dataset& data, const TrainOptions& options,
                     const std::function<void(const EpochReport&)>& on_epoch = {});
 
+  // Data-parallel training over `devices` (one replica and one thread each): identical initial
+  // weights, every global batch of options.batch_size split evenly, gradients averaged by
+  // all-reduce before clipping and the optimizer (NCCL through LibTorch's c10d ProcessGroupNCCL for
+  // "cuda:N" devices; an in-process sum for "cpu" replicas, the same algorithm for tests), the
+  // model left with rank 0's best weights. With one device it runs the same machinery (eager
+  // steps, a world of one), the baseline that scaling is measured against.
+  TrainReport train_parallel(const Dataset& data, const TrainOptions& options, const std::vector<std::string>& devices,
+                             const std::function<void(const EpochReport&)>& on_epoch = {});
+
   // One output per sample: P(up) for direction models, the expected return for return models.
   std::vector<float> predict(const Samples& samples, Precision precision = Precision::kFp32,
                              std::size_t batch_size = 0) const;
@@ -201,6 +210,8 @@ class SignalModel {
 };
 
 bool torch_available();  // built with LibTorch
+// "all" or "0,1" as CUDA devices ("cuda:0", ...); throws Error when one is absent.
+std::vector<std::string> resolve_gpus(std::string_view spec);
 // The device `requested` resolves to ("cpu", "cuda:0", "mps"); throws Error when it is absent.
 std::string resolve_device(std::string_view requested);
 

@@ -77,15 +77,24 @@ ml::TrainOptions train_options(const nb::dict& d) {
   ml::TrainOptions o;
   for (auto [key, value] : d) {
     const std::string k = nb::cast<std::string>(key);
-    if (k == "epochs") o.epochs = nb::cast<int>(value);
-    else if (k == "batch_size") o.batch_size = nb::cast<int>(value);
-    else if (k == "learning_rate") o.learning_rate = nb::cast<double>(value);
-    else if (k == "weight_decay") o.weight_decay = nb::cast<double>(value);
-    else if (k == "patience") o.patience = nb::cast<int>(value);
-    else if (k == "max_grad_norm") o.max_grad_norm = nb::cast<double>(value);
-    else if (k == "seed") o.seed = nb::cast<std::uint64_t>(value);
-    else if (k == "precision") o.precision = ml::parse_precision(nb::cast<std::string>(value));
-    else if (k == "cuda_graphs") o.cuda_graphs = nb::cast<bool>(value);
+    if (k == "epochs")
+      o.epochs = nb::cast<int>(value);
+    else if (k == "batch_size")
+      o.batch_size = nb::cast<int>(value);
+    else if (k == "learning_rate")
+      o.learning_rate = nb::cast<double>(value);
+    else if (k == "weight_decay")
+      o.weight_decay = nb::cast<double>(value);
+    else if (k == "patience")
+      o.patience = nb::cast<int>(value);
+    else if (k == "max_grad_norm")
+      o.max_grad_norm = nb::cast<double>(value);
+    else if (k == "seed")
+      o.seed = nb::cast<std::uint64_t>(value);
+    else if (k == "precision")
+      o.precision = ml::parse_precision(nb::cast<std::string>(value));
+    else if (k == "cuda_graphs")
+      o.cuda_graphs = nb::cast<bool>(value);
     else
       throw gt::ParamError("unknown training option '" + k +
                            "'; allowed: epochs, batch_size, learning_rate, weight_decay, patience, max_grad_norm, "
@@ -134,7 +143,8 @@ nb::dict report_dict(const ml::TrainReport& r) {
 
 void bind_ml(nb::module_& m) {
   m.def("torch_available", &ml::torch_available, "Whether this build has LibTorch (the signal models).");
-  m.def("resolve_device", [](const std::string& d) { return ml::resolve_device(d); }, "device"_a);
+  m.def(
+      "resolve_device", [](const std::string& d) { return ml::resolve_device(d); }, "device"_a);
   m.def("feature_names", [] {
     std::vector<std::string> names;
     for (const auto& f : ml::feature_catalog()) names.push_back(f.name);
@@ -183,9 +193,11 @@ void bind_ml(nb::module_& m) {
           },
           "spec"_a, "seed"_a, "device"_a = "auto")
       .def_static(
-          "load", [](const std::string& path, const std::string& device) { return ml::SignalModel::load(path, device); },
+          "load",
+          [](const std::string& path, const std::string& device) { return ml::SignalModel::load(path, device); },
           "path"_a, "device"_a = "auto")
-      .def("save", [](const ml::SignalModel& s, const std::string& path) { s.save(path); }, "path"_a)
+      .def(
+          "save", [](const ml::SignalModel& s, const std::string& path) { s.save(path); }, "path"_a)
       .def_prop_ro("device", &ml::SignalModel::device)
       .def_prop_ro("spec", [](const ml::SignalModel& s) { return spec_dict(s.spec()); })
       .def(

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -170,6 +171,26 @@ std::string resolve_device(std::string_view requested) {
     return fmt::format("cuda:{}", index);
   }
   throw ParamError(fmt::format("unknown device '{}'; allowed: auto, cpu, cuda, cuda:N, mps", requested));
+}
+
+std::vector<std::string> resolve_gpus(std::string_view spec) {
+  const auto count = static_cast<int>(torch::cuda::is_available() ? torch::cuda::device_count() : 0);
+  if (count == 0) throw Error(fmt::format("--gpus {} was asked for, but LibTorch sees no CUDA GPU here", spec));
+  std::vector<std::string> devices;
+  if (spec == "all") {
+    for (int i = 0; i < count; ++i) devices.push_back(fmt::format("cuda:{}", i));
+    return devices;
+  }
+  std::size_t start = 0;
+  while (start <= spec.size()) {
+    const std::size_t comma = std::min(spec.find(',', start), spec.size());
+    const std::string item(spec.substr(start, comma - start));
+    devices.push_back(resolve_device("cuda:" + item));
+    if (std::count(devices.begin(), devices.end(), devices.back()) > 1)
+      throw ParamError(fmt::format("--gpus {}: GPU {} is named twice", spec, item));
+    start = comma + 1;
+  }
+  return devices;
 }
 
 SignalModel::SignalModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

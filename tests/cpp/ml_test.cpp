@@ -262,6 +262,34 @@ TEST(MlModel, TheSameSeedTrainsTheSameModel) {
   EXPECT_EQ(a.predict(test), b.predict(test));
 }
 
+TEST(MlModel, DataParallelReplicasTrainTheSameModelAsOneDevice) {
+  REQUIRE_TORCH();
+  Small s = small_problem();
+  ml::TrainOptions options;
+  options.epochs = 3;
+  options.learning_rate = 1e-2;
+  // Batches of 200 over 3 replicas split 67/67/66, and the last, short batch of the epoch leaves a
+  // replica with nothing when it holds fewer samples than there are replicas.
+  options.batch_size = static_cast<int>(s.data.train.size()) - 2;
+  ml::SignalModel one(s.spec, 9, "cpu"), three(s.spec, 9, "cpu"), other_seed(s.spec, 10, "cpu");
+  const auto single = one.train(s.data, options);
+  const auto parallel = three.train_parallel(s.data, options, {"cpu", "cpu", "cpu"});
+  (void)other_seed.train(s.data, options);
+  EXPECT_EQ(parallel.device, "3 x cpu");
+  ASSERT_EQ(parallel.history.size(), single.history.size());
+  for (std::size_t e = 0; e < single.history.size(); ++e)
+    EXPECT_NEAR(parallel.history[e].train_loss, single.history[e].train_loss, 1e-5) << "epoch " << e + 1;
+  const ml::Samples test = samples_of(s.data, s.data.test);
+  const auto a = one.predict(test), b = three.predict(test), c = other_seed.predict(test);
+  double parallel_gap = 0, seed_gap = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    parallel_gap = std::max(parallel_gap, static_cast<double>(std::abs(a[i] - b[i])));
+    seed_gap = std::max(seed_gap, static_cast<double>(std::abs(a[i] - c[i])));
+  }
+  EXPECT_LT(parallel_gap, 1e-4);
+  EXPECT_GT(seed_gap, 1e-3);  // what a wrong gradient or a different start looks like
+}
+
 TEST(MlModel, SaveAndLoadGiveTheSamePredictionsBitForBit) {
   REQUIRE_TORCH();
   const Small s = small_problem();
