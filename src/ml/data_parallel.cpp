@@ -70,6 +70,10 @@ class NcclReducer : public Reducer {
     auto options = c10d::ProcessGroupNCCL::Options::create();
     groups_[static_cast<std::size_t>(rank)] = c10::make_intrusive<c10d::ProcessGroupNCCL>(store_, rank, ranks, options);
   }
+  ~NcclReducer() override {
+    for (auto& group : groups_)
+      if (group) group->shutdown();
+  }
   void all_reduce(int rank, torch::Tensor& flat) override {
     std::vector<torch::Tensor> tensors{flat};
     groups_[static_cast<std::size_t>(rank)]->allreduce(tensors)->wait();
