@@ -9,6 +9,7 @@
 #include "gt/atomic_file.hpp"
 #include "gt/error.hpp"
 #include "gt/ml.hpp"
+#include "gt/report.hpp"
 #include "gt/strategy.hpp"
 #include "results_json.hpp"
 
@@ -20,7 +21,7 @@ struct BacktestCommand {
   ExecutionFlags exec;
   std::string strategy;
   std::vector<std::string> params;
-  std::string trades_path, equity_path;
+  std::string trades_path, equity_path, report_path;
   bool json = false;
 };
 
@@ -61,6 +62,8 @@ void run(BacktestCommand& c) {
   const gt::Strategy strategy = gt::ml::resolve_strategy(c.strategy, assignments);
   const gt::ParamValues params = gt::parse_params(strategy, assignments);
   const gt::ExecutionOptions options = c.exec.resolve();
+  // The charts' library is checked before any work, so a missing one fails fast.
+  const std::string chart_js = c.report_path.empty() ? std::string() : gt::report::chart_library();
   const auto all = c.data.load();
   std::vector<std::pair<const gt::Bars*, gt::BacktestResult>> runs;
   for (const auto& bars : all) {
@@ -71,6 +74,13 @@ void run(BacktestCommand& c) {
   }
   if (!c.trades_path.empty()) gt::write_file_atomically(c.trades_path, trades_csv(runs));
   if (!c.equity_path.empty()) gt::write_file_atomically(c.equity_path, equity_csv(runs, options.cash));
+  if (!c.report_path.empty()) {
+    std::vector<gt::report::BacktestReportInput> inputs;
+    for (const auto& [bars, r] : runs)
+      inputs.push_back({bars, &r, strategy.name, strategy.describe(params), options.cash});
+    gt::write_file_atomically(c.report_path, gt::report::backtest_report_html(inputs, chart_js));
+    fmt::print(stderr, "report written to {}\n", c.report_path);
+  }
   if (c.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& [bars, r] : runs) {
@@ -110,6 +120,7 @@ void add_backtest(CLI::App& app) {
   c->exec.add_to(*cmd);
   cmd->add_option("--trades", c->trades_path, "Write the trade list to this CSV file");
   cmd->add_option("--equity", c->equity_path, "Write the equity curve to this CSV file");
+  cmd->add_option("--report", c->report_path, "Write an HTML report (price and fills, equity, drawdown) to this file");
   cmd->add_flag("--json", c->json, "Print the metrics as JSON");
   cmd->callback([c] { run(*c); });
 }

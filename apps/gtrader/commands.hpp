@@ -19,6 +19,7 @@ void add_optimize(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_train(CLI::App& app);
 void add_predict(CLI::App& app);
+void add_report(CLI::App& app);
 
 // --data FILE|FOLDER (repeatable) and --skip-bad-rows, shared by every command that reads bars.
 struct DataOptions {

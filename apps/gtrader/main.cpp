@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   gtrader::add_bench(app);
   gtrader::add_train(app);
   gtrader::add_predict(app);
+  gtrader::add_report(app);
   for (int i = 1; i < argc; ++i) gtrader::raw_arguments().emplace_back(argv[i]);
   try {
     app.parse(argc, argv);

@@ -21,7 +21,7 @@ fi
 PY=$(command -v python3)
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpus.txt"
 "$PY" -c 'import torch; print("torch", torch.__version__, "cudnn", torch.backends.cudnn.version())' | tee -a "$OUT/gpus.txt"
-cmake -S . -B build/ml -G Ninja -DCMAKE_BUILD_TYPE=Release -DGT_CUDA=OFF -DGT_TORCH=ON -DGT_TORCH_PYTHON="$PY" \
+cmake -S . -B build/ml -G Ninja -DCMAKE_BUILD_TYPE=Release -DGT_CUDA=OFF -DGT_TORCH=ON -DGT_VENV_PYTHON="$PY" \
   -DGT_WERROR=OFF -DGT_BUILD_TESTS=OFF -DGT_BUILD_BENCH=ON "${EXTRA[@]}" >"$OUT/configure.log" 2>&1 ||
   { tail -30 "$OUT/configure.log"; exit 1; }
 cmake --build build/ml -j"$(nproc)" --target ml_bench >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }

@@ -1,0 +1,56 @@
+// Reports: one self-contained HTML file per optimization or backtest, charts drawn by Vega-Lite
+// (its JavaScript bundle, from PyPI's vl-convert-python, is inlined, so the file opens offline).
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gt/backtest.hpp"
+#include "gt/data.hpp"
+
+namespace gt::report {
+
+// An optimization's results file (`gtrader optimize --out`), as columns.
+struct ResultsTable {
+  std::vector<std::string> params;                 // parameter columns, in file order
+  std::vector<std::string> metrics;                // metric columns, in file order
+  std::vector<std::string> symbols;                // one per row ("" without a symbol column)
+  std::vector<std::vector<double>> param_values;   // [param][row]; booleans as 0/1
+  std::vector<std::vector<double>> metric_values;  // [metric][row]; NaN when empty
+  std::vector<bool> boolean_params;                // [param] the column holds true/false
+  std::size_t rows() const { return symbols.size(); }
+};
+// Throws DataError naming the file and line of anything it cannot read.
+ResultsTable read_results(const std::filesystem::path& path);
+
+// How a heatmap treats the parameters that are not on its axes.
+enum class Others { kBest, kMean, kMax };
+Others parse_others(std::string_view name);  // best | mean | max
+
+struct OptimizationReportOptions {
+  std::string x, y;  // heatmap axes; empty: the first two parameters with several values
+  std::string metric = "sharpe";
+  Others others = Others::kBest;
+  std::string symbol;    // empty: the first symbol in the file
+  std::size_t top = 20;  // rows of the best-combinations table
+  std::string title;     // defaults to the file name
+};
+
+struct BacktestReportInput {
+  const Bars* bars = nullptr;
+  const BacktestResult* result = nullptr;
+  std::string strategy, parameters;  // e.g. "ma_cross", "fast=10 slow=30 ..."
+  double cash = 100000;
+};
+
+// The charts' JavaScript (vega, vega-lite, vega-embed): GTRADER_REPORT_JS when set, else the bundle
+// the build made. Throws Error saying how to get it when neither exists.
+std::string chart_library();
+
+std::string optimization_report_html(const ResultsTable& results, const OptimizationReportOptions& options,
+                                     std::string_view chart_js);
+std::string backtest_report_html(const std::vector<BacktestReportInput>& runs, std::string_view chart_js);
+
+}  // namespace gt::report

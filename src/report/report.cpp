@@ -1,0 +1,480 @@
+// HTML reports: the numbers are computed here (heatmap cells, tables), the drawing is Vega-Lite's.
+// Every chart reports back when it has drawn, into #gt-status, so that a headless browser (the
+// tests) can tell a drawn chart from an empty one.
+#include "gt/report.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "gt/error.hpp"
+
+namespace gt::report {
+namespace {
+
+using nlohmann::json;
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+std::vector<std::string> split(const std::string& line) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t comma = line.find(',', start);
+    out.push_back(line.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
+}
+
+double parse_number(const std::string& text, const std::string& where) {
+  if (text.empty()) return kNaN;
+  double v = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size())
+    throw DataError(fmt::format("{}: '{}' is not a number", where, text));
+  return v;
+}
+
+std::string escape_html(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+// JSON inside <script>: "</" would end the script element early.
+std::string script_json(const json& j) {
+  std::string text = j.dump();
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '<' && i + 1 < text.size() && text[i + 1] == '/') {
+      out += "<\\/";
+      ++i;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
+json number_or_null(double v) {
+  return std::isfinite(v) ? json(v) : json(nullptr);
+}
+
+std::string format_metric(double v) {
+  if (!std::isfinite(v)) return "";
+  return fmt::format("{:.4g}", v);
+}
+
+struct Chart {
+  std::string id, title;
+  json spec;
+};
+
+// The page: styles, the chart library, the charts, and the script that reports their drawing.
+std::string page(std::string_view title, std::string_view body_html, const std::vector<Chart>& charts,
+                 std::string_view chart_js) {
+  json list = json::array();
+  for (const auto& c : charts) list.push_back({{"id", c.id}, {"spec", c.spec}});
+  std::string html;
+  html.reserve(chart_js.size() + body_html.size() + 65536);
+  html += "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>";
+  html += escape_html(title);
+  html += R"(</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 24px 32px; color: #1d2330; max-width: 1200px; }
+h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; }
+.note { color: #566; font-size: 13px; }
+.chart { margin: 8px 0 18px; }
+table { border-collapse: collapse; font-size: 13px; }
+th, td { padding: 3px 9px; border-bottom: 1px solid #dde; text-align: right; }
+th { background: #f3f5f8; }
+#gt-status { color: #889; font-size: 11px; }
+</style>
+<script>)";
+  html += chart_js;
+  html += "</script>\n</head><body>\n";
+  html += body_html;
+  html += R"(<pre id="gt-status">drawing</pre>
+<script>
+const gtCharts = )";
+  html += script_json(list);
+  html += R"(;
+(function () {
+  const status = document.getElementById('gt-status');
+  const fail = (what) => { status.textContent = 'error: ' + what; };
+  window.addEventListener('error', (e) => fail(e.message));
+  Promise.all(gtCharts.map((c) => vegaEmbed('#' + c.id, c.spec, { renderer: 'svg', actions: false })))
+    .then(() => {
+      // A chart has drawn when its SVG holds data marks, not just axes.
+      const drawn = gtCharts.filter((c) => document.querySelectorAll('#' + c.id + ' svg g.role-mark > *').length > 0);
+      status.textContent = 'charts=' + gtCharts.length + ' drawn=' + drawn.length +
+        ' ms=' + Math.round(performance.now());
+    })
+    .catch((e) => fail(e && e.message ? e.message : String(e)));
+})();
+</script>
+</body></html>
+)";
+  return html;
+}
+
+std::string chart_div(const Chart& c) {
+  return fmt::format("<h2>{}</h2>\n<div class=\"chart\" id=\"{}\"></div>\n", escape_html(c.title), c.id);
+}
+
+std::string value_text(const ResultsTable& r, std::size_t param, double v) {
+  if (r.boolean_params[param]) return v != 0 ? "true" : "false";
+  return fmt::format("{}", v);
+}
+
+std::size_t column_of(const std::vector<std::string>& names, const std::string& name, std::string_view what) {
+  const auto it = std::find(names.begin(), names.end(), name);
+  if (it == names.end())
+    throw ParamError(fmt::format("{} '{}' is not in the results; available: {}", what, name, fmt::join(names, ", ")));
+  return static_cast<std::size_t>(it - names.begin());
+}
+
+}  // namespace
+
+Others parse_others(std::string_view name) {
+  if (name == "best") return Others::kBest;
+  if (name == "mean") return Others::kMean;
+  if (name == "max") return Others::kMax;
+  throw ParamError(fmt::format("--others '{}' is unknown; allowed: best, mean, max", name));
+}
+
+ResultsTable read_results(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) throw DataError(fmt::format("{}: cannot open the results file", path.string()));
+  std::string line;
+  if (!std::getline(in, line)) throw DataError(fmt::format("{}:1: the results file is empty", path.string()));
+  const std::vector<std::string> header = split(line);
+  const auto& metric_list = metric_names();
+  ResultsTable r;
+  const bool has_symbol = !header.empty() && header[0] == "symbol";
+  std::vector<int> role(header.size());  // 0 symbol, 1 param, 2 metric
+  for (std::size_t c = has_symbol ? 1 : 0; c < header.size(); ++c) {
+    const bool metric = std::find(metric_list.begin(), metric_list.end(), header[c]) != metric_list.end();
+    role[c] = metric ? 2 : 1;
+    (metric ? r.metrics : r.params).push_back(header[c]);
+  }
+  if (r.metrics.empty() || r.params.empty())
+    throw DataError(fmt::format("{}:1: not a results file of `gtrader optimize --out` (no parameter or metric columns)",
+                                path.string()));
+  r.param_values.resize(r.params.size());
+  r.metric_values.resize(r.metrics.size());
+  r.boolean_params.assign(r.params.size(), false);
+  std::size_t line_number = 1;
+  while (std::getline(in, line)) {
+    ++line_number;
+    if (line.empty()) continue;
+    const auto fields = split(line);
+    if (fields.size() != header.size())
+      throw DataError(
+          fmt::format("{}:{}: {} fields, the header has {}", path.string(), line_number, fields.size(), header.size()));
+    r.symbols.push_back(has_symbol ? fields[0] : std::string());
+    std::size_t p = 0, m = 0;
+    for (std::size_t c = has_symbol ? 1 : 0; c < fields.size(); ++c) {
+      const std::string where = fmt::format("{}:{}: field '{}'", path.string(), line_number, header[c]);
+      if (role[c] == 1) {
+        const bool boolean = fields[c] == "true" || fields[c] == "false";
+        r.boolean_params[p] = r.boolean_params[p] || boolean;
+        r.param_values[p++].push_back(boolean ? (fields[c] == "true" ? 1.0 : 0.0) : parse_number(fields[c], where));
+      } else {
+        r.metric_values[m++].push_back(parse_number(fields[c], where));
+      }
+    }
+  }
+  if (r.rows() == 0) throw DataError(fmt::format("{}: the results file has no rows", path.string()));
+  return r;
+}
+
+std::string chart_library() {
+  std::filesystem::path path;
+  if (const char* env = std::getenv("GTRADER_REPORT_JS"); env && *env) {
+    path = env;
+  } else {
+    path = GT_REPORT_JS;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw Error(fmt::format(
+        "the charts' JavaScript ({}) is missing: scripts/setup.sh makes it from PyPI's vl-convert-python; or point "
+        "GTRADER_REPORT_JS at a vega + vega-lite + vega-embed bundle",
+        path.string()));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string optimization_report_html(const ResultsTable& r, const OptimizationReportOptions& o,
+                                     std::string_view chart_js) {
+  const std::size_t metric = column_of(r.metrics, o.metric, "metric");
+  const bool higher_better = metric_higher_is_better(o.metric);
+  const std::string symbol = o.symbol.empty() ? r.symbols.front() : o.symbol;
+  std::vector<std::size_t> rows;
+  for (std::size_t i = 0; i < r.rows(); ++i)
+    if (r.symbols[i] == symbol) rows.push_back(i);
+  if (rows.empty()) throw ParamError(fmt::format("symbol '{}' is not in the results", symbol));
+
+  // Axes: as asked, else the first two parameters that take several values.
+  const auto distinct = [&](std::size_t p) {
+    std::vector<double> v;
+    for (std::size_t i : rows) v.push_back(r.param_values[p][i]);
+    std::sort(v.begin(), v.end());
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+    return v;
+  };
+  std::vector<std::size_t> varying;
+  for (std::size_t p = 0; p < r.params.size(); ++p)
+    if (distinct(p).size() > 1) varying.push_back(p);
+  const auto pick = [&](const std::string& name, std::size_t nth) -> std::size_t {
+    if (!name.empty()) return column_of(r.params, name, "parameter");
+    if (varying.size() <= nth)
+      throw ParamError("the heatmap needs two parameters that take several values; give --x and --y");
+    return varying[nth];
+  };
+  const std::size_t px = pick(o.x, 0);
+  const std::size_t py = pick(o.y, o.x.empty() || varying.empty() || varying[0] != px ? 1 : 0);
+  if (px == py) throw ParamError("--x and --y must be two different parameters");
+
+  // The best combination by the metric (SPEC §6: NaN last, ties to the first row).
+  const auto better = [&](double a, double b) {
+    if (std::isnan(b)) return !std::isnan(a);
+    if (std::isnan(a)) return false;
+    return higher_better ? a > b : a < b;
+  };
+  std::vector<std::size_t> ranked = rows;
+  std::stable_sort(ranked.begin(), ranked.end(), [&](std::size_t a, std::size_t b) {
+    return better(r.metric_values[metric][a], r.metric_values[metric][b]);
+  });
+  const std::size_t best = ranked.front();
+
+  // Heatmap cells: for each (x, y), the metric at the others' best values, or their mean or max.
+  std::map<std::pair<double, double>, std::pair<double, std::size_t>> cells;
+  std::string others_text;
+  std::vector<std::string> fixed;
+  for (std::size_t p = 0; p < r.params.size(); ++p)
+    if (p != px && p != py) fixed.push_back(r.params[p] + "=" + value_text(r, p, r.param_values[p][best]));
+  for (std::size_t i : rows) {
+    bool on_slice = true;
+    if (o.others == Others::kBest)
+      for (std::size_t p = 0; p < r.params.size(); ++p)
+        if (p != px && p != py && r.param_values[p][i] != r.param_values[p][best]) on_slice = false;
+    if (!on_slice) continue;
+    const double v = r.metric_values[metric][i];
+    auto& [acc, count] = cells.try_emplace({r.param_values[px][i], r.param_values[py][i]}, kNaN, 0).first->second;
+    if (std::isnan(v)) continue;
+    if (o.others == Others::kMean) {
+      acc = count == 0 ? v : acc + v;
+    } else if (o.others == Others::kMax) {
+      acc = count == 0 ? v : (better(v, acc) ? v : acc);
+    } else {
+      acc = v;
+    }
+    ++count;
+  }
+  json cell_values = json::array();
+  for (const auto& [xy, value] : cells) {
+    const double v =
+        o.others == Others::kMean && value.second > 0 ? value.first / static_cast<double>(value.second) : value.first;
+    cell_values.push_back({{r.params[px], value_text(r, px, xy.first)},
+                           {r.params[py], value_text(r, py, xy.second)},
+                           {o.metric, number_or_null(v)}});
+  }
+  if (o.others == Others::kBest)
+    others_text = fixed.empty() ? "no other parameters"
+                                : "other parameters at the best combination's values: " +
+                                      fmt::format("{}", fmt::join(fixed, ", "));
+  else
+    others_text = fmt::format("{} over the other parameters{}", o.others == Others::kMean ? "mean" : "best value",
+                              fixed.empty() ? "" : " (" + std::to_string(fixed.size()) + ")");
+  const auto sort_numeric = [&](std::size_t p) {
+    json order = json::array();
+    for (double v : distinct(p)) order.push_back(value_text(r, p, v));
+    return order;
+  };
+  std::vector<Chart> charts;
+  charts.push_back({"heatmap",
+                    fmt::format("{} over {} x {} ({})", o.metric, r.params[px], r.params[py], others_text),
+                    {{"$schema", "https://vega.github.io/schema/vega-lite/v6.json"},
+                     {"data", {{"values", cell_values}}},
+                     {"mark", {{"type", "rect"}, {"tooltip", true}}},
+                     {"width", std::min<std::size_t>(900, 28 * distinct(px).size() + 40)},
+                     {"height", std::min<std::size_t>(700, 18 * distinct(py).size() + 40)},
+                     {"encoding",
+                      {{"x", {{"field", r.params[px]}, {"type", "ordinal"}, {"sort", sort_numeric(px)}}},
+                       {"y", {{"field", r.params[py]}, {"type", "ordinal"}, {"sort", sort_numeric(py)}}},
+                       {"color",
+                        {{"field", o.metric},
+                         {"type", "quantitative"},
+                         {"scale", {{"scheme", "redyellowgreen"}, {"reverse", !higher_better}}}}}}}}});
+
+  // Distributions of the main metrics over every combination of this symbol.
+  json dist_rows = json::array();
+  const std::vector<std::string> shown = {"sharpe", "total_return", "max_drawdown", "trades"};
+  std::vector<std::size_t> shown_columns;
+  for (const auto& name : shown)
+    if (std::find(r.metrics.begin(), r.metrics.end(), name) != r.metrics.end())
+      shown_columns.push_back(column_of(r.metrics, name, "metric"));
+  for (std::size_t i : rows) {
+    json row = json::object();
+    for (std::size_t m : shown_columns) row[r.metrics[m]] = number_or_null(r.metric_values[m][i]);
+    dist_rows.push_back(row);
+  }
+  json histograms = json::array();
+  for (std::size_t m : shown_columns)
+    histograms.push_back({{"mark", {{"type", "bar"}, {"tooltip", true}}},
+                          {"width", 230},
+                          {"height", 150},
+                          {"encoding",
+                           {{"x", {{"field", r.metrics[m]}, {"bin", {{"maxbins", 40}}}, {"type", "quantitative"}}},
+                            {"y", {{"aggregate", "count"}, {"type", "quantitative"}}}}}});
+  charts.push_back({"distributions",
+                    fmt::format("Distributions over {} combinations", rows.size()),
+                    {{"$schema", "https://vega.github.io/schema/vega-lite/v6.json"},
+                     {"data", {{"values", dist_rows}}},
+                     {"hconcat", histograms}}});
+
+  // The best combinations, as a table.
+  std::string table = "<h2>Best combinations by " + escape_html(o.metric) + "</h2>\n<table><tr><th>#</th>";
+  for (const auto& p : r.params) table += "<th>" + escape_html(p) + "</th>";
+  for (const auto& m : r.metrics) table += "<th>" + escape_html(m) + "</th>";
+  table += "</tr>\n";
+  for (std::size_t k = 0; k < std::min(o.top, ranked.size()); ++k) {
+    const std::size_t i = ranked[k];
+    table += fmt::format("<tr><td>{}</td>", k + 1);
+    for (std::size_t p = 0; p < r.params.size(); ++p)
+      table += "<td>" + value_text(r, p, r.param_values[p][i]) + "</td>";
+    for (std::size_t m = 0; m < r.metrics.size(); ++m) table += "<td>" + format_metric(r.metric_values[m][i]) + "</td>";
+    table += "</tr>\n";
+  }
+  table += "</table>\n";
+
+  const std::string title = o.title.empty() ? "Optimization report" : o.title;
+  std::string body = "<h1>" + escape_html(title) + "</h1>\n";
+  std::vector<std::string> params_of_best;
+  for (std::size_t p = 0; p < r.params.size(); ++p)
+    params_of_best.push_back(r.params[p] + "=" + value_text(r, p, r.param_values[p][best]));
+  body +=
+      fmt::format("<p class=\"note\">{}{} combinations; ranked by {} ({} is better); best: {} with {} = {}</p>\n",
+                  symbol.empty() ? "" : escape_html(symbol) + ": ", rows.size(), escape_html(o.metric),
+                  higher_better ? "higher" : "lower", escape_html(fmt::format("{}", fmt::join(params_of_best, " "))),
+                  escape_html(o.metric), format_metric(r.metric_values[metric][best]));
+  body += chart_div(charts[0]) + chart_div(charts[1]) + table;
+  return page(title, body, charts, chart_js);
+}
+
+std::string backtest_report_html(const std::vector<BacktestReportInput>& runs, std::string_view chart_js) {
+  std::vector<Chart> charts;
+  std::string body = "<h1>Backtest report</h1>\n";
+  for (std::size_t k = 0; k < runs.size(); ++k) {
+    const Bars& bars = *runs[k].bars;
+    const BacktestResult& result = *runs[k].result;
+    json series = json::array();
+    double peak = runs[k].cash;
+    for (std::size_t t = 0; t < bars.size(); ++t) {
+      peak = std::max(peak, result.equity[t]);
+      series.push_back({{"time", format_time(bars.time[t], bars.intraday)},
+                        {"close", bars.close[t]},
+                        {"equity", result.equity[t]},
+                        {"drawdown", -(1.0 - result.equity[t] / peak)}});
+    }
+    json fills = json::array();
+    for (const auto& trade : result.trades) {
+      fills.push_back({{"time", format_time(bars.time[trade.entry_bar], bars.intraday)},
+                       {"price", trade.entry_price},
+                       {"fill", trade.side > 0 ? "buy (long entry)" : "sell (short entry)"}});
+      if (!trade.open)
+        fills.push_back({{"time", format_time(bars.time[trade.exit_bar], bars.intraday)},
+                         {"price", trade.exit_price},
+                         {"fill", trade.side > 0 ? "sell (long exit)" : "buy (short exit)"}});
+    }
+    const std::string time_type = "temporal";
+    const std::string prefix = fmt::format("s{}", k);
+    charts.push_back(
+        {prefix + "-price",
+         "Price and fills",
+         {{"$schema", "https://vega.github.io/schema/vega-lite/v6.json"},
+          {"width", 1000},
+          {"height", 260},
+          {"layer",
+           {{{"data", {{"values", series}}},
+             {"mark", {{"type", "line"}, {"strokeWidth", 1}}},
+             {"encoding",
+              {{"x", {{"field", "time"}, {"type", time_type}, {"title", nullptr}}},
+               {"y", {{"field", "close"}, {"type", "quantitative"}, {"scale", {{"zero", false}}}}}}}},
+            {{"data", {{"values", fills}}},
+             {"mark", {{"type", "point"}, {"filled", true}, {"size", 36}, {"tooltip", true}}},
+             {"encoding",
+              {{"x", {{"field", "time"}, {"type", time_type}}},
+               {"y", {{"field", "price"}, {"type", "quantitative"}}},
+               {"shape", {{"field", "fill"}, {"type", "nominal"}}},
+               {"color",
+                {{"field", "fill"},
+                 {"type", "nominal"},
+                 {"scale",
+                  {{"domain", {"buy (long entry)", "sell (long exit)", "sell (short entry)", "buy (short exit)"}},
+                   {"range", {"#1a9850", "#d73027", "#d73027", "#1a9850"}}}}}}}}}}}}});
+    charts.push_back({prefix + "-equity",
+                      "Equity",
+                      {{"$schema", "https://vega.github.io/schema/vega-lite/v6.json"},
+                       {"width", 1000},
+                       {"height", 200},
+                       {"data", {{"values", series}}},
+                       {"mark", {{"type", "line"}, {"strokeWidth", 1}}},
+                       {"encoding",
+                        {{"x", {{"field", "time"}, {"type", time_type}, {"title", nullptr}}},
+                         {"y", {{"field", "equity"}, {"type", "quantitative"}, {"scale", {{"zero", false}}}}}}}}});
+    charts.push_back({prefix + "-drawdown",
+                      "Drawdown",
+                      {{"$schema", "https://vega.github.io/schema/vega-lite/v6.json"},
+                       {"width", 1000},
+                       {"height", 150},
+                       {"data", {{"values", series}}},
+                       {"mark", {{"type", "area"}, {"color", "#c0392b"}, {"opacity", 0.6}}},
+                       {"encoding",
+                        {{"x", {{"field", "time"}, {"type", time_type}, {"title", nullptr}}},
+                         {"y", {{"field", "drawdown"}, {"type", "quantitative"}, {"axis", {{"format", "%"}}}}}}}}});
+    const Metrics& m = result.metrics;
+    body += fmt::format("<h2>{} | {} {}</h2>\n<p class=\"note\">{} bars, {} to {}</p>\n", escape_html(bars.symbol),
+                        escape_html(runs[k].strategy), escape_html(runs[k].parameters), bars.size(),
+                        format_time(bars.time.front(), bars.intraday), format_time(bars.time.back(), bars.intraday));
+    body += "<table><tr>";
+    const auto& names = metric_names();
+    for (const auto& n : names) body += "<th>" + escape_html(n) + "</th>";
+    body += "</tr><tr>";
+    for (std::size_t i = 0; i < names.size(); ++i) body += "<td>" + format_metric(metric_value(m, i)) + "</td>";
+    body += "</tr></table>\n";
+    for (std::size_t c = charts.size() - 3; c < charts.size(); ++c) body += chart_div(charts[c]);
+  }
+  return page("Backtest report", body, charts, chart_js);
+}
+
+}  // namespace gt::report

@@ -1,0 +1,92 @@
+"""HTML reports, rendered the way a user opens them: in a browser (Debian's chromium, headless, a
+fresh profile, no network), with every chart drawn and no console error."""
+import json
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import DATA, run_gtrader
+
+ORCL = DATA / "orcl-1995-2014.csv"
+SEED_GRID = ["--grid", "fast=5:19", "--grid", "slow=20:49", "--grid", "ma_type=0:2", "--grid",
+             "volume_filter=false,true"]
+
+
+def render(page, tmp_path, screenshot=None):
+    """(status text, console lines, seconds) of `page` in headless chromium."""
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is needed (scripts/setup.sh installs it)"
+    args = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0"]
+    start = time.perf_counter()
+    proc = subprocess.run(args + ["--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    seconds = time.perf_counter() - start
+    status = proc.stdout.split('id="gt-status">', 1)[1].split("<", 1)[0] if 'id="gt-status">' in proc.stdout else ""
+    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+    if screenshot:
+        subprocess.run(args + ["--window-size=1300,1800", "--virtual-time-budget=10000", f"--screenshot={screenshot}",
+                               page.as_uri()], capture_output=True, timeout=120, check=True)
+    return status, console, seconds
+
+
+@pytest.fixture(scope="module")
+def seed_results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "results.csv"
+    run_gtrader("optimize", "--data", ORCL, "--strategy", "ma_cross", *SEED_GRID, "--out", out, "--no-cache")
+    return out
+
+
+def test_the_seed_grid_report_draws_every_chart_is_small_and_opens_fast(seed_results, tmp_path):
+    page = tmp_path / "report.html"
+    proc = run_gtrader("report", "--results", seed_results, "--x", "fast", "--y", "slow", "--metric", "sharpe",
+                       "--out", page)
+    assert f"report written to {page}" in proc.stdout
+    assert page.stat().st_size < 5_000_000
+    html = page.read_text()
+    assert "http://" not in html.split("<script>", 1)[0] and "<script src" not in html  # nothing fetched
+    status, console, _ = render(page, tmp_path, screenshot=tmp_path / "report.png")
+    charts = dict(item.split("=") for item in status.split())
+    assert charts["charts"] == charts["drawn"] == "2", status
+    assert int(charts["ms"]) < 2000, f"the page took {charts['ms']} ms to draw"
+    assert not [line for line in console if "ERROR" in line or "Error" in line or "WARN" in line], console
+    assert (tmp_path / "report.png").stat().st_size > 20_000  # a drawn page, not a blank one
+    # The table's first row is the best combination by sharpe, as `optimize` ranks it.
+    best = json.loads(run_gtrader("optimize", "--data", ORCL, "--strategy", "ma_cross", *SEED_GRID, "--json",
+                                  "--no-cache").stdout)["best"]["parameters"]
+    assert f"best: fast={best['fast']} slow={best['slow']} ma_type={best['ma_type']}" in html
+
+
+def test_a_backtest_report_draws_price_fills_equity_and_drawdown(tmp_path):
+    page = tmp_path / "backtest.html"
+    run_gtrader("backtest", "--data", ORCL, "--strategy", "ma_cross", "--param", "fast=10", "--param", "slow=30",
+                "--report", page)
+    status, console, _ = render(page, tmp_path)
+    charts = dict(item.split("=") for item in status.split())
+    assert charts["charts"] == charts["drawn"] == "3", status
+    assert not [line for line in console if "ERROR" in line or "WARN" in line], console
+    assert "buy (long entry)" in page.read_text()
+
+
+def test_heatmap_choices_are_shown_and_bad_requests_fail_clearly(seed_results, tmp_path):
+    page = tmp_path / "mean.html"
+    run_gtrader("report", "--results", seed_results, "--x", "slow", "--y", "fast", "--metric", "max_drawdown",
+                "--others", "mean", "--out", page)
+    html = page.read_text()
+    assert "max_drawdown over slow x fast (mean over the other parameters (2))" in html
+    assert "ranked by max_drawdown (lower is better)" in html
+    status, _, _ = render(page, tmp_path)
+    assert "drawn=2" in status, status
+    for args, message in [
+        (["--metric", "alpha"], "metric 'alpha' is not in the results; available: total_return"),
+        (["--x", "speed"], "parameter 'speed' is not in the results"),
+        (["--others", "median"], "--others 'median' is unknown; allowed: best, mean, max"),
+    ]:
+        proc = run_gtrader("report", "--results", seed_results, *args, "--out", tmp_path / "x.html", check=False)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+        assert not (tmp_path / "x.html").exists()
+    broken = tmp_path / "broken.csv"
+    broken.write_text(seed_results.read_text().splitlines()[0] + "\n5,20,0,false,abc\n")
+    proc = run_gtrader("report", "--results", broken, "--out", tmp_path / "x.html", check=False)
+    assert proc.returncode == 2 and "broken.csv:2: 5 fields, the header has 16" in proc.stderr
