@@ -7,18 +7,7 @@ cd "$(dirname "$0")/../.."
 export NCCL_NVLS_ENABLE=0  # never NVLink multicast on the shared machines (device README)
 OUT=${OUT:-/tmp/gt-gpu}
 mkdir -p "$OUT"
-EXTRA=()
-# The GPU image has CUDA and CMake but not this project's Debian -dev packages, and no network:
-# carry them as .deb files in .gpudeps (fetched here by `apt-get download`, see docs/PERFORMANCE.md)
-# and unpack them beside the system, never over it.
-if [[ -d .gpudeps ]]; then
-  DEPS=/tmp/gt-deps
-  for deb in .gpudeps/*.deb; do dpkg -x "$deb" "$DEPS"; done
-  export CMAKE_PREFIX_PATH="$DEPS/usr" PKG_CONFIG_SYSROOT_DIR="$DEPS"
-  export PKG_CONFIG_PATH="$DEPS/usr/lib/x86_64-linux-gnu/pkgconfig:$DEPS/usr/share/pkgconfig"
-  export LD_LIBRARY_PATH="$DEPS/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  EXTRA=(-DCMAKE_CXX_FLAGS="-isystem $DEPS/usr/include")
-fi
+source bench/gpu/deps.sh
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpus.txt"
 # GT_WERROR off: the image's newer g++ raises -Wdangling-reference false positives (see docs/PERFORMANCE.md).
 cmake -S . -B build/gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DGT_CUDA=ON -DGT_WERROR=OFF -DGT_BUILD_TESTS=OFF \

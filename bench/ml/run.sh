@@ -9,15 +9,7 @@ cd "$(dirname "$0")/../.."
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1  # device README
 OUT=${OUT:-/tmp/gt-ml}
 mkdir -p "$OUT"
-EXTRA=()
-if [[ -d .gpudeps ]]; then  # this project's Debian -dev packages, carried as .deb files (bench/gpu/run.sh)
-  DEPS=/tmp/gt-deps
-  for deb in .gpudeps/*.deb; do dpkg -x "$deb" "$DEPS"; done
-  export CMAKE_PREFIX_PATH="$DEPS/usr" PKG_CONFIG_SYSROOT_DIR="$DEPS"
-  export PKG_CONFIG_PATH="$DEPS/usr/lib/x86_64-linux-gnu/pkgconfig:$DEPS/usr/share/pkgconfig"
-  export LD_LIBRARY_PATH="$DEPS/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  EXTRA=(-DCMAKE_CXX_FLAGS="-isystem $DEPS/usr/include")
-fi
+source bench/gpu/deps.sh
 PY=$(command -v python3)
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpus.txt"
 "$PY" -c 'import torch; print("torch", torch.__version__, "cudnn", torch.backends.cudnn.version())' | tee -a "$OUT/gpus.txt"
