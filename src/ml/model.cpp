@@ -279,9 +279,8 @@ SignalModel SignalModel::load(const std::filesystem::path& path, std::string_vie
   return model;
 }
 
-SignalNet& SignalModel::Impl::network_for(Precision precision) const {
-  auto& net_ref = const_cast<SignalNet&>(net);
-  if (precision == Precision::kFp32) return net_ref;
+SignalNet SignalModel::Impl::network_for(Precision precision) const {
+  if (precision == Precision::kFp32) return net;
   auto it = lowered.find(precision);
   if (it == lowered.end()) {
     SignalNet copy(spec.config, static_cast<std::int64_t>(spec.data.features.size()));
@@ -323,7 +322,7 @@ std::vector<float> SignalModel::predict(const Samples& samples, Precision precis
   if (precision != Precision::kFp32 && impl_->device.is_cpu())
     throw ParamError(fmt::format("precision {} needs a GPU; on the CPU use fp32", precision_name(precision)));
   torch::NoGradGuard no_grad;
-  SignalNet& net = impl_->network_for(precision);
+  SignalNet net = impl_->network_for(precision);
   net->eval();
   const torch::Tensor windows = impl_->windows_tensor(samples);
   const std::int64_t n = windows.size(0);
@@ -385,7 +384,7 @@ void SignalModel::predict_into(std::span<const float> windows, std::span<float> 
   const std::vector<std::int64_t> shape{b, static_cast<std::int64_t>(L), static_cast<std::int64_t>(F)};
   if (!slot) {
     slot = std::make_shared<Impl::GraphedForward>();
-    SignalNet& net = impl_->network_for(precision);
+    SignalNet net = impl_->network_for(precision);
     net->eval();
     const auto on_device = torch::TensorOptions().device(impl_->device);
     const auto pinned = torch::TensorOptions().dtype(torch::kFloat).pinned_memory(true);

@@ -54,7 +54,7 @@ struct SignalModel::Impl {
   struct GraphedForward;
   std::map<std::pair<std::size_t, Precision>, std::shared_ptr<GraphedForward>> graphs;
 
-  SignalNet& network_for(Precision precision) const;
+  SignalNet network_for(Precision precision) const;  // a handle: copies share the module
   void weights_changed() {
     lowered.clear();
     graphs.clear();
