@@ -21,7 +21,7 @@ struct BacktestCommand {
   ExecutionFlags exec;
   std::string strategy;
   std::vector<std::string> params;
-  std::string trades_path, equity_path, report_path;
+  std::string trades_path, equity_path, report_path, report_png;
   bool json = false;
 };
 
@@ -64,6 +64,10 @@ void run(BacktestCommand& c) {
   const gt::ExecutionOptions options = c.exec.resolve();
   // The charts' library is checked before any work, so a missing one fails fast.
   const std::string chart_js = c.report_path.empty() ? std::string() : gt::report::chart_library();
+  if (!c.report_png.empty()) {
+    if (c.report_path.empty()) throw gt::ParamError("--report-png draws the --report page: give --report too");
+    (void)gt::report::chromium_path();
+  }
   const auto all = c.data.load();
   std::vector<std::pair<const gt::Bars*, gt::BacktestResult>> runs;
   for (const auto& bars : all) {
@@ -80,6 +84,10 @@ void run(BacktestCommand& c) {
       inputs.push_back({bars, &r, strategy.name, strategy.describe(params), options.cash});
     gt::write_file_atomically(c.report_path, gt::report::backtest_report_html(inputs, chart_js));
     fmt::print(stderr, "report written to {}\n", c.report_path);
+    if (!c.report_png.empty()) {
+      gt::report::render_png(c.report_path, c.report_png);
+      fmt::print(stderr, "picture written to {}\n", c.report_png);
+    }
   }
   if (c.json) {
     nlohmann::json out = nlohmann::json::array();
@@ -121,6 +129,7 @@ void add_backtest(CLI::App& app) {
   cmd->add_option("--trades", c->trades_path, "Write the trade list to this CSV file");
   cmd->add_option("--equity", c->equity_path, "Write the equity curve to this CSV file");
   cmd->add_option("--report", c->report_path, "Write an HTML report (price and fills, equity, drawdown) to this file");
+  cmd->add_option("--report-png", c->report_png, "Also draw the report into this PNG file (needs chromium)");
   cmd->add_flag("--json", c->json, "Print the metrics as JSON");
   cmd->callback([c] { run(*c); });
 }

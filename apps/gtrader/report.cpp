@@ -11,18 +11,23 @@ namespace gtrader {
 namespace {
 
 struct ReportCommand {
-  std::string results, out, others = "best";
+  std::string results, out, png, others = "best";
   gt::report::OptimizationReportOptions options;
 };
 
 void run(ReportCommand& c) {
   c.options.others = gt::report::parse_others(c.others);
   const std::string chart_js = gt::report::chart_library();  // before any work: says how to get it
+  if (!c.png.empty()) (void)gt::report::chromium_path();
   const gt::report::ResultsTable results = gt::report::read_results(c.results);
   if (c.options.title.empty())
     c.options.title = "Optimization report: " + std::filesystem::path(c.results).filename().string();
   gt::write_file_atomically(c.out, gt::report::optimization_report_html(results, c.options, chart_js));
   fmt::print("report written to {}\n", c.out);
+  if (!c.png.empty()) {
+    gt::report::render_png(c.out, c.png);
+    fmt::print("picture written to {}\n", c.png);
+  }
 }
 
 }  // namespace
@@ -41,6 +46,7 @@ void add_report(CLI::App& app) {
   cmd->add_option("--top", c->options.top, "Rows of the best-combinations table")->capture_default_str();
   cmd->add_option("--title", c->options.title, "Page title");
   cmd->add_option("--out", c->out, "HTML file to write (atomically)")->required();
+  cmd->add_option("--png", c->png, "Also draw the report into this PNG file (needs chromium)");
   cmd->callback([c] { run(*c); });
 }
 

@@ -49,6 +49,12 @@ struct BacktestReportInput {
 // the build made. Throws Error saying how to get it when neither exists.
 std::string chart_library();
 
+// A PNG of a written report, for terminals and documents: the page drawn by headless chromium
+// (Debian's `chromium`, or GTRADER_CHROMIUM), written atomically. Throws Error when it cannot.
+void render_png(const std::filesystem::path& html, const std::filesystem::path& png, int width = 1300,
+                int height = 1800);
+std::string chromium_path();  // the browser render_png would start; throws Error saying how to get one
+
 std::string optimization_report_html(const ResultsTable& results, const OptimizationReportOptions& options,
                                      std::string_view chart_js);
 std::string backtest_report_html(const std::vector<BacktestReportInput>& runs, std::string_view chart_js);

@@ -90,3 +90,17 @@ def test_heatmap_choices_are_shown_and_bad_requests_fail_clearly(seed_results, t
     broken.write_text(seed_results.read_text().splitlines()[0] + "\n5,20,0,false,abc\n")
     proc = run_gtrader("report", "--results", broken, "--out", tmp_path / "x.html", check=False)
     assert proc.returncode == 2 and "broken.csv:2: 5 fields, the header has 16" in proc.stderr
+
+
+def test_png_pictures_for_terminals(seed_results, tmp_path):
+    png = tmp_path / "report.png"
+    proc = run_gtrader("report", "--results", seed_results, "--out", tmp_path / "r.html", "--png", png)
+    assert f"picture written to {png}" in proc.stdout
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    bt_png = tmp_path / "bt.png"
+    run_gtrader("backtest", "--data", ORCL, "--strategy", "ma_cross", "--report", tmp_path / "bt.html",
+                "--report-png", bt_png)
+    assert bt_png.read_bytes()[:4] == b"\x89PNG"
+    proc = run_gtrader("backtest", "--data", ORCL, "--strategy", "ma_cross", "--report-png", bt_png, check=False)
+    assert proc.returncode == 2 and "give --report too" in proc.stderr

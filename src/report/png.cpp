@@ -1,0 +1,74 @@
+// PNG snapshots of reports through headless chromium, a fresh profile each time and no network.
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "gt/error.hpp"
+#include "gt/report.hpp"
+
+extern char** environ;
+
+namespace gt::report {
+std::string chromium_path() {
+  if (const char* env = std::getenv("GTRADER_CHROMIUM"); env && *env) return env;
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/bin";
+  std::size_t start = 0;
+  while (start <= dirs.size()) {
+    const std::size_t colon = std::min(dirs.find(':', start), dirs.size());
+    for (const char* name : {"chromium", "chromium-browser", "google-chrome"}) {
+      const auto candidate = std::filesystem::path(dirs.substr(start, colon - start)) / name;
+      if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
+    }
+    start = colon + 1;
+  }
+  throw Error("--png needs chromium (Debian's `chromium` package; or set GTRADER_CHROMIUM to a Chrome binary)");
+}
+
+void render_png(const std::filesystem::path& html, const std::filesystem::path& png, int width, int height) {
+  const std::string chromium = chromium_path();
+  std::string profile_template = (std::filesystem::temp_directory_path() / "gtrader-chromium-XXXXXX").string();
+  if (!::mkdtemp(profile_template.data())) throw Error("--png: cannot create a temporary browser profile");
+  const std::filesystem::path profile = profile_template;
+  const std::filesystem::path partial = png.string() + ".partial.png";
+  std::vector<std::string> args = {chromium,
+                                   "--headless",
+                                   "--no-sandbox",
+                                   "--disable-gpu",
+                                   "--disable-background-networking",
+                                   "--hide-scrollbars",
+                                   "--user-data-dir=" + profile.string(),
+                                   fmt::format("--window-size={},{}", width, height),
+                                   "--virtual-time-budget=10000",
+                                   "--screenshot=" + std::filesystem::absolute(partial).string(),
+                                   "file://" + std::filesystem::absolute(html).string()};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  const int spawned = posix_spawn(&pid, chromium.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  int status = 0;
+  if (spawned == 0) ::waitpid(pid, &status, 0);
+  std::error_code ignored;
+  std::filesystem::remove_all(profile, ignored);
+  if (spawned != 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 || !std::filesystem::exists(partial)) {
+    std::filesystem::remove(partial, ignored);
+    throw Error(fmt::format("--png: {} could not draw {} (exit status {})", chromium, html.string(),
+                            spawned != 0 ? -1 : WEXITSTATUS(status)));
+  }
+  std::filesystem::rename(partial, png);
+}
+
+}  // namespace gt::report
