@@ -57,9 +57,7 @@ void run(TrainCommand& c) {
   // --gpus: data-parallel over those GPUs (the first is rank 0, which validates and saves).
   const std::vector<std::string> replicas = c.gpus.empty() ? std::vector<std::string>{} : gt::ml::resolve_gpus(c.gpus);
   const std::string device = replicas.empty() ? gt::ml::resolve_device(c.device) : replicas.front();
-  if (c.train.precision != gt::ml::Precision::kFp32 && !device.starts_with("cuda"))
-    throw gt::ParamError(
-        fmt::format("precision {} needs a CUDA GPU (this run is on {}); use fp32", c.precision, device));
+  gt::ml::check_training_precision(c.train.precision, device);
   const auto symbols = c.data.load();
   if (symbols.size() != 1)
     throw gt::ParamError(fmt::format("train takes one symbol's data, got {}; give one --data file", symbols.size()));

@@ -132,8 +132,6 @@ int main(int argc, char** argv) {
     nlohmann::json predict = nlohmann::json::array();
     const ml::Dataset series_rows =
         ml::prediction_rows(gt::bars_of_length(gt::load_csv(data_path), 65536 + 100), options, data.scaler);
-    const std::vector<float> series_labels(series_rows.rows.size() / series_rows.features -
-                                           series_rows.sequence_length + 1);
     const std::size_t window = data.sequence_length * data.features;
     for (const auto& p : precisions) {
       if (p != "fp32" && !cuda) continue;
@@ -166,7 +164,7 @@ int main(int argc, char** argv) {
                            {"predictions_per_sec", static_cast<double>(batch) / per_call}});
       }
       // A series of bars: windows overlap, so only the rows travel to the device.
-      const ml::Samples rows{series_rows.rows, series_labels, series_rows.sequence_length, series_rows.features, true};
+      const ml::Samples rows{series_rows.rows, {}, series_rows.sequence_length, series_rows.features, true};
       const std::size_t series = rows.count();
       (void)trained->predict(rows, precision);
       int calls = 0;

@@ -18,6 +18,8 @@ bool cuda_available(std::string* why = nullptr);
 std::string cuda_devices();
 // Parses "all" or "0,1" into device ordinals (empty: all); throws ParamError for unknown ones.
 std::vector<int> parse_gpus(const std::string& spec);
+// The same against `count` devices, whoever counted them (the CUDA engine, or LibTorch).
+std::vector<int> parse_gpu_list(const std::string& spec, int count);
 
 class CudaEvaluator : public Evaluator {
  public:

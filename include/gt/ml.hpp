@@ -112,6 +112,9 @@ struct ModelConfig {
   void validate() const;  // throws ParamError naming the field and its allowed values
 };
 
+// Training in fp16 or bf16 needs CUDA; throws ParamError naming `device` otherwise.
+void check_training_precision(Precision precision, std::string_view device);
+
 struct TrainOptions {
   int epochs = 50;
   int batch_size = 256;
@@ -144,10 +147,15 @@ struct TrainReport {
 // Samples handed to training: windows over rows (a Dataset), or independent windows.
 struct Samples {
   std::span<const float> values;  // overlapping: (count + L - 1) x F rows; else count x L x F
-  std::span<const float> labels;  // count
+  std::span<const float> labels;  // one per sample for training; empty for prediction
   std::size_t sequence_length = 0, features = 0;
   bool overlapping = true;
-  std::size_t count() const { return labels.size(); }
+  // Whole windows in `values` (the model checks that nothing is left over).
+  std::size_t count() const {
+    const std::size_t rows = features > 0 ? values.size() / features : 0;
+    if (overlapping) return rows >= sequence_length && sequence_length > 0 ? rows - sequence_length + 1 : 0;
+    return sequence_length > 0 ? rows / sequence_length : 0;
+  }
 };
 
 // What a model file holds besides its weights: enough to rebuild the network and to turn raw bars

@@ -103,10 +103,11 @@ ml::TrainOptions train_options(const nb::dict& d) {
   return o;
 }
 
-ml::Samples samples_from(const InWindows& x, const float* labels, std::size_t count) {
+// Windows [begin, end) of X (independent windows, no labels).
+ml::Samples windows_of(const InWindows& x, std::size_t begin, std::size_t end) {
+  const std::size_t window = x.shape(1) * x.shape(2);
   ml::Samples s;
-  s.values = std::span<const float>(x.data(), x.size());
-  s.labels = std::span<const float>(labels, count);
+  s.values = std::span<const float>(x.data() + begin * window, (end - begin) * window);
   s.sequence_length = x.shape(1);
   s.features = x.shape(2);
   s.overlapping = false;
@@ -210,10 +211,9 @@ void bind_ml(nb::module_& m) {
             if (!(train_end <= validation_end && validation_end <= n))
               throw gt::ParamError("splits must satisfy train_end <= validation_end <= samples");
             const ml::TrainOptions o = train_options(options);
-            const std::size_t window = x.shape(1) * x.shape(2);
             const auto part = [&](std::size_t begin, std::size_t end) {
-              ml::Samples s = samples_from(x, y.data() + begin, end - begin);
-              s.values = std::span<const float>(x.data() + begin * window, (end - begin) * window);
+              ml::Samples s = windows_of(x, begin, end);
+              s.labels = std::span<const float>(y.data() + begin, end - begin);
               return s;
             };
             ml::TrainReport r;
@@ -227,12 +227,10 @@ void bind_ml(nb::module_& m) {
       .def(
           "predict",
           [](const ml::SignalModel& self, InWindows x, const std::string& precision, std::size_t batch_size) {
-            const std::vector<float> no_labels(x.shape(0));
             std::vector<float> out;
             {
               nb::gil_scoped_release release;
-              out = self.predict(samples_from(x, no_labels.data(), no_labels.size()), ml::parse_precision(precision),
-                                 batch_size);
+              out = self.predict(windows_of(x, 0, x.shape(0)), ml::parse_precision(precision), batch_size);
             }
             const std::size_t n = out.size();
             return owned<float, 1>(std::move(out), {n});

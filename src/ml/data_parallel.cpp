@@ -115,8 +115,7 @@ TrainReport SignalModel::train_parallel(const Dataset& data, const TrainOptions&
       throw ParamError(fmt::format("data-parallel devices must be all CUDA or all CPU, got {} and {}",
                                    places.front().str(), p.str()));
   const bool cuda = places.front().is_cuda();
-  if (options.precision != Precision::kFp32 && !cuda)
-    throw ParamError(fmt::format("precision {} needs CUDA GPUs; use fp32", precision_name(options.precision)));
+  check_training_precision(options.precision, places.front().str());
   const Samples train_set = slice_of(data, data.train), validation_set = slice_of(data, data.validation);
   const Samples test_set = slice_of(data, data.test);
   if (train_set.count() == 0) throw ParamError("no training samples");
@@ -125,16 +124,12 @@ TrainReport SignalModel::train_parallel(const Dataset& data, const TrainOptions&
 
   // Replicas start from the model's own weights (the same bits on every rank).
   std::vector<SignalNet> replicas;
-  {
-    torch::NoGradGuard no_grad;
-    const auto source = impl_->net->named_parameters();
-    for (const auto& place : places) {
-      SignalNet replica(impl_->spec.config, static_cast<std::int64_t>(impl_->spec.data.features.size()));
-      for (auto& p : replica->named_parameters()) p.value().copy_(source[p.key()]);
-      replica->to(place);
-      replica->train();
-      replicas.push_back(replica);
-    }
+  for (const auto& place : places) {
+    SignalNet replica(impl_->spec.config, static_cast<std::int64_t>(impl_->spec.data.features.size()));
+    copy_weights(impl_->net, replica);
+    replica->to(place);
+    replica->train();
+    replicas.push_back(replica);
   }
   std::unique_ptr<Reducer> reducer;
 #if defined(GT_TORCH_CUDA)
@@ -171,10 +166,8 @@ TrainReport SignalModel::train_parallel(const Dataset& data, const TrainOptions&
       }
 #endif
       // Every rank holds the whole training set and draws the same permutation each epoch.
-      Impl view;
-      view.spec = impl_->spec;
-      view.device = place;
-      const torch::Tensor x_train = view.windows_tensor(train_set), y_train = labels_tensor(train_set, place);
+      const torch::Tensor x_train = windows_tensor(train_set, impl_->spec, place);
+      const torch::Tensor y_train = labels_tensor(train_set, place);
       auto shuffle = at::make_generator<at::CPUGeneratorImpl>(options.seed);
       Trainer trainer(replicas[static_cast<std::size_t>(rank)], impl_->spec, options, place);
       const GradientReduce reduce = reduce_with(*reducer, rank);
@@ -195,7 +188,7 @@ TrainReport SignalModel::train_parallel(const Dataset& data, const TrainOptions&
           for (double s : loss_sums) total += s;
           const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
           if (!x_val.defined()) {
-            x_val = view.windows_tensor(validation_set);
+            x_val = windows_tensor(validation_set, impl_->spec, place);
             y_val = labels_tensor(validation_set, place);
           }
           stop = progress.finish_epoch(epoch, total / static_cast<double>(n), seconds, trainer.evaluate(x_val, y_val),
@@ -222,16 +215,10 @@ TrainReport SignalModel::train_parallel(const Dataset& data, const TrainOptions&
 
   // Rank 0's best weights become the model's; the test part is scored once, on rank 0's device.
   progress.restore_best(replicas[0]);
-  {
-    torch::NoGradGuard no_grad;
-    auto source = replicas[0]->named_parameters();
-    for (auto& p : impl_->net->named_parameters()) p.value().copy_(source[p.key()]);
-  }
+  copy_weights(replicas[0], impl_->net);
   Trainer scorer(replicas[0], impl_->spec, options, places.front());
-  Impl view;
-  view.spec = impl_->spec;
-  view.device = places.front();
-  const LossParts test = scorer.evaluate(view.windows_tensor(test_set), labels_tensor(test_set, places.front()));
+  const LossParts test =
+      scorer.evaluate(windows_tensor(test_set, impl_->spec, places.front()), labels_tensor(test_set, places.front()));
   report.test_loss = test.loss;
   report.test_accuracy = test.accuracy;
   impl_->net->eval();

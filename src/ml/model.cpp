@@ -17,6 +17,7 @@
 
 #include "gt/atomic_file.hpp"
 #include "gt/error.hpp"
+#include "gt/gpu.hpp"
 #include "network.hpp"
 
 namespace gt::ml {
@@ -177,18 +178,10 @@ std::vector<std::string> resolve_gpus(std::string_view spec) {
   const auto count = static_cast<int>(torch::cuda::is_available() ? torch::cuda::device_count() : 0);
   if (count == 0) throw Error(fmt::format("--gpus {} was asked for, but LibTorch sees no CUDA GPU here", spec));
   std::vector<std::string> devices;
-  if (spec == "all") {
-    for (int i = 0; i < count; ++i) devices.push_back(fmt::format("cuda:{}", i));
-    return devices;
-  }
-  std::size_t start = 0;
-  while (start <= spec.size()) {
-    const std::size_t comma = std::min(spec.find(',', start), spec.size());
-    const std::string item(spec.substr(start, comma - start));
-    devices.push_back(resolve_device("cuda:" + item));
+  for (const int gpu : parse_gpu_list(std::string(spec), count)) {
+    devices.push_back(fmt::format("cuda:{}", gpu));
     if (std::count(devices.begin(), devices.end(), devices.back()) > 1)
-      throw ParamError(fmt::format("--gpus {}: GPU {} is named twice", spec, item));
-    start = comma + 1;
+      throw ParamError(fmt::format("--gpus {}: GPU {} is named twice", spec, gpu));
   }
   return devices;
 }
@@ -255,7 +248,11 @@ SignalModel SignalModel::load(const std::filesystem::path& path, std::string_vie
   } catch (const ParamError& e) {
     throw Error(fmt::format("{}: the model's spec is invalid: {}", file, e.what()));
   }
-  SignalModel model(spec, 0, "cpu");
+  // Built without reseeding the global generator: its initial weights are overwritten below.
+  auto impl = std::make_unique<Impl>();
+  impl->spec = spec;
+  impl->net = SignalNet(spec.config, static_cast<std::int64_t>(spec.data.features.size()));
+  SignalModel model(std::move(impl));
   torch::serialize::InputArchive weights;
   if (!archive.try_read("weights", weights)) throw Error(fmt::format("{}: the model file holds no weights", file));
   {
@@ -284,11 +281,7 @@ SignalNet SignalModel::Impl::network_for(Precision precision) const {
   auto it = lowered.find(precision);
   if (it == lowered.end()) {
     SignalNet copy(spec.config, static_cast<std::int64_t>(spec.data.features.size()));
-    {
-      torch::NoGradGuard no_grad;
-      auto source = net->named_parameters();
-      for (auto& p : copy->named_parameters()) p.value().copy_(source[p.key()]);
-    }
+    copy_weights(net, copy);
     copy->to(device, scalar_type(precision));
     copy->eval();
     it = lowered.emplace(precision, copy).first;
@@ -296,7 +289,13 @@ SignalNet SignalModel::Impl::network_for(Precision precision) const {
   return it->second;
 }
 
-torch::Tensor SignalModel::Impl::windows_tensor(const Samples& samples) const {
+void copy_weights(const SignalNet& from, SignalNet& to) {
+  torch::NoGradGuard no_grad;
+  const auto source = from->named_parameters();
+  for (auto& p : to->named_parameters()) p.value().copy_(source[p.key()]);
+}
+
+torch::Tensor windows_tensor(const Samples& samples, const ModelSpec& spec, torch::Device device) {
   const auto L = static_cast<std::int64_t>(samples.sequence_length);
   const auto F = static_cast<std::int64_t>(samples.features);
   const auto n = static_cast<std::int64_t>(samples.count());
@@ -307,8 +306,8 @@ torch::Tensor SignalModel::Impl::windows_tensor(const Samples& samples) const {
   const std::size_t expected =
       samples.overlapping ? static_cast<std::size_t>((n + L - 1) * F) : static_cast<std::size_t>(n * L * F);
   if (n > 0 && samples.values.size() != expected)
-    throw ParamError(
-        fmt::format("{} samples of {} x {} need {} values, got {}", n, L, F, expected, samples.values.size()));
+    throw ParamError(fmt::format("{} values are not whole windows of {} x {} ({} windows take {})",
+                                 samples.values.size(), L, F, n, expected));
   if (n == 0) return torch::empty({0, L, F}, torch::TensorOptions().device(device));
   // from_blob does not own the caller's memory; clone() on the CPU or to() elsewhere copies once.
   auto* data = const_cast<float*>(samples.values.data());
@@ -324,7 +323,7 @@ std::vector<float> SignalModel::predict(const Samples& samples, Precision precis
   torch::NoGradGuard no_grad;
   SignalNet net = impl_->network_for(precision);
   net->eval();
-  const torch::Tensor windows = impl_->windows_tensor(samples);
+  const torch::Tensor windows = windows_tensor(samples, impl_->spec, impl_->device);
   const std::int64_t n = windows.size(0);
   const std::int64_t batch =
       batch_size > 0 ? static_cast<std::int64_t>(batch_size) : (impl_->device.is_cpu() ? 4096 : 16384);
@@ -340,14 +339,10 @@ std::vector<float> SignalModel::predict(const Samples& samples, Precision precis
 
 std::vector<double> SignalModel::predict_bars(const Bars& bars, Precision precision) const {
   const Dataset rows = prediction_rows(bars, impl_->spec.data, impl_->spec.scaler);
-  const std::size_t L = rows.sequence_length;
-  const std::size_t windows = rows.rows.size() / rows.features - L + 1;
-  Samples samples{rows.rows, {}, L, rows.features, true};
-  std::vector<float> no_labels(windows);  // only the count matters for prediction
-  samples.labels = no_labels;
+  const Samples samples{rows.rows, {}, rows.sequence_length, rows.features, true};
   const std::vector<float> scores = predict(samples, precision);
   std::vector<double> out(bars.size(), std::numeric_limits<double>::quiet_NaN());
-  for (std::size_t i = 0; i < windows; ++i) out[rows.first_bar + L - 1 + i] = scores[i];
+  for (std::size_t i = 0; i < scores.size(); ++i) out[rows.first_bar + rows.sequence_length - 1 + i] = scores[i];
   return out;
 }
 
@@ -370,10 +365,7 @@ void SignalModel::predict_into(std::span<const float> windows, std::span<float> 
   // Past a few thousand windows the kernels, not their launches, take the time: no graph needed.
   constexpr std::size_t kLargestGraphedBatch = 4096;
   if (!impl_->device.is_cuda() || batch > kLargestGraphedBatch) {
-    Samples samples{windows, {}, L, F, false};
-    std::vector<float> no_labels(batch);
-    samples.labels = no_labels;
-    const auto scores = predict(samples, precision);
+    const auto scores = predict(Samples{windows, {}, L, F, false}, precision);
     std::copy(scores.begin(), scores.end(), out.begin());
     return;
   }

@@ -59,9 +59,12 @@ struct SignalModel::Impl {
     lowered.clear();
     graphs.clear();
   }
-  // Samples as a tensor of windows on the model's device (batch x L x F; a strided view for
-  // overlapping windows, so nothing is copied per window).
-  torch::Tensor windows_tensor(const Samples& samples) const;
 };
+
+// `to` takes `from`'s weights (the same network shape), wherever each lives.
+void copy_weights(const SignalNet& from, SignalNet& to);
+// Samples as a tensor of windows on `device` (batch x L x F; a strided view for overlapping
+// windows, so nothing is copied per window); throws ParamError when they do not fit `spec`.
+torch::Tensor windows_tensor(const Samples& samples, const ModelSpec& spec, torch::Device device);
 
 }  // namespace gt::ml

@@ -26,6 +26,12 @@ std::string_view precision_name(Precision precision) {
   return "fp32";
 }
 
+void check_training_precision(Precision precision, std::string_view device) {
+  if (precision != Precision::kFp32 && !device.starts_with("cuda"))
+    throw ParamError(
+        fmt::format("precision {} needs a CUDA GPU (this run is on {}); use fp32", precision_name(precision), device));
+}
+
 void ModelConfig::validate() const {
   if (model_type != "lstm" && model_type != "gru")
     throw ParamError(fmt::format("model_type '{}' is unknown; allowed: lstm, gru", model_type));

@@ -47,9 +47,7 @@ TrainReport SignalModel::train(const Samples& train_set, const Samples& validati
                                const TrainOptions& options, const std::function<void(const EpochReport&)>& on_epoch) {
   options.validate();
   const torch::Device device = impl_->device;
-  if (options.precision != Precision::kFp32 && !device.is_cuda())
-    throw ParamError(fmt::format("precision {} needs a CUDA GPU (this run is on {}); use fp32",
-                                 precision_name(options.precision), device.str()));
+  check_training_precision(options.precision, device.str());
   if (train_set.count() == 0) throw ParamError("no training samples");
   impl_->weights_changed();
 
@@ -59,8 +57,10 @@ TrainReport SignalModel::train(const Samples& train_set, const Samples& validati
   report.validation_samples = validation_set.count();
   report.test_samples = test_set.count();
 
-  const torch::Tensor x_train = impl_->windows_tensor(train_set), y_train = labels_tensor(train_set, device);
-  const torch::Tensor x_val = impl_->windows_tensor(validation_set), y_val = labels_tensor(validation_set, device);
+  const torch::Tensor x_train = windows_tensor(train_set, impl_->spec, device),
+                      y_train = labels_tensor(train_set, device);
+  const torch::Tensor x_val = windows_tensor(validation_set, impl_->spec, device);
+  const torch::Tensor y_val = labels_tensor(validation_set, device);
   SignalNet net = impl_->net;
   net->train();
   Trainer trainer(net, impl_->spec, options, device);
@@ -126,7 +126,7 @@ TrainReport SignalModel::train(const Samples& train_set, const Samples& validati
     if (progress.finish_epoch(epoch, train_loss, seconds, trainer.evaluate(x_val, y_val), net)) break;
   }
   progress.restore_best(net);
-  const torch::Tensor x_test = impl_->windows_tensor(test_set), y_test = labels_tensor(test_set, device);
+  const torch::Tensor x_test = windows_tensor(test_set, impl_->spec, device), y_test = labels_tensor(test_set, device);
   const LossParts test = trainer.evaluate(x_test, y_test);
   report.test_loss = test.loss;
   report.test_accuracy = test.accuracy;

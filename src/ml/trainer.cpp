@@ -151,6 +151,8 @@ void Progress::restore_best(SignalNet& net) const {
 }
 
 torch::Tensor labels_tensor(const Samples& s, torch::Device device) {
+  if (s.labels.size() != s.count())
+    throw ParamError(fmt::format("{} training windows but {} labels", s.count(), s.labels.size()));
   auto* data = const_cast<float*>(s.labels.data());
   return torch::from_blob(data, {static_cast<std::int64_t>(s.count())})
       .to(device, /*non_blocking=*/false, /*copy=*/true);

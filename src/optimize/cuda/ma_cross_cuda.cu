@@ -430,25 +430,7 @@ std::string cuda_devices() {
 }
 
 std::vector<int> parse_gpus(const std::string& spec) {
-  const int count = device_count();
-  std::vector<int> gpus;
-  if (spec.empty() || spec == "all") {
-    for (int i = 0; i < count; ++i) gpus.push_back(i);
-    return gpus;
-  }
-  std::stringstream in(spec);
-  for (std::string item; std::getline(in, item, ',');) {
-    int value = -1;
-    try {
-      value = std::stoi(item);
-    } catch (const std::exception&) {
-    }
-    if (value < 0 || value >= count)
-      throw ParamError("--gpus " + spec + ": '" + item + "' is not a GPU of this machine (allowed: all" +
-                       (count > 0 ? ", or 0.." + std::to_string(count - 1) : "; none is visible") + ")");
-    gpus.push_back(value);
-  }
-  return gpus;
+  return parse_gpu_list(spec, device_count());
 }
 
 std::unique_ptr<CudaEvaluator> make_cuda_evaluator(const Bars& bars, const Grid& grid, const ExecutionOptions& options,
