@@ -1,7 +1,8 @@
 // Neural signal models (LSTM, GRU) that turn OHLCV history into trading signals.
 //
-// Data preparation is plain C++ and always built. Training and prediction run on LibTorch and are
-// built with -DGT_TORCH=ON; without it they throw an Error that says how to get them.
+// Data preparation is plain C++ and always built. Training and prediction run on LibTorch, in a
+// module built with -DGT_TORCH=ON and loaded on first use (so that programs that never touch a
+// model never load LibTorch); without it they throw an Error that says how to get it.
 //
 // Time discipline (no look-ahead): the feature row of bar t uses bars <= t only; a sample's
 // window is the rows of bars t-L+1 .. t and its label comes from bar t+1; samples are split in
@@ -217,7 +218,7 @@ class SignalModel {
   std::unique_ptr<Impl> impl_;
 };
 
-bool torch_available();  // built with LibTorch
+bool torch_available();  // built with LibTorch, and its module loads
 // "all" or "0,1" as CUDA devices ("cuda:0", ...); throws Error when one is absent.
 std::vector<std::string> resolve_gpus(std::string_view spec);
 // The device `requested` resolves to ("cpu", "cuda:0", "mps"); throws Error when it is absent.

@@ -103,13 +103,12 @@ GradientReduce reduce_with(Reducer& reducer, int rank) {
 
 }  // namespace
 
-TrainReport SignalModel::train_parallel(const Dataset& data, const TrainOptions& options,
-                                        const std::vector<std::string>& devices,
-                                        const std::function<void(const EpochReport&)>& on_epoch) {
+TrainReport TorchModel::train_parallel(const Dataset& data, const TrainOptions& options,
+                                       const std::vector<std::string>& devices, const EpochCallback& on_epoch) {
   options.validate();
   if (devices.empty()) throw ParamError("data-parallel training needs at least one device");
   std::vector<torch::Device> places;
-  for (const auto& d : devices) places.emplace_back(resolve_device(d));
+  for (const auto& d : devices) places.emplace_back(torch_device(d));
   for (const auto& p : places)
     if (p.type() != places.front().type())
       throw ParamError(fmt::format("data-parallel devices must be all CUDA or all CPU, got {} and {}",
@@ -120,13 +119,13 @@ TrainReport SignalModel::train_parallel(const Dataset& data, const TrainOptions&
   const Samples test_set = slice_of(data, data.test);
   if (train_set.count() == 0) throw ParamError("no training samples");
   const auto ranks = static_cast<int>(places.size());
-  impl_->weights_changed();
+  weights_changed();
 
   // Replicas start from the model's own weights (the same bits on every rank).
   std::vector<SignalNet> replicas;
   for (const auto& place : places) {
-    SignalNet replica(impl_->spec.config, static_cast<std::int64_t>(impl_->spec.data.features.size()));
-    copy_weights(impl_->net, replica);
+    SignalNet replica(spec_.config, static_cast<std::int64_t>(spec_.data.features.size()));
+    copy_weights(net_, replica);
     replica->to(place);
     replica->train();
     replicas.push_back(replica);
@@ -166,10 +165,10 @@ TrainReport SignalModel::train_parallel(const Dataset& data, const TrainOptions&
       }
 #endif
       // Every rank holds the whole training set and draws the same permutation each epoch.
-      const torch::Tensor x_train = windows_tensor(train_set, impl_->spec, place);
+      const torch::Tensor x_train = windows_tensor(train_set, spec_, place);
       const torch::Tensor y_train = labels_tensor(train_set, place);
       auto shuffle = at::make_generator<at::CPUGeneratorImpl>(options.seed);
-      Trainer trainer(replicas[static_cast<std::size_t>(rank)], impl_->spec, options, place);
+      Trainer trainer(replicas[static_cast<std::size_t>(rank)], spec_, options, place);
       const GradientReduce reduce = reduce_with(*reducer, rank);
       for (int epoch = 1; epoch <= options.epochs; ++epoch) {
         const auto start = std::chrono::steady_clock::now();
@@ -188,7 +187,7 @@ TrainReport SignalModel::train_parallel(const Dataset& data, const TrainOptions&
           for (double s : loss_sums) total += s;
           const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
           if (!x_val.defined()) {
-            x_val = windows_tensor(validation_set, impl_->spec, place);
+            x_val = windows_tensor(validation_set, spec_, place);
             y_val = labels_tensor(validation_set, place);
           }
           stop = progress.finish_epoch(epoch, total / static_cast<double>(n), seconds, trainer.evaluate(x_val, y_val),
@@ -215,13 +214,13 @@ TrainReport SignalModel::train_parallel(const Dataset& data, const TrainOptions&
 
   // Rank 0's best weights become the model's; the test part is scored once, on rank 0's device.
   progress.restore_best(replicas[0]);
-  copy_weights(replicas[0], impl_->net);
-  Trainer scorer(replicas[0], impl_->spec, options, places.front());
+  copy_weights(replicas[0], net_);
+  Trainer scorer(replicas[0], spec_, options, places.front());
   const LossParts test =
-      scorer.evaluate(windows_tensor(test_set, impl_->spec, places.front()), labels_tensor(test_set, places.front()));
+      scorer.evaluate(windows_tensor(test_set, spec_, places.front()), labels_tensor(test_set, places.front()));
   report.test_loss = test.loss;
   report.test_accuracy = test.accuracy;
-  impl_->net->eval();
+  net_->eval();
   return report;
 }
 

@@ -1,4 +1,4 @@
-// SignalModel on LibTorch: the network, devices, model files, and prediction.
+// SignalModel on LibTorch: the network, devices, model files, prediction, and the module's entry point.
 #include <ATen/autocast_mode.h>
 #include <fmt/format.h>
 #include <torch/torch.h>
@@ -140,11 +140,7 @@ AutocastGuard::~AutocastGuard() {
 
 // ---------------------------------------------------------------------------------------------
 
-bool torch_available() {
-  return true;
-}
-
-std::string resolve_device(std::string_view requested) {
+std::string torch_device(std::string_view requested) {
   if (requested == "auto") {
     if (torch::cuda::is_available()) return "cuda:0";
     if (torch::mps::is_available()) return "mps";
@@ -174,7 +170,7 @@ std::string resolve_device(std::string_view requested) {
   throw ParamError(fmt::format("unknown device '{}'; allowed: auto, cpu, cuda, cuda:N, mps", requested));
 }
 
-std::vector<std::string> resolve_gpus(std::string_view spec) {
+std::vector<std::string> torch_gpus(std::string_view spec) {
   const auto count = static_cast<int>(torch::cuda::is_available() ? torch::cuda::device_count() : 0);
   if (count == 0) throw Error(fmt::format("--gpus {} was asked for, but LibTorch sees no CUDA GPU here", spec));
   std::vector<std::string> devices;
@@ -186,38 +182,18 @@ std::vector<std::string> resolve_gpus(std::string_view spec) {
   return devices;
 }
 
-SignalModel::SignalModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-SignalModel::SignalModel(SignalModel&&) noexcept = default;
-SignalModel& SignalModel::operator=(SignalModel&&) noexcept = default;
-SignalModel::~SignalModel() = default;
+TorchModel::TorchModel(const ModelSpec& spec, torch::Device device)
+    : spec_(spec), device_(device), net_(spec.config, static_cast<std::int64_t>(spec.data.features.size())) {}
 
-SignalModel::SignalModel(const ModelSpec& spec, std::uint64_t seed, std::string_view device)
-    : impl_(std::make_unique<Impl>()) {
-  check_spec(spec);
-  impl_->spec = spec;
-  impl_->device = torch::Device(resolve_device(device));
-  // Weights are drawn on the CPU, so a seed gives the same network on every device.
-  torch::manual_seed(seed);
-  impl_->net = SignalNet(spec.config, static_cast<std::int64_t>(spec.data.features.size()));
-  impl_->net->to(impl_->device);
-}
-
-const ModelSpec& SignalModel::spec() const {
-  return impl_->spec;
-}
-std::string SignalModel::device() const {
-  return impl_->device.str();
-}
-
-void SignalModel::save(const std::filesystem::path& path) const {
+void TorchModel::save(const std::filesystem::path& path) const {
   torch::serialize::OutputArchive archive;
   archive.write("gt_format", c10::IValue(std::string(kFormat)));
-  archive.write("gt_spec", c10::IValue(spec_json(impl_->spec).dump()));
+  archive.write("gt_spec", c10::IValue(spec_json(spec_).dump()));
   torch::serialize::OutputArchive weights;
   {
     // Written from the CPU so that a file loads on any device.
     torch::NoGradGuard no_grad;
-    for (const auto& p : impl_->net->named_parameters()) weights.write(p.key(), p.value().to(torch::kCPU));
+    for (const auto& p : net_->named_parameters()) weights.write(p.key(), p.value().to(torch::kCPU));
   }
   archive.write("weights", weights);
   std::ostringstream bytes;
@@ -225,66 +201,15 @@ void SignalModel::save(const std::filesystem::path& path) const {
   write_file_atomically(path, bytes.str());
 }
 
-SignalModel SignalModel::load(const std::filesystem::path& path, std::string_view device) {
-  const std::string file = path.string();
-  if (!std::filesystem::exists(path)) throw Error(fmt::format("{}: no such model file", file));
-  torch::serialize::InputArchive archive;
-  try {
-    archive.load_from(file, torch::Device(torch::kCPU));
-  } catch (const c10::Error&) {
-    throw Error(fmt::format("{}: not a model file (expected one written by `gtrader train`)", file));
-  }
-  c10::IValue format, spec_text;
-  if (!archive.try_read("gt_format", format) || !format.isString() || format.toStringRef() != kFormat)
-    throw Error(fmt::format("{}: not a GPT-Trader model file of format {}", file, kFormat));
-  if (!archive.try_read("gt_spec", spec_text) || !spec_text.isString())
-    throw Error(fmt::format("{}: the model file has no spec", file));
-  ModelSpec spec;
-  try {
-    spec = spec_from_json(nlohmann::json::parse(spec_text.toStringRef()));
-    check_spec(spec);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("{}: the model's spec is damaged: {}", file, e.what()));
-  } catch (const ParamError& e) {
-    throw Error(fmt::format("{}: the model's spec is invalid: {}", file, e.what()));
-  }
-  // Built without reseeding the global generator: its initial weights are overwritten below.
-  auto impl = std::make_unique<Impl>();
-  impl->spec = spec;
-  impl->net = SignalNet(spec.config, static_cast<std::int64_t>(spec.data.features.size()));
-  SignalModel model(std::move(impl));
-  torch::serialize::InputArchive weights;
-  if (!archive.try_read("weights", weights)) throw Error(fmt::format("{}: the model file holds no weights", file));
-  {
-    torch::NoGradGuard no_grad;
-    for (auto& p : model.impl_->net->named_parameters()) {
-      torch::Tensor stored;
-      if (!weights.try_read(p.key(), stored))
-        throw Error(fmt::format("{}: weight '{}' is missing for a {} of hidden_dim {} and {} layers", file, p.key(),
-                                spec.config.model_type, spec.config.hidden_dim, spec.config.num_layers));
-      if (stored.sizes() != p.value().sizes())
-        throw Error(
-            fmt::format("{}: weight '{}' has shape {}, but a {} of hidden_dim {}, {} layers and {} features "
-                        "needs {}: the file does not match its own spec",
-                        file, p.key(), shape_text(stored.sizes()), spec.config.model_type, spec.config.hidden_dim,
-                        spec.config.num_layers, spec.data.features.size(), shape_text(p.value().sizes())));
-      p.value().copy_(stored);
-    }
-  }
-  model.impl_->device = torch::Device(resolve_device(device));
-  model.impl_->net->to(model.impl_->device);
-  return model;
-}
-
-SignalNet SignalModel::Impl::network_for(Precision precision) const {
-  if (precision == Precision::kFp32) return net;
-  auto it = lowered.find(precision);
-  if (it == lowered.end()) {
-    SignalNet copy(spec.config, static_cast<std::int64_t>(spec.data.features.size()));
-    copy_weights(net, copy);
-    copy->to(device, scalar_type(precision));
+SignalNet TorchModel::network_for(Precision precision) const {
+  if (precision == Precision::kFp32) return net_;
+  auto it = lowered_.find(precision);
+  if (it == lowered_.end()) {
+    SignalNet copy(spec_.config, static_cast<std::int64_t>(spec_.data.features.size()));
+    copy_weights(net_, copy);
+    copy->to(device_, scalar_type(precision));
     copy->eval();
-    it = lowered.emplace(precision, copy).first;
+    it = lowered_.emplace(precision, copy).first;
   }
   return it->second;
 }
@@ -317,30 +242,29 @@ torch::Tensor windows_tensor(const Samples& samples, const ModelSpec& spec, torc
   return on_device.unfold(0, L, 1).transpose(1, 2);  // n x L x F, strided over the rows
 }
 
-std::vector<float> SignalModel::predict(const Samples& samples, Precision precision, std::size_t batch_size) const {
-  if (precision != Precision::kFp32 && impl_->device.is_cpu())
+std::vector<float> TorchModel::predict(const Samples& samples, Precision precision, std::size_t batch_size) const {
+  if (precision != Precision::kFp32 && device_.is_cpu())
     throw ParamError(fmt::format("precision {} needs a GPU; on the CPU use fp32", precision_name(precision)));
   torch::NoGradGuard no_grad;
-  SignalNet net = impl_->network_for(precision);
+  SignalNet net = network_for(precision);
   net->eval();
-  const torch::Tensor windows = windows_tensor(samples, impl_->spec, impl_->device);
+  const torch::Tensor windows = windows_tensor(samples, spec_, device_);
   const std::int64_t n = windows.size(0);
-  const std::int64_t batch =
-      batch_size > 0 ? static_cast<std::int64_t>(batch_size) : (impl_->device.is_cpu() ? 4096 : 16384);
+  const std::int64_t batch = batch_size > 0 ? static_cast<std::int64_t>(batch_size) : (device_.is_cpu() ? 4096 : 16384);
   std::vector<float> out(static_cast<std::size_t>(n));
   for (std::int64_t start = 0; start < n; start += batch) {
     const std::int64_t end = std::min(n, start + batch);
     torch::Tensor x = windows.slice(0, start, end).contiguous().to(scalar_type(precision));
-    torch::Tensor y = to_output(net->forward(x), impl_->spec).to(torch::kCPU).contiguous();
+    torch::Tensor y = to_output(net->forward(x), spec_).to(torch::kCPU).contiguous();
     std::copy_n(y.data_ptr<float>(), end - start, out.begin() + start);
   }
   return out;
 }
 
-std::vector<double> SignalModel::predict_bars(const Bars& bars, Precision precision) const {
-  const Dataset rows = prediction_rows(bars, impl_->spec.data, impl_->spec.scaler);
+std::vector<double> TorchModel::predict_bars(const Bars& bars, Precision precision) const {
+  const Dataset rows = prediction_rows(bars, spec_.data, spec_.scaler);
   const Samples samples{rows.rows, {}, rows.sequence_length, rows.features, true};
-  const std::vector<float> scores = predict(samples, precision);
+  const std::vector<float> scores = predict(samples, precision, 0);
   std::vector<double> out(bars.size(), std::numeric_limits<double>::quiet_NaN());
   for (std::size_t i = 0; i < scores.size(); ++i) out[rows.first_bar + rows.sequence_length - 1 + i] = scores[i];
   return out;
@@ -349,59 +273,134 @@ std::vector<double> SignalModel::predict_bars(const Bars& bars, Precision precis
 // A forward pass captured once for fixed input and output buffers and replayed per call: one
 // launch instead of one per layer and step, which is what small-batch latency is made of. Inputs
 // and outputs go through pinned host buffers so that the copies are plain DMA.
-struct SignalModel::Impl::GraphedForward {
+struct TorchModel::GraphedForward {
   torch::Tensor host_input, input, output, host_output;
 #if defined(GT_TORCH_CUDA)
   at::cuda::CUDAGraph graph;
 #endif
 };
 
-void SignalModel::predict_into(std::span<const float> windows, std::span<float> out, Precision precision) {
-  const std::size_t L = impl_->spec.data.sequence_length, F = impl_->spec.data.features.size();
+void TorchModel::predict_into(std::span<const float> windows, std::span<float> out, Precision precision) {
+  const std::size_t L = spec_.data.sequence_length, F = spec_.data.features.size();
   const std::size_t batch = out.size();
   if (windows.size() != batch * L * F)
     throw ParamError(fmt::format("predict_into: {} outputs need {} input values ({} x {} x {}), got {}", batch,
                                  batch * L * F, batch, L, F, windows.size()));
   // Past a few thousand windows the kernels, not their launches, take the time: no graph needed.
   constexpr std::size_t kLargestGraphedBatch = 4096;
-  if (!impl_->device.is_cuda() || batch > kLargestGraphedBatch) {
-    const auto scores = predict(Samples{windows, {}, L, F, false}, precision);
+  if (!device_.is_cuda() || batch > kLargestGraphedBatch) {
+    const auto scores = predict(Samples{windows, {}, L, F, false}, precision, 0);
     std::copy(scores.begin(), scores.end(), out.begin());
     return;
   }
 #if defined(GT_TORCH_CUDA)
   torch::NoGradGuard no_grad;
-  auto& slot = impl_->graphs[{batch, precision}];
+  auto& slot = graphs_[{batch, precision}];
   const auto b = static_cast<std::int64_t>(batch);
   const std::vector<std::int64_t> shape{b, static_cast<std::int64_t>(L), static_cast<std::int64_t>(F)};
   if (!slot) {
-    slot = std::make_shared<Impl::GraphedForward>();
-    SignalNet net = impl_->network_for(precision);
+    slot = std::make_shared<GraphedForward>();
+    SignalNet net = network_for(precision);
     net->eval();
-    const auto on_device = torch::TensorOptions().device(impl_->device);
+    const auto on_device = torch::TensorOptions().device(device_);
     const auto pinned = torch::TensorOptions().dtype(torch::kFloat).pinned_memory(true);
     slot->host_input = torch::empty(shape, pinned);
     slot->host_output = torch::empty({b}, pinned);
     slot->input = torch::zeros(shape, on_device.dtype(scalar_type(precision)));
     // Capture happens on a side stream after a warm-up there (cuDNN picks its algorithms then).
-    c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool(false, impl_->device.index());
+    c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool(false, device_.index());
     {
       c10::cuda::CUDAStreamGuard guard(stream);
-      for (int i = 0; i < 3; ++i) slot->output = to_output(net->forward(slot->input), impl_->spec);
+      for (int i = 0; i < 3; ++i) slot->output = to_output(net->forward(slot->input), spec_);
       stream.synchronize();
       slot->graph.capture_begin();
-      slot->output = to_output(net->forward(slot->input), impl_->spec);
+      slot->output = to_output(net->forward(slot->input), spec_);
       slot->graph.capture_end();
     }
-    torch::cuda::synchronize(impl_->device.index());
+    torch::cuda::synchronize(device_.index());
   }
   std::copy(windows.begin(), windows.end(), slot->host_input.data_ptr<float>());
   slot->input.copy_(slot->host_input, /*non_blocking=*/true);
   slot->graph.replay();
   slot->host_output.copy_(slot->output, /*non_blocking=*/true);
-  c10::cuda::getCurrentCUDAStream(impl_->device.index()).synchronize();
+  c10::cuda::getCurrentCUDAStream(device_.index()).synchronize();
   std::copy_n(slot->host_output.data_ptr<float>(), batch, out.begin());
 #endif
 }
 
+namespace {
+
+std::unique_ptr<TorchModel> load_model(const std::filesystem::path& path, std::string_view device) {
+  const std::string file = path.string();
+  if (!std::filesystem::exists(path)) throw Error(fmt::format("{}: no such model file", file));
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(file, torch::Device(torch::kCPU));
+  } catch (const c10::Error&) {
+    throw Error(fmt::format("{}: not a model file (expected one written by `gtrader train`)", file));
+  }
+  c10::IValue format, spec_text;
+  if (!archive.try_read("gt_format", format) || !format.isString() || format.toStringRef() != kFormat)
+    throw Error(fmt::format("{}: not a GPT-Trader model file of format {}", file, kFormat));
+  if (!archive.try_read("gt_spec", spec_text) || !spec_text.isString())
+    throw Error(fmt::format("{}: the model file has no spec", file));
+  ModelSpec spec;
+  try {
+    spec = spec_from_json(nlohmann::json::parse(spec_text.toStringRef()));
+    check_spec(spec);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("{}: the model's spec is damaged: {}", file, e.what()));
+  } catch (const ParamError& e) {
+    throw Error(fmt::format("{}: the model's spec is invalid: {}", file, e.what()));
+  }
+  // Built on the CPU without reseeding the global generator: its initial weights are overwritten
+  // below, then it moves to its device.
+  auto model = std::make_unique<TorchModel>(spec, torch::Device(torch::kCPU));
+  torch::serialize::InputArchive weights;
+  if (!archive.try_read("weights", weights)) throw Error(fmt::format("{}: the model file holds no weights", file));
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->net()->named_parameters()) {
+      torch::Tensor stored;
+      if (!weights.try_read(p.key(), stored))
+        throw Error(fmt::format("{}: weight '{}' is missing for a {} of hidden_dim {} and {} layers", file, p.key(),
+                                spec.config.model_type, spec.config.hidden_dim, spec.config.num_layers));
+      if (stored.sizes() != p.value().sizes())
+        throw Error(
+            fmt::format("{}: weight '{}' has shape {}, but a {} of hidden_dim {}, {} layers and {} features "
+                        "needs {}: the file does not match its own spec",
+                        file, p.key(), shape_text(stored.sizes()), spec.config.model_type, spec.config.hidden_dim,
+                        spec.config.num_layers, spec.data.features.size(), shape_text(p.value().sizes())));
+      p.value().copy_(stored);
+    }
+  }
+  model->place_on(torch::Device(torch_device(device)));
+  return model;
+}
+
+class Module final : public TorchModule {
+ public:
+  std::unique_ptr<SignalModel::Impl> create(const ModelSpec& spec, std::uint64_t seed,
+                                            std::string_view device) const override {
+    check_spec(spec);
+    const torch::Device place(torch_device(device));
+    // Weights are drawn on the CPU, so a seed gives the same network on every device.
+    torch::manual_seed(seed);
+    auto model = std::make_unique<TorchModel>(spec, torch::Device(torch::kCPU));
+    model->place_on(place);
+    return model;
+  }
+  std::unique_ptr<SignalModel::Impl> load(const std::filesystem::path& path, std::string_view device) const override {
+    return load_model(path, device);
+  }
+  std::string resolve_device(std::string_view requested) const override { return torch_device(requested); }
+  std::vector<std::string> resolve_gpus(std::string_view spec) const override { return torch_gpus(spec); }
+};
+
+}  // namespace
 }  // namespace gt::ml
+
+extern "C" __attribute__((visibility("default"))) const gt::ml::TorchModule* gt_torch_module(int version) {
+  static const gt::ml::Module module;
+  return version == gt::ml::kTorchModuleVersion ? &module : nullptr;
+}

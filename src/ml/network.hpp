@@ -1,5 +1,5 @@
-// The LibTorch side of SignalModel, shared by model.cpp (build, save, load, predict) and
-// train.cpp (the training loop). Only files built with GT_TORCH include it.
+// The LibTorch side of SignalModel, shared by model.cpp (build, save, load, predict), train.cpp
+// and data_parallel.cpp (training). Only the files of libgt_torch.so include it.
 #pragma once
 
 #include <torch/torch.h>
@@ -10,6 +10,7 @@
 #include <string>
 
 #include "gt/ml.hpp"
+#include "torch_module.hpp"
 
 namespace gt::ml {
 
@@ -43,23 +44,52 @@ class AutocastGuard {
 
 c10::ScalarType scalar_type(Precision precision);
 
-struct SignalModel::Impl {
-  ModelSpec spec;
-  torch::Device device{torch::kCPU};
-  SignalNet net{nullptr};
-  // Copies of the network in fp16/bf16 for prediction, made on first use and dropped when the
-  // weights change.
-  mutable std::map<Precision, SignalNet> lowered;
-  // predict_into's captured forward passes, one per (batch size, precision).
-  struct GraphedForward;
-  std::map<std::pair<std::size_t, Precision>, std::shared_ptr<GraphedForward>> graphs;
+// One model on LibTorch: what SignalModel forwards to (torch_module.hpp).
+class TorchModel final : public SignalModel::Impl {
+ public:
+  // A network of `spec`'s shape on `device`; its initial weights are the caller's business.
+  TorchModel(const ModelSpec& spec, torch::Device device);
 
+  const ModelSpec& spec() const override { return spec_; }
+  std::string device() const override { return device_.str(); }
+  void save(const std::filesystem::path& path) const override;
+  TrainReport train(const Samples& train, const Samples& validation, const Samples& test, const TrainOptions& options,
+                    const EpochCallback& on_epoch) override;
+  TrainReport train(const Dataset& data, const TrainOptions& options, const EpochCallback& on_epoch) override;
+  TrainReport train_parallel(const Dataset& data, const TrainOptions& options, const std::vector<std::string>& devices,
+                             const EpochCallback& on_epoch) override;
+  std::vector<float> predict(const Samples& samples, Precision precision, std::size_t batch_size) const override;
+  std::vector<double> predict_bars(const Bars& bars, Precision precision) const override;
+  void predict_into(std::span<const float> windows, std::span<float> out, Precision precision) override;
+
+  SignalNet& net() { return net_; }
+  void place_on(torch::Device device) {
+    device_ = device;
+    net_->to(device);
+  }
+
+ private:
   SignalNet network_for(Precision precision) const;  // a handle: copies share the module
   void weights_changed() {
-    lowered.clear();
-    graphs.clear();
+    lowered_.clear();
+    graphs_.clear();
   }
+
+  ModelSpec spec_;
+  torch::Device device_;
+  SignalNet net_;
+  // Copies of the network in fp16/bf16 for prediction, made on first use and dropped when the
+  // weights change.
+  mutable std::map<Precision, SignalNet> lowered_;
+  // predict_into's captured forward passes, one per (batch size, precision).
+  struct GraphedForward;
+  std::map<std::pair<std::size_t, Precision>, std::shared_ptr<GraphedForward>> graphs_;
 };
+
+// The device `requested` resolves to, and --gpus as CUDA devices (SignalModel's resolve_device
+// and resolve_gpus, which reach these through the module).
+std::string torch_device(std::string_view requested);
+std::vector<std::string> torch_gpus(std::string_view spec);
 
 // `to` takes `from`'s weights (the same network shape), wherever each lives.
 void copy_weights(const SignalNet& from, SignalNet& to);

@@ -37,19 +37,18 @@ void wait_for(const c10::cuda::CUDAStream& consumer, const c10::cuda::CUDAStream
 
 }  // namespace
 
-TrainReport SignalModel::train(const Dataset& data, const TrainOptions& options,
-                               const std::function<void(const EpochReport&)>& on_epoch) {
+TrainReport TorchModel::train(const Dataset& data, const TrainOptions& options, const EpochCallback& on_epoch) {
   return train(slice_of(data, data.train), slice_of(data, data.validation), slice_of(data, data.test), options,
                on_epoch);
 }
 
-TrainReport SignalModel::train(const Samples& train_set, const Samples& validation_set, const Samples& test_set,
-                               const TrainOptions& options, const std::function<void(const EpochReport&)>& on_epoch) {
+TrainReport TorchModel::train(const Samples& train_set, const Samples& validation_set, const Samples& test_set,
+                              const TrainOptions& options, const EpochCallback& on_epoch) {
   options.validate();
-  const torch::Device device = impl_->device;
+  const torch::Device device = device_;
   check_training_precision(options.precision, device.str());
   if (train_set.count() == 0) throw ParamError("no training samples");
-  impl_->weights_changed();
+  weights_changed();
 
   TrainReport report;
   report.device = device.str();
@@ -57,13 +56,12 @@ TrainReport SignalModel::train(const Samples& train_set, const Samples& validati
   report.validation_samples = validation_set.count();
   report.test_samples = test_set.count();
 
-  const torch::Tensor x_train = windows_tensor(train_set, impl_->spec, device),
-                      y_train = labels_tensor(train_set, device);
-  const torch::Tensor x_val = windows_tensor(validation_set, impl_->spec, device);
+  const torch::Tensor x_train = windows_tensor(train_set, spec_, device), y_train = labels_tensor(train_set, device);
+  const torch::Tensor x_val = windows_tensor(validation_set, spec_, device);
   const torch::Tensor y_val = labels_tensor(validation_set, device);
-  SignalNet net = impl_->net;
+  SignalNet net = net_;
   net->train();
-  Trainer trainer(net, impl_->spec, options, device);
+  Trainer trainer(net, spec_, options, device);
 
   const std::int64_t n = x_train.size(0);
   const std::int64_t batch = std::min<std::int64_t>(options.batch_size, n);
@@ -126,7 +124,7 @@ TrainReport SignalModel::train(const Samples& train_set, const Samples& validati
     if (progress.finish_epoch(epoch, train_loss, seconds, trainer.evaluate(x_val, y_val), net)) break;
   }
   progress.restore_best(net);
-  const torch::Tensor x_test = windows_tensor(test_set, impl_->spec, device), y_test = labels_tensor(test_set, device);
+  const torch::Tensor x_test = windows_tensor(test_set, spec_, device), y_test = labels_tensor(test_set, device);
   const LossParts test = trainer.evaluate(x_test, y_test);
   report.test_loss = test.loss;
   report.test_accuracy = test.accuracy;

@@ -2,13 +2,16 @@
 seed's Python names (GPUAccelerator, GPUConfig, TradingNN, ModelConfig), and the failures a user
 meets (too few bars, bad values, files that are not models or do not match their own spec)."""
 import json
+import os
+import re
+import subprocess
 
 import numpy as np
 import pandas as pd
 import pytest
 
 import gpt_trader as gt
-from conftest import DATA, run_gtrader
+from conftest import DATA, gtrader_bin, run_gtrader
 
 ORCL = DATA / "orcl-1995-2014.csv"
 
@@ -31,6 +34,26 @@ def trained(small_csv, tmp_path_factory):
     model = tmp_path_factory.mktemp("model") / "m.pt"
     proc = run_gtrader("train", "--data", small_csv, *SMALL, "--out", model, "--json")
     return model, json.loads(proc.stdout), proc
+
+
+def test_commands_without_a_model_never_load_libtorch(small_csv, tmp_path):
+    """LibTorch sits in a module loaded on the first call that needs it, so that the other commands
+    start in milliseconds rather than spending half a second loading it."""
+    env = dict(os.environ, LD_DEBUG="files")
+    proc = subprocess.run([gtrader_bin(), "optimize", "--data", str(small_csv), "--strategy", "ma_cross", "--grid",
+                           "fast=5:9", "--grid", "slow=20:24", "--no-cache"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    loads = lambda log, name: re.search(rf"file=\S*{name}\S* \[0\];", log) is not None  # noqa: E731
+    assert not loads(proc.stderr, "libgt_torch") and not loads(proc.stderr, "libtorch")
+    proc = subprocess.run([gtrader_bin(), "train", "--data", str(small_csv), *SMALL, "--out", str(tmp_path / "m.pt")],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 0 and loads(proc.stderr, "libgt_torch") and loads(proc.stderr, "libtorch_cpu")
+    # Without its module, the models fail saying what is missing and how to point at it.
+    missing = tmp_path / "elsewhere" / "libgt_torch.so"
+    proc = subprocess.run([gtrader_bin(), "train", "--data", str(small_csv), *SMALL, "--out", str(tmp_path / "n.pt")],
+                          capture_output=True, text=True, env=dict(os.environ, GTRADER_TORCH_MODULE=str(missing)))
+    assert proc.returncode != 0 and not (tmp_path / "n.pt").exists()
+    assert f"{missing}: no such file" in proc.stderr and "GTRADER_TORCH_MODULE" in proc.stderr
 
 
 def test_train_reports_each_epoch_and_writes_the_model(trained):
