@@ -6,6 +6,7 @@
 #include <tbb/parallel_invoke.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <limits>
@@ -14,6 +15,7 @@
 #include "../strategies/signals.hpp"
 #include "cross_masks.hpp"
 #include "gt/indicators.hpp"
+#include "trade_lanes.hpp"
 
 namespace gt {
 namespace {
@@ -21,15 +23,13 @@ namespace {
 // Where the position changes, for entries S and exits R given as bit masks: the position is a
 // set-reset latch, state_t = S_t | (state_{t-1} & ~R_t), which is exactly the carry chain of the
 // addition (S | ~R) + S (generate S, propagate ~R & ~S). One add per 64 bars yields every state;
-// the bars where it flips go to `flips` without a data-dependent branch per bit (the unrolled
-// store of simdjson's flatten_bits: most words hold at most four flips). The flips alternate
-// entry, exit, entry, ...; an odd count leaves the last position open. `flips` needs room for
-// words*64 + 8 values. With `filter`, only entries whose bar has a filter bit count.
-__attribute__((target_clones("popcnt", "default"))) std::size_t position_flips(const std::uint64_t* entries,
-                                                                               const std::uint64_t* filter,
-                                                                               const std::uint64_t* exits,
-                                                                               std::size_t words,
-                                                                               std::uint32_t* flips) {
+// the bars where it flips go to `flips` (every kStride-th slot) without a data-dependent branch per
+// bit (the unrolled store of simdjson's flatten_bits: most words hold at most four flips). The
+// flips alternate entry, exit, entry, ...; an odd count leaves the last position open. `flips`
+// needs room for words*64 + 4 values. With `filter`, only entries whose bar has a filter bit count.
+template <std::size_t kStride>
+inline std::size_t find_position_flips(const std::uint64_t* entries, const std::uint64_t* filter,
+                                       const std::uint64_t* exits, std::size_t words, std::uint32_t* flips) {
   std::size_t count = 0;
   unsigned char carry = 0;  // the state at the previous word's last bar
   for (std::size_t w = 0; w < words; ++w) {
@@ -41,18 +41,35 @@ __attribute__((target_clones("popcnt", "default"))) std::size_t position_flips(c
     std::uint64_t flip = (set | (~exits[w] & before)) ^ before;
     const auto base = static_cast<std::uint32_t>(w * 64);
     const auto n = static_cast<std::size_t>(std::popcount(flip));
-    std::uint32_t* out = flips + count;
-    for (int j = 0; j < 4; ++j) {
-      out[j] = base + static_cast<std::uint32_t>(std::countr_zero(flip));
+    std::uint32_t* out = flips + count * kStride;
+    for (std::size_t j = 0; j < 4; ++j) {
+      out[j * kStride] = base + static_cast<std::uint32_t>(std::countr_zero(flip));
       flip &= flip - 1;
     }
     for (std::size_t j = 4; j < n; ++j) {  // rare: five or more flips in 64 bars
-      out[j] = base + static_cast<std::uint32_t>(std::countr_zero(flip));
+      out[j * kStride] = base + static_cast<std::uint32_t>(std::countr_zero(flip));
       flip &= flip - 1;
     }
     count += n;
   }
   return count;
+}
+
+__attribute__((target_clones("popcnt", "default"))) std::size_t position_flips(const std::uint64_t* entries,
+                                                                               const std::uint64_t* filter,
+                                                                               const std::uint64_t* exits,
+                                                                               std::size_t words,
+                                                                               std::uint32_t* flips) {
+  return find_position_flips<1>(entries, filter, exits, words, flips);
+}
+
+// Into one lane of a LaneBatch (trade_lanes.hpp's layout); only called where the lanes run, whose
+// CPUs all have these instructions.
+__attribute__((target("popcnt,bmi,bmi2"))) std::size_t position_flips_in_lane(const std::uint64_t* entries,
+                                                                              const std::uint64_t* filter,
+                                                                              const std::uint64_t* exits,
+                                                                              std::size_t words, std::uint32_t* lane) {
+  return find_position_flips<detail::kTradeLanes>(entries, filter, exits, words, lane);
 }
 
 // The float copies of the averages (cross_masks.hpp): a fifth of the set-up when left to SSE2.
@@ -96,7 +113,8 @@ class MaCrossEvaluator final : public Evaluator {
     std::vector<std::uint64_t> masks(2 * words_);
     std::uint64_t* up = masks.data();
     std::uint64_t* down = up + words_;
-    std::vector<std::uint32_t> flips(padded_ + 8);
+    LaneBatch lanes(detail::trade_lanes_supported(), padded_);
+    std::vector<std::uint32_t> flips(lanes.enabled() ? 0 : padded_ + 4);
     int last_type = -1, last_fast = -1, last_slow = -1;
     for (const std::uint32_t i : order) {
       const double* p = params.data() + i * stride;
@@ -110,13 +128,63 @@ class MaCrossEvaluator final : public Evaluator {
         last_fast = fast;
         last_slow = slow;
       }
-      const std::size_t count =
-          position_flips(up, p[3] != 0 ? volume_words_.data() : nullptr, down, words_, flips.data());
-      out[i] = simulate({flips.data(), count});
+      const std::uint64_t* filter = p[3] != 0 ? volume_words_.data() : nullptr;
+      if (!lanes.enabled()) {
+        const std::size_t count = position_flips(up, filter, down, words_, flips.data());
+        out[i] = simulate({flips.data(), count});
+      } else if (lanes.add(i, position_flips_in_lane(up, filter, down, words_, lanes.next_lane()))) {
+        book(lanes, out);
+      }
     }
+    if (lanes.enabled()) book(lanes, out);
   }
 
  private:
+  // Combinations waiting for a lane of detail::book_trade_lanes, their flips lane-major.
+  class LaneBatch {
+   public:
+    // Empty (not enabled) where this CPU has no lanes.
+    LaneBatch(bool lanes, std::size_t padded_bars) : flips_(lanes ? (padded_bars + 4) * detail::kTradeLanes : 0) {}
+    bool enabled() const { return !flips_.empty(); }
+    // Where the next combination's flips go (position_flips_in_lane).
+    std::uint32_t* next_lane() { return flips_.data() + used_; }
+    // Takes the next lane for result `slot`, whose flips are written; true when every lane is taken.
+    bool add(std::uint32_t slot, std::size_t flip_count) {
+      counts_[used_] = flip_count;
+      slots_[used_] = slot;
+      return ++used_ == detail::kTradeLanes;
+    }
+    // The lanes' flips padded with `bars` to the longest lane's trade count (trade_lanes.hpp);
+    // empty when no lane is taken. `slots` receives which result each lane holds.
+    detail::TradeLanes take(std::uint32_t bars, std::span<std::uint32_t> slots, std::size_t& used) {
+      std::size_t most = 0;
+      for (std::size_t l = 0; l < used_; ++l) most = std::max(most, counts_[l]);
+      const std::size_t steps = (most + 1) / 2;
+      for (std::size_t l = 0; l < detail::kTradeLanes; ++l)
+        for (std::size_t j = l < used_ ? counts_[l] : 0; j < 2 * steps; ++j) flips_[j * detail::kTradeLanes + l] = bars;
+      std::copy_n(slots_.begin(), used_, slots.begin());
+      used = std::exchange(used_, 0);
+      return {flips_.data(), steps};
+    }
+
+   private:
+    std::vector<std::uint32_t> flips_;
+    std::array<std::size_t, detail::kTradeLanes> counts_{};
+    std::array<std::uint32_t, detail::kTradeLanes> slots_{};
+    std::size_t used_ = 0;
+  };
+
+  // Books the batch's combinations side by side and writes their metrics.
+  void book(LaneBatch& lanes, std::span<Metrics> out) const {
+    std::array<std::uint32_t, detail::kTradeLanes> slots{};
+    std::size_t used = 0;
+    const detail::TradeLanes batch = lanes.take(static_cast<std::uint32_t>(n_), slots, used);
+    if (used == 0) return;
+    detail::LaneAccounts accounts;
+    detail::book_trade_lanes(facts_.data(), {ranges_.data(), n_}, n_, lag_, cash_, batch, accounts);
+    for (std::size_t l = 0; l < used; ++l) out[slots[l]] = finalize_metrics(accounts.sums[l], periods_per_year_);
+  }
+
   void build_moving_averages(const Bars& bars, const Grid& grid) {
     const std::vector<int> periods = ma_cross_periods(grid);
     max_period_ = periods.back();
@@ -130,18 +198,25 @@ class MaCrossEvaluator final : public Evaluator {
     series_.reset(new double[rows * padded_]);  // written below; no zero-fill pass
     coarse_.reset(new float[rows * padded_]);
     first_defined_.assign(rows, 0);
-    // The types side by side, so that two cores share three types' work.
-    tbb::parallel_for(std::size_t{0}, types.size(), [&](std::size_t ti) {
-      double* block = series_.get() + ti * periods.size() * padded_;
-      ind::ma_many_into(static_cast<ind::MaType>(types[ti]), bars.close, periods, block, padded_);
-      for (std::size_t r = 0; r < periods.size(); ++r) {
-        double* values = block + r * padded_;
+    // Blocks of eight periods (ma_many_into's SIMD width) of every type side by side, so that the
+    // cores share the work evenly.
+    constexpr std::size_t kBlock = 8;
+    const std::size_t blocks = (periods.size() + kBlock - 1) / kBlock;
+    tbb::parallel_for(std::size_t{0}, types.size() * blocks, [&](std::size_t task) {
+      const std::size_t first_row = task / blocks * periods.size() + task % blocks * kBlock;
+      const auto block = std::span<const int>(periods).subspan(task % blocks * kBlock);
+      const std::size_t count = std::min(kBlock, block.size());
+      double* rows_out = series_.get() + first_row * padded_;
+      ind::ma_many_into(static_cast<ind::MaType>(types[task / blocks]), bars.close, block.first(count), rows_out,
+                        padded_);
+      for (std::size_t r = 0; r < count; ++r) {
+        double* values = rows_out + r * padded_;
         // NaN past the last bar, so that whole words compare false there.
         std::fill(values + n_, values + padded_, std::numeric_limits<double>::quiet_NaN());
         round_to_float(values, coarse_.get() + (values - series_.get()), padded_);
         std::size_t first = 0;
         while (first < n_ && std::isnan(values[first])) ++first;
-        first_defined_[ti * periods.size() + r] = first;
+        first_defined_[first_row + r] = first;
       }
     });
   }

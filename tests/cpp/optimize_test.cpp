@@ -4,9 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "../../src/optimize/cross_masks.hpp"
+#include "../../src/optimize/trade_lanes.hpp"
 #include "gt/data.hpp"
 #include "gt/error.hpp"
 #include "gt/gpu.hpp"
@@ -93,6 +95,57 @@ TEST(GridEngine, EveryInstructionSetGivesTheSameCrossings) {
     SCOPED_TRACE(isa);
     expect_engines_agree(gt::load_csv(GT_DATA_DIR "/yhoo-1996-2014.csv"), seed_grid(), gt::ExecutionOptions{});
   }
+}
+
+// Every metric of every valid combination of `grid` from the grid engine, with the AVX-512 trade
+// lanes on or off.
+std::vector<gt::Metrics> grid_engine_metrics(const gt::Bars& bars, const gt::Grid& grid,
+                                             const gt::ExecutionOptions& options, bool lanes) {
+  gt::detail::force_trade_lanes(lanes);
+  const auto engine = gt::make_evaluator(bars, grid, options);
+  const std::size_t stride = grid.base().size();
+  std::vector<double> params, combo(stride);
+  for (std::uint64_t i = 0; i < grid.size(); ++i) {
+    grid.decode(i, combo);
+    if (grid.is_valid(combo)) params.insert(params.end(), combo.begin(), combo.end());
+  }
+  std::vector<gt::Metrics> out(params.size() / stride);
+  engine->evaluate(params, stride, out);
+  gt::detail::force_trade_lanes(true);
+  return out;
+}
+
+// The lanes repeat the scalar account's arithmetic in its order, so they must give the same
+// doubles, not merely close ones. Returns how many combinations were compared.
+std::size_t expect_lanes_equal_scalar(const gt::Bars& bars, const gt::Grid& grid, const gt::ExecutionOptions& options) {
+  const auto lanes = grid_engine_metrics(bars, grid, options, true);
+  const auto scalar = grid_engine_metrics(bars, grid, options, false);
+  EXPECT_EQ(lanes.size(), scalar.size());
+  for (std::size_t i = 0; i < std::min(lanes.size(), scalar.size()); ++i)
+    for (std::size_t m = 0; m < gt::metric_names().size(); ++m) {
+      const double a = gt::metric_value(lanes[i], m), b = gt::metric_value(scalar[i], m);
+      if (!(std::isnan(a) && std::isnan(b))) {
+        EXPECT_EQ(a, b) << gt::metric_names()[m] << " of combination " << i;
+      }
+    }
+  return lanes.size();
+}
+
+// Partial batches (grids of 1 and 2,700 % 8 combinations), trades still open at the end, costs,
+// close fills and 5-minute bars included.
+TEST(GridEngine, TradeLanesBookExactlyWhatTheScalarAccountBooks) {
+  if (!gt::detail::force_trade_lanes(true)) GTEST_SKIP() << "this CPU has no AVX-512 trade lanes";
+  gt::ExecutionOptions costs;
+  costs.commission = 0.001;
+  costs.slippage_bps = 5;
+  gt::ExecutionOptions close_fills = costs;
+  close_fills.fill = gt::Fill::kClose;
+  EXPECT_EQ(expect_lanes_equal_scalar(orcl(), seed_grid(), gt::ExecutionOptions{}), 2700);
+  EXPECT_EQ(expect_lanes_equal_scalar(orcl(), seed_grid(), costs), 2700);
+  EXPECT_EQ(expect_lanes_equal_scalar(orcl(), seed_grid(), close_fills), 2700);
+  EXPECT_EQ(expect_lanes_equal_scalar(gt::load_csv(GT_DATA_DIR "/es-2006-5min.csv"), seed_grid(), costs), 2700);
+  const auto one = gt::parse_grid(ma_cross(), {"fast=7", "slow=30", "ma_type=1"}, std::nullopt, {});
+  EXPECT_EQ(expect_lanes_equal_scalar(orcl(), one, gt::ExecutionOptions{}), 1);
 }
 
 TEST(GridEngine, ShortsAndFractionalSizeUseTheReferencePath) {
