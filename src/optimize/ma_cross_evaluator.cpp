@@ -143,46 +143,49 @@ class MaCrossEvaluator final : public Evaluator {
   // Combinations waiting for a lane of detail::book_trade_lanes, their flips lane-major.
   class LaneBatch {
    public:
-    // Empty (not enabled) where this CPU has no lanes.
-    LaneBatch(bool lanes, std::size_t padded_bars) : flips_(lanes ? (padded_bars + 4) * detail::kTradeLanes : 0) {}
-    bool enabled() const { return !flips_.empty(); }
+    // Not enabled where this CPU has no lanes. Every slot is written (by position_flips_in_lane or
+    // padded()) before book_trade_lanes reads it, so the buffer is not zero-filled on each call.
+    LaneBatch(bool lanes, std::size_t padded_bars)
+        : flips_(lanes ? std::make_unique_for_overwrite<std::uint32_t[]>((padded_bars + 4) * detail::kTradeLanes)
+                       : nullptr) {}
+    bool enabled() const { return flips_ != nullptr; }
     // Where the next combination's flips go (position_flips_in_lane).
-    std::uint32_t* next_lane() { return flips_.data() + used_; }
+    std::uint32_t* next_lane() { return flips_.get() + used_; }
     // Takes the next lane for result `slot`, whose flips are written; true when every lane is taken.
     bool add(std::uint32_t slot, std::size_t flip_count) {
       counts_[used_] = flip_count;
       slots_[used_] = slot;
       return ++used_ == detail::kTradeLanes;
     }
-    // The lanes' flips padded with `bars` to the longest lane's trade count (trade_lanes.hpp);
-    // empty when no lane is taken. `slots` receives which result each lane holds.
-    detail::TradeLanes take(std::uint32_t bars, std::span<std::uint32_t> slots, std::size_t& used) {
+    std::size_t used() const { return used_; }
+    std::uint32_t slot(std::size_t lane) const { return slots_[lane]; }
+    // The lanes' flips padded with `bars` to the longest lane's trade count (trade_lanes.hpp).
+    detail::TradeLanes padded(std::uint32_t bars) {
       std::size_t most = 0;
       for (std::size_t l = 0; l < used_; ++l) most = std::max(most, counts_[l]);
       const std::size_t steps = (most + 1) / 2;
       for (std::size_t l = 0; l < detail::kTradeLanes; ++l)
         for (std::size_t j = l < used_ ? counts_[l] : 0; j < 2 * steps; ++j) flips_[j * detail::kTradeLanes + l] = bars;
-      std::copy_n(slots_.begin(), used_, slots.begin());
-      used = std::exchange(used_, 0);
-      return {flips_.data(), steps};
+      return {flips_.get(), steps};
     }
+    void clear() { used_ = 0; }
 
    private:
-    std::vector<std::uint32_t> flips_;
+    std::unique_ptr<std::uint32_t[]> flips_;
     std::array<std::size_t, detail::kTradeLanes> counts_{};
     std::array<std::uint32_t, detail::kTradeLanes> slots_{};
     std::size_t used_ = 0;
   };
 
-  // Books the batch's combinations side by side and writes their metrics.
+  // Books the batch's combinations side by side, writes their metrics and empties the batch.
   void book(LaneBatch& lanes, std::span<Metrics> out) const {
-    std::array<std::uint32_t, detail::kTradeLanes> slots{};
-    std::size_t used = 0;
-    const detail::TradeLanes batch = lanes.take(static_cast<std::uint32_t>(n_), slots, used);
-    if (used == 0) return;
+    if (lanes.used() == 0) return;
     detail::LaneAccounts accounts;
-    detail::book_trade_lanes(facts_.data(), {ranges_.data(), n_}, n_, lag_, cash_, batch, accounts);
-    for (std::size_t l = 0; l < used; ++l) out[slots[l]] = finalize_metrics(accounts.sums[l], periods_per_year_);
+    detail::book_trade_lanes(facts_.data(), {ranges_.data(), n_}, n_, lag_, cash_,
+                             lanes.padded(static_cast<std::uint32_t>(n_)), accounts);
+    for (std::size_t l = 0; l < lanes.used(); ++l)
+      out[lanes.slot(l)] = finalize_metrics(accounts.sums[l], periods_per_year_);
+    lanes.clear();
   }
 
   void build_moving_averages(const Bars& bars, const Grid& grid) {
