@@ -8,6 +8,7 @@ The driver merges the ranges in grid order, so the results file is byte-identica
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -127,7 +128,7 @@ class RayDistributedEngine:
         """One per engine, started once (an actor is a process) and reset for each run; on the
         head node, which outlives any worker node lost during a run."""
         if getattr(self, "_counter", None) is None:
-            self._counter = _AttemptCounter.options(num_cpus=0, resources={"node:__internal_head__": 0.001}).remote()
+            self._counter = _remote()[0].options(num_cpus=0, resources={"node:__internal_head__": 0.001}).remote()
         self._ray.get(self._counter.reset.remote())
         return self._counter
 
@@ -177,7 +178,7 @@ class RayDistributedEngine:
         started = time.perf_counter()
         payloads = [ray.put(_core.bars_to_csv(b)) for b in symbols]  # once; shared by every task
         counter = self._attempt_counter()
-        task = _evaluate_range.options(max_retries=self.config.max_retries, retry_exceptions=True)
+        task = _remote()[1].options(max_retries=self.config.max_retries, retry_exceptions=True)
         ranges = [(s, first, min(chunk, size - first)) for s in range(len(symbols)) for first in range(0, size, chunk)]
         # Each task ranks its own range and sends back its best `top` (the overall best are among
         # the ranges' best) and, when a results file is wanted, its rows as CSV text.
@@ -252,9 +253,10 @@ class RayDistributedEngine:
                 rows.append({"combinations": local["computed"], "workers": w, "tasks": self.last_run.tasks,
                              "seconds": seconds, "combos_per_sec": rate, "scaling_efficiency": rate / (base * w),
                              "local_one_thread_combos_per_sec": local["computed"] / local["seconds"]})
-        ray.get(_noop.remote())
+        noop = _remote()[2]
+        ray.get(noop.remote())
         start = time.perf_counter()
-        ray.get([_noop.remote() for _ in range(200)])
+        ray.get([noop.remote() for _ in range(200)])
         return {"results": rows, "task_overhead_seconds": (time.perf_counter() - start) / 200}
 
 
@@ -333,7 +335,8 @@ def _define_remote():
     return AttemptCounter, evaluate_range, noop
 
 
-try:
-    _AttemptCounter, _evaluate_range, _noop = _define_remote()
-except ImportError:  # no Ray: the engine says how to install it when asked to run
-    _AttemptCounter = _evaluate_range = _noop = None
+@functools.cache
+def _remote():
+    """(AttemptCounter, evaluate_range, noop), defined on first use: importing Ray takes seconds,
+    which `import gpt_trader` should not cost anyone who does not distribute."""
+    return _define_remote()

@@ -1,5 +1,7 @@
 """The Python package over the C++ core: the same numbers as the CLI, NumPy views, DataFrames."""
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -15,6 +17,16 @@ def test_bars_are_numpy_views_of_the_engine_memory():
     assert isinstance(close, np.ndarray) and close.dtype == np.float64 and len(close) == len(bars) == 5036
     assert not close.flags.owndata  # a view, no copy
     assert close[0] == 2.117284
+
+
+def test_importing_the_package_leaves_ray_unloaded():
+    """Ray loads on the first distributed call: importing it takes seconds that the local engine's
+    users should not pay on `import gpt_trader`."""
+    code = ("import sys, gpt_trader; loaded = 'ray' in sys.modules; "
+            "gpt_trader.RayDistributedEngine, gpt_trader.DistributedConfig; print(loaded)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
 
 
 def test_dataframes_go_through_the_same_validation():
