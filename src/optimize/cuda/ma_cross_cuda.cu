@@ -92,7 +92,7 @@ __device__ void settle(const DeviceTables& d, RangeTableView ranges, int target,
 // filtered combination's metrics go (-1: not asked for). kBlocksPerSm trades registers for resident
 // warps: while the float table fits in L2 the kernel runs best unconstrained (120 registers, 4
 // blocks of 128 an SM); a table larger than L2 makes its reads wait on HBM, which 6 blocks (80
-// registers, a few spills) hide better. H100, 1.2 million combinations: 2,000 bars (24 MB table)
+// registers, a few spills) hide better. H100, 1.1 million combinations: 2,000 bars (24 MB table)
 // 1.79e12 bar-combos/s unconstrained against 1.65e12 at 6 blocks, 100,000 bars (1.2 GB) 1.27e12
 // against 1.44e12.
 template <int kBlocksPerSm>
