@@ -25,29 +25,16 @@
 #include "gt/ml.hpp"
 #include "gt/optimize.hpp"
 #include "gt/strategy.hpp"
+#include "owned_array.hpp"
 
 namespace nb = nanobind;
 using namespace nb::literals;
 
 namespace {
 
-using DoubleArray = nb::ndarray<nb::numpy, double, nb::ndim<1>>;
+using gt_python::owned_array;
 using InDoubles = nb::ndarray<const double, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 using InInt64 = nb::ndarray<const std::int64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
-
-// A NumPy array that owns a copy of `values`.
-DoubleArray to_numpy(std::vector<double> values) {
-  auto* heap = new std::vector<double>(std::move(values));
-  nb::capsule owner(heap, [](void* p) noexcept { delete static_cast<std::vector<double>*>(p); });
-  return DoubleArray(heap->data(), {heap->size()}, owner);
-}
-
-nb::ndarray<nb::numpy, double, nb::ndim<2>> to_numpy_2d(std::vector<double> values, std::size_t rows,
-                                                        std::size_t cols) {
-  auto* heap = new std::vector<double>(std::move(values));
-  nb::capsule owner(heap, [](void* p) noexcept { delete static_cast<std::vector<double>*>(p); });
-  return nb::ndarray<nb::numpy, double, nb::ndim<2>>(heap->data(), {rows, cols}, owner);
-}
 
 gt::ExecutionOptions execution_options(const nb::dict& d) {
   gt::ExecutionOptions o;
@@ -224,7 +211,7 @@ NB_MODULE(_core, m) {
           outputs = gt::ind::compute(name, bars, a);
         }
         nb::dict d;
-        for (auto& o : outputs) d[o.name.c_str()] = to_numpy(std::move(o.values));
+        for (auto& o : outputs) d[o.name.c_str()] = owned_array(std::move(o.values));
         return d;
       },
       "name"_a, "bars"_a, "period"_a = nb::none(), "fast"_a = nb::none(), "slow"_a = nb::none(),
@@ -235,7 +222,7 @@ NB_MODULE(_core, m) {
       "moving_average",
       [](InDoubles values, int ma_type, int period) {
         std::span<const double> in(values.data(), values.shape(0));
-        return to_numpy(gt::ind::ma(static_cast<gt::ind::MaType>(ma_type), in, period));
+        return owned_array(gt::ind::ma(static_cast<gt::ind::MaType>(ma_type), in, period));
       },
       "values"_a, "ma_type"_a, "period"_a);
 
@@ -294,22 +281,22 @@ NB_MODULE(_core, m) {
           bars_held.push_back(static_cast<double>(t.bars_held));
           open.push_back(t.open);
         }
-        trades["entry_bar"] = to_numpy(entry_bar);
-        trades["exit_bar"] = to_numpy(exit_bar);
-        trades["side"] = to_numpy(side);
-        trades["entry_price"] = to_numpy(entry_price);
-        trades["exit_price"] = to_numpy(exit_price);
-        trades["units"] = to_numpy(units);
-        trades["pnl"] = to_numpy(pnl);
-        trades["return"] = to_numpy(ret);
-        trades["bars_held"] = to_numpy(bars_held);
-        trades["open"] = to_numpy(open);
+        trades["entry_bar"] = owned_array(entry_bar);
+        trades["exit_bar"] = owned_array(exit_bar);
+        trades["side"] = owned_array(side);
+        trades["entry_price"] = owned_array(entry_price);
+        trades["exit_price"] = owned_array(exit_price);
+        trades["units"] = owned_array(units);
+        trades["pnl"] = owned_array(pnl);
+        trades["return"] = owned_array(ret);
+        trades["bars_held"] = owned_array(bars_held);
+        trades["open"] = owned_array(open);
         nb::dict out;
         out["metrics"] = metrics_dict(r.metrics);
         out["parameters"] = params_dict(s, values);
         out["trades"] = trades;
-        out["equity"] = to_numpy(std::move(r.equity));
-        out["position"] = to_numpy(std::move(r.position));
+        out["equity"] = owned_array(std::move(r.equity));
+        out["position"] = owned_array(std::move(r.position));
         return out;
       },
       "bars"_a, "strategy"_a, "params"_a, "options"_a);
@@ -402,8 +389,9 @@ NB_MODULE(_core, m) {
         for (std::size_t k = 0; k < names.size(); ++k)
           metrics[i * names.size() + k] = gt::metric_value(r.metrics[i], k);
     std::vector<double> valid(r.valid.begin(), r.valid.end());
-    return nb::make_tuple(to_numpy(std::move(valid)), to_numpy_2d(std::move(r.params), r.valid.size(), r.stride),
-                          to_numpy_2d(std::move(metrics), r.valid.size(), names.size()), r.from_cache);
+    return nb::make_tuple(owned_array(std::move(valid)),
+                          owned_array<double, 2>(std::move(r.params), {r.valid.size(), r.stride}),
+                          owned_array<double, 2>(std::move(metrics), {r.valid.size(), names.size()}), r.from_cache);
   };
   nb::class_<RangeEvaluator>(m, "RangeEvaluator")
       .def(

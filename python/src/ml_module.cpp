@@ -10,6 +10,7 @@
 
 #include "gt/error.hpp"
 #include "gt/ml.hpp"
+#include "owned_array.hpp"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -17,16 +18,10 @@ using namespace nb::literals;
 namespace {
 
 namespace ml = gt::ml;
+using gt_python::owned_array;
 
 using InWindows = nb::ndarray<const float, nb::ndim<3>, nb::c_contig, nb::device::cpu>;
 using InLabels = nb::ndarray<const float, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
-
-template <class T, std::size_t N>
-nb::ndarray<nb::numpy, T, nb::ndim<N>> owned(std::vector<T> values, std::array<std::size_t, N> shape) {
-  auto* heap = new std::vector<T>(std::move(values));
-  nb::capsule owner(heap, [](void* p) noexcept { delete static_cast<std::vector<T>*>(p); });
-  return nb::ndarray<nb::numpy, T, nb::ndim<N>>(heap->data(), N, shape.data(), owner);
-}
 
 nb::dict scaler_dict(const ml::Scaler& s) {
   nb::dict d;
@@ -174,9 +169,9 @@ void bind_ml(nb::module_& m) {
         for (std::size_t i = 0; i < d.samples(); ++i) end_time[i] = bars.time[d.end_bar(i)];
         nb::dict out;
         const std::size_t n = d.samples();
-        out["X"] = owned<float, 3>(std::move(windows), {n, d.sequence_length, d.features});
-        out["y"] = owned<float, 1>(d.labels, {n});
-        out["end_time"] = owned<std::int64_t, 1>(std::move(end_time), {n});
+        out["X"] = owned_array<float, 3>(std::move(windows), {n, d.sequence_length, d.features});
+        out["y"] = owned_array<float, 1>(d.labels, {n});
+        out["end_time"] = owned_array<std::int64_t, 1>(std::move(end_time), {n});
         out["train"] = nb::make_tuple(d.train.begin, d.train.end);
         out["validation"] = nb::make_tuple(d.validation.begin, d.validation.end);
         out["test"] = nb::make_tuple(d.test.begin, d.test.end);
@@ -233,7 +228,7 @@ void bind_ml(nb::module_& m) {
               out = self.predict(windows_of(x, 0, x.shape(0)), ml::parse_precision(precision), batch_size);
             }
             const std::size_t n = out.size();
-            return owned<float, 1>(std::move(out), {n});
+            return owned_array<float, 1>(std::move(out), {n});
           },
           "X"_a, "precision"_a = "fp32", "batch_size"_a = 0)
       .def(
@@ -245,7 +240,7 @@ void bind_ml(nb::module_& m) {
               out = self.predict_bars(bars, ml::parse_precision(precision));
             }
             const std::size_t n = out.size();
-            return owned<double, 1>(std::move(out), {n});
+            return owned_array<double, 1>(std::move(out), {n});
           },
           "bars"_a, "precision"_a = "fp32");
 }
