@@ -22,6 +22,8 @@ namespace {
 
 using nlohmann::json;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+// The Vega-Lite version every chart spec is written for (the embedded bundle must render it).
+constexpr const char* kVegaLiteSchema = "https://vega.github.io/schema/vega-lite/v6.json";
 
 std::vector<std::string> split(const std::string& line) {
   std::vector<std::string> out;
@@ -323,7 +325,7 @@ std::string optimization_report_html(const ResultsTable& r, const OptimizationRe
   std::vector<Chart> charts;
   charts.push_back({"heatmap",
                     fmt::format("{} over {} x {} ({})", o.metric, r.params[px], r.params[py], others_text),
-                    {{"$schema", "https://vega.github.io/schema/vega-lite/v6.json"},
+                    {{"$schema", kVegaLiteSchema},
                      {"data", {{"values", cell_values}}},
                      {"mark", {{"type", "rect"}, {"tooltip", true}}},
                      {"width", std::min<std::size_t>(900, 28 * distinct(px).size() + 40)},
@@ -358,9 +360,7 @@ std::string optimization_report_html(const ResultsTable& r, const OptimizationRe
                             {"y", {{"aggregate", "count"}, {"type", "quantitative"}}}}}});
   charts.push_back({"distributions",
                     fmt::format("Distributions over {} combinations", rows.size()),
-                    {{"$schema", "https://vega.github.io/schema/vega-lite/v6.json"},
-                     {"data", {{"values", dist_rows}}},
-                     {"hconcat", histograms}}});
+                    {{"$schema", kVegaLiteSchema}, {"data", {{"values", dist_rows}}}, {"hconcat", histograms}}});
 
   // The best combinations, as a table.
   std::string table = "<h2>Best combinations by " + escape_html(o.metric) + "</h2>\n<table><tr><th>#</th>";
@@ -421,7 +421,7 @@ std::string backtest_report_html(const std::vector<BacktestReportInput>& runs, s
     charts.push_back(
         {prefix + "-price",
          "Price and fills",
-         {{"$schema", "https://vega.github.io/schema/vega-lite/v6.json"},
+         {{"$schema", kVegaLiteSchema},
           {"width", 1000},
           {"height", 260},
           {"layer",
@@ -444,7 +444,7 @@ std::string backtest_report_html(const std::vector<BacktestReportInput>& runs, s
                    {"range", {"#1a9850", "#d73027", "#d73027", "#1a9850"}}}}}}}}}}}}});
     charts.push_back({prefix + "-equity",
                       "Equity",
-                      {{"$schema", "https://vega.github.io/schema/vega-lite/v6.json"},
+                      {{"$schema", kVegaLiteSchema},
                        {"width", 1000},
                        {"height", 200},
                        {"data", {{"values", series}}},
@@ -454,7 +454,7 @@ std::string backtest_report_html(const std::vector<BacktestReportInput>& runs, s
                          {"y", {{"field", "equity"}, {"type", "quantitative"}, {"scale", {{"zero", false}}}}}}}}});
     charts.push_back({prefix + "-drawdown",
                       "Drawdown",
-                      {{"$schema", "https://vega.github.io/schema/vega-lite/v6.json"},
+                      {{"$schema", kVegaLiteSchema},
                        {"width", 1000},
                        {"height", 150},
                        {"data", {{"values", series}}},
