@@ -64,10 +64,7 @@ double metric_value(const Metrics& m, std::string_view name);  // throws ParamEr
 std::size_t metric_index(std::string_view name);  // throws ParamError listing the names
 double metric_value(const Metrics& m, std::size_t index);
 void set_metric_value(Metrics& m, std::size_t index, double value);
-// All of them at once, in metric_names() order (the cache's entries).
-inline constexpr std::size_t kMetricCount = 12;
-void metric_values(const Metrics& m, std::span<double, kMetricCount> out);
-Metrics metrics_from_values(std::span<const double, kMetricCount> values);
+inline constexpr std::size_t kMetricCount = 12;  // metric_names().size()
 // True when higher is better for ranking by this metric (false for max_drawdown).
 bool metric_higher_is_better(std::string_view name);
 

@@ -43,20 +43,27 @@ class CacheBackend {
   // of another size (never an entry of this layout), else kMissing.
   virtual void get(std::string_view ns, std::span<const std::uint64_t> keys, std::size_t value_size,
                    std::span<char> values, std::span<std::uint8_t> found) = 0;
-  // Returns once the values are durable against the process dying (not against a power loss):
-  // a Ray task's results are kept when it returns, a killed run's finished chunks when resumed.
-  virtual void put(std::string_view ns, std::span<const std::uint64_t> keys, std::size_t value_size,
-                   std::string_view values) = 0;
+  // Entries of one namespace: keys[i]'s value at values[i * value_size].
+  struct Batch {
+    std::span<const std::uint64_t> keys;
+    std::string_view values;
+  };
+  // Stores every batch (several chunks' results: a disk store writes them with one system call).
+  // Returns once the values are durable against the process dying (not against a power loss): a
+  // Ray task's results are kept when it returns, a killed run's stored chunks when resumed.
+  virtual void put(std::string_view ns, std::size_t value_size, std::span<const Batch> batches) = 0;
+  // False when the backend knows that it holds nothing of `ns`, so that a cold run skips lookups.
+  virtual bool may_hold(std::string_view /*ns*/) { return true; }
   virtual std::string describe() const = 0;  // for messages and the JSON summary; never a password
 };
 
-// An embedded store in a folder: one append-only file of framed batches per namespace
-// (<dir>/<namespace>.log), which every process and thread appends a batch at a time with one
-// O_APPEND write, so that on a local file system writers never interleave. A torn batch (the
-// process killed or the power lost mid-write) is skipped by readers; nothing else is lost. Each
-// put reaches the file (the page cache) before it returns, so a killed process loses only the
-// chunks it was computing, which a resumed run recomputes; a power loss, at most the last two
-// seconds (the file is synced that often).
+// An embedded store in a folder: one append-only file of framed batches for every namespace
+// (<dir>/results.log), which every process and thread appends with one O_APPEND write per put, so
+// that on a local file system writers never interleave. A torn batch (the process killed or the
+// power lost mid-write) is skipped by readers; nothing else is lost. Each put reaches the file
+// (the page cache) before it returns, so a killed process loses only the chunks not yet stored,
+// which a resumed run recomputes; a power loss, at most the last two seconds (the file is synced
+// that often). Readers see the file as it was when the store first read it.
 std::unique_ptr<CacheBackend> make_disk_backend(const std::filesystem::path& dir);
 // redis://[[user]:password@]host[:port][/db]. Connects, authenticates and selects the database
 // now, throwing Error with what to fix; later failures throw CacheUnavailable.
@@ -67,7 +74,7 @@ std::filesystem::path default_cache_dir();
 
 // The key of everything a combination's metrics depend on except its parameters: the market data
 // (every column's bytes), the strategy and its code version, the SPEC §3 options (periods per year
-// resolved) and kEngineVersion. "gt-v2-" (the entry layout) and 32 hex digits: a valid folder and Redis key name.
+// resolved) and kEngineVersion. "gt-v3-" (the entry layout) and 32 hex digits: a valid folder and Redis key name.
 std::string cache_namespace(const Bars& bars, const Strategy& strategy, const ExecutionOptions& options);
 
 // A name for one run's private journal (used under --no-cache so that --resume still works): the
@@ -84,6 +91,9 @@ CacheKey cache_key(std::span<const double> params);
 
 class ResultCache {
  public:
+  // An entry: the Metrics struct's bytes and their checksum (result_cache.cpp).
+  static constexpr std::size_t kEntryBytes = (kMetricCount + 1) * sizeof(std::uint64_t);
+
   explicit ResultCache(std::unique_ptr<CacheBackend> backend,
                        std::function<void(std::string_view)> warn = nullptr);  // default: stderr
 
@@ -91,6 +101,20 @@ class ResultCache {
   // many. Never throws for a backend failure (the cache turns itself off).
   std::size_t lookup(std::string_view ns, std::span<const CacheKey> keys, std::span<Metrics> out,
                      std::span<std::uint8_t> hit);
+
+  // Results encoded for one namespace, checksums and all, on whatever thread computed them, to be
+  // stored later together with others (one write for several chunks).
+  class Encoded {
+   public:
+    std::size_t bytes() const { return keys_.size() * (sizeof(std::uint64_t) + kEntryBytes); }
+
+   private:
+    friend class ResultCache;
+    std::vector<std::uint64_t> keys_;
+    std::unique_ptr<char[]> values_;
+  };
+  Encoded encode(std::string_view ns, std::span<const CacheKey> keys, std::span<const Metrics> metrics) const;
+  void store(std::string_view ns, std::span<const Encoded> batches);
   void store(std::string_view ns, std::span<const CacheKey> keys, std::span<const Metrics> metrics);
 
   bool available() const { return available_.load(std::memory_order_relaxed); }

@@ -4,7 +4,6 @@
 #include <cmath>
 #include <limits>
 #include <type_traits>
-#include <utility>
 
 #include "gt/backtest.hpp"
 #include "gt/error.hpp"
@@ -26,8 +25,7 @@ const std::vector<std::string>& metric_names() {
 
 namespace {
 
-// The metrics in metric_names() order: the one place that maps a position to a field. A constant
-// table, so that the cache's encoding of every metric of every combination costs a load each.
+// The metrics in metric_names() order: the one place that maps a position to a field.
 constexpr std::size_t kTradesIndex = 6;  // an integer field: no double member to point at
 constexpr double Metrics::*kMetricFields[kMetricCount] = {&Metrics::total_return,
                                                           &Metrics::cagr,
@@ -63,26 +61,6 @@ void set_metric_value(Metrics& m, std::size_t index, double value) {
     m.trades = static_cast<std::int64_t>(value);
   else
     m.*kMetricFields[index] = value;
-}
-
-// Unrolled at compile time: the cache encodes and decodes every combination's metrics, and a
-// loop over the member table costs more than the checksum.
-void metric_values(const Metrics& m, std::span<double, kMetricCount> out) {
-  [&]<std::size_t... i>(std::index_sequence<i...>) {
-    ((out[i] = i == kTradesIndex ? static_cast<double>(m.trades) : m.*kMetricFields[i]), ...);
-  }
-  (std::make_index_sequence<kMetricCount>());
-}
-
-Metrics metrics_from_values(std::span<const double, kMetricCount> values) {
-  Metrics m;
-  [&]<std::size_t... i>(std::index_sequence<i...>) {
-    ((i == kTradesIndex ? void(m.trades = static_cast<std::int64_t>(values[i]))
-                        : void(m.*kMetricFields[i] = values[i])),
-     ...);
-  }
-  (std::make_index_sequence<kMetricCount>());
-  return m;
 }
 
 double metric_value(const Metrics& m, std::string_view name) {

@@ -1,70 +1,93 @@
-// The embedded store: one file per namespace, <dir>/<namespace>.log, of append-only batches (one
-// per put, a chunk's results): magic "GTC2", u32 count, u32 value size, u32 zero, count u64 keys,
-// count values. Every process and thread appends each batch with one O_APPEND write, which a local
-// file system never interleaves with another; one file rather than one per process, because
-// creating a file is the dearest thing a cold run does (an inode: 0.1 to 0.3 ms of kernel time on
-// this machine's ext4, as much as computing a few hundred combinations). Readers index every
-// entry whose key and value lie wholly in the file (a later one wins for a key written twice),
-// and skip to the next batch marker past a header that does not make sense: a torn batch after a
-// crash, or a damaged sector. Values carry their own checksum (result_cache.cpp), so an entry that
-// fits but was damaged, or mixed with another writer's bytes (a short write, or a file system
-// without atomic appends such as NFS), is still never used.
+// The embedded store: one file for every namespace, <dir>/results.log, of append-only batches
+// (one or more per put): a 32-byte header (magic "GTC3", u32 count, u32 value size, u32 zero, the
+// 128-bit XXH3 hash of the namespace's name), count u64 keys, count values. One file rather than
+// one per namespace, because creating a file is the dearest thing a cold run would otherwise do:
+// an inode costs ~0.19 ms of kernel time on this machine's ext4 (the median of 300 creations), a
+// tenth of computing the seed's whole grid. Every process and thread appends its batches with one
+// O_APPEND write, which a local file system never interleaves with another.
+//
+// Readers take the file as it is when the store is first read: they walk the batch headers once,
+// stepping over other namespaces' batches whole, and index a namespace's entries when it is first
+// asked for (a later entry wins for a key written twice). A header that does not make sense (a
+// torn batch after a crash, a damaged sector) is skipped up to the next batch marker. Values carry
+// their own checksum (result_cache.cpp), so an entry that fits but was damaged, or mixed with
+// another writer's bytes (a short write, or a file system without atomic appends such as NFS), is
+// still never used.
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cstring>
 #include <map>
 #include <mutex>
-#include <thread>
+#include <optional>
+#include <unordered_map>
 
 #include "gt/cache.hpp"
 
 namespace gt {
 namespace {
 
-constexpr std::uint32_t kBatchMagic = 0x32435447;  // "GTC2"
-constexpr std::size_t kBatchHeader = 16;
+constexpr std::uint32_t kBatchMagic = 0x33435447;  // "GTC3"
 constexpr std::uint32_t kMaxValueBytes = 1 << 20;
 constexpr auto kSyncEvery = std::chrono::seconds(2);
+constexpr const char* kStoreFile = "results.log";
 
+struct NamespaceId {
+  std::uint64_t low = 0, high = 0;
+  bool operator==(const NamespaceId&) const = default;
+};
+struct NamespaceIdHash {
+  std::size_t operator()(const NamespaceId& id) const { return id.low; }  // already a hash
+};
+NamespaceId namespace_id(std::string_view ns) {
+  const XXH128_hash_t h = XXH3_128bits(ns.data(), ns.size());
+  return {h.low64, h.high64};
+}
+
+struct BatchHeader {
+  std::uint32_t magic = kBatchMagic;
+  std::uint32_t count = 0;
+  std::uint32_t value_size = 0;
+  std::uint32_t reserved = 0;
+  NamespaceId ns;
+};
+static_assert(sizeof(BatchHeader) == 32);
+
+// The first `size` bytes of a file, mapped when first asked for: a cold run, whose namespace has
+// no batch in the file, never maps it (unmapping in a threaded process costs every core a TLB flush).
 class MappedFile {
  public:
-  explicit MappedFile(const std::filesystem::path& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      missing_ = errno == ENOENT;
-      return;  // nothing to index (and, unless missing, the first write says why)
-    }
-    struct stat st {};
-    if (::fstat(fd, &st) == 0 && st.st_size > 0) {
-      void* p = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
-      if (p != MAP_FAILED) {
-        data_ = static_cast<const char*>(p);
-        size_ = static_cast<std::size_t>(st.st_size);
-      }
-    }
-    ::close(fd);
-  }
+  MappedFile(int fd, std::size_t size) : fd_(fd), size_(size) {}
   ~MappedFile() {
     if (data_) ::munmap(const_cast<char*>(data_), size_);
+    if (fd_ >= 0) ::close(fd_);
   }
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
-  std::string_view bytes() const { return {data_, size_}; }
-  bool missing() const { return missing_; }
+  std::string_view bytes() {
+    if (!data_ && size_ > 0) {
+      void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd_, 0);
+      if (p == MAP_FAILED) throw CacheUnavailable(fmt::format("cannot map the result store: {}", std::strerror(errno)));
+      data_ = static_cast<const char*>(p);
+    }
+    return {data_, size_};
+  }
 
  private:
+  int fd_;
   const char* data_ = nullptr;
-  std::size_t size_ = 0;
-  bool missing_ = false;
+  std::size_t size_;
 };
 
 // Where each key's value lies in the file: an open-addressing table keyed by the key itself
@@ -84,12 +107,10 @@ class Index {
     slots_.resize(capacity);
     mask_ = capacity - 1;
   }
-  Index() = default;
 
   void put(const Entry& e) { slots_[slot(e.key)] = e; }
   // The entry for `key`, or nullptr.
   const Entry* find(std::uint64_t key) const {
-    if (slots_.empty()) return nullptr;
     const Entry& e = slots_[slot(key)];
     return e.length ? &e : nullptr;
   }
@@ -103,57 +124,173 @@ class Index {
   std::size_t mask_ = 0;
 };
 
-class Namespace {
+// The store's file as it was when first read: where every namespace's batches lie. Headers are
+// read one by one (one pread a batch), not through a mapping: see MappedFile.
+class Snapshot {
  public:
-  explicit Namespace(std::filesystem::path path) : path_(std::move(path)), file_(path_) {
-    if (file_.missing()) {
-      // A namespace this store has never seen: the run will store every result. Create its file
-      // while the first chunks compute instead of when the first results are ready.
-      creating_ = std::thread([this] { open_for_append(); });
-      return;
+  explicit Snapshot(const std::filesystem::path& path) : file_(open_file(path)) {
+    std::size_t at = 0;
+    while (at + sizeof(BatchHeader) <= size_) {
+      BatchHeader h;
+      if (::pread(fd_, &h, sizeof h, static_cast<off_t>(at)) != static_cast<ssize_t>(sizeof h)) break;
+      if (h.magic != kBatchMagic || h.value_size == 0 || h.value_size > kMaxValueBytes || h.reserved != 0) {
+        at = next_marker(at + 1);
+        continue;
+      }
+      const std::size_t keys_at = at + sizeof h, values_at = keys_at + std::size_t{h.count} * sizeof(std::uint64_t);
+      // Only entries whose key and value lie wholly in the file (the last batch may be torn).
+      const std::size_t whole =
+          values_at > size_ ? 0 : std::min<std::size_t>(h.count, (size_ - values_at) / h.value_size);
+      if (whole > 0) batches_[h.ns].push_back({keys_at, values_at, static_cast<std::uint32_t>(whole), h.value_size});
+      at = values_at + std::size_t{h.count} * h.value_size;
     }
-    std::size_t entries = 0;
-    for_each_entry([&](const Index::Entry&) { ++entries; });
-    index_ = Index(entries);
-    for_each_entry([&](const Index::Entry& e) { index_.put(e); });
   }
-  ~Namespace() {
-    if (creating_.joinable()) creating_.join();
+
+  bool holds(std::string_view ns) const { return batches_.contains(namespace_id(ns)); }
+
+  // Every entry of `ns`, indexed (built on the first call; the caller serializes calls).
+  const Index& index(std::string_view ns) {
+    const auto it = indexes_.find(ns);
+    if (it != indexes_.end()) return it->second;
+    const auto found = batches_.find(namespace_id(ns));
+    static const std::vector<BatchRef> kNone;
+    const std::vector<BatchRef>& refs = found == batches_.end() ? kNone : found->second;
+    std::size_t entries = 0;
+    for (const BatchRef& b : refs) entries += b.count;
+    Index index(entries);
+    const char* bytes = refs.empty() ? nullptr : file_.bytes().data();
+    for (const BatchRef& b : refs)
+      for (std::size_t i = 0; i < b.count; ++i) {
+        Index::Entry e;
+        std::memcpy(&e.key, bytes + b.keys_at + i * sizeof e.key, sizeof e.key);
+        e.offset = b.values_at + i * b.value_size;
+        e.length = b.value_size;
+        index.put(e);
+      }
+    return indexes_.emplace(std::string(ns), std::move(index)).first->second;
+  }
+
+  const char* bytes() { return file_.bytes().data(); }
+
+ private:
+  struct BatchRef {
+    std::size_t keys_at, values_at;
+    std::uint32_t count, value_size;  // count: the entries wholly in the file
+  };
+
+  MappedFile open_file(const std::filesystem::path& path) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);  // missing: nothing stored yet
+    struct stat st {};
+    if (fd_ >= 0 && ::fstat(fd_, &st) == 0) size_ = static_cast<std::size_t>(st.st_size);
+    return MappedFile(fd_, size_);
+  }
+
+  // Where the next batch marker at or after `from` starts (the file's end when none).
+  std::size_t next_marker(std::size_t from) const {
+    char block[64 << 10];
+    const std::string_view marker(reinterpret_cast<const char*>(&kBatchMagic), sizeof kBatchMagic);
+    for (std::size_t at = from; at < size_;) {
+      const ssize_t n = ::pread(fd_, block, std::min(sizeof block, size_ - at), static_cast<off_t>(at));
+      if (n <= 0) break;
+      const std::string_view text(block, static_cast<std::size_t>(n));
+      if (const auto found = text.find(marker); found != std::string_view::npos) return at + found;
+      if (static_cast<std::size_t>(n) < marker.size()) break;
+      at += static_cast<std::size_t>(n) - (marker.size() - 1);  // a marker may straddle two blocks
+    }
+    return size_;
+  }
+
+  int fd_ = -1;
+  std::size_t size_ = 0;
+  MappedFile file_;  // owns fd_
+  std::unordered_map<NamespaceId, std::vector<BatchRef>, NamespaceIdHash> batches_;
+  std::map<std::string, Index, std::less<>> indexes_;  // nodes stay put: readers keep references
+};
+
+class DiskBackend final : public CacheBackend {
+ public:
+  // Takes the snapshot now, before any worker needs it: a worker that waited for another to take
+  // it would sleep on a lock, and waking costs more than the snapshot here (50-100 us on this VM).
+  explicit DiskBackend(std::filesystem::path dir) : dir_(std::move(dir)), path_(dir_ / kStoreFile) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir_, ec);
+    if (ec || !std::filesystem::is_directory(dir_))
+      throw Error(
+          fmt::format("cache folder {}: cannot create it ({}); choose another with --cache-dir or use --no-cache",
+                      dir_.string(), ec ? ec.message() : "not a folder"));
+    snapshot_.emplace(path_);
+  }
+  ~DiskBackend() override {
     if (fd_ >= 0) ::close(fd_);
   }
 
-  CacheBackend::Found find(std::uint64_t key, std::span<char> value) const {
-    const Index::Entry* e = index_.find(key);
-    if (!e) return CacheBackend::kMissing;
-    if (e->length != value.size()) return CacheBackend::kWrongSize;
-    std::memcpy(value.data(), file_.bytes().data() + e->offset, e->length);
-    return CacheBackend::kFound;
+  bool may_hold(std::string_view ns) override { return snapshot_->holds(ns); }
+
+  void get(std::string_view ns, std::span<const std::uint64_t> keys, std::size_t value_size, std::span<char> values,
+           std::span<std::uint8_t> found) override {
+    const Index* index = nullptr;
+    const char* bytes = nullptr;
+    {
+      std::lock_guard lock(index_mutex_);
+      index = &snapshot_->index(ns);
+      bytes = snapshot_->bytes();
+    }
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      const Index::Entry* e = index->find(keys[i]);
+      found[i] = !e ? kMissing : e->length != value_size ? kWrongSize : kFound;
+      if (found[i] == kFound) std::memcpy(values.data() + i * value_size, bytes + e->offset, value_size);
+    }
   }
 
-  // One writev per batch, straight from the caller's buffers and without a lock: O_APPEND places
-  // each write whole at the end (the file system serializes them), so workers do not wait for
-  // each other's copies. A process killed now leaves whole batches and at most one torn batch per
-  // writing thread. Not gathered into larger writes: the gathering buffer's fresh pages cost more
-  // than the extra system calls (measured: a 16 KB write costs 6 us, 256 KB 68 us).
-  void append(std::span<const std::uint64_t> keys, std::size_t value_size, std::string_view values) {
-    std::uint32_t header[4] = {kBatchMagic, static_cast<std::uint32_t>(keys.size()),
-                               static_cast<std::uint32_t>(value_size), 0};
-    iovec pieces[3] = {{header, sizeof header},
-                       {const_cast<std::uint64_t*>(keys.data()), keys.size_bytes()},
-                       {const_cast<char*>(values.data()), values.size()}};
-    {
-      std::lock_guard lock(write_mutex_);
-      if (creating_.joinable()) creating_.join();
-      if (fd_ < 0 && open_errno_ == 0) open_for_append();
-      if (fd_ < 0)
-        throw CacheUnavailable(fmt::format("cannot open {}: {}", path_.string(), std::strerror(open_errno_)));
+  // One writev for every batch of the call (up to IOV_MAX pieces), straight from the caller's
+  // buffers and without a lock: O_APPEND places each write whole at the end (the file system
+  // serializes them). A process killed now leaves whole batches and at most one torn batch per
+  // writing thread.
+  void put(std::string_view ns, std::size_t value_size, std::span<const Batch> batches) override {
+    const NamespaceId id = namespace_id(ns);
+    std::vector<BatchHeader> headers(batches.size());
+    std::vector<iovec> pieces;
+    pieces.reserve(3 * batches.size());
+    for (std::size_t b = 0; b < batches.size(); ++b) {
+      headers[b].count = static_cast<std::uint32_t>(batches[b].keys.size());
+      headers[b].value_size = static_cast<std::uint32_t>(value_size);
+      headers[b].ns = id;
+      pieces.push_back({&headers[b], sizeof(BatchHeader)});
+      pieces.push_back({const_cast<std::uint64_t*>(batches[b].keys.data()), batches[b].keys.size_bytes()});
+      pieces.push_back({const_cast<char*>(batches[b].values.data()), batches[b].values.size()});
     }
-    for (std::size_t first = 0; first < std::size(pieces);) {
-      const ssize_t n = ::writev(fd_, pieces + first, static_cast<int>(std::size(pieces) - first));
+    const int fd = writer();
+    constexpr std::size_t kPiecesPerWrite = IOV_MAX / 3 * 3;  // whole batches in every write
+    for (std::size_t first = 0; first < pieces.size(); first += kPiecesPerWrite)
+      write_all(fd, std::span(pieces).subspan(first, std::min(kPiecesPerWrite, pieces.size() - first)));
+    // What a killed process wrote is safe in the page cache; a power loss may take the last
+    // couple of seconds, which are then recomputed (never misread: see the framing above).
+    if (std::chrono::steady_clock::now().time_since_epoch().count() - last_sync_.load(std::memory_order_relaxed) >
+        std::chrono::steady_clock::duration(kSyncEvery).count())
+      sync(fd);
+  }
+
+  std::string describe() const override { return dir_.string(); }
+
+ private:
+  // The file opened for appending (created by the first put into a new folder).
+  int writer() {
+    std::lock_guard lock(write_mutex_);
+    if (fd_ < 0) {
+      fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      if (fd_ < 0) throw CacheUnavailable(fmt::format("cannot open {}: {}", path_.string(), std::strerror(errno)));
+      last_sync_ = std::chrono::steady_clock::now().time_since_epoch().count();
+    }
+    return fd_;
+  }
+
+  void write_all(int fd, std::span<iovec> pieces) {
+    for (std::size_t first = 0; first < pieces.size();) {
+      const ssize_t n = ::writev(fd, pieces.data() + first, static_cast<int>(pieces.size() - first));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) throw CacheUnavailable(fmt::format("cannot write {}: {}", path_.string(), std::strerror(errno)));
       // A short write (a full disk, a signal): go on from where it stopped.
-      for (auto done = static_cast<std::size_t>(n); done > 0 && first < std::size(pieces);) {
+      for (auto done = static_cast<std::size_t>(n); done > 0 && first < pieces.size();) {
         const std::size_t step = std::min(done, pieces[first].iov_len);
         pieces[first].iov_base = static_cast<char*>(pieces[first].iov_base) + step;
         pieces[first].iov_len -= step;
@@ -161,104 +298,20 @@ class Namespace {
         if (pieces[first].iov_len == 0) ++first;
       }
     }
-    // What a killed process wrote is safe in the page cache; a power loss may take the last
-    // couple of seconds, which are then recomputed (never misread: see the framing above).
-    if (std::chrono::steady_clock::now().time_since_epoch().count() - last_sync_.load(std::memory_order_relaxed) >
-        std::chrono::steady_clock::duration(kSyncEvery).count())
-      sync();
   }
 
- private:
-  // Calls `visit` with every entry of the file that lies wholly in it, in file order.
-  template <class Visit>
-  void for_each_entry(Visit visit) const {
-    const std::string_view bytes = file_.bytes();
-    const std::string_view marker(reinterpret_cast<const char*>(&kBatchMagic), 4);
-    std::size_t at = 0;
-    while (at + kBatchHeader <= bytes.size()) {
-      std::uint32_t header[4];
-      std::memcpy(header, bytes.data() + at, sizeof header);
-      const std::size_t count = header[1], value_size = header[2];
-      if (header[0] != kBatchMagic || value_size == 0 || value_size > kMaxValueBytes || header[3] != 0) {
-        const auto next = bytes.find(marker, at + 1);
-        if (next == std::string_view::npos) break;
-        at = next;
-        continue;
-      }
-      const std::size_t keys_at = at + kBatchHeader, values_at = keys_at + count * sizeof(std::uint64_t);
-      for (std::size_t i = 0; i < count && values_at + (i + 1) * value_size <= bytes.size(); ++i) {
-        Index::Entry e;
-        std::memcpy(&e.key, bytes.data() + keys_at + i * sizeof e.key, sizeof e.key);
-        e.offset = values_at + i * value_size;
-        e.length = static_cast<std::uint32_t>(value_size);
-        visit(e);
-      }
-      at = values_at + count * value_size;
-    }
-  }
-
-  // Runs once, on the creating thread or under write_mutex_.
-  void open_for_append() {
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd_ < 0) open_errno_ = errno;
-    last_sync_ = std::chrono::steady_clock::now().time_since_epoch().count();
-  }
-
-  void sync() {
-    std::lock_guard lock(write_mutex_);
-    if (fd_ >= 0 && ::fdatasync(fd_) != 0)
+  void sync(int fd) {
+    if (::fdatasync(fd) != 0)
       throw CacheUnavailable(fmt::format("cannot sync {}: {}", path_.string(), std::strerror(errno)));
     last_sync_ = std::chrono::steady_clock::now().time_since_epoch().count();
   }
 
-  std::filesystem::path path_;
-  MappedFile file_;  // as it was when the namespace was opened
-  Index index_;      // immutable after construction
-
+  std::filesystem::path dir_, path_;
+  std::optional<Snapshot> snapshot_;  // what get finds: the file when the store was opened
+  std::mutex index_mutex_;            // indexes are built on first use
   std::mutex write_mutex_;
-  std::thread creating_;  // creates the file of a new namespace; joined before the first write
   int fd_ = -1;
-  int open_errno_ = 0;
   std::atomic<std::chrono::steady_clock::rep> last_sync_{0};
-};
-
-class DiskBackend final : public CacheBackend {
- public:
-  explicit DiskBackend(std::filesystem::path dir) : dir_(std::move(dir)) {
-    std::error_code ec;
-    std::filesystem::create_directories(dir_, ec);
-    if (ec || !std::filesystem::is_directory(dir_))
-      throw Error(
-          fmt::format("cache folder {}: cannot create it ({}); choose another with --cache-dir or use --no-cache",
-                      dir_.string(), ec ? ec.message() : "not a folder"));
-  }
-
-  void get(std::string_view ns, std::span<const std::uint64_t> keys, std::size_t value_size, std::span<char> values,
-           std::span<std::uint8_t> found) override {
-    Namespace& space = open(ns);
-    for (std::size_t i = 0; i < keys.size(); ++i)
-      found[i] = space.find(keys[i], values.subspan(i * value_size, value_size));
-  }
-
-  void put(std::string_view ns, std::span<const std::uint64_t> keys, std::size_t value_size,
-           std::string_view values) override {
-    open(ns).append(keys, value_size, values);
-  }
-
-  std::string describe() const override { return dir_.string(); }
-
- private:
-  Namespace& open(std::string_view ns) {
-    std::lock_guard lock(mutex_);
-    auto it = spaces_.find(ns);
-    if (it == spaces_.end())
-      it = spaces_.emplace(std::string(ns), std::make_unique<Namespace>(dir_ / fmt::format("{}.log", ns))).first;
-    return *it->second;
-  }
-
-  std::filesystem::path dir_;
-  std::mutex mutex_;
-  std::map<std::string, std::unique_ptr<Namespace>, std::less<>> spaces_;
 };
 
 }  // namespace

@@ -125,13 +125,13 @@ class RedisBackend final : public CacheBackend {
     }
   }
 
-  void put(std::string_view ns, std::span<const std::uint64_t> keys, std::size_t value_size,
-           std::string_view values) override {
+  void put(std::string_view ns, std::size_t value_size, std::span<const Batch> batches) override {
     std::vector<std::string> args = {"HSET", std::string(ns)};
-    for (std::size_t i = 0; i < keys.size(); ++i) {
-      args.push_back(fmt::format("{:016x}", keys[i]));
-      args.emplace_back(values.substr(i * value_size, value_size));
-    }
+    for (const Batch& b : batches)
+      for (std::size_t i = 0; i < b.keys.size(); ++i) {
+        args.push_back(fmt::format("{:016x}", b.keys[i]));
+        args.emplace_back(b.values.substr(i * value_size, value_size));
+      }
     std::lock_guard lock(mutex_);
     checked(args);
   }

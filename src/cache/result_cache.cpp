@@ -1,5 +1,7 @@
 #include <fmt/format.h>
-#define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack
+// Inlined: the keys and checksums hash 32 to 96 bytes per combination, where a call into the
+// shared library costs as much as the hashing.
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include <bit>
@@ -7,16 +9,19 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <type_traits>
 
 #include "gt/cache.hpp"
 
 namespace gt {
 namespace {
 
-// An entry (little-endian, as written by this machine) is the 12 metrics and a checksum of them
-// seeded with the namespace and both halves of the combination's CacheKey, so that an entry moved
-// to another namespace, or stored under another combination whose key collides, fails it. The
-// namespace's "v2" fixes this layout.
+// An entry (little-endian, as written by this machine) is the Metrics struct's bytes (its twelve
+// 8-byte fields in declaration order, trades an int64) and a checksum of them seeded with the
+// namespace and both halves of the combination's CacheKey, so that an entry moved to another
+// namespace, or stored under another combination whose key collides, fails it. The namespace's
+// "v3" fixes this layout.
+static_assert(std::is_trivially_copyable_v<Metrics> && sizeof(Metrics) == kMetricCount * sizeof(std::uint64_t));
 std::uint64_t namespace_seed(std::string_view ns) {
   return XXH3_64bits(ns.data(), ns.size());
 }
@@ -31,24 +36,23 @@ std::vector<std::uint64_t> backend_keys(std::span<const CacheKey> keys) {
 }
 
 constexpr std::size_t kMetricBytes = kMetricCount * sizeof(double);
-constexpr std::size_t kEntryBytes = kMetricBytes + sizeof(std::uint64_t);
+constexpr std::size_t kEntryBytes = ResultCache::kEntryBytes;
+static_assert(kEntryBytes == kMetricBytes + sizeof(std::uint64_t));
 
-void encode(std::uint64_t seed, const Metrics& m, char* at) {
-  double values[kMetricCount];
-  metric_values(m, values);
-  std::memcpy(at, values, kMetricBytes);
-  const std::uint64_t sum = XXH3_64bits_withSeed(at, kMetricBytes, seed);
+// Hashes the struct where the engine left it, long since in the cache, rather than a copy just
+// made: the hash reads 16 bytes at a time, which would wait on the copy's 8-byte stores.
+void encode_entry(std::uint64_t seed, const Metrics& m, char* at) {
+  const std::uint64_t sum = XXH3_64bits_withSeed(&m, sizeof m, seed);
+  std::memcpy(at, &m, sizeof m);
   std::memcpy(at + kMetricBytes, &sum, sizeof sum);
 }
 
 // False for anything but an intact entry of this very combination and namespace.
-bool decode(std::uint64_t seed, const char* v, Metrics& m) {
+bool decode_entry(std::uint64_t seed, const char* v, Metrics& m) {
   std::uint64_t sum;
   std::memcpy(&sum, v + kMetricBytes, sizeof sum);
   if (sum != XXH3_64bits_withSeed(v, kMetricBytes, seed)) return false;
-  double values[kMetricCount];
-  std::memcpy(values, v, kMetricBytes);
-  m = metrics_from_values(values);
+  std::memcpy(&m, v, sizeof m);
   return true;
 }
 
@@ -84,7 +88,7 @@ std::string cache_namespace(const Bars& bars, const Strategy& strategy, const Ex
   hash_column(state, bars.close);
   hash_column(state, bars.volume);
   const XXH128_hash_t h = XXH3_128bits_digest(&state);
-  return fmt::format("gt-v2-{:016x}{:016x}", h.high64, h.low64);
+  return fmt::format("gt-v3-{:016x}{:016x}", h.high64, h.low64);
 }
 
 std::string run_journal_name(std::span<const std::string> namespaces, const Grid& grid) {
@@ -130,6 +134,12 @@ std::size_t ResultCache::lookup(std::string_view ns, std::span<const CacheKey> k
                                 std::span<std::uint8_t> hit) {
   std::fill(hit.begin(), hit.end(), std::uint8_t{0});
   if (!available() || out.empty()) return 0;
+  try {
+    if (!backend_->may_hold(ns)) return 0;
+  } catch (const CacheUnavailable& e) {
+    give_up(e);
+    return 0;
+  }
   const auto values = std::make_unique_for_overwrite<char[]>(out.size() * kEntryBytes);  // all copied over
   std::vector<std::uint8_t> found(out.size());
   try {
@@ -142,7 +152,8 @@ std::size_t ResultCache::lookup(std::string_view ns, std::span<const CacheKey> k
   std::size_t hits = 0;
   for (std::size_t i = 0; i < out.size(); ++i) {
     if (found[i] == CacheBackend::kMissing) continue;
-    if (found[i] == CacheBackend::kFound && decode(entry_seed(seed, keys[i]), values.get() + i * kEntryBytes, out[i]))
+    if (found[i] == CacheBackend::kFound &&
+        decode_entry(entry_seed(seed, keys[i]), values.get() + i * kEntryBytes, out[i]))
       hits += hit[i] = 1;
     else
       rejected_.fetch_add(1, std::memory_order_relaxed);
@@ -150,17 +161,35 @@ std::size_t ResultCache::lookup(std::string_view ns, std::span<const CacheKey> k
   return hits;
 }
 
-void ResultCache::store(std::string_view ns, std::span<const CacheKey> keys, std::span<const Metrics> metrics) {
-  if (!available() || metrics.empty()) return;
+ResultCache::Encoded ResultCache::encode(std::string_view ns, std::span<const CacheKey> keys,
+                                         std::span<const Metrics> metrics) const {
+  Encoded out;
+  out.keys_ = backend_keys(keys);
+  out.values_ = std::make_unique_for_overwrite<char[]>(metrics.size() * kEntryBytes);
   const std::uint64_t seed = namespace_seed(ns);
-  const auto values = std::make_unique_for_overwrite<char[]>(metrics.size() * kEntryBytes);
   for (std::size_t i = 0; i < metrics.size(); ++i)
-    encode(entry_seed(seed, keys[i]), metrics[i], values.get() + i * kEntryBytes);
+    encode_entry(entry_seed(seed, keys[i]), metrics[i], out.values_.get() + i * kEntryBytes);
+  return out;
+}
+
+void ResultCache::store(std::string_view ns, std::span<const Encoded> batches) {
+  if (!available()) return;
+  std::vector<CacheBackend::Batch> pieces;
+  pieces.reserve(batches.size());
+  for (const Encoded& b : batches)
+    if (!b.keys_.empty()) pieces.push_back({b.keys_, {b.values_.get(), b.keys_.size() * kEntryBytes}});
+  if (pieces.empty()) return;
   try {
-    backend_->put(ns, backend_keys(keys), kEntryBytes, {values.get(), metrics.size() * kEntryBytes});
+    backend_->put(ns, kEntryBytes, pieces);
   } catch (const CacheUnavailable& e) {
     give_up(e);
   }
+}
+
+void ResultCache::store(std::string_view ns, std::span<const CacheKey> keys, std::span<const Metrics> metrics) {
+  if (!available()) return;
+  const Encoded batch = encode(ns, keys, metrics);
+  store(ns, {&batch, 1});
 }
 
 std::unique_ptr<ResultCache> open_result_cache(std::string_view location) {

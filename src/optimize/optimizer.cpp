@@ -2,11 +2,16 @@
 #include <tbb/global_control.h>
 #include <tbb/info.h>
 #include <tbb/parallel_pipeline.h>
+#include <tbb/task_group.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <mutex>
+#include <optional>
+#include <utility>
 
 #include "gt/error.hpp"
 #include "gt/gpu.hpp"
@@ -110,10 +115,62 @@ struct Chunk {
   std::string text;
 };
 
+// Computed results on their way to the cache. They wait until the first of: a second since the
+// last store, kMaxBytes of them, or every chunk under way; then the thread that has just finished
+// a chunk stores all of them (one write a symbol). A short run's results are thus written while
+// its last chunks compute, when a core would otherwise idle, rather than while every core
+// computes, where the kernel's copy into the page cache costs as much again in the engine's
+// tables evicted from the caches. A killed run loses at most a second of results.
+class UnstoredResults {
+ public:
+  UnstoredResults(ResultCache& cache, const std::vector<std::string>& namespaces)
+      : cache_(cache), namespaces_(namespaces), pending_(namespaces.size()), last_store_(clock::now()) {}
+
+  void add(std::size_t symbol, ResultCache::Encoded batch, bool all_under_way) {
+    std::vector<std::vector<ResultCache::Encoded>> taken;
+    {
+      std::lock_guard lock(mutex_);
+      bytes_ += batch.bytes();
+      if (batch.bytes() > 0) pending_[symbol].push_back(std::move(batch));
+      const auto now = clock::now();
+      if (!all_under_way && bytes_ < kMaxBytes && now - last_store_ < kMaxWait) return;
+      taken = std::exchange(pending_, std::vector<std::vector<ResultCache::Encoded>>(pending_.size()));
+      bytes_ = 0;
+      last_store_ = now;
+    }
+    store(taken);
+  }
+
+  void store_all() {
+    std::lock_guard lock(mutex_);
+    store(pending_);
+    for (auto& batches : pending_) batches.clear();
+    bytes_ = 0;
+  }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  static constexpr std::size_t kMaxBytes = std::size_t{512} << 10;
+  static constexpr auto kMaxWait = std::chrono::seconds(1);
+
+  void store(const std::vector<std::vector<ResultCache::Encoded>>& batches) {
+    for (std::size_t s = 0; s < batches.size(); ++s)
+      if (!batches[s].empty()) cache_.store(namespaces_[s], batches[s]);
+  }
+
+  ResultCache& cache_;
+  const std::vector<std::string>& namespaces_;
+  std::mutex mutex_;
+  std::vector<std::vector<ResultCache::Encoded>> pending_;  // by symbol
+  std::size_t bytes_ = 0;
+  clock::time_point last_store_;
+};
+
 // Decodes the chunk's combinations, marks the valid ones, takes what the cache holds and
-// evaluates the rest (then records it in the cache).
+// evaluates the rest, then records it in the cache, or, given `to_store`, encodes it there for
+// the caller to store later with other chunks' results.
 void evaluate_chunk(const Evaluator& evaluator, const Grid& grid, ChunkResults& r, ResultCache* cache,
-                    std::string_view cache_ns) {
+                    std::string_view cache_ns, ResultCache::Encoded* to_store = nullptr) {
   const std::size_t count = r.valid.size();
   const std::size_t stride = grid.base().size();
   r.stride = stride;
@@ -142,9 +199,15 @@ void evaluate_chunk(const Evaluator& evaluator, const Grid& grid, ChunkResults& 
     hit.resize(slots.size());
     r.from_cache = cache->lookup(cache_ns, keys, out, hit);
   }
+  const auto record = [&](std::span<const CacheKey> computed_keys, std::span<const Metrics> computed) {
+    if (to_store)
+      *to_store = cache->encode(cache_ns, computed_keys, computed);
+    else
+      cache->store(cache_ns, computed_keys, computed);
+  };
   if (r.from_cache == 0) {  // a cold chunk (or no cache): no compaction, no copies
     evaluator.evaluate(valid_params, stride, out);
-    if (cached) cache->store(cache_ns, keys, out);
+    if (cached) record(keys, out);
   } else if (r.from_cache < slots.size()) {
     std::vector<double> miss_params;
     std::vector<CacheKey> miss_keys;
@@ -158,7 +221,7 @@ void evaluate_chunk(const Evaluator& evaluator, const Grid& grid, ChunkResults& 
     }
     std::vector<Metrics> computed(misses.size());
     evaluator.evaluate(miss_params, stride, computed);
-    cache->store(cache_ns, miss_keys, computed);
+    record(miss_keys, computed);
     for (std::size_t k = 0; k < misses.size(); ++k) out[misses[k]] = computed[k];
   }
   for (std::size_t j = 0; j < slots.size(); ++j) r.metrics[slots[j]] = out[j];
@@ -225,19 +288,30 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
   // make_cuda_evaluator then says what is missing).
   const std::vector<int> gpus = use_cuda && opt.gpus.empty() && cuda_available() ? parse_gpus("all") : opt.gpus;
   std::vector<std::unique_ptr<Evaluator>> evaluators;
-  for (const auto& bars : symbols) {
-    if (use_cuda)
-      evaluators.push_back(make_cuda_evaluator(bars, grid, options, gpus));
-    else if (opt.reference)
-      evaluators.push_back(make_reference_evaluator(bars, grid, options));
-    else
-      evaluators.push_back(make_evaluator(bars, grid, options));
+  // The cache's namespaces hash every bar: done beside the evaluators' set-up (still built on this
+  // thread), whose parallel loops leave a core idle now and then, rather than before it.
+  std::vector<std::string> namespaces;
+  tbb::task_group hashing;
+  if (opt.cache)
+    hashing.run([&] {
+      for (const auto& bars : symbols) namespaces.push_back(cache_namespace(bars, grid.strategy(), options));
+    });
+  try {
+    for (const auto& bars : symbols) {
+      if (use_cuda)
+        evaluators.push_back(make_cuda_evaluator(bars, grid, options, gpus));
+      else if (opt.reference)
+        evaluators.push_back(make_reference_evaluator(bars, grid, options));
+      else
+        evaluators.push_back(make_evaluator(bars, grid, options));
+    }
+  } catch (...) {
+    hashing.wait();  // it refers to this frame
+    throw;
   }
+  hashing.wait();
   result.device = use_cuda ? "cuda: " + cuda_devices() : "cpu";
   result.evaluator = evaluators.empty() ? "" : std::string(evaluators.front()->name());
-  std::vector<std::string> namespaces;
-  if (opt.cache)
-    for (const auto& bars : symbols) namespaces.push_back(cache_namespace(bars, grid.strategy(), options));
 
   // Chunks small enough to balance the cores, large enough to amortize the pipeline's overhead.
   std::uint64_t chunk = std::clamp<std::uint64_t>(grid.size() / (static_cast<std::uint64_t>(threads) * 8), 64, 4096);
@@ -252,6 +326,9 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
   std::vector<TopK> tops;
   for (std::size_t s = 0; s < symbols.size(); ++s) tops.emplace_back(opt.top, opt.metric);
   Progress progress(opt.progress, grid.size() * symbols.size());
+  std::optional<UnstoredResults> unstored;
+  if (opt.cache) unstored.emplace(*opt.cache, namespaces);
+  std::atomic<bool> all_under_way{false};  // set by the first stage, read by the second
 
   std::size_t next_symbol = 0;
   std::uint64_t next_first = 0;
@@ -272,10 +349,14 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
           next_first = 0;
           ++next_symbol;
         }
+        if (next_symbol == symbols.size()) all_under_way.store(true, std::memory_order_relaxed);
         return c;
       }) & tbb::make_filter<Chunk*, Chunk*>(tbb::filter_mode::parallel, [&](Chunk* c) {
+        ResultCache::Encoded computed;
         evaluate_chunk(*evaluators[c->results.symbol], grid, c->results, opt.cache,
-                       opt.cache ? std::string_view(namespaces[c->results.symbol]) : std::string_view());
+                       opt.cache ? std::string_view(namespaces[c->results.symbol]) : std::string_view(), &computed);
+        if (unstored)
+          unstored->add(c->results.symbol, std::move(computed), all_under_way.load(std::memory_order_relaxed));
         if (sink) c->text = sink->format(c->results);
         return c;
       }) & tbb::make_filter<Chunk*, void>(tbb::filter_mode::serial_in_order, [&](Chunk* c) {
@@ -296,6 +377,7 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
         if (sink) sink->consume(r, std::move(c->text));
         progress.advance(r.valid.size());
       }));
+  if (unstored) unstored->store_all();
   for (auto& t : tops) result.top.push_back(std::move(t).sorted());
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;

@@ -63,15 +63,35 @@ Outcome optimize_with(gt::ResultCache* cache, const gt::Grid& g, const gt::Execu
 }
 
 // Runs `g` once with an on-disk cache in `dir` (a process of its own, in effect: the store is
-// closed afterwards) and returns the cache's segment files.
-std::vector<fs::path> fill_cache(const fs::path& dir, const gt::Grid& g) {
+// closed afterwards) and returns the store's files.
+std::vector<fs::path> fill_cache(const fs::path& dir, const gt::Grid& g, const gt::ExecutionOptions& options = {}) {
   {
     gt::ResultCache cache(gt::make_disk_backend(dir));
-    optimize_with(&cache, g);
+    optimize_with(&cache, g, options);
   }
   std::vector<fs::path> out;
-  for (const auto& e : fs::recursive_directory_iterator(dir))
-    if (e.path().extension() == ".log") out.push_back(e.path());
+  for (const auto& e : fs::recursive_directory_iterator(dir)) out.push_back(e.path());
+  return out;
+}
+
+// A batch of the store's file: "GTC3", u32 count, u32 value size, u32 0, the namespace's 16-byte
+// hash, then the keys and the values.
+struct BatchHeader {
+  std::uint32_t magic, count, value_size, reserved;
+  char ns[16];
+};
+static_assert(sizeof(BatchHeader) == 32);
+
+std::vector<std::pair<std::streamoff, BatchHeader>> batch_headers(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::vector<std::pair<std::streamoff, BatchHeader>> out;
+  for (std::streamoff at = 0; at < static_cast<std::streamoff>(fs::file_size(file));) {
+    BatchHeader h;
+    in.seekg(at);
+    in.read(reinterpret_cast<char*>(&h), sizeof h);
+    out.emplace_back(at, h);
+    at += static_cast<std::streamoff>(sizeof h + h.count * (8 + h.value_size));
+  }
   return out;
 }
 
@@ -117,7 +137,7 @@ TEST(ResultCache, StoresWritingOneNamespaceAtOnceLoseNothing) {
     computed[0] = optimize_with(&a, first).result.computed;
     other.join();
   }
-  EXPECT_GT(fs::file_size(dir.path() / (gt::cache_namespace(orcl(), ma_cross(), {}) + ".log")), 0u);
+  EXPECT_GT(fs::file_size(dir.path() / "results.log"), 0u);
   gt::ResultCache cache(gt::make_disk_backend(dir.path()));
   const auto both = grid("5:19");
   const Outcome run = optimize_with(&cache, both);
@@ -130,7 +150,7 @@ TEST(ResultCache, StoresWritingOneNamespaceAtOnceLoseNothing) {
 TEST(ResultCache, KeysCoverTheDataTheOptionsAndTheStrategyVersion) {
   const std::string base = gt::cache_namespace(orcl(), ma_cross(), {});
   EXPECT_EQ(base, gt::cache_namespace(orcl(), ma_cross(), {}));
-  EXPECT_EQ(base.rfind("gt-v2-", 0), 0u);
+  EXPECT_EQ(base.rfind("gt-v3-", 0), 0u);
 
   gt::Bars changed = orcl();
   changed.close[1000] += 0.01;  // one price, one cent
@@ -169,14 +189,12 @@ TEST(ResultCache, ADamagedEntryIsDetectedAndRecomputed) {
     f.seekp(at);
     f.write(&byte, 1);
   };
-  // Batches: "GTC2", u32 count, u32 value size, u32 0, the keys, the values.
-  std::uint32_t header[4];
-  f.read(reinterpret_cast<char*>(header), sizeof header);
-  const std::streamoff first_count = header[1], value_size = header[2];
-  const std::streamoff second_batch = 16 + first_count * (8 + value_size);
-  flip_bit(1);                      // the first batch's marker: the reader skips the whole batch
-  flip_bit(second_batch + 16 + 3);  // a key in the second batch: that entry is not found
-  flip_bit(size - 50);              // the metrics of the very last entry: its checksum fails
+  const auto batches = batch_headers(files[0]);
+  ASSERT_GE(batches.size(), 3u);
+  const std::streamoff first_count = batches[0].second.count;
+  flip_bit(1);                          // the first batch's marker: the reader skips the whole batch
+  flip_bit(batches[1].first + 32 + 3);  // a key in the second batch: that entry is not found
+  flip_bit(size - 50);                  // the metrics of the very last entry: its checksum fails
   f.close();
   gt::ResultCache cache(gt::make_disk_backend(dir.path()));
   const Outcome run = optimize_with(&cache, g);
@@ -206,20 +224,42 @@ TEST(ResultCache, ATornTailLosesOnlyWhatWasNotWrittenWhole) {
 }
 
 TEST(ResultCache, AnEntryOfOtherDataOrOptionsIsNeverServed) {
-  TempDir dir;
+  TempDir dir, other;
   const auto g = grid("5:19");
-  fill_cache(dir.path(), g);
-  // Move every entry into the namespace of other options, as a confused tool or user might.
+  const fs::path store = fill_cache(dir.path(), g).at(0);
+  // Move every entry into the namespace of other options, as a confused tool or user might: each
+  // batch header takes the namespace hash that a store of those options writes.
   gt::ExecutionOptions costs;
   costs.commission = 0.001;
-  const fs::path from = dir.path() / (gt::cache_namespace(orcl(), ma_cross(), {}) + ".log");
-  const fs::path to = dir.path() / (gt::cache_namespace(orcl(), ma_cross(), costs) + ".log");
-  fs::rename(from, to);
+  const BatchHeader foreign = batch_headers(fill_cache(other.path(), grid("5:6"), costs).at(0)).at(0).second;
+  {
+    std::fstream f(store, std::ios::in | std::ios::out | std::ios::binary);
+    for (const auto& [at, header] : batch_headers(store)) {
+      f.seekp(at + 16);
+      f.write(foreign.ns, sizeof foreign.ns);
+    }
+  }
   gt::ResultCache cache(gt::make_disk_backend(dir.path()));
   const Outcome run = optimize_with(&cache, g, costs);
   EXPECT_EQ(cache.rejected(), 2700u);
   EXPECT_EQ(run.result.from_cache, 0u);
   EXPECT_EQ(run.csv, optimize_with(nullptr, g, costs).csv);
+}
+
+TEST(ResultCache, OneFileHoldsEveryNamespaceAndKeepsThemApart) {
+  TempDir dir;
+  const auto g = grid("5:19");
+  gt::ExecutionOptions costs;
+  costs.commission = 0.001;
+  fill_cache(dir.path(), g);
+  EXPECT_EQ(fill_cache(dir.path(), g, costs).size(), 1u);  // a new namespace creates no file
+  for (const auto& options : {gt::ExecutionOptions{}, costs}) {
+    gt::ResultCache cache(gt::make_disk_backend(dir.path()));
+    const Outcome run = optimize_with(&cache, g, options);
+    EXPECT_EQ(run.result.from_cache, 2700u);
+    EXPECT_EQ(cache.rejected(), 0u);
+    EXPECT_EQ(run.csv, optimize_with(nullptr, g, options).csv);
+  }
 }
 
 TEST(ResultCache, ABackendThatFailsMidRunTurnsTheCacheOffWithOneWarning) {
@@ -229,7 +269,7 @@ TEST(ResultCache, ABackendThatFailsMidRunTurnsTheCacheOffWithOneWarning) {
              std::span<std::uint8_t>) override {
       throw gt::CacheUnavailable("connection reset");
     }
-    void put(std::string_view, std::span<const std::uint64_t>, std::size_t, std::string_view) override {}
+    void put(std::string_view, std::size_t, std::span<const Batch>) override {}
     std::string describe() const override { return "failing"; }
   };
   std::vector<std::string> warnings;

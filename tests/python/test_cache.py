@@ -183,7 +183,7 @@ def test_two_processes_share_results_through_redis(redis, tmp_path):
     assert (second["computed"], second["from_cache"]) == (0, 2700)
     assert a.read_bytes() == b.read_bytes()
     assert second["cache"] == f"redis://127.0.0.1:{redis.port}/0"
-    keys = redis.command("KEYS", "gt-v2-*")
+    keys = redis.command("KEYS", "gt-v3-*")
     assert len(keys) == 1 and redis.command("HLEN", keys[0]) == 2700
 
 
@@ -194,7 +194,7 @@ def test_redis_killed_mid_run_warns_and_the_run_completes_without_it(redis, tmp_
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)
     assert proc.poll() is None
-    assert redis.command("HLEN", redis.command("KEYS", "gt-v2-*")[0]) > 0  # it was in use
+    assert redis.command("HLEN", redis.command("KEYS", "gt-v3-*")[0]) > 0  # it was in use
     redis.stop()
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr
@@ -224,7 +224,7 @@ def test_redis_with_a_password(tmp_path):
 def test_a_damaged_or_foreign_redis_entry_is_recomputed(redis, tmp_path):
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
     run_gtrader(*SEED, "--cache", redis.url, "--out", a)
-    ns = redis.command("KEYS", "gt-v2-*")[0]
+    ns = redis.command("KEYS", "gt-v3-*")[0]
     fields = sorted(redis.command("HKEYS", ns))
     damaged = bytearray(redis.command("HGET", ns, fields[10]))
     damaged[40] ^= 0x01  # one bit of one parameter or metric
