@@ -63,7 +63,7 @@ class CacheBackend {
 // power lost mid-write) is skipped by readers; nothing else is lost. Each put reaches the file
 // (the page cache) before it returns, so a killed process loses only the chunks not yet stored,
 // which a resumed run recomputes; a power loss, at most the last two seconds (the file is synced
-// that often). Readers see the file as it was when the store first read it.
+// that often). Readers see the file as it was when the store was opened.
 std::unique_ptr<CacheBackend> make_disk_backend(const std::filesystem::path& dir);
 // redis://[[user]:password@]host[:port][/db]. Connects, authenticates and selects the database
 // now, throwing Error with what to fix; later failures throw CacheUnavailable.

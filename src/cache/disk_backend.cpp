@@ -6,7 +6,7 @@
 // tenth of computing the seed's whole grid. Every process and thread appends its batches with one
 // O_APPEND write, which a local file system never interleaves with another.
 //
-// Readers take the file as it is when the store is first read: they walk the batch headers once,
+// Readers take the file as it is when the store is opened: they walk the batch headers once,
 // stepping over other namespaces' batches whole, and index a namespace's entries when it is first
 // asked for (a later entry wins for a key written twice). A header that does not make sense (a
 // torn batch after a crash, a damaged sector) is skipped up to the next batch marker. Values carry
@@ -124,7 +124,7 @@ class Index {
   std::size_t mask_ = 0;
 };
 
-// The store's file as it was when first read: where every namespace's batches lie. Headers are
+// The file as it was when the store was opened: where every namespace's batches lie. Headers are
 // read one by one (one pread a batch), not through a mapping: see MappedFile.
 class Snapshot {
  public:
