@@ -14,7 +14,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Mapping, NamedTuple, Optional, Union
 
 import numpy as np
 
@@ -128,7 +128,7 @@ class RayDistributedEngine:
         """One per engine, started once (an actor is a process) and reset for each run; on the
         head node, which outlives any worker node lost during a run."""
         if getattr(self, "_counter", None) is None:
-            self._counter = _remote()[0].options(num_cpus=0, resources={"node:__internal_head__": 0.001}).remote()
+            self._counter = _remote().attempt_counter.options(num_cpus=0, resources={"node:__internal_head__": 0.001}).remote()
         self._ray.get(self._counter.reset.remote())
         return self._counter
 
@@ -178,7 +178,7 @@ class RayDistributedEngine:
         started = time.perf_counter()
         payloads = [ray.put(_core.bars_to_csv(b)) for b in symbols]  # once; shared by every task
         counter = self._attempt_counter()
-        task = _remote()[1].options(max_retries=self.config.max_retries, retry_exceptions=True)
+        task = _remote().evaluate_range.options(max_retries=self.config.max_retries, retry_exceptions=True)
         ranges = [(s, first, min(chunk, size - first)) for s in range(len(symbols)) for first in range(0, size, chunk)]
         # Each task ranks its own range and sends back its best `top` (the overall best are among
         # the ranges' best) and, when a results file is wanted, its rows as CSV text.
@@ -253,7 +253,7 @@ class RayDistributedEngine:
                 rows.append({"combinations": local["computed"], "workers": w, "tasks": self.last_run.tasks,
                              "seconds": seconds, "combos_per_sec": rate, "scaling_efficiency": rate / (base * w),
                              "local_one_thread_combos_per_sec": local["computed"] / local["seconds"]})
-        noop = _remote()[2]
+        noop = _remote().noop
         ray.get(noop.remote())
         start = time.perf_counter()
         ray.get([noop.remote() for _ in range(200)])
@@ -332,11 +332,17 @@ def _define_remote():
     def noop():
         return None
 
-    return AttemptCounter, evaluate_range, noop
+    return _RemoteDefinitions(AttemptCounter, evaluate_range, noop)
+
+
+class _RemoteDefinitions(NamedTuple):
+    attempt_counter: Any
+    evaluate_range: Any
+    noop: Any
 
 
 @functools.cache
-def _remote():
-    """(AttemptCounter, evaluate_range, noop), defined on first use: importing Ray takes seconds,
-    which `import gpt_trader` should not cost anyone who does not distribute."""
+def _remote() -> _RemoteDefinitions:
+    """The Ray actor and tasks, defined on first use: importing Ray takes seconds, which
+    `import gpt_trader` should not cost anyone who does not distribute."""
     return _define_remote()
