@@ -8,6 +8,7 @@
 #include <fstream>
 #include <optional>
 
+#include "csv_fields.hpp"
 #include "gt/data.hpp"
 #include "gt/error.hpp"
 
@@ -113,40 +114,6 @@ std::optional<ParsedDate> parse_date(std::string_view s) {
   return out;
 }
 
-// Decimal text to double. Prices and volumes are short decimals ("2.179012", "36301200"): when
-// the digits fit in 53 bits and there are at most 22 decimals, digits / 10^decimals is a single
-// correctly rounded division of two exact doubles (Clinger's fast path), the same double that
-// from_chars gives. Anything else goes to from_chars.
-bool parse_number(std::string_view s, double& out) {
-  static constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-                                      1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-  std::size_t i = 0;
-  const bool negative = !s.empty() && s[0] == '-';
-  if (negative) ++i;
-  std::uint64_t digits = 0;
-  int count = 0, decimals = 0;
-  bool dot = false;
-  for (; i < s.size(); ++i) {
-    const char c = s[i];
-    if (c >= '0' && c <= '9') {
-      if (++count > 19) break;
-      digits = digits * 10 + static_cast<std::uint64_t>(c - '0');
-      decimals += dot;
-    } else if (c == '.' && !dot) {
-      dot = true;
-    } else {
-      break;
-    }
-  }
-  if (i == s.size() && count > 0 && digits < (std::uint64_t{1} << 53) && decimals <= 22) {
-    const double v = static_cast<double>(digits) / kPow10[decimals];
-    out = negative ? -v : v;
-    return true;
-  }
-  const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && ptr == s.data() + s.size() && !s.empty();
-}
-
 class Parser {
  public:
   Parser(std::string_view source, const LoadOptions& options) : source_(source), options_(options) {}
@@ -194,10 +161,7 @@ class Parser {
   }
 
   void read_header(std::string_view line, std::size_t line_no) {
-    std::size_t start = 0;
-    for (;;) {
-      const std::size_t comma = line.find(',', start);
-      const std::string_view field = line.substr(start, comma == std::string_view::npos ? line.npos : comma - start);
+    csv::for_each_field(line, [&](std::string_view field) {
       const Column c = classify(field);
       if (c != Column::kIgnored) {
         for (std::size_t i = 0; i < columns_.size(); ++i)
@@ -206,9 +170,8 @@ class Parser {
                 fmt::format("{}:{}: column '{}' appears twice in the header", source_, line_no, trim(field)));
       }
       columns_.push_back(c);
-      if (comma == std::string_view::npos) break;
-      start = comma + 1;
-    }
+      return true;
+    });
     for (Column need : kRequired) {
       if (std::find(columns_.begin(), columns_.end(), need) == columns_.end())
         throw DataError(
@@ -226,12 +189,14 @@ class Parser {
   std::string parse_row(std::string_view line, Bars& bars) {
     double values[7] = {0, 0, 0, 0, 0, 0, 0};
     std::string_view date_text, clock_text;
-    std::size_t start = 0;
     std::size_t index = 0;
-    for (;;) {
-      const std::size_t comma = line.find(',', start);
-      std::string_view field = line.substr(start, comma == std::string_view::npos ? line.npos : comma - start);
-      if (index >= columns_.size()) return fmt::format("has more than the header's {} fields", columns_.size());
+    enum class Stop { kNone, kTooManyFields, kNotANumber } stop = Stop::kNone;
+    std::string_view bad_field;
+    csv::for_each_field(line, [&](std::string_view field) {
+      if (index >= columns_.size()) {
+        stop = Stop::kTooManyFields;
+        return false;
+      }
       const Column c = columns_[index];
       if (c == Column::kDate) {
         date_text = trim(field);
@@ -240,13 +205,19 @@ class Parser {
       } else if (c != Column::kIgnored) {
         field = trim(field);
         double v = 0;
-        if (!parse_number(field, v)) return fmt::format("field '{}': '{}' is not a number", column_label(c), field);
+        if (!csv::parse_number(field, v)) {
+          stop = Stop::kNotANumber;
+          bad_field = field;
+          return false;
+        }
         values[static_cast<int>(c)] = v;
       }
       ++index;
-      if (comma == std::string_view::npos) break;
-      start = comma + 1;
-    }
+      return true;
+    });
+    if (stop == Stop::kTooManyFields) return fmt::format("has more than the header's {} fields", columns_.size());
+    if (stop == Stop::kNotANumber)
+      return fmt::format("field '{}': '{}' is not a number", column_label(columns_[index]), bad_field);
     if (index != columns_.size()) return fmt::format("has {} fields, the header has {}", index, columns_.size());
 
     auto date = parse_date(date_text);

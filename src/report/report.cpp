@@ -6,7 +6,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -15,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "../data/csv_fields.hpp"
 #include "gt/error.hpp"
 
 namespace gt::report {
@@ -25,23 +25,21 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 // The Vega-Lite version every chart spec is written for (the embedded bundle must render it).
 constexpr const char* kVegaLiteSchema = "https://vega.github.io/schema/vega-lite/v6.json";
 
-std::vector<std::string> split(const std::string& line) {
+std::vector<std::string> split(std::string_view line) {
   std::vector<std::string> out;
-  std::size_t start = 0;
-  while (true) {
-    const std::size_t comma = line.find(',', start);
-    out.push_back(line.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
-    if (comma == std::string::npos) return out;
-    start = comma + 1;
-  }
+  csv::for_each_field(line, [&](std::string_view field) {
+    out.emplace_back(field);
+    return true;
+  });
+  return out;
 }
 
-double parse_number(const std::string& text, const std::string& where) {
-  if (text.empty()) return kNaN;
-  double v = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || end != text.data() + text.size())
-    throw DataError(fmt::format("{}: '{}' is not a number", where, text));
+// An empty field (a metric without a value) is NaN.
+double number_of(const std::string& text, const std::filesystem::path& path, std::size_t line_number,
+                 const std::string& column) {
+  double v = kNaN;
+  if (!text.empty() && !csv::parse_number(text, v))
+    throw DataError(fmt::format("{}:{}: field '{}': '{}' is not a number", path.string(), line_number, column, text));
   return v;
 }
 
@@ -203,13 +201,13 @@ ResultsTable read_results(const std::filesystem::path& path) {
     r.symbols.push_back(has_symbol ? fields[0] : std::string());
     std::size_t p = 0, m = 0;
     for (std::size_t c = has_symbol ? 1 : 0; c < fields.size(); ++c) {
-      const std::string where = fmt::format("{}:{}: field '{}'", path.string(), line_number, header[c]);
       if (role[c] == 1) {
         const bool boolean = fields[c] == "true" || fields[c] == "false";
         r.boolean_params[p] = r.boolean_params[p] || boolean;
-        r.param_values[p++].push_back(boolean ? (fields[c] == "true" ? 1.0 : 0.0) : parse_number(fields[c], where));
+        r.param_values[p++].push_back(boolean ? (fields[c] == "true" ? 1.0 : 0.0)
+                                              : number_of(fields[c], path, line_number, header[c]));
       } else {
-        r.metric_values[m++].push_back(parse_number(fields[c], where));
+        r.metric_values[m++].push_back(number_of(fields[c], path, line_number, header[c]));
       }
     }
   }
