@@ -89,17 +89,20 @@ __device__ void settle(const DeviceTables& d, RangeTableView ranges, int target,
 }
 
 // pairs[i] = (fast slot, slow slot, type slot, -); targets[i] = where the unfiltered and the
-// filtered combination's metrics go (-1: not asked for). A block is one warp (kBlockThreads), so
-// that an SM takes a new warp as soon as one finishes instead of when the slowest of its block
-// does: 1.43-1.44e12 -> 1.49-1.50e12 bar-combos/s at 100,000 bars against blocks of 128 (1.80e12
-// both ways at 2,000; 64 threads: 1.46e12; 256: 1.31-1.34e12). kWarpsPerSm trades registers for
-// resident warps: while the float table fits in L2 the kernel runs best unconstrained (120
-// registers, 16 warps an SM); a table larger than L2 makes its reads wait on HBM, which 24 warps
-// (80 registers, a few spills) hide better. H100, 1.1 million combinations, blocks of 128 then:
-// 2,000 bars (24 MB table) 1.79e12 unconstrained against 1.65e12 at 24 warps, 100,000 bars
-// (1.2 GB) 1.27e12 against 1.44e12.
+// filtered combination's metrics go (-1: not asked for). H100, 1.1 million combinations:
+// - A block is one warp (kBlockThreads), so that an SM takes a new warp as soon as one finishes
+//   instead of when the slowest of its block does: 1.43-1.44e12 -> 1.49-1.50e12 bar-combos/s at
+//   100,000 bars against blocks of 128 (64 threads: 1.46e12; 256: 1.31-1.34e12).
+// - kLoadsFirst reads a whole block's 16 cells before comparing any, so that the reads wait on L2
+//   together rather than one after another (the loop's exit at the last bar kept the compiler
+//   from issuing them ahead): 1.80 -> 2.32-2.38e12 at 2,000 bars, with 149 registers instead of 124.
+// - kWarpsPerSm trades registers for resident warps. While the float table fits in L2 the kernel
+//   runs best unconstrained, reading ahead. A table larger than L2 makes its reads wait on HBM,
+//   which more warps hide better: 24 (80 registers, a few spills) without reading ahead, 1.49e12
+//   at 100,000 bars (1.2 GB table), where reading ahead at 80 registers gave 1.25e12 and the
+//   unconstrained kernel 1.27e12 (blocks of 128 then).
 constexpr int kBlockThreads = 32;
-template <int kWarpsPerSm>
+template <int kWarpsPerSm, bool kLoadsFirst>
 __global__ void __launch_bounds__(kBlockThreads, kWarpsPerSm)
     ma_cross_kernel(DeviceTables d, const int4* pairs, const int2* targets, int count, Metrics* out) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -125,10 +128,7 @@ __global__ void __launch_bounds__(kBlockThreads, kWarpsPerSm)
     const float4* fast = quads + static_cast<std::size_t>(base / 4) * row + pair.x;
     const float4* slow = quads + static_cast<std::size_t>(base / 4) * row + pair.y;
     unsigned above = 0, below = 0;
-#pragma unroll
-    for (int q = 0; q < 8; ++q) {
-      if (4 * q >= m) break;
-      const float4 a4 = fast[q * row], b4 = slow[q * row];
+    const auto compare = [&](int q, float4 a4, float4 b4) {
       const float a[4] = {a4.x, a4.y, a4.z, a4.w}, b[4] = {b4.x, b4.y, b4.z, b4.w};
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
@@ -136,6 +136,22 @@ __global__ void __launch_bounds__(kBlockThreads, kWarpsPerSm)
         const bool is_up = a[k] - b[k] > band, is_down = b[k] - a[k] > band;
         above |= static_cast<unsigned>(is_up) << (4 * q + k);
         below |= static_cast<unsigned>(is_down) << (4 * q + k);
+      }
+    };
+    if (kLoadsFirst && m == 32) {
+      float4 a4[8], b4[8];
+#pragma unroll
+      for (int q = 0; q < 8; ++q) {
+        a4[q] = fast[q * row];
+        b4[q] = slow[q * row];
+      }
+#pragma unroll
+      for (int q = 0; q < 8; ++q) compare(q, a4[q], b4[q]);
+    } else {
+#pragma unroll
+      for (int q = 0; q < 8; ++q) {
+        if (4 * q >= m) break;  // past the last bar
+        compare(q, fast[q * row], slow[q * row]);
       }
     }
     const unsigned before = base < t0 ? (1u << (t0 - base)) - 1 : 0u;
@@ -381,10 +397,10 @@ class CudaMaCrossEvaluator final : public CudaEvaluator {
     const int blocks = static_cast<int>((pair_count + kBlockThreads - 1) / kBlockThreads);
     check(cudaEventRecord(gpu.start), "cudaEventRecord");
     if (gpu.table_beyond_l2)
-      ma_cross_kernel<24>
+      ma_cross_kernel<24, false>
           <<<blocks, kBlockThreads>>>(gpu.tables, gpu.pairs, gpu.targets, static_cast<int>(pair_count), gpu.results);
     else
-      ma_cross_kernel<1>
+      ma_cross_kernel<1, true>
           <<<blocks, kBlockThreads>>>(gpu.tables, gpu.pairs, gpu.targets, static_cast<int>(pair_count), gpu.results);
     check(cudaGetLastError(), "launching ma_cross_kernel");
     check(cudaEventRecord(gpu.stop), "cudaEventRecord");
