@@ -93,16 +93,16 @@ __device__ void settle(const DeviceTables& d, RangeTableView ranges, int target,
 // - A block is one warp (kBlockThreads), so that an SM takes a new warp as soon as one finishes
 //   instead of when the slowest of its block does: 1.43-1.44e12 -> 1.49-1.50e12 bar-combos/s at
 //   100,000 bars against blocks of 128 (64 threads: 1.46e12; 256: 1.31-1.34e12).
-// - kLoadsFirst reads a whole block's 16 cells before comparing any, so that the reads wait on L2
+// - A full block's 16 cells are read before any is compared, so that the reads wait on L2 or HBM
 //   together rather than one after another (the loop's exit at the last bar kept the compiler
 //   from issuing them ahead): 1.80 -> 2.32-2.38e12 at 2,000 bars, with 149 registers instead of 124.
 // - kWarpsPerSm trades registers for resident warps. While the float table fits in L2 the kernel
-//   runs best unconstrained, reading ahead. A table larger than L2 makes its reads wait on HBM,
-//   which more warps hide better: 24 (80 registers, a few spills) without reading ahead, 1.49e12
-//   at 100,000 bars (1.2 GB table), where reading ahead at 80 registers gave 1.25e12 and the
-//   unconstrained kernel 1.27e12 (blocks of 128 then).
+//   runs best unconstrained. A table larger than L2 makes its reads wait on HBM, which more warps
+//   hide better: 16 (128 registers) 1.55e12 at 100,000 bars (1.2 GB table), against 1.44e12
+//   unconstrained, 1.45-1.46e12 at 20 warps (96 registers, spills), 1.25e12 at 24 (80 registers),
+//   and 1.49-1.50e12 at 24 warps when the cells were read one at a time.
 constexpr int kBlockThreads = 32;
-template <int kWarpsPerSm, bool kLoadsFirst>
+template <int kWarpsPerSm>
 __global__ void __launch_bounds__(kBlockThreads, kWarpsPerSm)
     ma_cross_kernel(DeviceTables d, const int4* pairs, const int2* targets, int count, Metrics* out) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -138,7 +138,7 @@ __global__ void __launch_bounds__(kBlockThreads, kWarpsPerSm)
         below |= static_cast<unsigned>(is_down) << (4 * q + k);
       }
     };
-    if (kLoadsFirst && m == 32) {
+    if (m == 32) {
       float4 a4[8], b4[8];
 #pragma unroll
       for (int q = 0; q < 8; ++q) {
@@ -397,10 +397,10 @@ class CudaMaCrossEvaluator final : public CudaEvaluator {
     const int blocks = static_cast<int>((pair_count + kBlockThreads - 1) / kBlockThreads);
     check(cudaEventRecord(gpu.start), "cudaEventRecord");
     if (gpu.table_beyond_l2)
-      ma_cross_kernel<24, false>
+      ma_cross_kernel<16>
           <<<blocks, kBlockThreads>>>(gpu.tables, gpu.pairs, gpu.targets, static_cast<int>(pair_count), gpu.results);
     else
-      ma_cross_kernel<1, true>
+      ma_cross_kernel<1>
           <<<blocks, kBlockThreads>>>(gpu.tables, gpu.pairs, gpu.targets, static_cast<int>(pair_count), gpu.results);
     check(cudaGetLastError(), "launching ma_cross_kernel");
     check(cudaEventRecord(gpu.stop), "cudaEventRecord");
