@@ -64,11 +64,15 @@ struct BatchHeader {
 };
 static_assert(sizeof(BatchHeader) == 32);
 
-// The first `size` bytes of a file, mapped when first asked for: a cold run, whose namespace has
-// no batch in the file, never maps it (unmapping in a threaded process costs every core a TLB flush).
+// A file as long as it was when opened (missing: empty), mapped when first asked for: a cold run,
+// whose namespace has no batch in the file, never maps it (unmapping in a threaded process costs
+// every core a TLB flush).
 class MappedFile {
  public:
-  MappedFile(int fd, std::size_t size) : fd_(fd), size_(size) {}
+  explicit MappedFile(const std::filesystem::path& path) : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
+    struct stat st {};
+    if (fd_ >= 0 && ::fstat(fd_, &st) == 0) size_ = static_cast<std::size_t>(st.st_size);
+  }
   ~MappedFile() {
     if (data_) ::munmap(const_cast<char*>(data_), size_);
     if (fd_ >= 0) ::close(fd_);
@@ -83,11 +87,13 @@ class MappedFile {
     }
     return {data_, size_};
   }
+  int fd() const { return fd_; }
+  std::size_t size() const { return size_; }
 
  private:
   int fd_;
   const char* data_ = nullptr;
-  std::size_t size_;
+  std::size_t size_ = 0;
 };
 
 // Where each key's value lies in the file: an open-addressing table keyed by the key itself
@@ -128,11 +134,12 @@ class Index {
 // read one by one (one pread a batch), not through a mapping: see MappedFile.
 class Snapshot {
  public:
-  explicit Snapshot(const std::filesystem::path& path) : file_(open_file(path)) {
+  explicit Snapshot(const std::filesystem::path& path) : file_(path) {
+    const std::size_t size = file_.size();
     std::size_t at = 0;
-    while (at + sizeof(BatchHeader) <= size_) {
+    while (at + sizeof(BatchHeader) <= size) {
       BatchHeader h;
-      if (::pread(fd_, &h, sizeof h, static_cast<off_t>(at)) != static_cast<ssize_t>(sizeof h)) break;
+      if (::pread(file_.fd(), &h, sizeof h, static_cast<off_t>(at)) != static_cast<ssize_t>(sizeof h)) break;
       if (h.magic != kBatchMagic || h.value_size == 0 || h.value_size > kMaxValueBytes || h.reserved != 0) {
         at = next_marker(at + 1);
         continue;
@@ -140,7 +147,7 @@ class Snapshot {
       const std::size_t keys_at = at + sizeof h, values_at = keys_at + std::size_t{h.count} * sizeof(std::uint64_t);
       // Only entries whose key and value lie wholly in the file (the last batch may be torn).
       const std::size_t whole =
-          values_at > size_ ? 0 : std::min<std::size_t>(h.count, (size_ - values_at) / h.value_size);
+          values_at > size ? 0 : std::min<std::size_t>(h.count, (size - values_at) / h.value_size);
       if (whole > 0) batches_[h.ns].push_back({keys_at, values_at, static_cast<std::uint32_t>(whole), h.value_size});
       at = values_at + std::size_t{h.count} * h.value_size;
     }
@@ -178,31 +185,23 @@ class Snapshot {
     std::uint32_t count, value_size;  // count: the entries wholly in the file
   };
 
-  MappedFile open_file(const std::filesystem::path& path) {
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);  // missing: nothing stored yet
-    struct stat st {};
-    if (fd_ >= 0 && ::fstat(fd_, &st) == 0) size_ = static_cast<std::size_t>(st.st_size);
-    return MappedFile(fd_, size_);
-  }
-
   // Where the next batch marker at or after `from` starts (the file's end when none).
   std::size_t next_marker(std::size_t from) const {
     char block[64 << 10];
     const std::string_view marker(reinterpret_cast<const char*>(&kBatchMagic), sizeof kBatchMagic);
-    for (std::size_t at = from; at < size_;) {
-      const ssize_t n = ::pread(fd_, block, std::min(sizeof block, size_ - at), static_cast<off_t>(at));
+    const std::size_t size = file_.size();
+    for (std::size_t at = from; at < size;) {
+      const ssize_t n = ::pread(file_.fd(), block, std::min(sizeof block, size - at), static_cast<off_t>(at));
       if (n <= 0) break;
       const std::string_view text(block, static_cast<std::size_t>(n));
       if (const auto found = text.find(marker); found != std::string_view::npos) return at + found;
       if (static_cast<std::size_t>(n) < marker.size()) break;
       at += static_cast<std::size_t>(n) - (marker.size() - 1);  // a marker may straddle two blocks
     }
-    return size_;
+    return size;
   }
 
-  int fd_ = -1;
-  std::size_t size_ = 0;
-  MappedFile file_;  // owns fd_
+  MappedFile file_;
   std::unordered_map<NamespaceId, std::vector<BatchRef>, NamespaceIdHash> batches_;
   std::map<std::string, Index, std::less<>> indexes_;  // nodes stay put: readers keep references
 };
