@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include <bit>
+#include <cmath>
 #include <cstring>
 
 #include "gt/signal_rules.hpp"
@@ -11,20 +12,25 @@
 namespace gt::detail {
 namespace {
 
+// The bars of word w that the events may use: defined (from defined_from on) and before the end.
+inline std::uint64_t live_bits(std::size_t w, std::size_t bars, std::size_t defined_from) {
+  const std::size_t first = w * 64;
+  if (defined_from >= first + 64 || bars <= first) return 0;
+  std::uint64_t live = ~std::uint64_t{0};
+  if (defined_from > first) live <<= defined_from - first;
+  if (bars < first + 64) live &= ~std::uint64_t{0} >> (first + 64 - bars);
+  return live;
+}
+
 // Turns per-word above/below bits into crossing events; the carries hold bit 63 of the previous
 // word's at-or-below / at-or-above masks.
 struct EventWords {
   std::uint64_t carry_le = 0, carry_ge = 0;
 
-  void emit(std::size_t w, std::uint64_t above, std::uint64_t below, std::size_t defined_from, std::uint64_t* up,
+  void emit(std::size_t w, std::uint64_t above, std::uint64_t below, std::uint64_t live, std::uint64_t* up,
             std::uint64_t* down) {
-    std::uint64_t defined = ~std::uint64_t{0};
-    if (defined_from >= (w + 1) * 64)
-      defined = 0;
-    else if (defined_from > w * 64)
-      defined = ~std::uint64_t{0} << (defined_from - w * 64);
-    const std::uint64_t le = defined & ~above;
-    const std::uint64_t ge = defined & ~below;
+    const std::uint64_t le = live & ~above;
+    const std::uint64_t ge = live & ~below;
     up[w] = above & ((le << 1) | carry_le);
     down[w] = below & ((ge << 1) | carry_ge);
     carry_le = le >> 63;
@@ -44,70 +50,67 @@ inline void settle(const double* f, const double* s, std::size_t base, std::uint
   }
 }
 
-void portable(CrossSeries f, CrossSeries s, std::size_t words, std::size_t defined_from, std::uint64_t* up,
+// The float pass's outcome for one word, given the bars whose float gap exceeds the band (`sure`)
+// and the gap's sign bits: the sure bars decided, the other live ones settled in double precision
+// (NaN gaps included, which compare false there), then the events.
+inline void decide_word(CrossSeries f, CrossSeries s, std::size_t w, std::uint64_t sure, std::uint64_t negative,
+                        std::uint64_t live, EventWords& events, std::uint64_t* up, std::uint64_t* down) {
+  std::uint64_t above = sure & ~negative, below = sure & negative;
+  settle(f.exact, s.exact, w * 64, ~sure & live, above, below);
+  events.emit(w, above, below, live, up, down);
+}
+
+void portable(CrossSeries f, CrossSeries s, const float*, std::size_t bars, std::size_t defined_from, std::uint64_t* up,
               std::uint64_t* down) {
   EventWords events;
-  for (std::size_t w = 0; w < words; ++w) {
+  for (std::size_t w = 0; w < (bars + 63) / 64; ++w) {
     std::uint64_t above = 0, below = 0;
     for (std::size_t j = 0; j < 64; ++j) {
       const std::size_t i = w * 64 + j;
       above |= static_cast<std::uint64_t>(is_above(f.exact[i], s.exact[i])) << j;
       below |= static_cast<std::uint64_t>(is_below(f.exact[i], s.exact[i])) << j;
     }
-    events.emit(w, above, below, defined_from, up, down);
+    events.emit(w, above, below, live_bits(w, bars, defined_from), up, down);
   }
 }
 
-__attribute__((target("avx2"))) void avx2(CrossSeries f, CrossSeries s, std::size_t words, std::size_t defined_from,
-                                          std::uint64_t* up, std::uint64_t* down) {
-  const __m256 band_scale = _mm256_set1_ps(kCoarseTieBand);
+// A bar is sure when |fast - slow| > band in float (the sign of the gap then says above or below:
+// fast - slow > band, or slow - fast > band, which is the same double negated).
+__attribute__((target("avx2"))) void avx2(CrossSeries f, CrossSeries s, const float* band, std::size_t bars,
+                                          std::size_t defined_from, std::uint64_t* up, std::uint64_t* down) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   EventWords events;
-  for (std::size_t w = 0; w < words; ++w) {
-    std::uint64_t above = 0, below = 0, unsure = 0;
+  for (std::size_t w = 0; w < (bars + 63) / 64; ++w) {
+    std::uint64_t sure = 0, negative = 0;
     for (int j = 0; j < 8; ++j) {
       const std::size_t i = w * 64 + static_cast<std::size_t>(j) * 8;
-      const __m256 fv = _mm256_loadu_ps(f.coarse + i);
-      const __m256 sv = _mm256_loadu_ps(s.coarse + i);
-      const __m256 band = _mm256_mul_ps(band_scale, _mm256_andnot_ps(sign, sv));
-      const auto a =
-          static_cast<std::uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_sub_ps(fv, sv), band, _CMP_GT_OQ)));
-      const auto b =
-          static_cast<std::uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_sub_ps(sv, fv), band, _CMP_GT_OQ)));
-      const auto nan = static_cast<std::uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(fv, sv, _CMP_UNORD_Q)));
-      above |= a << (j * 8);
-      below |= b << (j * 8);
-      unsure |= (~(a | b | nan) & 0xffu) << (j * 8);
+      const __m256 gap = _mm256_sub_ps(_mm256_loadu_ps(f.coarse + i), _mm256_loadu_ps(s.coarse + i));
+      const __m256 outside = _mm256_cmp_ps(_mm256_andnot_ps(sign, gap), _mm256_loadu_ps(band + i), _CMP_GT_OQ);
+      sure |= static_cast<std::uint64_t>(_mm256_movemask_ps(outside)) << (j * 8);
+      negative |= static_cast<std::uint64_t>(_mm256_movemask_ps(gap)) << (j * 8);
     }
-    settle(f.exact, s.exact, w * 64, unsure, above, below);
-    events.emit(w, above, below, defined_from, up, down);
+    decide_word(f, s, w, sure, negative, live_bits(w, bars, defined_from), events, up, down);
   }
 }
 
-__attribute__((target("avx512f"))) void avx512(CrossSeries f, CrossSeries s, std::size_t words,
-                                               std::size_t defined_from, std::uint64_t* up, std::uint64_t* down) {
-  const __m512 band_scale = _mm512_set1_ps(kCoarseTieBand);
+__attribute__((target("avx512f,avx512dq"))) void avx512(CrossSeries f, CrossSeries s, const float* band,
+                                                        std::size_t bars, std::size_t defined_from, std::uint64_t* up,
+                                                        std::uint64_t* down) {
   EventWords events;
-  for (std::size_t w = 0; w < words; ++w) {
-    std::uint64_t above = 0, below = 0, unsure = 0;
+  for (std::size_t w = 0; w < (bars + 63) / 64; ++w) {
+    std::uint64_t sure = 0, negative = 0;
     for (int j = 0; j < 4; ++j) {
       const std::size_t i = w * 64 + static_cast<std::size_t>(j) * 16;
-      const __m512 fv = _mm512_loadu_ps(f.coarse + i);
-      const __m512 sv = _mm512_loadu_ps(s.coarse + i);
-      const __m512 band = _mm512_mul_ps(band_scale, _mm512_abs_ps(sv));
-      const __mmask16 a = _mm512_cmp_ps_mask(_mm512_sub_ps(fv, sv), band, _CMP_GT_OQ);
-      const __mmask16 b = _mm512_cmp_ps_mask(_mm512_sub_ps(sv, fv), band, _CMP_GT_OQ);
-      const __mmask16 nan = _mm512_cmp_ps_mask(fv, sv, _CMP_UNORD_Q);
-      above |= static_cast<std::uint64_t>(a) << (j * 16);
-      below |= static_cast<std::uint64_t>(b) << (j * 16);
-      unsure |= static_cast<std::uint64_t>(static_cast<std::uint16_t>(~(a | b | nan))) << (j * 16);
+      const __m512 gap = _mm512_sub_ps(_mm512_loadu_ps(f.coarse + i), _mm512_loadu_ps(s.coarse + i));
+      const __mmask16 outside = _mm512_cmp_ps_mask(_mm512_abs_ps(gap), _mm512_loadu_ps(band + i), _CMP_GT_OQ);
+      sure |= static_cast<std::uint64_t>(outside) << (j * 16);
+      negative |= static_cast<std::uint64_t>(_mm512_movepi32_mask(_mm512_castps_si512(gap))) << (j * 16);
     }
-    settle(f.exact, s.exact, w * 64, unsure, above, below);
-    events.emit(w, above, below, defined_from, up, down);
+    decide_word(f, s, w, sure, negative, live_bits(w, bars, defined_from), events, up, down);
   }
 }
 
-using Impl = void (*)(CrossSeries, CrossSeries, std::size_t, std::size_t, std::uint64_t*, std::uint64_t*);
+using Impl = void (*)(CrossSeries, CrossSeries, const float*, std::size_t, std::size_t, std::uint64_t*, std::uint64_t*);
 
 struct Choice {
   Impl impl;
@@ -116,7 +119,7 @@ struct Choice {
 
 Choice detect() {
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return {avx512, "avx512"};
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")) return {avx512, "avx512"};
   if (__builtin_cpu_supports("avx2")) return {avx2, "avx2"};
   return {portable, "portable"};
 }
@@ -128,9 +131,14 @@ Choice& chosen() {
 
 }  // namespace
 
-void cross_events(CrossSeries fast, CrossSeries slow, std::size_t words, std::size_t defined_from, std::uint64_t* up,
-                  std::uint64_t* down) {
-  chosen().impl(fast, slow, words, defined_from, up, down);
+__attribute__((target_clones("avx512f", "avx2", "default"))) void tie_band(const float* coarse, std::size_t count,
+                                                                           float* band) {
+  for (std::size_t i = 0; i < count; ++i) band[i] = kCoarseTieBand * std::fabs(coarse[i]);
+}
+
+void cross_events(CrossSeries fast, CrossSeries slow, const float* slow_band, std::size_t bars,
+                  std::size_t defined_from, std::uint64_t* up, std::uint64_t* down) {
+  chosen().impl(fast, slow, slow_band, bars, defined_from, up, down);
 }
 
 const char* cross_events_isa() {
@@ -139,7 +147,7 @@ const char* cross_events_isa() {
 
 bool force_cross_events_isa(const char* isa) {
   __builtin_cpu_init();
-  if (std::strcmp(isa, "avx512") == 0 && __builtin_cpu_supports("avx512f"))
+  if (std::strcmp(isa, "avx512") == 0 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq"))
     chosen() = {avx512, "avx512"};
   else if (std::strcmp(isa, "avx2") == 0 && __builtin_cpu_supports("avx2"))
     chosen() = {avx2, "avx2"};

@@ -45,6 +45,9 @@ inline std::size_t find_position_flips(const std::uint64_t* entries, const std::
     for (std::size_t j = 0; j < 4; ++j) {
       out[j * kStride] = base + static_cast<std::uint32_t>(std::countr_zero(flip));
       flip &= flip - 1;
+      // Hides that `flip` may now be 0: GCC otherwise branches to a copy of the remaining stores
+      // for that case, a branch that mispredicts on most words.
+      asm("" : "+r"(flip));
     }
     for (std::size_t j = 4; j < n; ++j) {  // rare: five or more flips in 64 bars
       out[j * kStride] = base + static_cast<std::uint32_t>(std::countr_zero(flip));
@@ -115,18 +118,19 @@ class MaCrossEvaluator final : public Evaluator {
     std::uint64_t* down = up + words_;
     LaneBatch lanes(detail::trade_lanes_supported(), padded_);
     std::vector<std::uint32_t> flips(lanes.enabled() ? 0 : padded_ + 4);
-    int last_type = -1, last_fast = -1, last_slow = -1;
+    const auto slow_band = std::make_unique_for_overwrite<float[]>(padded_);
+    std::size_t last_fast_row = rows, last_slow_row = rows;
     for (const std::uint32_t i : order) {
       const double* p = params.data() + i * stride;
-      const int fast = static_cast<int>(p[0]), slow = static_cast<int>(p[1]), type = static_cast<int>(p[2]);
-      if (type != last_type || fast != last_fast || slow != last_slow) {
-        const std::size_t f = row(type, fast), s = row(type, slow);
+      const int type = static_cast<int>(p[2]);
+      const std::size_t f = row(type, static_cast<int>(p[0])), s = row(type, static_cast<int>(p[1]));
+      if (s != last_slow_row) detail::tie_band(coarse_.get() + s * padded_, padded_, slow_band.get());
+      if (f != last_fast_row || s != last_slow_row) {
         detail::cross_events({series_.get() + f * padded_, coarse_.get() + f * padded_},
-                             {series_.get() + s * padded_, coarse_.get() + s * padded_}, words_,
+                             {series_.get() + s * padded_, coarse_.get() + s * padded_}, slow_band.get(), n_,
                              std::max(first_defined_[f], first_defined_[s]), up, down);
-        last_type = type;
-        last_fast = fast;
-        last_slow = slow;
+        last_fast_row = f;
+        last_slow_row = s;
       }
       const std::uint64_t* filter = p[3] != 0 ? volume_words_.data() : nullptr;
       if (!lanes.enabled()) {
