@@ -23,11 +23,10 @@ namespace {
 // Where the position changes, for entries S and exits R given as bit masks: the position is a
 // set-reset latch, state_t = S_t | (state_{t-1} & ~R_t), which is exactly the carry chain of the
 // addition (S | ~R) + S (generate S, propagate ~R & ~S). One add per 64 bars yields every state;
-// the bars where it flips go to `flips` (every kStride-th slot) without a data-dependent branch per
-// bit (the unrolled store of simdjson's flatten_bits: most words hold at most four flips). The
-// flips alternate entry, exit, entry, ...; an odd count leaves the last position open. `flips`
-// needs room for words*64 + 4 values. With `filter`, only entries whose bar has a filter bit count.
-template <std::size_t kStride>
+// the bars where it flips go to `flips` without a data-dependent branch per bit (the unrolled
+// store of simdjson's flatten_bits: most words hold at most four flips). The flips alternate
+// entry, exit, entry, ...; an odd count leaves the last position open. `flips` needs room for
+// words*64 + 4 values. With `filter`, only entries whose bar has a filter bit count.
 inline std::size_t find_position_flips(const std::uint64_t* entries, const std::uint64_t* filter,
                                        const std::uint64_t* exits, std::size_t words, std::uint32_t* flips) {
   std::size_t count = 0;
@@ -41,16 +40,16 @@ inline std::size_t find_position_flips(const std::uint64_t* entries, const std::
     std::uint64_t flip = (set | (~exits[w] & before)) ^ before;
     const auto base = static_cast<std::uint32_t>(w * 64);
     const auto n = static_cast<std::size_t>(std::popcount(flip));
-    std::uint32_t* out = flips + count * kStride;
+    std::uint32_t* out = flips + count;
     for (std::size_t j = 0; j < 4; ++j) {
-      out[j * kStride] = base + static_cast<std::uint32_t>(std::countr_zero(flip));
+      out[j] = base + static_cast<std::uint32_t>(std::countr_zero(flip));
       flip &= flip - 1;
       // Hides that `flip` may now be 0: GCC otherwise branches to a copy of the remaining stores
       // for that case, a branch that mispredicts on most words.
       asm("" : "+r"(flip));
     }
     for (std::size_t j = 4; j < n; ++j) {  // rare: five or more flips in 64 bars
-      out[j * kStride] = base + static_cast<std::uint32_t>(std::countr_zero(flip));
+      out[j] = base + static_cast<std::uint32_t>(std::countr_zero(flip));
       flip &= flip - 1;
     }
     count += n;
@@ -63,16 +62,16 @@ __attribute__((target_clones("popcnt", "default"))) std::size_t position_flips(c
                                                                                const std::uint64_t* exits,
                                                                                std::size_t words,
                                                                                std::uint32_t* flips) {
-  return find_position_flips<1>(entries, filter, exits, words, flips);
+  return find_position_flips(entries, filter, exits, words, flips);
 }
 
-// Into one lane of a LaneBatch (trade_lanes.hpp's layout); only called where the lanes run, whose
-// CPUs all have these instructions.
-__attribute__((target("popcnt,bmi,bmi2"))) std::size_t position_flips_in_lane(const std::uint64_t* entries,
-                                                                              const std::uint64_t* filter,
-                                                                              const std::uint64_t* exits,
-                                                                              std::size_t words, std::uint32_t* lane) {
-  return find_position_flips<detail::kTradeLanes>(entries, filter, exits, words, lane);
+// With BMI's tzcnt and blsr, which every CPU with the AVX-512 trade lanes has (target_clones
+// ranks a "popcnt" clone above an "arch=haswell" one, so it cannot choose this itself).
+__attribute__((target("popcnt,bmi"))) std::size_t position_flips_for_lanes(const std::uint64_t* entries,
+                                                                           const std::uint64_t* filter,
+                                                                           const std::uint64_t* exits,
+                                                                           std::size_t words, std::uint32_t* flips) {
+  return find_position_flips(entries, filter, exits, words, flips);
 }
 
 // The float copies of the averages (cross_masks.hpp): a fifth of the set-up when left to SSE2.
@@ -116,8 +115,9 @@ class MaCrossEvaluator final : public Evaluator {
     std::vector<std::uint64_t> masks(2 * words_);
     std::uint64_t* up = masks.data();
     std::uint64_t* down = up + words_;
-    LaneBatch lanes(detail::trade_lanes_supported(), padded_);
-    std::vector<std::uint32_t> flips(lanes.enabled() ? 0 : padded_ + 4);
+    const bool lanes = detail::trade_lanes_supported();
+    FlipStore stored(lanes ? out.size() : 0);
+    std::vector<std::uint32_t> flips(lanes ? 0 : padded_ + 4);
     const auto slow_band = std::make_unique_for_overwrite<float[]>(padded_);
     std::size_t last_fast_row = rows, last_slow_row = rows;
     for (const std::uint32_t i : order) {
@@ -133,63 +133,81 @@ class MaCrossEvaluator final : public Evaluator {
         last_slow_row = s;
       }
       const std::uint64_t* filter = p[3] != 0 ? volume_words_.data() : nullptr;
-      if (!lanes.enabled()) {
+      if (lanes) {
+        stored.add(i, position_flips_for_lanes(up, filter, down, words_, stored.next(padded_ + 4)));
+      } else {
         const std::size_t count = position_flips(up, filter, down, words_, flips.data());
         out[i] = simulate({flips.data(), count});
-      } else if (lanes.add(i, position_flips_in_lane(up, filter, down, words_, lanes.next_lane()))) {
-        book(lanes, out);
       }
     }
-    if (lanes.enabled()) book(lanes, out);
+    if (lanes) book_in_lanes(stored, out);
   }
 
  private:
-  // Combinations waiting for a lane of detail::book_trade_lanes, their flips lane-major.
-  class LaneBatch {
+  // The flips of every combination of one evaluate() call, one combination after another, until
+  // they are booked in lanes.
+  class FlipStore {
    public:
-    // Not enabled where this CPU has no lanes. Every slot is written (by position_flips_in_lane or
-    // padded()) before book_trade_lanes reads it, so the buffer is not zero-filled on each call.
-    LaneBatch(bool lanes, std::size_t padded_bars)
-        : flips_(lanes ? std::make_unique_for_overwrite<std::uint32_t[]>((padded_bars + 4) * detail::kTradeLanes)
-                       : nullptr) {}
-    bool enabled() const { return flips_ != nullptr; }
-    // Where the next combination's flips go (position_flips_in_lane).
-    std::uint32_t* next_lane() { return flips_.get() + used_; }
-    // Takes the next lane for result `slot`, whose flips are written; true when every lane is taken.
-    bool add(std::uint32_t slot, std::size_t flip_count) {
-      counts_[used_] = flip_count;
-      slots_[used_] = slot;
-      return ++used_ == detail::kTradeLanes;
+    explicit FlipStore(std::size_t combinations) { combinations_.reserve(combinations); }
+    // Where the next combination's flips go: room for `most` values. Grows without zero-filling.
+    std::uint32_t* next(std::size_t most) {
+      if (capacity_ < used_ + most) {
+        capacity_ = 2 * (used_ + most);
+        auto grown = std::make_unique_for_overwrite<std::uint32_t[]>(capacity_);
+        std::copy_n(flips_.get(), used_, grown.get());
+        flips_ = std::move(grown);
+      }
+      return flips_.get() + used_;
     }
-    std::size_t used() const { return used_; }
-    std::uint32_t slot(std::size_t lane) const { return slots_[lane]; }
-    // The lanes' flips padded with `bars` to the longest lane's trade count (trade_lanes.hpp).
-    detail::TradeLanes padded(std::uint32_t bars) {
-      std::size_t most = 0;
-      for (std::size_t l = 0; l < used_; ++l) most = std::max(most, counts_[l]);
-      const std::size_t steps = (most + 1) / 2;
-      for (std::size_t l = 0; l < detail::kTradeLanes; ++l)
-        for (std::size_t j = l < used_ ? counts_[l] : 0; j < 2 * steps; ++j) flips_[j * detail::kTradeLanes + l] = bars;
-      return {flips_.get(), steps};
+    // The flips just written at next() belong to result `slot`.
+    void add(std::uint32_t slot, std::size_t count) {
+      combinations_.push_back({slot, static_cast<std::uint32_t>(count), used_});
+      used_ += count;
     }
-    void clear() { used_ = 0; }
+    struct Combination {
+      std::uint32_t slot, count;
+      std::size_t first;
+    };
+    std::span<const Combination> combinations() const { return combinations_; }
+    const std::uint32_t* flips(const Combination& c) const { return flips_.get() + c.first; }
 
    private:
     std::unique_ptr<std::uint32_t[]> flips_;
-    std::array<std::size_t, detail::kTradeLanes> counts_{};
-    std::array<std::uint32_t, detail::kTradeLanes> slots_{};
+    std::size_t capacity_ = 0;
+    std::vector<Combination> combinations_;
     std::size_t used_ = 0;
   };
 
-  // Books the batch's combinations side by side, writes their metrics and empties the batch.
-  void book(LaneBatch& lanes, std::span<Metrics> out) const {
-    if (lanes.used() == 0) return;
-    detail::LaneAccounts accounts;
-    detail::book_trade_lanes(facts_.data(), {ranges_.data(), n_}, n_, lag_, cash_,
-                             lanes.padded(static_cast<std::uint32_t>(n_)), accounts);
-    for (std::size_t l = 0; l < lanes.used(); ++l)
-      out[lanes.slot(l)] = finalize_metrics(accounts.sums[l], periods_per_year_);
-    lanes.clear();
+  // Books the stored combinations eight at a time (detail::book_trade_lanes) and writes their
+  // metrics. A batch runs as many steps as its busiest lane has trades, so the combinations are
+  // batched in order of their flip counts: grid order left a third of the lanes' steps idle (a
+  // volume-filtered combination trades about half as often as its unfiltered neighbour).
+  void book_in_lanes(const FlipStore& stored, std::span<Metrics> out) const {
+    const auto combinations = stored.combinations();
+    std::vector<std::uint64_t> counts(combinations.size());
+    for (std::size_t c = 0; c < counts.size(); ++c) counts[c] = combinations[c].count;
+    const std::vector<std::uint32_t> by_count = order_by_key(counts);
+    constexpr std::size_t kLanes = detail::kTradeLanes;
+    const auto bars = static_cast<std::uint32_t>(n_);
+    std::vector<std::uint32_t> lane_major;  // flip j of lane l at [j * kLanes + l] (trade_lanes.hpp)
+    for (std::size_t first = 0; first < by_count.size(); first += kLanes) {
+      const std::size_t used = std::min(kLanes, by_count.size() - first);
+      const std::size_t steps = (combinations[by_count[first + used - 1]].count + 1) / 2;  // the busiest lane's
+      lane_major.resize(std::max(lane_major.size(), 2 * steps * kLanes));
+      for (std::size_t l = 0; l < kLanes; ++l) {
+        std::size_t j = 0;
+        if (l < used) {
+          const auto& c = combinations[by_count[first + l]];
+          for (const std::uint32_t* flip = stored.flips(c); j < c.count; ++j) lane_major[j * kLanes + l] = flip[j];
+        }
+        for (; j < 2 * steps; ++j) lane_major[j * kLanes + l] = bars;
+      }
+      detail::LaneAccounts accounts;
+      detail::book_trade_lanes(facts_.data(), {ranges_.data(), n_}, n_, lag_, cash_, {lane_major.data(), steps},
+                               accounts);
+      for (std::size_t l = 0; l < used; ++l)
+        out[combinations[by_count[first + l]].slot] = finalize_metrics(accounts.sums[l], periods_per_year_);
+    }
   }
 
   void build_moving_averages(const Bars& bars, const Grid& grid) {
