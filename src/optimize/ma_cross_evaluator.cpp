@@ -23,12 +23,13 @@ namespace {
 // Where the position changes, for entries S and exits R given as bit masks: the position is a
 // set-reset latch, state_t = S_t | (state_{t-1} & ~R_t), which is exactly the carry chain of the
 // addition (S | ~R) + S (generate S, propagate ~R & ~S). One add per 64 bars yields every state;
-// the bars where it flips go to `flips` without a data-dependent branch per bit (the unrolled
-// store of simdjson's flatten_bits: most words hold at most four flips). The flips alternate
-// entry, exit, entry, ...; an odd count leaves the last position open. `flips` needs room for
-// words*64 + 4 values. With `filter`, only entries whose bar has a filter bit count.
+// `store_flips(flip, base, out)` writes the bars where it flips and returns their count. The flips
+// alternate entry, exit, entry, ...; an odd count leaves the last position open. `flips` needs
+// room for words*64 + 4 values. With `filter`, only entries whose bar has a filter bit count.
+template <class StoreFlips>
 inline std::size_t find_position_flips(const std::uint64_t* entries, const std::uint64_t* filter,
-                                       const std::uint64_t* exits, std::size_t words, std::uint32_t* flips) {
+                                       const std::uint64_t* exits, std::size_t words, std::uint32_t* flips,
+                                       StoreFlips store_flips) {
   std::size_t count = 0;
   unsigned char carry = 0;  // the state at the previous word's last bar
   for (std::size_t w = 0; w < words; ++w) {
@@ -37,24 +38,28 @@ inline std::size_t find_position_flips(const std::uint64_t* entries, const std::
     unsigned long long sum;
     carry = _addcarry_u64(carry, propagate, set, &sum);
     const std::uint64_t before = sum ^ propagate ^ set;  // bit t: the state at bar t-1
-    std::uint64_t flip = (set | (~exits[w] & before)) ^ before;
-    const auto base = static_cast<std::uint32_t>(w * 64);
-    const auto n = static_cast<std::size_t>(std::popcount(flip));
-    std::uint32_t* out = flips + count;
-    for (std::size_t j = 0; j < 4; ++j) {
-      out[j] = base + static_cast<std::uint32_t>(std::countr_zero(flip));
-      flip &= flip - 1;
-      // Hides that `flip` may now be 0: GCC otherwise branches to a copy of the remaining stores
-      // for that case, a branch that mispredicts on most words.
-      asm("" : "+r"(flip));
-    }
-    for (std::size_t j = 4; j < n; ++j) {  // rare: five or more flips in 64 bars
-      out[j] = base + static_cast<std::uint32_t>(std::countr_zero(flip));
-      flip &= flip - 1;
-    }
-    count += n;
+    const std::uint64_t flip = (set | (~exits[w] & before)) ^ before;
+    count += store_flips(flip, static_cast<std::uint32_t>(w * 64), flips + count);
   }
   return count;
+}
+
+// The set bits of `flip` as base + index, without a data-dependent branch per bit (the unrolled
+// store of simdjson's flatten_bits: most words hold at most four flips).
+inline std::size_t store_set_bits(std::uint64_t flip, std::uint32_t base, std::uint32_t* out) {
+  const auto n = static_cast<std::size_t>(std::popcount(flip));
+  for (std::size_t j = 0; j < 4; ++j) {
+    out[j] = base + static_cast<std::uint32_t>(std::countr_zero(flip));
+    flip &= flip - 1;
+    // Hides that `flip` may now be 0: GCC otherwise branches to a copy of the remaining stores for
+    // that case, a branch that mispredicts on most words.
+    asm("" : "+r"(flip));
+  }
+  for (std::size_t j = 4; j < n; ++j) {  // rare: five or more flips in 64 bars
+    out[j] = base + static_cast<std::uint32_t>(std::countr_zero(flip));
+    flip &= flip - 1;
+  }
+  return n;
 }
 
 __attribute__((target_clones("popcnt", "default"))) std::size_t position_flips(const std::uint64_t* entries,
@@ -62,16 +67,63 @@ __attribute__((target_clones("popcnt", "default"))) std::size_t position_flips(c
                                                                                const std::uint64_t* exits,
                                                                                std::size_t words,
                                                                                std::uint32_t* flips) {
-  return find_position_flips(entries, filter, exits, words, flips);
+  return find_position_flips(entries, filter, exits, words, flips, store_set_bits);
 }
 
-// With BMI's tzcnt and blsr, which every CPU with the AVX-512 trade lanes has (target_clones
-// ranks a "popcnt" clone above an "arch=haswell" one, so it cannot choose this itself).
-__attribute__((target("popcnt,bmi"))) std::size_t position_flips_for_lanes(const std::uint64_t* entries,
-                                                                           const std::uint64_t* filter,
-                                                                           const std::uint64_t* exits,
-                                                                           std::size_t words, std::uint32_t* flips) {
-  return find_position_flips(entries, filter, exits, words, flips);
+// The same with BMI's tzcnt and blsr, which every CPU with the AVX-512 trade lanes has
+// (target_clones ranks a "popcnt" clone above an "arch=haswell" one, so it cannot choose this).
+__attribute__((target("popcnt,bmi"))) std::size_t position_flips_bmi(const std::uint64_t* entries,
+                                                                     const std::uint64_t* filter,
+                                                                     const std::uint64_t* exits, std::size_t words,
+                                                                     std::uint32_t* flips) {
+  return find_position_flips(entries, filter, exits, words, flips, store_set_bits);
+}
+
+// The same with AVX-512 VBMI2: the set bits' indices compressed out of 0..63 in one instruction,
+// widened and stored sixteen at a time (a word's stores stay within the words*64 values).
+#define GT_VBMI2_TARGET __attribute__((target("popcnt,avx512f,avx512bw,avx512vbmi2")))
+// GCC 12 flags the deliberately undefined source operand inside its own AVX-512 intrinsics (GCC
+// bug 105593, fixed in GCC 13).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+GT_VBMI2_TARGET inline void store_sixteen(std::uint32_t* out, __m128i indices, __m512i offset) {
+  _mm512_storeu_si512(out, _mm512_add_epi32(_mm512_cvtepu8_epi32(indices), offset));
+}
+GT_VBMI2_TARGET inline std::size_t store_set_bits_compressed(std::uint64_t flip, std::uint32_t base,
+                                                             std::uint32_t* out) {
+  alignas(64) static constexpr std::array<std::uint8_t, 64> kIndices = [] {
+    std::array<std::uint8_t, 64> indices{};
+    for (std::size_t i = 0; i < indices.size(); ++i) indices[i] = static_cast<std::uint8_t>(i);
+    return indices;
+  }();
+  const __m512i set = _mm512_maskz_compress_epi8(flip, _mm512_load_si512(kIndices.data()));
+  const __m512i offset = _mm512_set1_epi32(static_cast<int>(base));
+  store_sixteen(out, _mm512_castsi512_si128(set), offset);
+  const auto n = static_cast<std::size_t>(std::popcount(flip));
+  if (n > 16) {  // rare: more than sixteen flips in 64 bars
+    store_sixteen(out + 16, _mm512_extracti32x4_epi32(set, 1), offset);
+    if (n > 32) store_sixteen(out + 32, _mm512_extracti32x4_epi32(set, 2), offset);
+    if (n > 48) store_sixteen(out + 48, _mm512_extracti32x4_epi32(set, 3), offset);
+  }
+  return n;
+}
+
+GT_VBMI2_TARGET std::size_t position_flips_vbmi2(const std::uint64_t* entries, const std::uint64_t* filter,
+                                                 const std::uint64_t* exits, std::size_t words, std::uint32_t* flips) {
+  return find_position_flips(entries, filter, exits, words, flips, store_set_bits_compressed);
+}
+#pragma GCC diagnostic pop
+
+// position_flips where the AVX-512 trade lanes run.
+using PositionFlips = std::size_t (*)(const std::uint64_t*, const std::uint64_t*, const std::uint64_t*, std::size_t,
+                                      std::uint32_t*);
+PositionFlips position_flips_for_lanes() {
+  static const PositionFlips chosen = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vbmi2") && __builtin_cpu_supports("avx512bw") ? position_flips_vbmi2
+                                                                                       : position_flips_bmi;
+  }();
+  return chosen;
 }
 
 // The float copies of the averages (cross_masks.hpp): a fifth of the set-up when left to SSE2.
@@ -116,6 +168,7 @@ class MaCrossEvaluator final : public Evaluator {
     std::uint64_t* up = masks.data();
     std::uint64_t* down = up + words_;
     const bool lanes = detail::trade_lanes_supported();
+    const PositionFlips lane_flips = position_flips_for_lanes();
     FlipStore stored(lanes ? out.size() : 0);
     std::vector<std::uint32_t> flips(lanes ? 0 : padded_ + 4);
     const auto slow_band = std::make_unique_for_overwrite<float[]>(padded_);
@@ -134,7 +187,7 @@ class MaCrossEvaluator final : public Evaluator {
       }
       const std::uint64_t* filter = p[3] != 0 ? volume_words_.data() : nullptr;
       if (lanes) {
-        stored.add(i, position_flips_for_lanes(up, filter, down, words_, stored.next(padded_ + 4)));
+        stored.add(i, lane_flips(up, filter, down, words_, stored.next(padded_ + 4)));
       } else {
         const std::size_t count = position_flips(up, filter, down, words_, flips.data());
         out[i] = simulate({flips.data(), count});

@@ -89,6 +89,38 @@ TEST(GridEngine, CostsAndCloseFillsEqualTheReferenceEngine) {
   expect_engines_agree(gt::load_csv(GT_DATA_DIR "/es-2006-5min.csv"), grid, options);
 }
 
+// Closes that zigzag around a slow rise, so that a 2-bar average crosses a 3- or 4-bar one on
+// most bars: words of 64 bars holding far more than the 4 (scalar) or 16 (AVX-512) flips that the
+// flip extraction stores without a loop.
+gt::Bars zigzag(std::size_t count) {
+  gt::Bars b;
+  b.symbol = "zigzag";
+  for (std::size_t i = 0; i < count; ++i) {
+    const double level = 100.0 + 0.01 * static_cast<double>(i) + (i % 2 ? 3.0 : 0.0);
+    b.time.push_back(86400LL * static_cast<std::int64_t>(i + 1));
+    b.open.push_back(level - 0.5);
+    b.close.push_back(level);
+    b.high.push_back(level + 1.0);
+    b.low.push_back(level - 1.0);
+    b.volume.push_back(i % 3 ? 1000.0 : 5000.0);
+  }
+  return b;
+}
+
+TEST(GridEngine, PositionsFlippingOnMostBarsEqualTheReferenceEngine) {
+  const auto bars = zigzag(640);
+  const auto grid =
+      gt::parse_grid(ma_cross(), {"fast=2", "slow=3:4", "ma_type=0:2", "volume_filter=false,true"}, std::nullopt, {});
+  const auto reference = gt::make_reference_evaluator(bars, grid, gt::ExecutionOptions{});
+  std::vector<gt::Metrics> one(1);
+  reference->evaluate(std::vector<double>{2, 3, 0, 0}, 4, one);
+  EXPECT_GT(one[0].trades, 200);  // > 40 flips a word on average
+  expect_engines_agree(bars, grid, gt::ExecutionOptions{});
+  gt::detail::force_trade_lanes(false);
+  expect_engines_agree(bars, grid, gt::ExecutionOptions{});
+  gt::detail::force_trade_lanes(true);
+}
+
 TEST(GridEngine, EveryInstructionSetGivesTheSameCrossings) {
   for (const char* isa : {"avx2", "portable", "avx512"}) {
     if (!gt::detail::force_cross_events_isa(isa)) continue;  // this CPU lacks it
