@@ -4,7 +4,6 @@
 #include <immintrin.h>
 
 #include <bit>
-#include <cmath>
 #include <cstring>
 
 #include "gt/signal_rules.hpp"
@@ -60,7 +59,7 @@ inline void decide_word(CrossSeries f, CrossSeries s, std::size_t w, std::uint64
   events.emit(w, above, below, live, up, down);
 }
 
-void portable(CrossSeries f, CrossSeries s, const float*, std::size_t bars, std::size_t defined_from, std::uint64_t* up,
+void portable(CrossSeries f, CrossSeries s, float*, bool, std::size_t bars, std::size_t defined_from, std::uint64_t* up,
               std::uint64_t* down) {
   EventWords events;
   for (std::size_t w = 0; w < (bars + 63) / 64; ++w) {
@@ -76,16 +75,26 @@ void portable(CrossSeries f, CrossSeries s, const float*, std::size_t bars, std:
 
 // A bar is sure when |fast - slow| > band in float (the sign of the gap then says above or below:
 // fast - slow > band, or slow - fast > band, which is the same double negated).
-__attribute__((target("avx2"))) void avx2(CrossSeries f, CrossSeries s, const float* band, std::size_t bars,
+template <bool kBandReady>
+__attribute__((target("avx2"))) void avx2(CrossSeries f, CrossSeries s, float* band, std::size_t bars,
                                           std::size_t defined_from, std::uint64_t* up, std::uint64_t* down) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256 band_scale = _mm256_set1_ps(kCoarseTieBand);
   EventWords events;
   for (std::size_t w = 0; w < (bars + 63) / 64; ++w) {
     std::uint64_t sure = 0, negative = 0;
     for (int j = 0; j < 8; ++j) {
       const std::size_t i = w * 64 + static_cast<std::size_t>(j) * 8;
-      const __m256 gap = _mm256_sub_ps(_mm256_loadu_ps(f.coarse + i), _mm256_loadu_ps(s.coarse + i));
-      const __m256 outside = _mm256_cmp_ps(_mm256_andnot_ps(sign, gap), _mm256_loadu_ps(band + i), _CMP_GT_OQ);
+      const __m256 slow = _mm256_loadu_ps(s.coarse + i);
+      __m256 tie;
+      if constexpr (kBandReady) {
+        tie = _mm256_loadu_ps(band + i);
+      } else {
+        tie = _mm256_mul_ps(band_scale, _mm256_andnot_ps(sign, slow));
+        _mm256_storeu_ps(band + i, tie);
+      }
+      const __m256 gap = _mm256_sub_ps(_mm256_loadu_ps(f.coarse + i), slow);
+      const __m256 outside = _mm256_cmp_ps(_mm256_andnot_ps(sign, gap), tie, _CMP_GT_OQ);
       sure |= static_cast<std::uint64_t>(_mm256_movemask_ps(outside)) << (j * 8);
       negative |= static_cast<std::uint64_t>(_mm256_movemask_ps(gap)) << (j * 8);
     }
@@ -93,16 +102,34 @@ __attribute__((target("avx2"))) void avx2(CrossSeries f, CrossSeries s, const fl
   }
 }
 
-__attribute__((target("avx512f,avx512dq"))) void avx512(CrossSeries f, CrossSeries s, const float* band,
-                                                        std::size_t bars, std::size_t defined_from, std::uint64_t* up,
+__attribute__((target("avx2"))) void avx2(CrossSeries f, CrossSeries s, float* band, bool band_ready, std::size_t bars,
+                                          std::size_t defined_from, std::uint64_t* up, std::uint64_t* down) {
+  if (band_ready)
+    avx2<true>(f, s, band, bars, defined_from, up, down);
+  else
+    avx2<false>(f, s, band, bars, defined_from, up, down);
+}
+
+template <bool kBandReady>
+__attribute__((target("avx512f,avx512dq"))) void avx512(CrossSeries f, CrossSeries s, float* band, std::size_t bars,
+                                                        std::size_t defined_from, std::uint64_t* up,
                                                         std::uint64_t* down) {
+  const __m512 band_scale = _mm512_set1_ps(kCoarseTieBand);
   EventWords events;
   for (std::size_t w = 0; w < (bars + 63) / 64; ++w) {
     std::uint64_t sure = 0, negative = 0;
     for (int j = 0; j < 4; ++j) {
       const std::size_t i = w * 64 + static_cast<std::size_t>(j) * 16;
-      const __m512 gap = _mm512_sub_ps(_mm512_loadu_ps(f.coarse + i), _mm512_loadu_ps(s.coarse + i));
-      const __mmask16 outside = _mm512_cmp_ps_mask(_mm512_abs_ps(gap), _mm512_loadu_ps(band + i), _CMP_GT_OQ);
+      const __m512 slow = _mm512_loadu_ps(s.coarse + i);
+      __m512 tie;
+      if constexpr (kBandReady) {
+        tie = _mm512_loadu_ps(band + i);
+      } else {
+        tie = _mm512_mul_ps(band_scale, _mm512_abs_ps(slow));
+        _mm512_storeu_ps(band + i, tie);
+      }
+      const __m512 gap = _mm512_sub_ps(_mm512_loadu_ps(f.coarse + i), slow);
+      const __mmask16 outside = _mm512_cmp_ps_mask(_mm512_abs_ps(gap), tie, _CMP_GT_OQ);
       sure |= static_cast<std::uint64_t>(outside) << (j * 16);
       negative |= static_cast<std::uint64_t>(_mm512_movepi32_mask(_mm512_castps_si512(gap))) << (j * 16);
     }
@@ -110,7 +137,16 @@ __attribute__((target("avx512f,avx512dq"))) void avx512(CrossSeries f, CrossSeri
   }
 }
 
-using Impl = void (*)(CrossSeries, CrossSeries, const float*, std::size_t, std::size_t, std::uint64_t*, std::uint64_t*);
+__attribute__((target("avx512f,avx512dq"))) void avx512(CrossSeries f, CrossSeries s, float* band, bool band_ready,
+                                                        std::size_t bars, std::size_t defined_from, std::uint64_t* up,
+                                                        std::uint64_t* down) {
+  if (band_ready)
+    avx512<true>(f, s, band, bars, defined_from, up, down);
+  else
+    avx512<false>(f, s, band, bars, defined_from, up, down);
+}
+
+using Impl = void (*)(CrossSeries, CrossSeries, float*, bool, std::size_t, std::size_t, std::uint64_t*, std::uint64_t*);
 
 struct Choice {
   Impl impl;
@@ -131,14 +167,9 @@ Choice& chosen() {
 
 }  // namespace
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void tie_band(const float* coarse, std::size_t count,
-                                                                           float* band) {
-  for (std::size_t i = 0; i < count; ++i) band[i] = kCoarseTieBand * std::fabs(coarse[i]);
-}
-
-void cross_events(CrossSeries fast, CrossSeries slow, const float* slow_band, std::size_t bars,
+void cross_events(CrossSeries fast, CrossSeries slow, float* slow_band, bool band_ready, std::size_t bars,
                   std::size_t defined_from, std::uint64_t* up, std::uint64_t* down) {
-  chosen().impl(fast, slow, slow_band, bars, defined_from, up, down);
+  chosen().impl(fast, slow, slow_band, band_ready, bars, defined_from, up, down);
 }
 
 const char* cross_events_isa() {

@@ -15,15 +15,13 @@ struct CrossSeries {
   const float* coarse;
 };
 
-// The slow series' float tie band, kCoarseTieBand * |coarse| per bar (signal_rules.hpp), which
-// cross_events reads instead of computing it for every fast series crossed with the same slow one.
-void tie_band(const float* coarse, std::size_t count, float* band);
-
 // Bit t of up: fast is above slow at t (signal_rules.hpp's tie band) and at or below it at t-1,
 // both defined at t-1 (t-1 >= defined_from) and t < bars; down is the mirror image (SPEC §5).
-// `slow_band` is tie_band(slow.coarse). Dispatches at run time to AVX-512, AVX2 or portable code;
-// all give the bits of the double-precision rule.
-void cross_events(CrossSeries fast, CrossSeries slow, const float* slow_band, std::size_t bars,
+// `slow_band` holds words*64 floats: the slow series' float tie band, kCoarseTieBand * |coarse|,
+// which is read when `band_ready` and otherwise computed and written there, so that the fast
+// series crossed with the same slow one next need not compute it again. Dispatches at run time to
+// AVX-512, AVX2 or portable code; all give the bits of the double-precision rule.
+void cross_events(CrossSeries fast, CrossSeries slow, float* slow_band, bool band_ready, std::size_t bars,
                   std::size_t defined_from, std::uint64_t* up, std::uint64_t* down);
 
 // Which implementation cross_events uses on this machine ("avx512", "avx2", "portable").

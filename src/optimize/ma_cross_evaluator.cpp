@@ -177,11 +177,10 @@ class MaCrossEvaluator final : public Evaluator {
       const double* p = params.data() + i * stride;
       const int type = static_cast<int>(p[2]);
       const std::size_t f = row(type, static_cast<int>(p[0])), s = row(type, static_cast<int>(p[1]));
-      if (s != last_slow_row) detail::tie_band(coarse_.get() + s * padded_, padded_, slow_band.get());
       if (f != last_fast_row || s != last_slow_row) {
         detail::cross_events({series_.get() + f * padded_, coarse_.get() + f * padded_},
-                             {series_.get() + s * padded_, coarse_.get() + s * padded_}, slow_band.get(), n_,
-                             std::max(first_defined_[f], first_defined_[s]), up, down);
+                             {series_.get() + s * padded_, coarse_.get() + s * padded_}, slow_band.get(),
+                             s == last_slow_row, n_, std::max(first_defined_[f], first_defined_[s]), up, down);
         last_fast_row = f;
         last_slow_row = s;
       }
