@@ -330,20 +330,22 @@ class MaCrossEvaluator final : public Evaluator {
 }  // namespace
 
 std::vector<std::uint32_t> order_by_key(std::span<const std::uint64_t> keys) {
-  constexpr int kBits = 11;
-  constexpr std::size_t kBuckets = std::size_t{1} << kBits;
+  // Digits of up to 11 bits, fewer for fewer keys: clearing 2^11 counters a pass would cost more
+  // than sorting the few hundred combinations of an optimizer chunk.
+  const int bits = std::clamp(static_cast<int>(std::bit_width(keys.size())), 4, 11);
+  const std::size_t buckets = std::size_t{1} << bits;
   std::vector<std::uint32_t> order(keys.size()), next(keys.size());
   for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
   std::uint64_t all = 0;
   for (const std::uint64_t k : keys) all |= k;
-  std::vector<std::size_t> start(kBuckets);
+  std::vector<std::size_t> start(buckets);
   const auto width = static_cast<int>(std::bit_width(all));
-  for (int shift = 0; shift < width; shift += kBits) {
+  for (int shift = 0; shift < width; shift += bits) {
     std::fill(start.begin(), start.end(), 0);
-    for (const std::uint64_t k : keys) ++start[(k >> shift) & (kBuckets - 1)];
+    for (const std::uint64_t k : keys) ++start[(k >> shift) & (buckets - 1)];
     std::size_t at = 0;
     for (auto& s : start) at += std::exchange(s, at);
-    for (const std::uint32_t i : order) next[start[(keys[i] >> shift) & (kBuckets - 1)]++] = i;
+    for (const std::uint32_t i : order) next[start[(keys[i] >> shift) & (buckets - 1)]++] = i;
     order.swap(next);
   }
   return order;

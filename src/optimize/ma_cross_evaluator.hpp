@@ -152,9 +152,9 @@ struct MaCrossAccount {
   }
 };
 
-// The indices 0..keys.size()-1 ordered by key, ties in index order: an LSD radix sort, 11 bits a
-// pass over the keys' width (two passes for the seed's grid, where std::sort of tuples cost the CUDA
-// engine's host 180 ms a million combinations). The engines visit combinations grouped by MA pair.
+// The indices 0..keys.size()-1 ordered by key, ties in index order: an LSD radix sort over the
+// keys' width, up to 11 bits a pass (std::sort of tuples cost the CUDA engine's host 180 ms a
+// million combinations). The engines visit combinations grouped by MA pair.
 std::vector<std::uint32_t> order_by_key(std::span<const std::uint64_t> keys);
 
 std::vector<MaCrossBarFacts> ma_cross_bar_facts(const Bars& bars, const ExecutionOptions& options);
