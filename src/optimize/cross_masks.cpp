@@ -110,14 +110,21 @@ __attribute__((target("avx2"))) void avx2(CrossSeries f, CrossSeries s, float* b
     avx2<false>(f, s, band, bars, defined_from, up, down);
 }
 
+#define GT_AVX512_TARGET __attribute__((target("avx512f,avx512dq,avx512bw")))
+
+// Four 16-bar masks as one 64-bar word, joined in mask registers (kunpck) rather than shifted
+// together in general registers.
+GT_AVX512_TARGET inline std::uint64_t join_masks(const __mmask16* m) {
+  return _mm512_kunpackd(_mm512_kunpackw(m[3], m[2]), _mm512_kunpackw(m[1], m[0]));
+}
+
 template <bool kBandReady>
-__attribute__((target("avx512f,avx512dq"))) void avx512(CrossSeries f, CrossSeries s, float* band, std::size_t bars,
-                                                        std::size_t defined_from, std::uint64_t* up,
-                                                        std::uint64_t* down) {
+GT_AVX512_TARGET void avx512(CrossSeries f, CrossSeries s, float* band, std::size_t bars, std::size_t defined_from,
+                             std::uint64_t* up, std::uint64_t* down) {
   const __m512 band_scale = _mm512_set1_ps(kCoarseTieBand);
   EventWords events;
   for (std::size_t w = 0; w < (bars + 63) / 64; ++w) {
-    std::uint64_t sure = 0, negative = 0;
+    __mmask16 outside[4], negative[4];
     for (int j = 0; j < 4; ++j) {
       const std::size_t i = w * 64 + static_cast<std::size_t>(j) * 16;
       const __m512 slow = _mm512_loadu_ps(s.coarse + i);
@@ -129,17 +136,15 @@ __attribute__((target("avx512f,avx512dq"))) void avx512(CrossSeries f, CrossSeri
         _mm512_storeu_ps(band + i, tie);
       }
       const __m512 gap = _mm512_sub_ps(_mm512_loadu_ps(f.coarse + i), slow);
-      const __mmask16 outside = _mm512_cmp_ps_mask(_mm512_abs_ps(gap), tie, _CMP_GT_OQ);
-      sure |= static_cast<std::uint64_t>(outside) << (j * 16);
-      negative |= static_cast<std::uint64_t>(_mm512_movepi32_mask(_mm512_castps_si512(gap))) << (j * 16);
+      outside[j] = _mm512_cmp_ps_mask(_mm512_abs_ps(gap), tie, _CMP_GT_OQ);
+      negative[j] = _mm512_movepi32_mask(_mm512_castps_si512(gap));
     }
-    decide_word(f, s, w, sure, negative, live_bits(w, bars, defined_from), events, up, down);
+    decide_word(f, s, w, join_masks(outside), join_masks(negative), live_bits(w, bars, defined_from), events, up, down);
   }
 }
 
-__attribute__((target("avx512f,avx512dq"))) void avx512(CrossSeries f, CrossSeries s, float* band, bool band_ready,
-                                                        std::size_t bars, std::size_t defined_from, std::uint64_t* up,
-                                                        std::uint64_t* down) {
+GT_AVX512_TARGET void avx512(CrossSeries f, CrossSeries s, float* band, bool band_ready, std::size_t bars,
+                             std::size_t defined_from, std::uint64_t* up, std::uint64_t* down) {
   if (band_ready)
     avx512<true>(f, s, band, bars, defined_from, up, down);
   else
@@ -155,7 +160,8 @@ struct Choice {
 
 Choice detect() {
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")) return {avx512, "avx512"};
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
+    return {avx512, "avx512"};
   if (__builtin_cpu_supports("avx2")) return {avx2, "avx2"};
   return {portable, "portable"};
 }
@@ -178,7 +184,8 @@ const char* cross_events_isa() {
 
 bool force_cross_events_isa(const char* isa) {
   __builtin_cpu_init();
-  if (std::strcmp(isa, "avx512") == 0 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq"))
+  if (std::strcmp(isa, "avx512") == 0 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512bw"))
     chosen() = {avx512, "avx512"};
   else if (std::strcmp(isa, "avx2") == 0 && __builtin_cpu_supports("avx2"))
     chosen() = {avx2, "avx2"};
