@@ -169,7 +169,7 @@ class MaCrossEvaluator final : public Evaluator {
     std::uint64_t* down = up + words_;
     const bool lanes = detail::trade_lanes_supported();
     const PositionFlips lane_flips = position_flips_for_lanes();
-    FlipStore stored(lanes ? out.size() : 0);
+    FlipStore stored(lanes ? out.size() : 0, 64);
     std::vector<std::uint32_t> flips(lanes ? 0 : padded_ + 4);
     const auto slow_band = std::make_unique_for_overwrite<float[]>(padded_);
     std::size_t last_fast_row = rows, last_slow_row = rows;
@@ -200,7 +200,12 @@ class MaCrossEvaluator final : public Evaluator {
   // they are booked in lanes.
   class FlipStore {
    public:
-    explicit FlipStore(std::size_t combinations) { combinations_.reserve(combinations); }
+    // Room for `combinations` of about `typical` flips each, so that most calls never grow it.
+    FlipStore(std::size_t combinations, std::size_t typical)
+        : flips_(std::make_unique_for_overwrite<std::uint32_t[]>(combinations * typical)),
+          capacity_(combinations * typical) {
+      combinations_.reserve(combinations);
+    }
     // Where the next combination's flips go: room for `most` values. Grows without zero-filling.
     std::uint32_t* next(std::size_t most) {
       if (capacity_ < used_ + most) {
