@@ -3,14 +3,24 @@ from __future__ import annotations
 
 import os
 import pathlib
-from typing import Iterable, Mapping, Union
+import sys
+from typing import TYPE_CHECKING, Iterable, Mapping, Union
 
 import numpy as np
-import pandas as pd
 
 from . import _core
 
-DataLike = Union[str, os.PathLike, pd.DataFrame, "_core.Bars", Mapping, Iterable]
+if TYPE_CHECKING:
+    import pandas as pd
+
+DataLike = Union[str, os.PathLike, "pd.DataFrame", "_core.Bars", Mapping, Iterable]
+
+
+def is_frame(data) -> bool:
+    """Whether `data` is a pandas DataFrame, without importing pandas (about a second) to find out:
+    no DataFrame exists unless its caller has imported pandas already."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(data, pandas.DataFrame)
 
 
 def load(path: str | os.PathLike, skip_bad_rows: bool = False) -> "_core.Bars":
@@ -19,6 +29,8 @@ def load(path: str | os.PathLike, skip_bad_rows: bool = False) -> "_core.Bars":
 
 
 def _from_frame(symbol: str, frame: pd.DataFrame) -> "_core.Bars":
+    import pandas as pd
+
     columns = {c.lower(): c for c in frame.columns}
     if isinstance(frame.index, pd.DatetimeIndex):
         stamps = frame.index
@@ -49,12 +61,12 @@ def as_bars(data: DataLike) -> list:
                 raise ValueError(f"{path}: the folder holds no .csv file")
             return [load(p) for p in files]
         return [load(path)]
-    if isinstance(data, pd.DataFrame):
+    if is_frame(data):
         return [_from_frame(str(data.attrs.get("symbol", "data")), data)]
     if isinstance(data, Mapping):
         out = []
         for symbol, value in data.items():
-            out.extend([_from_frame(str(symbol), value)] if isinstance(value, pd.DataFrame) else as_bars(value))
+            out.extend([_from_frame(str(symbol), value)] if is_frame(value) else as_bars(value))
         return out
     if isinstance(data, Iterable):
         return [b for item in data for b in as_bars(item)]
@@ -63,6 +75,8 @@ def as_bars(data: DataLike) -> list:
 
 def to_frame(bars: "_core.Bars") -> pd.DataFrame:
     """Bars as a DataFrame indexed by time (the columns are copies)."""
+    import pandas as pd
+
     index = pd.to_datetime(np.asarray(bars.time), unit="s")
     return pd.DataFrame({"Open": bars.open, "High": bars.high, "Low": bars.low, "Close": bars.close,
                          "Volume": bars.volume}, index=index)

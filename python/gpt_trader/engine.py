@@ -1,13 +1,15 @@
 """The local engine: indicators, backtests and grid optimization on this machine's cores."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
-import pandas as pd
 
 from . import _core
 from .data import DataLike, as_bars
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def strategies() -> list[dict]:
@@ -17,6 +19,8 @@ def strategies() -> list[dict]:
 
 def indicator(name: str, data: DataLike, **args) -> pd.DataFrame:
     """A TA-Lib-exact indicator (SPEC §2) over one symbol; columns as TA-Lib orders them."""
+    import pandas as pd
+
     (bars,) = as_bars(data)
     out = _core.indicator(name, bars, **args)
     return pd.DataFrame(out, index=pd.to_datetime(np.asarray(bars.time), unit="s"))
@@ -44,6 +48,8 @@ def grid_specs(param_grid: Mapping[str, Any]) -> list[str]:
 def backtest(data: DataLike, strategy: str = "ma_cross", params: Mapping[str, Any] | None = None,
              **options) -> dict:
     """One backtest per symbol: metrics, trades (DataFrame) and the equity curve (Series)."""
+    import pandas as pd
+
     results = {}
     for bars in as_bars(data):
         r = _core.backtest(bars, strategy, dict(params or {}), options)
@@ -64,6 +70,8 @@ def optimize(data: DataLike, strategy: str, param_grid: Mapping[str, Any], *, fi
     runs (the summary's `from_cache` counts what it served); None computes everything.
     `device`: "cpu", "cuda" (the GPU engine; fails when none is usable) or "auto" (CUDA when a GPU
     is present); `gpus`: "all" or ordinals such as "0,1". The summary's `device` says which ran."""
+    import pandas as pd
+
     summary = _core.optimize(as_bars(data), strategy, grid_specs(param_grid), dict(fixed or {}), options,
                              metric=metric, top=top, min_trades=min_trades, threads=threads, out=out, cache=cache,
                              device=device, gpus=gpus)

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import numpy as np
-import pandas as pd
 
 from . import _core
 from .data import DataLike, as_bars
@@ -99,6 +98,8 @@ class GPUAccelerator:
                      label: str = "direction", validation_fraction: float = 0.15,
                      test_fraction: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
         """Windows X (samples x sequence_length x features, float32) and labels y (float32) of one symbol."""
+        import pandas as pd
+
         bars = as_bars(data)
         if len(bars) != 1:
             raise ValueError(f"prepare_data takes one symbol's bars, got {len(bars)}")
@@ -165,6 +166,8 @@ class GPUAccelerator:
         bars = as_bars(data)
         if len(bars) != 1:
             return {b.symbol: self.predict(model, b) for b in bars}
+        import pandas as pd
+
         values = core.predict_bars(bars[0], precision)
         name = "p_up" if core.spec["label"] == "direction" else "expected_return"
         return pd.Series(values, index=pd.to_datetime(np.asarray(bars[0].time), unit="s"), name=name)
