@@ -28,6 +28,12 @@ class CudaEvaluator : public Evaluator {
   // The moving averages one of its GPUs computed, [type][bar][period] for the grid's MA types and
   // periods in ascending order (for checks against ind::ma_many).
   virtual std::vector<double> moving_average_table(std::size_t gpu_index) const = 0;
+  // Bars per kernel launch: 0 runs every pair over all bars in one launch; otherwise launches of
+  // that many bars each, every pair's state carried from one to the next. Chosen when the
+  // evaluator is built (segments when the float table is larger than the GPU's L2); checks force
+  // short segments to test that path on small data.
+  virtual int segment_bars() const = 0;
+  virtual void set_segment_bars(int bars) = 0;
 };
 
 // Throws ParamError when the strategy or options are outside what the kernel reproduces exactly

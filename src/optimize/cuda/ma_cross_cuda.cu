@@ -89,22 +89,35 @@ __device__ void settle(const DeviceTables& d, RangeTableView ranges, int target,
 }
 
 // pairs[i] = (fast slot, slow slot, type slot, -); targets[i] = where the unfiltered and the
-// filtered combination's metrics go (-1: not asked for). H100, 1.1 million combinations:
+// filtered combination's metrics go (-1: not asked for). One launch covers the blocks of 32 bars
+// that start in [segment_first, segment_end); a pair's state comes from `states` unless the
+// segment starts at bar 0, and goes back there unless it ends at the last bar, where the metrics
+// are written. H100, 1.1 million combinations:
 // - A block is one warp (kBlockThreads), so that an SM takes a new warp as soon as one finishes
 //   instead of when the slowest of its block does: 1.43-1.44e12 -> 1.49-1.50e12 bar-combos/s at
 //   100,000 bars against blocks of 128 (64 threads: 1.46e12; 256: 1.31-1.34e12).
 // - A full block's 16 cells are read before any is compared, so that the reads wait on L2 or HBM
 //   together rather than one after another (the loop's exit at the last bar kept the compiler
 //   from issuing them ahead): 1.80 -> 2.32-2.38e12 at 2,000 bars, with 149 registers instead of 124.
-// - kWarpsPerSm trades registers for resident warps. While the float table fits in L2 the kernel
-//   runs best unconstrained. A table larger than L2 makes its reads wait on HBM, which more warps
-//   hide better: 16 (128 registers) 1.55e12 at 100,000 bars (1.2 GB table), against 1.44e12
-//   unconstrained, 1.45-1.46e12 at 20 warps (96 registers, spills), 1.25e12 at 24 (80 registers),
-//   and 1.49-1.50e12 at 24 warps when the cells were read one at a time.
+// - A float table larger than L2 is read in segments of bars whose part of one type's table fills
+//   about half of L2, so that the warps of every wave find it there rather than in HBM: 1.53-1.55e12
+//   (one launch, 16 warps an SM) -> 2.03-2.05e12 at 100,000 bars (segments of 4,096-6,144 bars;
+//   2,048: 1.88e12, 1,024: 1.55e12, 16,384: 1.88e12), unconstrained registers (16 warps an SM,
+//   which one launch needed to hide HBM: 1.64-1.77e12 with segments).
+// Everything a pair carries from one block of bars to the next: what a launch over part of the
+// bars (a segment) leaves for the next one.
+struct PairState {
+  MaCrossAccount plain, filtered;
+  Position plain_at, filtered_at;
+  unsigned carry_above, carry_below;  // bit 31 of the previous block's masks
+};
+
 constexpr int kBlockThreads = 32;
-template <int kWarpsPerSm>
-__global__ void __launch_bounds__(kBlockThreads, kWarpsPerSm)
-    ma_cross_kernel(DeviceTables d, const int4* pairs, const int2* targets, int count, Metrics* out) {
+// A minimum of one block an SM, stated: without it ptxas caps a 32-thread kernel at 128 registers
+// and spills (2.13e12 instead of 2.30e12 at 2,000 bars); with it, 168.
+__global__ void __launch_bounds__(kBlockThreads, 1)
+    ma_cross_kernel(DeviceTables d, const int4* pairs, const int2* targets, int count, Metrics* out, int segment_first,
+                    int segment_end, PairState* states) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= count) return;
   const int4 pair = pairs[i];
@@ -114,16 +127,27 @@ __global__ void __launch_bounds__(kBlockThreads, kWarpsPerSm)
   const std::size_t block = static_cast<std::size_t>(pair.z) * static_cast<std::size_t>(n) * row;
   const int t0 = max(d.first_defined[pair.z * d.periods + pair.x], d.first_defined[pair.z * d.periods + pair.y]);
   const RangeTableView ranges{d.ranges, static_cast<std::size_t>(n)};
-  MaCrossAccount plain(static_cast<std::size_t>(n), d.cash), filtered(static_cast<std::size_t>(n), d.cash);
-  Position plain_at, filtered_at;
-  plain_at.done = target.x < 0;
-  filtered_at.done = target.y < 0;
-  // Bit 31 of the previous block's masks; at t0 the previous bar is undefined: no crossing.
-  unsigned carry_above = 1, carry_below = 1;
+  // At t0 the previous bar is undefined: no crossing (carries of 1).
+  PairState state = segment_first == 0 ? PairState{MaCrossAccount(static_cast<std::size_t>(n), d.cash),
+                                                   MaCrossAccount(static_cast<std::size_t>(n), d.cash),
+                                                   Position{0, false, target.x < 0},
+                                                   Position{0, false, target.y < 0},
+                                                   1u,
+                                                   1u}
+                                       : states[i];
+  MaCrossAccount& plain = state.plain;
+  MaCrossAccount& filtered = state.filtered;
+  Position& plain_at = state.plain_at;
+  Position& filtered_at = state.filtered_at;
+  unsigned& carry_above = state.carry_above;
+  unsigned& carry_below = state.carry_below;
   const float4* quads = d.coarse + static_cast<std::size_t>(pair.z) * static_cast<std::size_t>(d.quads) * row;
   // Blocks start on a multiple of 4 bars; the bars before t0 count as both above and below, which
-  // no crossing can follow.
-  for (int base = t0 & ~3; base < n && !(plain_at.done && filtered_at.done); base += 32) {
+  // no crossing can follow. A segment takes the blocks that start inside it.
+  const int first_base = t0 & ~3;
+  const int start = segment_first <= first_base ? first_base : first_base + (segment_first - first_base + 31) / 32 * 32;
+  const int end = min(n, segment_end);
+  for (int base = start; base < end && !(plain_at.done && filtered_at.done); base += 32) {
     const int m = min(32, n - base);
     const float4* fast = quads + static_cast<std::size_t>(base / 4) * row + pair.x;
     const float4* slow = quads + static_cast<std::size_t>(base / 4) * row + pair.y;
@@ -171,6 +195,10 @@ __global__ void __launch_bounds__(kBlockThreads, kWarpsPerSm)
     carry_below = below >> 31;
     book(d, ranges, base, up, down, false, plain, plain_at);
     book(d, ranges, base, up, down, true, filtered, filtered_at);
+  }
+  if (segment_end < n) {
+    states[i] = state;
+    return;
   }
   settle(d, ranges, target.x, plain, plain_at, out);
   settle(d, ranges, target.y, filtered, filtered_at, out);
@@ -256,7 +284,8 @@ struct Gpu {
   DeviceTables tables{};
   std::vector<void*> allocations;
   std::mutex mutex;
-  bool table_beyond_l2 = false;  // the float table is larger than this GPU's L2 (see ma_cross_kernel)
+  int segment_bars = 0;         // bars per launch, 0 for all (CudaEvaluator::segment_bars)
+  PairState* states = nullptr;  // [pair] between segments, when segment_bars > 0
   int4* pairs = nullptr;
   int2* targets = nullptr;
   Metrics* results = nullptr;
@@ -301,7 +330,11 @@ class CudaMaCrossEvaluator final : public CudaEvaluator {
       check(cudaGetLastError(), "launching moving_averages_kernel");
       int l2_bytes = 0;
       check(cudaDeviceGetAttribute(&l2_bytes, cudaDevAttrL2CacheSize, ordinal), "cudaDeviceGetAttribute");
-      gpu->table_beyond_l2 = types_.size() * quads * periods * sizeof(float4) > static_cast<std::size_t>(l2_bytes);
+      // Beyond L2, segments whose part of one type's float table fills about half of it.
+      if (types_.size() * quads * periods * sizeof(float4) > static_cast<std::size_t>(l2_bytes))
+        gpu->segment_bars = static_cast<int>(
+            std::max<std::size_t>(256, static_cast<std::size_t>(l2_bytes) / 2 / (periods * sizeof(float))) &
+            ~std::size_t{31});
       d.ma = ma;
       d.coarse = coarse;
       d.first_defined = first_defined;
@@ -339,8 +372,21 @@ class CudaMaCrossEvaluator final : public CudaEvaluator {
       cudaFree(gpu->pairs);
       cudaFree(gpu->targets);
       cudaFree(gpu->results);
+      cudaFree(gpu->states);
       cudaEventDestroy(gpu->start);
       cudaEventDestroy(gpu->stop);
+    }
+  }
+
+  int segment_bars() const override { return gpus_.front()->segment_bars; }
+  void set_segment_bars(int bars) override {
+    for (auto& gpu : gpus_) {
+      std::lock_guard lock(gpu->mutex);
+      gpu->segment_bars = std::max(0, bars);
+      check(cudaSetDevice(gpu->ordinal), "cudaSetDevice");
+      cudaFree(gpu->states);  // sized again, with the other buffers, by the next evaluate()
+      gpu->states = nullptr;
+      gpu->capacity = 0;
     }
   }
 
@@ -382,27 +428,30 @@ class CudaMaCrossEvaluator final : public CudaEvaluator {
       cudaFree(gpu.pairs);
       cudaFree(gpu.targets);
       cudaFree(gpu.results);
+      cudaFree(gpu.states);
       // Reset first: a failed allocation below must not leave freed pointers for the destructor.
       gpu.pairs = nullptr;
       gpu.targets = nullptr;
       gpu.results = nullptr;
+      gpu.states = nullptr;
       gpu.capacity = 0;
       gpu.pairs = allocate<int4>(count, "a chunk's MA pairs");
       gpu.targets = allocate<int2>(count, "a chunk's result slots");
       gpu.results = allocate<Metrics>(count, "a chunk's metrics");
+      if (gpu.segment_bars > 0) gpu.states = allocate<PairState>(count, "a chunk's pair states");
       gpu.capacity = count;
     }
     check(cudaMemcpy(gpu.pairs, pairs.data(), pair_count * sizeof(int4), cudaMemcpyHostToDevice), "cudaMemcpy");
     check(cudaMemcpy(gpu.targets, targets.data(), pair_count * sizeof(int2), cudaMemcpyHostToDevice), "cudaMemcpy");
     const int blocks = static_cast<int>((pair_count + kBlockThreads - 1) / kBlockThreads);
     check(cudaEventRecord(gpu.start), "cudaEventRecord");
-    if (gpu.table_beyond_l2)
-      ma_cross_kernel<16>
-          <<<blocks, kBlockThreads>>>(gpu.tables, gpu.pairs, gpu.targets, static_cast<int>(pair_count), gpu.results);
-    else
-      ma_cross_kernel<1>
-          <<<blocks, kBlockThreads>>>(gpu.tables, gpu.pairs, gpu.targets, static_cast<int>(pair_count), gpu.results);
-    check(cudaGetLastError(), "launching ma_cross_kernel");
+    const int n = gpu.tables.bars;
+    const int segment = gpu.segment_bars > 0 ? gpu.segment_bars : n;
+    for (int first = 0; first == 0 || first < n; first += segment) {
+      ma_cross_kernel<<<blocks, kBlockThreads>>>(gpu.tables, gpu.pairs, gpu.targets, static_cast<int>(pair_count),
+                                                 gpu.results, first, std::min(n, first + segment), gpu.states);
+      check(cudaGetLastError(), "launching ma_cross_kernel");
+    }
     check(cudaEventRecord(gpu.stop), "cudaEventRecord");
     check(cudaMemcpy(out.data(), gpu.results, count * sizeof(Metrics), cudaMemcpyDeviceToHost), "cudaMemcpy");
     float ms = 0;
