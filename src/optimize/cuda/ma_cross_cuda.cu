@@ -88,6 +88,14 @@ __device__ void settle(const DeviceTables& d, RangeTableView ranges, int target,
   out[target] = account.finish(d.periods_per_year);
 }
 
+// Everything a pair carries from one block of bars to the next: what a launch over part of the
+// bars (a segment) leaves for the next one.
+struct PairState {
+  MaCrossAccount plain, filtered;
+  Position plain_at, filtered_at;
+  unsigned carry_above, carry_below;  // bit 31 of the previous block's masks
+};
+
 // pairs[i] = (fast slot, slow slot, type slot, -); targets[i] = where the unfiltered and the
 // filtered combination's metrics go (-1: not asked for). One launch covers the blocks of 32 bars
 // that start in [segment_first, segment_end); a pair's state comes from `states` unless the
@@ -101,17 +109,9 @@ __device__ void settle(const DeviceTables& d, RangeTableView ranges, int target,
 //   from issuing them ahead): 1.80 -> 2.32-2.38e12 at 2,000 bars, with 149 registers instead of 124.
 // - A float table larger than L2 is read in segments of bars whose part of one type's table fills
 //   about half of L2, so that the warps of every wave find it there rather than in HBM: 1.53-1.55e12
-//   (one launch, 16 warps an SM) -> 2.03-2.05e12 at 100,000 bars (segments of 4,096-6,144 bars;
-//   2,048: 1.88e12, 1,024: 1.55e12, 16,384: 1.88e12), unconstrained registers (16 warps an SM,
-//   which one launch needed to hide HBM: 1.64-1.77e12 with segments).
-// Everything a pair carries from one block of bars to the next: what a launch over part of the
-// bars (a segment) leaves for the next one.
-struct PairState {
-  MaCrossAccount plain, filtered;
-  Position plain_at, filtered_at;
-  unsigned carry_above, carry_below;  // bit 31 of the previous block's masks
-};
-
+//   (one launch, 16 warps an SM) -> 2.05-2.06e12 at 100,000 bars (segments of 6,432 bars; 2,048:
+//   1.88e12, 1,024: 1.55e12, 16,384: 1.88e12), with unconstrained registers (16 warps an SM, which
+//   one launch needed to hide HBM, gave 1.64-1.77e12 with segments).
 constexpr int kBlockThreads = 32;
 // A minimum of one block an SM, stated: without it ptxas caps a 32-thread kernel at 128 registers
 // and spills (2.13e12 instead of 2.30e12 at 2,000 bars); with it, 168.
