@@ -195,6 +195,18 @@ int main(int argc, char** argv) {
     fmt::print("check: {} validation predictions, {} vs cpu after save/load: max |diff| {:.3g}\n", a.size(), resolved,
                worst);
     out["check_max_abs_diff_vs_cpu"] = worst;
+    // Batch-1 prediction (cuDNN's persistent kernel in fp32 on CUDA) against the same CPU model.
+    double worst_single = 0;
+    const std::size_t singles = std::min<std::size_t>(64, val.count());
+    const std::size_t window_values = val.sequence_length * val.features;
+    for (std::size_t i = 0; i < singles; ++i) {
+      const std::size_t first = val.overlapping ? i * val.features : i * window_values;
+      float one = 0;
+      trained->predict_into(val.values.subspan(first, window_values), {&one, 1}, ml::Precision::kFp32);
+      worst_single = std::max(worst_single, static_cast<double>(std::abs(one - b[i])));
+    }
+    fmt::print("check: {} batch-1 predictions, {} vs cpu: max |diff| {:.3g}\n", singles, resolved, worst_single);
+    out["check_batch1_max_abs_diff_vs_cpu"] = worst_single;
   }
   if (dp_gpus > 0) {
     ml::DatasetOptions dp_options;

@@ -13,6 +13,8 @@
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+
+#include "persistent_rnn.hpp"
 #endif
 
 #include "gt/atomic_file.hpp"
@@ -104,7 +106,11 @@ SignalNetImpl::SignalNetImpl(const ModelConfig& config, std::int64_t features) {
 
 torch::Tensor SignalNetImpl::forward(const torch::Tensor& windows) {
   const torch::Tensor sequence = lstm_ ? std::get<0>(lstm_->forward(windows)) : std::get<0>(gru_->forward(windows));
-  return head_->forward(sequence.select(1, -1)).squeeze(-1);
+  return head(sequence.select(1, -1));
+}
+
+torch::Tensor SignalNetImpl::head(const torch::Tensor& last_step) {
+  return head_->forward(last_step).squeeze(-1);
 }
 
 c10::ScalarType scalar_type(Precision precision) {
@@ -277,6 +283,7 @@ struct TorchModel::GraphedForward {
   torch::Tensor host_input, input, output, host_output;
 #if defined(GT_TORCH_CUDA)
   at::cuda::CUDAGraph graph;
+  std::unique_ptr<PersistentRecurrence> persistent;  // fp32 at batch 1: cuDNN's persistent kernel
 #endif
 };
 
@@ -307,14 +314,25 @@ void TorchModel::predict_into(std::span<const float> windows, std::span<float> o
     slot->host_input = torch::empty(shape, pinned);
     slot->host_output = torch::empty({b}, pinned);
     slot->input = torch::zeros(shape, on_device.dtype(scalar_type(precision)));
+    if (precision == Precision::kFp32 && b <= PersistentRecurrence::kLargestBatch) {
+      try {
+        slot->persistent = std::make_unique<PersistentRecurrence>(net, spec_, b, device_);
+      } catch (const Error&) {
+        slot->persistent.reset();  // this cuDNN refuses it: LibTorch's path below
+      }
+    }
+    const auto forward = [&] {
+      return to_output(
+          slot->persistent ? net->head(slot->persistent->last_step(slot->input)) : net->forward(slot->input), spec_);
+    };
     // Capture happens on a side stream after a warm-up there (cuDNN picks its algorithms then).
     c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool(false, device_.index());
     {
       c10::cuda::CUDAStreamGuard guard(stream);
-      for (int i = 0; i < 3; ++i) slot->output = to_output(net->forward(slot->input), spec_);
+      for (int i = 0; i < 3; ++i) slot->output = forward();
       stream.synchronize();
       slot->graph.capture_begin();
-      slot->output = to_output(net->forward(slot->input), spec_);
+      slot->output = forward();
       slot->graph.capture_end();
     }
     torch::cuda::synchronize(device_.index());

@@ -20,6 +20,8 @@ class SignalNetImpl : public torch::nn::Module {
  public:
   SignalNetImpl(const ModelConfig& config, std::int64_t features);
   torch::Tensor forward(const torch::Tensor& windows);  // batch x L x F -> batch
+  // The output layer alone, on the recurrent stack's last step (batch x hidden -> batch).
+  torch::Tensor head(const torch::Tensor& last_step);
 
  private:
   torch::nn::LSTM lstm_{nullptr};

@@ -1,0 +1,41 @@
+// Small-batch prediction through cuDNN's persistent-static RNN kernel, which keeps the recurrent
+// weights on chip for all the steps of a window: on an H100, a 2 x 128 LSTM over 60 steps takes
+// 117 us at batch 1 (fp32, in a CUDA graph) where the standard algorithm that LibTorch runs takes
+// 346 us, and it loses from batch 4 on (docs/PERFORMANCE.md, issue 11). LibTorch picks its cuDNN
+// algorithm by its own heuristics, so this calls cuDNN directly on a copy of the network's weights.
+// Only in builds whose LibTorch has CUDA (GT_TORCH_CUDA).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+
+#include "network.hpp"
+
+namespace gt::ml {
+
+class PersistentRecurrence {
+ public:
+  // The recurrent stack of `net` (fp32, on a CUDA device) for windows of `batch` x L x F. Throws
+  // Error when cuDNN refuses the configuration; callers then keep LibTorch's path.
+  PersistentRecurrence(const SignalNet& net, const ModelSpec& spec, std::int64_t batch, torch::Device device);
+  ~PersistentRecurrence();
+  PersistentRecurrence(const PersistentRecurrence&) = delete;
+  PersistentRecurrence& operator=(const PersistentRecurrence&) = delete;
+
+  // The last step's hidden state (batch x hidden) for `windows` (batch x L x F, fp32, contiguous,
+  // on the device), on the current CUDA stream: capturable in a graph.
+  torch::Tensor last_step(const torch::Tensor& windows);
+
+  // The batches it serves: at most this many windows.
+  static constexpr std::int64_t kLargestBatch = 1;
+
+ private:
+  struct Descriptors;
+  std::unique_ptr<Descriptors> d_;
+  torch::Tensor weights_, workspace_, sequence_lengths_, output_;
+  std::int64_t batch_, steps_, hidden_;
+};
+
+}  // namespace gt::ml
