@@ -11,8 +11,10 @@
 
 #if defined(GT_TORCH_CUDA)
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime.h>
 
 #include "persistent_rnn.hpp"
 #endif
@@ -278,9 +280,9 @@ std::vector<double> TorchModel::predict_bars(const Bars& bars, Precision precisi
 
 // A forward pass captured once for fixed input and output buffers and replayed per call: one
 // launch instead of one per layer and step, which is what small-batch latency is made of. Inputs
-// and outputs go through pinned host buffers so that the copies are plain DMA.
+// and outputs go through pinned host buffers, copied by the graph itself.
 struct TorchModel::GraphedForward {
-  torch::Tensor host_input, input, output, host_output;
+  torch::Tensor host_input, staged, input, output, host_output;  // staged: the fp32 input on the device
 #if defined(GT_TORCH_CUDA)
   at::cuda::CUDAGraph graph;
   std::unique_ptr<PersistentRecurrence> persistent;  // fp32 at batch 1: cuDNN's persistent kernel
@@ -311,9 +313,10 @@ void TorchModel::predict_into(std::span<const float> windows, std::span<float> o
     net->eval();
     const auto on_device = torch::TensorOptions().device(device_);
     const auto pinned = torch::TensorOptions().dtype(torch::kFloat).pinned_memory(true);
-    slot->host_input = torch::empty(shape, pinned);
+    slot->host_input = torch::zeros(shape, pinned);
     slot->host_output = torch::empty({b}, pinned);
-    slot->input = torch::zeros(shape, on_device.dtype(scalar_type(precision)));
+    slot->staged = torch::zeros(shape, on_device.dtype(torch::kFloat));
+    slot->input = precision == Precision::kFp32 ? slot->staged : slot->staged.to(scalar_type(precision));
     if (precision == Precision::kFp32 && b <= PersistentRecurrence::kLargestBatch) {
       try {
         slot->persistent = std::make_unique<PersistentRecurrence>(net, spec_, b, device_);
@@ -322,6 +325,7 @@ void TorchModel::predict_into(std::span<const float> windows, std::span<float> o
       }
     }
     const auto forward = [&] {
+      if (precision != Precision::kFp32) slot->input.copy_(slot->staged);
       return to_output(
           slot->persistent ? net->head(slot->persistent->last_step(slot->input)) : net->forward(slot->input), spec_);
     };
@@ -332,15 +336,21 @@ void TorchModel::predict_into(std::span<const float> windows, std::span<float> o
       for (int i = 0; i < 3; ++i) slot->output = forward();
       stream.synchronize();
       slot->graph.capture_begin();
+      // The copies are plain CUDA calls on pinned memory, so that they join the graph (LibTorch's
+      // copy_ from pinned memory records events for its host allocator).
+      C10_CUDA_CHECK(cudaMemcpyAsync(slot->staged.data_ptr(), slot->host_input.data_ptr(),
+                                     static_cast<std::size_t>(slot->host_input.numel()) * sizeof(float),
+                                     cudaMemcpyHostToDevice, stream.stream()));
       slot->output = forward();
+      C10_CUDA_CHECK(cudaMemcpyAsync(slot->host_output.data_ptr(), slot->output.data_ptr(),
+                                     static_cast<std::size_t>(b) * sizeof(float), cudaMemcpyDeviceToHost,
+                                     stream.stream()));
       slot->graph.capture_end();
     }
     torch::cuda::synchronize(device_.index());
   }
   std::copy(windows.begin(), windows.end(), slot->host_input.data_ptr<float>());
-  slot->input.copy_(slot->host_input, /*non_blocking=*/true);
   slot->graph.replay();
-  slot->host_output.copy_(slot->output, /*non_blocking=*/true);
   c10::cuda::getCurrentCUDAStream(device_.index()).synchronize();
   std::copy_n(slot->host_output.data_ptr<float>(), batch, out.begin());
 #endif
