@@ -304,11 +304,13 @@ void TorchModel::predict_into(std::span<const float> windows, std::span<float> o
   }
 #if defined(GT_TORCH_CUDA)
   torch::NoGradGuard no_grad;
-  auto& slot = graphs_[{batch, precision}];
-  const auto b = static_cast<std::int64_t>(batch);
-  const std::vector<std::int64_t> shape{b, static_cast<std::int64_t>(L), static_cast<std::int64_t>(F)};
-  if (!slot) {
-    slot = std::make_shared<GraphedForward>();
+  const auto key = std::make_pair(batch, precision);
+  auto found = graphs_.find(key);
+  if (found == graphs_.end()) {
+    // Built aside and kept only once captured, so that a failure leaves no half-built graph behind.
+    auto slot = std::make_shared<GraphedForward>();
+    const auto b = static_cast<std::int64_t>(batch);
+    const std::vector<std::int64_t> shape{b, static_cast<std::int64_t>(L), static_cast<std::int64_t>(F)};
     SignalNet net = network_for(precision);
     net->eval();
     const auto on_device = torch::TensorOptions().device(device_);
@@ -320,8 +322,10 @@ void TorchModel::predict_into(std::span<const float> windows, std::span<float> o
     if (precision == Precision::kFp32 && b <= PersistentRecurrence::kLargestBatch) {
       try {
         slot->persistent = std::make_unique<PersistentRecurrence>(net, spec_, b, device_);
-      } catch (const Error&) {
-        slot->persistent.reset();  // this cuDNN refuses it: LibTorch's path below
+        slot->persistent->last_step(slot->input);
+        torch::cuda::synchronize(device_.index());
+      } catch (const std::exception&) {
+        slot->persistent.reset();  // this GPU's cuDNN refuses it: LibTorch's path below
       }
     }
     const auto forward = [&] {
@@ -348,11 +352,13 @@ void TorchModel::predict_into(std::span<const float> windows, std::span<float> o
       slot->graph.capture_end();
     }
     torch::cuda::synchronize(device_.index());
+    found = graphs_.emplace(key, std::move(slot)).first;
   }
-  std::copy(windows.begin(), windows.end(), slot->host_input.data_ptr<float>());
-  slot->graph.replay();
+  GraphedForward& slot = *found->second;
+  std::copy(windows.begin(), windows.end(), slot.host_input.data_ptr<float>());
+  slot.graph.replay();
   c10::cuda::getCurrentCUDAStream(device_.index()).synchronize();
-  std::copy_n(slot->host_output.data_ptr<float>(), batch, out.begin());
+  std::copy_n(slot.host_output.data_ptr<float>(), batch, out.begin());
 #endif
 }
 
