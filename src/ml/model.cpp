@@ -285,7 +285,7 @@ struct TorchModel::GraphedForward {
   torch::Tensor host_input, staged, input, output, host_output;  // staged: the fp32 input on the device
 #if defined(GT_TORCH_CUDA)
   at::cuda::CUDAGraph graph;
-  std::unique_ptr<PersistentRecurrence> persistent;  // fp32 at batch 1: cuDNN's persistent kernel
+  std::unique_ptr<PersistentRecurrence> persistent;  // fp32 and fp16 at batch 1: cuDNN's persistent kernel
 #endif
 };
 
@@ -319,9 +319,9 @@ void TorchModel::predict_into(std::span<const float> windows, std::span<float> o
     slot->host_output = torch::empty({b}, pinned);
     slot->staged = torch::zeros(shape, on_device.dtype(torch::kFloat));
     slot->input = precision == Precision::kFp32 ? slot->staged : slot->staged.to(scalar_type(precision));
-    if (precision == Precision::kFp32 && b <= PersistentRecurrence::kLargestBatch) {
+    if (PersistentRecurrence::serves(precision) && b <= PersistentRecurrence::kLargestBatch) {
       try {
-        slot->persistent = std::make_unique<PersistentRecurrence>(net, spec_, b, device_);
+        slot->persistent = std::make_unique<PersistentRecurrence>(net, spec_, b, device_, precision);
         slot->persistent->last_step(slot->input);
         torch::cuda::synchronize(device_.index());
       } catch (const std::exception&) {

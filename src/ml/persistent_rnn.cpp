@@ -44,7 +44,7 @@ struct PersistentRecurrence::Descriptors {
 };
 
 PersistentRecurrence::PersistentRecurrence(const SignalNet& net, const ModelSpec& spec, std::int64_t batch,
-                                           torch::Device device)
+                                           torch::Device device, Precision precision)
     : d_(std::make_unique<Descriptors>()),
       batch_(batch),
       steps_(static_cast<std::int64_t>(spec.data.sequence_length)),
@@ -53,31 +53,37 @@ PersistentRecurrence::PersistentRecurrence(const SignalNet& net, const ModelSpec
   const int layers = spec.config.num_layers, hidden = spec.config.hidden_dim;
   const int features = static_cast<int>(spec.data.features.size());
   const int steps = static_cast<int>(steps_);
+  if (!serves(precision)) throw Error("cuDNN's persistent RNN runs in fp32 or fp16 only");
+  const bool half = precision == Precision::kFp16;
+  const cudnnDataType_t data_type = half ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
+  const torch::ScalarType scalar = half ? torch::kHalf : torch::kFloat;
+  const std::size_t element = half ? 2 : 4;
   Descriptors& d = *d_;
   check(cudnnCreate(&d.handle), "cudnnCreate");
   check(cudnnCreateDropoutDescriptor(&d.dropout), "cudnnCreateDropoutDescriptor");
   check(cudnnSetDropoutDescriptor(d.dropout, d.handle, 0.0f, nullptr, 0, 0), "cudnnSetDropoutDescriptor");
   check(cudnnCreateRNNDescriptor(&d.rnn), "cudnnCreateRNNDescriptor");
-  // Plain fp32 arithmetic (no TF32): closer to the CPU's predictions than LibTorch's default.
+  // fp32: plain fp32 arithmetic (no TF32), closer to the CPU's predictions than LibTorch's default;
+  // fp16: tensor cores, accumulating in fp32.
   check(cudnnSetRNNDescriptor_v8(d.rnn, CUDNN_RNN_ALGO_PERSIST_STATIC, lstm ? CUDNN_LSTM : CUDNN_GRU,
-                                 CUDNN_RNN_DOUBLE_BIAS, CUDNN_UNIDIRECTIONAL, CUDNN_LINEAR_INPUT, CUDNN_DATA_FLOAT,
-                                 CUDNN_DATA_FLOAT, CUDNN_FMA_MATH, features, hidden, hidden, layers, d.dropout,
-                                 CUDNN_RNN_PADDED_IO_ENABLED),
+                                 CUDNN_RNN_DOUBLE_BIAS, CUDNN_UNIDIRECTIONAL, CUDNN_LINEAR_INPUT, data_type,
+                                 CUDNN_DATA_FLOAT, half ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH, features, hidden,
+                                 hidden, layers, d.dropout, CUDNN_RNN_PADDED_IO_ENABLED),
         "cudnnSetRNNDescriptor_v8");
   const std::vector<int> lengths(static_cast<std::size_t>(batch), steps);
   float padding = 0;
   check(cudnnCreateRNNDataDescriptor(&d.x), "cudnnCreateRNNDataDescriptor");
   check(cudnnCreateRNNDataDescriptor(&d.y), "cudnnCreateRNNDataDescriptor");
-  check(cudnnSetRNNDataDescriptor(d.x, CUDNN_DATA_FLOAT, CUDNN_RNN_DATA_LAYOUT_BATCH_MAJOR_UNPACKED, steps,
+  check(cudnnSetRNNDataDescriptor(d.x, data_type, CUDNN_RNN_DATA_LAYOUT_BATCH_MAJOR_UNPACKED, steps,
                                   static_cast<int>(batch), features, lengths.data(), &padding),
         "cudnnSetRNNDataDescriptor");
-  check(cudnnSetRNNDataDescriptor(d.y, CUDNN_DATA_FLOAT, CUDNN_RNN_DATA_LAYOUT_BATCH_MAJOR_UNPACKED, steps,
+  check(cudnnSetRNNDataDescriptor(d.y, data_type, CUDNN_RNN_DATA_LAYOUT_BATCH_MAJOR_UNPACKED, steps,
                                   static_cast<int>(batch), hidden, lengths.data(), &padding),
         "cudnnSetRNNDataDescriptor");
   check(cudnnCreateTensorDescriptor(&d.h), "cudnnCreateTensorDescriptor");
   const int dims[3] = {layers, static_cast<int>(batch), hidden};
   const int strides[3] = {static_cast<int>(batch) * hidden, hidden, 1};
-  check(cudnnSetTensorNdDescriptor(d.h, CUDNN_DATA_FLOAT, 3, dims, strides), "cudnnSetTensorNdDescriptor");
+  check(cudnnSetTensorNdDescriptor(d.h, data_type, 3, dims, strides), "cudnnSetTensorNdDescriptor");
 
   // The weights: cuDNN's layout holds, per layer, one matrix and one bias per gate for the input
   // and again for the recurrence, in PyTorch's gate order (LSTM i, f, g, o; GRU r, z, n), each
@@ -90,16 +96,16 @@ PersistentRecurrence::PersistentRecurrence(const SignalNet& net, const ModelSpec
   weights_ = torch::zeros({static_cast<std::int64_t>(weight_bytes)}, bytes);
   workspace_ = torch::empty({static_cast<std::int64_t>(std::max<std::size_t>(work_bytes, 1))}, bytes);
   sequence_lengths_ = torch::full({batch}, steps, torch::TensorOptions().dtype(torch::kInt32).device(device));
-  output_ = torch::empty({batch, steps_, hidden_}, torch::TensorOptions().dtype(torch::kFloat).device(device));
+  output_ = torch::empty({batch, steps_, hidden_}, torch::TensorOptions().dtype(scalar).device(device));
   check(cudnnCreateTensorDescriptor(&d.matrix), "cudnnCreateTensorDescriptor");
   check(cudnnCreateTensorDescriptor(&d.bias), "cudnnCreateTensorDescriptor");
   const auto parameters = net->named_parameters();
   const int gates = lstm ? 4 : 3;
   for (int layer = 0; layer < layers; ++layer) {
-    const torch::Tensor w_ih = parameters[fmt::format("rnn.weight_ih_l{}", layer)].detach().to(torch::kFloat);
-    const torch::Tensor w_hh = parameters[fmt::format("rnn.weight_hh_l{}", layer)].detach().to(torch::kFloat);
-    const torch::Tensor b_ih = parameters[fmt::format("rnn.bias_ih_l{}", layer)].detach().to(torch::kFloat);
-    const torch::Tensor b_hh = parameters[fmt::format("rnn.bias_hh_l{}", layer)].detach().to(torch::kFloat);
+    const torch::Tensor w_ih = parameters[fmt::format("rnn.weight_ih_l{}", layer)].detach().to(scalar);
+    const torch::Tensor w_hh = parameters[fmt::format("rnn.weight_hh_l{}", layer)].detach().to(scalar);
+    const torch::Tensor b_ih = parameters[fmt::format("rnn.bias_ih_l{}", layer)].detach().to(scalar);
+    const torch::Tensor b_hh = parameters[fmt::format("rnn.bias_hh_l{}", layer)].detach().to(scalar);
     for (int id = 0; id < 2 * gates; ++id) {
       void *matrix = nullptr, *bias = nullptr;
       check(cudnnGetRNNWeightParams(d.handle, d.rnn, layer, weight_bytes, weights_.data_ptr(), id, d.matrix, &matrix,
@@ -116,10 +122,10 @@ PersistentRecurrence::PersistentRecurrence(const SignalNet& net, const ModelSpec
       if (static_cast<std::int64_t>(shape[0]) * shape[1] * shape[2] != rows.numel())
         throw Error(fmt::format("cuDNN: layer {} matrix {} holds {} x {} x {} values, the network's {}", layer, id,
                                 shape[0], shape[1], shape[2], rows.numel()));
-      check(cudaMemcpy(matrix, rows.data_ptr(), static_cast<std::size_t>(rows.numel()) * sizeof(float),
+      check(cudaMemcpy(matrix, rows.data_ptr(), static_cast<std::size_t>(rows.numel()) * element,
                        cudaMemcpyDeviceToDevice),
             "copying weights to cuDNN's layout");
-      check(cudaMemcpy(bias, offsets.data_ptr(), static_cast<std::size_t>(offsets.numel()) * sizeof(float),
+      check(cudaMemcpy(bias, offsets.data_ptr(), static_cast<std::size_t>(offsets.numel()) * element,
                        cudaMemcpyDeviceToDevice),
             "copying biases to cuDNN's layout");
     }

@@ -1,9 +1,9 @@
 // Small-batch prediction through cuDNN's persistent-static RNN kernel, which keeps the recurrent
 // weights on chip for all the steps of a window: on an H100, a 2 x 128 LSTM over 60 steps takes
 // 117 us at batch 1 (fp32, in a CUDA graph) where the standard algorithm that LibTorch runs takes
-// 346 us, and it loses from batch 4 on (docs/PERFORMANCE.md, issue 11). LibTorch picks its cuDNN
-// algorithm by its own heuristics, so this calls cuDNN directly on a copy of the network's weights.
-// Only in builds whose LibTorch has CUDA (GT_TORCH_CUDA).
+// 346 us (fp16: 139 against 363 us), and it loses from batch 4 on (docs/PERFORMANCE.md, issue 11). LibTorch picks its
+// cuDNN algorithm by its own heuristics, so this calls cuDNN directly on a copy of the network's weights. Only in
+// builds whose LibTorch has CUDA (GT_TORCH_CUDA).
 #pragma once
 
 #include <torch/torch.h>
@@ -17,15 +17,19 @@ namespace gt::ml {
 
 class PersistentRecurrence {
  public:
-  // The recurrent stack of `net` (fp32, on a CUDA device) for windows of `batch` x L x F. Throws
-  // Error when cuDNN refuses the configuration; callers then keep LibTorch's path.
-  PersistentRecurrence(const SignalNet& net, const ModelSpec& spec, std::int64_t batch, torch::Device device);
+  // The recurrent stack of `net` (on a CUDA device, its weights in fp32 or fp16 as `precision`
+  // says) for windows of `batch` x L x F in that precision. Throws Error when cuDNN refuses the
+  // configuration; callers then keep LibTorch's path.
+  PersistentRecurrence(const SignalNet& net, const ModelSpec& spec, std::int64_t batch, torch::Device device,
+                       Precision precision);
+  // Whether it runs in `precision` at all (fp32 and fp16; not bf16).
+  static bool serves(Precision precision) { return precision == Precision::kFp32 || precision == Precision::kFp16; }
   ~PersistentRecurrence();
   PersistentRecurrence(const PersistentRecurrence&) = delete;
   PersistentRecurrence& operator=(const PersistentRecurrence&) = delete;
 
-  // The last step's hidden state (batch x hidden) for `windows` (batch x L x F, fp32, contiguous,
-  // on the device), on the current CUDA stream: capturable in a graph.
+  // The last step's hidden state (batch x hidden) for `windows` (batch x L x F in the precision it
+  // was built for, contiguous, on the device), on the current CUDA stream: capturable in a graph.
   torch::Tensor last_step(const torch::Tensor& windows);
 
   // The batches it serves: at most this many windows.
