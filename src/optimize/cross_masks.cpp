@@ -3,8 +3,10 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
+#include <iterator>
 
 #include "gt/signal_rules.hpp"
 
@@ -59,7 +61,7 @@ inline void decide_word(CrossSeries f, CrossSeries s, std::size_t w, std::uint64
   events.emit(w, above, below, live, up, down);
 }
 
-void portable(CrossSeries f, CrossSeries s, float*, bool, std::size_t bars, std::size_t defined_from, std::uint64_t* up,
+void portable(CrossSeries f, CrossSeries s, float*, std::size_t bars, std::size_t defined_from, std::uint64_t* up,
               std::uint64_t* down) {
   EventWords events;
   for (std::size_t w = 0; w < (bars + 63) / 64; ++w) {
@@ -102,14 +104,6 @@ __attribute__((target("avx2"))) void avx2(CrossSeries f, CrossSeries s, float* b
   }
 }
 
-__attribute__((target("avx2"))) void avx2(CrossSeries f, CrossSeries s, float* band, bool band_ready, std::size_t bars,
-                                          std::size_t defined_from, std::uint64_t* up, std::uint64_t* down) {
-  if (band_ready)
-    avx2<true>(f, s, band, bars, defined_from, up, down);
-  else
-    avx2<false>(f, s, band, bars, defined_from, up, down);
-}
-
 #define GT_AVX512_TARGET __attribute__((target("avx512f,avx512dq,avx512bw")))
 
 // Four 16-bar masks as one 64-bar word, joined in mask registers (kunpck) rather than shifted
@@ -143,31 +137,28 @@ GT_AVX512_TARGET void avx512(CrossSeries f, CrossSeries s, float* band, std::siz
   }
 }
 
-GT_AVX512_TARGET void avx512(CrossSeries f, CrossSeries s, float* band, bool band_ready, std::size_t bars,
-                             std::size_t defined_from, std::uint64_t* up, std::uint64_t* down) {
-  if (band_ready)
-    avx512<true>(f, s, band, bars, defined_from, up, down);
-  else
-    avx512<false>(f, s, band, bars, defined_from, up, down);
-}
+using Impl = void (*)(CrossSeries, CrossSeries, float*, std::size_t, std::size_t, std::uint64_t*, std::uint64_t*);
 
-using Impl = void (*)(CrossSeries, CrossSeries, float*, bool, std::size_t, std::size_t, std::uint64_t*, std::uint64_t*);
-
+// One implementation in both forms: computing and writing the slow series' band, or reading it.
 struct Choice {
-  Impl impl;
+  Impl fresh_band, ready_band;
   const char* name;
 };
+// In order of preference.
+const Choice kChoices[] = {
+    {avx512<false>, avx512<true>, "avx512"}, {avx2<false>, avx2<true>, "avx2"}, {portable, portable, "portable"}};
 
-Choice detect() {
+bool cpu_runs(const Choice& c) {
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
-    return {avx512, "avx512"};
-  if (__builtin_cpu_supports("avx2")) return {avx2, "avx2"};
-  return {portable, "portable"};
+  if (std::strcmp(c.name, "avx512") == 0)
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512bw");
+  if (std::strcmp(c.name, "avx2") == 0) return __builtin_cpu_supports("avx2");
+  return true;
 }
 
 Choice& chosen() {
-  static Choice c = detect();
+  static Choice c = *std::find_if(std::begin(kChoices), std::end(kChoices), cpu_runs);
   return c;
 }
 
@@ -175,7 +166,8 @@ Choice& chosen() {
 
 void cross_events(CrossSeries fast, CrossSeries slow, float* slow_band, bool band_ready, std::size_t bars,
                   std::size_t defined_from, std::uint64_t* up, std::uint64_t* down) {
-  chosen().impl(fast, slow, slow_band, band_ready, bars, defined_from, up, down);
+  const Choice& c = chosen();
+  (band_ready ? c.ready_band : c.fresh_band)(fast, slow, slow_band, bars, defined_from, up, down);
 }
 
 const char* cross_events_isa() {
@@ -183,17 +175,12 @@ const char* cross_events_isa() {
 }
 
 bool force_cross_events_isa(const char* isa) {
-  __builtin_cpu_init();
-  if (std::strcmp(isa, "avx512") == 0 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-      __builtin_cpu_supports("avx512bw"))
-    chosen() = {avx512, "avx512"};
-  else if (std::strcmp(isa, "avx2") == 0 && __builtin_cpu_supports("avx2"))
-    chosen() = {avx2, "avx2"};
-  else if (std::strcmp(isa, "portable") == 0)
-    chosen() = {portable, "portable"};
-  else
-    return false;
-  return true;
+  for (const Choice& c : kChoices)
+    if (std::strcmp(c.name, isa) == 0 && cpu_runs(c)) {
+      chosen() = c;
+      return true;
+    }
+  return false;
 }
 
 }  // namespace gt::detail
