@@ -45,19 +45,15 @@ struct PersistentRecurrence::Descriptors {
 
 PersistentRecurrence::PersistentRecurrence(const SignalNet& net, const ModelSpec& spec, std::int64_t batch,
                                            torch::Device device, Precision precision)
-    : d_(std::make_unique<Descriptors>()),
-      batch_(batch),
-      steps_(static_cast<std::int64_t>(spec.data.sequence_length)),
-      hidden_(spec.config.hidden_dim) {
+    : d_(std::make_unique<Descriptors>()) {
   const bool lstm = spec.config.model_type == "lstm";
   const int layers = spec.config.num_layers, hidden = spec.config.hidden_dim;
   const int features = static_cast<int>(spec.data.features.size());
-  const int steps = static_cast<int>(steps_);
+  const int steps = static_cast<int>(spec.data.sequence_length);
   if (!serves(precision)) throw Error("cuDNN's persistent RNN runs in fp32 or fp16 only");
   const bool half = precision == Precision::kFp16;
   const cudnnDataType_t data_type = half ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
   const torch::ScalarType scalar = half ? torch::kHalf : torch::kFloat;
-  const std::size_t element = half ? 2 : 4;
   Descriptors& d = *d_;
   check(cudnnCreate(&d.handle), "cudnnCreate");
   check(cudnnCreateDropoutDescriptor(&d.dropout), "cudnnCreateDropoutDescriptor");
@@ -96,7 +92,7 @@ PersistentRecurrence::PersistentRecurrence(const SignalNet& net, const ModelSpec
   weights_ = torch::zeros({static_cast<std::int64_t>(weight_bytes)}, bytes);
   workspace_ = torch::empty({static_cast<std::int64_t>(std::max<std::size_t>(work_bytes, 1))}, bytes);
   sequence_lengths_ = torch::full({batch}, steps, torch::TensorOptions().dtype(torch::kInt32).device(device));
-  output_ = torch::empty({batch, steps_, hidden_}, torch::TensorOptions().dtype(scalar).device(device));
+  output_ = torch::empty({batch, steps, hidden}, torch::TensorOptions().dtype(scalar).device(device));
   check(cudnnCreateTensorDescriptor(&d.matrix), "cudnnCreateTensorDescriptor");
   check(cudnnCreateTensorDescriptor(&d.bias), "cudnnCreateTensorDescriptor");
   const auto parameters = net->named_parameters();
@@ -113,8 +109,8 @@ PersistentRecurrence::PersistentRecurrence(const SignalNet& net, const ModelSpec
             "cudnnGetRNNWeightParams");
       const bool recurrent = id >= gates;
       const std::int64_t gate = recurrent ? id - gates : id;
-      const torch::Tensor rows = (recurrent ? w_hh : w_ih).narrow(0, gate * hidden_, hidden_).contiguous();
-      const torch::Tensor offsets = (recurrent ? b_hh : b_ih).narrow(0, gate * hidden_, hidden_).contiguous();
+      const torch::Tensor rows = (recurrent ? w_hh : w_ih).narrow(0, gate * hidden, hidden).contiguous();
+      const torch::Tensor offsets = (recurrent ? b_hh : b_ih).narrow(0, gate * hidden, hidden).contiguous();
       // The matrix's element count, to catch a layout that is not the one assumed above.
       cudnnDataType_t type;
       int rank = 0, shape[3] = {0, 0, 0}, stride[3] = {0, 0, 0};
@@ -122,11 +118,9 @@ PersistentRecurrence::PersistentRecurrence(const SignalNet& net, const ModelSpec
       if (static_cast<std::int64_t>(shape[0]) * shape[1] * shape[2] != rows.numel())
         throw Error(fmt::format("cuDNN: layer {} matrix {} holds {} x {} x {} values, the network's {}", layer, id,
                                 shape[0], shape[1], shape[2], rows.numel()));
-      check(cudaMemcpy(matrix, rows.data_ptr(), static_cast<std::size_t>(rows.numel()) * element,
-                       cudaMemcpyDeviceToDevice),
+      check(cudaMemcpy(matrix, rows.data_ptr(), rows.nbytes(), cudaMemcpyDeviceToDevice),
             "copying weights to cuDNN's layout");
-      check(cudaMemcpy(bias, offsets.data_ptr(), static_cast<std::size_t>(offsets.numel()) * element,
-                       cudaMemcpyDeviceToDevice),
+      check(cudaMemcpy(bias, offsets.data_ptr(), offsets.nbytes(), cudaMemcpyDeviceToDevice),
             "copying biases to cuDNN's layout");
     }
   }
@@ -142,7 +136,7 @@ torch::Tensor PersistentRecurrence::last_step(const torch::Tensor& windows) {
                         static_cast<std::size_t>(weights_.numel()), weights_.data_ptr(),
                         static_cast<std::size_t>(workspace_.numel()), workspace_.data_ptr(), 0, nullptr),
         "cudnnRNNForward");
-  return output_.select(1, steps_ - 1);
+  return output_.select(1, -1);
 }
 
 }  // namespace gt::ml

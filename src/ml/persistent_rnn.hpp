@@ -39,7 +39,6 @@ class PersistentRecurrence {
   struct Descriptors;
   std::unique_ptr<Descriptors> d_;
   torch::Tensor weights_, workspace_, sequence_lengths_, output_;
-  std::int64_t batch_, steps_, hidden_;
 };
 
 }  // namespace gt::ml
