@@ -189,11 +189,10 @@ class Parser {
     double values[7] = {0, 0, 0, 0, 0, 0, 0};
     std::string_view date_text, clock_text;
     std::size_t index = 0;
-    enum class Stop { kNone, kTooManyFields, kNotANumber } stop = Stop::kNone;
-    std::string_view bad_field;
+    std::string error;
     csv::for_each_field(line, [&](std::string_view field) {
       if (index >= columns_.size()) {
-        stop = Stop::kTooManyFields;
+        error = fmt::format("has more than the header's {} fields", columns_.size());
         return false;
       }
       const Column c = columns_[index];
@@ -205,8 +204,7 @@ class Parser {
         field = trim(field);
         double v = 0;
         if (!csv::parse_number(field, v)) {
-          stop = Stop::kNotANumber;
-          bad_field = field;
+          error = fmt::format("field '{}': '{}' is not a number", column_label(c), field);
           return false;
         }
         values[static_cast<int>(c)] = v;
@@ -214,9 +212,7 @@ class Parser {
       ++index;
       return true;
     });
-    if (stop == Stop::kTooManyFields) return fmt::format("has more than the header's {} fields", columns_.size());
-    if (stop == Stop::kNotANumber)
-      return fmt::format("field '{}': '{}' is not a number", column_label(columns_[index]), bad_field);
+    if (!error.empty()) return error;
     if (index != columns_.size()) return fmt::format("has {} fields, the header has {}", index, columns_.size());
 
     auto date = parse_date(date_text);
