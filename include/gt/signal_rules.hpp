@@ -25,8 +25,10 @@ GT_HOST_DEVICE inline bool is_below(double a, double b) {
 
 // The fast engines' first pass compares float copies of the series: rounding a double to float
 // moves it by at most 2^-24 of itself, so when the float gap between a and b exceeds this much of
-// |b|, the double gap exceeds the tie band with the same sign. Bars with a smaller float gap (near
-// a crossing: a few per thousand) are decided again in double precision with is_above/is_below.
+// |b| (the CUDA engine) or of |a| (the CPU engine's bounds, cross_masks.cpp), the double gap
+// exceeds the tie band with the same sign, float rounding of the band itself included. Bars with a
+// smaller float gap (near a crossing: a few per thousand) are decided again in double precision
+// with is_above/is_below.
 inline constexpr float kCoarseTieBand = 1e-6f;
 // Both defined and not above (resp. not below): the "before" side of a cross.
 inline bool is_at_or_below(double a, double b) {

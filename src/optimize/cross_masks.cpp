@@ -10,6 +10,10 @@
 
 #include "gt/signal_rules.hpp"
 
+// GCC 12 flags the deliberately undefined source operand inside its own AVX-512 intrinsics (GCC
+// bug 105593, fixed in GCC 13).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 namespace gt::detail {
 namespace {
 
@@ -51,16 +55,6 @@ inline void settle(const double* f, const double* s, std::size_t base, std::uint
   }
 }
 
-// The float pass's outcome for one word, given the bars whose float gap exceeds the band (`sure`)
-// and the gap's sign bits: the sure bars decided, the other live ones settled in double precision
-// (NaN gaps included, which compare false there), then the events.
-inline void decide_word(CrossSeries f, CrossSeries s, std::size_t w, std::uint64_t sure, std::uint64_t negative,
-                        std::uint64_t live, EventWords& events, std::uint64_t* up, std::uint64_t* down) {
-  std::uint64_t above = sure & ~negative, below = sure & negative;
-  settle(f.exact, s.exact, w * 64, ~sure & live, above, below);
-  events.emit(w, above, below, live, up, down);
-}
-
 void portable(CrossSeries f, CrossSeries s, float*, std::size_t bars, std::size_t defined_from, std::uint64_t* up,
               std::uint64_t* down) {
   EventWords events;
@@ -75,73 +69,127 @@ void portable(CrossSeries f, CrossSeries s, float*, std::size_t bars, std::size_
   }
 }
 
-// A bar is sure when |fast - slow| > band in float (the sign of the gap then says above or below:
-// fast - slow > band, or slow - fast > band, which is the same double negated).
-template <bool kBandReady>
-__attribute__((target("avx2"))) void avx2(CrossSeries f, CrossSeries s, float* band, std::size_t bars,
+// The float pass: a slow value under lo[i] = fast - kCoarseTieBand * |fast| (in float) has the
+// fast series surely above it, one over hi[i] = fast + kCoarseTieBand * |fast| surely below; the
+// bounds of a NaN are NaN, which no value passes. The bars that are neither (near a tie or a
+// crossing: a few per thousand) are settled in double precision.
+struct Bounds {
+  float* lo;
+  float* hi;
+  Bounds(float* fast_bounds, std::size_t bars) : lo(fast_bounds), hi(fast_bounds + (bars + 63) / 64 * 64) {}
+};
+
+template <bool kBoundsReady>
+__attribute__((target("avx2"))) void avx2(CrossSeries f, CrossSeries s, float* fast_bounds, std::size_t bars,
                                           std::size_t defined_from, std::uint64_t* up, std::uint64_t* down) {
+  const Bounds b(fast_bounds, bars);
   const __m256 sign = _mm256_set1_ps(-0.0f);
   const __m256 band_scale = _mm256_set1_ps(kCoarseTieBand);
   EventWords events;
   for (std::size_t w = 0; w < (bars + 63) / 64; ++w) {
-    std::uint64_t sure = 0, negative = 0;
+    std::uint64_t above = 0, below = 0;
     for (int j = 0; j < 8; ++j) {
       const std::size_t i = w * 64 + static_cast<std::size_t>(j) * 8;
-      const __m256 slow = _mm256_loadu_ps(s.coarse + i);
-      __m256 tie;
-      if constexpr (kBandReady) {
-        tie = _mm256_loadu_ps(band + i);
+      __m256 lo, hi;
+      if constexpr (kBoundsReady) {
+        lo = _mm256_loadu_ps(b.lo + i);
+        hi = _mm256_loadu_ps(b.hi + i);
       } else {
-        tie = _mm256_mul_ps(band_scale, _mm256_andnot_ps(sign, slow));
-        _mm256_storeu_ps(band + i, tie);
+        const __m256 fast = _mm256_loadu_ps(f.coarse + i);
+        const __m256 band = _mm256_mul_ps(band_scale, _mm256_andnot_ps(sign, fast));
+        lo = _mm256_sub_ps(fast, band);
+        hi = _mm256_add_ps(fast, band);
+        _mm256_storeu_ps(b.lo + i, lo);
+        _mm256_storeu_ps(b.hi + i, hi);
       }
-      const __m256 gap = _mm256_sub_ps(_mm256_loadu_ps(f.coarse + i), slow);
-      const __m256 outside = _mm256_cmp_ps(_mm256_andnot_ps(sign, gap), tie, _CMP_GT_OQ);
-      sure |= static_cast<std::uint64_t>(_mm256_movemask_ps(outside)) << (j * 8);
-      negative |= static_cast<std::uint64_t>(_mm256_movemask_ps(gap)) << (j * 8);
+      const __m256 slow = _mm256_loadu_ps(s.coarse + i);
+      above |= static_cast<std::uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(slow, lo, _CMP_LT_OQ))) << (j * 8);
+      below |= static_cast<std::uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(slow, hi, _CMP_GT_OQ))) << (j * 8);
     }
-    decide_word(f, s, w, sure, negative, live_bits(w, bars, defined_from), events, up, down);
+    const std::uint64_t live = live_bits(w, bars, defined_from);
+    settle(f.exact, s.exact, w * 64, live & ~(above | below), above, below);
+    events.emit(w, above, below, live, up, down);
   }
 }
 
 #define GT_AVX512_TARGET __attribute__((target("avx512f,avx512dq,avx512bw")))
 
-// Four 16-bar masks as one 64-bar word, joined in mask registers (kunpck) rather than shifted
-// together in general registers.
-GT_AVX512_TARGET inline std::uint64_t join_masks(const __mmask16* m) {
-  return _mm512_kunpackd(_mm512_kunpackw(m[3], m[2]), _mm512_kunpackw(m[1], m[0]));
-}
-
-template <bool kBandReady>
-GT_AVX512_TARGET void avx512(CrossSeries f, CrossSeries s, float* band, std::size_t bars, std::size_t defined_from,
-                             std::uint64_t* up, std::uint64_t* down) {
-  const __m512 band_scale = _mm512_set1_ps(kCoarseTieBand);
-  EventWords events;
-  for (std::size_t w = 0; w < (bars + 63) / 64; ++w) {
-    __mmask16 outside[4], negative[4];
-    for (int j = 0; j < 4; ++j) {
-      const std::size_t i = w * 64 + static_cast<std::size_t>(j) * 16;
-      const __m512 slow = _mm512_loadu_ps(s.coarse + i);
-      __m512 tie;
-      if constexpr (kBandReady) {
-        tie = _mm512_loadu_ps(band + i);
-      } else {
-        tie = _mm512_mul_ps(band_scale, _mm512_abs_ps(slow));
-        _mm512_storeu_ps(band + i, tie);
-      }
-      const __m512 gap = _mm512_sub_ps(_mm512_loadu_ps(f.coarse + i), slow);
-      outside[j] = _mm512_cmp_ps_mask(_mm512_abs_ps(gap), tie, _CMP_GT_OQ);
-      negative[j] = _mm512_movepi32_mask(_mm512_castps_si512(gap));
+// Two passes: the float comparisons, 16 bars at a time, store their masks straight into up and
+// down (a mask register's 16 bits to memory: no trip through general registers, and no joining
+// of masks on the port that the comparisons need); then eight words at a time, the bars the
+// floats left open are settled and the masks become events, the carries between words taken
+// from the neighbouring lane.
+template <bool kBoundsReady>
+GT_AVX512_TARGET void avx512(CrossSeries f, CrossSeries s, float* fast_bounds, std::size_t bars,
+                             std::size_t defined_from, std::uint64_t* up, std::uint64_t* down) {
+  const Bounds b(fast_bounds, bars);
+  const std::size_t words = (bars + 63) / 64;
+  if constexpr (!kBoundsReady) {
+    const __m512 band_scale = _mm512_set1_ps(kCoarseTieBand);
+    for (std::size_t i = 0; i < words * 64; i += 16) {
+      const __m512 fast = _mm512_loadu_ps(f.coarse + i);
+      const __m512 band = _mm512_mul_ps(band_scale, _mm512_abs_ps(fast));
+      _mm512_storeu_ps(b.lo + i, _mm512_sub_ps(fast, band));
+      _mm512_storeu_ps(b.hi + i, _mm512_add_ps(fast, band));
     }
-    decide_word(f, s, w, join_masks(outside), join_masks(negative), live_bits(w, bars, defined_from), events, up, down);
+  }
+  auto* above16 = reinterpret_cast<char*>(up);
+  auto* below16 = reinterpret_cast<char*>(down);
+  for (std::size_t i = 0; i < words * 64; i += 16) {
+    const __m512 slow = _mm512_loadu_ps(s.coarse + i);
+    const __mmask16 above = _mm512_cmp_ps_mask(slow, _mm512_loadu_ps(b.lo + i), _CMP_LT_OQ);
+    const __mmask16 below = _mm512_cmp_ps_mask(slow, _mm512_loadu_ps(b.hi + i), _CMP_GT_OQ);
+    std::memcpy(above16 + i / 8, &above, sizeof above);
+    std::memcpy(below16 + i / 8, &below, sizeof below);
+  }
+
+  const __m512i ones = _mm512_set1_epi64(-1), zero = _mm512_setzero_si512();
+  const __m512i lane_first_bar = _mm512_set_epi64(448, 384, 320, 256, 192, 128, 64, 0);
+  const __m512i defined = _mm512_set1_epi64(static_cast<long long>(defined_from));
+  const __m512i last = _mm512_set1_epi64(static_cast<long long>(bars) - 64);
+  __m512i previous_le = zero, previous_ge = zero;
+  for (std::size_t w = 0; w < words; w += 8) {
+    const __mmask8 lanes = words - w >= 8 ? 0xFF : static_cast<__mmask8>((1u << (words - w)) - 1);
+    __m512i above = _mm512_maskz_loadu_epi64(lanes, up + w);
+    __m512i below = _mm512_maskz_loadu_epi64(lanes, down + w);
+    // live_bits for eight words: no bar before defined_from, none from bars on (a shift of 64 or
+    // more leaves 0).
+    const __m512i first = _mm512_add_epi64(lane_first_bar, _mm512_set1_epi64(static_cast<long long>(w * 64)));
+    const __m512i live =
+        _mm512_and_si512(_mm512_sllv_epi64(ones, _mm512_max_epi64(_mm512_sub_epi64(defined, first), zero)),
+                         _mm512_srlv_epi64(ones, _mm512_max_epi64(_mm512_sub_epi64(first, last), zero)));
+    const __m512i unsure = _mm512_andnot_si512(_mm512_or_si512(above, below), live);
+    if (const __mmask8 open = _mm512_test_epi64_mask(unsure, unsure)) {  // rare: near ties and crossings
+      alignas(64) std::uint64_t a[8], z[8], u[8];
+      _mm512_store_si512(a, above);
+      _mm512_store_si512(z, below);
+      _mm512_store_si512(u, unsure);
+      for (unsigned j = 0; j < 8; ++j)
+        if (open >> j & 1) settle(f.exact, s.exact, (w + j) * 64, u[j], a[j], z[j]);
+      above = _mm512_load_si512(a);
+      below = _mm512_load_si512(z);
+    }
+    // EventWords::emit: up = above & ((le << 1) | carry), the carry being bit 63 of the previous
+    // word's le (lane 7 of the previous eight for lane 0).
+    const __m512i le = _mm512_andnot_si512(above, live), ge = _mm512_andnot_si512(below, live);
+    const __m512i le_before = _mm512_alignr_epi64(le, previous_le, 7);
+    const __m512i ge_before = _mm512_alignr_epi64(ge, previous_ge, 7);
+    _mm512_mask_storeu_epi64(
+        up + w, lanes,
+        _mm512_and_si512(above, _mm512_or_si512(_mm512_slli_epi64(le, 1), _mm512_srli_epi64(le_before, 63))));
+    _mm512_mask_storeu_epi64(
+        down + w, lanes,
+        _mm512_and_si512(below, _mm512_or_si512(_mm512_slli_epi64(ge, 1), _mm512_srli_epi64(ge_before, 63))));
+    previous_le = le;
+    previous_ge = ge;
   }
 }
 
 using Impl = void (*)(CrossSeries, CrossSeries, float*, std::size_t, std::size_t, std::uint64_t*, std::uint64_t*);
 
-// One implementation in both forms: computing and writing the slow series' band, or reading it.
+// One implementation in both forms: computing and writing the fast series' bounds, or reading them.
 struct Choice {
-  Impl fresh_band, ready_band;
+  Impl fresh_bounds, ready_bounds;
   const char* name;
 };
 // In order of preference.
@@ -164,10 +212,10 @@ Choice& chosen() {
 
 }  // namespace
 
-void cross_events(CrossSeries fast, CrossSeries slow, float* slow_band, bool band_ready, std::size_t bars,
+void cross_events(CrossSeries fast, CrossSeries slow, float* fast_bounds, bool bounds_ready, std::size_t bars,
                   std::size_t defined_from, std::uint64_t* up, std::uint64_t* down) {
   const Choice& c = chosen();
-  (band_ready ? c.ready_band : c.fresh_band)(fast, slow, slow_band, bars, defined_from, up, down);
+  (bounds_ready ? c.ready_bounds : c.fresh_bounds)(fast, slow, fast_bounds, bars, defined_from, up, down);
 }
 
 const char* cross_events_isa() {

@@ -17,11 +17,11 @@ struct CrossSeries {
 
 // Bit t of up: fast is above slow at t (signal_rules.hpp's tie band) and at or below it at t-1,
 // both defined at t-1 (t-1 >= defined_from) and t < bars; down is the mirror image (SPEC §5).
-// `slow_band` holds words*64 floats: the slow series' float tie band, kCoarseTieBand * |coarse|,
-// which is read when `band_ready` and otherwise computed and written there, so that the fast
-// series crossed with the same slow one next need not compute it again. Dispatches at run time to
+// `fast_bounds` holds 2 * words*64 floats: the fast series' float bounds (cross_bounds), which are
+// read when `bounds_ready` and otherwise computed and written there, so that the slow series
+// crossed with the same fast one next need not compute them again. Dispatches at run time to
 // AVX-512, AVX2 or portable code; all give the bits of the double-precision rule.
-void cross_events(CrossSeries fast, CrossSeries slow, float* slow_band, bool band_ready, std::size_t bars,
+void cross_events(CrossSeries fast, CrossSeries slow, float* fast_bounds, bool bounds_ready, std::size_t bars,
                   std::size_t defined_from, std::uint64_t* up, std::uint64_t* down);
 
 // Which implementation cross_events uses on this machine ("avx512", "avx2", "portable").

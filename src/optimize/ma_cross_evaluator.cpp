@@ -10,6 +10,7 @@
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <new>
 #include <utility>
 
 #include "../strategies/signals.hpp"
@@ -132,6 +133,19 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void round_to_float
   for (std::size_t i = 0; i < count; ++i) out[i] = static_cast<float>(in[i]);
 }
 
+// Arrays on cache-line boundaries, uninitialized: a 64-byte load from them never spans two lines
+// (malloc's 16-byte alignment splits every such load in three allocations of four, and the
+// crossing masks make three a step).
+struct CacheLineDelete {
+  void operator()(void* p) const { ::operator delete[](p, std::align_val_t{64}); }
+};
+template <class T>
+using CacheLineArray = std::unique_ptr<T[], CacheLineDelete>;
+template <class T>
+CacheLineArray<T> cache_line_array(std::size_t count) {
+  return CacheLineArray<T>(static_cast<T*>(::operator new[](count * sizeof(T), std::align_val_t{64})));
+}
+
 class MaCrossEvaluator final : public Evaluator {
  public:
   MaCrossEvaluator(const Bars& bars, const Grid& grid, const ExecutionOptions& options)
@@ -154,14 +168,14 @@ class MaCrossEvaluator final : public Evaluator {
   std::string_view name() const override { return "ma_cross event-driven"; }
 
   void evaluate(std::span<const double> params, std::size_t stride, std::span<Metrics> out) const override {
-    // Visit the combinations by (type, slow, fast) so that the slow series stays in L1 and the
-    // fast ones in L2 while their crossings are computed; results go back to their own slots.
+    // Visit the combinations by (type, fast, slow) so that the fast series' bounds stay in L1 and
+    // the slow series in L2 while their crossings are computed; results go back to their own slots.
     std::vector<std::uint64_t> keys(out.size());
     const std::uint64_t rows = first_defined_.size();  // types x periods; a row's index orders by type
     for (std::size_t i = 0; i < keys.size(); ++i) {
       const double* p = params.data() + i * stride;
       const int type = static_cast<int>(p[2]);
-      keys[i] = (row(type, static_cast<int>(p[1])) * rows + row(type, static_cast<int>(p[0]))) * 2 + (p[3] != 0);
+      keys[i] = (row(type, static_cast<int>(p[0])) * rows + row(type, static_cast<int>(p[1]))) * 2 + (p[3] != 0);
     }
     const std::vector<std::uint32_t> order = order_by_key(keys);
     std::vector<std::uint64_t> masks(2 * words_);
@@ -171,7 +185,7 @@ class MaCrossEvaluator final : public Evaluator {
     const PositionFlips lane_flips = position_flips_for_lanes();
     FlipStore stored(lanes ? out.size() : 0, 64);
     std::vector<std::uint32_t> flips(lanes ? 0 : padded_ + 4);
-    const auto slow_band = std::make_unique_for_overwrite<float[]>(padded_);
+    const auto fast_bounds = cache_line_array<float>(2 * padded_);
     std::size_t last_fast_row = rows, last_slow_row = rows;
     for (const std::uint32_t i : order) {
       const double* p = params.data() + i * stride;
@@ -179,8 +193,8 @@ class MaCrossEvaluator final : public Evaluator {
       const std::size_t f = row(type, static_cast<int>(p[0])), s = row(type, static_cast<int>(p[1]));
       if (f != last_fast_row || s != last_slow_row) {
         detail::cross_events({series_.get() + f * padded_, coarse_.get() + f * padded_},
-                             {series_.get() + s * padded_, coarse_.get() + s * padded_}, slow_band.get(),
-                             s == last_slow_row, n_, std::max(first_defined_[f], first_defined_[s]), up, down);
+                             {series_.get() + s * padded_, coarse_.get() + s * padded_}, fast_bounds.get(),
+                             f == last_fast_row, n_, std::max(first_defined_[f], first_defined_[s]), up, down);
         last_fast_row = f;
         last_slow_row = s;
       }
@@ -277,8 +291,8 @@ class MaCrossEvaluator final : public Evaluator {
       for (std::size_t r = 0; r < periods.size(); ++r)
         row_of_[static_cast<std::size_t>(types[ti] * (max_period_ + 1) + periods[r])] =
             static_cast<int>(ti * periods.size() + r);
-    series_.reset(new double[rows * padded_]);  // written below; no zero-fill pass
-    coarse_.reset(new float[rows * padded_]);
+    series_ = cache_line_array<double>(rows * padded_);  // written below
+    coarse_ = cache_line_array<float>(rows * padded_);
     first_defined_.assign(rows, 0);
     // Blocks of eight periods (ma_many_into's SIMD width) of every type side by side, so that the
     // cores share the work evenly.
@@ -323,8 +337,8 @@ class MaCrossEvaluator final : public Evaluator {
   std::size_t n_, words_, padded_, lag_ = 1;
   double cash_, periods_per_year_;
   int max_period_ = 0;
-  std::unique_ptr<double[]> series_;        // padded MA rows
-  std::unique_ptr<float[]> coarse_;         // the same rows rounded to float
+  CacheLineArray<double> series_;           // padded MA rows
+  CacheLineArray<float> coarse_;            // the same rows rounded to float
   std::vector<std::size_t> first_defined_;  // per row
   std::vector<int> row_of_;                 // [type][period] -> row
   std::vector<std::uint64_t> volume_words_;

@@ -121,11 +121,46 @@ TEST(GridEngine, PositionsFlippingOnMostBarsEqualTheReferenceEngine) {
   gt::detail::force_trade_lanes(true);
 }
 
+// Closes whose averages the float pass cannot tell apart: a flat stretch (averages equal but for
+// the running sums' residues, which the tie band absorbs), then a zigzag of 1e-7 of the price
+// (averages apart by more than the tie band but less than float precision: every bar settled in
+// double precision), then ordinary swings.
+gt::Bars near_ties() {
+  gt::Bars b;
+  b.symbol = "near-ties";
+  for (std::size_t i = 0; i < 900; ++i) {
+    double close = 100.0;
+    if (i >= 200 && i < 600) close += (i % 2 ? 1e-5 : -1e-5) + 2e-7 * static_cast<double>(i % 37);
+    if (i >= 600) close += 3.0 * std::sin(static_cast<double>(i) / 9.0);
+    b.time.push_back(86400LL * static_cast<std::int64_t>(i + 1));
+    b.open.push_back(close);
+    b.close.push_back(close);
+    b.high.push_back(close + 0.5);
+    b.low.push_back(close - 0.5);
+    b.volume.push_back(i % 3 ? 1000.0 : 5000.0);
+  }
+  return b;
+}
+
 TEST(GridEngine, EveryInstructionSetGivesTheSameCrossings) {
+  const auto near = near_ties();
+  const auto near_grid =
+      gt::parse_grid(ma_cross(), {"fast=2:4", "slow=5:9", "ma_type=0:2", "volume_filter=false,true"}, std::nullopt, {});
+  std::vector<gt::Metrics> one(1);
+  gt::ExecutionOptions close_fills;
+  close_fills.fill = gt::Fill::kClose;
+  // The zigzag alone trades: most crossings are decided in double precision.
+  gt::Bars zigzag_only = near;
+  for (auto* column : {&zigzag_only.open, &zigzag_only.high, &zigzag_only.low, &zigzag_only.close, &zigzag_only.volume})
+    column->resize(600);
+  zigzag_only.time.resize(600);
+  gt::make_reference_evaluator(zigzag_only, near_grid, close_fills)->evaluate(std::vector<double>{2, 5, 0, 0}, 4, one);
+  EXPECT_GT(one[0].trades, 50);
   for (const char* isa : {"avx2", "portable", "avx512"}) {
     if (!gt::detail::force_cross_events_isa(isa)) continue;  // this CPU lacks it
     SCOPED_TRACE(isa);
     expect_engines_agree(gt::load_csv(GT_DATA_DIR "/yhoo-1996-2014.csv"), seed_grid(), gt::ExecutionOptions{});
+    expect_engines_agree(near, near_grid, close_fills);
   }
 }
 
