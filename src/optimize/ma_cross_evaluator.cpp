@@ -259,20 +259,18 @@ class MaCrossEvaluator final : public Evaluator {
     for (std::size_t c = 0; c < counts.size(); ++c) counts[c] = combinations[c].count;
     const std::vector<std::uint32_t> by_count = order_by_key(counts);
     constexpr std::size_t kLanes = detail::kTradeLanes;
-    const auto bars = static_cast<std::uint32_t>(n_);
     std::vector<std::uint32_t> lane_major;  // flip j of lane l at [j * kLanes + l] (trade_lanes.hpp)
     for (std::size_t first = 0; first < by_count.size(); first += kLanes) {
       const std::size_t used = std::min(kLanes, by_count.size() - first);
       const std::size_t steps = (combinations[by_count[first + used - 1]].count + 1) / 2;  // the busiest lane's
-      lane_major.resize(std::max(lane_major.size(), 2 * steps * kLanes));
+      lane_major.resize(std::max(lane_major.size(), (2 * steps + 7) / 8 * 8 * kLanes));
+      const std::uint32_t* lane_flips[kLanes];
+      std::uint32_t lane_counts[kLanes];
       for (std::size_t l = 0; l < kLanes; ++l) {
-        std::size_t j = 0;
-        if (l < used) {
-          const auto& c = combinations[by_count[first + l]];
-          for (const std::uint32_t* flip = stored.flips(c); j < c.count; ++j) lane_major[j * kLanes + l] = flip[j];
-        }
-        for (; j < 2 * steps; ++j) lane_major[j * kLanes + l] = bars;
+        lane_flips[l] = l < used ? stored.flips(combinations[by_count[first + l]]) : nullptr;
+        lane_counts[l] = l < used ? combinations[by_count[first + l]].count : 0;
       }
+      detail::lay_out_lanes(lane_flips, lane_counts, static_cast<std::uint32_t>(n_), steps, lane_major.data());
       detail::LaneAccounts accounts;
       detail::book_trade_lanes(facts_.data(), {ranges_.data(), n_}, n_, lag_, cash_, {lane_major.data(), steps},
                                accounts);

@@ -6,6 +6,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -26,10 +27,11 @@ bool& forced_off() {
 
 bool cpu_has_lanes() {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq");
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
 }
 
-#define GT_LANES_TARGET __attribute__((target("avx512f,avx512cd,avx512dq")))
+#define GT_LANES_TARGET __attribute__((target("avx512f,avx512cd,avx512dq,avx512vl")))
 
 // One field (its byte offset) of the bars whose facts start `fact_index` doubles in, for the lanes
 // of `mask`; 0 elsewhere.
@@ -100,6 +102,40 @@ bool trade_lanes_supported() {
 bool force_trade_lanes(bool enabled) {
   forced_off() = !enabled;
   return trade_lanes_supported();
+}
+
+// Eight flips of eight lanes at a time: one masked load per lane (`bars` past its count), an 8x8
+// transposition in registers, one store per row (a scalar store per flip cost as much as a sixth
+// of the booking).
+GT_LANES_TARGET void lay_out_lanes(const std::uint32_t* const* flips, const std::uint32_t* counts, std::uint32_t bars,
+                                   std::size_t steps, std::uint32_t* lane_major) {
+  const __m256i fill = _mm256_set1_epi32(static_cast<int>(bars));
+  for (std::size_t j = 0; j < 2 * steps; j += 8) {
+    __m256i r[kTradeLanes];
+    for (std::size_t l = 0; l < kTradeLanes; ++l) {
+      const std::size_t left = counts[l] > j ? counts[l] - j : 0;
+      const auto mask = static_cast<__mmask8>(left >= 8 ? 0xFF : (1u << left) - 1);
+      r[l] = _mm256_mask_loadu_epi32(fill, mask, flips[l] + std::min<std::size_t>(j, counts[l]));
+    }
+    // Pairs of 32-bit, then of 64-bit elements, then 128-bit halves: row k holds flip j + k of
+    // every lane.
+    __m256i t[kTradeLanes], u[kTradeLanes];
+    for (std::size_t q = 0; q < kTradeLanes; q += 2) {
+      t[q] = _mm256_unpacklo_epi32(r[q], r[q + 1]);
+      t[q + 1] = _mm256_unpackhi_epi32(r[q], r[q + 1]);
+    }
+    for (std::size_t q = 0; q < kTradeLanes; q += 4) {
+      u[q] = _mm256_unpacklo_epi64(t[q], t[q + 2]);
+      u[q + 1] = _mm256_unpackhi_epi64(t[q], t[q + 2]);
+      u[q + 2] = _mm256_unpacklo_epi64(t[q + 1], t[q + 3]);
+      u[q + 3] = _mm256_unpackhi_epi64(t[q + 1], t[q + 3]);
+    }
+    auto* row = reinterpret_cast<__m256i*>(lane_major + j * kTradeLanes);
+    for (std::size_t k = 0; k < 4; ++k) {
+      _mm256_storeu_si256(row + k, _mm256_permute2x128_si256(u[k], u[k + 4], 0x20));
+      _mm256_storeu_si256(row + k + 4, _mm256_permute2x128_si256(u[k], u[k + 4], 0x31));
+    }
+  }
 }
 
 GT_LANES_TARGET void book_trade_lanes(const MaCrossBarFacts* facts, RangeTableView ranges, std::size_t bars,

@@ -32,6 +32,12 @@ bool trade_lanes_supported();
 // default; returns whether the lanes are in use afterwards.
 bool force_trade_lanes(bool enabled);
 
+// TradeLanes' layout of up to eight combinations' flips: lane l's `counts[l]` flips from
+// `flips[l]` (a lane with count 0 is never read), `bars` after them; rows up to 2 * steps rounded up
+// to a multiple of eight, so `lane_major` needs room for that many rows of eight.
+void lay_out_lanes(const std::uint32_t* const* flips, const std::uint32_t* counts, std::uint32_t bars,
+                   std::size_t steps, std::uint32_t* lane_major);
+
 void book_trade_lanes(const MaCrossBarFacts* facts, RangeTableView ranges, std::size_t bars, std::size_t lag,
                       double cash, TradeLanes lanes, LaneAccounts& out);
 
