@@ -411,20 +411,34 @@ std::vector<MaCrossBarFacts> ma_cross_bar_facts(const Bars& bars, const Executio
   const bool next_open = options.fill == Fill::kNextOpen;
   const double slip = options.slippage_bps / 10000.0;
   const auto& fill_price = next_open ? bars.open : bars.close;
-  std::vector<MaCrossBarFacts> facts(bars.size());
-  for (std::size_t t = 0; t < bars.size(); ++t) {
-    MaCrossBarFacts& f = facts[t];
-    f.close = bars.close[t];
-    f.entry_cost = fill_price[t] * (1.0 + slip) * (1.0 + options.commission);
-    const double proceeds = fill_price[t] * (1.0 - slip);
-    f.exit_value = proceeds - proceeds * options.commission;
-    f.entry_return = bars.close[t] / f.entry_cost - 1.0;
-    f.exit_return = t ? f.exit_value / bars.close[t - 1] - 1.0 : 0.0;
+  const auto& close = bars.close;
+  const std::size_t n = bars.size();
+  std::vector<MaCrossBarFacts> facts(n);
+  double sum_r = 0, sum_r2 = 0, sum_down2 = 0;  // prefix sums of close-to-close returns
+  for (std::size_t t = 0; t < n; ++t) {
     if (t) {
-      const double r = bars.close[t] / bars.close[t - 1] - 1.0;
-      f.sum_r = facts[t - 1].sum_r + r;
-      f.sum_r2 = facts[t - 1].sum_r2 + r * r;
-      f.sum_down2 = facts[t - 1].sum_down2 + (r < 0 ? r * r : 0.0);
+      const double r = close[t] / close[t - 1] - 1.0;
+      sum_r += r;
+      sum_r2 += r * r;
+      sum_down2 += r < 0 ? r * r : 0.0;
+    }
+    MaCrossBarFacts& f = facts[t];
+    f.entry_cost = fill_price[t] * (1.0 + slip) * (1.0 + options.commission);
+    const double entry_return = close[t] / f.entry_cost - 1.0;
+    f.entry_r = entry_return - sum_r;
+    f.entry_r2 = entry_return * entry_return - sum_r2;
+    f.entry_down2 = (entry_return < 0 ? entry_return * entry_return : 0.0) - sum_down2;
+    f.next_value = close[t];
+    f.exit_r = sum_r;
+    f.exit_r2 = sum_r2;
+    f.exit_down2 = sum_down2;
+    if (t + 1 < n) {
+      const double proceeds = fill_price[t + 1] * (1.0 - slip);
+      f.next_value = proceeds - proceeds * options.commission;
+      const double exit_return = f.next_value / close[t] - 1.0;
+      f.exit_r += exit_return;
+      f.exit_r2 += exit_return * exit_return;
+      f.exit_down2 += exit_return < 0 ? exit_return * exit_return : 0.0;
     }
   }
   return facts;

@@ -13,14 +13,18 @@
 namespace gt {
 
 // Everything a long-only, whole-equity trade of ma_cross reads of one bar, under given options:
-// shared by the CPU engine and its CUDA twin (src/optimize/cuda), so both fill alike.
+// shared by the CPU engine and its CUDA twin (src/optimize/cuda), so both fill alike. A trade
+// entered at bar e and last held at bar k (left at the fill of k+1, or held to the last close
+// when k is the last bar) reads entry_* of e and exit_* of k: between them, every return it adds.
 struct alignas(64) MaCrossBarFacts {
-  double close = 0;
-  double entry_cost = 0;                        // price of one unit bought at this bar's fill, costs included
-  double exit_value = 0;                        // cash from one unit sold at this bar's fill, costs deducted
-  double entry_return = 0;                      // return of the entry bar: close / entry_cost - 1
-  double exit_return = 0;                       // return of the exit bar: exit_value / previous close - 1
-  double sum_r = 0, sum_r2 = 0, sum_down2 = 0;  // prefix sums of close-to-close returns
+  double entry_cost = 0;  // price of one unit bought at this bar's fill, costs included
+  double next_value = 0;  // cash from one unit sold at the next bar's fill, costs deducted; at the last bar, its close
+  // The entry bar's return (close / entry_cost - 1) less the prefix sums of close-to-close returns
+  // through this bar: plain, squared, downside squared.
+  double entry_r = 0, entry_r2 = 0, entry_down2 = 0;
+  // Those prefix sums through this bar plus the next bar's return as an exit bar (its exit value
+  // against this close); the plain prefix sums at the last bar.
+  double exit_r = 0, exit_r2 = 0, exit_down2 = 0;
 };
 // Running peak and deepest drawdown of an equity curve. `floor` = peak * (1 - max_drawdown) is
 // kept so that most marks cost one comparison and no division.
@@ -90,9 +94,9 @@ std::vector<RangeStats> build_range_table(std::span<const double> closes);
 //
 // An entry commits the whole equity E, so the cash is exactly 0 while long and the equity at a
 // close is units * close, units = E / entry_cost[e]. The entry bar and the exit bar return what
-// the reference engine computes; every bar in between returns close[k]/close[k-1] - 1, whose sums
-// (plain, squared, downside squared) come from prefix sums; flat bars return 0. A trade turns E
-// into E * exit_value[x] / entry_cost[e]. The drawdown inside a held stretch comes from the range
+// the reference engine computes; every bar in between returns close[k]/close[k-1] - 1; all of them
+// together are entry_*[e] + exit_*[k] (MaCrossBarFacts); flat bars return 0. A trade turns E into
+// E * next_value[k] / entry_cost[e]. The drawdown inside a held stretch comes from the range
 // table, and only when the stretch could deepen the maximum drawdown at all.
 struct MaCrossAccount {
   MetricSums sums;
@@ -113,11 +117,10 @@ struct MaCrossAccount {
     const bool closed = x < n;
     const std::size_t last_held = closed ? x - 1 : n - 1;
     const MaCrossBarFacts& in = facts[e];
-    sums.add_return(in.entry_return);
     const MaCrossBarFacts& held = facts[last_held];
-    sums.sum_r += held.sum_r - in.sum_r;
-    sums.sum_r2 += held.sum_r2 - in.sum_r2;
-    sums.sum_down2 += held.sum_down2 - in.sum_down2;
+    sums.sum_r += in.entry_r + held.exit_r;
+    sums.sum_r2 += in.entry_r2 + held.exit_r2;
+    sums.sum_down2 += in.entry_down2 + held.exit_down2;
     sums.held_bars += last_held - e + 1;
 
     // Equity over the stretch is units * close, units = equity / entry_cost.
@@ -132,14 +135,12 @@ struct MaCrossAccount {
           larger(larger(dd.max_drawdown, left->drawdown), larger(right->drawdown, 1.0 - right->low / left->high)));
     if (equity * high > dd.peak * in.entry_cost)  // its high raises the peak
       dd.raise_peak(equity / in.entry_cost * high);
-    if (!closed) {
-      equity = equity / in.entry_cost * held.close;
+    if (!closed) {  // marked to the last close
+      equity = equity / in.entry_cost * held.next_value;
       return;
     }
-    const MaCrossBarFacts& out = facts[x];
-    const double growth = out.exit_value / in.entry_cost;
+    const double growth = held.next_value / in.entry_cost;
     const double cash = equity * growth;
-    sums.add_return(out.exit_return);
     dd.mark(cash);
     sums.add_trade(equity * (growth - 1.0), growth - 1.0);  // exactly 0 for a scratch trade
     equity = cash;

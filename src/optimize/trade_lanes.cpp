@@ -60,13 +60,6 @@ struct LaneState {
     max_drawdown = sum_r = sum_r2 = sum_down2 = gross_profit = gross_loss = sum_trade_return = _mm512_setzero_pd();
     held_bars = trades = wins = _mm512_setzero_si512();
   }
-  GT_LANES_TARGET void add_return(__mmask8 m, __m512d r) {
-    sum_r = _mm512_mask_add_pd(sum_r, m, sum_r, r);
-    const __m512d r2 = _mm512_mul_pd(r, r);
-    sum_r2 = _mm512_mask_add_pd(sum_r2, m, sum_r2, r2);
-    sum_down2 =
-        _mm512_mask_add_pd(sum_down2, m & _mm512_cmp_pd_mask(r, _mm512_setzero_pd(), _CMP_LT_OQ), sum_down2, r2);
-  }
   GT_LANES_TARGET __m512d floor_under(__m512d p) const {
     return _mm512_mul_pd(p, _mm512_sub_pd(_mm512_set1_pd(1.0), max_drawdown));
   }
@@ -80,10 +73,11 @@ struct LaneState {
   }
 };
 
-// held - in of one prefix sum (its byte offset), for the active lanes.
-GT_LANES_TARGET inline __m512d stretch(const MaCrossBarFacts* facts, std::size_t field_offset, __m512i held, __m512i in,
-                                       __mmask8 active) {
-  return _mm512_sub_pd(fact(facts, field_offset, held, active), fact(facts, field_offset, in, active));
+// entry_*[in] + exit_*[held] of one return sum (the two fields' byte offsets), for the active
+// lanes: MaCrossAccount::trade's order of operations.
+GT_LANES_TARGET inline __m512d returns(const MaCrossBarFacts* facts, std::size_t entry_field, std::size_t exit_field,
+                                       __m512i in, __m512i held, __mmask8 active) {
+  return _mm512_add_pd(fact(facts, entry_field, in, active), fact(facts, exit_field, held, active));
 }
 
 // One RangeStats field (0 high, 1 low, 2 drawdown) of the entries starting `index` doubles in.
@@ -164,13 +158,15 @@ GT_LANES_TARGET void book_trade_lanes(const MaCrossBarFacts* facts, RangeTableVi
     const __m512i in = _mm512_mullo_epi64(e, fact_doubles);
     const __m512i held = _mm512_mullo_epi64(last_held, fact_doubles);
     const __m512d entry_cost = fact(facts, offsetof(MaCrossBarFacts, entry_cost), in, active);
-    a.add_return(active, fact(facts, offsetof(MaCrossBarFacts, entry_return), in, active));
-    a.sum_r = _mm512_mask_add_pd(a.sum_r, active, a.sum_r,
-                                 stretch(facts, offsetof(MaCrossBarFacts, sum_r), held, in, active));
-    a.sum_r2 = _mm512_mask_add_pd(a.sum_r2, active, a.sum_r2,
-                                  stretch(facts, offsetof(MaCrossBarFacts, sum_r2), held, in, active));
+    a.sum_r = _mm512_mask_add_pd(
+        a.sum_r, active, a.sum_r,
+        returns(facts, offsetof(MaCrossBarFacts, entry_r), offsetof(MaCrossBarFacts, exit_r), in, held, active));
+    a.sum_r2 = _mm512_mask_add_pd(
+        a.sum_r2, active, a.sum_r2,
+        returns(facts, offsetof(MaCrossBarFacts, entry_r2), offsetof(MaCrossBarFacts, exit_r2), in, held, active));
     a.sum_down2 = _mm512_mask_add_pd(a.sum_down2, active, a.sum_down2,
-                                     stretch(facts, offsetof(MaCrossBarFacts, sum_down2), held, in, active));
+                                     returns(facts, offsetof(MaCrossBarFacts, entry_down2),
+                                             offsetof(MaCrossBarFacts, exit_down2), in, held, active));
     a.held_bars = _mm512_mask_add_epi64(a.held_bars, active, a.held_bars,
                                         _mm512_add_epi64(_mm512_sub_epi64(last_held, e), one_i));
 
@@ -202,16 +198,13 @@ GT_LANES_TARGET void book_trade_lanes(const MaCrossBarFacts* facts, RangeTableVi
         active & _mm512_cmp_pd_mask(_mm512_mul_pd(a.equity, high), _mm512_mul_pd(a.peak, entry_cost), _CMP_GT_OQ);
     a.raise_peak(new_peak, _mm512_mul_pd(units, high));
 
-    // Still held at the last close: marked to it.
-    a.equity = _mm512_mask_mov_pd(a.equity, open,
-                                  _mm512_mul_pd(units, fact(facts, offsetof(MaCrossBarFacts, close), held, open)));
+    // Still held at the last close: marked to it (next_value there is the close).
+    const __m512d next_value = fact(facts, offsetof(MaCrossBarFacts, next_value), held, active);
+    a.equity = _mm512_mask_mov_pd(a.equity, open, _mm512_mul_pd(units, next_value));
 
     // Closed at the exit's fill.
-    const __m512i exit_index = _mm512_mullo_epi64(x, fact_doubles);
-    const __m512d growth =
-        _mm512_div_pd(fact(facts, offsetof(MaCrossBarFacts, exit_value), exit_index, closed), entry_cost);
+    const __m512d growth = _mm512_div_pd(next_value, entry_cost);
     const __m512d cash_after = _mm512_mul_pd(a.equity, growth);
-    a.add_return(closed, fact(facts, offsetof(MaCrossBarFacts, exit_return), exit_index, closed));
     const __mmask8 higher = closed & _mm512_cmp_pd_mask(cash_after, a.peak, _CMP_GT_OQ);
     a.raise_peak(higher, cash_after);
     const __mmask8 lower =
