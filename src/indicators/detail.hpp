@@ -92,6 +92,11 @@ struct WmaRunning {
 // values ending there; TA-Lib's MACD seeds its fast EMA that way.
 void ema_from(std::span<const double> in, int period, double k, std::size_t first_out, double* out);
 
+// Tests: false makes ma_many's lanes divide on the division unit even where the fused quotient
+// (many_periods.cpp) runs, true restores the default; returns whether the fused quotient is in
+// use afterwards.
+bool force_fused_division(bool enabled);
+
 // Moving average of the valid tail of `in` (TA-Lib's TA_MA over an intermediate buffer).
 Series ma_of_tail(MaType type, std::span<const double> in, int period);
 

@@ -3,10 +3,12 @@
 // so that the values are bit-identical to it. Each lane first runs alone, with that recurrence,
 // up to the latest seed bar of its group; from there the lanes advance together.
 #include <fmt/format.h>
+#include <immintrin.h>
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
 
 #include "detail.hpp"
@@ -42,74 +44,126 @@ struct SmaState {
   alignas(64) std::array<std::int64_t, kLanes> trailing;
 };
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void sma_lanes(const double* in, std::size_t from,
-                                                                            std::size_t n, SmaState& s,
-                                                                            double* const* out) {
-  Lanes total, period;
-  load(&total, s.total);
-  load(&period, s.period);
-  std::array<std::int64_t, kLanes> back{};  // i - trailing, constant per lane
-  for (std::size_t l = 0; l < kLanes; ++l) back[l] = static_cast<std::int64_t>(from) - s.trailing[l];
-  for (std::size_t i = from; i < n; ++i) {
-    Lanes old;
-    for (std::size_t l = 0; l < kLanes; ++l) old[l] = in[static_cast<std::int64_t>(i) - back[l]];
-    total += in[i];
-    const Lanes emitted = total;
-    total -= old;
-    const Lanes value = emitted / period;
-    for (std::size_t l = 0; l < kLanes; ++l) out[l][i] = value[l];
-  }
-  store(&total, s.total);
-  for (std::size_t l = 0; l < kLanes; ++l) s.trailing[l] = static_cast<std::int64_t>(n) - back[l];
-}
-
 struct EmaState {
   alignas(64) std::array<double, kLanes> prev, k;
 };
-
-__attribute__((target_clones("avx512f", "avx2", "default"))) void ema_lanes(const double* in, std::size_t from,
-                                                                            std::size_t n, EmaState& s,
-                                                                            double* const* out) {
-  Lanes prev, k;
-  load(&prev, s.prev);
-  load(&k, s.k);
-  for (std::size_t i = from; i < n; ++i) {
-    prev = ((in[i] - prev) * k) + prev;
-    for (std::size_t l = 0; l < kLanes; ++l) out[l][i] = prev[l];
-  }
-  store(&prev, s.prev);
-}
 
 struct WmaState {
   alignas(64) std::array<double, kLanes> sum, sub, trailing_value, period, divider;
   alignas(64) std::array<std::int64_t, kLanes> trailing;
 };
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void wma_lanes(const double* in, std::size_t from,
-                                                                            std::size_t n, WmaState& s,
-                                                                            double* const* out) {
-  Lanes sum, sub, trailing_value, period, divider;
-  load(&sum, s.sum);
-  load(&sub, s.sub);
-  load(&trailing_value, s.trailing_value);
-  load(&period, s.period);
-  load(&divider, s.divider);
-  std::array<std::int64_t, kLanes> back{};
-  for (std::size_t l = 0; l < kLanes; ++l) back[l] = static_cast<std::int64_t>(from) - s.trailing[l];
-  for (std::size_t i = from; i < n; ++i) {
-    const double v = in[i];
-    sub += v;
-    sub -= trailing_value;
-    sum += v * period;
-    for (std::size_t l = 0; l < kLanes; ++l) trailing_value[l] = in[static_cast<std::int64_t>(i) - back[l]];
-    const Lanes value = sum / divider;
-    for (std::size_t l = 0; l < kLanes; ++l) out[l][i] = value[l];
-    sum -= sub;
+// The kernels advance eight bars at a time: each lane's eight inputs leaving the window are one
+// load from its own place in the input, turned into eight per-bar vectors, and the eight per-bar
+// results are turned back into one store per lane (a scalar load and store per lane and bar cost
+// more than the arithmetic).
+using LaneIndex = std::int64_t __attribute__((vector_size(kLanes * sizeof(std::int64_t))));
+
+// Rows become columns: afterwards r[j][l] holds what r[l][j] held.
+inline void transpose(Lanes (&r)[kLanes]) {
+  Lanes t[kLanes], u[kLanes];
+  for (std::size_t q = 0; q < kLanes; q += 2) {
+    t[q] = __builtin_shuffle(r[q], r[q + 1], LaneIndex{0, 8, 2, 10, 4, 12, 6, 14});
+    t[q + 1] = __builtin_shuffle(r[q], r[q + 1], LaneIndex{1, 9, 3, 11, 5, 13, 7, 15});
   }
-  store(&sum, s.sum);
-  store(&sub, s.sub);
-  store(&trailing_value, s.trailing_value);
-  for (std::size_t l = 0; l < kLanes; ++l) s.trailing[l] = static_cast<std::int64_t>(n) - back[l];
+  for (std::size_t q = 0; q < kLanes; q += 4) {
+    u[q] = __builtin_shuffle(t[q], t[q + 2], LaneIndex{0, 1, 8, 9, 4, 5, 12, 13});
+    u[q + 1] = __builtin_shuffle(t[q + 1], t[q + 3], LaneIndex{0, 1, 8, 9, 4, 5, 12, 13});
+    u[q + 2] = __builtin_shuffle(t[q], t[q + 2], LaneIndex{2, 3, 10, 11, 6, 7, 14, 15});
+    u[q + 3] = __builtin_shuffle(t[q + 1], t[q + 3], LaneIndex{2, 3, 10, 11, 6, 7, 14, 15});
+  }
+  for (std::size_t k = 0; k < kLanes / 2; ++k) {
+    r[k] = __builtin_shuffle(u[k], u[k + 4], LaneIndex{0, 1, 2, 3, 8, 9, 10, 11});
+    r[k + 4] = __builtin_shuffle(u[k], u[k + 4], LaneIndex{4, 5, 6, 7, 12, 13, 14, 15});
+  }
+}
+
+// Eight consecutive values from each lane's own offset into `in`, as per-bar vectors.
+inline void load_columns(const double* in, std::size_t i, const std::array<std::int64_t, kLanes>& back,
+                         Lanes (&columns)[kLanes]) {
+  for (std::size_t l = 0; l < kLanes; ++l)
+    std::memcpy(&columns[l], in + (static_cast<std::int64_t>(i) - back[l]), sizeof(Lanes));
+  transpose(columns);
+}
+
+// Eight per-bar vectors stored as eight consecutive values of each lane's row, from bar i.
+inline void store_rows(Lanes (&values)[kLanes], double* const* out, std::size_t i) {
+  transpose(values);
+  for (std::size_t l = 0; l < kLanes; ++l) std::memcpy(out[l] + i, &values[l], sizeof(Lanes));
+}
+
+inline void store_one(const Lanes& value, double* const* out, std::size_t i) {
+  for (std::size_t l = 0; l < kLanes; ++l) out[l][i] = value[l];
+}
+
+}  // namespace
+
+// The kernels (many_periods_kernels.inc) are compiled twice, differing only in how a lane's value
+// is divided by its period or divider. Both give the correctly rounded quotient, as the one-period
+// recurrence's division does, so the values are the same in every bit.
+namespace fused_division {
+namespace {
+#define GT_LANES_KERNEL __attribute__((target("avx512f,fma")))
+#define GT_LANES_INLINE __attribute__((target("avx512f,fma"), always_inline)) inline
+// The division unit takes 16 cycles a vector of eight; a product with the rounded reciprocal,
+// corrected once by fused multiply-adds, takes three operations and is the correctly rounded
+// quotient (Markstein's theorem: y = RN(1/b), q within an ulp of a/b, then r = a - b*q is exact
+// and RN(q + r*y) = RN(a/b)), wherever q is normal and finite. Zeros, infinities, NaN and the
+// subnormal range take the division.
+GT_LANES_INLINE void quotient(const Lanes& a, const Lanes& b, const Lanes& inverse, Lanes& out) {
+  const __m512d q = _mm512_mul_pd(__m512d(a), __m512d(inverse));
+  const __m512d magnitude = _mm512_abs_pd(q);
+  const __mmask8 normal = _mm512_cmp_pd_mask(magnitude, _mm512_set1_pd(0x1p-960), _CMP_GE_OQ) &
+                          _mm512_cmp_pd_mask(magnitude, _mm512_set1_pd(HUGE_VAL), _CMP_LT_OQ);
+  if (normal != 0xFF) {
+    out = a / b;
+    return;
+  }
+  const __m512d r = _mm512_fnmadd_pd(q, __m512d(b), __m512d(a));
+  out = Lanes(_mm512_fmadd_pd(r, __m512d(inverse), q));
+}
+#include "many_periods_kernels.inc"
+#undef GT_LANES_KERNEL
+#undef GT_LANES_INLINE
+}  // namespace
+}  // namespace fused_division
+
+namespace divided {
+namespace {
+#define GT_LANES_KERNEL __attribute__((target_clones("avx2", "default")))
+#define GT_LANES_INLINE inline
+GT_LANES_INLINE void quotient(const Lanes& a, const Lanes& b, const Lanes&, Lanes& out) {
+  out = a / b;
+}
+#include "many_periods_kernels.inc"
+#undef GT_LANES_KERNEL
+#undef GT_LANES_INLINE
+}  // namespace
+}  // namespace divided
+
+namespace {
+
+bool& fused_division_off() {
+  static bool off = false;
+  return off;
+}
+
+bool fused_division_runs() {
+  static const bool cpu = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+  }();
+  return cpu && !fused_division_off();
+}
+
+void sma_lanes(const double* in, std::size_t from, std::size_t n, SmaState& s, double* const* out) {
+  (fused_division_runs() ? fused_division::sma_lanes : divided::sma_lanes)(in, from, n, s, out);
+}
+void ema_lanes(const double* in, std::size_t from, std::size_t n, EmaState& s, double* const* out) {
+  (fused_division_runs() ? fused_division::ema_lanes : divided::ema_lanes)(in, from, n, s, out);
+}
+void wma_lanes(const double* in, std::size_t from, std::size_t n, WmaState& s, double* const* out) {
+  (fused_division_runs() ? fused_division::wma_lanes : divided::wma_lanes)(in, from, n, s, out);
 }
 
 // Runs one group: the scalar prefix of each lane up to `join` (exclusive), then the lanes.
@@ -183,6 +237,11 @@ void run_group(MaType type, std::span<const double> in, const Group& g, std::vec
 }
 
 }  // namespace
+
+bool detail::force_fused_division(bool enabled) {
+  fused_division_off() = !enabled;
+  return fused_division_runs();
+}
 
 void ma_many_into(MaType type, std::span<const double> in, std::span<const int> periods, double* out,
                   std::size_t row_stride) {

@@ -7,7 +7,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <utility>
 
+#include "../../src/indicators/detail.hpp"
 #include "gt/data.hpp"
 #include "gt/error.hpp"
 
@@ -85,6 +88,40 @@ TEST(Indicators, ManyPeriodsInSimdLanesAreBitIdenticalForEveryGroupShape) {
             << "type " << static_cast<int>(type) << " period " << periods[r] << " bar " << i;
     }
   }
+}
+
+// Either way of dividing in the lanes (the fused quotient where AVX-512 runs, the division unit
+// elsewhere), on prices and on inputs where the fused quotient must hand over to the division:
+// zeros (signed), subnormal and huge magnitudes, infinities, NaN.
+TEST(Indicators, ManyPeriodsAreBitIdenticalWithEitherDivisionOnAnyInput) {
+  std::vector<double> odd = orcl().close;
+  odd.resize(1200);
+  for (std::size_t i = 200; i < 260; ++i) odd[i] = i % 2 ? 0.0 : -0.0;
+  for (std::size_t i = 400; i < 440; ++i) odd[i] = 1e-310 * static_cast<double>(i % 5);
+  for (std::size_t i = 600; i < 640; ++i) odd[i] = 1e300 * static_cast<double>(i % 3 + 1);
+  odd[800] = HUGE_VAL;
+  odd[900] = -HUGE_VAL;
+  odd[1000] = std::nan("");
+  for (std::size_t i = 1100; i < 1200; ++i) odd[i] = -odd[i - 1000];
+  std::vector<int> periods;
+  for (int p = 1; p <= 40; ++p) periods.push_back(p);
+  for (const bool fused : {true, false}) {
+    gt::ind::detail::force_fused_division(fused);
+    for (const std::vector<double>* input : {&orcl().close, &std::as_const(odd)})
+      for (MaType type : {MaType::kSma, MaType::kEma, MaType::kWma}) {
+        const auto m = gt::ind::ma_many(type, *input, periods);
+        for (std::size_t r = 0; r < periods.size(); ++r) {
+          const auto one = gt::ind::ma(type, *input, periods[r]);
+          const auto row = m.row(r);
+          for (std::size_t i = 0; i < one.size(); ++i)
+            ASSERT_TRUE((std::isnan(one[i]) && std::isnan(row[i])) ||
+                        std::memcmp(&one[i], &row[i], sizeof(double)) == 0)
+                << "fused " << fused << " type " << static_cast<int>(type) << " period " << periods[r] << " bar " << i
+                << ": " << one[i] << " against " << row[i];
+        }
+      }
+  }
+  gt::ind::detail::force_fused_division(true);
 }
 
 TEST(Indicators, RegistryRejectsUnknownNamesForeignArgumentsAndBadPeriods) {
