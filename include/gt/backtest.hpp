@@ -111,13 +111,15 @@ struct MetricSums {
 };
 
 // SPEC §4's formulas, the one implementation; inline so that the CUDA engine runs it on the device.
-GT_HOST_DEVICE inline Metrics finalize_metrics(const MetricSums& s, double periods_per_year) {
+// `annual_growth` is (E_N/E_0)^(A/N), read only when N > 0 and E_N/E_0 > 0: the grid engine's
+// lanes compute it eight at a time; the overload below with std::pow.
+GT_HOST_DEVICE inline Metrics finalize_metrics(const MetricSums& s, double periods_per_year, double annual_growth) {
   Metrics m;
   const double n = static_cast<double>(s.bars);
   const double growth = s.final_equity / s.initial_equity;
   m.final_equity = s.final_equity;
   m.total_return = growth - 1.0;
-  m.cagr = (s.bars == 0) ? 0.0 : (growth > 0 ? std::pow(growth, periods_per_year / n) - 1.0 : -1.0);
+  m.cagr = (s.bars == 0) ? 0.0 : (growth > 0 ? annual_growth - 1.0 : -1.0);
   const double root_a = std::sqrt(periods_per_year);
   if (s.bars > 1) {
     const double mean = s.sum_r / n;
@@ -136,6 +138,13 @@ GT_HOST_DEVICE inline Metrics finalize_metrics(const MetricSums& s, double perio
   }
   m.exposure = s.bars ? static_cast<double>(s.held_bars) / n : 0.0;
   return m;
+}
+
+GT_HOST_DEVICE inline Metrics finalize_metrics(const MetricSums& s, double periods_per_year) {
+  const double growth = s.final_equity / s.initial_equity;
+  const bool compounds = s.bars > 0 && growth > 0;
+  return finalize_metrics(s, periods_per_year,
+                          compounds ? std::pow(growth, periods_per_year / static_cast<double>(s.bars)) : 0.0);
 }
 
 // Feeds MetricSums one bar at a time: the per-bar half of SPEC §4 (returns, drawdown, exposure).

@@ -81,14 +81,17 @@ __attribute__((target("popcnt,bmi"))) std::size_t position_flips_bmi(const std::
 }
 
 // The same with AVX-512 VBMI2: the set bits' indices compressed out of 0..63 in one instruction,
-// widened and stored sixteen at a time (a word's stores stay within the words*64 values).
+// widened and stored eight at a time (a word's stores stay within the words*64 values).
 #define GT_VBMI2_TARGET __attribute__((target("popcnt,avx512f,avx512bw,avx512vbmi2")))
 // GCC 12 flags the deliberately undefined source operand inside its own AVX-512 intrinsics (GCC
 // bug 105593, fixed in GCC 13).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-GT_VBMI2_TARGET inline void store_sixteen(std::uint32_t* out, __m128i indices, __m512i offset) {
-  _mm512_storeu_si512(out, _mm512_add_epi32(_mm512_cvtepu8_epi32(indices), offset));
+// Eight indices (the low bytes of `indices`) plus the word's first bar, as one 32-byte store: most
+// words hold fewer than eight flips, and a 64-byte store would cross a cache line three times in
+// four.
+GT_VBMI2_TARGET inline void store_eight(std::uint32_t* out, __m128i indices, __m256i base) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_add_epi32(_mm256_cvtepu8_epi32(indices), base));
 }
 GT_VBMI2_TARGET inline std::size_t store_set_bits_compressed(std::uint64_t flip, std::uint32_t base,
                                                              std::uint32_t* out) {
@@ -98,13 +101,14 @@ GT_VBMI2_TARGET inline std::size_t store_set_bits_compressed(std::uint64_t flip,
     return indices;
   }();
   const __m512i set = _mm512_maskz_compress_epi8(flip, _mm512_load_si512(kIndices.data()));
-  const __m512i offset = _mm512_set1_epi32(static_cast<int>(base));
-  store_sixteen(out, _mm512_castsi512_si128(set), offset);
+  const __m256i offset = _mm256_set1_epi32(static_cast<int>(base));
+  store_eight(out, _mm512_castsi512_si128(set), offset);
   const auto n = static_cast<std::size_t>(std::popcount(flip));
-  if (n > 16) {  // rare: more than sixteen flips in 64 bars
-    store_sixteen(out + 16, _mm512_extracti32x4_epi32(set, 1), offset);
-    if (n > 32) store_sixteen(out + 32, _mm512_extracti32x4_epi32(set, 2), offset);
-    if (n > 48) store_sixteen(out + 48, _mm512_extracti32x4_epi32(set, 3), offset);
+  if (n > 8) {  // rare: more than eight flips in 64 bars
+    alignas(64) std::uint8_t indices[64];
+    _mm512_store_si512(indices, set);
+    for (std::size_t k = 8; k < n; k += 8)
+      store_eight(out + k, _mm_loadl_epi64(reinterpret_cast<const __m128i*>(indices + k)), offset);
   }
   return n;
 }
@@ -274,8 +278,11 @@ class MaCrossEvaluator final : public Evaluator {
       detail::LaneAccounts accounts;
       detail::book_trade_lanes(facts_.data(), {ranges_.data(), n_}, n_, lag_, cash_, {lane_major.data(), steps},
                                accounts);
+      double annual_growth[kLanes];
+      detail::annual_growth_lanes(accounts, periods_per_year_, annual_growth);
       for (std::size_t l = 0; l < used; ++l)
-        out[combinations[by_count[first + l]].slot] = finalize_metrics(accounts.sums[l], periods_per_year_);
+        out[combinations[by_count[first + l]].slot] =
+            finalize_metrics(accounts.sums[l], periods_per_year_, annual_growth[l]);
     }
   }
 

@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -86,7 +87,28 @@ GT_LANES_TARGET inline __m512d range_field(const RangeStats* table, __m512i inde
                                   8);
 }
 
+#ifdef GT_LIBMVEC
+// glibc's AVX-512 pow of eight doubles (x86-64 vector function ABI; libmvec).
+extern "C" __m512d _ZGVeN8vv_pow(__m512d, __m512d);
+#endif
+
 }  // namespace
+
+GT_LANES_TARGET void annual_growth_lanes(const LaneAccounts& accounts, double periods_per_year, double* out) {
+  alignas(64) double growth[kTradeLanes];
+  for (std::size_t l = 0; l < kTradeLanes; ++l) {
+    const double g = accounts.sums[l].final_equity / accounts.sums[l].initial_equity;
+    growth[l] = g > 0 ? g : 1.0;  // no NaN from a lane whose power is not read
+  }
+  const double exponent = periods_per_year / static_cast<double>(accounts.sums[0].bars);
+#ifdef GT_LIBMVEC
+  _mm512_storeu_pd(out, _ZGVeN8vv_pow(_mm512_load_pd(growth), _mm512_set1_pd(exponent)));
+#else
+  for (std::size_t l = 0; l < kTradeLanes; ++l) out[l] = std::pow(growth[l], exponent);
+#endif
+  for (std::size_t l = 0; l < kTradeLanes; ++l)
+    if (!(accounts.sums[l].final_equity / accounts.sums[l].initial_equity > 0)) out[l] = 0;
+}
 
 bool trade_lanes_supported() {
   static const bool cpu = cpu_has_lanes();
