@@ -88,8 +88,8 @@ __attribute__((target("popcnt,bmi"))) std::size_t position_flips_bmi(const std::
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 // Eight indices (the low bytes of `indices`) plus the word's first bar, as one 32-byte store: most
-// words hold fewer than eight flips, and a 64-byte store would cross a cache line three times in
-// four.
+// words hold fewer than eight flips, and at a flip's position a 64-byte store crosses a cache line
+// fifteen times in sixteen, a 32-byte one seven.
 GT_VBMI2_TARGET inline void store_eight(std::uint32_t* out, __m128i indices, __m256i base) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_add_epi32(_mm256_cvtepu8_epi32(indices), base));
 }
