@@ -98,7 +98,7 @@ GT_LANES_TARGET void annual_growth_lanes(const LaneAccounts& accounts, double pe
   alignas(64) double growth[kTradeLanes];
   for (std::size_t l = 0; l < kTradeLanes; ++l) {
     const double g = accounts.sums[l].final_equity / accounts.sums[l].initial_equity;
-    growth[l] = g > 0 ? g : 1.0;  // no NaN from a lane whose power is not read
+    growth[l] = g > 0 ? g : 1.0;  // a power finalize_metrics does not read: 1, not NaN
   }
   const double exponent = periods_per_year / static_cast<double>(accounts.sums[0].bars);
 #ifdef GT_LIBMVEC
@@ -106,8 +106,6 @@ GT_LANES_TARGET void annual_growth_lanes(const LaneAccounts& accounts, double pe
 #else
   for (std::size_t l = 0; l < kTradeLanes; ++l) out[l] = std::pow(growth[l], exponent);
 #endif
-  for (std::size_t l = 0; l < kTradeLanes; ++l)
-    if (!(accounts.sums[l].final_equity / accounts.sums[l].initial_equity > 0)) out[l] = 0;
 }
 
 bool trade_lanes_supported() {

@@ -38,8 +38,9 @@ bool force_trade_lanes(bool enabled);
 void lay_out_lanes(const std::uint32_t* const* flips, const std::uint32_t* counts, std::uint32_t bars,
                    std::size_t steps, std::uint32_t* lane_major);
 
-// Each lane's (E_N/E_0)^(A/N) for finalize_metrics (0 where E_N/E_0 <= 0): with glibc's vector
-// pow where the build found libmvec (within a few ulps of std::pow), otherwise std::pow per lane.
+// Each lane's (E_N/E_0)^(A/N) for finalize_metrics (1 where E_N/E_0 <= 0, which it does not
+// read): with glibc's vector pow where the build found libmvec (within a few ulps of std::pow),
+// otherwise std::pow per lane.
 void annual_growth_lanes(const LaneAccounts& accounts, double periods_per_year, double* out);
 
 void book_trade_lanes(const MaCrossBarFacts* facts, RangeTableView ranges, std::size_t bars, std::size_t lag,
