@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
+#include <utility>
 
 #include "../../src/optimize/cross_masks.hpp"
 #include "../../src/optimize/trade_lanes.hpp"
@@ -89,22 +91,30 @@ TEST(GridEngine, CostsAndCloseFillsEqualTheReferenceEngine) {
   expect_engines_agree(gt::load_csv(GT_DATA_DIR "/es-2006-5min.csv"), grid, options);
 }
 
+// `count` daily bars with the closes `close_at(i)`: the open `open_below` under the close, high and
+// low `half_range` either side of it, volume 5,000 every third bar and 1,000 otherwise.
+template <class CloseAt>
+gt::Bars daily_bars(std::string symbol, std::size_t count, double open_below, double half_range, CloseAt close_at) {
+  gt::Bars b;
+  b.symbol = std::move(symbol);
+  for (std::size_t i = 0; i < count; ++i) {
+    const double close = close_at(i);
+    b.time.push_back(86400LL * static_cast<std::int64_t>(i + 1));
+    b.open.push_back(close - open_below);
+    b.close.push_back(close);
+    b.high.push_back(close + half_range);
+    b.low.push_back(close - half_range);
+    b.volume.push_back(i % 3 ? 1000.0 : 5000.0);
+  }
+  return b;
+}
+
 // Closes that zigzag around a slow rise, so that a 2-bar average crosses a 3- or 4-bar one on
 // most bars: words of 64 bars holding far more than the 4 (scalar) or 16 (AVX-512) flips that the
 // flip extraction stores without a loop.
 gt::Bars zigzag(std::size_t count) {
-  gt::Bars b;
-  b.symbol = "zigzag";
-  for (std::size_t i = 0; i < count; ++i) {
-    const double level = 100.0 + 0.01 * static_cast<double>(i) + (i % 2 ? 3.0 : 0.0);
-    b.time.push_back(86400LL * static_cast<std::int64_t>(i + 1));
-    b.open.push_back(level - 0.5);
-    b.close.push_back(level);
-    b.high.push_back(level + 1.0);
-    b.low.push_back(level - 1.0);
-    b.volume.push_back(i % 3 ? 1000.0 : 5000.0);
-  }
-  return b;
+  return daily_bars("zigzag", count, 0.5, 1.0,
+                    [](std::size_t i) { return 100.0 + 0.01 * static_cast<double>(i) + (i % 2 ? 3.0 : 0.0); });
 }
 
 TEST(GridEngine, PositionsFlippingOnMostBarsEqualTheReferenceEngine) {
@@ -125,36 +135,25 @@ TEST(GridEngine, PositionsFlippingOnMostBarsEqualTheReferenceEngine) {
 // the running sums' residues, which the tie band absorbs), then a zigzag of 1e-7 of the price
 // (averages apart by more than the tie band but less than float precision: every bar settled in
 // double precision), then ordinary swings.
-gt::Bars near_ties() {
-  gt::Bars b;
-  b.symbol = "near-ties";
-  for (std::size_t i = 0; i < 900; ++i) {
+gt::Bars near_ties(std::size_t count) {
+  return daily_bars("near-ties", count, 0.0, 0.5, [](std::size_t i) {
     double close = 100.0;
     if (i >= 200 && i < 600) close += (i % 2 ? 1e-5 : -1e-5) + 2e-7 * static_cast<double>(i % 37);
     if (i >= 600) close += 3.0 * std::sin(static_cast<double>(i) / 9.0);
-    b.time.push_back(86400LL * static_cast<std::int64_t>(i + 1));
-    b.open.push_back(close);
-    b.close.push_back(close);
-    b.high.push_back(close + 0.5);
-    b.low.push_back(close - 0.5);
-    b.volume.push_back(i % 3 ? 1000.0 : 5000.0);
-  }
-  return b;
+    return close;
+  });
 }
 
 TEST(GridEngine, EveryInstructionSetGivesTheSameCrossings) {
-  const auto near = near_ties();
+  const auto near = near_ties(900);
   const auto near_grid =
       gt::parse_grid(ma_cross(), {"fast=2:4", "slow=5:9", "ma_type=0:2", "volume_filter=false,true"}, std::nullopt, {});
   std::vector<gt::Metrics> one(1);
   gt::ExecutionOptions close_fills;
   close_fills.fill = gt::Fill::kClose;
   // The zigzag alone trades: most crossings are decided in double precision.
-  gt::Bars zigzag_only = near;
-  for (auto* column : {&zigzag_only.open, &zigzag_only.high, &zigzag_only.low, &zigzag_only.close, &zigzag_only.volume})
-    column->resize(600);
-  zigzag_only.time.resize(600);
-  gt::make_reference_evaluator(zigzag_only, near_grid, close_fills)->evaluate(std::vector<double>{2, 5, 0, 0}, 4, one);
+  gt::make_reference_evaluator(near_ties(600), near_grid, close_fills)
+      ->evaluate(std::vector<double>{2, 5, 0, 0}, 4, one);
   EXPECT_GT(one[0].trades, 50);
   for (const char* isa : {"avx2", "portable", "avx512"}) {
     if (!gt::detail::force_cross_events_isa(isa)) continue;  // this CPU lacks it
