@@ -18,6 +18,9 @@
 
 #include "persistent_rnn.hpp"
 #endif
+#if defined(GT_CLUSTER_LSTM)
+#include "cluster_recurrence.hpp"
+#endif
 
 #include "gt/atomic_file.hpp"
 #include "gt/error.hpp"
@@ -287,6 +290,9 @@ struct TorchModel::GraphedForward {
   at::cuda::CUDAGraph graph;
   std::unique_ptr<PersistentRecurrence> persistent;  // fp32 and fp16 at batch 1: cuDNN's persistent kernel
 #endif
+#if defined(GT_CLUSTER_LSTM)
+  std::unique_ptr<ClusterRecurrence> cluster;  // LSTMs up to batch 4: our own kernel, ahead of cuDNN's
+#endif
 };
 
 void TorchModel::predict_into(std::span<const float> windows, std::span<float> out, Precision precision) {
@@ -319,7 +325,21 @@ void TorchModel::predict_into(std::span<const float> windows, std::span<float> o
     slot->host_output = torch::empty({b}, pinned);
     slot->staged = torch::zeros(shape, on_device.dtype(torch::kFloat));
     slot->input = precision == Precision::kFp32 ? slot->staged : slot->staged.to(scalar_type(precision));
-    if (PersistentRecurrence::serves(precision) && b <= PersistentRecurrence::kLargestBatch) {
+#if defined(GT_CLUSTER_LSTM)
+    if (ClusterRecurrence::serves(spec_, b)) {
+      try {
+        slot->cluster = std::make_unique<ClusterRecurrence>(net, spec_, b, device_);
+        slot->cluster->raw_output(slot->staged);
+        torch::cuda::synchronize(device_.index());
+      } catch (const std::exception&) {
+        slot->cluster.reset();  // this GPU cannot hold the cluster: the paths below
+      }
+    }
+    const bool ours = slot->cluster != nullptr;
+#else
+    const bool ours = false;
+#endif
+    if (!ours && PersistentRecurrence::serves(precision) && b <= PersistentRecurrence::kLargestBatch) {
       try {
         slot->persistent = std::make_unique<PersistentRecurrence>(net, spec_, b, device_, precision);
         slot->persistent->last_step(slot->input);
@@ -329,6 +349,10 @@ void TorchModel::predict_into(std::span<const float> windows, std::span<float> o
       }
     }
     const auto forward = [&] {
+#if defined(GT_CLUSTER_LSTM)
+      // In fp32 on the staged input, whatever the precision: its weights are the precision's.
+      if (slot->cluster) return to_output(slot->cluster->raw_output(slot->staged), spec_);
+#endif
       if (precision != Precision::kFp32) slot->input.copy_(slot->staged);
       return to_output(
           slot->persistent ? net->head(slot->persistent->last_step(slot->input)) : net->forward(slot->input), spec_);

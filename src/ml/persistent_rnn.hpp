@@ -3,7 +3,8 @@
 // 117 us at batch 1 (fp32, in a CUDA graph) where the standard algorithm that LibTorch runs takes
 // 346 us (fp16: 139 against 363 us), and it loses from batch 4 on (docs/PERFORMANCE.md, issue 11). LibTorch picks its
 // cuDNN algorithm by its own heuristics, so this calls cuDNN directly on a copy of the network's weights. Only in
-// builds whose LibTorch has CUDA (GT_TORCH_CUDA).
+// builds whose LibTorch has CUDA (GT_TORCH_CUDA). LSTMs that our own kernel serves take that one
+// instead (cluster_recurrence.hpp: 60 us there); GRUs and the other LSTMs come here.
 #pragma once
 
 #include <torch/torch.h>

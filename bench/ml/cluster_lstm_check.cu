@@ -1,0 +1,226 @@
+// The cluster LSTM kernel (src/ml/cuda/cluster_lstm.cu) on its own, without LibTorch: outputs
+// against a double-precision reference for several shapes and batches, then its time per call at
+// the seed's shape (LSTM 2 x 128, 60 steps of 5 features) from batch 1 up, the kernel alone and
+// end to end as `predict_into` runs it (pinned input copied in, kernel, output copied out, one
+// CUDA graph, timed on the host). Exit status 1 when any output is off by more than 1e-5.
+//   nvcc -O3 -std=c++20 -arch=sm_90 -Isrc/ml/cuda bench/ml/cluster_lstm_check.cu src/ml/cuda/cluster_lstm.cu
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cluster_lstm.hpp"
+
+namespace {
+
+namespace gc = gt::ml::cuda;
+
+void check(cudaError_t status, const char* what) {
+  if (status != cudaSuccess) {
+    std::fprintf(stderr, "%s: %s\n", what, cudaGetErrorString(status));
+    std::exit(2);
+  }
+}
+
+struct Network {
+  gc::ClusterLstmShape shape;
+  std::vector<std::vector<float>> input, recurrent, input_bias, recurrent_bias;
+  std::vector<float> head;  // H weights, then the bias
+};
+
+Network random_network(const gc::ClusterLstmShape& shape, std::mt19937& rng) {
+  const int H = shape.hidden;
+  std::uniform_real_distribution<float> u(-1.0f / std::sqrt(static_cast<float>(H)),
+                                          1.0f / std::sqrt(static_cast<float>(H)));
+  Network n{shape, {}, {}, {}, {}, {}};
+  for (int l = 0; l < shape.layers; ++l) {
+    const int inputs = l == 0 ? shape.features : H;
+    auto fill = [&](std::size_t count) {
+      std::vector<float> v(count);
+      for (float& x : v) x = u(rng);
+      return v;
+    };
+    n.input.push_back(fill(static_cast<std::size_t>(4 * H * inputs)));
+    n.recurrent.push_back(fill(static_cast<std::size_t>(4 * H * H)));
+    n.input_bias.push_back(fill(static_cast<std::size_t>(4 * H)));
+    n.recurrent_bias.push_back(fill(static_cast<std::size_t>(4 * H)));
+  }
+  n.head = [&] {
+    std::vector<float> v(static_cast<std::size_t>(H + 1));
+    for (float& x : v) x = u(rng);
+    return v;
+  }();
+  return n;
+}
+
+// PyTorch's LSTM (gates i, f, g, o) in double, then the head on the last step.
+std::vector<double> reference(const Network& n, const std::vector<float>& windows, int batch) {
+  const auto& s = n.shape;
+  const int H = s.hidden;
+  std::vector<double> out(static_cast<std::size_t>(batch));
+  for (int b = 0; b < batch; ++b) {
+    std::vector<std::vector<double>> h(static_cast<std::size_t>(s.layers), std::vector<double>(H)), c = h;
+    for (int t = 0; t < s.steps; ++t) {
+      std::vector<double> x(windows.begin() + (static_cast<std::size_t>(b) * s.steps + t) * s.features,
+                            windows.begin() + (static_cast<std::size_t>(b) * s.steps + t + 1) * s.features);
+      for (int l = 0; l < s.layers; ++l) {
+        const int inputs = static_cast<int>(x.size());
+        std::vector<double> gates(static_cast<std::size_t>(4 * H));
+        for (int r = 0; r < 4 * H; ++r) {
+          double g = n.input_bias[l][r] + n.recurrent_bias[l][r];
+          for (int k = 0; k < inputs; ++k) g += n.input[l][r * inputs + k] * x[k];
+          for (int k = 0; k < H; ++k) g += n.recurrent[l][r * H + k] * h[l][k];
+          gates[r] = g;
+        }
+        const auto sig = [](double v) { return 1.0 / (1.0 + std::exp(-v)); };
+        for (int k = 0; k < H; ++k) {
+          c[l][k] = sig(gates[H + k]) * c[l][k] + sig(gates[k]) * std::tanh(gates[2 * H + k]);
+          h[l][k] = sig(gates[3 * H + k]) * std::tanh(c[l][k]);
+        }
+        x = h[l];
+      }
+    }
+    double y = n.head[H];
+    for (int k = 0; k < H; ++k) y += n.head[k] * h[s.layers - 1][k];
+    out[b] = y;
+  }
+  return out;
+}
+
+struct DeviceNetwork {
+  float *weights = nullptr, *biases = nullptr, *head = nullptr;
+};
+
+DeviceNetwork upload(const Network& n) {
+  std::vector<gc::LstmLayerWeights> layers;
+  for (int l = 0; l < n.shape.layers; ++l)
+    layers.push_back({n.input[l].data(), n.recurrent[l].data(), n.input_bias[l].data(), n.recurrent_bias[l].data()});
+  const gc::ClusterLstmWeights packed = gc::cluster_lstm_pack(n.shape, layers);
+  DeviceNetwork d;
+  check(cudaMalloc(&d.weights, packed.weights.size() * sizeof(float)), "cudaMalloc");
+  check(cudaMalloc(&d.biases, packed.biases.size() * sizeof(float)), "cudaMalloc");
+  check(cudaMalloc(&d.head, n.head.size() * sizeof(float)), "cudaMalloc");
+  check(cudaMemcpy(d.weights, packed.weights.data(), packed.weights.size() * sizeof(float), cudaMemcpyHostToDevice),
+        "copy");
+  check(cudaMemcpy(d.biases, packed.biases.data(), packed.biases.size() * sizeof(float), cudaMemcpyHostToDevice),
+        "copy");
+  check(cudaMemcpy(d.head, n.head.data(), n.head.size() * sizeof(float), cudaMemcpyHostToDevice), "copy");
+  return d;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool timing = !(argc > 1 && std::string(argv[1]) == "--check-only");
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  int failures = 0;
+  const gc::ClusterLstmShape shapes[] = {
+      {5, 128, 2, 60}, {5, 128, 1, 60}, {5, 128, 3, 20}, {16, 64, 2, 30}, {1, 64, 1, 7}};
+  check(gc::cluster_lstm_fits({5, 128, 2, 60}, 1), "a cluster of 16 blocks on this GPU");
+  cudaStream_t stream;
+  check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");
+  for (const auto& shape : shapes) {
+    const Network net = random_network(shape, rng);
+    const DeviceNetwork d = upload(net);
+    for (const int batch : {1, 3, 4, 16, 37, 1000}) {
+      if (gc::cluster_lstm_windows_per_cluster(shape, batch) == 0) continue;
+      std::vector<float> windows(static_cast<std::size_t>(batch) * shape.steps * shape.features);
+      for (float& x : windows) x = normal(rng);
+      float *in = nullptr, *out = nullptr;
+      check(cudaMalloc(&in, windows.size() * sizeof(float)), "cudaMalloc");
+      check(cudaMalloc(&out, batch * sizeof(float)), "cudaMalloc");
+      check(cudaMemcpy(in, windows.data(), windows.size() * sizeof(float), cudaMemcpyHostToDevice), "copy");
+      check(gc::cluster_lstm_forward(shape, d.weights, d.biases, d.head, in, batch, out, stream), "launch");
+      check(cudaStreamSynchronize(stream), "kernel");
+      std::vector<float> got(static_cast<std::size_t>(batch));
+      check(cudaMemcpy(got.data(), out, got.size() * sizeof(float), cudaMemcpyDeviceToHost), "copy");
+      const std::vector<double> want = reference(net, windows, batch);
+      double worst = 0;
+      for (int b = 0; b < batch; ++b) worst = std::max(worst, std::abs(got[b] - want[b]));
+      const bool ok = worst <= 1e-5;
+      failures += !ok;
+      std::printf("check F=%d H=%d L=%d T=%d batch %d: max |diff| %.3g %s\n", shape.features, shape.hidden,
+                  shape.layers, shape.steps, batch, worst, ok ? "ok" : "FAILED");
+      cudaFree(in);
+      cudaFree(out);
+    }
+  }
+
+  // Timing at the seed's shape.
+  if (!timing) {
+    std::printf("%s\n", failures ? "FAILED" : "all checks passed");
+    return failures ? 1 : 0;
+  }
+  const gc::ClusterLstmShape seed{5, 128, 2, 60};
+  const Network net = random_network(seed, rng);
+  const DeviceNetwork d = upload(net);
+  for (const int batch : {1, 2, 4, 16, 64, 256, 1024}) {
+    if (gc::cluster_lstm_windows_per_cluster(seed, batch) == 0) continue;
+    const std::size_t values = static_cast<std::size_t>(batch) * seed.steps * seed.features;
+    float *host_in = nullptr, *host_out = nullptr, *in = nullptr, *out = nullptr;
+    check(cudaMallocHost(&host_in, values * sizeof(float)), "pinned");
+    check(cudaMallocHost(&host_out, batch * sizeof(float)), "pinned");
+    for (std::size_t i = 0; i < values; ++i) host_in[i] = normal(rng);
+    check(cudaMalloc(&in, values * sizeof(float)), "cudaMalloc");
+    check(cudaMalloc(&out, batch * sizeof(float)), "cudaMalloc");
+    check(cudaMemcpy(in, host_in, values * sizeof(float), cudaMemcpyHostToDevice), "copy");
+    cudaGraph_t kernel_graph, full_graph;
+    cudaGraphExec_t kernel_exec, full_exec;
+    check(gc::cluster_lstm_forward(seed, d.weights, d.biases, d.head, in, batch, out, stream), "warm-up");
+    check(cudaStreamSynchronize(stream), "warm-up");
+    check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "capture");
+    check(gc::cluster_lstm_forward(seed, d.weights, d.biases, d.head, in, batch, out, stream), "launch");
+    check(cudaStreamEndCapture(stream, &kernel_graph), "capture");
+    check(cudaGraphInstantiate(&kernel_exec, kernel_graph, 0), "instantiate");
+    check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "capture");
+    check(cudaMemcpyAsync(in, host_in, values * sizeof(float), cudaMemcpyHostToDevice, stream), "copy");
+    check(gc::cluster_lstm_forward(seed, d.weights, d.biases, d.head, in, batch, out, stream), "launch");
+    check(cudaMemcpyAsync(host_out, out, batch * sizeof(float), cudaMemcpyDeviceToHost, stream), "copy");
+    check(cudaStreamEndCapture(stream, &full_graph), "capture");
+    check(cudaGraphInstantiate(&full_exec, full_graph, 0), "instantiate");
+    cudaEvent_t start, stop;
+    cudaEventCreate(&start);
+    cudaEventCreate(&stop);
+    std::vector<double> kernel_us, full_us;
+    for (int i = 0; i < 300; ++i) {
+      cudaEventRecord(start, stream);
+      cudaGraphLaunch(kernel_exec, stream);
+      cudaEventRecord(stop, stream);
+      check(cudaEventSynchronize(stop), "replay");
+      float ms = 0;
+      cudaEventElapsedTime(&ms, start, stop);
+      kernel_us.push_back(ms * 1e3);
+    }
+    for (int i = 0; i < 300; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      cudaGraphLaunch(full_exec, stream);
+      check(cudaStreamSynchronize(stream), "replay");
+      full_us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+    }
+    const double k = median(kernel_us), f = median(full_us);
+    std::printf("time H=128 L=2 T=60 batch %5d: kernel %8.1f us, end to end %8.1f us, %.3g predictions/s\n", batch, k,
+                f, batch / (f * 1e-6));
+    cudaGraphExecDestroy(kernel_exec);
+    cudaGraphExecDestroy(full_exec);
+    cudaGraphDestroy(kernel_graph);
+    cudaGraphDestroy(full_graph);
+    cudaFreeHost(host_in);
+    cudaFreeHost(host_out);
+    cudaFree(in);
+    cudaFree(out);
+  }
+  std::printf("%s\n", failures ? "FAILED" : "all checks passed");
+  return failures ? 1 : 0;
+}

@@ -1,0 +1,41 @@
+// Small-batch LSTM prediction through our own kernel (cuda/cluster_lstm.hpp): one cluster of
+// thread blocks holding the network's weights in registers runs the whole window, all layers
+// together, in fp32. On an H100 it takes 60 us for the seed's LSTM (2 x 128, 60 steps) at batch 1,
+// where cuDNN's persistent kernel takes 117 us and LibTorch's standard path 346 us
+// (docs/PERFORMANCE.md, issue 11). Only in builds with nvcc and a CUDA LibTorch (GT_CLUSTER_LSTM).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+
+#include "cuda/cluster_lstm.hpp"
+#include "network.hpp"
+
+namespace gt::ml {
+
+class ClusterRecurrence {
+ public:
+  // Whether the kernel serves `spec`'s network at this batch (LSTM of hidden 64 or 128, 1 to 3
+  // layers, at most 16 features, batch up to kLargestBatch).
+  static bool serves(const ModelSpec& spec, std::int64_t batch);
+  // `net`'s weights (any precision; the kernel computes in fp32 on them as they are) on `device`.
+  // Throws Error when the GPU cannot hold a cluster of the kernel; callers then keep another path.
+  ClusterRecurrence(const SignalNet& net, const ModelSpec& spec, std::int64_t batch, torch::Device device);
+
+  // The network's raw output (batch) for `windows` (batch x L x F, fp32, contiguous, on the
+  // device), enqueued on the current CUDA stream: capturable in a graph.
+  torch::Tensor raw_output(const torch::Tensor& windows);
+
+  // Up to 32 windows, eight clusters of four side by side take about as long as one window (113 us
+  // a call at batch 16 against LibTorch's 347 us in fp32 and 229 us in fp16); past that they queue.
+  static constexpr std::int64_t kLargestBatch = 32;
+
+ private:
+  cuda::ClusterLstmShape shape_;
+  std::int64_t batch_;
+  int device_index_;
+  torch::Tensor weights_, biases_, head_, output_;
+};
+
+}  // namespace gt::ml
