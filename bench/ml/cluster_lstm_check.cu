@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "batched_lstm.hpp"
 #include "cluster_lstm.hpp"
 
 namespace {
@@ -119,6 +120,118 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+struct DeviceBatched {
+  void* weights = nullptr;
+  float *biases = nullptr, *head = nullptr;
+};
+
+DeviceBatched upload_batched(const Network& n, gc::HalfFormat format) {
+  std::vector<gc::LstmLayerWeights> layers;
+  for (int l = 0; l < n.shape.layers; ++l)
+    layers.push_back({n.input[l].data(), n.recurrent[l].data(), n.input_bias[l].data(), n.recurrent_bias[l].data()});
+  const gc::BatchedLstmWeights packed = gc::batched_lstm_pack(n.shape, layers, format);
+  DeviceBatched d;
+  check(cudaMalloc(&d.weights, packed.weights.size() * sizeof(std::uint16_t)), "cudaMalloc");
+  check(cudaMalloc(&d.biases, packed.biases.size() * sizeof(float)), "cudaMalloc");
+  check(cudaMalloc(&d.head, n.head.size() * sizeof(float)), "cudaMalloc");
+  check(cudaMemcpy(d.weights, packed.weights.data(), packed.weights.size() * sizeof(std::uint16_t),
+                   cudaMemcpyHostToDevice),
+        "copy");
+  check(cudaMemcpy(d.biases, packed.biases.data(), packed.biases.size() * sizeof(float), cudaMemcpyHostToDevice),
+        "copy");
+  check(cudaMemcpy(d.head, n.head.data(), n.head.size() * sizeof(float), cudaMemcpyHostToDevice), "copy");
+  return d;
+}
+
+// The large-batch kernel in fp16 and bf16: contiguous windows, and the overlapping windows of a
+// series (stride of one row); within 5e-3 (fp16) or 3e-2 (bf16) of the reference.
+int check_batched(std::mt19937& rng, cudaStream_t stream) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  int failures = 0;
+  const gc::ClusterLstmShape shapes[] = {{5, 128, 2, 60}, {5, 128, 1, 60}, {16, 128, 2, 30}, {1, 128, 2, 1}};
+  for (const auto& shape : shapes) {
+    const Network net = random_network(shape, rng);
+    for (const gc::HalfFormat format : {gc::HalfFormat::kFp16, gc::HalfFormat::kBf16}) {
+      const bool bf16 = format == gc::HalfFormat::kBf16;
+      const DeviceBatched d = upload_batched(net, format);
+      for (const int batch : {1, 64, 65, 1000}) {
+        for (const bool series : {false, true}) {
+          const int F = shape.features, T = shape.steps;
+          const std::size_t rows =
+              series ? static_cast<std::size_t>(batch + T - 1) : static_cast<std::size_t>(batch) * T;
+          std::vector<float> values(rows * F);
+          for (float& x : values) x = normal(rng);
+          std::vector<float> windows(static_cast<std::size_t>(batch) * T * F);
+          for (int b = 0; b < batch; ++b)
+            std::copy_n(values.begin() + static_cast<std::ptrdiff_t>(series ? b * F : b * T * F), T * F,
+                        windows.begin() + static_cast<std::ptrdiff_t>(b) * T * F);
+          float *in = nullptr, *out = nullptr;
+          check(cudaMalloc(&in, values.size() * sizeof(float)), "cudaMalloc");
+          check(cudaMalloc(&out, batch * sizeof(float)), "cudaMalloc");
+          check(cudaMemcpy(in, values.data(), values.size() * sizeof(float), cudaMemcpyHostToDevice), "copy");
+          check(gc::batched_lstm_forward(shape, format, d.weights, d.biases, d.head, in, series ? F : T * F, batch, out,
+                                         stream),
+                "batched launch");
+          check(cudaStreamSynchronize(stream), "batched kernel");
+          std::vector<float> got(static_cast<std::size_t>(batch));
+          check(cudaMemcpy(got.data(), out, got.size() * sizeof(float), cudaMemcpyDeviceToHost), "copy");
+          const std::vector<double> want = reference(net, windows, batch);
+          double worst = 0;
+          for (int b = 0; b < batch; ++b) worst = std::max(worst, std::abs(got[b] - want[b]));
+          const bool ok = worst <= (bf16 ? 3e-2 : 5e-3);
+          failures += !ok;
+          std::printf("check batched %s F=%d H=128 L=%d T=%d batch %d%s: max |diff| %.3g %s\n", bf16 ? "bf16" : "fp16",
+                      F, shape.layers, T, batch, series ? " (series)" : "", worst, ok ? "ok" : "FAILED");
+          cudaFree(in);
+          cudaFree(out);
+        }
+      }
+    }
+  }
+  return failures;
+}
+
+// Predictions a second of the large-batch kernel at the seed's shape, windows already on the GPU
+// (as PyTorch's peer has them), the kernel timed by events.
+void time_batched(std::mt19937& rng, cudaStream_t stream) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const gc::ClusterLstmShape seed{5, 128, 2, 60};
+  const Network net = random_network(seed, rng);
+  for (const gc::HalfFormat format : {gc::HalfFormat::kFp16, gc::HalfFormat::kBf16}) {
+    const DeviceBatched d = upload_batched(net, format);
+    for (const int batch : {256, 4096, 16384, 65536, -65558}) {
+      const bool series = batch < 0;
+      const int n = series ? -batch : batch;
+      const std::size_t values = series ? static_cast<std::size_t>(n + 59) * 5 : static_cast<std::size_t>(n) * 300;
+      std::vector<float> host(values);
+      for (float& x : host) x = normal(rng);
+      float *in = nullptr, *out = nullptr;
+      check(cudaMalloc(&in, values * sizeof(float)), "cudaMalloc");
+      check(cudaMalloc(&out, n * sizeof(float)), "cudaMalloc");
+      check(cudaMemcpy(in, host.data(), values * sizeof(float), cudaMemcpyHostToDevice), "copy");
+      cudaEvent_t start, stop;
+      cudaEventCreate(&start);
+      cudaEventCreate(&stop);
+      std::vector<double> us;
+      for (int i = 0; i < 30; ++i) {
+        cudaEventRecord(start, stream);
+        check(gc::batched_lstm_forward(seed, format, d.weights, d.biases, d.head, in, series ? 5 : 300, n, out, stream),
+              "batched launch");
+        cudaEventRecord(stop, stream);
+        check(cudaEventSynchronize(stop), "batched kernel");
+        float ms = 0;
+        cudaEventElapsedTime(&ms, start, stop);
+        if (i > 0) us.push_back(ms * 1e3);
+      }
+      const double m = median(us);
+      std::printf("time batched %s H=128 L=2 T=60 %s %6d: kernel %9.1f us, %.3g predictions/s\n",
+                  format == gc::HalfFormat::kBf16 ? "bf16" : "fp16", series ? "series" : "batch", n, m, n / (m * 1e-6));
+      cudaFree(in);
+      cudaFree(out);
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -157,6 +270,10 @@ int main(int argc, char** argv) {
       cudaFree(out);
     }
   }
+
+  check(gc::batched_lstm_fits({5, 128, 2, 60}, gc::HalfFormat::kFp16), "a cluster of the batched kernel");
+  failures += check_batched(rng, stream);
+  if (timing) time_batched(rng, stream);
 
   // Timing at the seed's shape.
   if (!timing) {

@@ -195,15 +195,17 @@ int main(int argc, char** argv) {
     fmt::print("check: {} validation predictions, {} vs cpu after save/load: max |diff| {:.3g}\n", a.size(), resolved,
                worst);
     out["check_max_abs_diff_vs_cpu"] = worst;
-    // predict_into's captured graphs (LSTMs up to batch 4: the cluster kernel) against the same CPU
-    // model, on the first 64 validation windows in groups of the batch size.
+    // predict_into's captured graphs (LSTMs up to batch 32: the cluster kernel; past that in
+    // fp16/bf16 the tensor-core kernel) against the same CPU model, on the first 64 validation
+    // windows (512 at batch 256) in groups of the batch size.
     const std::size_t window_values = val.sequence_length * val.features;
     nlohmann::json checks = nlohmann::json::array();
     for (const auto& p : precisions) {
       if (p != "fp32" && !cuda) continue;
-      for (const std::size_t batch : {std::size_t{1}, std::size_t{4}, std::size_t{16}}) {
+      for (const std::size_t batch : {std::size_t{1}, std::size_t{4}, std::size_t{16}, std::size_t{256}}) {
         double worst_graphed = 0;
-        for (std::size_t group = 0; group + batch <= std::min<std::size_t>(64, val.count()); group += batch) {
+        const std::size_t checked = std::min<std::size_t>(std::max<std::size_t>(64, 2 * batch), val.count());
+        for (std::size_t group = 0; group + batch <= checked; group += batch) {
           std::vector<float> windows(batch * window_values), outputs(batch);
           for (std::size_t i = 0; i < batch; ++i) {
             const std::size_t first = (val.overlapping ? val.features : window_values) * (group + i);

@@ -5,6 +5,8 @@
 #include <cuda_runtime.h>
 #include <fmt/format.h>
 
+#include <limits>
+#include <string>
 #include <vector>
 
 #include "gt/error.hpp"
@@ -29,6 +31,44 @@ void use_device(int index) {
   if (current != index) check(cudaSetDevice(index), "cudaSetDevice");
 }
 
+struct HostLayers {
+  std::vector<torch::Tensor> kept;  // PyTorch's layout on the host in fp32
+  std::vector<cuda::LstmLayerWeights> layers;
+  torch::Tensor head;  // H weights, then the bias
+};
+
+HostLayers host_layers(const SignalNet& net, int layers) {
+  const auto parameters = net->named_parameters();
+  const auto host = [&](const std::string& name) {
+    return parameters[name].detach().to(torch::kCPU, torch::kFloat).contiguous();
+  };
+  HostLayers out;
+  for (int layer = 0; layer < layers; ++layer) {
+    cuda::LstmLayerWeights w;
+    const auto take = [&](const char* what) {
+      out.kept.push_back(host(fmt::format("rnn.{}_l{}", what, layer)));
+      return out.kept.back().data_ptr<float>();
+    };
+    w.input = take("weight_ih");
+    w.recurrent = take("weight_hh");
+    w.input_bias = take("bias_ih");
+    w.recurrent_bias = take("bias_hh");
+    out.layers.push_back(w);
+  }
+  out.head = torch::cat({host("head.weight").flatten(), host("head.bias").flatten()});
+  return out;
+}
+
+template <typename T>
+torch::Tensor upload(std::vector<T>& values, torch::ScalarType type, torch::Device device) {
+  return torch::from_blob(values.data(), {static_cast<std::int64_t>(values.size())}, torch::TensorOptions().dtype(type))
+      .to(device);
+}
+
+cudaStream_t current_stream(int device_index) {
+  return c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device_index)).stream();
+}
+
 }  // namespace
 
 bool ClusterRecurrence::serves(const ModelSpec& spec, std::int64_t batch) {
@@ -46,34 +86,13 @@ ClusterRecurrence::ClusterRecurrence(const SignalNet& net, const ModelSpec& spec
         spec.config.model_type, spec.config.hidden_dim, spec.config.num_layers, spec.data.features.size(), batch));
   use_device(device_index_);
   check(cuda::cluster_lstm_fits(shape_, static_cast<int>(batch)), "placing a cluster of 16 blocks on this GPU");
-  // PyTorch's layout on the host in fp32, packed there, then uploaded once.
-  const auto parameters = net->named_parameters();
-  const auto host = [&](const std::string& name) {
-    return parameters[name].detach().to(torch::kCPU, torch::kFloat).contiguous();
-  };
-  std::vector<torch::Tensor> kept;
-  std::vector<cuda::LstmLayerWeights> layers;
-  for (int layer = 0; layer < shape_.layers; ++layer) {
-    cuda::LstmLayerWeights w;
-    const auto take = [&](const char* what) {
-      kept.push_back(host(fmt::format("rnn.{}_l{}", what, layer)));
-      return kept.back().data_ptr<float>();
-    };
-    w.input = take("weight_ih");
-    w.recurrent = take("weight_hh");
-    w.input_bias = take("bias_ih");
-    w.recurrent_bias = take("bias_hh");
-    layers.push_back(w);
-  }
-  cuda::ClusterLstmWeights packed = cuda::cluster_lstm_pack(shape_, layers);
-  const auto on_device = torch::TensorOptions().dtype(torch::kFloat).device(device);
-  const auto upload = [&](std::vector<float>& values) {
-    return torch::from_blob(values.data(), {static_cast<std::int64_t>(values.size())}).to(on_device);
-  };
-  weights_ = upload(packed.weights);
-  biases_ = upload(packed.biases);
-  head_ = torch::cat({host("head.weight").flatten(), host("head.bias").flatten()}).to(on_device);
-  output_ = torch::empty({batch}, on_device);
+  // Packed on the host, then uploaded once.
+  HostLayers host = host_layers(net, shape_.layers);
+  cuda::ClusterLstmWeights packed = cuda::cluster_lstm_pack(shape_, host.layers);
+  weights_ = upload(packed.weights, torch::kFloat, device);
+  biases_ = upload(packed.biases, torch::kFloat, device);
+  head_ = host.head.to(device);
+  output_ = torch::empty({batch}, torch::TensorOptions().dtype(torch::kFloat).device(device));
 }
 
 torch::Tensor ClusterRecurrence::raw_output(const torch::Tensor& windows) {
@@ -84,6 +103,45 @@ torch::Tensor ClusterRecurrence::raw_output(const torch::Tensor& windows) {
             c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device_index_)).stream()),
         "launching the cluster LSTM kernel");
   return output_;
+}
+
+bool TensorCoreRecurrence::serves(const ModelSpec& spec, Precision precision) {
+  return spec.config.model_type == "lstm" && (precision == Precision::kFp16 || precision == Precision::kBf16) &&
+         cuda::batched_lstm_serves(shape_of(spec));
+}
+
+TensorCoreRecurrence::TensorCoreRecurrence(const SignalNet& net, const ModelSpec& spec, Precision precision,
+                                           torch::Device device)
+    : shape_(shape_of(spec)),
+      format_(precision == Precision::kBf16 ? cuda::HalfFormat::kBf16 : cuda::HalfFormat::kFp16),
+      device_index_(device.index() < 0 ? 0 : device.index()) {
+  if (!serves(spec, precision))
+    throw Error(
+        fmt::format("the tensor-core LSTM kernel does not serve a {} of hidden_dim {}, {} layers and {} "
+                    "features in {}",
+                    spec.config.model_type, spec.config.hidden_dim, spec.config.num_layers, spec.data.features.size(),
+                    precision_name(precision)));
+  use_device(device_index_);
+  check(cuda::batched_lstm_fits(shape_, format_), "placing a cluster of 4 blocks on this GPU");
+  HostLayers host = host_layers(net, shape_.layers);
+  cuda::BatchedLstmWeights packed = cuda::batched_lstm_pack(shape_, host.layers, format_);
+  weights_ = upload(packed.weights, torch::kInt16, device);
+  biases_ = upload(packed.biases, torch::kFloat, device);
+  head_ = host.head.to(device);
+}
+
+void TensorCoreRecurrence::raw_output(const torch::Tensor& windows, torch::Tensor& out) {
+  const auto F = static_cast<std::int64_t>(shape_.features);
+  if (windows.dim() != 3 || windows.scalar_type() != torch::kFloat || windows.stride(2) != 1 ||
+      windows.stride(1) != F || windows.size(1) != shape_.steps || windows.size(2) != F || !out.is_contiguous() ||
+      out.numel() != windows.size(0) || windows.size(0) > std::numeric_limits<int>::max())
+    throw Error("the tensor-core LSTM kernel takes fp32 windows of strides (any, features, 1) and one output each");
+  use_device(device_index_);
+  check(cuda::batched_lstm_forward(shape_, format_, weights_.data_ptr(), biases_.data_ptr<float>(),
+                                   head_.data_ptr<float>(), windows.data_ptr<float>(), windows.stride(0),
+                                   static_cast<int>(windows.size(0)), out.data_ptr<float>(),
+                                   current_stream(device_index_)),
+        "launching the tensor-core LSTM kernel");
 }
 
 }  // namespace gt::ml

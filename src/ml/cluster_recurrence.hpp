@@ -1,4 +1,4 @@
-// Small-batch LSTM prediction through our own kernel (cuda/cluster_lstm.hpp): one cluster of
+// LSTM prediction through our own kernels: small batches (cuda/cluster_lstm.hpp): one cluster of
 // thread blocks holding the network's weights in registers runs the whole window, all layers
 // together, in fp32. On an H100 it takes 60 us for the seed's LSTM (2 x 128, 60 steps) at batch 1,
 // where cuDNN's persistent kernel takes 117 us and LibTorch's standard path 346 us
@@ -9,6 +9,7 @@
 
 #include <cstdint>
 
+#include "cuda/batched_lstm.hpp"
 #include "cuda/cluster_lstm.hpp"
 #include "network.hpp"
 
@@ -36,6 +37,29 @@ class ClusterRecurrence {
   std::int64_t batch_;
   int device_index_;
   torch::Tensor weights_, biases_, head_, output_;
+};
+
+// Large-batch LSTM prediction in fp16 or bf16 on tensor cores (cuda/batched_lstm.hpp): a cluster
+// of four blocks runs 64 windows through all steps and layers with the hidden states kept on chip.
+class TensorCoreRecurrence {
+ public:
+  // Whether the kernel serves `spec`'s network in `precision` (an LSTM of hidden 128, 1 or 2
+  // layers, at most 16 features; fp16 or bf16).
+  static bool serves(const ModelSpec& spec, Precision precision);
+  // `net`'s weights rounded to `precision` on `device`. Throws Error when the GPU cannot hold a
+  // cluster of the kernel; callers then keep LibTorch's path.
+  TensorCoreRecurrence(const SignalNet& net, const ModelSpec& spec, Precision precision, torch::Device device);
+
+  // The raw outputs of windows (count x L x F, fp32 on the device; strides (window_stride, F, 1),
+  // the overlapping windows of a series included), enqueued on the current CUDA stream:
+  // capturable. `out` (count fp32 values on the device) is written.
+  void raw_output(const torch::Tensor& windows, torch::Tensor& out);
+
+ private:
+  cuda::ClusterLstmShape shape_;
+  cuda::HalfFormat format_;
+  int device_index_;
+  torch::Tensor weights_, biases_, head_;
 };
 
 }  // namespace gt::ml

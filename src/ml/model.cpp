@@ -261,6 +261,17 @@ std::vector<float> TorchModel::predict(const Samples& samples, Precision precisi
   net->eval();
   const torch::Tensor windows = windows_tensor(samples, spec_, device_);
   const std::int64_t n = windows.size(0);
+#if defined(GT_CLUSTER_LSTM)
+  if (n > 0) {
+    if (TensorCoreRecurrence* kernel = tensor_cores(precision)) {
+      // One launch for all the windows: the kernel keeps nothing per window beyond its output.
+      torch::Tensor raw = torch::empty({n}, torch::TensorOptions().dtype(torch::kFloat).device(device_));
+      kernel->raw_output(windows, raw);
+      const torch::Tensor y = to_output(raw, spec_).to(torch::kCPU).contiguous();
+      return std::vector<float>(y.data_ptr<float>(), y.data_ptr<float>() + n);
+    }
+  }
+#endif
   const std::int64_t batch = batch_size > 0 ? static_cast<std::int64_t>(batch_size) : (device_.is_cpu() ? 4096 : 16384);
   std::vector<float> out(static_cast<std::size_t>(n));
   for (std::int64_t start = 0; start < n; start += batch) {
@@ -270,6 +281,25 @@ std::vector<float> TorchModel::predict(const Samples& samples, Precision precisi
     std::copy_n(y.data_ptr<float>(), end - start, out.begin() + start);
   }
   return out;
+}
+
+TensorCoreRecurrence* TorchModel::tensor_cores([[maybe_unused]] Precision precision) const {
+#if defined(GT_CLUSTER_LSTM)
+  if (!device_.is_cuda() || !TensorCoreRecurrence::serves(spec_, precision)) return nullptr;
+  auto found = tensor_cores_.find(precision);
+  if (found == tensor_cores_.end()) {
+    std::shared_ptr<TensorCoreRecurrence> kernel;
+    try {
+      kernel = std::make_shared<TensorCoreRecurrence>(net_, spec_, precision, device_);
+    } catch (const Error&) {
+      // This GPU cannot hold the kernel's cluster: LibTorch's path, without asking again.
+    }
+    found = tensor_cores_.emplace(precision, std::move(kernel)).first;
+  }
+  return found->second.get();
+#else
+  return nullptr;
+#endif
 }
 
 std::vector<double> TorchModel::predict_bars(const Bars& bars, Precision precision) const {
@@ -291,7 +321,9 @@ struct TorchModel::GraphedForward {
   std::unique_ptr<PersistentRecurrence> persistent;  // fp32 and fp16 at batch 1: cuDNN's persistent kernel
 #endif
 #if defined(GT_CLUSTER_LSTM)
-  std::unique_ptr<ClusterRecurrence> cluster;  // LSTMs up to batch 4: our own kernel, ahead of cuDNN's
+  std::unique_ptr<ClusterRecurrence> cluster;    // LSTMs up to batch 32: our own kernel, ahead of cuDNN's
+  TensorCoreRecurrence* tensor_cores = nullptr;  // larger LSTM batches in fp16/bf16 (owned by the model)
+  torch::Tensor raw;                             // its outputs
 #endif
 };
 
@@ -335,7 +367,9 @@ void TorchModel::predict_into(std::span<const float> windows, std::span<float> o
         slot->cluster.reset();  // this GPU cannot hold the cluster: the paths below
       }
     }
-    const bool ours = slot->cluster != nullptr;
+    if (!slot->cluster) slot->tensor_cores = tensor_cores(precision);
+    if (slot->tensor_cores) slot->raw = torch::empty({b}, on_device.dtype(torch::kFloat));
+    const bool ours = slot->cluster || slot->tensor_cores;
 #else
     const bool ours = false;
 #endif
@@ -352,6 +386,10 @@ void TorchModel::predict_into(std::span<const float> windows, std::span<float> o
 #if defined(GT_CLUSTER_LSTM)
       // In fp32 on the staged input, whatever the precision: its weights are the precision's.
       if (slot->cluster) return to_output(slot->cluster->raw_output(slot->staged), spec_);
+      if (slot->tensor_cores) {
+        slot->tensor_cores->raw_output(slot->staged, slot->raw);
+        return to_output(slot->raw, spec_);
+      }
 #endif
       if (precision != Precision::kFp32) slot->input.copy_(slot->staged);
       return to_output(

@@ -46,6 +46,8 @@ class AutocastGuard {
 
 c10::ScalarType scalar_type(Precision precision);
 
+class TensorCoreRecurrence;  // cluster_recurrence.hpp: builds with nvcc and a CUDA LibTorch only
+
 // One model on LibTorch: what SignalModel forwards to (torch_module.hpp).
 class TorchModel final : public SignalModel::Impl {
  public:
@@ -72,9 +74,12 @@ class TorchModel final : public SignalModel::Impl {
 
  private:
   SignalNet network_for(Precision precision) const;  // a handle: copies share the module
+  // The large-batch kernel for fp16/bf16 prediction, or nullptr where it does not serve.
+  TensorCoreRecurrence* tensor_cores(Precision precision) const;
   void weights_changed() {
     lowered_.clear();
     graphs_.clear();
+    tensor_cores_.clear();
   }
 
   ModelSpec spec_;
@@ -86,6 +91,8 @@ class TorchModel final : public SignalModel::Impl {
   // predict_into's captured forward passes, one per (batch size, precision).
   struct GraphedForward;
   std::map<std::pair<std::size_t, Precision>, std::shared_ptr<GraphedForward>> graphs_;
+  // Made on first use per precision (nullptr kept where the GPU cannot run it).
+  mutable std::map<Precision, std::shared_ptr<TensorCoreRecurrence>> tensor_cores_;
 };
 
 // The device `requested` resolves to, and --gpus as CUDA devices (SignalModel's resolve_device

@@ -1,0 +1,388 @@
+// Large-batch LSTM prediction on tensor cores (batched_lstm.hpp).
+//
+// A cluster of four blocks runs 64 windows. Block r owns hidden units [32 r, 32 r + 32) of each
+// layer; its warp (layer l, group u) the eight units 32 r + 8 u.. of layer l, as four tiles of
+// eight columns, one per gate (i, f, g, o), so that the thread holding a gate's sum for a (window,
+// unit) holds the other three gates' sums for it too: mma.sync's accumulator layout puts element
+// (row, column) of every tile in the same thread. Rows are windows; the k-dimension is the layer's
+// input [x_t (16 columns); h0] or [h0; h1], read by ldmatrix from one row per window of shared
+// memory laid out [x | h0 | h1 | padding]: 560 bytes, so that eight rows fall on different banks.
+// The weights' fragments wait in shared memory in the order each lane reads them.
+//
+// Ticks, buffers and mbarriers as in the small-batch kernel (cluster_lstm.cu): at tick k layer l
+// computes step k - l from the buffer tick k - 1 filled and sends its new hidden values to the
+// four blocks' other buffer with st.async, 16 bytes (eight units of one window) at a time. One
+// more warp stages the inputs x_{k+1} (fp32 in device memory, loaded a tick ahead) and arrives
+// on the tick's mbarrier.
+#include <cooperative_groups.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <cstring>
+#include <cuda/ptx>
+
+#include "batched_lstm.hpp"
+
+namespace gt::ml::cuda {
+namespace {
+
+namespace cg = cooperative_groups;
+namespace ptx = ::cuda::ptx;
+
+constexpr int kHidden = 128;
+constexpr int kBlocks = 4;                          // a cluster
+constexpr int kWindows = 64;                        // a cluster's windows: four tiles of 16 rows
+constexpr int kInputs = 16;                         // layer 0's input columns, features padded with zeros
+constexpr int kRow = kInputs + 2 * kHidden + 8;     // 16-bit values a window's row
+constexpr int kSteps0 = (kInputs + kHidden) / 16;   // k-steps of 16 for layer 0
+constexpr int kSteps1 = 2 * kHidden / 16;           // and for layer 1
+constexpr int kUnitsPerBlock = kHidden / kBlocks;   // 32
+constexpr int kWarpsPerLayer = kUnitsPerBlock / 8;  // 8 units a warp
+constexpr int kBufferBytes = kWindows * kRow * 2;
+
+__host__ __device__ constexpr int weight_steps(int layers) {
+  return kWarpsPerLayer * (kSteps0 + (layers - 1) * kSteps1);
+}
+// A warp's first k-step among the block's fragments.
+__host__ __device__ constexpr int first_step(int layer, int group) {
+  return layer == 0 ? group * kSteps0 : kWarpsPerLayer * kSteps0 + group * kSteps1;
+}
+__host__ __device__ constexpr int block_threads(int layers) {
+  return 32 * (kWarpsPerLayer * layers + 1);
+}
+__host__ __device__ constexpr int weight_bytes(int layers) {
+  return weight_steps(layers) * 4 * 32 * 8;
+}
+constexpr std::size_t shared_bytes(int layers) {
+  return weight_bytes(layers) + 2 * kBufferBytes;
+}
+
+// The hardware's tanh (relative error about 2^-11, below fp16's rounding of the hidden states and
+// far below bf16's) instead of expf and a division: the gates cost as much as the products otherwise.
+__device__ __forceinline__ float fast_tanh(float x) {
+  float y;
+  asm("tanh.approx.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+__device__ __forceinline__ float fast_sigmoid(float x) {
+  return fmaf(0.5f, fast_tanh(0.5f * x), 0.5f);
+}
+
+template <bool kBf16>
+__device__ __forceinline__ void mma(float (&d)[4], const std::uint32_t (&a)[4], uint2 b) {
+  if constexpr (kBf16)
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y));
+  else
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y));
+}
+
+__device__ __forceinline__ void load_tile(std::uint32_t (&a)[4], std::uint32_t address) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+               : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3])
+               : "r"(address)
+               : "memory");
+}
+
+template <bool kBf16>
+__device__ __forceinline__ std::uint32_t pack(float low, float high) {
+  if constexpr (kBf16) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(low, high);
+    return *reinterpret_cast<const std::uint32_t*>(&v);
+  } else {
+    const __half2 v = __floats2half2_rn(low, high);
+    return *reinterpret_cast<const std::uint32_t*>(&v);
+  }
+}
+
+template <bool kBf16>
+__device__ __forceinline__ std::uint16_t narrow(float x) {
+  if constexpr (kBf16)
+    return __bfloat16_as_ushort(__float2bfloat16_rn(x));
+  else
+    return __half_as_ushort(__float2half_rn(x));
+}
+
+template <bool kBf16>
+__device__ __forceinline__ float widen(std::uint16_t bits) {
+  if constexpr (kBf16)
+    return __bfloat162float(__ushort_as_bfloat16(bits));
+  else
+    return __half2float(__ushort_as_half(bits));
+}
+
+template <int L, bool kBf16>
+__global__ void __launch_bounds__(block_threads(L), 1)
+    batched_lstm_kernel(const uint4* __restrict__ weights, const float* __restrict__ biases,
+                        const float* __restrict__ head, const float* __restrict__ windows, long long window_stride,
+                        int batch, int steps, int features, float* __restrict__ out) {
+  constexpr int kThreads = block_threads(L), kStager = kWarpsPerLayer * L;  // the last warp stages inputs
+  cg::cluster_group cluster = cg::this_cluster();
+  const int rank = static_cast<int>(cluster.block_rank());
+  const int first = static_cast<int>(blockIdx.x / kBlocks) * kWindows;
+  const int tid = static_cast<int>(threadIdx.x), warp = tid / 32, lane = tid % 32;
+
+  extern __shared__ uint4 shared[];
+  const uint2* const fragments = reinterpret_cast<const uint2*>(shared);
+  std::uint16_t* const hs = reinterpret_cast<std::uint16_t*>(reinterpret_cast<char*>(shared) + weight_bytes(L));
+  // arrived[p]: the hidden values written at ticks of parity p, counted in bytes by st.async.
+  __shared__ alignas(8) std::uint64_t arrived[2];
+
+  const uint4* source = weights + static_cast<std::size_t>(rank) * (weight_bytes(L) / 16);
+  for (int i = tid; i < weight_bytes(L) / 16; i += kThreads) shared[i] = source[i];
+  for (int i = tid; i < 2 * kBufferBytes / 16; i += kThreads) reinterpret_cast<uint4*>(hs)[i] = make_uint4(0, 0, 0, 0);
+  __syncthreads();
+
+  // The stager's lanes hold windows lane and lane + 32 of the next step's inputs.
+  float staged[2][kInputs];
+  const auto fetch = [&](int t) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int window = first + lane + 32 * half;
+      const float* row =
+          windows + static_cast<long long>(window) * window_stride + static_cast<long long>(t) * features;
+#pragma unroll
+      for (int f = 0; f < kInputs; ++f) staged[half][f] = f < features && window < batch ? row[f] : 0.0f;
+    }
+  };
+  const auto store = [&](int parity) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half)
+#pragma unroll
+      for (int f = 0; f < kInputs; ++f)
+        if (f < features) hs[parity * kWindows * kRow + (lane + 32 * half) * kRow + f] = narrow<kBf16>(staged[half][f]);
+  };
+  if (warp == kStager) {
+    fetch(0);
+    store(1);  // tick 0 reads the buffer of parity 1
+    if (steps > 1) fetch(1);
+  }
+  if (tid == 0) {
+    ptx::mbarrier_init(&arrived[0], 1);
+    ptx::mbarrier_init(&arrived[1], 1);
+    ptx::fence_mbarrier_init(ptx::sem_release, ptx::scope_cluster);
+  }
+  const auto wait_for_tick = [&](int tick) {
+    while (!ptx::mbarrier_try_wait_parity(ptx::sem_acquire, ptx::scope_cluster, &arrived[tick & 1],
+                                          static_cast<std::uint32_t>((tick >> 1) & 1))) {
+    }
+  };
+  cluster.sync();  // every block started, zeroed and its barriers set before anyone writes into it
+
+  const int ticks = steps + L - 1;
+  if (warp == kStager) {
+    for (int tick = 0; tick < ticks; ++tick) {
+      // As in cluster_lstm.cu: every thread waits on every tick, so the expectation for tick k
+      // comes after the phase of tick k - 2 completed, and the buffer written here at tick k was
+      // last read at tick k - 1 by warps whose values of tick k - 1 all arrived.
+      if (tick > 0) wait_for_tick(tick - 1);
+      if (tick + 1 < steps) {
+        store(tick & 1);
+        if (tick + 2 < steps) fetch(tick + 2);
+      }
+      __syncwarp();
+      if (lane == 0) {
+        const int active = min(tick, L - 1) - max(0, tick - steps + 1) + 1;  // layers with a step this tick
+        ptx::mbarrier_arrive_expect_tx(ptx::sem_release, ptx::scope_cta, ptx::space_shared, &arrived[tick & 1],
+                                       static_cast<std::uint32_t>(kWindows * kHidden * 2 * active));
+      }
+    }
+  } else {
+    const int layer = warp / kWarpsPerLayer, group = warp % kWarpsPerLayer;
+    const int g = lane / 4, q = lane % 4;
+    const int k_steps = layer == 0 ? kSteps0 : kSteps1, column0 = layer == 0 ? 0 : kInputs;
+    const uint2* const mine = fragments + first_step(layer, group) * 4 * 32 + lane;
+    const int unit0 = rank * kUnitsPerBlock + group * 8;
+    float bias[4][2];
+#pragma unroll
+    for (int gate = 0; gate < 4; ++gate)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) bias[gate][e] = biases[layer * 4 * kHidden + gate * kHidden + unit0 + 2 * q + e];
+    float c[4][4] = {};  // the cells of (tile's window rows g and g + 8) x (units 2q, 2q + 1)
+    const auto base = static_cast<std::uint32_t>(__cvta_generic_to_shared(hs));
+    for (int tick = 0; tick < ticks; ++tick) {
+      if (tick > 0) wait_for_tick(tick - 1);
+      const int t = tick - layer;
+      if (t < 0 || t >= steps) continue;
+      const std::uint32_t read = base + static_cast<std::uint32_t>(((tick + 1) & 1) * kBufferBytes);
+      float acc[4][4][4] = {};  // window tile, gate, element
+#pragma unroll
+      for (int ks = 0; ks < kSteps1; ++ks) {
+        if (ks < k_steps) {
+          uint2 b[4];
+#pragma unroll
+          for (int gate = 0; gate < 4; ++gate) b[gate] = mine[(ks * 4 + gate) * 32];
+#pragma unroll
+          for (int tile = 0; tile < 4; ++tile) {
+            std::uint32_t a[4];
+            load_tile(a, read + static_cast<std::uint32_t>(
+                                    ((16 * tile + (lane & 15)) * kRow + column0 + 16 * ks + (lane >> 4) * 8) * 2));
+#pragma unroll
+            for (int gate = 0; gate < 4; ++gate) mma<kBf16>(acc[tile][gate], a, b[gate]);
+          }
+        }
+      }
+#pragma unroll
+      for (int tile = 0; tile < 4; ++tile) {
+        float h[4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const int e = j & 1;
+          const float in = fast_sigmoid(acc[tile][0][j] + bias[0][e]);
+          const float forget = fast_sigmoid(acc[tile][1][j] + bias[1][e]);
+          const float cand = fast_tanh(acc[tile][2][j] + bias[2][e]);
+          const float output = fast_sigmoid(acc[tile][3][j] + bias[3][e]);
+          c[tile][j] = forget * c[tile][j] + in * cand;
+          h[j] = output * fast_tanh(c[tile][j]);
+        }
+        // Lanes 4g..4g+3 hold units 2q, 2q + 1 of rows g and g + 8; each gathers one row's eight
+        // units (16 bytes) and sends it to two of the four blocks.
+        const std::uint32_t top = pack<kBf16>(h[0], h[1]), bottom = pack<kBf16>(h[2], h[3]);
+        std::uint32_t words[4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const std::uint32_t from_top = __shfl_sync(0xffffffffu, top, 4 * g + j);
+          const std::uint32_t from_bottom = __shfl_sync(0xffffffffu, bottom, 4 * g + j);
+          words[j] = (q & 1) ? from_bottom : from_top;
+        }
+        const int window = 16 * tile + g + ((q & 1) ? 8 : 0);
+        auto* const target = reinterpret_cast<std::uint32_t*>(hs + (tick & 1) * kWindows * kRow + window * kRow +
+                                                              kInputs + layer * kHidden + unit0);
+#pragma unroll
+        for (int r = (q >> 1) * 2; r < (q >> 1) * 2 + 2; ++r)
+          ptx::st_async(cluster.map_shared_rank(target, r), words, cluster.map_shared_rank(&arrived[tick & 1], r));
+      }
+    }
+  }
+  wait_for_tick(ticks - 1);  // also: nothing is sent to a block after this, so it may exit
+
+  // The head on the last layer's last step: block r for windows 16 r .. 16 r + 15.
+  const std::uint16_t* last = hs + ((ticks - 1) & 1) * kWindows * kRow + kInputs + (L - 1) * kHidden;
+  for (int w = warp; w < 16; w += kThreads / 32) {
+    const int window = 16 * rank + w;
+    float s = 0.0f;
+#pragma unroll
+    for (int k = lane; k < kHidden; k += 32) s = fmaf(widen<kBf16>(last[window * kRow + k]), head[k], s);
+#pragma unroll
+    for (int offset = 16; offset > 0; offset /= 2) s += __shfl_xor_sync(0xffffffffu, s, offset);
+    if (lane == 0 && first + window < batch) out[first + window] = s + head[kHidden];
+  }
+}
+
+template <int L, bool kBf16>
+cudaError_t run(const ClusterLstmShape& s, const uint4* weights, const float* biases, const float* head,
+                const float* windows, long long window_stride, int batch, float* out, cudaStream_t stream, bool check) {
+  auto* kernel = batched_lstm_kernel<L, kBf16>;
+  const cudaError_t status =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared_bytes(L)));
+  if (status != cudaSuccess) return status;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(static_cast<unsigned>(kBlocks * ((batch + kWindows - 1) / kWindows)));
+  config.blockDim = dim3(static_cast<unsigned>(block_threads(L)));
+  config.dynamicSmemBytes = shared_bytes(L);
+  config.stream = stream;
+  cudaLaunchAttribute cluster;
+  cluster.id = cudaLaunchAttributeClusterDimension;
+  cluster.val.clusterDim.x = kBlocks;
+  cluster.val.clusterDim.y = 1;
+  cluster.val.clusterDim.z = 1;
+  config.attrs = &cluster;
+  config.numAttrs = 1;
+  if (check) {
+    int clusters = 0;
+    const cudaError_t found = cudaOccupancyMaxActiveClusters(&clusters, kernel, &config);
+    return found != cudaSuccess ? found : clusters > 0 ? cudaSuccess : cudaErrorNotSupported;
+  }
+  return cudaLaunchKernelEx(&config, kernel, weights, biases, head, windows, window_stride, batch, s.steps, s.features,
+                            out);
+}
+
+cudaError_t dispatch(const ClusterLstmShape& s, HalfFormat format, const void* weights, const float* biases,
+                     const float* head, const float* windows, long long window_stride, int batch, float* out,
+                     cudaStream_t stream, bool check) {
+  if (!batched_lstm_serves(s) || batch < 1) return cudaErrorNotSupported;
+  const auto* w = static_cast<const uint4*>(weights);
+  const bool bf16 = format == HalfFormat::kBf16;
+  if (s.layers == 1)
+    return bf16 ? run<1, true>(s, w, biases, head, windows, window_stride, batch, out, stream, check)
+                : run<1, false>(s, w, biases, head, windows, window_stride, batch, out, stream, check);
+  return bf16 ? run<2, true>(s, w, biases, head, windows, window_stride, batch, out, stream, check)
+              : run<2, false>(s, w, biases, head, windows, window_stride, batch, out, stream, check);
+}
+
+std::uint16_t bits_of(float x, HalfFormat format) {
+  std::uint16_t bits = 0;
+  if (format == HalfFormat::kBf16) {
+    const __nv_bfloat16 v = __float2bfloat16_rn(x);
+    std::memcpy(&bits, &v, sizeof bits);
+  } else {
+    const __half v = __float2half_rn(x);
+    std::memcpy(&bits, &v, sizeof bits);
+  }
+  return bits;
+}
+
+}  // namespace
+
+bool batched_lstm_serves(const ClusterLstmShape& s) {
+  return s.hidden == kHidden && (s.layers == 1 || s.layers == 2) && s.features >= 1 && s.features <= kInputs &&
+         s.steps >= 1;
+}
+
+BatchedLstmWeights batched_lstm_pack(const ClusterLstmShape& s, const std::vector<LstmLayerWeights>& layers,
+                                     HalfFormat format) {
+  BatchedLstmWeights packed;
+  if (!batched_lstm_serves(s)) return packed;
+  const int L = s.layers, per_block = weight_bytes(L) / 2;  // 16-bit values a block
+  packed.weights.assign(static_cast<std::size_t>(kBlocks) * per_block, 0);
+  packed.biases.assign(static_cast<std::size_t>(L) * 4 * kHidden, 0.0f);
+  for (int layer = 0; layer < L; ++layer) {
+    const LstmLayerWeights& w = layers[static_cast<std::size_t>(layer)];
+    for (int row = 0; row < 4 * kHidden; ++row)
+      packed.biases[static_cast<std::size_t>(layer) * 4 * kHidden + row] = w.input_bias[row] + w.recurrent_bias[row];
+    // Column k of the row over the layer's input row as the kernel lays it out.
+    const auto column = [&](int row, int k) -> float {
+      if (layer > 0) return k < kHidden ? w.input[row * kHidden + k] : w.recurrent[row * kHidden + (k - kHidden)];
+      if (k < kInputs) return k < s.features ? w.input[row * s.features + k] : 0.0f;
+      return w.recurrent[row * kHidden + (k - kInputs)];
+    };
+    const int k_steps = layer == 0 ? kSteps0 : kSteps1;
+    for (int rank = 0; rank < kBlocks; ++rank)
+      for (int group = 0; group < kWarpsPerLayer; ++group)
+        for (int ks = 0; ks < k_steps; ++ks)
+          for (int gate = 0; gate < 4; ++gate)
+            for (int lane = 0; lane < 32; ++lane) {
+              // mma.sync's B fragment: column lane / 4 (a unit), rows (k) 2q, 2q + 1, 2q + 8, 2q + 9.
+              const int row = gate * kHidden + rank * kUnitsPerBlock + group * 8 + lane / 4;
+              const int k0 = 16 * ks + 2 * (lane % 4);
+              const std::size_t at =
+                  static_cast<std::size_t>(rank) * per_block +
+                  ((static_cast<std::size_t>(first_step(layer, group) + ks) * 4 + gate) * 32 + lane) * 4;
+              packed.weights[at + 0] = bits_of(column(row, k0), format);
+              packed.weights[at + 1] = bits_of(column(row, k0 + 1), format);
+              packed.weights[at + 2] = bits_of(column(row, k0 + 8), format);
+              packed.weights[at + 3] = bits_of(column(row, k0 + 9), format);
+            }
+  }
+  return packed;
+}
+
+cudaError_t batched_lstm_fits(const ClusterLstmShape& s, HalfFormat format) {
+  return dispatch(s, format, nullptr, nullptr, nullptr, nullptr, 0, kWindows, nullptr, nullptr, true);
+}
+
+cudaError_t batched_lstm_forward(const ClusterLstmShape& s, HalfFormat format, const void* weights, const float* biases,
+                                 const float* head, const float* windows, long long window_stride, int batch,
+                                 float* out, cudaStream_t stream) {
+  return dispatch(s, format, weights, biases, head, windows, window_stride, batch, out, stream, false);
+}
+
+}  // namespace gt::ml::cuda
