@@ -9,9 +9,9 @@
 // memory laid out [x | h0 | h1 | padding]: 560 bytes, so that eight rows fall on different banks.
 // The weights' fragments wait in shared memory in the order each lane reads them.
 //
-// Ticks, buffers and mbarriers as in the small-batch kernel (cluster_lstm.cu): at tick k layer l
-// computes step k - l from the buffer tick k - 1 filled and sends its new hidden values to the
-// four blocks' other buffer with st.async, 16 bytes (eight units of one window) at a time. One
+// Ticks, buffers and mbarriers as in tick_barriers.cuh: at tick k layer l computes step k - l from
+// the buffer tick k - 1 filled and sends its new hidden values to the four blocks' other buffer
+// with st.async, 16 bytes (eight units of one window) at a time. One
 // more warp stages the inputs x_{k+1} (fp32 in device memory, loaded a tick ahead) and arrives
 // on the tick's mbarrier.
 #include <cooperative_groups.h>
@@ -23,6 +23,7 @@
 #include <cuda/ptx>
 
 #include "batched_lstm.hpp"
+#include "tick_barriers.cuh"
 
 namespace gt::ml::cuda {
 namespace {
@@ -165,35 +166,21 @@ __global__ void __launch_bounds__(block_threads(L), 1)
     store(1);  // tick 0 reads the buffer of parity 1
     if (steps > 1) fetch(1);
   }
-  if (tid == 0) {
-    ptx::mbarrier_init(&arrived[0], 1);
-    ptx::mbarrier_init(&arrived[1], 1);
-    ptx::fence_mbarrier_init(ptx::sem_release, ptx::scope_cluster);
-  }
-  const auto wait_for_tick = [&](int tick) {
-    while (!ptx::mbarrier_try_wait_parity(ptx::sem_acquire, ptx::scope_cluster, &arrived[tick & 1],
-                                          static_cast<std::uint32_t>((tick >> 1) & 1))) {
-    }
-  };
+  if (tid == 0) init_tick_barriers(arrived);
   cluster.sync();  // every block started, zeroed and its barriers set before anyone writes into it
 
   const int ticks = steps + L - 1;
   if (warp == kStager) {
     for (int tick = 0; tick < ticks; ++tick) {
-      // As in cluster_lstm.cu: every thread waits on every tick, so the expectation for tick k
-      // comes after the phase of tick k - 2 completed, and the buffer written here at tick k was
-      // last read at tick k - 1 by warps whose values of tick k - 1 all arrived.
-      if (tick > 0) wait_for_tick(tick - 1);
+      // The inputs written here at tick k overwrite what tick k - 1 read, by warps whose values of
+      // tick k - 1 have all arrived (tick_barriers.cuh).
+      if (tick > 0) wait_for_tick(arrived, tick - 1);
       if (tick + 1 < steps) {
         store(tick & 1);
         if (tick + 2 < steps) fetch(tick + 2);
       }
       __syncwarp();
-      if (lane == 0) {
-        const int active = min(tick, L - 1) - max(0, tick - steps + 1) + 1;  // layers with a step this tick
-        ptx::mbarrier_arrive_expect_tx(ptx::sem_release, ptx::scope_cta, ptx::space_shared, &arrived[tick & 1],
-                                       static_cast<std::uint32_t>(kWindows * kHidden * 2 * active));
-      }
+      if (lane == 0) expect_tick(arrived, tick, L, steps, kWindows * kHidden * 2);
     }
   } else {
     const int layer = warp / kWarpsPerLayer, group = warp % kWarpsPerLayer;
@@ -209,7 +196,7 @@ __global__ void __launch_bounds__(block_threads(L), 1)
     float c[4][4] = {};  // the cells of (tile's window rows g and g + 8) x (units 2q, 2q + 1)
     const auto base = static_cast<std::uint32_t>(__cvta_generic_to_shared(hs));
     for (int tick = 0; tick < ticks; ++tick) {
-      if (tick > 0) wait_for_tick(tick - 1);
+      if (tick > 0) wait_for_tick(arrived, tick - 1);
       const int t = tick - layer;
       if (t < 0 || t >= steps) continue;
       const std::uint32_t read = base + static_cast<std::uint32_t>(((tick + 1) & 1) * kBufferBytes);
@@ -262,7 +249,7 @@ __global__ void __launch_bounds__(block_threads(L), 1)
       }
     }
   }
-  wait_for_tick(ticks - 1);  // also: nothing is sent to a block after this, so it may exit
+  wait_for_tick(arrived, ticks - 1);  // also: nothing is sent to a block after this, so it may exit
 
   // The head on the last layer's last step: block r for windows 16 r .. 16 r + 15.
   const std::uint16_t* last = hs + ((ticks - 1) & 1) * kWindows * kRow + kInputs + (L - 1) * kHidden;

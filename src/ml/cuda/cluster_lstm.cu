@@ -7,11 +7,8 @@
 // [h_{l-1,t}; h_{l,t-1}] for layer l. Those columns put a warp's 16-byte reads of the input vector
 // on four neighbouring 16-byte words: no bank conflicts.
 //
-// At tick k, layer l computes step k - l from what tick k - 1 wrote (one buffer read, the other
-// written, swapped each tick) and sends each new hidden value to every block with st.async, whose
-// byte count completes the receiver's mbarrier for that tick. A block waits only for the values it
-// reads, not for a barrier of the whole cluster: on an H100, 1.0 us a tick against 1.5 us with
-// barrier.cluster (60 steps, 2 layers, batch 1: 60 against 93 us a window).
+// Ticks and the exchange of hidden values: tick_barriers.cuh (60 steps, 2 layers, batch 1: 60 us a
+// window on an H100, against 93 us with a cluster barrier ending each tick).
 #include <cooperative_groups.h>
 
 #include <cstdint>
@@ -19,6 +16,7 @@
 #include <type_traits>
 
 #include "cluster_lstm.hpp"
+#include "tick_barriers.cuh"
 
 namespace gt::ml::cuda {
 namespace {
@@ -83,31 +81,15 @@ __global__ void __launch_bounds__(block_threads(H, L), 1)
                 : 0.0f;
   }
   for (int i = tid; i < 2 * B * kStride; i += kThreads) hs[i] = 0.0f;
-  if (tid == 0) {
-    ptx::mbarrier_init(&arrived[0], 1);
-    ptx::mbarrier_init(&arrived[1], 1);
-    ptx::fence_mbarrier_init(ptx::sem_release, ptx::scope_cluster);
-  }
-  const auto wait_for_tick = [&](int tick) {
-    while (!ptx::mbarrier_try_wait_parity(ptx::sem_acquire, ptx::scope_cluster, &arrived[tick & 1],
-                                          static_cast<std::uint32_t>((tick >> 1) & 1))) {
-    }
-  };
+  if (tid == 0) init_tick_barriers(arrived);
   float c = 0.0f;  // the cell of (unit, window lane16 % B)
   const int mine = lane16 % B;
   cluster.sync();  // every block started, zeroed and its barriers set before anyone writes into it
 
   const int ticks = steps + L - 1;
   for (int tick = 0; tick < ticks; ++tick) {
-    // Every thread waits on every tick, so thread 0's expectation for tick k below always comes
-    // after the phase of tick k - 2 on the same barrier completed; and no block can send values
-    // of tick k before this one sent those of tick k - 1, so the phases never mix.
-    if (tick > 0) wait_for_tick(tick - 1);
-    if (tid == 0) {
-      const int active = min(tick, L - 1) - max(0, tick - steps + 1) + 1;  // layers with a step this tick
-      ptx::mbarrier_arrive_expect_tx(ptx::sem_release, ptx::scope_cta, ptx::space_shared, &arrived[tick & 1],
-                                     static_cast<std::uint32_t>(sizeof(float) * B * H * active));
-    }
+    if (tick > 0) wait_for_tick(arrived, tick - 1);  // every thread, every tick (tick_barriers.cuh)
+    if (tid == 0) expect_tick(arrived, tick, L, steps, static_cast<int>(sizeof(float)) * B * H);
     const int t = tick - layer;
     if (t < 0 || t >= steps) continue;
     const float* read = hs + ((tick + 1) & 1) * B * kStride;
@@ -159,7 +141,7 @@ __global__ void __launch_bounds__(block_threads(H, L), 1)
     for (int r = lane16 / B; r < kBlocks; r += 16 / B)
       ptx::st_async(cluster.map_shared_rank(target, r), h, cluster.map_shared_rank(&arrived[tick & 1], r));
   }
-  wait_for_tick(ticks - 1);  // also: nothing is sent to a block after this, so it may exit
+  wait_for_tick(arrived, ticks - 1);  // also: nothing is sent to a block after this, so it may exit
 
   if (rank == 0 && warp == 0) {
     const float* last = hs + ((ticks - 1) & 1) * B * kStride + (L - 1) * H;
