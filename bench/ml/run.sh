@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU machine's job for the signal models (issue 11), in one call: build ml_bench against the
-# machine's own LibTorch (its python3's torch, the same 2.11 as PyPI's wheel), check that a model
-# trained on the GPU predicts the same on the CPU, check the small-batch LSTM kernel, time the seed's case on the GPU (fp32, fp16,
-# bf16) and on this machine's CPU, and run PyTorch-from-Python beside it as the peer.
+# machine's own LibTorch (its python3's torch, the same 2.11 as PyPI's wheel), check our LSTM
+# kernels against a reference and a model trained on the GPU against the same model on the CPU,
+# time the seed's case on the GPU (fp32, fp16, bf16) and on this machine's CPU, and run
+# PyTorch-from-Python beside it as the peer.
 #   OUT=/tmp/gt-ml bash bench/ml/run.sh        (from the repository root)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -20,7 +21,7 @@ cmake --build build/ml -j"$(nproc)" --target ml_bench cluster_lstm_check >"$OUT/
   { tail -40 "$OUT/build.log"; exit 1; }
 # Each step runs even when an earlier one failed; the script's status says whether all passed.
 status=0
-# The small-batch LSTM kernel alone against a double-precision reference, and its time per call.
+# Our LSTM kernels alone against a double-precision reference, and their times per call.
 build/ml/cluster_lstm_check 2>&1 | tee "$OUT/cluster_lstm_check.txt" || status=1
 GPUS=$(nvidia-smi --list-gpus | wc -l)
 build/ml/ml_bench --device cuda --epochs "${EPOCHS:-12}" --dp-gpus "$GPUS" --json "$OUT/gtrader_cuda.json" 2>&1 |

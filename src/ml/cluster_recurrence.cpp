@@ -1,4 +1,5 @@
-// Small-batch LSTM prediction through our own cluster kernel (cluster_recurrence.hpp).
+// LSTM prediction through our own kernels: small batches in fp32, large ones on tensor cores
+// (cluster_recurrence.hpp).
 #include "cluster_recurrence.hpp"
 
 #include <c10/cuda/CUDAStream.h>
@@ -97,10 +98,9 @@ ClusterRecurrence::ClusterRecurrence(const SignalNet& net, const ModelSpec& spec
 
 torch::Tensor ClusterRecurrence::raw_output(const torch::Tensor& windows) {
   use_device(device_index_);
-  check(cuda::cluster_lstm_forward(
-            shape_, weights_.data_ptr<float>(), biases_.data_ptr<float>(), head_.data_ptr<float>(),
-            windows.data_ptr<float>(), static_cast<int>(batch_), output_.data_ptr<float>(),
-            c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device_index_)).stream()),
+  check(cuda::cluster_lstm_forward(shape_, weights_.data_ptr<float>(), biases_.data_ptr<float>(),
+                                   head_.data_ptr<float>(), windows.data_ptr<float>(), static_cast<int>(batch_),
+                                   output_.data_ptr<float>(), current_stream(device_index_)),
         "launching the cluster LSTM kernel");
   return output_;
 }

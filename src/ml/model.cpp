@@ -257,8 +257,6 @@ std::vector<float> TorchModel::predict(const Samples& samples, Precision precisi
   if (precision != Precision::kFp32 && device_.is_cpu())
     throw ParamError(fmt::format("precision {} needs a GPU; on the CPU use fp32", precision_name(precision)));
   torch::NoGradGuard no_grad;
-  SignalNet net = network_for(precision);
-  net->eval();
   const torch::Tensor windows = windows_tensor(samples, spec_, device_);
   const std::int64_t n = windows.size(0);
 #if defined(GT_CLUSTER_LSTM)
@@ -272,6 +270,8 @@ std::vector<float> TorchModel::predict(const Samples& samples, Precision precisi
     }
   }
 #endif
+  SignalNet net = network_for(precision);  // the fp16/bf16 copy is made only where LibTorch runs it
+  net->eval();
   const std::int64_t batch = batch_size > 0 ? static_cast<std::int64_t>(batch_size) : (device_.is_cpu() ? 4096 : 16384);
   std::vector<float> out(static_cast<std::size_t>(n));
   for (std::int64_t start = 0; start < n; start += batch) {

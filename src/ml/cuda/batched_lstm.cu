@@ -23,6 +23,7 @@
 #include <cuda/ptx>
 
 #include "batched_lstm.hpp"
+#include "cluster_launch.cuh"
 #include "tick_barriers.cuh"
 
 namespace gt::ml::cuda {
@@ -267,29 +268,10 @@ __global__ void __launch_bounds__(block_threads(L), 1)
 template <int L, bool kBf16>
 cudaError_t run(const ClusterLstmShape& s, const uint4* weights, const float* biases, const float* head,
                 const float* windows, long long window_stride, int batch, float* out, cudaStream_t stream, bool check) {
-  auto* kernel = batched_lstm_kernel<L, kBf16>;
-  const cudaError_t status =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared_bytes(L)));
-  if (status != cudaSuccess) return status;
-  cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(static_cast<unsigned>(kBlocks * ((batch + kWindows - 1) / kWindows)));
-  config.blockDim = dim3(static_cast<unsigned>(block_threads(L)));
-  config.dynamicSmemBytes = shared_bytes(L);
-  config.stream = stream;
-  cudaLaunchAttribute cluster;
-  cluster.id = cudaLaunchAttributeClusterDimension;
-  cluster.val.clusterDim.x = kBlocks;
-  cluster.val.clusterDim.y = 1;
-  cluster.val.clusterDim.z = 1;
-  config.attrs = &cluster;
-  config.numAttrs = 1;
-  if (check) {
-    int clusters = 0;
-    const cudaError_t found = cudaOccupancyMaxActiveClusters(&clusters, kernel, &config);
-    return found != cudaSuccess ? found : clusters > 0 ? cudaSuccess : cudaErrorNotSupported;
-  }
-  return cudaLaunchKernelEx(&config, kernel, weights, biases, head, windows, window_stride, batch, s.steps, s.features,
-                            out);
+  return launch_clusters(batched_lstm_kernel<L, kBf16>,
+                         static_cast<unsigned>(kBlocks * ((batch + kWindows - 1) / kWindows)),
+                         static_cast<unsigned>(block_threads(L)), shared_bytes(L), kBlocks, stream, check, weights,
+                         biases, head, windows, window_stride, batch, s.steps, s.features, out);
 }
 
 cudaError_t dispatch(const ClusterLstmShape& s, HalfFormat format, const void* weights, const float* biases,

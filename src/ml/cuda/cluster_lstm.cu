@@ -15,6 +15,7 @@
 #include <cuda/ptx>
 #include <type_traits>
 
+#include "cluster_launch.cuh"
 #include "cluster_lstm.hpp"
 #include "tick_barriers.cuh"
 
@@ -155,23 +156,6 @@ __global__ void __launch_bounds__(block_threads(H, L), 1)
   }
 }
 
-template <int H, int L, int B>
-cudaLaunchConfig_t launch_config(const ClusterLstmShape& s, int batch, cudaStream_t stream,
-                                 cudaLaunchAttribute* cluster) {
-  cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(static_cast<unsigned>(kBlocks * ((batch + B - 1) / B)));
-  config.blockDim = dim3(static_cast<unsigned>(block_threads(H, L)));
-  config.dynamicSmemBytes = shared_bytes(s, B);
-  config.stream = stream;
-  cluster->id = cudaLaunchAttributeClusterDimension;
-  cluster->val.clusterDim.x = kBlocks;
-  cluster->val.clusterDim.y = 1;
-  cluster->val.clusterDim.z = 1;
-  config.attrs = cluster;
-  config.numAttrs = 1;
-  return config;
-}
-
 struct Launch {
   const float *weights, *biases, *head, *windows;
   int batch;
@@ -182,21 +166,9 @@ struct Launch {
 // `check` asks whether a cluster fits on this GPU instead of launching.
 template <int H, int L, int B>
 cudaError_t run(const ClusterLstmShape& s, const Launch& a, bool check) {
-  auto* kernel = cluster_lstm_kernel<H, L, B>;
-  // Attributes are set on every call: cheap, and not stream work, so a graph capture allows them.
-  cudaError_t status =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared_bytes(s, B)));
-  if (status == cudaSuccess) status = cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
-  if (status != cudaSuccess) return status;
-  cudaLaunchAttribute cluster;
-  cudaLaunchConfig_t config = launch_config<H, L, B>(s, a.batch, a.stream, &cluster);
-  if (check) {
-    int clusters = 0;
-    status = cudaOccupancyMaxActiveClusters(&clusters, kernel, &config);
-    return status != cudaSuccess ? status : clusters > 0 ? cudaSuccess : cudaErrorNotSupported;
-  }
-  return cudaLaunchKernelEx(&config, kernel, a.weights, a.biases, a.head, a.windows, a.batch, s.steps, s.features,
-                            a.out);
+  return launch_clusters(cluster_lstm_kernel<H, L, B>, static_cast<unsigned>(kBlocks * ((a.batch + B - 1) / B)),
+                         static_cast<unsigned>(block_threads(H, L)), shared_bytes(s, B), kBlocks, a.stream, check,
+                         a.weights, a.biases, a.head, a.windows, a.batch, s.steps, s.features, a.out);
 }
 
 cudaError_t dispatch(const ClusterLstmShape& s, const Launch& a, bool check) {
