@@ -1,9 +1,13 @@
-// The cluster LSTM kernel (src/ml/cuda/cluster_lstm.cu) on its own, without LibTorch: outputs
-// against a double-precision reference for several shapes and batches, then its time per call at
-// the seed's shape (LSTM 2 x 128, 60 steps of 5 features) from batch 1 up, the kernel alone and
-// end to end as `predict_into` runs it (pinned input copied in, kernel, output copied out, one
-// CUDA graph, timed on the host). Exit status 1 when any output is off by more than 1e-5.
-//   nvcc -O3 -std=c++20 -arch=sm_90 -Isrc/ml/cuda bench/ml/cluster_lstm_check.cu src/ml/cuda/cluster_lstm.cu
+// Our LSTM kernels (src/ml/cuda/cluster_lstm.cu for small batches, batched_lstm.cu for large ones
+// in fp16/bf16) on their own, without LibTorch: outputs against a double-precision reference for
+// several shapes and batches, then their times per call at the seed's shape (LSTM 2 x 128, 60
+// steps of 5 features): the large-batch kernel alone from batch 256 up, the small-batch one from
+// batch 1 up, alone and end to end as `predict_into` runs it (pinned input copied in, kernel,
+// output copied out, one CUDA graph, timed on the host). Exit status 1 when any check fails.
+// `--check-only` skips the timing; `--profile` only launches the large-batch kernel once per
+// cluster size at batch 4,096 (for ncu).
+//   nvcc -O3 -std=c++20 -arch=sm_90 -Isrc/ml/cuda bench/ml/cluster_lstm_check.cu
+//     src/ml/cuda/cluster_lstm.cu src/ml/cuda/batched_lstm.cu
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -143,48 +147,59 @@ DeviceBatched upload_batched(const Network& n, gc::HalfFormat format) {
   return d;
 }
 
-// The large-batch kernel in fp16 and bf16: contiguous windows, and the overlapping windows of a
-// series (stride of one row); within 5e-3 (fp16) or 3e-2 (bf16) of the reference.
+// The large-batch kernel in fp16 and bf16, in clusters of 64 and of 128 windows: contiguous
+// windows, and the overlapping windows of a series (stride of one row); within 5e-3 (fp16) or 3e-2
+// (bf16) of the reference.
 int check_batched(std::mt19937& rng, cudaStream_t stream) {
   std::normal_distribution<float> normal(0.0f, 1.0f);
   int failures = 0;
-  const gc::ClusterLstmShape shapes[] = {{5, 128, 2, 60}, {5, 128, 1, 60}, {16, 128, 2, 30}, {1, 128, 2, 1}};
+  const gc::ClusterLstmShape shapes[] = {{5, 128, 2, 60}, {5, 128, 1, 60}, {16, 128, 2, 30}, {9, 128, 2, 3},
+                                         {1, 128, 2, 1}};
   for (const auto& shape : shapes) {
     const Network net = random_network(shape, rng);
-    for (const gc::HalfFormat format : {gc::HalfFormat::kFp16, gc::HalfFormat::kBf16}) {
-      const bool bf16 = format == gc::HalfFormat::kBf16;
-      const DeviceBatched d = upload_batched(net, format);
-      for (const int batch : {1, 64, 65, 1000}) {
-        for (const bool series : {false, true}) {
-          const int F = shape.features, T = shape.steps;
-          const std::size_t rows =
-              series ? static_cast<std::size_t>(batch + T - 1) : static_cast<std::size_t>(batch) * T;
-          std::vector<float> values(rows * F);
-          for (float& x : values) x = normal(rng);
-          std::vector<float> windows(static_cast<std::size_t>(batch) * T * F);
-          for (int b = 0; b < batch; ++b)
-            std::copy_n(values.begin() + static_cast<std::ptrdiff_t>(series ? b * F : b * T * F), T * F,
-                        windows.begin() + static_cast<std::ptrdiff_t>(b) * T * F);
-          float *in = nullptr, *out = nullptr;
-          check(cudaMalloc(&in, values.size() * sizeof(float)), "cudaMalloc");
-          check(cudaMalloc(&out, batch * sizeof(float)), "cudaMalloc");
-          check(cudaMemcpy(in, values.data(), values.size() * sizeof(float), cudaMemcpyHostToDevice), "copy");
-          check(gc::batched_lstm_forward(shape, format, d.weights, d.biases, d.head, in, series ? F : T * F, batch, out,
-                                         stream),
-                "batched launch");
-          check(cudaStreamSynchronize(stream), "batched kernel");
-          std::vector<float> got(static_cast<std::size_t>(batch));
-          check(cudaMemcpy(got.data(), out, got.size() * sizeof(float), cudaMemcpyDeviceToHost), "copy");
-          const std::vector<double> want = reference(net, windows, batch);
-          double worst = 0;
-          for (int b = 0; b < batch; ++b) worst = std::max(worst, std::abs(got[b] - want[b]));
-          const bool ok = worst <= (bf16 ? 3e-2 : 5e-3);
-          failures += !ok;
-          std::printf("check batched %s F=%d H=128 L=%d T=%d batch %d%s: max |diff| %.3g %s\n", bf16 ? "bf16" : "fp16",
-                      F, shape.layers, T, batch, series ? " (series)" : "", worst, ok ? "ok" : "FAILED");
-          cudaFree(in);
-          cudaFree(out);
+    const DeviceBatched formats[] = {upload_batched(net, gc::HalfFormat::kFp16),
+                                     upload_batched(net, gc::HalfFormat::kBf16)};
+    for (const int batch : {1, 64, 65, 129, 1000}) {
+      for (const bool series : {false, true}) {
+        const int F = shape.features, T = shape.steps;
+        const std::size_t rows = series ? static_cast<std::size_t>(batch + T - 1) : static_cast<std::size_t>(batch) * T;
+        std::vector<float> values(rows * F);
+        for (float& x : values) x = normal(rng);
+        std::vector<float> windows(static_cast<std::size_t>(batch) * T * F);
+        for (int b = 0; b < batch; ++b)
+          std::copy_n(values.begin() + static_cast<std::ptrdiff_t>(series ? b * F : b * T * F), T * F,
+                      windows.begin() + static_cast<std::ptrdiff_t>(b) * T * F);
+        const std::vector<double> want = reference(net, windows, batch);
+        float *in = nullptr, *out = nullptr;
+        check(cudaMalloc(&in, values.size() * sizeof(float)), "cudaMalloc");
+        check(cudaMalloc(&out, batch * sizeof(float)), "cudaMalloc");
+        check(cudaMemcpy(in, values.data(), values.size() * sizeof(float), cudaMemcpyHostToDevice), "copy");
+        for (const gc::HalfFormat format : {gc::HalfFormat::kFp16, gc::HalfFormat::kBf16}) {
+          const bool bf16 = format == gc::HalfFormat::kBf16;
+          const DeviceBatched& d = formats[bf16 ? 1 : 0];
+          for (const int cluster_windows : {64, 128}) {
+            check(cudaMemset(out, 0xff, batch * sizeof(float)), "memset");  // NaN where nothing is written
+            check(gc::batched_lstm_forward(shape, format, d.weights, d.biases, d.head, in, series ? F : T * F, batch,
+                                           out, stream, cluster_windows),
+                  "batched launch");
+            check(cudaStreamSynchronize(stream), "batched kernel");
+            std::vector<float> got(static_cast<std::size_t>(batch));
+            check(cudaMemcpy(got.data(), out, got.size() * sizeof(float), cudaMemcpyDeviceToHost), "copy");
+            double worst = 0;
+            bool finite = true;
+            for (int b = 0; b < batch; ++b) {
+              finite = finite && std::isfinite(got[b]);
+              worst = std::max(worst, std::abs(got[b] - want[b]));
+            }
+            const bool ok = finite && worst <= (bf16 ? 3e-2 : 5e-3);
+            failures += !ok;
+            std::printf("check batched %s, %d a cluster, F=%d H=128 L=%d T=%d batch %d%s: max |diff| %.3g %s\n",
+                        bf16 ? "bf16" : "fp16", cluster_windows, F, shape.layers, T, batch, series ? " (series)" : "",
+                        finite ? worst : NAN, ok ? "ok" : "FAILED");
+          }
         }
+        cudaFree(in);
+        cudaFree(out);
       }
     }
   }
@@ -192,14 +207,16 @@ int check_batched(std::mt19937& rng, cudaStream_t stream) {
 }
 
 // Predictions a second of the large-batch kernel at the seed's shape, windows already on the GPU
-// (as PyTorch's peer has them), the kernel timed by events.
-void time_batched(std::mt19937& rng, cudaStream_t stream) {
+// (as PyTorch's peer has them), the kernel timed by events (median of `calls` after a first one):
+// clusters of 64 and of 128 windows, and the size the batch picks. A negative batch is a series.
+void time_batched(std::mt19937& rng, cudaStream_t stream, const std::vector<gc::HalfFormat>& formats,
+                  const std::vector<int>& batches, int calls) {
   std::normal_distribution<float> normal(0.0f, 1.0f);
   const gc::ClusterLstmShape seed{5, 128, 2, 60};
   const Network net = random_network(seed, rng);
-  for (const gc::HalfFormat format : {gc::HalfFormat::kFp16, gc::HalfFormat::kBf16}) {
+  for (const gc::HalfFormat format : formats) {
     const DeviceBatched d = upload_batched(net, format);
-    for (const int batch : {256, 4096, 16384, 65536, -65558}) {
+    for (const int batch : batches) {
       const bool series = batch < 0;
       const int n = series ? -batch : batch;
       const std::size_t values = series ? static_cast<std::size_t>(n + 59) * 5 : static_cast<std::size_t>(n) * 300;
@@ -212,20 +229,28 @@ void time_batched(std::mt19937& rng, cudaStream_t stream) {
       cudaEvent_t start, stop;
       cudaEventCreate(&start);
       cudaEventCreate(&stop);
-      std::vector<double> us;
-      for (int i = 0; i < 30; ++i) {
-        cudaEventRecord(start, stream);
-        check(gc::batched_lstm_forward(seed, format, d.weights, d.biases, d.head, in, series ? 5 : 300, n, out, stream),
-              "batched launch");
-        cudaEventRecord(stop, stream);
-        check(cudaEventSynchronize(stop), "batched kernel");
-        float ms = 0;
-        cudaEventElapsedTime(&ms, start, stop);
-        if (i > 0) us.push_back(ms * 1e3);
+      for (const int cluster_windows : {64, 128, 0}) {
+        std::vector<double> us;
+        for (int i = 0; i <= calls; ++i) {
+          cudaEventRecord(start, stream);
+          check(gc::batched_lstm_forward(seed, format, d.weights, d.biases, d.head, in, series ? 5 : 300, n, out,
+                                         stream, cluster_windows),
+                "batched launch");
+          cudaEventRecord(stop, stream);
+          check(cudaEventSynchronize(stop), "batched kernel");
+          float ms = 0;
+          cudaEventElapsedTime(&ms, start, stop);
+          if (i > 0) us.push_back(ms * 1e3);
+        }
+        const double m = median(us);
+        std::printf("time batched %s H=128 L=2 T=60 %s %6d, %s a cluster: kernel %9.1f us, %.3g predictions/s\n",
+                    format == gc::HalfFormat::kBf16 ? "bf16" : "fp16", series ? "series" : "batch", n,
+                    cluster_windows == 0 ? (gc::batched_lstm_windows_per_cluster(n) == 128 ? "auto (128)" : "auto (64)")
+                    : cluster_windows == 128 ? "128" : "64",
+                    m, n / (m * 1e-6));
       }
-      const double m = median(us);
-      std::printf("time batched %s H=128 L=2 T=60 %s %6d: kernel %9.1f us, %.3g predictions/s\n",
-                  format == gc::HalfFormat::kBf16 ? "bf16" : "fp16", series ? "series" : "batch", n, m, n / (m * 1e-6));
+      cudaEventDestroy(start);
+      cudaEventDestroy(stop);
       cudaFree(in);
       cudaFree(out);
     }
@@ -235,7 +260,8 @@ void time_batched(std::mt19937& rng, cudaStream_t stream) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool timing = !(argc > 1 && std::string(argv[1]) == "--check-only");
+  const std::string mode = argc > 1 ? argv[1] : "";
+  const bool timing = mode != "--check-only";
   std::mt19937 rng(7);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   int failures = 0;
@@ -244,6 +270,10 @@ int main(int argc, char** argv) {
   check(gc::cluster_lstm_fits({5, 128, 2, 60}, 1), "a cluster of 16 blocks on this GPU");
   cudaStream_t stream;
   check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");
+  if (mode == "--profile") {  // one wave of each large-batch cluster size, for a profiler
+    time_batched(rng, stream, {gc::HalfFormat::kFp16}, {4096}, 1);
+    return 0;
+  }
   for (const auto& shape : shapes) {
     const Network net = random_network(shape, rng);
     const DeviceNetwork d = upload(net);
@@ -273,7 +303,9 @@ int main(int argc, char** argv) {
 
   check(gc::batched_lstm_fits({5, 128, 2, 60}, gc::HalfFormat::kFp16), "a cluster of the batched kernel");
   failures += check_batched(rng, stream);
-  if (timing) time_batched(rng, stream);
+  if (timing)
+    time_batched(rng, stream, {gc::HalfFormat::kFp16, gc::HalfFormat::kBf16},
+                 {256, 1024, 4096, 8192, 16384, 65536, 262144, -65558}, 30);
 
   // Timing at the seed's shape.
   if (!timing) {

@@ -19,14 +19,29 @@ cmake -S . -B build/ml -G Ninja -DCMAKE_BUILD_TYPE=Release -DGT_CUDA=OFF -DGT_TO
   { tail -30 "$OUT/configure.log"; exit 1; }
 cmake --build build/ml -j"$(nproc)" --target ml_bench cluster_lstm_check >"$OUT/build.log" 2>&1 ||
   { tail -40 "$OUT/build.log"; exit 1; }
-# Each step runs even when an earlier one failed; the script's status says whether all passed.
+# Each step runs even when an earlier one failed (but for kernels that fail their checks or hang:
+# then nothing else is timed); the script's status says whether all passed.
 status=0
 # Our LSTM kernels alone against a double-precision reference, and their times per call.
-build/ml/cluster_lstm_check 2>&1 | tee "$OUT/cluster_lstm_check.txt" || status=1
+timeout 200 build/ml/cluster_lstm_check 2>&1 | tee "$OUT/cluster_lstm_check.txt" || check_status=$?
+if ((${check_status:-0})); then
+  echo "cluster_lstm_check failed (status $check_status; 124: hung): no further timing"
+  if ((check_status != 124)); then
+    timeout 120 compute-sanitizer --tool memcheck build/ml/cluster_lstm_check --check-only >"$OUT/memcheck.txt" 2>&1 || true
+    tail -30 "$OUT/memcheck.txt"
+  fi
+  exit 1
+fi
 GPUS=$(nvidia-smi --list-gpus | wc -l)
 build/ml/ml_bench --device cuda --epochs "${EPOCHS:-12}" --dp-gpus "$GPUS" --json "$OUT/gtrader_cuda.json" 2>&1 |
   tee "$OUT/gtrader_cuda.txt" | grep -v '^frame #' || status=1
 "$PY" bench/ml/peer_pytorch.py --device cuda --json "$OUT/peer_cuda.json" 2>&1 | tee "$OUT/peer_cuda.txt" || status=1
 build/ml/ml_bench --device cpu --epochs 3 --batches 1,256,4096 --json "$OUT/gtrader_cpu.json" 2>&1 |
   tee "$OUT/gtrader_cpu.txt" || status=1
+# SANITIZE=1: the kernels' checks again under compute-sanitizer's memcheck.
+if [[ ${SANITIZE:-0} == 1 ]]; then
+  timeout 240 compute-sanitizer --tool memcheck build/ml/cluster_lstm_check --check-only >"$OUT/memcheck.txt" 2>&1 ||
+    status=1
+  tail -3 "$OUT/memcheck.txt"
+fi
 exit $status

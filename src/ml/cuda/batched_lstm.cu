@@ -1,19 +1,24 @@
 // Large-batch LSTM prediction on tensor cores (batched_lstm.hpp).
 //
-// A cluster of four blocks runs 64 windows. Block r owns hidden units [32 r, 32 r + 32) of each
-// layer; its warp (layer l, group u) the eight units 32 r + 8 u.. of layer l, as four tiles of
-// eight columns, one per gate (i, f, g, o), so that the thread holding a gate's sum for a (window,
-// unit) holds the other three gates' sums for it too: mma.sync's accumulator layout puts element
-// (row, column) of every tile in the same thread. Rows are windows; the k-dimension is the layer's
-// input [x_t (16 columns); h0] or [h0; h1], read by ldmatrix from one row per window of shared
-// memory laid out [x | h0 | h1 | padding]: 560 bytes, so that eight rows fall on different banks.
-// The weights' fragments wait in shared memory in the order each lane reads them.
+// A cluster of four blocks runs 64 or 128 windows (four or eight tiles of 16). Block r owns hidden
+// units [32 r, 32 r + 32) of each layer; its warp (layer l, group u) the eight units 32 r + 8 u..
+// of layer l, as four tiles of eight columns, one per gate (i, f, g, o), so that the thread holding
+// a gate's sum for a (window, unit) holds the other three gates' sums for it too: mma.sync's
+// accumulator layout puts element (row, column) of every tile in the same thread. Rows are windows;
+// the k-dimension is the layer's input [x_t (16 columns); h0] or [h0; h1], read by ldmatrix from
+// one row per window of shared memory laid out [x | h0 | h1 | padding]: 560 bytes, so that eight
+// rows fall on different banks. A warp's weight fragments stay in its registers for the whole
+// kernel (128 registers for a layer over [h0; h1]), so that shared memory serves only the hidden
+// rows, and a warp finishes its windows one tile at a time: the gates of a tile are applied and its
+// new hidden values sent while the tensor cores already work on the next tile.
 //
 // Ticks, buffers and mbarriers as in tick_barriers.cuh: at tick k layer l computes step k - l from
 // the buffer tick k - 1 filled and sends its new hidden values to the four blocks' other buffer
-// with st.async, 16 bytes (eight units of one window) at a time. One
-// more warp stages the inputs x_{k+1} (fp32 in device memory, loaded a tick ahead) and arrives
-// on the tick's mbarrier.
+// with st.async, 16 bytes (eight units of one window) at a time. One more warp stages the inputs
+// x_{k+1} (fp32 in device memory, loaded a tick ahead) and arrives on the tick's mbarrier.
+//
+// 128 windows a cluster halve the exchanges and barrier waits a window; 64 spread a batch below a
+// few thousand windows over twice as many SMs (docs/PERFORMANCE.md measures both).
 #include <cooperative_groups.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -34,14 +39,15 @@ namespace ptx = ::cuda::ptx;
 
 constexpr int kHidden = 128;
 constexpr int kBlocks = 4;                          // a cluster
-constexpr int kWindows = 64;                        // a cluster's windows: four tiles of 16 rows
 constexpr int kInputs = 16;                         // layer 0's input columns, features padded with zeros
-constexpr int kRow = kInputs + 2 * kHidden + 8;     // 16-bit values a window's row
+constexpr int kRow = 2 * kHidden + 8;               // 16-bit values a window's row: h0, h1, padding
 constexpr int kSteps0 = (kInputs + kHidden) / 16;   // k-steps of 16 for layer 0
 constexpr int kSteps1 = 2 * kHidden / 16;           // and for layer 1
 constexpr int kUnitsPerBlock = kHidden / kBlocks;   // 32
 constexpr int kWarpsPerLayer = kUnitsPerBlock / 8;  // 8 units a warp
-constexpr int kBufferBytes = kWindows * kRow * 2;
+// From this batch on, clusters of 128 windows: 32 of them fill the 128 SMs that an H100 or H200
+// gives clusters of four.
+constexpr int kLargeClusterBatch = 4096;
 
 __host__ __device__ constexpr int weight_steps(int layers) {
   return kWarpsPerLayer * (kSteps0 + (layers - 1) * kSteps1);
@@ -51,13 +57,14 @@ __host__ __device__ constexpr int first_step(int layer, int group) {
   return layer == 0 ? group * kSteps0 : kWarpsPerLayer * kSteps0 + group * kSteps1;
 }
 __host__ __device__ constexpr int block_threads(int layers) {
-  return 32 * (kWarpsPerLayer * layers + 1);
+  return 32 * kWarpsPerLayer * layers;
 }
 __host__ __device__ constexpr int weight_bytes(int layers) {
   return weight_steps(layers) * 4 * 32 * 8;
 }
-constexpr std::size_t shared_bytes(int layers) {
-  return weight_bytes(layers) + 2 * kBufferBytes;
+// A buffer of hidden rows for a cluster of `tiles` x 16 windows; each block holds two.
+__host__ __device__ constexpr int buffer_bytes(int tiles) {
+  return 16 * tiles * kRow * 2;
 }
 
 // The hardware's tanh (relative error about 2^-11, below fp16's rounding of the hidden states and
@@ -74,14 +81,12 @@ __device__ __forceinline__ float fast_sigmoid(float x) {
 template <bool kBf16>
 __device__ __forceinline__ void mma(float (&d)[4], const std::uint32_t (&a)[4], uint2 b) {
   if constexpr (kBf16)
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
         "{%0,%1,%2,%3};"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y));
   else
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
         "{%0,%1,%2,%3};"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y));
@@ -121,141 +126,157 @@ __device__ __forceinline__ float widen(std::uint16_t bits) {
     return __half2float(__ushort_as_half(bits));
 }
 
-template <int L, bool kBf16>
+// Layer 0's inputs x_t as the A fragment of its first k-step for one tile, from device memory:
+// rows (windows) g and g + 8, columns (features) 2q, 2q + 1, 2q + 8, 2q + 9, zero past the
+// features or the batch.
+template <bool kBf16>
+__device__ __forceinline__ void load_inputs(std::uint32_t (&x)[4], const float* __restrict__ windows,
+                                            long long window_stride, int batch, int features, int window, int t,
+                                            int q) {
+  float v[2][4];
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int w = window + 8 * half;
+    const float* row = windows + static_cast<long long>(w) * window_stride + static_cast<long long>(t) * features;
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int column = 2 * q + (e & 1) + 8 * (e >> 1);
+      v[half][e] = w < batch && column < features ? __ldg(row + column) : 0.0f;
+    }
+  }
+  x[0] = pack<kBf16>(v[0][0], v[0][1]);
+  x[1] = pack<kBf16>(v[1][0], v[1][1]);
+  x[2] = pack<kBf16>(v[0][2], v[0][3]);
+  x[3] = pack<kBf16>(v[1][2], v[1][3]);
+}
+
+// A compute warp's part of every tick: step k - kLayer of its layer at tick k, for every tile of
+// the cluster's windows, with its weight fragments (k-steps x 4 gates) in registers. `arrives`:
+// the one thread of the block that arrives on each tick's mbarrier with the bytes it expects.
+template <int L, int kLayer, bool kBf16, int kTiles>
+__device__ __forceinline__ void compute_layer(const cg::cluster_group& cluster, std::uint64_t (&arrived)[2],
+                                              std::uint16_t* hs, const uint2* __restrict__ fragments,
+                                              const float* __restrict__ biases, const float* __restrict__ windows,
+                                              long long window_stride, int batch, int features, int first, int rank,
+                                              int group, int lane, int steps, bool arrives) {
+  constexpr int kWindows = 16 * kTiles, kSteps = kLayer == 0 ? kSteps0 : kSteps1;
+  // Layer 0's first k-step is its inputs (from registers), the rest h0; layer 1's are [h0; h1].
+  constexpr int kFromShared = kLayer == 0 ? 1 : 0;
+  uint2 w[kSteps][4];
+  const uint2* const mine = fragments + first_step(kLayer, group) * 4 * 32 + lane;
+#pragma unroll
+  for (int ks = 0; ks < kSteps; ++ks)
+#pragma unroll
+    for (int gate = 0; gate < 4; ++gate) w[ks][gate] = __ldg(mine + (ks * 4 + gate) * 32);
+  const int g = lane / 4, q = lane % 4;
+  const int unit0 = rank * kUnitsPerBlock + group * 8;
+  float bias[4][2];
+#pragma unroll
+  for (int gate = 0; gate < 4; ++gate)
+#pragma unroll
+    for (int e = 0; e < 2; ++e) bias[gate][e] = biases[kLayer * 4 * kHidden + gate * kHidden + unit0 + 2 * q + e];
+  float c[kTiles][4] = {};  // the cells of (tile's window rows g and g + 8) x (units 2q, 2q + 1)
+  // Layer 0's inputs of its next step, loaded after a tick's last sends: the warp then waits for
+  // the other blocks' values, which the load's latency overlaps.
+  std::uint32_t x[kLayer == 0 ? kTiles : 1][4];
+  if constexpr (kLayer == 0)
+#pragma unroll
+    for (int tile = 0; tile < kTiles; ++tile)
+      load_inputs<kBf16>(x[tile], windows, window_stride, batch, features, first + 16 * tile + g, 0, q);
+  const auto base = static_cast<std::uint32_t>(__cvta_generic_to_shared(hs));
+  const int ticks = steps + L - 1;
+  for (int tick = 0; tick < ticks; ++tick) {
+    if (tick > 0) wait_for_tick(arrived, tick - 1);
+    if (arrives) expect_tick(arrived, tick, L, steps, kWindows * kHidden * 2);
+    const int t = tick - kLayer;
+    if (t < 0 || t >= steps) continue;
+    const std::uint32_t read = base + static_cast<std::uint32_t>(((tick + 1) & 1) * buffer_bytes(kTiles));
+    std::uint16_t* const written = hs + (tick & 1) * kWindows * kRow + kLayer * kHidden + unit0;
+#pragma unroll
+    for (int tile = 0; tile < kTiles; ++tile) {
+      float acc[4][4] = {};  // gate, element
+      if constexpr (kLayer == 0)
+#pragma unroll
+        for (int gate = 0; gate < 4; ++gate) mma<kBf16>(acc[gate], x[tile], w[0][gate]);
+#pragma unroll
+      for (int ks = kFromShared; ks < kSteps; ++ks) {
+        std::uint32_t a[4];
+        load_tile(a, read + static_cast<std::uint32_t>(
+                                ((16 * tile + (lane & 15)) * kRow + 16 * (ks - kFromShared) + (lane >> 4) * 8) * 2));
+#pragma unroll
+        for (int gate = 0; gate < 4; ++gate) mma<kBf16>(acc[gate], a, w[ks][gate]);
+      }
+      float h[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int e = j & 1;
+        const float in = fast_sigmoid(acc[0][j] + bias[0][e]);
+        const float forget = fast_sigmoid(acc[1][j] + bias[1][e]);
+        const float cand = fast_tanh(acc[2][j] + bias[2][e]);
+        const float output = fast_sigmoid(acc[3][j] + bias[3][e]);
+        c[tile][j] = forget * c[tile][j] + in * cand;
+        h[j] = output * fast_tanh(c[tile][j]);
+      }
+      // Lanes 4g..4g+3 hold units 2q, 2q + 1 of rows g and g + 8; each gathers one row's eight
+      // units (16 bytes) and sends it to two of the four blocks.
+      const std::uint32_t top = pack<kBf16>(h[0], h[1]), bottom = pack<kBf16>(h[2], h[3]);
+      std::uint32_t words[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const std::uint32_t from_top = __shfl_sync(0xffffffffu, top, 4 * g + j);
+        const std::uint32_t from_bottom = __shfl_sync(0xffffffffu, bottom, 4 * g + j);
+        words[j] = (q & 1) ? from_bottom : from_top;
+      }
+      const int window = 16 * tile + g + ((q & 1) ? 8 : 0);
+      auto* const target = reinterpret_cast<std::uint32_t*>(written + window * kRow);
+#pragma unroll
+      for (int r = (q >> 1) * 2; r < (q >> 1) * 2 + 2; ++r)
+        ptx::st_async(cluster.map_shared_rank(target, r), words, cluster.map_shared_rank(&arrived[tick & 1], r));
+    }
+    if constexpr (kLayer == 0)
+      if (t + 1 < steps)
+#pragma unroll
+        for (int tile = 0; tile < kTiles; ++tile)
+          load_inputs<kBf16>(x[tile], windows, window_stride, batch, features, first + 16 * tile + g, t + 1, q);
+  }
+}
+
+template <int L, bool kBf16, int kTiles>
 __global__ void __launch_bounds__(block_threads(L), 1)
-    batched_lstm_kernel(const uint4* __restrict__ weights, const float* __restrict__ biases,
+    batched_lstm_kernel(const uint2* __restrict__ weights, const float* __restrict__ biases,
                         const float* __restrict__ head, const float* __restrict__ windows, long long window_stride,
                         int batch, int steps, int features, float* __restrict__ out) {
-  constexpr int kThreads = block_threads(L), kStager = kWarpsPerLayer * L;  // the last warp stages inputs
+  constexpr int kWindows = 16 * kTiles, kThreads = block_threads(L);
   cg::cluster_group cluster = cg::this_cluster();
   const int rank = static_cast<int>(cluster.block_rank());
   const int first = static_cast<int>(blockIdx.x / kBlocks) * kWindows;
   const int tid = static_cast<int>(threadIdx.x), warp = tid / 32, lane = tid % 32;
 
   extern __shared__ uint4 shared[];
-  const uint2* const fragments = reinterpret_cast<const uint2*>(shared);
-  std::uint16_t* const hs = reinterpret_cast<std::uint16_t*>(reinterpret_cast<char*>(shared) + weight_bytes(L));
+  std::uint16_t* const hs = reinterpret_cast<std::uint16_t*>(shared);
   // arrived[p]: the hidden values written at ticks of parity p, counted in bytes by st.async.
   __shared__ alignas(8) std::uint64_t arrived[2];
 
-  const uint4* source = weights + static_cast<std::size_t>(rank) * (weight_bytes(L) / 16);
-  for (int i = tid; i < weight_bytes(L) / 16; i += kThreads) shared[i] = source[i];
-  for (int i = tid; i < 2 * kBufferBytes / 16; i += kThreads) reinterpret_cast<uint4*>(hs)[i] = make_uint4(0, 0, 0, 0);
-  __syncthreads();
-
-  // The stager's lanes hold windows lane and lane + 32 of the next step's inputs.
-  float staged[2][kInputs];
-  const auto fetch = [&](int t) {
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int window = first + lane + 32 * half;
-      const float* row =
-          windows + static_cast<long long>(window) * window_stride + static_cast<long long>(t) * features;
-#pragma unroll
-      for (int f = 0; f < kInputs; ++f) staged[half][f] = f < features && window < batch ? row[f] : 0.0f;
-    }
-  };
-  const auto store = [&](int parity) {
-#pragma unroll
-    for (int half = 0; half < 2; ++half)
-#pragma unroll
-      for (int f = 0; f < kInputs; ++f)
-        if (f < features) hs[parity * kWindows * kRow + (lane + 32 * half) * kRow + f] = narrow<kBf16>(staged[half][f]);
-  };
-  if (warp == kStager) {
-    fetch(0);
-    store(1);  // tick 0 reads the buffer of parity 1
-    if (steps > 1) fetch(1);
-  }
+  for (int i = tid; i < 2 * buffer_bytes(kTiles) / 16; i += kThreads) shared[i] = make_uint4(0, 0, 0, 0);
   if (tid == 0) init_tick_barriers(arrived);
   cluster.sync();  // every block started, zeroed and its barriers set before anyone writes into it
 
+  const uint2* const fragments = weights + static_cast<std::size_t>(rank) * (weight_bytes(L) / 8);
+  const int layer = warp / kWarpsPerLayer, group = warp % kWarpsPerLayer;
+  if (layer == 0)
+    compute_layer<L, 0, kBf16, kTiles>(cluster, arrived, hs, fragments, biases, windows, window_stride, batch,
+                                       features, first, rank, group, lane, steps, tid == 0);
+  else if constexpr (L > 1)
+    compute_layer<L, 1, kBf16, kTiles>(cluster, arrived, hs, fragments, biases, windows, window_stride, batch,
+                                       features, first, rank, group, lane, steps, false);
   const int ticks = steps + L - 1;
-  if (warp == kStager) {
-    for (int tick = 0; tick < ticks; ++tick) {
-      // The inputs written here at tick k overwrite what tick k - 1 read, by warps whose values of
-      // tick k - 1 have all arrived (tick_barriers.cuh).
-      if (tick > 0) wait_for_tick(arrived, tick - 1);
-      if (tick + 1 < steps) {
-        store(tick & 1);
-        if (tick + 2 < steps) fetch(tick + 2);
-      }
-      __syncwarp();
-      if (lane == 0) expect_tick(arrived, tick, L, steps, kWindows * kHidden * 2);
-    }
-  } else {
-    const int layer = warp / kWarpsPerLayer, group = warp % kWarpsPerLayer;
-    const int g = lane / 4, q = lane % 4;
-    const int k_steps = layer == 0 ? kSteps0 : kSteps1, column0 = layer == 0 ? 0 : kInputs;
-    const uint2* const mine = fragments + first_step(layer, group) * 4 * 32 + lane;
-    const int unit0 = rank * kUnitsPerBlock + group * 8;
-    float bias[4][2];
-#pragma unroll
-    for (int gate = 0; gate < 4; ++gate)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) bias[gate][e] = biases[layer * 4 * kHidden + gate * kHidden + unit0 + 2 * q + e];
-    float c[4][4] = {};  // the cells of (tile's window rows g and g + 8) x (units 2q, 2q + 1)
-    const auto base = static_cast<std::uint32_t>(__cvta_generic_to_shared(hs));
-    for (int tick = 0; tick < ticks; ++tick) {
-      if (tick > 0) wait_for_tick(arrived, tick - 1);
-      const int t = tick - layer;
-      if (t < 0 || t >= steps) continue;
-      const std::uint32_t read = base + static_cast<std::uint32_t>(((tick + 1) & 1) * kBufferBytes);
-      float acc[4][4][4] = {};  // window tile, gate, element
-#pragma unroll
-      for (int ks = 0; ks < kSteps1; ++ks) {
-        if (ks < k_steps) {
-          uint2 b[4];
-#pragma unroll
-          for (int gate = 0; gate < 4; ++gate) b[gate] = mine[(ks * 4 + gate) * 32];
-#pragma unroll
-          for (int tile = 0; tile < 4; ++tile) {
-            std::uint32_t a[4];
-            load_tile(a, read + static_cast<std::uint32_t>(
-                                    ((16 * tile + (lane & 15)) * kRow + column0 + 16 * ks + (lane >> 4) * 8) * 2));
-#pragma unroll
-            for (int gate = 0; gate < 4; ++gate) mma<kBf16>(acc[tile][gate], a, b[gate]);
-          }
-        }
-      }
-#pragma unroll
-      for (int tile = 0; tile < 4; ++tile) {
-        float h[4];
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          const int e = j & 1;
-          const float in = fast_sigmoid(acc[tile][0][j] + bias[0][e]);
-          const float forget = fast_sigmoid(acc[tile][1][j] + bias[1][e]);
-          const float cand = fast_tanh(acc[tile][2][j] + bias[2][e]);
-          const float output = fast_sigmoid(acc[tile][3][j] + bias[3][e]);
-          c[tile][j] = forget * c[tile][j] + in * cand;
-          h[j] = output * fast_tanh(c[tile][j]);
-        }
-        // Lanes 4g..4g+3 hold units 2q, 2q + 1 of rows g and g + 8; each gathers one row's eight
-        // units (16 bytes) and sends it to two of the four blocks.
-        const std::uint32_t top = pack<kBf16>(h[0], h[1]), bottom = pack<kBf16>(h[2], h[3]);
-        std::uint32_t words[4];
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          const std::uint32_t from_top = __shfl_sync(0xffffffffu, top, 4 * g + j);
-          const std::uint32_t from_bottom = __shfl_sync(0xffffffffu, bottom, 4 * g + j);
-          words[j] = (q & 1) ? from_bottom : from_top;
-        }
-        const int window = 16 * tile + g + ((q & 1) ? 8 : 0);
-        auto* const target = reinterpret_cast<std::uint32_t*>(hs + (tick & 1) * kWindows * kRow + window * kRow +
-                                                              kInputs + layer * kHidden + unit0);
-#pragma unroll
-        for (int r = (q >> 1) * 2; r < (q >> 1) * 2 + 2; ++r)
-          ptx::st_async(cluster.map_shared_rank(target, r), words, cluster.map_shared_rank(&arrived[tick & 1], r));
-      }
-    }
-  }
   wait_for_tick(arrived, ticks - 1);  // also: nothing is sent to a block after this, so it may exit
 
-  // The head on the last layer's last step: block r for windows 16 r .. 16 r + 15.
-  const std::uint16_t* last = hs + ((ticks - 1) & 1) * kWindows * kRow + kInputs + (L - 1) * kHidden;
-  for (int w = warp; w < 16; w += kThreads / 32) {
-    const int window = 16 * rank + w;
+  // The head on the last layer's last step: block r for the r-th quarter of the windows.
+  constexpr int kHeadWindows = kWindows / kBlocks;
+  const std::uint16_t* last = hs + ((ticks - 1) & 1) * kWindows * kRow + (L - 1) * kHidden;
+  for (int w = warp; w < kHeadWindows; w += kThreads / 32) {
+    const int window = kHeadWindows * rank + w;
     float s = 0.0f;
 #pragma unroll
     for (int k = lane; k < kHidden; k += 32) s = fmaf(widen<kBf16>(last[window * kRow + k]), head[k], s);
@@ -265,26 +286,39 @@ __global__ void __launch_bounds__(block_threads(L), 1)
   }
 }
 
-template <int L, bool kBf16>
-cudaError_t run(const ClusterLstmShape& s, const uint4* weights, const float* biases, const float* head,
+template <int L, bool kBf16, int kTiles>
+cudaError_t run(const ClusterLstmShape& s, const uint2* weights, const float* biases, const float* head,
                 const float* windows, long long window_stride, int batch, float* out, cudaStream_t stream, bool check) {
-  return launch_clusters(batched_lstm_kernel<L, kBf16>,
+  constexpr int kWindows = 16 * kTiles;
+  return launch_clusters(batched_lstm_kernel<L, kBf16, kTiles>,
                          static_cast<unsigned>(kBlocks * ((batch + kWindows - 1) / kWindows)),
-                         static_cast<unsigned>(block_threads(L)), shared_bytes(L), kBlocks, stream, check, weights,
-                         biases, head, windows, window_stride, batch, s.steps, s.features, out);
+                         static_cast<unsigned>(block_threads(L)), static_cast<std::size_t>(2 * buffer_bytes(kTiles)),
+                         kBlocks, stream, check, weights, biases, head, windows, window_stride, batch, s.steps,
+                         s.features, out);
 }
 
-cudaError_t dispatch(const ClusterLstmShape& s, HalfFormat format, const void* weights, const float* biases,
-                     const float* head, const float* windows, long long window_stride, int batch, float* out,
-                     cudaStream_t stream, bool check) {
-  if (!batched_lstm_serves(s) || batch < 1) return cudaErrorNotSupported;
-  const auto* w = static_cast<const uint4*>(weights);
+template <int L, bool kBf16>
+cudaError_t run_windows(const ClusterLstmShape& s, int windows_per_cluster, const uint2* weights, const float* biases,
+                        const float* head, const float* windows, long long window_stride, int batch, float* out,
+                        cudaStream_t stream, bool check) {
+  return windows_per_cluster == 128
+             ? run<L, kBf16, 8>(s, weights, biases, head, windows, window_stride, batch, out, stream, check)
+             : run<L, kBf16, 4>(s, weights, biases, head, windows, window_stride, batch, out, stream, check);
+}
+
+cudaError_t dispatch(const ClusterLstmShape& s, HalfFormat format, int windows_per_cluster, const void* weights,
+                     const float* biases, const float* head, const float* windows, long long window_stride, int batch,
+                     float* out, cudaStream_t stream, bool check) {
+  if (!batched_lstm_serves(s) || batch < 1 || (windows_per_cluster != 64 && windows_per_cluster != 128))
+    return cudaErrorNotSupported;
+  const auto* w = static_cast<const uint2*>(weights);
   const bool bf16 = format == HalfFormat::kBf16;
+  const int c = windows_per_cluster;
   if (s.layers == 1)
-    return bf16 ? run<1, true>(s, w, biases, head, windows, window_stride, batch, out, stream, check)
-                : run<1, false>(s, w, biases, head, windows, window_stride, batch, out, stream, check);
-  return bf16 ? run<2, true>(s, w, biases, head, windows, window_stride, batch, out, stream, check)
-              : run<2, false>(s, w, biases, head, windows, window_stride, batch, out, stream, check);
+    return bf16 ? run_windows<1, true>(s, c, w, biases, head, windows, window_stride, batch, out, stream, check)
+                : run_windows<1, false>(s, c, w, biases, head, windows, window_stride, batch, out, stream, check);
+  return bf16 ? run_windows<2, true>(s, c, w, biases, head, windows, window_stride, batch, out, stream, check)
+              : run_windows<2, false>(s, c, w, biases, head, windows, window_stride, batch, out, stream, check);
 }
 
 std::uint16_t bits_of(float x, HalfFormat format) {
@@ -344,14 +378,24 @@ BatchedLstmWeights batched_lstm_pack(const ClusterLstmShape& s, const std::vecto
   return packed;
 }
 
+int batched_lstm_windows_per_cluster(int batch) {
+  return batch >= kLargeClusterBatch ? 128 : 64;
+}
+
 cudaError_t batched_lstm_fits(const ClusterLstmShape& s, HalfFormat format) {
-  return dispatch(s, format, nullptr, nullptr, nullptr, nullptr, 0, kWindows, nullptr, nullptr, true);
+  cudaError_t status = cudaSuccess;
+  for (const int windows : {64, 128})
+    if (status == cudaSuccess)
+      status = dispatch(s, format, windows, nullptr, nullptr, nullptr, nullptr, 0, windows, nullptr, nullptr, true);
+  return status;
 }
 
 cudaError_t batched_lstm_forward(const ClusterLstmShape& s, HalfFormat format, const void* weights, const float* biases,
                                  const float* head, const float* windows, long long window_stride, int batch,
-                                 float* out, cudaStream_t stream) {
-  return dispatch(s, format, weights, biases, head, windows, window_stride, batch, out, stream, false);
+                                 float* out, cudaStream_t stream, int windows_per_cluster) {
+  if (windows_per_cluster == 0) windows_per_cluster = batched_lstm_windows_per_cluster(batch);
+  return dispatch(s, format, windows_per_cluster, weights, biases, head, windows, window_stride, batch, out, stream,
+                  false);
 }
 
 }  // namespace gt::ml::cuda
