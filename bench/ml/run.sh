@@ -5,6 +5,11 @@
 # time the seed's case on the GPU (fp32, fp16, bf16) and on this machine's CPU, and run
 # PyTorch-from-Python beside it as the peer.
 #   OUT=/tmp/gt-ml bash bench/ml/run.sh        (from the repository root)
+# EPOCHS=N trains N epochs a precision (12); SANITIZE=1 reruns the kernels' checks under
+# compute-sanitizer; PROFILE=1 runs Nsight Compute on one launch of the large-batch kernel;
+# BASELINE=DIR builds and times another commit's kernels beside these, in the same call: DIR holds
+# that commit's bench/ml/cluster_lstm_check.cu and src/ml/cuda/* copied flat, e.g.
+#   mkdir .old && for f in bench/ml/cluster_lstm_check.cu src/ml/cuda/*; do git show REV:$f >.old/${f##*/}; done
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1  # device README
@@ -43,5 +48,23 @@ if [[ ${SANITIZE:-0} == 1 ]]; then
   timeout 240 compute-sanitizer --tool memcheck build/ml/cluster_lstm_check --check-only >"$OUT/memcheck.txt" 2>&1 ||
     status=1
   tail -3 "$OUT/memcheck.txt"
+fi
+if [[ -n ${BASELINE:-} ]]; then
+  if nvcc -O3 -std=c++20 -arch=sm_90 -I"$BASELINE" "$BASELINE"/cluster_lstm_check.cu "$BASELINE"/cluster_lstm.cu \
+    "$BASELINE"/batched_lstm.cu -o build/ml/baseline_check >"$OUT/baseline_build.log" 2>&1; then
+    timeout 200 build/ml/baseline_check >"$OUT/baseline_check.txt" 2>&1 || status=1
+    echo "--- baseline ($BASELINE)"
+    grep "^time batched" "$OUT/baseline_check.txt" || true
+  else
+    tail -20 "$OUT/baseline_build.log"
+    status=1
+  fi
+fi
+if [[ ${PROFILE:-0} == 1 ]]; then
+  timeout 60 ncu --section SpeedOfLight --section WarpStateStats --section ComputeWorkloadAnalysis \
+    --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats -k regex:batched_lstm_kernel \
+    build/ml/cluster_lstm_check --profile >"$OUT/ncu.txt" 2>&1 || status=1
+  grep -E "Duration|Issue Slots Busy|Warp Cycles Per Issued|Registers Per|Achieved Occupancy|Max Active Clusters" \
+    "$OUT/ncu.txt" || true
 fi
 exit $status

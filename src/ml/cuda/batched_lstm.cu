@@ -1,6 +1,6 @@
 // Large-batch LSTM prediction on tensor cores (batched_lstm.hpp).
 //
-// A cluster of four blocks runs 64 or 128 windows (four or eight tiles of 16). Block r owns hidden
+// A cluster of four blocks runs 64 windows (four tiles of 16). Block r owns hidden
 // units [32 r, 32 r + 32) of each layer; its warp (layer l, group u) the eight units 32 r + 8 u..
 // of layer l, as four tiles of eight columns, one per gate (i, f, g, o), so that the thread holding
 // a gate's sum for a (window, unit) holds the other three gates' sums for it too: mma.sync's
@@ -16,9 +16,6 @@
 // the buffer tick k - 1 filled and sends its new hidden values to the four blocks' other buffer
 // with st.async, 16 bytes (eight units of one window) at a time. One more warp stages the inputs
 // x_{k+1} (fp32 in device memory, loaded a tick ahead) and arrives on the tick's mbarrier.
-//
-// 128 windows a cluster halve the exchanges and barrier waits a window; 64 spread a batch below a
-// few thousand windows over twice as many SMs (docs/PERFORMANCE.md measures both).
 #include <cooperative_groups.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -45,9 +42,8 @@ constexpr int kSteps0 = (kInputs + kHidden) / 16;   // k-steps of 16 for layer 0
 constexpr int kSteps1 = 2 * kHidden / 16;           // and for layer 1
 constexpr int kUnitsPerBlock = kHidden / kBlocks;   // 32
 constexpr int kWarpsPerLayer = kUnitsPerBlock / 8;  // 8 units a warp
-// From this batch on, clusters of 128 windows: 32 of them fill the 128 SMs that an H100 or H200
-// gives clusters of four.
-constexpr int kLargeClusterBatch = 4096;
+constexpr int kTiles = 4;                           // a cluster's windows: four tiles of 16 rows
+constexpr int kWindows = 16 * kTiles;
 
 __host__ __device__ constexpr int weight_steps(int layers) {
   return kWarpsPerLayer * (kSteps0 + (layers - 1) * kSteps1);
@@ -62,10 +58,7 @@ __host__ __device__ constexpr int block_threads(int layers) {
 __host__ __device__ constexpr int weight_bytes(int layers) {
   return weight_steps(layers) * 4 * 32 * 8;
 }
-// A buffer of hidden rows for a cluster of `tiles` x 16 windows; each block holds two.
-__host__ __device__ constexpr int buffer_bytes(int tiles) {
-  return 16 * tiles * kRow * 2;
-}
+constexpr int kBufferBytes = kWindows * kRow * 2;  // hidden rows of the cluster's windows; a block holds two
 
 // The hardware's tanh (relative error about 2^-11, below fp16's rounding of the hidden states and
 // far below bf16's) instead of expf and a division: the gates cost as much as the products otherwise.
@@ -153,13 +146,13 @@ __device__ __forceinline__ void load_inputs(std::uint32_t (&x)[4], const float* 
 // A compute warp's part of every tick: step k - kLayer of its layer at tick k, for every tile of
 // the cluster's windows, with its weight fragments (k-steps x 4 gates) in registers. `arrives`:
 // the one thread of the block that arrives on each tick's mbarrier with the bytes it expects.
-template <int L, int kLayer, bool kBf16, int kTiles>
+template <int L, int kLayer, bool kBf16>
 __device__ __forceinline__ void compute_layer(const cg::cluster_group& cluster, std::uint64_t (&arrived)[2],
                                               std::uint16_t* hs, const uint2* __restrict__ fragments,
                                               const float* __restrict__ biases, const float* __restrict__ windows,
                                               long long window_stride, int batch, int features, int first, int rank,
                                               int group, int lane, int steps, bool arrives) {
-  constexpr int kWindows = 16 * kTiles, kSteps = kLayer == 0 ? kSteps0 : kSteps1;
+  constexpr int kSteps = kLayer == 0 ? kSteps0 : kSteps1;
   // Layer 0's first k-step is its inputs (from registers), the rest h0; layer 1's are [h0; h1].
   constexpr int kFromShared = kLayer == 0 ? 1 : 0;
   uint2 w[kSteps][4];
@@ -190,7 +183,7 @@ __device__ __forceinline__ void compute_layer(const cg::cluster_group& cluster, 
     if (arrives) expect_tick(arrived, tick, L, steps, kWindows * kHidden * 2);
     const int t = tick - kLayer;
     if (t < 0 || t >= steps) continue;
-    const std::uint32_t read = base + static_cast<std::uint32_t>(((tick + 1) & 1) * buffer_bytes(kTiles));
+    const std::uint32_t read = base + static_cast<std::uint32_t>(((tick + 1) & 1) * kBufferBytes);
     std::uint16_t* const written = hs + (tick & 1) * kWindows * kRow + kLayer * kHidden + unit0;
 #pragma unroll
     for (int tile = 0; tile < kTiles; ++tile) {
@@ -241,12 +234,12 @@ __device__ __forceinline__ void compute_layer(const cg::cluster_group& cluster, 
   }
 }
 
-template <int L, bool kBf16, int kTiles>
+template <int L, bool kBf16>
 __global__ void __launch_bounds__(block_threads(L), 1)
     batched_lstm_kernel(const uint2* __restrict__ weights, const float* __restrict__ biases,
                         const float* __restrict__ head, const float* __restrict__ windows, long long window_stride,
                         int batch, int steps, int features, float* __restrict__ out) {
-  constexpr int kWindows = 16 * kTiles, kThreads = block_threads(L);
+  constexpr int kThreads = block_threads(L);
   cg::cluster_group cluster = cg::this_cluster();
   const int rank = static_cast<int>(cluster.block_rank());
   const int first = static_cast<int>(blockIdx.x / kBlocks) * kWindows;
@@ -257,18 +250,18 @@ __global__ void __launch_bounds__(block_threads(L), 1)
   // arrived[p]: the hidden values written at ticks of parity p, counted in bytes by st.async.
   __shared__ alignas(8) std::uint64_t arrived[2];
 
-  for (int i = tid; i < 2 * buffer_bytes(kTiles) / 16; i += kThreads) shared[i] = make_uint4(0, 0, 0, 0);
+  for (int i = tid; i < 2 * kBufferBytes / 16; i += kThreads) shared[i] = make_uint4(0, 0, 0, 0);
   if (tid == 0) init_tick_barriers(arrived);
   cluster.sync();  // every block started, zeroed and its barriers set before anyone writes into it
 
   const uint2* const fragments = weights + static_cast<std::size_t>(rank) * (weight_bytes(L) / 8);
   const int layer = warp / kWarpsPerLayer, group = warp % kWarpsPerLayer;
   if (layer == 0)
-    compute_layer<L, 0, kBf16, kTiles>(cluster, arrived, hs, fragments, biases, windows, window_stride, batch,
-                                       features, first, rank, group, lane, steps, tid == 0);
+    compute_layer<L, 0, kBf16>(cluster, arrived, hs, fragments, biases, windows, window_stride, batch, features, first,
+                               rank, group, lane, steps, tid == 0);
   else if constexpr (L > 1)
-    compute_layer<L, 1, kBf16, kTiles>(cluster, arrived, hs, fragments, biases, windows, window_stride, batch,
-                                       features, first, rank, group, lane, steps, false);
+    compute_layer<L, 1, kBf16>(cluster, arrived, hs, fragments, biases, windows, window_stride, batch, features, first,
+                               rank, group, lane, steps, false);
   const int ticks = steps + L - 1;
   wait_for_tick(arrived, ticks - 1);  // also: nothing is sent to a block after this, so it may exit
 
@@ -286,39 +279,26 @@ __global__ void __launch_bounds__(block_threads(L), 1)
   }
 }
 
-template <int L, bool kBf16, int kTiles>
+template <int L, bool kBf16>
 cudaError_t run(const ClusterLstmShape& s, const uint2* weights, const float* biases, const float* head,
                 const float* windows, long long window_stride, int batch, float* out, cudaStream_t stream, bool check) {
-  constexpr int kWindows = 16 * kTiles;
-  return launch_clusters(batched_lstm_kernel<L, kBf16, kTiles>,
+  return launch_clusters(batched_lstm_kernel<L, kBf16>,
                          static_cast<unsigned>(kBlocks * ((batch + kWindows - 1) / kWindows)),
-                         static_cast<unsigned>(block_threads(L)), static_cast<std::size_t>(2 * buffer_bytes(kTiles)),
-                         kBlocks, stream, check, weights, biases, head, windows, window_stride, batch, s.steps,
-                         s.features, out);
+                         static_cast<unsigned>(block_threads(L)), static_cast<std::size_t>(2 * kBufferBytes), kBlocks,
+                         stream, check, weights, biases, head, windows, window_stride, batch, s.steps, s.features, out);
 }
 
-template <int L, bool kBf16>
-cudaError_t run_windows(const ClusterLstmShape& s, int windows_per_cluster, const uint2* weights, const float* biases,
-                        const float* head, const float* windows, long long window_stride, int batch, float* out,
-                        cudaStream_t stream, bool check) {
-  return windows_per_cluster == 128
-             ? run<L, kBf16, 8>(s, weights, biases, head, windows, window_stride, batch, out, stream, check)
-             : run<L, kBf16, 4>(s, weights, biases, head, windows, window_stride, batch, out, stream, check);
-}
-
-cudaError_t dispatch(const ClusterLstmShape& s, HalfFormat format, int windows_per_cluster, const void* weights,
-                     const float* biases, const float* head, const float* windows, long long window_stride, int batch,
-                     float* out, cudaStream_t stream, bool check) {
-  if (!batched_lstm_serves(s) || batch < 1 || (windows_per_cluster != 64 && windows_per_cluster != 128))
-    return cudaErrorNotSupported;
+cudaError_t dispatch(const ClusterLstmShape& s, HalfFormat format, const void* weights, const float* biases,
+                     const float* head, const float* windows, long long window_stride, int batch, float* out,
+                     cudaStream_t stream, bool check) {
+  if (!batched_lstm_serves(s) || batch < 1) return cudaErrorNotSupported;
   const auto* w = static_cast<const uint2*>(weights);
   const bool bf16 = format == HalfFormat::kBf16;
-  const int c = windows_per_cluster;
   if (s.layers == 1)
-    return bf16 ? run_windows<1, true>(s, c, w, biases, head, windows, window_stride, batch, out, stream, check)
-                : run_windows<1, false>(s, c, w, biases, head, windows, window_stride, batch, out, stream, check);
-  return bf16 ? run_windows<2, true>(s, c, w, biases, head, windows, window_stride, batch, out, stream, check)
-              : run_windows<2, false>(s, c, w, biases, head, windows, window_stride, batch, out, stream, check);
+    return bf16 ? run<1, true>(s, w, biases, head, windows, window_stride, batch, out, stream, check)
+                : run<1, false>(s, w, biases, head, windows, window_stride, batch, out, stream, check);
+  return bf16 ? run<2, true>(s, w, biases, head, windows, window_stride, batch, out, stream, check)
+              : run<2, false>(s, w, biases, head, windows, window_stride, batch, out, stream, check);
 }
 
 std::uint16_t bits_of(float x, HalfFormat format) {
@@ -378,24 +358,14 @@ BatchedLstmWeights batched_lstm_pack(const ClusterLstmShape& s, const std::vecto
   return packed;
 }
 
-int batched_lstm_windows_per_cluster(int batch) {
-  return batch >= kLargeClusterBatch ? 128 : 64;
-}
-
 cudaError_t batched_lstm_fits(const ClusterLstmShape& s, HalfFormat format) {
-  cudaError_t status = cudaSuccess;
-  for (const int windows : {64, 128})
-    if (status == cudaSuccess)
-      status = dispatch(s, format, windows, nullptr, nullptr, nullptr, nullptr, 0, windows, nullptr, nullptr, true);
-  return status;
+  return dispatch(s, format, nullptr, nullptr, nullptr, nullptr, 0, kWindows, nullptr, nullptr, true);
 }
 
 cudaError_t batched_lstm_forward(const ClusterLstmShape& s, HalfFormat format, const void* weights, const float* biases,
                                  const float* head, const float* windows, long long window_stride, int batch,
-                                 float* out, cudaStream_t stream, int windows_per_cluster) {
-  if (windows_per_cluster == 0) windows_per_cluster = batched_lstm_windows_per_cluster(batch);
-  return dispatch(s, format, windows_per_cluster, weights, biases, head, windows, window_stride, batch, out, stream,
-                  false);
+                                 float* out, cudaStream_t stream) {
+  return dispatch(s, format, weights, biases, head, windows, window_stride, batch, out, stream, false);
 }
 
 }  // namespace gt::ml::cuda

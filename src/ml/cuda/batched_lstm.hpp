@@ -1,12 +1,12 @@
 // Large-batch LSTM prediction in fp16 or bf16 on tensor cores, in one kernel launch: a cluster of
-// four thread blocks runs 64 or 128 windows through every step of every layer, each block the gate
-// rows of a quarter of the hidden units (held in registers), the hidden states never leaving
-// shared memory. Each step is
-// one tensor-core product per layer ([x_t; h0] or [h0; h1] by the gate rows, accumulated in fp32)
-// whose gates are applied in the registers that hold it; the cell state stays in fp32 registers;
-// the new hidden states (fp16/bf16) go to the four blocks by st.async. LibTorch's cuDNN path
-// instead writes every step's gates to device memory and reads them back (3.9e6 predictions/s at
-// most from Python, 3.2e6 from gtrader, at the seed's shape on an H100; docs/PERFORMANCE.md).
+// four thread blocks runs 64 windows through every step of every layer, each block the gate rows
+// of a quarter of the hidden units (held in registers), the hidden states never leaving shared
+// memory. Each step is one tensor-core product per layer ([x_t; h0] or [h0; h1] by the gate rows,
+// accumulated in fp32) whose gates are applied in the registers that hold it; the cell state stays
+// in fp32 registers; the new hidden states (fp16/bf16) go to the four blocks by st.async.
+// LibTorch's cuDNN path instead writes every step's gates to device memory and reads them back
+// (3.9e6 predictions/s at most from Python at the seed's shape on an H100 or H200, against 9.3e6
+// for this kernel; docs/PERFORMANCE.md).
 //
 // Plain CUDA and host C++ (no LibTorch): bench/ml/cluster_lstm_check.cu checks it alone.
 #pragma once
@@ -34,21 +34,15 @@ struct BatchedLstmWeights {
 BatchedLstmWeights batched_lstm_pack(const ClusterLstmShape& shape, const std::vector<LstmLayerWeights>& layers,
                                      HalfFormat format);
 
-// cudaSuccess when a cluster of the kernel, in both sizes, fits on the current GPU.
+// cudaSuccess when a cluster of the kernel fits on the current GPU.
 cudaError_t batched_lstm_fits(const ClusterLstmShape& shape, HalfFormat format);
-
-// The windows a cluster runs for a batch: 128 for large batches (each step's exchange and wait
-// shared by twice the work), 64 below (twice the SMs busy on a batch of a few thousand).
-int batched_lstm_windows_per_cluster(int batch);
 
 // Device pointers: `weights`/`biases` as packed above, `head` H weights then the bias (fp32).
 // Window w's step t, feature f is windows[w * window_stride + t * features + f] (fp32): contiguous
 // windows have a stride of steps x features, the overlapping windows of a bar series one of
-// `features`. `out`: batch raw outputs. Enqueued on `stream` (capturable). `windows_per_cluster`
-// 64 or 128 forces a cluster size (bench/ml/cluster_lstm_check.cu checks and times both); 0 takes
-// the batch's.
+// `features`. `out`: batch raw outputs. Enqueued on `stream` (capturable).
 cudaError_t batched_lstm_forward(const ClusterLstmShape& shape, HalfFormat format, const void* weights,
                                  const float* biases, const float* head, const float* windows, long long window_stride,
-                                 int batch, float* out, cudaStream_t stream, int windows_per_cluster = 0);
+                                 int batch, float* out, cudaStream_t stream);
 
 }  // namespace gt::ml::cuda
