@@ -1,21 +1,22 @@
 // Large-batch LSTM prediction on tensor cores (batched_lstm.hpp).
 //
-// A cluster of four blocks runs 64 windows (four tiles of 16). Block r owns hidden
-// units [32 r, 32 r + 32) of each layer; its warp (layer l, group u) the eight units 32 r + 8 u..
-// of layer l, as four tiles of eight columns, one per gate (i, f, g, o), so that the thread holding
-// a gate's sum for a (window, unit) holds the other three gates' sums for it too: mma.sync's
+// A cluster of four blocks runs 64 windows (four tiles of 16). Block r owns hidden units
+// [32 r, 32 r + 32) of each layer; its warp (layer l, group u) the eight units 32 r + 8 u.. of
+// layer l, as four tiles of eight columns, one per gate (i, f, g, o), so that the thread holding a
+// gate's sum for a (window, unit) holds the other three gates' sums for it too: mma.sync's
 // accumulator layout puts element (row, column) of every tile in the same thread. Rows are windows;
-// the k-dimension is the layer's input [x_t (16 columns); h0] or [h0; h1], read by ldmatrix from
-// one row per window of shared memory laid out [x | h0 | h1 | padding]: 560 bytes, so that eight
-// rows fall on different banks. A warp's weight fragments stay in its registers for the whole
-// kernel (128 registers for a layer over [h0; h1]), so that shared memory serves only the hidden
-// rows, and a warp finishes its windows one tile at a time: the gates of a tile are applied and its
-// new hidden values sent while the tensor cores already work on the next tile.
+// the k-dimension is the layer's input [x_t (16 columns); h0] or [h0; h1]. The hidden states are
+// read by ldmatrix from one row per window of shared memory laid out [h0 | h1 | padding]: 528
+// bytes, so that eight rows fall on different banks; layer 0 builds its x_t fragment from device
+// memory in registers. A warp's weight fragments stay in its registers for the whole kernel (128
+// registers for a layer over [h0; h1]), and a warp finishes its windows one tile at a time: the
+// gates of a tile are applied and its new hidden values sent while the tensor cores already work
+// on the next tile.
 //
 // Ticks, buffers and mbarriers as in tick_barriers.cuh: at tick k layer l computes step k - l from
 // the buffer tick k - 1 filled and sends its new hidden values to the four blocks' other buffer
-// with st.async, 16 bytes (eight units of one window) at a time. One more warp stages the inputs
-// x_{k+1} (fp32 in device memory, loaded a tick ahead) and arrives on the tick's mbarrier.
+// with st.async, 16 bytes (eight units of one window) at a time; the block's first thread arrives
+// on the tick's mbarrier with the bytes it expects.
 #include <cooperative_groups.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -71,6 +72,8 @@ __device__ __forceinline__ float fast_sigmoid(float x) {
   return fmaf(0.5f, fast_tanh(0.5f * x), 0.5f);
 }
 
+// Not volatile: a function of its registers alone, which the compiler may then schedule among a
+// tile's loads and the previous tile's gate arithmetic.
 template <bool kBf16>
 __device__ __forceinline__ void mma(float (&d)[4], const std::uint32_t (&a)[4], uint2 b) {
   if constexpr (kBf16)
@@ -101,14 +104,6 @@ __device__ __forceinline__ std::uint32_t pack(float low, float high) {
     const __half2 v = __floats2half2_rn(low, high);
     return *reinterpret_cast<const std::uint32_t*>(&v);
   }
-}
-
-template <bool kBf16>
-__device__ __forceinline__ std::uint16_t narrow(float x) {
-  if constexpr (kBf16)
-    return __bfloat16_as_ushort(__float2bfloat16_rn(x));
-  else
-    return __half_as_ushort(__float2half_rn(x));
 }
 
 template <bool kBf16>
