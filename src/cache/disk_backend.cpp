@@ -9,7 +9,9 @@
 // Readers take the file as it is when the store is opened: they walk the batch headers once,
 // stepping over other namespaces' batches whole, and index a namespace's entries when it is first
 // asked for (a later entry wins for a key written twice). A header that does not make sense (a
-// torn batch after a crash, a damaged sector) is skipped up to the next batch marker. Values carry
+// damaged sector) is skipped up to the next batch marker, and so is the rest of a batch that does
+// not end where the next one starts (torn by a writer killed mid-write, with the batches of later
+// writers after it). Values carry
 // their own checksum (result_cache.cpp), so an entry that fits but was damaged, or mixed with
 // another writer's bytes (a short write, or a file system without atomic appends such as NFS), is
 // still never used.
@@ -137,19 +139,33 @@ class Snapshot {
   explicit Snapshot(const std::filesystem::path& path) : file_(path) {
     const std::size_t size = file_.size();
     std::size_t at = 0;
+    BatchHeader h;
+    bool have = header_at(at, h);  // h: the header at `at`, already read and valid
     while (at + sizeof(BatchHeader) <= size) {
-      BatchHeader h;
-      if (::pread(file_.fd(), &h, sizeof h, static_cast<off_t>(at)) != static_cast<ssize_t>(sizeof h)) break;
-      if (h.magic != kBatchMagic || h.value_size == 0 || h.value_size > kMaxValueBytes || h.reserved != 0) {
+      if (!have) {
         at = next_marker(at + 1);
+        have = header_at(at, h);
         continue;
       }
       const std::size_t keys_at = at + sizeof h, values_at = keys_at + std::size_t{h.count} * sizeof(std::uint64_t);
-      // Only entries whose key and value lie wholly in the file (the last batch may be torn).
+      std::size_t end = values_at + std::size_t{h.count} * h.value_size;
+      // A batch is whole when the next batch or the file's end starts where it ends. A batch torn
+      // by a writer killed mid-write claims bytes that the batches appended after it hold (or
+      // more than the file has): it ends at the next batch marker instead, so that those are read.
+      BatchHeader next;
+      bool next_valid = end < size && header_at(end, next);
+      if (end != size && !next_valid) {
+        end = next_marker(at + 1);
+        next_valid = header_at(end, next);
+      }
+      // Only entries whose key and value lie wholly in the batch's bytes.
+      const std::size_t limit = std::min(end, size);
       const std::size_t whole =
-          values_at > size ? 0 : std::min<std::size_t>(h.count, (size - values_at) / h.value_size);
+          values_at > limit ? 0 : std::min<std::size_t>(h.count, (limit - values_at) / h.value_size);
       if (whole > 0) batches_[h.ns].push_back({keys_at, values_at, static_cast<std::uint32_t>(whole), h.value_size});
-      at = values_at + std::size_t{h.count} * h.value_size;
+      at = end;
+      h = next;
+      have = next_valid;
     }
   }
 
@@ -184,6 +200,14 @@ class Snapshot {
     std::size_t keys_at, values_at;
     std::uint32_t count, value_size;  // count: the entries wholly in the file
   };
+
+  // Whether a batch header that makes sense starts at `at` (read into `h`).
+  bool header_at(std::size_t at, BatchHeader& h) const {
+    if (at + sizeof h > file_.size() ||
+        ::pread(file_.fd(), &h, sizeof h, static_cast<off_t>(at)) != static_cast<ssize_t>(sizeof h))
+      return false;
+    return h.magic == kBatchMagic && h.value_size > 0 && h.value_size <= kMaxValueBytes && h.reserved == 0;
+  }
 
   // Where the next batch marker at or after `from` starts (the file's end when none).
   std::size_t next_marker(std::size_t from) const {

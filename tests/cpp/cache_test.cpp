@@ -223,6 +223,32 @@ TEST(ResultCache, ATornTailLosesOnlyWhatWasNotWrittenWhole) {
   EXPECT_EQ(run.csv, optimize_with(nullptr, g).csv);
 }
 
+TEST(ResultCache, BatchesWrittenAfterATornOneAreRead) {
+  // A run killed in the middle of writing a batch, then runs that append after its bytes: the
+  // torn batch's header claims bytes that their batches hold.
+  TempDir dir;
+  const auto first = grid("5:19");
+  const auto files = fill_cache(dir.path(), first);
+  ASSERT_EQ(files.size(), 1u);
+  const auto batches = batch_headers(files[0]);
+  const BatchHeader last = batches.back().second;
+  ASSERT_GE(last.count, 4u);
+  const auto cut = static_cast<std::uintmax_t>(batches.back().first) + sizeof(BatchHeader) + last.count * 8u +
+                   last.value_size * (last.count / 2) + last.value_size / 3;
+  fs::resize_file(files[0], cut);  // half the last batch's entries written, then a third of one
+  fill_cache(dir.path(), grid("20:23"));
+  fill_cache(dir.path(), grid("24:29"));
+
+  const auto both = grid("5:29");
+  gt::ResultCache cache(gt::make_disk_backend(dir.path()));
+  const Outcome run = optimize_with(&cache, both);
+  const std::uint64_t lost = last.count - last.count / 2;  // the torn batch's entries not wholly written
+  EXPECT_EQ(run.result.computed, lost);
+  EXPECT_EQ(run.result.from_cache + lost, optimize_with(nullptr, both).result.computed);
+  EXPECT_EQ(cache.rejected(), 0u);
+  EXPECT_EQ(run.csv, optimize_with(nullptr, both).csv);
+}
+
 TEST(ResultCache, AnEntryOfOtherDataOrOptionsIsNeverServed) {
   TempDir dir, other;
   const auto g = grid("5:19");
