@@ -11,10 +11,9 @@
 // asked for (a later entry wins for a key written twice). A header that does not make sense (a
 // damaged sector) is skipped up to the next batch marker, and so is the rest of a batch that does
 // not end where the next one starts (torn by a writer killed mid-write, with the batches of later
-// writers after it). Values carry
-// their own checksum (result_cache.cpp), so an entry that fits but was damaged, or mixed with
-// another writer's bytes (a short write, or a file system without atomic appends such as NFS), is
-// still never used.
+// writers after it). Values carry their own checksum (result_cache.cpp), so an entry that fits but
+// was damaged, or mixed with another writer's bytes (a short write, or a file system without
+// atomic appends such as NFS), is still never used.
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/mman.h>
@@ -198,7 +197,7 @@ class Snapshot {
  private:
   struct BatchRef {
     std::size_t keys_at, values_at;
-    std::uint32_t count, value_size;  // count: the entries wholly in the file
+    std::uint32_t count, value_size;  // count: the entries wholly in the batch's bytes
   };
 
   // Whether a batch header that makes sense starts at `at` (read into `h`).
