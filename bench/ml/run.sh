@@ -24,6 +24,10 @@ cmake -S . -B build/ml -G Ninja -DCMAKE_BUILD_TYPE=Release -DGT_CUDA=OFF -DGT_TO
   { tail -30 "$OUT/configure.log"; exit 1; }
 cmake --build build/ml -j"$(nproc)" --target ml_bench cluster_lstm_check >"$OUT/build.log" 2>&1 ||
   { tail -40 "$OUT/build.log"; exit 1; }
+# The kernels' checks under compute-sanitizer's memcheck, within $1 seconds.
+memcheck() {
+  timeout "$1" compute-sanitizer --tool memcheck build/ml/cluster_lstm_check --check-only >"$OUT/memcheck.txt" 2>&1
+}
 # Each step runs even when an earlier one failed (but for kernels that fail their checks or hang:
 # then nothing else is timed); the script's status says whether all passed.
 status=0
@@ -32,7 +36,7 @@ timeout 200 build/ml/cluster_lstm_check 2>&1 | tee "$OUT/cluster_lstm_check.txt"
 if ((${check_status:-0})); then
   echo "cluster_lstm_check failed (status $check_status; 124: hung): no further timing"
   if ((check_status != 124)); then
-    timeout 120 compute-sanitizer --tool memcheck build/ml/cluster_lstm_check --check-only >"$OUT/memcheck.txt" 2>&1 || true
+    memcheck 120 || true
     tail -30 "$OUT/memcheck.txt"
   fi
   exit 1
@@ -43,10 +47,9 @@ build/ml/ml_bench --device cuda --epochs "${EPOCHS:-12}" --dp-gpus "$GPUS" --jso
 "$PY" bench/ml/peer_pytorch.py --device cuda --json "$OUT/peer_cuda.json" 2>&1 | tee "$OUT/peer_cuda.txt" || status=1
 build/ml/ml_bench --device cpu --epochs 3 --batches 1,256,4096 --json "$OUT/gtrader_cpu.json" 2>&1 |
   tee "$OUT/gtrader_cpu.txt" || status=1
-# SANITIZE=1: the kernels' checks again under compute-sanitizer's memcheck.
+# SANITIZE=1: the kernels' checks again under memcheck.
 if [[ ${SANITIZE:-0} == 1 ]]; then
-  timeout 240 compute-sanitizer --tool memcheck build/ml/cluster_lstm_check --check-only >"$OUT/memcheck.txt" 2>&1 ||
-    status=1
+  memcheck 240 || status=1
   tail -3 "$OUT/memcheck.txt"
 fi
 if [[ -n ${BASELINE:-} ]]; then
