@@ -5,18 +5,20 @@
 // layer l, as four tiles of eight columns, one per gate (i, f, g, o), so that the thread holding a
 // gate's sum for a (window, unit) holds the other three gates' sums for it too: mma.sync's
 // accumulator layout puts element (row, column) of every tile in the same thread. Rows are windows;
-// the k-dimension is the layer's input [x_t (16 columns); h0] or [h0; h1]. The hidden states are
-// read by ldmatrix from one row per window of shared memory laid out [h0 | h1 | padding]: 528
-// bytes, so that eight rows fall on different banks; layer 0 builds its x_t fragment from device
-// memory in registers. A warp's weight fragments stay in its registers for the whole kernel (128
-// registers for a layer over [h0; h1]), and a warp finishes its windows one tile at a time: the
-// gates of a tile are applied and its new hidden values sent while the tensor cores already work
-// on the next tile.
+// the k-dimension is the layer's input [x_t (16 columns); h0] or [h0; h1]. Both are read by
+// ldmatrix from one row per window of shared memory laid out [x_t | h0 | h1 | padding]: 560 bytes,
+// so that eight rows fall on different banks. A warp's weight fragments stay in its registers for
+// the whole kernel (128 registers for a layer over [h0; h1]), and a warp finishes its windows one
+// tile at a time: the gates of a tile are applied and its new hidden values sent while the tensor
+// cores already work on the next tile.
 //
 // Ticks, buffers and mbarriers as in tick_barriers.cuh: at tick k layer l computes step k - l from
 // the buffer tick k - 1 filled and sends its new hidden values to the four blocks' other buffer
 // with st.async, 16 bytes (eight units of one window) at a time; the block's first thread arrives
-// on the tick's mbarrier with the bytes it expects.
+// on the tick's mbarrier with the bytes it expects. Layer 0's warps also stage step k + 1's inputs
+// into their own block's other buffer, one tile each: loaded from device memory when tick k starts
+// and sent by st.async after its hidden values, so that the load's latency hides behind the tick's
+// products (loading them in every warp, after its sends, had cost 13% at large batch).
 #include <cooperative_groups.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -38,7 +40,7 @@ namespace ptx = ::cuda::ptx;
 constexpr int kHidden = 128;
 constexpr int kBlocks = 4;                          // a cluster
 constexpr int kInputs = 16;                         // layer 0's input columns, features padded with zeros
-constexpr int kRow = 2 * kHidden + 8;               // 16-bit values a window's row: h0, h1, padding
+constexpr int kRow = kInputs + 2 * kHidden + 8;     // 16-bit values a window's row: x_t, h0, h1, padding
 constexpr int kSteps0 = (kInputs + kHidden) / 16;   // k-steps of 16 for layer 0
 constexpr int kSteps1 = 2 * kHidden / 16;           // and for layer 1
 constexpr int kUnitsPerBlock = kHidden / kBlocks;   // 32
@@ -59,7 +61,9 @@ __host__ __device__ constexpr int block_threads(int layers) {
 __host__ __device__ constexpr int weight_bytes(int layers) {
   return weight_steps(layers) * 4 * 32 * 8;
 }
-constexpr int kBufferBytes = kWindows * kRow * 2;  // hidden rows of the cluster's windows; a block holds two
+constexpr int kBufferBytes = kWindows * kRow * 2;  // rows of the cluster's windows; a block holds two
+// Where layer l's k-steps start in a row: layer 0 reads [x_t; h0], layer 1 [h0; h1].
+__host__ __device__ constexpr int first_column(int layer) { return layer == 0 ? 0 : kInputs; }
 
 // The hardware's tanh (relative error about 2^-11, below fp16's rounding of the hidden states and
 // far below bf16's) instead of expf and a division: the gates cost as much as the products otherwise.
@@ -114,29 +118,31 @@ __device__ __forceinline__ float widen(std::uint16_t bits) {
     return __half2float(__ushort_as_half(bits));
 }
 
-// Layer 0's inputs x_t as the A fragment of its first k-step for one tile, from device memory:
-// rows (windows) g and g + 8, columns (features) 2q, 2q + 1, 2q + 8, 2q + 9, zero past the
-// features or the batch.
-template <bool kBf16>
-__device__ __forceinline__ void load_inputs(std::uint32_t (&x)[4], const float* __restrict__ windows,
-                                            long long window_stride, int batch, int features, int window, int t,
-                                            int q) {
-  float v[2][4];
+// One lane's part of a step's inputs: layer-0 warp `group` stages the 16 windows of tile `group`,
+// lane l the features 8 (l / 16).. of window l % 16 (lanes 16-31 only when there are more than 8
+// features), zero past the features or the batch. The step's inputs of a cluster's 64 windows are
+// then loaded once a block, not once a warp, and ahead of the tick that sends them.
+struct StagedInputs {
+  float v[8];
+};
+__device__ __forceinline__ bool stages_inputs(int features, int lane) { return lane < 16 || features > 8; }
+__device__ __forceinline__ StagedInputs load_inputs(const float* __restrict__ windows, long long window_stride,
+                                                    int batch, int features, int window, int t, int lane) {
+  StagedInputs in;
+  const int column0 = 8 * (lane >> 4);
+  const float* row = windows + static_cast<long long>(window) * window_stride + static_cast<long long>(t) * features;
 #pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int w = window + 8 * half;
-    const float* row = windows + static_cast<long long>(w) * window_stride + static_cast<long long>(t) * features;
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int column = 2 * q + (e & 1) + 8 * (e >> 1);
-      v[half][e] = w < batch && column < features ? __ldg(row + column) : 0.0f;
-    }
-  }
-  x[0] = pack<kBf16>(v[0][0], v[0][1]);
-  x[1] = pack<kBf16>(v[1][0], v[1][1]);
-  x[2] = pack<kBf16>(v[0][2], v[0][3]);
-  x[3] = pack<kBf16>(v[1][2], v[1][3]);
+  for (int c = 0; c < 8; ++c)
+    in.v[c] = window < batch && column0 + c < features ? __ldg(row + column0 + c) : 0.0f;
+  return in;
 }
+template <bool kBf16>
+__device__ __forceinline__ void pack_inputs(std::uint32_t (&words)[4], const StagedInputs& in) {
+#pragma unroll
+  for (int j = 0; j < 4; ++j) words[j] = pack<kBf16>(in.v[2 * j], in.v[2 * j + 1]);
+}
+// The bytes of one step's staged inputs in a block: 16 bytes a window, 32 past 8 features.
+__host__ __device__ constexpr int input_bytes(int features) { return kWindows * (features > 8 ? 32 : 16); }
 
 // A compute warp's part of every tick: step k - kLayer of its layer at tick k, for every tile of
 // the cluster's windows, with its weight fragments (k-steps x 4 gates) in registers. `arrives`:
@@ -148,8 +154,6 @@ __device__ __forceinline__ void compute_layer(const cg::cluster_group& cluster, 
                                               long long window_stride, int batch, int features, int first, int rank,
                                               int group, int lane, int steps, bool arrives) {
   constexpr int kSteps = kLayer == 0 ? kSteps0 : kSteps1;
-  // Layer 0's first k-step is its inputs (from registers), the rest h0; layer 1's are [h0; h1].
-  constexpr int kFromShared = kLayer == 0 ? 1 : 0;
   uint2 w[kSteps][4];
   const uint2* const mine = fragments + first_step(kLayer, group) * 4 * 32 + lane;
 #pragma unroll
@@ -164,33 +168,33 @@ __device__ __forceinline__ void compute_layer(const cg::cluster_group& cluster, 
 #pragma unroll
     for (int e = 0; e < 2; ++e) bias[gate][e] = biases[kLayer * 4 * kHidden + gate * kHidden + unit0 + 2 * q + e];
   float c[kTiles][4] = {};  // the cells of (tile's window rows g and g + 8) x (units 2q, 2q + 1)
-  // Layer 0's inputs of its next step, loaded after a tick's last sends: the warp then waits for
-  // the other blocks' values, which the load's latency overlaps.
-  std::uint32_t x[kLayer == 0 ? kTiles : 1][4];
-  if constexpr (kLayer == 0)
-#pragma unroll
-    for (int tile = 0; tile < kTiles; ++tile)
-      load_inputs<kBf16>(x[tile], windows, window_stride, batch, features, first + 16 * tile + g, 0, q);
+  // Layer 0's warps stage the inputs of the next step (tile `group`'s windows) into the rows that
+  // tick writes: loaded when the tick starts, sent after its hidden values.
+  const int staged_window = 16 * group + (lane & 15);
+  const bool stages = kLayer == 0 && stages_inputs(features, lane);
   const auto base = static_cast<std::uint32_t>(__cvta_generic_to_shared(hs));
   const int ticks = steps + L - 1;
   for (int tick = 0; tick < ticks; ++tick) {
     if (tick > 0) wait_for_tick(arrived, tick - 1);
-    if (arrives) expect_tick(arrived, tick, L, steps, kWindows * kHidden * 2);
+    if (arrives)
+      expect_tick(arrived, tick, L, steps, kWindows * kHidden * 2, tick + 1 < steps ? input_bytes(features) : 0);
     const int t = tick - kLayer;
     if (t < 0 || t >= steps) continue;
+    StagedInputs next{};
+    if (stages && t + 1 < steps)
+      next = load_inputs(windows, window_stride, batch, features, first + staged_window, t + 1, lane);
     const std::uint32_t read = base + static_cast<std::uint32_t>(((tick + 1) & 1) * kBufferBytes);
-    std::uint16_t* const written = hs + (tick & 1) * kWindows * kRow + kLayer * kHidden + unit0;
+    std::uint16_t* const rows = hs + (tick & 1) * kWindows * kRow;
+    std::uint16_t* const written = rows + kInputs + kLayer * kHidden + unit0;
 #pragma unroll
     for (int tile = 0; tile < kTiles; ++tile) {
       float acc[4][4] = {};  // gate, element
-      if constexpr (kLayer == 0)
 #pragma unroll
-        for (int gate = 0; gate < 4; ++gate) mma<kBf16>(acc[gate], x[tile], w[0][gate]);
-#pragma unroll
-      for (int ks = kFromShared; ks < kSteps; ++ks) {
+      for (int ks = 0; ks < kSteps; ++ks) {
         std::uint32_t a[4];
         load_tile(a, read + static_cast<std::uint32_t>(
-                                ((16 * tile + (lane & 15)) * kRow + 16 * (ks - kFromShared) + (lane >> 4) * 8) * 2));
+                                ((16 * tile + (lane & 15)) * kRow + first_column(kLayer) + 16 * ks + (lane >> 4) * 8) *
+                                2));
 #pragma unroll
         for (int gate = 0; gate < 4; ++gate) mma<kBf16>(acc[gate], a, w[ks][gate]);
       }
@@ -221,11 +225,12 @@ __device__ __forceinline__ void compute_layer(const cg::cluster_group& cluster, 
       for (int r = (q >> 1) * 2; r < (q >> 1) * 2 + 2; ++r)
         ptx::st_async(cluster.map_shared_rank(target, r), words, cluster.map_shared_rank(&arrived[tick & 1], r));
     }
-    if constexpr (kLayer == 0)
-      if (t + 1 < steps)
-#pragma unroll
-        for (int tile = 0; tile < kTiles; ++tile)
-          load_inputs<kBf16>(x[tile], windows, window_stride, batch, features, first + 16 * tile + g, t + 1, q);
+    if (stages && t + 1 < steps) {
+      std::uint32_t words[4];
+      pack_inputs<kBf16>(words, next);
+      auto* const target = reinterpret_cast<std::uint32_t*>(rows + staged_window * kRow + 8 * (lane >> 4));
+      ptx::st_async(cluster.map_shared_rank(target, rank), words, cluster.map_shared_rank(&arrived[tick & 1], rank));
+    }
   }
 }
 
@@ -247,10 +252,19 @@ __global__ void __launch_bounds__(block_threads(L), 1)
 
   for (int i = tid; i < 2 * kBufferBytes / 16; i += kThreads) shared[i] = make_uint4(0, 0, 0, 0);
   if (tid == 0) init_tick_barriers(arrived);
+  const int layer = warp / kWarpsPerLayer, group = warp % kWarpsPerLayer;
+  __syncthreads();
+  // The first step's inputs, into the rows that tick 0 reads.
+  if (layer == 0 && stages_inputs(features, lane)) {
+    const int window = 16 * group + (lane & 15);
+    std::uint32_t words[4];
+    pack_inputs<kBf16>(words, load_inputs(windows, window_stride, batch, features, first + window, 0, lane));
+    *reinterpret_cast<uint4*>(hs + kWindows * kRow + window * kRow + 8 * (lane >> 4)) =
+        make_uint4(words[0], words[1], words[2], words[3]);
+  }
   cluster.sync();  // every block started, zeroed and its barriers set before anyone writes into it
 
   const uint2* const fragments = weights + static_cast<std::size_t>(rank) * (weight_bytes(L) / 8);
-  const int layer = warp / kWarpsPerLayer, group = warp % kWarpsPerLayer;
   if (layer == 0)
     compute_layer<L, 0, kBf16>(cluster, arrived, hs, fragments, biases, windows, window_stride, batch, features, first,
                                rank, group, lane, steps, tid == 0);
@@ -262,7 +276,7 @@ __global__ void __launch_bounds__(block_threads(L), 1)
 
   // The head on the last layer's last step: block r for the r-th quarter of the windows.
   constexpr int kHeadWindows = kWindows / kBlocks;
-  const std::uint16_t* last = hs + ((ticks - 1) & 1) * kWindows * kRow + (L - 1) * kHidden;
+  const std::uint16_t* last = hs + ((ticks - 1) & 1) * kWindows * kRow + kInputs + (L - 1) * kHidden;
   for (int w = warp; w < kHeadWindows; w += kThreads / 32) {
     const int window = kHeadWindows * rank + w;
     float s = 0.0f;

@@ -34,14 +34,15 @@ __device__ __forceinline__ void wait_for_tick(std::uint64_t (&arrived)[2], int t
 }
 
 // By one thread a block at the start of `tick`, after waiting for tick - 1: this block receives
-// `bytes_per_layer` from each layer that has a step at this tick. Its release also publishes what
-// this thread (and its warp, after __syncwarp) stored in the block before it.
+// `bytes_per_layer` from each layer that has a step at this tick, and `other_bytes` more (the
+// next step's inputs, where a kernel sends them so). Its release also publishes what this thread
+// (and its warp, after __syncwarp) stored in the block before it.
 __device__ __forceinline__ void expect_tick(std::uint64_t (&arrived)[2], int tick, int layers, int steps,
-                                            int bytes_per_layer) {
+                                            int bytes_per_layer, int other_bytes = 0) {
   namespace ptx = ::cuda::ptx;
   const int active = min(tick, layers - 1) - max(0, tick - steps + 1) + 1;
   ptx::mbarrier_arrive_expect_tx(ptx::sem_release, ptx::scope_cta, ptx::space_shared, &arrived[tick & 1],
-                                 static_cast<std::uint32_t>(bytes_per_layer * active));
+                                 static_cast<std::uint32_t>(bytes_per_layer * active + other_bytes));
 }
 
 }  // namespace gt::ml::cuda
