@@ -16,9 +16,10 @@
 // the buffer tick k - 1 filled and sends its new hidden values to the four blocks' other buffer
 // with st.async, 16 bytes (eight units of one window) at a time; the block's first thread arrives
 // on the tick's mbarrier with the bytes it expects. Layer 0's warps also stage step k + 1's inputs
-// into their own block's other buffer, one tile each: loaded from device memory when tick k starts
-// and sent by st.async after its hidden values, so that the load's latency hides behind the tick's
-// products (loading them in every warp, after its sends, had cost 13% at large batch).
+// into the four blocks' other buffer, each block a quarter of the windows: loaded from device
+// memory when tick k starts and sent by st.async after its hidden values, so that the loads' latency
+// hides behind the tick's products and each SM loads a quarter of the rows (every warp loading
+// every tile's inputs after its sends had made the kernel 6% slower at 65,536 windows).
 #include <cooperative_groups.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -118,10 +119,8 @@ __device__ __forceinline__ float widen(std::uint16_t bits) {
     return __half2float(__ushort_as_half(bits));
 }
 
-// One lane's part of a step's inputs: layer-0 warp `group` stages the 16 windows of tile `group`,
-// lane l the features 8 (l / 16).. of window l % 16 (lanes 16-31 only when there are more than 8
-// features), zero past the features or the batch. The step's inputs of a cluster's 64 windows are
-// then loaded once a block, not once a warp, and ahead of the tick that sends them.
+// One lane's part of a window's inputs at step t: features 8 (lane / 16).. (lanes 16-31 only when
+// there are more than 8 features), zero past the features or the batch.
 struct StagedInputs {
   float v[8];
 };
@@ -168,9 +167,11 @@ __device__ __forceinline__ void compute_layer(const cg::cluster_group& cluster, 
 #pragma unroll
     for (int e = 0; e < 2; ++e) bias[gate][e] = biases[kLayer * 4 * kHidden + gate * kHidden + unit0 + 2 * q + e];
   float c[kTiles][4] = {};  // the cells of (tile's window rows g and g + 8) x (units 2q, 2q + 1)
-  // Layer 0's warps stage the inputs of the next step (tile `group`'s windows) into the rows that
-  // tick writes: loaded when the tick starts, sent after its hidden values.
-  const int staged_window = 16 * group + (lane & 15);
+  // Layer 0's warps stage the inputs of the next step into the rows that tick writes, loaded when
+  // the tick starts and sent after its hidden values: block r's warp u loads windows
+  // 16 r + 4 u.. 16 r + 4 u + 3, and lane l sends its part of window l % 4 to block (l / 4) % 4.
+  const int staged_window = 16 * rank + 4 * group + (lane & 3);
+  const int staged_to = (lane >> 2) & 3;
   const bool stages = kLayer == 0 && stages_inputs(features, lane);
   const auto base = static_cast<std::uint32_t>(__cvta_generic_to_shared(hs));
   const int ticks = steps + L - 1;
@@ -229,7 +230,8 @@ __device__ __forceinline__ void compute_layer(const cg::cluster_group& cluster, 
       std::uint32_t words[4];
       pack_inputs<kBf16>(words, next);
       auto* const target = reinterpret_cast<std::uint32_t*>(rows + staged_window * kRow + 8 * (lane >> 4));
-      ptx::st_async(cluster.map_shared_rank(target, rank), words, cluster.map_shared_rank(&arrived[tick & 1], rank));
+      ptx::st_async(cluster.map_shared_rank(target, staged_to), words,
+                    cluster.map_shared_rank(&arrived[tick & 1], staged_to));
     }
   }
 }
