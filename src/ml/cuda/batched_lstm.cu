@@ -64,7 +64,9 @@ __host__ __device__ constexpr int weight_bytes(int layers) {
 }
 constexpr int kBufferBytes = kWindows * kRow * 2;  // rows of the cluster's windows; a block holds two
 // Where layer l's k-steps start in a row: layer 0 reads [x_t; h0], layer 1 [h0; h1].
-__host__ __device__ constexpr int first_column(int layer) { return layer == 0 ? 0 : kInputs; }
+__host__ __device__ constexpr int first_column(int layer) {
+  return layer == 0 ? 0 : kInputs;
+}
 
 // The hardware's tanh (relative error about 2^-11, below fp16's rounding of the hidden states and
 // far below bf16's) instead of expf and a division: the gates cost as much as the products otherwise.
@@ -124,15 +126,16 @@ __device__ __forceinline__ float widen(std::uint16_t bits) {
 struct StagedInputs {
   float v[8];
 };
-__device__ __forceinline__ bool stages_inputs(int features, int lane) { return lane < 16 || features > 8; }
+__device__ __forceinline__ bool stages_inputs(int features, int lane) {
+  return lane < 16 || features > 8;
+}
 __device__ __forceinline__ StagedInputs load_inputs(const float* __restrict__ windows, long long window_stride,
                                                     int batch, int features, int window, int t, int lane) {
   StagedInputs in;
   const int column0 = 8 * (lane >> 4);
   const float* row = windows + static_cast<long long>(window) * window_stride + static_cast<long long>(t) * features;
 #pragma unroll
-  for (int c = 0; c < 8; ++c)
-    in.v[c] = window < batch && column0 + c < features ? __ldg(row + column0 + c) : 0.0f;
+  for (int c = 0; c < 8; ++c) in.v[c] = window < batch && column0 + c < features ? __ldg(row + column0 + c) : 0.0f;
   return in;
 }
 template <bool kBf16>
@@ -141,7 +144,9 @@ __device__ __forceinline__ void pack_inputs(std::uint32_t (&words)[4], const Sta
   for (int j = 0; j < 4; ++j) words[j] = pack<kBf16>(in.v[2 * j], in.v[2 * j + 1]);
 }
 // The bytes of one step's staged inputs in a block: 16 bytes a window, 32 past 8 features.
-__host__ __device__ constexpr int input_bytes(int features) { return kWindows * (features > 8 ? 32 : 16); }
+__host__ __device__ constexpr int input_bytes(int features) {
+  return kWindows * (features > 8 ? 32 : 16);
+}
 
 // A compute warp's part of every tick: step k - kLayer of its layer at tick k, for every tile of
 // the cluster's windows, with its weight fragments (k-steps x 4 gates) in registers. `arrives`:
@@ -193,9 +198,9 @@ __device__ __forceinline__ void compute_layer(const cg::cluster_group& cluster, 
 #pragma unroll
       for (int ks = 0; ks < kSteps; ++ks) {
         std::uint32_t a[4];
-        load_tile(a, read + static_cast<std::uint32_t>(
-                                ((16 * tile + (lane & 15)) * kRow + first_column(kLayer) + 16 * ks + (lane >> 4) * 8) *
-                                2));
+        load_tile(
+            a, read + static_cast<std::uint32_t>(
+                          ((16 * tile + (lane & 15)) * kRow + first_column(kLayer) + 16 * ks + (lane >> 4) * 8) * 2));
 #pragma unroll
         for (int gate = 0; gate < 4; ++gate) mma<kBf16>(acc[gate], a, w[ks][gate]);
       }
