@@ -121,13 +121,17 @@ __device__ __forceinline__ float widen(std::uint16_t bits) {
     return __half2float(__ushort_as_half(bits));
 }
 
-// One lane's part of a window's inputs at step t: features 8 (lane / 16).. (lanes 16-31 only when
-// there are more than 8 features), zero past the features or the batch.
+// A window's inputs are staged in chunks of eight features (16 bytes): one, or two past 8 features.
+__host__ __device__ constexpr int input_chunks(int features) {
+  return features > 8 ? 2 : 1;
+}
+// One lane's part of a window's inputs at step t: chunk lane / 16, zero past the features or the
+// batch.
 struct StagedInputs {
   float v[8];
 };
 __device__ __forceinline__ bool stages_inputs(int features, int lane) {
-  return lane < 16 || features > 8;
+  return lane < 16 || input_chunks(features) == 2;
 }
 __device__ __forceinline__ StagedInputs load_inputs(const float* __restrict__ windows, long long window_stride,
                                                     int batch, int features, int window, int t, int lane) {
@@ -143,9 +147,9 @@ __device__ __forceinline__ void pack_inputs(std::uint32_t (&words)[4], const Sta
 #pragma unroll
   for (int j = 0; j < 4; ++j) words[j] = pack<kBf16>(in.v[2 * j], in.v[2 * j + 1]);
 }
-// The bytes of one step's staged inputs in a block: 16 bytes a window, 32 past 8 features.
+// The bytes of one step's staged inputs in a block.
 __host__ __device__ constexpr int input_bytes(int features) {
-  return kWindows * (features > 8 ? 32 : 16);
+  return kWindows * 16 * input_chunks(features);
 }
 
 // A compute warp's part of every tick: step k - kLayer of its layer at tick k, for every tile of
