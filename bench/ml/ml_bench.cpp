@@ -1,7 +1,8 @@
 // The signal models' benchmark (issue 11): the seed's case (LSTM 2 x 128, 5,000 training sequences
 // of 60 bars x 5 features, batch 256) trained per precision, epoch times and validation losses;
-// prediction rates from batch 1 to 65,536; and a check that a model trained on the GPU predicts
-// the same on the CPU after a save and a load.
+// prediction rates from batch 1 to 65,536; a check that a model trained on the GPU predicts the
+// same on the CPU after a save and a load; and one that fp32 training on the GPU follows the same
+// losses as on the CPU from the same seed.
 //   ml_bench --device cuda --json out.json        (bench/ml/run.sh runs it beside PyTorch)
 #include <fmt/format.h>
 
@@ -44,7 +45,7 @@ int main(int argc, char** argv) {
   std::vector<std::size_t> batches{1, 4, 16, 256, 4096, 16384, 65536};
   int epochs = 15, hidden = 128, layers = 2;
   std::size_t train_samples = 5000;
-  bool skip_predict = false, graphs_ab = true;
+  bool skip_predict = false, graphs_ab = true, check_training = true;
   app.add_option("--data", data_path);
   app.add_option("--device", device);
   app.add_option("--precisions", precisions)->delimiter(',');
@@ -55,6 +56,7 @@ int main(int argc, char** argv) {
   app.add_option("--train-samples", train_samples);
   app.add_flag("--skip-predict", skip_predict);
   app.add_option("--graphs-ab", graphs_ab, "also time fp32 training without CUDA graphs");
+  app.add_option("--check-training", check_training, "compare fp32 training on the GPU with the CPU's");
   app.add_option("--json", json_path);
   // Data-parallel scaling (issue 6): a model and batch large enough for two GPUs to matter.
   int dp_gpus = 0, dp_hidden = 512, dp_batch = 4096, dp_epochs = 4;
@@ -127,6 +129,34 @@ int main(int argc, char** argv) {
   }
   if (cuda && graphs_ab) train_one("fp32", false);
   out["training"] = training;
+
+  if (cuda && check_training) {
+    // The same network, seed, batches and learning rate (raised, so that the losses move) trained
+    // in fp32 on the GPU and on the CPU: a wrong gradient anywhere shows in the later epochs' losses.
+    ml::TrainOptions t;
+    t.epochs = 3;
+    t.patience = 0;
+    t.learning_rate = 1e-2;
+    const ml::Samples part = slice(data, 0, std::min<std::size_t>(2048, train.count()));
+    ml::SignalModel on_gpu(spec, 7, resolved), on_cpu(spec, 7, "cpu");
+    const auto a = on_gpu.train(part, val, none, t), b = on_cpu.train(part, val, none, t);
+    double worst = 0;
+    nlohmann::json losses = nlohmann::json::array();
+    for (std::size_t e = 0; e < a.history.size() && e < b.history.size(); ++e) {
+      worst = std::max(worst, std::abs(a.history[e].train_loss - b.history[e].train_loss));
+      losses.push_back({a.history[e].train_loss, b.history[e].train_loss});
+    }
+    const auto pa = on_gpu.predict(val), pb = on_cpu.predict(val);
+    double worst_prediction = 0;
+    for (std::size_t i = 0; i < pa.size(); ++i)
+      worst_prediction = std::max(worst_prediction, static_cast<double>(std::abs(pa[i] - pb[i])));
+    fmt::print(
+        "check: fp32 training {} vs cpu, {} sequences, 3 epochs: train losses {:.7f} / {:.7f} (last epoch), max "
+        "|diff| {:.3g}; validation predictions max |diff| {:.3g}\n",
+        resolved, part.count(), a.history.back().train_loss, b.history.back().train_loss, worst, worst_prediction);
+    out["check_training_vs_cpu"] = {
+        {"losses_gpu_cpu", losses}, {"max_abs_loss_diff", worst}, {"max_abs_prediction_diff", worst_prediction}};
+  }
 
   if (!skip_predict && trained) {
     nlohmann::json predict = nlohmann::json::array();

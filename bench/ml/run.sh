@@ -2,8 +2,8 @@
 # The GPU machine's job for the signal models (issue 11), in one call: build ml_bench against the
 # machine's own LibTorch (its python3's torch, the same 2.11 as PyPI's wheel), check our LSTM
 # kernels against a reference and a model trained on the GPU against the same model on the CPU,
-# time the seed's case on the GPU (fp32, fp16, bf16) and on this machine's CPU, and run
-# PyTorch-from-Python beside it as the peer.
+# time the seed's case on the GPU (fp32, fp16, bf16; fp32 also through cuDNN's LSTM, A/B) and on
+# this machine's CPU, and run PyTorch-from-Python beside it as the peer.
 #   OUT=/tmp/gt-ml bash bench/ml/run.sh        (from the repository root)
 # EPOCHS=N trains N epochs a precision (12); SANITIZE=1 reruns the kernels' checks under
 # compute-sanitizer; PROFILE=1 runs Nsight Compute on one launch of the large-batch kernel;
@@ -22,11 +22,12 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 cmake -S . -B build/ml -G Ninja -DCMAKE_BUILD_TYPE=Release -DGT_CUDA=OFF -DGT_TORCH=ON -DGT_VENV_PYTHON="$PY" \
   -DGT_WERROR=OFF -DGT_BUILD_TESTS=OFF -DGT_BUILD_BENCH=ON "${EXTRA[@]}" >"$OUT/configure.log" 2>&1 ||
   { tail -30 "$OUT/configure.log"; exit 1; }
-cmake --build build/ml -j"$(nproc)" --target ml_bench cluster_lstm_check >"$OUT/build.log" 2>&1 ||
+cmake --build build/ml -j"$(nproc)" --target ml_bench cluster_lstm_check lstm_training_check >"$OUT/build.log" 2>&1 ||
   { tail -40 "$OUT/build.log"; exit 1; }
 # The kernels' checks under compute-sanitizer's memcheck, within $1 seconds.
 memcheck() {
-  timeout "$1" compute-sanitizer --tool memcheck build/ml/cluster_lstm_check --check-only >"$OUT/memcheck.txt" 2>&1
+  timeout "$1" compute-sanitizer --tool memcheck build/ml/cluster_lstm_check --check-only >"$OUT/memcheck.txt" 2>&1 &&
+    timeout "$1" compute-sanitizer --tool memcheck build/ml/lstm_training_check --check-only >>"$OUT/memcheck.txt" 2>&1
 }
 # Each step runs even when an earlier one failed (but for kernels that fail their checks or hang:
 # then nothing else is timed); the script's status says whether all passed.
@@ -41,9 +42,20 @@ if ((${check_status:-0})); then
   fi
   exit 1
 fi
+# The fp32 training recurrence against its reference, and its time per layer and pass.
+timeout 200 build/ml/lstm_training_check 2>&1 | tee "$OUT/lstm_training_check.txt" || training_status=$?
+if ((${training_status:-0})); then
+  echo "lstm_training_check failed (status $training_status; 124: hung): no further timing"
+  ((training_status == 124)) || timeout 120 compute-sanitizer --tool memcheck build/ml/lstm_training_check \
+    --check-only 2>&1 | tail -30
+  exit 1
+fi
 GPUS=$(nvidia-smi --list-gpus | wc -l)
 build/ml/ml_bench --device cuda --epochs "${EPOCHS:-12}" --dp-gpus "$GPUS" --json "$OUT/gtrader_cuda.json" 2>&1 |
   tee "$OUT/gtrader_cuda.txt" | grep -v '^frame #' || status=1
+# A/B in the same call: fp32 training through cuDNN's LSTM instead of our recurrence kernels.
+GT_LSTM_TRAINING=cudnn build/ml/ml_bench --device cuda --precisions fp32 --epochs "${EPOCHS:-12}" --skip-predict \
+  --graphs-ab false --json "$OUT/gtrader_cuda_cudnn.json" 2>&1 | tee "$OUT/gtrader_cuda_cudnn.txt" || status=1
 "$PY" bench/ml/peer_pytorch.py --device cuda --json "$OUT/peer_cuda.json" 2>&1 | tee "$OUT/peer_cuda.txt" || status=1
 build/ml/ml_bench --device cpu --epochs 3 --batches 1,256,4096 --json "$OUT/gtrader_cpu.json" 2>&1 |
   tee "$OUT/gtrader_cpu.txt" || status=1

@@ -1,13 +1,16 @@
-// LSTM prediction through our own kernels: small batches in fp32, large ones on tensor cores
-// (cluster_recurrence.hpp).
+// LSTMs through our own kernels: prediction of small batches in fp32 and of large ones on tensor
+// cores, and fp32 training (cluster_recurrence.hpp).
 #include "cluster_recurrence.hpp"
 
+#include <ATen/autocast_mode.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime.h>
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <limits>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gt/error.hpp"
@@ -142,6 +145,90 @@ void TensorCoreRecurrence::raw_output(const torch::Tensor& windows, torch::Tenso
                                    static_cast<int>(windows.size(0)), out.data_ptr<float>(),
                                    current_stream(device_index_)),
         "launching the tensor-core LSTM kernel");
+}
+
+namespace {
+
+// One layer's recurrence: from its input projection (batch x L x 4H, both biases added) and W_hh to
+// its hidden sequence (batch x L x H).
+class LstmRecurrence : public torch::autograd::Function<LstmRecurrence> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* context, const torch::Tensor& inputs,
+                               const torch::Tensor& recurrent) {
+    const cuda::LstmRecurrenceShape shape = shape_of(inputs, recurrent);
+    const int device = inputs.device().index();
+    use_device(device);
+    const torch::Tensor hidden = torch::empty({shape.batch, shape.steps, shape.hidden}, inputs.options());
+    const torch::Tensor cells = torch::empty_like(hidden), gates = torch::empty_like(inputs);
+    check(cuda::lstm_recurrence_forward(shape, inputs.data_ptr<float>(), recurrent.data_ptr<float>(),
+                                        hidden.data_ptr<float>(), cells.data_ptr<float>(), gates.data_ptr<float>(),
+                                        current_stream(device)),
+          "launching the LSTM training kernel (forward)");
+    context->save_for_backward({recurrent, hidden, cells, gates});
+    return hidden;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* context,
+                                                 torch::autograd::variable_list outputs) {
+    const auto saved = context->get_saved_variables();
+    const torch::Tensor &recurrent = saved[0], &hidden = saved[1], &cells = saved[2], &gates = saved[3];
+    const torch::Tensor d_hidden = outputs[0].defined() ? outputs[0].contiguous() : torch::zeros_like(hidden);
+    const cuda::LstmRecurrenceShape shape = shape_of(gates, recurrent);
+    const int device = gates.device().index();
+    use_device(device);
+    const torch::Tensor d_gates = torch::empty_like(gates);
+    check(cuda::lstm_recurrence_backward(shape, recurrent.data_ptr<float>(), gates.data_ptr<float>(),
+                                         cells.data_ptr<float>(), d_hidden.data_ptr<float>(), d_gates.data_ptr<float>(),
+                                         current_stream(device)),
+          "launching the LSTM training kernel (backward)");
+    // dW_hh = sum over windows and steps t >= 1 of dg_t^T h_{t-1} (h_{-1} is zero).
+    const std::int64_t T = shape.steps, H = shape.hidden;
+    const torch::Tensor d_recurrent =
+        T > 1 ? torch::mm(d_gates.slice(1, 1).reshape({-1, 4 * H}).t(), hidden.slice(1, 0, T - 1).reshape({-1, H}))
+              : torch::zeros_like(recurrent);
+    return {d_gates, d_recurrent};
+  }
+
+ private:
+  static cuda::LstmRecurrenceShape shape_of(const torch::Tensor& inputs, const torch::Tensor& recurrent) {
+    const auto H = recurrent.size(1);
+    if (inputs.dim() != 3 || !inputs.is_contiguous() || inputs.size(2) != 4 * H || !recurrent.is_contiguous() ||
+        recurrent.size(0) != 4 * H || inputs.scalar_type() != torch::kFloat ||
+        recurrent.scalar_type() != torch::kFloat || inputs.size(0) > std::numeric_limits<int>::max() ||
+        inputs.size(1) > std::numeric_limits<int>::max())
+      throw Error("the LSTM training kernel takes contiguous fp32 inputs (batch x steps x 4H) and W_hh (4H x H)");
+    return {static_cast<int>(H), static_cast<int>(inputs.size(1)), static_cast<int>(inputs.size(0))};
+  }
+};
+
+}  // namespace
+
+bool own_lstm_training(const torch::nn::LSTM& lstm, const torch::Tensor& windows) {
+  const torch::nn::LSTMOptions& o = lstm->options;
+  if (!lstm->is_training() || !torch::GradMode::is_enabled() || !windows.is_cuda() || windows.dim() != 3 ||
+      windows.scalar_type() != torch::kFloat || at::autocast::is_autocast_enabled(at::kCUDA) || o.bidirectional() ||
+      !o.batch_first() || o.proj_size() != 0 || !o.bias() || windows.size(0) > std::numeric_limits<int>::max())
+    return false;
+  const cuda::LstmRecurrenceShape shape{static_cast<int>(o.hidden_size()), static_cast<int>(windows.size(1)),
+                                        static_cast<int>(windows.size(0))};
+  if (!cuda::lstm_recurrence_serves(shape)) return false;
+  if (const char* path = std::getenv("GT_LSTM_TRAINING"); path != nullptr && std::string_view(path) == "cudnn")
+    return false;
+  use_device(windows.device().index());
+  return cuda::lstm_recurrence_fits(shape) == cudaSuccess;
+}
+
+torch::Tensor lstm_training_forward(const torch::nn::LSTM& lstm, const torch::Tensor& windows) {
+  const torch::nn::LSTMOptions& o = lstm->options;
+  const std::vector<torch::Tensor> weights = lstm->all_weights();  // per layer: W_ih, W_hh, b_ih, b_hh
+  torch::Tensor sequence = windows;
+  for (std::int64_t layer = 0; layer < o.num_layers(); ++layer) {
+    const auto w = [&](std::int64_t i) { return weights[static_cast<std::size_t>(4 * layer + i)]; };
+    const torch::Tensor inputs = at::linear(sequence, w(0), w(2) + w(3)).contiguous();
+    sequence = LstmRecurrence::apply(inputs, w(1));
+    if (layer + 1 < o.num_layers() && o.dropout() > 0) sequence = torch::dropout(sequence, o.dropout(), true);
+  }
+  return sequence;
 }
 
 }  // namespace gt::ml

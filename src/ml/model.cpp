@@ -110,6 +110,10 @@ SignalNetImpl::SignalNetImpl(const ModelConfig& config, std::int64_t features) {
 }
 
 torch::Tensor SignalNetImpl::forward(const torch::Tensor& windows) {
+#if defined(GT_CLUSTER_LSTM)
+  // fp32 training on CUDA: our recurrence kernels instead of cuDNN's chain of small ones.
+  if (lstm_ && own_lstm_training(lstm_, windows)) return head(lstm_training_forward(lstm_, windows).select(1, -1));
+#endif
   const torch::Tensor sequence = lstm_ ? std::get<0>(lstm_->forward(windows)) : std::get<0>(gru_->forward(windows));
   return head(sequence.select(1, -1));
 }
