@@ -22,17 +22,11 @@
 
 #include "batched_lstm.hpp"
 #include "cluster_lstm.hpp"
+#include "exit_on_cuda_error.hpp"
 
 namespace {
 
 namespace gc = gt::ml::cuda;
-
-void check(cudaError_t status, const char* what) {
-  if (status != cudaSuccess) {
-    std::fprintf(stderr, "%s: %s\n", what, cudaGetErrorString(status));
-    std::exit(2);
-  }
-}
 
 struct Network {
   gc::ClusterLstmShape shape;

@@ -16,18 +16,12 @@
 #include <thread>
 #include <vector>
 
+#include "exit_on_cuda_error.hpp"
 #include "lstm_training.hpp"
 
 namespace {
 
 namespace gc = gt::ml::cuda;
-
-void check(cudaError_t status, const char* what) {
-  if (status != cudaSuccess) {
-    std::fprintf(stderr, "%s: %s\n", what, cudaGetErrorString(status));
-    std::exit(2);
-  }
-}
 
 struct Reference {
   std::vector<double> hidden, cells, gates, d_gates;
