@@ -24,32 +24,32 @@ cmake -S . -B build/ml -G Ninja -DCMAKE_BUILD_TYPE=Release -DGT_CUDA=OFF -DGT_TO
   { tail -30 "$OUT/configure.log"; exit 1; }
 cmake --build build/ml -j"$(nproc)" --target ml_bench cluster_lstm_check lstm_training_check >"$OUT/build.log" 2>&1 ||
   { tail -40 "$OUT/build.log"; exit 1; }
-# The kernels' checks under compute-sanitizer's memcheck, within $1 seconds.
+# One kernel check (build/ml/$1) under compute-sanitizer's memcheck, within $2 seconds, appended to
+# memcheck.txt.
 memcheck() {
-  timeout "$1" compute-sanitizer --tool memcheck build/ml/cluster_lstm_check --check-only >"$OUT/memcheck.txt" 2>&1 &&
-    timeout "$1" compute-sanitizer --tool memcheck build/ml/lstm_training_check --check-only >>"$OUT/memcheck.txt" 2>&1
+  timeout "$2" compute-sanitizer --tool memcheck "build/ml/$1" --check-only >>"$OUT/memcheck.txt" 2>&1
+}
+# One of our kernels' standalone checks (outputs against a double-precision reference, then times
+# per call). When it fails or hangs nothing else is timed: the script stops, after running the
+# failed check under memcheck unless it hung.
+kernel_check() {
+  local code=0
+  timeout 200 "build/ml/$1" 2>&1 | tee "$OUT/$1.txt" || code=$?
+  if ((code)); then
+    echo "$1 failed (status $code; 124: hung): no further timing"
+    if ((code != 124)); then
+      memcheck "$1" 120 || true
+      tail -30 "$OUT/memcheck.txt"
+    fi
+    exit 1
+  fi
 }
 # Each step runs even when an earlier one failed (but for kernels that fail their checks or hang:
-# then nothing else is timed); the script's status says whether all passed.
+# see kernel_check); the script's status says whether all passed.
 status=0
-# Our LSTM kernels alone against a double-precision reference, and their times per call.
-timeout 200 build/ml/cluster_lstm_check 2>&1 | tee "$OUT/cluster_lstm_check.txt" || check_status=$?
-if ((${check_status:-0})); then
-  echo "cluster_lstm_check failed (status $check_status; 124: hung): no further timing"
-  if ((check_status != 124)); then
-    memcheck 120 || true
-    tail -30 "$OUT/memcheck.txt"
-  fi
-  exit 1
-fi
-# The fp32 training recurrence against its reference, and its time per layer and pass.
-timeout 200 build/ml/lstm_training_check 2>&1 | tee "$OUT/lstm_training_check.txt" || training_status=$?
-if ((${training_status:-0})); then
-  echo "lstm_training_check failed (status $training_status; 124: hung): no further timing"
-  ((training_status == 124)) || timeout 120 compute-sanitizer --tool memcheck build/ml/lstm_training_check \
-    --check-only 2>&1 | tail -30
-  exit 1
-fi
+: >"$OUT/memcheck.txt"
+kernel_check cluster_lstm_check   # the prediction kernels
+kernel_check lstm_training_check  # the fp32 training recurrence, per layer and pass
 GPUS=$(nvidia-smi --list-gpus | wc -l)
 build/ml/ml_bench --device cuda --epochs "${EPOCHS:-12}" --dp-gpus "$GPUS" --json "$OUT/gtrader_cuda.json" 2>&1 |
   tee "$OUT/gtrader_cuda.txt" | grep -v '^frame #' || status=1
@@ -61,7 +61,7 @@ build/ml/ml_bench --device cpu --epochs 3 --batches 1,256,4096 --json "$OUT/gtra
   tee "$OUT/gtrader_cpu.txt" || status=1
 # SANITIZE=1: the kernels' checks again under memcheck.
 if [[ ${SANITIZE:-0} == 1 ]]; then
-  memcheck 240 || status=1
+  { memcheck cluster_lstm_check 240 && memcheck lstm_training_check 240; } || status=1
   tail -3 "$OUT/memcheck.txt"
 fi
 if [[ -n ${BASELINE:-} ]]; then

@@ -40,7 +40,6 @@ cudaError_t launch_clusters_or_count(void (*kernel)(Params...), unsigned blocks,
   return status != cudaSuccess ? status : clusters > 0 ? cudaSuccess : cudaErrorNotSupported;
 }
 
-
 template <typename... Params, typename... Args>
 cudaError_t launch_clusters(void (*kernel)(Params...), unsigned blocks, unsigned threads, std::size_t shared,
                             unsigned cluster, cudaStream_t stream, bool check, Args... args) {
