@@ -1,5 +1,5 @@
 // The fp32 training recurrence (src/ml/cuda/lstm_training.cu) on its own, without LibTorch: the
-// forward kernel's h, c and gates and the backward kernel's gate gradients against a
+// forward kernel's h, c and gates and the backward kernel's gate and bias gradients against a
 // double-precision reference, for hidden 64 and 128 and batches that take each windows-a-cluster
 // variant; then the time of one layer's forward and backward at the seed's shape (hidden 128, 60
 // steps) per batch. Exit status 1 when any check fails. `--check-only` skips the timing.
@@ -24,12 +24,12 @@ namespace {
 namespace gc = gt::ml::cuda;
 
 struct Reference {
-  std::vector<double> hidden, cells, gates, d_gates;
+  std::vector<double> hidden, cells, gates, d_gates, d_bias;
 };
 
 // PyTorch's LSTM recurrence (gates i, f, g, o; zero initial state) and its backward pass through
 // time, in double, windows on all cores.
-Reference reference(const gc::LstmRecurrenceShape& s, const std::vector<float>& inputs,
+Reference reference(const gc::LstmRecurrenceShape& s, const std::vector<float>& inputs, const std::vector<float>& bias,
                     const std::vector<float>& recurrent, const std::vector<float>& d_hidden) {
   const int H = s.hidden, T = s.steps;
   Reference r;
@@ -46,7 +46,7 @@ Reference reference(const gc::LstmRecurrenceShape& s, const std::vector<float>& 
       const std::size_t at = base + t;
       double* g = &r.gates[at * 4 * H];
       for (int row = 0; row < 4 * H; ++row) {
-        double v = inputs[at * 4 * H + row];
+        double v = static_cast<double>(inputs[at * 4 * H + row]) + bias[row];
         for (int k = 0; k < H; ++k) v += static_cast<double>(recurrent[row * H + k]) * h[k];
         g[row] = row / H == 2 ? std::tanh(v) : sig(v);
       }
@@ -88,15 +88,28 @@ Reference reference(const gc::LstmRecurrenceShape& s, const std::vector<float>& 
       for (int b = w; b < s.batch; b += workers) one(b);
     });
   for (auto& t : threads) t.join();
+  r.d_bias.assign(4 * H, 0.0);
+  for (std::size_t at = 0; at < n; ++at)
+    for (int row = 0; row < 4 * H; ++row) r.d_bias[row] += r.d_gates[at * 4 * H + row];
   return r;
 }
 
+std::vector<float> download(const float* p, std::size_t count) {
+  std::vector<float> v(count);
+  check(cudaMemcpy(v.data(), p, count * sizeof(float), cudaMemcpyDeviceToHost), "cudaMemcpy");
+  return v;
+}
+
 struct Device {
-  float *inputs = nullptr, *recurrent = nullptr, *hidden = nullptr, *cells = nullptr, *gates = nullptr;
-  float *d_hidden = nullptr, *d_gates = nullptr;
+  float *inputs = nullptr, *bias = nullptr, *recurrent = nullptr, *hidden = nullptr, *cells = nullptr;
+  float *gates = nullptr, *d_hidden = nullptr, *d_gates = nullptr, *d_bias = nullptr;
+  int bias_rows = 0;
   explicit Device(const gc::LstmRecurrenceShape& s) {
     const std::size_t n = static_cast<std::size_t>(s.batch) * s.steps, H = static_cast<std::size_t>(s.hidden);
+    check(gc::lstm_recurrence_bias_rows(s, bias_rows), "lstm_recurrence_bias_rows");
     for (auto [p, count] : {std::pair{&inputs, n * 4 * H},
+                            {&bias, 4 * H},
+                            {&d_bias, static_cast<std::size_t>(bias_rows) * 4 * H},
                             {&recurrent, 4 * H * H},
                             {&hidden, n * H},
                             {&cells, n * H},
@@ -106,21 +119,25 @@ struct Device {
       check(cudaMalloc(p, count * sizeof(float)), "cudaMalloc");
   }
   ~Device() {
-    for (float* p : {inputs, recurrent, hidden, cells, gates, d_hidden, d_gates}) cudaFree(p);
+    for (float* p : {inputs, bias, recurrent, hidden, cells, gates, d_hidden, d_gates, d_bias}) cudaFree(p);
   }
   Device(const Device&) = delete;
   Device& operator=(const Device&) = delete;
-  void run(const gc::LstmRecurrenceShape& s, cudaStream_t stream) const {
-    check(gc::lstm_recurrence_forward(s, inputs, recurrent, hidden, cells, gates, stream), "forward");
-    check(gc::lstm_recurrence_backward(s, recurrent, gates, cells, d_hidden, d_gates, stream), "backward");
+  void forward(const gc::LstmRecurrenceShape& s, cudaStream_t stream) const {
+    check(gc::lstm_recurrence_forward(s, inputs, bias, recurrent, hidden, cells, gates, stream), "forward");
+  }
+  void backward(const gc::LstmRecurrenceShape& s, cudaStream_t stream) const {
+    check(gc::lstm_recurrence_backward(s, recurrent, gates, cells, d_hidden, d_gates, d_bias, stream), "backward");
+  }
+  // The bias gradient: the kernel's partial sums added up.
+  std::vector<float> bias_gradient(const gc::LstmRecurrenceShape& s) const {
+    const std::size_t rows = 4 * static_cast<std::size_t>(s.hidden);
+    const std::vector<float> partial = download(d_bias, static_cast<std::size_t>(bias_rows) * rows);
+    std::vector<float> sum(rows, 0.0f);
+    for (std::size_t i = 0; i < partial.size(); ++i) sum[i % rows] += partial[i];
+    return sum;
   }
 };
-
-std::vector<float> download(const float* p, std::size_t count) {
-  std::vector<float> v(count);
-  check(cudaMemcpy(v.data(), p, count * sizeof(float), cudaMemcpyDeviceToHost), "cudaMemcpy");
-  return v;
-}
 
 // The largest |a - b| over the largest |b| (1 where b is all zeros).
 double relative_error(const std::vector<float>& a, const std::vector<double>& b) {
@@ -136,25 +153,30 @@ int check_shape(const gc::LstmRecurrenceShape& s, std::mt19937& rng, cudaStream_
   const std::size_t n = static_cast<std::size_t>(s.batch) * s.steps, H = static_cast<std::size_t>(s.hidden);
   const float bound = 1.0f / std::sqrt(static_cast<float>(H));
   std::uniform_real_distribution<float> weight(-bound, bound), input(-1.0f, 1.0f), grad(-0.1f, 0.1f);
-  std::vector<float> inputs(n * 4 * H), recurrent(4 * H * H), d_hidden(n * H);
+  std::vector<float> inputs(n * 4 * H), bias(4 * H), recurrent(4 * H * H), d_hidden(n * H);
   for (float& v : inputs) v = input(rng);
+  for (float& v : bias) v = weight(rng);
   for (float& v : recurrent) v = weight(rng);
   for (float& v : d_hidden) v = grad(rng);
   const Device d(s);
   check(cudaMemcpy(d.inputs, inputs.data(), inputs.size() * sizeof(float), cudaMemcpyHostToDevice), "copy");
+  check(cudaMemcpy(d.bias, bias.data(), bias.size() * sizeof(float), cudaMemcpyHostToDevice), "copy");
   check(cudaMemcpy(d.recurrent, recurrent.data(), recurrent.size() * sizeof(float), cudaMemcpyHostToDevice), "copy");
   check(cudaMemcpy(d.d_hidden, d_hidden.data(), d_hidden.size() * sizeof(float), cudaMemcpyHostToDevice), "copy");
-  d.run(s, stream);
+  d.forward(s, stream);
+  d.backward(s, stream);
   check(cudaStreamSynchronize(stream), "the kernels");
-  const Reference r = reference(s, inputs, recurrent, d_hidden);
-  const double errors[4] = {
+  const Reference r = reference(s, inputs, bias, recurrent, d_hidden);
+  const double errors[5] = {
       relative_error(download(d.hidden, n * H), r.hidden), relative_error(download(d.cells, n * H), r.cells),
-      relative_error(download(d.gates, n * 4 * H), r.gates), relative_error(download(d.d_gates, n * 4 * H), r.d_gates)};
+      relative_error(download(d.gates, n * 4 * H), r.gates), relative_error(download(d.d_gates, n * 4 * H), r.d_gates),
+      relative_error(d.bias_gradient(s), r.d_bias)};
   // fp32 rounding over 60 steps of H-term sums: about 1e-6 measured; 1e-4 leaves room, and a wrong
   // index or a missed exchange shows as 1e-2 or more.
-  const bool ok = *std::max_element(errors, errors + 4) < 1e-4;
-  std::printf("check lstm_training hidden %3d steps %2d batch %5d: h %.2e c %.2e gates %.2e d_gates %.2e %s\n",
-              s.hidden, s.steps, s.batch, errors[0], errors[1], errors[2], errors[3], ok ? "ok" : "FAILED");
+  const bool ok = *std::max_element(errors, errors + 5) < 1e-4;
+  std::printf(
+      "check lstm_training hidden %3d steps %2d batch %5d: h %.2e c %.2e gates %.2e d_gates %.2e d_bias %.2e %s\n",
+      s.hidden, s.steps, s.batch, errors[0], errors[1], errors[2], errors[3], errors[4], ok ? "ok" : "FAILED");
   return ok ? 0 : 1;
 }
 
@@ -167,18 +189,19 @@ void time_shape(const gc::LstmRecurrenceShape& s, cudaStream_t stream) {
   const Device d(s);
   check(cudaMemset(d.inputs, 0, static_cast<std::size_t>(s.batch) * s.steps * 4 * s.hidden * sizeof(float)), "set");
   check(cudaMemset(d.recurrent, 0, 4ull * s.hidden * s.hidden * sizeof(float)), "set");
+  check(cudaMemset(d.bias, 0, 4ull * s.hidden * sizeof(float)), "set");
   check(cudaMemset(d.d_hidden, 0, static_cast<std::size_t>(s.batch) * s.steps * s.hidden * sizeof(float)), "set");
   cudaEvent_t start, middle, stop;
   check(cudaEventCreate(&start), "event");
   check(cudaEventCreate(&middle), "event");
   check(cudaEventCreate(&stop), "event");
-  for (int i = 0; i < 5; ++i) d.run(s, stream);
+  for (int i = 0; i < 5; ++i) d.forward(s, stream), d.backward(s, stream);
   std::vector<double> forward, backward;
   for (int i = 0; i < 50; ++i) {
     check(cudaEventRecord(start, stream), "record");
-    check(gc::lstm_recurrence_forward(s, d.inputs, d.recurrent, d.hidden, d.cells, d.gates, stream), "forward");
+    d.forward(s, stream);
     check(cudaEventRecord(middle, stream), "record");
-    check(gc::lstm_recurrence_backward(s, d.recurrent, d.gates, d.cells, d.d_hidden, d.d_gates, stream), "backward");
+    d.backward(s, stream);
     check(cudaEventRecord(stop, stream), "record");
     check(cudaEventSynchronize(stop), "sync");
     float a = 0, b = 0;

@@ -2,8 +2,8 @@
 # The GPU machine's job for the signal models (issue 11), in one call: build ml_bench against the
 # machine's own LibTorch (its python3's torch, the same 2.11 as PyPI's wheel), check our LSTM
 # kernels against a reference and a model trained on the GPU against the same model on the CPU,
-# time the seed's case on the GPU (fp32, fp16, bf16; fp32 also through cuDNN's LSTM, A/B) and on
-# this machine's CPU, and run PyTorch-from-Python beside it as the peer.
+# time the seed's case on the GPU (fp32, fp16, bf16; fp32 also through cuDNN's LSTM and through
+# LibTorch's AdamW, A/B) and on this machine's CPU, and run PyTorch-from-Python beside it as the peer.
 #   OUT=/tmp/gt-ml bash bench/ml/run.sh        (from the repository root)
 # EPOCHS=N trains N epochs a precision (12); SANITIZE=1 reruns the kernels' checks under
 # compute-sanitizer; PROFILE=1 runs Nsight Compute on one launch of the large-batch kernel;
@@ -56,6 +56,10 @@ build/ml/ml_bench --device cuda --epochs "${EPOCHS:-12}" --dp-gpus "$GPUS" --jso
 # A/B in the same call: fp32 training through cuDNN's LSTM instead of our recurrence kernels.
 GT_LSTM_TRAINING=cudnn build/ml/ml_bench --device cuda --precisions fp32 --epochs "${EPOCHS:-12}" --skip-predict \
   --graphs-ab false --json "$OUT/gtrader_cuda_cudnn.json" 2>&1 | tee "$OUT/gtrader_cuda_cudnn.txt" || status=1
+# And through LibTorch's AdamW (a dozen launches a step) instead of our two optimizer kernels.
+GT_OPTIMIZER=libtorch build/ml/ml_bench --device cuda --precisions fp32 --epochs "${EPOCHS:-12}" --skip-predict \
+  --graphs-ab false --json "$OUT/gtrader_cuda_libtorch_adamw.json" 2>&1 | tee "$OUT/gtrader_cuda_libtorch_adamw.txt" ||
+  status=1
 "$PY" bench/ml/peer_pytorch.py --device cuda --json "$OUT/peer_cuda.json" 2>&1 | tee "$OUT/peer_cuda.txt" || status=1
 build/ml/ml_bench --device cpu --epochs 3 --batches 1,256,4096 --json "$OUT/gtrader_cpu.json" 2>&1 |
   tee "$OUT/gtrader_cpu.txt" || status=1

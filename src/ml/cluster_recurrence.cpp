@@ -3,8 +3,6 @@
 #include "cluster_recurrence.hpp"
 
 #include <ATen/autocast_mode.h>
-#include <c10/cuda/CUDAStream.h>
-#include <cuda_runtime.h>
 #include <fmt/format.h>
 
 #include <cstdlib>
@@ -14,25 +12,14 @@
 #include <vector>
 
 #include "gt/error.hpp"
+#include "own_kernels.hpp"
 
 namespace gt::ml {
 namespace {
 
-void check(cudaError_t status, const char* what) {
-  if (status != cudaSuccess) throw Error(fmt::format("CUDA: {} failed: {}", what, cudaGetErrorString(status)));
-}
-
 cuda::ClusterLstmShape shape_of(const ModelSpec& spec) {
   return {static_cast<int>(spec.data.features.size()), spec.config.hidden_dim, spec.config.num_layers,
           static_cast<int>(spec.data.sequence_length)};
-}
-
-// This library's CUDA runtime is its own (linked statically), so its current device is set here
-// rather than inherited from LibTorch's.
-void use_device(int index) {
-  int current = -1;
-  check(cudaGetDevice(&current), "cudaGetDevice");
-  if (current != index) check(cudaSetDevice(index), "cudaSetDevice");
 }
 
 struct HostLayers {
@@ -69,10 +56,6 @@ torch::Tensor upload(std::vector<T>& values, torch::ScalarType type, torch::Devi
       .to(device);
 }
 
-cudaStream_t current_stream(int device_index) {
-  return c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device_index)).stream();
-}
-
 }  // namespace
 
 bool ClusterRecurrence::serves(const ModelSpec& spec, std::int64_t batch) {
@@ -88,8 +71,8 @@ ClusterRecurrence::ClusterRecurrence(const SignalNet& net, const ModelSpec& spec
         "the cluster LSTM kernel does not serve a {} of hidden_dim {}, {} layers and {} features "
         "at batch {}",
         spec.config.model_type, spec.config.hidden_dim, spec.config.num_layers, spec.data.features.size(), batch));
-  use_device(device_index_);
-  check(cuda::cluster_lstm_fits(shape_, static_cast<int>(batch)), "placing a cluster of 16 blocks on this GPU");
+  use_cuda_device(device_index_);
+  check_cuda(cuda::cluster_lstm_fits(shape_, static_cast<int>(batch)), "placing a cluster of 16 blocks on this GPU");
   // Packed on the host, then uploaded once.
   HostLayers host = host_layers(net, shape_.layers);
   cuda::ClusterLstmWeights packed = cuda::cluster_lstm_pack(shape_, host.layers);
@@ -100,11 +83,11 @@ ClusterRecurrence::ClusterRecurrence(const SignalNet& net, const ModelSpec& spec
 }
 
 torch::Tensor ClusterRecurrence::raw_output(const torch::Tensor& windows) {
-  use_device(device_index_);
-  check(cuda::cluster_lstm_forward(shape_, weights_.data_ptr<float>(), biases_.data_ptr<float>(),
-                                   head_.data_ptr<float>(), windows.data_ptr<float>(), static_cast<int>(batch_),
-                                   output_.data_ptr<float>(), current_stream(device_index_)),
-        "launching the cluster LSTM kernel");
+  use_cuda_device(device_index_);
+  check_cuda(cuda::cluster_lstm_forward(shape_, weights_.data_ptr<float>(), biases_.data_ptr<float>(),
+                                        head_.data_ptr<float>(), windows.data_ptr<float>(), static_cast<int>(batch_),
+                                        output_.data_ptr<float>(), current_cuda_stream(device_index_)),
+             "launching the cluster LSTM kernel");
   return output_;
 }
 
@@ -124,8 +107,8 @@ TensorCoreRecurrence::TensorCoreRecurrence(const SignalNet& net, const ModelSpec
                     "features in {}",
                     spec.config.model_type, spec.config.hidden_dim, spec.config.num_layers, spec.data.features.size(),
                     precision_name(precision)));
-  use_device(device_index_);
-  check(cuda::batched_lstm_fits(shape_, format_), "placing a cluster of 4 blocks on this GPU");
+  use_cuda_device(device_index_);
+  check_cuda(cuda::batched_lstm_fits(shape_, format_), "placing a cluster of 4 blocks on this GPU");
   HostLayers host = host_layers(net, shape_.layers);
   cuda::BatchedLstmWeights packed = cuda::batched_lstm_pack(shape_, host.layers, format_);
   weights_ = upload(packed.weights, torch::kInt16, device);
@@ -139,31 +122,34 @@ void TensorCoreRecurrence::raw_output(const torch::Tensor& windows, torch::Tenso
       windows.stride(1) != F || windows.size(1) != shape_.steps || windows.size(2) != F || !out.is_contiguous() ||
       out.numel() != windows.size(0) || windows.size(0) > std::numeric_limits<int>::max())
     throw Error("the tensor-core LSTM kernel takes fp32 windows of strides (any, features, 1) and one output each");
-  use_device(device_index_);
-  check(cuda::batched_lstm_forward(shape_, format_, weights_.data_ptr(), biases_.data_ptr<float>(),
-                                   head_.data_ptr<float>(), windows.data_ptr<float>(), windows.stride(0),
-                                   static_cast<int>(windows.size(0)), out.data_ptr<float>(),
-                                   current_stream(device_index_)),
-        "launching the tensor-core LSTM kernel");
+  use_cuda_device(device_index_);
+  check_cuda(cuda::batched_lstm_forward(shape_, format_, weights_.data_ptr(), biases_.data_ptr<float>(),
+                                        head_.data_ptr<float>(), windows.data_ptr<float>(), windows.stride(0),
+                                        static_cast<int>(windows.size(0)), out.data_ptr<float>(),
+                                        current_cuda_stream(device_index_)),
+             "launching the tensor-core LSTM kernel");
 }
 
 namespace {
 
-// One layer's recurrence: from its input projection (batch x L x 4H, both biases added) and W_hh to
-// its hidden sequence (batch x L x H).
+// One layer's recurrence: from its input projection (batch x L x 4H, x W_ih^T), both biases added
+// (4H) and W_hh to its hidden sequence (batch x L x H).
 class LstmRecurrence : public torch::autograd::Function<LstmRecurrence> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* context, const torch::Tensor& inputs,
-                               const torch::Tensor& recurrent) {
+                               const torch::Tensor& bias, const torch::Tensor& recurrent) {
     const cuda::LstmRecurrenceShape shape = shape_of(inputs, recurrent);
+    if (!bias.is_contiguous() || bias.numel() != 4 * shape.hidden || bias.scalar_type() != torch::kFloat)
+      throw Error("the LSTM training kernel takes the layer's two biases added, 4H contiguous fp32 values");
     const int device = inputs.device().index();
-    use_device(device);
+    use_cuda_device(device);
     const torch::Tensor hidden = torch::empty({shape.batch, shape.steps, shape.hidden}, inputs.options());
     const torch::Tensor cells = torch::empty_like(hidden), gates = torch::empty_like(inputs);
-    check(cuda::lstm_recurrence_forward(shape, inputs.data_ptr<float>(), recurrent.data_ptr<float>(),
-                                        hidden.data_ptr<float>(), cells.data_ptr<float>(), gates.data_ptr<float>(),
-                                        current_stream(device)),
-          "launching the LSTM training kernel (forward)");
+    check_cuda(
+        cuda::lstm_recurrence_forward(shape, inputs.data_ptr<float>(), bias.data_ptr<float>(),
+                                      recurrent.data_ptr<float>(), hidden.data_ptr<float>(), cells.data_ptr<float>(),
+                                      gates.data_ptr<float>(), current_cuda_stream(device)),
+        "launching the LSTM training kernel (forward)");
     context->save_for_backward({recurrent, hidden, cells, gates});
     return hidden;
   }
@@ -175,21 +161,35 @@ class LstmRecurrence : public torch::autograd::Function<LstmRecurrence> {
     const torch::Tensor d_hidden = outputs[0].defined() ? outputs[0].contiguous() : torch::zeros_like(hidden);
     const cuda::LstmRecurrenceShape shape = shape_of(gates, recurrent);
     const int device = gates.device().index();
-    use_device(device);
+    use_cuda_device(device);
     const torch::Tensor d_gates = torch::empty_like(gates);
-    check(cuda::lstm_recurrence_backward(shape, recurrent.data_ptr<float>(), gates.data_ptr<float>(),
-                                         cells.data_ptr<float>(), d_hidden.data_ptr<float>(), d_gates.data_ptr<float>(),
-                                         current_stream(device)),
-          "launching the LSTM training kernel (backward)");
-    // dW_hh = sum over windows and steps t >= 1 of dg_t^T h_{t-1} (h_{-1} is zero).
-    const std::int64_t T = shape.steps, H = shape.hidden;
-    const torch::Tensor d_recurrent =
-        T > 1 ? torch::mm(d_gates.slice(1, 1).reshape({-1, 4 * H}).t(), hidden.slice(1, 0, T - 1).reshape({-1, H}))
-              : torch::zeros_like(recurrent);
-    return {d_gates, d_recurrent};
+    int bias_rows = 0;
+    check_cuda(cuda::lstm_recurrence_bias_rows(shape, bias_rows), "placing the LSTM training kernel (backward)");
+    const torch::Tensor bias_sums = torch::empty({bias_rows, 4 * shape.hidden}, gates.options());
+    check_cuda(
+        cuda::lstm_recurrence_backward(shape, recurrent.data_ptr<float>(), gates.data_ptr<float>(),
+                                       cells.data_ptr<float>(), d_hidden.data_ptr<float>(), d_gates.data_ptr<float>(),
+                                       bias_sums.data_ptr<float>(), current_cuda_stream(device)),
+        "launching the LSTM training kernel (backward)");
+    return {d_gates, bias_sums.sum(0), recurrent_gradient(d_gates, hidden)};
   }
 
  private:
+  // dW_hh = sum over windows b and steps t >= 1 of dg_{b,t}^T h_{b,t-1} (h_{-1} is zero). As rows of
+  // (batch x steps) matrices, that pairs each dg row r with h row r - 1: one GEMM over the dense
+  // matrices shifted by a row, without copying the steps apart, minus the pairs that cross from one
+  // window's last step into the next window's step 0 (a GEMM of batch - 1 rows, read in place).
+  static torch::Tensor recurrent_gradient(const torch::Tensor& d_gates, const torch::Tensor& hidden) {
+    const std::int64_t B = hidden.size(0), T = hidden.size(1), H = hidden.size(2), rows = B * T;
+    const torch::Tensor dg = d_gates.view({rows, 4 * H}), h = hidden.view({rows, H});
+    if (T == 1) return torch::zeros({4 * H, H}, d_gates.options());
+    const torch::Tensor shifted = torch::mm(dg.slice(0, 1).t(), h.slice(0, 0, rows - 1));
+    if (B == 1) return shifted;
+    // Rows T, 2T, ... of dg (step 0 of windows 1..B-1) against rows T-1, 2T-1, ... of h.
+    return at::addmm(shifted, dg.slice(0, T, rows, T).t(), h.slice(0, T - 1, rows - 1, T), /*beta=*/1,
+                     /*alpha=*/-1);
+  }
+
   static cuda::LstmRecurrenceShape shape_of(const torch::Tensor& inputs, const torch::Tensor& recurrent) {
     const auto H = recurrent.size(1);
     if (inputs.dim() != 3 || !inputs.is_contiguous() || inputs.size(2) != 4 * H || !recurrent.is_contiguous() ||
@@ -214,7 +214,7 @@ bool own_lstm_training(const torch::nn::LSTM& lstm, const torch::Tensor& windows
   if (!cuda::lstm_recurrence_serves(shape)) return false;
   if (const char* path = std::getenv("GT_LSTM_TRAINING"); path != nullptr && std::string_view(path) == "cudnn")
     return false;
-  use_device(windows.device().index());
+  use_cuda_device(windows.device().index());
   return cuda::lstm_recurrence_fits(shape) == cudaSuccess;
 }
 
@@ -224,8 +224,10 @@ torch::Tensor lstm_training_forward(const torch::nn::LSTM& lstm, const torch::Te
   torch::Tensor sequence = windows;
   for (std::int64_t layer = 0; layer < o.num_layers(); ++layer) {
     const auto w = [&](std::int64_t i) { return weights[static_cast<std::size_t>(4 * layer + i)]; };
-    const torch::Tensor inputs = at::linear(sequence, w(0), w(2) + w(3)).contiguous();
-    sequence = LstmRecurrence::apply(inputs, w(1));
+    // The kernels add the biases and sum their gradient (a reduction over batch x L rows that
+    // LibTorch's linear would run as a kernel of its own).
+    const torch::Tensor inputs = at::linear(sequence, w(0)).contiguous();
+    sequence = LstmRecurrence::apply(inputs, w(2) + w(3), w(1));
     if (layer + 1 < o.num_layers() && o.dropout() > 0) sequence = torch::dropout(sequence, o.dropout(), true);
   }
   return sequence;

@@ -3,13 +3,34 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <string_view>
 
 #include "gt/error.hpp"
+
+#if defined(GT_CLUSTER_LSTM)
+#include "cuda/adamw.hpp"
+#include "own_kernels.hpp"
+#endif
 
 namespace gt::ml {
 namespace {
 
 constexpr std::int64_t kEvalBatch = 8192;
+constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8;
+
+#if defined(GT_CLUSTER_LSTM)
+// Whether the step takes our two-launch AdamW (cuda/adamw.hpp): fp32 parameters on a CUDA device,
+// few enough of them for one launch. GT_OPTIMIZER=libtorch keeps LibTorch's (for A/B measurements
+// in one build).
+bool own_optimizer(const std::vector<torch::Tensor>& params, torch::Device device) {
+  if (!device.is_cuda() || params.empty() || params.size() > cuda::AdamwTensors::kMaxTensors) return false;
+  for (const auto& p : params)
+    if (p.scalar_type() != torch::kFloat || !p.is_contiguous()) return false;
+  const char* choice = std::getenv("GT_OPTIMIZER");
+  return choice == nullptr || std::string_view(choice) != "libtorch";
+}
+#endif
 
 }  // namespace
 
@@ -20,8 +41,18 @@ Trainer::Trainer(SignalNet net, const ModelSpec& spec, const TrainOptions& optio
     params_.push_back(p);
     exp_avg_.push_back(torch::zeros_like(p));
     exp_avg_sq_.push_back(torch::zeros_like(p));
-    steps_.push_back(torch::zeros({}, on_device));
   }
+#if defined(GT_CLUSTER_LSTM)
+  if (own_optimizer(params_, device)) {
+    steps_.push_back(torch::zeros({}, on_device));  // one count for all
+    cuda::AdamwTensors sizes;
+    sizes.count = static_cast<int>(params_.size());
+    for (std::size_t k = 0; k < params_.size(); ++k) sizes.size[k] = params_[k].numel();
+    optimizer_workspace_ = torch::empty({cuda::adamw_workspace(sizes)}, on_device);
+  }
+#endif
+  if (!optimizer_workspace_.defined())
+    for (std::size_t k = 0; k < params_.size(); ++k) steps_.push_back(torch::zeros({}, on_device));
   learning_rate_ = torch::full({}, options.learning_rate, on_device);
   loss_sum_ = torch::zeros({}, on_device);
   if (options.precision == Precision::kFp16) {
@@ -58,6 +89,29 @@ void Trainer::step(const torch::Tensor& x, const torch::Tensor& y, bool capturin
     found_inf_.zero_();
     at::_amp_foreach_non_finite_check_and_unscale_(grads, found_inf_, scale_.reciprocal());
   }
+#if defined(GT_CLUSTER_LSTM)
+  if (optimizer_workspace_.defined()) {
+    cuda::AdamwTensors t;
+    t.count = static_cast<int>(params_.size());
+    for (std::size_t k = 0; k < params_.size(); ++k) {
+      if (!grads[k].is_contiguous()) grads[k] = grads[k].contiguous();
+      t.param[k] = params_[k].data_ptr<float>();
+      t.grad[k] = grads[k].data_ptr<float>();
+      t.exp_avg[k] = exp_avg_[k].data_ptr<float>();
+      t.exp_avg_sq[k] = exp_avg_sq_[k].data_ptr<float>();
+      t.size[k] = params_[k].numel();
+    }
+    const cuda::AdamwSettings settings{kBeta1, kBeta2, options_.weight_decay, kEps, options_.max_grad_norm};
+    const int index = device_.index() < 0 ? 0 : device_.index();
+    use_cuda_device(index);
+    check_cuda(cuda::adamw_step(t, settings, learning_rate_.data_ptr<float>(), steps_[0].data_ptr<float>(),
+                                scale_.defined() ? found_inf_.data_ptr<float>() : nullptr,
+                                optimizer_workspace_.data_ptr<float>(), current_cuda_stream(index)),
+               "launching the AdamW kernels");
+    if (scale_.defined()) at::_amp_update_scale_(scale_, growth_tracker_, found_inf_, 2.0, 0.5, 2000);
+    return;
+  }
+#endif
   if (options_.max_grad_norm > 0) {
     // Global norm without a host round trip: an overflowing fp16 step gives an infinite norm, a
     // zero factor, and is skipped below anyway.
@@ -68,8 +122,8 @@ void Trainer::step(const torch::Tensor& x, const torch::Tensor& y, bool capturin
   at::_foreach_add_(steps_, 1.0);
   std::optional<at::Tensor> found_inf;
   if (scale_.defined()) found_inf = found_inf_;
-  at::_fused_adamw_(params_, grads, exp_avg_, exp_avg_sq_, {}, steps_, learning_rate_, 0.9, 0.999,
-                    options_.weight_decay, 1e-8, /*amsgrad=*/false, /*maximize=*/false, std::nullopt, found_inf);
+  at::_fused_adamw_(params_, grads, exp_avg_, exp_avg_sq_, {}, steps_, learning_rate_, kBeta1, kBeta2,
+                    options_.weight_decay, kEps, /*amsgrad=*/false, /*maximize=*/false, std::nullopt, found_inf);
   if (scale_.defined()) {
     // A skipped step does not count, as in PyTorch's fused AdamW with a GradScaler.
     at::_foreach_sub_(steps_, std::vector<torch::Tensor>(steps_.size(), found_inf_));

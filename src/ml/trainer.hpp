@@ -22,8 +22,9 @@ struct LossParts {
 // them over replicas there.
 using GradientReduce = std::function<void(std::vector<torch::Tensor>& grads)>;
 
-// AdamW (LibTorch's fused kernel) and its state, clipping by global norm, and for fp16 the loss
-// scale; every tensor lives on the replica's device so that a step can be captured in a CUDA graph.
+// AdamW (LibTorch's fused kernel, or on CUDA our own: cuda/adamw.hpp) and its state, clipping by
+// global norm, and for fp16 the loss scale; every tensor lives on the replica's device so that a
+// step can be captured in a CUDA graph.
 class Trainer {
  public:
   Trainer(SignalNet net, const ModelSpec& spec, const TrainOptions& options, torch::Device device);
@@ -48,6 +49,7 @@ class Trainer {
   torch::Device device_;
   std::vector<torch::Tensor> params_, exp_avg_, exp_avg_sq_, steps_;
   torch::Tensor learning_rate_, loss_sum_, scale_, growth_tracker_, found_inf_;
+  torch::Tensor optimizer_workspace_;  // defined when our AdamW kernels take the step
 };
 
 // The epochs' bookkeeping: reports, the best weights by validation loss, early stopping.

@@ -10,13 +10,16 @@
 // q, q + 4, ... and sends the new h to every block of the cluster.
 //
 // Backward, step t: the same lanes turn dh_t (from the layer above plus W_hh^T dg_{t+1}) into the
-// gate gradients dg_t of their (unit, window) pairs. The product W_hh^T dg_t needs all 4H rows for
-// each of the H columns; the block computes its own rows' share: S = 256 / H groups of H rows,
-// thread t holding column t % H of row group t / H, and sends each partial sum to the block that
-// owns the column's unit, which adds its C S = 4 partials at step t - 1.
+// gate gradients dg_t of their (unit, window) pairs, and add them up over steps and windows for the
+// bias gradient (one row of sums a cluster, in a fixed order, so that it is the same every run). The product W_hh^T
+// dg_t needs all 4H rows for each of the H columns; the block computes its own rows' share: S = 256 / H groups of H
+// rows, thread t holding column t % H of row group t / H, and sends each partial sum to the block that owns the
+// column's unit, which adds its C S = 4 partials at step t - 1.
 //
 // Ticks and the exchange: tick_barriers.cuh, one layer a kernel. Nothing is sent at the last tick
-// (its values have no reader), so that tick is neither expected nor waited for.
+// (its values have no reader), so that tick is neither expected nor waited for. A cluster of one
+// block (hidden 64) stores into its own shared memory and waits at a block barrier each tick
+// instead: compute-sanitizer rejects distributed shared memory accesses in a cluster of one.
 #include <cooperative_groups.h>
 
 #include <algorithm>
@@ -55,8 +58,9 @@ std::size_t backward_shared_bytes(int windows) {
 
 template <int H, int W>
 __global__ void __launch_bounds__(kThreads, 1)
-    lstm_forward_kernel(const float* __restrict__ inputs, const float* __restrict__ recurrent, int batch, int steps,
-                        float* __restrict__ hidden, float* __restrict__ cells, float* __restrict__ gates) {
+    lstm_forward_kernel(const float* __restrict__ inputs, const float* __restrict__ bias,
+                        const float* __restrict__ recurrent, int batch, int steps, float* __restrict__ hidden,
+                        float* __restrict__ cells, float* __restrict__ gates) {
   constexpr int C = H / kUnits, kMine = W / 4;
   cg::cluster_group cluster = cg::this_cluster();
   const int rank = static_cast<int>(cluster.block_rank());
@@ -74,6 +78,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     const float4 v = *reinterpret_cast<const float4*>(recurrent + static_cast<std::size_t>(row) * H + k);
     w[k] = v.x, w[k + 1] = v.y, w[k + 2] = v.z, w[k + 3] = v.w;
   }
+  const float row_bias = bias[row];
   const auto at = [&](int b, int t) { return static_cast<std::size_t>(first + b) * steps + t; };
   const auto input = [&](int b, int t) { return first + b < batch ? inputs[at(b, t) * 4 * H + row] : 0.0f; };
   float next[W];
@@ -86,11 +91,15 @@ __global__ void __launch_bounds__(kThreads, 1)
   cluster.sync();  // every block started and its barriers set before anyone sends to it
 
   for (int t = 0; t < steps; ++t) {
-    if (t > 0) wait_for_tick(arrived, t - 1);
-    if (tid == 0 && t + 1 < steps) expect_tick(arrived, t, 1, steps, static_cast<int>(sizeof(float)) * W * H);
+    if constexpr (C == 1) {
+      if (t > 0) __syncthreads();
+    } else {
+      if (t > 0) wait_for_tick(arrived, t - 1);
+      if (tid == 0 && t + 1 < steps) expect_tick(arrived, t, 1, steps, static_cast<int>(sizeof(float)) * W * H);
+    }
     float even[W], odd[W];  // two sums a window, for more independent FMAs in flight
 #pragma unroll
-    for (int b = 0; b < W; ++b) even[b] = next[b], odd[b] = 0.0f;
+    for (int b = 0; b < W; ++b) even[b] = next[b] + row_bias, odd[b] = 0.0f;  // next: loaded a tick ago
     if (t + 1 < steps) {
 #pragma unroll
       for (int b = 0; b < W; ++b) next[b] = input(b, t + 1);
@@ -113,8 +122,11 @@ __global__ void __launch_bounds__(kThreads, 1)
     float act[W];
 #pragma unroll
     for (int b = 0; b < W; ++b) {
+      // tanh(s) = 2 sigmoid(2 s) - 1: one exponential in each lane, where the four lanes of a unit
+      // (gate 2 among them) would otherwise all run both functions.
       const float s = even[b] + odd[b];
-      act[b] = gate == 2 ? tanhf(s) : sigmoid(s);
+      const float e = sigmoid(gate == 2 ? 2.0f * s : s);
+      act[b] = gate == 2 ? fmaf(2.0f, e, -1.0f) : e;
       if (first + b < batch) gates[at(b, t) * 4 * H + row] = act[b];
     }
 #pragma unroll
@@ -139,9 +151,13 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
       if (t + 1 < steps) {
         float* const target = hs + (t & 1) * W * H + b * H + unit;
+        if constexpr (C == 1) {
+          *target = h;
+        } else {
 #pragma unroll
-        for (int r = 0; r < C; ++r)
-          ptx::st_async(cluster.map_shared_rank(target, r), h, cluster.map_shared_rank(&arrived[t & 1], r));
+          for (int r = 0; r < C; ++r)
+            ptx::st_async(cluster.map_shared_rank(target, r), h, cluster.map_shared_rank(&arrived[t & 1], r));
+        }
       }
     }
   }
@@ -151,7 +167,7 @@ template <int H, int W>
 __global__ void __launch_bounds__(kThreads, 1)
     lstm_backward_kernel(const float* __restrict__ recurrent, const float* __restrict__ gates,
                          const float* __restrict__ cells, const float* __restrict__ d_hidden, int batch, int steps,
-                         float* __restrict__ d_gates) {
+                         float* __restrict__ d_gates, float* __restrict__ d_bias) {
   constexpr int C = H / kUnits, S = kThreads / H, kMine = W / 4;
   static_assert(C * S == kSources);
   cg::cluster_group cluster = cg::this_cluster();
@@ -191,7 +207,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     return s;
   };
   Step next[kMine];
-  float dc_carried[kMine];  // dc_{t+1} f_{t+1}
+  float dc_carried[kMine];           // dc_{t+1} f_{t+1}
+  float bias_sum[4] = {0, 0, 0, 0};  // this lane's windows, steps so far
 #pragma unroll
   for (int m = 0; m < kMine; ++m) next[m] = load(slot + 4 * m, steps - 1), dc_carried[m] = 0.0f;
   if (tid == 0) init_tick_barriers(arrived);
@@ -199,9 +216,13 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   for (int tick = 0; tick < steps; ++tick) {
     const int t = steps - 1 - tick;
-    if (tick > 0) wait_for_tick(arrived, tick - 1);
-    if (tid == 0 && t > 0)
-      expect_tick(arrived, tick, 1, steps, static_cast<int>(sizeof(float)) * kSources * W * kUnits);
+    if constexpr (C == 1) {
+      if (tick > 0) __syncthreads();
+    } else {
+      if (tick > 0) wait_for_tick(arrived, tick - 1);
+      if (tid == 0 && t > 0)
+        expect_tick(arrived, tick, 1, steps, static_cast<int>(sizeof(float)) * kSources * W * kUnits);
+    }
     float* const written = dg + (tick & 1) * W * kGateStride;
     const float* const received = partials + ((tick + 1) & 1) * kSources * W * kPartialStride;
 #pragma unroll
@@ -223,7 +244,10 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int q = 0; q < 4; ++q) written[b * kGateStride + q * kUnits + local] = d[q];
       if (first + b < batch) {
 #pragma unroll
-        for (int q = 0; q < 4; ++q) d_gates[at(b, t) * 4 * H + q * H + unit] = d[q];
+        for (int q = 0; q < 4; ++q) {
+          d_gates[at(b, t) * 4 * H + q * H + unit] = d[q];
+          bias_sum[q] += d[q];
+        }
       }
     }
     if (t == 0) break;
@@ -249,14 +273,27 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
     for (int b = 0; b < W; ++b) {
       float* const target = base + ((rank * S + group) * W + b) * kPartialStride + column % kUnits;
-      ptx::st_async(cluster.map_shared_rank(target, owner), even[b] + odd[b], remote_arrived);
+      if constexpr (C == 1)
+        *target = even[b] + odd[b];
+      else
+        ptx::st_async(cluster.map_shared_rank(target, owner), even[b] + odd[b], remote_arrived);
     }
+  }
+  // The four lanes of a unit hold its windows' sums: lane 0 writes the cluster's.
+#pragma unroll
+  for (int q = 0; q < 4; ++q) {
+    bias_sum[q] += __shfl_xor_sync(0xffffffffu, bias_sum[q], 1);
+    bias_sum[q] += __shfl_xor_sync(0xffffffffu, bias_sum[q], 2);
+  }
+  if (slot == 0) {
+#pragma unroll
+    for (int q = 0; q < 4; ++q) d_bias[(blockIdx.x / C) * 4 * H + q * H + unit] = bias_sum[q];
   }
 }
 
 struct Buffers {
-  const float *inputs, *recurrent, *gates, *cells, *d_hidden;
-  float *hidden, *cells_out, *gates_out, *d_gates;
+  const float *inputs, *bias, *recurrent, *gates, *cells, *d_hidden;
+  float *hidden, *cells_out, *gates_out, *d_gates, *d_bias;
   cudaStream_t stream;
 };
 
@@ -269,11 +306,11 @@ cudaError_t run(Pass pass, const LstmRecurrenceShape& s, const Buffers& a, bool 
   const unsigned blocks = C * static_cast<unsigned>((s.batch + W - 1) / W);
   if (pass == Pass::kForward)
     return launch_clusters_or_count(lstm_forward_kernel<H, W>, blocks, kThreads, forward_shared_bytes(H, W), C,
-                                    a.stream, check, active, a.inputs, a.recurrent, s.batch, s.steps, a.hidden,
+                                    a.stream, check, active, a.inputs, a.bias, a.recurrent, s.batch, s.steps, a.hidden,
                                     a.cells_out, a.gates_out);
   return launch_clusters_or_count(lstm_backward_kernel<H, W>, blocks, kThreads, backward_shared_bytes(W), C, a.stream,
-                                  check, active, a.recurrent, a.gates, a.cells, a.d_hidden, s.batch, s.steps,
-                                  a.d_gates);
+                                  check, active, a.recurrent, a.gates, a.cells, a.d_hidden, s.batch, s.steps, a.d_gates,
+                                  a.d_bias);
 }
 
 // How many clusters of the 4-window kernels the current GPU runs at once (both passes; their
@@ -298,14 +335,27 @@ cudaError_t active_clusters(const LstmRecurrenceShape& s, int& active) {
   return cudaSuccess;
 }
 
+// The fewest windows a cluster (the shortest step) that still lets every cluster run at once; past
+// that the most, so that fewer clusters queue behind each other.
 template <int H>
-cudaError_t dispatch_windows(Pass pass, const LstmRecurrenceShape& s, const Buffers& a) {
-  // The fewest windows a cluster (the shortest step) that still lets every cluster run at once;
-  // past that the most, so that fewer clusters queue behind each other.
+cudaError_t windows_per_cluster(const LstmRecurrenceShape& s, int& windows) {
   int active = 0;
   if (const cudaError_t status = active_clusters<H>(s, active); status != cudaSuccess) return status;
-  if ((s.batch + 3) / 4 <= active) return run<H, 4>(pass, s, a, false, nullptr);
-  if ((s.batch + 7) / 8 <= active) return run<H, 8>(pass, s, a, false, nullptr);
+  windows = (s.batch + 3) / 4 <= active ? 4 : (s.batch + 7) / 8 <= active ? 8 : 16;
+  return cudaSuccess;
+}
+
+cudaError_t windows_per_cluster(const LstmRecurrenceShape& s, int& windows) {
+  if (!lstm_recurrence_serves(s)) return cudaErrorNotSupported;
+  return s.hidden == 64 ? windows_per_cluster<64>(s, windows) : windows_per_cluster<128>(s, windows);
+}
+
+template <int H>
+cudaError_t dispatch_windows(Pass pass, const LstmRecurrenceShape& s, const Buffers& a) {
+  int windows = 0;
+  if (const cudaError_t status = windows_per_cluster<H>(s, windows); status != cudaSuccess) return status;
+  if (windows == 4) return run<H, 4>(pass, s, a, false, nullptr);
+  if (windows == 8) return run<H, 8>(pass, s, a, false, nullptr);
   return run<H, 16>(pass, s, a, false, nullptr);
 }
 
@@ -327,16 +377,27 @@ cudaError_t lstm_recurrence_fits(const LstmRecurrenceShape& s) {
   return status != cudaSuccess ? status : active > 0 ? cudaSuccess : cudaErrorNotSupported;
 }
 
-cudaError_t lstm_recurrence_forward(const LstmRecurrenceShape& s, const float* inputs, const float* recurrent,
-                                    float* hidden, float* cells, float* gates, cudaStream_t stream) {
-  return dispatch(Pass::kForward, s,
-                  Buffers{inputs, recurrent, nullptr, nullptr, nullptr, hidden, cells, gates, nullptr, stream});
+cudaError_t lstm_recurrence_bias_rows(const LstmRecurrenceShape& s, int& rows) {
+  int windows = 0;
+  const cudaError_t status = windows_per_cluster(s, windows);
+  if (status == cudaSuccess) rows = (s.batch + windows - 1) / windows;
+  return status;
+}
+
+cudaError_t lstm_recurrence_forward(const LstmRecurrenceShape& s, const float* inputs, const float* bias,
+                                    const float* recurrent, float* hidden, float* cells, float* gates,
+                                    cudaStream_t stream) {
+  return dispatch(
+      Pass::kForward, s,
+      Buffers{inputs, bias, recurrent, nullptr, nullptr, nullptr, hidden, cells, gates, nullptr, nullptr, stream});
 }
 
 cudaError_t lstm_recurrence_backward(const LstmRecurrenceShape& s, const float* recurrent, const float* gates,
-                                     const float* cells, const float* d_hidden, float* d_gates, cudaStream_t stream) {
-  return dispatch(Pass::kBackward, s,
-                  Buffers{nullptr, recurrent, gates, cells, d_hidden, nullptr, nullptr, nullptr, d_gates, stream});
+                                     const float* cells, const float* d_hidden, float* d_gates, float* d_bias,
+                                     cudaStream_t stream) {
+  return dispatch(
+      Pass::kBackward, s,
+      Buffers{nullptr, nullptr, recurrent, gates, cells, d_hidden, nullptr, nullptr, nullptr, d_gates, d_bias, stream});
 }
 
 }  // namespace gt::ml::cuda

@@ -2,10 +2,11 @@
 // one kernel launch. What cuDNN's standard algorithm spends a chain of small kernels on (a GEMM and
 // an elementwise kernel a step, 60 steps, two layers, both passes) runs here as clusters of thread
 // blocks that keep the recurrent weights in registers and trade each step's values through
-// distributed shared memory: the seed's training epoch took 31.0 ms through cuDNN and 21.1 ms
-// through these kernels on an H200 (docs/PERFORMANCE.md). Everything that is not sequential in
-// time (the input projection, the weight gradients, dropout, the head) stays with LibTorch as
-// large GEMMs (cluster_recurrence.cpp wires it into autograd).
+// distributed shared memory: the seed's training epoch took 29.8 ms through cuDNN and 17.4 ms
+// through these kernels on an H200, both with our AdamW (docs/PERFORMANCE.md). The kernels also add
+// the layer's biases and sum their gradient; everything else that is not sequential in time (the
+// input projection, the weight gradients, dropout, the head) stays with LibTorch as large GEMMs
+// (cluster_recurrence.cpp wires it into autograd).
 //
 // Plain fp32 arithmetic: no TF32, so the GPU's gradients match the CPU's to rounding.
 //
@@ -27,20 +28,27 @@ bool lstm_recurrence_serves(const LstmRecurrenceShape& shape);
 cudaError_t lstm_recurrence_fits(const LstmRecurrenceShape& shape);
 
 // All tensors dense, fp32, on the device, window-major: [batch][steps][...].
-//   inputs      batch x steps x 4H: the layer's input projection plus both biases (x W_ih^T + b)
+//   inputs      batch x steps x 4H: the layer's input projection (x W_ih^T)
+//   bias        4H: both biases added (b_ih + b_hh)
 //   recurrent   4H x H: W_hh in PyTorch's layout (gate rows i, f, g, o)
 //   hidden      batch x steps x H: h_t (written)
 //   cells       batch x steps x H: c_t (written; kept for the backward pass)
 //   gates       batch x steps x 4H: the gates after their activations (written; kept likewise)
 // The initial h and c are zero. Enqueued on `stream`; capturable in a CUDA graph.
-cudaError_t lstm_recurrence_forward(const LstmRecurrenceShape& shape, const float* inputs, const float* recurrent,
-                                    float* hidden, float* cells, float* gates, cudaStream_t stream);
+cudaError_t lstm_recurrence_forward(const LstmRecurrenceShape& shape, const float* inputs, const float* bias,
+                                    const float* recurrent, float* hidden, float* cells, float* gates,
+                                    cudaStream_t stream);
 
 // From the loss's gradient with respect to every h_t (d_hidden, batch x steps x H) to its gradient
 // with respect to every gate before its activation (d_gates, batch x steps x 4H), which is also
-// the gradient with respect to `inputs`; the weight gradient is sum_t d_gates_t^T h_{t-1}, one
-// GEMM for the caller.
+// the gradient with respect to `inputs`, and to the bias's: d_bias (lstm_recurrence_bias_rows x
+// 4H) gets partial sums of d_gates over windows and steps, whose column sums are the gradient.
+// The gradient of W_hh is sum_t d_gates_t^T h_{t-1}, one GEMM for the caller.
 cudaError_t lstm_recurrence_backward(const LstmRecurrenceShape& shape, const float* recurrent, const float* gates,
-                                     const float* cells, const float* d_hidden, float* d_gates, cudaStream_t stream);
+                                     const float* cells, const float* d_hidden, float* d_gates, float* d_bias,
+                                     cudaStream_t stream);
+// How many rows of partial bias sums lstm_recurrence_backward writes for this shape (one a cluster
+// of the kernel; at most batch).
+cudaError_t lstm_recurrence_bias_rows(const LstmRecurrenceShape& shape, int& rows);
 
 }  // namespace gt::ml::cuda
