@@ -261,6 +261,21 @@ __global__ void __launch_bounds__(block_threads(L), 1)
   // arrived[p]: the hidden values written at ticks of parity p, counted in bytes by st.async.
   __shared__ alignas(8) std::uint64_t arrived[2];
 
+  // Every step's inputs of the windows this block stages (a quarter of the cluster's), pulled into
+  // L2 when the kernel starts, so that the steps' loads of a few bytes a window hit L2 rather than
+  // DRAM: +1% at 65,536 windows (docs/PERFORMANCE.md). A series of overlapping windows is small
+  // enough to stay in L2 anyway.
+  {
+    const long long bytes = static_cast<long long>(steps) * features * static_cast<long long>(sizeof(float));
+    const int lines = static_cast<int>((bytes + 127) / 128) + 1;  // a window need not start on a line
+    for (int i = tid; i < 16 * lines; i += kThreads) {
+      const int window = first + 16 * rank + i / lines;
+      if (window >= batch) continue;
+      const char* const start = reinterpret_cast<const char*>(windows + window * window_stride);
+      const long long offset = static_cast<long long>(i % lines) * 128;
+      asm volatile("prefetch.global.L2 [%0];" ::"l"(start + (offset < bytes ? offset : bytes - 1)));
+    }
+  }
   for (int i = tid; i < 2 * kBufferBytes / 16; i += kThreads) shared[i] = make_uint4(0, 0, 0, 0);
   if (tid == 0) init_tick_barriers(arrived);
   const int layer = warp / kWarpsPerLayer, group = warp % kWarpsPerLayer;
