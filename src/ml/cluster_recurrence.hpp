@@ -4,7 +4,7 @@
 // where cuDNN's persistent kernel takes 117 us and LibTorch's standard path 346 us
 // (docs/PERFORMANCE.md, issue 11); large batches in fp16/bf16 on tensor cores (cuda/batched_lstm.hpp).
 // Training in fp32: each layer's recurrence (cuda/lstm_training.hpp) as an autograd function.
-// Only in builds with nvcc and a CUDA LibTorch (GT_CLUSTER_LSTM).
+// Only in builds with nvcc and a CUDA LibTorch (GT_OWN_CUDA_KERNELS).
 #pragma once
 
 #include <torch/torch.h>

@@ -18,7 +18,7 @@
 
 #include "persistent_rnn.hpp"
 #endif
-#if defined(GT_CLUSTER_LSTM)
+#if defined(GT_OWN_CUDA_KERNELS)
 #include "cluster_recurrence.hpp"
 #endif
 
@@ -110,7 +110,7 @@ SignalNetImpl::SignalNetImpl(const ModelConfig& config, std::int64_t features) {
 }
 
 torch::Tensor SignalNetImpl::forward(const torch::Tensor& windows) {
-#if defined(GT_CLUSTER_LSTM)
+#if defined(GT_OWN_CUDA_KERNELS)
   // fp32 training on CUDA: our recurrence kernels instead of cuDNN's chain of small ones.
   if (lstm_ && own_lstm_training(lstm_, windows)) return head(lstm_training_forward(lstm_, windows).select(1, -1));
 #endif
@@ -263,7 +263,7 @@ std::vector<float> TorchModel::predict(const Samples& samples, Precision precisi
   torch::NoGradGuard no_grad;
   const torch::Tensor windows = windows_tensor(samples, spec_, device_);
   const std::int64_t n = windows.size(0);
-#if defined(GT_CLUSTER_LSTM)
+#if defined(GT_OWN_CUDA_KERNELS)
   if (n > 0) {
     if (TensorCoreRecurrence* kernel = tensor_cores(precision)) {
       // One launch for all the windows: the kernel keeps nothing per window beyond its output.
@@ -288,7 +288,7 @@ std::vector<float> TorchModel::predict(const Samples& samples, Precision precisi
 }
 
 TensorCoreRecurrence* TorchModel::tensor_cores([[maybe_unused]] Precision precision) const {
-#if defined(GT_CLUSTER_LSTM)
+#if defined(GT_OWN_CUDA_KERNELS)
   if (!device_.is_cuda() || !TensorCoreRecurrence::serves(spec_, precision)) return nullptr;
   auto found = tensor_cores_.find(precision);
   if (found == tensor_cores_.end()) {
@@ -324,7 +324,7 @@ struct TorchModel::GraphedForward {
   at::cuda::CUDAGraph graph;
   std::unique_ptr<PersistentRecurrence> persistent;  // fp32 and fp16 at batch 1: cuDNN's persistent kernel
 #endif
-#if defined(GT_CLUSTER_LSTM)
+#if defined(GT_OWN_CUDA_KERNELS)
   std::unique_ptr<ClusterRecurrence> cluster;    // LSTMs up to batch 32: our own kernel, ahead of cuDNN's
   TensorCoreRecurrence* tensor_cores = nullptr;  // larger LSTM batches in fp16/bf16 (owned by the model)
   torch::Tensor raw;                             // its outputs
@@ -361,7 +361,7 @@ void TorchModel::predict_into(std::span<const float> windows, std::span<float> o
     slot->host_output = torch::empty({b}, pinned);
     slot->staged = torch::zeros(shape, on_device.dtype(torch::kFloat));
     slot->input = precision == Precision::kFp32 ? slot->staged : slot->staged.to(scalar_type(precision));
-#if defined(GT_CLUSTER_LSTM)
+#if defined(GT_OWN_CUDA_KERNELS)
     if (ClusterRecurrence::serves(spec_, b)) {
       try {
         slot->cluster = std::make_unique<ClusterRecurrence>(net, spec_, b, device_);
@@ -387,7 +387,7 @@ void TorchModel::predict_into(std::span<const float> windows, std::span<float> o
       }
     }
     const auto forward = [&] {
-#if defined(GT_CLUSTER_LSTM)
+#if defined(GT_OWN_CUDA_KERNELS)
       // In fp32 on the staged input, whatever the precision: its weights are the precision's.
       if (slot->cluster) return to_output(slot->cluster->raw_output(slot->staged), spec_);
       if (slot->tensor_cores) {

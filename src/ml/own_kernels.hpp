@@ -1,6 +1,6 @@
 // What the LibTorch code that launches our own CUDA kernels (cuda/*.hpp) shares: the glue between
 // LibTorch's CUDA state and the kernels'. Only in builds with nvcc and a CUDA LibTorch
-// (GT_CLUSTER_LSTM).
+// (GT_OWN_CUDA_KERNELS).
 #pragma once
 
 #include <c10/cuda/CUDAStream.h>

@@ -8,7 +8,7 @@
 
 #include "gt/error.hpp"
 
-#if defined(GT_CLUSTER_LSTM)
+#if defined(GT_OWN_CUDA_KERNELS)
 #include "cuda/adamw.hpp"
 #include "own_kernels.hpp"
 #endif
@@ -19,7 +19,7 @@ namespace {
 constexpr std::int64_t kEvalBatch = 8192;
 constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8;
 
-#if defined(GT_CLUSTER_LSTM)
+#if defined(GT_OWN_CUDA_KERNELS)
 // Whether the step takes our two-launch AdamW (cuda/adamw.hpp): fp32 parameters on a CUDA device,
 // few enough of them for one launch. GT_OPTIMIZER=libtorch keeps LibTorch's (for A/B measurements
 // in one build).
@@ -42,7 +42,7 @@ Trainer::Trainer(SignalNet net, const ModelSpec& spec, const TrainOptions& optio
     exp_avg_.push_back(torch::zeros_like(p));
     exp_avg_sq_.push_back(torch::zeros_like(p));
   }
-#if defined(GT_CLUSTER_LSTM)
+#if defined(GT_OWN_CUDA_KERNELS)
   if (own_optimizer(params_, device)) {
     steps_.push_back(torch::zeros({}, on_device));  // one count for all
     cuda::AdamwTensors sizes;
@@ -89,7 +89,7 @@ void Trainer::step(const torch::Tensor& x, const torch::Tensor& y, bool capturin
     found_inf_.zero_();
     at::_amp_foreach_non_finite_check_and_unscale_(grads, found_inf_, scale_.reciprocal());
   }
-#if defined(GT_CLUSTER_LSTM)
+#if defined(GT_OWN_CUDA_KERNELS)
   if (optimizer_workspace_.defined()) {
     cuda::AdamwTensors t;
     t.count = static_cast<int>(params_.size());
