@@ -12,7 +12,7 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kChunk = 4 * kThreads;
 
-int chunks_of(std::int64_t size) {
+__host__ __device__ int chunks_of(std::int64_t size) {
   return static_cast<int>((size + kChunk - 1) / kChunk);
 }
 
@@ -25,7 +25,7 @@ struct Chunk {
 __device__ Chunk chunk_of(const AdamwTensors& t, int block) {
   Chunk c;
   for (int k = 0; k < t.count; ++k) {
-    const int chunks = static_cast<int>((t.size[k] + kChunk - 1) / kChunk);
+    const int chunks = chunks_of(t.size[k]);
     if (block < chunks) {
       c.tensor = k;
       c.begin = static_cast<std::int64_t>(block) * kChunk;

@@ -11,10 +11,11 @@
 //
 // Backward, step t: the same lanes turn dh_t (from the layer above plus W_hh^T dg_{t+1}) into the
 // gate gradients dg_t of their (unit, window) pairs, and add them up over steps and windows for the
-// bias gradient (one row of sums a cluster, in a fixed order, so that it is the same every run). The product W_hh^T
-// dg_t needs all 4H rows for each of the H columns; the block computes its own rows' share: S = 256 / H groups of H
-// rows, thread t holding column t % H of row group t / H, and sends each partial sum to the block that owns the
-// column's unit, which adds its C S = 4 partials at step t - 1.
+// bias gradient (one row of sums a cluster, in a fixed order, so that it is the same every run).
+// The product W_hh^T dg_t needs all 4H rows for each of the H columns; the block computes its own
+// rows' share: S = 256 / H groups of H rows, thread t holding column t % H of row group t / H, and
+// sends each partial sum to the block that owns the column's unit, which adds its C S = 4 partials
+// at step t - 1.
 //
 // Ticks and the exchange: tick_barriers.cuh, one layer a kernel. Nothing is sent at the last tick
 // (its values have no reader), so that tick is neither expected nor waited for. A cluster of one
@@ -27,6 +28,7 @@
 #include <cuda/ptx>
 #include <map>
 #include <mutex>
+#include <type_traits>
 
 #include "cluster_launch.cuh"
 #include "lstm_training.hpp"
@@ -46,6 +48,27 @@ constexpr int kPartialStride = 72;  // of one unit and four windows then hit dif
 
 __device__ __forceinline__ float sigmoid(float x) {
   return 1.0f / (1.0f + expf(-x));
+}
+
+// Where block `rank` of the cluster counts what it receives at `tick` (unused in a cluster of one).
+template <int C>
+__device__ __forceinline__ std::uint64_t* barrier_of(const cg::cluster_group& cluster, std::uint64_t (&arrived)[2],
+                                                     int tick, int rank) {
+  if constexpr (C == 1)
+    return nullptr;
+  else
+    return cluster.map_shared_rank(&arrived[tick & 1], rank);
+}
+
+// `value` into `target` of block `rank` of the cluster, counted by `barrier` (barrier_of); a plain
+// store in a cluster of one block, which waits at a block barrier instead (see the top of the file).
+template <int C>
+__device__ __forceinline__ void send(const cg::cluster_group& cluster, float* target, float value, int rank,
+                                     std::uint64_t* barrier) {
+  if constexpr (C == 1)
+    *target = value;
+  else
+    ptx::st_async(cluster.map_shared_rank(target, rank), value, barrier);
 }
 
 std::size_t forward_shared_bytes(int hidden, int windows) {
@@ -91,7 +114,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   cluster.sync();  // every block started and its barriers set before anyone sends to it
 
   for (int t = 0; t < steps; ++t) {
-    if constexpr (C == 1) {
+    if constexpr (C == 1) {  // a cluster of one block: see send
       if (t > 0) __syncthreads();
     } else {
       if (t > 0) wait_for_tick(arrived, t - 1);
@@ -151,13 +174,8 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
       if (t + 1 < steps) {
         float* const target = hs + (t & 1) * W * H + b * H + unit;
-        if constexpr (C == 1) {
-          *target = h;
-        } else {
 #pragma unroll
-          for (int r = 0; r < C; ++r)
-            ptx::st_async(cluster.map_shared_rank(target, r), h, cluster.map_shared_rank(&arrived[t & 1], r));
-        }
+        for (int r = 0; r < C; ++r) send<C>(cluster, target, h, r, barrier_of<C>(cluster, arrived, t, r));
       }
     }
   }
@@ -216,7 +234,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   for (int tick = 0; tick < steps; ++tick) {
     const int t = steps - 1 - tick;
-    if constexpr (C == 1) {
+    if constexpr (C == 1) {  // a cluster of one block: see send
       if (tick > 0) __syncthreads();
     } else {
       if (tick > 0) wait_for_tick(arrived, tick - 1);
@@ -269,15 +287,11 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     const int owner = column / kUnits;
     float* const base = partials + (tick & 1) * kSources * W * kPartialStride;
-    std::uint64_t* const remote_arrived = cluster.map_shared_rank(&arrived[tick & 1], owner);
+    std::uint64_t* const owner_barrier = barrier_of<C>(cluster, arrived, tick, owner);
 #pragma unroll
-    for (int b = 0; b < W; ++b) {
-      float* const target = base + ((rank * S + group) * W + b) * kPartialStride + column % kUnits;
-      if constexpr (C == 1)
-        *target = even[b] + odd[b];
-      else
-        ptx::st_async(cluster.map_shared_rank(target, owner), even[b] + odd[b], remote_arrived);
-    }
+    for (int b = 0; b < W; ++b)
+      send<C>(cluster, base + ((rank * S + group) * W + b) * kPartialStride + column % kUnits, even[b] + odd[b], owner,
+              owner_barrier);
   }
   // The four lanes of a unit hold its windows' sums: lane 0 writes the cluster's.
 #pragma unroll
@@ -345,9 +359,12 @@ cudaError_t windows_per_cluster(const LstmRecurrenceShape& s, int& windows) {
   return cudaSuccess;
 }
 
-cudaError_t windows_per_cluster(const LstmRecurrenceShape& s, int& windows) {
+// `body` with the hidden size as a compile-time constant (std::integral_constant), for the shapes
+// the kernels serve.
+template <typename Body>
+cudaError_t with_hidden(const LstmRecurrenceShape& s, Body body) {
   if (!lstm_recurrence_serves(s)) return cudaErrorNotSupported;
-  return s.hidden == 64 ? windows_per_cluster<64>(s, windows) : windows_per_cluster<128>(s, windows);
+  return s.hidden == 64 ? body(std::integral_constant<int, 64>{}) : body(std::integral_constant<int, 128>{});
 }
 
 template <int H>
@@ -360,8 +377,7 @@ cudaError_t dispatch_windows(Pass pass, const LstmRecurrenceShape& s, const Buff
 }
 
 cudaError_t dispatch(Pass pass, const LstmRecurrenceShape& s, const Buffers& a) {
-  if (!lstm_recurrence_serves(s)) return cudaErrorNotSupported;
-  return s.hidden == 64 ? dispatch_windows<64>(pass, s, a) : dispatch_windows<128>(pass, s, a);
+  return with_hidden(s, [&](auto h) { return dispatch_windows<decltype(h)::value>(pass, s, a); });
 }
 
 }  // namespace
@@ -371,15 +387,15 @@ bool lstm_recurrence_serves(const LstmRecurrenceShape& s) {
 }
 
 cudaError_t lstm_recurrence_fits(const LstmRecurrenceShape& s) {
-  if (!lstm_recurrence_serves(s)) return cudaErrorNotSupported;
   int active = 0;
-  const cudaError_t status = s.hidden == 64 ? active_clusters<64>(s, active) : active_clusters<128>(s, active);
+  const cudaError_t status = with_hidden(s, [&](auto h) { return active_clusters<decltype(h)::value>(s, active); });
   return status != cudaSuccess ? status : active > 0 ? cudaSuccess : cudaErrorNotSupported;
 }
 
 cudaError_t lstm_recurrence_bias_rows(const LstmRecurrenceShape& s, int& rows) {
   int windows = 0;
-  const cudaError_t status = windows_per_cluster(s, windows);
+  const cudaError_t status =
+      with_hidden(s, [&](auto h) { return windows_per_cluster<decltype(h)::value>(s, windows); });
   if (status == cudaSuccess) rows = (s.batch + windows - 1) / windows;
   return status;
 }
