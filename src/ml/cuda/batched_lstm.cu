@@ -1,6 +1,7 @@
 // Large-batch LSTM prediction on tensor cores (batched_lstm.hpp).
 //
-// A cluster of four blocks runs 64 windows (four tiles of 16). Block r owns hidden units
+// A cluster of four blocks runs 64 windows (four tiles of 16; in the batch's last wave one to
+// four, see batch_split). Block r owns hidden units
 // [32 r, 32 r + 32) of each layer; its warp (layer l, group u) the eight units 32 r + 8 u.. of
 // layer l, as four tiles of eight columns, one per gate (i, f, g, o), so that the thread holding a
 // gate's sum for a (window, unit) holds the other three gates' sums for it too: mma.sync's
@@ -24,6 +25,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <cuda/ptx>
@@ -70,29 +72,32 @@ __host__ __device__ constexpr int first_column(int layer) {
 
 // The hardware's tanh (relative error about 2^-11, below fp16's rounding of the hidden states and
 // far below bf16's) instead of expf and a division: the gates cost as much as the products otherwise.
+// Every gate is one tanh: sigmoid(x) = (1 + tanh(x / 2)) / 2, and the packed weights and biases of
+// the i, f and o rows are halved (exact in binary) so that their products already are x / 2.
 __device__ __forceinline__ float fast_tanh(float x) {
   float y;
   asm("tanh.approx.f32 %0, %1;" : "=f"(y) : "f"(x));
   return y;
 }
-__device__ __forceinline__ float fast_sigmoid(float x) {
-  return fmaf(0.5f, fast_tanh(0.5f * x), 0.5f);
-}
+// Hidden values are kept doubled, 2h = (1 + tanh(x_o / 2)) tanh(c), one fma from the two tanh; the
+// packed weights of every column that reads them, and the head's sum, are halved to match.
+constexpr float kHalf = 0.5f;
 
-// Not volatile: a function of its registers alone, which the compiler may then schedule among a
-// tile's loads and the previous tile's gate arithmetic.
+// d = a b + c. Not volatile: a function of its registers alone, which the compiler may then
+// schedule among a tile's loads and the previous tile's gate arithmetic. The first k-step of a tile
+// takes the biases as c: no additions after the products.
 template <bool kBf16>
-__device__ __forceinline__ void mma(float (&d)[4], const std::uint32_t (&a)[4], uint2 b) {
+__device__ __forceinline__ void mma(float (&d)[4], const std::uint32_t (&a)[4], uint2 b, const float (&c)[4]) {
   if constexpr (kBf16)
     asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y));
+        "{%10,%11,%12,%13};"
+        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
   else
     asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y));
+        "{%10,%11,%12,%13};"
+        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
 }
 
 __device__ __forceinline__ void load_tile(std::uint32_t (&a)[4], std::uint32_t address) {
@@ -147,20 +152,21 @@ __device__ __forceinline__ void pack_inputs(std::uint32_t (&words)[4], const Sta
 #pragma unroll
   for (int j = 0; j < 4; ++j) words[j] = pack<kBf16>(in.v[2 * j], in.v[2 * j + 1]);
 }
-// The bytes of one step's staged inputs in a block.
-__host__ __device__ constexpr int input_bytes(int features) {
-  return kWindows * 16 * input_chunks(features);
+// The bytes of one step's staged inputs in a block of a cluster of `tiles` tiles.
+__host__ __device__ constexpr int input_bytes(int features, int tiles) {
+  return 16 * tiles * 16 * input_chunks(features);
 }
 
-// A compute warp's part of every tick: step k - kLayer of its layer at tick k, for every tile of
-// the cluster's windows, with its weight fragments (k-steps x 4 gates) in registers. `arrives`:
-// the one thread of the block that arrives on each tick's mbarrier with the bytes it expects.
+// A compute warp's part of every tick: step k - kLayer of its layer at tick k, for each of the
+// cluster's `tiles` tiles (windows first.. end - 1; the batch's last tile may hold fewer), with its
+// weight fragments (k-steps x 4 gates) in registers. `arrives`: the one thread of the block that
+// arrives on each tick's mbarrier with the bytes it expects.
 template <int L, int kLayer, bool kBf16>
 __device__ __forceinline__ void compute_layer(const cg::cluster_group& cluster, std::uint64_t (&arrived)[2],
                                               std::uint16_t* hs, const uint2* __restrict__ fragments,
                                               const float* __restrict__ biases, const float* __restrict__ windows,
-                                              long long window_stride, int batch, int features, int first, int rank,
-                                              int group, int lane, int steps, bool arrives) {
+                                              long long window_stride, int end, int features, int first, int tiles,
+                                              int rank, int group, int lane, int steps, bool arrives) {
   constexpr int kSteps = kLayer == 0 ? kSteps0 : kSteps1;
   uint2 w[kSteps][4];
   const uint2* const mine = fragments + first_step(kLayer, group) * 4 * 32 + lane;
@@ -170,35 +176,37 @@ __device__ __forceinline__ void compute_layer(const cg::cluster_group& cluster, 
     for (int gate = 0; gate < 4; ++gate) w[ks][gate] = __ldg(mine + (ks * 4 + gate) * 32);
   const int g = lane / 4, q = lane % 4;
   const int unit0 = rank * kUnitsPerBlock + group * 8;
-  float bias[4][2];
+  float bias[4][4];  // in the accumulator's layout: units 2q, 2q + 1 of rows g and g + 8
 #pragma unroll
   for (int gate = 0; gate < 4; ++gate)
 #pragma unroll
-    for (int e = 0; e < 2; ++e) bias[gate][e] = biases[kLayer * 4 * kHidden + gate * kHidden + unit0 + 2 * q + e];
+    for (int j = 0; j < 4; ++j) bias[gate][j] = biases[kLayer * 4 * kHidden + gate * kHidden + unit0 + 2 * q + (j & 1)];
   float c[kTiles][4] = {};  // the cells of (tile's window rows g and g + 8) x (units 2q, 2q + 1)
   // Layer 0's warps stage the inputs of the next step into the rows that tick writes, loaded when
   // the tick starts and sent after its hidden values: block r's warp u loads windows
   // 16 r + 4 u.. 16 r + 4 u + 3, and lane l sends its part of window l % 4 to block (l / 4) % 4.
   const int staged_window = 16 * rank + 4 * group + (lane & 3);
   const int staged_to = (lane >> 2) & 3;
-  const bool stages = kLayer == 0 && stages_inputs(features, lane);
+  const bool stages = kLayer == 0 && stages_inputs(features, lane) && rank < tiles;
   const auto base = static_cast<std::uint32_t>(__cvta_generic_to_shared(hs));
   const int ticks = steps + L - 1;
   for (int tick = 0; tick < ticks; ++tick) {
     if (tick > 0) wait_for_tick(arrived, tick - 1);
     if (arrives)
-      expect_tick(arrived, tick, L, steps, kWindows * kHidden * 2, tick + 1 < steps ? input_bytes(features) : 0);
+      expect_tick(arrived, tick, L, steps, 16 * tiles * kHidden * 2,
+                  tick + 1 < steps ? input_bytes(features, tiles) : 0);
     const int t = tick - kLayer;
     if (t < 0 || t >= steps) continue;
     StagedInputs next{};
     if (stages && t + 1 < steps)
-      next = load_inputs(windows, window_stride, batch, features, first + staged_window, t + 1, lane);
+      next = load_inputs(windows, window_stride, end, features, first + staged_window, t + 1, lane);
     const std::uint32_t read = base + static_cast<std::uint32_t>(((tick + 1) & 1) * kBufferBytes);
     std::uint16_t* const rows = hs + (tick & 1) * kWindows * kRow;
     std::uint16_t* const written = rows + kInputs + kLayer * kHidden + unit0;
 #pragma unroll
     for (int tile = 0; tile < kTiles; ++tile) {
-      float acc[4][4] = {};  // gate, element
+      if (tile == tiles) break;
+      float acc[4][4];  // gate, element
 #pragma unroll
       for (int ks = 0; ks < kSteps; ++ks) {
         std::uint32_t a[4];
@@ -206,18 +214,18 @@ __device__ __forceinline__ void compute_layer(const cg::cluster_group& cluster, 
             a, read + static_cast<std::uint32_t>(
                           ((16 * tile + (lane & 15)) * kRow + first_column(kLayer) + 16 * ks + (lane >> 4) * 8) * 2));
 #pragma unroll
-        for (int gate = 0; gate < 4; ++gate) mma<kBf16>(acc[gate], a, w[ks][gate]);
+        for (int gate = 0; gate < 4; ++gate) mma<kBf16>(acc[gate], a, w[ks][gate], ks == 0 ? bias[gate] : acc[gate]);
       }
-      float h[4];
+      float h[4];  // doubled
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        const int e = j & 1;
-        const float in = fast_sigmoid(acc[0][j] + bias[0][e]);
-        const float forget = fast_sigmoid(acc[1][j] + bias[1][e]);
-        const float cand = fast_tanh(acc[2][j] + bias[2][e]);
-        const float output = fast_sigmoid(acc[3][j] + bias[3][e]);
-        c[tile][j] = forget * c[tile][j] + in * cand;
-        h[j] = output * fast_tanh(c[tile][j]);
+        const float in = fmaf(kHalf, fast_tanh(acc[0][j]), kHalf);
+        const float forget = fmaf(kHalf, fast_tanh(acc[1][j]), kHalf);
+        const float cand = fast_tanh(acc[2][j]);
+        const float output = fast_tanh(acc[3][j]);
+        c[tile][j] = fmaf(forget, c[tile][j], in * cand);
+        const float cell = fast_tanh(c[tile][j]);
+        h[j] = fmaf(output, cell, cell);
       }
       // Lanes 4g..4g+3 hold units 2q, 2q + 1 of rows g and g + 8; each gathers one row's eight
       // units (16 bytes) and sends it to two of the four blocks.
@@ -249,11 +257,17 @@ template <int L, bool kBf16>
 __global__ void __launch_bounds__(block_threads(L), 1)
     batched_lstm_kernel(const uint2* __restrict__ weights, const float* __restrict__ biases,
                         const float* __restrict__ head, const float* __restrict__ windows, long long window_stride,
-                        int batch, int steps, int features, float* __restrict__ out) {
+                        int batch, int steps, int features, int full_clusters, int tail_tiles,
+                        float* __restrict__ out) {
   constexpr int kThreads = block_threads(L);
   cg::cluster_group cluster = cg::this_cluster();
   const int rank = static_cast<int>(cluster.block_rank());
-  const int first = static_cast<int>(blockIdx.x / kBlocks) * kWindows;
+  // Clusters of kTiles tiles, then (batch_split) clusters of tail_tiles.
+  const int index = static_cast<int>(blockIdx.x / kBlocks);
+  const bool full = index < full_clusters;
+  const int first = full ? index * kWindows : full_clusters * kWindows + (index - full_clusters) * 16 * tail_tiles;
+  const int tiles = min(full ? kTiles : tail_tiles, (batch - first + 15) / 16);
+  const int end = min(batch, first + 16 * tiles);
   const int tid = static_cast<int>(threadIdx.x), warp = tid / 32, lane = tid % 32;
 
   extern __shared__ uint4 shared[];
@@ -270,7 +284,7 @@ __global__ void __launch_bounds__(block_threads(L), 1)
     const int lines = static_cast<int>((bytes + 127) / 128) + 1;  // a window need not start on a line
     for (int i = tid; i < 16 * lines; i += kThreads) {
       const int window = first + 16 * rank + i / lines;
-      if (window >= batch) continue;
+      if (window >= end) continue;
       const char* const start = reinterpret_cast<const char*>(windows + window * window_stride);
       const long long offset = static_cast<long long>(i % lines) * 128;
       asm volatile("prefetch.global.L2 [%0];" ::"l"(start + (offset < bytes ? offset : bytes - 1)));
@@ -281,10 +295,10 @@ __global__ void __launch_bounds__(block_threads(L), 1)
   const int layer = warp / kWarpsPerLayer, group = warp % kWarpsPerLayer;
   __syncthreads();
   // The first step's inputs, into the rows that tick 0 reads.
-  if (layer == 0 && stages_inputs(features, lane)) {
+  if (layer == 0 && stages_inputs(features, lane) && group < tiles) {
     const int window = 16 * group + (lane & 15);
     std::uint32_t words[4];
-    pack_inputs<kBf16>(words, load_inputs(windows, window_stride, batch, features, first + window, 0, lane));
+    pack_inputs<kBf16>(words, load_inputs(windows, window_stride, end, features, first + window, 0, lane));
     *reinterpret_cast<uint4*>(hs + kWindows * kRow + window * kRow + 8 * (lane >> 4)) =
         make_uint4(words[0], words[1], words[2], words[3]);
   }
@@ -292,11 +306,11 @@ __global__ void __launch_bounds__(block_threads(L), 1)
 
   const uint2* const fragments = weights + static_cast<std::size_t>(rank) * (weight_bytes(L) / 8);
   if (layer == 0)
-    compute_layer<L, 0, kBf16>(cluster, arrived, hs, fragments, biases, windows, window_stride, batch, features, first,
-                               rank, group, lane, steps, tid == 0);
+    compute_layer<L, 0, kBf16>(cluster, arrived, hs, fragments, biases, windows, window_stride, end, features, first,
+                               tiles, rank, group, lane, steps, tid == 0);
   else if constexpr (L > 1)
-    compute_layer<L, 1, kBf16>(cluster, arrived, hs, fragments, biases, windows, window_stride, batch, features, first,
-                               rank, group, lane, steps, false);
+    compute_layer<L, 1, kBf16>(cluster, arrived, hs, fragments, biases, windows, window_stride, end, features, first,
+                               tiles, rank, group, lane, steps, false);
   const int ticks = steps + L - 1;
   wait_for_tick(arrived, ticks - 1);  // also: nothing is sent to a block after this, so it may exit
 
@@ -310,17 +324,56 @@ __global__ void __launch_bounds__(block_threads(L), 1)
     for (int k = lane; k < kHidden; k += 32) s = fmaf(widen<kBf16>(last[window * kRow + k]), head[k], s);
 #pragma unroll
     for (int offset = 16; offset > 0; offset /= 2) s += __shfl_xor_sync(0xffffffffu, s, offset);
-    if (lane == 0 && first + window < batch) out[first + window] = s + head[kHidden];
+    if (lane == 0 && first + window < end) out[first + window] = fmaf(kHalf, s, head[kHidden]);
   }
+}
+
+// How a batch is split into clusters: full_clusters of kTiles tiles, then clusters of tail_tiles.
+struct BatchSplit {
+  int clusters, full_clusters, tail_tiles;
+};
+// Every cluster takes about as long (the tick is bound by each SM's own work, and all run the same
+// steps), so they run in waves of `active` (the clusters the GPU holds at once). The tiles beyond
+// the last full wave are spread over one more wave in clusters of as few tiles as fit it, since a
+// cluster of fewer tiles finishes its ticks sooner: 65,536 windows, 4,096 tiles on an H200 with 30
+// active, are 34 waves of 30 clusters of 4 tiles and one of 16 clusters of 1 (not 35 of 4, the
+// last with 4 clusters). Without the count (active < 1), clusters of kTiles alone.
+BatchSplit batch_split(int batch, int active) {
+  const int tiles = (batch + 15) / 16;
+  if (active < 1) return {(tiles + kTiles - 1) / kTiles, (tiles + kTiles - 1) / kTiles, kTiles};
+  const int full_clusters = tiles / (kTiles * active) * active;
+  const int rest = tiles - full_clusters * kTiles;
+  const int tail_tiles = rest == 0 ? kTiles : (rest + active - 1) / active;
+  return {full_clusters + (rest + tail_tiles - 1) / tail_tiles, full_clusters, tail_tiles};
+}
+
+// The clusters of kernel<L, kBf16> that the current GPU holds at once, asked once a device; 0 when
+// that fails or the device's ordinal is beyond the cache.
+template <int L, bool kBf16>
+int active_clusters() {
+  constexpr int kDevices = 64;
+  static std::atomic<int> known[kDevices] = {};  // -1: asked and failed
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= kDevices) return 0;
+  int active = known[device].load(std::memory_order_relaxed);
+  if (active == 0) {
+    if (launch_clusters_or_count(batched_lstm_kernel<L, kBf16>, kBlocks, block_threads(L), 2 * kBufferBytes, kBlocks,
+                                 nullptr, true, &active, nullptr, nullptr, nullptr, nullptr, 0LL, 0, 0, 0, 0, 0,
+                                 nullptr) != cudaSuccess)
+      active = -1;
+    known[device].store(active, std::memory_order_relaxed);
+  }
+  return active;
 }
 
 template <int L, bool kBf16>
 cudaError_t run(const ClusterLstmShape& s, const uint2* weights, const float* biases, const float* head,
                 const float* windows, long long window_stride, int batch, float* out, cudaStream_t stream, bool check) {
-  return launch_clusters(batched_lstm_kernel<L, kBf16>,
-                         static_cast<unsigned>(kBlocks * ((batch + kWindows - 1) / kWindows)),
+  const BatchSplit split = batch_split(batch, check ? 0 : active_clusters<L, kBf16>());
+  return launch_clusters(batched_lstm_kernel<L, kBf16>, static_cast<unsigned>(kBlocks * split.clusters),
                          static_cast<unsigned>(block_threads(L)), static_cast<std::size_t>(2 * kBufferBytes), kBlocks,
-                         stream, check, weights, biases, head, windows, window_stride, batch, s.steps, s.features, out);
+                         stream, check, weights, biases, head, windows, window_stride, batch, s.steps, s.features,
+                         split.full_clusters, split.tail_tiles, out);
 }
 
 cudaError_t dispatch(const ClusterLstmShape& s, HalfFormat format, const void* weights, const float* biases,
@@ -362,15 +415,23 @@ BatchedLstmWeights batched_lstm_pack(const ClusterLstmShape& s, const std::vecto
   const int L = s.layers, per_block = weight_bytes(L) / 2;  // 16-bit values a block
   packed.weights.assign(static_cast<std::size_t>(kBlocks) * per_block, 0);
   packed.biases.assign(static_cast<std::size_t>(L) * 4 * kHidden, 0.0f);
+  // The kernel's halves (fast_tanh): of the i, f and o rows (gates 0, 1, 3), and of the columns
+  // that read the doubled hidden values.
+  const auto row_scale = [](int row) { return row / kHidden == 2 ? 1.0f : 0.5f; };
   for (int layer = 0; layer < L; ++layer) {
     const LstmLayerWeights& w = layers[static_cast<std::size_t>(layer)];
     for (int row = 0; row < 4 * kHidden; ++row)
-      packed.biases[static_cast<std::size_t>(layer) * 4 * kHidden + row] = w.input_bias[row] + w.recurrent_bias[row];
+      packed.biases[static_cast<std::size_t>(layer) * 4 * kHidden + row] =
+          row_scale(row) * (w.input_bias[row] + w.recurrent_bias[row]);
     // Column k of the row over the layer's input row as the kernel lays it out.
-    const auto column = [&](int row, int k) -> float {
+    const auto unscaled = [&](int row, int k) -> float {
       if (layer > 0) return k < kHidden ? w.input[row * kHidden + k] : w.recurrent[row * kHidden + (k - kHidden)];
       if (k < kInputs) return k < s.features ? w.input[row * s.features + k] : 0.0f;
       return w.recurrent[row * kHidden + (k - kInputs)];
+    };
+    const auto column = [&](int row, int k) {
+      const bool reads_hidden = layer > 0 || k >= kInputs;
+      return row_scale(row) * (reads_hidden ? 0.5f : 1.0f) * unscaled(row, k);
     };
     const int k_steps = layer == 0 ? kSteps0 : kSteps1;
     for (int rank = 0; rank < kBlocks; ++rank)

@@ -5,8 +5,8 @@
 // accumulated in fp32) whose gates are applied in the registers that hold it; the cell state stays
 // in fp32 registers; the new hidden states (fp16/bf16) go to the four blocks by st.async.
 // LibTorch's cuDNN path instead writes every step's gates to device memory and reads them back
-// (3.9e6 predictions/s at most from Python at the seed's shape on an H100 or H200, against 9.8e6
-// for this kernel; docs/PERFORMANCE.md).
+// (3.9e6 predictions/s at most from Python at the seed's shape on an H100 or H200, against 1.01e7
+// for this kernel at 65,536 windows on an H200; docs/PERFORMANCE.md).
 //
 // Plain CUDA and host C++ (no LibTorch): bench/ml/cluster_lstm_check.cu checks it alone.
 #pragma once
