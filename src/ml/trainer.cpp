@@ -89,6 +89,7 @@ void Trainer::step(const torch::Tensor& x, const torch::Tensor& y, bool capturin
     found_inf_.zero_();
     at::_amp_foreach_non_finite_check_and_unscale_(grads, found_inf_, scale_.reciprocal());
   }
+  bool stepped = false;
 #if defined(GT_OWN_CUDA_KERNELS)
   if (optimizer_workspace_.defined()) {
     cuda::AdamwTensors t;
@@ -108,27 +109,26 @@ void Trainer::step(const torch::Tensor& x, const torch::Tensor& y, bool capturin
                                 scale_.defined() ? found_inf_.data_ptr<float>() : nullptr,
                                 optimizer_workspace_.data_ptr<float>(), current_cuda_stream(index)),
                "launching the AdamW kernels");
-    if (scale_.defined()) at::_amp_update_scale_(scale_, growth_tracker_, found_inf_, 2.0, 0.5, 2000);
-    return;
+    stepped = true;
   }
 #endif
-  if (options_.max_grad_norm > 0) {
-    // Global norm without a host round trip: an overflowing fp16 step gives an infinite norm, a
-    // zero factor, and is skipped below anyway.
-    const torch::Tensor total = torch::stack(at::_foreach_norm(grads)).norm();
-    const torch::Tensor factor = (options_.max_grad_norm / (total + 1e-6)).clamp_max(1.0);
-    at::_foreach_mul_(grads, factor);
-  }
-  at::_foreach_add_(steps_, 1.0);
-  std::optional<at::Tensor> found_inf;
-  if (scale_.defined()) found_inf = found_inf_;
-  at::_fused_adamw_(params_, grads, exp_avg_, exp_avg_sq_, {}, steps_, learning_rate_, kBeta1, kBeta2,
-                    options_.weight_decay, kEps, /*amsgrad=*/false, /*maximize=*/false, std::nullopt, found_inf);
-  if (scale_.defined()) {
+  if (!stepped) {
+    if (options_.max_grad_norm > 0) {
+      // Global norm without a host round trip: an overflowing fp16 step gives an infinite norm, a
+      // zero factor, and is skipped below anyway.
+      const torch::Tensor total = torch::stack(at::_foreach_norm(grads)).norm();
+      const torch::Tensor factor = (options_.max_grad_norm / (total + 1e-6)).clamp_max(1.0);
+      at::_foreach_mul_(grads, factor);
+    }
+    at::_foreach_add_(steps_, 1.0);
+    std::optional<at::Tensor> found_inf;
+    if (scale_.defined()) found_inf = found_inf_;
+    at::_fused_adamw_(params_, grads, exp_avg_, exp_avg_sq_, {}, steps_, learning_rate_, kBeta1, kBeta2,
+                      options_.weight_decay, kEps, /*amsgrad=*/false, /*maximize=*/false, std::nullopt, found_inf);
     // A skipped step does not count, as in PyTorch's fused AdamW with a GradScaler.
-    at::_foreach_sub_(steps_, std::vector<torch::Tensor>(steps_.size(), found_inf_));
-    at::_amp_update_scale_(scale_, growth_tracker_, found_inf_, 2.0, 0.5, 2000);
+    if (scale_.defined()) at::_foreach_sub_(steps_, std::vector<torch::Tensor>(steps_.size(), found_inf_));
   }
+  if (scale_.defined()) at::_amp_update_scale_(scale_, growth_tracker_, found_inf_, 2.0, 0.5, 2000);
 }
 
 LossParts Trainer::evaluate(const torch::Tensor& windows, const torch::Tensor& labels) {

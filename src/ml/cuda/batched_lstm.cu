@@ -25,7 +25,6 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <cuda/ptx>
@@ -340,40 +339,42 @@ struct BatchSplit {
 // last with 4 clusters). Without the count (active < 1), clusters of kTiles alone.
 BatchSplit batch_split(int batch, int active) {
   const int tiles = (batch + 15) / 16;
-  if (active < 1) return {(tiles + kTiles - 1) / kTiles, (tiles + kTiles - 1) / kTiles, kTiles};
+  if (active < 1) {
+    const int clusters = (tiles + kTiles - 1) / kTiles;
+    return {clusters, clusters, kTiles};
+  }
   const int full_clusters = tiles / (kTiles * active) * active;
   const int rest = tiles - full_clusters * kTiles;
   const int tail_tiles = rest == 0 ? kTiles : (rest + active - 1) / active;
   return {full_clusters + (rest + tail_tiles - 1) / tail_tiles, full_clusters, tail_tiles};
 }
 
-// The clusters of kernel<L, kBf16> that the current GPU holds at once, asked once a device; 0 when
-// that fails or the device's ordinal is beyond the cache.
+// `check` asks whether a cluster fits on this GPU instead of launching; with `active` too, how many
+// clusters the GPU holds at once goes there.
 template <int L, bool kBf16>
-int active_clusters() {
-  constexpr int kDevices = 64;
-  static std::atomic<int> known[kDevices] = {};  // -1: asked and failed
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= kDevices) return 0;
-  int active = known[device].load(std::memory_order_relaxed);
-  if (active == 0) {
-    if (launch_clusters_or_count(batched_lstm_kernel<L, kBf16>, kBlocks, block_threads(L), 2 * kBufferBytes, kBlocks,
-                                 nullptr, true, &active, nullptr, nullptr, nullptr, nullptr, 0LL, 0, 0, 0, 0, 0,
-                                 nullptr) != cudaSuccess)
-      active = -1;
-    known[device].store(active, std::memory_order_relaxed);
-  }
-  return active;
+cudaError_t run(const ClusterLstmShape& s, const uint2* weights, const float* biases, const float* head,
+                const float* windows, long long window_stride, int batch, float* out, cudaStream_t stream, bool check,
+                int* active = nullptr);
+
+// How many clusters of the kernel the current GPU holds at once, asked once a device.
+template <int L, bool kBf16>
+cudaError_t active_clusters(int& active) {
+  return once_per_device(active, [](int& count) {
+    return run<L, kBf16>({}, nullptr, nullptr, nullptr, nullptr, 0, kWindows, nullptr, nullptr, true, &count);
+  });
 }
 
 template <int L, bool kBf16>
 cudaError_t run(const ClusterLstmShape& s, const uint2* weights, const float* biases, const float* head,
-                const float* windows, long long window_stride, int batch, float* out, cudaStream_t stream, bool check) {
-  const BatchSplit split = batch_split(batch, check ? 0 : active_clusters<L, kBf16>());
-  return launch_clusters(batched_lstm_kernel<L, kBf16>, static_cast<unsigned>(kBlocks * split.clusters),
-                         static_cast<unsigned>(block_threads(L)), static_cast<std::size_t>(2 * kBufferBytes), kBlocks,
-                         stream, check, weights, biases, head, windows, window_stride, batch, s.steps, s.features,
-                         split.full_clusters, split.tail_tiles, out);
+                const float* windows, long long window_stride, int batch, float* out, cudaStream_t stream, bool check,
+                int* active) {
+  int resident = 0;  // unknown: batch_split then makes clusters of kTiles alone
+  if (!check && active_clusters<L, kBf16>(resident) != cudaSuccess) resident = 0;
+  const BatchSplit split = batch_split(batch, resident);
+  return launch_clusters_or_count(batched_lstm_kernel<L, kBf16>, static_cast<unsigned>(kBlocks * split.clusters),
+                                  static_cast<unsigned>(block_threads(L)), static_cast<std::size_t>(2 * kBufferBytes),
+                                  kBlocks, stream, check, active, weights, biases, head, windows, window_stride, batch,
+                                  s.steps, s.features, split.full_clusters, split.tail_tiles, out);
 }
 
 cudaError_t dispatch(const ClusterLstmShape& s, HalfFormat format, const void* weights, const float* biases,

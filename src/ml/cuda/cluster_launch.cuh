@@ -5,6 +5,8 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <map>
+#include <mutex>
 
 namespace gt::ml::cuda {
 
@@ -38,6 +40,27 @@ cudaError_t launch_clusters_or_count(void (*kernel)(Params...), unsigned blocks,
   status = cudaOccupancyMaxActiveClusters(&clusters, kernel, &config);
   if (active != nullptr) *active = clusters;
   return status != cudaSuccess ? status : clusters > 0 ? cudaSuccess : cudaErrorNotSupported;
+}
+
+// `active` as `ask(active)` (a cudaError_t) gives it for the current device, asked once a device and
+// kept when it succeeds. The cache is per type of `ask`: a lambda's type is its own in each
+// instantiation of the function template it is written in, so each kernel (or set of kernels)
+// asked that way has its own. For launches that size themselves by it, so that a graph capture,
+// which comes after a few eager launches, never asks.
+template <typename Ask>
+cudaError_t once_per_device(int& active, Ask ask) {
+  static std::mutex mutex;
+  static std::map<int, int> known;  // by device
+  int device = 0;
+  if (const cudaError_t status = cudaGetDevice(&device); status != cudaSuccess) return status;
+  const std::lock_guard lock(mutex);
+  if (const auto found = known.find(device); found != known.end()) {
+    active = found->second;
+    return cudaSuccess;
+  }
+  if (const cudaError_t status = ask(active); status != cudaSuccess) return status;
+  known[device] = active;
+  return cudaSuccess;
 }
 
 template <typename... Params, typename... Args>

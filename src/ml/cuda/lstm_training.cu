@@ -26,8 +26,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <cuda/ptx>
-#include <map>
-#include <mutex>
 #include <type_traits>
 
 #include "cluster_launch.cuh"
@@ -328,25 +326,16 @@ cudaError_t run(Pass pass, const LstmRecurrenceShape& s, const Buffers& a, bool 
 }
 
 // How many clusters of the 4-window kernels the current GPU runs at once (both passes; their
-// resources differ only in shared memory), asked once per device and hidden size, so that a graph
-// capture, which comes after a few eager steps, never asks.
+// resources differ only in shared memory), asked once per device and hidden size.
 template <int H>
 cudaError_t active_clusters(const LstmRecurrenceShape& s, int& active) {
-  static std::mutex mutex;
-  static std::map<int, int> known;  // by device
-  int device = 0;
-  if (const cudaError_t status = cudaGetDevice(&device); status != cudaSuccess) return status;
-  const std::lock_guard lock(mutex);
-  if (const auto found = known.find(device); found != known.end()) {
-    active = found->second;
-    return cudaSuccess;
-  }
-  int forward = 0, backward = 0;
-  cudaError_t status = run<H, 4>(Pass::kForward, s, Buffers{}, true, &forward);
-  if (status == cudaSuccess) status = run<H, 4>(Pass::kBackward, s, Buffers{}, true, &backward);
-  if (status != cudaSuccess) return status;
-  active = known[device] = std::min(forward, backward);
-  return cudaSuccess;
+  return once_per_device(active, [&](int& both) {
+    int forward = 0, backward = 0;
+    cudaError_t status = run<H, 4>(Pass::kForward, s, Buffers{}, true, &forward);
+    if (status == cudaSuccess) status = run<H, 4>(Pass::kBackward, s, Buffers{}, true, &backward);
+    both = std::min(forward, backward);
+    return status;
+  });
 }
 
 // The fewest windows a cluster (the shortest step) that still lets every cluster run at once; past
