@@ -97,6 +97,7 @@ void run(BacktestCommand& c) {
       j["strategy"] = strategy.name;
       j["parameters"] = params_json(strategy, params);
       j["bars"] = bars->size();
+      j["ruined"] = r.ruined_at.has_value();
       j["periods_per_year"] = gt::resolve_periods_per_year(*bars, options);
       out.push_back(j);
     }
@@ -113,6 +114,9 @@ void run(BacktestCommand& c) {
     fmt::print("  trades       {:>10}       win rate      {:>8.2f} %\n", m.trades, 100 * m.win_rate);
     fmt::print("  profit factor{:>10.3f}       exposure      {:>8.2f} %\n", m.profit_factor, 100 * m.exposure);
     fmt::print("  avg trade    {:>10.3f} %     final equity  {:>12.2f}\n", 100 * m.avg_trade_return, m.final_equity);
+    if (r.ruined_at)
+      fmt::print("  RUINED: the equity reached 0 at {}; the position was closed there and nothing more traded\n",
+                 gt::format_time(bars->time[*r.ruined_at], bars->intraday));
   }
 }
 

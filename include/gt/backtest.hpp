@@ -68,11 +68,22 @@ inline constexpr std::size_t kMetricCount = 12;  // metric_names().size()
 // True when higher is better for ranking by this metric (false for max_drawdown).
 bool metric_higher_is_better(std::string_view name);
 
+// Ruined (SEMANTICS.md "Ruin"): the equity reached 0 and stayed there. A solvent account's equity
+// is always above 0 (prices are), so the final equity tells.
+inline bool is_ruined(const Metrics& m) {
+  return m.final_equity <= 0;
+}
+// SPEC §6's order of two combinations by one metric, the one rule every ranking uses: ruined ones
+// after all others, then the better value (higher, or lower where !higher_is_better), NaN last.
+// -1: x first, 1: y first, 0: neither (the caller breaks the tie by grid order).
+int compare_for_ranking(double x, bool x_ruined, double y, bool y_ruined, bool higher_is_better);
+
 struct BacktestResult {
   Metrics metrics;
   std::vector<Trade> trades;
-  std::vector<double> equity;    // at each bar's close
-  std::vector<double> position;  // signed units held at each bar's close
+  std::vector<double> equity;            // at each bar's close
+  std::vector<double> position;          // signed units held at each bar's close
+  std::optional<std::size_t> ruined_at;  // the bar whose close found the equity at or below 0
 };
 
 BacktestResult run_backtest(const Bars& bars, std::span<const std::uint8_t> signals, const ExecutionOptions& options);
@@ -155,7 +166,8 @@ class CurveAccumulator {
     sums_.final_equity = initial_equity;
   }
   void add(double equity, bool held) {
-    sums_.add_return(equity / prev_ - 1.0);
+    // After ruin the equity stays at 0 and its returns are 0, not 0/0.
+    sums_.add_return(prev_ > 0 ? equity / prev_ - 1.0 : 0.0);
     if (equity > peak_) peak_ = equity;
     const double dd = 1.0 - equity / peak_;
     if (dd > sums_.max_drawdown) sums_.max_drawdown = dd;

@@ -24,7 +24,7 @@
 namespace gt {
 
 // Bumped whenever the engine's numbers may change for the same inputs: part of every key.
-inline constexpr int kEngineVersion = 1;
+inline constexpr int kEngineVersion = 2;  // 2: ruin (SEMANTICS.md "Ruin")
 
 // A backend that can no longer serve (server gone, disk full). The cache stops being used for the
 // rest of the run and says so once; results are then computed, never lost.

@@ -77,15 +77,17 @@ class RunReport:
     seconds: float = 0.0
 
 
-def _rank(metric_values, symbol_ids, indices, metric, trades, min_trades, top):
-    """SPEC §6 order as in the C++ engine, per symbol (symbols in input order): better metric
-    first (lower for max_drawdown), NaN last, ties by grid index; `top` per symbol."""
+def _rank(metric_values, symbol_ids, indices, metric, trades, min_trades, top, final_equity):
+    """SPEC §6 order as in the C++ engine, per symbol (symbols in input order): ruined
+    combinations (final equity 0) last, better metric first (lower for max_drawdown), NaN last,
+    ties by grid index; `top` per symbol."""
     value = metric_values.copy()
     if metric != "max_drawdown":
         value = -value
     value = np.where(np.isnan(value), np.inf, value)
+    ruined = final_equity <= 0
     keep = np.flatnonzero(trades >= min_trades)
-    order = keep[np.lexsort((indices[keep], value[keep], symbol_ids[keep]))]
+    order = keep[np.lexsort((indices[keep], value[keep], ruined[keep], symbol_ids[keep]))]
     if top is None:
         return order
     ranks = np.zeros(len(order), dtype=np.int64)
@@ -208,7 +210,8 @@ class RayDistributedEngine:
         symbol_ids = np.concatenate([results[k]["symbol_ids"] for k in keys])
         indices = np.concatenate([results[k]["indices"] for k in keys])
         m = METRICS.index(metric)
-        order = _rank(metrics[:, m], symbol_ids, indices, metric, metrics[:, METRICS.index("trades")], min_trades, top)
+        order = _rank(metrics[:, m], symbol_ids, indices, metric, metrics[:, METRICS.index("trades")], min_trades, top,
+                      metrics[:, METRICS.index("final_equity")])
         valid_count = sum(results[k]["valid"] for k in keys)
         from_cache = sum(results[k]["from_cache"] for k in keys)
         bar_combinations = sum(len(symbols[k[0]]) * (results[k]["valid"] - results[k]["from_cache"]) for k in keys)
@@ -323,7 +326,8 @@ def _define_remote():
         params, metrics = params[keep], metrics[keep]
         symbol_ids = np.full(len(indices), symbol_index)
         best = _rank(metrics[:, METRICS.index(request["metric"])], symbol_ids, indices, request["metric"],
-                     metrics[:, METRICS.index("trades")], request["min_trades"], request["top"])
+                     metrics[:, METRICS.index("trades")], request["min_trades"], request["top"],
+                     metrics[:, METRICS.index("final_equity")])
         return {"symbol": symbol_index, "first": first, "valid": int(keep.sum()), "from_cache": from_cache, "csv": csv,
                 "params": params[best], "metrics": metrics[best], "symbol_ids": symbol_ids[best],
                 "indices": indices[best], "node": ray.get_runtime_context().get_node_id()}

@@ -121,13 +121,25 @@ void simulate(const Bars& bars, std::span<const std::uint8_t> signals, const Exe
   Account account(options, trades);
   int pending = 0;  // target decided at the previous close, filled at this open
   bool has_pending = false;
+  bool ruined = false;
   for (std::size_t t = 0; t < n; ++t) {
+    if (ruined) {  // nothing more is traded; the equity stays at 0
+      on_bar(t, 0.0, 0.0);
+      continue;
+    }
     if (has_pending) {
       if (pending != account.direction()) {
         account.close_position(bars.open[t], t);
-        if (pending != 0) account.open_position(pending, bars.open[t], t);
+        // A short closed above its proceeds leaves no cash to commit: the close below ruins it.
+        if (pending != 0 && account.equity(bars.open[t]) > 0) account.open_position(pending, bars.open[t], t);
       }
       has_pending = false;
+    }
+    if (account.equity(bars.close[t]) <= 0) {  // ruin (SEMANTICS.md "Ruin"): out at this close, for good
+      account.close_position(bars.close[t], t);
+      ruined = true;
+      on_bar(t, 0.0, 0.0);
+      continue;
     }
     const int target = target_after(account.direction(), signals[t], options.allow_short);
     if (target != account.direction()) {
@@ -158,6 +170,7 @@ BacktestResult run_backtest(const Bars& bars, std::span<const std::uint8_t> sign
   result.position.resize(bars.size());
   CurveAccumulator curve(options.cash);
   simulate(bars, signals, options, result.trades, [&](std::size_t t, double equity, double units) {
+    if (equity <= 0 && !result.ruined_at) result.ruined_at = t;
     result.equity[t] = equity;
     result.position[t] = units;
     curve.add(equity, units != 0);

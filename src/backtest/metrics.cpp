@@ -71,4 +71,11 @@ bool metric_higher_is_better(std::string_view name) {
   return name != "max_drawdown";
 }
 
+int compare_for_ranking(double x, bool x_ruined, double y, bool y_ruined, bool higher_is_better) {
+  if (x_ruined != y_ruined) return x_ruined ? 1 : -1;
+  if (std::isnan(x) != std::isnan(y)) return std::isnan(x) ? 1 : -1;
+  if (std::isnan(x) || x == y) return 0;
+  return (higher_is_better ? x > y : x < y) ? -1 : 1;
+}
+
 }  // namespace gt

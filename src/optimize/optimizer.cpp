@@ -261,10 +261,9 @@ bool ranks_before(const RankedCombination& a, const RankedCombination& b, std::s
 }
 
 bool ranks_before(const RankedCombination& a, const RankedCombination& b, std::size_t metric, bool higher_is_better) {
-  const double x = metric_value(a.metrics, metric);
-  const double y = metric_value(b.metrics, metric);
-  if (std::isnan(x) != std::isnan(y)) return std::isnan(y);
-  if (!std::isnan(x) && x != y) return higher_is_better ? x > y : x < y;
+  const int order = compare_for_ranking(metric_value(a.metrics, metric), is_ruined(a.metrics),
+                                        metric_value(b.metrics, metric), is_ruined(b.metrics), higher_is_better);
+  if (order != 0) return order < 0;
   if (a.symbol != b.symbol) return a.symbol < b.symbol;
   return a.index < b.index;
 }

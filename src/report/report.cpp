@@ -264,15 +264,16 @@ std::string optimization_report_html(const ResultsTable& r, const OptimizationRe
   const std::size_t py = pick(o.y, o.x.empty() || varying.empty() || varying[0] != px ? 1 : 0);
   if (px == py) throw ParamError("--x and --y must be two different parameters");
 
-  // The best combination by the metric (SPEC §6: NaN last, ties to the first row).
-  const auto better = [&](double a, double b) {
-    if (std::isnan(b)) return !std::isnan(a);
-    if (std::isnan(a)) return false;
-    return higher_better ? a > b : a < b;
+  // The best combination by the metric (SPEC §6: ruined and NaN last, ties to the first row).
+  const auto better = [&](double a, double b) { return compare_for_ranking(a, false, b, false, higher_better) < 0; };
+  const auto equity = std::find(r.metrics.begin(), r.metrics.end(), "final_equity");
+  const auto ruined = [&](std::size_t row) {
+    return equity != r.metrics.end() && r.metric_values[equity - r.metrics.begin()][row] <= 0;
   };
   std::vector<std::size_t> ranked = rows;
   std::stable_sort(ranked.begin(), ranked.end(), [&](std::size_t a, std::size_t b) {
-    return better(r.metric_values[metric][a], r.metric_values[metric][b]);
+    return compare_for_ranking(r.metric_values[metric][a], ruined(a), r.metric_values[metric][b], ruined(b),
+                               higher_better) < 0;
   });
   const std::size_t best = ranked.front();
 

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 
@@ -103,6 +104,85 @@ TEST(Backtest, ShortPositionGainsWhenPriceFalls) {
   EXPECT_NEAR(r.trades[0].pnl, units * (18.0 - 14.0), 1e-9);
   EXPECT_NEAR(r.position[2], -units, kTol);
   EXPECT_EQ(r.position[3], 0.0);
+}
+
+// A short round trip with 1% commission and 100 bps slippage on both sides, every number worked
+// out by hand from docs/SEMANTICS.md "Fills and costs" (cash 1,000; opens 11 and 13):
+//   entry sells at 11 x 0.99 = 10.89, units = 1000 / (10.89 x 1.01) = 90.918182727...,
+//   proceeds 1000 / 1.01 = 990.0990099, fee 9.9009901, cash 1980.1980198;
+//   exit buys at 13 x 1.01 = 13.13, cost 90.918182727 x 13.13 = 1193.7557392, fee 11.9375574,
+//   cash 774.5047232; pnl = 90.918182727 x (10.89 - 13.13) - 9.9009901 - 11.9375574 = -225.4952768.
+TEST(Backtest, HandComputedShortWithCommissionAndSlippageOnBothSides) {
+  const auto bars = five_bars();
+  const std::vector<std::uint8_t> signals = {kShortEntry, 0, kShortExit, 0, 0};
+  auto o = options_with(1000);
+  o.allow_short = true;
+  o.commission = 0.01;
+  o.slippage_bps = 100;
+  const auto r = gt::run_backtest(bars, signals, o);
+  ASSERT_EQ(r.trades.size(), 1u);
+  const auto& t = r.trades[0];
+  EXPECT_EQ(t.side, -1);
+  EXPECT_EQ(t.entry_bar, 1u);
+  EXPECT_EQ(t.exit_bar, 3u);
+  EXPECT_NEAR(t.entry_price, 10.89, 1e-12);
+  EXPECT_NEAR(t.exit_price, 13.13, 1e-12);
+  EXPECT_NEAR(t.units, 90.918182727, 1e-8);
+  EXPECT_NEAR(t.pnl, -225.4952768, 1e-6);
+  EXPECT_NEAR(t.ret, -0.2254952768, 1e-9);  // over the 1,000 committed
+  EXPECT_NEAR(r.equity[1], 1980.1980198 - 90.918182727 * 11.5, 1e-6);
+  EXPECT_NEAR(r.equity[2], 1980.1980198 - 90.918182727 * 12.5, 1e-6);
+  EXPECT_NEAR(r.equity[3], 774.5047232, 1e-6);
+  EXPECT_NEAR(r.equity[4], 774.5047232, 1e-6);
+  EXPECT_NEAR(r.metrics.total_return, -0.2254952768, 1e-9);
+  EXPECT_EQ(r.metrics.win_rate, 0.0);
+  EXPECT_EQ(r.metrics.profit_factor, 0.0);
+}
+
+// Ruin (SEMANTICS.md): a short of 100 units from 10 (cash 2,000) is worth 500 at a close of 15
+// and -100 at 21: the account is ruined there, closed at 21 (pnl 100 x (10 - 21) = -1,100), and
+// nothing more is traded; the equity stays at 0 and its later returns are 0.
+TEST(Backtest, RuinClosesThePositionAndNothingMoreIsTraded) {
+  gt::Bars b;
+  const double open[] = {10, 10, 16, 20, 20, 20}, close[] = {10, 15, 21, 20, 20, 20};
+  for (int i = 0; i < 6; ++i) {
+    b.time.push_back(86400LL * (i + 1));
+    b.open.push_back(open[i]);
+    b.close.push_back(close[i]);
+    b.high.push_back(std::max(open[i], close[i]));
+    b.low.push_back(std::min(open[i], close[i]));
+    b.volume.push_back(1000);
+  }
+  const std::vector<std::uint8_t> signals = {kShortEntry, 0, 0, kLongEntry | kShortExit, 0, 0};
+  auto o = options_with(1000);
+  o.allow_short = true;
+  const auto r = gt::run_backtest(b, signals, o);
+  ASSERT_EQ(r.trades.size(), 1u);
+  EXPECT_EQ(r.trades[0].exit_bar, 2u);
+  EXPECT_DOUBLE_EQ(r.trades[0].exit_price, 21.0);
+  EXPECT_DOUBLE_EQ(r.trades[0].pnl, -1100.0);
+  ASSERT_TRUE(r.ruined_at.has_value());
+  EXPECT_EQ(*r.ruined_at, 2u);
+  EXPECT_EQ(r.equity, (std::vector<double>{1000, 500, 0, 0, 0, 0}));
+  EXPECT_EQ(r.position, (std::vector<double>{0, -100, 0, 0, 0, 0}));
+  EXPECT_TRUE(gt::is_ruined(r.metrics));
+  EXPECT_EQ(r.metrics.total_return, -1.0);
+  EXPECT_EQ(r.metrics.cagr, -1.0);
+  EXPECT_EQ(r.metrics.max_drawdown, 1.0);
+  EXPECT_EQ(r.metrics.final_equity, 0.0);
+  EXPECT_NEAR(r.metrics.exposure, 1.0 / 6.0, kTol);
+  // Returns 0, -0.5, -1, 0, 0, 0: all finite, their mean -0.25.
+  const double mean = -1.5 / 6, var = (0.25 + 1.0 - 6 * mean * mean) / 5;
+  EXPECT_NEAR(r.metrics.sharpe, mean / std::sqrt(var) * std::sqrt(252.0), 1e-12);
+  EXPECT_EQ(gt::backtest_metrics(b, signals, o, 252).final_equity, 0.0);
+}
+
+TEST(Ranking, RuinedCombinationsComeAfterAllOthersWhateverTheirMetric) {
+  EXPECT_EQ(gt::compare_for_ranking(2.0, true, -1.0, false, true), 1);
+  EXPECT_EQ(gt::compare_for_ranking(-1.0, false, 2.0, true, true), -1);
+  EXPECT_EQ(gt::compare_for_ranking(std::nan(""), false, 2.0, true, true), -1);  // NaN, but solvent
+  EXPECT_EQ(gt::compare_for_ranking(0.1, false, 0.2, false, false), -1);         // lower drawdown first
+  EXPECT_EQ(gt::compare_for_ranking(0.5, true, 0.5, true, true), 0);
 }
 
 TEST(Backtest, ShortSignalsAreIgnoredWhenLongOnly) {
