@@ -19,11 +19,20 @@ class BacktraderMaCross(bt.Strategy):
         self.cross = bt.indicators.CrossOver(ma(self.data.close, period=self.p.fast),
                                              ma(self.data.close, period=self.p.slow))
         self.volume_avg = bt.indicators.SMA(self.data.volume, period=20)
-        self.fills = []
+        self.fills = []  # fill dates, entries and exits alternating
+        self.fill_prices = []  # their prices
+        self.fill_units = []  # their sizes (units, positive)
+        self.closed = []  # per closed trade: (pnl, pnl after commission)
 
     def notify_order(self, order):
         if order.status == order.Completed:
             self.fills.append(bt.num2date(order.executed.dt).date().isoformat())
+            self.fill_prices.append(order.executed.price)
+            self.fill_units.append(abs(order.executed.size))
+
+    def notify_trade(self, trade):
+        if trade.isclosed:
+            self.closed.append((trade.pnl, trade.pnlcomm))
 
     def next(self):
         if not self.position:

@@ -8,6 +8,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <set>
 #include <thread>
 
 #include "gt/data.hpp"
@@ -172,6 +174,40 @@ TEST(ResultCache, KeysCoverTheDataTheOptionsAndTheStrategyVersion) {
   gt::Strategy newer = ma_cross();
   newer.code_version += 1;
   EXPECT_NE(base, gt::cache_namespace(orcl(), newer, {}));
+}
+
+// Each execution option and each data column changed alone gives another key: a result computed
+// under one setting is never served for another.
+TEST(ResultCache, EveryOptionAndEveryColumnChangesTheKey) {
+  const std::string base = gt::cache_namespace(orcl(), ma_cross(), {});
+  const std::vector<std::pair<const char*, std::function<void(gt::ExecutionOptions&)>>> options = {
+      {"fill", [](auto& o) { o.fill = gt::Fill::kClose; }},
+      {"allow_short", [](auto& o) { o.allow_short = true; }},
+      {"commission", [](auto& o) { o.commission = 0.0005; }},
+      {"slippage_bps", [](auto& o) { o.slippage_bps = 50; }},
+      {"size", [](auto& o) { o.size = 0.5; }},
+      {"cash", [](auto& o) { o.cash = 100001; }},
+      {"periods_per_year", [](auto& o) { o.periods_per_year = 365; }},
+  };
+  std::set<std::string> seen = {base};
+  for (const auto& [name, change] : options) {
+    gt::ExecutionOptions o;
+    change(o);
+    EXPECT_TRUE(seen.insert(gt::cache_namespace(orcl(), ma_cross(), o)).second) << name << " is not in the key";
+  }
+  const std::vector<std::pair<const char*, std::function<void(gt::Bars&)>>> columns = {
+      {"time", [](gt::Bars& b) { b.time[2500] += 60; }},       {"open", [](gt::Bars& b) { b.open[2500] *= 1.0001; }},
+      {"high", [](gt::Bars& b) { b.high[2500] *= 1.0001; }},   {"low", [](gt::Bars& b) { b.low[2500] *= 0.9999; }},
+      {"close", [](gt::Bars& b) { b.close[2500] *= 1.0001; }}, {"volume", [](gt::Bars& b) { b.volume[2500] += 1; }},
+  };
+  for (const auto& [name, change] : columns) {
+    gt::Bars bars = orcl();
+    change(bars);
+    EXPECT_TRUE(seen.insert(gt::cache_namespace(bars, ma_cross(), {})).second)
+        << "column " << name << " is not in the key";
+  }
+  EXPECT_TRUE(seen.insert(gt::cache_namespace(orcl(), gt::find_strategy("rsi_reversion"), {})).second)
+      << "the strategy is not in the key";
 }
 
 TEST(ResultCache, ADamagedEntryIsDetectedAndRecomputed) {

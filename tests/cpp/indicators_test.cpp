@@ -163,3 +163,79 @@ TEST(Indicators, MultiOutputNamesFollowTaLibOrder) {
 }
 
 }  // namespace
+
+namespace {
+
+// Naive definitions of SPEC §2, summed afresh at every bar: independent of the running sums and
+// SIMD lanes the library uses, so a wrong window or weight there cannot pass here.
+gt::ind::Series naive_sma(const std::vector<double>& x, int p) {
+  gt::ind::Series out(x.size(), std::nan(""));
+  for (std::size_t t = static_cast<std::size_t>(p) - 1; t < x.size(); ++t) {
+    long double sum = 0;
+    for (int k = 0; k < p; ++k) sum += x[t - k];
+    out[t] = static_cast<double>(sum / p);
+  }
+  return out;
+}
+
+gt::ind::Series naive_wma(const std::vector<double>& x, int p) {
+  gt::ind::Series out(x.size(), std::nan(""));
+  for (std::size_t t = static_cast<std::size_t>(p) - 1; t < x.size(); ++t) {
+    long double sum = 0;
+    for (int k = 0; k < p; ++k) sum += static_cast<long double>(p - k) * x[t - k];  // the newest weighs p
+    out[t] = static_cast<double>(sum / (p * (p + 1) / 2.0L));
+  }
+  return out;
+}
+
+gt::ind::Series naive_ema(const std::vector<double>& x, int p) {
+  gt::ind::Series out(x.size(), std::nan(""));
+  const std::size_t first = static_cast<std::size_t>(p) - 1;
+  if (x.size() <= first) return out;
+  long double value = 0;
+  for (int k = 0; k < p; ++k) value += x[k];
+  value /= p;  // seeded with the SMA of the first p values
+  out[first] = static_cast<double>(value);
+  const long double alpha = 2.0L / (p + 1);
+  for (std::size_t t = first + 1; t < x.size(); ++t) {
+    value = alpha * x[t] + (1 - alpha) * value;
+    out[t] = static_cast<double>(value);
+  }
+  return out;
+}
+
+void expect_equal_at_every_bar(const gt::ind::Series& got, const gt::ind::Series& want, const char* what, int p) {
+  ASSERT_EQ(got.size(), want.size());
+  for (std::size_t t = 0; t < got.size(); ++t) {
+    if (std::isnan(want[t])) {
+      ASSERT_TRUE(std::isnan(got[t])) << what << "(" << p << ") defined too early at bar " << t;
+    } else {
+      ASSERT_NEAR(got[t], want[t], 1e-9 * std::fabs(want[t])) << what << "(" << p << ") at bar " << t;
+    }
+  }
+}
+
+TEST(Indicators, SmaWmaEmaEqualNaiveLoopsAtEveryBar) {
+  const std::vector<double> close(orcl().close.begin(), orcl().close.end());
+  const std::vector<double> volume(orcl().volume.begin(), orcl().volume.end());
+  for (int p : {2, 3, 7, 20, 30, 49, 200}) {
+    expect_equal_at_every_bar(gt::ind::sma(close, p), naive_sma(close, p), "SMA", p);
+    expect_equal_at_every_bar(gt::ind::wma(close, p), naive_wma(close, p), "WMA", p);
+    expect_equal_at_every_bar(gt::ind::ema(close, p), naive_ema(close, p), "EMA", p);
+    expect_equal_at_every_bar(gt::ind::sma(volume, p), naive_sma(volume, p), "SMA of volume", p);
+  }
+  // The many-periods path the grid engine uses, row by row.
+  const std::vector<int> periods = {5, 9, 10, 17, 20, 33, 49, 50, 51};
+  for (MaType type : {MaType::kSma, MaType::kEma, MaType::kWma}) {
+    const auto many = gt::ind::ma_many(type, close, periods);
+    for (std::size_t r = 0; r < periods.size(); ++r) {
+      const int p = periods[r];
+      const auto row = many.row(r);
+      const auto want = type == MaType::kSma ? naive_sma(close, p)
+                                             : (type == MaType::kEma ? naive_ema(close, p) : naive_wma(close, p));
+      expect_equal_at_every_bar(gt::ind::Series(row.begin(), row.end()), want, "ma_many", p);
+    }
+  }
+}
+
+}  // namespace

@@ -11,6 +11,7 @@
 
 #include "gt/backtest.hpp"
 #include "gt/error.hpp"
+#include "require.hpp"
 
 namespace {
 
@@ -175,7 +176,7 @@ TEST(MlDataset, BadOptionsFailBeforeAnyWork) {
 // With LibTorch
 
 #define REQUIRE_TORCH() \
-  if (!ml::torch_available()) GTEST_SKIP() << "built without LibTorch (GT_TORCH=OFF)"
+  if (!ml::torch_available()) GT_SKIP_OR_FAIL("built without LibTorch (GT_TORCH=OFF)")
 
 struct Small {
   ml::Dataset data;

@@ -15,6 +15,7 @@
 #include "gt/error.hpp"
 #include "gt/gpu.hpp"
 #include "gt/grid.hpp"
+#include "require.hpp"
 
 namespace {
 
@@ -207,7 +208,7 @@ std::size_t expect_lanes_equal_scalar(const gt::Bars& bars, const gt::Grid& grid
 // Partial batches (grids of 1 and 2,700 % 8 combinations), trades still open at the end, costs,
 // close fills and 5-minute bars included.
 TEST(GridEngine, TradeLanesBookExactlyWhatTheScalarAccountBooks) {
-  if (!gt::detail::force_trade_lanes(true)) GTEST_SKIP() << "this CPU has no AVX-512 trade lanes";
+  if (!gt::detail::force_trade_lanes(true)) GT_SKIP_OR_FAIL("this CPU has no AVX-512 trade lanes");
   gt::ExecutionOptions costs;
   costs.commission = 0.001;
   costs.slippage_bps = 5;
@@ -322,23 +323,36 @@ TEST(Grid, CombinationOrderFollowsTheSchemaWhateverTheFlagOrder) {
 namespace {
 
 // Without a GPU (CI, laptops): --device cuda fails before any work, saying why and what to do;
-// --device auto runs on the CPU with identical results. The GPU itself is checked against the
-// CPU engine by bench/gpu/run.sh on the GPU machine.
-TEST(Device, WithoutAGpuCudaFailsClearlyAndAutoFallsBackToTheCpu) {
+// --device auto runs on the CPU with identical results. With one (the GPU machine), cuda runs and
+// ranks as the CPU engine does, every metric within 1e-6 relative; bench/gpu/run.sh times it.
+TEST(Device, CudaFailsClearlyWithoutAGpuAndAgreesWithTheCpuWithOne) {
   std::string why;
-  if (gt::cuda_available(&why)) GTEST_SKIP() << "a GPU is present: bench/gpu/run.sh checks it";
-  gt::OptimizeOptions cuda;
+  gt::OptimizeOptions cuda, automatic, cpu;
   cuda.device = "cuda";
+  automatic.device = "auto";
+  const auto b = gt::optimize({orcl()}, seed_grid(), gt::ExecutionOptions{}, cpu);
+  if (gt::cuda_available(&why)) {
+    const auto g = gt::optimize({orcl()}, seed_grid(), gt::ExecutionOptions{}, cuda);
+    EXPECT_NE(g.device.find("cuda"), std::string::npos) << g.device;
+    ASSERT_EQ(g.top[0].size(), b.top[0].size());
+    for (std::size_t i = 0; i < b.top[0].size(); ++i) {
+      EXPECT_EQ(g.top[0][i].index, b.top[0][i].index) << "rank " << i;
+      for (std::size_t m = 0; m < gt::kMetricCount; ++m) {
+        const double x = gt::metric_value(g.top[0][i].metrics, m), y = gt::metric_value(b.top[0][i].metrics, m);
+        if (!std::isinf(y)) {
+          EXPECT_NEAR(x, y, 1e-6 * std::fabs(y) + 1e-12) << gt::metric_names()[m];
+        }
+      }
+    }
+    return;
+  }
   try {
     gt::optimize({orcl()}, seed_grid(), gt::ExecutionOptions{}, cuda);
     FAIL() << "expected an error";
   } catch (const gt::Error& e) {
     EXPECT_NE(std::string(e.what()).find("--device"), std::string::npos) << e.what();
   }
-  gt::OptimizeOptions automatic, cpu;
-  automatic.device = "auto";
   const auto a = gt::optimize({orcl()}, seed_grid(), gt::ExecutionOptions{}, automatic);
-  const auto b = gt::optimize({orcl()}, seed_grid(), gt::ExecutionOptions{}, cpu);
   EXPECT_EQ(a.device, "cpu");
   ASSERT_EQ(a.top[0].size(), b.top[0].size());
   EXPECT_EQ(a.top[0][0].index, b.top[0][0].index);

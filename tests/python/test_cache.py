@@ -240,3 +240,23 @@ def test_a_damaged_or_foreign_redis_entry_is_recomputed(redis, tmp_path):
     # The recomputed entries were written back intact.
     again = json.loads(run_gtrader(*SEED, "--cache", redis.url, "--json").stdout)
     assert (again["computed"], again["cache_rejected"]) == (0, 0)
+
+
+SMALL = ["optimize", "--data", DAILY_FILES[0], "--strategy", "ma_cross", "--grid", "fast=5:9", "--grid", "slow=20:24",
+         "--no-progress", "--json"]
+
+
+@pytest.mark.parametrize("option", [["--slippage-bps", "50"], ["--commission", "0.002"], ["--size", "0.5"],
+                                    ["--allow-short"], ["--cash", "5000"], ["--fill", "close"],
+                                    ["--periods-per-year", "250"]], ids=lambda o: o[0])
+def test_a_study_under_another_option_is_never_served_from_the_cache(option, tmp_path):
+    cache = ["--cache-dir", tmp_path / "cache"]
+    first = json.loads(run_gtrader(*SMALL, *cache, "--out", tmp_path / "a.csv").stdout)
+    assert first["computed"] == 25 and first["from_cache"] == 0
+    again = json.loads(run_gtrader(*SMALL, *cache, "--out", tmp_path / "b.csv").stdout)
+    assert again["from_cache"] == 25  # the cache works: the same study is served
+    changed = json.loads(run_gtrader(*SMALL, *option, *cache, "--out", tmp_path / "c.csv").stdout)
+    assert changed["computed"] == 25 and changed["from_cache"] == 0, option
+    uncached = json.loads(run_gtrader(*SMALL, *option, "--no-cache", "--out", tmp_path / "d.csv").stdout)
+    assert (tmp_path / "c.csv").read_bytes() == (tmp_path / "d.csv").read_bytes()
+    assert changed["best"] == uncached["best"]
