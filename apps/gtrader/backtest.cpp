@@ -31,7 +31,7 @@ std::string trades_csv(const std::vector<std::pair<const gt::Bars*, gt::Backtest
   out += "entry_time,exit_time,side,entry_price,exit_price,units,pnl,return,bars_held\n";
   for (const auto& [bars, r] : runs) {
     for (const auto& t : r.trades) {
-      if (many) out += bars->symbol + ",";
+      if (many) out += gt::csv_field(bars->symbol) + ",";
       out += fmt::format("{},{},{},{},{},{},{},{},{}\n", gt::format_time(bars->time[t.entry_bar], bars->intraday),
                          t.open ? "" : gt::format_time(bars->time[t.exit_bar], bars->intraday),
                          t.side > 0 ? "long" : "short", format_value(t.entry_price),
@@ -49,7 +49,7 @@ std::string equity_csv(const std::vector<std::pair<const gt::Bars*, gt::Backtest
     double peak = cash;  // the starting equity is the first peak (SPEC §4)
     for (std::size_t t = 0; t < r.equity.size(); ++t) {
       peak = std::max(peak, r.equity[t]);
-      if (many) out += bars->symbol + ",";
+      if (many) out += gt::csv_field(bars->symbol) + ",";
       out += fmt::format("{},{},{},{}\n", gt::format_time(bars->time[t], bars->intraday), format_value(r.equity[t]),
                          format_value(r.position[t]), format_value(1.0 - r.equity[t] / peak));
     }

@@ -1,5 +1,6 @@
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -17,9 +18,14 @@ std::vector<gt::Bars> DataOptions::load() const {
   gt::LoadOptions options;
   options.skip_bad_rows = skip_bad_rows;
   std::vector<gt::Bars> all = gt::load_many(inputs, options);
-  for (const auto& bars : all)
-    if (bars.skipped_rows)
-      fmt::print(stderr, "gtrader: warning: {}: skipped {} bad rows\n", bars.source, bars.skipped_rows);
+  constexpr std::size_t kShown = 5;
+  for (const auto& bars : all) {
+    if (!bars.skipped_rows) continue;
+    fmt::print(stderr, "gtrader: warning: {}: skipped {} bad rows\n", bars.source, bars.skipped_rows);
+    for (std::size_t i = 0; i < std::min(kShown, bars.skipped.size()); ++i)
+      fmt::print(stderr, "  {}\n", bars.skipped[i]);
+    if (bars.skipped.size() > kShown) fmt::print(stderr, "  ... and {} more\n", bars.skipped.size() - kShown);
+  }
   return all;
 }
 

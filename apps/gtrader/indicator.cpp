@@ -35,7 +35,7 @@ void run(const IndicatorCommand& c) {
       header = true;
     }
     for (std::size_t i = 0; i < bars.size(); ++i) {
-      if (many) out += bars.symbol + ",";
+      if (many) out += gt::csv_field(bars.symbol) + ",";
       out += gt::format_time(bars.time[i], bars.intraday);
       for (const auto& o : outputs) {
         out += ',';

@@ -27,8 +27,8 @@ void run(PredictCommand& c) {
     const auto outputs = model.predict_bars(bars, precision);
     for (std::size_t t = 0; t < bars.size(); ++t) {
       if (std::isnan(outputs[t])) continue;  // no full window ends here
-      csv += fmt::format("{}{},{}\n", many ? bars.symbol + "," : "", gt::format_time(bars.time[t], bars.intraday),
-                         format_value(outputs[t]));
+      csv += fmt::format("{}{},{}\n", many ? gt::csv_field(bars.symbol) + "," : "",
+                         gt::format_time(bars.time[t], bars.intraday), format_value(outputs[t]));
     }
   }
   if (c.out.empty()) {

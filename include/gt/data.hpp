@@ -18,8 +18,9 @@ struct Bars {
   std::string source;  // the path it was read from
   std::vector<std::int64_t> time;
   std::vector<double> open, high, low, close, volume;
-  bool intraday = false;         // the file had a time of day (Time column or Datetime values)
-  std::size_t skipped_rows = 0;  // rows dropped under LoadOptions::skip_bad_rows
+  bool intraday = false;             // the file had a time of day (Time column or Datetime values)
+  std::size_t skipped_rows = 0;      // rows dropped under LoadOptions::skip_bad_rows
+  std::vector<std::string> skipped;  // "line N: why" for each of them
 
   std::size_t size() const { return close.size(); }
 };
@@ -33,14 +34,28 @@ struct LoadOptions {
 Bars parse_csv(std::string_view text, std::string_view source, const LoadOptions& options = {});
 Bars load_csv(const std::filesystem::path& path, const LoadOptions& options = {});
 
+// Bars from columns in memory (a DataFrame's, say), by the same rules as a file; errors and skipped
+// rows name the row, counted from 0. `source` stays empty.
+Bars bars_from_columns(std::string symbol, std::span<const std::int64_t> time, std::span<const double> open,
+                       std::span<const double> high, std::span<const double> low, std::span<const double> close,
+                       std::span<const double> volume, bool intraday, const LoadOptions& options = {});
+
 // Files and folders: a folder contributes every *.csv in it, in name order.
 std::vector<Bars> load_many(const std::vector<std::filesystem::path>& inputs, const LoadOptions& options = {});
+
+// Symbols are told apart by name in results, trades and the cache's reports: throws ParamError
+// naming the inputs when two share a name.
+void require_distinct_symbols(std::span<const Bars> symbols);
 
 // The last `count` bars of `bars` (all of them when it has fewer).
 Bars last_bars(const Bars& bars, std::size_t count);
 // `count` bars from `source` for benchmarks: its last bars when it has enough, otherwise its bars
 // replayed end to end (prices rescaled to continue from the last close, one day apart).
 Bars bars_of_length(const Bars& source, std::size_t count);
+
+// `text` as one CSV field (RFC 4180): in double quotes, its quotes doubled, when it holds a comma,
+// a quote or a line break; as it is otherwise. Every CSV file the project writes goes through it.
+std::string csv_field(std::string_view text);
 
 // "YYYY-MM-DD", or "YYYY-MM-DD HH:MM:SS" when `with_time`.
 std::string format_time(std::int64_t seconds, bool with_time);

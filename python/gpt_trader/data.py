@@ -50,7 +50,17 @@ def _from_frame(symbol: str, frame: pd.DataFrame) -> "_core.Bars":
 
 
 def as_bars(data: DataLike) -> list:
-    """Every supported input as a list of Bars, one per symbol, in a stable order."""
+    """Every supported input as a list of Bars, one per symbol, in a stable order; symbol names
+    must differ (a ValueError names the two inputs that share one)."""
+    bars = _as_bars(data)
+    try:
+        _core.require_distinct_symbols(bars)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; in Python, pass a dict {{name: data}} to name each symbol") from None
+    return bars
+
+
+def _as_bars(data: DataLike) -> list:
     if isinstance(data, _core.Bars):
         return [data]
     if isinstance(data, (str, os.PathLike)):
@@ -66,10 +76,15 @@ def as_bars(data: DataLike) -> list:
     if isinstance(data, Mapping):
         out = []
         for symbol, value in data.items():
-            out.extend([_from_frame(str(symbol), value)] if is_frame(value) else as_bars(value))
+            if is_frame(value):
+                out.append(_from_frame(str(symbol), value))
+                continue
+            inner = _as_bars(value)
+            # One series under a key takes the key as its name; a folder keeps its files' names.
+            out.extend([_core.renamed(inner[0], str(symbol))] if len(inner) == 1 else inner)
         return out
     if isinstance(data, Iterable):
-        return [b for item in data for b in as_bars(item)]
+        return [b for item in data for b in _as_bars(item)]
     raise TypeError(f"unsupported market data of type {type(data).__name__}")
 
 

@@ -138,6 +138,7 @@ NB_MODULE(_core, m) {
       .def_ro("source", &gt::Bars::source)
       .def_ro("intraday", &gt::Bars::intraday)
       .def_ro("skipped_rows", &gt::Bars::skipped_rows)
+      .def_ro("skipped", &gt::Bars::skipped)
       .def("__len__", &gt::Bars::size)
       .def_prop_ro("time", column(&gt::Bars::time), nb::rv_policy::reference_internal,
                    "seconds since 1970-01-01, exchange clock")
@@ -146,6 +147,18 @@ NB_MODULE(_core, m) {
       .def_prop_ro("low", column(&gt::Bars::low), nb::rv_policy::reference_internal)
       .def_prop_ro("close", column(&gt::Bars::close), nb::rv_policy::reference_internal)
       .def_prop_ro("volume", column(&gt::Bars::volume), nb::rv_policy::reference_internal);
+
+  m.def(
+      "renamed",
+      [](gt::Bars bars, const std::string& symbol) {
+        bars.symbol = symbol;
+        return bars;
+      },
+      "bars"_a, "symbol"_a);
+
+  m.def(
+      "require_distinct_symbols", [](const std::vector<gt::Bars>& symbols) { gt::require_distinct_symbols(symbols); },
+      "symbols"_a);
 
   m.def(
       "load_csv",
@@ -159,22 +172,15 @@ NB_MODULE(_core, m) {
   m.def(
       "bars_from_arrays",
       [](const std::string& symbol, InInt64 time, InDoubles open, InDoubles high, InDoubles low, InDoubles close,
-         InDoubles volume, bool intraday) {
-        // Through the CSV validator's rules: the same checks as a file, row numbers instead of lines.
-        const std::size_t n = time.shape(0);
-        for (const auto* a : {&open, &high, &low, &close, &volume})
-          if (a->shape(0) != n) throw gt::DataError(fmt::format("{}: columns of different lengths", symbol));
-        std::string csv = "Datetime,Open,High,Low,Close,Volume\n";
-        csv.reserve(n * 96);
-        for (std::size_t i = 0; i < n; ++i)
-          fmt::format_to(std::back_inserter(csv), "{},{},{},{},{},{}\n", gt::format_time(time(i), true), open(i),
-                         high(i), low(i), close(i), volume(i));
-        gt::Bars b = gt::parse_csv(csv, symbol);
-        b.symbol = symbol;
-        b.intraday = intraday;
-        return b;
+         InDoubles volume, bool intraday, bool skip_bad_rows) {
+        const auto span = [](const auto& a) { return std::span(a.data(), a.shape(0)); };
+        gt::LoadOptions options;
+        options.skip_bad_rows = skip_bad_rows;
+        return gt::bars_from_columns(symbol, span(time), span(open), span(high), span(low), span(close), span(volume),
+                                     intraday, options);
       },
-      "symbol"_a, "time"_a, "open"_a, "high"_a, "low"_a, "close"_a, "volume"_a, "intraday"_a = false);
+      "symbol"_a, "time"_a, "open"_a, "high"_a, "low"_a, "close"_a, "volume"_a, "intraday"_a = false,
+      "skip_bad_rows"_a = false);
 
   m.def(
       "parse_csv",

@@ -113,9 +113,114 @@ std::optional<ParsedDate> parse_date(std::string_view s) {
   return out;
 }
 
+// The rules of a row (SPEC §1) and of their order, for rows read from files and for columns given
+// in memory alike: appends good rows, skips or fails on bad ones, and names each by its line (a
+// file) or its row (columns, counted from 0).
+class RowChecker {
+ public:
+  RowChecker(std::string_view source, const LoadOptions& options, bool numbered_rows)
+      : source_(source), options_(options), rows_(numbered_rows) {}
+
+  // Appends the bar, or returns why it is bad.
+  std::string add(Bars& bars, std::size_t where, std::int64_t t, bool clock, double o, double h, double l, double c,
+                  double v) {
+    const std::pair<const char*, double> prices[] = {{"Open", o}, {"High", h}, {"Low", l}, {"Close", c}};
+    for (const auto& [name, p] : prices)
+      if (!std::isfinite(p) || p <= 0) return fmt::format("field '{}': price {} must be finite and > 0", name, p);
+    if (!std::isfinite(v) || v < 0) return fmt::format("field 'Volume': {} must be finite and >= 0", v);
+    if (l > std::min(o, c)) return fmt::format("field 'Low': {} is above min(Open, Close) = {}", l, std::min(o, c));
+    if (h < std::max(o, c)) return fmt::format("field 'High': {} is below max(Open, Close) = {}", h, std::max(o, c));
+    any_clock_ = any_clock_ || clock;
+    bars.time.push_back(t);
+    bars.open.push_back(o);
+    bars.high.push_back(h);
+    bars.low.push_back(l);
+    bars.close.push_back(c);
+    bars.volume.push_back(v);
+    where_.push_back(where);
+    return {};
+  }
+
+  void skip_or_fail(std::size_t where, const std::string& problem, Bars& bars) const {
+    if (!options_.skip_bad_rows) fail(where, problem + " (use --skip-bad-rows to drop such rows and count them)");
+    ++bars.skipped_rows;
+    bars.skipped.push_back(fmt::format("{} {}: {}", rows_ ? "row" : "line", where, problem));
+  }
+
+  [[noreturn]] void fail(std::size_t where, const std::string& what) const {
+    throw DataError(rows_ ? fmt::format("{}: row {}: {}", source_, where, what)
+                          : fmt::format("{}:{}: {}", source_, where, what));
+  }
+
+  bool any_clock() const { return any_clock_; }
+
+  // Rows must run in strictly increasing time. Where they do not, the rows out of order are those
+  // outside the longest increasing run through the data (a mistyped year is one row, not every
+  // row after it); a repeated time keeps its first row.
+  void check_order(Bars& bars) const {
+    const auto& time = bars.time;
+    bool sorted = true;
+    for (std::size_t i = 1; i < time.size() && sorted; ++i) sorted = time[i] > time[i - 1];
+    if (sorted) return;
+    // The run is found from the last row back (rows whose times decrease), so that of two equally
+    // long runs the one with the earlier rows wins: with 03, 02 the second row is the odd one.
+    std::vector<std::size_t> tails, successor(time.size(), SIZE_MAX);
+    for (std::size_t i = time.size(); i-- > 0;) {
+      const auto at = std::lower_bound(tails.begin(), tails.end(), time[i],
+                                       [&](std::size_t row, std::int64_t t) { return time[row] > t; });
+      if (at != tails.begin()) successor[i] = *(at - 1);
+      if (at == tails.end())
+        tails.push_back(i);
+      else
+        *at = i;  // an equal time too: the earlier row stays
+    }
+    std::vector<bool> keep(time.size(), false);
+    for (std::size_t i = tails.back(); i != SIZE_MAX; i = successor[i]) keep[i] = true;
+    std::vector<std::size_t> kept;
+    for (std::size_t i = 0; i < time.size(); ++i) {
+      if (keep[i]) {
+        kept.push_back(i);
+        continue;
+      }
+      const auto next = std::find(keep.begin() + static_cast<std::ptrdiff_t>(i), keep.end(), true);
+      const std::string before = kept.empty() ? "" : format_time(time[kept.back()], any_clock_);
+      const std::string after =
+          next == keep.end() ? "" : format_time(time[static_cast<std::size_t>(next - keep.begin())], any_clock_);
+      std::string why;
+      if (!kept.empty() && time[i] <= time[kept.back()])
+        why = fmt::format("is not after the previous row's {}", before);
+      else
+        why = fmt::format("is out of order: the rows around it run from {} to {}", before, after);
+      skip_or_fail(where_[i],
+                   fmt::format("field 'Date': {} {} (rows must be in strictly increasing time, without duplicates)",
+                               format_time(time[i], any_clock_), why),
+                   bars);
+    }
+    auto select = [&](auto& column) {
+      std::size_t out = 0;
+      for (std::size_t i : kept) column[out++] = column[i];
+      column.resize(out);
+    };
+    select(bars.time);
+    select(bars.open);
+    select(bars.high);
+    select(bars.low);
+    select(bars.close);
+    select(bars.volume);
+  }
+
+ private:
+  std::string_view source_;
+  const LoadOptions& options_;
+  bool rows_;
+  std::vector<std::size_t> where_;  // the line or row of each bar appended
+  bool any_clock_ = false;
+};
+
 class Parser {
  public:
-  Parser(std::string_view source, const LoadOptions& options) : source_(source), options_(options) {}
+  Parser(std::string_view source, const LoadOptions& options)
+      : source_(source), options_(options), checker_(source, options, false) {}
 
   Bars run(std::string_view text) {
     Bars bars;
@@ -141,11 +246,12 @@ class Parser {
       }
       read_row(line, line_no, bars);
     }
+    checker_.check_order(bars);
     if (!header_done) throw DataError(fmt::format("{}: the file is empty (no header row)", source_));
     if (bars.size() == 0)
       throw DataError(fmt::format("{}: no data rows after the header{}", source_,
                                   bars.skipped_rows ? fmt::format(" ({} bad rows skipped)", bars.skipped_rows) : ""));
-    bars.intraday = any_clock_;
+    bars.intraday = checker_.any_clock();
     return bars;
   }
 
@@ -180,12 +286,8 @@ class Parser {
     }
   }
 
-  [[noreturn]] void fail(std::size_t line_no, const std::string& what) const {
-    throw DataError(fmt::format("{}:{}: {}", source_, line_no, what));
-  }
-
   // Returns an error description, or empty when the row is good and was appended.
-  std::string parse_row(std::string_view line, Bars& bars) {
+  std::string parse_row(std::string_view line, std::size_t line_no, Bars& bars) {
     double values[7] = {0, 0, 0, 0, 0, 0, 0};
     std::string_view date_text, clock_text;
     std::size_t index = 0;
@@ -226,48 +328,20 @@ class Parser {
       t += *secs;
       clock = true;
     }
-    const double o = values[static_cast<int>(Column::kOpen)];
-    const double h = values[static_cast<int>(Column::kHigh)];
-    const double l = values[static_cast<int>(Column::kLow)];
-    const double c = values[static_cast<int>(Column::kClose)];
-    const double v = values[static_cast<int>(Column::kVolume)];
-    const std::pair<Column, double> prices[] = {
-        {Column::kOpen, o}, {Column::kHigh, h}, {Column::kLow, l}, {Column::kClose, c}};
-    for (const auto& [col, p] : prices)
-      if (!std::isfinite(p) || p <= 0)
-        return fmt::format("field '{}': price {} must be finite and > 0", column_label(col), p);
-    if (!std::isfinite(v) || v < 0) return fmt::format("field 'Volume': {} must be finite and >= 0", v);
-    if (l > std::min(o, c)) return fmt::format("field 'Low': {} is above min(Open, Close) = {}", l, std::min(o, c));
-    if (h < std::max(o, c)) return fmt::format("field 'High': {} is below max(Open, Close) = {}", h, std::max(o, c));
-    if (!bars.time.empty() && t <= bars.time.back())
-      return fmt::format(
-          "field 'Date': {} is not after the previous row's {} (rows must be in "
-          "strictly increasing time, without duplicates)",
-          format_time(t, clock), format_time(bars.time.back(), clock || any_clock_));
-    any_clock_ = any_clock_ || clock;
-    bars.time.push_back(t);
-    bars.open.push_back(o);
-    bars.high.push_back(h);
-    bars.low.push_back(l);
-    bars.close.push_back(c);
-    bars.volume.push_back(v);
-    return {};
+    auto value = [&](Column col) { return values[static_cast<int>(col)]; };
+    return checker_.add(bars, line_no, t, clock, value(Column::kOpen), value(Column::kHigh), value(Column::kLow),
+                        value(Column::kClose), value(Column::kVolume));
   }
 
   void read_row(std::string_view line, std::size_t line_no, Bars& bars) {
-    std::string problem = parse_row(line, bars);
-    if (problem.empty()) return;
-    if (options_.skip_bad_rows) {
-      ++bars.skipped_rows;
-      return;
-    }
-    fail(line_no, problem + " (use --skip-bad-rows to drop such rows and count them)");
+    const std::string problem = parse_row(line, line_no, bars);
+    if (!problem.empty()) checker_.skip_or_fail(line_no, problem, bars);
   }
 
   std::string_view source_;
   const LoadOptions& options_;
   std::vector<Column> columns_;
-  bool any_clock_ = false;
+  RowChecker checker_;
 };
 
 }  // namespace
@@ -370,7 +444,55 @@ std::vector<Bars> load_many(const std::vector<std::filesystem::path>& inputs, co
       out.push_back(load_csv(input, options));
     }
   }
+  require_distinct_symbols(out);
   return out;
+}
+
+Bars bars_from_columns(std::string symbol, std::span<const std::int64_t> time, std::span<const double> open,
+                       std::span<const double> high, std::span<const double> low, std::span<const double> close,
+                       std::span<const double> volume, bool intraday, const LoadOptions& options) {
+  const std::size_t n = time.size();
+  if (open.size() != n || high.size() != n || low.size() != n || close.size() != n || volume.size() != n)
+    throw DataError(
+        fmt::format("{}: columns of different lengths (time {}, open {}, high {}, low {}, close {}, volume {})", symbol,
+                    n, open.size(), high.size(), low.size(), close.size(), volume.size()));
+  Bars bars;
+  bars.symbol = symbol;
+  RowChecker checker(symbol, options, true);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string problem = checker.add(bars, i, time[i], intraday, open[i], high[i], low[i], close[i], volume[i]);
+    if (!problem.empty()) checker.skip_or_fail(i, problem, bars);
+  }
+  checker.check_order(bars);
+  if (bars.size() == 0)
+    throw DataError(fmt::format("{}: no rows{}", symbol,
+                                bars.skipped_rows ? fmt::format(" ({} bad rows skipped)", bars.skipped_rows) : ""));
+  bars.intraday = intraday;
+  return bars;
+}
+
+std::string csv_field(std::string_view text) {
+  if (text.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(text);
+  std::string out = "\"";
+  for (const char c : text) {
+    out += c;
+    if (c == '"') out += '"';
+  }
+  return out + "\"";
+}
+
+void require_distinct_symbols(std::span<const Bars> symbols) {
+  for (std::size_t i = 0; i < symbols.size(); ++i)
+    for (std::size_t j = 0; j < i; ++j)
+      if (symbols[i].symbol == symbols[j].symbol) {
+        const auto named = [](const Bars& b) {
+          return b.source.empty() ? std::string("data given in memory") : b.source;
+        };
+        throw ParamError(
+            fmt::format("two inputs have the symbol name '{}' ({} and {}): results and trades are told apart "
+                        "by name; give each symbol its own name (rename or copy one file)",
+                        symbols[i].symbol, named(symbols[j]), named(symbols[i])));
+      }
 }
 
 double infer_periods_per_year(const Bars& bars) {

@@ -2,22 +2,45 @@
 // src/report/report.cpp): the field loop and the number parser.
 #pragma once
 
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace gt::csv {
 
 // Calls visit(field) for each comma-separated field of `line`, in order (an empty line has one
-// empty field), until visit returns false.
+// empty field), until visit returns false. A field in double quotes (RFC 4180) may hold commas; it
+// is passed as written, quotes included (unquote() gives its text).
 template <class Visit>
 void for_each_field(std::string_view line, Visit&& visit) {
   for (std::size_t start = 0;;) {
-    const std::size_t comma = line.find(',', start);
+    std::size_t from = start;
+    if (start < line.size() && line[start] == '"') {  // to the closing quote ("" is a quote inside)
+      std::size_t i = start + 1;
+      while (i < line.size()) {
+        if (line[i] == '"' && (i + 1 >= line.size() || line[i + 1] != '"')) break;
+        i += line[i] == '"' ? 2 : 1;
+      }
+      from = i;
+    }
+    const std::size_t comma = line.find(',', std::min(from, line.size()));
     if (!visit(line.substr(start, comma == std::string_view::npos ? line.npos : comma - start))) return;
     if (comma == std::string_view::npos) return;
     start = comma + 1;
   }
+}
+
+// A field's text: the quotes of a quoted field removed and its doubled quotes made single.
+inline std::string unquote(std::string_view field) {
+  if (field.size() < 2 || field.front() != '"' || field.back() != '"') return std::string(field);
+  std::string out;
+  for (std::size_t i = 1; i + 1 < field.size(); ++i) {
+    out += field[i];
+    if (field[i] == '"' && field[i + 1] == '"') ++i;
+  }
+  return out;
 }
 
 // Decimal text to double. Prices and volumes are short decimals ("2.179012", "36301200"): when

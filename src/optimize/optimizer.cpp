@@ -407,7 +407,7 @@ std::string CsvResultSink::format(const ChunkResults& chunk) const {
   const auto& names = metric_names();
   for (std::size_t i = 0; i < chunk.valid.size(); ++i) {
     if (!chunk.valid[i]) continue;
-    if (symbols_.size() > 1) out += symbols_[chunk.symbol] + ",";
+    if (symbols_.size() > 1) out += csv_field(symbols_[chunk.symbol]) + ",";
     for (std::size_t p = 0; p < params.size(); ++p) {
       out += format_param_value(params[p], chunk.params_of(i)[p]);
       out += ',';

@@ -28,7 +28,7 @@ constexpr const char* kVegaLiteSchema = "https://vega.github.io/schema/vega-lite
 std::vector<std::string> split(std::string_view line) {
   std::vector<std::string> out;
   csv::for_each_field(line, [&](std::string_view field) {
-    out.emplace_back(field);
+    out.push_back(csv::unquote(field));
     return true;
   });
   return out;

@@ -1,0 +1,209 @@
+"""What an adversarial new user tried, and what must happen instead: outputs through links,
+devices and pipes, killed runs that leave no files behind, ruin, symbol names, CSV quoting,
+leaked secrets and messages that name the cause. Each case failed before its fix."""
+import csv
+import io
+import json
+import os
+import signal
+import stat
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import DAILY_FILES, DATA, gtrader_bin, run_gtrader
+
+ORCL, YHOO = DAILY_FILES
+BACKTEST = ["backtest", "--data", ORCL, "--strategy", "ma_cross"]
+
+
+# -- 1. Outputs are written through links and into devices and pipes, never replacing them ------
+
+def test_a_link_is_written_through_and_stays_a_link(tmp_path):
+    target, link = tmp_path / "target.csv", tmp_path / "link.csv"
+    target.write_text("old\n")
+    link.symlink_to("target.csv")
+    run_gtrader(*BACKTEST, "--trades", link)
+    assert link.is_symlink() and os.readlink(link) == "target.csv"
+    assert target.read_text().startswith("entry_time,")
+
+
+def test_a_full_device_fails_the_run_and_stays_a_device():
+    proc = run_gtrader(*BACKTEST, "--trades", "/dev/full", check=False)
+    assert proc.returncode == 2 and "No space left on device" in proc.stderr
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+def test_standard_output_receives_the_file():
+    proc = run_gtrader(*BACKTEST, "--trades", "/dev/stdout")
+    assert "entry_time,exit_time,side" in proc.stdout
+    assert os.path.islink("/dev/stdout")
+
+
+def test_a_named_pipe_is_written_to_and_stays_a_pipe(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    run_gtrader(*BACKTEST, "--trades", fifo)
+    reader.join(10)
+    assert received and received[0].startswith("entry_time,")
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_a_folder_or_a_missing_folder_is_named_in_the_error(tmp_path):
+    proc = run_gtrader(*BACKTEST, "--trades", tmp_path, check=False)
+    assert proc.returncode == 2 and "is a folder" in proc.stderr and "Success" not in proc.stderr
+    proc = run_gtrader(*BACKTEST, "--trades", tmp_path / "nodir" / "x.csv", check=False)
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- 6. Killed runs leave no temporary files ----------------------------------------------------
+
+BIG = ["optimize", "--data", ORCL, "--strategy", "ma_cross", "--grid", "fast=2:60", "--grid", "slow=10:200",
+       "--grid", "ma_type=0:2", "--allow-short", "--threads", "2", "--no-progress", "--no-cache"]
+
+
+def start_and_wait_for_temp(out):
+    proc = subprocess.Popen([gtrader_bin(), *map(str, BIG), "--out", str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 30
+    while not list(out.parent.glob(out.name + ".tmp.*")):
+        assert proc.poll() is None and time.time() < deadline, "the run ended before its temporary file appeared"
+        time.sleep(0.01)
+    return proc
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stopped_run_removes_its_temporary_file(sig, tmp_path):
+    out = tmp_path / "results.csv"
+    proc = start_and_wait_for_temp(out)
+    proc.send_signal(sig)
+    proc.wait(30)
+    assert proc.returncode == -sig
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_runs_temporary_file_is_removed_by_the_next_write(tmp_path):
+    out = tmp_path / "results.csv"
+    proc = start_and_wait_for_temp(out)
+    proc.kill()
+    proc.wait(30)
+    assert len(list(tmp_path.glob("results.csv.tmp.*"))) == 1  # SIGKILL cannot be caught
+    run_gtrader("optimize", "--data", ORCL, "--strategy", "ma_cross", "--grid", "fast=5:6", "--grid", "slow=20:21",
+                "--no-cache", "--out", out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]
+
+
+# -- 3. Ruin ------------------------------------------------------------------------------------
+
+RUIN = ["--data", YHOO, "--strategy", "rsi_reversion", "--allow-short"]
+
+
+def test_a_ruined_backtest_ends_at_zero_and_says_so():
+    summary = json.loads(run_gtrader("backtest", *RUIN, "--param", "period=4", "--param", "lower=10", "--param",
+                                     "upper=90", "--json").stdout)
+    assert summary["ruined"] is True
+    assert summary["total_return"] == -1.0 and summary["final_equity"] == 0.0 and summary["max_drawdown"] == 1.0
+    text = run_gtrader("backtest", *RUIN, "--param", "period=4", "--param", "lower=10", "--param", "upper=90").stdout
+    assert "RUINED" in text and "-100.00 %" in text
+
+
+def test_ruined_combinations_rank_after_every_solvent_one(tmp_path):
+    out = tmp_path / "results.csv"
+    summary = json.loads(run_gtrader("optimize", *RUIN, "--grid", "period=2:8", "--grid", "lower=5,10,20,30",
+                                     "--grid", "upper=70,80,90,95", "--top", "200", "--no-cache", "--out", out,
+                                     "--json").stdout)
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    ruined = [r for r in rows if float(r["final_equity"]) == 0]
+    solvent = [r for r in rows if float(r["final_equity"]) > 0]
+    assert ruined and solvent
+    assert any(float(r["sharpe"]) > max(float(s["sharpe"]) for s in solvent) for r in ruined) or \
+        any(float(r["sharpe"]) > 0 for r in ruined)  # a ruined sharpe can look good: ranking must not trust it
+    assert summary["best"]["final_equity"] > 0
+
+
+# -- 2. An out-of-order row is the one bad row ---------------------------------------------------
+
+@pytest.fixture
+def mistyped_year(tmp_path):
+    lines = ORCL.read_text().splitlines()
+    fields = lines[501].split(",")
+    fields[0] = "2096-12-23"  # line 502: a typo in the year
+    lines[501] = ",".join(fields)
+    path = tmp_path / "orcl.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_mistyped_year_is_blamed_on_its_own_line(mistyped_year):
+    proc = run_gtrader(*["backtest", "--data", mistyped_year, "--strategy", "ma_cross"], check=False)
+    assert proc.returncode == 2
+    assert "orcl.csv:502: field 'Date': 2096-12-23 is out of order" in proc.stderr
+
+
+def test_skipping_bad_rows_drops_the_outlier_alone_and_names_it(mistyped_year):
+    proc = run_gtrader("backtest", "--data", mistyped_year, "--strategy", "ma_cross", "--skip-bad-rows", "--json")
+    assert json.loads(proc.stdout)["bars"] == 5035
+    assert "skipped 1 bad rows" in proc.stderr and "line 502" in proc.stderr
+
+
+def test_python_skips_the_outlier_alone_and_names_it(mistyped_year):
+    import gpt_trader as gt
+    bars = gt.load(mistyped_year, skip_bad_rows=True)
+    assert len(bars) == 5035 and bars.skipped_rows == 1
+    assert bars.skipped[0].startswith("line 502: field 'Date': 2096-12-23")
+
+
+# -- 4. Symbols never collide ------------------------------------------------------------------
+
+def test_two_files_with_one_name_are_refused_naming_both(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.csv").write_bytes(ORCL.read_bytes())
+    proc = run_gtrader("backtest", "--data", tmp_path / "a" / "x.csv", "--data", tmp_path / "b" / "x.csv",
+                       "--strategy", "ma_cross", check=False)
+    assert proc.returncode == 2
+    assert "symbol name 'x'" in proc.stderr and "a/x.csv" in proc.stderr and "b/x.csv" in proc.stderr
+
+
+def test_python_refuses_two_unnamed_frames_and_takes_names_from_a_dict():
+    import pandas as pd
+    import gpt_trader as gt
+    frame = pd.read_csv(ORCL, parse_dates=["Date"], index_col="Date")
+    with pytest.raises(ValueError, match="pass a dict"):
+        gt.backtest([frame, frame], "ma_cross", {})
+    results = gt.backtest({"one": frame, "two": ORCL}, "ma_cross", {})
+    assert sorted(results) == ["one", "two"]
+
+
+def test_a_frame_is_checked_row_by_row_like_a_file():
+    import pandas as pd
+    import gpt_trader as gt
+    frame = pd.read_csv(ORCL, parse_dates=["Date"], index_col="Date")
+    frame.iloc[3, frame.columns.get_loc("Low")] = frame["High"].iloc[3] + 1
+    with pytest.raises(ValueError, match="row 3: field 'Low'"):
+        gt.backtest(frame, "ma_cross", {})
+
+
+# -- 5. CSV written by the tool is quoted (RFC 4180) and read back ------------------------------
+
+def test_a_symbol_with_a_comma_is_quoted_and_the_report_reads_it(tmp_path):
+    odd = tmp_path / 'my,sym "x".csv'
+    odd.write_bytes(ORCL.read_bytes())
+    data = ["--data", odd, "--data", YHOO]
+    results, trades = tmp_path / "results.csv", tmp_path / "trades.csv"
+    run_gtrader("optimize", *data, "--strategy", "ma_cross", "--grid", "fast=5:7", "--grid", "slow=20:22",
+                "--no-cache", "--out", results)
+    rows = list(csv.DictReader(io.StringIO(results.read_text())))
+    assert {r["symbol"] for r in rows} == {'my,sym "x"', "yhoo-1996-2014"}
+    run_gtrader("backtest", *data, "--strategy", "ma_cross", "--trades", trades, "--equity", tmp_path / "eq.csv")
+    assert {r["symbol"] for r in csv.DictReader(io.StringIO(trades.read_text()))} == {'my,sym "x"', "yhoo-1996-2014"}
+    assert {r["symbol"] for r in csv.DictReader(io.StringIO((tmp_path / "eq.csv").read_text()))} == {
+        'my,sym "x"', "yhoo-1996-2014"}
+    run_gtrader("report", "--results", results, "--symbol", 'my,sym "x"', "--out", tmp_path / "report.html")
+    assert "my,sym" in (tmp_path / "report.html").read_text()
