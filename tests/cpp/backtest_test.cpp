@@ -307,3 +307,60 @@ TEST(Metrics, EveryNameMapsToItsOwnFieldByIndex) {
 }
 
 }  // namespace
+
+namespace {
+
+gt::Bars bars_from_closes(const std::vector<double>& closes, double wick = 0.5) {
+  gt::Bars b;
+  b.symbol = "hand";
+  for (std::size_t i = 0; i < closes.size(); ++i) {
+    b.time.push_back(86400LL * static_cast<long long>(i + 1));
+    b.open.push_back(closes[i]);
+    b.close.push_back(closes[i]);
+    b.high.push_back(closes[i] + wick);
+    b.low.push_back(closes[i] - wick);
+    b.volume.push_back(1000);
+  }
+  return b;
+}
+
+std::vector<std::uint8_t> signals_of(const char* strategy, const gt::Bars& bars,
+                                     const std::vector<std::pair<std::string, std::string>>& params) {
+  const gt::Strategy& s = gt::find_strategy(strategy);
+  std::vector<std::uint8_t> out(bars.size());
+  gt::SeriesCache cache;
+  s.signals(bars, gt::parse_params(s, params), out, cache);
+  return out;
+}
+
+// Closes 10 10 10 12 14 13 11 9 9 10: SMA(2) crosses above SMA(3) at bar 3 (after a tie at bar 2)
+// and below it at bar 6 (tests/spec/ma_cross_fills.test works the averages out).
+TEST(Signals, MaCrossEntersWhenTheFastAverageCrossesAboveTheSlowOne) {
+  const auto s =
+      signals_of("ma_cross", bars_from_closes({10, 10, 10, 12, 14, 13, 11, 9, 9, 10}), {{"fast", "2"}, {"slow", "3"}});
+  EXPECT_EQ(s[3], kLongEntry | kShortExit);
+  EXPECT_EQ(s[6], kLongExit | kShortEntry);
+  EXPECT_EQ(s[9], kLongEntry | kShortExit);
+  for (std::size_t t : {0, 1, 2, 4, 5, 7, 8}) EXPECT_EQ(s[t], 0) << "bar " << t;
+}
+
+// Highs are closes + 0.5. With a channel of 3 bars, bar 4's close 12 is above the highs of bars 1-3
+// (at most 10.5): a breakout. A channel that counted bar 4's own high (12.5) would never break out.
+TEST(Signals, DonchianBreaksOutAboveThePriorBarsHighsNotItsOwn) {
+  const auto s = signals_of("donchian_breakout", bars_from_closes({10, 10, 10, 10, 12, 12, 8, 8}),
+                            {{"entry", "3"}, {"exit", "2"}});
+  for (std::size_t t = 0; t < 3; ++t) EXPECT_EQ(s[t] & (kLongEntry | kLongExit), 0) << "bar " << t;
+  EXPECT_TRUE(s[4] & kLongEntry);
+  EXPECT_FALSE(s[5] & kLongEntry);  // 12 is not above bar 4's high 12.5
+  EXPECT_TRUE(s[6] & kLongExit);    // 8 below the lows of bars 4-5 (11.5)
+  EXPECT_TRUE(s[6] & kShortEntry);  // and below the 3-bar channel's low
+}
+
+// RSI(2) of closes rising then falling: 100 after two rises (above 70), 0 after two falls.
+TEST(Signals, RsiReversionBuysOversoldAndSellsOverbought) {
+  const auto s = signals_of("rsi_reversion", bars_from_closes({10, 11, 12, 11, 10}), {{"period", "2"}});
+  EXPECT_EQ(s[2], kLongExit | kShortEntry);
+  EXPECT_EQ(s[4], kLongEntry | kShortExit);
+}
+
+}  // namespace

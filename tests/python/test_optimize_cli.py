@@ -87,3 +87,17 @@ def test_unknown_metric(tmp_path):
     assert proc.returncode != 0
     assert "unknown metric 'alpha' (allowed: total_return" in proc.stderr
     assert not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.parametrize("metric", ["sharpe", "max_drawdown", "trades", "total_return"])
+def test_ties_go_to_the_lower_grid_index(metric, tmp_path):
+    """SPEC §6: among equal metric values the first combination in grid order ranks first. The ES
+    file has no volume, so with the volume filter no combination trades and every one ties."""
+    out = tmp_path / "results.csv"
+    summary = json.loads(run_gtrader("optimize", "--data", DATA / "es-2006-5min.csv", "--strategy", "ma_cross",
+                                     "--grid", "fast=5:9", "--grid", "slow=20:24", "--grid", "ma_type=2,1",
+                                     "--param", "volume_filter=true", "--metric", metric, "--no-cache", "--out", out,
+                                     "--json").stdout)
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert len(rows) == 50 and len({r[metric] for r in rows}) == 1  # every combination ties
+    assert summary["best"]["parameters"] == {"fast": 5, "slow": 20, "ma_type": 2, "volume_filter": True}
