@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config clang-format
   libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev libyaml-cpp-dev libtbb-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libhiredis-dev libxxhash-dev redis-server
+  libgtest-dev libgmock-dev libbenchmark-dev libhiredis-dev libxxhash-dev zlib1g-dev redis-server
   python3 python3-venv python3-dev iproute2 util-linux procps chromium)
 
 missing=()

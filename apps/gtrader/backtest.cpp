@@ -68,6 +68,8 @@ void run(BacktestCommand& c) {
     if (c.report_path.empty()) throw gt::ParamError("--report-png draws the --report page: give --report too");
     (void)gt::report::chromium_path();
   }
+  for (const std::string* path : {&c.trades_path, &c.equity_path, &c.report_path, &c.report_png})
+    if (!path->empty()) gt::check_output_path(*path);  // every output before any work
   const auto all = c.data.load();
   std::vector<std::pair<const gt::Bars*, gt::BacktestResult>> runs;
   for (const auto& bars : all) {

@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "gt/backtest.hpp"
@@ -12,7 +13,7 @@ namespace gtrader {
 struct ExecutionFlags {
   gt::ExecutionOptions options;
   std::string fill = "next_open";
-  double periods_per_year = 0;
+  std::optional<double> periods_per_year;
 
   void add_to(CLI::App& cmd) {
     cmd.add_option("--fill", fill, "Fill price: next_open (default, as backtrader) or close (as vectorbt)")
@@ -27,7 +28,7 @@ struct ExecutionFlags {
 
   gt::ExecutionOptions resolve() {
     options.fill = fill == "close" ? gt::Fill::kClose : gt::Fill::kNextOpen;
-    if (periods_per_year != 0) options.periods_per_year = periods_per_year;
+    options.periods_per_year = periods_per_year;
     options.validate();
     return options;
   }

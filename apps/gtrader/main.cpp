@@ -22,7 +22,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    const int code = app.exit(e);  // prints the help, the version, or what is wrong
+    return code == 0 ? 0 : 2;      // every usage error exits 2, as every other error does
   } catch (const gt::Error& e) {
     std::fflush(stdout);
     fmt::print(stderr, "gtrader: error: {}\n", e.what());

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -190,7 +191,8 @@ void add_optimize(CLI::App& app) {
   cmd->add_option("--top", c->opt.top, "How many of the best to print (10)");
   cmd->add_option("--min-trades", c->opt.min_trades, "Rank only combinations with at least N closed trades (0)");
   cmd->add_option("--out", c->out_path, "Write every combination's parameters and metrics to this CSV file");
-  cmd->add_option("--threads", c->opt.threads, "Worker threads (all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", c->opt.threads, "Worker threads (0: all cores)")
+      ->check(CLI::Range(0, 4096).description("0 to 4096"));
   cmd->add_flag("--no-progress", c->no_progress, "No progress bar, even on a terminal");
   cmd->add_option("--device", c->opt.device, "cpu, cuda (the GPU engine) or auto (CUDA when a GPU is present)")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
@@ -208,8 +210,21 @@ void add_optimize(CLI::App& app) {
   cmd->add_option("--engine", c->engine, "local (this machine's cores) or ray (a Ray cluster, via Python)")
       ->check(CLI::IsMember({"local", "ray"}));
   cmd->add_option("--address", c->address, "Ray cluster address (with --engine ray; default: start a local one)");
-  cmd->add_option("--workers", c->workers, "Ray workers, a number or auto (with --engine ray)");
-  cmd->add_option("--chunk-size", c->chunk_size, "Combinations per Ray task (with --engine ray)");
+  const auto positive_or_auto = [](bool allow_auto) {
+    return CLI::Validator(
+        [allow_auto](std::string& text) -> std::string {
+          if (allow_auto && text == "auto") return {};
+          long long value = 0;
+          const auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), value);
+          if (err == std::errc() && end == text.data() + text.size() && value >= 1) return {};
+          return fmt::format("'{}' is not {}a whole number >= 1", text, allow_auto ? "auto or " : "");
+        },
+        allow_auto ? "auto|N>=1" : "N>=1");
+  };
+  cmd->add_option("--workers", c->workers, "Ray workers, a number or auto (with --engine ray)")
+      ->check(positive_or_auto(true));
+  cmd->add_option("--chunk-size", c->chunk_size, "Combinations per Ray task (with --engine ray)")
+      ->check(positive_or_auto(false));
   cmd->callback([c] { run(*c); });
 }
 

@@ -18,7 +18,11 @@ struct ReportCommand {
 void run(ReportCommand& c) {
   c.options.others = gt::report::parse_others(c.others);
   const std::string chart_js = gt::report::chart_library();  // before any work: says how to get it
-  if (!c.png.empty()) (void)gt::report::chromium_path();
+  gt::check_output_path(c.out);                              // every output before the first write
+  if (!c.png.empty()) {
+    (void)gt::report::chromium_path();
+    gt::check_output_path(c.png);
+  }
   const gt::report::ResultsTable results = gt::report::read_results(c.results);
   if (c.options.title.empty())
     c.options.title = "Optimization report: " + std::filesystem::path(c.results).filename().string();

@@ -34,6 +34,10 @@ class AtomicFile {
 
 void write_file_atomically(const std::filesystem::path& path, std::string_view text);
 
+// Throws what AtomicFile would for `path` (empty, a folder, a folder that does not exist) without
+// writing anything: for checking every output of a command before its first write.
+void check_output_path(const std::filesystem::path& path);
+
 // The path a write to `path` lands on: symbolic links followed (relative ones from their folder).
 std::filesystem::path resolve_output_path(const std::filesystem::path& path);
 

@@ -16,6 +16,8 @@ namespace gt {
 
 enum class Fill { kNextOpen, kClose };
 
+inline constexpr double kMaxCash = 1e15;  // starting equity's upper bound (ExecutionOptions::validate)
+
 struct ExecutionOptions {
   Fill fill = Fill::kNextOpen;
   bool allow_short = false;

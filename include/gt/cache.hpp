@@ -68,6 +68,8 @@ std::unique_ptr<CacheBackend> make_disk_backend(const std::filesystem::path& dir
 // redis://[[user]:password@]host[:port][/db]. Connects, authenticates and selects the database
 // now, throwing Error with what to fix; later failures throw CacheUnavailable.
 std::unique_ptr<CacheBackend> make_redis_backend(std::string_view url);
+// `url` with its password replaced by *** (user:***@host): what every message and log shows.
+std::string redact_url(std::string_view url);
 
 // $GT_CACHE_DIR, else $XDG_CACHE_HOME/gpt-trader, else ~/.cache/gpt-trader.
 std::filesystem::path default_cache_dir();

@@ -11,6 +11,11 @@
 
 namespace gt {
 
+// What a row may hold besides SPEC §1's rules: sums of many prices, their squares and products
+// with units, and sums of volumes (the volume filter's SMA), all stay far inside a double's range
+// and above its subnormals. Real instruments trade well inside these bounds.
+inline constexpr double kMinPrice = 1e-12, kMaxPrice = 1e12, kMaxVolume = 1e18;
+
 // One symbol's bars, one contiguous array per field so that kernels stream a single column.
 // Times are seconds since 1970-01-01 on the exchange's own clock (no time zone is applied).
 struct Bars {
@@ -32,7 +37,11 @@ struct LoadOptions {
 
 // Parses CSV text; `source` names it in error messages.
 Bars parse_csv(std::string_view text, std::string_view source, const LoadOptions& options = {});
+// A file, gzip-compressed or not (read by its bytes, whatever its name); a UTF-8 byte-order mark is
+// passed over.
 Bars load_csv(const std::filesystem::path& path, const LoadOptions& options = {});
+// A file's symbol name: its name without .csv (and .gz).
+std::string symbol_of(const std::filesystem::path& path);
 
 // Bars from columns in memory (a DataFrame's, say), by the same rules as a file; errors and skipped
 // rows name the row, counted from 0. `source` stays empty.

@@ -12,7 +12,29 @@ from . import _core
 from .distributed import DistributedConfig, RayDistributedEngine
 
 
+def _whole_number(allow_auto):
+    def parse(text):
+        if allow_auto and text == "auto":
+            return text
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"'{text}' is not {'auto or ' if allow_auto else ''}a whole number >= 1")
+        return value
+    return parse
+
+
 def main(argv=None):
+    try:
+        return _run(argv)
+    except (ValueError, ConnectionError, ImportError) as exc:  # the user's to fix: no traceback
+        print(f"gtrader: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(argv):
     parser = argparse.ArgumentParser(prog="gtrader optimize --engine ray")
     parser.add_argument("command", choices=["optimize"])
     parser.add_argument("--data", action="append", required=True)
@@ -26,8 +48,8 @@ def main(argv=None):
     parser.add_argument("--out")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--address")
-    parser.add_argument("--workers", default="auto")
-    parser.add_argument("--chunk-size", type=int)
+    parser.add_argument("--workers", default="auto", type=_whole_number(True))
+    parser.add_argument("--chunk-size", type=_whole_number(False))
     parser.add_argument("--max-retries", type=int, default=3)
     parser.add_argument("--fill", default="next_open")
     parser.add_argument("--commission", type=float, default=0.0)
@@ -57,7 +79,7 @@ def main(argv=None):
     fixed = dict(item.split("=", 1) for item in args.param)
     options = {"fill": args.fill, "commission": args.commission, "slippage_bps": args.slippage_bps, "size": args.size,
                "allow_short": args.allow_short, "cash": args.cash, "periods_per_year": args.periods_per_year}
-    workers = args.workers if args.workers == "auto" else int(args.workers)
+    workers = args.workers
     # Ray tasks may run on any node: only a cache every node reaches is used (none by default).
     cache = None if args.no_cache else (args.cache or args.cache_dir)
     config = DistributedConfig(num_workers=workers, address=args.address, chunk_size=args.chunk_size,

@@ -35,6 +35,24 @@ def _ray():
     return ray
 
 
+def _require_reachable(address: str, timeout: float = 3.0):
+    """A cluster that does not answer fails within seconds, naming the address, instead of
+    leaving ray.init() to wait on it."""
+    if address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"--address {address}: expected HOST:PORT (the head node's GCS port, 6379 by default)") from None
+    import socket  # noqa: PLC0415
+    try:
+        socket.create_connection((host or "127.0.0.1", number), timeout=timeout).close()
+    except OSError as exc:
+        raise ConnectionError(f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); "
+                              "start one with `ray start --head` or check the address") from None
+
+
 @dataclass
 class DistributedConfig:
     """How a study is spread: `num_workers` concurrent tasks ("auto": every CPU of the cluster),
@@ -115,6 +133,7 @@ class RayDistributedEngine:
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"ignore_reinit_error": True, "logging_level": "ERROR", "log_to_driver": False}
             if self.config.address:
+                _require_reachable(self.config.address)
                 kwargs["address"] = self.config.address
             else:
                 if self.config.num_workers != "auto":

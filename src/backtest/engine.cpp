@@ -16,10 +16,13 @@ void ExecutionOptions::validate() const {
     throw ParamError(fmt::format("slippage-bps = {} is out of range (allowed: 0 <= bps < 10000)", slippage_bps));
   if (!std::isfinite(size) || size <= 0 || size > 1)
     throw ParamError(fmt::format("size = {} is out of range (allowed: 0 < size <= 1)", size));
-  if (!std::isfinite(cash) || cash <= 0)
-    throw ParamError(fmt::format("cash = {} is out of range (allowed: > 0)", cash));
-  if (periods_per_year && (!std::isfinite(*periods_per_year) || *periods_per_year <= 0))
-    throw ParamError(fmt::format("periods-per-year = {} is out of range (allowed: > 0)", *periods_per_year));
+  // Bounds the arithmetic holds: equity is cash times price ratios (prices lie in [1e-12, 1e12],
+  // data.hpp), so cash up to 1e15 keeps every equity, sum and square far from overflow.
+  if (!std::isfinite(cash) || cash <= 0 || cash > kMaxCash)
+    throw ParamError(fmt::format("cash = {} is out of range (allowed: 0 < cash <= {:g})", cash, kMaxCash));
+  if (periods_per_year && (!std::isfinite(*periods_per_year) || *periods_per_year <= 0 || *periods_per_year > 1e8))
+    throw ParamError(
+        fmt::format("periods-per-year = {} is out of range (allowed: 0 < periods <= 1e8)", *periods_per_year));
 }
 
 double resolve_periods_per_year(const Bars& bars, const ExecutionOptions& options) {

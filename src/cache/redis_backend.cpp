@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <hiredis/hiredis.h>
 
+#include <cerrno>
 #include <charconv>
 #include <csignal>
 #include <cstring>
@@ -29,7 +30,7 @@ std::string percent_decode(std::string_view s, std::string_view url) {
     }
     int value = 0;
     if (i + 2 >= s.size() || std::from_chars(s.data() + i + 1, s.data() + i + 3, value, 16).ptr != s.data() + i + 3)
-      throw ParamError(fmt::format("--cache {}: a bad %-escape in the credentials", url));
+      throw ParamError(fmt::format("--cache {}: a bad %-escape in the credentials", redact_url(url)));
     out += static_cast<char>(value);
     i += 2;
   }
@@ -40,7 +41,8 @@ int parse_number(std::string_view text, std::string_view what, std::string_view 
   int value = -1;
   const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || ptr != text.data() + text.size() || value < 0 || value > max)
-    throw ParamError(fmt::format("--cache {}: {} must be a number from 0 to {}, got '{}'", url, what, max, text));
+    throw ParamError(
+        fmt::format("--cache {}: {} must be a number from 0 to {}, got '{}'", redact_url(url), what, max, text));
   return value;
 }
 
@@ -148,15 +150,26 @@ class RedisBackend final : public CacheBackend {
     }
     auto* raw = static_cast<redisReply*>(
         redisCommandArgv(context_.get(), static_cast<int>(argv.size()), argv.data(), lengths.data()));
-    if (!raw) throw CacheUnavailable(fmt::format("{}: {}", url_.shown, context_->errstr));
+    if (!raw) throw CacheUnavailable(fmt::format("{}: {}", url_.shown, connection_problem()));
     return Reply(raw, freeReplyObject);
   }
 
   Reply checked(const std::vector<std::string>& args) {
-    if (context_->err) throw CacheUnavailable(fmt::format("{}: {}", url_.shown, context_->errstr));
+    if (context_->err) throw CacheUnavailable(fmt::format("{}: {}", url_.shown, connection_problem()));
     Reply reply = command(args);
     if (reply->type == REDIS_REPLY_ERROR) throw CacheUnavailable(fmt::format("{}: {}", url_.shown, reply->str));
     return reply;
+  }
+
+  // hiredis's words for a port that is not Redis's, said so that a user knows what to check.
+  std::string connection_problem() const {
+    if (context_->err == REDIS_ERR_PROTOCOL)
+      return fmt::format("the server there does not speak Redis's protocol ({}): is this a Redis port?",
+                         context_->errstr);
+    // Debian's hiredis reports a read timeout as EAGAIN's text.
+    if (context_->err == REDIS_ERR_IO && std::strcmp(context_->errstr, std::strerror(EAGAIN)) == 0)
+      return "no answer within 5 s: is redis-server listening on this port (and not another service)?";
+    return context_->errstr;
   }
 
   void expect_ok(const Reply& reply, std::string_view what) const {

@@ -4,7 +4,9 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include <algorithm>
 #include <bit>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -192,13 +194,36 @@ void ResultCache::store(std::string_view ns, std::span<const CacheKey> keys, std
   store(ns, {&batch, 1});
 }
 
+std::string redact_url(std::string_view url) {
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) return std::string(url);
+  const std::size_t start = scheme_end + 3;
+  const std::size_t end = url.find_first_of("/?#", start);
+  const std::string_view authority = url.substr(start, end == std::string_view::npos ? url.npos : end - start);
+  const auto at = authority.rfind('@');
+  if (at == std::string_view::npos) return std::string(url);
+  const std::string_view credentials = authority.substr(0, at);
+  const auto colon = credentials.find(':');
+  const std::string shown =
+      colon == std::string_view::npos ? "***" : std::string(credentials.substr(0, colon)) + ":***";
+  return std::string(url.substr(0, start)) + shown + std::string(url.substr(start + at));
+}
+
 std::unique_ptr<ResultCache> open_result_cache(std::string_view location) {
+  constexpr std::string_view kAllowed = "allowed: redis://[[user]:password@]host[:port][/db] or a folder";
   if (location.rfind("redis://", 0) == 0) return std::make_unique<ResultCache>(make_redis_backend(location));
   if (location.find("://") != std::string_view::npos)
     throw ParamError(
-        fmt::format("--cache {}: unknown scheme; allowed: redis://[[user]:password@]host[:port][/db] "
-                    "or a folder",
-                    location));
+        fmt::format("--cache {}: unknown scheme '{}' ({}; TLS connections are not supported, see the "
+                    "README on tunnelling Redis through TLS)",
+                    redact_url(location), location.substr(0, location.find("://")), kAllowed));
+  // "redis:/host" or "redis:host": a URL with a slash missing, not a folder name.
+  if (const auto colon = location.find(':'); colon != std::string_view::npos && colon > 1) {
+    const std::string_view scheme = location.substr(0, colon);
+    if (std::all_of(scheme.begin(), scheme.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)); }))
+      throw ParamError(
+          fmt::format("--cache {}: a malformed URL (write {}://...; {})", redact_url(location), scheme, kAllowed));
+  }
   return std::make_unique<ResultCache>(make_disk_backend(std::filesystem::path(location)));
 }
 

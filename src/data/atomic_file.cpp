@@ -104,14 +104,25 @@ fs::path resolve_output_path(const fs::path& path) {
   throw Error(fmt::format("{}: too many levels of symbolic links", path.string()));
 }
 
-AtomicFile::AtomicFile(fs::path target) : target_(std::move(target)) {
-  if (target_.empty()) throw ParamError("the output path is empty: give a file name");
+void check_output_path(const fs::path& path) {
+  if (path.empty()) throw ParamError("the output path is empty: give a file name");
   struct stat st {};
-  if (::stat(target_.c_str(), &st) == 0) {  // follows links
+  if (::stat(path.c_str(), &st) == 0) {  // follows links
     if (S_ISDIR(st.st_mode))
-      throw ParamError(fmt::format("{}: is a folder; give a file name inside it", target_.string()));
-    direct_ = !S_ISREG(st.st_mode);  // a device, FIFO or socket: written where it is
+      throw ParamError(fmt::format("{}: is a folder; give a file name inside it", path.string()));
+    return;
   }
+  const fs::path resolved = resolve_output_path(path);
+  const fs::path dir = resolved.has_parent_path() ? resolved.parent_path() : fs::path(".");
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    throw ParamError(fmt::format("{}: the folder {} does not exist", path.string(), dir.string()));
+}
+
+AtomicFile::AtomicFile(fs::path target) : target_(std::move(target)) {
+  check_output_path(target_);
+  struct stat st {};
+  if (::stat(target_.c_str(), &st) == 0) direct_ = !S_ISREG(st.st_mode);  // a device, FIFO or socket: in place
   if (direct_) {
     resolved_ = target_;
     file_ = std::fopen(target_.c_str(), "wb");
@@ -125,11 +136,9 @@ AtomicFile::AtomicFile(fs::path target) : target_(std::move(target)) {
   registration_ = register_temp(temp_);
   file_ = std::fopen(temp_.c_str(), "wb");
   if (!file_) {
+    const int err = errno;
     unregister_temp(registration_);
-    const bool no_folder = errno == ENOENT;
-    throw Error(no_folder ? fmt::format("{}: the folder {} does not exist", target_.string(),
-                                        resolved_.has_parent_path() ? resolved_.parent_path().string() : ".")
-                          : fmt::format("{}: cannot create the file ({})", temp_.string(), std::strerror(errno)));
+    throw Error(fmt::format("{}: cannot create the file ({})", temp_.string(), std::strerror(err)));
   }
 }
 

@@ -1,4 +1,5 @@
 #include <fmt/format.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <array>
@@ -125,9 +126,15 @@ class RowChecker {
   std::string add(Bars& bars, std::size_t where, std::int64_t t, bool clock, double o, double h, double l, double c,
                   double v) {
     const std::pair<const char*, double> prices[] = {{"Open", o}, {"High", h}, {"Low", l}, {"Close", c}};
-    for (const auto& [name, p] : prices)
+    for (const auto& [name, p] : prices) {
       if (!std::isfinite(p) || p <= 0) return fmt::format("field '{}': price {} must be finite and > 0", name, p);
+      if (p < kMinPrice || p > kMaxPrice)
+        return fmt::format("field '{}': price {} is outside [{:g}, {:g}], the range the engine's arithmetic holds",
+                           name, p, kMinPrice, kMaxPrice);
+    }
     if (!std::isfinite(v) || v < 0) return fmt::format("field 'Volume': {} must be finite and >= 0", v);
+    if (v > kMaxVolume)
+      return fmt::format("field 'Volume': {} is above {:g}, the range the engine's arithmetic holds", v, kMaxVolume);
     if (l > std::min(o, c)) return fmt::format("field 'Low': {} is above min(Open, Close) = {}", l, std::min(o, c));
     if (h < std::max(o, c)) return fmt::format("field 'High': {} is below max(Open, Close) = {}", h, std::max(o, c));
     any_clock_ = any_clock_ || clock;
@@ -412,8 +419,47 @@ std::string format_time(std::int64_t seconds, bool with_time) {
 }
 
 Bars parse_csv(std::string_view text, std::string_view source, const LoadOptions& options) {
+  constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";  // Excel writes one before UTF-8 CSV
+  if (text.substr(0, kByteOrderMark.size()) == kByteOrderMark) text.remove_prefix(kByteOrderMark.size());
+  // Binary bytes (a spreadsheet, an archive) would otherwise be echoed back in the messages.
+  const std::string_view head = text.substr(0, 65536);
+  const auto binary = std::find_if(head.begin(), head.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u < 0x20 && c != '\n' && c != '\r' && c != '\t';
+  });
+  if (binary != head.end())
+    throw DataError(
+        fmt::format("{}: not a text CSV file (a control byte 0x{:02x} at byte {}); a gzip-compressed "
+                    "CSV file is read as it is",
+                    source, static_cast<unsigned char>(*binary), binary - head.begin()));
   return Parser(source, options).run(text);
 }
+
+namespace {
+
+std::string gunzip(const std::string& bytes, const std::filesystem::path& path) {
+  z_stream z{};
+  if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) throw DataError(fmt::format("{}: cannot start gzip", path.string()));
+  std::string out;
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
+  z.avail_in = static_cast<uInt>(bytes.size());
+  int status = Z_OK;
+  while (status == Z_OK) {
+    out.resize(out.size() + std::max<std::size_t>(bytes.size() * 4, 1 << 16));
+    const std::size_t before = z.total_out;
+    z.next_out = reinterpret_cast<Bytef*>(out.data() + before);
+    z.avail_out = static_cast<uInt>(out.size() - before);
+    status = inflate(&z, Z_NO_FLUSH);
+    if (status == Z_BUF_ERROR && z.avail_in > 0) status = Z_OK;  // the output was full: grow it
+  }
+  out.resize(z.total_out);
+  inflateEnd(&z);
+  if (status != Z_STREAM_END)
+    throw DataError(fmt::format("{}: a damaged gzip file ({})", path.string(), z.msg ? z.msg : "truncated"));
+  return out;
+}
+
+}  // namespace
 
 Bars load_csv(const std::filesystem::path& path, const LoadOptions& options) {
   std::ifstream in(path, std::ios::binary);
@@ -426,7 +472,17 @@ Bars load_csv(const std::filesystem::path& path, const LoadOptions& options) {
   in.seekg(0);
   in.read(text.data(), static_cast<std::streamsize>(text.size()));
   if (!in) throw DataError(fmt::format("{}: cannot read the file", path.string()));
-  return parse_csv(text, path.string(), options);
+  const bool gzipped =
+      text.size() >= 2 && static_cast<unsigned char>(text[0]) == 0x1f && static_cast<unsigned char>(text[1]) == 0x8b;
+  Bars bars = parse_csv(gzipped ? gunzip(text, path) : text, path.string(), options);
+  bars.symbol = symbol_of(path);
+  return bars;
+}
+
+std::string symbol_of(const std::filesystem::path& path) {
+  std::filesystem::path name = path.filename();
+  if (lower(name.extension().string()) == ".gz") name = name.stem();
+  return name.stem().string();
 }
 
 std::vector<Bars> load_many(const std::vector<std::filesystem::path>& inputs, const LoadOptions& options) {
@@ -435,9 +491,10 @@ std::vector<Bars> load_many(const std::vector<std::filesystem::path>& inputs, co
     if (std::filesystem::is_directory(input)) {
       std::vector<std::filesystem::path> files;
       for (const auto& entry : std::filesystem::directory_iterator(input))
-        if (entry.is_regular_file() && lower(entry.path().extension().string()) == ".csv")
+        if (entry.is_regular_file() && (lower(entry.path().extension().string()) == ".csv" ||
+                                        lower(entry.path().filename().string()).ends_with(".csv.gz")))
           files.push_back(entry.path());
-      if (files.empty()) throw DataError(fmt::format("{}: the folder holds no .csv file", input.string()));
+      if (files.empty()) throw DataError(fmt::format("{}: the folder holds no .csv or .csv.gz file", input.string()));
       std::sort(files.begin(), files.end());
       for (const auto& f : files) out.push_back(load_csv(f, options));
     } else {

@@ -57,6 +57,10 @@ std::vector<double> expand_spec(const ParamSpec& spec, const std::string& text) 
     const double lo = parse_param_value(spec, parts[0]);
     const double hi = parse_param_value(spec, parts[1]);
     const double step = parts.size() == 3 ? parse_param_value(spec, parts[2]) : 1.0;
+    for (const double bound : {lo, hi})
+      if (bound < spec.min || bound > spec.max)
+        throw fail(fmt::format("{} is out of range (allowed: {} to {})", format_param_value(spec, bound),
+                               format_param_value(spec, spec.min), format_param_value(spec, spec.max)));
     if (step <= 0) throw fail(fmt::format("step must be > 0 (got {})", parts.size() == 3 ? parts[2] : "1"));
     if (hi < lo) throw fail(fmt::format("empty range: {} is above {}", parts[0], parts[1]));
     const double count = std::floor((hi - lo) / step + 1e-9) + 1;

@@ -6,10 +6,14 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
+#include "gt/atomic_file.hpp"
 #include "gt/error.hpp"
 #include "gt/report.hpp"
 
@@ -34,20 +38,21 @@ std::string chromium_path() {
 
 void render_png(const std::filesystem::path& html, const std::filesystem::path& png, int width, int height) {
   const std::string chromium = chromium_path();
+  AtomicFile out(png);  // the folder and the name are checked before the browser starts
   std::string profile_template = (std::filesystem::temp_directory_path() / "gtrader-chromium-XXXXXX").string();
   if (!::mkdtemp(profile_template.data())) throw Error("--png: cannot create a temporary browser profile");
   const std::filesystem::path profile = profile_template;
-  const std::filesystem::path partial = png.string() + ".partial.png";
+  const std::filesystem::path shot = profile / "screenshot.png";
   std::vector<std::string> args = {chromium,
                                    "--headless",
                                    "--no-sandbox",
                                    "--disable-gpu",
                                    "--disable-background-networking",
                                    "--hide-scrollbars",
-                                   "--user-data-dir=" + profile.string(),
+                                   "--user-data-dir=" + (profile / "browser").string(),
                                    fmt::format("--window-size={},{}", width, height),
                                    "--virtual-time-budget=10000",
-                                   "--screenshot=" + std::filesystem::absolute(partial).string(),
+                                   "--screenshot=" + shot.string(),
                                    "file://" + std::filesystem::absolute(html).string()};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -61,14 +66,18 @@ void render_png(const std::filesystem::path& html, const std::filesystem::path& 
   posix_spawn_file_actions_destroy(&actions);
   int status = 0;
   if (spawned == 0) ::waitpid(pid, &status, 0);
+  std::string bytes;
+  if (std::ifstream in{shot, std::ios::binary}) bytes.assign(std::istreambuf_iterator<char>(in), {});
   std::error_code ignored;
   std::filesystem::remove_all(profile, ignored);
-  if (spawned != 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 || !std::filesystem::exists(partial)) {
-    std::filesystem::remove(partial, ignored);
-    throw Error(fmt::format("--png: {} could not draw {} (exit status {})", chromium, html.string(),
-                            spawned != 0 ? -1 : WEXITSTATUS(status)));
-  }
-  std::filesystem::rename(partial, png);
+  if (spawned != 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 || bytes.empty())
+    throw Error(fmt::format("--png: {} drew no picture of {} ({})", chromium, html.string(),
+                            spawned != 0          ? fmt::format("it could not start: {}", std::strerror(spawned))
+                            : !WIFEXITED(status)  ? fmt::format("it was stopped by signal {}", WTERMSIG(status))
+                            : WEXITSTATUS(status) ? fmt::format("it exited with status {}", WEXITSTATUS(status))
+                                                  : "it wrote no screenshot"));
+  out.write(bytes);
+  out.commit();
 }
 
 }  // namespace gt::report

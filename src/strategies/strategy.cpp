@@ -39,8 +39,9 @@ std::string format_param_value(const ParamSpec& spec, double value) {
   switch (spec.type) {
     case ParamType::kBool:
       return value != 0 ? "true" : "false";
-    case ParamType::kInt:
-      return fmt::format("{}", static_cast<long long>(value));
+    case ParamType::kInt:  // beyond 2^53 a double is no exact integer (and beyond 2^63 no long long)
+      return std::fabs(value) < 9007199254740992.0 ? fmt::format("{}", static_cast<long long>(value))
+                                                   : fmt::format("{:g}", value);
     case ParamType::kFloat:
       break;
   }

@@ -364,3 +364,25 @@ TEST(Signals, RsiReversionBuysOversoldAndSellsOverbought) {
 }
 
 }  // namespace
+
+namespace {
+
+// SPEC §4: the starting equity is the first peak. Bought at bar 0's close with 1% commission, the
+// account is worth 1000 / 1.01 at that close: a drawdown of 1 - 1/1.01 before any price moves.
+TEST(Metrics, DrawdownCountsFromTheStartingCash) {
+  auto o = options_with(1000);
+  o.fill = gt::Fill::kClose;
+  o.commission = 0.01;
+  const auto r = gt::run_backtest(five_bars(), std::vector<std::uint8_t>{kLongEntry, 0, 0, 0, 0}, o);
+  EXPECT_NEAR(r.equity[0], 1000 / 1.01, 1e-9);
+  EXPECT_NEAR(r.metrics.max_drawdown, 1 - 1 / 1.01, 1e-12);  // the closes only rise after bar 0
+}
+
+TEST(Metrics, AFirstCloseBelowTheStartingEquityIsADrawdown) {
+  gt::CurveAccumulator curve(1000);
+  curve.add(900, true);
+  curve.add(950, true);
+  EXPECT_DOUBLE_EQ(curve.sums().max_drawdown, 0.1);
+}
+
+}  // namespace

@@ -207,3 +207,157 @@ def test_a_symbol_with_a_comma_is_quoted_and_the_report_reads_it(tmp_path):
         'my,sym "x"', "yhoo-1996-2014"}
     run_gtrader("report", "--results", results, "--symbol", 'my,sym "x"', "--out", tmp_path / "report.html")
     assert "my,sym" in (tmp_path / "report.html").read_text()
+
+
+# -- 7. Ray options: bad values exit 2 naming the option, an unreachable cluster fails fast -----
+
+SMALL = ["optimize", "--data", ORCL, "--strategy", "ma_cross", "--grid", "fast=5:6", "--grid", "slow=20:21"]
+
+
+@pytest.mark.parametrize("option", [["--workers", "abc"], ["--workers", "0"], ["--workers", "-2"],
+                                    ["--chunk-size", "-1"], ["--chunk-size", "0"]], ids=lambda o: " ".join(o))
+def test_bad_ray_options_exit_2_naming_the_option(option):
+    proc = run_gtrader(*SMALL, "--engine", "ray", *option, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert option[0] in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_unreachable_ray_cluster_fails_within_seconds_naming_the_address():
+    start = time.time()
+    proc = run_gtrader(*SMALL, "--engine", "ray", "--address", "127.0.0.1:1", check=False)
+    assert proc.returncode == 2 and "127.0.0.1:1" in proc.stderr and "Traceback" not in proc.stderr
+    assert time.time() - start < 15
+
+
+# -- 8. Passwords never appear; a malformed cache location is an error --------------------------
+
+@pytest.mark.parametrize("url", ["redis://:s3cret@127.0.0.1:6390/-1", "redis://:s3cret@127.0.0.1:99999/0",
+                                 "redis://:s3cret@127.0.0.1:abc/0", "rediss://:s3cret@127.0.0.1:6379/0",
+                                 "redis://user:s3cret@127.0.0.1:1/0", "redis://s3cret@127.0.0.1:1/0"])
+def test_the_password_is_masked_in_every_message(url):
+    proc = run_gtrader(*SMALL, "--cache", url, check=False)
+    assert proc.returncode == 2
+    assert "s3cret" not in proc.stderr + proc.stdout and "***" in proc.stderr
+
+
+def test_a_url_with_a_slash_missing_is_an_error_not_a_folder(tmp_path):
+    proc = subprocess.run([gtrader_bin(), *map(str, SMALL), "--cache", "redis:/127.0.0.1:6379"], capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and "malformed" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- 9. Inputs beyond what the arithmetic holds are refused, never answered with nan or inf -----
+
+def scaled_copy(tmp_path, scale):
+    lines = ORCL.read_text().splitlines()
+    out = [lines[0]]
+    for line in lines[1:]:
+        f = line.split(",")
+        out.append(",".join([f[0], *(repr(float(x) * scale) for x in f[1:5]), *f[5:]]))
+    path = tmp_path / "scaled.csv"
+    path.write_text("\n".join(out) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("scale", [1e306, 1e-310])
+def test_prices_outside_the_engines_range_are_refused(scale, tmp_path):
+    proc = run_gtrader("backtest", "--data", scaled_copy(tmp_path, scale), "--strategy", "ma_cross", check=False)
+    assert proc.returncode == 2 and "is outside [1e-12, 1e+12]" in proc.stderr
+    assert "nan" not in proc.stdout and "inf" not in proc.stdout
+
+
+@pytest.mark.parametrize("option", [["--cash", "1e308"], ["--periods-per-year", "0"], ["--periods-per-year", "-1"]])
+def test_options_outside_their_range_are_refused(option):
+    proc = run_gtrader(*BACKTEST, *option, check=False)
+    assert proc.returncode == 2 and "out of range" in proc.stderr and option[0].lstrip("-").replace("-", "") in \
+        proc.stderr.replace("-", "").replace("_", "")
+
+
+def test_python_refuses_the_same_options():
+    import gpt_trader as gt
+    with pytest.raises(ValueError, match="cash"):
+        gt.backtest(str(ORCL), "ma_cross", {}, cash=1e308)
+    with pytest.raises(ValueError, match="periods"):
+        gt.backtest(str(ORCL), "ma_cross", {}, periods_per_year=0)
+
+
+def test_extreme_slippage_gives_finite_metrics():
+    summary = json.loads(run_gtrader(*BACKTEST, "--slippage-bps", "9999", "--json").stdout)
+    for name, value in summary.items():
+        if isinstance(value, float):
+            assert value == value and abs(value) != float("inf"), name
+
+
+# -- 10. Messages that name the cause -------------------------------------------------------------
+
+def test_a_byte_order_mark_is_passed_over(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + ORCL.read_bytes())
+    assert json.loads(run_gtrader("backtest", "--data", path, "--strategy", "ma_cross", "--json").stdout)["bars"] == 5036
+
+
+def test_a_gzip_file_is_read_and_a_binary_one_named(tmp_path):
+    import gzip
+    (tmp_path / "orcl.csv.gz").write_bytes(gzip.compress(ORCL.read_bytes()))
+    summary = json.loads(run_gtrader("backtest", "--data", tmp_path / "orcl.csv.gz", "--strategy", "ma_cross",
+                                     "--json").stdout)
+    assert summary["bars"] == 5036 and summary["symbol"] == "orcl"
+    (tmp_path / "sheet.csv").write_bytes(b"PK\x03\x04\x14\x00\x06\x00" + bytes(range(256)) * 4)
+    proc = run_gtrader("backtest", "--data", tmp_path / "sheet.csv", "--strategy", "ma_cross", check=False)
+    assert proc.returncode == 2 and "not a text CSV file" in proc.stderr
+    assert len(proc.stderr) < 300  # the bytes are not echoed
+
+
+def test_a_huge_grid_bound_and_a_negative_thread_count_are_named():
+    proc = run_gtrader(*SMALL[:5], "--grid", "fast=5:99999999999999999999", check=False)
+    assert proc.returncode == 2 and "1e+20 is out of range (allowed: 2 to 100000)" in proc.stderr
+    proc = run_gtrader(*SMALL, "--threads", "-1", check=False)
+    assert proc.returncode == 2 and "0 to 4096" in proc.stderr and len(proc.stderr) < 200
+
+
+def test_the_png_folder_is_checked_before_anything_is_written(tmp_path):
+    results = tmp_path / "results.csv"
+    run_gtrader(*SMALL, "--no-cache", "--out", results)
+    proc = run_gtrader("report", "--results", results, "--out", tmp_path / "r.html", "--png", tmp_path / "no" / "x.png",
+                       check=False)
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+    assert not (tmp_path / "r.html").exists()
+
+
+@pytest.fixture
+def fake_servers():
+    """A port that accepts and never answers, and one that answers like a web server."""
+    import socket
+    silent, web = socket.socket(), socket.socket()
+    for s in (silent, web):
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+    stop = threading.Event()
+
+    def serve():
+        web.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = web.accept()
+            except OSError:
+                continue
+            conn.recv(1024)
+            conn.sendall(b"<html>400 Bad Request</html>\r\n")
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield silent.getsockname()[1], web.getsockname()[1]
+    stop.set()
+    thread.join()
+    silent.close()
+    web.close()
+
+
+def test_a_cache_port_that_is_not_redis_is_named_as_such(fake_servers):
+    silent, web = fake_servers
+    proc = run_gtrader(*SMALL, "--cache", f"redis://127.0.0.1:{silent}/0", check=False)
+    assert proc.returncode == 2 and "no answer within 5 s" in proc.stderr
+    proc = run_gtrader(*SMALL, "--cache", f"redis://127.0.0.1:{web}/0", check=False)
+    assert proc.returncode == 2 and "does not speak Redis's protocol" in proc.stderr
