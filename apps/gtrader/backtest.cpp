@@ -72,6 +72,7 @@ void run(BacktestCommand& c) {
     if (!path->empty()) gt::check_output_path(*path);  // every output before any work
   const auto all = c.data.load();
   std::vector<std::pair<const gt::Bars*, gt::BacktestResult>> runs;
+  for (const auto& bars : all) strategy.require_enough_bars(bars, params);
   for (const auto& bars : all) {
     std::vector<std::uint8_t> signals(bars.size());
     gt::SeriesCache cache;
@@ -132,10 +133,12 @@ void add_backtest(CLI::App& app) {
   cmd->add_option("--param", c->params,
                   "NAME=VALUE (repeatable); defaults from the strategy's schema; model=FILE.pt for --strategy model");
   c->exec.add_to(*cmd);
-  cmd->add_option("--trades", c->trades_path, "Write the trade list to this CSV file");
-  cmd->add_option("--equity", c->equity_path, "Write the equity curve to this CSV file");
-  cmd->add_option("--report", c->report_path, "Write an HTML report (price and fills, equity, drawdown) to this file");
-  cmd->add_option("--report-png", c->report_png, "Also draw the report into this PNG file (needs chromium)");
+  cmd->add_option("--trades", c->trades_path, "Write the trade list to this CSV file")->check(output_file());
+  cmd->add_option("--equity", c->equity_path, "Write the equity curve to this CSV file")->check(output_file());
+  cmd->add_option("--report", c->report_path, "Write an HTML report (price and fills, equity, drawdown) to this file")
+      ->check(output_file());
+  cmd->add_option("--report-png", c->report_png, "Also draw the report into this PNG file (needs chromium)")
+      ->check(output_file());
   cmd->add_flag("--json", c->json, "Print the metrics as JSON");
   cmd->callback([c] { run(*c); });
 }

@@ -35,6 +35,9 @@ struct DataOptions {
 std::vector<std::pair<std::string, std::string>> split_assignments(const std::vector<std::string>& items,
                                                                    std::string_view flag = "--param");
 
+// For options naming an output file: an empty path is an error, not "no output".
+CLI::Validator output_file();
+
 // The command line as given (for commands that hand it over to another program).
 std::vector<std::string>& raw_arguments();
 

@@ -35,9 +35,18 @@ std::vector<std::pair<std::string, std::string>> split_assignments(const std::ve
   for (const auto& item : items) {
     const auto eq = item.find('=');
     if (eq == std::string::npos || eq == 0) throw gt::ParamError(fmt::format("{} '{}' is not NAME=VALUE", flag, item));
+    for (const auto& [name, value] : out)
+      if (name == item.substr(0, eq))
+        throw gt::ParamError(
+            fmt::format("{} {} is given twice ({} and {}): give it once", flag, name, value, item.substr(eq + 1)));
     out.emplace_back(item.substr(0, eq), item.substr(eq + 1));
   }
   return out;
+}
+
+CLI::Validator output_file() {
+  return CLI::Validator(
+      [](std::string& path) { return path.empty() ? std::string("an empty path: give a file name") : ""; }, "FILE");
 }
 
 std::vector<std::string>& raw_arguments() {

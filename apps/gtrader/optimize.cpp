@@ -188,9 +188,11 @@ void add_optimize(CLI::App& app) {
   cmd->add_option("--grid-file", c->grid_file, "YAML file: {grid: {NAME: SPEC or [values]}}")->check(CLI::ExistingFile);
   cmd->add_option("--param", c->fixed, "NAME=VALUE fixed for every combination (repeatable)");
   cmd->add_option("--metric", c->opt.metric, "Ranking metric (sharpe)");
-  cmd->add_option("--top", c->opt.top, "How many of the best to print (10)");
+  cmd->add_option("--top", c->opt.top, "How many of the best to print (10)")
+      ->check(CLI::Range(0, 1000000).description("0 to 1000000"));
   cmd->add_option("--min-trades", c->opt.min_trades, "Rank only combinations with at least N closed trades (0)");
-  cmd->add_option("--out", c->out_path, "Write every combination's parameters and metrics to this CSV file");
+  cmd->add_option("--out", c->out_path, "Write every combination's parameters and metrics to this CSV file")
+      ->check(output_file());
   cmd->add_option("--threads", c->opt.threads, "Worker threads (0: all cores)")
       ->check(CLI::Range(0, 4096).description("0 to 4096"));
   cmd->add_flag("--no-progress", c->no_progress, "No progress bar, even on a terminal");

@@ -46,7 +46,7 @@ void add_predict(CLI::App& app) {
       "predict", "A trained model's output for every bar where a full window ends (P(up) or expected return)");
   cmd->add_option("--model", c->model_path, "Model file from `gtrader train`")->required();
   c->data.add_to(*cmd);
-  cmd->add_option("--out", c->out, "Write the CSV to this file (atomically) instead of stdout");
+  cmd->add_option("--out", c->out, "Write the CSV to this file (atomically) instead of stdout")->check(output_file());
   cmd->add_option("--precision", c->precision, "fp32, fp16 or bf16 (fp16/bf16 need CUDA)")->capture_default_str();
   cmd->add_option("--device", c->device, "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
       ->capture_default_str();

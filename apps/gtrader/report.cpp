@@ -49,8 +49,8 @@ void add_report(CLI::App& app) {
   cmd->add_option("--symbol", c->options.symbol, "Symbol to report (default: the first in the file)");
   cmd->add_option("--top", c->options.top, "Rows of the best-combinations table")->capture_default_str();
   cmd->add_option("--title", c->options.title, "Page title");
-  cmd->add_option("--out", c->out, "HTML file to write (atomically)")->required();
-  cmd->add_option("--png", c->png, "Also draw the report into this PNG file (needs chromium)");
+  cmd->add_option("--out", c->out, "HTML file to write (atomically)")->required()->check(output_file());
+  cmd->add_option("--png", c->png, "Also draw the report into this PNG file (needs chromium)")->check(output_file());
   cmd->callback([c] { run(*c); });
 }
 

@@ -138,7 +138,7 @@ void add_train(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--gpus", c->gpus, "all or 0,1: data-parallel training over these GPUs (NCCL all-reduce)");
   cmd->add_flag("--no-cuda-graphs", c->no_cuda_graphs, "Launch every step's kernels instead of replaying a graph");
-  cmd->add_option("--out", c->out, "Model file to write (atomically)")->required();
+  cmd->add_option("--out", c->out, "Model file to write (atomically)")->required()->check(output_file());
   cmd->add_flag("--json", c->json, "Print the training report as JSON (epoch lines go to stderr)");
   cmd->callback([c] { run(*c); });
 }

@@ -35,8 +35,10 @@ struct LoadOptions {
   bool skip_bad_rows = false;
 };
 
-// Parses CSV text; `source` names it in error messages.
+// Parses CSV text by SPEC §1's rules; `source` names it in error messages.
 Bars parse_csv(std::string_view text, std::string_view source, const LoadOptions& options = {});
+// load_csv and bars_from_columns, the ways data enter a study, also refuse prices outside
+// [kMinPrice, kMaxPrice] and volumes above kMaxVolume.
 // A file, gzip-compressed or not (read by its bytes, whatever its name); a UTF-8 byte-order mark is
 // passed over.
 Bars load_csv(const std::filesystem::path& path, const LoadOptions& options = {});

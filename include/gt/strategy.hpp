@@ -57,11 +57,16 @@ struct Strategy {
   Constraint constraint;  // empty functions: every combination of valid values is valid
   // Per-bar SignalBits (see backtest.hpp) from data up to and including each bar's close.
   std::function<void(const Bars&, const ParamValues&, std::span<std::uint8_t>, SeriesCache&)> signals;
+  // The first bar on which a signal can occur (its indicators' lookback); empty: 0.
+  std::function<std::size_t(const ParamValues&)> first_signal_bar;
 
   std::size_t index_of(std::string_view param) const;  // throws ParamError when unknown
   ParamValues defaults() const;
   // Range, type and constraint check; throws ParamError naming the parameter and its valid range.
   void validate(const ParamValues& values) const;
+  // Throws DataError when `bars` end before the first bar that can signal: a run on them could
+  // only report zeros.
+  void require_enough_bars(const Bars& bars, const ParamValues& values) const;
   // `values` as "name=value name=value".
   std::string describe(const ParamValues& values) const;
 };

@@ -265,6 +265,7 @@ NB_MODULE(_core, m) {
         const gt::Strategy s = gt::ml::resolve_strategy(strategy, given);
         const gt::ParamValues values = gt::parse_params(s, given);
         const gt::ExecutionOptions o = execution_options(options);
+        s.require_enough_bars(bars, values);
         gt::BacktestResult r;
         {
           nb::gil_scoped_release release;

@@ -119,8 +119,8 @@ std::optional<ParsedDate> parse_date(std::string_view s) {
 // file) or its row (columns, counted from 0).
 class RowChecker {
  public:
-  RowChecker(std::string_view source, const LoadOptions& options, bool numbered_rows)
-      : source_(source), options_(options), rows_(numbered_rows) {}
+  RowChecker(std::string_view source, const LoadOptions& options, bool numbered_rows, bool engine_range)
+      : source_(source), options_(options), rows_(numbered_rows), engine_range_(engine_range) {}
 
   // Appends the bar, or returns why it is bad.
   std::string add(Bars& bars, std::size_t where, std::int64_t t, bool clock, double o, double h, double l, double c,
@@ -128,12 +128,12 @@ class RowChecker {
     const std::pair<const char*, double> prices[] = {{"Open", o}, {"High", h}, {"Low", l}, {"Close", c}};
     for (const auto& [name, p] : prices) {
       if (!std::isfinite(p) || p <= 0) return fmt::format("field '{}': price {} must be finite and > 0", name, p);
-      if (p < kMinPrice || p > kMaxPrice)
+      if (engine_range_ && (p < kMinPrice || p > kMaxPrice))
         return fmt::format("field '{}': price {} is outside [{:g}, {:g}], the range the engine's arithmetic holds",
                            name, p, kMinPrice, kMaxPrice);
     }
     if (!std::isfinite(v) || v < 0) return fmt::format("field 'Volume': {} must be finite and >= 0", v);
-    if (v > kMaxVolume)
+    if (engine_range_ && v > kMaxVolume)
       return fmt::format("field 'Volume': {} is above {:g}, the range the engine's arithmetic holds", v, kMaxVolume);
     if (l > std::min(o, c)) return fmt::format("field 'Low': {} is above min(Open, Close) = {}", l, std::min(o, c));
     if (h < std::max(o, c)) return fmt::format("field 'High': {} is below max(Open, Close) = {}", h, std::max(o, c));
@@ -220,14 +220,15 @@ class RowChecker {
   std::string_view source_;
   const LoadOptions& options_;
   bool rows_;
+  bool engine_range_;               // also refuse prices and volumes beyond what the engine's arithmetic holds
   std::vector<std::size_t> where_;  // the line or row of each bar appended
   bool any_clock_ = false;
 };
 
 class Parser {
  public:
-  Parser(std::string_view source, const LoadOptions& options)
-      : source_(source), options_(options), checker_(source, options, false) {}
+  Parser(std::string_view source, const LoadOptions& options, bool engine_range)
+      : source_(source), options_(options), checker_(source, options, false, engine_range) {}
 
   Bars run(std::string_view text) {
     Bars bars;
@@ -418,7 +419,9 @@ std::string format_time(std::int64_t seconds, bool with_time) {
   return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", y, m, d, secs / 3600, (secs / 60) % 60, secs % 60);
 }
 
-Bars parse_csv(std::string_view text, std::string_view source, const LoadOptions& options) {
+namespace {
+
+Bars parse_csv_text(std::string_view text, std::string_view source, const LoadOptions& options, bool engine_range) {
   constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";  // Excel writes one before UTF-8 CSV
   if (text.substr(0, kByteOrderMark.size()) == kByteOrderMark) text.remove_prefix(kByteOrderMark.size());
   // Binary bytes (a spreadsheet, an archive) would otherwise be echoed back in the messages.
@@ -432,7 +435,13 @@ Bars parse_csv(std::string_view text, std::string_view source, const LoadOptions
         fmt::format("{}: not a text CSV file (a control byte 0x{:02x} at byte {}); a gzip-compressed "
                     "CSV file is read as it is",
                     source, static_cast<unsigned char>(*binary), binary - head.begin()));
-  return Parser(source, options).run(text);
+  return Parser(source, options, engine_range).run(text);
+}
+
+}  // namespace
+
+Bars parse_csv(std::string_view text, std::string_view source, const LoadOptions& options) {
+  return parse_csv_text(text, source, options, false);
 }
 
 namespace {
@@ -474,7 +483,7 @@ Bars load_csv(const std::filesystem::path& path, const LoadOptions& options) {
   if (!in) throw DataError(fmt::format("{}: cannot read the file", path.string()));
   const bool gzipped =
       text.size() >= 2 && static_cast<unsigned char>(text[0]) == 0x1f && static_cast<unsigned char>(text[1]) == 0x8b;
-  Bars bars = parse_csv(gzipped ? gunzip(text, path) : text, path.string(), options);
+  Bars bars = parse_csv_text(gzipped ? gunzip(text, path) : text, path.string(), options, true);
   bars.symbol = symbol_of(path);
   return bars;
 }
@@ -515,7 +524,7 @@ Bars bars_from_columns(std::string symbol, std::span<const std::int64_t> time, s
                     n, open.size(), high.size(), low.size(), close.size(), volume.size()));
   Bars bars;
   bars.symbol = symbol;
-  RowChecker checker(symbol, options, true);
+  RowChecker checker(symbol, options, true, true);
   for (std::size_t i = 0; i < n; ++i) {
     const std::string problem = checker.add(bars, i, time[i], intraday, open[i], high[i], low[i], close[i], volume[i]);
     if (!problem.empty()) checker.skip_or_fail(i, problem, bars);

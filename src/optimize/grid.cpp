@@ -57,10 +57,16 @@ std::vector<double> expand_spec(const ParamSpec& spec, const std::string& text) 
     const double lo = parse_param_value(spec, parts[0]);
     const double hi = parse_param_value(spec, parts[1]);
     const double step = parts.size() == 3 ? parse_param_value(spec, parts[2]) : 1.0;
-    for (const double bound : {lo, hi})
-      if (bound < spec.min || bound > spec.max)
-        throw fail(fmt::format("{} is out of range (allowed: {} to {})", format_param_value(spec, bound),
-                               format_param_value(spec, spec.min), format_param_value(spec, spec.max)));
+    // The first value of the range that the schema refuses, named before the range is expanded
+    // (a bound of 1e20 would otherwise overflow the count).
+    double first_out = std::nan("");
+    if (lo < spec.min || lo > spec.max)
+      first_out = lo;
+    else if (hi > spec.max && step > 0)
+      first_out = lo + (std::floor((spec.max - lo) / step) + 1) * step;
+    if (!std::isnan(first_out))
+      throw fail(fmt::format("{} is out of range (allowed: {} to {})", format_param_value(spec, first_out),
+                             format_param_value(spec, spec.min), format_param_value(spec, spec.max)));
     if (step <= 0) throw fail(fmt::format("step must be > 0 (got {})", parts.size() == 3 ? parts[2] : "1"));
     if (hi < lo) throw fail(fmt::format("empty range: {} is above {}", parts[0], parts[1]));
     const double count = std::floor((hi - lo) / step + 1e-9) + 1;
@@ -123,15 +129,46 @@ Grid parse_grid(const Strategy& strategy, const std::vector<std::string>& specs,
     } catch (const YAML::Exception& e) {
       throw ParamError(fmt::format("{}: {}", yaml_file->string(), e.what()));
     }
-    const YAML::Node grid = root["grid"] ? root["grid"] : root;
+    const std::string file = yaml_file->string();
+    if (root.IsNull())
+      throw ParamError(fmt::format("{}: the grid file is empty (expected grid: {{NAME: SPEC}})", file));
+    if (!root.IsMap())
+      throw ParamError(fmt::format("{}: expected a map of parameter: spec (optionally under 'grid:')", file));
+    // yaml-cpp keeps both of two equal keys and looks up the first: a repeated key would be lost.
+    std::vector<std::string> seen;
+    const auto check_unique = [&](const YAML::Node& map) {
+      seen.clear();
+      for (const auto& entry : map) {
+        const auto name = entry.first.as<std::string>();
+        if (std::find(seen.begin(), seen.end(), name) != seen.end())
+          throw ParamError(fmt::format("{}:{}: key '{}' appears twice", file, entry.first.Mark().line + 1, name));
+        seen.push_back(name);
+      }
+    };
+    check_unique(root);
+    const bool nested = static_cast<bool>(root["grid"]);
+    if (nested) {
+      for (const auto& entry : root) {
+        const auto key = entry.first.as<std::string>();
+        if (key != "grid" && key != "strategy")
+          throw ParamError(fmt::format("{}:{}: unknown key '{}' (allowed at the top: grid, strategy)", file,
+                                       entry.first.Mark().line + 1, key));
+      }
+    }
+    if (const YAML::Node named = root["strategy"];
+        named && named.IsScalar() && named.as<std::string>() != strategy.name)
+      throw ParamError(fmt::format("{}: the file is a grid of strategy '{}', not '{}'", file, named.as<std::string>(),
+                                   strategy.name));
+    const YAML::Node grid = nested ? root["grid"] : root;
     if (!grid.IsMap())
-      throw ParamError(
-          fmt::format("{}: expected a map of parameter: spec (optionally under 'grid:')", yaml_file->string()));
+      throw ParamError(fmt::format("{}: expected a map of parameter: spec (optionally under 'grid:')", file));
+    check_unique(grid);
     for (const auto& entry : grid) {
       const auto name = entry.first.as<std::string>();
       if (name == "strategy") continue;
       items.emplace_back(name, yaml_spec(entry.second, name, *yaml_file));
     }
+    if (items.empty()) throw ParamError(fmt::format("{}: the grid names no parameter", file));
   }
   ParamValues base = strategy.defaults();
   for (const auto& [name, text] : fixed) {

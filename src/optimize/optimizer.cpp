@@ -272,6 +272,14 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
                         const OptimizeOptions& opt, ResultSink* sink) {
   options.validate();
   metric_index(opt.metric);  // unknown metric: fail before any work
+  {
+    // The grid's shortest warm-up (every axis at its smallest value): a symbol too short even for
+    // that could only give zeros.
+    ParamValues smallest = grid.base();
+    for (const auto& axis : grid.axes())
+      smallest[axis.param] = *std::min_element(axis.values.begin(), axis.values.end());
+    for (const auto& bars : symbols) grid.strategy().require_enough_bars(bars, smallest);
+  }
   const int threads = opt.threads > 0 ? opt.threads : tbb::info::default_concurrency();
   tbb::global_control limit(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
 
@@ -377,6 +385,14 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
         progress.advance(r.valid.size());
       }));
   if (unstored) unstored->store_all();
+  if (result.valid == 0 && result.combinations > 0) {
+    ParamValues first(grid.base().size());
+    grid.decode(0, first);
+    throw ParamError(fmt::format("none of the grid's {} combinations is valid (the first: {}): change the grid",
+                                 result.combinations,
+                                 grid.strategy().constraint.explain ? grid.strategy().constraint.explain(first)
+                                                                    : grid.strategy().describe(first)));
+  }
   for (auto& t : tops) result.top.push_back(std::move(t).sorted());
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;

@@ -4,10 +4,12 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 
 #include "gt/error.hpp"
+#include "gt/indicators.hpp"
 #include "signals.hpp"
 
 namespace gt {
@@ -76,6 +78,13 @@ void Strategy::validate(const ParamValues& values) const {
     throw ParamError(fmt::format("{}: {}", name, constraint.explain(values)));
 }
 
+void Strategy::require_enough_bars(const Bars& bars, const ParamValues& values) const {
+  const std::size_t first = first_signal_bar ? first_signal_bar(values) : 0;
+  if (bars.size() <= first)
+    throw DataError(fmt::format("{}: {} bars, but {} with {} signals from bar {} on: it needs at least {} bars",
+                                bars.symbol, bars.size(), name, describe(values), first + 1, first + 1));
+}
+
 std::string Strategy::describe(const ParamValues& values) const {
   std::string out;
   for (std::size_t i = 0; i < params.size(); ++i)
@@ -84,9 +93,11 @@ std::string Strategy::describe(const ParamValues& values) const {
 }
 
 double parse_param_value(const ParamSpec& spec, std::string_view text) {
-  if (spec.type == ParamType::kBool) {
-    if (text == "true" || text == "1" || text == "yes") return 1.0;
-    if (text == "false" || text == "0" || text == "no") return 0.0;
+  if (spec.type == ParamType::kBool) {  // any case, as YAML 1.1 and most configuration files read them
+    std::string word(text);
+    std::transform(word.begin(), word.end(), word.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (word == "true" || word == "1" || word == "yes" || word == "on") return 1.0;
+    if (word == "false" || word == "0" || word == "no" || word == "off") return 0.0;
     throw ParamError(fmt::format("{} = '{}' is not a bool (allowed: true, false)", spec.name, text));
   }
   double v = 0;
@@ -130,7 +141,10 @@ const std::vector<Strategy>& strategies() {
         {"ma_type", ParamType::kInt, 0, 2, 0, "0 SMA, 1 EMA, 2 WMA (TA-Lib MAType)"},
         {"volume_filter", ParamType::kBool, 0, 1, 0, "entries need Volume > SMA(Volume, 20)"}},
        must_be_below(0, "fast", 1, "slow"),
-       signals::ma_cross},
+       signals::ma_cross,
+       [](const ParamValues& p) {  // both averages defined at t - 1
+         return static_cast<std::size_t>(ind::ma_lookback(static_cast<ind::MaType>(p[2]), static_cast<int>(p[1]))) + 1;
+       }},
       {"rsi_reversion",
        "RSI mean reversion: long when RSI < lower, out when RSI > upper (short the mirror image)",
        1,
@@ -138,14 +152,16 @@ const std::vector<Strategy>& strategies() {
         {"lower", ParamType::kFloat, 0, 100, 30, "oversold level"},
         {"upper", ParamType::kFloat, 0, 100, 70, "overbought level (> lower)"}},
        must_be_below(1, "lower", 2, "upper"),
-       signals::rsi_reversion},
+       signals::rsi_reversion,
+       [](const ParamValues& p) { return static_cast<std::size_t>(p[0]); }},
       {"bbands_reversion",
        "Bollinger-band reversion: long when Close < lower band, out when Close > middle band",
        1,
        {{"period", ParamType::kInt, 2, 100000, 20, "band period"},
         {"nbdev", ParamType::kFloat, 0.1, 10, 2, "band width in standard deviations"}},
        {},
-       signals::bbands_reversion},
+       signals::bbands_reversion,
+       [](const ParamValues& p) { return static_cast<std::size_t>(p[0]) - 1; }},
       {"macd_cross",
        "MACD crossover: long when MACD crosses above its signal line, out when it crosses below",
        1,
@@ -153,7 +169,8 @@ const std::vector<Strategy>& strategies() {
         {"slow", ParamType::kInt, 2, 100000, 26, "slow EMA period (> fast)"},
         {"signal", ParamType::kInt, 1, 100000, 9, "signal EMA period"}},
        must_be_below(0, "fast", 1, "slow"),
-       signals::macd_cross},
+       signals::macd_cross,
+       [](const ParamValues& p) { return static_cast<std::size_t>(p[1] + p[2]) - 1; }},
       {"donchian_breakout",
        "Donchian breakout: long when Close > the prior `entry` bars' high, out when Close < the prior "
        "`exit` bars' low",
@@ -161,7 +178,8 @@ const std::vector<Strategy>& strategies() {
        {{"entry", ParamType::kInt, 1, 100000, 20, "breakout channel length"},
         {"exit", ParamType::kInt, 1, 100000, 10, "exit channel length"}},
        {},
-       signals::donchian_breakout},
+       signals::donchian_breakout,
+       [](const ParamValues& p) { return static_cast<std::size_t>(std::min(p[0], p[1])); }},
       {"model",
        "A trained LSTM/GRU model's signals (`gtrader train`; give it with --param model=FILE.pt): long while its "
        "output is above its neutral point (P(up) 0.5, or return 0) by more than `threshold`, short (with "
@@ -171,7 +189,8 @@ const std::vector<Strategy>& strategies() {
        {},
        [](const Bars&, const ParamValues&, std::span<std::uint8_t>, SeriesCache&) {
          throw ParamError("the model strategy needs a trained model: --param model=FILE.pt (from `gtrader train`)");
-       }},
+       },
+       {}},  // the model file knows its window (ml::resolve_strategy)
   };
   return all;
 }

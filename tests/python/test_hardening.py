@@ -311,7 +311,7 @@ def test_a_gzip_file_is_read_and_a_binary_one_named(tmp_path):
 
 def test_a_huge_grid_bound_and_a_negative_thread_count_are_named():
     proc = run_gtrader(*SMALL[:5], "--grid", "fast=5:99999999999999999999", check=False)
-    assert proc.returncode == 2 and "1e+20 is out of range (allowed: 2 to 100000)" in proc.stderr
+    assert proc.returncode == 2 and "100001 is out of range (allowed: 2 to 100000)" in proc.stderr
     proc = run_gtrader(*SMALL, "--threads", "-1", check=False)
     assert proc.returncode == 2 and "0 to 4096" in proc.stderr and len(proc.stderr) < 200
 
@@ -361,3 +361,77 @@ def test_a_cache_port_that_is_not_redis_is_named_as_such(fake_servers):
     assert proc.returncode == 2 and "no answer within 5 s" in proc.stderr
     proc = run_gtrader(*SMALL, "--cache", f"redis://127.0.0.1:{web}/0", check=False)
     assert proc.returncode == 2 and "does not speak Redis's protocol" in proc.stderr
+
+
+# -- 13. Nothing is accepted silently ------------------------------------------------------------
+
+def test_a_grid_without_a_valid_combination_is_an_error_and_writes_nothing(tmp_path):
+    proc = run_gtrader("optimize", "--data", ORCL, "--strategy", "ma_cross", "--grid", "fast=30:40", "--grid",
+                       "slow=10:20", "--out", tmp_path / "r.csv", "--json", check=False)
+    assert proc.returncode == 2 and "none of the grid's 121 combinations is valid" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_python_refuses_a_grid_without_a_valid_combination():
+    import gpt_trader as gt
+    with pytest.raises(ValueError, match="none of the grid's"):
+        gt.optimize(str(ORCL), "ma_cross", {"fast": "30:40", "slow": "10:20"})
+
+
+@pytest.fixture
+def three_bars(tmp_path):
+    path = tmp_path / "three.csv"
+    path.write_text("\n".join(ORCL.read_text().splitlines()[:4]) + "\n")
+    return path
+
+
+def test_too_few_bars_for_the_strategy_is_an_error(three_bars):
+    proc = run_gtrader("backtest", "--data", three_bars, "--strategy", "ma_cross", check=False)
+    assert proc.returncode == 2 and "3 bars" in proc.stderr and "needs at least 31 bars" in proc.stderr
+    proc = run_gtrader("optimize", "--data", three_bars, "--strategy", "ma_cross", "--grid", "slow=20:30", check=False)
+    assert proc.returncode == 2 and "needs at least 21 bars" in proc.stderr
+
+
+def test_python_refuses_too_few_bars(three_bars):
+    import gpt_trader as gt
+    with pytest.raises(ValueError, match="needs at least 31 bars"):
+        gt.backtest(str(three_bars), "ma_cross", {})
+
+
+@pytest.mark.parametrize("text,message", [
+    ("grid:\n  fast: 5:9\ngrid:\n  slow: 20:24\n", "key 'grid' appears twice"),
+    ("grid:\n  fast: 5:9\n  fast: 6:7\n", "key 'fast' appears twice"),
+    ("grid:\n  fast: 5:9\nslo: 20\n", "unknown key 'slo'"),
+    ("", "the grid file is empty"),
+    ("strategy: rsi_reversion\ngrid:\n  period: 5:9\n", "a grid of strategy 'rsi_reversion', not 'ma_cross'"),
+])
+def test_grid_files_that_would_lose_or_ignore_something_are_refused(text, message, tmp_path):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(text)
+    proc = run_gtrader("optimize", "--data", ORCL, "--strategy", "ma_cross", "--grid-file", grid, check=False)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--param", "fast=5", "--param", "fast=7"], "--param fast is given twice"),
+    (["--trades", ""], "an empty path"),
+])
+def test_repeated_params_and_empty_paths_are_refused(args, message):
+    proc = run_gtrader(*BACKTEST, *args, check=False)
+    assert proc.returncode == 2 and message in proc.stderr
+
+
+@pytest.mark.parametrize("args,message", [(["--top", "-1"], "--top"), (["--out", ""], "an empty path")])
+def test_optimize_refuses_a_negative_top_and_an_empty_out(args, message):
+    proc = run_gtrader(*SMALL, *args, check=False)
+    assert proc.returncode == 2 and message in proc.stderr
+
+
+@pytest.mark.parametrize("word,expected", [("TRUE", True), ("on", True), ("Yes", True), ("OFF", False),
+                                           ("False", False), ("0", False)])
+def test_booleans_are_read_in_any_case_in_the_cli_and_python(word, expected):
+    import gpt_trader as gt
+    summary = json.loads(run_gtrader(*BACKTEST, "--param", f"volume_filter={word}", "--json").stdout)
+    assert summary["parameters"]["volume_filter"] is expected
+    results = gt.backtest(str(ORCL), "ma_cross", {"volume_filter": word})
+    assert next(iter(results.values()))["metrics"]["trades"] == summary["trades"]
