@@ -148,7 +148,9 @@ void run(OptimizeCommand& c) {
   }
   const gt::OptimizeResult result = gt::optimize(symbols, grid, options, c.opt, sink.get());
   if (file) file->commit();
-  const std::uint64_t rejected = store.cache->rejected();
+  // As the README says: every entry that could not be used, whether its checksum failed or its
+  // stretch of the store was unreadable.
+  const std::uint64_t rejected = store.cache->rejected() + store.cache->unreadable();
   if (rejected)
     fmt::print(stderr, "warning: {} damaged or foreign cache entries were ignored and recomputed\n", rejected);
   if (!store.journal.empty()) {

@@ -54,6 +54,9 @@ class CacheBackend {
   virtual void put(std::string_view ns, std::size_t value_size, std::span<const Batch> batches) = 0;
   // False when the backend knows that it holds nothing of `ns`, so that a cold run skips lookups.
   virtual bool may_hold(std::string_view /*ns*/) { return true; }
+  // Entries the store holds but could not read back (a damaged or torn stretch of a file): known
+  // from a batch's header where it survived, else estimated from the stretch's length.
+  virtual std::uint64_t unreadable_entries() const { return 0; }
   virtual std::string describe() const = 0;  // for messages and the JSON summary; never a password
 };
 
@@ -121,6 +124,8 @@ class ResultCache {
 
   bool available() const { return available_.load(std::memory_order_relaxed); }
   std::uint64_t rejected() const { return rejected_.load(); }  // corrupt or foreign entries ignored
+  // Entries lost in damaged or torn stretches of the store (CacheBackend::unreadable_entries).
+  std::uint64_t unreadable() const { return backend_->unreadable_entries(); }
   std::string describe() const { return backend_->describe(); }
 
  private:

@@ -25,13 +25,22 @@ def is_frame(data) -> bool:
 
 def load(path: str | os.PathLike, skip_bad_rows: bool = False) -> "_core.Bars":
     """One validated CSV file (SPEC §1)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path, not {type(path).__name__}")
+    if pathlib.Path(path).is_dir():
+        raise ValueError(f"{path} is a folder: gt.load reads one file; pass the folder itself to backtest or "
+                         "optimize (every .csv in it), or gt.as_bars(folder)")
     return _core.load_csv(str(path), skip_bad_rows)
 
 
 def _from_frame(symbol: str, frame: pd.DataFrame) -> "_core.Bars":
     import pandas as pd
 
-    columns = {c.lower(): c for c in frame.columns}
+    if isinstance(frame.columns, pd.MultiIndex):
+        raise ValueError(f"{symbol}: the DataFrame's columns are a MultiIndex {list(frame.columns[:3])}... (as "
+                         "yfinance gives several tickers): pass one ticker's frame, e.g. frame.xs('AAPL', axis=1, "
+                         "level=1), or a dict {ticker: frame}")
+    columns = {str(c).lower(): c for c in frame.columns}
     if isinstance(frame.index, pd.DatetimeIndex):
         stamps = frame.index
     else:
@@ -53,6 +62,8 @@ def as_bars(data: DataLike) -> list:
     """Every supported input as a list of Bars, one per symbol, in a stable order; symbol names
     must differ (a ValueError names the two inputs that share one)."""
     bars = _as_bars(data)
+    if not bars:
+        raise ValueError("no market data given: pass a CSV path, a folder, a DataFrame, Bars, or a dict or list of them")
     try:
         _core.require_distinct_symbols(bars)
     except ValueError as exc:
@@ -85,7 +96,8 @@ def _as_bars(data: DataLike) -> list:
         return out
     if isinstance(data, Iterable):
         return [b for item in data for b in _as_bars(item)]
-    raise TypeError(f"unsupported market data of type {type(data).__name__}")
+    raise TypeError(f"unsupported market data of type {type(data).__name__} (accepted: a CSV path, a folder, a "
+                    "DataFrame, Bars, or a dict or list of them)")
 
 
 def to_frame(bars: "_core.Bars") -> pd.DataFrame:

@@ -12,6 +12,48 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+# The execution options every backtest and optimization takes (docs/SEMANTICS.md "Fills and costs"),
+# with what each accepts: checked here so that a wrong type is a TypeError naming the argument.
+EXECUTION_OPTIONS = {
+    "fill": ("'next_open' or 'close'", lambda v: isinstance(v, str)),
+    "commission": ("a number", lambda v: _is_number(v)),
+    "slippage_bps": ("a number", lambda v: _is_number(v)),
+    "size": ("a number", lambda v: _is_number(v)),
+    "allow_short": ("True or False", lambda v: isinstance(v, (bool, np.bool_))),
+    "cash": ("a number", lambda v: _is_number(v)),
+    "periods_per_year": ("a number or None", lambda v: v is None or _is_number(v)),
+}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _checked_options(options: Mapping[str, Any]) -> dict:
+    for name, value in options.items():
+        if name not in EXECUTION_OPTIONS:
+            raise TypeError(f"unknown argument {name!r} (execution options: {', '.join(EXECUTION_OPTIONS)})")
+        accepted, ok = EXECUTION_OPTIONS[name]
+        if not ok(value):
+            raise TypeError(f"{name} must be {accepted}, not {type(value).__name__} {value!r}")
+    return dict(options)
+
+
+def _checked_params(params, what="params") -> dict:
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise TypeError(f"{what} must be a dict of parameter values such as {{'fast': 10}}, not "
+                        f"{type(params).__name__} {params!r}")
+    return dict(params)
+
+
+def _checked_count(name: str, value, minimum: int = 0) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, not {value!r}")
+    return int(value)
+
+
 def strategies() -> list[dict]:
     """Every strategy with its parameter schema (names, types, ranges, defaults)."""
     return _core.strategies()
@@ -21,7 +63,18 @@ def indicator(name: str, data: DataLike, **args) -> pd.DataFrame:
     """A TA-Lib-exact indicator (SPEC §2) over one symbol; columns as TA-Lib orders them."""
     import pandas as pd
 
-    (bars,) = as_bars(data)
+    symbols = as_bars(data)
+    if len(symbols) != 1:
+        raise ValueError(f"indicator takes one symbol's data, not {len(symbols)}")
+    (bars,) = symbols
+    accepted = {"period", "fast", "slow", "signal", "nbdev", "fastk", "slowk", "slowd"}
+    for key, value in args.items():
+        if key not in accepted:
+            raise TypeError(f"unknown argument {key!r} for indicator {name!r} (accepted: {', '.join(sorted(accepted))})")
+        if key == "nbdev" and not _is_number(value):
+            raise TypeError(f"nbdev must be a number, not {type(value).__name__} {value!r}")
+        if key != "nbdev" and not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{key} must be a whole number, not {type(value).__name__} {value!r}")
     out = _core.indicator(name, bars, **args)
     return pd.DataFrame(out, index=pd.to_datetime(np.asarray(bars.time), unit="s"))
 
@@ -50,9 +103,11 @@ def backtest(data: DataLike, strategy: str = "ma_cross", params: Mapping[str, An
     """One backtest per symbol: metrics, trades (DataFrame) and the equity curve (Series)."""
     import pandas as pd
 
+    params = _checked_params(params)
+    options = _checked_options(options)
     results = {}
     for bars in as_bars(data):
-        r = _core.backtest(bars, strategy, dict(params or {}), options)
+        r = _core.backtest(bars, strategy, params, options)
         index = pd.to_datetime(np.asarray(bars.time), unit="s")
         trades = pd.DataFrame(r["trades"])
         results[bars.symbol] = {"metrics": r["metrics"], "parameters": r["parameters"], "trades": trades,
@@ -72,7 +127,14 @@ def optimize(data: DataLike, strategy: str, param_grid: Mapping[str, Any], *, fi
     is present); `gpus`: "all" or ordinals such as "0,1". The summary's `device` says which ran."""
     import pandas as pd
 
-    summary = _core.optimize(as_bars(data), strategy, grid_specs(param_grid), dict(fixed or {}), options,
+    if not isinstance(param_grid, Mapping):
+        raise TypeError(f"param_grid must be a dict such as {{'fast': range(5, 20), 'slow': '20:49'}}, not "
+                        f"{type(param_grid).__name__} {param_grid!r}")
+    top, min_trades, threads = (_checked_count("top", top), _checked_count("min_trades", min_trades),
+                                _checked_count("threads", threads))
+    fixed = _checked_params(fixed, "fixed")
+    options = _checked_options(options)
+    summary = _core.optimize(as_bars(data), strategy, grid_specs(param_grid), fixed, options,
                              metric=metric, top=top, min_trades=min_trades, threads=threads, out=out, cache=cache,
                              device=device, gpus=gpus)
     rows = [{"symbol": t["symbol"], **t["parameters"], **t["metrics"]} for t in summary.pop("top")]

@@ -88,11 +88,15 @@ class GPUAccelerator:
     def __init__(self, config: GPUConfig | None = None, verbose: bool = True):
         self.config = config or GPUConfig()
         self.device = _core.resolve_device(self.config.device)
+        # fp16 and bf16 run on CUDA only: elsewhere the same code runs in fp32, and says so.
+        self.precision = self.config.precision if self.device.startswith("cuda") else "fp32"
         # What prepare_data made each X with (split, scaler, features), found again by identity.
         self._prepared: list[tuple[weakref.ref, dict]] = []
         if verbose:
             print(f"gpt_trader: models run on {self.device}"
-                  + (" (auto: CUDA, then MPS, then CPU)" if self.config.device == "auto" else ""))
+                  + (" (auto: CUDA, then MPS, then CPU)" if self.config.device == "auto" else "")
+                  + (f"; precision {self.config.precision} needs a CUDA GPU, so fp32 here"
+                     if self.precision != self.config.precision else ""))
 
     def prepare_data(self, data: DataLike, sequence_length: int = 60, features: Sequence[str] | None = None,
                      label: str = "direction", validation_fraction: float = 0.15,
@@ -146,7 +150,7 @@ class GPUAccelerator:
         model._model = _core.SignalModel(spec, c.seed, self.device)
         options = {"epochs": epochs, "batch_size": c.batch_size, "learning_rate": c.learning_rate,
                    "weight_decay": c.weight_decay, "patience": c.patience, "max_grad_norm": c.max_grad_norm,
-                   "seed": c.seed, "precision": self.config.precision, "cuda_graphs": self.config.cuda_graphs}
+                   "seed": c.seed, "precision": self.precision, "cuda_graphs": self.config.cuda_graphs}
         report = model._model.train(X, y, train_end, validation_end, options)
         if verbose:
             for e in report["history"]:
@@ -157,7 +161,7 @@ class GPUAccelerator:
         """Windows (an ndarray of samples x L x F) -> one output each; bars (DataFrame, path, Bars) -> a
         Series over every bar, NaN where no full window ends. Outputs: P(up), or the expected return."""
         core = model._trained()
-        precision = self.config.precision if core.device.startswith("cuda") else "fp32"
+        precision = self.precision if core.device.startswith("cuda") else "fp32"
         if isinstance(data, np.ndarray):
             return core.predict(np.ascontiguousarray(data, dtype=np.float32), precision, batch_size)
         if core.spec["features"][0].startswith("input_"):

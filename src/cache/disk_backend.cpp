@@ -43,6 +43,9 @@ constexpr std::uint32_t kBatchMagic = 0x33435447;  // "GTC3"
 constexpr std::uint32_t kMaxValueBytes = 1 << 20;
 constexpr auto kSyncEvery = std::chrono::seconds(2);
 constexpr const char* kStoreFile = "results.log";
+// The bytes of one entry of today's layout (key and value), for counting the entries a damaged
+// stretch of the file held.
+constexpr std::size_t kEntryEstimate = sizeof(std::uint64_t) + ResultCache::kEntryBytes;
 
 struct NamespaceId {
   std::uint64_t low = 0, high = 0;
@@ -142,7 +145,9 @@ class Snapshot {
     bool have = header_at(at, h);  // h: the header at `at`, already read and valid
     while (at + sizeof(BatchHeader) <= size) {
       if (!have) {
-        at = next_marker(at + 1);
+        const std::size_t next = next_marker(at + 1);
+        unreadable_ += (next - at + kEntryEstimate - 1) / kEntryEstimate;
+        at = next;
         have = header_at(at, h);
         continue;
       }
@@ -162,6 +167,7 @@ class Snapshot {
       const std::size_t whole =
           values_at > limit ? 0 : std::min<std::size_t>(h.count, (limit - values_at) / h.value_size);
       if (whole > 0) batches_[h.ns].push_back({keys_at, values_at, static_cast<std::uint32_t>(whole), h.value_size});
+      unreadable_ += h.count - whole;  // a torn batch: its header says how many it had
       at = end;
       h = next;
       have = next_valid;
@@ -169,6 +175,7 @@ class Snapshot {
   }
 
   bool holds(std::string_view ns) const { return batches_.contains(namespace_id(ns)); }
+  std::uint64_t unreadable() const { return unreadable_; }
 
   // Every entry of `ns`, indexed (built on the first call; the caller serializes calls).
   const Index& index(std::string_view ns) {
@@ -226,6 +233,7 @@ class Snapshot {
 
   MappedFile file_;
   std::unordered_map<NamespaceId, std::vector<BatchRef>, NamespaceIdHash> batches_;
+  std::uint64_t unreadable_ = 0;
   std::map<std::string, Index, std::less<>> indexes_;  // nodes stay put: readers keep references
 };
 
@@ -247,6 +255,7 @@ class DiskBackend final : public CacheBackend {
   }
 
   bool may_hold(std::string_view ns) override { return snapshot_->holds(ns); }
+  std::uint64_t unreadable_entries() const override { return snapshot_->unreadable(); }
 
   void get(std::string_view ns, std::span<const std::uint64_t> keys, std::size_t value_size, std::span<char> values,
            std::span<std::uint8_t> found) override {

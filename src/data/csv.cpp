@@ -471,6 +471,9 @@ std::string gunzip(const std::string& bytes, const std::filesystem::path& path) 
 }  // namespace
 
 Bars load_csv(const std::filesystem::path& path, const LoadOptions& options) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw DataError(fmt::format("{}: is a folder, not a CSV file (load_many reads every .csv in it)", path.string()));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw DataError(fmt::format("{}: cannot open the file ({})", path.string(), std::strerror(errno)));
   std::string text;

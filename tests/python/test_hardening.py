@@ -435,3 +435,64 @@ def test_booleans_are_read_in_any_case_in_the_cli_and_python(word, expected):
     assert summary["parameters"]["volume_filter"] is expected
     results = gt.backtest(str(ORCL), "ma_cross", {"volume_filter": word})
     assert next(iter(results.values()))["metrics"]["trades"] == summary["trades"]
+
+
+# -- 11. Python: wrong arguments are TypeError/ValueError naming the argument -------------------
+
+def python_error(call):
+    import gpt_trader as gt
+    try:
+        call(gt)
+    except (TypeError, ValueError) as exc:
+        return type(exc), str(exc)
+    raise AssertionError("no error")
+
+
+@pytest.mark.parametrize("call,kind,words", [
+    (lambda gt: gt.load(str(DATA)), ValueError, "is a folder"),
+    (lambda gt: gt.backtest(str(ORCL), "ma_cross", {}, commission="0.1"), TypeError, "commission must be a number"),
+    (lambda gt: gt.backtest(str(ORCL), "ma_cross", {}, comission=0.1), TypeError, "unknown argument 'comission'"),
+    (lambda gt: gt.indicator("SMA", str(ORCL), period="5"), TypeError, "period must be a whole number"),
+    (lambda gt: gt.indicator("SMA", str(ORCL), perod=5), TypeError, "unknown argument 'perod'"),
+    (lambda gt: gt.optimize(str(ORCL), "ma_cross", {"fast": "5:9"}, top=-1), ValueError, "top must be"),
+    (lambda gt: gt.backtest(str(ORCL), "ma_cross", "fast=5"), TypeError, "params must be a dict"),
+    (lambda gt: gt.optimize(str(ORCL), "ma_cross", "fast=5:9"), TypeError, "param_grid must be a dict"),
+    (lambda gt: gt.backtest({}, "ma_cross"), ValueError, "no market data given"),
+    (lambda gt: gt.backtest(42, "ma_cross"), TypeError, "unsupported market data"),
+], ids=["load-folder", "string-commission", "typo-option", "string-period", "typo-period", "negative-top",
+        "string-params", "string-grid", "empty-dict", "a-number"])
+def test_python_arguments_fail_naming_what_is_accepted(call, kind, words):
+    got_kind, message = python_error(call)
+    assert got_kind is kind and words in message, message
+    assert "std::" not in message and "Invoked with" not in message
+
+
+def test_yfinance_style_columns_are_named():
+    import pandas as pd
+    frame = pd.read_csv(ORCL, parse_dates=["Date"], index_col="Date")[["Open", "High", "Low", "Close", "Volume"]]
+    frame.columns = pd.MultiIndex.from_product([frame.columns, ["ORCL"]])
+    _, message = python_error(lambda gt: gt.backtest(frame, "ma_cross"))
+    assert "MultiIndex" in message and "xs(" in message
+
+
+# -- 12. What the docs promise holds -------------------------------------------------------------
+
+@pytest.mark.parametrize("damage", ["truncated", "random", "zeroed"])
+def test_a_damaged_cache_file_is_recomputed_and_counted(damage, tmp_path):
+    import random
+    args = [*SMALL, "--cache-dir", tmp_path / "cache", "--json"]
+    first = json.loads(run_gtrader(*args).stdout)
+    store = tmp_path / "cache" / "results.log"
+    data = store.read_bytes()
+    store.write_bytes({"truncated": data[: len(data) // 2], "random": random.Random(7).randbytes(len(data)),
+                       "zeroed": bytes(len(data))}[damage])
+    again = json.loads(run_gtrader(*args).stdout)
+    assert again["computed"] > 0 and again["cache_rejected"] >= again["computed"]
+    assert again["best"] == first["best"]
+
+
+def test_reduced_precision_on_a_cpu_falls_back_to_fp32_and_says_so(capsys):
+    import gpt_trader as gt
+    accel = gt.GPUAccelerator(gt.GPUConfig(device="cpu", precision="bf16"))
+    assert accel.precision == "fp32"
+    assert "bf16 needs a CUDA GPU, so fp32 here" in capsys.readouterr().out
