@@ -40,6 +40,7 @@ struct OptimizeCommand {
   bool no_cache = false;
   bool resume = false;
   std::string gpus = "all";
+  bool force = false;
 };
 
 // The store this run records into as it goes. With the cache on, that is the shared cache itself,
@@ -135,6 +136,19 @@ void run(OptimizeCommand& c) {
   c.opt.progress = !c.no_progress && ::isatty(STDERR_FILENO);
   if (c.opt.device != "cpu" && gt::cuda_available()) c.opt.gpus = gt::parse_gpus(c.gpus);
 
+  {
+    // Before anything is allocated or written: what the study will take, refused when it cannot fit.
+    const bool redis = c.cache_location.rfind("redis://", 0) == 0;
+    const std::filesystem::path store_dir =
+        redis ? std::filesystem::path()
+              : (!c.cache_location.empty()
+                     ? std::filesystem::path(c.cache_location)
+                     : (c.cache_dir.empty() ? gt::default_cache_dir() : std::filesystem::path(c.cache_dir)));
+    const auto estimate = gt::estimate_study(symbols, grid, options, c.opt.threads, !c.out_path.empty(), !redis);
+    if (!c.force) gt::require_study_fits(estimate, c.out_path, store_dir);
+    if (estimate.seconds > 60 || estimate.combinations > 100'000'000)
+      fmt::print(stderr, "gtrader: estimate: {}\n", estimate.describe());
+  }
   RunStore store = open_run_store(c, symbols, grid, options);
   c.opt.cache = store.cache.get();
 
@@ -209,6 +223,8 @@ void add_optimize(CLI::App& app) {
       ->envname("GT_CACHE");
   cmd->add_option("--cache-dir", c->cache_dir, "Folder of the on-disk cache and run journals (~/.cache/gpt-trader)");
   cmd->add_flag("--no-cache", c->no_cache, "Neither read nor feed the result cache (the run is still journaled)");
+  cmd->add_flag("--force", c->force,
+                "Start even when the study's estimated memory or disk use exceeds what this machine has free");
   cmd->add_flag("--resume", c->resume,
                 "Continue an interrupted run: only missing combinations are computed (always so with the cache on)");
   cmd->add_option("--engine", c->engine, "local (this machine's cores) or ray (a Ray cluster, via Python)")

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <span>
@@ -97,6 +98,23 @@ ChunkResults evaluate_range(const Bars& bars, const Grid& grid, const ExecutionO
 // optionally a cache with the namespace of the evaluator's symbol (cache_namespace).
 ChunkResults evaluate_range(const Evaluator& evaluator, const Grid& grid, std::uint64_t first, std::uint64_t count,
                             ResultCache* cache = nullptr, std::string_view cache_ns = {});
+
+// What a study will take, estimated before it starts, so that one that cannot fit is refused
+// instead of filling the memory or the disk. Rough by design (see docs/SEMANTICS.md "Estimates").
+struct StudyEstimate {
+  std::uint64_t combinations = 0;                    // over all symbols, valid or not
+  double seconds = 0;                                // at the engines' typical rates on this machine's cores
+  std::uint64_t memory_bytes = 0;                    // indicator tables held while it runs
+  std::uint64_t results_bytes = 0, store_bytes = 0;  // the results file; the cache or journal
+  std::uint64_t memory_available = 0;                // MemAvailable now
+  std::string describe() const;                      // one line for the user
+};
+StudyEstimate estimate_study(const std::vector<Bars>& symbols, const Grid& grid, const ExecutionOptions& options,
+                             int threads, bool results_file, bool disk_store);
+// Throws ParamError saying what does not fit (memory; disk space at `results_path` or `store_dir`
+// when given) and how to go ahead anyway.
+void require_study_fits(const StudyEstimate& e, const std::filesystem::path& results_path,
+                        const std::filesystem::path& store_dir);
 
 // Throws ParamError for an unknown metric, before any work.
 OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, const ExecutionOptions& options,

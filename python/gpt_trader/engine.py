@@ -118,13 +118,15 @@ def backtest(data: DataLike, strategy: str = "ma_cross", params: Mapping[str, An
 
 def optimize(data: DataLike, strategy: str, param_grid: Mapping[str, Any], *, fixed: Mapping[str, Any] | None = None,
              metric: str = "sharpe", top: int = 10, min_trades: int = 0, threads: int = 0, out: str | None = None,
-             cache: str | None = None, device: str = "cpu", gpus: str = "all",
+             cache: str | None = None, device: str = "cpu", gpus: str = "all", force: bool = False,
              **options) -> tuple[pd.DataFrame, dict]:
     """Every combination on every symbol; returns (top combinations as a DataFrame, summary).
     `cache`: a folder or redis://[[user]:password@]host[:port][/db] holding results of earlier
     runs (the summary's `from_cache` counts what it served); None computes everything.
     `device`: "cpu", "cuda" (the GPU engine; fails when none is usable) or "auto" (CUDA when a GPU
-    is present); `gpus`: "all" or ordinals such as "0,1". The summary's `device` says which ran."""
+    is present); `gpus`: "all" or ordinals such as "0,1". The summary's `device` says which ran.
+    A study whose estimated memory or disk use exceeds what the machine has free is refused (a
+    ValueError saying what and how much) unless `force`."""
     import pandas as pd
 
     if not isinstance(param_grid, Mapping):
@@ -136,6 +138,6 @@ def optimize(data: DataLike, strategy: str, param_grid: Mapping[str, Any], *, fi
     options = _checked_options(options)
     summary = _core.optimize(as_bars(data), strategy, grid_specs(param_grid), fixed, options,
                              metric=metric, top=top, min_trades=min_trades, threads=threads, out=out, cache=cache,
-                             device=device, gpus=gpus)
+                             device=device, gpus=gpus, force=force)
     rows = [{"symbol": t["symbol"], **t["parameters"], **t["metrics"]} for t in summary.pop("top")]
     return pd.DataFrame(rows), summary

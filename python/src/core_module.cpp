@@ -325,8 +325,13 @@ NB_MODULE(_core, m) {
       [](const std::vector<gt::Bars>& symbols, const std::string& strategy, const std::vector<std::string>& grid_specs,
          const nb::dict& fixed, const nb::dict& options, const std::string& metric, std::size_t top,
          std::int64_t min_trades, int threads, std::optional<std::string> out_path, bool reference,
-         std::optional<std::string> cache_location, const std::string& device, const std::string& gpus) {
+         std::optional<std::string> cache_location, const std::string& device, const std::string& gpus, bool force) {
         const gt::Grid grid = make_grid(strategy, grid_specs, fixed);
+        const bool disk_store = cache_location && cache_location->rfind("redis://", 0) != 0;
+        if (!force)
+          gt::require_study_fits(
+              gt::estimate_study(symbols, grid, execution_options(options), threads, out_path.has_value(), disk_store),
+              out_path.value_or(""), disk_store ? *cache_location : std::string());
         std::unique_ptr<gt::ResultCache> cache;
         if (cache_location) cache = gt::open_result_cache(*cache_location);
         const gt::ExecutionOptions o = execution_options(options);
@@ -378,7 +383,7 @@ NB_MODULE(_core, m) {
       },
       "symbols"_a, "strategy"_a, "grid"_a, "fixed"_a, "options"_a, "metric"_a = "sharpe", "top"_a = 10,
       "min_trades"_a = 0, "threads"_a = 0, "out"_a = nb::none(), "reference"_a = false, "cache"_a = nb::none(),
-      "device"_a = "cpu", "gpus"_a = "all");
+      "device"_a = "cpu", "gpus"_a = "all", "force"_a = false);
 
   // An evaluator built once (indicator series, tables) for many ranges of one grid on one symbol.
   struct RangeEvaluator {

@@ -225,17 +225,21 @@ Dataset prepare_dataset(const Bars& bars, const DatasetOptions& options) {
   const std::size_t first = table.first_defined;
   const std::size_t usable = bars.size() > first ? bars.size() - first : 0;
   const std::size_t samples = usable > L ? usable - L : 0;
-  const auto part = [&](double fraction) {
-    return static_cast<std::size_t>(std::floor(fraction * static_cast<double>(samples)));
+  const auto part = [&](double fraction, std::size_t of) {
+    return static_cast<std::size_t>(std::floor(fraction * static_cast<double>(of)));
   };
-  const std::size_t n_test = part(options.test_fraction), n_val = part(options.validation_fraction);
-  const std::size_t n_train = samples - std::min(samples, n_test + n_val);
   const bool need_val = options.validation_fraction > 0, need_test = options.test_fraction > 0;
-  if (n_train < 1 || (need_val && n_val < 1) || (need_test && n_test < 1)) {
-    const double train_share = 1.0 - options.validation_fraction - options.test_fraction;
-    const double smallest =
-        std::min({train_share, need_val ? options.validation_fraction : 1.0, need_test ? options.test_fraction : 1.0});
-    const auto needed = static_cast<std::size_t>(std::ceil(1.0 / smallest)) + first + L;
+  // Whether `n` samples give every part of the split at least one.
+  const auto enough = [&](std::size_t n) {
+    const std::size_t test = part(options.test_fraction, n), val = part(options.validation_fraction, n);
+    return n > test + val && (!need_val || val >= 1) && (!need_test || test >= 1);
+  };
+  const std::size_t n_test = part(options.test_fraction, samples), n_val = part(options.validation_fraction, samples);
+  const std::size_t n_train = samples - std::min(samples, n_test + n_val);
+  if (!enough(samples)) {
+    std::size_t fewest = std::max<std::size_t>(samples, 1);
+    while (!enough(fewest)) ++fewest;  // at most 1 / (the smallest share) steps: the options bound it at 10
+    const std::size_t needed = fewest + first + L;
     throw ParamError(fmt::format(
         "{}: {} bars are too few for sequence_length {} with these features and splits: the features start at bar "
         "{}, and at least {} bars are needed",

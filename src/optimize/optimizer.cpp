@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <mutex>
 #include <optional>
 #include <utility>
@@ -254,6 +255,94 @@ std::unique_ptr<Evaluator> make_reference_evaluator(const Bars& bars, const Grid
 std::unique_ptr<Evaluator> make_evaluator(const Bars& bars, const Grid& grid, const ExecutionOptions& options) {
   if (auto fast = make_ma_cross_evaluator(bars, grid, options)) return fast;
   return make_reference_evaluator(bars, grid, options);
+}
+
+namespace {
+
+std::uint64_t memory_available() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  std::uint64_t kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit)
+    if (key == "MemAvailable:") return kib * 1024;
+  return 0;  // unknown: nothing is refused for memory
+}
+
+std::string bytes_text(double bytes) {
+  if (bytes >= 1e9) return fmt::format("{:.1f} GB", bytes / 1e9);
+  return fmt::format("{:.0f} MB", bytes / 1e6);
+}
+
+}  // namespace
+
+StudyEstimate estimate_study(const std::vector<Bars>& symbols, const Grid& grid, const ExecutionOptions& options,
+                             int threads, bool results_file, bool disk_store) {
+  StudyEstimate e;
+  e.combinations = grid.size() * symbols.size();
+  // Indicator tables: a row of every bar (a double and a float copy) for each period-like value
+  // (integer axes of more than eight values) and each value of the short integer axes (a type).
+  std::vector<double> periods;
+  double kinds = 1;
+  for (const auto& axis : grid.axes()) {
+    if (grid.strategy().params[axis.param].type != ParamType::kInt) continue;
+    if (axis.values.size() > 8)
+      periods.insert(periods.end(), axis.values.begin(), axis.values.end());
+    else
+      kinds *= static_cast<double>(axis.values.size());
+  }
+  std::sort(periods.begin(), periods.end());
+  periods.erase(std::unique(periods.begin(), periods.end()), periods.end());
+  std::uint64_t bar_combinations = 0;
+  for (const auto& bars : symbols) {
+    e.memory_bytes += static_cast<std::uint64_t>(static_cast<double>(bars.size()) * 12.0 *
+                                                 std::max<double>(1, static_cast<double>(periods.size())) * kinds);
+    bar_combinations += bars.size() * grid.size();
+  }
+  // Typical bar-combinations per second and core: the grid engine's route, or a backtest each.
+  const bool grid_engine = ma_cross_engine_supports(grid, options);
+  const double rate = (grid_engine ? 1.5e9 : 1.5e8) * (threads > 0 ? threads : tbb::info::default_concurrency());
+  e.seconds = static_cast<double>(bar_combinations) / rate;
+  if (results_file) e.results_bytes = e.combinations * 160;  // a row of parameters and 12 metrics
+  if (disk_store) e.store_bytes = e.combinations * (sizeof(std::uint64_t) + ResultCache::kEntryBytes);
+  e.memory_available = memory_available();
+  return e;
+}
+
+std::string StudyEstimate::describe() const {
+  const double minutes = seconds / 60;
+  return fmt::format(
+      "{} combinations, about {} ({}), {} of indicator tables{}{}", combinations,
+      minutes >= 120 ? fmt::format("{:.1f} hours", minutes / 60)
+                     : (minutes >= 2 ? fmt::format("{:.0f} minutes", minutes) : fmt::format("{:.0f} s", seconds)),
+      "a rough figure", bytes_text(static_cast<double>(memory_bytes)),
+      results_bytes ? fmt::format(", a results file of {}", bytes_text(static_cast<double>(results_bytes))) : "",
+      store_bytes ? fmt::format(", {} of cache or journal", bytes_text(static_cast<double>(store_bytes))) : "");
+}
+
+void require_study_fits(const StudyEstimate& e, const std::filesystem::path& results_path,
+                        const std::filesystem::path& store_dir) {
+  const auto refuse = [&](const std::string& what) {
+    throw ParamError(fmt::format("this study does not fit: {} ({}); narrow the grid, or force it (force / --force)",
+                                 what, e.describe()));
+  };
+  if (e.memory_available && e.memory_bytes > e.memory_available)
+    refuse(fmt::format("its indicator tables need {}, and {} of memory is available",
+                       bytes_text(static_cast<double>(e.memory_bytes)),
+                       bytes_text(static_cast<double>(e.memory_available))));
+  const auto free_at = [](const std::filesystem::path& path) -> std::uint64_t {
+    std::error_code ec;
+    std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+    while (!dir.empty() && !std::filesystem::exists(dir, ec)) dir = dir.parent_path();
+    const auto space = std::filesystem::space(dir.empty() ? "." : dir, ec);
+    return ec ? UINT64_MAX : space.available;
+  };
+  if (e.results_bytes && !results_path.empty() && e.results_bytes > free_at(results_path))
+    refuse(fmt::format("its results file needs about {}, more than the disk at {} has free",
+                       bytes_text(static_cast<double>(e.results_bytes)), results_path.string()));
+  if (e.store_bytes && !store_dir.empty() && e.store_bytes > free_at(store_dir / "results.log"))
+    refuse(fmt::format("its cache or journal needs about {}, more than the disk at {} has free",
+                       bytes_text(static_cast<double>(e.store_bytes)), store_dir.string()));
 }
 
 bool ranks_before(const RankedCombination& a, const RankedCombination& b, std::string_view metric) {

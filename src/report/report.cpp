@@ -111,8 +111,8 @@ body { font-family: system-ui, sans-serif; margin: 24px 32px; color: #1d2330; ma
 h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; }
 .note { color: #566; font-size: 13px; }
 .chart { margin: 8px 0 18px; }
-table { border-collapse: collapse; font-size: 13px; }
-th, td { padding: 3px 9px; border-bottom: 1px solid #dde; text-align: right; }
+table { border-collapse: collapse; font-size: 12px; width: 100%; }
+th, td { padding: 3px 5px; border-bottom: 1px solid #dde; text-align: right; }
 th { background: #f3f5f8; }
 #gt-status { color: #889; font-size: 11px; }
 </style>
@@ -363,8 +363,15 @@ std::string optimization_report_html(const ResultsTable& r, const OptimizationRe
 
   // The best combinations, as a table.
   std::string table = "<h2>Best combinations by " + escape_html(o.metric) + "</h2>\n<table><tr><th>#</th>";
-  for (const auto& p : r.params) table += "<th>" + escape_html(p) + "</th>";
-  for (const auto& m : r.metrics) table += "<th>" + escape_html(m) + "</th>";
+  // Column names may wrap at their underscores, so that every column fits the page (and the PNG).
+  const auto header = [](const std::string& column) {
+    std::string name = escape_html(column);
+    for (std::size_t at = name.find('_'); at != std::string::npos; at = name.find('_', at + 6))
+      name.insert(at + 1, "<wbr>");
+    return "<th>" + name + "</th>";
+  };
+  for (const auto& p : r.params) table += header(p);
+  for (const auto& m : r.metrics) table += header(m);
   table += "</tr>\n";
   for (std::size_t k = 0; k < std::min(o.top, ranked.size()); ++k) {
     const std::size_t i = ranked[k];

@@ -496,3 +496,71 @@ def test_reduced_precision_on_a_cpu_falls_back_to_fp32_and_says_so(capsys):
     accel = gt.GPUAccelerator(gt.GPUConfig(device="cpu", precision="bf16"))
     assert accel.precision == "fp32"
     assert "bf16 needs a CUDA GPU, so fp32 here" in capsys.readouterr().out
+
+
+# -- 6. A study that cannot fit is refused before it starts, with an estimate -------------------
+
+HUGE = ["--grid", "fast=2:100000", "--grid", "slow=2:100000"]
+
+
+def test_a_grid_the_disk_cannot_hold_is_refused_with_an_estimate(tmp_path):
+    proc = run_gtrader("optimize", "--data", ORCL, "--strategy", "ma_cross", *HUGE, "--out", tmp_path / "r.csv",
+                       check=False)
+    assert proc.returncode == 2 and "does not fit" in proc.stderr and "9999800001 combinations" in proc.stderr
+    assert "--force" in proc.stderr and list(tmp_path.iterdir()) == []
+
+
+def test_python_refuses_the_same_study():
+    import gpt_trader as gt
+    with pytest.raises(ValueError, match="does not fit"):
+        gt.optimize(str(ORCL), "ma_cross", {"fast": "2:100000", "slow": "2:100000"}, out="/tmp/never-written.csv")
+    assert not os.path.exists("/tmp/never-written.csv")
+
+
+def png_rows(path):
+    """A PNG's pixel rows as bytes (RGB or RGBA, 8 bits), read with zlib alone."""
+    import struct
+    import zlib
+    data = path.read_bytes()
+    at, chunks, width, height, channels = 8, b"", 0, 0, 0
+    while at < len(data):
+        length, kind = struct.unpack(">I4s", data[at:at + 8])
+        body = data[at + 8:at + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, color = struct.unpack(">IIBB", body[:10])
+            assert depth == 8 and color in (2, 6)
+            channels = 3 if color == 2 else 4
+        elif kind == b"IDAT":
+            chunks += body
+        at += 12 + length
+    raw, stride, rows, prev = zlib.decompress(chunks), width * channels, [], bytearray(width * channels)
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for x in range(stride):
+            left = line[x - channels] if x >= channels else 0
+            up, corner = prev[x], prev[x - channels] if x >= channels else 0
+            if kind == 1:
+                line[x] = (line[x] + left) & 255
+            elif kind == 2:
+                line[x] = (line[x] + up) & 255
+            elif kind == 3:
+                line[x] = (line[x] + (left + up) // 2) & 255
+            elif kind == 4:
+                p = left + up - corner
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+                line[x] = (line[x] + (left if pa <= pb and pa <= pc else up if pb <= pc else corner)) & 255
+        rows.append(bytes(line))
+        prev = line
+    return rows, width, channels
+
+
+def test_the_report_picture_shows_the_whole_table(tmp_path):
+    results, png = tmp_path / "results.csv", tmp_path / "r.png"
+    run_gtrader("optimize", "--data", ORCL, "--strategy", "ma_cross", "--grid", "fast=5:8", "--grid", "slow=20:23",
+                "--no-cache", "--out", results)
+    run_gtrader("report", "--results", results, "--out", tmp_path / "r.html", "--png", png)
+    rows, width, channels = png_rows(png)
+    # Nothing is drawn in the rightmost 20 pixels: the table (the widest thing) ends inside the page.
+    for row in rows:
+        edge = row[(width - 20) * channels:]
+        assert min(edge) > 230, "something is drawn at the picture's right edge: the table is cut off"
