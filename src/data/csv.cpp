@@ -114,6 +114,17 @@ std::optional<ParsedDate> parse_date(std::string_view s) {
   return out;
 }
 
+// Calls f on every column of `bars`, for what is done to each alike.
+template <class F>
+void for_each_column(Bars& bars, F&& f) {
+  f(bars.time);
+  f(bars.open);
+  f(bars.high);
+  f(bars.low);
+  f(bars.close);
+  f(bars.volume);
+}
+
 // The rules of a row (SPEC §1) and of their order, for rows read from files and for columns given
 // in memory alike: appends good rows, skips or fails on bad ones, and names each by its line (a
 // file) or its row (columns, counted from 0).
@@ -203,17 +214,11 @@ class RowChecker {
                                format_time(time[i], any_clock_), why),
                    bars);
     }
-    auto select = [&](auto& column) {
+    for_each_column(bars, [&](auto& column) {
       std::size_t out = 0;
       for (std::size_t i : kept) column[out++] = column[i];
       column.resize(out);
-    };
-    select(bars.time);
-    select(bars.open);
-    select(bars.high);
-    select(bars.low);
-    select(bars.close);
-    select(bars.volume);
+    });
   }
 
  private:
@@ -265,12 +270,7 @@ class Parser {
 
  private:
   void reserve(Bars& b, std::size_t n) {
-    b.time.reserve(n);
-    b.open.reserve(n);
-    b.high.reserve(n);
-    b.low.reserve(n);
-    b.close.reserve(n);
-    b.volume.reserve(n);
+    for_each_column(b, [n](auto& column) { column.reserve(n); });
   }
 
   void read_header(std::string_view line, std::size_t line_no) {
