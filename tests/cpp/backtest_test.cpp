@@ -356,6 +356,19 @@ TEST(Signals, DonchianBreaksOutAboveThePriorBarsHighsNotItsOwn) {
   EXPECT_TRUE(s[6] & kShortEntry);  // and below the 3-bar channel's low
 }
 
+// Bollinger bands of 3 bars, 2 deviations, over 10 10 8: middle 9.333, population deviation
+// 0.943, lower band 7.448. A close of 8 is below the middle but above the lower band: it ends a
+// short and enters nothing. Over 10 10 10 10 4 (5 bars, 1.5 deviations: middle 8.8, deviation 2.4,
+// lower band 5.2), a close of 4 is below the lower band: a long entry.
+TEST(Signals, BbandsReversionEntersOnlyBelowTheLowerBand) {
+  const auto between =
+      signals_of("bbands_reversion", bars_from_closes({10, 10, 10, 8}), {{"period", "3"}, {"nbdev", "2"}});
+  EXPECT_EQ(between[3], kShortExit);
+  const auto below =
+      signals_of("bbands_reversion", bars_from_closes({10, 10, 10, 10, 10, 4}), {{"period", "5"}, {"nbdev", "1.5"}});
+  EXPECT_EQ(below[5], kLongEntry | kShortExit);
+}
+
 // RSI(2) of closes rising then falling: 100 after two rises (above 70), 0 after two falls.
 TEST(Signals, RsiReversionBuysOversoldAndSellsOverbought) {
   const auto s = signals_of("rsi_reversion", bars_from_closes({10, 11, 12, 11, 10}), {{"period", "2"}});
