@@ -138,7 +138,8 @@ void simulate(const Bars& bars, std::span<const std::uint8_t> signals, const Exe
       }
       has_pending = false;
     }
-    if (account.equity(bars.close[t]) <= 0) {  // ruin (SEMANTICS.md "Ruin"): out at this close, for good
+    double equity = account.equity(bars.close[t]);
+    if (equity <= 0) {  // ruin (SEMANTICS.md "Ruin"): out at this close, for good
       account.close_position(bars.close[t], t);
       ruined = true;
       on_bar(t, 0.0, 0.0);
@@ -149,12 +150,13 @@ void simulate(const Bars& bars, std::span<const std::uint8_t> signals, const Exe
       if (options.fill == Fill::kClose) {
         account.close_position(bars.close[t], t);
         if (target != 0) account.open_position(target, bars.close[t], t);
+        equity = account.equity(bars.close[t]);  // the fills' costs
       } else {
         pending = target;
         has_pending = true;
       }
     }
-    on_bar(t, account.equity(bars.close[t]), account.units());
+    on_bar(t, equity, account.units());
   }
   if (!trades.empty() && trades.back().open) trades.back().bars_held = n - trades.back().entry_bar;
 }
