@@ -11,7 +11,7 @@
 #include "gt/ml.hpp"
 #include "gt/report.hpp"
 #include "gt/strategy.hpp"
-#include "results_json.hpp"
+#include "gt/study.hpp"
 
 namespace gtrader {
 namespace {
@@ -93,18 +93,18 @@ void run(BacktestCommand& c) {
     }
   }
   if (c.json) {
-    nlohmann::json out = nlohmann::json::array();
+    nlohmann::ordered_json out = nlohmann::ordered_json::array();
     for (const auto& [bars, r] : runs) {
-      nlohmann::json j = metrics_json(r.metrics);
+      nlohmann::ordered_json j = gt::metrics_json(r.metrics);
       j["symbol"] = bars->symbol;
       j["strategy"] = strategy.name;
-      j["parameters"] = params_json(strategy, params);
+      j["parameters"] = gt::params_json(strategy, params);
       j["bars"] = bars->size();
       j["ruined"] = r.ruined_at.has_value();
       j["periods_per_year"] = gt::resolve_periods_per_year(*bars, options);
       out.push_back(j);
     }
-    fmt::print("{}\n", (runs.size() == 1 ? out[0] : out).dump(2));
+    fmt::print("{}\n", gt::json_text(runs.size() == 1 ? out[0] : out));
     return;
   }
   for (const auto& [bars, r] : runs) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gt/data.hpp"
+#include "gt/error.hpp"
 
 namespace gtrader {
 
@@ -38,8 +39,10 @@ std::vector<std::pair<std::string, std::string>> split_assignments(const std::ve
 // For options naming an output file: an empty path is an error, not "no output".
 CLI::Validator output_file();
 
-// The command line as given (for commands that hand it over to another program).
-std::vector<std::string>& raw_arguments();
+// A library error in the command line's words: each parameter it names as its flag
+// (skip_bad_rows -> --skip-bad-rows).
+std::string phrase_for_cli(const gt::Error& e);
+std::string flag_of(std::string_view parameter);
 
 // Shortest text that reads back to the same double; empty for NaN (an undefined value).
 std::string format_value(double v);

@@ -49,9 +49,14 @@ CLI::Validator output_file() {
       [](std::string& path) { return path.empty() ? std::string("an empty path: give a file name") : ""; }, "FILE");
 }
 
-std::vector<std::string>& raw_arguments() {
-  static std::vector<std::string> args;
-  return args;
+std::string flag_of(std::string_view parameter) {
+  std::string flag = "--" + std::string(parameter);
+  std::replace(flag.begin(), flag.end(), '_', '-');
+  return flag;
+}
+
+std::string phrase_for_cli(const gt::Error& e) {
+  return gt::phrase_error(e, [](const std::string& name) { return flag_of(name); });
 }
 
 std::string format_value(double v) {

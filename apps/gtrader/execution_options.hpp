@@ -1,37 +1,49 @@
-// The SPEC §3 options shared by backtest and optimize.
+// The execution options shared by backtest and optimize, as flags made from the library's one
+// declaration of them (gt::execution_option_specs).
 #pragma once
 
 #include <CLI/CLI.hpp>
-#include <memory>
-#include <optional>
+#include <array>
 #include <string>
 
+#include "commands.hpp"
 #include "gt/backtest.hpp"
 
 namespace gtrader {
 
-struct ExecutionFlags {
-  gt::ExecutionOptions options;
-  std::string fill = "next_open";
-  std::optional<double> periods_per_year;
-
+class ExecutionFlags {
+ public:
   void add_to(CLI::App& cmd) {
-    cmd.add_option("--fill", fill, "Fill price: next_open (default, as backtrader) or close (as vectorbt)")
-        ->check(CLI::IsMember({"next_open", "close"}));
-    cmd.add_option("--commission", options.commission, "Commission, fraction of traded notional (0)");
-    cmd.add_option("--slippage-bps", options.slippage_bps, "Slippage in basis points against the trader (0)");
-    cmd.add_option("--size", options.size, "Fraction of equity an entry commits, commission included (1)");
-    cmd.add_flag("--allow-short", options.allow_short, "Allow short positions");
-    cmd.add_option("--cash", options.cash, "Starting equity (100000)");
-    cmd.add_option("--periods-per-year", periods_per_year, "Bars per year (inferred from the bar spacing)");
+    const auto& specs = gt::execution_option_specs();
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+      const gt::OptionSpec& spec = specs[i];
+      const std::string help =
+          std::string(spec.help) + (spec.default_text.empty() ? "" : " (" + std::string(spec.default_text) + ")");
+      if (spec.kind == gt::OptionKind::kFlag) {
+        flags_[i] = cmd.add_flag(flag_of(spec.name), help);
+      } else {
+        flags_[i] = cmd.add_option(flag_of(spec.name), text_[i], help);
+        if (spec.kind == gt::OptionKind::kChoice) flags_[i]->type_name(std::string(spec.choices));
+      }
+    }
   }
 
-  gt::ExecutionOptions resolve() {
-    options.fill = fill == "close" ? gt::Fill::kClose : gt::Fill::kNextOpen;
-    options.periods_per_year = periods_per_year;
+  // The options given, read by the library's parser and checked.
+  gt::ExecutionOptions resolve() const {
+    gt::ExecutionOptions options;
+    const auto& specs = gt::execution_option_specs();
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+      if (flags_[i]->count() == 0) continue;
+      gt::set_execution_option(options, specs[i].name,
+                               specs[i].kind == gt::OptionKind::kFlag ? std::string("true") : text_[i]);
+    }
     options.validate();
     return options;
   }
+
+ private:
+  std::array<std::string, 7> text_;
+  std::array<CLI::Option*, 7> flags_{};
 };
 
 }  // namespace gtrader

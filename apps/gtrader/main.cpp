@@ -18,7 +18,6 @@ int main(int argc, char** argv) {
   gtrader::add_train(app);
   gtrader::add_predict(app);
   gtrader::add_report(app);
-  for (int i = 1; i < argc; ++i) gtrader::raw_arguments().emplace_back(argv[i]);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -26,7 +25,7 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 2;      // every usage error exits 2, as every other error does
   } catch (const gt::Error& e) {
     std::fflush(stdout);
-    fmt::print(stderr, "gtrader: error: {}\n", e.what());
+    fmt::print(stderr, "gtrader: error: {}\n", gtrader::phrase_for_cli(e));
     return 2;
   } catch (const std::exception& e) {
     std::fflush(stdout);

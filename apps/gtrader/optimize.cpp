@@ -10,6 +10,7 @@
 #include <cstring>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "commands.hpp"
 #include "execution_options.hpp"
@@ -17,7 +18,7 @@
 #include "gt/cache.hpp"
 #include "gt/error.hpp"
 #include "gt/gpu.hpp"
-#include "results_json.hpp"
+#include "gt/study.hpp"
 
 namespace gtrader {
 namespace {
@@ -43,154 +44,87 @@ struct OptimizeCommand {
   bool force = false;
 };
 
-// The store this run records into as it goes. With the cache on, that is the shared cache itself,
-// so every run can be resumed by running it again. With --no-cache, a journal private to this run
-// (deleted when it completes) that only --resume reads.
-struct RunStore {
-  std::unique_ptr<gt::ResultCache> cache;
-  std::filesystem::path journal;  // set under --no-cache
-  std::string shown;
-};
-
-RunStore open_run_store(const OptimizeCommand& c, const std::vector<gt::Bars>& symbols, const gt::Grid& grid,
-                        const gt::ExecutionOptions& options) {
+// The command line's store policy: the cache folder unless told otherwise; --no-cache keeps a
+// journal private to the run. On Ray only a cache given explicitly is used (every node must
+// reach it); a journal would live on this machine alone.
+gt::StudyStore store_of(const OptimizeCommand& c) {
   const std::filesystem::path dir = c.cache_dir.empty() ? gt::default_cache_dir() : std::filesystem::path(c.cache_dir);
-  RunStore store;
-  if (!c.no_cache) {
-    store.cache = gt::open_result_cache(c.cache_location.empty() ? dir.string() : c.cache_location);
-    store.shown = store.cache->describe();
-    return store;
+  gt::StudyStore store;
+  store.resume = c.resume;
+  if (c.engine == "ray") {
+    if (!c.no_cache) store.cache = !c.cache_location.empty() ? c.cache_location : c.cache_dir;
+  } else if (c.no_cache) {
+    store.journal = dir / "runs";
+  } else {
+    store.cache = c.cache_location.empty() ? dir.string() : c.cache_location;
   }
-  std::vector<std::string> namespaces;
-  for (const auto& bars : symbols) namespaces.push_back(gt::cache_namespace(bars, grid.strategy(), options));
-  store.journal = dir / "runs" / gt::run_journal_name(namespaces, grid);
-  std::error_code ec;
-  if (!c.resume) std::filesystem::remove_all(store.journal, ec);  // a fresh run starts from nothing
-  store.cache = std::make_unique<gt::ResultCache>(gt::make_disk_backend(store.journal));
-  store.shown = "off (run journal " + store.journal.string() + ")";
   return store;
 }
 
-// --engine ray: the Python driver over Ray takes the same command line (distribution is Ray's
-// job, driven from Python as XGBoost and LightGBM do). Does not return unless exec fails.
-void hand_over_to_ray() {
-  std::vector<std::string> args = {"-m", "gpt_trader.cli"};
-  bool skip_value = false;
-  for (const auto& a : raw_arguments()) {
-    if (skip_value) {
-      skip_value = false;
-      continue;
-    }
-    if (a == "--engine" || a == "--threads") {
-      skip_value = true;
-      continue;
-    }
-    if (a.rfind("--engine=", 0) == 0 || a.rfind("--threads=", 0) == 0 || a == "--reference") continue;
-    args.push_back(a);
-  }
+// --engine ray: the study, parsed here, goes to the Python package's Ray executor as the
+// library's JSON request (it is not parsed again there); the ranking, the results file and the
+// summary stay the library's. Does not return unless exec fails.
+[[noreturn]] void hand_over_to_ray(const OptimizeCommand& c, const gt::StudyRequest& request) {
+  nlohmann::ordered_json j = gt::study_request_json(request);
+  nlohmann::ordered_json inputs = nlohmann::ordered_json::array();
+  for (const auto& input : c.data.inputs) inputs.push_back(input.string());
+  const auto whole = [](const std::string& text) -> nlohmann::ordered_json {
+    if (text.empty()) return nullptr;
+    if (text == "auto") return text;
+    return std::stoll(text);
+  };
+  nlohmann::ordered_json handover = {
+      {"study", j},
+      {"data", {{"inputs", inputs}, {"skip_bad_rows", c.data.skip_bad_rows}}},
+      {"ray",
+       {{"address", c.address.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(c.address)},
+        {"workers", c.workers.empty() ? nlohmann::ordered_json("auto") : whole(c.workers)},
+        {"chunk_size", whole(c.chunk_size)}}},
+      {"json", c.json}};
   std::string python;
-  if (const char* env = std::getenv("GTRADER_PYTHON"))
+  if (const char* env = std::getenv("GT_PYTHON"))
     python = env;
   else if (std::filesystem::exists(GT_DEFAULT_PYTHON))
     python = GT_DEFAULT_PYTHON;
   else
     python = "python3";
-  std::vector<char*> argv = {python.data()};
+  std::vector<std::string> args = {python, "-m", "gpt_trader.ray_study", handover.dump()};
+  std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   std::fflush(stdout);
   ::execvp(python.c_str(), argv.data());
   throw gt::Error(
       fmt::format("--engine ray: cannot run {} ({}); install the Python package with `pip install .` "
-                  "and Ray with `pip install 'ray>=2.40'`, or set GTRADER_PYTHON",
+                  "and Ray with `pip install 'ray>=2.40'`, or set GT_PYTHON",
                   python, std::strerror(errno)));
 }
 
-void print_table(const gt::Strategy& strategy, const gt::Bars& bars, const std::vector<gt::RankedCombination>& top,
-                 const std::string& metric) {
-  fmt::print("{}: top {} by {}\n", bars.symbol, top.size(), metric);
-  std::string head = fmt::format("{:>4}  ", "rank");
-  for (const auto& p : strategy.params) head += fmt::format("{:>13} ", p.name);
-  head += fmt::format("{:>9} {:>11} {:>9} {:>7} {:>9}", "sharpe", "total_ret%", "max_dd%", "trades", "win%");
-  fmt::print("{}\n", head);
-  for (std::size_t i = 0; i < top.size(); ++i) {
-    const auto& c = top[i];
-    std::string row = fmt::format("{:>4}  ", i + 1);
-    for (std::size_t p = 0; p < strategy.params.size(); ++p)
-      row += fmt::format("{:>13} ", gt::format_param_value(strategy.params[p], c.params[p]));
-    row += fmt::format("{:>9.4f} {:>11.2f} {:>9.2f} {:>7} {:>9.2f}", c.metrics.sharpe, 100 * c.metrics.total_return,
-                       100 * c.metrics.max_drawdown, c.metrics.trades, 100 * c.metrics.win_rate);
-    fmt::print("{}\n", row);
-  }
-}
-
 void run(OptimizeCommand& c) {
-  if (c.engine == "ray") return hand_over_to_ray();
   const gt::Strategy& strategy = gt::find_strategy(c.strategy);
-  const auto fixed = split_assignments(c.fixed);
-  const gt::Grid grid = gt::parse_grid(
-      strategy, c.grid, c.grid_file.empty() ? std::nullopt : std::optional<std::filesystem::path>(c.grid_file), fixed);
-  const gt::ExecutionOptions options = c.exec.resolve();
+  gt::StudyRequest request;
+  request.grid.emplace(gt::parse_grid(
+      strategy, c.grid, c.grid_file.empty() ? std::nullopt : std::optional<std::filesystem::path>(c.grid_file),
+      split_assignments(c.fixed)));
+  request.execution = c.exec.resolve();
   gt::metric_index(c.opt.metric);  // an unknown metric fails before loading anything
-  const auto symbols = c.data.load();
-  c.opt.progress = !c.no_progress && ::isatty(STDERR_FILENO);
-  if (c.opt.device != "cpu" && gt::cuda_available()) c.opt.gpus = gt::parse_gpus(c.gpus);
-
-  {
-    // Before anything is allocated or written: what the study will take, refused when it cannot fit.
-    const bool redis = c.cache_location.rfind("redis://", 0) == 0;
-    const std::filesystem::path store_dir =
-        redis ? std::filesystem::path()
-              : (!c.cache_location.empty()
-                     ? std::filesystem::path(c.cache_location)
-                     : (c.cache_dir.empty() ? gt::default_cache_dir() : std::filesystem::path(c.cache_dir)));
-    const auto estimate = gt::estimate_study(symbols, grid, options, c.opt.threads, !c.out_path.empty(), !redis);
-    if (!c.force) gt::require_study_fits(estimate, c.out_path, store_dir);
-    if (estimate.seconds > 60 || estimate.combinations > 100'000'000)
-      fmt::print(stderr, "gtrader: estimate: {}\n", estimate.describe());
-  }
-  RunStore store = open_run_store(c, symbols, grid, options);
-  c.opt.cache = store.cache.get();
-
-  std::unique_ptr<gt::AtomicFile> file;
-  std::unique_ptr<gt::CsvResultSink> sink;
-  if (!c.out_path.empty()) {
-    file = std::make_unique<gt::AtomicFile>(c.out_path);
-    sink = std::make_unique<gt::CsvResultSink>(grid, gt::symbol_names(symbols),
-                                               [&](std::string_view text) { file->write(text); });
-    file->write(sink->header());
-  }
-  const gt::OptimizeResult result = gt::optimize(symbols, grid, options, c.opt, sink.get());
-  if (file) file->commit();
-  // As the README says: every entry that could not be used, whether its checksum failed or its
-  // stretch of the store was unreadable.
-  const std::uint64_t rejected = store.cache->rejected() + store.cache->unreadable();
-  if (rejected)
-    fmt::print(stderr, "warning: {} damaged or foreign cache entries were ignored and recomputed\n", rejected);
-  if (!store.journal.empty()) {
-    store.cache.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(store.journal, ec);  // the run is complete: nothing left to resume
-  }
-
-  if (c.json) {
-    auto summary = optimize_summary_json(grid, symbols, result);
-    summary["cache"] = store.shown;
-    summary["cache_rejected"] = rejected;
-    summary["device"] = result.device;
-    fmt::print("{}\n", summary.dump(2));
-    return;
-  }
-  for (std::size_t s = 0; s < symbols.size(); ++s) print_table(strategy, symbols[s], result.top[s], c.opt.metric);
-  fmt::print(
-      "{} combinations x {} symbols: {} valid, {} invalid (skipped), {} in {:.3f} s "
-      "({:.3g} combos/s, {:.3g} bar-combos/s; {} engine)\n",
-      result.combinations, symbols.size(), result.valid, result.invalid,
-      result.from_cache ? fmt::format("{} computed, {} from the cache,", result.computed, result.from_cache)
-                        : fmt::format("{} computed", result.computed),
-      result.seconds, static_cast<double>(result.computed) / result.seconds,
-      static_cast<double>(result.bar_combinations) / result.seconds, result.evaluator);
-  if (!c.out_path.empty()) fmt::print("results: {}\n", c.out_path);
+  request.ranking = c.opt;
+  request.ranking.progress = !c.no_progress && ::isatty(STDERR_FILENO);
+  if (c.opt.device != "cpu" && gt::cuda_available()) request.ranking.gpus = gt::parse_gpus(c.gpus);
+  request.store = store_of(c);
+  request.out = c.out_path;
+  request.force = c.force;
+  request.notice = [](const std::string& text) { fmt::print(stderr, "gtrader: {}\n", text); };
+  if (c.engine == "ray") hand_over_to_ray(c, request);
+  request.symbols = c.data.load();
+  const gt::StudyOutcome outcome = gt::run_study(request);
+  if (outcome.store_rejected)
+    fmt::print(stderr, "warning: {} damaged or foreign cache entries were ignored and recomputed\n",
+               outcome.store_rejected);
+  if (c.json)
+    fmt::print("{}\n", gt::json_text(gt::study_summary_json(request, outcome)));
+  else
+    fmt::print("{}", gt::study_summary_text(request, outcome));
 }
 
 }  // namespace

@@ -7,9 +7,11 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "../../src/cuda_status.hpp"
+
 inline void check(cudaError_t status, const char* what) {
   if (status != cudaSuccess) {
-    std::fprintf(stderr, "%s: %s\n", what, cudaGetErrorString(status));
+    std::fprintf(stderr, "%s\n", gt::cuda_failure(status, what).c_str());
     std::exit(2);
   }
 }

@@ -2,11 +2,13 @@
 // (the grid optimizer, the GPU kernels, distributed runs) is tested against.
 #pragma once
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gt/data.hpp"
@@ -30,6 +32,24 @@ struct ExecutionOptions {
   // Throws ParamError naming the option and its valid range.
   void validate() const;
 };
+
+// The execution options declared once: the CLI's flags, the Python keyword arguments, their checks
+// and their documentation are all made from this list (as LightGBM makes its parameter parser from
+// one list). Names are the library's and Python's; the CLI spells them as --flags.
+enum class OptionKind { kChoice, kNumber, kOptionalNumber, kFlag };
+struct OptionSpec {
+  std::string_view name;
+  OptionKind kind;
+  std::string_view default_text;  // as a user writes it ("" for an optional number: inferred)
+  std::string_view choices;       // kChoice: the allowed values, comma-separated
+  std::string_view help;
+};
+const std::array<OptionSpec, 7>& execution_option_specs();
+// Sets one option from its text as a user wrote it; throws ParamError naming the option (an
+// unknown name lists the allowed ones). Ranges are checked by ExecutionOptions::validate.
+void set_execution_option(ExecutionOptions& options, std::string_view name, std::string_view text);
+// The option's value as text that set_execution_option reads back to the same value.
+std::string execution_option_text(const ExecutionOptions& options, std::string_view name);
 
 // Per-bar strategy events, computed from data up to and including that bar's close. The engine
 // acts on them according to the position it holds (SPEC §3, §5).
@@ -58,16 +78,28 @@ struct Metrics {
   double final_equity = 0;
 };
 
-// Metric names in output order (CSV columns, JSON keys), and the value by name.
+// The metric table: every metric once, in output order (CSV columns, JSON keys, Python dicts),
+// with what ranking and the writers need to know of it. Everything else reads from here.
+using RealMetricField = double Metrics::*;
+using IntegerMetricField = std::int64_t Metrics::*;
+struct MetricInfo {
+  std::string_view name;
+  RealMetricField real;        // the field, for real-valued metrics
+  IntegerMetricField integer;  // the field, for counts (written as whole numbers)
+  bool higher_is_better;       // the ranking's direction (docs/SEMANTICS.md "Ranking")
+  std::string_view description;
+};
+inline constexpr std::size_t kMetricCount = 12;
+const std::array<MetricInfo, kMetricCount>& metric_table();
+
+// Metric names in table order, and the value by name.
 const std::vector<std::string>& metric_names();
 double metric_value(const Metrics& m, std::string_view name);  // throws ParamError when unknown
-// By position in metric_names(): for loops over every metric and for hot paths, which resolve
-// the name once with metric_index.
-std::size_t metric_index(std::string_view name);  // throws ParamError listing the names
+// By position in the table: for loops over every metric and for hot paths, which resolve the
+// name once with metric_index.
+std::size_t metric_index(std::string_view name);  // throws ParamError naming `metric` and the allowed names
 double metric_value(const Metrics& m, std::size_t index);
 void set_metric_value(Metrics& m, std::size_t index, double value);
-inline constexpr std::size_t kMetricCount = 12;  // metric_names().size()
-// True when higher is better for ranking by this metric (false for max_drawdown).
 bool metric_higher_is_better(std::string_view name);
 
 // Ruined (SEMANTICS.md "Ruin"): the equity reached 0 and stayed there. A solvent account's equity

@@ -7,6 +7,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gt/backtest.hpp"
@@ -87,6 +88,40 @@ struct OptimizeResult {
   std::string device = "cpu";  // where it ran: cpu, or cuda with the GPUs
 };
 
+// What a study has accumulated from the chunks it has seen: counts and each symbol's best, kept
+// as an aggregate state (State, Operation = add, Combine = combine, Finalize = finish), so that
+// pipeline chunks, GPU segments and distributed tasks all merge through the one operation.
+class StudyState {
+ public:
+  // `top` per symbol by `metric` (an index in metric_table()); combinations with fewer than
+  // `min_trades` closed trades are counted but not ranked.
+  StudyState(std::size_t symbols, std::size_t top, std::size_t metric, std::int64_t min_trades);
+  void add(const ChunkResults& chunk, std::size_t bars);
+  void combine(StudyState&& other);
+  // Counts and rankings into `result` (best first per symbol).
+  void finish(OptimizeResult& result) &&;
+  std::uint64_t valid() const { return valid_; }
+  // Bytes that deserialize() turns back into the same state: what a remote task sends home.
+  std::string serialize() const;
+  static StudyState deserialize(std::string_view bytes);
+
+ private:
+  struct Config {
+    std::size_t top, metric;
+    bool higher_is_better;
+    std::int64_t min_trades;
+  };
+  void offer(RankedCombination&& c);
+  bool before(const RankedCombination& a, const RankedCombination& b) const;
+
+  Config config_;
+  std::vector<std::vector<RankedCombination>> heaps_;  // per symbol: a max-heap on "ranks before"
+  std::uint64_t valid_ = 0, invalid_ = 0, computed_ = 0, from_cache_ = 0, bar_combinations_ = 0;
+};
+
+// Throws ParamError when a study found no valid combination at all, saying why the first is not.
+void require_some_valid(const Grid& grid, std::uint64_t valid);
+
 // The symbol names of `bars`, in order (for CsvResultSink).
 std::vector<std::string> symbol_names(const std::vector<Bars>& bars);
 
@@ -120,8 +155,8 @@ void require_study_fits(const StudyEstimate& e, const std::filesystem::path& res
 OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, const ExecutionOptions& options,
                         const OptimizeOptions& opt, ResultSink* sink = nullptr);
 
-// SPEC §6 order: the better metric first (higher, or lower for max_drawdown; NaN last), ties by
-// grid index, so the ranking is deterministic.
+// The ranking's order (docs/SEMANTICS.md "Ranking"): the better metric first (higher, or lower for
+// max_drawdown; NaN and ruined ones last), ties by symbol then grid index, so it is deterministic.
 bool ranks_before(const RankedCombination& a, const RankedCombination& b, std::string_view metric);
 // The same with the metric resolved once (metric_index) for comparisons in a loop.
 bool ranks_before(const RankedCombination& a, const RankedCombination& b, std::size_t metric, bool higher_is_better);

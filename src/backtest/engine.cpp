@@ -11,18 +11,21 @@ namespace gt {
 
 void ExecutionOptions::validate() const {
   if (!std::isfinite(commission) || commission < 0 || commission >= 1)
-    throw ParamError(fmt::format("commission = {} is out of range (allowed: 0 <= commission < 1)", commission));
+    throw ParamError({"commission"},
+                     fmt::format("commission = {} is out of range (allowed: 0 <= commission < 1)", commission));
   if (!std::isfinite(slippage_bps) || slippage_bps < 0 || slippage_bps >= 10000)
-    throw ParamError(fmt::format("slippage-bps = {} is out of range (allowed: 0 <= bps < 10000)", slippage_bps));
+    throw ParamError({"slippage_bps"},
+                     fmt::format("slippage_bps = {} is out of range (allowed: 0 <= bps < 10000)", slippage_bps));
   if (!std::isfinite(size) || size <= 0 || size > 1)
-    throw ParamError(fmt::format("size = {} is out of range (allowed: 0 < size <= 1)", size));
+    throw ParamError({"size"}, fmt::format("size = {} is out of range (allowed: 0 < size <= 1)", size));
   // Bounds the arithmetic holds: equity is cash times price ratios (prices lie in [1e-12, 1e12],
   // data.hpp), so cash up to 1e15 keeps every equity, sum and square far from overflow.
   if (!std::isfinite(cash) || cash <= 0 || cash > kMaxCash)
-    throw ParamError(fmt::format("cash = {} is out of range (allowed: 0 < cash <= {:g})", cash, kMaxCash));
+    throw ParamError({"cash"}, fmt::format("cash = {} is out of range (allowed: 0 < cash <= {:g})", cash, kMaxCash));
   if (periods_per_year && (!std::isfinite(*periods_per_year) || *periods_per_year <= 0 || *periods_per_year > 1e8))
     throw ParamError(
-        fmt::format("periods-per-year = {} is out of range (allowed: 0 < periods <= 1e8)", *periods_per_year));
+        {"periods_per_year"},
+        fmt::format("periods_per_year = {} is out of range (allowed: 0 < periods <= 1e8)", *periods_per_year));
 }
 
 double resolve_periods_per_year(const Bars& bars, const ExecutionOptions& options) {

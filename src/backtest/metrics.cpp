@@ -16,51 +16,53 @@ MetricSums sums_of_curve(std::span<const double> equity, double initial_equity, 
   return curve.sums();
 }
 
+const std::array<MetricInfo, kMetricCount>& metric_table() {
+  static constexpr std::array<MetricInfo, kMetricCount> table = {{
+      {"total_return", &Metrics::total_return, nullptr, true, "final equity over starting cash, minus 1"},
+      {"cagr", &Metrics::cagr, nullptr, true, "compound annual growth rate"},
+      {"sharpe", &Metrics::sharpe, nullptr, true, "annualized mean over standard deviation of bar returns"},
+      {"sortino", &Metrics::sortino, nullptr, true, "annualized mean over downside deviation of bar returns"},
+      {"max_drawdown", &Metrics::max_drawdown, nullptr, false, "largest fall from a peak of equity, a fraction"},
+      {"calmar", &Metrics::calmar, nullptr, true, "cagr over max_drawdown"},
+      {"trades", nullptr, &Metrics::trades, true, "closed trades"},
+      {"win_rate", &Metrics::win_rate, nullptr, true, "fraction of closed trades with pnl > 0"},
+      {"profit_factor", &Metrics::profit_factor, nullptr, true, "gross profit over gross loss (inf: no loss)"},
+      {"exposure", &Metrics::exposure, nullptr, true, "fraction of bars holding a position"},
+      {"avg_trade_return", &Metrics::avg_trade_return, nullptr, true, "mean return of closed trades"},
+      {"final_equity", &Metrics::final_equity, nullptr, true, "equity at the last bar's close"},
+  }};
+  return table;
+}
+
 const std::vector<std::string>& metric_names() {
-  static const std::vector<std::string> names = {"total_return",  "cagr",     "sharpe",           "sortino",
-                                                 "max_drawdown",  "calmar",   "trades",           "win_rate",
-                                                 "profit_factor", "exposure", "avg_trade_return", "final_equity"};
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const auto& m : metric_table()) out.emplace_back(m.name);
+    return out;
+  }();
   return names;
 }
 
-namespace {
-
-// The metrics in metric_names() order: the one place that maps a position to a field.
-constexpr std::size_t kTradesIndex = 6;  // an integer field: no double member to point at
-constexpr double Metrics::*kMetricFields[kMetricCount] = {&Metrics::total_return,
-                                                          &Metrics::cagr,
-                                                          &Metrics::sharpe,
-                                                          &Metrics::sortino,
-                                                          &Metrics::max_drawdown,
-                                                          &Metrics::calmar,
-                                                          nullptr,
-                                                          &Metrics::win_rate,
-                                                          &Metrics::profit_factor,
-                                                          &Metrics::exposure,
-                                                          &Metrics::avg_trade_return,
-                                                          &Metrics::final_equity};
-
-}  // namespace
-
 std::size_t metric_index(std::string_view name) {
-  const auto& names = metric_names();
-  for (std::size_t i = 0; i < names.size(); ++i)
-    if (names[i] == name) return i;
+  const auto& table = metric_table();
+  for (std::size_t i = 0; i < table.size(); ++i)
+    if (table[i].name == name) return i;
   std::string allowed;
-  for (const auto& n : names) allowed += (allowed.empty() ? "" : ", ") + n;
-  throw ParamError(fmt::format("unknown metric '{}' (allowed: {})", name, allowed));
+  for (const auto& m : table) allowed += fmt::format("{}{}", allowed.empty() ? "" : ", ", m.name);
+  throw ParamError(fmt::format("metric: unknown metric '{}' (allowed: {})", name, allowed));
 }
 
 double metric_value(const Metrics& m, std::size_t index) {
-  if (index == kTradesIndex) return static_cast<double>(m.trades);
-  return m.*kMetricFields[index];
+  const MetricInfo& info = metric_table()[index];
+  return info.integer ? static_cast<double>(m.*info.integer) : m.*info.real;
 }
 
 void set_metric_value(Metrics& m, std::size_t index, double value) {
-  if (index == kTradesIndex)
-    m.trades = static_cast<std::int64_t>(value);
+  const MetricInfo& info = metric_table()[index];
+  if (info.integer)
+    m.*info.integer = static_cast<std::int64_t>(value);
   else
-    m.*kMetricFields[index] = value;
+    m.*info.real = value;
 }
 
 double metric_value(const Metrics& m, std::string_view name) {
@@ -68,7 +70,7 @@ double metric_value(const Metrics& m, std::string_view name) {
 }
 
 bool metric_higher_is_better(std::string_view name) {
-  return name != "max_drawdown";
+  return metric_table()[metric_index(name)].higher_is_better;
 }
 
 int compare_for_ranking(double x, bool x_ruined, double y, bool y_ruined, bool higher_is_better) {

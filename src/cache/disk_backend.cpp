@@ -246,7 +246,8 @@ class DiskBackend final : public CacheBackend {
     std::filesystem::create_directories(dir_, ec);
     if (ec || !std::filesystem::is_directory(dir_))
       throw Error(
-          fmt::format("cache folder {}: cannot create it ({}); choose another with --cache-dir or use --no-cache",
+          {"cache_dir"},
+          fmt::format("cache folder {}: cannot create it ({}); choose another with cache_dir, or run without a cache",
                       dir_.string(), ec ? ec.message() : "not a folder"));
     snapshot_.emplace(path_);
   }

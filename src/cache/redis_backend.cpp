@@ -30,7 +30,7 @@ std::string percent_decode(std::string_view s, std::string_view url) {
     }
     int value = 0;
     if (i + 2 >= s.size() || std::from_chars(s.data() + i + 1, s.data() + i + 3, value, 16).ptr != s.data() + i + 3)
-      throw ParamError(fmt::format("--cache {}: a bad %-escape in the credentials", redact_url(url)));
+      throw ParamError({"cache"}, fmt::format("cache {}: a bad %-escape in the credentials", redact_url(url)));
     out += static_cast<char>(value);
     i += 2;
   }
@@ -42,7 +42,7 @@ int parse_number(std::string_view text, std::string_view what, std::string_view 
   const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || ptr != text.data() + text.size() || value < 0 || value > max)
     throw ParamError(
-        fmt::format("--cache {}: {} must be a number from 0 to {}, got '{}'", redact_url(url), what, max, text));
+        fmt::format("cache {}: {} must be a number from 0 to {}, got '{}'", redact_url(url), what, max, text));
   return value;
 }
 
@@ -87,8 +87,8 @@ class RedisBackend final : public CacheBackend {
     const timeval timeout{5, 0};
     context_.reset(redisConnectWithTimeout(url_.host.c_str(), url_.port, timeout));
     if (!context_ || context_->err)
-      throw Error(fmt::format("--cache {}: cannot connect ({}); is redis-server running there?", url_.shown,
-                              context_ ? context_->errstr : "out of memory"));
+      throw Error({"cache"}, fmt::format("cache {}: cannot connect ({}); is redis-server running there?", url_.shown,
+                                         context_ ? context_->errstr : "out of memory"));
     redisSetTimeout(context_.get(), timeout);
     if (!url_.password.empty()) {
       std::vector<std::string> auth = {"AUTH"};
@@ -101,7 +101,7 @@ class RedisBackend final : public CacheBackend {
     if (pong->type == REDIS_REPLY_ERROR) {
       const std::string why = pong->str;
       throw Error(fmt::format(
-          "--cache {}: {}{}", url_.shown, why,
+          "cache {}: {}{}", url_.shown, why,
           why.rfind("NOAUTH", 0) == 0 ? "; give the password in the URL: redis://:PASSWORD@host:port/db" : ""));
     }
   }
@@ -173,7 +173,8 @@ class RedisBackend final : public CacheBackend {
   }
 
   void expect_ok(const Reply& reply, std::string_view what) const {
-    if (reply->type == REDIS_REPLY_ERROR) throw Error(fmt::format("--cache {}: {} ({})", url_.shown, what, reply->str));
+    if (reply->type == REDIS_REPLY_ERROR)
+      throw Error({"cache"}, fmt::format("cache {}: {} ({})", url_.shown, what, reply->str));
   }
 
   RedisUrl url_;
@@ -187,7 +188,7 @@ std::unique_ptr<CacheBackend> make_redis_backend(std::string_view url) {
   try {
     return std::make_unique<RedisBackend>(url);
   } catch (const CacheUnavailable& e) {
-    throw Error(fmt::format("--cache: {}", e.what()));  // failures while connecting are the user's to fix
+    throw Error({"cache"}, fmt::format("cache: {}", e.what()));  // failures while connecting are the user's to fix
   }
 }
 

@@ -214,7 +214,7 @@ std::unique_ptr<ResultCache> open_result_cache(std::string_view location) {
   if (location.rfind("redis://", 0) == 0) return std::make_unique<ResultCache>(make_redis_backend(location));
   if (location.find("://") != std::string_view::npos)
     throw ParamError(
-        fmt::format("--cache {}: unknown scheme '{}' ({}; TLS connections are not supported, see the "
+        fmt::format("cache {}: unknown scheme '{}' ({}; TLS connections are not supported, see the "
                     "README on tunnelling Redis through TLS)",
                     redact_url(location), location.substr(0, location.find("://")), kAllowed));
   // "redis:/host" or "redis:host": a URL with a slash missing, not a folder name.
@@ -222,7 +222,7 @@ std::unique_ptr<ResultCache> open_result_cache(std::string_view location) {
     const std::string_view scheme = location.substr(0, colon);
     if (std::all_of(scheme.begin(), scheme.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)); }))
       throw ParamError(
-          fmt::format("--cache {}: a malformed URL (write {}://...; {})", redact_url(location), scheme, kAllowed));
+          fmt::format("cache {}: a malformed URL (write {}://...; {})", redact_url(location), scheme, kAllowed));
   }
   return std::make_unique<ResultCache>(make_disk_backend(std::filesystem::path(location)));
 }

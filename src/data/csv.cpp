@@ -160,14 +160,15 @@ class RowChecker {
   }
 
   void skip_or_fail(std::size_t where, const std::string& problem, Bars& bars) const {
-    if (!options_.skip_bad_rows) fail(where, problem + " (use --skip-bad-rows to drop such rows and count them)");
+    if (!options_.skip_bad_rows)
+      fail(where, problem + " (use skip_bad_rows to drop such rows and count them)", {"skip_bad_rows"});
     ++bars.skipped_rows;
     bars.skipped.push_back(fmt::format("{} {}: {}", rows_ ? "row" : "line", where, problem));
   }
 
-  [[noreturn]] void fail(std::size_t where, const std::string& what) const {
-    throw DataError(rows_ ? fmt::format("{}: row {}: {}", source_, where, what)
-                          : fmt::format("{}:{}: {}", source_, where, what));
+  [[noreturn]] void fail(std::size_t where, const std::string& what, std::vector<std::string> parameters = {}) const {
+    throw DataError(std::move(parameters), rows_ ? fmt::format("{}: row {}: {}", source_, where, what)
+                                                 : fmt::format("{}:{}: {}", source_, where, what));
   }
 
   bool any_clock() const { return any_clock_; }

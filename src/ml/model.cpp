@@ -168,7 +168,8 @@ std::string torch_device(std::string_view requested) {
   }
   if (requested == "cuda" || requested.starts_with("cuda:")) {
     if (!torch::cuda::is_available())
-      throw Error(fmt::format("device '{}' was asked for, but LibTorch sees no CUDA GPU here; use --device cpu or auto",
+      throw Error({"device"},
+                  fmt::format("device '{}' was asked for, but LibTorch sees no CUDA GPU here; use device cpu or auto",
                               requested));
     int index = 0;
     if (requested.size() > 5) {
@@ -187,12 +188,12 @@ std::string torch_device(std::string_view requested) {
 
 std::vector<std::string> torch_gpus(std::string_view spec) {
   const auto count = static_cast<int>(torch::cuda::is_available() ? torch::cuda::device_count() : 0);
-  if (count == 0) throw Error(fmt::format("--gpus {} was asked for, but LibTorch sees no CUDA GPU here", spec));
+  if (count == 0) throw Error({"gpus"}, fmt::format("gpus {} was asked for, but LibTorch sees no CUDA GPU here", spec));
   std::vector<std::string> devices;
   for (const int gpu : parse_gpu_list(std::string(spec), count)) {
     devices.push_back(fmt::format("cuda:{}", gpu));
     if (std::count(devices.begin(), devices.end(), devices.back()) > 1)
-      throw ParamError(fmt::format("--gpus {}: GPU {} is named twice", spec, gpu));
+      throw ParamError({"gpus"}, fmt::format("gpus {}: GPU {} is named twice", spec, gpu));
   }
   return devices;
 }

@@ -7,13 +7,10 @@
 #include <cuda_runtime.h>
 #include <fmt/format.h>
 
+#include "../cuda_status.hpp"
 #include "gt/error.hpp"
 
 namespace gt::ml {
-
-inline void check_cuda(cudaError_t status, const char* what) {
-  if (status != cudaSuccess) throw Error(fmt::format("CUDA: {} failed: {}", what, cudaGetErrorString(status)));
-}
 
 // The kernels' CUDA runtime is their own (linked statically), so its current device is set here
 // rather than inherited from LibTorch's.

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "../cuda_status.hpp"
 #include "gt/error.hpp"
 
 namespace gt::ml {
@@ -19,7 +20,7 @@ void check(cudnnStatus_t status, const char* what) {
     throw Error(fmt::format("cuDNN: {} failed: {}", what, cudnnGetErrorString(status)));
 }
 void check(cudaError_t status, const char* what) {
-  if (status != cudaSuccess) throw Error(fmt::format("CUDA: {} failed: {}", what, cudaGetErrorString(status)));
+  check_cuda(status, what);
 }
 
 }  // namespace

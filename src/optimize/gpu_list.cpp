@@ -1,4 +1,4 @@
-// "--gpus all|0,1" for every engine that runs on GPUs, whoever counts the devices.
+// The `gpus` list ("all" or ordinals such as 0,1) for every engine that runs on GPUs, whoever counts the devices.
 #include <sstream>
 #include <string>
 #include <vector>
@@ -22,8 +22,8 @@ std::vector<int> parse_gpu_list(const std::string& spec, int count) {
     } catch (const std::exception&) {
     }
     if (value < 0 || value >= count)
-      throw ParamError("--gpus " + spec + ": '" + item + "' is not a GPU of this machine (allowed: all" +
-                       (count > 0 ? ", or 0.." + std::to_string(count - 1) : "; none is visible") + ")");
+      throw ParamError({"gpus"}, "gpus " + spec + ": '" + item + "' is not a GPU of this machine (allowed: all" +
+                                     (count > 0 ? ", or 0.." + std::to_string(count - 1) : "; none is visible") + ")");
     gpus.push_back(value);
   }
   return gpus;

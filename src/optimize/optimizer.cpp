@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 #include <optional>
@@ -47,41 +48,6 @@ class ReferenceEvaluator final : public Evaluator {
   ExecutionOptions options_;
   double periods_per_year_;
   mutable SeriesCache cache_;  // thread-safe; shares indicator series across combinations
-};
-
-// Keeps the best `k` combinations of one symbol.
-class TopK {
- public:
-  TopK(std::size_t k, std::string_view metric)
-      : k_(k), metric_(metric_index(metric)), higher_is_better_(metric_higher_is_better(metric)) {}
-  void offer(std::size_t symbol, std::uint64_t index, std::span<const double> params, const Metrics& metrics) {
-    if (k_ == 0) return;
-    auto worse = [this](const RankedCombination& a, const RankedCombination& b) { return before(a, b); };
-    RankedCombination c{symbol, index, {}, metrics};
-    if (heap_.size() == k_ && !before(c, heap_.front())) return;  // the common case: no copy
-    c.params.assign(params.begin(), params.end());
-    if (heap_.size() == k_) {
-      std::pop_heap(heap_.begin(), heap_.end(), worse);
-      heap_.back() = std::move(c);
-    } else {
-      heap_.push_back(std::move(c));
-    }
-    std::push_heap(heap_.begin(), heap_.end(), worse);
-  }
-  std::vector<RankedCombination> sorted() && {
-    std::sort(heap_.begin(), heap_.end(), [this](const auto& a, const auto& b) { return before(a, b); });
-    return std::move(heap_);
-  }
-
- private:
-  bool before(const RankedCombination& a, const RankedCombination& b) const {
-    return ranks_before(a, b, metric_, higher_is_better_);
-  }
-
-  std::size_t k_;
-  std::size_t metric_;
-  bool higher_is_better_;
-  std::vector<RankedCombination> heap_;  // max-heap on "ranks before": the worst kept is on top
 };
 
 class Progress {
@@ -323,8 +289,9 @@ std::string StudyEstimate::describe() const {
 void require_study_fits(const StudyEstimate& e, const std::filesystem::path& results_path,
                         const std::filesystem::path& store_dir) {
   const auto refuse = [&](const std::string& what) {
-    throw ParamError(fmt::format("this study does not fit: {} ({}); narrow the grid, or force it (force / --force)",
-                                 what, e.describe()));
+    throw ParamError(
+        {"force"}, fmt::format("this study does not fit: {} ({}); narrow the grid, or start it anyway with force", what,
+                               e.describe()));
   };
   if (e.memory_available && e.memory_bytes > e.memory_available)
     refuse(fmt::format("its indicator tables need {}, and {} of memory is available",
@@ -376,7 +343,7 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
   result.combinations = grid.size();
   const auto start = std::chrono::steady_clock::now();
   if (opt.device != "cpu" && opt.device != "cuda" && opt.device != "auto")
-    throw ParamError(fmt::format("--device {}: allowed: cpu, cuda, auto", opt.device));
+    throw ParamError({"device"}, fmt::format("device {}: allowed: cpu, cuda, auto", opt.device));
   const bool use_cuda =
       !opt.reference &&
       (opt.device == "cuda" || (opt.device == "auto" && ma_cross_engine_supports(grid, options) && cuda_available()));
@@ -419,8 +386,7 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
     const std::uint64_t rounds = (grid.size() + devices * chunk - 1) / (devices * chunk);
     chunk = (grid.size() + devices * rounds - 1) / (devices * rounds);
   }
-  std::vector<TopK> tops;
-  for (std::size_t s = 0; s < symbols.size(); ++s) tops.emplace_back(opt.top, opt.metric);
+  StudyState state(symbols.size(), opt.top, metric_index(opt.metric), opt.min_trades);
   Progress progress(opt.progress, grid.size() * symbols.size());
   std::optional<UnstoredResults> unstored;
   if (opt.cache) unstored.emplace(*opt.cache, namespaces);
@@ -458,33 +424,174 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
       }) & tbb::make_filter<Chunk*, void>(tbb::filter_mode::serial_in_order, [&](Chunk* c) {
         std::unique_ptr<Chunk> owned(c);
         auto& r = c->results;
-        std::uint64_t valid = 0;
-        for (std::size_t i = 0; i < r.valid.size(); ++i) {
-          if (!r.valid[i]) continue;
-          ++valid;
-          if (r.metrics[i].trades < opt.min_trades) continue;
-          tops[r.symbol].offer(r.symbol, r.first + i, r.params_of(i), r.metrics[i]);
-        }
-        result.valid += valid;
-        result.invalid += r.valid.size() - valid;
-        result.computed += valid - r.from_cache;
-        result.from_cache += r.from_cache;
-        result.bar_combinations += (valid - r.from_cache) * symbols[r.symbol].size();
+        state.add(r, symbols[r.symbol].size());
         if (sink) sink->consume(r, std::move(c->text));
         progress.advance(r.valid.size());
       }));
   if (unstored) unstored->store_all();
-  if (result.valid == 0 && result.combinations > 0) {
-    ParamValues first(grid.base().size());
-    grid.decode(0, first);
-    throw ParamError(fmt::format("none of the grid's {} combinations is valid (the first: {}): change the grid",
-                                 result.combinations,
-                                 grid.strategy().constraint.explain ? grid.strategy().constraint.explain(first)
-                                                                    : grid.strategy().describe(first)));
-  }
-  for (auto& t : tops) result.top.push_back(std::move(t).sorted());
+  require_some_valid(grid, state.valid());
+  std::move(state).finish(result);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
+}
+
+void require_some_valid(const Grid& grid, std::uint64_t valid) {
+  if (valid > 0 || grid.size() == 0) return;
+  ParamValues first(grid.base().size());
+  grid.decode(0, first);
+  throw ParamError(fmt::format("none of the grid's {} combinations is valid (the first: {}): change the grid",
+                               grid.size(),
+                               grid.strategy().constraint.explain ? grid.strategy().constraint.explain(first)
+                                                                  : grid.strategy().describe(first)));
+}
+
+StudyState::StudyState(std::size_t symbols, std::size_t top, std::size_t metric, std::int64_t min_trades)
+    : config_{top, metric, metric_table()[metric].higher_is_better, min_trades}, heaps_(symbols) {}
+
+bool StudyState::before(const RankedCombination& a, const RankedCombination& b) const {
+  return ranks_before(a, b, config_.metric, config_.higher_is_better);
+}
+
+void StudyState::offer(RankedCombination&& c) {
+  if (config_.top == 0) return;
+  auto& heap = heaps_[c.symbol];
+  const auto worse = [this](const RankedCombination& a, const RankedCombination& b) { return before(a, b); };
+  if (heap.size() == config_.top) {
+    if (!before(c, heap.front())) return;
+    std::pop_heap(heap.begin(), heap.end(), worse);
+    heap.back() = std::move(c);
+  } else {
+    heap.push_back(std::move(c));
+  }
+  std::push_heap(heap.begin(), heap.end(), worse);
+}
+
+void StudyState::add(const ChunkResults& r, std::size_t bars) {
+  std::uint64_t valid = 0;
+  auto& heap = heaps_[r.symbol];
+  for (std::size_t i = 0; i < r.valid.size(); ++i) {
+    if (!r.valid[i]) continue;
+    ++valid;
+    if (r.metrics[i].trades < config_.min_trades || config_.top == 0) continue;
+    RankedCombination c{r.symbol, r.first + i, {}, r.metrics[i]};
+    if (heap.size() == config_.top && !before(c, heap.front())) continue;  // the common case: no copy
+    const auto params = r.params_of(i);
+    c.params.assign(params.begin(), params.end());
+    offer(std::move(c));
+  }
+  valid_ += valid;
+  invalid_ += r.valid.size() - valid;
+  computed_ += valid - r.from_cache;
+  from_cache_ += r.from_cache;
+  bar_combinations_ += (valid - r.from_cache) * bars;
+}
+
+void StudyState::combine(StudyState&& other) {
+  if (other.heaps_.size() != heaps_.size() || other.config_.top != config_.top ||
+      other.config_.metric != config_.metric || other.config_.min_trades != config_.min_trades)
+    throw Error("StudyState::combine: the states belong to different studies");
+  for (auto& heap : other.heaps_)
+    for (auto& c : heap) offer(std::move(c));
+  valid_ += other.valid_;
+  invalid_ += other.invalid_;
+  computed_ += other.computed_;
+  from_cache_ += other.from_cache_;
+  bar_combinations_ += other.bar_combinations_;
+}
+
+void StudyState::finish(OptimizeResult& result) && {
+  result.valid += valid_;
+  result.invalid += invalid_;
+  result.computed += computed_;
+  result.from_cache += from_cache_;
+  result.bar_combinations += bar_combinations_;
+  result.top.clear();
+  for (auto& heap : heaps_) {
+    std::sort(heap.begin(), heap.end(), [this](const auto& a, const auto& b) { return before(a, b); });
+    result.top.push_back(std::move(heap));
+  }
+}
+
+namespace {
+
+constexpr std::uint64_t kStateMagic = 0x3174617453746724;  // "$gtState1"
+
+class StateWriter {
+ public:
+  void u64(std::uint64_t v) { raw(&v, sizeof v); }
+  void f64(double v) { raw(&v, sizeof v); }
+  std::string bytes;
+
+ private:
+  void raw(const void* p, std::size_t n) { bytes.append(static_cast<const char*>(p), n); }
+};
+
+class StateReader {
+ public:
+  explicit StateReader(std::string_view bytes) : bytes_(bytes) {}
+  std::uint64_t u64() { return take<std::uint64_t>(); }
+  double f64() { return take<double>(); }
+  bool done() const { return at_ == bytes_.size(); }
+
+ private:
+  template <class T>
+  T take() {
+    if (bytes_.size() - at_ < sizeof(T)) throw Error("StudyState::deserialize: the bytes end early");
+    T v;
+    std::memcpy(&v, bytes_.data() + at_, sizeof v);
+    at_ += sizeof v;
+    return v;
+  }
+  std::string_view bytes_;
+  std::size_t at_ = 0;
+};
+
+}  // namespace
+
+std::string StudyState::serialize() const {
+  StateWriter w;
+  w.u64(kStateMagic);
+  w.u64(heaps_.size());
+  w.u64(config_.top);
+  w.u64(config_.metric);
+  w.u64(static_cast<std::uint64_t>(config_.min_trades));
+  for (const auto v : {valid_, invalid_, computed_, from_cache_, bar_combinations_}) w.u64(v);
+  for (const auto& heap : heaps_) {
+    w.u64(heap.size());
+    for (const auto& c : heap) {
+      w.u64(c.symbol);
+      w.u64(c.index);
+      w.u64(c.params.size());
+      for (const double p : c.params) w.f64(p);
+      for (std::size_t m = 0; m < kMetricCount; ++m) w.f64(metric_value(c.metrics, m));
+    }
+  }
+  return std::move(w.bytes);
+}
+
+StudyState StudyState::deserialize(std::string_view bytes) {
+  StateReader r(bytes);
+  if (r.u64() != kStateMagic) throw Error("StudyState::deserialize: not a study state");
+  const std::size_t symbols = r.u64(), top = r.u64(), metric = r.u64();
+  if (metric >= kMetricCount) throw Error("StudyState::deserialize: no such metric");
+  StudyState state(symbols, top, metric, static_cast<std::int64_t>(r.u64()));
+  for (auto* v : {&state.valid_, &state.invalid_, &state.computed_, &state.from_cache_, &state.bar_combinations_})
+    *v = r.u64();
+  for (auto& heap : state.heaps_) {
+    const std::uint64_t n = r.u64();
+    for (std::uint64_t k = 0; k < n; ++k) {
+      RankedCombination c;
+      c.symbol = r.u64();
+      c.index = r.u64();
+      c.params.resize(r.u64());
+      for (double& p : c.params) p = r.f64();
+      for (std::size_t m = 0; m < kMetricCount; ++m) set_metric_value(c.metrics, m, r.f64());
+      if (c.symbol >= symbols) throw Error("StudyState::deserialize: a symbol out of range");
+      heap.push_back(std::move(c));
+    }
+  }
+  if (!r.done()) throw Error("StudyState::deserialize: bytes left over");
+  return state;
 }
 
 CsvResultSink::CsvResultSink(const Grid& grid, std::vector<std::string> symbols,

@@ -59,7 +59,7 @@ TEST(Data, MissingColumnNamesItAndTheHeader) {
 
 TEST(Data, UnparsableNumberNamesFileLineAndField) {
   EXPECT_EQ(error_of(std::string(kHeader) + "2020-01-02,10,11,9,1o.5,10,1000\n"),
-            "prices.csv:2: field 'Close': '1o.5' is not a number (use --skip-bad-rows to drop such "
+            "prices.csv:2: field 'Close': '1o.5' is not a number (use skip_bad_rows to drop such "
             "rows and count them)");
 }
 

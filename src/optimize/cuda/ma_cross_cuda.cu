@@ -17,6 +17,7 @@
 #include <mutex>
 #include <sstream>
 
+#include "../../cuda_status.hpp"
 #include "../../indicators/detail.hpp"
 #include "../../strategies/signals.hpp"
 #include "../ma_cross_evaluator.hpp"
@@ -29,7 +30,7 @@ namespace gt {
 namespace {
 
 void check(cudaError_t status, const char* what) {
-  if (status != cudaSuccess) throw Error(std::string("CUDA: ") + what + " failed: " + cudaGetErrorString(status));
+  check_cuda(status, what);
 }
 
 struct DeviceTables {

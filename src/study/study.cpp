@@ -1,0 +1,427 @@
+// The study runner and its JSON and text forms (include/gt/study.hpp says what each is for).
+#include "gt/study.hpp"
+
+#include <fmt/format.h>
+#include <tbb/global_control.h>
+
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <memory>
+#include <optional>
+
+#include "gt/atomic_file.hpp"
+#include "gt/cache.hpp"
+#include "gt/error.hpp"
+#include "gt/gpu.hpp"
+
+namespace gt {
+namespace {
+
+using json = nlohmann::ordered_json;
+
+// A JSON value as a user would have typed it (true, 12, 0.5, "close"): what the library's one
+// parser of typed text values reads.
+std::string value_text(const json& v, std::string_view key) {
+  if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
+  if (v.is_number_integer()) return std::to_string(v.get<long long>());
+  if (v.is_number_unsigned()) return std::to_string(v.get<unsigned long long>());
+  if (v.is_number_float()) return fmt::format("{}", v.get<double>());
+  if (v.is_string()) return v.get<std::string>();
+  throw ParamError({std::string(key)}, fmt::format("{} = {}: expected a number, a bool or text", key, v.dump()));
+}
+
+template <class T>
+T field(const json& j, const char* key, const char* expected) {
+  try {
+    return j.at(key).get<T>();
+  } catch (const json::exception&) {
+    throw ParamError({key}, fmt::format("{} = {}: expected {}", key, j.at(key).dump(), expected));
+  }
+}
+
+bool is_redis(std::string_view location) {
+  return location.rfind("redis://", 0) == 0 || location.rfind("rediss://", 0) == 0;
+}
+
+std::string gpus_text(const std::vector<int>& gpus) {
+  return gpus.empty() ? "all" : fmt::format("{}", fmt::join(gpus, ","));
+}
+
+}  // namespace
+
+ExecutionOptions execution_options(const json& options) {
+  if (!options.is_object()) throw ParamError("execution options are a JSON object of option values");
+  ExecutionOptions o;
+  for (const auto& [name, value] : options.items())
+    if (!value.is_null()) set_execution_option(o, name, value_text(value, name));
+  o.validate();
+  return o;
+}
+
+std::vector<std::pair<std::string, std::string>> assignments(const json& values) {
+  if (!values.is_object()) throw ParamError("parameter values are a JSON object such as {\"fast\": 10}");
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [name, value] : values.items()) out.emplace_back(name, value_text(value, name));
+  return out;
+}
+
+StudyRequest study_request(const json& j, std::vector<Bars> symbols) {
+  static const std::vector<std::string> kKeys = {
+      "strategy", "grid",   "grid_file", "fixed",     "axes",  "base",    "execution", "metric", "top", "min_trades",
+      "threads",  "device", "gpus",      "reference", "cache", "journal", "resume",    "force",  "out"};
+  if (!j.is_object()) throw ParamError("a study request is a JSON object");
+  for (const auto& [key, value] : j.items())
+    if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end())
+      throw ParamError(fmt::format("unknown study option '{}' (allowed: {})", key, fmt::join(kKeys, ", ")));
+  if (!j.contains("strategy")) throw ParamError({"strategy"}, "a study needs a strategy");
+  StudyRequest r;
+  r.symbols = std::move(symbols);
+  const Strategy& strategy = find_strategy(field<std::string>(j, "strategy", "a strategy name"));
+  if (j.contains("axes")) {
+    std::vector<Grid::Axis> axes;
+    for (const auto& axis : j.at("axes"))
+      axes.push_back(
+          {strategy.index_of(axis.at("name").get<std::string>()), axis.at("values").get<std::vector<double>>()});
+    r.grid.emplace(strategy, std::move(axes), field<ParamValues>(j, "base", "the base values"));
+  } else {
+    std::vector<std::string> specs;
+    if (j.contains("grid")) specs = field<std::vector<std::string>>(j, "grid", "a list of NAME=SPEC items");
+    std::optional<std::filesystem::path> file;
+    if (j.contains("grid_file") && !j.at("grid_file").is_null())
+      file = field<std::string>(j, "grid_file", "a file name");
+    const auto fixed =
+        j.contains("fixed") ? assignments(j.at("fixed")) : std::vector<std::pair<std::string, std::string>>();
+    r.grid.emplace(parse_grid(strategy, specs, file, fixed));
+  }
+  if (j.contains("execution")) r.execution = execution_options(j.at("execution"));
+  auto& o = r.ranking;
+  if (j.contains("metric")) o.metric = field<std::string>(j, "metric", "a metric name");
+  metric_index(o.metric);
+  if (j.contains("top") && !j.at("top").is_null()) o.top = field<std::size_t>(j, "top", "a whole number >= 0");
+  if (j.contains("top") && j.at("top").is_null()) o.top = SIZE_MAX;  // every valid combination
+  if (j.contains("min_trades")) o.min_trades = field<std::int64_t>(j, "min_trades", "a whole number");
+  if (j.contains("threads")) o.threads = field<int>(j, "threads", "a whole number >= 0");
+  if (o.threads < 0)
+    throw ParamError({"threads"}, fmt::format("threads = {}: expected 0 (every core) or more", o.threads));
+  if (j.contains("device")) o.device = field<std::string>(j, "device", "cpu, cuda or auto");
+  if (o.device != "cpu" && o.device != "cuda" && o.device != "auto")
+    throw ParamError({"device"}, fmt::format("device {}: allowed: cpu, cuda, auto", o.device));
+  if (j.contains("reference")) o.reference = field<bool>(j, "reference", "true or false");
+  const std::string gpus = j.contains("gpus") ? field<std::string>(j, "gpus", "all or GPU ordinals") : "all";
+  if (o.device != "cpu" && cuda_available()) o.gpus = parse_gpus(gpus);
+  if (j.contains("cache") && !j.at("cache").is_null())
+    r.store.cache = field<std::string>(j, "cache", "a folder or redis://...");
+  if (j.contains("journal") && !j.at("journal").is_null())
+    r.store.journal = field<std::string>(j, "journal", "a folder");
+  if (j.contains("resume")) r.store.resume = field<bool>(j, "resume", "true or false");
+  if (j.contains("force")) r.force = field<bool>(j, "force", "true or false");
+  if (j.contains("out") && !j.at("out").is_null()) {
+    r.out = field<std::string>(j, "out", "a file name");
+    check_output_path(r.out);
+  }
+  return r;
+}
+
+json study_request_json(const StudyRequest& r) {
+  json j;
+  const Grid& grid = *r.grid;
+  j["strategy"] = grid.strategy().name;
+  json axes = json::array();
+  for (const auto& axis : grid.axes())
+    axes.push_back({{"name", grid.strategy().params[axis.param].name}, {"values", axis.values}});
+  j["axes"] = axes;
+  j["base"] = grid.base();
+  json execution = json::object();
+  for (const auto& spec : execution_option_specs()) {
+    const std::string text = execution_option_text(r.execution, spec.name);
+    if (!text.empty()) execution[std::string(spec.name)] = text;
+  }
+  j["execution"] = execution;
+  const auto& o = r.ranking;
+  j["metric"] = o.metric;
+  j["top"] = o.top == SIZE_MAX ? json(nullptr) : json(o.top);
+  j["min_trades"] = o.min_trades;
+  j["threads"] = o.threads;
+  j["device"] = o.device;
+  j["gpus"] = gpus_text(o.gpus);
+  j["reference"] = o.reference;
+  j["cache"] = r.store.cache;
+  j["journal"] = r.store.journal.string();
+  j["resume"] = r.store.resume;
+  j["force"] = r.force;
+  if (!r.out.empty()) j["out"] = r.out.string();
+  return j;
+}
+
+struct RangeWorker::Impl {
+  StudyRequest request;
+  std::size_t symbol;
+  std::vector<std::string> names;
+  std::unique_ptr<Evaluator> evaluator;
+  std::unique_ptr<ResultCache> cache;
+  std::string cache_ns;
+};
+
+RangeWorker::RangeWorker(const json& request, Bars bars, std::size_t symbol, std::vector<std::string> names)
+    : impl_(new Impl{study_request(request, {std::move(bars)}), symbol, std::move(names), nullptr, nullptr, {}}) {
+  auto& w = *impl_;
+  if (symbol >= w.names.size()) throw ParamError(fmt::format("symbol {} of {}", symbol, w.names.size()));
+  const Bars& b = w.request.symbols.front();
+  if (!w.request.store.cache.empty()) {
+    w.cache = open_result_cache(w.request.store.cache);
+    w.cache_ns = cache_namespace(b, w.request.grid->strategy(), w.request.execution);
+  }
+  std::optional<tbb::global_control> limit;
+  if (w.request.ranking.threads > 0)
+    limit.emplace(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(w.request.ranking.threads));
+  w.evaluator = w.request.ranking.reference ? make_reference_evaluator(b, *w.request.grid, w.request.execution)
+                                            : make_evaluator(b, *w.request.grid, w.request.execution);
+}
+
+RangeWorker::~RangeWorker() = default;
+
+RangeOutcome RangeWorker::evaluate(std::uint64_t first, std::uint64_t count, bool rows) const {
+  const auto& w = *impl_;
+  const auto& o = w.request.ranking;
+  std::optional<tbb::global_control> limit;
+  if (o.threads > 0) limit.emplace(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(o.threads));
+  ChunkResults chunk = evaluate_range(*w.evaluator, *w.request.grid, first, count, w.cache.get(), w.cache_ns);
+  chunk.symbol = w.symbol;
+  RangeOutcome out{StudyState(w.names.size(), o.top, metric_index(o.metric), o.min_trades), {}};
+  out.state.add(chunk, w.request.symbols.front().size());
+  if (rows) out.rows = CsvResultSink(*w.request.grid, w.names, [](std::string_view) {}).format(chunk);
+  return out;
+}
+
+namespace {
+
+// The store a local run records into as it goes. With a cache, the shared cache itself, so that
+// every run resumes by running it again; with a journal, one private to this run (deleted when it
+// completes) that only `resume` reads.
+struct RunStore {
+  std::unique_ptr<ResultCache> cache;
+  std::filesystem::path journal;
+  std::string shown = "off";
+};
+
+RunStore open_store(const StudyRequest& r) {
+  RunStore store;
+  if (!r.store.cache.empty()) {
+    store.cache = open_result_cache(r.store.cache);
+    store.shown = store.cache->describe();
+  } else if (!r.store.journal.empty()) {
+    std::vector<std::string> namespaces;
+    for (const auto& bars : r.symbols) namespaces.push_back(cache_namespace(bars, r.grid->strategy(), r.execution));
+    store.journal = r.store.journal / run_journal_name(namespaces, *r.grid);
+    std::error_code ec;
+    if (!r.store.resume) std::filesystem::remove_all(store.journal, ec);  // a fresh run starts from nothing
+    store.cache = std::make_unique<ResultCache>(make_disk_backend(store.journal));
+    store.shown = "off (run journal " + store.journal.string() + ")";
+  }
+  return store;
+}
+
+void run_on(RangeExecutor& executor, const StudyRequest& r, AtomicFile* file, OptimizeResult& result) {
+  const Grid& grid = *r.grid;
+  const std::uint64_t size = std::max<std::uint64_t>(1, executor.task_size(grid.size()));
+  std::vector<RangeTask> tasks;
+  for (std::size_t s = 0; s < r.symbols.size(); ++s)
+    for (std::uint64_t first = 0; first < grid.size(); first += size)
+      tasks.push_back({s, first, std::min(size, grid.size() - first)});
+  StudyState total(r.symbols.size(), r.ranking.top, metric_index(r.ranking.metric), r.ranking.min_trades);
+  // Rows reach the file in grid order, whatever order the tasks finish in.
+  std::map<std::size_t, std::string> waiting;
+  std::size_t next = 0;
+  std::vector<std::uint8_t> seen(tasks.size());
+  executor.run(study_request_json(r), tasks, file != nullptr, [&](std::size_t i, RangeOutcome&& outcome) {
+    if (i >= tasks.size() || seen[i])
+      throw Error(fmt::format("{}: task {} reported twice or unknown", executor.name(), i));
+    seen[i] = 1;
+    total.combine(std::move(outcome.state));
+    if (!file) return;
+    waiting.emplace(i, std::move(outcome.rows));
+    for (auto it = waiting.find(next); it != waiting.end(); it = waiting.find(++next)) {
+      file->write(it->second);
+      waiting.erase(it);
+    }
+  });
+  if (std::find(seen.begin(), seen.end(), 0) != seen.end())
+    throw Error(fmt::format("{}: some tasks never reported", executor.name()));
+  require_some_valid(grid, total.valid());
+  std::move(total).finish(result);
+  result.combinations = grid.size();
+  result.evaluator = executor.name();
+}
+
+}  // namespace
+
+StudyOutcome run_study(const StudyRequest& r, RangeExecutor* executor) {
+  if (!r.grid) throw ParamError("a study needs a strategy and a grid");
+  r.execution.validate();
+  metric_index(r.ranking.metric);
+  StudyOutcome outcome;
+  {
+    // Before anything is allocated or written: what the study will take, refused when it cannot fit.
+    const bool disk_store = r.store.cache.empty() ? !r.store.journal.empty() && !executor : !is_redis(r.store.cache);
+    const std::filesystem::path store_dir =
+        !disk_store ? std::filesystem::path()
+                    : (r.store.cache.empty() ? r.store.journal : std::filesystem::path(r.store.cache));
+    const auto estimate =
+        estimate_study(r.symbols, *r.grid, r.execution, r.ranking.threads, !r.out.empty(), disk_store);
+    if (!r.force) require_study_fits(estimate, r.out, store_dir);
+    if (r.notice && (estimate.seconds > 60 || estimate.combinations > 100'000'000))
+      r.notice("estimate: " + estimate.describe());
+  }
+  std::unique_ptr<AtomicFile> file;
+  std::optional<CsvResultSink> sink;
+  if (!r.out.empty()) {
+    file = std::make_unique<AtomicFile>(r.out);
+    sink.emplace(*r.grid, symbol_names(r.symbols), [&](std::string_view text) { file->write(text); });
+    file->write(sink->header());
+  }
+  if (executor) {
+    // Workers anywhere reach only a cache every node reaches; a journal lives on this machine.
+    const auto start = std::chrono::steady_clock::now();
+    run_on(*executor, r, file.get(), outcome.result);
+    outcome.result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    outcome.store = r.store.cache.empty() ? "off" : redact_url(r.store.cache);
+    outcome.executor = executor->report();
+  } else {
+    RunStore store = open_store(r);
+    OptimizeOptions options = r.ranking;
+    options.cache = store.cache.get();
+    outcome.result = optimize(r.symbols, *r.grid, r.execution, options, sink ? &*sink : nullptr);
+    outcome.store = store.shown;
+    if (store.cache) outcome.store_rejected = store.cache->rejected() + store.cache->unreadable();
+    if (!store.journal.empty()) {
+      store.cache.reset();
+      std::error_code ec;
+      std::filesystem::remove_all(store.journal, ec);  // the run is complete: nothing left to resume
+    }
+  }
+  if (file) file->commit();
+  return outcome;
+}
+
+json metrics_json(const Metrics& m) {
+  json j = json::object();
+  const auto& table = metric_table();
+  for (std::size_t i = 0; i < table.size(); ++i) {
+    if (table[i].integer)
+      j[std::string(table[i].name)] = m.*table[i].integer;
+    else
+      j[std::string(table[i].name)] = m.*table[i].real;
+  }
+  return j;
+}
+
+json params_json(const Strategy& strategy, std::span<const double> values) {
+  json p = json::object();
+  for (std::size_t i = 0; i < strategy.params.size(); ++i) {
+    const auto& spec = strategy.params[i];
+    if (spec.type == ParamType::kBool)
+      p[spec.name] = values[i] != 0;
+    else if (spec.type == ParamType::kInt)
+      p[spec.name] = static_cast<long long>(values[i]);
+    else
+      p[spec.name] = values[i];
+  }
+  return p;
+}
+
+json ranked_json(const StudyRequest& r, const StudyOutcome& outcome) {
+  json out = json::array();
+  for (const auto& per_symbol : outcome.result.top)
+    for (const auto& c : per_symbol)
+      out.push_back({{"symbol", r.symbols[c.symbol].symbol},
+                     {"index", c.index},
+                     {"parameters", params_json(r.grid->strategy(), c.params)},
+                     {"metrics", metrics_json(c.metrics)}});
+  return out;
+}
+
+json study_summary_json(const StudyRequest& r, const StudyOutcome& outcome) {
+  const OptimizeResult& result = outcome.result;
+  json j;
+  j["combinations"] = result.combinations;
+  j["symbols"] = r.symbols.size();
+  j["valid"] = result.valid;
+  j["invalid"] = result.invalid;
+  j["computed"] = result.computed;
+  j["from_cache"] = result.from_cache;
+  j["seconds"] = result.seconds;
+  j["bar_combinations"] = result.bar_combinations;
+  j["combos_per_sec"] = result.seconds > 0 ? static_cast<double>(result.computed) / result.seconds : 0.0;
+  j["bar_combos_per_sec"] = result.seconds > 0 ? static_cast<double>(result.bar_combinations) / result.seconds : 0.0;
+  j["engine"] = result.evaluator;
+  j["device"] = result.device;
+  j["cache"] = outcome.store;
+  j["cache_rejected"] = outcome.store_rejected;
+  json best = json::array();
+  for (std::size_t s = 0; s < r.symbols.size(); ++s) {
+    if (s >= result.top.size() || result.top[s].empty()) {
+      best.push_back(nullptr);
+      continue;
+    }
+    const auto& top = result.top[s].front();
+    json b = metrics_json(top.metrics);
+    b["symbol"] = r.symbols[s].symbol;
+    b["parameters"] = params_json(r.grid->strategy(), top.params);
+    best.push_back(b);
+  }
+  j["best"] = r.symbols.size() == 1 ? best[0] : best;
+  for (const auto& [key, value] : outcome.executor.items()) j[key] = value;
+  return j;
+}
+
+std::string study_summary_text(const StudyRequest& r, const StudyOutcome& outcome) {
+  const OptimizeResult& result = outcome.result;
+  const Strategy& strategy = r.grid->strategy();
+  std::string out;
+  for (std::size_t s = 0; s < r.symbols.size() && s < result.top.size(); ++s) {
+    const auto& top = result.top[s];
+    out += fmt::format("{}: top {} by {}\n", r.symbols[s].symbol, top.size(), r.ranking.metric);
+    out += fmt::format("{:>4}  ", "rank");
+    for (const auto& p : strategy.params) out += fmt::format("{:>13} ", p.name);
+    out += fmt::format("{:>9} {:>11} {:>9} {:>7} {:>9}\n", "sharpe", "total_ret%", "max_dd%", "trades", "win%");
+    for (std::size_t i = 0; i < top.size(); ++i) {
+      const auto& c = top[i];
+      out += fmt::format("{:>4}  ", i + 1);
+      for (std::size_t p = 0; p < strategy.params.size(); ++p)
+        out += fmt::format("{:>13} ", format_param_value(strategy.params[p], c.params[p]));
+      out += fmt::format("{:>9.4f} {:>11.2f} {:>9.2f} {:>7} {:>9.2f}\n", c.metrics.sharpe, 100 * c.metrics.total_return,
+                         100 * c.metrics.max_drawdown, c.metrics.trades, 100 * c.metrics.win_rate);
+    }
+  }
+  out += fmt::format(
+      "{} combinations x {} symbols: {} valid, {} invalid (skipped), {} in {:.3f} s "
+      "({:.3g} combos/s, {:.3g} bar-combos/s; {} engine)\n",
+      result.combinations, r.symbols.size(), result.valid, result.invalid,
+      result.from_cache ? fmt::format("{} computed, {} from the cache,", result.computed, result.from_cache)
+                        : fmt::format("{} computed", result.computed),
+      result.seconds, result.seconds > 0 ? static_cast<double>(result.computed) / result.seconds : 0.0,
+      result.seconds > 0 ? static_cast<double>(result.bar_combinations) / result.seconds : 0.0, result.evaluator);
+  if (!r.out.empty()) out += fmt::format("results: {}\n", r.out.string());
+  return out;
+}
+
+std::string json_text(const json& value) {
+  const std::function<json(const json&)> finite = [&](const json& v) -> json {
+    if (v.is_number_float() && std::isinf(v.get<double>())) return v.get<double>() > 0 ? "inf" : "-inf";
+    if (v.is_object()) {
+      json out = json::object();
+      for (const auto& [k, item] : v.items()) out[k] = finite(item);
+      return out;
+    }
+    if (v.is_array()) {
+      json out = json::array();
+      for (const auto& item : v) out.push_back(finite(item));
+      return out;
+    }
+    return v;
+  };
+  return finite(value).dump(2);
+}
+
+}  // namespace gt
