@@ -75,13 +75,7 @@ def _as_bars(data: DataLike) -> list:
     if isinstance(data, _core.Bars):
         return [data]
     if isinstance(data, (str, os.PathLike)):
-        path = pathlib.Path(data)
-        if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".csv")
-            if not files:
-                raise ValueError(f"{path}: the folder holds no .csv file")
-            return [load(p) for p in files]
-        return [load(path)]
+        return _core.load_many([str(data)])  # a file, or every .csv (and .csv.gz) of a folder
     if is_frame(data):
         return [_from_frame(str(data.attrs.get("symbol", "data")), data)]
     if isinstance(data, Mapping):

@@ -1,17 +1,19 @@
 """Distributed grid optimization on Ray, with the seed system's API.
 
-The work is split into tasks of (symbol, range of grid indices); the market data is put into the
-object store once, as canonical CSV bytes that every task parses back to the same bits; tasks run
-the same C++ evaluator as the local engine and are retried by Ray when a worker or a node dies.
-The driver merges the ranges in grid order, so the results file is byte-identical to
-`gtrader optimize --out` and the ranking follows SPEC §6 (metric, then symbol, then grid index).
+Ray is an executor here: the library's study runner (the same one the CLI and gt.optimize use)
+splits the grid into tasks of (symbol, range of grid indices), and each task runs the library's
+range worker on a Ray worker and sends back its range's state (counts and best combinations, as
+bytes) and, when a results file is wanted, its rows. Ranking, the results file, the summary and
+the cache policy are the library's, so the file is byte-identical to `gtrader optimize --out`.
+The market data go into the object store once, as the columns of the validated bars; Ray retries
+a task when a worker or a node dies.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, NamedTuple, Optional, Union
@@ -20,11 +22,10 @@ import numpy as np
 
 from . import _core
 from .data import DataLike, as_bars
-from .engine import grid_specs
+from .engine import _json, study_request
 
 RAY_MISSING = ("Ray is not installed: install it with `pip install 'ray>=2.40'` "
                "(or `pip install 'gpt-trader[ray]'`); the local engine (gpt_trader.optimize) needs no Ray")
-METRICS = _core.metric_names()
 
 
 def _ray():
@@ -95,28 +96,6 @@ class RunReport:
     seconds: float = 0.0
 
 
-def _rank(metric_values, symbol_ids, indices, metric, trades, min_trades, top, final_equity):
-    """SPEC §6 order as in the C++ engine, per symbol (symbols in input order): ruined
-    combinations (final equity 0) last, better metric first (lower for max_drawdown), NaN last,
-    ties by grid index; `top` per symbol."""
-    value = metric_values.copy()
-    if metric != "max_drawdown":
-        value = -value
-    value = np.where(np.isnan(value), np.inf, value)
-    ruined = final_equity <= 0
-    keep = np.flatnonzero(trades >= min_trades)
-    order = keep[np.lexsort((indices[keep], value[keep], ruined[keep], symbol_ids[keep]))]
-    if top is None:
-        return order
-    ranks = np.zeros(len(order), dtype=np.int64)
-    if len(order):
-        starts = np.r_[True, symbol_ids[order][1:] != symbol_ids[order][:-1]]
-        group = np.cumsum(starts) - 1
-        first_of_group = np.flatnonzero(starts)
-        ranks = np.arange(len(order)) - first_of_group[group]
-    return order[ranks < top]
-
-
 class RayDistributedEngine:
     """The seed's engine: `initialize()`, `optimize_distributed(strategy, param_grid, data)`,
     `benchmark(...)`, `shutdown()`."""
@@ -181,70 +160,22 @@ class RayDistributedEngine:
         ranked combinations, symbol by symbol, best first (`top` per symbol, or all), and writes
         every combination's metrics to `out` exactly as the local engine does. `cache`:
         redis://... shared by every worker (or a folder every node can reach); None: no cache."""
+        request = study_request(strategy, param_grid, fixed=fixed, metric=metric, top=top, min_trades=min_trades,
+                                threads=1, out=out, cache=cache, **options)
+        outcome = self.run_study(as_bars(data), request, workers=workers)
+        return [OptimizationResult(symbol=t["symbol"], parameters=t["parameters"], metrics=t["metrics"],
+                                   index=t["index"]) for t in outcome["top"]]
+
+    def run_study(self, symbols: list, request: dict, workers: Optional[int] = None) -> dict:
+        """The library's study runner with this cluster as its executor: the summary, the ranked
+        combinations ("top"), and the summary as text and JSON ("text", "json_text")."""
         if self._ray is None:
             self.initialize()
-        ray = self._ray
-        if metric not in METRICS:
-            raise ValueError(f"unknown metric '{metric}' (allowed: {', '.join(METRICS)})")
-        specs = grid_specs(param_grid) if not isinstance(param_grid, list) else list(param_grid)
-        fixed = dict(fixed or {})
-        size = _core.grid_size(strategy, specs, fixed)  # validates the grid before any work
-        symbols = as_bars(data)
-        names = [b.symbol for b in symbols]
-        concurrency = workers or self.num_workers
-        # About four tasks per worker per symbol, and none so small that the scheduler's ~5 ms per
-        # task would cost more than a few percent.
-        chunk = self.config.chunk_size or max(100_000, math.ceil(size / (4 * concurrency)))
-
-        started = time.perf_counter()
-        payloads = [ray.put(_core.bars_to_csv(b)) for b in symbols]  # once; shared by every task
-        counter = self._attempt_counter()
-        task = _remote().evaluate_range.options(max_retries=self.config.max_retries, retry_exceptions=True)
-        ranges = [(s, first, min(chunk, size - first)) for s in range(len(symbols)) for first in range(0, size, chunk)]
-        # Each task ranks its own range and sends back its best `top` (the overall best are among
-        # the ranges' best) and, when a results file is wanted, its rows as CSV text.
-        request = {"metric": metric, "top": top, "min_trades": min_trades, "csv": out is not None,
-                   "symbols": names, "cache": cache}
-        pending, results, nodes = [], {}, set()
-        queue = list(ranges)
-        while queue or pending:
-            while queue and len(pending) < concurrency:  # `workers` tasks at a time, exactly
-                s, first, count = queue.pop(0)
-                pending.append(task.remote(payloads[s], strategy, specs, fixed, options, s, first, count, request,
-                                           counter))
-            done, pending = ray.wait(pending, num_returns=1)
-            result = ray.get(done[0])
-            results[(result["symbol"], result["first"])] = result
-            nodes.add(result["node"])
-        attempts = ray.get(counter.total.remote())
-
-        if out is not None:
-            header = _core.format_results(strategy, specs, fixed, names, 0, 0, np.zeros(0), np.zeros((0, len(_schema(strategy)))),
-                                          np.zeros((0, len(METRICS))), header=True)
-            _core.write_file_atomically(str(out), header + "".join(results[(s, f)]["csv"] for s, f, _ in ranges))
-
-        keys = [(s, f) for s, f, _ in ranges]
-        params = np.concatenate([results[k]["params"] for k in keys])
-        metrics = np.concatenate([results[k]["metrics"] for k in keys])
-        symbol_ids = np.concatenate([results[k]["symbol_ids"] for k in keys])
-        indices = np.concatenate([results[k]["indices"] for k in keys])
-        m = METRICS.index(metric)
-        order = _rank(metrics[:, m], symbol_ids, indices, metric, metrics[:, METRICS.index("trades")], min_trades, top,
-                      metrics[:, METRICS.index("final_equity")])
-        valid_count = sum(results[k]["valid"] for k in keys)
-        from_cache = sum(results[k]["from_cache"] for k in keys)
-        bar_combinations = sum(len(symbols[k[0]]) * (results[k]["valid"] - results[k]["from_cache"]) for k in keys)
-        self.last_run = RunReport(tasks=len(ranges), attempts=attempts, retries=attempts - len(ranges),
-                                  nodes=sorted(nodes), seconds=time.perf_counter() - started)
-        self.last_summary = {"combinations": size, "symbols": len(symbols), "valid": valid_count,
-                             "invalid": size * len(symbols) - valid_count, "computed": valid_count - from_cache,
-                             "from_cache": from_cache, "seconds": self.last_run.seconds,
-                             "combos_per_sec": (valid_count - from_cache) / self.last_run.seconds,
-                             "bar_combos_per_sec": bar_combinations / self.last_run.seconds, "engine": "ray",
-                             "tasks": len(ranges), "retries": self.last_run.retries, "nodes": len(nodes)}
-        schema = _schema(strategy)
-        return [OptimizationResult(symbol=names[int(symbol_ids[i])], parameters=_params(schema, params[i]),
-                                   metrics=_metrics(metrics[i]), index=int(indices[i])) for i in order]
+        executor = _RayExecutor(self, symbols, workers or self.num_workers)
+        outcome = _core.run_study(symbols, _json(request), executor)
+        self.last_run = executor.run_report
+        self.last_summary = {k: v for k, v in outcome.items() if k not in ("top", "text", "json_text")}
+        return outcome
 
     # -- measurement -----------------------------------------------------------------------
     def benchmark(self, data: DataLike, strategy: str = "ma_cross", sizes=(24000, 240000, 1440000),
@@ -282,26 +213,61 @@ class RayDistributedEngine:
         return {"results": rows, "task_overhead_seconds": (time.perf_counter() - start) / 200}
 
 
-def _schema(strategy):
-    return next(s for s in _core.strategies() if s["name"] == strategy)["params"]
+class _RayExecutor:
+    """The library's RangeExecutor on Ray: runs the runner's tasks, `workers` at a time."""
+
+    def __init__(self, engine: "RayDistributedEngine", symbols: list, workers: int):
+        self.engine, self.symbols, self.workers = engine, symbols, workers
+        self.run_report = RunReport()
+
+    def name(self) -> str:
+        return "ray"
+
+    def task_size(self, grid_size: int) -> int:
+        # About four tasks per worker per symbol, and none so small that the scheduler's ~5 ms per
+        # task would cost more than a few percent.
+        return self.engine.config.chunk_size or max(100_000, math.ceil(grid_size / (4 * self.workers)))
+
+    def run(self, request: str, tasks: list, rows: bool):
+        ray = self.engine._ray
+        # A task holds one CPU (num_cpus=1), so its worker builds and evaluates on one thread.
+        request = json.dumps({**json.loads(request), "threads": 1})
+        started = time.perf_counter()
+        names = [b.symbol for b in self.symbols]
+        # Once per symbol, shared by every task: the validated columns, and a digest that tells a
+        # worker whether the evaluator it keeps is this study's.
+        payloads = [ray.put(_columns(b)) for b in self.symbols]
+        digests = [hashlib.blake2b(request.encode() + b.symbol.encode() + np.asarray(b.time).tobytes()
+                                   + np.asarray(b.close).tobytes(), digest_size=16).hexdigest() for b in self.symbols]
+        counter = self.engine._attempt_counter()
+        task = _remote().evaluate_range.options(max_retries=self.engine.config.max_retries, retry_exceptions=True)
+        queue, pending, nodes = list(enumerate(tasks)), {}, set()
+        while queue or pending:
+            while queue and len(pending) < self.workers:  # `workers` tasks at a time, exactly
+                i, (s, first, count) = queue.pop(0)
+                pending[task.remote(request, payloads[s], digests[s], s, names, first, count, rows, counter)] = i
+            done, _ = ray.wait(list(pending), num_returns=1)
+            i = pending.pop(done[0])
+            result = ray.get(done[0])
+            nodes.add(result["node"])
+            yield i, result["state"], result["rows"]
+        attempts = ray.get(counter.total.remote())
+        self.run_report = RunReport(tasks=len(tasks), attempts=attempts, retries=attempts - len(tasks),
+                                    nodes=sorted(nodes), seconds=time.perf_counter() - started)
+
+    def report(self) -> dict:
+        r = self.run_report
+        return {"tasks": r.tasks, "retries": r.retries, "nodes": len(r.nodes)}
 
 
-def _params(schema, values):
-    out = {}
-    for spec, v in zip(schema, values):
-        out[spec["name"]] = bool(v) if spec["type"] == "bool" else int(v) if spec["type"] == "int" else float(v)
-    return out
+def _columns(bars) -> dict:
+    return {"symbol": bars.symbol, "intraday": bars.intraday, "time": np.asarray(bars.time),
+            **{c: np.asarray(getattr(bars, c)) for c in ("open", "high", "low", "close", "volume")}}
 
 
-def _metrics(values):
-    out = dict(zip(METRICS, (float(v) for v in values)))
-    out["trades"] = int(out["trades"])
-    return out
-
-
-# Per worker process: the evaluator of the study it last worked on (indicators and tables are
+# Per worker process: the range worker of the study it last worked on (indicators and tables are
 # built once per worker, not once per task).
-_WORKER_EVALUATOR: dict = {}
+_WORKER: dict = {}
 
 
 def _define_remote():
@@ -324,32 +290,16 @@ def _define_remote():
             return self.count
 
     @ray.remote(num_cpus=1)
-    def evaluate_range(payload, strategy, specs, fixed, options, symbol_index, first, count, request, counter):
+    def evaluate_range(request, columns, digest, symbol_index, names, first, count, rows, counter):
         ray.get(counter.begin.remote())
-        symbol = request["symbols"][symbol_index]
-        key = (hashlib.blake2b(payload, digest_size=16).digest(), symbol, strategy, tuple(specs),
-               tuple(sorted(fixed.items())), tuple(sorted(options.items())), request["cache"])
-        evaluator = _WORKER_EVALUATOR.get(key)
-        if evaluator is None:  # this worker's first range of this study: build once, keep for the next
-            _WORKER_EVALUATOR.clear()
-            bars = _core.parse_csv(payload, f"{symbol}.csv")
-            evaluator = _WORKER_EVALUATOR[key] = _core.RangeEvaluator(bars, strategy, specs, fixed, options, threads=1,
-                                                                      cache=request["cache"])
-        valid, params, metrics, from_cache = evaluator.evaluate_range(first, count)
-        csv = ""
-        if request["csv"]:
-            csv = _core.format_results(strategy, specs, fixed, request["symbols"], symbol_index, first, valid, params,
-                                       metrics)
-        keep = valid.astype(bool)
-        indices = np.arange(first, first + count)[keep]
-        params, metrics = params[keep], metrics[keep]
-        symbol_ids = np.full(len(indices), symbol_index)
-        best = _rank(metrics[:, METRICS.index(request["metric"])], symbol_ids, indices, request["metric"],
-                     metrics[:, METRICS.index("trades")], request["min_trades"], request["top"],
-                     metrics[:, METRICS.index("final_equity")])
-        return {"symbol": symbol_index, "first": first, "valid": int(keep.sum()), "from_cache": from_cache, "csv": csv,
-                "params": params[best], "metrics": metrics[best], "symbol_ids": symbol_ids[best],
-                "indices": indices[best], "node": ray.get_runtime_context().get_node_id()}
+        worker = _WORKER.get(digest)
+        if worker is None:  # this worker's first range of this study: build once, keep for the next
+            _WORKER.clear()
+            bars = _core.bars_from_arrays(columns["symbol"], columns["time"], columns["open"], columns["high"],
+                                          columns["low"], columns["close"], columns["volume"], columns["intraday"])
+            worker = _WORKER[digest] = _core.RangeWorker(request, bars, symbol_index, names)
+        state, text = worker.evaluate(first, count, rows)
+        return {"state": state, "rows": text, "node": ray.get_runtime_context().get_node_id()}
 
     @ray.remote(num_cpus=0)
     def noop():

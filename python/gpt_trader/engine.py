@@ -1,6 +1,7 @@
 """The local engine: indicators, backtests and grid optimization on this machine's cores."""
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
@@ -12,17 +13,28 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-# The execution options every backtest and optimization takes (docs/SEMANTICS.md "Fills and costs"),
-# with what each accepts: checked here so that a wrong type is a TypeError naming the argument.
-EXECUTION_OPTIONS = {
-    "fill": ("'next_open' or 'close'", lambda v: isinstance(v, str)),
-    "commission": ("a number", lambda v: _is_number(v)),
-    "slippage_bps": ("a number", lambda v: _is_number(v)),
-    "size": ("a number", lambda v: _is_number(v)),
-    "allow_short": ("True or False", lambda v: isinstance(v, (bool, np.bool_))),
-    "cash": ("a number", lambda v: _is_number(v)),
-    "periods_per_year": ("a number or None", lambda v: v is None or _is_number(v)),
+# The execution options every backtest and optimization takes, from the library's one declaration
+# of them (docs/SEMANTICS.md "Fills and costs"): checked here so that a wrong type is a TypeError
+# naming the argument; their values are then read by the library's parser.
+_ACCEPTS = {
+    "choice": (lambda spec: " or ".join(repr(c) for c in spec["choices"].split(",")), lambda v: isinstance(v, str)),
+    "number": (lambda spec: "a number", lambda v: _is_number(v)),
+    "optional_number": (lambda spec: "a number or None", lambda v: v is None or _is_number(v)),
+    "flag": (lambda spec: "True or False", lambda v: isinstance(v, (bool, np.bool_))),
 }
+EXECUTION_OPTIONS = {spec["name"]: (_ACCEPTS[spec["kind"]][0](spec), _ACCEPTS[spec["kind"]][1], spec)
+                     for spec in _core.execution_options()}
+
+
+def execution_options_doc() -> str:
+    """The execution keyword arguments as documentation lines (made from the same declaration)."""
+    return "\n".join(f"{name}: {spec['help']} (default {spec['default'] or 'inferred'})"
+                      for name, (_, _, spec) in EXECUTION_OPTIONS.items())
+
+
+def _json(value) -> str:
+    """JSON text for the library, NumPy scalars as the Python numbers they hold."""
+    return json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v))
 
 
 def _is_number(value) -> bool:
@@ -33,7 +45,7 @@ def _checked_options(options: Mapping[str, Any]) -> dict:
     for name, value in options.items():
         if name not in EXECUTION_OPTIONS:
             raise TypeError(f"unknown argument {name!r} (execution options: {', '.join(EXECUTION_OPTIONS)})")
-        accepted, ok = EXECUTION_OPTIONS[name]
+        accepted, ok, _ = EXECUTION_OPTIONS[name]
         if not ok(value):
             raise TypeError(f"{name} must be {accepted}, not {type(value).__name__} {value!r}")
     return dict(options)
@@ -107,13 +119,35 @@ def backtest(data: DataLike, strategy: str = "ma_cross", params: Mapping[str, An
     options = _checked_options(options)
     results = {}
     for bars in as_bars(data):
-        r = _core.backtest(bars, strategy, params, options)
+        r = _core.backtest(bars, strategy, _json(params), _json(options))
         index = pd.to_datetime(np.asarray(bars.time), unit="s")
         trades = pd.DataFrame(r["trades"])
         results[bars.symbol] = {"metrics": r["metrics"], "parameters": r["parameters"], "trades": trades,
                                 "equity": pd.Series(r["equity"], index=index, name="equity"),
                                 "position": pd.Series(r["position"], index=index, name="position")}
     return results
+
+
+def study_request(strategy: str, param_grid, *, fixed=None, metric="sharpe", top=10, min_trades=0, threads=0,
+                  out=None, cache=None, device="cpu", gpus="all", force=False, **options) -> dict:
+    """The library's study request (docs/SEMANTICS.md "Studies") from the keyword arguments that
+    optimize() and RayDistributedEngine take, their types checked here by name."""
+    if isinstance(param_grid, list):
+        grid = [str(item) for item in param_grid]
+    elif isinstance(param_grid, Mapping):
+        grid = grid_specs(param_grid)
+    else:
+        raise TypeError(f"param_grid must be a dict such as {{'fast': range(5, 20), 'slow': '20:49'}}, not "
+                        f"{type(param_grid).__name__} {param_grid!r}")
+    request = {"strategy": strategy, "grid": grid, "fixed": _checked_params(fixed, "fixed"), "metric": metric,
+               "top": None if top is None else _checked_count("top", top),
+               "min_trades": _checked_count("min_trades", min_trades), "threads": _checked_count("threads", threads),
+               "device": device, "gpus": gpus, "force": bool(force), "execution": _checked_options(options)}
+    if out is not None:
+        request["out"] = str(out)
+    if cache is not None:
+        request["cache"] = str(cache)
+    return request
 
 
 def optimize(data: DataLike, strategy: str, param_grid: Mapping[str, Any], *, fixed: Mapping[str, Any] | None = None,
@@ -126,18 +160,17 @@ def optimize(data: DataLike, strategy: str, param_grid: Mapping[str, Any], *, fi
     `device`: "cpu", "cuda" (the GPU engine; fails when none is usable) or "auto" (CUDA when a GPU
     is present); `gpus`: "all" or ordinals such as "0,1". The summary's `device` says which ran.
     A study whose estimated memory or disk use exceeds what the machine has free is refused (a
-    ValueError saying what and how much) unless `force`."""
+    ValueError saying what and how much) unless `force`. The execution options are keyword
+    arguments (see execution_options_doc())."""
     import pandas as pd
 
     if not isinstance(param_grid, Mapping):
         raise TypeError(f"param_grid must be a dict such as {{'fast': range(5, 20), 'slow': '20:49'}}, not "
                         f"{type(param_grid).__name__} {param_grid!r}")
-    top, min_trades, threads = (_checked_count("top", top), _checked_count("min_trades", min_trades),
-                                _checked_count("threads", threads))
-    fixed = _checked_params(fixed, "fixed")
-    options = _checked_options(options)
-    summary = _core.optimize(as_bars(data), strategy, grid_specs(param_grid), fixed, options,
-                             metric=metric, top=top, min_trades=min_trades, threads=threads, out=out, cache=cache,
-                             device=device, gpus=gpus, force=force)
+    request = study_request(strategy, param_grid, fixed=fixed, metric=metric, top=top, min_trades=min_trades,
+                            threads=threads, out=out, cache=cache, device=device, gpus=gpus, force=force, **options)
+    summary = _core.run_study(as_bars(data), _json(request))
+    for key in ("text", "json_text"):
+        summary.pop(key)
     rows = [{"symbol": t["symbol"], **t["parameters"], **t["metrics"]} for t in summary.pop("top")]
     return pd.DataFrame(rows), summary

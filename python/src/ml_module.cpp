@@ -8,6 +8,7 @@
 
 #include <cmath>
 
+#include "bindings.hpp"
 #include "gt/error.hpp"
 #include "gt/ml.hpp"
 #include "owned_array.hpp"
@@ -137,6 +138,8 @@ nb::dict report_dict(const ml::TrainReport& r) {
 
 }  // namespace
 
+namespace gt_python {
+
 void bind_ml(nb::module_& m) {
   m.def("torch_available", &ml::torch_available, "Whether this build has LibTorch (the signal models).");
   m.def(
@@ -244,3 +247,5 @@ void bind_ml(nb::module_& m) {
           },
           "bars"_a, "precision"_a = "fp32");
 }
+
+}  // namespace gt_python

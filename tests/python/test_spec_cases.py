@@ -108,13 +108,22 @@ def ray_results(cases, tmp_root):
     script = r"""
 import json, sys
 import gpt_trader as gt
-from gpt_trader.cli import main
+kinds = {o["name"]: o["kind"] for o in gt._core.execution_options()}
+def keyword_options(flags):  # the case's command-line flags as the Python keyword arguments
+    options, i = {}, 0
+    while i < len(flags):
+        name = flags[i][2:].replace("-", "_")
+        if kinds[name] == "flag":
+            options[name], i = True, i + 1
+            continue
+        options[name] = flags[i + 1] if kinds[name] == "choice" else float(flags[i + 1])
+        i += 2
+    return options
 jobs = json.loads(sys.stdin.read())
-for job in jobs:
-    argv = ["optimize", "--data", job["data"], "--strategy", job["strategy"], "--workers", "2", "--no-cache",
-            "--out", job["out"]]
-    argv += sum([["--grid", f"{k}={v}"] for k, v in job["grid"].items()], [])
-    main(argv + job["options"])
+with gt.RayDistributedEngine(gt.DistributedConfig(num_workers=2)) as engine:
+    for job in jobs:
+        engine.optimize_distributed(job["strategy"], job["grid"], job["data"], out=job["out"],
+                                    **keyword_options(job["options"]))
 """
     proc = subprocess.run([sys.executable, "-c", script], input=json.dumps(jobs), capture_output=True, text=True,
                           cwd=ROOT, timeout=600)

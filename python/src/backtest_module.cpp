@@ -1,0 +1,128 @@
+// The metric table, the execution options' declaration, the strategies and one backtest.
+#include <nanobind/stl/string.h>
+
+#include <cmath>
+
+#include "bindings.hpp"
+#include "gt/backtest.hpp"
+#include "gt/ml.hpp"
+#include "gt/strategy.hpp"
+#include "gt/study.hpp"
+#include "owned_array.hpp"
+
+namespace gt_python {
+using namespace nb::literals;
+
+namespace {
+
+// Trades as columns (NaN where an open trade has no exit yet).
+nb::dict trade_columns(const std::vector<gt::Trade>& trades) {
+  std::vector<double> entry_bar, exit_bar, side, entry_price, exit_price, units, pnl, ret, bars_held, open;
+  const double none = std::nan("");
+  for (const auto& t : trades) {
+    entry_bar.push_back(static_cast<double>(t.entry_bar));
+    exit_bar.push_back(t.open ? none : static_cast<double>(t.exit_bar));
+    side.push_back(t.side);
+    entry_price.push_back(t.entry_price);
+    exit_price.push_back(t.open ? none : t.exit_price);
+    units.push_back(t.units);
+    pnl.push_back(t.open ? none : t.pnl);
+    ret.push_back(t.open ? none : t.ret);
+    bars_held.push_back(static_cast<double>(t.bars_held));
+    open.push_back(t.open);
+  }
+  nb::dict d;
+  d["entry_bar"] = owned_array(std::move(entry_bar));
+  d["exit_bar"] = owned_array(std::move(exit_bar));
+  d["side"] = owned_array(std::move(side));
+  d["entry_price"] = owned_array(std::move(entry_price));
+  d["exit_price"] = owned_array(std::move(exit_price));
+  d["units"] = owned_array(std::move(units));
+  d["pnl"] = owned_array(std::move(pnl));
+  d["return"] = owned_array(std::move(ret));
+  d["bars_held"] = owned_array(std::move(bars_held));
+  d["open"] = owned_array(std::move(open));
+  return d;
+}
+
+}  // namespace
+
+void bind_backtest(nb::module_& m) {
+  m.def("metric_table", [] {
+    nb::list out;
+    for (const auto& info : gt::metric_table()) {
+      nb::dict d;
+      d["name"] = std::string(info.name);
+      d["higher_is_better"] = info.higher_is_better;
+      d["integer"] = info.integer != nullptr;
+      d["description"] = std::string(info.description);
+      out.append(d);
+    }
+    return out;
+  });
+  m.def("metric_names", &gt::metric_names);
+  m.def("execution_options", [] {
+    nb::list out;
+    static constexpr const char* kKinds[] = {"choice", "number", "optional_number", "flag"};
+    for (const auto& spec : gt::execution_option_specs()) {
+      nb::dict d;
+      d["name"] = std::string(spec.name);
+      d["kind"] = kKinds[static_cast<int>(spec.kind)];
+      d["default"] = std::string(spec.default_text);
+      d["choices"] = std::string(spec.choices);
+      d["help"] = std::string(spec.help);
+      out.append(d);
+    }
+    return out;
+  });
+  m.def("strategies", [] {
+    nb::list out;
+    for (const auto& s : gt::strategies()) {
+      nb::list params;
+      for (const auto& p : s.params) {
+        nb::dict d;
+        d["name"] = p.name;
+        d["type"] = std::string(gt::param_type_name(p.type));
+        d["min"] = p.min;
+        d["max"] = p.max;
+        d["default"] = p.default_value;
+        d["help"] = p.help;
+        params.append(d);
+      }
+      nb::dict d;
+      d["name"] = s.name;
+      d["description"] = s.description;
+      d["version"] = s.code_version;
+      d["params"] = params;
+      out.append(d);
+    }
+    return out;
+  });
+  m.def(
+      "backtest",
+      [](const gt::Bars& bars, const std::string& strategy, const std::string& params, const std::string& options) {
+        auto given = gt::assignments(from_text(params));
+        const gt::Strategy s = gt::ml::resolve_strategy(strategy, given);
+        const gt::ParamValues values = gt::parse_params(s, given);
+        const gt::ExecutionOptions o = gt::execution_options(from_text(options));
+        s.require_enough_bars(bars, values);
+        gt::BacktestResult r;
+        {
+          nb::gil_scoped_release release;
+          std::vector<std::uint8_t> signals(bars.size());
+          gt::SeriesCache cache;
+          s.signals(bars, values, signals, cache);
+          r = gt::run_backtest(bars, signals, o);
+        }
+        nb::dict out;
+        out["metrics"] = to_python(gt::metrics_json(r.metrics));
+        out["parameters"] = to_python(gt::params_json(s, values));
+        out["trades"] = trade_columns(r.trades);
+        out["equity"] = owned_array(std::move(r.equity));
+        out["position"] = owned_array(std::move(r.position));
+        return out;
+      },
+      "bars"_a, "strategy"_a, "params"_a, "options"_a);
+}
+
+}  // namespace gt_python

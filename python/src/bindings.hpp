@@ -1,0 +1,31 @@
+// gpt_trader._core is laid out as the engine is: one file of bindings per area of the library,
+// each entry a few lines that call it. This header is what they share.
+#pragma once
+
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace gt_python {
+
+namespace nb = nanobind;
+
+using InDoubles = nb::ndarray<const double, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+using InInt64 = nb::ndarray<const std::int64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+
+// A library JSON value as Python objects (numbers keep their kind; infinities stay floats).
+nb::object to_python(const nlohmann::ordered_json& value);
+// JSON text from Python (the package's json.dumps) as the library's JSON.
+nlohmann::ordered_json from_text(const std::string& text);
+
+void bind_data(nb::module_& m);        // data_module.cpp: Bars, loading, validation
+void bind_indicators(nb::module_& m);  // indicators_module.cpp
+void bind_backtest(nb::module_& m);    // backtest_module.cpp: metrics, options, strategies, backtests
+void bind_optimize(nb::module_& m);    // optimize_module.cpp: studies, range workers, GPUs
+void bind_cache(nb::module_& m);       // cache_module.cpp
+void bind_ml(nb::module_& m);          // ml_module.cpp: datasets and signal models
+
+}  // namespace gt_python

@@ -1,0 +1,105 @@
+// Studies: the library's one runner, with Python executors (Ray) for distributed runs, and the
+// worker that evaluates a range of one symbol's grid inside a task.
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
+#include <nanobind/stl/vector.h>
+
+#include <optional>
+
+#include "bindings.hpp"
+#include "gt/gpu.hpp"
+#include "gt/study.hpp"
+
+namespace gt_python {
+using namespace nb::literals;
+
+namespace {
+
+// A Python object with name(), task_size(n), run(request_json, tasks, rows) yielding
+// (task, state_bytes, rows_text), and report() -> dict, as the library's RangeExecutor.
+class PythonExecutor final : public gt::RangeExecutor {
+ public:
+  explicit PythonExecutor(nb::object executor) : executor_(std::move(executor)) {}
+  std::string name() const override {
+    nb::gil_scoped_acquire gil;
+    return nb::cast<std::string>(executor_.attr("name")());
+  }
+  std::uint64_t task_size(std::uint64_t grid_size) override {
+    nb::gil_scoped_acquire gil;
+    return nb::cast<std::uint64_t>(executor_.attr("task_size")(grid_size));
+  }
+  void run(const nlohmann::ordered_json& request, std::span<const gt::RangeTask> tasks, bool rows,
+           const std::function<void(std::size_t, gt::RangeOutcome&&)>& done) override {
+    nb::gil_scoped_acquire gil;
+    nb::list list;
+    for (const auto& t : tasks) list.append(nb::make_tuple(t.symbol, t.first, t.count));
+    for (nb::handle item : executor_.attr("run")(request.dump(), list, rows)) {
+      const auto [task, state, text] = nb::cast<std::tuple<std::size_t, nb::bytes, std::string>>(item);
+      done(task, {gt::StudyState::deserialize(std::string_view(state.c_str(), state.size())), text});
+    }
+  }
+  nlohmann::ordered_json report() const override {
+    nb::gil_scoped_acquire gil;
+    return from_text(nb::cast<std::string>(nb::module_::import_("json").attr("dumps")(executor_.attr("report")())));
+  }
+
+ private:
+  nb::object executor_;
+};
+
+}  // namespace
+
+void bind_optimize(nb::module_& m) {
+  m.def(
+      "cuda_available", [] { return gt::cuda_available(); },
+      "True when this build has the CUDA engine and a GPU is visible.");
+  m.def("cuda_devices", &gt::cuda_devices, "The visible GPUs, or why there are none.");
+  m.def(
+      "run_study",
+      [](std::vector<gt::Bars> symbols, const std::string& request, nb::object executor) {
+        const gt::StudyRequest r = gt::study_request(from_text(request), std::move(symbols));
+        std::optional<PythonExecutor> remote;
+        if (!executor.is_none()) remote.emplace(executor);
+        gt::StudyOutcome outcome;
+        {
+          nb::gil_scoped_release release;
+          outcome = gt::run_study(r, remote ? &*remote : nullptr);
+        }
+        const nlohmann::ordered_json summary = gt::study_summary_json(r, outcome);
+        nb::dict out = nb::cast<nb::dict>(to_python(summary));
+        out["top"] = to_python(gt::ranked_json(r, outcome));
+        out["text"] = gt::study_summary_text(r, outcome);
+        out["json_text"] = gt::json_text(summary);
+        return out;
+      },
+      "symbols"_a, "request"_a, "executor"_a = nb::none(),
+      "Runs a study (a JSON request: docs/SEMANTICS.md \"Studies\") here, or on `executor`.");
+  m.def(
+      "grid_size", [](const std::string& request) { return gt::study_request(from_text(request), {}).grid->size(); },
+      "request"_a);
+  nb::class_<gt::RangeWorker>(m, "RangeWorker", "One symbol's evaluator of a study, built once for many ranges")
+      .def(
+          "__init__",
+          [](gt::RangeWorker* self, const std::string& request, const gt::Bars& bars, std::size_t symbol,
+             const std::vector<std::string>& names) {
+            const nlohmann::ordered_json parsed = from_text(request);
+            nb::gil_scoped_release release;
+            new (self) gt::RangeWorker(parsed, bars, symbol, names);
+          },
+          "request"_a, "bars"_a, "symbol"_a, "names"_a)
+      .def(
+          "evaluate",
+          [](const gt::RangeWorker& worker, std::uint64_t first, std::uint64_t count, bool rows) {
+            std::string state, text;
+            {
+              nb::gil_scoped_release release;
+              gt::RangeOutcome outcome = worker.evaluate(first, count, rows);
+              state = outcome.state.serialize();
+              text = std::move(outcome.rows);
+            }
+            return nb::make_tuple(nb::bytes(state.data(), state.size()), text);
+          },
+          "first"_a, "count"_a, "rows"_a);
+}
+
+}  // namespace gt_python
