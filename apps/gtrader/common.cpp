@@ -50,6 +50,7 @@ CLI::Validator output_file() {
 }
 
 std::string flag_of(std::string_view parameter) {
+  if (parameter == "fixed") return "--param";  // the grid's fixed values are --param NAME=VALUE here
   std::string flag = "--" + std::string(parameter);
   std::replace(flag.begin(), flag.end(), '_', '-');
   return flag;

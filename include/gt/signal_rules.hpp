@@ -38,4 +38,27 @@ inline bool is_at_or_above(double a, double b) {
   return !std::isnan(a) && !std::isnan(b) && !is_below(a, b);
 }
 
+// The crossing rule (docs/SEMANTICS.md "ma_cross"), the one definition every engine uses: an
+// event at a bar that is in state `now` (say above) after a bar in state `before` (defined and at
+// or below). For a word of bars at once, bit j a bar and bit j - 1 the bar before it; `carry` is
+// the `before` state of the bar ahead of bit 0. One bar: now and carry as 0/1, before 0.
+template <class Word>
+GT_HOST_DEVICE constexpr Word cross_event_bits(Word now, Word before, Word carry) {
+  return static_cast<Word>(now & static_cast<Word>(static_cast<Word>(before << 1) | carry));
+}
+GT_HOST_DEVICE constexpr bool crosses(bool now, bool before_previous_bar) {
+  return cross_event_bits<unsigned>(now, 0u, before_previous_bar) != 0;
+}
+
+// ma_cross's parameters, decoded once from their schema order (strategy.cpp's ma_cross entry,
+// whose order a test checks against kMaCrossParamNames), for every engine.
+struct MaCrossParams {
+  int fast, slow, ma_type;
+  bool volume_filter;
+};
+inline constexpr const char* kMaCrossParamNames[] = {"fast", "slow", "ma_type", "volume_filter"};
+GT_HOST_DEVICE inline MaCrossParams decode_ma_cross(const double* p) {
+  return {static_cast<int>(p[0]), static_cast<int>(p[1]), static_cast<int>(p[2]), p[3] != 0};
+}
+
 }  // namespace gt

@@ -49,6 +49,9 @@ struct Constraint {
   std::function<std::string(std::span<const double>)> explain;
 };
 
+// The grid engine a strategy's grids can run on, declared by the strategy (not found by its name).
+enum class GridEngine { kReference, kMaCross };
+
 struct Strategy {
   std::string name;
   std::string description;
@@ -59,8 +62,14 @@ struct Strategy {
   std::function<void(const Bars&, const ParamValues&, std::span<std::uint8_t>, SeriesCache&)> signals;
   // The first bar on which a signal can occur (its indicators' lookback); empty: 0.
   std::function<std::size_t(const ParamValues&)> first_signal_bar;
+  GridEngine grid_engine = GridEngine::kReference;
+  // Signals read from a trained model whose file this parameter names (empty: from rules). Such a
+  // strategy has no `signals` until the model is loaded (ml::resolve_strategy).
+  std::string model_parameter;
 
   std::size_t index_of(std::string_view param) const;  // throws ParamError when unknown
+  // Throws ParamError saying which model file to give when the signals come from one not loaded.
+  void require_signals() const;
   ParamValues defaults() const;
   // Range, type and constraint check; throws ParamError naming the parameter and its valid range.
   void validate(const ParamValues& values) const;

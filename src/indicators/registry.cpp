@@ -116,14 +116,15 @@ const std::vector<Entry>& table() {
   return entries;
 }
 
-std::string accepted(unsigned mask) {
+// The argument names a mask holds, as the library (and Python) calls them.
+std::vector<std::string> argument_names(unsigned mask) {
   static constexpr std::pair<unsigned, std::string_view> kNames[] = {
-      {kPeriod, "--period"}, {kFast, "--fast"},   {kSlow, "--slow"},   {kSignal, "--signal"},
-      {kNbdev, "--nbdev"},   {kFastk, "--fastk"}, {kSlowk, "--slowk"}, {kSlowd, "--slowd"}};
-  std::vector<std::string_view> out;
+      {kPeriod, "period"}, {kFast, "fast"},   {kSlow, "slow"},   {kSignal, "signal"},
+      {kNbdev, "nbdev"},   {kFastk, "fastk"}, {kSlowk, "slowk"}, {kSlowd, "slowd"}};
+  std::vector<std::string> out;
   for (const auto& [bit, label] : kNames)
-    if (mask & bit) out.push_back(label);
-  return out.empty() ? "no options" : fmt::format("{}", fmt::join(out, ", "));
+    if (mask & bit) out.emplace_back(label);
+  return out;
 }
 
 }  // namespace
@@ -147,9 +148,13 @@ std::vector<NamedSeries> compute(std::string_view name, const Bars& bars, const 
                                              {args.nbdev.has_value(), kNbdev},   {args.fastk.has_value(), kFastk},
                                              {args.slowk.has_value(), kSlowk},   {args.slowd.has_value(), kSlowd}};
   for (const auto& [present, bit] : given)
-    if (present && !(it->accepts & bit))
-      throw ParamError(
-          fmt::format("{} does not take {} (it takes {})", it->name, accepted(bit), accepted(it->accepts)));
+    if (present && !(it->accepts & bit)) {
+      std::vector<std::string> named = argument_names(bit);
+      const std::vector<std::string> takes = argument_names(it->accepts);
+      named.insert(named.end(), takes.begin(), takes.end());
+      throw ParamError(named, fmt::format("{} does not take {} (it takes {})", it->name, named.front(),
+                                          takes.empty() ? "no arguments" : fmt::format("{}", fmt::join(takes, ", "))));
+    }
   return it->run(bars, args, it->name);
 }
 

@@ -34,11 +34,11 @@ Strategy model_strategy(std::shared_ptr<const SignalModel> model) {
 }
 
 Strategy resolve_strategy(std::string_view name, std::vector<std::pair<std::string, std::string>>& assignments) {
-  if (name != "model") return find_strategy(name);
-  const auto it =
-      std::find_if(assignments.begin(), assignments.end(), [](const auto& a) { return a.first == "model"; });
-  if (it == assignments.end())
-    throw ParamError("the model strategy needs a trained model: --param model=FILE.pt (from `gtrader train`)");
+  const Strategy& registered = find_strategy(name);
+  if (registered.model_parameter.empty()) return registered;
+  const auto it = std::find_if(assignments.begin(), assignments.end(),
+                               [&](const auto& a) { return a.first == registered.model_parameter; });
+  if (it == assignments.end()) find_strategy(name).require_signals();
   const std::string path = it->second;
   assignments.erase(it);
   return model_strategy(std::make_shared<const SignalModel>(SignalModel::load(path)));

@@ -36,8 +36,8 @@ struct EventWords {
             std::uint64_t* down) {
     const std::uint64_t le = live & ~above;
     const std::uint64_t ge = live & ~below;
-    up[w] = above & ((le << 1) | carry_le);
-    down[w] = below & ((ge << 1) | carry_ge);
+    up[w] = cross_event_bits(above, le, carry_le);
+    down[w] = cross_event_bits(below, ge, carry_ge);
     carry_le = le >> 63;
     carry_ge = ge >> 63;
   }

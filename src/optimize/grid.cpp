@@ -40,7 +40,7 @@ namespace {
 
 std::vector<double> expand_spec(const ParamSpec& spec, const std::string& text) {
   const auto fail = [&](const std::string& why) -> ParamError {
-    return ParamError(fmt::format("--grid {}={}: {}", spec.name, text, why));
+    return ParamError({"grid"}, fmt::format("grid {}={}: {}", spec.name, text, why));
   };
   std::vector<double> values;
   if (text.find(':') != std::string::npos) {
@@ -112,14 +112,15 @@ Grid parse_grid(const Strategy& strategy, const std::vector<std::string>& specs,
                 const std::optional<std::filesystem::path>& yaml_file,
                 const std::vector<std::pair<std::string, std::string>>& fixed) {
   // Its signals come from a model file, which no cache key or grid parameter describes.
-  if (strategy.name == "model")
+  if (!strategy.model_parameter.empty())
     throw ParamError(
-        "the model strategy cannot be optimized over a grid; backtest it: gtrader backtest --strategy model --param "
-        "model=FILE.pt --param threshold=X");
+        fmt::format("the {} strategy cannot be optimized over a grid; backtest it with its model file "
+                    "and a threshold",
+                    strategy.name));
   std::vector<std::pair<std::string, std::string>> items;
   for (const auto& s : specs) {
     const auto eq = s.find('=');
-    if (eq == std::string::npos || eq == 0) throw ParamError(fmt::format("--grid '{}' is not NAME=SPEC", s));
+    if (eq == std::string::npos || eq == 0) throw ParamError({"grid"}, fmt::format("grid '{}' is not NAME=SPEC", s));
     items.emplace_back(s.substr(0, eq), s.substr(eq + 1));
   }
   if (yaml_file) {
@@ -179,10 +180,10 @@ Grid parse_grid(const Strategy& strategy, const std::vector<std::string>& specs,
   for (const auto& [name, text] : items) {
     const std::size_t i = strategy.index_of(name);
     for (const auto& a : axes)
-      if (a.param == i) throw ParamError(fmt::format("--grid: parameter '{}' is given twice", name));
+      if (a.param == i) throw ParamError({"grid"}, fmt::format("grid: parameter '{}' is given twice", name));
     for (const auto& [fixed_name, unused] : fixed)
       if (fixed_name == name)
-        throw ParamError(fmt::format("parameter '{}' is both fixed (--param) and in the grid", name));
+        throw ParamError({"fixed"}, fmt::format("parameter '{}' is both fixed and in the grid", name));
     axes.push_back({i, expand_spec(strategy.params[i], text)});
   }
   return Grid(strategy, std::move(axes), std::move(base));

@@ -16,6 +16,7 @@
 #include "../strategies/signals.hpp"
 #include "cross_masks.hpp"
 #include "gt/indicators.hpp"
+#include "gt/signal_rules.hpp"
 #include "trade_lanes.hpp"
 
 namespace gt {
@@ -177,9 +178,8 @@ class MaCrossEvaluator final : public Evaluator {
     std::vector<std::uint64_t> keys(out.size());
     const std::uint64_t rows = first_defined_.size();  // types x periods; a row's index orders by type
     for (std::size_t i = 0; i < keys.size(); ++i) {
-      const double* p = params.data() + i * stride;
-      const int type = static_cast<int>(p[2]);
-      keys[i] = (row(type, static_cast<int>(p[0])) * rows + row(type, static_cast<int>(p[1]))) * 2 + (p[3] != 0);
+      const MaCrossParams p = decode_ma_cross(params.data() + i * stride);
+      keys[i] = (row(p.ma_type, p.fast) * rows + row(p.ma_type, p.slow)) * 2 + (p.volume_filter ? 1 : 0);
     }
     const std::vector<std::uint32_t> order = order_by_key(keys);
     std::vector<std::uint64_t> masks(2 * words_);
@@ -192,9 +192,8 @@ class MaCrossEvaluator final : public Evaluator {
     const auto fast_bounds = cache_line_array<float>(2 * padded_);
     std::size_t last_fast_row = rows, last_slow_row = rows;
     for (const std::uint32_t i : order) {
-      const double* p = params.data() + i * stride;
-      const int type = static_cast<int>(p[2]);
-      const std::size_t f = row(type, static_cast<int>(p[0])), s = row(type, static_cast<int>(p[1]));
+      const MaCrossParams p = decode_ma_cross(params.data() + i * stride);
+      const std::size_t f = row(p.ma_type, p.fast), s = row(p.ma_type, p.slow);
       if (f != last_fast_row || s != last_slow_row) {
         detail::cross_events({series_.get() + f * padded_, coarse_.get() + f * padded_},
                              {series_.get() + s * padded_, coarse_.get() + s * padded_}, fast_bounds.get(),
@@ -202,7 +201,7 @@ class MaCrossEvaluator final : public Evaluator {
         last_fast_row = f;
         last_slow_row = s;
       }
-      const std::uint64_t* filter = p[3] != 0 ? volume_words_.data() : nullptr;
+      const std::uint64_t* filter = p.volume_filter ? volume_words_.data() : nullptr;
       if (lanes) {
         stored.add(i, lane_flips(up, filter, down, words_, stored.next(padded_ + 4)));
       } else {
@@ -477,7 +476,7 @@ std::vector<int> ma_cross_types(const Grid& grid) {
 }
 
 bool ma_cross_engine_supports(const Grid& grid, const ExecutionOptions& options) {
-  return grid.strategy().name == "ma_cross" && !options.allow_short && options.size == 1.0;
+  return grid.strategy().grid_engine == GridEngine::kMaCross && !options.allow_short && options.size == 1.0;
 }
 
 std::unique_ptr<Evaluator> make_ma_cross_evaluator(const Bars& bars, const Grid& grid,

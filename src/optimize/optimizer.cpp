@@ -328,6 +328,7 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
                         const OptimizeOptions& opt, ResultSink* sink) {
   options.validate();
   metric_index(opt.metric);  // unknown metric: fail before any work
+  grid.strategy().require_signals();
   {
     // The grid's shortest warm-up (every axis at its smallest value): a symbol too short even for
     // that could only give zeros.

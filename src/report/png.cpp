@@ -33,14 +33,14 @@ std::string chromium_path() {
     }
     start = colon + 1;
   }
-  throw Error("--png needs chromium (Debian's `chromium` package; or set GTRADER_CHROMIUM to a Chrome binary)");
+  throw Error({"png"}, "png needs chromium (Debian's `chromium` package; or set GT_CHROMIUM to a Chrome binary)");
 }
 
 void render_png(const std::filesystem::path& html, const std::filesystem::path& png, int width, int height) {
   const std::string chromium = chromium_path();
   AtomicFile out(png);  // the folder and the name are checked before the browser starts
   std::string profile_template = (std::filesystem::temp_directory_path() / "gtrader-chromium-XXXXXX").string();
-  if (!::mkdtemp(profile_template.data())) throw Error("--png: cannot create a temporary browser profile");
+  if (!::mkdtemp(profile_template.data())) throw Error({"png"}, "png: cannot create a temporary browser profile");
   const std::filesystem::path profile = profile_template;
   const std::filesystem::path shot = profile / "screenshot.png";
   std::vector<std::string> args = {chromium,
@@ -71,7 +71,8 @@ void render_png(const std::filesystem::path& html, const std::filesystem::path& 
   std::error_code ignored;
   std::filesystem::remove_all(profile, ignored);
   if (spawned != 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 || bytes.empty())
-    throw Error(fmt::format("--png: {} drew no picture of {} ({})", chromium, html.string(),
+    throw Error({"png"},
+                fmt::format("png: {} drew no picture of {} ({})", chromium, html.string(),
                             spawned != 0          ? fmt::format("it could not start: {}", std::strerror(spawned))
                             : !WIFEXITED(status)  ? fmt::format("it was stopped by signal {}", WTERMSIG(status))
                             : WEXITSTATUS(status) ? fmt::format("it exited with status {}", WEXITSTATUS(status))

@@ -166,7 +166,7 @@ Others parse_others(std::string_view name) {
   if (name == "best") return Others::kBest;
   if (name == "mean") return Others::kMean;
   if (name == "max") return Others::kMax;
-  throw ParamError(fmt::format("--others '{}' is unknown; allowed: best, mean, max", name));
+  throw ParamError({"others"}, fmt::format("others '{}' is unknown; allowed: best, mean, max", name));
 }
 
 ResultsTable read_results(const std::filesystem::path& path) {
@@ -185,8 +185,7 @@ ResultsTable read_results(const std::filesystem::path& path) {
     (metric ? r.metrics : r.params).push_back(header[c]);
   }
   if (r.metrics.empty() || r.params.empty())
-    throw DataError(fmt::format("{}:1: not a results file of `gtrader optimize --out` (no parameter or metric columns)",
-                                path.string()));
+    throw DataError(fmt::format("{}:1: not a study's results file (no parameter or metric columns)", path.string()));
   r.param_values.resize(r.params.size());
   r.metric_values.resize(r.metrics.size());
   r.boolean_params.assign(r.params.size(), false);
@@ -257,12 +256,12 @@ std::string optimization_report_html(const ResultsTable& r, const OptimizationRe
   const auto pick = [&](const std::string& name, std::size_t nth) -> std::size_t {
     if (!name.empty()) return column_of(r.params, name, "parameter");
     if (varying.size() <= nth)
-      throw ParamError("the heatmap needs two parameters that take several values; give --x and --y");
+      throw ParamError({"x", "y"}, "the heatmap needs two parameters that take several values; give x and y");
     return varying[nth];
   };
   const std::size_t px = pick(o.x, 0);
   const std::size_t py = pick(o.y, o.x.empty() || varying.empty() || varying[0] != px ? 1 : 0);
-  if (px == py) throw ParamError("--x and --y must be two different parameters");
+  if (px == py) throw ParamError({"x", "y"}, "x and y must be two different parameters");
 
   // The best combination by the metric (SPEC §6: ruined and NaN last, ties to the first row).
   const auto better = [&](double a, double b) { return compare_for_ranking(a, false, b, false, higher_better) < 0; };

@@ -13,15 +13,15 @@
 namespace gt::signals {
 namespace {
 
-// Crossing events of series a over series b (SPEC §5): both defined at t and t-1, a[t] > b[t]
-// after a[t-1] <= b[t-1] is a cross above; the mirror image a cross below. Equality is judged
-// with the tie band of signal_rules.hpp.
+// Crossing events of series a over series b (docs/SEMANTICS.md "ma_cross"): both defined at t and
+// t-1, a[t] > b[t] after a[t-1] <= b[t-1] is a cross above; the mirror image a cross below.
+// Equality is judged with the tie band of signal_rules.hpp.
 template <typename OnCross>
 void for_each_cross(std::span<const double> a, std::span<const double> b, OnCross on_cross) {
   for (std::size_t t = 1; t < a.size(); ++t) {
-    if (is_above(a[t], b[t]) && is_at_or_below(a[t - 1], b[t - 1]))
+    if (crosses(is_above(a[t], b[t]), is_at_or_below(a[t - 1], b[t - 1])))
       on_cross(t, true);
-    else if (is_below(a[t], b[t]) && is_at_or_above(a[t - 1], b[t - 1]))
+    else if (crosses(is_below(a[t], b[t]), is_at_or_above(a[t - 1], b[t - 1])))
       on_cross(t, false);
   }
 }
@@ -72,16 +72,17 @@ std::vector<std::uint8_t> volume_above_average(const Bars& bars) {
   return ok;
 }
 
-void ma_cross(const Bars& bars, const ParamValues& p, std::span<std::uint8_t> out, SeriesCache& cache) {
-  const auto type = static_cast<ind::MaType>(as_int(p[2]));
+void ma_cross(const Bars& bars, const ParamValues& values, std::span<std::uint8_t> out, SeriesCache& cache) {
+  const MaCrossParams p = decode_ma_cross(values.data());
+  const auto type = static_cast<ind::MaType>(p.ma_type);
   std::shared_ptr<const SeriesCache::Group> hold_fast, hold_slow, hold_volume;
-  auto ma_key = [&](double period) { return fmt::format("ma:{}:{}", as_int(p[2]), as_int(period)); };
+  auto ma_key = [&](int period) { return fmt::format("ma:{}:{}", p.ma_type, period); };
   const auto& fast = cached(
-      cache, ma_key(p[0]), [&] { return SeriesCache::Group{ind::ma(type, bars.close, as_int(p[0]))}; }, hold_fast);
+      cache, ma_key(p.fast), [&] { return SeriesCache::Group{ind::ma(type, bars.close, p.fast)}; }, hold_fast);
   const auto& slow = cached(
-      cache, ma_key(p[1]), [&] { return SeriesCache::Group{ind::ma(type, bars.close, as_int(p[1]))}; }, hold_slow);
+      cache, ma_key(p.slow), [&] { return SeriesCache::Group{ind::ma(type, bars.close, p.slow)}; }, hold_slow);
   const double* ok = nullptr;
-  if (p[3] != 0) {
+  if (p.volume_filter) {
     ok = cached(
              cache, "volume_above_sma20",
              [&] {

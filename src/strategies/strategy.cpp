@@ -10,6 +10,7 @@
 
 #include "gt/error.hpp"
 #include "gt/indicators.hpp"
+#include "gt/signal_rules.hpp"
 #include "signals.hpp"
 
 namespace gt {
@@ -143,8 +144,11 @@ const std::vector<Strategy>& strategies() {
        must_be_below(0, "fast", 1, "slow"),
        signals::ma_cross,
        [](const ParamValues& p) {  // both averages defined at t - 1
-         return static_cast<std::size_t>(ind::ma_lookback(static_cast<ind::MaType>(p[2]), static_cast<int>(p[1]))) + 1;
-       }},
+         const MaCrossParams ma = decode_ma_cross(p.data());
+         return static_cast<std::size_t>(ind::ma_lookback(static_cast<ind::MaType>(ma.ma_type), ma.slow)) + 1;
+       },
+       GridEngine::kMaCross,
+       ""},
       {"rsi_reversion",
        "RSI mean reversion: long when RSI < lower, out when RSI > upper (short the mirror image)",
        1,
@@ -153,7 +157,9 @@ const std::vector<Strategy>& strategies() {
         {"upper", ParamType::kFloat, 0, 100, 70, "overbought level (> lower)"}},
        must_be_below(1, "lower", 2, "upper"),
        signals::rsi_reversion,
-       [](const ParamValues& p) { return static_cast<std::size_t>(p[0]); }},
+       [](const ParamValues& p) { return static_cast<std::size_t>(p[0]); },
+       GridEngine::kReference,
+       ""},
       {"bbands_reversion",
        "Bollinger-band reversion: long when Close < lower band, out when Close > middle band",
        1,
@@ -161,7 +167,9 @@ const std::vector<Strategy>& strategies() {
         {"nbdev", ParamType::kFloat, 0.1, 10, 2, "band width in standard deviations"}},
        {},
        signals::bbands_reversion,
-       [](const ParamValues& p) { return static_cast<std::size_t>(p[0]) - 1; }},
+       [](const ParamValues& p) { return static_cast<std::size_t>(p[0]) - 1; },
+       GridEngine::kReference,
+       ""},
       {"macd_cross",
        "MACD crossover: long when MACD crosses above its signal line, out when it crosses below",
        1,
@@ -170,7 +178,9 @@ const std::vector<Strategy>& strategies() {
         {"signal", ParamType::kInt, 1, 100000, 9, "signal EMA period"}},
        must_be_below(0, "fast", 1, "slow"),
        signals::macd_cross,
-       [](const ParamValues& p) { return static_cast<std::size_t>(p[1] + p[2]) - 1; }},
+       [](const ParamValues& p) { return static_cast<std::size_t>(p[1] + p[2]) - 1; },
+       GridEngine::kReference,
+       ""},
       {"donchian_breakout",
        "Donchian breakout: long when Close > the prior `entry` bars' high, out when Close < the prior "
        "`exit` bars' low",
@@ -179,20 +189,29 @@ const std::vector<Strategy>& strategies() {
         {"exit", ParamType::kInt, 1, 100000, 10, "exit channel length"}},
        {},
        signals::donchian_breakout,
-       [](const ParamValues& p) { return static_cast<std::size_t>(std::min(p[0], p[1])); }},
+       [](const ParamValues& p) { return static_cast<std::size_t>(std::min(p[0], p[1])); },
+       GridEngine::kReference,
+       ""},
       {"model",
-       "A trained LSTM/GRU model's signals (`gtrader train`; give it with --param model=FILE.pt): long while its "
-       "output is above its neutral point (P(up) 0.5, or return 0) by more than `threshold`, short (with "
-       "--allow-short) while below by more than `threshold`, flat otherwise",
+       "A trained LSTM/GRU model's signals (`gtrader train`; the parameter model=FILE.pt names it): long while "
+       "its output is above its neutral point (P(up) 0.5, or return 0) by more than `threshold`, short (with "
+       "allow_short) while below by more than `threshold`, flat otherwise",
        1,
        {{"threshold", ParamType::kFloat, 0, 1, 0, "margin around the neutral point"}},
        {},
-       [](const Bars&, const ParamValues&, std::span<std::uint8_t>, SeriesCache&) {
-         throw ParamError("the model strategy needs a trained model: --param model=FILE.pt (from `gtrader train`)");
-       },
-       {}},  // the model file knows its window (ml::resolve_strategy)
+       {},  // signals come from the model file (ml::resolve_strategy), which also knows its window
+       {},
+       GridEngine::kReference,
+       "model"},
   };
   return all;
+}
+
+void Strategy::require_signals() const {
+  if (signals) return;
+  throw ParamError({"param"}, fmt::format("the {} strategy needs a trained model: give param {}=FILE.pt (from "
+                                          "`gtrader train`)",
+                                          name, model_parameter));
 }
 
 const Strategy& find_strategy(std::string_view name) {

@@ -132,7 +132,7 @@ TEST(Indicators, RegistryRejectsUnknownNamesForeignArgumentsAndBadPeriods) {
     gt::ind::compute("sma", orcl(), args);
     FAIL();
   } catch (const gt::ParamError& e) {
-    EXPECT_STREQ(e.what(), "SMA does not take --fast (it takes --period)");
+    EXPECT_STREQ(e.what(), "SMA does not take fast (it takes period)");
   }
   gt::ind::IndicatorArgs zero;
   zero.period = 0;

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
+#include <random>
 #include <string>
 #include <utility>
 
@@ -15,6 +17,7 @@
 #include "gt/error.hpp"
 #include "gt/gpu.hpp"
 #include "gt/grid.hpp"
+#include "gt/signal_rules.hpp"
 #include "require.hpp"
 
 namespace {
@@ -292,12 +295,12 @@ std::string grid_error(const std::vector<std::string>& specs) {
 TEST(Grid, BadGridsFailBeforeAnyWork) {
   EXPECT_EQ(grid_error({"speed=1:3"}),
             "strategy 'ma_cross' has no parameter 'speed' (its parameters: fast, slow, ma_type, volume_filter)");
-  EXPECT_EQ(grid_error({"fast=9:5"}), "--grid fast=9:5: empty range: 9 is above 5");
-  EXPECT_EQ(grid_error({"fast=5:9:0"}), "--grid fast=5:9:0: step must be > 0 (got 0)");
+  EXPECT_EQ(grid_error({"fast=9:5"}), "grid fast=9:5: empty range: 9 is above 5");
+  EXPECT_EQ(grid_error({"fast=5:9:0"}), "grid fast=5:9:0: step must be > 0 (got 0)");
   EXPECT_EQ(grid_error({"fast=5.5:9"}), "fast = '5.5' is not an integer");
   EXPECT_EQ(grid_error({"volume_filter=yes,maybe"}), "volume_filter = 'maybe' is not a bool (allowed: true, false)");
-  EXPECT_EQ(grid_error({"ma_type=0:5"}), "--grid ma_type=0:5: 3 is out of range (allowed: 0 to 2)");
-  EXPECT_EQ(grid_error({"fast=2:3", "fast=4"}), "--grid: parameter 'fast' is given twice");
+  EXPECT_EQ(grid_error({"ma_type=0:5"}), "grid ma_type=0:5: 3 is out of range (allowed: 0 to 2)");
+  EXPECT_EQ(grid_error({"fast=2:3", "fast=4"}), "grid: parameter 'fast' is given twice");
   try {
     gt::parse_grid(gt::find_strategy("rsi_reversion"), {"period=2:100000", "lower=0:100:0.01", "upper=0:100:0.01"},
                    std::nullopt, {});
@@ -350,7 +353,7 @@ TEST(Device, CudaFailsClearlyWithoutAGpuAndAgreesWithTheCpuWithOne) {
     gt::optimize({orcl()}, seed_grid(), gt::ExecutionOptions{}, cuda);
     FAIL() << "expected an error";
   } catch (const gt::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("--device"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("device cuda"), std::string::npos) << e.what();
   }
   const auto a = gt::optimize({orcl()}, seed_grid(), gt::ExecutionOptions{}, automatic);
   EXPECT_EQ(a.device, "cpu");
@@ -359,6 +362,53 @@ TEST(Device, CudaFailsClearlyWithoutAGpuAndAgreesWithTheCpuWithOne) {
   gt::OptimizeOptions bad;
   bad.device = "tpu";
   EXPECT_THROW(gt::optimize({orcl()}, seed_grid(), gt::ExecutionOptions{}, bad), gt::ParamError);
+}
+
+}  // namespace
+
+namespace {
+
+// The crossing rule has one definition (signal_rules.hpp); each engine states its inputs its own
+// way. The GPU's form ("not above" before, bars before t0 both above and below) and the CPU's
+// (at or below before) give the same events as the rule written out bar by bar.
+TEST(CrossingRule, EveryEnginesFormGivesTheSameEventsAsTheRuleBarByBar) {
+  std::mt19937_64 random(11);
+  for (int trial = 0; trial < 2000; ++trial) {
+    const std::uint32_t above = static_cast<std::uint32_t>(random()), carry_above = random() & 1;
+    const std::uint32_t gpu = gt::cross_event_bits<std::uint32_t>(above, ~above, ~carry_above & 1u);
+    const std::uint32_t old_gpu = above & ~((above << 1) | carry_above);
+    EXPECT_EQ(gpu, old_gpu);
+    for (int j = 0; j < 32; ++j) {
+      const bool before = j == 0 ? carry_above == 0 : ((above >> (j - 1)) & 1) == 0;
+      EXPECT_EQ(((gpu >> j) & 1) != 0, gt::crosses(((above >> j) & 1) != 0, before)) << j;
+    }
+  }
+}
+
+TEST(CrossingRule, MaCrossDecodesItsParametersInSchemaOrder) {
+  const auto& params = gt::find_strategy("ma_cross").params;
+  ASSERT_EQ(params.size(), std::size(gt::kMaCrossParamNames));
+  for (std::size_t i = 0; i < params.size(); ++i) EXPECT_EQ(params[i].name, gt::kMaCrossParamNames[i]);
+  const double values[] = {7, 31, 2, 1};
+  const gt::MaCrossParams p = gt::decode_ma_cross(values);
+  EXPECT_EQ(p.fast, 7);
+  EXPECT_EQ(p.slow, 31);
+  EXPECT_EQ(p.ma_type, 2);
+  EXPECT_TRUE(p.volume_filter);
+  EXPECT_EQ(gt::find_strategy("ma_cross").grid_engine, gt::GridEngine::kMaCross);
+  EXPECT_EQ(gt::find_strategy("rsi_reversion").grid_engine, gt::GridEngine::kReference);
+}
+
+TEST(CrossingRule, TheModelStrategyDeclaresItsModelFileAndIsNoStub) {
+  const auto& model = gt::find_strategy("model");
+  EXPECT_EQ(model.model_parameter, "model");
+  EXPECT_FALSE(model.signals);
+  try {
+    model.require_signals();
+    FAIL() << "no error";
+  } catch (const gt::ParamError& e) {
+    EXPECT_NE(std::string(e.what()).find("model=FILE.pt"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

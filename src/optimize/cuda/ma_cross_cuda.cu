@@ -190,8 +190,9 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
     }
     above = (above & inside) | before;
     below = (below & inside) | before;
-    const unsigned up = above & ~((above << 1) | carry_above);
-    const unsigned down = below & ~((below << 1) | carry_below);
+    // Bars before t0 count as both above and below: "not above" is the at-or-below state.
+    const unsigned up = cross_event_bits(above, ~above, ~carry_above & 1u);
+    const unsigned down = cross_event_bits(below, ~below, ~carry_below & 1u);
     carry_above = above >> 31;
     carry_below = below >> 31;
     book(d, ranges, base, up, down, false, plain, plain_at);
@@ -265,8 +266,8 @@ T* allocate(std::size_t count, const char* what) {
   if (status != cudaSuccess) {
     std::ostringstream message;
     message << "CUDA: no room for " << what << " (" << count * sizeof(T) / (1 << 20)
-            << " MiB): " << cudaGetErrorString(status) << "; use fewer bars or periods per run, or --device cpu";
-    throw Error(message.str());
+            << " MiB): " << cudaGetErrorString(status) << "; use fewer bars or periods per run, or the cpu device";
+    throw Error({"device"}, message.str());
   }
   return device;
 }
@@ -404,8 +405,8 @@ class CudaMaCrossEvaluator final : public CudaEvaluator {
     std::vector<std::uint64_t> keys(count);
     const std::uint64_t slots = periods_.size();
     for (std::size_t i = 0; i < count; ++i) {
-      const double* p = params.data() + i * stride;
-      const int4 c{period_slot(p[0]), period_slot(p[1]), type_slot(p[2]), p[3] != 0 ? 1 : 0};
+      const MaCrossParams p = decode_ma_cross(params.data() + i * stride);
+      const int4 c{period_slot(p.fast), period_slot(p.slow), type_slot(p.ma_type), p.volume_filter ? 1 : 0};
       combos[i] = c;
       keys[i] = ((static_cast<std::uint64_t>(c.z) * slots + c.x) * slots + c.y) * 2 + c.w;
     }
@@ -520,11 +521,12 @@ std::vector<int> parse_gpus(const std::string& spec) {
 std::unique_ptr<CudaEvaluator> make_cuda_evaluator(const Bars& bars, const Grid& grid, const ExecutionOptions& options,
                                                    const std::vector<int>& gpus) {
   if (!ma_cross_engine_supports(grid, options))
-    throw ParamError(
-        "--device cuda runs ma_cross long-only with --size 1 (the seed's study); use --device cpu or auto "
-        "for other strategies and options");
+    throw ParamError({"device", "size"},
+                     "device cuda runs ma_cross long-only with size 1 (the seed's study); use the cpu or auto device "
+                     "for other strategies and options");
   std::string why;
-  if (!cuda_available(&why)) throw Error("--device cuda: " + why + "; use --device auto to fall back to the CPU");
+  if (!cuda_available(&why))
+    throw Error({"device"}, "device cuda: " + why + "; use the auto device to fall back to the CPU");
   return std::make_unique<CudaMaCrossEvaluator>(bars, grid, options, gpus.empty() ? parse_gpus("all") : gpus);
 }
 

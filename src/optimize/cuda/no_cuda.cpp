@@ -20,12 +20,12 @@ std::string cuda_devices() {
 }
 
 std::vector<int> parse_gpus(const std::string&) {
-  throw Error(std::string("--gpus: ") + kWhy);
+  throw Error({"gpus"}, std::string("gpus: ") + kWhy);
 }
 
 std::unique_ptr<CudaEvaluator> make_cuda_evaluator(const Bars&, const Grid&, const ExecutionOptions&,
                                                    const std::vector<int>&) {
-  throw Error(std::string("--device cuda: ") + kWhy);
+  throw Error({"device"}, std::string("device cuda: ") + kWhy);
 }
 
 }  // namespace gt
