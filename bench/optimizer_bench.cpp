@@ -74,7 +74,7 @@ BENCHMARK(SeedGridSetup)->Unit(benchmark::kMillisecond);
 
 namespace {
 
-// The result cache's cost (issue: < 10% on a fully cold run) and a cached rerun, for the seed's
+// The result cache's cost on a fully cold run and a cached rerun, for the seed's
 // grid (arg 1 = 0) and a 100,000-combination grid (arg 1 = 1), on on-disk stores under the temp
 // folder. Arg 0: 0 = no cache, 1 = cold, 2 = warm (everything cached). A cold iteration runs with
 // a starting cash never used before: a namespace its store has never seen, in a store that holds

@@ -119,7 +119,7 @@ def failing_tests():
     env = {k: v for k, v in os.environ.items() if k != "GT_REQUIRE_ALL_TESTS"}  # LibTorch is off here
     gtest = run(str(BUILD / "gt_tests"), "--gtest_brief=1", env=env)
     failed |= {f"gt_tests {m}" for m in re.findall(r"^\[  FAILED  \] (\S+\.\S+)", gtest.stdout, re.M)}
-    env["GTRADER_BIN"] = str(BUILD / "gtrader")
+    env["GT_BIN"] = str(BUILD / "gtrader")
     tests = [str(ROOT / "tests" / "python" / f) for f in PYTEST_FILES]
     py = run(str(ROOT / ".venv" / "bin" / "python"), "-m", "pytest", "-q", "-rf", "-p", "no:cacheprovider", "-k",
              "not ray", *tests, env=env, cwd=ROOT)

@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 if [[ -n "${CI:-}" && "${CI}" != "false" ]]; then export GT_REQUIRE_ALL_TESTS=1; fi
 ./scripts/check-format.sh
 ctest --preset release -j"$(nproc)"
-GTRADER_BIN="$PWD/build/release/gtrader" .venv/bin/python -m pytest -q -rs tests/python
+GT_BIN="$PWD/build/release/gtrader" .venv/bin/python -m pytest -q -rs tests/python

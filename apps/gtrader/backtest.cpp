@@ -46,7 +46,7 @@ std::string equity_csv(const std::vector<std::pair<const gt::Bars*, gt::Backtest
   const bool many = runs.size() > 1;
   std::string out = many ? "symbol,time,equity,position,drawdown\n" : "time,equity,position,drawdown\n";
   for (const auto& [bars, r] : runs) {
-    double peak = cash;  // the starting equity is the first peak (SPEC §4)
+    double peak = cash;  // the starting equity is the first peak (docs/SEMANTICS.md "Metrics")
     for (std::size_t t = 0; t < r.equity.size(); ++t) {
       peak = std::max(peak, r.equity[t]);
       if (many) out += gt::csv_field(bars->symbol) + ",";

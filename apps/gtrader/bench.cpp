@@ -21,7 +21,7 @@ struct Workload {
   std::vector<std::string> grid;
 };
 
-// The seed's headline (392), the seed's grid (2,700) and two larger ones (SPEC §5's parameters).
+// The seed's headline (392), the seed's grid (2,700) and two larger ones (docs/SEMANTICS.md "ma_cross" parameters).
 const std::vector<Workload>& workloads() {
   static const std::vector<Workload> all = {
       {"392", {"fast=5:18", "slow=20:47", "ma_type=0", "volume_filter=false"}},

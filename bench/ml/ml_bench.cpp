@@ -1,4 +1,4 @@
-// The signal models' benchmark (issue 11): the seed's case (LSTM 2 x 128, 5,000 training sequences
+// The signal models' benchmark: the seed's case (LSTM 2 x 128, 5,000 training sequences
 // of 60 bars x 5 features, batch 256) trained per precision, epoch times and validation losses;
 // prediction rates from batch 1 to 65,536; a check that a model trained on the GPU predicts the
 // same on the CPU after a save and a load; and one that fp32 training on the GPU follows the same
@@ -58,7 +58,11 @@ int main(int argc, char** argv) {
   app.add_option("--graphs-ab", graphs_ab, "also time fp32 training without CUDA graphs");
   app.add_option("--check-training", check_training, "compare fp32 training on the GPU with the CPU's");
   app.add_option("--json", json_path);
-  // Data-parallel scaling (issue 6): a model and batch large enough for two GPUs to matter.
+  // A/B in one build: LibTorch's cuDNN LSTM and AdamW instead of our kernels (TrainOptions).
+  bool cudnn_lstm = false, libtorch_adamw = false;
+  app.add_flag("--cudnn-lstm", cudnn_lstm, "fp32 training through cuDNN's LSTM instead of our recurrence kernels");
+  app.add_flag("--libtorch-adamw", libtorch_adamw, "LibTorch's AdamW instead of our two optimizer kernels");
+  // Data-parallel scaling: a model and batch large enough for two GPUs to matter.
   int dp_gpus = 0, dp_hidden = 512, dp_batch = 4096, dp_epochs = 4;
   std::size_t dp_samples = 60000;
   app.add_option("--dp-gpus", dp_gpus, "also time data-parallel training on 1..N GPUs");
@@ -102,6 +106,8 @@ int main(int argc, char** argv) {
     t.patience = 0;
     t.precision = ml::parse_precision(precision_name);
     t.cuda_graphs = graphs;
+    t.own_lstm_recurrence = !cudnn_lstm;
+    t.own_adamw = !libtorch_adamw;
     ml::SignalModel model(spec, 42, resolved);
     const auto report = model.train(train, val, none, t);
     std::vector<double> seconds;

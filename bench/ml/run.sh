@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU machine's job for the signal models (issue 11), in one call: build ml_bench against the
+# The GPU machine's job for the signal models, in one call: build ml_bench against the
 # machine's own LibTorch (its python3's torch, the same 2.11 as PyPI's wheel), check our LSTM
 # kernels against a reference and a model trained on the GPU against the same model on the CPU,
 # time the seed's case on the GPU (fp32, fp16, bf16; fp32 also through cuDNN's LSTM and through
@@ -54,10 +54,10 @@ GPUS=$(nvidia-smi --list-gpus | wc -l)
 build/ml/ml_bench --device cuda --epochs "${EPOCHS:-12}" --dp-gpus "$GPUS" --json "$OUT/gtrader_cuda.json" 2>&1 |
   tee "$OUT/gtrader_cuda.txt" | grep -v '^frame #' || status=1
 # A/B in the same call: fp32 training through cuDNN's LSTM instead of our recurrence kernels.
-GT_LSTM_TRAINING=cudnn build/ml/ml_bench --device cuda --precisions fp32 --epochs "${EPOCHS:-12}" --skip-predict \
+build/ml/ml_bench --cudnn-lstm --device cuda --precisions fp32 --epochs "${EPOCHS:-12}" --skip-predict \
   --graphs-ab false --json "$OUT/gtrader_cuda_cudnn.json" 2>&1 | tee "$OUT/gtrader_cuda_cudnn.txt" || status=1
 # And through LibTorch's AdamW (a dozen launches a step) instead of our two optimizer kernels.
-GT_OPTIMIZER=libtorch build/ml/ml_bench --device cuda --precisions fp32 --epochs "${EPOCHS:-12}" --skip-predict \
+build/ml/ml_bench --libtorch-adamw --device cuda --precisions fp32 --epochs "${EPOCHS:-12}" --skip-predict \
   --graphs-ab false --json "$OUT/gtrader_cuda_libtorch_adamw.json" 2>&1 | tee "$OUT/gtrader_cuda_libtorch_adamw.txt" ||
   status=1
 "$PY" bench/ml/peer_pytorch.py --device cuda --json "$OUT/peer_cuda.json" 2>&1 | tee "$OUT/peer_cuda.txt" || status=1

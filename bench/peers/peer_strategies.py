@@ -1,4 +1,4 @@
-"""The seed's moving-average crossover (SPEC §5) written for each peer tool, once, for the
+"""The seed's moving-average crossover (docs/SEMANTICS.md "ma_cross") written for each peer tool, once, for the
 peers benchmark and the parity tests alike."""
 import backtrader as bt
 import numpy as np
@@ -10,7 +10,7 @@ MA_FUNCTIONS = {0: talib.SMA, 1: talib.EMA, 2: talib.WMA}
 
 class BacktraderMaCross(bt.Strategy):
     """CrossOver of two moving averages, market orders at the next open. Sized at half the
-    value so that backtrader never rejects an order on a gap (SPEC §7)."""
+    value so that backtrader never rejects an order on a gap (docs/SEMANTICS.md "Comparing with backtrader")."""
 
     params = dict(fast=10, slow=30, ma_type=0, volume_filter=False)
 
@@ -48,7 +48,7 @@ def fills_to_trades(fills):
 
 
 def crossings(fast, slow):
-    """Cross-above and cross-below events of SPEC §5 on arrays (any shape, time on axis 0)."""
+    """Cross-above and cross-below events of docs/SEMANTICS.md "ma_cross" on arrays (any shape, time on axis 0)."""
     above = fast - slow > TIE * np.abs(slow)
     below = slow - fast > TIE * np.abs(slow)
     defined = ~(np.isnan(fast) | np.isnan(slow))

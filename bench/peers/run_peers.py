@@ -2,7 +2,7 @@
 """gtrader against the tools quants use today, on the same data and grid, in one run.
 
 Workload: the seed's grid (fast 5..19, slow 20..49, ma_type 0..2, volume_filter both: 2,700
-combinations) over the last 2,000 daily bars of ORCL, next-open fills (SPEC §3, §5).
+combinations) over the last 2,000 daily bars of ORCL, next-open fills (docs/SEMANTICS.md "Fills and costs", "ma_cross").
 Peers:
   - backtrader: optstrategy on all cores (a spread sample of the grid: at ~10 combinations/s
     the whole grid would take minutes; the rate is what is compared);

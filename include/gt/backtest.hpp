@@ -1,4 +1,4 @@
-// The execution model and metrics of SPEC §3-4: the reference engine that every fast path
+// The execution model and metrics of docs/SEMANTICS.md "Fills and costs" and "Metrics": the reference engine that every fast path
 // (the grid optimizer, the GPU kernels, distributed runs) is tested against.
 #pragma once
 
@@ -52,7 +52,7 @@ void set_execution_option(ExecutionOptions& options, std::string_view name, std:
 std::string execution_option_text(const ExecutionOptions& options, std::string_view name);
 
 // Per-bar strategy events, computed from data up to and including that bar's close. The engine
-// acts on them according to the position it holds (SPEC §3, §5).
+// acts on them according to the position it holds (docs/SEMANTICS.md "Fills and costs", "ma_cross").
 enum SignalBits : std::uint8_t {
   kLongEntry = 1,
   kLongExit = 2,
@@ -107,7 +107,7 @@ bool metric_higher_is_better(std::string_view name);
 inline bool is_ruined(const Metrics& m) {
   return m.final_equity <= 0;
 }
-// SPEC §6's order of two combinations by one metric, the one rule every ranking uses: ruined ones
+// docs/SEMANTICS.md "Ranking" order of two combinations by one metric, the one rule every ranking uses: ruined ones
 // after all others, then the better value (higher, or lower where !higher_is_better), NaN last.
 // -1: x first, 1: y first, 0: neither (the caller breaks the tie by grid order).
 int compare_for_ranking(double x, bool x_ruined, double y, bool y_ruined, bool higher_is_better);
@@ -127,7 +127,7 @@ BacktestResult run_backtest(const Bars& bars, std::span<const std::uint8_t> sign
 Metrics backtest_metrics(const Bars& bars, std::span<const std::uint8_t> signals, const ExecutionOptions& options,
                          double periods_per_year);
 
-// What SPEC §4's metrics are computed from. Every engine (reference, grid, GPU) fills these
+// What docs/SEMANTICS.md "Metrics" metrics are computed from. Every engine (reference, grid, GPU) fills these
 // sums its own way and calls finalize_metrics, the one implementation of the formulas.
 struct MetricSums {
   std::size_t bars = 0;  // N: returns r_1..r_N, the first against the starting equity
@@ -155,7 +155,7 @@ struct MetricSums {
   }
 };
 
-// SPEC §4's formulas, the one implementation; inline so that the CUDA engine runs it on the device.
+// docs/SEMANTICS.md "Metrics" formulas, the one implementation; inline so that the CUDA engine runs it on the device.
 // `annual_growth` is (E_N/E_0)^(A/N), read only when N > 0 and E_N/E_0 > 0: the grid engine's
 // lanes compute it eight at a time; the overload below with std::pow.
 GT_HOST_DEVICE inline Metrics finalize_metrics(const MetricSums& s, double periods_per_year, double annual_growth) {
@@ -192,7 +192,7 @@ GT_HOST_DEVICE inline Metrics finalize_metrics(const MetricSums& s, double perio
                           compounds ? std::pow(growth, periods_per_year / static_cast<double>(s.bars)) : 0.0);
 }
 
-// Feeds MetricSums one bar at a time: the per-bar half of SPEC §4 (returns, drawdown, exposure).
+// Feeds MetricSums one bar at a time: the per-bar half of docs/SEMANTICS.md "Metrics" (returns, drawdown, exposure).
 class CurveAccumulator {
  public:
   explicit CurveAccumulator(double initial_equity) : prev_(initial_equity), peak_(initial_equity) {

@@ -1,4 +1,4 @@
-// Market data: validated OHLCV bars in a columnar layout (SPEC §1).
+// Market data: validated OHLCV bars in a columnar layout (docs/SEMANTICS.md "Market data").
 #pragma once
 
 #include <cstddef>
@@ -11,7 +11,7 @@
 
 namespace gt {
 
-// What a row may hold besides SPEC §1's rules: sums of many prices, their squares and products
+// What a row may hold besides docs/SEMANTICS.md "Market data" rules: sums of many prices, their squares and products
 // with units, and sums of volumes (the volume filter's SMA), all stay far inside a double's range
 // and above its subnormals. Real instruments trade well inside these bounds.
 inline constexpr double kMinPrice = 1e-12, kMaxPrice = 1e12, kMaxVolume = 1e18;
@@ -35,7 +35,7 @@ struct LoadOptions {
   bool skip_bad_rows = false;
 };
 
-// Parses CSV text by SPEC §1's rules; `source` names it in error messages.
+// Parses CSV text by docs/SEMANTICS.md "Market data" rules; `source` names it in error messages.
 Bars parse_csv(std::string_view text, std::string_view source, const LoadOptions& options = {});
 // load_csv and bars_from_columns, the ways data enter a study, also refuse prices outside
 // [kMinPrice, kMaxPrice] and volumes above kMaxVolume.

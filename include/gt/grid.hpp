@@ -17,7 +17,7 @@ inline constexpr std::uint64_t kMaxGridSize = std::uint64_t{1} << 40;
 
 // The cartesian product of one value list per parameter. Axes follow the strategy's schema
 // order and the first axis is the most significant, so combination indices sort by parameter
-// order (the tie-break of SPEC §6). Parameters without an axis stay at their base value.
+// order (the tie-break of docs/SEMANTICS.md "Ranking"). Parameters without an axis stay at their base value.
 class Grid {
  public:
   struct Axis {

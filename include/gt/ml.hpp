@@ -125,6 +125,10 @@ struct TrainOptions {
   std::uint64_t seed = 42;                 // initial weights, shuffling and dropout
   Precision precision = Precision::kFp32;  // fp16 and bf16: autocast on CUDA (fp16 with loss scaling)
   bool cuda_graphs = true;                 // capture the training step once and replay it (CUDA only)
+  // fp32 training on CUDA runs our kernels where they serve: the LSTM recurrence and AdamW. false
+  // keeps LibTorch's (cuDNN's LSTM, its AdamW), for A/B measurements in one build.
+  bool own_lstm_recurrence = true;
+  bool own_adamw = true;
   void validate() const;
 };
 

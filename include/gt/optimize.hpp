@@ -1,4 +1,4 @@
-// Grid optimization: every combination of a grid on every symbol, ranked by a metric (SPEC §6).
+// Grid optimization: every combination of a grid on every symbol, ranked by a metric (docs/SEMANTICS.md "Ranking").
 #pragma once
 
 #include <cstdint>

@@ -45,12 +45,12 @@ struct BacktestReportInput {
   double cash = 100000;
 };
 
-// The charts' JavaScript (vega, vega-lite, vega-embed): GTRADER_REPORT_JS when set, else the bundle
+// The charts' JavaScript (vega, vega-lite, vega-embed): GT_REPORT_JS when set, else the bundle
 // the build made. Throws Error saying how to get it when neither exists.
 std::string chart_library();
 
 // A PNG of a written report, for terminals and documents: the page drawn by headless chromium
-// (Debian's `chromium`, or GTRADER_CHROMIUM), written atomically. Throws Error when it cannot.
+// (Debian's `chromium`, or GT_CHROMIUM), written atomically. Throws Error when it cannot.
 void render_png(const std::filesystem::path& html, const std::filesystem::path& png, int width = 1300,
                 int height = 1800);
 std::string chromium_path();  // the browser render_png would start; throws Error saying how to get one

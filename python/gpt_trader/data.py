@@ -24,7 +24,7 @@ def is_frame(data) -> bool:
 
 
 def load(path: str | os.PathLike, skip_bad_rows: bool = False) -> "_core.Bars":
-    """One validated CSV file (SPEC §1)."""
+    """One validated CSV file (docs/SEMANTICS.md "Market data")."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a file path, not {type(path).__name__}")
     if pathlib.Path(path).is_dir():

@@ -70,7 +70,7 @@ class DistributedConfig:
 
 @dataclass
 class OptimizationResult:
-    """One ranked combination: its parameters and every metric of SPEC §4."""
+    """One ranked combination: its parameters and every metric of docs/SEMANTICS.md "Metrics"."""
 
     symbol: str
     parameters: dict

@@ -72,7 +72,7 @@ def strategies() -> list[dict]:
 
 
 def indicator(name: str, data: DataLike, **args) -> pd.DataFrame:
-    """A TA-Lib-exact indicator (SPEC §2) over one symbol; columns as TA-Lib orders them."""
+    """A TA-Lib-exact indicator (docs/SEMANTICS.md "Indicators") over one symbol; columns as TA-Lib orders them."""
     import pandas as pd
 
     symbols = as_bars(data)

@@ -108,7 +108,7 @@ class Account {
   std::vector<Trade>& trades_;
 };
 
-// The position the events at one bar ask for, given the current one (SPEC §5). Exits come first;
+// The position the events at one bar ask for, given the current one (docs/SEMANTICS.md "ma_cross"). Exits come first;
 // a position being closed may be reversed by an entry of the other side in the same fill.
 int target_after(int current, std::uint8_t events, bool allow_short) {
   if (current > 0 && !(events & kLongExit)) return 1;

@@ -78,7 +78,7 @@ std::string cache_namespace(const Bars& bars, const Strategy& strategy, const Ex
   XXH3_128bits_reset(&state);
   hash_text(state,
             fmt::format("engine={} strategy={} code_version={}", kEngineVersion, strategy.name, strategy.code_version));
-  // Every field of SPEC §3 by value, periods per year as the engine will use it.
+  // Every field of docs/SEMANTICS.md "Fills and costs" by value, periods per year as the engine will use it.
   hash_text(state,
             fmt::format("fill={} allow_short={} commission={} slippage_bps={} size={} cash={} periods_per_year={}",
                         static_cast<int>(options.fill), options.allow_short, options.commission, options.slippage_bps,

@@ -125,7 +125,7 @@ void for_each_column(Bars& bars, F&& f) {
   f(bars.volume);
 }
 
-// The rules of a row (SPEC §1) and of their order, for rows read from files and for columns given
+// The rules of a row (docs/SEMANTICS.md "Market data") and of their order, for rows read from files and for columns given
 // in memory alike: appends good rows, skips or fails on bad ones, and names each by its line (a
 // file) or its row (columns, counted from 0).
 class RowChecker {

@@ -212,8 +212,6 @@ bool own_lstm_training(const torch::nn::LSTM& lstm, const torch::Tensor& windows
   const cuda::LstmRecurrenceShape shape{static_cast<int>(o.hidden_size()), static_cast<int>(windows.size(1)),
                                         static_cast<int>(windows.size(0))};
   if (!cuda::lstm_recurrence_serves(shape)) return false;
-  if (const char* path = std::getenv("GT_LSTM_TRAINING"); path != nullptr && std::string_view(path) == "cudnn")
-    return false;
   use_cuda_device(windows.device().index());
   return cuda::lstm_recurrence_fits(shape) == cudaSuccess;
 }

@@ -1,8 +1,8 @@
 // LSTMs through our own kernels. Prediction: small batches (cuda/cluster_lstm.hpp): one cluster of
 // thread blocks holding the network's weights in registers runs the whole window, all layers
-// together, in fp32. On an H100 it takes 60 us for the seed's LSTM (2 x 128, 60 steps) at batch 1,
-// where cuDNN's persistent kernel takes 117 us and LibTorch's standard path 346 us
-// (docs/PERFORMANCE.md, issue 11); large batches in fp16/bf16 on tensor cores (cuda/batched_lstm.hpp).
+// together, in fp32, faster than cuDNN's persistent kernel and LibTorch's standard path there
+// (docs/PERFORMANCE.md "Signal models"); large batches in fp16/bf16 on tensor cores
+// (cuda/batched_lstm.hpp).
 // Training in fp32: each layer's recurrence (cuda/lstm_training.hpp) as an autograd function.
 // Only in builds with nvcc and a CUDA LibTorch (GT_OWN_CUDA_KERNELS).
 #pragma once
@@ -67,8 +67,7 @@ class TensorCoreRecurrence {
 
 // Whether `lstm`'s forward pass on `windows` in training takes our fp32 recurrence kernels: fp32 on
 // CUDA outside autocast with gradients on, hidden 64 or 128, one direction, batch first, and a
-// cluster of the kernels fits on the GPU. GT_LSTM_TRAINING=cudnn in the environment keeps
-// LibTorch's cuDNN path instead (for A/B measurements in one build).
+// cluster of the kernels fits on the GPU (the network asks only when TrainOptions::own_lstm_recurrence).
 bool own_lstm_training(const torch::nn::LSTM& lstm, const torch::Tensor& windows);
 // The stack's output sequence (batch x L x H), as lstm->forward(windows) in training mode gives it
 // (dropout between layers included), differentiable: the input projections, weight gradients and

@@ -112,7 +112,7 @@ SignalNetImpl::SignalNetImpl(const ModelConfig& config, std::int64_t features) {
 torch::Tensor SignalNetImpl::forward(const torch::Tensor& windows) {
 #if defined(GT_OWN_CUDA_KERNELS)
   // fp32 training on CUDA: our recurrence kernels instead of cuDNN's chain of small ones.
-  if (lstm_ && own_lstm_training(lstm_, windows)) return head(lstm_training_forward(lstm_, windows).select(1, -1));
+  if (lstm_ && own_recurrence_ && own_lstm_training(lstm_, windows)) return head(lstm_training_forward(lstm_, windows).select(1, -1));
 #endif
   const torch::Tensor sequence = lstm_ ? std::get<0>(lstm_->forward(windows)) : std::get<0>(gru_->forward(windows));
   return head(sequence.select(1, -1));

@@ -22,11 +22,14 @@ class SignalNetImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& windows);  // batch x L x F -> batch
   // The output layer alone, on the recurrent stack's last step (batch x hidden -> batch).
   torch::Tensor head(const torch::Tensor& last_step);
+  // Whether fp32 CUDA training may take our recurrence kernels (TrainOptions::own_lstm_recurrence).
+  void use_own_recurrence(bool own) { own_recurrence_ = own; }
 
  private:
   torch::nn::LSTM lstm_{nullptr};
   torch::nn::GRU gru_{nullptr};
   torch::nn::Linear head_{nullptr};
+  bool own_recurrence_ = true;
 };
 TORCH_MODULE(SignalNet);
 

@@ -1,10 +1,10 @@
 // Small-batch prediction through cuDNN's persistent-static RNN kernel, which keeps the recurrent
-// weights on chip for all the steps of a window: on an H100, a 2 x 128 LSTM over 60 steps takes
-// 117 us at batch 1 (fp32, in a CUDA graph) where the standard algorithm that LibTorch runs takes
-// 346 us (fp16: 139 against 363 us), and it loses from batch 4 on (docs/PERFORMANCE.md, issue 11). LibTorch picks its
-// cuDNN algorithm by its own heuristics, so this calls cuDNN directly on a copy of the network's weights. Only in
-// builds whose LibTorch has CUDA (GT_TORCH_CUDA). LSTMs that our own kernel serves take that one
-// instead (cluster_recurrence.hpp: 60 us there); GRUs and the other LSTMs come here.
+// weights on chip for all the steps of a window: at small batches it beats the standard algorithm
+// that LibTorch runs, and loses to it from a few windows on (docs/PERFORMANCE.md "Signal models").
+// LibTorch picks its cuDNN algorithm by its own heuristics, so this calls cuDNN directly on a copy
+// of the network's weights. Only in builds whose LibTorch has CUDA (GT_TORCH_CUDA). LSTMs that our
+// own kernel serves take that one instead (cluster_recurrence.hpp); GRUs and the other LSTMs come
+// here.
 #pragma once
 
 #include <torch/torch.h>

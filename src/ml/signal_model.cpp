@@ -18,9 +18,9 @@ namespace {
 
 #if defined(GT_TORCH)
 constexpr const char* kModuleFile = "libgt_torch.so";
-constexpr const char* kModuleVariable = "GTRADER_TORCH_MODULE";
+constexpr const char* kModuleVariable = "GT_TORCH_MODULE";
 
-// $GTRADER_TORCH_MODULE alone when it is set; else the module beside the file that holds this
+// $GT_TORCH_MODULE alone when it is set; else the module beside the file that holds this
 // code (gtrader, the Python extension, a test program), then beside the running executable.
 std::vector<std::filesystem::path> module_candidates() {
   if (const char* forced = std::getenv(kModuleVariable); forced && *forced) return {forced};

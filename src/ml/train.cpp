@@ -61,6 +61,7 @@ TrainReport TorchModel::train(const Samples& train_set, const Samples& validatio
   const torch::Tensor y_val = labels_tensor(validation_set, device);
   SignalNet net = net_;
   net->train();
+  net->use_own_recurrence(options.own_lstm_recurrence);
   Trainer trainer(net, spec_, options, device);
 
   const std::int64_t n = x_train.size(0);

@@ -20,15 +20,13 @@ constexpr std::int64_t kEvalBatch = 8192;
 constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8;
 
 #if defined(GT_OWN_CUDA_KERNELS)
-// Whether the step takes our two-launch AdamW (cuda/adamw.hpp): fp32 parameters on a CUDA device,
-// few enough of them for one launch. GT_OPTIMIZER=libtorch keeps LibTorch's (for A/B measurements
-// in one build).
-bool own_optimizer(const std::vector<torch::Tensor>& params, torch::Device device) {
-  if (!device.is_cuda() || params.empty() || params.size() > cuda::AdamwTensors::kMaxTensors) return false;
+// Whether the step takes our two-launch AdamW (cuda/adamw.hpp): asked for (TrainOptions::own_adamw),
+// fp32 parameters on a CUDA device, few enough of them for one launch.
+bool own_optimizer(const std::vector<torch::Tensor>& params, torch::Device device, bool wanted) {
+  if (!wanted || !device.is_cuda() || params.empty() || params.size() > cuda::AdamwTensors::kMaxTensors) return false;
   for (const auto& p : params)
     if (p.scalar_type() != torch::kFloat || !p.is_contiguous()) return false;
-  const char* choice = std::getenv("GT_OPTIMIZER");
-  return choice == nullptr || std::string_view(choice) != "libtorch";
+  return true;
 }
 #endif
 
@@ -43,7 +41,7 @@ Trainer::Trainer(SignalNet net, const ModelSpec& spec, const TrainOptions& optio
     exp_avg_sq_.push_back(torch::zeros_like(p));
   }
 #if defined(GT_OWN_CUDA_KERNELS)
-  if (own_optimizer(params_, device)) {
+  if (own_optimizer(params_, device, options.own_adamw)) {
     steps_.push_back(torch::zeros({}, on_device));  // one count for all
     cuda::AdamwTensors sizes;
     sizes.count = static_cast<int>(params_.size());

@@ -16,7 +16,7 @@ struct CrossSeries {
 };
 
 // Bit t of up: fast is above slow at t (signal_rules.hpp's tie band) and at or below it at t-1,
-// both defined at t-1 (t-1 >= defined_from) and t < bars; down is the mirror image (SPEC §5).
+// both defined at t-1 (t-1 >= defined_from) and t < bars; down is the mirror image (docs/SEMANTICS.md "ma_cross").
 // `fast_bounds` holds 2 * words*64 floats: the fast series' float bounds (cross_bounds), which are
 // read when `bounds_ready` and otherwise computed and written there, so that the slow series
 // crossed with the same fast one next need not compute them again. Dispatches at run time to

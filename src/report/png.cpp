@@ -21,7 +21,7 @@ extern char** environ;
 
 namespace gt::report {
 std::string chromium_path() {
-  if (const char* env = std::getenv("GTRADER_CHROMIUM"); env && *env) return env;
+  if (const char* env = std::getenv("GT_CHROMIUM"); env && *env) return env;
   const char* path = std::getenv("PATH");
   std::string dirs = path ? path : "/usr/bin";
   std::size_t start = 0;

@@ -216,16 +216,16 @@ ResultsTable read_results(const std::filesystem::path& path) {
 
 std::string chart_library() {
   std::filesystem::path path;
-  if (const char* env = std::getenv("GTRADER_REPORT_JS"); env && *env) {
+  if (const char* env = std::getenv("GT_REPORT_JS"); env && *env) {
     path = env;
   } else {
-    path = GT_REPORT_JS;
+    path = GT_BUILT_REPORT_JS;
   }
   std::ifstream in(path, std::ios::binary);
   if (!in)
     throw Error(fmt::format(
         "the charts' JavaScript ({}) is missing: scripts/setup.sh makes it from PyPI's vl-convert-python; or point "
-        "GTRADER_REPORT_JS at a vega + vega-lite + vega-embed bundle",
+        "GT_REPORT_JS at a vega + vega-lite + vega-embed bundle",
         path.string()));
   std::ostringstream text;
   text << in.rdbuf();
@@ -263,7 +263,7 @@ std::string optimization_report_html(const ResultsTable& r, const OptimizationRe
   const std::size_t py = pick(o.y, o.x.empty() || varying.empty() || varying[0] != px ? 1 : 0);
   if (px == py) throw ParamError({"x", "y"}, "x and y must be two different parameters");
 
-  // The best combination by the metric (SPEC §6: ruined and NaN last, ties to the first row).
+  // The best combination by the metric (docs/SEMANTICS.md "Ranking": ruined and NaN last, ties to the first row).
   const auto better = [&](double a, double b) { return compare_for_ranking(a, false, b, false, higher_better) < 0; };
   const auto equity = std::find(r.metrics.begin(), r.metrics.end(), "final_equity");
   const auto ruined = [&](std::size_t row) {

@@ -135,7 +135,7 @@ Constraint must_be_below(std::size_t a, const char* a_name, std::size_t b, const
 const std::vector<Strategy>& strategies() {
   static const std::vector<Strategy> all = {
       {"ma_cross",
-       "Moving-average crossover (the seed's strategy, SPEC §5): long on a cross above, out on a cross below",
+       "Moving-average crossover (the seed's strategy): long on a cross above, out on a cross below",
        1,
        {{"fast", ParamType::kInt, 2, 100000, 10, "fast moving-average period"},
         {"slow", ParamType::kInt, 2, 100000, 30, "slow moving-average period (> fast)"},

@@ -1,4 +1,4 @@
-// The execution model and metrics of SPEC §3-4, pinned by small cases computed by hand.
+// The execution model and metrics of docs/SEMANTICS.md "Fills and costs" and "Metrics", pinned by small cases computed by hand.
 #include "gt/backtest.hpp"
 
 #include <gtest/gtest.h>
@@ -380,7 +380,7 @@ TEST(Signals, RsiReversionBuysOversoldAndSellsOverbought) {
 
 namespace {
 
-// SPEC §4: the starting equity is the first peak. Bought at bar 0's close with 1% commission, the
+// docs/SEMANTICS.md "Metrics": the starting equity is the first peak. Bought at bar 0's close with 1% commission, the
 // account is worth 1000 / 1.01 at that close: a drawdown of 1 - 1/1.01 before any price moves.
 TEST(Metrics, DrawdownCountsFromTheStartingCash) {
   auto o = options_with(1000);

@@ -1,4 +1,4 @@
-// Market data per SPEC §1: what is accepted, and the message for each thing that is not.
+// Market data per docs/SEMANTICS.md "Market data": what is accepted, and the message for each thing that is not.
 #include "gt/data.hpp"
 
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// Indicator conventions of SPEC §2 that hold whatever the data: lookback, NaN prefix, and the
+// Indicator conventions of docs/SEMANTICS.md "Indicators" that hold whatever the data: lookback, NaN prefix, and the
 // many-periods path equal to the one-period one. Agreement with TA-Lib itself is checked by
 // tests/python/test_indicators_talib.py against the PyPI ta-lib package.
 #include "gt/indicators.hpp"
@@ -166,7 +166,7 @@ TEST(Indicators, MultiOutputNamesFollowTaLibOrder) {
 
 namespace {
 
-// Naive definitions of SPEC §2, summed afresh at every bar: independent of the running sums and
+// Naive definitions of docs/SEMANTICS.md "Indicators", summed afresh at every bar: independent of the running sums and
 // SIMD lanes the library uses, so a wrong window or weight there cannot pass here.
 gt::ind::Series naive_sma(const std::vector<double>& x, int p) {
   gt::ind::Series out(x.size(), std::nan(""));

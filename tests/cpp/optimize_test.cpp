@@ -1,4 +1,4 @@
-// The grid engine against the reference engine (SPEC §6): every metric of every combination,
+// The grid engine against the reference engine (docs/SEMANTICS.md "Ranking"): every metric of every combination,
 // whatever the thread count, chunking or instruction set; and grids that must fail up front.
 #include "gt/optimize.hpp"
 

@@ -50,7 +50,7 @@ def pytest_make_collect_report(collector):
 
 
 def gtrader_bin():
-    return os.environ.get("GTRADER_BIN", str(ROOT / "build" / "release" / "gtrader"))
+    return os.environ.get("GT_BIN", str(ROOT / "build" / "release" / "gtrader"))
 
 
 def run_gtrader(*args, check=True):

@@ -210,7 +210,7 @@ def periods_per_year(frame):
 
 
 def metrics_from_outputs(equity_csv, trades_csv, cash, annual):
-    """SPEC §4's metrics from the columns gtrader writes, with NumPy's own statistics."""
+    """docs/SEMANTICS.md "Metrics" metrics from the columns gtrader writes, with NumPy's own statistics."""
     eq = pd.read_csv(io.StringIO(equity_csv))
     trades = pd.read_csv(io.StringIO(trades_csv), keep_default_na=False)
     equity = eq["equity"].to_numpy(dtype=float)

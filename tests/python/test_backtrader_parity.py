@@ -1,5 +1,5 @@
-"""SPEC §5 reproduces backtrader's trade list exactly: CrossOver of two moving averages, market
-orders filled at the next open. Per SPEC §7 backtrader's orders are sized below the cash
+"""docs/SEMANTICS.md "ma_cross" reproduces backtrader's trade list exactly: CrossOver of two moving averages, market
+orders filled at the next open. Per docs/SEMANTICS.md "Comparing with backtrader" backtrader's orders are sized below the cash
 (order_target_percent 0.5) and checksubmit is off, so that it never rejects one."""
 import csv
 import io
@@ -58,7 +58,7 @@ def test_trade_dates_equal_backtrader(path, ma_type, volume_filter, fast, slow, 
 @pytest.mark.parametrize("commission", [0.0, 0.001])
 def test_fill_prices_and_pnl_per_unit_equal_backtrader(path, ma_type, commission, tmp_path):
     """Fill prices are the next opens in both; backtrader's orders are sized at half the value
-    (SPEC §7), ours commit all equity, so P&L is compared per unit: exit - entry less both
+    (docs/SEMANTICS.md "Comparing with backtrader"), ours commit all equity, so P&L is compared per unit: exit - entry less both
     commissions, which both charge on each side's notional."""
     params = dict(fast=10, slow=30, ma_type=ma_type, volume_filter=False)
     theirs = backtrader_run(path, commission=commission, **params)

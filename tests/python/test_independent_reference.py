@@ -1,4 +1,4 @@
-"""Every built-in strategy's trades, equity and SPEC §4 metrics against an independent reading
+"""Every built-in strategy's trades, equity and docs/SEMANTICS.md "Metrics" metrics against an independent reading
 (tests/python/reference.py): the rules read with TA-Lib and NumPy, the account simulated by a
 plain loop, every metric recomputed in NumPy from the `--equity` and `--trades` files.
 

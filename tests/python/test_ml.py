@@ -51,9 +51,9 @@ def test_commands_without_a_model_never_load_libtorch(small_csv, tmp_path):
     # Without its module, the models fail saying what is missing and how to point at it.
     missing = tmp_path / "elsewhere" / "libgt_torch.so"
     proc = subprocess.run([gtrader_bin(), "train", "--data", str(small_csv), *SMALL, "--out", str(tmp_path / "n.pt")],
-                          capture_output=True, text=True, env=dict(os.environ, GTRADER_TORCH_MODULE=str(missing)))
+                          capture_output=True, text=True, env=dict(os.environ, GT_TORCH_MODULE=str(missing)))
     assert proc.returncode != 0 and not (tmp_path / "n.pt").exists()
-    assert f"{missing}: no such file" in proc.stderr and "GTRADER_TORCH_MODULE" in proc.stderr
+    assert f"{missing}: no such file" in proc.stderr and "GT_TORCH_MODULE" in proc.stderr
 
 
 def test_train_reports_each_epoch_and_writes_the_model(trained):

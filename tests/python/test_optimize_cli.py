@@ -91,7 +91,7 @@ def test_unknown_metric(tmp_path):
 
 @pytest.mark.parametrize("metric", ["sharpe", "max_drawdown", "trades", "total_return"])
 def test_ties_go_to_the_lower_grid_index(metric, tmp_path):
-    """SPEC §6: among equal metric values the first combination in grid order ranks first. The ES
+    """docs/SEMANTICS.md "Ranking": among equal metric values the first combination in grid order ranks first. The ES
     file has no volume, so with the volume filter no combination trades and every one ties."""
     out = tmp_path / "results.csv"
     summary = json.loads(run_gtrader("optimize", "--data", DATA / "es-2006-5min.csv", "--strategy", "ma_cross",

@@ -59,7 +59,7 @@ def test_workers_on_both_nodes_share_the_redis_cache(report):
 def test_gtrader_optimize_engine_ray_writes_the_local_engines_file(tmp_path):
     grid = ["--grid", "fast=5:19", "--grid", "slow=20:49", "--grid", "ma_type=0:2", "--grid", "volume_filter=false,true"]
     data = ["--data", "data/orcl-1995-2014.csv", "--data", "data/yhoo-1996-2014.csv"]
-    gtrader = os.environ.get("GTRADER_BIN", str(ROOT / "build" / "release" / "gtrader"))
+    gtrader = os.environ.get("GT_BIN", str(ROOT / "build" / "release" / "gtrader"))
     local = subprocess.run([gtrader, "optimize", *data, "--strategy", "ma_cross", *grid, "--out", tmp_path / "local.csv",
                             "--json"], capture_output=True, text=True, check=True)
     proc = in_private_network(gtrader, "optimize", *data, "--strategy", "ma_cross", *grid, "--engine", "ray",

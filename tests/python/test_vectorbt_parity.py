@@ -1,7 +1,7 @@
-"""With --fill close, every metric that vectorbt defines as SPEC §4 does (total return, final value,
+"""With --fill close, every metric that vectorbt defines as docs/SEMANTICS.md "Metrics" does (total return, final value,
 trades, win rate, profit factor, max drawdown, annualized return, sharpe, sortino, calmar, and the
 mean trade return up to its base) equals vectorbt's Portfolio.from_signals on the same signals. The signals are built here from TA-Lib's moving averages (an independent
-implementation of SPEC §5's crossover rule), then given to both engines.
+implementation of docs/SEMANTICS.md "ma_cross" crossover rule), then given to both engines.
 
 The semantics agree: fill at the signal bar's close, all equity in (size 1; vectorbt's default
 size=inf), fractional units; an entry's commission comes out of the committed equity

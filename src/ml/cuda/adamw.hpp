@@ -1,9 +1,8 @@
 // The optimizer step of fp32 training on a GPU in two kernel launches: the gradients' global norm
 // for clipping, then AdamW on every parameter. LibTorch's path for the same step (a foreach norm, a
 // stack, a norm, a scale, a foreach multiply, a step count, the fused AdamW) is a dozen launches
-// whose blocks each walk 65,536 elements: for the seed's LSTM (200 K parameters) 79 us of a 1 ms
-// training step on an H200 (Nsight Compute), where these kernels, in blocks of 1,024 elements, made
-// the epoch of 20 steps 1.1 to 1.3 ms shorter (docs/PERFORMANCE.md).
+// whose blocks each walk 65,536 elements, a visible share of a small network's step; these kernels
+// work in blocks of 1,024 elements (docs/PERFORMANCE.md "Signal models").
 //
 // The arithmetic is PyTorch's fused AdamW (decoupled weight decay; moments and the bias corrections
 // in double where PyTorch's kernel has them in double), so that the GPU's training matches the

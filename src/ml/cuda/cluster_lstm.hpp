@@ -2,9 +2,8 @@
 // network's weights in registers, each block the gate rows of its share of the hidden units, and
 // the blocks trade each step's new hidden states through distributed shared memory, all layers
 // advancing together (layer l on step t - l), so that a window of T steps through L layers takes
-// T + L - 1 exchanges. cuDNN's persistent kernel runs the layers one after the other and
-// took 117 us for the seed's 2 x 128 LSTM over 60 steps at batch 1 on an H100; the batch-1 goal
-// is 100 us end to end (docs/PERFORMANCE.md, issue 11). fp32 arithmetic throughout.
+// T + L - 1 exchanges, where cuDNN's persistent kernel runs the layers one after the other
+// (docs/PERFORMANCE.md "Signal models"). fp32 arithmetic throughout.
 //
 // Plain CUDA and host C++ (no LibTorch), so that bench/ml/cluster_lstm_check.cu can check it
 // against a reference on its own. Built only with the CUDA toolkit (GT_TORCH_CUDA builds).

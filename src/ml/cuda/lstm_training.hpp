@@ -2,8 +2,8 @@
 // one kernel launch. What cuDNN's standard algorithm spends a chain of small kernels on (a GEMM and
 // an elementwise kernel a step, 60 steps, two layers, both passes) runs here as clusters of thread
 // blocks that keep the recurrent weights in registers and trade each step's values through
-// distributed shared memory: the seed's training epoch took 29.8 ms through cuDNN and 17.4 ms
-// through these kernels on an H200, both with our AdamW (docs/PERFORMANCE.md). The kernels also add
+// distributed shared memory, in well under cuDNN's time for the seed's epoch (docs/PERFORMANCE.md
+// "Signal models"). The kernels also add
 // the layer's biases and sum their gradient; everything else that is not sequential in time (the
 // input projection, the weight gradients, dropout, the head) stays with LibTorch as large GEMMs
 // (cluster_recurrence.cpp wires it into autograd).
