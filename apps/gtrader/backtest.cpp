@@ -30,13 +30,17 @@ std::string trades_csv(const std::vector<std::pair<const gt::Bars*, gt::Backtest
   std::string out = many ? "symbol," : "";
   out += "entry_time,exit_time,side,entry_price,exit_price,units,pnl,return,bars_held\n";
   for (const auto& [bars, r] : runs) {
-    for (const auto& t : r.trades) {
+    const gt::TradeColumns t = gt::trade_columns(r.trades);
+    const auto time_at = [&](double bar) {
+      return std::isnan(bar) ? std::string()
+                             : gt::format_time(bars->time[static_cast<std::size_t>(bar)], bars->intraday);
+    };
+    for (std::size_t i = 0; i < t.size(); ++i) {
       if (many) out += gt::csv_field(bars->symbol) + ",";
-      out += fmt::format("{},{},{},{},{},{},{},{},{}\n", gt::format_time(bars->time[t.entry_bar], bars->intraday),
-                         t.open ? "" : gt::format_time(bars->time[t.exit_bar], bars->intraday),
-                         t.side > 0 ? "long" : "short", format_value(t.entry_price),
-                         t.open ? "" : format_value(t.exit_price), format_value(t.units),
-                         t.open ? "" : format_value(t.pnl), t.open ? "" : format_value(t.ret), t.bars_held);
+      out += fmt::format("{},{},{},{},{},{},{},{},{}\n", time_at(t.entry_bar[i]), time_at(t.exit_bar[i]),
+                         t.side[i] > 0 ? "long" : "short", format_value(t.entry_price[i]),
+                         format_value(t.exit_price[i]), format_value(t.units[i]), format_value(t.pnl[i]),
+                         format_value(t.ret[i]), static_cast<std::size_t>(t.bars_held[i]));
     }
   }
   return out;

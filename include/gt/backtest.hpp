@@ -1,5 +1,5 @@
-// The execution model and metrics of docs/SEMANTICS.md "Fills and costs" and "Metrics": the reference engine that every fast path
-// (the grid optimizer, the GPU kernels, distributed runs) is tested against.
+// The execution model and metrics of docs/SEMANTICS.md "Fills and costs" and "Metrics": the reference engine that every
+// fast path (the grid optimizer, the GPU kernels, distributed runs) is tested against.
 #pragma once
 
 #include <array>
@@ -119,6 +119,14 @@ struct BacktestResult {
   std::vector<double> position;          // signed units held at each bar's close
   std::optional<std::size_t> ruined_at;  // the bar whose close found the equity at or below 0
 };
+
+// A trade list as columns, the one form every writer reads (the CLI's trades CSV, Python's
+// DataFrame, the report's fills): bar numbers and values, NaN where an open trade has no exit yet.
+struct TradeColumns {
+  std::vector<double> entry_bar, exit_bar, side, entry_price, exit_price, units, pnl, ret, bars_held, open;
+  std::size_t size() const { return entry_bar.size(); }
+};
+TradeColumns trade_columns(const std::vector<Trade>& trades);
 
 BacktestResult run_backtest(const Bars& bars, std::span<const std::uint8_t> signals, const ExecutionOptions& options);
 

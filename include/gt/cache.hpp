@@ -78,8 +78,9 @@ std::string redact_url(std::string_view url);
 std::filesystem::path default_cache_dir();
 
 // The key of everything a combination's metrics depend on except its parameters: the market data
-// (every column's bytes), the strategy and its code version, the docs/SEMANTICS.md "Fills and costs" options (periods per year
-// resolved) and kEngineVersion. "gt-v3-" (the entry layout) and 32 hex digits: a valid folder and Redis key name.
+// (every column's bytes), the strategy and its code version, the docs/SEMANTICS.md "Fills and costs" options (periods
+// per year resolved) and kEngineVersion. "gt-v3-" (the entry layout) and 32 hex digits: a valid folder and Redis key
+// name.
 std::string cache_namespace(const Bars& bars, const Strategy& strategy, const ExecutionOptions& options);
 
 // A name for one run's private journal (used under --no-cache so that --resume still works): the

@@ -1,6 +1,6 @@
-// Technical indicators with TA-Lib's conventions (docs/SEMANTICS.md "Indicators"): each output has the input's length and
-// its first `lookback` values are NaN. The arithmetic follows TA-Lib's own order of operations, so
-// values agree with it to the last few bits.
+// Technical indicators with TA-Lib's conventions (docs/SEMANTICS.md "Indicators"): each output has the input's length
+// and its first `lookback` values are NaN. The arithmetic follows TA-Lib's own order of operations, so values agree
+// with it to the last few bits.
 #pragma once
 
 #include <cstddef>

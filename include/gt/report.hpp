@@ -29,6 +29,23 @@ ResultsTable read_results(const std::filesystem::path& path);
 enum class Others { kBest, kMean, kMax };
 Others parse_others(std::string_view name);  // best | mean | max
 
+// The position of `name` among `names` (parameter or metric columns); throws ParamError listing them.
+std::size_t column_of(const std::vector<std::string>& names, const std::string& name, std::string_view what);
+// The rows of one symbol, in file order; throws ParamError when it has none.
+std::vector<std::size_t> rows_of_symbol(const ResultsTable& results, const std::string& symbol);
+// `rows` best first by metric column `metric` (docs/SEMANTICS.md "Ranking"; ties keep file order).
+std::vector<std::size_t> ranked_rows(const ResultsTable& results, const std::vector<std::size_t>& rows,
+                                     std::size_t metric);
+// One cell of a heatmap over parameter columns px and py: with kBest the metric of the row that has
+// (x, y) and the best row's values of every other parameter; with kMean and kMax the mean or the
+// best value over all rows with (x, y), NaN values left out (NaN when none is left). In (x, y) order.
+struct HeatmapCell {
+  double x, y, value;
+};
+std::vector<HeatmapCell> heatmap_cells(const ResultsTable& results, const std::vector<std::size_t>& rows,
+                                       std::size_t px, std::size_t py, std::size_t metric, Others others,
+                                       std::size_t best);
+
 struct OptimizationReportOptions {
   std::string x, y;  // heatmap axes; empty: the first two parameters with several values
   std::string metric = "sharpe";

@@ -15,33 +15,20 @@ using namespace nb::literals;
 
 namespace {
 
-// Trades as columns (NaN where an open trade has no exit yet).
-nb::dict trade_columns(const std::vector<gt::Trade>& trades) {
-  std::vector<double> entry_bar, exit_bar, side, entry_price, exit_price, units, pnl, ret, bars_held, open;
-  const double none = std::nan("");
-  for (const auto& t : trades) {
-    entry_bar.push_back(static_cast<double>(t.entry_bar));
-    exit_bar.push_back(t.open ? none : static_cast<double>(t.exit_bar));
-    side.push_back(t.side);
-    entry_price.push_back(t.entry_price);
-    exit_price.push_back(t.open ? none : t.exit_price);
-    units.push_back(t.units);
-    pnl.push_back(t.open ? none : t.pnl);
-    ret.push_back(t.open ? none : t.ret);
-    bars_held.push_back(static_cast<double>(t.bars_held));
-    open.push_back(t.open);
-  }
+// The library's trade columns as NumPy arrays.
+nb::dict trade_arrays(const std::vector<gt::Trade>& trades) {
+  gt::TradeColumns c = gt::trade_columns(trades);
   nb::dict d;
-  d["entry_bar"] = owned_array(std::move(entry_bar));
-  d["exit_bar"] = owned_array(std::move(exit_bar));
-  d["side"] = owned_array(std::move(side));
-  d["entry_price"] = owned_array(std::move(entry_price));
-  d["exit_price"] = owned_array(std::move(exit_price));
-  d["units"] = owned_array(std::move(units));
-  d["pnl"] = owned_array(std::move(pnl));
-  d["return"] = owned_array(std::move(ret));
-  d["bars_held"] = owned_array(std::move(bars_held));
-  d["open"] = owned_array(std::move(open));
+  d["entry_bar"] = owned_array(std::move(c.entry_bar));
+  d["exit_bar"] = owned_array(std::move(c.exit_bar));
+  d["side"] = owned_array(std::move(c.side));
+  d["entry_price"] = owned_array(std::move(c.entry_price));
+  d["exit_price"] = owned_array(std::move(c.exit_price));
+  d["units"] = owned_array(std::move(c.units));
+  d["pnl"] = owned_array(std::move(c.pnl));
+  d["return"] = owned_array(std::move(c.ret));
+  d["bars_held"] = owned_array(std::move(c.bars_held));
+  d["open"] = owned_array(std::move(c.open));
   return d;
 }
 
@@ -117,7 +104,7 @@ void bind_backtest(nb::module_& m) {
         nb::dict out;
         out["metrics"] = to_python(gt::metrics_json(r.metrics));
         out["parameters"] = to_python(gt::params_json(s, values));
-        out["trades"] = trade_columns(r.trades);
+        out["trades"] = trade_arrays(r.trades);
         out["equity"] = owned_array(std::move(r.equity));
         out["position"] = owned_array(std::move(r.position));
         return out;

@@ -28,6 +28,24 @@ void ExecutionOptions::validate() const {
         fmt::format("periods_per_year = {} is out of range (allowed: 0 < periods <= 1e8)", *periods_per_year));
 }
 
+TradeColumns trade_columns(const std::vector<Trade>& trades) {
+  TradeColumns c;
+  const double none = std::nan("");
+  for (const auto& t : trades) {
+    c.entry_bar.push_back(static_cast<double>(t.entry_bar));
+    c.exit_bar.push_back(t.open ? none : static_cast<double>(t.exit_bar));
+    c.side.push_back(t.side);
+    c.entry_price.push_back(t.entry_price);
+    c.exit_price.push_back(t.open ? none : t.exit_price);
+    c.units.push_back(t.units);
+    c.pnl.push_back(t.open ? none : t.pnl);
+    c.ret.push_back(t.open ? none : t.ret);
+    c.bars_held.push_back(static_cast<double>(t.bars_held));
+    c.open.push_back(t.open ? 1.0 : 0.0);
+  }
+  return c;
+}
+
 double resolve_periods_per_year(const Bars& bars, const ExecutionOptions& options) {
   return options.periods_per_year ? *options.periods_per_year : infer_periods_per_year(bars);
 }

@@ -125,9 +125,9 @@ void for_each_column(Bars& bars, F&& f) {
   f(bars.volume);
 }
 
-// The rules of a row (docs/SEMANTICS.md "Market data") and of their order, for rows read from files and for columns given
-// in memory alike: appends good rows, skips or fails on bad ones, and names each by its line (a
-// file) or its row (columns, counted from 0).
+// The rules of a row (docs/SEMANTICS.md "Market data") and of their order, for rows read from files and for columns
+// given in memory alike: appends good rows, skips or fails on bad ones, and names each by its line (a file) or its row
+// (columns, counted from 0).
 class RowChecker {
  public:
   RowChecker(std::string_view source, const LoadOptions& options, bool numbered_rows, bool engine_range)

@@ -1,4 +1,6 @@
-// SignalModel on LibTorch: the network, devices, model files, prediction, and the module's entry point.
+// SignalModel on LibTorch: prediction through its back-ends (our kernels, cuDNN's persistent kernel,
+// LibTorch's path; graph-captured for small batches), and the module's entry point. The network is
+// network.cpp's, devices devices.cpp's, the model file's format model_file.cpp's.
 #include <ATen/autocast_mode.h>
 #include <fmt/format.h>
 #include <torch/torch.h>
@@ -30,59 +32,6 @@
 namespace gt::ml {
 namespace {
 
-constexpr const char* kFormat = "gpt-trader-signal-model/1";
-
-nlohmann::json spec_json(const ModelSpec& s) {
-  return {{"model_type", s.config.model_type},
-          {"hidden_dim", s.config.hidden_dim},
-          {"num_layers", s.config.num_layers},
-          {"dropout", s.config.dropout},
-          {"sequence_length", s.data.sequence_length},
-          {"features", s.data.features},
-          {"label", label_name(s.data.label)},
-          {"validation_fraction", s.data.validation_fraction},
-          {"test_fraction", s.data.test_fraction},
-          {"scaler_mean", s.scaler.mean},
-          {"scaler_scale", s.scaler.scale},
-          {"label_mean", s.scaler.label_mean},
-          {"label_scale", s.scaler.label_scale},
-          {"trained_on", s.trained_on}};
-}
-
-ModelSpec spec_from_json(const nlohmann::json& j) {
-  ModelSpec s;
-  s.config.model_type = j.at("model_type").get<std::string>();
-  s.config.hidden_dim = j.at("hidden_dim").get<int>();
-  s.config.num_layers = j.at("num_layers").get<int>();
-  s.config.dropout = j.at("dropout").get<double>();
-  s.data.sequence_length = j.at("sequence_length").get<std::size_t>();
-  s.data.features = j.at("features").get<std::vector<std::string>>();
-  s.data.label = parse_label(j.at("label").get<std::string>());
-  s.data.validation_fraction = j.at("validation_fraction").get<double>();
-  s.data.test_fraction = j.at("test_fraction").get<double>();
-  s.scaler.mean = j.at("scaler_mean").get<std::vector<double>>();
-  s.scaler.scale = j.at("scaler_scale").get<std::vector<double>>();
-  s.scaler.label_mean = j.at("label_mean").get<double>();
-  s.scaler.label_scale = j.at("label_scale").get<double>();
-  s.trained_on = j.at("trained_on").get<std::string>();
-  return s;
-}
-
-void check_spec(const ModelSpec& s) {
-  s.config.validate();
-  if (s.data.features.empty()) throw ParamError("a model needs at least one feature");
-  if (s.data.sequence_length < 1) throw ParamError("sequence_length must be at least 1");
-  if (s.scaler.mean.size() != s.data.features.size() || s.scaler.scale.size() != s.data.features.size())
-    throw ParamError(
-        fmt::format("the scaler has {} features, the model {}", s.scaler.mean.size(), s.data.features.size()));
-}
-
-std::string shape_text(c10::IntArrayRef sizes) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < sizes.size(); ++i) out += fmt::format("{}{}", i ? ", " : "", sizes[i]);
-  return out + "]";
-}
-
 // Turns the network's raw output into the model's output (P(up), or a return).
 torch::Tensor to_output(const torch::Tensor& raw, const ModelSpec& spec) {
   if (spec.data.label == Label::kDirection) return torch::sigmoid(raw.to(torch::kFloat));
@@ -91,131 +40,8 @@ torch::Tensor to_output(const torch::Tensor& raw, const ModelSpec& spec) {
 
 }  // namespace
 
-// ---------------------------------------------------------------------------------------------
-
-SignalNetImpl::SignalNetImpl(const ModelConfig& config, std::int64_t features) {
-  const double dropout = config.num_layers > 1 ? config.dropout : 0.0;
-  if (config.model_type == "lstm") {
-    lstm_ = register_module("rnn", torch::nn::LSTM(torch::nn::LSTMOptions(features, config.hidden_dim)
-                                                       .num_layers(config.num_layers)
-                                                       .dropout(dropout)
-                                                       .batch_first(true)));
-  } else {
-    gru_ = register_module("rnn", torch::nn::GRU(torch::nn::GRUOptions(features, config.hidden_dim)
-                                                     .num_layers(config.num_layers)
-                                                     .dropout(dropout)
-                                                     .batch_first(true)));
-  }
-  head_ = register_module("head", torch::nn::Linear(config.hidden_dim, 1));
-}
-
-torch::Tensor SignalNetImpl::forward(const torch::Tensor& windows) {
-#if defined(GT_OWN_CUDA_KERNELS)
-  // fp32 training on CUDA: our recurrence kernels instead of cuDNN's chain of small ones.
-  if (lstm_ && own_recurrence_ && own_lstm_training(lstm_, windows)) return head(lstm_training_forward(lstm_, windows).select(1, -1));
-#endif
-  const torch::Tensor sequence = lstm_ ? std::get<0>(lstm_->forward(windows)) : std::get<0>(gru_->forward(windows));
-  return head(sequence.select(1, -1));
-}
-
-torch::Tensor SignalNetImpl::head(const torch::Tensor& last_step) {
-  return head_->forward(last_step).squeeze(-1);
-}
-
-c10::ScalarType scalar_type(Precision precision) {
-  switch (precision) {
-    case Precision::kFp16:
-      return torch::kHalf;
-    case Precision::kBf16:
-      return torch::kBFloat16;
-    case Precision::kFp32:
-      break;
-  }
-  return torch::kFloat;
-}
-
-AutocastGuard::AutocastGuard(c10::DeviceType device, Precision precision, bool cache) : device_(device) {
-  if (precision == Precision::kFp32) return;
-  active_ = true;
-  was_enabled_ = at::autocast::is_autocast_enabled(device);
-  was_dtype_ = at::autocast::get_autocast_dtype(device);
-  was_caching_ = at::autocast::is_autocast_cache_enabled();
-  at::autocast::set_autocast_enabled(device, true);
-  at::autocast::set_autocast_dtype(device, scalar_type(precision));
-  at::autocast::set_autocast_cache_enabled(cache);
-}
-
-AutocastGuard::~AutocastGuard() {
-  if (!active_) return;
-  at::autocast::set_autocast_enabled(device_, was_enabled_);
-  at::autocast::set_autocast_dtype(device_, was_dtype_);
-  at::autocast::set_autocast_cache_enabled(was_caching_);
-  at::autocast::clear_cache();
-}
-
-// ---------------------------------------------------------------------------------------------
-
-std::string torch_device(std::string_view requested) {
-  if (requested == "auto") {
-    if (torch::cuda::is_available()) return "cuda:0";
-    if (torch::mps::is_available()) return "mps";
-    return "cpu";
-  }
-  if (requested == "cpu") return "cpu";
-  if (requested == "mps") {
-    if (!torch::mps::is_available()) throw Error("device 'mps' was asked for, but this machine has no MPS device");
-    return "mps";
-  }
-  if (requested == "cuda" || requested.starts_with("cuda:")) {
-    if (!torch::cuda::is_available())
-      throw Error({"device"},
-                  fmt::format("device '{}' was asked for, but LibTorch sees no CUDA GPU here; use device cpu or auto",
-                              requested));
-    int index = 0;
-    if (requested.size() > 5) {
-      const std::string digits(requested.substr(5));
-      if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos)
-        throw ParamError(fmt::format("device '{}': expected cuda:N with N a GPU index", requested));
-      index = std::stoi(digits);
-    }
-    const auto count = static_cast<int>(torch::cuda::device_count());
-    if (index >= count)
-      throw Error(fmt::format("device '{}' was asked for, but this machine has {} CUDA GPU(s)", requested, count));
-    return fmt::format("cuda:{}", index);
-  }
-  throw ParamError(fmt::format("unknown device '{}'; allowed: auto, cpu, cuda, cuda:N, mps", requested));
-}
-
-std::vector<std::string> torch_gpus(std::string_view spec) {
-  const auto count = static_cast<int>(torch::cuda::is_available() ? torch::cuda::device_count() : 0);
-  if (count == 0) throw Error({"gpus"}, fmt::format("gpus {} was asked for, but LibTorch sees no CUDA GPU here", spec));
-  std::vector<std::string> devices;
-  for (const int gpu : parse_gpu_list(std::string(spec), count)) {
-    devices.push_back(fmt::format("cuda:{}", gpu));
-    if (std::count(devices.begin(), devices.end(), devices.back()) > 1)
-      throw ParamError({"gpus"}, fmt::format("gpus {}: GPU {} is named twice", spec, gpu));
-  }
-  return devices;
-}
-
 TorchModel::TorchModel(const ModelSpec& spec, torch::Device device)
     : spec_(spec), device_(device), net_(spec.config, static_cast<std::int64_t>(spec.data.features.size())) {}
-
-void TorchModel::save(const std::filesystem::path& path) const {
-  torch::serialize::OutputArchive archive;
-  archive.write("gt_format", c10::IValue(std::string(kFormat)));
-  archive.write("gt_spec", c10::IValue(spec_json(spec_).dump()));
-  torch::serialize::OutputArchive weights;
-  {
-    // Written from the CPU so that a file loads on any device.
-    torch::NoGradGuard no_grad;
-    for (const auto& p : net_->named_parameters()) weights.write(p.key(), p.value().to(torch::kCPU));
-  }
-  archive.write("weights", weights);
-  std::ostringstream bytes;
-  archive.save_to(bytes);
-  write_file_atomically(path, bytes.str());
-}
 
 SignalNet TorchModel::network_for(Precision precision) const {
   if (precision == Precision::kFp32) return net_;
@@ -228,12 +54,6 @@ SignalNet TorchModel::network_for(Precision precision) const {
     it = lowered_.emplace(precision, copy).first;
   }
   return it->second;
-}
-
-void copy_weights(const SignalNet& from, SignalNet& to) {
-  torch::NoGradGuard no_grad;
-  const auto source = from->named_parameters();
-  for (auto& p : to->named_parameters()) p.value().copy_(source[p.key()]);
 }
 
 torch::Tensor windows_tensor(const Samples& samples, const ModelSpec& spec, torch::Device device) {
@@ -430,54 +250,6 @@ void TorchModel::predict_into(std::span<const float> windows, std::span<float> o
 }
 
 namespace {
-
-std::unique_ptr<TorchModel> load_model(const std::filesystem::path& path, std::string_view device) {
-  const std::string file = path.string();
-  if (!std::filesystem::exists(path)) throw Error(fmt::format("{}: no such model file", file));
-  torch::serialize::InputArchive archive;
-  try {
-    archive.load_from(file, torch::Device(torch::kCPU));
-  } catch (const c10::Error&) {
-    throw Error(fmt::format("{}: not a model file (expected one written by `gtrader train`)", file));
-  }
-  c10::IValue format, spec_text;
-  if (!archive.try_read("gt_format", format) || !format.isString() || format.toStringRef() != kFormat)
-    throw Error(fmt::format("{}: not a GPT-Trader model file of format {}", file, kFormat));
-  if (!archive.try_read("gt_spec", spec_text) || !spec_text.isString())
-    throw Error(fmt::format("{}: the model file has no spec", file));
-  ModelSpec spec;
-  try {
-    spec = spec_from_json(nlohmann::json::parse(spec_text.toStringRef()));
-    check_spec(spec);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("{}: the model's spec is damaged: {}", file, e.what()));
-  } catch (const ParamError& e) {
-    throw Error(fmt::format("{}: the model's spec is invalid: {}", file, e.what()));
-  }
-  // Built on the CPU without reseeding the global generator: its initial weights are overwritten
-  // below, then it moves to its device.
-  auto model = std::make_unique<TorchModel>(spec, torch::Device(torch::kCPU));
-  torch::serialize::InputArchive weights;
-  if (!archive.try_read("weights", weights)) throw Error(fmt::format("{}: the model file holds no weights", file));
-  {
-    torch::NoGradGuard no_grad;
-    for (auto& p : model->net()->named_parameters()) {
-      torch::Tensor stored;
-      if (!weights.try_read(p.key(), stored))
-        throw Error(fmt::format("{}: weight '{}' is missing for a {} of hidden_dim {} and {} layers", file, p.key(),
-                                spec.config.model_type, spec.config.hidden_dim, spec.config.num_layers));
-      if (stored.sizes() != p.value().sizes())
-        throw Error(
-            fmt::format("{}: weight '{}' has shape {}, but a {} of hidden_dim {}, {} layers and {} features "
-                        "needs {}: the file does not match its own spec",
-                        file, p.key(), shape_text(stored.sizes()), spec.config.model_type, spec.config.hidden_dim,
-                        spec.config.num_layers, spec.data.features.size(), shape_text(p.value().sizes())));
-      p.value().copy_(stored);
-    }
-  }
-  model->place_on(torch::Device(torch_device(device)));
-  return model;
-}
 
 class Module final : public TorchModule {
  public:

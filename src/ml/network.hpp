@@ -103,6 +103,11 @@ class TorchModel final : public SignalModel::Impl {
 std::string torch_device(std::string_view requested);
 std::vector<std::string> torch_gpus(std::string_view spec);
 
+// Throws ParamError when a spec cannot describe a model (model_file.cpp).
+void check_spec(const ModelSpec& spec);
+// A model file written by TorchModel::save, on `device`; throws Error naming the file.
+std::unique_ptr<TorchModel> load_model(const std::filesystem::path& path, std::string_view device);
+
 // `to` takes `from`'s weights (the same network shape), wherever each lives.
 void copy_weights(const SignalNet& from, SignalNet& to);
 // Samples as a tensor of windows on `device` (batch x L x F; a strided view for overlapping

@@ -412,8 +412,8 @@ std::vector<RangeStats> build_range_table(std::span<const double> x) {
 }
 
 std::vector<MaCrossBarFacts> ma_cross_bar_facts(const Bars& bars, const ExecutionOptions& options) {
-  // Per-bar fill factors of docs/SEMANTICS.md "Fills and costs" with these options: what one unit costs on entry (slippage
-  // and commission included) and what it returns on exit.
+  // Per-bar fill factors of docs/SEMANTICS.md "Fills and costs" with these options: what one unit costs on entry
+  // (slippage and commission included) and what it returns on exit.
   const bool next_open = options.fill == Fill::kNextOpen;
   const double slip = options.slippage_bps / 10000.0;
   const auto& fill_price = next_open ? bars.open : bars.close;

@@ -1,4 +1,5 @@
-// HTML reports: the numbers are computed here (heatmap cells, tables), the drawing is Vega-Lite's.
+// HTML reports: the numbers come from results_table.cpp (ranking, heatmap cells), the drawing is
+// Vega-Lite's.
 // Every chart reports back when it has drawn, into #gt-status, so that a headless browser (the
 // tests) can tell a drawn chart from an empty one.
 #include "gt/report.hpp"
@@ -14,7 +15,6 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "../data/csv_fields.hpp"
 #include "gt/error.hpp"
 
 namespace gt::report {
@@ -24,24 +24,6 @@ using nlohmann::json;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 // The Vega-Lite version every chart spec is written for (the embedded bundle must render it).
 constexpr const char* kVegaLiteSchema = "https://vega.github.io/schema/vega-lite/v6.json";
-
-std::vector<std::string> split(std::string_view line) {
-  std::vector<std::string> out;
-  csv::for_each_field(line, [&](std::string_view field) {
-    out.push_back(csv::unquote(field));
-    return true;
-  });
-  return out;
-}
-
-// An empty field (a metric without a value) is NaN.
-double number_of(const std::string& text, const std::filesystem::path& path, std::size_t line_number,
-                 const std::string& column) {
-  double v = kNaN;
-  if (!text.empty() && !csv::parse_number(text, v))
-    throw DataError(fmt::format("{}:{}: field '{}': '{}' is not a number", path.string(), line_number, column, text));
-  return v;
-}
 
 std::string escape_html(std::string_view s) {
   std::string out;
@@ -153,66 +135,7 @@ std::string value_text(const ResultsTable& r, std::size_t param, double v) {
   return fmt::format("{}", v);
 }
 
-std::size_t column_of(const std::vector<std::string>& names, const std::string& name, std::string_view what) {
-  const auto it = std::find(names.begin(), names.end(), name);
-  if (it == names.end())
-    throw ParamError(fmt::format("{} '{}' is not in the results; available: {}", what, name, fmt::join(names, ", ")));
-  return static_cast<std::size_t>(it - names.begin());
-}
-
 }  // namespace
-
-Others parse_others(std::string_view name) {
-  if (name == "best") return Others::kBest;
-  if (name == "mean") return Others::kMean;
-  if (name == "max") return Others::kMax;
-  throw ParamError({"others"}, fmt::format("others '{}' is unknown; allowed: best, mean, max", name));
-}
-
-ResultsTable read_results(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) throw DataError(fmt::format("{}: cannot open the results file", path.string()));
-  std::string line;
-  if (!std::getline(in, line)) throw DataError(fmt::format("{}:1: the results file is empty", path.string()));
-  const std::vector<std::string> header = split(line);
-  const auto& metric_list = metric_names();
-  ResultsTable r;
-  const bool has_symbol = !header.empty() && header[0] == "symbol";
-  std::vector<int> role(header.size());  // 0 symbol, 1 param, 2 metric
-  for (std::size_t c = has_symbol ? 1 : 0; c < header.size(); ++c) {
-    const bool metric = std::find(metric_list.begin(), metric_list.end(), header[c]) != metric_list.end();
-    role[c] = metric ? 2 : 1;
-    (metric ? r.metrics : r.params).push_back(header[c]);
-  }
-  if (r.metrics.empty() || r.params.empty())
-    throw DataError(fmt::format("{}:1: not a study's results file (no parameter or metric columns)", path.string()));
-  r.param_values.resize(r.params.size());
-  r.metric_values.resize(r.metrics.size());
-  r.boolean_params.assign(r.params.size(), false);
-  std::size_t line_number = 1;
-  while (std::getline(in, line)) {
-    ++line_number;
-    if (line.empty()) continue;
-    const auto fields = split(line);
-    if (fields.size() != header.size())
-      throw DataError(
-          fmt::format("{}:{}: {} fields, the header has {}", path.string(), line_number, fields.size(), header.size()));
-    r.symbols.push_back(has_symbol ? fields[0] : std::string());
-    std::size_t p = 0, m = 0;
-    for (std::size_t c = has_symbol ? 1 : 0; c < fields.size(); ++c) {
-      if (role[c] == 1) {
-        const bool boolean = fields[c] == "true" || fields[c] == "false";
-        r.boolean_params[p] = r.boolean_params[p] || boolean;
-        r.param_values[p++].push_back(boolean ? (fields[c] == "true" ? 1.0 : 0.0)
-                                              : number_of(fields[c], path, line_number, header[c]));
-      } else {
-        r.metric_values[m++].push_back(number_of(fields[c], path, line_number, header[c]));
-      }
-    }
-  }
-  if (r.rows() == 0) throw DataError(fmt::format("{}: the results file has no rows", path.string()));
-  return r;
-}
 
 std::string chart_library() {
   std::filesystem::path path;
@@ -237,10 +160,7 @@ std::string optimization_report_html(const ResultsTable& r, const OptimizationRe
   const std::size_t metric = column_of(r.metrics, o.metric, "metric");
   const bool higher_better = metric_higher_is_better(o.metric);
   const std::string symbol = o.symbol.empty() ? r.symbols.front() : o.symbol;
-  std::vector<std::size_t> rows;
-  for (std::size_t i = 0; i < r.rows(); ++i)
-    if (r.symbols[i] == symbol) rows.push_back(i);
-  if (rows.empty()) throw ParamError(fmt::format("symbol '{}' is not in the results", symbol));
+  const std::vector<std::size_t> rows = rows_of_symbol(r, symbol);
 
   // Axes: as asked, else the first two parameters that take several values.
   const auto distinct = [&](std::size_t p) {
@@ -263,51 +183,18 @@ std::string optimization_report_html(const ResultsTable& r, const OptimizationRe
   const std::size_t py = pick(o.y, o.x.empty() || varying.empty() || varying[0] != px ? 1 : 0);
   if (px == py) throw ParamError({"x", "y"}, "x and y must be two different parameters");
 
-  // The best combination by the metric (docs/SEMANTICS.md "Ranking": ruined and NaN last, ties to the first row).
-  const auto better = [&](double a, double b) { return compare_for_ranking(a, false, b, false, higher_better) < 0; };
-  const auto equity = std::find(r.metrics.begin(), r.metrics.end(), "final_equity");
-  const auto ruined = [&](std::size_t row) {
-    return equity != r.metrics.end() && r.metric_values[equity - r.metrics.begin()][row] <= 0;
-  };
-  std::vector<std::size_t> ranked = rows;
-  std::stable_sort(ranked.begin(), ranked.end(), [&](std::size_t a, std::size_t b) {
-    return compare_for_ranking(r.metric_values[metric][a], ruined(a), r.metric_values[metric][b], ruined(b),
-                               higher_better) < 0;
-  });
+  const std::vector<std::size_t> ranked = ranked_rows(r, rows, metric);
   const std::size_t best = ranked.front();
 
-  // Heatmap cells: for each (x, y), the metric at the others' best values, or their mean or max.
-  std::map<std::pair<double, double>, std::pair<double, std::size_t>> cells;
   std::string others_text;
   std::vector<std::string> fixed;
   for (std::size_t p = 0; p < r.params.size(); ++p)
     if (p != px && p != py) fixed.push_back(r.params[p] + "=" + value_text(r, p, r.param_values[p][best]));
-  for (std::size_t i : rows) {
-    bool on_slice = true;
-    if (o.others == Others::kBest)
-      for (std::size_t p = 0; p < r.params.size(); ++p)
-        if (p != px && p != py && r.param_values[p][i] != r.param_values[p][best]) on_slice = false;
-    if (!on_slice) continue;
-    const double v = r.metric_values[metric][i];
-    auto& [acc, count] = cells.try_emplace({r.param_values[px][i], r.param_values[py][i]}, kNaN, 0).first->second;
-    if (std::isnan(v)) continue;
-    if (o.others == Others::kMean) {
-      acc = count == 0 ? v : acc + v;
-    } else if (o.others == Others::kMax) {
-      acc = count == 0 ? v : (better(v, acc) ? v : acc);
-    } else {
-      acc = v;
-    }
-    ++count;
-  }
   json cell_values = json::array();
-  for (const auto& [xy, value] : cells) {
-    const double v =
-        o.others == Others::kMean && value.second > 0 ? value.first / static_cast<double>(value.second) : value.first;
-    cell_values.push_back({{r.params[px], value_text(r, px, xy.first)},
-                           {r.params[py], value_text(r, py, xy.second)},
-                           {o.metric, number_or_null(v)}});
-  }
+  for (const auto& cell : heatmap_cells(r, rows, px, py, metric, o.others, best))
+    cell_values.push_back({{r.params[px], value_text(r, px, cell.x)},
+                           {r.params[py], value_text(r, py, cell.y)},
+                           {o.metric, number_or_null(cell.value)}});
   if (o.others == Others::kBest)
     others_text = fixed.empty() ? "no other parameters"
                                 : "other parameters at the best combination's values: " +
@@ -412,14 +299,16 @@ std::string backtest_report_html(const std::vector<BacktestReportInput>& runs, s
                         {"drawdown", -(1.0 - result.equity[t] / peak)}});
     }
     json fills = json::array();
-    for (const auto& trade : result.trades) {
-      fills.push_back({{"time", format_time(bars.time[trade.entry_bar], bars.intraday)},
-                       {"price", trade.entry_price},
-                       {"fill", trade.side > 0 ? "buy (long entry)" : "sell (short entry)"}});
-      if (!trade.open)
-        fills.push_back({{"time", format_time(bars.time[trade.exit_bar], bars.intraday)},
-                         {"price", trade.exit_price},
-                         {"fill", trade.side > 0 ? "sell (long exit)" : "buy (short exit)"}});
+    const TradeColumns trades = trade_columns(result.trades);
+    for (std::size_t i = 0; i < trades.size(); ++i) {
+      const bool is_long = trades.side[i] > 0;
+      fills.push_back({{"time", format_time(bars.time[static_cast<std::size_t>(trades.entry_bar[i])], bars.intraday)},
+                       {"price", trades.entry_price[i]},
+                       {"fill", is_long ? "buy (long entry)" : "sell (short entry)"}});
+      if (!std::isnan(trades.exit_bar[i]))
+        fills.push_back({{"time", format_time(bars.time[static_cast<std::size_t>(trades.exit_bar[i])], bars.intraday)},
+                         {"price", trades.exit_price[i]},
+                         {"fill", is_long ? "sell (long exit)" : "buy (short exit)"}});
     }
     const std::string time_type = "temporal";
     const std::string prefix = fmt::format("s{}", k);

@@ -1,4 +1,5 @@
-// The execution model and metrics of docs/SEMANTICS.md "Fills and costs" and "Metrics", pinned by small cases computed by hand.
+// The execution model and metrics of docs/SEMANTICS.md "Fills and costs" and "Metrics", pinned by small cases computed
+// by hand.
 #include "gt/backtest.hpp"
 
 #include <gtest/gtest.h>
