@@ -78,34 +78,174 @@ torch::Tensor windows_tensor(const Samples& samples, const ModelSpec& spec, torc
   return on_device.unfold(0, L, 1).transpose(1, 2);  // n x L x F, strided over the rows
 }
 
+// ---------------------------------------------------------------------------------------------
+// Prediction paths: the ways a batch of windows is predicted on this model's device, each behind
+// one interface, tried in an order of preference (kBatchOrder, kGraphedOrder): the first that
+// serves the model, batch and precision, and that this GPU can set up, is taken.
+
+class PredictionPath {
+ public:
+  virtual ~PredictionPath() = default;
+  // The network's raw outputs (batch) for `windows` (batch x L x F, fp32, on the model's device).
+  virtual torch::Tensor raw_output(const torch::Tensor& windows) = 0;
+};
+
+namespace {
+
+enum class PathKind {
+  kClusterKernel,     // ours: LSTMs, small batches, the whole window in one launch (fp32)
+  kTensorCoreKernel,  // ours: LSTMs in fp16/bf16 on tensor cores, any batch
+  kPersistentCudnn,   // cuDNN's persistent kernel: small batches in fp32 and fp16
+  kLibTorch,          // LibTorch's modules: every network, batch and precision
+};
+// predict(): whole batches at once. predict_into(): small batches replayed from a CUDA graph.
+constexpr PathKind kBatchOrder[] = {PathKind::kTensorCoreKernel, PathKind::kLibTorch};
+constexpr PathKind kGraphedOrder[] = {PathKind::kClusterKernel, PathKind::kTensorCoreKernel, PathKind::kPersistentCudnn,
+                                      PathKind::kLibTorch};
+
+class LibTorchPath final : public PredictionPath {
+ public:
+  LibTorchPath(SignalNet net, Precision precision, std::int64_t slice)
+      : net_(std::move(net)), precision_(precision), slice_(slice) {}
+  torch::Tensor raw_output(const torch::Tensor& windows) override {
+    std::vector<torch::Tensor> parts;
+    for (std::int64_t start = 0; start < windows.size(0); start += slice_) {
+      const torch::Tensor x = windows.slice(0, start, std::min(windows.size(0), start + slice_)).contiguous();
+      parts.push_back(net_->forward(precision_ == Precision::kFp32 ? x : x.to(scalar_type(precision_))));
+    }
+    return parts.size() == 1 ? parts.front() : torch::cat(parts);
+  }
+
+ private:
+  SignalNet net_;
+  Precision precision_;
+  std::int64_t slice_;
+};
+
+#if defined(GT_TORCH_CUDA)
+class PersistentCudnnPath final : public PredictionPath {
+ public:
+  PersistentCudnnPath(SignalNet net, std::unique_ptr<PersistentRecurrence> kernel, Precision precision)
+      : net_(std::move(net)), kernel_(std::move(kernel)), precision_(precision) {}
+  torch::Tensor raw_output(const torch::Tensor& windows) override {
+    return net_->head(
+        kernel_->last_step(precision_ == Precision::kFp32 ? windows : windows.to(scalar_type(precision_))));
+  }
+
+ private:
+  SignalNet net_;
+  std::unique_ptr<PersistentRecurrence> kernel_;
+  Precision precision_;
+};
+#endif
+
+#if defined(GT_OWN_CUDA_KERNELS)
+class ClusterKernelPath final : public PredictionPath {
+ public:
+  explicit ClusterKernelPath(std::unique_ptr<ClusterRecurrence> kernel) : kernel_(std::move(kernel)) {}
+  // In fp32 whatever the precision: its weights are the precision's.
+  torch::Tensor raw_output(const torch::Tensor& windows) override { return kernel_->raw_output(windows); }
+
+ private:
+  std::unique_ptr<ClusterRecurrence> kernel_;
+};
+
+class TensorCorePath final : public PredictionPath {
+ public:
+  explicit TensorCorePath(TensorCoreRecurrence* kernel) : kernel_(kernel) {}
+  // One launch for all the windows: the kernel keeps nothing per window beyond its output.
+  torch::Tensor raw_output(const torch::Tensor& windows) override {
+    torch::Tensor raw = torch::empty({windows.size(0)}, windows.options().dtype(torch::kFloat));
+    kernel_->raw_output(windows, raw);
+    return raw;
+  }
+
+ private:
+  TensorCoreRecurrence* kernel_;  // owned by the model
+};
+#endif
+
+}  // namespace
+
+std::unique_ptr<PredictionPath> TorchModel::make_path(int kind_index, std::int64_t batch, Precision precision,
+                                                      bool trial, std::size_t slice) const {
+  const auto kind = static_cast<PathKind>(kind_index);
+  SignalNet net = network_for(precision);  // the fp16/bf16 copy is made only where a path reads it
+  net->eval();
+  // A path this GPU cannot set up (too little room for a cluster, a cuDNN that refuses a
+  // configuration) is passed over for the next; `trial` runs it once on zeros to find out.
+  [[maybe_unused]] const auto tried = [&](std::unique_ptr<PredictionPath> path) -> std::unique_ptr<PredictionPath> {
+    if (!trial) return path;
+    try {
+      const auto L = static_cast<std::int64_t>(spec_.data.sequence_length);
+      const auto F = static_cast<std::int64_t>(spec_.data.features.size());
+      path->raw_output(torch::zeros({batch, L, F}, torch::TensorOptions().device(device_).dtype(torch::kFloat)));
+#if defined(GT_TORCH_CUDA)
+      if (device_.is_cuda()) torch::cuda::synchronize(device_.index());
+#endif
+      return path;
+    } catch (const std::exception&) {
+      return nullptr;
+    }
+  };
+  switch (kind) {
+    case PathKind::kLibTorch:
+      return std::make_unique<LibTorchPath>(
+          net, precision, slice > 0 ? static_cast<std::int64_t>(slice) : (device_.is_cpu() ? 4096 : 16384));
+    case PathKind::kPersistentCudnn:
+#if defined(GT_TORCH_CUDA)
+      if (!device_.is_cuda() || !PersistentRecurrence::serves(precision) || batch > PersistentRecurrence::kLargestBatch)
+        return nullptr;
+      try {
+        return tried(std::make_unique<PersistentCudnnPath>(
+            net, std::make_unique<PersistentRecurrence>(net, spec_, batch, device_, precision), precision));
+      } catch (const std::exception&) {
+        return nullptr;
+      }
+#else
+      return nullptr;
+#endif
+    case PathKind::kClusterKernel:
+#if defined(GT_OWN_CUDA_KERNELS)
+      if (!device_.is_cuda() || !ClusterRecurrence::serves(spec_, batch)) return nullptr;
+      try {
+        return tried(
+            std::make_unique<ClusterKernelPath>(std::make_unique<ClusterRecurrence>(net, spec_, batch, device_)));
+      } catch (const std::exception&) {
+        return nullptr;
+      }
+#else
+      return nullptr;
+#endif
+    case PathKind::kTensorCoreKernel:
+#if defined(GT_OWN_CUDA_KERNELS)
+      if (TensorCoreRecurrence* kernel = tensor_cores(precision)) return std::make_unique<TensorCorePath>(kernel);
+#endif
+      return nullptr;
+  }
+  return nullptr;
+}
+
+template <std::size_t N>
+std::unique_ptr<PredictionPath> TorchModel::first_path(const int (&order)[N], std::int64_t batch, Precision precision,
+                                                       bool trial, std::size_t slice) const {
+  for (const int kind : order)
+    if (auto path = make_path(kind, batch, precision, trial, slice)) return path;
+  throw Error("no prediction path serves this model");  // unreachable: LibTorch's serves every one
+}
+
 std::vector<float> TorchModel::predict(const Samples& samples, Precision precision, std::size_t batch_size) const {
   if (precision != Precision::kFp32 && device_.is_cpu())
     throw ParamError(fmt::format("precision {} needs a GPU; on the CPU use fp32", precision_name(precision)));
   torch::NoGradGuard no_grad;
   const torch::Tensor windows = windows_tensor(samples, spec_, device_);
   const std::int64_t n = windows.size(0);
-#if defined(GT_OWN_CUDA_KERNELS)
-  if (n > 0) {
-    if (TensorCoreRecurrence* kernel = tensor_cores(precision)) {
-      // One launch for all the windows: the kernel keeps nothing per window beyond its output.
-      torch::Tensor raw = torch::empty({n}, torch::TensorOptions().dtype(torch::kFloat).device(device_));
-      kernel->raw_output(windows, raw);
-      const torch::Tensor y = to_output(raw, spec_).to(torch::kCPU).contiguous();
-      return std::vector<float>(y.data_ptr<float>(), y.data_ptr<float>() + n);
-    }
-  }
-#endif
-  SignalNet net = network_for(precision);  // the fp16/bf16 copy is made only where LibTorch runs it
-  net->eval();
-  const std::int64_t batch = batch_size > 0 ? static_cast<std::int64_t>(batch_size) : (device_.is_cpu() ? 4096 : 16384);
-  std::vector<float> out(static_cast<std::size_t>(n));
-  for (std::int64_t start = 0; start < n; start += batch) {
-    const std::int64_t end = std::min(n, start + batch);
-    torch::Tensor x = windows.slice(0, start, end).contiguous().to(scalar_type(precision));
-    torch::Tensor y = to_output(net->forward(x), spec_).to(torch::kCPU).contiguous();
-    std::copy_n(y.data_ptr<float>(), end - start, out.begin() + start);
-  }
-  return out;
+  if (n == 0) return {};
+  // batch_size: LibTorch's slices (0: its default for the device).
+  static constexpr int kOrder[] = {static_cast<int>(kBatchOrder[0]), static_cast<int>(kBatchOrder[1])};
+  const std::unique_ptr<PredictionPath> path = first_path(kOrder, n, precision, false, batch_size);
+  const torch::Tensor y = to_output(path->raw_output(windows), spec_).to(torch::kCPU).contiguous();
+  return std::vector<float>(y.data_ptr<float>(), y.data_ptr<float>() + n);
 }
 
 TensorCoreRecurrence* TorchModel::tensor_cores([[maybe_unused]] Precision precision) const {
@@ -117,7 +257,7 @@ TensorCoreRecurrence* TorchModel::tensor_cores([[maybe_unused]] Precision precis
     try {
       kernel = std::make_shared<TensorCoreRecurrence>(net_, spec_, precision, device_);
     } catch (const Error&) {
-      // This GPU cannot hold the kernel's cluster: LibTorch's path, without asking again.
+      // This GPU cannot hold the kernel's cluster: the next path, without asking again.
     }
     found = tensor_cores_.emplace(precision, std::move(kernel)).first;
   }
@@ -140,15 +280,10 @@ std::vector<double> TorchModel::predict_bars(const Bars& bars, Precision precisi
 // launch instead of one per layer and step, which is what small-batch latency is made of. Inputs
 // and outputs go through pinned host buffers, copied by the graph itself.
 struct TorchModel::GraphedForward {
-  torch::Tensor host_input, staged, input, output, host_output;  // staged: the fp32 input on the device
+  torch::Tensor host_input, staged, output, host_output;  // staged: the fp32 input on the device
+  std::unique_ptr<PredictionPath> path;
 #if defined(GT_TORCH_CUDA)
   at::cuda::CUDAGraph graph;
-  std::unique_ptr<PersistentRecurrence> persistent;  // fp32 and fp16 at batch 1: cuDNN's persistent kernel
-#endif
-#if defined(GT_OWN_CUDA_KERNELS)
-  std::unique_ptr<ClusterRecurrence> cluster;    // LSTMs up to batch 32: our own kernel, ahead of cuDNN's
-  TensorCoreRecurrence* tensor_cores = nullptr;  // larger LSTM batches in fp16/bf16 (owned by the model)
-  torch::Tensor raw;                             // its outputs
 #endif
 };
 
@@ -174,52 +309,14 @@ void TorchModel::predict_into(std::span<const float> windows, std::span<float> o
     auto slot = std::make_shared<GraphedForward>();
     const auto b = static_cast<std::int64_t>(batch);
     const std::vector<std::int64_t> shape{b, static_cast<std::int64_t>(L), static_cast<std::int64_t>(F)};
-    SignalNet net = network_for(precision);
-    net->eval();
-    const auto on_device = torch::TensorOptions().device(device_);
     const auto pinned = torch::TensorOptions().dtype(torch::kFloat).pinned_memory(true);
     slot->host_input = torch::zeros(shape, pinned);
     slot->host_output = torch::empty({b}, pinned);
-    slot->staged = torch::zeros(shape, on_device.dtype(torch::kFloat));
-    slot->input = precision == Precision::kFp32 ? slot->staged : slot->staged.to(scalar_type(precision));
-#if defined(GT_OWN_CUDA_KERNELS)
-    if (ClusterRecurrence::serves(spec_, b)) {
-      try {
-        slot->cluster = std::make_unique<ClusterRecurrence>(net, spec_, b, device_);
-        slot->cluster->raw_output(slot->staged);
-        torch::cuda::synchronize(device_.index());
-      } catch (const std::exception&) {
-        slot->cluster.reset();  // this GPU cannot hold the cluster: the paths below
-      }
-    }
-    if (!slot->cluster) slot->tensor_cores = tensor_cores(precision);
-    if (slot->tensor_cores) slot->raw = torch::empty({b}, on_device.dtype(torch::kFloat));
-    const bool ours = slot->cluster || slot->tensor_cores;
-#else
-    const bool ours = false;
-#endif
-    if (!ours && PersistentRecurrence::serves(precision) && b <= PersistentRecurrence::kLargestBatch) {
-      try {
-        slot->persistent = std::make_unique<PersistentRecurrence>(net, spec_, b, device_, precision);
-        slot->persistent->last_step(slot->input);
-        torch::cuda::synchronize(device_.index());
-      } catch (const std::exception&) {
-        slot->persistent.reset();  // this GPU's cuDNN refuses it: LibTorch's path below
-      }
-    }
-    const auto forward = [&] {
-#if defined(GT_OWN_CUDA_KERNELS)
-      // In fp32 on the staged input, whatever the precision: its weights are the precision's.
-      if (slot->cluster) return to_output(slot->cluster->raw_output(slot->staged), spec_);
-      if (slot->tensor_cores) {
-        slot->tensor_cores->raw_output(slot->staged, slot->raw);
-        return to_output(slot->raw, spec_);
-      }
-#endif
-      if (precision != Precision::kFp32) slot->input.copy_(slot->staged);
-      return to_output(
-          slot->persistent ? net->head(slot->persistent->last_step(slot->input)) : net->forward(slot->input), spec_);
-    };
+    slot->staged = torch::zeros(shape, torch::TensorOptions().device(device_).dtype(torch::kFloat));
+    static constexpr int kOrder[] = {static_cast<int>(kGraphedOrder[0]), static_cast<int>(kGraphedOrder[1]),
+                                     static_cast<int>(kGraphedOrder[2]), static_cast<int>(kGraphedOrder[3])};
+    slot->path = first_path(kOrder, b, precision, true, 0);
+    const auto forward = [&] { return to_output(slot->path->raw_output(slot->staged), spec_); };
     // Capture happens on a side stream after a warm-up there (cuDNN picks its algorithms then).
     c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool(false, device_.index());
     {
