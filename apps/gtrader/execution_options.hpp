@@ -42,8 +42,8 @@ class ExecutionFlags {
   }
 
  private:
-  std::array<std::string, 7> text_;
-  std::array<CLI::Option*, 7> flags_{};
+  std::array<std::string, gt::kExecutionOptionCount> text_;
+  std::array<CLI::Option*, gt::kExecutionOptionCount> flags_{};
 };
 
 }  // namespace gtrader

@@ -44,7 +44,8 @@ struct OptionSpec {
   std::string_view choices;       // kChoice: the allowed values, comma-separated
   std::string_view help;
 };
-const std::array<OptionSpec, 7>& execution_option_specs();
+inline constexpr std::size_t kExecutionOptionCount = 7;
+const std::array<OptionSpec, kExecutionOptionCount>& execution_option_specs();
 // Sets one option from its text as a user wrote it; throws ParamError naming the option (an
 // unknown name lists the allowed ones). Ranges are checked by ExecutionOptions::validate.
 void set_execution_option(ExecutionOptions& options, std::string_view name, std::string_view text);

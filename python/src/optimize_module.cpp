@@ -74,9 +74,6 @@ void bind_optimize(nb::module_& m) {
       },
       "symbols"_a, "request"_a, "executor"_a = nb::none(),
       "Runs a study (a JSON request: docs/SEMANTICS.md \"Studies\") here, or on `executor`.");
-  m.def(
-      "grid_size", [](const std::string& request) { return gt::study_request(from_text(request), {}).grid->size(); },
-      "request"_a);
   nb::class_<gt::RangeWorker>(m, "RangeWorker", "One symbol's evaluator of a study, built once for many ranges")
       .def(
           "__init__",

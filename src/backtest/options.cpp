@@ -9,8 +9,8 @@
 
 namespace gt {
 
-const std::array<OptionSpec, 7>& execution_option_specs() {
-  static constexpr std::array<OptionSpec, 7> specs = {{
+const std::array<OptionSpec, kExecutionOptionCount>& execution_option_specs() {
+  static constexpr std::array<OptionSpec, kExecutionOptionCount> specs = {{
       {"fill", OptionKind::kChoice, "next_open", "next_open,close",
        "Fill price: next_open (the next bar's open, as backtrader) or close (the signal bar's close, as vectorbt)"},
       {"commission", OptionKind::kNumber, "0", "", "Commission, a fraction of traded notional per side"},
