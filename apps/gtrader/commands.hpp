@@ -32,6 +32,9 @@ struct DataOptions {
   std::vector<gt::Bars> load() const;
 };
 
+// --strategy NAME or --strategy-file FILE (a strategy written as rules), exactly one of them.
+void add_strategy_options(CLI::App& cmd, std::string& name, std::string& file);
+
 // NAME=VALUE items of a repeatable flag (`flag` names it in the error).
 std::vector<std::pair<std::string, std::string>> split_assignments(const std::vector<std::string>& items,
                                                                    std::string_view flag = "--param");

@@ -44,6 +44,14 @@ std::vector<std::pair<std::string, std::string>> split_assignments(const std::ve
   return out;
 }
 
+void add_strategy_options(CLI::App& cmd, std::string& name, std::string& file) {
+  auto* group = cmd.add_option_group("strategy", "Which strategy: one of");
+  group->add_option("--strategy", name, "Strategy name (see `gtrader strategies`)");
+  group->add_option("--strategy-file", file, "A strategy written as rules (YAML: params, entry, exit, ...)")
+      ->check(CLI::ExistingFile);
+  group->require_option(1);
+}
+
 CLI::Validator output_file() {
   return CLI::Validator(
       [](std::string& path) { return path.empty() ? std::string("an empty path: give a file name") : ""; }, "FILE");

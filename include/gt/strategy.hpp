@@ -66,6 +66,9 @@ struct Strategy {
   // Signals read from a trained model whose file this parameter names (empty: from rules). Such a
   // strategy has no `signals` until the model is loaded (ml::resolve_strategy).
   std::string model_parameter;
+  // What identifies the signals beyond the name and code version (a rule strategy's canonical
+  // rules; empty for the built-ins): part of every cache key.
+  std::string signal_identity = {};
 
   std::size_t index_of(std::string_view param) const;  // throws ParamError when unknown
   // Throws ParamError saying which model file to give when the signals come from one not loaded.

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
@@ -28,6 +29,9 @@ struct StudyStore {
 
 struct StudyRequest {
   std::vector<Bars> symbols;
+  // A rule strategy (docs/SEMANTICS.md "Rules"), owned here; the built-ins live in the registry.
+  std::shared_ptr<const Strategy> rule_strategy;
+  nlohmann::ordered_json rules;  // its rules' JSON form (null for a built-in)
   std::optional<Grid> grid;
   ExecutionOptions execution;
   OptimizeOptions ranking;  // metric, top, min_trades, threads, device, gpus, reference, progress

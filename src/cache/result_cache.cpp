@@ -78,6 +78,7 @@ std::string cache_namespace(const Bars& bars, const Strategy& strategy, const Ex
   XXH3_128bits_reset(&state);
   hash_text(state,
             fmt::format("engine={} strategy={} code_version={}", kEngineVersion, strategy.name, strategy.code_version));
+  if (!strategy.signal_identity.empty()) hash_text(state, strategy.signal_identity);
   // Every field of docs/SEMANTICS.md "Fills and costs" by value, periods per year as the engine will use it.
   hash_text(state,
             fmt::format("fill={} allow_short={} commission={} slippage_bps={} size={} cash={} periods_per_year={}",

@@ -14,6 +14,7 @@
 #include "gt/cache.hpp"
 #include "gt/error.hpp"
 #include "gt/gpu.hpp"
+#include "gt/rules.hpp"
 
 namespace gt {
 namespace {
@@ -69,15 +70,20 @@ std::vector<std::pair<std::string, std::string>> assignments(const json& values)
 StudyRequest study_request(const json& j, std::vector<Bars> symbols) {
   static const std::vector<std::string> kKeys = {
       "strategy", "grid",   "grid_file", "fixed",     "axes",  "base",    "execution", "metric", "top", "min_trades",
-      "threads",  "device", "gpus",      "reference", "cache", "journal", "resume",    "force",  "out"};
+      "threads",  "device", "gpus",      "reference", "cache", "journal", "resume",    "force",  "out", "rules"};
   if (!j.is_object()) throw ParamError("a study request is a JSON object");
   for (const auto& [key, value] : j.items())
     if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end())
       throw ParamError(fmt::format("unknown study option '{}' (allowed: {})", key, fmt::join(kKeys, ", ")));
-  if (!j.contains("strategy")) throw ParamError({"strategy"}, "a study needs a strategy");
+  if (!j.contains("strategy") && !j.contains("rules")) throw ParamError({"strategy"}, "a study needs a strategy");
   StudyRequest r;
   r.symbols = std::move(symbols);
-  const Strategy& strategy = find_strategy(field<std::string>(j, "strategy", "a strategy name"));
+  if (j.contains("rules") && !j.at("rules").is_null()) {
+    r.rules = j.at("rules");
+    r.rule_strategy = rules::compile(rules::rules_from_json(r.rules));
+  }
+  const Strategy& strategy =
+      r.rule_strategy ? *r.rule_strategy : find_strategy(field<std::string>(j, "strategy", "a strategy name"));
   if (j.contains("axes")) {
     std::vector<Grid::Axis> axes;
     for (const auto& axis : j.at("axes"))
@@ -127,6 +133,7 @@ json study_request_json(const StudyRequest& r) {
   json j;
   const Grid& grid = *r.grid;
   j["strategy"] = grid.strategy().name;
+  if (!r.rules.is_null()) j["rules"] = r.rules;
   json axes = json::array();
   for (const auto& axis : grid.axes())
     axes.push_back({{"name", grid.strategy().params[axis.param].name}, {"values", axis.values}});

@@ -1,0 +1,915 @@
+// Rules as expressions (include/gt/rules.hpp; docs/SEMANTICS.md "Rules"): a parser with positions
+// for messages, a type check, and an evaluator over every bar. Series and conditions are both kept
+// as doubles per bar: a number, or 1 (true), 0 (false), NaN (undefined).
+#include "gt/rules.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <deque>
+#include <functional>
+#include <limits>
+#include <map>
+#include <set>
+
+#include "gt/backtest.hpp"
+#include "gt/error.hpp"
+#include "gt/indicators.hpp"
+#include "gt/signal_rules.hpp"
+
+namespace gt::rules {
+namespace {
+
+constexpr double kUndefined = std::numeric_limits<double>::quiet_NaN();
+
+// ---- Parsing ------------------------------------------------------------------------------------
+
+struct Node {
+  enum Kind { kNumber, kBool, kName, kNegate, kNot, kBinary, kAnd, kOr, kCall, kIndex } kind = kNumber;
+  double number = 0;
+  std::string text;  // a name, a function or an operator
+  std::vector<Node> args;
+  std::size_t line = 1, column = 1;
+};
+
+// Where an expression came from, for messages that point at its fault.
+struct Source {
+  std::string_view text;
+  std::string name;
+  std::size_t line = 0;  // the expression's line in its file; 0: not from a file
+  std::string what;      // "entry", "constraint 2"
+
+  [[noreturn]] void fail(std::size_t column, const std::string& message) const {
+    const std::string where = line ? fmt::format("{}:{}:{}", name, line, column) : fmt::format("{} {}", name, what);
+    throw ParamError(fmt::format("{}: {}: {}\n  {}\n  {}^", where, what, message, text,
+                                 std::string(column > 0 ? column - 1 : 0, ' ')));
+  }
+};
+
+class Parser {
+ public:
+  explicit Parser(const Source& source) : src_(source), text_(source.text) {}
+
+  Node parse() {
+    skip_space();
+    if (at_ >= text_.size()) src_.fail(1, "the rule is empty");
+    Node n = parse_or();
+    skip_space();
+    if (at_ < text_.size()) src_.fail(at_ + 1, fmt::format("unexpected '{}'", text_.substr(at_, 1)));
+    return n;
+  }
+
+ private:
+  void skip_space() {
+    while (at_ < text_.size() && std::isspace(static_cast<unsigned char>(text_[at_]))) ++at_;
+  }
+  bool take(std::string_view token) {
+    skip_space();
+    if (text_.substr(at_, token.size()) != token) return false;
+    // A keyword ends at a word boundary ("order" is not "or" followed by "der").
+    if (std::isalpha(static_cast<unsigned char>(token[0])) && at_ + token.size() < text_.size() &&
+        (std::isalnum(static_cast<unsigned char>(text_[at_ + token.size()])) || text_[at_ + token.size()] == '_'))
+      return false;
+    at_ += token.size();
+    return true;
+  }
+  Node make(Node::Kind kind, std::size_t at) const {
+    Node n;
+    n.kind = kind;
+    n.line = 1;
+    n.column = at + 1;
+    return n;
+  }
+  Node parse_or() {
+    Node left = parse_and();
+    for (skip_space(); take("or"); skip_space()) left = join(Node::kOr, "or", std::move(left), parse_and());
+    return left;
+  }
+  Node parse_and() {
+    Node left = parse_not();
+    for (skip_space(); take("and"); skip_space()) left = join(Node::kAnd, "and", std::move(left), parse_not());
+    return left;
+  }
+  Node parse_not() {
+    skip_space();
+    const std::size_t at = at_;
+    if (take("not")) {
+      Node n = make(Node::kNot, at);
+      n.args.push_back(parse_not());
+      return n;
+    }
+    return parse_comparison();
+  }
+  Node parse_comparison() {
+    Node left = parse_sum();
+    skip_space();
+    for (const char* op : {"<=", ">=", "==", "!=", "<", ">"}) {
+      const std::size_t at = at_;
+      if (take(op)) {
+        Node n = make(Node::kBinary, at);
+        n.text = op;
+        n.args.push_back(std::move(left));
+        n.args.push_back(parse_sum());
+        skip_space();
+        for (const char* again : {"<", ">", "==", "!="})
+          if (text_.substr(at_, std::string_view(again).size()) == again)
+            src_.fail(at_ + 1, "comparisons do not chain: join them with `and`");
+        return n;
+      }
+    }
+    return left;
+  }
+  Node parse_sum() {
+    Node left = parse_product();
+    for (;;) {
+      skip_space();
+      const std::size_t at = at_;
+      if (take("+") || take("-")) {
+        Node n = make(Node::kBinary, at);
+        n.text = std::string(1, text_[at]);
+        n.args.push_back(std::move(left));
+        n.args.push_back(parse_product());
+        left = std::move(n);
+      } else {
+        return left;
+      }
+    }
+  }
+  Node parse_product() {
+    Node left = parse_unary();
+    for (;;) {
+      skip_space();
+      const std::size_t at = at_;
+      if (take("*") || take("/")) {
+        Node n = make(Node::kBinary, at);
+        n.text = std::string(1, text_[at]);
+        n.args.push_back(std::move(left));
+        n.args.push_back(parse_unary());
+        left = std::move(n);
+      } else {
+        return left;
+      }
+    }
+  }
+  Node parse_unary() {
+    skip_space();
+    const std::size_t at = at_;
+    if (take("-")) {
+      Node n = make(Node::kNegate, at);
+      n.args.push_back(parse_unary());
+      return n;
+    }
+    return parse_postfix();
+  }
+  Node parse_postfix() {
+    Node n = parse_primary();
+    for (;;) {
+      skip_space();
+      const std::size_t at = at_;
+      if (!take("[")) return n;
+      Node index = make(Node::kIndex, at);
+      index.args.push_back(std::move(n));
+      index.args.push_back(parse_or());
+      if (!take("]")) src_.fail(at_ + 1, "expected ']'");
+      n = std::move(index);
+    }
+  }
+  Node parse_primary() {
+    skip_space();
+    const std::size_t at = at_;
+    if (at_ >= text_.size()) src_.fail(at_ + 1, "the expression ends early");
+    const char c = text_[at_];
+    if (take("(")) {
+      Node n = parse_or();
+      if (!take(")")) src_.fail(at_ + 1, "expected ')'");
+      return n;
+    }
+    if (std::isdigit(static_cast<unsigned char>(c)) || c == '.') {
+      std::size_t end = at_;
+      while (end < text_.size() && (std::isdigit(static_cast<unsigned char>(text_[end])) || text_[end] == '.' ||
+                                    text_[end] == 'e' || text_[end] == 'E' ||
+                                    ((text_[end] == '-' || text_[end] == '+') && end > at_ &&
+                                     (text_[end - 1] == 'e' || text_[end - 1] == 'E'))))
+        ++end;
+      const std::string digits(text_.substr(at_, end - at_));
+      Node n = make(Node::kNumber, at);
+      char* stop = nullptr;
+      n.number = std::strtod(digits.c_str(), &stop);
+      if (stop != digits.c_str() + digits.size() || !std::isfinite(n.number))
+        src_.fail(at + 1, fmt::format("'{}' is not a number", digits));
+      n.text = digits;
+      at_ = end;
+      return n;
+    }
+    if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
+      std::size_t end = at_;
+      while (end < text_.size() && (std::isalnum(static_cast<unsigned char>(text_[end])) || text_[end] == '_')) ++end;
+      const std::string name(text_.substr(at_, end - at_));
+      at_ = end;
+      if (name == "true" || name == "false") {
+        Node n = make(Node::kBool, at);
+        n.number = name == "true";
+        n.text = name;
+        return n;
+      }
+      if (name == "and" || name == "or" || name == "not") src_.fail(at + 1, fmt::format("'{}' needs operands", name));
+      skip_space();
+      if (take("(")) {
+        Node n = make(Node::kCall, at);
+        n.text = name;
+        skip_space();
+        if (!take(")")) {
+          for (;;) {
+            n.args.push_back(parse_or());
+            if (take(")")) break;
+            if (!take(",")) src_.fail(at_ + 1, "expected ',' or ')'");
+          }
+        }
+        return n;
+      }
+      Node n = make(Node::kName, at);
+      n.text = name;
+      return n;
+    }
+    src_.fail(at + 1, fmt::format("unexpected '{}'", text_.substr(at_, 1)));
+  }
+  Node join(Node::Kind kind, const char* op, Node left, Node right) const {
+    Node n = make(kind, 0);
+    n.text = op;
+    n.column = left.column;
+    n.args.push_back(std::move(left));
+    n.args.push_back(std::move(right));
+    return n;
+  }
+
+  const Source& src_;
+  std::string_view text_;
+  std::size_t at_ = 0;
+};
+
+// The expression reprinted from its parse, fully parenthesized; `name_text` may print names
+// otherwise (parameters by their values, for cache keys).
+std::string canonical(const Node& n, const std::function<std::string(const std::string&)>& name_text = nullptr) {
+  const auto c = [&](const Node& a) { return canonical(a, name_text); };
+  switch (n.kind) {
+    case Node::kNumber:
+      return fmt::format("{}", n.number);
+    case Node::kBool:
+      return n.text;
+    case Node::kName:
+      return name_text ? name_text(n.text) : n.text;
+    case Node::kNegate:
+      return "(-" + c(n.args[0]) + ")";
+    case Node::kNot:
+      return "(not " + c(n.args[0]) + ")";
+    case Node::kBinary:
+    case Node::kAnd:
+    case Node::kOr:
+      return "(" + c(n.args[0]) + " " + n.text + " " + c(n.args[1]) + ")";
+    case Node::kIndex:
+      return c(n.args[0]) + "[" + c(n.args[1]) + "]";
+    case Node::kCall: {
+      std::vector<std::string> args;
+      for (const auto& a : n.args) args.push_back(c(a));
+      return fmt::format("{}({})", n.text, fmt::join(args, ", "));
+    }
+  }
+  return {};
+}
+
+// ---- Types and functions ------------------------------------------------------------------------
+
+struct Type {
+  bool condition = false;  // a truth value (else a number)
+  bool series = false;     // one value per bar (else one value)
+};
+
+// A function's arguments: 'x' a number series (a number is taken as a constant series), 'n' a
+// whole number (a period), 'k' a number; every function returns a number series but for the
+// crossings, which return conditions.
+struct Function {
+  std::string_view name, args, arg_names;
+  bool returns_condition = false;
+};
+const std::vector<Function>& functions() {
+  static const std::vector<Function> table = {
+      {"sma", "xn", "x, n"},
+      {"ema", "xn", "x, n"},
+      {"wma", "xn", "x, n"},
+      {"dema", "xn", "x, n"},
+      {"tema", "xn", "x, n"},
+      {"kama", "xn", "x, n"},
+      {"ma", "xnn", "x, n, type"},
+      {"rsi", "xn", "x, n"},
+      {"roc", "xn", "x, n"},
+      {"atr", "n", "n"},
+      {"adx", "n", "n"},
+      {"obv", "", ""},
+      {"macd", "xnnn", "x, fast, slow, signal"},
+      {"macd_signal", "xnnn", "x, fast, slow, signal"},
+      {"macd_hist", "xnnn", "x, fast, slow, signal"},
+      {"bb_upper", "xnk", "x, n, k"},
+      {"bb_middle", "xnk", "x, n, k"},
+      {"bb_lower", "xnk", "x, n, k"},
+      {"stoch_k", "nnn", "fastk, slowk, slowd"},
+      {"stoch_d", "nnn", "fastk, slowk, slowd"},
+      {"highest", "xn", "x, n"},
+      {"lowest", "xn", "x, n"},
+      {"abs", "x", "x"},
+      {"min", "xx", "a, b"},
+      {"max", "xx", "a, b"},
+      {"cross_above", "xx", "a, b", true},
+      {"cross_below", "xx", "a, b", true},
+  };
+  return table;
+}
+
+const std::vector<std::string> kSeries = {"open", "high", "low", "close", "volume"};
+
+// Checks a parsed rule against the parameters and the function table, returning its type.
+class Checker {
+ public:
+  Checker(const Source& source, const std::vector<ParamSpec>& params, std::set<std::string>& used, bool params_only)
+      : src_(source), params_(params), used_(used), params_only_(params_only) {}
+
+  Type check(const Node& n) {
+    switch (n.kind) {
+      case Node::kNumber:
+        return {};
+      case Node::kBool:
+        return {true, false};
+      case Node::kName: {
+        if (std::find(kSeries.begin(), kSeries.end(), n.text) != kSeries.end()) {
+          if (params_only_) src_.fail(n.column, fmt::format("constraints read parameters only, not '{}'", n.text));
+          return {false, true};
+        }
+        for (const auto& p : params_)
+          if (p.name == n.text) {
+            used_.insert(p.name);
+            return {p.type == ParamType::kBool, false};
+          }
+        std::vector<std::string> params;
+        for (const auto& p : params_) params.push_back(p.name);
+        src_.fail(n.column, fmt::format("unknown series or parameter '{}' (series: {}; parameters: {})", n.text,
+                                        fmt::join(kSeries, ", "),
+                                        params.empty() ? "none" : fmt::format("{}", fmt::join(params, ", "))));
+      }
+      case Node::kNegate: {
+        const Type t = number(n.args[0], "'-'");
+        return t;
+      }
+      case Node::kNot:
+        return condition(n.args[0], "'not'");
+      case Node::kAnd:
+      case Node::kOr: {
+        const Type a = condition(n.args[0], "'" + n.text + "'"), b = condition(n.args[1], "'" + n.text + "'");
+        return {true, a.series || b.series};
+      }
+      case Node::kBinary: {
+        const bool comparison = n.text != "+" && n.text != "-" && n.text != "*" && n.text != "/";
+        const Type a = number(n.args[0], "'" + n.text + "'"), b = number(n.args[1], "'" + n.text + "'");
+        return {comparison, a.series || b.series};
+      }
+      case Node::kIndex: {
+        const Type x = check(n.args[0]);
+        const Node& k = n.args[1];
+        const Type kt = check(k);
+        const bool int_param =
+            k.kind == Node::kName && std::any_of(params_.begin(), params_.end(), [&](const ParamSpec& p) {
+              return p.name == k.text && p.type == ParamType::kInt;
+            });
+        if (k.kind == Node::kNegate && k.args[0].kind == Node::kNumber)
+          src_.fail(k.column, fmt::format("x[k] takes k >= 0, a whole number, not -{}", k.args[0].text));
+        if (kt.series || kt.condition || !(k.kind == Node::kNumber || int_param))
+          src_.fail(k.column, "x[k] takes k as a whole number or an integer parameter");
+        if (k.kind == Node::kNumber && (k.number < 0 || k.number != std::floor(k.number)))
+          src_.fail(k.column, fmt::format("x[k] takes k >= 0, a whole number, not {}", k.text));
+        if (params_only_) src_.fail(n.column, "constraints read parameters only, not bars ago");
+        return {x.condition, true};
+      }
+      case Node::kCall: {
+        const auto& table = functions();
+        const auto f = std::find_if(table.begin(), table.end(), [&](const Function& g) { return g.name == n.text; });
+        if (f == table.end()) {
+          std::vector<std::string_view> names;
+          for (const auto& g : table) names.push_back(g.name);
+          src_.fail(n.column, fmt::format("unknown function '{}' (known: {})", n.text, fmt::join(names, ", ")));
+        }
+        if (params_only_) src_.fail(n.column, "constraints read parameters only, not functions of the bars");
+        if (n.args.size() != f->args.size())
+          src_.fail(n.column, fmt::format("{} takes {} argument{} ({}), not {}", f->name, f->args.size(),
+                                          f->args.size() == 1 ? "" : "s", f->arg_names, n.args.size()));
+        for (std::size_t i = 0; i < n.args.size(); ++i) {
+          const Type t = check(n.args[i]);
+          const std::string which = fmt::format("argument {} of {}", i + 1, f->name);
+          if (t.condition) src_.fail(n.args[i].column, which + " must be a number, not a condition");
+          if (f->args[i] != 'x' && t.series)
+            src_.fail(n.args[i].column, which + " must be one value (a number or a parameter), not a series");
+        }
+        return {f->returns_condition, true};
+      }
+    }
+    return {};
+  }
+
+ private:
+  Type number(const Node& n, const std::string& what) {
+    const Type t = check(n);
+    if (t.condition) src_.fail(n.column, what + " takes numbers, not a condition");
+    return t;
+  }
+  Type condition(const Node& n, const std::string& what) {
+    const Type t = check(n);
+    if (!t.condition) src_.fail(n.column, what + " takes conditions, not a number");
+    return t;
+  }
+
+  const Source& src_;
+  const std::vector<ParamSpec>& params_;
+  std::set<std::string>& used_;
+  bool params_only_;
+};
+
+// ---- Evaluation ---------------------------------------------------------------------------------
+
+using Column = std::shared_ptr<const std::vector<double>>;
+
+struct Value {
+  bool series = false;
+  double scalar = 0;
+  Column values;
+  double at(std::size_t t) const { return series ? (*values)[t] : scalar; }
+};
+
+// A TA-Lib function applied from the series' first defined value on (as TA-Lib's Python wrapper
+// does), its output placed at the same bars; all undefined when no value is.
+template <class F>
+std::vector<double> from_first_defined(const std::vector<double>& x, F f) {
+  std::vector<double> out(x.size(), kUndefined);
+  std::size_t first = 0;
+  while (first < x.size() && std::isnan(x[first])) ++first;
+  if (first == x.size()) return out;
+  const std::vector<double> r = f(std::span<const double>(x.data() + first, x.size() - first));
+  std::copy(r.begin(), r.end(), out.begin() + static_cast<std::ptrdiff_t>(first));
+  return out;
+}
+
+// The highest (or lowest) of the n values ending at t; undefined where one of them is.
+std::vector<double> extreme(const std::vector<double>& x, std::size_t n, bool highest) {
+  std::vector<double> out(x.size(), kUndefined);
+  std::deque<std::size_t> window;
+  std::ptrdiff_t last_undefined = -1;
+  for (std::size_t t = 0; t < x.size(); ++t) {
+    if (std::isnan(x[t])) {
+      last_undefined = static_cast<std::ptrdiff_t>(t);
+      window.clear();
+      continue;
+    }
+    while (!window.empty() && (highest ? x[window.back()] <= x[t] : x[window.back()] >= x[t])) window.pop_back();
+    window.push_back(t);
+    while (window.front() + n <= t) window.pop_front();
+    if (t + 1 >= n && static_cast<std::ptrdiff_t>(t + 1 - n) > last_undefined) out[t] = x[window.front()];
+  }
+  return out;
+}
+
+class Evaluator {
+ public:
+  Evaluator(const Bars& bars, const std::vector<ParamSpec>& params, const ParamValues& values, SeriesCache* cache)
+      : bars_(bars), params_(params), values_(values), cache_(cache) {}
+
+  Value eval(const Node& n) {
+    switch (n.kind) {
+      case Node::kNumber:
+      case Node::kBool:
+        return {false, n.number, nullptr};
+      case Node::kName:
+        for (std::size_t i = 0; i < params_.size(); ++i)
+          if (params_[i].name == n.text) return {false, values_[i], nullptr};
+        return {true, 0, column_of(n.text)};
+      case Node::kNegate:
+        return map1(eval(n.args[0]), [](double a) { return -a; });
+      case Node::kNot:
+        return map1(eval(n.args[0]), [](double a) { return std::isnan(a) ? a : (a != 0 ? 0.0 : 1.0); });
+      case Node::kAnd:
+        return map2(eval(n.args[0]), eval(n.args[1]), [](double a, double b) {
+          if (a == 0 || b == 0) return 0.0;  // false whatever the other side is
+          return std::isnan(a) || std::isnan(b) ? kUndefined : 1.0;
+        });
+      case Node::kOr:
+        return map2(eval(n.args[0]), eval(n.args[1]), [](double a, double b) {
+          if ((a != 0 && !std::isnan(a)) || (b != 0 && !std::isnan(b))) return 1.0;  // true whatever the other
+          return std::isnan(a) || std::isnan(b) ? kUndefined : 0.0;
+        });
+      case Node::kBinary:
+        return binary(n.text, eval(n.args[0]), eval(n.args[1]));
+      case Node::kIndex: {
+        const Value x = eval(n.args[0]);
+        const auto k = static_cast<std::size_t>(eval(n.args[1]).scalar);
+        if (!x.series) return x;
+        auto out = std::make_shared<std::vector<double>>(bars_.size(), kUndefined);
+        for (std::size_t t = k; t < bars_.size(); ++t) (*out)[t] = (*x.values)[t - k];
+        return {true, 0, out};
+      }
+      case Node::kCall:
+        return call(n);
+    }
+    return {};
+  }
+
+ private:
+  Column column_of(const std::string& name) {
+    const std::vector<double>& c = name == "open"    ? bars_.open
+                                   : name == "high"  ? bars_.high
+                                   : name == "low"   ? bars_.low
+                                   : name == "close" ? bars_.close
+                                                     : bars_.volume;
+    return Column(std::shared_ptr<const std::vector<double>>(), &c);  // the bars outlive the evaluation
+  }
+  template <class F>
+  Value map1(const Value& a, F f) {
+    if (!a.series) return {false, f(a.scalar), nullptr};
+    auto out = std::make_shared<std::vector<double>>(bars_.size());
+    for (std::size_t t = 0; t < out->size(); ++t) (*out)[t] = f((*a.values)[t]);
+    return {true, 0, out};
+  }
+  template <class F>
+  Value map2(const Value& a, const Value& b, F f) {
+    if (!a.series && !b.series) return {false, f(a.scalar, b.scalar), nullptr};
+    auto out = std::make_shared<std::vector<double>>(bars_.size());
+    for (std::size_t t = 0; t < out->size(); ++t) (*out)[t] = f(a.at(t), b.at(t));
+    return {true, 0, out};
+  }
+  Value binary(const std::string& op, const Value& a, const Value& b) {
+    const auto compare = [&](auto cmp) {
+      return map2(a, b, [cmp](double x, double y) {
+        return std::isnan(x) || std::isnan(y) ? kUndefined : (cmp(x, y) ? 1.0 : 0.0);
+      });
+    };
+    if (op == "+") return map2(a, b, [](double x, double y) { return x + y; });
+    if (op == "-") return map2(a, b, [](double x, double y) { return x - y; });
+    if (op == "*") return map2(a, b, [](double x, double y) { return x * y; });
+    if (op == "/") return map2(a, b, [](double x, double y) { return y == 0 ? kUndefined : x / y; });
+    if (op == "<") return compare(std::less<>());
+    if (op == "<=") return compare(std::less_equal<>());
+    if (op == ">") return compare(std::greater<>());
+    if (op == ">=") return compare(std::greater_equal<>());
+    if (op == "==") return compare(std::equal_to<>());
+    return compare(std::not_equal_to<>());
+  }
+  std::vector<double> as_series(const Value& v) {
+    if (v.series) return *v.values;
+    return std::vector<double>(bars_.size(), v.scalar);
+  }
+  int whole(const Node& node, const Value& v, std::string_view function, int minimum) {
+    const double x = v.scalar;
+    if (x != std::floor(x) || x < minimum || x > 1e6)
+      throw ParamError(fmt::format("{}: {} = {} must be a whole number >= {}", function, canonical(node), x, minimum));
+    return static_cast<int>(x);
+  }
+  Value call(const Node& n) {
+    std::vector<Value> args;
+    for (const auto& a : n.args) args.push_back(eval(a));
+    // Keyed by the call with its parameters' values, so that every combination sharing them shares it.
+    const std::string key = canonical(n, [&](const std::string& name) {
+      for (std::size_t i = 0; i < params_.size(); ++i)
+        if (params_[i].name == name) return fmt::format("{}", values_[i]);
+      return name;
+    });
+    const auto compute = [&]() -> std::vector<double> { return compute_call(n, args); };
+    if (!cache_) return {true, 0, std::make_shared<std::vector<double>>(compute())};
+    const auto group = cache_->get("rules:" + key, [&] { return SeriesCache::Group{compute()}; });
+    return {true, 0, Column(group, &group->front())};
+  }
+  std::vector<double> compute_call(const Node& n, const std::vector<Value>& args) {
+    const std::string& f = n.text;
+    const auto period = [&](std::size_t i, int minimum = 1) { return whole(n.args[i], args[i], f, minimum); };
+    const auto over_x = [&](auto g) { return from_first_defined(as_series(args[0]), g); };
+    if (f == "sma") return over_x([&](auto x) { return ind::sma(x, period(1)); });
+    if (f == "ema") return over_x([&](auto x) { return ind::ema(x, period(1)); });
+    if (f == "wma") return over_x([&](auto x) { return ind::wma(x, period(1)); });
+    if (f == "dema") return over_x([&](auto x) { return ind::dema(x, period(1)); });
+    if (f == "tema") return over_x([&](auto x) { return ind::tema(x, period(1)); });
+    if (f == "kama") return over_x([&](auto x) { return ind::kama(x, period(1)); });
+    if (f == "ma") {
+      const int type = period(2, 0);
+      if (type > 4) throw ParamError(fmt::format("ma: type = {} (allowed: 0 SMA, 1 EMA, 2 WMA, 3 DEMA, 4 TEMA)", type));
+      return over_x([&](auto x) { return ind::ma(static_cast<ind::MaType>(type), x, period(1)); });
+    }
+    if (f == "rsi") return over_x([&](auto x) { return ind::rsi(x, period(1)); });
+    if (f == "roc") return over_x([&](auto x) { return ind::roc(x, period(1)); });
+    if (f == "atr") return ind::atr(bars_.high, bars_.low, bars_.close, period(0));
+    if (f == "adx") return ind::adx(bars_.high, bars_.low, bars_.close, period(0));
+    if (f == "obv") return ind::obv(bars_.close, bars_.volume);
+    if (f == "macd" || f == "macd_signal" || f == "macd_hist")
+      return over_x([&](auto x) {
+        auto m = ind::macd(x, period(1), period(2), period(3));
+        return f == "macd" ? m.macd : (f == "macd_signal" ? m.signal : m.hist);
+      });
+    if (f == "bb_upper" || f == "bb_middle" || f == "bb_lower")
+      return over_x([&](auto x) {
+        auto b = ind::bbands(x, period(1), args[2].scalar, args[2].scalar);
+        return f == "bb_upper" ? b.upper : (f == "bb_middle" ? b.middle : b.lower);
+      });
+    if (f == "stoch_k" || f == "stoch_d") {
+      auto s = ind::stoch(bars_.high, bars_.low, bars_.close, period(0), period(1), period(2));
+      return f == "stoch_k" ? s.k : s.d;
+    }
+    if (f == "highest" || f == "lowest")
+      return extreme(as_series(args[0]), static_cast<std::size_t>(period(1)), f == "highest");
+    std::vector<double> out(bars_.size());
+    if (f == "abs") {
+      for (std::size_t t = 0; t < out.size(); ++t) out[t] = std::fabs(args[0].at(t));
+      return out;
+    }
+    if (f == "min" || f == "max") {
+      for (std::size_t t = 0; t < out.size(); ++t) {
+        const double a = args[0].at(t), b = args[1].at(t);
+        out[t] = std::isnan(a) || std::isnan(b) ? kUndefined : (f == "min" ? std::min(a, b) : std::max(a, b));
+      }
+      return out;
+    }
+    // cross_above / cross_below: the crossing rule of docs/SEMANTICS.md "ma_cross", with its tie band.
+    const bool above = f == "cross_above";
+    out[0] = kUndefined;
+    for (std::size_t t = 1; t < out.size(); ++t) {
+      const double a = args[0].at(t), b = args[1].at(t), a0 = args[0].at(t - 1), b0 = args[1].at(t - 1);
+      if (std::isnan(a) || std::isnan(b) || std::isnan(a0) || std::isnan(b0)) {
+        out[t] = kUndefined;
+        continue;
+      }
+      out[t] =
+          (above ? crosses(is_above(a, b), is_at_or_below(a0, b0)) : crosses(is_below(a, b), is_at_or_above(a0, b0)))
+              ? 1.0
+              : 0.0;
+    }
+    return out;
+  }
+
+  const Bars& bars_;
+  const std::vector<ParamSpec>& params_;
+  const ParamValues& values_;
+  SeriesCache* cache_;
+};
+
+struct Program {
+  std::vector<ParamSpec> params;
+  Node entry, exit;
+  std::optional<Node> short_entry, short_exit;
+  std::vector<Node> constraints;
+  std::vector<std::string> constraint_texts;
+};
+
+Node parse_checked(const std::string& text, const RuleTexts& r, std::size_t line, const std::string& what,
+                   std::set<std::string>& used, bool condition_required, bool params_only) {
+  const Source source{text, r.source, line, what};
+  Node n = Parser(source).parse();
+  const Type t = Checker(source, r.params, used, params_only).check(n);
+  if (condition_required && !t.condition)
+    source.fail(n.column, "a rule must be a condition (true or false), not a number");
+  return n;
+}
+
+std::shared_ptr<const Program> build(const RuleTexts& r) {
+  if (r.entry.empty() || r.exit.empty())
+    throw ParamError(fmt::format("{}: a strategy needs an entry and an exit rule", r.source));
+  auto p = std::make_shared<Program>();
+  p->params = r.params;
+  std::set<std::string> used;
+  p->entry = parse_checked(r.entry, r, r.entry_line, "entry", used, true, false);
+  p->exit = parse_checked(r.exit, r, r.exit_line, "exit", used, true, false);
+  if (!r.short_entry.empty())
+    p->short_entry = parse_checked(r.short_entry, r, r.short_entry_line, "short_entry", used, true, false);
+  if (!r.short_exit.empty())
+    p->short_exit = parse_checked(r.short_exit, r, r.short_exit_line, "short_exit", used, true, false);
+  if (p->short_entry.has_value() != p->short_exit.has_value())
+    throw ParamError(fmt::format("{}: short_entry and short_exit go together: give both or neither", r.source));
+  for (std::size_t i = 0; i < r.constraints.size(); ++i) {
+    p->constraints.push_back(parse_checked(r.constraints[i], r,
+                                           i < r.constraint_lines.size() ? r.constraint_lines[i] : 0,
+                                           fmt::format("constraint {}", i + 1), used, true, true));
+    p->constraint_texts.push_back(r.constraints[i]);
+  }
+  for (const auto& param : r.params)
+    if (!used.count(param.name))
+      throw ParamError(fmt::format("{}: parameter '{}' is declared but no rule uses it", r.source, param.name));
+  return p;
+}
+
+// Per-bar events from the rules (docs/SEMANTICS.md "Rules"): without short rules the strategy is
+// stop-and-reverse as ma_cross is (exit also opens a short, entry also closes it).
+void signals(const Program& p, const Bars& bars, const ParamValues& values, std::span<std::uint8_t> out,
+             SeriesCache& cache) {
+  Evaluator e(bars, p.params, values, &cache);
+  const Value entry = e.eval(p.entry), exit = e.eval(p.exit);
+  const bool shorts = p.short_entry.has_value();
+  const Value short_entry = shorts ? e.eval(*p.short_entry) : Value{},
+              short_exit = shorts ? e.eval(*p.short_exit) : Value{};
+  const auto is_true = [](double v) { return !std::isnan(v) && v != 0; };
+  for (std::size_t t = 0; t < out.size(); ++t) {
+    std::uint8_t bits = 0;
+    const bool long_entry = is_true(entry.at(t)), long_exit = is_true(exit.at(t));
+    if (shorts) {
+      const bool s_entry = is_true(short_entry.at(t)), s_exit = is_true(short_exit.at(t));
+      if (long_entry && !s_entry) bits |= kLongEntry;
+      if (s_entry && !long_entry) bits |= kShortEntry;
+      if (long_exit) bits |= kLongExit;
+      if (s_exit) bits |= kShortExit;
+    } else {
+      if (long_entry) bits |= kLongEntry | kShortExit;
+      if (long_exit) bits |= kLongExit | kShortEntry;
+    }
+    out[t] = bits;
+  }
+}
+
+ParamType param_type(const std::string& text, const std::string& where) {
+  if (text == "int") return ParamType::kInt;
+  if (text == "float") return ParamType::kFloat;
+  if (text == "bool") return ParamType::kBool;
+  throw ParamError(fmt::format("{}: type '{}' (allowed: int, float, bool)", where, text));
+}
+
+}  // namespace
+
+RuleTexts read_strategy_file(const std::filesystem::path& path) {
+  const std::string file = path.string();
+  YAML::Node doc;
+  try {
+    doc = YAML::LoadFile(file);
+  } catch (const YAML::BadFile&) {
+    throw ParamError(fmt::format("{}: cannot read the strategy file", file));
+  } catch (const YAML::Exception& e) {
+    throw ParamError(fmt::format("{}:{}: {}", file, e.mark.line + 1, e.msg));
+  }
+  if (!doc.IsMap())
+    throw ParamError(fmt::format("{}: a strategy file is a map (name, params, entry, exit, ...)", file));
+  static const std::vector<std::string> kKeys = {"name", "description", "params",     "entry",
+                                                 "exit", "short_entry", "short_exit", "constraints"};
+  RuleTexts r;
+  r.source = file;
+  for (const auto& item : doc) {
+    const std::string key = item.first.as<std::string>();
+    const std::size_t line = static_cast<std::size_t>(item.first.Mark().line) + 1;
+    const std::string where = fmt::format("{}:{}", file, line);
+    if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end())
+      throw ParamError(fmt::format("{}: unknown key '{}' (allowed: {})", where, key, fmt::join(kKeys, ", ")));
+    const auto text = [&]() {
+      if (!item.second.IsScalar()) throw ParamError(fmt::format("{}: {} must be one line of text", where, key));
+      return item.second.as<std::string>();
+    };
+    if (key == "name") r.name = text();
+    if (key == "description") r.description = text();
+    if (key == "entry") r.entry = text(), r.entry_line = line;
+    if (key == "exit") r.exit = text(), r.exit_line = line;
+    if (key == "short_entry") r.short_entry = text(), r.short_entry_line = line;
+    if (key == "short_exit") r.short_exit = text(), r.short_exit_line = line;
+    if (key == "constraints") {
+      if (!item.second.IsSequence()) throw ParamError(fmt::format("{}: constraints are a list of conditions", where));
+      for (const auto& c : item.second) {
+        r.constraints.push_back(c.as<std::string>());
+        r.constraint_lines.push_back(static_cast<std::size_t>(c.Mark().line) + 1);
+      }
+    }
+    if (key == "params") {
+      if (!item.second.IsMap())
+        throw ParamError(fmt::format("{}: params is a map of name: {{type, default, ...}}", where));
+      for (const auto& p : item.second) {
+        const std::string name = p.first.as<std::string>();
+        const std::string at = fmt::format("{}:{}: parameter '{}'", file, p.first.Mark().line + 1, name);
+        if (!p.second.IsMap() || !p.second["type"] || !p.second["default"])
+          throw ParamError(fmt::format("{}: needs at least type and default", at));
+        ParamSpec spec{name, param_type(p.second["type"].as<std::string>(), at), 0, 0, 0, ""};
+        const bool boolean = spec.type == ParamType::kBool;
+        spec.min = boolean ? 0 : (p.second["min"] ? p.second["min"].as<double>() : -1e300);
+        spec.max = boolean ? 1 : (p.second["max"] ? p.second["max"].as<double>() : 1e300);
+        try {
+          spec.default_value = parse_param_value(spec, p.second["default"].as<std::string>());
+        } catch (const ParamError& e) {
+          throw ParamError(fmt::format("{}: default: {}", at, e.what()));
+        }
+        if (spec.default_value < spec.min || spec.default_value > spec.max || spec.min > spec.max)
+          throw ParamError(
+              fmt::format("{}: default {} is outside min {} .. max {}", at, spec.default_value, spec.min, spec.max));
+        if (p.second["doc"]) spec.help = p.second["doc"].as<std::string>();
+        r.params.push_back(std::move(spec));
+      }
+    }
+  }
+  return r;
+}
+
+std::shared_ptr<const Strategy> compile(const RuleTexts& rules) {
+  const std::shared_ptr<const Program> program = build(rules);
+  auto s = std::make_shared<Strategy>();
+  s->name = rules.name;
+  s->description = rules.description.empty() ? "rules: " + rules.entry : rules.description;
+  s->code_version = 1;
+  s->params = rules.params;
+  if (!program->constraints.empty()) {
+    const auto holds = [program](std::span<const double> v) {
+      static const Bars kNoBars;
+      const ParamValues values(v.begin(), v.end());
+      Evaluator e(kNoBars, program->params, values, nullptr);
+      for (const auto& c : program->constraints) {
+        const double x = e.eval(c).scalar;
+        if (std::isnan(x) || x == 0) return false;
+      }
+      return true;
+    };
+    s->constraint = {holds, [program, holds](std::span<const double> v) {
+                       for (std::size_t i = 0; i < program->constraints.size(); ++i) {
+                         static const Bars kNoBars;
+                         const ParamValues values(v.begin(), v.end());
+                         Evaluator e(kNoBars, program->params, values, nullptr);
+                         const double x = e.eval(program->constraints[i]).scalar;
+                         if (std::isnan(x) || x == 0) {
+                           std::vector<std::string> named;
+                           for (std::size_t p = 0; p < program->params.size(); ++p)
+                             named.push_back(fmt::format("{}={}", program->params[p].name,
+                                                         format_param_value(program->params[p], v[p])));
+                           return fmt::format("constraint '{}' does not hold ({})", program->constraint_texts[i],
+                                              fmt::join(named, " "));
+                         }
+                       }
+                       return std::string("every constraint holds");
+                     }};
+  }
+  s->signals = [program](const Bars& bars, const ParamValues& values, std::span<std::uint8_t> out, SeriesCache& cache) {
+    signals(*program, bars, values, out, cache);
+  };
+  s->signal_identity = canonical_text(rules);
+  return s;
+}
+
+std::string canonical_text(const RuleTexts& rules) {
+  const auto program = build(rules);
+  std::string out = "entry: " + canonical(program->entry) + "\nexit: " + canonical(program->exit) + "\n";
+  if (program->short_entry) out += "short_entry: " + canonical(*program->short_entry) + "\n";
+  if (program->short_exit) out += "short_exit: " + canonical(*program->short_exit) + "\n";
+  for (const auto& c : program->constraints) out += "constraint: " + canonical(c) + "\n";
+  for (const auto& p : program->params)
+    out += fmt::format("param: {} {} {} {} {}\n", p.name, param_type_name(p.type), p.min, p.max, p.default_value);
+  return out;
+}
+
+nlohmann::ordered_json rules_json(const RuleTexts& r) {
+  nlohmann::ordered_json params = nlohmann::ordered_json::array();
+  for (const auto& p : r.params)
+    params.push_back({{"name", p.name},
+                      {"type", param_type_name(p.type)},
+                      {"min", p.min},
+                      {"max", p.max},
+                      {"default", p.default_value},
+                      {"doc", p.help}});
+  return {
+      {"name", r.name},    {"description", r.description}, {"params", params},           {"entry", r.entry},
+      {"exit", r.exit},    {"short_entry", r.short_entry}, {"short_exit", r.short_exit}, {"constraints", r.constraints},
+      {"source", r.source}};
+}
+
+RuleTexts rules_from_json(const nlohmann::ordered_json& j) {
+  RuleTexts r;
+  try {
+    r.name = j.value("name", r.name);
+    r.description = j.value("description", "");
+    r.entry = j.value("entry", "");
+    r.exit = j.value("exit", "");
+    r.short_entry = j.value("short_entry", "");
+    r.short_exit = j.value("short_exit", "");
+    r.source = j.value("source", r.source);
+    if (j.contains("constraints")) r.constraints = j.at("constraints").get<std::vector<std::string>>();
+    if (j.contains("params"))
+      for (const auto& p : j.at("params")) {
+        const std::string name = p.at("name").get<std::string>();
+        ParamSpec spec{name, param_type(p.at("type").get<std::string>(), "rules: parameter '" + name + "'"),
+                       0,    0,
+                       0,    p.value("doc", "")};
+        const bool boolean = spec.type == ParamType::kBool;
+        spec.min = boolean ? 0 : p.value("min", -1e300);
+        spec.max = boolean ? 1 : p.value("max", 1e300);
+        const auto& d = p.at("default");
+        spec.default_value = d.is_boolean() ? (d.get<bool>() ? 1.0 : 0.0) : d.get<double>();
+        r.params.push_back(std::move(spec));
+      }
+  } catch (const nlohmann::json::exception& e) {
+    throw ParamError(std::string("rules: ") + e.what());
+  }
+  return r;
+}
+
+std::vector<std::string> function_names() {
+  std::vector<std::string> out;
+  for (const auto& f : functions()) out.emplace_back(f.name);
+  return out;
+}
+
+std::vector<std::string> series_names() {
+  return kSeries;
+}
+
+}  // namespace gt::rules
