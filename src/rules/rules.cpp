@@ -94,16 +94,16 @@ class Parser {
     for (skip_space(); take("and"); skip_space()) left = join(Node::kAnd, "and", std::move(left), parse_not());
     return left;
   }
-  Node parse_not() {
+  // A prefix operator (`not`, `-`) applied to its own level, else the level `next`.
+  Node parse_prefix(const char* op, Node::Kind kind, Node (Parser::*self)(), Node (Parser::*next)()) {
     skip_space();
     const std::size_t at = at_;
-    if (take("not")) {
-      Node n = make(Node::kNot, at);
-      n.args.push_back(parse_not());
-      return n;
-    }
-    return parse_comparison();
+    if (!take(op)) return (this->*next)();
+    Node n = make(kind, at);
+    n.args.push_back((this->*self)());
+    return n;
   }
+  Node parse_not() { return parse_prefix("not", Node::kNot, &Parser::parse_not, &Parser::parse_comparison); }
   Node parse_comparison() {
     Node left = parse_sum();
     skip_space();
@@ -123,48 +123,26 @@ class Parser {
     }
     return left;
   }
-  Node parse_sum() {
-    Node left = parse_product();
+  // One level of left-associative arithmetic operators above the level `next`.
+  Node parse_level(std::initializer_list<const char*> operators, Node (Parser::*next)()) {
+    Node left = (this->*next)();
     for (;;) {
       skip_space();
       const std::size_t at = at_;
-      if (take("+") || take("-")) {
-        Node n = make(Node::kBinary, at);
-        n.text = std::string(1, text_[at]);
-        n.args.push_back(std::move(left));
-        n.args.push_back(parse_product());
-        left = std::move(n);
-      } else {
-        return left;
-      }
+      const char* matched = nullptr;
+      for (const char* op : operators)
+        if (!matched && take(op)) matched = op;
+      if (!matched) return left;
+      Node n = make(Node::kBinary, at);
+      n.text = matched;
+      n.args.push_back(std::move(left));
+      n.args.push_back((this->*next)());
+      left = std::move(n);
     }
   }
-  Node parse_product() {
-    Node left = parse_unary();
-    for (;;) {
-      skip_space();
-      const std::size_t at = at_;
-      if (take("*") || take("/")) {
-        Node n = make(Node::kBinary, at);
-        n.text = std::string(1, text_[at]);
-        n.args.push_back(std::move(left));
-        n.args.push_back(parse_unary());
-        left = std::move(n);
-      } else {
-        return left;
-      }
-    }
-  }
-  Node parse_unary() {
-    skip_space();
-    const std::size_t at = at_;
-    if (take("-")) {
-      Node n = make(Node::kNegate, at);
-      n.args.push_back(parse_unary());
-      return n;
-    }
-    return parse_postfix();
-  }
+  Node parse_sum() { return parse_level({"+", "-"}, &Parser::parse_product); }
+  Node parse_product() { return parse_level({"*", "/"}, &Parser::parse_unary); }
+  Node parse_unary() { return parse_prefix("-", Node::kNegate, &Parser::parse_unary, &Parser::parse_postfix); }
   Node parse_postfix() {
     Node n = parse_primary();
     for (;;) {
