@@ -90,14 +90,16 @@ class PredictionPath {
   virtual torch::Tensor raw_output(const torch::Tensor& windows) = 0;
 };
 
-namespace {
-
-enum class PathKind {
+enum class PredictionPathKind {
   kClusterKernel,     // ours: LSTMs, small batches, the whole window in one launch (fp32)
   kTensorCoreKernel,  // ours: LSTMs in fp16/bf16 on tensor cores, any batch
   kPersistentCudnn,   // cuDNN's persistent kernel: small batches in fp32 and fp16
   kLibTorch,          // LibTorch's modules: every network, batch and precision
 };
+
+namespace {
+
+using PathKind = PredictionPathKind;
 // predict(): whole batches at once. predict_into(): small batches replayed from a CUDA graph.
 constexpr PathKind kBatchOrder[] = {PathKind::kTensorCoreKernel, PathKind::kLibTorch};
 constexpr PathKind kGraphedOrder[] = {PathKind::kClusterKernel, PathKind::kTensorCoreKernel, PathKind::kPersistentCudnn,
@@ -167,22 +169,28 @@ class TensorCorePath final : public PredictionPath {
 
 }  // namespace
 
-std::unique_ptr<PredictionPath> TorchModel::make_path(int kind_index, std::int64_t batch, Precision precision,
+std::unique_ptr<PredictionPath> TorchModel::make_path(PathKind kind, std::int64_t batch, Precision precision,
                                                       bool trial, std::size_t slice) const {
-  const auto kind = static_cast<PathKind>(kind_index);
-  SignalNet net = network_for(precision);  // the fp16/bf16 copy is made only where a path reads it
-  net->eval();
+  // The network in `precision`: the fp16/bf16 copy is made only for the paths that read it.
+  const auto net = [&] {
+    SignalNet n = network_for(precision);
+    n->eval();
+    return n;
+  };
   // A path this GPU cannot set up (too little room for a cluster, a cuDNN that refuses a
-  // configuration) is passed over for the next; `trial` runs it once on zeros to find out.
-  [[maybe_unused]] const auto tried = [&](std::unique_ptr<PredictionPath> path) -> std::unique_ptr<PredictionPath> {
-    if (!trial) return path;
+  // configuration) is passed over for the next: its construction fails, or with `trial` a run on
+  // zeros does.
+  [[maybe_unused]] const auto set_up = [&](const auto& make) -> std::unique_ptr<PredictionPath> {
     try {
-      const auto L = static_cast<std::int64_t>(spec_.data.sequence_length);
-      const auto F = static_cast<std::int64_t>(spec_.data.features.size());
-      path->raw_output(torch::zeros({batch, L, F}, torch::TensorOptions().device(device_).dtype(torch::kFloat)));
+      std::unique_ptr<PredictionPath> path = make();
+      if (trial) {
+        const auto L = static_cast<std::int64_t>(spec_.data.sequence_length);
+        const auto F = static_cast<std::int64_t>(spec_.data.features.size());
+        path->raw_output(torch::zeros({batch, L, F}, torch::TensorOptions().device(device_).dtype(torch::kFloat)));
 #if defined(GT_TORCH_CUDA)
-      if (device_.is_cuda()) torch::cuda::synchronize(device_.index());
+        if (device_.is_cuda()) torch::cuda::synchronize(device_.index());
 #endif
+      }
       return path;
     } catch (const std::exception&) {
       return nullptr;
@@ -191,29 +199,25 @@ std::unique_ptr<PredictionPath> TorchModel::make_path(int kind_index, std::int64
   switch (kind) {
     case PathKind::kLibTorch:
       return std::make_unique<LibTorchPath>(
-          net, precision, slice > 0 ? static_cast<std::int64_t>(slice) : (device_.is_cpu() ? 4096 : 16384));
+          net(), precision, slice > 0 ? static_cast<std::int64_t>(slice) : (device_.is_cpu() ? 4096 : 16384));
     case PathKind::kPersistentCudnn:
 #if defined(GT_TORCH_CUDA)
       if (!device_.is_cuda() || !PersistentRecurrence::serves(precision) || batch > PersistentRecurrence::kLargestBatch)
         return nullptr;
-      try {
-        return tried(std::make_unique<PersistentCudnnPath>(
-            net, std::make_unique<PersistentRecurrence>(net, spec_, batch, device_, precision), precision));
-      } catch (const std::exception&) {
-        return nullptr;
-      }
+      return set_up([&] {
+        const SignalNet n = net();
+        return std::make_unique<PersistentCudnnPath>(
+            n, std::make_unique<PersistentRecurrence>(n, spec_, batch, device_, precision), precision);
+      });
 #else
       return nullptr;
 #endif
     case PathKind::kClusterKernel:
 #if defined(GT_OWN_CUDA_KERNELS)
       if (!device_.is_cuda() || !ClusterRecurrence::serves(spec_, batch)) return nullptr;
-      try {
-        return tried(
-            std::make_unique<ClusterKernelPath>(std::make_unique<ClusterRecurrence>(net, spec_, batch, device_)));
-      } catch (const std::exception&) {
-        return nullptr;
-      }
+      return set_up([&] {
+        return std::make_unique<ClusterKernelPath>(std::make_unique<ClusterRecurrence>(net(), spec_, batch, device_));
+      });
 #else
       return nullptr;
 #endif
@@ -226,10 +230,9 @@ std::unique_ptr<PredictionPath> TorchModel::make_path(int kind_index, std::int64
   return nullptr;
 }
 
-template <std::size_t N>
-std::unique_ptr<PredictionPath> TorchModel::first_path(const int (&order)[N], std::int64_t batch, Precision precision,
-                                                       bool trial, std::size_t slice) const {
-  for (const int kind : order)
+std::unique_ptr<PredictionPath> TorchModel::first_path(std::span<const PathKind> order, std::int64_t batch,
+                                                       Precision precision, bool trial, std::size_t slice) const {
+  for (const PathKind kind : order)
     if (auto path = make_path(kind, batch, precision, trial, slice)) return path;
   throw Error("no prediction path serves this model");  // unreachable: LibTorch's serves every one
 }
@@ -242,8 +245,7 @@ std::vector<float> TorchModel::predict(const Samples& samples, Precision precisi
   const std::int64_t n = windows.size(0);
   if (n == 0) return {};
   // batch_size: LibTorch's slices (0: its default for the device).
-  static constexpr int kOrder[] = {static_cast<int>(kBatchOrder[0]), static_cast<int>(kBatchOrder[1])};
-  const std::unique_ptr<PredictionPath> path = first_path(kOrder, n, precision, false, batch_size);
+  const std::unique_ptr<PredictionPath> path = first_path(kBatchOrder, n, precision, false, batch_size);
   const torch::Tensor y = to_output(path->raw_output(windows), spec_).to(torch::kCPU).contiguous();
   return std::vector<float>(y.data_ptr<float>(), y.data_ptr<float>() + n);
 }
@@ -313,9 +315,7 @@ void TorchModel::predict_into(std::span<const float> windows, std::span<float> o
     slot->host_input = torch::zeros(shape, pinned);
     slot->host_output = torch::empty({b}, pinned);
     slot->staged = torch::zeros(shape, torch::TensorOptions().device(device_).dtype(torch::kFloat));
-    static constexpr int kOrder[] = {static_cast<int>(kGraphedOrder[0]), static_cast<int>(kGraphedOrder[1]),
-                                     static_cast<int>(kGraphedOrder[2]), static_cast<int>(kGraphedOrder[3])};
-    slot->path = first_path(kOrder, b, precision, true, 0);
+    slot->path = first_path(kGraphedOrder, b, precision, true, 0);
     const auto forward = [&] { return to_output(slot->path->raw_output(slot->staged), spec_); };
     // Capture happens on a side stream after a warm-up there (cuDNN picks its algorithms then).
     c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool(false, device_.index());

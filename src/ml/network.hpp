@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "gt/ml.hpp"
@@ -52,7 +53,8 @@ c10::ScalarType scalar_type(Precision precision);
 class TensorCoreRecurrence;  // cluster_recurrence.hpp: builds with nvcc and a CUDA LibTorch only
 
 // One model on LibTorch: what SignalModel forwards to (torch_module.hpp).
-class PredictionPath;  // model.cpp
+class PredictionPath;           // model.cpp
+enum class PredictionPathKind;  // model.cpp
 
 class TorchModel final : public SignalModel::Impl {
  public:
@@ -81,15 +83,14 @@ class TorchModel final : public SignalModel::Impl {
   SignalNet network_for(Precision precision) const;  // a handle: copies share the module
   // The large-batch kernel for fp16/bf16 prediction, or nullptr where it does not serve.
   TensorCoreRecurrence* tensor_cores(Precision precision) const;
-  // Prediction paths (model.cpp): the one of kind `kind` (a PathKind) for `batch` windows in
-  // `precision`, or nullptr where it does not serve or cannot be set up here (`trial`: run once to
-  // find out); the first of `order` that serves.
-  // `slice`: LibTorch's batches (0: its default for the device).
-  std::unique_ptr<PredictionPath> make_path(int kind, std::int64_t batch, Precision precision, bool trial,
-                                            std::size_t slice) const;
-  template <std::size_t N>
-  std::unique_ptr<PredictionPath> first_path(const int (&order)[N], std::int64_t batch, Precision precision, bool trial,
-                                             std::size_t slice) const;
+  // Prediction paths (model.cpp): the first of `order` that serves `batch` windows in `precision`
+  // and can be set up here (`trial`: run once on zeros to find out). `slice`: LibTorch's batches
+  // (0: its default for the device).
+  std::unique_ptr<PredictionPath> first_path(std::span<const PredictionPathKind> order, std::int64_t batch,
+                                             Precision precision, bool trial, std::size_t slice) const;
+  // The path of one kind, or nullptr where it does not serve or cannot be set up.
+  std::unique_ptr<PredictionPath> make_path(PredictionPathKind kind, std::int64_t batch, Precision precision,
+                                            bool trial, std::size_t slice) const;
   void weights_changed() {
     lowered_.clear();
     graphs_.clear();
