@@ -14,6 +14,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "gt/backtest.hpp"
@@ -457,7 +458,7 @@ std::vector<double> extreme(const std::vector<double>& x, std::size_t n, bool hi
 
 class Evaluator {
  public:
-  Evaluator(const Bars& bars, const std::vector<ParamSpec>& params, const ParamValues& values, SeriesCache* cache)
+  Evaluator(const Bars& bars, const std::vector<ParamSpec>& params, std::span<const double> values, SeriesCache* cache)
       : bars_(bars), params_(params), values_(values), cache_(cache) {}
 
   Value eval(const Node& n) {
@@ -550,15 +551,18 @@ class Evaluator {
     return static_cast<int>(x);
   }
   Value call(const Node& n) {
-    std::vector<Value> args;
-    for (const auto& a : n.args) args.push_back(eval(a));
-    // Keyed by the call with its parameters' values, so that every combination sharing them shares it.
+    // Keyed by the call with its parameters' values, so that every combination sharing them shares
+    // it; its arguments are evaluated only when it is not there yet.
     const std::string key = canonical(n, [&](const std::string& name) {
       for (std::size_t i = 0; i < params_.size(); ++i)
         if (params_[i].name == name) return fmt::format("{}", values_[i]);
       return name;
     });
-    const auto compute = [&]() -> std::vector<double> { return compute_call(n, args); };
+    const auto compute = [&]() -> std::vector<double> {
+      std::vector<Value> args;
+      for (const auto& a : n.args) args.push_back(eval(a));
+      return compute_call(n, args);
+    };
     if (!cache_) return {true, 0, std::make_shared<std::vector<double>>(compute())};
     const auto group = cache_->get("rules:" + key, [&] { return SeriesCache::Group{compute()}; });
     return {true, 0, Column(group, &group->front())};
@@ -630,7 +634,7 @@ class Evaluator {
 
   const Bars& bars_;
   const std::vector<ParamSpec>& params_;
-  const ParamValues& values_;
+  std::span<const double> values_;
   SeriesCache* cache_;
 };
 
@@ -712,6 +716,28 @@ ParamType param_type(const std::string& text, const std::string& where) {
   throw ParamError(fmt::format("{}: type '{}' (allowed: int, float, bool)", where, text));
 }
 
+// The first constraint that does not hold for these parameter values (an undefined one does not).
+std::optional<std::size_t> broken_constraint(const Program& p, std::span<const double> values) {
+  static const Bars kNoBars;  // constraints read parameters only
+  Evaluator e(kNoBars, p.params, values, nullptr);
+  for (std::size_t i = 0; i < p.constraints.size(); ++i) {
+    const double x = e.eval(p.constraints[i]).scalar;
+    if (std::isnan(x) || x == 0) return i;
+  }
+  return std::nullopt;
+}
+
+std::string canonical_text(const Program& p) {
+  std::string out = "entry: " + canonical(p.entry) + "\nexit: " + canonical(p.exit) + "\n";
+  if (p.short_entry) out += "short_entry: " + canonical(*p.short_entry) + "\n";
+  if (p.short_exit) out += "short_exit: " + canonical(*p.short_exit) + "\n";
+  for (const auto& c : p.constraints) out += "constraint: " + canonical(c) + "\n";
+  for (const auto& param : p.params)
+    out += fmt::format("param: {} {} {} {} {}\n", param.name, param_type_name(param.type), param.min, param.max,
+                       param.default_value);
+  return out;
+}
+
 }  // namespace
 
 RuleTexts read_strategy_file(const std::filesystem::path& path) {
@@ -789,50 +815,27 @@ std::shared_ptr<const Strategy> compile(const RuleTexts& rules) {
   s->code_version = 1;
   s->params = rules.params;
   if (!program->constraints.empty()) {
-    const auto holds = [program](std::span<const double> v) {
-      static const Bars kNoBars;
-      const ParamValues values(v.begin(), v.end());
-      Evaluator e(kNoBars, program->params, values, nullptr);
-      for (const auto& c : program->constraints) {
-        const double x = e.eval(c).scalar;
-        if (std::isnan(x) || x == 0) return false;
-      }
-      return true;
-    };
-    s->constraint = {holds, [program, holds](std::span<const double> v) {
-                       for (std::size_t i = 0; i < program->constraints.size(); ++i) {
-                         static const Bars kNoBars;
-                         const ParamValues values(v.begin(), v.end());
-                         Evaluator e(kNoBars, program->params, values, nullptr);
-                         const double x = e.eval(program->constraints[i]).scalar;
-                         if (std::isnan(x) || x == 0) {
-                           std::vector<std::string> named;
-                           for (std::size_t p = 0; p < program->params.size(); ++p)
-                             named.push_back(fmt::format("{}={}", program->params[p].name,
-                                                         format_param_value(program->params[p], v[p])));
-                           return fmt::format("constraint '{}' does not hold ({})", program->constraint_texts[i],
-                                              fmt::join(named, " "));
-                         }
-                       }
-                       return std::string("every constraint holds");
+    s->constraint = {[program](std::span<const double> v) { return !broken_constraint(*program, v); },
+                     [program](std::span<const double> v) {
+                       const auto broken = broken_constraint(*program, v);
+                       if (!broken) return std::string("every constraint holds");
+                       std::vector<std::string> named;
+                       for (std::size_t p = 0; p < program->params.size(); ++p)
+                         named.push_back(fmt::format("{}={}", program->params[p].name,
+                                                     format_param_value(program->params[p], v[p])));
+                       return fmt::format("constraint '{}' does not hold ({})", program->constraint_texts[*broken],
+                                          fmt::join(named, " "));
                      }};
   }
   s->signals = [program](const Bars& bars, const ParamValues& values, std::span<std::uint8_t> out, SeriesCache& cache) {
     signals(*program, bars, values, out, cache);
   };
-  s->signal_identity = canonical_text(rules);
+  s->signal_identity = canonical_text(*program);
   return s;
 }
 
 std::string canonical_text(const RuleTexts& rules) {
-  const auto program = build(rules);
-  std::string out = "entry: " + canonical(program->entry) + "\nexit: " + canonical(program->exit) + "\n";
-  if (program->short_entry) out += "short_entry: " + canonical(*program->short_entry) + "\n";
-  if (program->short_exit) out += "short_exit: " + canonical(*program->short_exit) + "\n";
-  for (const auto& c : program->constraints) out += "constraint: " + canonical(c) + "\n";
-  for (const auto& p : program->params)
-    out += fmt::format("param: {} {} {} {} {}\n", p.name, param_type_name(p.type), p.min, p.max, p.default_value);
-  return out;
+  return canonical_text(*build(rules));
 }
 
 nlohmann::ordered_json rules_json(const RuleTexts& r) {
