@@ -65,7 +65,7 @@ void run(const BenchCommand& c) {
         gt::OptimizeOptions opt;
         opt.threads = threads;
         opt.device = c.device;
-        if (c.device != "cpu" && gt::cuda_available()) opt.gpus = gt::parse_gpus(c.gpus);
+        opt.gpus = gt::gpus_for(c.device, c.gpus);
         std::vector<double> times;
         gt::OptimizeResult result;
         double spent = 0;

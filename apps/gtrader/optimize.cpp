@@ -116,7 +116,7 @@ void run(OptimizeCommand& c) {
   gt::metric_index(c.opt.metric);  // an unknown metric fails before loading anything
   request.ranking = c.opt;
   request.ranking.progress = !c.no_progress && ::isatty(STDERR_FILENO);
-  if (c.opt.device != "cpu" && gt::cuda_available()) request.ranking.gpus = gt::parse_gpus(c.gpus);
+  request.ranking.gpus = gt::gpus_for(c.opt.device, c.gpus);
   request.store = store_of(c);
   request.out = c.out_path;
   request.force = c.force;

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gt/optimize.hpp"
@@ -18,6 +19,9 @@ bool cuda_available(std::string* why = nullptr);
 std::string cuda_devices();
 // Parses "all" or "0,1" into device ordinals (empty: all); throws ParamError for unknown ones.
 std::vector<int> parse_gpus(const std::string& spec);
+// The GPUs `spec` names for a run on `device` (cpu, cuda, auto): none for the CPU, or where no
+// GPU can be used (the engine then says why, or falls back with auto).
+std::vector<int> gpus_for(std::string_view device, const std::string& spec);
 // The same against `count` devices, whoever counted them (the CUDA engine, or LibTorch).
 std::vector<int> parse_gpu_list(const std::string& spec, int count);
 

@@ -119,6 +119,9 @@ class StudyState {
   std::uint64_t valid_ = 0, invalid_ = 0, computed_ = 0, from_cache_ = 0, bar_combinations_ = 0;
 };
 
+// Throws ParamError naming `device` unless it is cpu, cuda or auto.
+void require_device(std::string_view device);
+
 // Throws ParamError when a study found no valid combination at all, saying why the first is not.
 void require_some_valid(const Grid& grid, std::uint64_t valid);
 

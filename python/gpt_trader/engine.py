@@ -128,6 +128,11 @@ def backtest(data: DataLike, strategy: str = "ma_cross", params: Mapping[str, An
     return results
 
 
+def _param_grid_error(param_grid) -> TypeError:
+    return TypeError(f"param_grid must be a dict such as {{'fast': range(5, 20), 'slow': '20:49'}}, not "
+                     f"{type(param_grid).__name__} {param_grid!r}")
+
+
 def study_request(strategy: str, param_grid, *, fixed=None, metric="sharpe", top=10, min_trades=0, threads=0,
                   out=None, cache=None, device="cpu", gpus="all", force=False, **options) -> dict:
     """The library's study request (docs/SEMANTICS.md "Studies") from the keyword arguments that
@@ -137,8 +142,7 @@ def study_request(strategy: str, param_grid, *, fixed=None, metric="sharpe", top
     elif isinstance(param_grid, Mapping):
         grid = grid_specs(param_grid)
     else:
-        raise TypeError(f"param_grid must be a dict such as {{'fast': range(5, 20), 'slow': '20:49'}}, not "
-                        f"{type(param_grid).__name__} {param_grid!r}")
+        raise _param_grid_error(param_grid)
     request = {"strategy": strategy, "grid": grid, "fixed": _checked_params(fixed, "fixed"), "metric": metric,
                "top": None if top is None else _checked_count("top", top),
                "min_trades": _checked_count("min_trades", min_trades), "threads": _checked_count("threads", threads),
@@ -165,8 +169,7 @@ def optimize(data: DataLike, strategy: str, param_grid: Mapping[str, Any], *, fi
     import pandas as pd
 
     if not isinstance(param_grid, Mapping):
-        raise TypeError(f"param_grid must be a dict such as {{'fast': range(5, 20), 'slow': '20:49'}}, not "
-                        f"{type(param_grid).__name__} {param_grid!r}")
+        raise _param_grid_error(param_grid)
     request = study_request(strategy, param_grid, fixed=fixed, metric=metric, top=top, min_trades=min_trades,
                             threads=threads, out=out, cache=cache, device=device, gpus=gpus, force=force, **options)
     summary = _core.run_study(as_bars(data), _json(request))

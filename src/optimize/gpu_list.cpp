@@ -29,4 +29,9 @@ std::vector<int> parse_gpu_list(const std::string& spec, int count) {
   return gpus;
 }
 
+std::vector<int> gpus_for(std::string_view device, const std::string& spec) {
+  if (device == "cpu" || !cuda_available()) return {};
+  return parse_gpus(spec);
+}
+
 }  // namespace gt

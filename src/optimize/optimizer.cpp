@@ -343,8 +343,7 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
   OptimizeResult result;
   result.combinations = grid.size();
   const auto start = std::chrono::steady_clock::now();
-  if (opt.device != "cpu" && opt.device != "cuda" && opt.device != "auto")
-    throw ParamError({"device"}, fmt::format("device {}: allowed: cpu, cuda, auto", opt.device));
+  require_device(opt.device);
   const bool use_cuda =
       !opt.reference &&
       (opt.device == "cuda" || (opt.device == "auto" && ma_cross_engine_supports(grid, options) && cuda_available()));
@@ -434,6 +433,11 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
   std::move(state).finish(result);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
+}
+
+void require_device(std::string_view device) {
+  if (device != "cpu" && device != "cuda" && device != "auto")
+    throw ParamError({"device"}, fmt::format("device {}: allowed: cpu, cuda, auto", device));
 }
 
 void require_some_valid(const Grid& grid, std::uint64_t valid) {

@@ -111,11 +111,10 @@ StudyRequest study_request(const json& j, std::vector<Bars> symbols) {
   if (o.threads < 0)
     throw ParamError({"threads"}, fmt::format("threads = {}: expected 0 (every core) or more", o.threads));
   if (j.contains("device")) o.device = field<std::string>(j, "device", "cpu, cuda or auto");
-  if (o.device != "cpu" && o.device != "cuda" && o.device != "auto")
-    throw ParamError({"device"}, fmt::format("device {}: allowed: cpu, cuda, auto", o.device));
+  require_device(o.device);
   if (j.contains("reference")) o.reference = field<bool>(j, "reference", "true or false");
   const std::string gpus = j.contains("gpus") ? field<std::string>(j, "gpus", "all or GPU ordinals") : "all";
-  if (o.device != "cpu" && cuda_available()) o.gpus = parse_gpus(gpus);
+  o.gpus = gpus_for(o.device, gpus);
   if (j.contains("cache") && !j.at("cache").is_null())
     r.store.cache = field<std::string>(j, "cache", "a folder or redis://...");
   if (j.contains("journal") && !j.at("journal").is_null())
