@@ -12,6 +12,7 @@
 #include "gt/error.hpp"
 #include "gt/gpu.hpp"
 #include "gt/optimize.hpp"
+#include "gt/rules.hpp"
 
 namespace gtrader {
 namespace {
@@ -39,6 +40,8 @@ struct BenchCommand {
   std::vector<std::string> sizes = {"392", "2700", "100000", "10000000"};
   std::vector<std::size_t> bar_counts = {2000, 100000};
   std::vector<int> threads = {1, 2};
+  std::string strategy_file;      // a rule strategy instead of the built-in ma_cross
+  std::vector<std::string> grid;  // a workload of one's own ("custom"), instead of --sizes
   double min_seconds = 0.5;
   bool full = false;
   bool json = false;
@@ -46,17 +49,20 @@ struct BenchCommand {
 
 void run(const BenchCommand& c) {
   const auto sources = gt::load_many(c.data);
-  const gt::Strategy& strategy = gt::find_strategy("ma_cross");
+  const std::shared_ptr<const gt::Strategy> rules =
+      c.strategy_file.empty() ? nullptr : gt::rules::compile(gt::rules::read_strategy_file(c.strategy_file));
+  const gt::Strategy& strategy = rules ? *rules : gt::find_strategy("ma_cross");
   nlohmann::json rows = nlohmann::json::array();
   if (!c.json)
     fmt::print("{:>10} {:>8} {:>8} {:>12} {:>10} {:>12} {:>14} {:>10}\n", "workload", "bars", "threads", "combos",
                "seconds", "combos/s", "bar-combos/s", "scaling");
-  for (const auto& size : c.sizes) {
+  const std::vector<std::string> sizes = c.grid.empty() ? c.sizes : std::vector<std::string>{"custom"};
+  for (const auto& size : sizes) {
     const auto it =
         std::find_if(workloads().begin(), workloads().end(), [&](const Workload& w) { return w.name == size; });
-    if (it == workloads().end())
+    if (it == workloads().end() && c.grid.empty())
       throw gt::ParamError(fmt::format("--sizes: unknown workload '{}' (allowed: 392, 2700, 100000, 10000000)", size));
-    const gt::Grid grid = gt::parse_grid(strategy, it->grid, std::nullopt, {});
+    const gt::Grid grid = gt::parse_grid(strategy, c.grid.empty() ? it->grid : c.grid, std::nullopt, {});
     for (std::size_t bars : c.bar_counts) {
       if (!c.full && grid.size() >= 10'000'000 && bars > 10'000) continue;  // ~10 minutes; with --full only
       const std::vector<gt::Bars> symbols = {gt::bars_of_length(sources.front(), bars)};
@@ -98,7 +104,7 @@ void run(const BenchCommand& c) {
       }
     }
   }
-  if (c.json) fmt::print("{}\n", nlohmann::json{{"strategy", "ma_cross"}, {"results", rows}}.dump(2));
+  if (c.json) fmt::print("{}\n", nlohmann::json{{"strategy", strategy.name}, {"results", rows}}.dump(2));
 }
 
 }  // namespace
@@ -111,6 +117,9 @@ void add_bench(CLI::App& app) {
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
   cmd->add_option("--gpus", c->gpus, "With --device cuda: all, or ordinals such as 0,1");
   cmd->add_option("--sizes", c->sizes, "Workloads: 392, 2700, 100000, 10000000")->delimiter(',');
+  cmd->add_option("--strategy-file", c->strategy_file, "Run the workloads with a strategy written as rules")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--grid", c->grid, "A workload of one's own, NAME=SPEC as optimize takes (repeatable)");
   cmd->add_option("--bars", c->bar_counts, "Bar counts (2000,100000)")->delimiter(',');
   cmd->add_option("--threads", c->threads, "Thread counts; the first is the scaling baseline (1,2)")->delimiter(',');
   cmd->add_option("--min-seconds", c->min_seconds, "Repeat each case until this much time is spent (0.5)");

@@ -16,6 +16,13 @@ namespace gt {
 // and above its subnormals. Real instruments trade well inside these bounds.
 inline constexpr double kMinPrice = 1e-12, kMaxPrice = 1e12, kMaxVolume = 1e18;
 
+// A series of the user's own beside the bars (docs/SEMANTICS.md "Rules"): one value per bar, NaN
+// where it is undefined; rules read it by name.
+struct UserSeries {
+  std::string name;
+  std::vector<double> values;
+};
+
 // One symbol's bars, one contiguous array per field so that kernels stream a single column.
 // Times are seconds since 1970-01-01 on the exchange's own clock (no time zone is applied).
 struct Bars {
@@ -26,6 +33,9 @@ struct Bars {
   bool intraday = false;             // the file had a time of day (Time column or Datetime values)
   std::size_t skipped_rows = 0;      // rows dropped under LoadOptions::skip_bad_rows
   std::vector<std::string> skipped;  // "line N: why" for each of them
+  std::vector<UserSeries> series;    // the user's own series, in the order given
+
+  const UserSeries* find_series(std::string_view name) const;
 
   std::size_t size() const { return close.size(); }
 };
@@ -50,6 +60,11 @@ std::string symbol_of(const std::filesystem::path& path);
 Bars bars_from_columns(std::string symbol, std::span<const std::int64_t> time, std::span<const double> open,
                        std::span<const double> high, std::span<const double> low, std::span<const double> close,
                        std::span<const double> volume, bool intraday, const LoadOptions& options = {});
+
+// `bars` with a series of the user's own added: one finite value or NaN per bar. Throws DataError
+// naming the series when its length differs from the bars' or a value is infinite, and ParamError
+// when the name is not an identifier, is a bar field (open high low close volume) or is taken.
+Bars with_series(Bars bars, std::string name, std::span<const double> values);
 
 // Files and folders: a folder contributes every *.csv in it, in name order.
 std::vector<Bars> load_many(const std::vector<std::filesystem::path>& inputs, const LoadOptions& options = {});

@@ -20,6 +20,8 @@ struct RuleTexts {
   std::vector<ParamSpec> params;
   std::string entry, exit, short_entry, short_exit;  // empty: absent (entry and exit are required)
   std::vector<std::string> constraints;
+  // Series of the user's own the rules read by name (one value per bar, given with the data).
+  std::vector<std::string> series;
   std::string source = "rules";  // names the file (or "rules") in messages
   // The line of each rule and constraint in the source (for messages), 0 when not from a file.
   std::size_t entry_line = 0, exit_line = 0, short_entry_line = 0, short_exit_line = 0;
@@ -30,6 +32,11 @@ struct RuleTexts {
 // doc}), entry, exit, optional short_entry, short_exit and constraints. Throws ParamError naming the
 // file and line of anything it cannot use.
 RuleTexts read_strategy_file(const std::filesystem::path& path);
+
+// A parameter of inline rules (`--entry`/`--exit`), its type read off the values a user wrote for
+// it (`--param`, `--grid`): bool when each is true or false, int when each is a whole number, else
+// float; its default the first value, its range unbounded (functions check their periods).
+ParamSpec inferred_param(const std::string& name, const std::vector<std::string>& values);
 
 // Compiles the rules (parse, check types, arity, parameters) and returns the strategy. Throws
 // ParamError: a syntax error names the source, line and column with a caret under the fault; an

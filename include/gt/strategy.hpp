@@ -17,6 +17,10 @@
 
 namespace gt {
 
+namespace rules {
+struct Program;
+}
+
 // Indicator series of one symbol, each computed once and shared by every parameter combination
 // that asks for it (the optimizer evaluates thousands of combinations over a few dozen series).
 class SeriesCache {
@@ -50,7 +54,8 @@ struct Constraint {
 };
 
 // The grid engine a strategy's grids can run on, declared by the strategy (not found by its name).
-enum class GridEngine { kReference, kMaCross };
+// kRules: the rules' compiled grid engine (src/optimize/rules_evaluator.cpp).
+enum class GridEngine { kReference, kMaCross, kRules };
 
 struct Strategy {
   std::string name;
@@ -69,6 +74,8 @@ struct Strategy {
   // What identifies the signals beyond the name and code version (a rule strategy's canonical
   // rules; empty for the built-ins): part of every cache key.
   std::string signal_identity = {};
+  // The parsed rules of a strategy written as rules (docs/SEMANTICS.md "Rules"); null otherwise.
+  std::shared_ptr<const rules::Program> rules_program = {};
 
   std::size_t index_of(std::string_view param) const;  // throws ParamError when unknown
   // Throws ParamError saying which model file to give when the signals come from one not loaded.

@@ -90,6 +90,10 @@ std::string cache_namespace(const Bars& bars, const Strategy& strategy, const Ex
   hash_column(state, bars.low);
   hash_column(state, bars.close);
   hash_column(state, bars.volume);
+  for (const auto& series : bars.series) {  // the user's own series, which rules may read
+    hash_text(state, series.name);
+    hash_column(state, series.values);
+  }
   const XXH128_hash_t h = XXH3_128bits_digest(&state);
   return fmt::format("gt-v3-{:016x}{:016x}", h.high64, h.low64);
 }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -401,7 +402,35 @@ Bars last_bars(const Bars& bars, std::size_t count) {
   out.low = tail(bars.low);
   out.close = tail(bars.close);
   out.volume = tail(bars.volume);
+  for (const auto& s : bars.series) out.series.push_back({s.name, tail(s.values)});
   return out;
+}
+
+const UserSeries* Bars::find_series(std::string_view name) const {
+  for (const auto& s : series)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+Bars with_series(Bars bars, std::string name, std::span<const double> values) {
+  const bool identifier = !name.empty() && (std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_') &&
+                          std::all_of(name.begin(), name.end(),
+                                      [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+  if (!identifier)
+    throw ParamError({"series"}, fmt::format("series name '{}' is not an identifier (letters, digits, _)", name));
+  for (const char* field : {"open", "high", "low", "close", "volume", "and", "or", "not", "true", "false"})
+    if (name == field) throw ParamError({"series"}, fmt::format("series name '{}' is reserved: choose another", name));
+  if (bars.find_series(name))
+    throw ParamError({"series"}, fmt::format("{}: series '{}' is given twice", bars.symbol, name));
+  if (values.size() != bars.size())
+    throw DataError(fmt::format("{}: series '{}' has {} values for {} bars (one value per bar, NaN where undefined)",
+                                bars.symbol, name, values.size(), bars.size()));
+  for (std::size_t t = 0; t < values.size(); ++t)
+    if (std::isinf(values[t]))
+      throw DataError(
+          fmt::format("{}: series '{}' is infinite at row {} (give NaN where it is undefined)", bars.symbol, name, t));
+  bars.series.push_back({std::move(name), std::vector<double>(values.begin(), values.end())});
+  return bars;
 }
 
 std::string format_time(std::int64_t seconds, bool with_time) {

@@ -218,6 +218,12 @@ void cross_events(CrossSeries fast, CrossSeries slow, float* fast_bounds, bool b
   (bounds_ready ? c.ready_bounds : c.fresh_bounds)(fast, slow, fast_bounds, bars, defined_from, up, down);
 }
 
+// A fifth of the ma_cross engine's set-up when left to SSE2.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void round_to_float(const double* in, float* out,
+                                                                                 std::size_t count) {
+  for (std::size_t i = 0; i < count; ++i) out[i] = static_cast<float>(in[i]);
+}
+
 const char* cross_events_isa() {
   return chosen().name;
 }

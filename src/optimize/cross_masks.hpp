@@ -24,6 +24,9 @@ struct CrossSeries {
 void cross_events(CrossSeries fast, CrossSeries slow, float* fast_bounds, bool bounds_ready, std::size_t bars,
                   std::size_t defined_from, std::uint64_t* up, std::uint64_t* down);
 
+// The float copy CrossSeries::coarse holds of `count` doubles.
+void round_to_float(const double* in, float* out, std::size_t count);
+
 // Which implementation cross_events uses on this machine ("avx512", "avx2", "portable").
 const char* cross_events_isa();
 

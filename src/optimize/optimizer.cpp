@@ -19,6 +19,7 @@
 #include "gt/gpu.hpp"
 #include "gt/optimize.hpp"
 #include "ma_cross_evaluator.hpp"
+#include "rules_evaluator.hpp"
 
 namespace gt {
 namespace {
@@ -220,6 +221,7 @@ std::unique_ptr<Evaluator> make_reference_evaluator(const Bars& bars, const Grid
 
 std::unique_ptr<Evaluator> make_evaluator(const Bars& bars, const Grid& grid, const ExecutionOptions& options) {
   if (auto fast = make_ma_cross_evaluator(bars, grid, options)) return fast;
+  if (auto rules = make_rules_evaluator(bars, grid, options)) return rules;
   return make_reference_evaluator(bars, grid, options);
 }
 

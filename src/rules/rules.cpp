@@ -21,6 +21,7 @@
 #include "gt/error.hpp"
 #include "gt/indicators.hpp"
 #include "gt/signal_rules.hpp"
+#include "program.hpp"
 
 namespace gt::rules {
 namespace {
@@ -28,14 +29,6 @@ namespace {
 constexpr double kUndefined = std::numeric_limits<double>::quiet_NaN();
 
 // ---- Parsing ------------------------------------------------------------------------------------
-
-struct Node {
-  enum Kind { kNumber, kBool, kName, kNegate, kNot, kBinary, kAnd, kOr, kCall, kIndex } kind = kNumber;
-  double number = 0;
-  std::string text;  // a name, a function or an operator
-  std::vector<Node> args;
-  std::size_t line = 1, column = 1;
-};
 
 // Where an expression came from, for messages that point at its fault.
 struct Source {
@@ -260,6 +253,15 @@ std::string canonical(const Node& n, const std::function<std::string(const std::
   return {};
 }
 
+// The canonical text with each parameter written as its value.
+std::string with_values(const Node& n, const std::vector<ParamSpec>& params, std::span<const double> values) {
+  return canonical(n, [&](const std::string& name) {
+    for (std::size_t i = 0; i < params.size(); ++i)
+      if (params[i].name == name) return fmt::format("{}", values[i]);
+    return name;
+  });
+}
+
 // ---- Types and functions ------------------------------------------------------------------------
 
 struct Type {
@@ -312,8 +314,9 @@ const std::vector<std::string> kSeries = {"open", "high", "low", "close", "volum
 // Checks a parsed rule against the parameters and the function table, returning its type.
 class Checker {
  public:
-  Checker(const Source& source, const std::vector<ParamSpec>& params, std::set<std::string>& used, bool params_only)
-      : src_(source), params_(params), used_(used), params_only_(params_only) {}
+  Checker(const Source& source, const std::vector<ParamSpec>& params, const std::vector<std::string>& user_series,
+          std::set<std::string>& used, bool params_only)
+      : src_(source), params_(params), user_series_(user_series), used_(used), params_only_(params_only) {}
 
   Type check(const Node& n) {
     switch (n.kind) {
@@ -322,7 +325,8 @@ class Checker {
       case Node::kBool:
         return {true, false};
       case Node::kName: {
-        if (std::find(kSeries.begin(), kSeries.end(), n.text) != kSeries.end()) {
+        if (std::find(kSeries.begin(), kSeries.end(), n.text) != kSeries.end() ||
+            std::find(user_series_.begin(), user_series_.end(), n.text) != user_series_.end()) {
           if (params_only_) src_.fail(n.column, fmt::format("constraints read parameters only, not '{}'", n.text));
           return {false, true};
         }
@@ -331,10 +335,11 @@ class Checker {
             used_.insert(p.name);
             return {p.type == ParamType::kBool, false};
           }
-        std::vector<std::string> params;
+        std::vector<std::string> params, series = kSeries;
         for (const auto& p : params_) params.push_back(p.name);
+        series.insert(series.end(), user_series_.begin(), user_series_.end());
         src_.fail(n.column, fmt::format("unknown series or parameter '{}' (series: {}; parameters: {})", n.text,
-                                        fmt::join(kSeries, ", "),
+                                        fmt::join(series, ", "),
                                         params.empty() ? "none" : fmt::format("{}", fmt::join(params, ", "))));
       }
       case Node::kNegate: {
@@ -409,6 +414,7 @@ class Checker {
 
   const Source& src_;
   const std::vector<ParamSpec>& params_;
+  const std::vector<std::string>& user_series_;
   std::set<std::string>& used_;
   bool params_only_;
 };
@@ -427,18 +433,19 @@ struct Value {
 // A TA-Lib function applied from the series' first defined value on (as TA-Lib's Python wrapper
 // does), its output placed at the same bars; all undefined when no value is.
 template <class F>
-std::vector<double> from_first_defined(const std::vector<double>& x, F f) {
-  std::vector<double> out(x.size(), kUndefined);
+std::vector<double> from_first_defined(std::span<const double> x, F f) {
   std::size_t first = 0;
   while (first < x.size() && std::isnan(x[first])) ++first;
+  if (first == 0) return f(x);  // most series: no copy
+  std::vector<double> out(x.size(), kUndefined);
   if (first == x.size()) return out;
-  const std::vector<double> r = f(std::span<const double>(x.data() + first, x.size() - first));
+  const std::vector<double> r = f(x.subspan(first));
   std::copy(r.begin(), r.end(), out.begin() + static_cast<std::ptrdiff_t>(first));
   return out;
 }
 
 // The highest (or lowest) of the n values ending at t; undefined where one of them is.
-std::vector<double> extreme(const std::vector<double>& x, std::size_t n, bool highest) {
+std::vector<double> extreme(std::span<const double> x, std::size_t n, bool highest) {
   std::vector<double> out(x.size(), kUndefined);
   std::deque<std::size_t> window;
   std::ptrdiff_t last_undefined = -1;
@@ -502,6 +509,17 @@ class Evaluator {
 
  private:
   Column column_of(const std::string& name) {
+    if (std::find(kSeries.begin(), kSeries.end(), name) == kSeries.end()) {  // a series of the user's own
+      const UserSeries* user = bars_.find_series(name);
+      if (!user) {
+        std::vector<std::string> given;
+        for (const auto& s : bars_.series) given.push_back(s.name);
+        throw DataError(fmt::format("{}: the rules read series '{}', which these bars lack (their own series: {})",
+                                    bars_.symbol, name,
+                                    given.empty() ? "none" : fmt::format("{}", fmt::join(given, ", "))));
+      }
+      return Column(std::shared_ptr<const std::vector<double>>(), &user->values);
+    }
     const std::vector<double>& c = name == "open"    ? bars_.open
                                    : name == "high"  ? bars_.high
                                    : name == "low"   ? bars_.low
@@ -553,11 +571,7 @@ class Evaluator {
   Value call(const Node& n) {
     // Keyed by the call with its parameters' values, so that every combination sharing them shares
     // it; its arguments are evaluated only when it is not there yet.
-    const std::string key = canonical(n, [&](const std::string& name) {
-      for (std::size_t i = 0; i < params_.size(); ++i)
-        if (params_[i].name == name) return fmt::format("{}", values_[i]);
-      return name;
-    });
+    const std::string key = with_values(n, params_, values_);
     const auto compute = [&]() -> std::vector<double> {
       std::vector<Value> args;
       for (const auto& a : n.args) args.push_back(eval(a));
@@ -570,7 +584,9 @@ class Evaluator {
   std::vector<double> compute_call(const Node& n, const std::vector<Value>& args) {
     const std::string& f = n.text;
     const auto period = [&](std::size_t i, int minimum = 1) { return whole(n.args[i], args[i], f, minimum); };
-    const auto over_x = [&](auto g) { return from_first_defined(as_series(args[0]), g); };
+    const std::vector<double> constant = args[0].series ? std::vector<double>() : as_series(args[0]);
+    const std::span<const double> first_arg = args[0].series ? std::span<const double>(*args[0].values) : constant;
+    const auto over_x = [&](auto g) { return from_first_defined(first_arg, g); };
     if (f == "sma") return over_x([&](auto x) { return ind::sma(x, period(1)); });
     if (f == "ema") return over_x([&](auto x) { return ind::ema(x, period(1)); });
     if (f == "wma") return over_x([&](auto x) { return ind::wma(x, period(1)); });
@@ -601,8 +617,7 @@ class Evaluator {
       auto s = ind::stoch(bars_.high, bars_.low, bars_.close, period(0), period(1), period(2));
       return f == "stoch_k" ? s.k : s.d;
     }
-    if (f == "highest" || f == "lowest")
-      return extreme(as_series(args[0]), static_cast<std::size_t>(period(1)), f == "highest");
+    if (f == "highest" || f == "lowest") return extreme(first_arg, static_cast<std::size_t>(period(1)), f == "highest");
     std::vector<double> out(bars_.size());
     if (f == "abs") {
       for (std::size_t t = 0; t < out.size(); ++t) out[t] = std::fabs(args[0].at(t));
@@ -638,19 +653,11 @@ class Evaluator {
   SeriesCache* cache_;
 };
 
-struct Program {
-  std::vector<ParamSpec> params;
-  Node entry, exit;
-  std::optional<Node> short_entry, short_exit;
-  std::vector<Node> constraints;
-  std::vector<std::string> constraint_texts;
-};
-
 Node parse_checked(const std::string& text, const RuleTexts& r, std::size_t line, const std::string& what,
                    std::set<std::string>& used, bool condition_required, bool params_only) {
   const Source source{text, r.source, line, what};
   Node n = Parser(source).parse();
-  const Type t = Checker(source, r.params, used, params_only).check(n);
+  const Type t = Checker(source, r.params, r.series, used, params_only).check(n);
   if (condition_required && !t.condition)
     source.fail(n.column, "a rule must be a condition (true or false), not a number");
   return n;
@@ -661,6 +668,11 @@ std::shared_ptr<const Program> build(const RuleTexts& r) {
     throw ParamError(fmt::format("{}: a strategy needs an entry and an exit rule", r.source));
   auto p = std::make_shared<Program>();
   p->params = r.params;
+  for (const auto& name : r.series)
+    if (std::find(kSeries.begin(), kSeries.end(), name) != kSeries.end() || name.empty())
+      throw ParamError(
+          fmt::format("{}: series '{}' is a bar field or empty: name the user's own series", r.source, name));
+  p->user_series = r.series;
   std::set<std::string> used;
   p->entry = parse_checked(r.entry, r, r.entry_line, "entry", used, true, false);
   p->exit = parse_checked(r.exit, r, r.exit_line, "exit", used, true, false);
@@ -718,10 +730,8 @@ ParamType param_type(const std::string& text, const std::string& where) {
 
 // The first constraint that does not hold for these parameter values (an undefined one does not).
 std::optional<std::size_t> broken_constraint(const Program& p, std::span<const double> values) {
-  static const Bars kNoBars;  // constraints read parameters only
-  Evaluator e(kNoBars, p.params, values, nullptr);
   for (std::size_t i = 0; i < p.constraints.size(); ++i) {
-    const double x = e.eval(p.constraints[i]).scalar;
+    const double x = evaluate_scalar(p, p.constraints[i], values);
     if (std::isnan(x) || x == 0) return i;
   }
   return std::nullopt;
@@ -732,6 +742,7 @@ std::string canonical_text(const Program& p) {
   if (p.short_entry) out += "short_entry: " + canonical(*p.short_entry) + "\n";
   if (p.short_exit) out += "short_exit: " + canonical(*p.short_exit) + "\n";
   for (const auto& c : p.constraints) out += "constraint: " + canonical(c) + "\n";
+  for (const auto& name : p.user_series) out += "series: " + name + "\n";
   for (const auto& param : p.params)
     out += fmt::format("param: {} {} {} {} {}\n", param.name, param_type_name(param.type), param.min, param.max,
                        param.default_value);
@@ -739,6 +750,22 @@ std::string canonical_text(const Program& p) {
 }
 
 }  // namespace
+
+std::shared_ptr<const std::vector<double>> evaluate_over_bars(const Program& program, const Node& node,
+                                                              const Bars& bars, std::span<const double> values,
+                                                              SeriesCache& cache) {
+  const Value v = Evaluator(bars, program.params, values, &cache).eval(node);
+  return v.series ? v.values : std::make_shared<const std::vector<double>>(bars.size(), v.scalar);
+}
+
+double evaluate_scalar(const Program& program, const Node& node, std::span<const double> values) {
+  static const Bars kNoBars;  // reads no series
+  return Evaluator(kNoBars, program.params, values, nullptr).eval(node).scalar;
+}
+
+std::string instance_text(const Program& program, const Node& node, std::span<const double> values) {
+  return with_values(node, program.params, values);
+}
 
 RuleTexts read_strategy_file(const std::filesystem::path& path) {
   const std::string file = path.string();
@@ -752,8 +779,8 @@ RuleTexts read_strategy_file(const std::filesystem::path& path) {
   }
   if (!doc.IsMap())
     throw ParamError(fmt::format("{}: a strategy file is a map (name, params, entry, exit, ...)", file));
-  static const std::vector<std::string> kKeys = {"name", "description", "params",     "entry",
-                                                 "exit", "short_entry", "short_exit", "constraints"};
+  static const std::vector<std::string> kKeys = {"name",        "description", "params",      "entry", "exit",
+                                                 "short_entry", "short_exit",  "constraints", "series"};
   RuleTexts r;
   r.source = file;
   for (const auto& item : doc) {
@@ -772,6 +799,11 @@ RuleTexts read_strategy_file(const std::filesystem::path& path) {
     if (key == "exit") r.exit = text(), r.exit_line = line;
     if (key == "short_entry") r.short_entry = text(), r.short_entry_line = line;
     if (key == "short_exit") r.short_exit = text(), r.short_exit_line = line;
+    if (key == "series") {
+      if (!item.second.IsSequence())
+        throw ParamError(fmt::format("{}: series is a list of the names of the user's own series", where));
+      for (const auto& name : item.second) r.series.push_back(name.as<std::string>());
+    }
     if (key == "constraints") {
       if (!item.second.IsSequence()) throw ParamError(fmt::format("{}: constraints are a list of conditions", where));
       for (const auto& c : item.second) {
@@ -831,6 +863,8 @@ std::shared_ptr<const Strategy> compile(const RuleTexts& rules) {
     signals(*program, bars, values, out, cache);
   };
   s->signal_identity = canonical_text(*program);
+  s->rules_program = program;
+  s->grid_engine = GridEngine::kRules;
   return s;
 }
 
@@ -847,10 +881,16 @@ nlohmann::ordered_json rules_json(const RuleTexts& r) {
                       {"max", p.max},
                       {"default", p.default_value},
                       {"doc", p.help}});
-  return {
-      {"name", r.name},    {"description", r.description}, {"params", params},           {"entry", r.entry},
-      {"exit", r.exit},    {"short_entry", r.short_entry}, {"short_exit", r.short_exit}, {"constraints", r.constraints},
-      {"source", r.source}};
+  return {{"name", r.name},
+          {"description", r.description},
+          {"params", params},
+          {"entry", r.entry},
+          {"exit", r.exit},
+          {"short_entry", r.short_entry},
+          {"short_exit", r.short_exit},
+          {"constraints", r.constraints},
+          {"series", r.series},
+          {"source", r.source}};
 }
 
 RuleTexts rules_from_json(const nlohmann::ordered_json& j) {
@@ -864,6 +904,7 @@ RuleTexts rules_from_json(const nlohmann::ordered_json& j) {
     r.short_exit = j.value("short_exit", "");
     r.source = j.value("source", r.source);
     if (j.contains("constraints")) r.constraints = j.at("constraints").get<std::vector<std::string>>();
+    if (j.contains("series")) r.series = j.at("series").get<std::vector<std::string>>();
     if (j.contains("params"))
       for (const auto& p : j.at("params")) {
         const std::string name = p.at("name").get<std::string>();
@@ -881,6 +922,26 @@ RuleTexts rules_from_json(const nlohmann::ordered_json& j) {
     throw ParamError(std::string("rules: ") + e.what());
   }
   return r;
+}
+
+ParamSpec inferred_param(const std::string& name, const std::vector<std::string>& values) {
+  const auto all = [&](auto test) { return !values.empty() && std::all_of(values.begin(), values.end(), test); };
+  const auto lower = [](std::string v) {
+    std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
+    return v;
+  };
+  ParamSpec spec{name, ParamType::kFloat, -1e300, 1e300, 0, "inline rules' parameter"};
+  if (all([&](const std::string& v) { return lower(v) == "true" || lower(v) == "false"; }))
+    spec = {name, ParamType::kBool, 0, 1, 0, spec.help};
+  else if (all([](const std::string& v) {
+             char* end = nullptr;
+             const double x = std::strtod(v.c_str(), &end);
+             return !v.empty() && end == v.c_str() + v.size() && std::isfinite(x) && x == std::floor(x) &&
+                    v.find_first_of(".eE") == std::string::npos;
+           }))
+    spec.type = ParamType::kInt;
+  if (!values.empty()) spec.default_value = parse_param_value(spec, values.front());
+  return spec;
 }
 
 std::vector<std::string> function_names() {

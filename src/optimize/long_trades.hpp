@@ -1,0 +1,71 @@
+// Long-only, whole-equity trades from entry and exit bit masks (64 bars a word): the bars where
+// the position flips, then every trade booked in O(1) by MaCrossAccount, eight combinations at a
+// time in AVX-512 lanes where the CPU has them. The ma_cross engine and the rules' grid engine
+// both book their combinations here, so both fill exactly as the reference engine does.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <span>
+#include <vector>
+
+#include "ma_cross_evaluator.hpp"
+
+namespace gt::detail {
+
+// Arrays on cache-line boundaries, uninitialized: a 64-byte load from them never spans two lines
+// (malloc's 16-byte alignment splits every such load in three allocations of four, and the
+// crossing masks make three a step).
+struct CacheLineDelete {
+  void operator()(void* p) const { ::operator delete[](p, std::align_val_t{64}); }
+};
+template <class T>
+using CacheLineArray = std::unique_ptr<T[], CacheLineDelete>;
+template <class T>
+CacheLineArray<T> cache_line_array(std::size_t count) {
+  return CacheLineArray<T>(static_cast<T*>(::operator new[](count * sizeof(T), std::align_val_t{64})));
+}
+
+class LongTradeBook {
+ public:
+  LongTradeBook(const Bars& bars, const ExecutionOptions& options);
+
+  std::size_t bars() const { return n_; }
+  std::size_t words() const { return words_; }
+
+  // The combinations of one evaluate() call: add each one's masks, then finish() writes every
+  // result. Not shared between threads.
+  class Batch {
+   public:
+    Batch(const LongTradeBook& book, std::span<Metrics> out);
+    // Entries (those with a bit in `filter`, when it is given) take a flat position long; exits
+    // take a long position flat. `words()` words each; result slot `slot` of `out`.
+    void add(std::uint32_t slot, const std::uint64_t* entries, const std::uint64_t* filter, const std::uint64_t* exits);
+    void finish();
+
+   private:
+    struct Stored {
+      std::uint32_t slot, count;
+      std::size_t first;
+    };
+    const LongTradeBook& book_;
+    std::span<Metrics> out_;
+    bool lanes_;
+    std::unique_ptr<std::uint32_t[]> flips_;  // every stored combination's flips, one after another
+    std::size_t capacity_ = 0, used_ = 0;
+    std::vector<Stored> stored_;
+    std::vector<std::uint32_t> scratch_;  // one combination's flips, without the lanes
+  };
+
+ private:
+  Metrics simulate(std::span<const std::uint32_t> flips) const;
+
+  std::size_t n_, words_, padded_, lag_;
+  double cash_, periods_per_year_;
+  std::vector<MaCrossBarFacts> facts_;  // one cache line per bar
+  std::vector<RangeStats> ranges_;      // build_range_table(closes)
+};
+
+}  // namespace gt::detail
