@@ -584,8 +584,12 @@ class Evaluator {
   std::vector<double> compute_call(const Node& n, const std::vector<Value>& args) {
     const std::string& f = n.text;
     const auto period = [&](std::size_t i, int minimum = 1) { return whole(n.args[i], args[i], f, minimum); };
-    const std::vector<double> constant = args[0].series ? std::vector<double>() : as_series(args[0]);
-    const std::span<const double> first_arg = args[0].series ? std::span<const double>(*args[0].values) : constant;
+    // The series x of the functions that take one first (a number there is a constant series).
+    const bool takes_x = std::any_of(functions().begin(), functions().end(),
+                                     [&](const Function& g) { return g.name == f && g.args.starts_with('x'); });
+    const std::vector<double> constant = takes_x && !args[0].series ? as_series(args[0]) : std::vector<double>();
+    const std::span<const double> first_arg =
+        takes_x && args[0].series ? std::span<const double>(*args[0].values) : std::span<const double>(constant);
     const auto over_x = [&](auto g) { return from_first_defined(first_arg, g); };
     if (f == "sma") return over_x([&](auto x) { return ind::sma(x, period(1)); });
     if (f == "ema") return over_x([&](auto x) { return ind::ema(x, period(1)); });
