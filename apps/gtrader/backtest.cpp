@@ -20,7 +20,7 @@ namespace {
 struct BacktestCommand {
   DataOptions data;
   ExecutionFlags exec;
-  std::string strategy, strategy_file;
+  StrategyChoice strategy;
   std::vector<std::string> params;
   std::string trades_path, equity_path, report_path, report_png;
   bool json = false;
@@ -64,9 +64,9 @@ std::string equity_csv(const std::vector<std::pair<const gt::Bars*, gt::Backtest
 
 void run(BacktestCommand& c) {
   auto assignments = split_assignments(c.params);
-  const gt::Strategy strategy = c.strategy_file.empty()
-                                    ? gt::ml::resolve_strategy(c.strategy, assignments)
-                                    : *gt::rules::compile(gt::rules::read_strategy_file(c.strategy_file));
+  c.strategy.require_one();
+  const gt::Strategy strategy = c.strategy.is_rules() ? *gt::rules::compile(c.strategy.rules(assignments, {}))
+                                                      : gt::ml::resolve_strategy(c.strategy.name, assignments);
   const gt::ParamValues params = gt::parse_params(strategy, assignments);
   const gt::ExecutionOptions options = c.exec.resolve();
   // The charts' library is checked before any work, so a missing one fails fast.
@@ -136,7 +136,7 @@ void add_backtest(CLI::App& app) {
   auto c = std::make_shared<BacktestCommand>();
   CLI::App* cmd = app.add_subcommand("backtest", "Backtest one parameter set of a strategy");
   c->data.add_to(*cmd);
-  add_strategy_options(*cmd, c->strategy, c->strategy_file);
+  c->strategy.add_to(*cmd);
   cmd->add_option("--param", c->params,
                   "NAME=VALUE (repeatable); defaults from the strategy's schema; model=FILE.pt for --strategy model");
   c->exec.add_to(*cmd);

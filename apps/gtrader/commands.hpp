@@ -10,6 +10,7 @@
 
 #include "gt/data.hpp"
 #include "gt/error.hpp"
+#include "gt/rules.hpp"
 
 namespace gtrader {
 
@@ -32,8 +33,19 @@ struct DataOptions {
   std::vector<gt::Bars> load() const;
 };
 
-// --strategy NAME or --strategy-file FILE (a strategy written as rules), exactly one of them.
-void add_strategy_options(CLI::App& cmd, std::string& name, std::string& file);
+// Which strategy a command runs: --strategy NAME, --strategy-file FILE (rules), or inline rules
+// --entry EXPR --exit EXPR [--short-entry EXPR --short-exit EXPR], exactly one of the three.
+struct StrategyChoice {
+  std::string name, file, entry, exit, short_entry, short_exit;
+
+  void add_to(CLI::App& cmd);
+  void require_one() const;  // throws ParamError unless exactly one of the three is given
+  bool is_rules() const { return !file.empty() || !entry.empty(); }
+  // The rules of --strategy-file or of the inline flags; inline rules take their parameters, and
+  // the parameters' types, from the values given to --param and --grid (`grid`: NAME=SPEC items).
+  gt::rules::RuleTexts rules(const std::vector<std::pair<std::string, std::string>>& params,
+                             const std::vector<std::string>& grid) const;
+};
 
 // NAME=VALUE items of a repeatable flag (`flag` names it in the error).
 std::vector<std::pair<std::string, std::string>> split_assignments(const std::vector<std::string>& items,

@@ -44,12 +44,54 @@ std::vector<std::pair<std::string, std::string>> split_assignments(const std::ve
   return out;
 }
 
-void add_strategy_options(CLI::App& cmd, std::string& name, std::string& file) {
-  auto* group = cmd.add_option_group("strategy", "Which strategy: one of");
+void StrategyChoice::add_to(CLI::App& cmd) {
+  auto* group = cmd.add_option_group("strategy", "Which strategy: --strategy, --strategy-file, or --entry and --exit");
   group->add_option("--strategy", name, "Strategy name (see `gtrader strategies`)");
   group->add_option("--strategy-file", file, "A strategy written as rules (YAML: params, entry, exit, ...)")
       ->check(CLI::ExistingFile);
-  group->require_option(1);
+  auto* entry_flag = group->add_option("--entry", entry, "Inline rules: the entry rule (with --exit)");
+  auto* exit_flag = group->add_option("--exit", exit, "Inline rules: the exit rule (with --entry)");
+  group->add_option("--short-entry", short_entry, "Inline rules: the short entry rule (with --short-exit)")
+      ->needs(entry_flag);
+  group->add_option("--short-exit", short_exit, "Inline rules: the short exit rule (with --short-entry)")
+      ->needs(entry_flag);
+  entry_flag->needs(exit_flag);
+  exit_flag->needs(entry_flag);
+  group->require_option(1, 4);
+}
+
+void StrategyChoice::require_one() const {
+  if (!name.empty() + !file.empty() + !entry.empty() != 1)
+    throw gt::ParamError("give one strategy: --strategy NAME, --strategy-file FILE, or --entry EXPR --exit EXPR");
+}
+
+gt::rules::RuleTexts StrategyChoice::rules(const std::vector<std::pair<std::string, std::string>>& params,
+                                           const std::vector<std::string>& grid) const {
+  if (!file.empty()) return gt::rules::read_strategy_file(file);
+  gt::rules::RuleTexts r;
+  r.name = "inline";
+  r.source = "--entry/--exit";
+  r.entry = entry;
+  r.exit = exit;
+  r.short_entry = short_entry;
+  r.short_exit = short_exit;
+  // Each parameter's values as written: --param's value, a --grid's range ends and step or list.
+  std::vector<std::pair<std::string, std::vector<std::string>>> values;
+  const auto add = [&](const std::string& param, const std::string& text, char separator) {
+    auto it = std::find_if(values.begin(), values.end(), [&](const auto& v) { return v.first == param; });
+    if (it == values.end()) it = values.insert(values.end(), {param, {}});
+    for (std::size_t start = 0;;) {
+      const std::size_t end = text.find(separator, start);
+      it->second.push_back(text.substr(start, end == std::string::npos ? std::string::npos : end - start));
+      if (end == std::string::npos) break;
+      start = end + 1;
+    }
+  };
+  for (const auto& [param, value] : params) add(param, value, ',');
+  for (const auto& [param, spec] : split_assignments(grid, "--grid"))
+    add(param, spec, spec.find(',') != std::string::npos ? ',' : ':');
+  for (const auto& [param, texts] : values) r.params.push_back(gt::rules::inferred_param(param, texts));
+  return r;
 }
 
 CLI::Validator output_file() {

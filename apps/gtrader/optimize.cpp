@@ -27,7 +27,7 @@ namespace {
 struct OptimizeCommand {
   DataOptions data;
   ExecutionFlags exec;
-  std::string strategy, strategy_file;
+  StrategyChoice strategy;
   std::vector<std::string> grid, fixed;
   std::string grid_file, out_path;
   gt::OptimizeOptions opt;
@@ -103,12 +103,17 @@ gt::StudyStore store_of(const OptimizeCommand& c) {
 
 void run(OptimizeCommand& c) {
   gt::StudyRequest request;
-  if (!c.strategy_file.empty()) {
-    const gt::rules::RuleTexts texts = gt::rules::read_strategy_file(c.strategy_file);
+  c.strategy.require_one();
+  if (c.strategy.is_rules()) {
+    if (!c.strategy.entry.empty() && !c.grid_file.empty())
+      throw gt::ParamError(
+          "inline rules take their parameters from --param and --grid; with --grid-file, write the "
+          "rules in a --strategy-file");
+    const gt::rules::RuleTexts texts = c.strategy.rules(split_assignments(c.fixed), c.grid);
     request.rule_strategy = gt::rules::compile(texts);
     request.rules = gt::rules::rules_json(texts);
   }
-  const gt::Strategy& strategy = request.rule_strategy ? *request.rule_strategy : gt::find_strategy(c.strategy);
+  const gt::Strategy& strategy = request.rule_strategy ? *request.rule_strategy : gt::find_strategy(c.strategy.name);
   request.grid.emplace(gt::parse_grid(
       strategy, c.grid, c.grid_file.empty() ? std::nullopt : std::optional<std::filesystem::path>(c.grid_file),
       split_assignments(c.fixed)));
@@ -139,7 +144,7 @@ void add_optimize(CLI::App& app) {
   auto c = std::make_shared<OptimizeCommand>();
   CLI::App* cmd = app.add_subcommand("optimize", "Evaluate every combination of a parameter grid and rank them");
   c->data.add_to(*cmd);
-  add_strategy_options(*cmd, c->strategy, c->strategy_file);
+  c->strategy.add_to(*cmd);
   cmd->add_option("--grid", c->grid, "NAME=SPEC, SPEC a:b, a:b:step or v1,v2,... (repeatable)");
   cmd->add_option("--grid-file", c->grid_file, "YAML file: {grid: {NAME: SPEC or [values]}}")->check(CLI::ExistingFile);
   cmd->add_option("--param", c->fixed, "NAME=VALUE fixed for every combination (repeatable)");

@@ -94,6 +94,38 @@ def _as_bars(data: DataLike) -> list:
                     "DataFrame, Bars, or a dict or list of them)")
 
 
+def with_series(symbols: list, series) -> tuple[list, list[str]]:
+    """The bars with series of the user's own beside them (docs/SEMANTICS.md "Rules"), and their
+    names. `series`: {name: values} for one symbol's data, or {symbol: {name: values}}; values are
+    one number per bar in the bars' order, NaN where undefined (a NumPy array, a list or a pandas
+    Series), checked like market data."""
+    if series is None:
+        return symbols, []
+    if not isinstance(series, Mapping):
+        raise TypeError(f"series must be a dict {{name: values}}, not {type(series).__name__}")
+    if not all(isinstance(v, Mapping) for v in series.values()):
+        if len(symbols) != 1:
+            raise ValueError(f"series {{name: values}} are for one symbol's data, not {len(symbols)}: give "
+                             "{symbol: {name: values}}")
+        series = {symbols[0].symbol: series}
+    known = [b.symbol for b in symbols]
+    unknown = [s for s in series if s not in known]
+    if unknown:
+        raise ValueError(f"series for {', '.join(map(repr, unknown))}, which the data lack (symbols: {', '.join(known)})")
+    names: list[str] = []
+    out = []
+    for bars in symbols:
+        for name, values in series.get(bars.symbol, {}).items():
+            array = np.asarray(values.to_numpy() if hasattr(values, "to_numpy") else values)
+            if array.ndim != 1 or array.dtype == bool or not np.issubdtype(array.dtype, np.number):
+                raise ValueError(f"series {name!r} must be one number per bar (NaN where undefined), not an array of "
+                                 f"shape {array.shape} and dtype {array.dtype}")
+            bars = _core.with_series(bars, str(name), np.ascontiguousarray(array, dtype=float))
+            names += [str(name)] if str(name) not in names else []
+        out.append(bars)
+    return out, names
+
+
 def to_frame(bars: "_core.Bars") -> pd.DataFrame:
     """Bars as a DataFrame indexed by time (the columns are copies)."""
     import pandas as pd

@@ -21,7 +21,7 @@ from typing import Any, Mapping, NamedTuple, Optional, Union
 import numpy as np
 
 from . import _core
-from .data import DataLike, as_bars
+from .data import DataLike, as_bars, with_series
 from .engine import _json, study_request
 
 RAY_MISSING = ("Ray is not installed: install it with `pip install 'ray>=2.40'` "
@@ -151,18 +151,20 @@ class RayDistributedEngine:
         return int(self.config.num_workers)
 
     # -- optimization ----------------------------------------------------------------------
-    def optimize_distributed(self, strategy: str, param_grid: Mapping[str, Any], data: DataLike, *,
+    def optimize_distributed(self, strategy, param_grid: Mapping[str, Any], data: DataLike, *,
                              fixed: Mapping[str, Any] | None = None, metric: str = "sharpe",
                              top: Optional[int] = None, min_trades: int = 0, out: Optional[str] = None,
                              workers: Optional[int] = None, cache: Optional[str] = None,
-                             **options) -> list[OptimizationResult]:
+                             series: Optional[Mapping[str, Any]] = None, **options) -> list[OptimizationResult]:
         """Every combination of `param_grid` on every symbol of `data`, on the cluster; returns the
         ranked combinations, symbol by symbol, best first (`top` per symbol, or all), and writes
         every combination's metrics to `out` exactly as the local engine does. `cache`:
-        redis://... shared by every worker (or a folder every node can reach); None: no cache."""
+        redis://... shared by every worker (or a folder every node can reach); None: no cache.
+        `strategy`: a name or a gpt_trader.Strategy; `series`: as gpt_trader.optimize takes them."""
+        symbols, names = with_series(as_bars(data), series)
         request = study_request(strategy, param_grid, fixed=fixed, metric=metric, top=top, min_trades=min_trades,
-                                threads=1, out=out, cache=cache, **options)
-        outcome = self.run_study(as_bars(data), request, workers=workers)
+                                threads=1, out=out, cache=cache, series_names=names, **options)
+        outcome = self.run_study(symbols, request, workers=workers)
         return [OptimizationResult(symbol=t["symbol"], parameters=t["parameters"], metrics=t["metrics"],
                                    index=t["index"]) for t in outcome["top"]]
 
@@ -238,7 +240,9 @@ class _RayExecutor:
         # worker whether the evaluator it keeps is this study's.
         payloads = [ray.put(_columns(b)) for b in self.symbols]
         digests = [hashlib.blake2b(request.encode() + b.symbol.encode() + np.asarray(b.time).tobytes()
-                                   + np.asarray(b.close).tobytes(), digest_size=16).hexdigest() for b in self.symbols]
+                                   + np.asarray(b.close).tobytes()
+                                   + b"".join(n.encode() + np.asarray(v).tobytes() for n, v in b.series.items()),
+                                   digest_size=16).hexdigest() for b in self.symbols]
         counter = self.engine._attempt_counter()
         task = _remote().evaluate_range.options(max_retries=self.engine.config.max_retries, retry_exceptions=True)
         queue, pending, nodes = list(enumerate(tasks)), {}, set()
@@ -262,7 +266,8 @@ class _RayExecutor:
 
 def _columns(bars) -> dict:
     return {"symbol": bars.symbol, "intraday": bars.intraday, "time": np.asarray(bars.time),
-            **{c: np.asarray(getattr(bars, c)) for c in ("open", "high", "low", "close", "volume")}}
+            **{c: np.asarray(getattr(bars, c)) for c in ("open", "high", "low", "close", "volume")},
+            "series": {name: np.asarray(values) for name, values in bars.series.items()}}
 
 
 # Per worker process: the range worker of the study it last worked on (indicators and tables are
@@ -297,6 +302,8 @@ def _define_remote():
             _WORKER.clear()
             bars = _core.bars_from_arrays(columns["symbol"], columns["time"], columns["open"], columns["high"],
                                           columns["low"], columns["close"], columns["volume"], columns["intraday"])
+            for name, values in columns["series"].items():
+                bars = _core.with_series(bars, name, values)
             worker = _WORKER[digest] = _core.RangeWorker(request, bars, symbol_index, names)
         state, text = worker.evaluate(first, count, rows)
         return {"state": state, "rows": text, "node": ray.get_runtime_context().get_node_id()}

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 
 from . import _core
-from .data import DataLike, as_bars
+from .data import DataLike, as_bars, with_series
+from .strategy import Strategy, resolve
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -110,16 +111,20 @@ def grid_specs(param_grid: Mapping[str, Any]) -> list[str]:
     return specs
 
 
-def backtest(data: DataLike, strategy: str = "ma_cross", params: Mapping[str, Any] | None = None,
-             **options) -> dict:
-    """One backtest per symbol: metrics, trades (DataFrame) and the equity curve (Series)."""
+def backtest(data: DataLike, strategy: str | Strategy = "ma_cross", params: Mapping[str, Any] | None = None, *,
+             series: Mapping[str, Any] | None = None, **options) -> dict:
+    """One backtest per symbol: metrics, trades (DataFrame) and the equity curve (Series).
+    `strategy`: a name (see strategies()) or a Strategy; `series`: the user's own series its rules
+    read, {name: values} (one value per bar, NaN where undefined) or {symbol: {name: values}}."""
     import pandas as pd
 
     params = _checked_params(params)
     options = _checked_options(options)
+    symbols, names = with_series(as_bars(data), series)
+    name, rules = resolve(strategy, names)
     results = {}
-    for bars in as_bars(data):
-        r = _core.backtest(bars, strategy, _json(params), _json(options))
+    for bars in symbols:
+        r = _core.backtest(bars, name, _json(params), _json(options), _json(rules) if rules else "")
         index = pd.to_datetime(np.asarray(bars.time), unit="s")
         trades = pd.DataFrame(r["trades"])
         results[bars.symbol] = {"metrics": r["metrics"], "parameters": r["parameters"], "trades": trades,
@@ -133,20 +138,25 @@ def _param_grid_error(param_grid) -> TypeError:
                      f"{type(param_grid).__name__} {param_grid!r}")
 
 
-def study_request(strategy: str, param_grid, *, fixed=None, metric="sharpe", top=10, min_trades=0, threads=0,
-                  out=None, cache=None, device="cpu", gpus="all", force=False, **options) -> dict:
+def study_request(strategy: str | Strategy, param_grid, *, fixed=None, metric="sharpe", top=10, min_trades=0,
+                  threads=0, out=None, cache=None, device="cpu", gpus="all", force=False, series_names=(),
+                  **options) -> dict:
     """The library's study request (docs/SEMANTICS.md "Studies") from the keyword arguments that
-    optimize() and RayDistributedEngine take, their types checked here by name."""
+    optimize() and RayDistributedEngine take, their types checked here by name; a Strategy's rules
+    travel in it (workers anywhere compile them)."""
+    name, rules = resolve(strategy, series_names)
     if isinstance(param_grid, list):
         grid = [str(item) for item in param_grid]
     elif isinstance(param_grid, Mapping):
         grid = grid_specs(param_grid)
     else:
         raise _param_grid_error(param_grid)
-    request = {"strategy": strategy, "grid": grid, "fixed": _checked_params(fixed, "fixed"), "metric": metric,
+    request = {"strategy": name, "grid": grid, "fixed": _checked_params(fixed, "fixed"), "metric": metric,
                "top": None if top is None else _checked_count("top", top),
                "min_trades": _checked_count("min_trades", min_trades), "threads": _checked_count("threads", threads),
                "device": device, "gpus": gpus, "force": bool(force), "execution": _checked_options(options)}
+    if rules is not None:
+        request["rules"] = rules
     if out is not None:
         request["out"] = str(out)
     if cache is not None:
@@ -154,11 +164,14 @@ def study_request(strategy: str, param_grid, *, fixed=None, metric="sharpe", top
     return request
 
 
-def optimize(data: DataLike, strategy: str, param_grid: Mapping[str, Any], *, fixed: Mapping[str, Any] | None = None,
-             metric: str = "sharpe", top: int = 10, min_trades: int = 0, threads: int = 0, out: str | None = None,
-             cache: str | None = None, device: str = "cpu", gpus: str = "all", force: bool = False,
+def optimize(data: DataLike, strategy: str | Strategy, param_grid: Mapping[str, Any], *,
+             fixed: Mapping[str, Any] | None = None, metric: str = "sharpe", top: int = 10, min_trades: int = 0,
+             threads: int = 0, out: str | None = None, cache: str | None = None, device: str = "cpu",
+             gpus: str = "all", force: bool = False, series: Mapping[str, Any] | None = None,
              **options) -> tuple[pd.DataFrame, dict]:
     """Every combination on every symbol; returns (top combinations as a DataFrame, summary).
+    `strategy`: a name or a Strategy (its rules run on the compiled rules engine); `series`: the
+    user's own series its rules read (as backtest() takes them).
     `cache`: a folder or redis://[[user]:password@]host[:port][/db] holding results of earlier
     runs (the summary's `from_cache` counts what it served); None computes everything.
     `device`: "cpu", "cuda" (the GPU engine; fails when none is usable) or "auto" (CUDA when a GPU
@@ -170,9 +183,11 @@ def optimize(data: DataLike, strategy: str, param_grid: Mapping[str, Any], *, fi
 
     if not isinstance(param_grid, Mapping):
         raise _param_grid_error(param_grid)
+    symbols, names = with_series(as_bars(data), series)
     request = study_request(strategy, param_grid, fixed=fixed, metric=metric, top=top, min_trades=min_trades,
-                            threads=threads, out=out, cache=cache, device=device, gpus=gpus, force=force, **options)
-    summary = _core.run_study(as_bars(data), _json(request))
+                            threads=threads, out=out, cache=cache, device=device, gpus=gpus, force=force,
+                            series_names=names, **options)
+    summary = _core.run_study(symbols, _json(request))
     for key in ("text", "json_text"):
         summary.pop(key)
     rows = [{"symbol": t["symbol"], **t["parameters"], **t["metrics"]} for t in summary.pop("top")]

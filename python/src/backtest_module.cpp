@@ -6,12 +6,33 @@
 #include "bindings.hpp"
 #include "gt/backtest.hpp"
 #include "gt/ml.hpp"
+#include "gt/rules.hpp"
 #include "gt/strategy.hpp"
 #include "gt/study.hpp"
 #include "owned_array.hpp"
 
 namespace gt_python {
 using namespace nb::literals;
+
+nb::dict strategy_schema(const gt::Strategy& s) {
+  nb::list params;
+  for (const auto& p : s.params) {
+    nb::dict d;
+    d["name"] = p.name;
+    d["type"] = std::string(gt::param_type_name(p.type));
+    d["min"] = p.min;
+    d["max"] = p.max;
+    d["default"] = p.default_value;
+    d["help"] = p.help;
+    params.append(d);
+  }
+  nb::dict d;
+  d["name"] = s.name;
+  d["description"] = s.description;
+  d["version"] = s.code_version;
+  d["params"] = params;
+  return d;
+}
 
 namespace {
 
@@ -64,32 +85,16 @@ void bind_backtest(nb::module_& m) {
   });
   m.def("strategies", [] {
     nb::list out;
-    for (const auto& s : gt::strategies()) {
-      nb::list params;
-      for (const auto& p : s.params) {
-        nb::dict d;
-        d["name"] = p.name;
-        d["type"] = std::string(gt::param_type_name(p.type));
-        d["min"] = p.min;
-        d["max"] = p.max;
-        d["default"] = p.default_value;
-        d["help"] = p.help;
-        params.append(d);
-      }
-      nb::dict d;
-      d["name"] = s.name;
-      d["description"] = s.description;
-      d["version"] = s.code_version;
-      d["params"] = params;
-      out.append(d);
-    }
+    for (const auto& s : gt::strategies()) out.append(strategy_schema(s));
     return out;
   });
   m.def(
       "backtest",
-      [](const gt::Bars& bars, const std::string& strategy, const std::string& params, const std::string& options) {
+      [](const gt::Bars& bars, const std::string& strategy, const std::string& params, const std::string& options,
+         const std::string& rules) {
         auto given = gt::assignments(from_text(params));
-        const gt::Strategy s = gt::ml::resolve_strategy(strategy, given);
+        const gt::Strategy s = rules.empty() ? gt::ml::resolve_strategy(strategy, given)
+                                             : *gt::rules::compile(gt::rules::rules_from_json(from_text(rules)));
         const gt::ParamValues values = gt::parse_params(s, given);
         const gt::ExecutionOptions o = gt::execution_options(from_text(options));
         s.require_enough_bars(bars, values);
@@ -109,7 +114,7 @@ void bind_backtest(nb::module_& m) {
         out["position"] = owned_array(std::move(r.position));
         return out;
       },
-      "bars"_a, "strategy"_a, "params"_a, "options"_a);
+      "bars"_a, "strategy"_a, "params"_a, "options"_a, "rules"_a = "");
 }
 
 }  // namespace gt_python

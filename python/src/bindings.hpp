@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "gt/strategy.hpp"
+
 namespace gt_python {
 
 namespace nb = nanobind;
@@ -27,5 +29,9 @@ void bind_backtest(nb::module_& m);    // backtest_module.cpp: metrics, options,
 void bind_optimize(nb::module_& m);    // optimize_module.cpp: studies, range workers, GPUs
 void bind_cache(nb::module_& m);       // cache_module.cpp
 void bind_ml(nb::module_& m);          // ml_module.cpp: datasets and signal models
+void bind_rules(nb::module_& m);       // rules_module.cpp: strategies written as rules
+
+// A strategy's name, description, code version and parameter schema (backtest_module.cpp).
+nb::dict strategy_schema(const gt::Strategy& strategy);
 
 }  // namespace gt_python

@@ -31,7 +31,17 @@ void bind_data(nb::module_& m) {
       .def_prop_ro("high", column(&gt::Bars::high), nb::rv_policy::reference_internal)
       .def_prop_ro("low", column(&gt::Bars::low), nb::rv_policy::reference_internal)
       .def_prop_ro("close", column(&gt::Bars::close), nb::rv_policy::reference_internal)
-      .def_prop_ro("volume", column(&gt::Bars::volume), nb::rv_policy::reference_internal);
+      .def_prop_ro("volume", column(&gt::Bars::volume), nb::rv_policy::reference_internal)
+      .def_prop_ro(
+          "series",
+          [](gt::Bars& b) {
+            nb::dict out;
+            for (const auto& s : b.series)
+              out[s.name.c_str()] =
+                  nb::ndarray<nb::numpy, const double, nb::ndim<1>>(s.values.data(), {b.size()}, nb::handle());
+            return out;
+          },
+          nb::rv_policy::reference_internal, "the user's own series by name (read-only views)");
 
   m.def(
       "renamed",
@@ -63,6 +73,12 @@ void bind_data(nb::module_& m) {
       },
       "symbol"_a, "time"_a, "open"_a, "high"_a, "low"_a, "close"_a, "volume"_a, "intraday"_a = false,
       "skip_bad_rows"_a = false);
+  m.def(
+      "with_series",
+      [](gt::Bars bars, const std::string& name, InDoubles values) {
+        return gt::with_series(std::move(bars), name, std::span(values.data(), values.shape(0)));
+      },
+      "bars"_a, "name"_a, "values"_a);
   m.def("format_time", &gt::format_time, "seconds"_a, "with_time"_a);
   m.def("infer_periods_per_year", &gt::infer_periods_per_year, "bars"_a);
 }

@@ -66,4 +66,5 @@ NB_MODULE(_core, m) {
   gt_python::bind_optimize(m);
   gt_python::bind_cache(m);
   gt_python::bind_ml(m);
+  gt_python::bind_rules(m);
 }

@@ -38,7 +38,7 @@ struct Source {
   std::string what;      // "entry", "constraint 2"
 
   [[noreturn]] void fail(std::size_t column, const std::string& message) const {
-    const std::string where = line ? fmt::format("{}:{}:{}", name, line, column) : fmt::format("{} {}", name, what);
+    const std::string where = line ? fmt::format("{}:{}:{}", name, line, column) : name;
     throw ParamError(fmt::format("{}: {}: {}\n  {}\n  {}^", where, what, message, text,
                                  std::string(column > 0 ? column - 1 : 0, ' ')));
   }
@@ -338,8 +338,9 @@ class Checker {
         std::vector<std::string> params, series = kSeries;
         for (const auto& p : params_) params.push_back(p.name);
         series.insert(series.end(), user_series_.begin(), user_series_.end());
-        src_.fail(n.column, fmt::format("unknown series or parameter '{}' (series: {}; parameters: {})", n.text,
-                                        fmt::join(series, ", "),
+        src_.fail(n.column, fmt::format("unknown series or parameter '{}' (series: {}; parameters: {}); a series "
+                                        "of one's own is named in the strategy's series list",
+                                        n.text, fmt::join(series, ", "),
                                         params.empty() ? "none" : fmt::format("{}", fmt::join(params, ", "))));
       }
       case Node::kNegate: {

@@ -1,0 +1,28 @@
+// Strategies written as rules: read from a file, checked and described, as the library's JSON.
+#include <nanobind/stl/string.h>
+
+#include "bindings.hpp"
+#include "gt/rules.hpp"
+
+namespace gt_python {
+using namespace nb::literals;
+
+void bind_rules(nb::module_& m) {
+  m.def(
+      "read_strategy_file",
+      [](const std::string& path) { return gt::rules::rules_json(gt::rules::read_strategy_file(path)).dump(); },
+      "path"_a, "A strategy file's rules as the library's JSON");
+  m.def(
+      "compile_rules",
+      [](const std::string& rules) {
+        const gt::rules::RuleTexts texts = gt::rules::rules_from_json(from_text(rules));
+        nb::dict schema = strategy_schema(*gt::rules::compile(texts));
+        schema["canonical"] = gt::rules::canonical_text(texts);
+        return schema;
+      },
+      "rules"_a, "Checks rules (JSON) and returns their strategy's schema and canonical text");
+  m.def("rule_functions", &gt::rules::function_names);
+  m.def("rule_series", &gt::rules::series_names);
+}
+
+}  // namespace gt_python
