@@ -44,6 +44,13 @@ ParamSpec inferred_param(const std::string& name, const std::vector<std::string>
 // but unused, is refused.
 std::shared_ptr<const Strategy> compile(const RuleTexts& rules);
 
+// One expression (a number or a condition) over every bar, as rules read it: the parameters and
+// series of `context` are its names (its rules are not needed), `values` their values in schema
+// order. Conditions come out as 1, 0 or NaN (undefined); numbers as numbers, NaN where undefined.
+// Throws ParamError as compile does.
+std::vector<double> evaluate_expression(const Bars& bars, const RuleTexts& context, const std::string& expression,
+                                        const ParamValues& values);
+
 // The rules' canonical text (every rule and constraint reprinted from its parse, parameters by
 // name): what identifies a rule strategy's signals, e.g. in cache keys.
 std::string canonical_text(const RuleTexts& rules);

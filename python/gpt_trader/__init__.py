@@ -9,12 +9,12 @@ from . import _core
 from ._core import cuda_available, cuda_devices
 from .data import as_bars, load
 from .engine import backtest, indicator, optimize, strategies
-from .strategy import Strategy
+from .strategy import Strategy, evaluate
 from .distributed import DistributedConfig, OptimizationResult, RayDistributedEngine
 from .ml import GPUAccelerator, GPUConfig, ModelConfig, TradingNN
 
 __all__ = [
-    "as_bars", "load", "backtest", "indicator", "optimize", "strategies", "Strategy", "cuda_available", "cuda_devices",
+    "as_bars", "load", "backtest", "indicator", "optimize", "strategies", "Strategy", "evaluate", "cuda_available", "cuda_devices",
     "DistributedConfig", "OptimizationResult", "RayDistributedEngine", "GPUAccelerator", "GPUConfig", "ModelConfig",
     "TradingNN", "_core",
 ]

@@ -114,6 +114,31 @@ class Strategy:
         return f"Strategy({self.name!r}, entry={self._rules['entry']!r}, exit={self._rules['exit']!r}, params={{{params}}})"
 
 
+def evaluate(expression: str, data, params: Mapping[str, Any] | None = None, *,
+             series: Mapping[str, Any] | None = None):
+    """One rule expression over one symbol's bars, as a pandas Series indexed by time: numbers as
+    numbers, conditions as 1.0 / 0.0, NaN where undefined (docs/SEMANTICS.md "Rules"). `params`
+    gives each parameter's value (its type follows the value); `series` the user's own series.
+
+        evaluate("rsi(close, n) < 30 and close > sma(close, 200)", "orcl.csv", {"n": 14})"""
+    import pandas as pd
+
+    from .data import as_bars, with_series
+    from .engine import _json
+
+    if not isinstance(expression, str):
+        raise TypeError(f"expression must be a str, not {type(expression).__name__}")
+    symbols, names = with_series(as_bars(data), series)
+    if len(symbols) != 1:
+        raise ValueError(f"evaluate takes one symbol's data, not {len(symbols)}")
+    (bars,) = symbols
+    params = dict(params or {})
+    context = {"params": [_param_spec(str(k), v) for k, v in params.items()], "series": names,
+               "entry": "", "exit": "", "source": "expression"}
+    values = _core.evaluate_expression(bars, json.dumps(context), expression, _json(params))
+    return pd.Series(values, index=pd.to_datetime(np.asarray(bars.time), unit="s"), name=expression)
+
+
 def resolve(strategy, series_names: Iterable[str] = ()) -> tuple[str, dict | None]:
     """(name, rules JSON or None) for a strategy name or a Strategy; a Strategy also declares the
     series given with the data."""

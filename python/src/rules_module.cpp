@@ -3,6 +3,8 @@
 
 #include "bindings.hpp"
 #include "gt/rules.hpp"
+#include "gt/study.hpp"
+#include "owned_array.hpp"
 
 namespace gt_python {
 using namespace nb::literals;
@@ -21,6 +23,22 @@ void bind_rules(nb::module_& m) {
         return schema;
       },
       "rules"_a, "Checks rules (JSON) and returns their strategy's schema and canonical text");
+  m.def(
+      "evaluate_expression",
+      [](const gt::Bars& bars, const std::string& context, const std::string& expression, const std::string& params) {
+        const gt::rules::RuleTexts texts = gt::rules::rules_from_json(from_text(context));
+        gt::Strategy schema{};  // the parameters alone, to read their values by name
+        schema.name = "expression";
+        schema.params = texts.params;
+        const gt::ParamValues values = gt::parse_params(schema, gt::assignments(from_text(params)));
+        std::vector<double> out;
+        {
+          nb::gil_scoped_release release;
+          out = gt::rules::evaluate_expression(bars, texts, expression, values);
+        }
+        return owned_array(std::move(out));
+      },
+      "bars"_a, "context"_a, "expression"_a, "params"_a);
   m.def("rule_functions", &gt::rules::function_names);
   m.def("rule_series", &gt::rules::series_names);
 }

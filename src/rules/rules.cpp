@@ -873,6 +873,19 @@ std::shared_ptr<const Strategy> compile(const RuleTexts& rules) {
   return s;
 }
 
+std::vector<double> evaluate_expression(const Bars& bars, const RuleTexts& context, const std::string& expression,
+                                        const ParamValues& values) {
+  Program p;
+  p.params = context.params;
+  p.user_series = context.series;
+  std::set<std::string> used;
+  const Node n = parse_checked(expression, context, 0, "expression", used, false, false);
+  if (values.size() != p.params.size())
+    throw ParamError(fmt::format("{} parameter values for {} parameters", values.size(), p.params.size()));
+  SeriesCache cache;
+  return *evaluate_over_bars(p, n, bars, values, cache);
+}
+
 std::string canonical_text(const RuleTexts& rules) {
   return canonical_text(*build(rules));
 }

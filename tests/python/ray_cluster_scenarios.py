@@ -3,7 +3,8 @@ a real two-node Ray cluster (`ray start --head` and `ray start --address`), then
   1. a distributed optimization whose tasks land on both nodes, compared with the local engine;
   2. the same with a Ray worker process killed by SIGKILL mid-run;
   3. two runs sharing a result cache on a redis-server (the second computes nothing);
-  4. the study again with the second node's raylet killed mid-run (the node is lost).
+  4. the study again with the second node's raylet killed mid-run (the node is lost);
+  5. a strategy written as rules reading a series of the user's own, on both nodes.
 Prints one JSON report on the last line."""
 import json
 import os
@@ -68,6 +69,25 @@ def run_with(engine, interrupt):
         return result["ranked"], pathlib.Path(out).read_bytes(), engine.last_run
 
 
+def rule_strategy_run(engine):
+    """A gpt_trader.Strategy whose rules read a series of the user's own (a different one per
+    symbol): its workers compile the rules and rebuild the series beside the bars."""
+    import numpy as np
+
+    bars = gt.as_bars(DATA)
+    series = {b.symbol: {"sentiment": np.sin(np.arange(len(b)) * (0.03 + 0.01 * i))} for i, b in enumerate(bars)}
+    strategy = gt.Strategy(entry="cross_above(sentiment, level) and close > sma(close, n)",
+                           exit="cross_below(sentiment, -level)", params={"level": 0.5, "n": 20},
+                           series=["sentiment"])
+    grid = {"level": [0.0, 0.2, 0.4, 0.6, 0.8], "n": "5:60"}
+    with tempfile.TemporaryDirectory() as tmp:
+        local, ray_out = os.path.join(tmp, "local.csv"), os.path.join(tmp, "ray.csv")
+        gt.optimize(bars, strategy, grid, out=local, series=series)
+        engine.optimize_distributed(strategy, grid, bars, out=ray_out, series=series, workers=2)
+        return {"identical": pathlib.Path(local).read_bytes() == pathlib.Path(ray_out).read_bytes(),
+                "nodes_used": len(engine.last_run.nodes), "rows": pathlib.Path(local).read_text().count("\n")}
+
+
 def main():
     report = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,6 +114,8 @@ def main():
         ranked, csv_bytes, run = run_with(engine, None)
         report["plain"] = {"identical": same(ranked, csv_bytes), "nodes_used": len(run.nodes),
                            "tasks": run.tasks, "retries": run.retries, "seconds": run.seconds}
+
+        report["rule_strategy"] = rule_strategy_run(engine)
 
         killed = []
 

@@ -36,6 +36,12 @@ def test_tasks_land_on_both_nodes_and_results_equal_the_local_engine(report):
     assert report["plain"]["identical"] == {"results_file": True, "ranking": True}
 
 
+def test_a_rule_strategy_with_its_own_series_runs_on_both_nodes_as_locally(report):
+    assert report["rule_strategy"]["identical"]
+    assert report["rule_strategy"]["nodes_used"] == 2
+    assert report["rule_strategy"]["rows"] == 1 + 2 * 5 * 56
+
+
 def test_a_worker_killed_mid_run_is_retried_and_changes_nothing(report):
     assert report["worker_killed"]["killed"] >= 1
     assert report["worker_killed"]["retries"] >= 1

@@ -22,6 +22,7 @@ def test_the_readme_has_python_examples():
 def test_a_readme_example_runs_verbatim(index, tmp_path):
     code = BLOCKS[index].replace("epochs=100", "epochs=2")
     (tmp_path / "data").symlink_to(ROOT / "data")
+    (tmp_path / "strategies").symlink_to(ROOT / "strategies")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=900,
                           env=env)

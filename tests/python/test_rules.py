@@ -1,12 +1,14 @@
 """Strategies written as rules (docs/SEMANTICS.md "Rules"), as a quant writes them in a file.
 
-- The seed's ma_cross as three lines gives the built-in's results file byte for byte through the
-  reference engine (long-only, every data file, the seed's grid); rule strategies run on the
-  reference engine for now, and the grid engine agrees with it to 1e-9.
+- The seed's ma_cross written as rules gives the built-in's results file byte for byte, on the
+  compiled rules engine against the crossover engine and on the reference engine against the
+  reference engine (long-only, every data file, the seed's grid).
 - A rule strategy no built-in has trades exactly as a NumPy/TA-Lib reading of its rules, run
   through the independent account loop of reference.py, on every data file.
 - Bad rules fail before any work, naming the file, line and column, with exit code 2."""
 import json
+
+import gpt_trader as gt
 
 import numpy as np
 import pytest
@@ -23,11 +25,13 @@ SEED_GRID = ["--grid", "fast=5:19", "--grid", "slow=20:49", "--grid", "ma_type=0
 
 @pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: p.stem)
 def test_the_ma_cross_file_gives_the_builtins_results_file(path, tmp_path):
-    run_gtrader("optimize", "--data", path, "--strategy", "ma_cross", *SEED_GRID, "--no-cache", "--reference",
-                "--out", tmp_path / "builtin.csv")
-    run_gtrader("optimize", "--data", path, "--strategy-file", MA_CROSS, *SEED_GRID, "--no-cache", "--out",
-                tmp_path / "rules.csv")
-    assert (tmp_path / "rules.csv").read_bytes() == (tmp_path / "builtin.csv").read_bytes()
+    for engine in ([], ["--reference"]):
+        run_gtrader("optimize", "--data", path, "--strategy", "ma_cross", *SEED_GRID, "--no-cache", *engine,
+                    "--out", tmp_path / "builtin.csv")
+        proc = run_gtrader("optimize", "--data", path, "--strategy-file", MA_CROSS, *SEED_GRID, "--no-cache", *engine,
+                           "--out", tmp_path / "rules.csv", "--json")
+        assert json.loads(proc.stdout)["engine"] == ("reference" if engine else "rules compiled")
+        assert (tmp_path / "rules.csv").read_bytes() == (tmp_path / "builtin.csv").read_bytes()
 
 
 def trend_rsi_events(frame, fast, slow, entry_rsi, exit_rsi):
@@ -97,3 +101,116 @@ def test_constraints_make_combinations_invalid_and_counted(tmp_path):
                        "--grid", "slow=40", "--no-cache", "--json")
     summary = json.loads(proc.stdout)
     assert summary["combinations"] == 3 and summary["valid"] == 1 and summary["invalid"] == 2
+
+
+# ---- The same rules from Python, inline on the command line, and with series of one's own ----
+
+def test_a_python_strategy_runs_the_compiled_engine_and_writes_the_files_results(tmp_path):
+    grid = {"fast": "5:25:4", "slow": "20:80:12", "entry_rsi": [50.0, 65.0, 80.0], "exit_rsi": "60:90:10"}
+    run_gtrader("optimize", "--data", ALL_FILES[0], "--strategy-file", TREND_RSI,
+                *sum([["--grid", f"{k}={v if isinstance(v, str) else ','.join(map(str, v))}"] for k, v in grid.items()], []),
+                "--no-cache", "--out", tmp_path / "cli.csv")
+    written = gt.Strategy(entry="cross_above(ema(close, fast), sma(close, slow)) and rsi(close, 14) < entry_rsi",
+                          exit="rsi(close, 14) > exit_rsi or cross_below(ema(close, fast), sma(close, slow))",
+                          params={"fast": {"type": "int", "default": 12, "min": 2, "max": 1000},
+                                  "slow": {"type": "int", "default": 40, "min": 2, "max": 1000},
+                                  "entry_rsi": {"type": "float", "default": 70, "min": 0, "max": 100},
+                                  "exit_rsi": {"type": "float", "default": 80, "min": 0, "max": 100}},
+                          constraints=["fast < slow", "entry_rsi <= exit_rsi"], name="trend_rsi")
+    for strategy, out in ((gt.Strategy.from_file(TREND_RSI), "file.csv"), (written, "written.csv")):
+        _, summary = gt.optimize(str(ALL_FILES[0]), strategy, grid, out=str(tmp_path / out))
+        assert summary["engine"] == "rules compiled"
+        assert (tmp_path / out).read_bytes() == (tmp_path / "cli.csv").read_bytes()
+    results = gt.backtest(str(ALL_FILES[0]), written, {"fast": 12, "slow": 40})
+    assert results[ALL_FILES[0].stem]["parameters"] == {"fast": 12, "slow": 40, "entry_rsi": 70.0, "exit_rsi": 80.0}
+
+
+def test_inline_rules_take_their_parameter_types_from_the_values_given(tmp_path):
+    file = tmp_path / "inline.yaml"
+    file.write_text("name: inline\nparams:\n  n: {type: int, default: 5}\n  lo: {type: float, default: 20}\n"
+                    "  hi: {type: float, default: 65}\n"
+                    "entry: rsi(close, n) < lo\nexit: rsi(close, n) > hi\n")
+    grid = ["--grid", "n=5:20", "--grid", "lo=20:35:5", "--grid", "hi=65,70.5,80"]
+    run_gtrader("optimize", "--data", ALL_FILES[0], "--strategy-file", file, *grid, "--no-cache", "--out",
+                tmp_path / "file.csv")
+    run_gtrader("optimize", "--data", ALL_FILES[0], "--entry", "rsi(close, n) < lo", "--exit", "rsi(close, n) > hi",
+                *grid, "--no-cache", "--out", tmp_path / "inline.csv")
+    assert (tmp_path / "inline.csv").read_bytes() == (tmp_path / "file.csv").read_bytes()
+    proc = run_gtrader("backtest", "--data", ALL_FILES[0], "--entry", "rsi(close, n) < lo", "--exit",
+                       "rsi(close, n) > hi", "--param", "n=14", "--param", "lo=30", "--param", "hi=70", "--json")
+    assert json.loads(proc.stdout)["parameters"] == {"n": 14, "lo": 30, "hi": 70}
+    proc = run_gtrader("backtest", "--data", ALL_FILES[0], "--entry", "rsi(close, n) < lo", "--exit",
+                       "rsi(close, n) > 70", "--param", "n=14", check=False)
+    assert proc.returncode == 2 and "unknown series or parameter 'lo'" in proc.stderr
+    proc = run_gtrader("backtest", "--data", ALL_FILES[0], "--strategy", "ma_cross", "--entry", "close > 0", "--exit",
+                       "close < 0", check=False)
+    assert proc.returncode == 2 and "give one strategy" in proc.stderr
+
+
+def test_strategies_prints_a_files_schema_and_rules():
+    out = run_gtrader("strategies", "--strategy-file", TREND_RSI).stdout
+    assert "entry_rsi      float        0 .. 100" in out
+    assert "entry: (cross_above(ema(close, fast), sma(close, slow)) and (rsi(close, 14) < entry_rsi))" in out
+    assert "Rules may call: sma, ema" in run_gtrader("strategies").stdout
+
+
+def sentiment_events(frame, sentiment, level):
+    up, _ = ref.crossings(sentiment, np.full(len(sentiment), level))
+    _, down = ref.crossings(sentiment, np.full(len(sentiment), -level))
+    return ref.Events(long_entry=up, long_exit=down, short_entry=down, short_exit=up)
+
+
+@pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: p.stem)
+def test_a_series_of_ones_own_sweeps_at_engine_speed_and_trades_as_read_in_numpy(path, tmp_path):
+    frame = ref.load_frame(path)
+    sentiment = np.sin(np.arange(len(frame)) / 9.0) + 0.3 * np.cos(np.arange(len(frame)) / 2.3)
+    sentiment[5::211] = np.nan  # undefined now and then: no crossing reads across it
+    strategy = gt.Strategy(entry="cross_above(sentiment, level)", exit="cross_below(sentiment, -level)",
+                           params={"level": 0.5}, series=["sentiment"])
+    top, summary = gt.optimize(str(path), strategy, {"level": [0.2, 0.4, 0.6, 0.8]}, series={"sentiment": sentiment},
+                               top=None)
+    assert summary["engine"] == "rules compiled"
+    result = gt.backtest(str(path), strategy, {"level": 0.4}, series={"sentiment": sentiment})[path.stem]
+    expected, equity, _ = ref.simulate(frame, sentiment_events(frame, sentiment, 0.4), ref.Options())
+    assert [(t["entry_bar"], t.get("exit_bar")) for t in expected] == [
+        (int(e), None if np.isnan(x) else int(x)) for e, x in zip(result["trades"]["entry_bar"], result["trades"]["exit_bar"])]
+    assert result["metrics"]["final_equity"] == pytest.approx(equity[-1], rel=1e-9)
+    row = top[top["level"] == 0.4].iloc[0]
+    assert row["final_equity"] == pytest.approx(equity[-1], rel=1e-9)
+
+
+def test_bad_series_fail_before_any_work_naming_the_series():
+    bars = gt.load(str(ALL_FILES[0]))
+    strategy = gt.Strategy(entry="sentiment > 0", exit="sentiment < 0", series=["sentiment"])
+    n = len(bars)
+    cases = [
+        ({"sentiment": np.zeros(n - 1)}, "series 'sentiment' has"),
+        ({"sentiment": np.full(n, np.inf)}, "series 'sentiment' is infinite at row 0"),
+        ({"sentiment": np.array(["a"] * n)}, "series 'sentiment' must be one number per bar"),
+        ({"close": np.zeros(n)}, "series name 'close' is reserved"),
+        ({"nosuch": {"sentiment": np.zeros(n)}}, "which the data lack"),
+    ]
+    for series, message in cases:
+        with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+            gt.backtest(bars, strategy, series=series)
+    with pytest.raises(ValueError, match="the rules read series 'sentiment', which these bars lack"):
+        gt.backtest(bars, strategy)
+    with pytest.raises(ValueError, match="the built-in strategy 'ma_cross' reads none"):
+        gt.backtest(bars, "ma_cross", series={"sentiment": np.zeros(n)})
+    with pytest.raises(ValueError, match="unknown function 'smaa'"):
+        gt.Strategy(entry="close > smaa(close, 3)", exit="close < 0")
+    with pytest.raises(TypeError, match="strategy must be a name"):
+        gt.backtest(bars, 42)
+
+
+def test_the_cache_tells_series_apart(tmp_path):
+    bars = gt.load(str(ALL_FILES[0]))
+    strategy = gt.Strategy(entry="cross_above(s, 0)", exit="cross_below(s, 0)", series=["s"])
+    a = np.sin(np.arange(len(bars)) / 5.0)
+    cache = str(tmp_path / "cache")
+    runs = []
+    for values in (a, a, -a):
+        top, summary = gt.optimize(bars, strategy, {}, cache=cache, series={"s": values})
+        runs.append((summary["from_cache"], top["final_equity"].iloc[0]))
+    assert runs[0][0] == 0 and runs[1][0] == 1 and runs[2][0] == 0  # other values: not served from the cache
+    assert runs[0][1] == runs[1][1] != runs[2][1]
