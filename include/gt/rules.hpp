@@ -32,6 +32,8 @@ struct RuleTexts {
 // doc}), entry, exit, optional short_entry, short_exit and constraints. Throws ParamError naming the
 // file and line of anything it cannot use.
 RuleTexts read_strategy_file(const std::filesystem::path& path);
+// The same from a strategy file's text; `source` names it in messages.
+RuleTexts parse_strategy_text(const std::string& yaml, const std::string& source);
 
 // A parameter of inline rules (`--entry`/`--exit`), its type read off the values a user wrote for
 // it (`--param`, `--grid`): bool when each is true or false, int when each is a whole number, else

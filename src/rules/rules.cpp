@@ -11,11 +11,13 @@
 #include <cctype>
 #include <cmath>
 #include <deque>
+#include <fstream>
 #include <functional>
 #include <limits>
 #include <map>
 #include <optional>
 #include <set>
+#include <sstream>
 
 #include "gt/backtest.hpp"
 #include "gt/error.hpp"
@@ -754,6 +756,96 @@ std::string canonical_text(const Program& p) {
   return out;
 }
 
+// The first bar at which `n` can be defined on bars without gaps, for these parameter values: each
+// function's TA-Lib lookback added to its input's; `and` and comparisons need every side, `or` either.
+std::size_t lookback(const Program& p, const Node& n, std::span<const double> values) {
+  const auto of = [&](std::size_t i) { return lookback(p, n.args[i], values); };
+  const auto scalar = [&](std::size_t i) { return evaluate_scalar(p, n.args[i], values); };
+  const auto period = [&](std::size_t i) {
+    const double v = scalar(i);
+    return v >= 1 && v <= 1e6 ? static_cast<std::size_t>(v) : std::size_t{1};
+  };
+  std::size_t widest = 0;
+  for (std::size_t i = 0; i < n.args.size(); ++i) widest = std::max(widest, of(i));
+  if (n.kind == Node::kOr) return std::min(of(0), of(1));
+  if (n.kind == Node::kIndex) return of(0) + static_cast<std::size_t>(std::max(0.0, scalar(1)));
+  if (n.kind != Node::kCall) return widest;
+  const std::string& f = n.text;
+  const auto average = [&](ind::MaType type) {
+    return of(0) + static_cast<std::size_t>(ind::ma_lookback(type, static_cast<int>(period(1))));
+  };
+  if (f == "sma") return average(ind::MaType::kSma);
+  if (f == "ema") return average(ind::MaType::kEma);
+  if (f == "wma") return average(ind::MaType::kWma);
+  if (f == "dema") return average(ind::MaType::kDema);
+  if (f == "tema") return average(ind::MaType::kTema);
+  if (f == "ma") {
+    const double type = scalar(2);
+    return average(static_cast<ind::MaType>(type >= 0 && type <= 4 ? static_cast<int>(type) : 0));
+  }
+  if (f == "kama" || f == "rsi" || f == "roc") return of(0) + period(1);
+  if (f == "atr") return period(0);
+  if (f == "adx") return 2 * period(0) - 1;
+  if (f == "macd" || f == "macd_signal" || f == "macd_hist") return of(0) + period(2) + period(3) - 2;
+  if (f == "bb_upper" || f == "bb_middle" || f == "bb_lower" || f == "highest" || f == "lowest")
+    return of(0) + period(1) - 1;
+  if (f == "stoch_k" || f == "stoch_d") return period(0) + period(1) + period(2) - 3;
+  if (f == "cross_above" || f == "cross_below") return widest + 1;
+  return widest;  // obv, abs, min, max
+}
+
+std::size_t first_signal_bar(const Program& p, std::span<const double> values) {
+  std::size_t first = std::min(lookback(p, p.entry, values), lookback(p, p.exit, values));
+  if (p.short_entry) first = std::min({first, lookback(p, *p.short_entry, values), lookback(p, *p.short_exit, values)});
+  return first;
+}
+
+// True when the rules are the crossover of two moving averages of the close that the crossover
+// engines (CPU and CUDA) run: parameters (fast, slow, type, volume filter) in that order, the long
+// rules of docs/SEMANTICS.md "ma_cross" and, if any, its short rules.
+bool is_crossover_of_averages(const Program& p) {
+  if (p.params.size() != 4 || p.params[0].type != ParamType::kInt || p.params[1].type != ParamType::kInt ||
+      p.params[2].type != ParamType::kInt || p.params[3].type != ParamType::kBool || p.params[0].min < 1 ||
+      p.params[1].min < 1 || p.params[2].min < 0 || p.params[2].max > 2)
+    return false;
+  const auto by_position = [&](const Node& n) {
+    return canonical(n, [&](const std::string& name) {
+      for (std::size_t i = 0; i < p.params.size(); ++i)
+        if (p.params[i].name == name) return "$" + std::to_string(i);
+      return name;
+    });
+  };
+  static const std::string kAbove = "cross_above(ma(close, $0, $2), ma(close, $1, $2))",
+                           kBelow = "cross_below(ma(close, $0, $2), ma(close, $1, $2))",
+                           kFilter = " and ((not $3) or (volume > sma(volume, 20))))";
+  return by_position(p.entry) == "(" + kAbove + kFilter && by_position(p.exit) == kBelow &&
+         (!p.short_entry ||
+          (by_position(*p.short_entry) == "(" + kBelow + kFilter && by_position(*p.short_exit) == kAbove));
+}
+
+// A broken constraint comparing parameters and numbers, as a user reads it: "fast = 30 must be
+// below slow = 20"; nothing for any other constraint.
+std::optional<std::string> comparison_of_params(const Program& p, const Node& c, std::span<const double> values) {
+  static const std::map<std::string, std::string> kWords = {{"<", "must be below"}, {"<=", "must be at most"},
+                                                            {">", "must be above"}, {">=", "must be at least"},
+                                                            {"==", "must equal"},   {"!=", "must differ from"}};
+  if (c.kind != Node::kBinary || !kWords.count(c.text)) return std::nullopt;
+  std::string sides[2];
+  for (std::size_t i = 0; i < 2; ++i) {
+    const Node& side = c.args[i];
+    if (side.kind == Node::kNumber) {
+      sides[i] = side.text;
+      continue;
+    }
+    if (side.kind != Node::kName) return std::nullopt;
+    for (std::size_t k = 0; k < p.params.size(); ++k)
+      if (p.params[k].name == side.text)
+        sides[i] = fmt::format("{} = {}", side.text, format_param_value(p.params[k], values[k]));
+    if (sides[i].empty()) return std::nullopt;
+  }
+  return fmt::format("{} {} {}", sides[0], kWords.at(c.text), sides[1]);
+}
+
 }  // namespace
 
 std::shared_ptr<const std::vector<double>> evaluate_over_bars(const Program& program, const Node& node,
@@ -773,12 +865,16 @@ std::string instance_text(const Program& program, const Node& node, std::span<co
 }
 
 RuleTexts read_strategy_file(const std::filesystem::path& path) {
-  const std::string file = path.string();
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  if (!in || !(text << in.rdbuf())) throw ParamError(fmt::format("{}: cannot read the strategy file", path.string()));
+  return parse_strategy_text(text.str(), path.string());
+}
+
+RuleTexts parse_strategy_text(const std::string& yaml, const std::string& file) {
   YAML::Node doc;
   try {
-    doc = YAML::LoadFile(file);
-  } catch (const YAML::BadFile&) {
-    throw ParamError(fmt::format("{}: cannot read the strategy file", file));
+    doc = YAML::Load(yaml);
   } catch (const YAML::Exception& e) {
     throw ParamError(fmt::format("{}:{}: {}", file, e.mark.line + 1, e.msg));
   }
@@ -856,6 +952,8 @@ std::shared_ptr<const Strategy> compile(const RuleTexts& rules) {
                      [program](std::span<const double> v) {
                        const auto broken = broken_constraint(*program, v);
                        if (!broken) return std::string("every constraint holds");
+                       if (auto phrased = comparison_of_params(*program, program->constraints[*broken], v))
+                         return *phrased;
                        std::vector<std::string> named;
                        for (std::size_t p = 0; p < program->params.size(); ++p)
                          named.push_back(fmt::format("{}={}", program->params[p].name,
@@ -869,7 +967,8 @@ std::shared_ptr<const Strategy> compile(const RuleTexts& rules) {
   };
   s->signal_identity = canonical_text(*program);
   s->rules_program = program;
-  s->grid_engine = GridEngine::kRules;
+  s->grid_engine = is_crossover_of_averages(*program) ? GridEngine::kMaCross : GridEngine::kRules;
+  s->first_signal_bar = [program](const ParamValues& v) { return first_signal_bar(*program, v); };
   return s;
 }
 

@@ -8,10 +8,10 @@
 #include <charconv>
 #include <cmath>
 
+#include "builtin_files.hpp"
 #include "gt/error.hpp"
 #include "gt/indicators.hpp"
-#include "gt/signal_rules.hpp"
-#include "signals.hpp"
+#include "gt/rules.hpp"
 
 namespace gt {
 
@@ -120,90 +120,26 @@ ParamValues parse_params(const Strategy& s, const std::vector<std::pair<std::str
   return values;
 }
 
-namespace {
-
-// The constraint "parameter `a` is below parameter `b`".
-Constraint must_be_below(std::size_t a, const char* a_name, std::size_t b, const char* b_name) {
-  return {[=](std::span<const double> v) { return v[a] < v[b]; },
-          [=](std::span<const double> v) {
-            return fmt::format("{} = {} must be below {} = {}", a_name, v[a], b_name, v[b]);
-          }};
-}
-
-}  // namespace
-
 const std::vector<Strategy>& strategies() {
-  static const std::vector<Strategy> all = {
-      {"ma_cross",
-       "Moving-average crossover (the seed's strategy): long on a cross above, out on a cross below",
-       1,
-       {{"fast", ParamType::kInt, 2, 100000, 10, "fast moving-average period"},
-        {"slow", ParamType::kInt, 2, 100000, 30, "slow moving-average period (> fast)"},
-        {"ma_type", ParamType::kInt, 0, 2, 0, "0 SMA, 1 EMA, 2 WMA (TA-Lib MAType)"},
-        {"volume_filter", ParamType::kBool, 0, 1, 0, "entries need Volume > SMA(Volume, 20)"}},
-       must_be_below(0, "fast", 1, "slow"),
-       signals::ma_cross,
-       [](const ParamValues& p) {  // both averages defined at t - 1
-         const MaCrossParams ma = decode_ma_cross(p.data());
-         return static_cast<std::size_t>(ind::ma_lookback(static_cast<ind::MaType>(ma.ma_type), ma.slow)) + 1;
-       },
-       GridEngine::kMaCross,
-       ""},
-      {"rsi_reversion",
-       "RSI mean reversion: long when RSI < lower, out when RSI > upper (short the mirror image)",
-       1,
-       {{"period", ParamType::kInt, 2, 100000, 14, "RSI period"},
-        {"lower", ParamType::kFloat, 0, 100, 30, "oversold level"},
-        {"upper", ParamType::kFloat, 0, 100, 70, "overbought level (> lower)"}},
-       must_be_below(1, "lower", 2, "upper"),
-       signals::rsi_reversion,
-       [](const ParamValues& p) { return static_cast<std::size_t>(p[0]); },
-       GridEngine::kReference,
-       ""},
-      {"bbands_reversion",
-       "Bollinger-band reversion: long when Close < lower band, out when Close > middle band",
-       1,
-       {{"period", ParamType::kInt, 2, 100000, 20, "band period"},
-        {"nbdev", ParamType::kFloat, 0.1, 10, 2, "band width in standard deviations"}},
-       {},
-       signals::bbands_reversion,
-       [](const ParamValues& p) { return static_cast<std::size_t>(p[0]) - 1; },
-       GridEngine::kReference,
-       ""},
-      {"macd_cross",
-       "MACD crossover: long when MACD crosses above its signal line, out when it crosses below",
-       1,
-       {{"fast", ParamType::kInt, 2, 100000, 12, "fast EMA period"},
-        {"slow", ParamType::kInt, 2, 100000, 26, "slow EMA period (> fast)"},
-        {"signal", ParamType::kInt, 1, 100000, 9, "signal EMA period"}},
-       must_be_below(0, "fast", 1, "slow"),
-       signals::macd_cross,
-       [](const ParamValues& p) { return static_cast<std::size_t>(p[1] + p[2]) - 1; },
-       GridEngine::kReference,
-       ""},
-      {"donchian_breakout",
-       "Donchian breakout: long when Close > the prior `entry` bars' high, out when Close < the prior "
-       "`exit` bars' low",
-       1,
-       {{"entry", ParamType::kInt, 1, 100000, 20, "breakout channel length"},
-        {"exit", ParamType::kInt, 1, 100000, 10, "exit channel length"}},
-       {},
-       signals::donchian_breakout,
-       [](const ParamValues& p) { return static_cast<std::size_t>(std::min(p[0], p[1])); },
-       GridEngine::kReference,
-       ""},
-      {"model",
-       "A trained LSTM/GRU model's signals (`gtrader train`; the parameter model=FILE.pt names it): long while "
-       "its output is above its neutral point (P(up) 0.5, or return 0) by more than `threshold`, short (with "
-       "allow_short) while below by more than `threshold`, flat otherwise",
-       1,
-       {{"threshold", ParamType::kFloat, 0, 1, 0, "margin around the neutral point"}},
-       {},
-       {},  // signals come from the model file (ml::resolve_strategy), which also knows its window
-       {},
-       GridEngine::kReference,
-       "model"},
-  };
+  // The files of strategies/ (compiled in), then the model strategy, which reads a trained model.
+  static const std::vector<Strategy> all = [] {
+    std::vector<Strategy> out;
+    for (const auto& file : builtin_strategy_files())
+      out.push_back(*rules::compile(rules::parse_strategy_text(std::string(file.text), std::string(file.path))));
+    out.push_back(
+        {"model",
+         "A trained LSTM/GRU model's signals (`gtrader train`; the parameter model=FILE.pt names it): long while "
+         "its output is above its neutral point (P(up) 0.5, or return 0) by more than `threshold`, short (with "
+         "allow_short) while below by more than `threshold`, flat otherwise",
+         1,
+         {{"threshold", ParamType::kFloat, 0, 1, 0, "margin around the neutral point"}},
+         {},
+         {},  // signals come from the model file (ml::resolve_strategy), which also knows its window
+         {},
+         GridEngine::kReference,
+         "model"});
+    return out;
+  }();
   return all;
 }
 

@@ -359,7 +359,7 @@ TEST(CrossingRule, MaCrossDecodesItsParametersInSchemaOrder) {
   EXPECT_EQ(p.ma_type, 2);
   EXPECT_TRUE(p.volume_filter);
   EXPECT_EQ(gt::find_strategy("ma_cross").grid_engine, gt::GridEngine::kMaCross);
-  EXPECT_EQ(gt::find_strategy("rsi_reversion").grid_engine, gt::GridEngine::kReference);
+  EXPECT_EQ(gt::find_strategy("rsi_reversion").grid_engine, gt::GridEngine::kRules);
 }
 
 TEST(CrossingRule, TheModelStrategyDeclaresItsModelFileAndIsNoStub) {

@@ -4,6 +4,7 @@
 // one bar, short rules under long-only options), on real data, whatever the threads.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <thread>
@@ -45,8 +46,30 @@ void expect_rules_engine_agrees(const gt::Bars& bars, const gt::Strategy& s, con
   gt::testing::expect_engines_agree(bars, gt::parse_grid(s, grid, std::nullopt, {}), options, "rules compiled");
 }
 
-TEST(RulesEngine, TheSeedsCrossoverAsRulesGivesTheCrossoverEnginesMetricsExactly) {
-  const auto file = strategy_file("ma_cross.yaml");
+TEST(RulesEngine, TheCrossoverEnginesServeCrossoverRulesByWhatTheRulesAre) {
+  EXPECT_EQ(strategy_file("ma_cross.yaml")->grid_engine, gt::GridEngine::kMaCross);
+  EXPECT_EQ(gt::find_strategy("ma_cross").grid_engine, gt::GridEngine::kMaCross);
+  // The same crossover with another name and in three lines: still the crossover engine's.
+  auto three_lines = gt::rules::read_strategy_file(GT_SOURCE_DIR "/strategies/ma_cross.yaml");
+  three_lines.name = "my_cross";
+  three_lines.short_entry = three_lines.short_exit = "";
+  EXPECT_EQ(gt::rules::compile(three_lines)->grid_engine, gt::GridEngine::kMaCross);
+  // Its parameters in another order, or a type the engines lack: the rules engine's.
+  auto reordered = three_lines;
+  std::swap(reordered.params[0], reordered.params[2]);
+  EXPECT_EQ(gt::rules::compile(reordered)->grid_engine, gt::GridEngine::kRules);
+  auto dema = three_lines;
+  dema.params[2].max = 3;
+  EXPECT_EQ(gt::rules::compile(dema)->grid_engine, gt::GridEngine::kRules);
+  EXPECT_EQ(strategy_file("trend_rsi.yaml")->grid_engine, gt::GridEngine::kRules);
+}
+
+TEST(RulesEngine, TheSeedsCrossoverOnTheRulesEngineGivesTheCrossoverEnginesMetricsExactly) {
+  // ma_type first: not the crossover engines' parameter order, so the rules engine runs it.
+  auto texts = gt::rules::read_strategy_file(GT_SOURCE_DIR "/strategies/ma_cross.yaml");
+  std::rotate(texts.params.begin(), texts.params.begin() + 2, texts.params.begin() + 3);
+  const auto file = gt::rules::compile(texts);
+  ASSERT_EQ(file->params[0].name, "ma_type");
   const std::vector<std::string> axes = {"fast=5:19", "slow=20:49", "ma_type=0:2", "volume_filter=false,true"};
   const gt::Grid rules_grid = gt::parse_grid(*file, axes, std::nullopt, {});
   const gt::Grid builtin_grid = gt::parse_grid(gt::find_strategy("ma_cross"), axes, std::nullopt, {});
@@ -57,11 +80,17 @@ TEST(RulesEngine, TheSeedsCrossoverAsRulesGivesTheCrossoverEnginesMetricsExactly
     const auto a = gt::make_evaluator(orcl(), rules_grid, options);
     const auto b = gt::make_evaluator(orcl(), builtin_grid, options);
     ASSERT_EQ(a->name(), "rules compiled");
-    std::vector<double> params(rules_grid.size() * 4);
-    for (std::uint64_t i = 0; i < rules_grid.size(); ++i) rules_grid.decode(i, std::span(params).subspan(i * 4, 4));
+    ASSERT_EQ(b->name(), "ma_cross event-driven");
+    std::vector<double> params(rules_grid.size() * 4), builtin_params(rules_grid.size() * 4);
+    for (std::uint64_t i = 0; i < rules_grid.size(); ++i) {
+      const auto mine = std::span(params).subspan(i * 4, 4);
+      rules_grid.decode(i, mine);
+      const double order[] = {mine[1], mine[2], mine[0], mine[3]};  // fast, slow, ma_type, volume_filter
+      std::copy(std::begin(order), std::end(order), builtin_params.begin() + static_cast<std::ptrdiff_t>(i * 4));
+    }
     std::vector<gt::Metrics> x(rules_grid.size()), y(rules_grid.size());
     a->evaluate(params, 4, x);
-    b->evaluate(params, 4, y);
+    b->evaluate(builtin_params, 4, y);
     for (std::size_t i = 0; i < x.size(); ++i) {
       EXPECT_EQ(x[i].trades, y[i].trades) << i;
       EXPECT_EQ(x[i].sharpe, y[i].sharpe) << i;

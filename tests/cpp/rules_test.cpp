@@ -76,8 +76,10 @@ TEST(Rules, ConstraintsAreConditionsOverParameters) {
   const double ok[] = {5, 20}, bad[] = {20, 5};
   EXPECT_TRUE(s->constraint.holds(ok));
   EXPECT_FALSE(s->constraint.holds(bad));
-  EXPECT_NE(s->constraint.explain(bad).find("constraint 'fast < slow' does not hold (fast=20 slow=5)"),
-            std::string::npos);
+  EXPECT_EQ(s->constraint.explain(bad), "fast = 20 must be below slow = 5");  // a comparison, in words
+  r.constraints = {"fast * 2 <= slow"};
+  EXPECT_EQ(gt::rules::compile(r)->constraint.explain(bad),
+            "constraint 'fast * 2 <= slow' does not hold (fast=20 slow=5)");
   r.constraints = {"close < slow"};
   EXPECT_THROW(gt::rules::compile(r), gt::ParamError);
 }

@@ -65,7 +65,10 @@ def test_other_strategies_optimize(tmp_path):
                                      "--grid", "period=5:20", "--grid", "lower=20,25,30", "--grid", "upper=70,75",
                                      "--no-cache", "--json").stdout)
     assert summary["computed"] == 16 * 3 * 2
-    assert summary["engine"] == "reference"
+    assert summary["engine"] == "rules compiled"  # long-only: the compiled rules engine
+    shorts = json.loads(run_gtrader("optimize", "--data", DAILY_FILES[0], "--strategy", "rsi_reversion",
+                                    "--grid", "period=5:20", "--allow-short", "--no-cache", "--json").stdout)
+    assert shorts["engine"] == "reference"
 
 
 @pytest.mark.parametrize("grid,message", [

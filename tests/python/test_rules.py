@@ -24,14 +24,39 @@ SEED_GRID = ["--grid", "fast=5:19", "--grid", "slow=20:49", "--grid", "ma_type=0
 
 
 @pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: p.stem)
-def test_the_ma_cross_file_gives_the_builtins_results_file(path, tmp_path):
+def test_the_seeds_three_lines_give_the_builtins_results_file(path, tmp_path):
+    three_lines = tmp_path / "seed.yaml"
+    three_lines.write_text("\n".join(line for line in MA_CROSS.read_text().splitlines()
+                                     if not line.startswith(("short_", "name:"))) + "\nname: seed\n")
     for engine in ([], ["--reference"]):
         run_gtrader("optimize", "--data", path, "--strategy", "ma_cross", *SEED_GRID, "--no-cache", *engine,
                     "--out", tmp_path / "builtin.csv")
-        proc = run_gtrader("optimize", "--data", path, "--strategy-file", MA_CROSS, *SEED_GRID, "--no-cache", *engine,
-                           "--out", tmp_path / "rules.csv", "--json")
-        assert json.loads(proc.stdout)["engine"] == ("reference" if engine else "rules compiled")
+        proc = run_gtrader("optimize", "--data", path, "--strategy-file", three_lines, *SEED_GRID, "--no-cache",
+                           *engine, "--out", tmp_path / "rules.csv", "--json")
+        # Crossover rules take the crossover engine, by what they are (not by their name).
+        assert json.loads(proc.stdout)["engine"] == ("reference" if engine else "ma_cross event-driven")
         assert (tmp_path / "rules.csv").read_bytes() == (tmp_path / "builtin.csv").read_bytes()
+
+
+BUILTIN_GRIDS = {
+    "ma_cross": SEED_GRID,
+    "rsi_reversion": ["--grid", "period=2:30:4", "--grid", "lower=10:40:10", "--grid", "upper=60:90:10"],
+    "bbands_reversion": ["--grid", "period=5:60:5", "--grid", "nbdev=0.5:3:0.5"],
+    "macd_cross": ["--grid", "fast=5:15:5", "--grid", "slow=20:40:10", "--grid", "signal=3:12:3"],
+    "donchian_breakout": ["--grid", "entry=5:60:5", "--grid", "exit=5:40:5"],
+}
+
+
+@pytest.mark.parametrize("name", BUILTIN_GRIDS)
+def test_each_builtin_is_its_shipped_strategy_file(name, tmp_path):
+    options = ["--allow-short", "--commission", "0.001"]
+    run_gtrader("optimize", "--data", ALL_FILES[0], "--strategy", name, *BUILTIN_GRIDS[name], *options, "--no-cache",
+                "--out", tmp_path / "name.csv")
+    run_gtrader("optimize", "--data", ALL_FILES[0], "--strategy-file", ROOT / "strategies" / f"{name}.yaml",
+                *BUILTIN_GRIDS[name], *options, "--no-cache", "--out", tmp_path / "file.csv")
+    assert (tmp_path / "file.csv").read_bytes() == (tmp_path / "name.csv").read_bytes()
+    listed = {s["name"]: s for s in gt.strategies()}[name]
+    assert listed["params"] == gt.Strategy.from_file(ROOT / "strategies" / f"{name}.yaml").params
 
 
 def trend_rsi_events(frame, fast, slow, entry_rsi, exit_rsi):
