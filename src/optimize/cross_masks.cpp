@@ -17,16 +17,6 @@
 namespace gt::detail {
 namespace {
 
-// The bars of word w that the events may use: defined (from defined_from on) and before the end.
-inline std::uint64_t live_bits(std::size_t w, std::size_t bars, std::size_t defined_from) {
-  const std::size_t first = w * 64;
-  if (defined_from >= first + 64 || bars <= first) return 0;
-  std::uint64_t live = ~std::uint64_t{0};
-  if (defined_from > first) live <<= defined_from - first;
-  if (bars < first + 64) live &= ~std::uint64_t{0} >> (first + 64 - bars);
-  return live;
-}
-
 // Turns per-word above/below bits into crossing events; the carries hold bit 63 of the previous
 // word's at-or-below / at-or-above masks.
 struct EventWords {
@@ -222,6 +212,15 @@ void cross_events(CrossSeries fast, CrossSeries slow, float* fast_bounds, bool b
 __attribute__((target_clones("avx512f", "avx2", "default"))) void round_to_float(const double* in, float* out,
                                                                                  std::size_t count) {
   for (std::size_t i = 0; i < count; ++i) out[i] = static_cast<float>(in[i]);
+}
+
+std::uint64_t live_bits(std::size_t w, std::size_t bars, std::size_t defined_from) {
+  const std::size_t first = w * 64;
+  if (defined_from >= first + 64 || bars <= first) return 0;
+  std::uint64_t live = ~std::uint64_t{0};
+  if (defined_from > first) live <<= defined_from - first;
+  if (bars < first + 64) live &= ~std::uint64_t{0} >> (first + 64 - bars);
+  return live;
 }
 
 const char* cross_events_isa() {

@@ -24,6 +24,9 @@ struct CrossSeries {
 void cross_events(CrossSeries fast, CrossSeries slow, float* fast_bounds, bool bounds_ready, std::size_t bars,
                   std::size_t defined_from, std::uint64_t* up, std::uint64_t* down);
 
+// The bits of word w for the bars from `defined_from` to the last (bars - 1).
+std::uint64_t live_bits(std::size_t w, std::size_t bars, std::size_t defined_from);
+
 // The float copy CrossSeries::coarse holds of `count` doubles.
 void round_to_float(const double* in, float* out, std::size_t count);
 

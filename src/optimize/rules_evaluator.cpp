@@ -318,7 +318,7 @@ class RulesEvaluator final : public Evaluator {
       detail::cross_events({a.exact, a.coarse.get()}, {b.exact, b.coarse.get()}, a.bounds.get(), true, bars_.size(),
                            from, up, down);
       for (std::size_t w = 0; w < words_; ++w) {  // false: both defined at t and t-1, and no crossing
-        const std::uint64_t defined = defined_bits(w, from + 1);
+        const std::uint64_t defined = detail::live_bits(w, bars_.size(), from + 1);
         up[words_ + w] = defined & ~up[w];
         down[words_ + w] = defined & ~down[w];
       }
@@ -326,16 +326,6 @@ class RulesEvaluator final : public Evaluator {
     });
     if (m.empty()) return nullptr;
     return m.data() + (c.above ? 0 : 2 * words_);
-  }
-
-  // Bits of word w for the bars from `first` to the last.
-  std::uint64_t defined_bits(std::size_t w, std::size_t first) const {
-    const std::size_t base = w * 64, n = bars_.size();
-    if (first >= base + 64 || n <= base) return 0;
-    std::uint64_t bits = ~std::uint64_t{0};
-    if (first > base) bits <<= first - base;
-    if (n < base + 64) bits &= ~std::uint64_t{0} >> (base + 64 - n);
-    return bits;
   }
 
   const PaddedSeries& padded(std::size_t slot_id, const Context& at) const {
