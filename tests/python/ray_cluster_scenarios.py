@@ -79,11 +79,12 @@ def rule_strategy_run(engine):
     strategy = gt.Strategy(entry="cross_above(sentiment, level) and close > sma(close, n)",
                            exit="cross_below(sentiment, -level)", params={"level": 0.5, "n": 20},
                            series=["sentiment"])
-    grid = {"level": [0.0, 0.2, 0.4, 0.6, 0.8], "n": "5:60"}
+    grid = {"level": [round(0.04 * i, 2) for i in range(20)], "n": "5:300"}
     with tempfile.TemporaryDirectory() as tmp:
         local, ray_out = os.path.join(tmp, "local.csv"), os.path.join(tmp, "ray.csv")
-        gt.optimize(bars, strategy, grid, out=local, series=series)
-        engine.optimize_distributed(strategy, grid, bars, out=ray_out, series=series, workers=2)
+        # Stop-and-reverse (the reference engine): tasks long enough for both nodes to take some.
+        gt.optimize(bars, strategy, grid, out=local, series=series, **OPTIONS)
+        engine.optimize_distributed(strategy, grid, bars, out=ray_out, series=series, workers=2, **OPTIONS)
         return {"identical": pathlib.Path(local).read_bytes() == pathlib.Path(ray_out).read_bytes(),
                 "nodes_used": len(engine.last_run.nodes), "rows": pathlib.Path(local).read_text().count("\n")}
 

@@ -39,7 +39,7 @@ def test_tasks_land_on_both_nodes_and_results_equal_the_local_engine(report):
 def test_a_rule_strategy_with_its_own_series_runs_on_both_nodes_as_locally(report):
     assert report["rule_strategy"]["identical"]
     assert report["rule_strategy"]["nodes_used"] == 2
-    assert report["rule_strategy"]["rows"] == 1 + 2 * 5 * 56
+    assert report["rule_strategy"]["rows"] == 1 + 2 * 20 * 296
 
 
 def test_a_worker_killed_mid_run_is_retried_and_changes_nothing(report):
