@@ -11,6 +11,7 @@
 #include "gt/ml.hpp"
 #include "gt/report.hpp"
 #include "gt/rules.hpp"
+#include "gt/signal_arrays.hpp"
 #include "gt/strategy.hpp"
 #include "gt/study.hpp"
 
@@ -62,11 +63,25 @@ std::string equity_csv(const std::vector<std::pair<const gt::Bars*, gt::Backtest
   return out;
 }
 
+// A file of signals as a strategy without parameters, so that every output works as for rules.
+gt::Strategy signals_strategy(const std::string& path) {
+  gt::Strategy s{};
+  s.name = "signals";
+  s.description = "signals from " + path;
+  s.code_version = 1;
+  s.signals = [path](const gt::Bars& bars, const gt::ParamValues&, std::span<std::uint8_t> out, gt::SeriesCache&) {
+    const std::vector<std::uint8_t> events = gt::read_signals_csv(path, bars);
+    std::copy(events.begin(), events.end(), out.begin());
+  };
+  return s;
+}
+
 void run(BacktestCommand& c) {
   auto assignments = split_assignments(c.params);
   c.strategy.require_one();
-  const gt::Strategy strategy = c.strategy.is_rules() ? *gt::rules::compile(c.strategy.rules(assignments, {}))
-                                                      : gt::ml::resolve_strategy(c.strategy.name, assignments);
+  const gt::Strategy strategy = !c.strategy.signals.empty() ? signals_strategy(c.strategy.signals)
+                                : c.strategy.is_rules()     ? *gt::rules::compile(c.strategy.rules(assignments, {}))
+                                                            : gt::ml::resolve_strategy(c.strategy.name, assignments);
   const gt::ParamValues params = gt::parse_params(strategy, assignments);
   const gt::ExecutionOptions options = c.exec.resolve();
   // The charts' library is checked before any work, so a missing one fails fast.
@@ -136,7 +151,7 @@ void add_backtest(CLI::App& app) {
   auto c = std::make_shared<BacktestCommand>();
   CLI::App* cmd = app.add_subcommand("backtest", "Backtest one parameter set of a strategy");
   c->data.add_to(*cmd);
-  c->strategy.add_to(*cmd);
+  c->strategy.add_to(*cmd, true);
   cmd->add_option("--param", c->params,
                   "NAME=VALUE (repeatable); defaults from the strategy's schema; model=FILE.pt for --strategy model");
   c->exec.add_to(*cmd);

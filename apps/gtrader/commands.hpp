@@ -33,13 +33,14 @@ struct DataOptions {
   std::vector<gt::Bars> load() const;
 };
 
-// Which strategy a command runs: --strategy NAME, --strategy-file FILE (rules), or inline rules
-// --entry EXPR --exit EXPR [--short-entry EXPR --short-exit EXPR], exactly one of the three.
+// Which strategy a command runs: --strategy NAME, --strategy-file FILE (rules), inline rules
+// --entry EXPR --exit EXPR [--short-entry EXPR --short-exit EXPR], or (where `signals_file`)
+// --signals FILE, a file of signals per bar; exactly one of them.
 struct StrategyChoice {
-  std::string name, file, entry, exit, short_entry, short_exit;
+  std::string name, file, entry, exit, short_entry, short_exit, signals;
 
-  void add_to(CLI::App& cmd);
-  void require_one() const;  // throws ParamError unless exactly one of the three is given
+  void add_to(CLI::App& cmd, bool signals_file = false);
+  void require_one() const;  // throws ParamError unless exactly one of them is given
   bool is_rules() const { return !file.empty() || !entry.empty(); }
   // The rules of --strategy-file or of the inline flags; inline rules take their parameters, and
   // the parameters' types, from the values given to --param and --grid (`grid`: NAME=SPEC items).

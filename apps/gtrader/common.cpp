@@ -44,7 +44,7 @@ std::vector<std::pair<std::string, std::string>> split_assignments(const std::ve
   return out;
 }
 
-void StrategyChoice::add_to(CLI::App& cmd) {
+void StrategyChoice::add_to(CLI::App& cmd, bool signals_file) {
   auto* group = cmd.add_option_group("strategy", "Which strategy: --strategy, --strategy-file, or --entry and --exit");
   group->add_option("--strategy", name, "Strategy name (see `gtrader strategies`)");
   group->add_option("--strategy-file", file, "A strategy written as rules (YAML: params, entry, exit, ...)")
@@ -57,12 +57,20 @@ void StrategyChoice::add_to(CLI::App& cmd) {
       ->needs(entry_flag);
   entry_flag->needs(exit_flag);
   exit_flag->needs(entry_flag);
+  if (signals_file)
+    group
+        ->add_option("--signals", signals,
+                     "A file of signals, one row per bar: time, entry, exit[, short_entry, short_exit] (0/1)")
+        ->check(CLI::ExistingFile);
   group->require_option(1, 4);
 }
 
 void StrategyChoice::require_one() const {
-  if (!name.empty() + !file.empty() + !entry.empty() != 1)
-    throw gt::ParamError("give one strategy: --strategy NAME, --strategy-file FILE, or --entry EXPR --exit EXPR");
+  if (!name.empty() + !file.empty() + !entry.empty() + !signals.empty() != 1)
+    throw gt::ParamError(
+        fmt::format("give one strategy: --strategy NAME, --strategy-file FILE, or --entry EXPR --exit "
+                    "EXPR{}",
+                    signals.empty() ? "" : ", or --signals FILE"));
 }
 
 gt::rules::RuleTexts StrategyChoice::rules(const std::vector<std::pair<std::string, std::string>>& params,

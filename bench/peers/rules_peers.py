@@ -118,7 +118,8 @@ def main():
         for strategy in (["--strategy", "ma_cross"], ["--strategy-file", reordered]):
             out = os.path.join(tmp, f"seed-{len(files)}.csv")
             subprocess.run([args.gtrader, "optimize", "--data", last_2000, *strategy,
-                            *sum([["--grid", g] for g in SEED_GRID], []), "--no-cache", "--out", out],
+                            *sum([["--grid", g] for g in SEED_GRID], []), "--no-cache", "--cache-dir", tmp,
+                            "--out", out],
                            check=True, capture_output=True)
             rows = list(csv.DictReader(io.StringIO(pathlib.Path(out).read_text())))
             files.append({tuple(r[k] for k in ("fast", "slow", "ma_type", "volume_filter")): r for r in rows})

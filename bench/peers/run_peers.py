@@ -49,7 +49,9 @@ def run_gtrader(binary, csv_path):
                                        "--threads", str(multiprocessing.cpu_count()), "--json"],
                                       capture_output=True, text=True, check=True).stdout)
     grid = ["--grid", "fast=5:19", "--grid", "slow=20:49", "--grid", "ma_type=0:2", "--grid", "volume_filter=false,true"]
-    summary = json.loads(subprocess.run([binary, "optimize", "--data", csv_path, "--strategy", "ma_cross", *grid, "--json"],
+    # The run journal goes to the data's temporary folder, not the user's cache.
+    summary = json.loads(subprocess.run([binary, "optimize", "--data", csv_path, "--strategy", "ma_cross", *grid,
+                                         "--cache-dir", os.path.dirname(csv_path), "--json"],
                                         capture_output=True, text=True, check=True).stdout)
     best = summary["best"]["parameters"]
     return bench["results"][0]["seconds_median"], summary["seconds"], (

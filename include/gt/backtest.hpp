@@ -61,6 +61,17 @@ enum SignalBits : std::uint8_t {
   kShortExit = 8,
 };
 
+// The events of one bar from the four rules of docs/SEMANTICS.md "Rules" (true where a rule holds):
+// with short rules, an entry where short_entry also holds is no entry (and the reverse); without
+// them, the strategy is stop-and-reverse (an exit also opens a short, an entry also closes it).
+inline std::uint8_t rule_events(bool entry, bool exit, bool has_short_rules, bool short_entry, bool short_exit) {
+  if (!has_short_rules)
+    return static_cast<std::uint8_t>((entry ? kLongEntry | kShortExit : 0) | (exit ? kLongExit | kShortEntry : 0));
+  return static_cast<std::uint8_t>((entry && !short_entry ? kLongEntry : 0) |
+                                   (short_entry && !entry ? kShortEntry : 0) | (exit ? kLongExit : 0) |
+                                   (short_exit ? kShortExit : 0));
+}
+
 struct Trade {
   std::size_t entry_bar = 0, exit_bar = 0;  // bars of the fills
   int side = 1;                             // +1 long, -1 short

@@ -34,9 +34,6 @@ nb::dict strategy_schema(const gt::Strategy& s) {
   return d;
 }
 
-namespace {
-
-// The library's trade columns as NumPy arrays.
 nb::dict trade_arrays(const std::vector<gt::Trade>& trades) {
   gt::TradeColumns c = gt::trade_columns(trades);
   nb::dict d;
@@ -53,7 +50,14 @@ nb::dict trade_arrays(const std::vector<gt::Trade>& trades) {
   return d;
 }
 
-}  // namespace
+nb::dict backtest_dict(const gt::BacktestResult& r) {
+  nb::dict out;
+  out["metrics"] = to_python(gt::metrics_json(r.metrics));
+  out["trades"] = trade_arrays(r.trades);
+  out["equity"] = owned_array(std::vector<double>(r.equity));
+  out["position"] = owned_array(std::vector<double>(r.position));
+  return out;
+}
 
 void bind_backtest(nb::module_& m) {
   m.def("metric_table", [] {
@@ -106,12 +110,8 @@ void bind_backtest(nb::module_& m) {
           s.signals(bars, values, signals, cache);
           r = gt::run_backtest(bars, signals, o);
         }
-        nb::dict out;
-        out["metrics"] = to_python(gt::metrics_json(r.metrics));
+        nb::dict out = backtest_dict(r);
         out["parameters"] = to_python(gt::params_json(s, values));
-        out["trades"] = trade_arrays(r.trades);
-        out["equity"] = owned_array(std::move(r.equity));
-        out["position"] = owned_array(std::move(r.position));
         return out;
       },
       "bars"_a, "strategy"_a, "params"_a, "options"_a, "rules"_a = "");

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "gt/backtest.hpp"
 #include "gt/strategy.hpp"
 
 namespace gt_python {
@@ -31,7 +32,11 @@ void bind_cache(nb::module_& m);       // cache_module.cpp
 void bind_ml(nb::module_& m);          // ml_module.cpp: datasets and signal models
 void bind_rules(nb::module_& m);       // rules_module.cpp: strategies written as rules
 
+void bind_signal_arrays(nb::module_& m);  // signal_arrays_module.cpp: backtests of the caller's signals
+
 // A strategy's name, description, code version and parameter schema (backtest_module.cpp).
 nb::dict strategy_schema(const gt::Strategy& strategy);
+// A backtest as Python: metrics (dict), trades (dict of NumPy columns), equity and position (backtest_module.cpp).
+nb::dict backtest_dict(const gt::BacktestResult& result);
 
 }  // namespace gt_python

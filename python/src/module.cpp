@@ -67,4 +67,5 @@ NB_MODULE(_core, m) {
   gt_python::bind_cache(m);
   gt_python::bind_ml(m);
   gt_python::bind_rules(m);
+  gt_python::bind_signal_arrays(m);
 }

@@ -711,21 +711,9 @@ void signals(const Program& p, const Bars& bars, const ParamValues& values, std:
   const Value short_entry = shorts ? e.eval(*p.short_entry) : Value{},
               short_exit = shorts ? e.eval(*p.short_exit) : Value{};
   const auto is_true = [](double v) { return !std::isnan(v) && v != 0; };
-  for (std::size_t t = 0; t < out.size(); ++t) {
-    std::uint8_t bits = 0;
-    const bool long_entry = is_true(entry.at(t)), long_exit = is_true(exit.at(t));
-    if (shorts) {
-      const bool s_entry = is_true(short_entry.at(t)), s_exit = is_true(short_exit.at(t));
-      if (long_entry && !s_entry) bits |= kLongEntry;
-      if (s_entry && !long_entry) bits |= kShortEntry;
-      if (long_exit) bits |= kLongExit;
-      if (s_exit) bits |= kShortExit;
-    } else {
-      if (long_entry) bits |= kLongEntry | kShortExit;
-      if (long_exit) bits |= kLongExit | kShortEntry;
-    }
-    out[t] = bits;
-  }
+  for (std::size_t t = 0; t < out.size(); ++t)
+    out[t] = rule_events(is_true(entry.at(t)), is_true(exit.at(t)), shorts, shorts && is_true(short_entry.at(t)),
+                         shorts && is_true(short_exit.at(t)));
 }
 
 ParamType param_type(const std::string& text, const std::string& where) {
