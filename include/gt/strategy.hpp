@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -23,14 +24,20 @@ struct Program;
 
 // Indicator series of one symbol, each computed once and shared by every parameter combination
 // that asks for it (the optimizer evaluates thousands of combinations over a few dozen series).
+// Bounded: past `capacity_bytes` the oldest entries are dropped (a later request computes them
+// again), so a grid whose every combination makes its own series (a band per period and width)
+// keeps a bounded set, not one per combination. Entries in use stay alive with their holders.
 class SeriesCache {
  public:
   using Group = std::vector<std::vector<double>>;  // the outputs of one indicator call
+  explicit SeriesCache(std::size_t capacity_bytes = std::size_t{1} << 30) : capacity_(capacity_bytes) {}
   std::shared_ptr<const Group> get(const std::string& key, const std::function<Group()>& compute);
 
  private:
   std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<const Group>> entries_;
+  std::deque<std::string> order_;  // keys, oldest first
+  std::size_t bytes_ = 0, capacity_;
 };
 
 enum class ParamType { kInt, kFloat, kBool };

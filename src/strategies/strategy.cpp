@@ -22,8 +22,21 @@ std::shared_ptr<const SeriesCache::Group> SeriesCache::get(const std::string& ke
     if (auto it = entries_.find(key); it != entries_.end()) return it->second;
   }
   auto value = std::make_shared<const Group>(compute());  // outside the lock: others keep going
+  std::size_t bytes = 0;
+  for (const auto& series : *value) bytes += series.size() * sizeof(double);
   std::lock_guard lock(mutex_);
-  return entries_.try_emplace(key, std::move(value)).first->second;
+  const auto [it, added] = entries_.try_emplace(key, std::move(value));
+  if (!added) return it->second;  // another thread made it meanwhile
+  std::shared_ptr<const Group> result = it->second;
+  order_.push_back(key);
+  bytes_ += bytes;
+  while (bytes_ > capacity_ && order_.size() > 1) {  // the newest always stays
+    const auto oldest = entries_.find(order_.front());
+    for (const auto& series : *oldest->second) bytes_ -= series.size() * sizeof(double);
+    entries_.erase(oldest);
+    order_.pop_front();
+  }
+  return result;
 }
 
 std::string_view param_type_name(ParamType type) {

@@ -400,3 +400,25 @@ TEST(Metrics, AFirstCloseBelowTheStartingEquityIsADrawdown) {
 }
 
 }  // namespace
+
+TEST(Strategies, TheSeriesCacheKeepsABoundedSetAndDropsTheOldestFirst) {
+  gt::SeriesCache cache(3 * 100 * sizeof(double));  // room for three series of 100 values
+  int computed = 0;
+  const auto series = [&](double v) {
+    return [&computed, v] {
+      ++computed;
+      return gt::SeriesCache::Group{std::vector<double>(100, v)};
+    };
+  };
+  const auto held = cache.get("a", series(1));
+  cache.get("b", series(2));
+  cache.get("c", series(3));
+  cache.get("b", series(2));
+  EXPECT_EQ(computed, 3);  // all three kept
+  cache.get("d", series(4));
+  cache.get("b", series(2));
+  EXPECT_EQ(computed, 4);  // "a" dropped, "b" still there
+  cache.get("a", series(1));
+  EXPECT_EQ(computed, 5);                                // "a" made again
+  EXPECT_EQ((*held)[0], std::vector<double>(100, 1.0));  // a holder keeps its series alive
+}
