@@ -30,9 +30,9 @@ struct SignalColumns {
   std::size_t bars = 0, columns = 0;
   SignalArray entries, exits, short_entries, short_exits;  // the short arrays go together
 
-  // Throws ParamError naming the array when the shapes are not usable (entries and exits required,
-  // short arrays both or neither, at least one column).
-  void validate() const;
+  // Throws ParamError naming the array when the shapes are not usable for `bars` (one row per bar,
+  // entries and exits required, short arrays both or neither, at least one column).
+  void validate(const Bars& bars) const;
   // Column k's events at every bar (rule_events of its four arrays).
   void events(std::size_t column, std::span<std::uint8_t> out) const;
 };

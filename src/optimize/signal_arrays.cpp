@@ -34,7 +34,10 @@ bool booked(const ExecutionOptions& o) {
 
 }  // namespace
 
-void SignalColumns::validate() const {
+void SignalColumns::validate(const Bars& for_bars) const {
+  if (bars != for_bars.size())
+    throw ParamError({"entries"}, fmt::format("{} rows of signals for the {} bars of {} (one row per bar)", bars,
+                                              for_bars.size(), for_bars.symbol));
   if (!entries.data) throw ParamError({"entries"}, "entries are required (one boolean per bar and column)");
   if (!exits.data) throw ParamError({"exits"}, "exits are required (one boolean per bar and column)");
   if (!short_entries.data != !short_exits.data)
@@ -52,9 +55,7 @@ void SignalColumns::events(std::size_t column, std::span<std::uint8_t> out) cons
 
 std::vector<Metrics> signal_metrics(const Bars& bars, const SignalColumns& signals,
                                     std::span<const ExecutionOptions> options) {
-  signals.validate();
-  if (signals.bars != bars.size())
-    throw ParamError({"entries"}, fmt::format("{} rows of signals for {} bars", signals.bars, bars.size()));
+  signals.validate(bars);
   if (options.size() != 1 && options.size() != signals.columns)
     throw ParamError(
         fmt::format("{} option sets for {} columns (give one, or one per column)", options.size(), signals.columns));
@@ -113,7 +114,7 @@ std::vector<Metrics> signal_metrics(const Bars& bars, const SignalColumns& signa
 
 BacktestResult signal_backtest(const Bars& bars, const SignalColumns& signals, std::size_t column,
                                const ExecutionOptions& options) {
-  signals.validate();
+  signals.validate(bars);
   if (column >= signals.columns)
     throw ParamError(fmt::format("column {} of {} (allowed: 0 to {})", column, signals.columns, signals.columns - 1));
   std::vector<std::uint8_t> events(bars.size());
