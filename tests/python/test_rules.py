@@ -239,3 +239,14 @@ def test_the_cache_tells_series_apart(tmp_path):
         runs.append((summary["from_cache"], top["final_equity"].iloc[0]))
     assert runs[0][0] == 0 and runs[1][0] == 1 and runs[2][0] == 0  # other values: not served from the cache
     assert runs[0][1] == runs[1][1] != runs[2][1]
+
+
+def test_a_value_outside_a_parameters_range_fails_before_any_work(tmp_path):
+    out = tmp_path / "results.csv"
+    proc = run_gtrader("optimize", "--data", ALL_FILES[0], "--strategy-file", TREND_RSI, "--grid", "fast=1:5",
+                       "--no-cache", "--out", out, check=False)
+    assert proc.returncode == 2 and "--grid fast=1:5: 1 is out of range (allowed: 2 to 1000)" in proc.stderr
+    assert not out.exists()
+    proc = run_gtrader("backtest", "--data", ALL_FILES[0], "--strategy-file", TREND_RSI, "--param", "entry_rsi=120",
+                       check=False)
+    assert proc.returncode == 2 and "entry_rsi = 120 is out of range (allowed: float 0 to 100)" in proc.stderr
