@@ -435,6 +435,20 @@ struct Value {
 
 // A TA-Lib function applied from the series' first defined value on (as TA-Lib's Python wrapper
 // does), its output placed at the same bars; all undefined when no value is.
+// The same for a call with `count` outputs, each placed at the same bars.
+template <class F>
+SeriesCache::Group outputs_from_first_defined(std::span<const double> x, std::size_t count, F f) {
+  std::size_t first = 0;
+  while (first < x.size() && std::isnan(x[first])) ++first;
+  if (first == 0) return f(x);
+  SeriesCache::Group out(count, std::vector<double>(x.size(), kUndefined));
+  if (first == x.size()) return out;
+  const SeriesCache::Group r = f(x.subspan(first));
+  for (std::size_t i = 0; i < count; ++i)
+    std::copy(r[i].begin(), r[i].end(), out[i].begin() + static_cast<std::ptrdiff_t>(first));
+  return out;
+}
+
 template <class F>
 std::vector<double> from_first_defined(std::span<const double> x, F f) {
   std::size_t first = 0;
@@ -571,20 +585,39 @@ class Evaluator {
       throw ParamError(fmt::format("{}: {} = {} must be a whole number >= {}", function, canonical(node), x, minimum));
     return static_cast<int>(x);
   }
+  // One output of a TA-Lib call that has several (MACD's three lines, the three bands, %K and %D):
+  // the call is made once and its outputs are kept together, whichever of them is asked first.
+  struct Output {
+    std::string_view family;  // the call the outputs share ("macd"), or the function itself
+    std::size_t index, count;
+  };
+  static Output output_of(const std::string& f) {
+    static const std::map<std::string, Output, std::less<>> kOutputs = {
+        {"macd", {"macd", 0, 3}},     {"macd_signal", {"macd", 1, 3}}, {"macd_hist", {"macd", 2, 3}},
+        {"bb_upper", {"bb", 0, 3}},   {"bb_middle", {"bb", 1, 3}},     {"bb_lower", {"bb", 2, 3}},
+        {"stoch_k", {"stoch", 0, 2}}, {"stoch_d", {"stoch", 1, 2}}};
+    const auto it = kOutputs.find(f);
+    return it == kOutputs.end() ? Output{f, 0, 1} : it->second;
+  }
   Value call(const Node& n) {
     // Keyed by the call with its parameters' values, so that every combination sharing them shares
     // it; its arguments are evaluated only when it is not there yet.
-    const std::string key = with_values(n, params_, values_);
-    const auto compute = [&]() -> std::vector<double> {
+    const Output output = output_of(n.text);
+    const std::string key = std::string(output.family) + with_values(n, params_, values_).substr(n.text.size());
+    const auto compute = [&]() -> SeriesCache::Group {
       std::vector<Value> args;
       for (const auto& a : n.args) args.push_back(eval(a));
       return compute_call(n, args);
     };
-    if (!cache_) return {true, 0, std::make_shared<std::vector<double>>(compute())};
-    const auto group = cache_->get("rules:" + key, [&] { return SeriesCache::Group{compute()}; });
-    return {true, 0, Column(group, &group->front())};
+    if (!cache_) {
+      auto group = std::make_shared<const SeriesCache::Group>(compute());
+      return {true, 0, Column(group, &(*group)[output.index])};
+    }
+    const auto group = cache_->get("rules:" + key, compute);
+    return {true, 0, Column(group, &(*group)[output.index])};
   }
-  std::vector<double> compute_call(const Node& n, const std::vector<Value>& args) {
+  // Every output of the call (one, but for the functions output_of lists).
+  SeriesCache::Group compute_call(const Node& n, const std::vector<Value>& args) {
     const std::string& f = n.text;
     const auto period = [&](std::size_t i, int minimum = 1) { return whole(n.args[i], args[i], f, minimum); };
     // The series x of the functions that take one first (a number there is a constant series).
@@ -594,48 +627,50 @@ class Evaluator {
     const std::span<const double> first_arg =
         takes_x && args[0].series ? std::span<const double>(*args[0].values) : std::span<const double>(constant);
     const auto over_x = [&](auto g) { return from_first_defined(first_arg, g); };
-    if (f == "sma") return over_x([&](auto x) { return ind::sma(x, period(1)); });
-    if (f == "ema") return over_x([&](auto x) { return ind::ema(x, period(1)); });
-    if (f == "wma") return over_x([&](auto x) { return ind::wma(x, period(1)); });
-    if (f == "dema") return over_x([&](auto x) { return ind::dema(x, period(1)); });
-    if (f == "tema") return over_x([&](auto x) { return ind::tema(x, period(1)); });
-    if (f == "kama") return over_x([&](auto x) { return ind::kama(x, period(1)); });
+    if (f == "sma") return {over_x([&](auto x) { return ind::sma(x, period(1)); })};
+    if (f == "ema") return {over_x([&](auto x) { return ind::ema(x, period(1)); })};
+    if (f == "wma") return {over_x([&](auto x) { return ind::wma(x, period(1)); })};
+    if (f == "dema") return {over_x([&](auto x) { return ind::dema(x, period(1)); })};
+    if (f == "tema") return {over_x([&](auto x) { return ind::tema(x, period(1)); })};
+    if (f == "kama") return {over_x([&](auto x) { return ind::kama(x, period(1)); })};
     if (f == "ma") {
       const int type = period(2, 0);
       if (type > 4) throw ParamError(fmt::format("ma: type = {} (allowed: 0 SMA, 1 EMA, 2 WMA, 3 DEMA, 4 TEMA)", type));
-      return over_x([&](auto x) { return ind::ma(static_cast<ind::MaType>(type), x, period(1)); });
+      return {over_x([&](auto x) { return ind::ma(static_cast<ind::MaType>(type), x, period(1)); })};
     }
-    if (f == "rsi") return over_x([&](auto x) { return ind::rsi(x, period(1)); });
-    if (f == "roc") return over_x([&](auto x) { return ind::roc(x, period(1)); });
-    if (f == "atr") return ind::atr(bars_.high, bars_.low, bars_.close, period(0));
-    if (f == "adx") return ind::adx(bars_.high, bars_.low, bars_.close, period(0));
-    if (f == "obv") return ind::obv(bars_.close, bars_.volume);
-    if (f == "macd" || f == "macd_signal" || f == "macd_hist")
-      return over_x([&](auto x) {
+    if (f == "rsi") return {over_x([&](auto x) { return ind::rsi(x, period(1)); })};
+    if (f == "roc") return {over_x([&](auto x) { return ind::roc(x, period(1)); })};
+    if (f == "atr") return {ind::atr(bars_.high, bars_.low, bars_.close, period(0))};
+    if (f == "adx") return {ind::adx(bars_.high, bars_.low, bars_.close, period(0))};
+    if (f == "obv") return {ind::obv(bars_.close, bars_.volume)};
+    const std::string_view family = output_of(f).family;
+    if (family == "macd")
+      return outputs_from_first_defined(first_arg, 3, [&](auto x) {
         auto m = ind::macd(x, period(1), period(2), period(3));
-        return f == "macd" ? m.macd : (f == "macd_signal" ? m.signal : m.hist);
+        return SeriesCache::Group{std::move(m.macd), std::move(m.signal), std::move(m.hist)};
       });
-    if (f == "bb_upper" || f == "bb_middle" || f == "bb_lower")
-      return over_x([&](auto x) {
+    if (family == "bb")
+      return outputs_from_first_defined(first_arg, 3, [&](auto x) {
         auto b = ind::bbands(x, period(1), args[2].scalar, args[2].scalar);
-        return f == "bb_upper" ? b.upper : (f == "bb_middle" ? b.middle : b.lower);
+        return SeriesCache::Group{std::move(b.upper), std::move(b.middle), std::move(b.lower)};
       });
-    if (f == "stoch_k" || f == "stoch_d") {
-      auto s = ind::stoch(bars_.high, bars_.low, bars_.close, period(0), period(1), period(2));
-      return f == "stoch_k" ? s.k : s.d;
+    if (family == "stoch") {
+      auto st = ind::stoch(bars_.high, bars_.low, bars_.close, period(0), period(1), period(2));
+      return {std::move(st.k), std::move(st.d)};
     }
-    if (f == "highest" || f == "lowest") return extreme(first_arg, static_cast<std::size_t>(period(1)), f == "highest");
+    if (f == "highest" || f == "lowest")
+      return {extreme(first_arg, static_cast<std::size_t>(period(1)), f == "highest")};
     std::vector<double> out(bars_.size());
     if (f == "abs") {
       for (std::size_t t = 0; t < out.size(); ++t) out[t] = std::fabs(args[0].at(t));
-      return out;
+      return {std::move(out)};
     }
     if (f == "min" || f == "max") {
       for (std::size_t t = 0; t < out.size(); ++t) {
         const double a = args[0].at(t), b = args[1].at(t);
         out[t] = std::isnan(a) || std::isnan(b) ? kUndefined : (f == "min" ? std::min(a, b) : std::max(a, b));
       }
-      return out;
+      return {std::move(out)};
     }
     // cross_above / cross_below: the crossing rule of docs/SEMANTICS.md "ma_cross", with its tie band.
     const bool above = f == "cross_above";
@@ -651,7 +686,7 @@ class Evaluator {
               ? 1.0
               : 0.0;
     }
-    return out;
+    return {std::move(out)};
   }
 
   const Bars& bars_;
