@@ -31,6 +31,7 @@ struct ExecutionOptions {
 
   // Throws ParamError naming the option and its valid range.
   void validate() const;
+  bool operator==(const ExecutionOptions&) const = default;
 };
 
 // The execution options declared once: the CLI's flags, the Python keyword arguments, their checks

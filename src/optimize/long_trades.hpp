@@ -30,6 +30,9 @@ CacheLineArray<T> cache_line_array(std::size_t count) {
 
 class LongTradeBook {
  public:
+  // The options the book simulates exactly: long-only, each entry committing the whole equity.
+  static bool serves(const ExecutionOptions& options) { return !options.allow_short && options.size == 1.0; }
+
   LongTradeBook(const Bars& bars, const ExecutionOptions& options);
 
   std::size_t bars() const { return n_; }

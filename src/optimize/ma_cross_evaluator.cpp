@@ -244,7 +244,7 @@ std::vector<int> ma_cross_types(const Grid& grid) {
 }
 
 bool ma_cross_engine_supports(const Grid& grid, const ExecutionOptions& options) {
-  return grid.strategy().grid_engine == GridEngine::kMaCross && !options.allow_short && options.size == 1.0;
+  return grid.strategy().grid_engine == GridEngine::kMaCross && detail::LongTradeBook::serves(options);
 }
 
 std::unique_ptr<Evaluator> make_ma_cross_evaluator(const Bars& bars, const Grid& grid,

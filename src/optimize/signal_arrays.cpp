@@ -11,8 +11,8 @@
 #include <cctype>
 #include <fstream>
 #include <optional>
-#include <sstream>
 
+#include "../data/csv_fields.hpp"
 #include "gt/error.hpp"
 #include "long_trades.hpp"
 
@@ -21,16 +21,6 @@ namespace {
 
 // Columns packed and booked together: one cache line of a row-major array per bar.
 constexpr std::size_t kBlock = 64;
-
-bool same_options(const ExecutionOptions& a, const ExecutionOptions& b) {
-  return a.fill == b.fill && a.allow_short == b.allow_short && a.commission == b.commission &&
-         a.slippage_bps == b.slippage_bps && a.size == b.size && a.cash == b.cash &&
-         a.periods_per_year == b.periods_per_year;
-}
-
-bool booked(const ExecutionOptions& o) {
-  return !o.allow_short && o.size == 1.0;
-}
 
 }  // namespace
 
@@ -67,9 +57,9 @@ std::vector<Metrics> signal_metrics(const Bars& bars, const SignalColumns& signa
   std::vector<std::size_t> book_of(signals.columns, 0);
   std::vector<const ExecutionOptions*> distinct;
   for (std::size_t k = 0; k < signals.columns; ++k) {
-    if (!booked(options_of(k))) continue;
-    auto it = std::find_if(distinct.begin(), distinct.end(),
-                           [&](const ExecutionOptions* o) { return same_options(*o, options_of(k)); });
+    if (!detail::LongTradeBook::serves(options_of(k))) continue;
+    auto it =
+        std::find_if(distinct.begin(), distinct.end(), [&](const ExecutionOptions* o) { return *o == options_of(k); });
     book_of[k] = static_cast<std::size_t>(it - distinct.begin());
     if (it == distinct.end()) distinct.push_back(&options_of(k));
   }
@@ -97,14 +87,14 @@ std::vector<Metrics> signal_metrics(const Bars& bars, const SignalColumns& signa
     for (std::size_t b = 0; b < books.size(); ++b) {
       detail::LongTradeBook::Batch batch(*books[b], slots);
       for (std::size_t c = 0; c < count; ++c)
-        if (booked(options_of(first + c)) && book_of[first + c] == b)
+        if (detail::LongTradeBook::serves(options_of(first + c)) && book_of[first + c] == b)
           batch.add(static_cast<std::uint32_t>(c), entry_masks.data() + c * words, nullptr,
                     exit_masks.data() + c * words);
       batch.finish();
     }
     for (std::size_t c = 0; c < count; ++c) {
       const ExecutionOptions& o = options_of(first + c);
-      if (booked(o)) continue;
+      if (detail::LongTradeBook::serves(o)) continue;
       signals.events(first + c, events);
       slots[c] = backtest_metrics(bars, events, o, resolve_periods_per_year(bars, o));
     }
@@ -126,15 +116,17 @@ std::vector<std::uint8_t> read_signals_csv(const std::filesystem::path& path, co
   const std::string file = path.string();
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ParamError({"signals"}, fmt::format("{}: cannot read the signals file", file));
+  // The fields of a line by the field loop every CSV reader here shares, trimmed and in lower case.
   const auto split = [](const std::string& line) {
     std::vector<std::string> fields;
-    std::stringstream s(line);
-    for (std::string f; std::getline(s, f, ',');) {
+    csv::for_each_field(line, [&](std::string_view field) {
+      std::string f = csv::unquote(field);
       while (!f.empty() && std::isspace(static_cast<unsigned char>(f.back()))) f.pop_back();
       while (!f.empty() && std::isspace(static_cast<unsigned char>(f.front()))) f.erase(f.begin());
       std::transform(f.begin(), f.end(), f.begin(), [](unsigned char c) { return std::tolower(c); });
-      fields.push_back(f);
-    }
+      fields.push_back(std::move(f));
+      return true;
+    });
     return fields;
   };
   std::string line;
