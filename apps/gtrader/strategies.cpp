@@ -32,10 +32,11 @@ void add_strategies(CLI::App& app) {
       return;
     }
     const gt::rules::RuleTexts texts = gt::rules::read_strategy_file(*file);
-    print_schema(*gt::rules::compile(texts));
+    const auto strategy = gt::rules::compile(texts);
+    print_schema(*strategy);
     if (!texts.series.empty()) fmt::print("  series of one's own: {}\n", fmt::join(texts.series, ", "));
     fmt::print("  rules, as the engine reads them:\n");
-    const std::string canonical = gt::rules::canonical_text(texts);
+    const std::string& canonical = strategy->signal_identity;  // the canonical text, from the one parse
     for (std::size_t start = 0; start < canonical.size();) {
       const std::size_t end = canonical.find('\n', start);
       const std::string line = canonical.substr(start, end - start);

@@ -18,8 +18,9 @@ void bind_rules(nb::module_& m) {
       "compile_rules",
       [](const std::string& rules) {
         const gt::rules::RuleTexts texts = gt::rules::rules_from_json(from_text(rules));
-        nb::dict schema = strategy_schema(*gt::rules::compile(texts));
-        schema["canonical"] = gt::rules::canonical_text(texts);
+        const auto strategy = gt::rules::compile(texts);
+        nb::dict schema = strategy_schema(*strategy);
+        schema["canonical"] = strategy->signal_identity;  // the canonical text, from the one parse
         return schema;
       },
       "rules"_a, "Checks rules (JSON) and returns their strategy's schema and canonical text");
