@@ -30,7 +30,7 @@ struct BacktestCommand {
 std::string trades_csv(const std::vector<std::pair<const gt::Bars*, gt::BacktestResult>>& runs) {
   const bool many = runs.size() > 1;
   std::string out = many ? "symbol," : "";
-  out += "entry_time,exit_time,side,entry_price,exit_price,units,pnl,return,bars_held\n";
+  out += "entry_time,exit_time,side,entry_price,exit_price,units,pnl,return,bars_held,exit_reason\n";
   for (const auto& [bars, r] : runs) {
     const gt::TradeColumns t = gt::trade_columns(r.trades);
     const auto time_at = [&](double bar) {
@@ -39,10 +39,10 @@ std::string trades_csv(const std::vector<std::pair<const gt::Bars*, gt::Backtest
     };
     for (std::size_t i = 0; i < t.size(); ++i) {
       if (many) out += gt::csv_field(bars->symbol) + ",";
-      out += fmt::format("{},{},{},{},{},{},{},{},{}\n", time_at(t.entry_bar[i]), time_at(t.exit_bar[i]),
+      out += fmt::format("{},{},{},{},{},{},{},{},{},{}\n", time_at(t.entry_bar[i]), time_at(t.exit_bar[i]),
                          t.side[i] > 0 ? "long" : "short", format_value(t.entry_price[i]),
                          format_value(t.exit_price[i]), format_value(t.units[i]), format_value(t.pnl[i]),
-                         format_value(t.ret[i]), static_cast<std::size_t>(t.bars_held[i]));
+                         format_value(t.ret[i]), static_cast<std::size_t>(t.bars_held[i]), t.exit_reason[i]);
     }
   }
   return out;
@@ -69,6 +69,7 @@ gt::Strategy signals_strategy(const std::string& path) {
   s.name = "signals";
   s.description = "signals from " + path;
   s.code_version = 1;
+  gt::add_exit_params(s.name, s.params);  // exits by price and time apply to any signals
   s.signals = [path](const gt::Bars& bars, const gt::ParamValues&, std::span<std::uint8_t> out, gt::SeriesCache&) {
     const std::vector<std::uint8_t> events = gt::read_signals_csv(path, bars);
     std::copy(events.begin(), events.end(), out.begin());
@@ -95,12 +96,7 @@ void run(BacktestCommand& c) {
   const auto all = c.data.load();
   std::vector<std::pair<const gt::Bars*, gt::BacktestResult>> runs;
   for (const auto& bars : all) strategy.require_enough_bars(bars, params);
-  for (const auto& bars : all) {
-    std::vector<std::uint8_t> signals(bars.size());
-    gt::SeriesCache cache;
-    strategy.signals(bars, params, signals, cache);
-    runs.emplace_back(&bars, gt::run_backtest(bars, signals, options));
-  }
+  for (const auto& bars : all) runs.emplace_back(&bars, gt::run_strategy(bars, strategy, params, options));
   if (!c.trades_path.empty()) gt::write_file_atomically(c.trades_path, trades_csv(runs));
   if (!c.equity_path.empty()) gt::write_file_atomically(c.equity_path, equity_csv(runs, options.cash));
   if (!c.report_path.empty()) {

@@ -20,6 +20,44 @@ enum class Fill { kNextOpen, kClose };
 
 inline constexpr double kMaxCash = 1e15;  // starting equity's upper bound (ExecutionOptions::validate)
 
+// Exits by price and time, and risk sizing (docs/SEMANTICS.md "Exits by price and time"): levels
+// as fractions of the entry fill price, 0 = off. They are parameters every strategy has (grid axes,
+// one value per combination), carried to the engines inside the execution options.
+struct Exits {
+  double stop_loss = 0;      // long: out when Low <= E(1 - s); short: High >= E(1 + s)
+  double take_profit = 0;    // long: out when High >= E(1 + p); short: Low <= E(1 - p)
+  double trailing_stop = 0;  // long: out when Low <= H(1 - q), H the highest of E and the Highs before
+  double max_bars = 0;       // out at the close of the m-th bar held (a whole number)
+  double risk = 0;           // units such that the stop loses this fraction of equity (needs stop_loss)
+
+  // Any exit by price or time: what the plain latch of entries and exits no longer describes.
+  bool by_price_or_time() const { return stop_loss > 0 || take_profit > 0 || trailing_stop > 0 || max_bars > 0; }
+  bool any() const { return by_price_or_time() || risk > 0; }
+  // Throws ParamError naming the parameter and its allowed values.
+  void validate() const;
+  bool operator==(const Exits&) const = default;
+};
+
+// The exit parameters declared once: names, members, allowed values and documentation, in the
+// order every strategy's schema ends with them.
+using ExitField = double Exits::*;
+struct ExitParamInfo {
+  std::string_view name;
+  ExitField field;
+  bool integer;
+  double max;  // inclusive, unless `below_max`
+  bool below_max;
+  std::string_view help;
+};
+inline constexpr std::size_t kExitParamCount = 5;
+const std::array<ExitParamInfo, kExitParamCount>& exit_param_table();
+// Throws ParamError when `value` is not allowed for exit parameter `name` (by itself).
+void check_exit_param(std::string_view name, double value);
+
+// Why a trade closed.
+enum class ExitReason : std::uint8_t { kRule, kStopLoss, kTakeProfit, kTrailingStop, kMaxBars, kEnd, kRuin };
+std::string_view exit_reason_name(ExitReason reason);
+
 struct ExecutionOptions {
   Fill fill = Fill::kNextOpen;
   bool allow_short = false;
@@ -28,6 +66,7 @@ struct ExecutionOptions {
   double size = 1.0;                       // fraction of equity an entry commits, commission included
   double cash = 100000.0;                  // starting equity
   std::optional<double> periods_per_year;  // inferred from the bar spacing when absent
+  Exits exits;                             // per combination: set from its exit parameters
 
   // Throws ParamError naming the option and its valid range.
   void validate() const;
@@ -82,6 +121,7 @@ struct Trade {
   double ret = 0;                           // pnl over the capital the entry committed
   bool open = false;                        // still held at the last bar (exit fields unset)
   std::size_t bars_held = 0;
+  ExitReason exit_reason = ExitReason::kEnd;  // kEnd while open
 };
 
 struct Metrics {
@@ -137,6 +177,7 @@ struct BacktestResult {
 // DataFrame, the report's fills): bar numbers and values, NaN where an open trade has no exit yet.
 struct TradeColumns {
   std::vector<double> entry_bar, exit_bar, side, entry_price, exit_price, units, pnl, ret, bars_held, open;
+  std::vector<std::string_view> exit_reason;  // exit_reason_name of each
   std::size_t size() const { return entry_bar.size(); }
 };
 TradeColumns trade_columns(const std::vector<Trade>& trades);

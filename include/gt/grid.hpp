@@ -36,6 +36,8 @@ class Grid {
   // cross-parameter constraint decides validity.
   bool is_valid(std::span<const double> values) const;
   const ParamValues& base() const { return base_; }
+  // Whether some combination has an exit parameter set (docs/SEMANTICS.md "Exits by price and time").
+  bool has_exits() const;
 
  private:
   const Strategy* strategy_;

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "gt/backtest.hpp"
 #include "gt/data.hpp"
 
 namespace gt {
@@ -85,6 +86,11 @@ struct Strategy {
   std::shared_ptr<const rules::Program> rules_program = {};
 
   std::size_t index_of(std::string_view param) const;  // throws ParamError when unknown
+  // The parameters its signals read: the schema less the exit parameters every strategy ends with.
+  std::size_t signal_param_count() const { return params.size() - kExitParamCount; }
+  // The exits of one combination (its last kExitParamCount values), and `options` with them.
+  Exits exits_of(std::span<const double> values) const;
+  ExecutionOptions options_for(const ExecutionOptions& options, std::span<const double> values) const;
   // Throws ParamError saying which model file to give when the signals come from one not loaded.
   void require_signals() const;
   ParamValues defaults() const;
@@ -96,6 +102,15 @@ struct Strategy {
   // `values` as "name=value name=value".
   std::string describe(const ParamValues& values) const;
 };
+
+// The exit parameters (backtest.hpp exit_param_table) appended to a strategy's own: every strategy's
+// schema ends with them. Throws ParamError when one of its own has such a name.
+void add_exit_params(const std::string& strategy, std::vector<ParamSpec>& params);
+bool is_exit_param(std::string_view name);
+
+// A combination's backtest: the strategy's signals, then the fills with its exits.
+BacktestResult run_strategy(const Bars& bars, const Strategy& strategy, const ParamValues& values,
+                            const ExecutionOptions& options);
 
 const std::vector<Strategy>& strategies();
 const Strategy& find_strategy(std::string_view name);  // throws ParamError listing the names

@@ -47,6 +47,9 @@ nb::dict trade_arrays(const std::vector<gt::Trade>& trades) {
   d["return"] = owned_array(std::move(c.ret));
   d["bars_held"] = owned_array(std::move(c.bars_held));
   d["open"] = owned_array(std::move(c.open));
+  nb::list reasons;
+  for (const std::string_view reason : c.exit_reason) reasons.append(nb::str(reason.data(), reason.size()));
+  d["exit_reason"] = reasons;
   return d;
 }
 
@@ -105,10 +108,7 @@ void bind_backtest(nb::module_& m) {
         gt::BacktestResult r;
         {
           nb::gil_scoped_release release;
-          std::vector<std::uint8_t> signals(bars.size());
-          gt::SeriesCache cache;
-          s.signals(bars, values, signals, cache);
-          r = gt::run_backtest(bars, signals, o);
+          r = gt::run_strategy(bars, s, values, o);
         }
         nb::dict out = backtest_dict(r);
         out["parameters"] = to_python(gt::params_json(s, values));

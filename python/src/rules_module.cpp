@@ -31,6 +31,7 @@ void bind_rules(nb::module_& m) {
         gt::Strategy schema{};  // the parameters alone, to read their values by name
         schema.name = "expression";
         schema.params = texts.params;
+        gt::add_exit_params(schema.name, schema.params);  // every schema ends with them
         const gt::ParamValues values = gt::parse_params(schema, gt::assignments(from_text(params)));
         std::vector<double> out;
         {

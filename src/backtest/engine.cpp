@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "gt/backtest.hpp"
 #include "gt/error.hpp"
@@ -26,6 +27,66 @@ void ExecutionOptions::validate() const {
     throw ParamError(
         {"periods_per_year"},
         fmt::format("periods_per_year = {} is out of range (allowed: 0 < periods <= 1e8)", *periods_per_year));
+  exits.validate();
+}
+
+const std::array<ExitParamInfo, kExitParamCount>& exit_param_table() {
+  static constexpr std::array<ExitParamInfo, kExitParamCount> table = {{
+      {"stop_loss", &Exits::stop_loss, false, 1, true,
+       "Stop-loss: out when the price moves this fraction against the entry fill (0 = off)"},
+      {"take_profit", &Exits::take_profit, false, 1e6, false,
+       "Take-profit: out when the price moves this fraction in favour of the entry fill (0 = off)"},
+      {"trailing_stop", &Exits::trailing_stop, false, 1, true,
+       "Trailing stop: out when the price falls this fraction from the best price since entry (0 = off)"},
+      {"max_bars", &Exits::max_bars, true, 1e9, false,
+       "Time exit: out at the close of the max_bars-th bar held, the entry bar being bar 1 (0 = off)"},
+      {"risk", &Exits::risk, false, 1, false,
+       "Risk sizing: units such that hitting stop_loss loses this fraction of equity, capped by size (0 = off; "
+       "needs stop_loss)"},
+  }};
+  return table;
+}
+
+void check_exit_param(std::string_view name, double value) {
+  for (const ExitParamInfo& p : exit_param_table()) {
+    if (p.name != name) continue;
+    const bool whole = !p.integer || value == std::floor(value);
+    if (std::isfinite(value) && value >= 0 && (p.below_max ? value < p.max : value <= p.max) && whole) return;
+    // No parameter list: these are strategy parameters (--param in the CLI), not options to rephrase.
+    throw ParamError(fmt::format("{} = {} is out of range (allowed: {}0 <= {} {} {:g}{}; 0 is off)", name, value,
+                                 p.integer ? "a whole number, " : "", name, p.below_max ? "<" : "<=", p.max,
+                                 p.name == "max_bars" ? " bars" : ""));
+  }
+  throw ParamError(fmt::format("unknown exit parameter '{}'", name));
+}
+
+void Exits::validate() const {
+  for (const ExitParamInfo& p : exit_param_table()) check_exit_param(p.name, this->*p.field);
+  if (risk > 0 && stop_loss <= 0)
+    throw ParamError(
+        fmt::format("risk = {} needs a stop_loss: risk sizing buys the units whose stop would lose that "
+                    "fraction of equity (give stop_loss > 0, or risk = 0)",
+                    risk));
+}
+
+std::string_view exit_reason_name(ExitReason reason) {
+  switch (reason) {
+    case ExitReason::kRule:
+      return "rule";
+    case ExitReason::kStopLoss:
+      return "stop_loss";
+    case ExitReason::kTakeProfit:
+      return "take_profit";
+    case ExitReason::kTrailingStop:
+      return "trailing_stop";
+    case ExitReason::kMaxBars:
+      return "max_bars";
+    case ExitReason::kEnd:
+      return "end";
+    case ExitReason::kRuin:
+      return "ruin";
+  }
+  return "?";
 }
 
 TradeColumns trade_columns(const std::vector<Trade>& trades) {
@@ -42,6 +103,7 @@ TradeColumns trade_columns(const std::vector<Trade>& trades) {
     c.ret.push_back(t.open ? none : t.ret);
     c.bars_held.push_back(static_cast<double>(t.bars_held));
     c.open.push_back(t.open ? 1.0 : 0.0);
+    c.exit_reason.push_back(exit_reason_name(t.exit_reason));
   }
   return c;
 }
@@ -61,8 +123,10 @@ class Account {
   int direction() const { return units_ > 0 ? 1 : (units_ < 0 ? -1 : 0); }
   double equity(double price) const { return cash_ + units_ * price; }
   double units() const { return units_; }
+  // The open trade (direction() != 0).
+  const Trade& trade() const { return trades_.back(); }
 
-  void close_position(double price, std::size_t bar) {
+  void close_position(double price, std::size_t bar, ExitReason reason) {
     if (units_ == 0) return;
     Trade& t = trades_.back();
     // pnl from the prices, not from the cash before and after: a trade out at its entry price
@@ -86,32 +150,32 @@ class Account {
     t.open = false;
     t.bars_held = bar - t.entry_bar;
     t.ret = t.pnl / committed_;
+    t.exit_reason = reason;
     units_ = 0;
   }
 
   void open_position(int side, double price, std::size_t bar) {
     const double equity_now = cash_;  // flat: equity is the cash
-    committed_ = options_.size * equity_now;
+    const double fill = side > 0 ? price * (1.0 + slip_) : price * (1.0 - slip_);
+    // `size` of the equity, commission included; with `risk`, no more than the units whose stop
+    // would lose that fraction of the equity.
+    double count = options_.size * equity_now / (fill * (1.0 + options_.commission));
+    const Exits& x = options_.exits;
+    if (x.risk > 0) count = std::min(count, x.risk * equity_now / (fill * x.stop_loss));
+    committed_ = x.risk > 0 ? count * fill * (1.0 + options_.commission) : options_.size * equity_now;
     Trade t;
     t.entry_bar = bar;
     t.side = side;
     t.open = true;
+    t.entry_price = fill;
+    t.units = count;
+    entry_fee_ = count * fill * options_.commission;  // exactly 0 without commission
     if (side > 0) {
-      const double fill = price * (1.0 + slip_);
-      units_ = committed_ / (fill * (1.0 + options_.commission));
-      cash_ = equity_now - committed_;                   // the entry spends exactly the committed capital
-      entry_fee_ = units_ * fill * options_.commission;  // exactly 0 without commission
-      t.entry_price = fill;
-      t.units = units_;
+      units_ = count;
+      cash_ = equity_now - committed_;  // the entry spends exactly the committed capital
     } else {
-      const double fill = price * (1.0 - slip_);
-      const double sold = committed_ / (fill * (1.0 + options_.commission));
-      const double proceeds = sold * fill;
-      entry_fee_ = proceeds * options_.commission;
-      cash_ = equity_now + proceeds - entry_fee_;
-      units_ = -sold;
-      t.entry_price = fill;
-      t.units = sold;
+      cash_ = equity_now + count * fill - entry_fee_;
+      units_ = -count;
     }
     trades_.push_back(t);
   }
@@ -136,16 +200,78 @@ int target_after(int current, std::uint8_t events, bool allow_short) {
   return 0;
 }
 
+// The price exits of the open position (docs/SEMANTICS.md "Exits by price and time"), watched bar
+// by bar from the first bar whose range it is exposed to.
+class PriceExits {
+ public:
+  explicit PriceExits(const Exits& exits) : exits_(exits) {}
+
+  // A position entered at price `entry`, exposed to the ranges from bar `first` on.
+  void start(double entry, std::size_t first) {
+    entry_ = entry;
+    extreme_ = entry;
+    first_ = first;
+  }
+
+  // Whether bar t's range takes the position of `side` out, and at what price and why.
+  struct Hit {
+    double price;
+    ExitReason reason;
+  };
+  std::optional<Hit> check(const Bars& bars, std::size_t t, int side) {
+    if (t < first_ || side == 0 || !(exits_.stop_loss > 0 || exits_.take_profit > 0 || exits_.trailing_stop > 0))
+      return std::nullopt;
+    const double open = bars.open[t], high = bars.high[t], low = bars.low[t];
+    // Prices moving against the position count as "down": a short's levels are mirrored.
+    const double s = side;
+    const double stop = exits_.stop_loss > 0 ? entry_ * (1.0 - s * exits_.stop_loss) : std::nan("");
+    const double trail = exits_.trailing_stop > 0 ? extreme_ * (1.0 - s * exits_.trailing_stop) : std::nan("");
+    const double target = exits_.take_profit > 0 ? entry_ * (1.0 + s * exits_.take_profit) : std::nan("");
+    // Of two stops, the one met first from the open: the nearer (for a long, the higher).
+    std::optional<Hit> guard;
+    if (!std::isnan(stop)) guard = Hit{stop, ExitReason::kStopLoss};
+    if (!std::isnan(trail) && (!guard || s * trail > s * guard->price)) guard = Hit{trail, ExitReason::kTrailingStop};
+    const double adverse = side > 0 ? low : high, favourable = side > 0 ? high : low;
+    std::optional<Hit> hit;
+    if (guard && s * open <= s * guard->price)
+      hit = Hit{open, guard->reason};  // gapped through the stop
+    else if (!std::isnan(target) && s * open >= s * target)
+      hit = Hit{open, ExitReason::kTakeProfit};  // gapped through the target
+    else if (guard && s * adverse <= s * guard->price)
+      hit = guard;  // a stop before a target in the same bar
+    else if (!std::isnan(target) && s * favourable >= s * target)
+      hit = Hit{target, ExitReason::kTakeProfit};
+    if (!hit) extreme_ = side > 0 ? std::max(extreme_, high) : std::min(extreme_, low);
+    return hit;
+  }
+
+ private:
+  const Exits& exits_;
+  double entry_ = 0, extreme_ = 0;
+  std::size_t first_ = 0;
+};
+
 // One pass over the bars: fills, marking to market, and on_bar(t, equity, units) at each close.
+// Within a bar: fills at the open (orders from the rules), then the price exits over the bar's
+// range, then max_bars at the close, then the rules at the close.
 template <typename OnBar>
 void simulate(const Bars& bars, std::span<const std::uint8_t> signals, const ExecutionOptions& options,
               std::vector<Trade>& trades, OnBar on_bar) {
   const std::size_t n = bars.size();
   if (signals.size() != n) throw Error(fmt::format("internal: {} signals for {} bars", signals.size(), n));
   Account account(options, trades);
+  PriceExits price_exits(options.exits);
+  const auto max_bars = static_cast<std::size_t>(options.exits.max_bars);
+  // The bars a position entered at bar e holds before max_bars takes it out at a close: from the
+  // entry bar on with next-open fills, from the bar after it with close fills.
+  const std::size_t held_from = options.fill == Fill::kClose ? 1 : 0;
   int pending = 0;  // target decided at the previous close, filled at this open
   bool has_pending = false;
   bool ruined = false;
+  const auto open = [&](int side, double price, std::size_t t, std::size_t first_exposed) {
+    account.open_position(side, price, t);
+    price_exits.start(account.trade().entry_price, first_exposed);
+  };
   for (std::size_t t = 0; t < n; ++t) {
     if (ruined) {  // nothing more is traded; the equity stays at 0
       on_bar(t, 0.0, 0.0);
@@ -153,24 +279,30 @@ void simulate(const Bars& bars, std::span<const std::uint8_t> signals, const Exe
     }
     if (has_pending) {
       if (pending != account.direction()) {
-        account.close_position(bars.open[t], t);
+        account.close_position(bars.open[t], t, ExitReason::kRule);
         // A short closed above its proceeds leaves no cash to commit: the close below ruins it.
-        if (pending != 0 && account.equity(bars.open[t]) > 0) account.open_position(pending, bars.open[t], t);
+        if (pending != 0 && account.equity(bars.open[t]) > 0) open(pending, bars.open[t], t, t);
       }
       has_pending = false;
     }
+    if (const auto hit = price_exits.check(bars, t, account.direction()))
+      account.close_position(hit->price, t, hit->reason);
     double equity = account.equity(bars.close[t]);
     if (equity <= 0) {  // ruin (SEMANTICS.md "Ruin"): out at this close, for good
-      account.close_position(bars.close[t], t);
+      account.close_position(bars.close[t], t, ExitReason::kRuin);
       ruined = true;
       on_bar(t, 0.0, 0.0);
       continue;
     }
+    if (max_bars > 0 && account.direction() != 0 && t + 1 - account.trade().entry_bar == max_bars + held_from) {
+      account.close_position(bars.close[t], t, ExitReason::kMaxBars);
+      equity = account.equity(bars.close[t]);
+    }
     const int target = target_after(account.direction(), signals[t], options.allow_short);
     if (target != account.direction()) {
       if (options.fill == Fill::kClose) {
-        account.close_position(bars.close[t], t);
-        if (target != 0) account.open_position(target, bars.close[t], t);
+        account.close_position(bars.close[t], t, ExitReason::kRule);
+        if (target != 0) open(target, bars.close[t], t, t + 1);
         equity = account.equity(bars.close[t]);  // the fills' costs
       } else {
         pending = target;

@@ -32,6 +32,16 @@ void Grid::decode(std::uint64_t index, std::span<double> out) const {
   }
 }
 
+bool Grid::has_exits() const {
+  for (std::size_t p = strategy_->signal_param_count(); p < base_.size(); ++p) {
+    if (base_[p] != 0) return true;
+    for (const Axis& axis : axes_)
+      if (axis.param == p && std::any_of(axis.values.begin(), axis.values.end(), [](double v) { return v != 0; }))
+        return true;
+  }
+  return false;
+}
+
 bool Grid::is_valid(std::span<const double> values) const {
   return !strategy_->constraint.holds || strategy_->constraint.holds(values);
 }
@@ -84,10 +94,18 @@ std::vector<double> expand_spec(const ParamSpec& spec, const std::string& text) 
       start = comma + 1;
     }
   }
-  for (double v : values)
+  for (double v : values) {
+    if (is_exit_param(spec.name)) {
+      try {
+        check_exit_param(spec.name, v);
+      } catch (const ParamError& e) {
+        throw fail(e.what());
+      }
+    }
     if (v < spec.min || v > spec.max)
       throw fail(fmt::format("{} is out of range (allowed: {} to {})", format_param_value(spec, v),
                              format_param_value(spec, spec.min), format_param_value(spec, spec.max)));
+  }
   return values;
 }
 
@@ -104,6 +122,26 @@ std::string yaml_spec(const YAML::Node& node, const std::string& name, const std
   }
   throw ParamError(fmt::format("{}:{}: grid entry '{}' must be \"a:b\", \"a:b:step\" or a list of values",
                                file.string(), node.Mark().line + 1, name));
+}
+
+// Risk sizing reads the stop's distance: a grid where some combination has risk without a stop is
+// refused before any work rather than left with combinations that cannot run.
+void require_risk_with_stop(const Strategy& strategy, const std::vector<Grid::Axis>& axes, const ParamValues& base) {
+  const auto values_of = [&](std::string_view name) {
+    const std::size_t i = strategy.index_of(name);
+    for (const auto& a : axes)
+      if (a.param == i) return a.values;
+    return std::vector<double>{base[i]};
+  };
+  const std::vector<double> risk = values_of("risk"), stop = values_of("stop_loss");
+  const double most_risk = *std::max_element(risk.begin(), risk.end());
+  const double least_stop = *std::min_element(stop.begin(), stop.end());
+  if (most_risk > 0 && least_stop <= 0)
+    throw ParamError(
+        fmt::format("risk = {} needs a stop_loss in every combination, but the grid has stop_loss = 0: "
+                    "risk sizing buys the units whose stop would lose that fraction of equity (give "
+                    "stop_loss values above 0, or risk = 0)",
+                    most_risk));
 }
 
 }  // namespace
@@ -186,6 +224,7 @@ Grid parse_grid(const Strategy& strategy, const std::vector<std::string>& specs,
         throw ParamError({"fixed"}, fmt::format("parameter '{}' is both fixed and in the grid", name));
     axes.push_back({i, expand_spec(strategy.params[i], text)});
   }
+  require_risk_with_stop(strategy, axes, base);
   return Grid(strategy, std::move(axes), std::move(base));
 }
 

@@ -140,7 +140,68 @@ PositionFlips position_flips_for_lanes() {
   return chosen;
 }
 
+// The first set bit at or after `from`; words * 64 when there is none.
+inline std::size_t next_set_bit(const std::uint64_t* mask, std::size_t from, std::size_t words) {
+  std::size_t w = from / 64;
+  if (w >= words) return words * 64;
+  std::uint64_t bits = mask[w] & (~std::uint64_t{0} << (from % 64));
+  while (bits == 0) {
+    if (++w == words) return words * 64;
+    bits = mask[w];
+  }
+  return w * 64 + static_cast<std::size_t>(std::countr_zero(bits));
+}
+
 }  // namespace
+
+// The price path after each entry of one combination's signals, searched once per entry and shared
+// by every exit level that combinations with these signals try (docs/SEMANTICS.md "Exits by price
+// and time"). A path is kept as its records: the bars whose Low is below every Low before it since
+// the entry (the only bars where a stop can first be reached), likewise the Highs for a target, and
+// the Lows furthest under the best price so far for a trailing stop. A level is then found among a
+// handful of records instead of over the bars, whatever the number of levels tried.
+struct PricePaths {
+  enum Kind { kLows, kHighs, kTrail, kKinds };
+  struct Record {
+    std::uint32_t bar;
+    double value;  // Low, High, or Low / best price so far
+    double best;   // kTrail: the best price before this bar since the entry
+  };
+  struct Path {
+    std::size_t rule_exit;  // the bar whose exit rule takes the position out; n: none
+    std::size_t last;       // the last bar whose range can take it out before that
+    std::size_t exposed;    // the first bar whose range it is exposed to
+    double entry;           // the entry fill price, slippage included
+    std::size_t first[kKinds], count[kKinds];
+    bool built[kKinds];
+  };
+
+  std::vector<std::uint64_t> entries, exits;  // the signals these paths belong to
+  std::vector<std::int32_t> path_of;          // per entry signal bar: its path, or -1
+  std::vector<std::uint32_t> touched;         // the bars with a path, to clear
+  std::vector<Path> paths;
+  std::vector<Record> records[kKinds];
+
+  // Takes these signals; the paths found so far stay when they are the same.
+  void use(const std::uint64_t* entry_words, const std::uint64_t* filter, const std::uint64_t* exit_words,
+           std::size_t words, std::size_t bars) {
+    bool same = entries.size() == words;
+    for (std::size_t w = 0; same && w < words; ++w)
+      same = entries[w] == (filter ? entry_words[w] & filter[w] : entry_words[w]) && exits[w] == exit_words[w];
+    if (same) return;
+    entries.resize(words);
+    exits.assign(exit_words, exit_words + words);
+    for (std::size_t w = 0; w < words; ++w) entries[w] = filter ? entry_words[w] & filter[w] : entry_words[w];
+    if (path_of.size() != bars) path_of.assign(bars, -1);
+    for (const std::uint32_t s : touched) path_of[s] = -1;
+    touched.clear();
+    paths.clear();
+    for (auto& r : records) r.clear();
+  }
+};
+
+LongTradeBook::~LongTradeBook() = default;
+LongTradeBook::Batch::~Batch() = default;
 
 LongTradeBook::LongTradeBook(const Bars& bars, const ExecutionOptions& options)
     : n_(bars.size()),
@@ -150,7 +211,187 @@ LongTradeBook::LongTradeBook(const Bars& bars, const ExecutionOptions& options)
       cash_(options.cash),
       periods_per_year_(resolve_periods_per_year(bars, options)),
       facts_(ma_cross_bar_facts(bars, options)),
-      ranges_(build_range_table(bars.close)) {}
+      ranges_(build_range_table(bars.close)),
+      bars_(bars),
+      options_(options),
+      prefix_(bars.size()) {
+  double r = 0, r2 = 0, down2 = 0;
+  for (std::size_t t = 1; t < n_; ++t) {  // as ma_cross_bar_facts sums them
+    const double x = bars.close[t] / bars.close[t - 1] - 1.0;
+    r += x;
+    r2 += x * x;
+    down2 += x < 0 ? x * x : 0.0;
+    prefix_[t] = {r, r2, down2};
+  }
+}
+
+Metrics LongTradeBook::simulate_with_exits(PricePaths& paths, const Exits& x) const {
+  using Kind = PricePaths::Kind;
+  MaCrossAccount account(n_, cash_);
+  const RangeTableView ranges{ranges_.data(), n_};
+  const double slip = options_.slippage_bps / 10000.0, commission = options_.commission;
+  const auto& fill_price = lag_ ? bars_.open : bars_.close;
+  const std::size_t exposed_after = lag_ ? 0 : 1;  // with close fills, the entry bar's range came before
+  const auto max_bars = static_cast<std::size_t>(x.max_bars);
+  const std::size_t none = static_cast<std::size_t>(-1);
+
+  // The path of the entry signalled at bar s, found on first use.
+  const auto path_at = [&](std::size_t s) -> PricePaths::Path& {
+    if (paths.path_of[s] >= 0) return paths.paths[static_cast<std::size_t>(paths.path_of[s])];
+    PricePaths::Path p{};
+    p.rule_exit = std::min(next_set_bit(paths.exits.data(), s + 1, words_), n_);
+    p.last = std::min(p.rule_exit, n_ - 1);
+    p.exposed = s + lag_ + exposed_after;
+    p.entry = fill_price[s + lag_] * (1.0 + slip);  // as the reference engine's fill
+    paths.path_of[s] = static_cast<std::int32_t>(paths.paths.size());
+    paths.touched.push_back(static_cast<std::uint32_t>(s));
+    paths.paths.push_back(p);
+    return paths.paths.back();
+  };
+  // The records of one kind over the bars from the path's exposure to its last bar.
+  const auto records_of = [&](PricePaths::Path& p, Kind kind) -> std::span<const PricePaths::Record> {
+    auto& out = paths.records[kind];
+    if (!p.built[kind]) {
+      p.first[kind] = out.size();
+      double best = p.entry, record = 0;
+      for (std::size_t k = p.exposed; k <= p.last && k < n_; ++k) {
+        const double low = bars_.low[k], high = bars_.high[k];
+        if (kind == PricePaths::kLows && (out.size() == p.first[kind] || low < record))
+          out.push_back({static_cast<std::uint32_t>(k), record = low, 0});
+        if (kind == PricePaths::kHighs && (out.size() == p.first[kind] || high > record))
+          out.push_back({static_cast<std::uint32_t>(k), record = high, 0});
+        if (kind == PricePaths::kTrail) {
+          // Ratios within rounding of the lowest so far are kept too, so that the exact test
+          // Low <= best * (1 - q) that decides finds its first bar among them.
+          const double ratio = low / best;
+          if (out.size() == p.first[kind] || ratio <= record * (1.0 + 1e-12)) {
+            out.push_back({static_cast<std::uint32_t>(k), ratio, best});
+            record = out.size() == p.first[kind] + 1 ? ratio : std::min(record, ratio);
+          }
+          best = std::max(best, high);
+        }
+      }
+      p.count[kind] = out.size() - p.first[kind];
+      p.built[kind] = true;
+    }
+    return {out.data() + p.first[kind], p.count[kind]};
+  };
+
+  std::size_t from = 0;
+  for (;;) {
+    const std::size_t s = next_set_bit(paths.entries.data(), from, words_);
+    if (s + lag_ >= n_) break;  // no entry, or its fill would come after the last bar
+    PricePaths::Path& p = path_at(s);
+    const std::size_t e = s + lag_;
+    // The last bar whose range counts, and whether max_bars ends the trade at its close.
+    std::size_t end = p.last;
+    bool timed = false;
+    if (max_bars > 0 && e + max_bars - 1 + exposed_after <= p.last) {
+      end = e + max_bars - 1 + exposed_after;
+      timed = true;
+    }
+    // The first bar in range of each level (none when beyond `end`).
+    const auto first_record = [&](Kind kind, auto reached) {
+      for (const auto& r : records_of(p, kind)) {
+        if (r.bar > end) break;
+        if (reached(r)) return static_cast<std::size_t>(r.bar);
+      }
+      return none;
+    };
+    const double stop = p.entry * (1.0 - x.stop_loss), target = p.entry * (1.0 + x.take_profit);
+    const std::size_t at_stop =
+        x.stop_loss > 0 ? first_record(PricePaths::kLows, [&](const auto& r) { return r.value <= stop; }) : none;
+    const std::size_t at_target =
+        x.take_profit > 0 ? first_record(PricePaths::kHighs, [&](const auto& r) { return r.value >= target; }) : none;
+    double trail = 0;
+    const std::size_t at_trail = x.trailing_stop > 0 ? first_record(PricePaths::kTrail,
+                                                                    [&](const auto& r) {
+                                                                      trail = r.best * (1.0 - x.trailing_stop);
+                                                                      return bars_.low[r.bar] <= trail;
+                                                                    })
+                                                     : none;
+    const std::size_t k = std::min({at_stop, at_target, at_trail});
+    double price = 0;
+    if (k != none) {
+      // Within the bar as the reference engine decides: of the stops reached, the nearer; a gap
+      // through a level fills at the open; a stop before a target.
+      const bool stopped = at_stop == k || at_trail == k;
+      const double guard = at_stop == k && at_trail == k ? std::max(stop, trail) : (at_stop == k ? stop : trail);
+      const double open = bars_.open[k];
+      if (stopped && open <= guard)
+        price = open;
+      else if (at_target == k && open >= target)
+        price = open;
+      else
+        price = stopped ? guard : target;
+    } else if (timed) {
+      price = bars_.close[end];
+    }
+    if (k != none || timed) {
+      const std::size_t out_bar = k != none ? k : end;
+      const double fill = price * (1.0 - slip);
+      // With close fills, an entry signalled at the exit bar fills at its close, in the same bar.
+      const bool reentered = lag_ == 0 && next_set_bit(paths.entries.data(), out_bar, words_) == out_bar;
+      book_exit(account, ranges, e, out_bar, fill - fill * commission, reentered);
+      from = out_bar;  // entries again from that bar's close on
+      continue;
+    }
+    account.trade(facts_.data(), ranges, e, std::min(p.rule_exit + lag_, n_));
+    if (p.rule_exit >= n_) break;  // held to the last close
+    from = p.rule_exit + 1;
+  }
+  return account.finish(periods_per_year_);
+}
+
+void LongTradeBook::book_exit(MaCrossAccount& account, RangeTableView ranges, std::size_t e, std::size_t k,
+                              double value, bool reentered) const {
+  const MaCrossBarFacts& in = facts_[e];
+  double r = 0;
+  if (k > e) {  // closes e..k-1 held, then the exit inside bar k (or at its close)
+    const ReturnSums& through = prefix_[k - 1];
+    account.sums.sum_r += in.entry_r + through.r;
+    account.sums.sum_r2 += in.entry_r2 + through.r2;
+    account.sums.sum_down2 += in.entry_down2 + through.down2;
+    account.sums.held_bars += k - e;
+    account.hold(in, ranges, e, k - 1);
+    r = value / bars_.close[k - 1] - 1.0;
+  } else {  // out within the entry bar: its one return
+    r = value / in.entry_cost - 1.0;
+  }
+  const double growth = value / in.entry_cost;
+  const double cash = account.equity * growth;
+  account.sums.add_trade(account.equity * (growth - 1.0), growth - 1.0);
+  account.equity = cash;
+  if (!reentered) {
+    account.sums.add_return(r);
+    account.dd.mark(cash);
+    return;
+  }
+  // Bar k's one return is this exit's and the new entry's together; the next trade adds the entry's
+  // alone (MaCrossBarFacts::entry_r), so the difference goes in here. Its close is marked by the
+  // next trade, holding from it.
+  const double entry_return = bars_.close[k] / facts_[k].entry_cost - 1.0;
+  const double joined = (1.0 + r) * (1.0 + entry_return) - 1.0;
+  const auto down = [](double x) { return x < 0 ? x * x : 0.0; };
+  account.sums.sum_r += joined - entry_return;
+  account.sums.sum_r2 += joined * joined - entry_return * entry_return;
+  account.sums.sum_down2 += down(joined) - down(entry_return);
+}
+
+Metrics LongTradeBook::simulate_risk_sized(const std::uint64_t* entries, const std::uint64_t* filter,
+                                           const std::uint64_t* exits, const Exits& rules) const {
+  // Part of the equity stays in cash, so a stretch's returns are no sums of close-to-close returns:
+  // the reference fills run on the signals, bar by bar.
+  std::vector<std::uint8_t> events(n_);
+  for (std::size_t t = 0; t < n_; ++t) {
+    const std::uint64_t bit = std::uint64_t{1} << (t % 64);
+    const bool entry = (entries[t / 64] & bit) && (!filter || (filter[t / 64] & bit));
+    events[t] = static_cast<std::uint8_t>((entry ? kLongEntry : 0) | ((exits[t / 64] & bit) ? kLongExit : 0));
+  }
+  ExecutionOptions options = options_;
+  options.exits = rules;
+  return backtest_metrics(bars_, events, options, periods_per_year_);
+}
 
 Metrics LongTradeBook::simulate(std::span<const std::uint32_t> flips) const {
   MaCrossAccount account(n_, cash_);
@@ -176,7 +417,17 @@ LongTradeBook::Batch::Batch(const LongTradeBook& book, std::span<Metrics> out)
 }
 
 void LongTradeBook::Batch::add(std::uint32_t slot, const std::uint64_t* entries, const std::uint64_t* filter,
-                               const std::uint64_t* exits) {
+                               const std::uint64_t* exits, const Exits& exit_rules) {
+  if (exit_rules.risk > 0) {
+    out_[slot] = book_.simulate_risk_sized(entries, filter, exits, exit_rules);
+    return;
+  }
+  if (exit_rules.by_price_or_time()) {
+    if (!paths_) paths_ = std::make_unique<PricePaths>();
+    paths_->use(entries, filter, exits, book_.words_, book_.n_);
+    out_[slot] = book_.simulate_with_exits(*paths_, exit_rules);
+    return;
+  }
   if (!lanes_) {
     const std::size_t count = position_flips(entries, filter, exits, book_.words_, scratch_.data());
     out_[slot] = book_.simulate({scratch_.data(), count});

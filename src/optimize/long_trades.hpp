@@ -28,12 +28,15 @@ CacheLineArray<T> cache_line_array(std::size_t count) {
   return CacheLineArray<T>(static_cast<T*>(::operator new[](count * sizeof(T), std::align_val_t{64})));
 }
 
+struct PricePaths;  // long_trades.cpp
+
 class LongTradeBook {
  public:
   // The options the book simulates exactly: long-only, each entry committing the whole equity.
   static bool serves(const ExecutionOptions& options) { return !options.allow_short && options.size == 1.0; }
 
   LongTradeBook(const Bars& bars, const ExecutionOptions& options);
+  ~LongTradeBook();
 
   std::size_t bars() const { return n_; }
   std::size_t words() const { return words_; }
@@ -43,9 +46,12 @@ class LongTradeBook {
   class Batch {
    public:
     Batch(const LongTradeBook& book, std::span<Metrics> out);
+    ~Batch();
     // Entries (those with a bit in `filter`, when it is given) take a flat position long; exits
-    // take a long position flat. `words()` words each; result slot `slot` of `out`.
-    void add(std::uint32_t slot, const std::uint64_t* entries, const std::uint64_t* filter, const std::uint64_t* exits);
+    // take a long position flat. `words()` words each; result slot `slot` of `out`. `exit_rules`:
+    // the combination's exits by price and time, and its risk sizing.
+    void add(std::uint32_t slot, const std::uint64_t* entries, const std::uint64_t* filter, const std::uint64_t* exits,
+             const Exits& exit_rules = {});
     void finish();
 
    private:
@@ -60,15 +66,31 @@ class LongTradeBook {
     std::size_t capacity_ = 0, used_ = 0;
     std::vector<Stored> stored_;
     std::vector<std::uint32_t> scratch_;  // one combination's flips, without the lanes
+    std::unique_ptr<PricePaths> paths_;   // for combinations with exits by price and time
   };
 
  private:
   Metrics simulate(std::span<const std::uint32_t> flips) const;
+  Metrics simulate_with_exits(PricePaths& paths, const Exits& exits) const;
+  // A trade entered at the fill of bar e, out inside bar k (or at its close) with `value` per unit;
+  // `reentered`: a new trade is entered at bar k's close.
+  void book_exit(MaCrossAccount& account, RangeTableView ranges, std::size_t e, std::size_t k, double value,
+                 bool reentered) const;
+  Metrics simulate_risk_sized(const std::uint64_t* entries, const std::uint64_t* filter, const std::uint64_t* exits,
+                              const Exits& rules) const;
 
   std::size_t n_, words_, padded_, lag_;
   double cash_, periods_per_year_;
   std::vector<MaCrossBarFacts> facts_;  // one cache line per bar
   std::vector<RangeStats> ranges_;      // build_range_table(closes)
+  const Bars& bars_;
+  ExecutionOptions options_;
+  // Prefix sums of close-to-close returns through each bar (plain, squared, downside squared): the
+  // returns of a stretch that a price or time exit ends inside a bar.
+  struct ReturnSums {
+    double r, r2, down2;
+  };
+  std::vector<ReturnSums> prefix_;
 };
 
 }  // namespace gt::detail

@@ -25,7 +25,7 @@ namespace {
 class MaCrossEvaluator final : public Evaluator {
  public:
   MaCrossEvaluator(const Bars& bars, const Grid& grid, const ExecutionOptions& options)
-      : n_(bars.size()), words_((bars.size() + 63) / 64), padded_(words_ * 64) {
+      : strategy_(grid.strategy()), n_(bars.size()), words_((bars.size() + 63) / 64), padded_(words_ * 64) {
     // The moving averages and the book's range table are the two large pieces: built side by side.
     tbb::parallel_invoke([&] { build_moving_averages(bars, grid); }, [&] { book_.emplace(bars, options); });
     const auto volume_ok = signals::volume_above_average(bars);
@@ -62,7 +62,8 @@ class MaCrossEvaluator final : public Evaluator {
         last_fast_row = f;
         last_slow_row = s;
       }
-      batch.add(i, up, p.volume_filter ? volume_words_.data() : nullptr, down);
+      batch.add(i, up, p.volume_filter ? volume_words_.data() : nullptr, down,
+                strategy_.exits_of(params.subspan(i * stride, stride)));
     }
     batch.finish();
   }
@@ -108,6 +109,7 @@ class MaCrossEvaluator final : public Evaluator {
     return static_cast<std::size_t>(row_of_[static_cast<std::size_t>(type * (max_period_ + 1) + period)]);
   }
 
+  const Strategy& strategy_;
   std::size_t n_, words_, padded_;
   int max_period_ = 0;
   detail::CacheLineArray<double> series_;   // padded MA rows

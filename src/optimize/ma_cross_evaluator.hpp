@@ -123,7 +123,21 @@ struct MaCrossAccount {
     sums.sum_down2 += in.entry_down2 + held.exit_down2;
     sums.held_bars += last_held - e + 1;
 
-    // Equity over the stretch is units * close, units = equity / entry_cost.
+    hold(in, ranges, e, last_held);
+    if (!closed) {  // marked to the last close
+      equity = equity / in.entry_cost * held.next_value;
+      return;
+    }
+    const double growth = held.next_value / in.entry_cost;
+    const double cash = equity * growth;
+    dd.mark(cash);
+    sums.add_trade(equity * (growth - 1.0), growth - 1.0);  // exactly 0 for a scratch trade
+    equity = cash;
+  }
+
+  // The drawdown of the closes e..last_held that a trade entered at bar e holds: equity over the
+  // stretch is units * close, units = equity / entry_cost.
+  GT_HOST_DEVICE void hold(const MaCrossBarFacts& in, RangeTableView ranges, std::size_t e, std::size_t last_held) {
     const RangeStats *left, *right;
     ranges.parts(e, last_held, left, right);
     const double low = smaller(left->low, right->low);
@@ -135,15 +149,6 @@ struct MaCrossAccount {
           larger(larger(dd.max_drawdown, left->drawdown), larger(right->drawdown, 1.0 - right->low / left->high)));
     if (equity * high > dd.peak * in.entry_cost)  // its high raises the peak
       dd.raise_peak(equity / in.entry_cost * high);
-    if (!closed) {  // marked to the last close
-      equity = equity / in.entry_cost * held.next_value;
-      return;
-    }
-    const double growth = held.next_value / in.entry_cost;
-    const double cash = equity * growth;
-    dd.mark(cash);
-    sums.add_trade(equity * (growth - 1.0), growth - 1.0);  // exactly 0 for a scratch trade
-    equity = cash;
   }
 
   GT_HOST_DEVICE Metrics finish(double periods_per_year) {

@@ -38,7 +38,7 @@ class ReferenceEvaluator final : public Evaluator {
       const ParamValues combo(params.begin() + static_cast<std::ptrdiff_t>(i * stride),
                               params.begin() + static_cast<std::ptrdiff_t>((i + 1) * stride));
       strategy_.signals(bars_, combo, signals, cache_);
-      out[i] = backtest_metrics(bars_, signals, options_, periods_per_year_);
+      out[i] = backtest_metrics(bars_, signals, strategy_.options_for(options_, combo), periods_per_year_);
     }
   }
   std::string_view name() const override { return "reference"; }
@@ -347,8 +347,8 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
   const auto start = std::chrono::steady_clock::now();
   require_device(opt.device);
   const bool use_cuda =
-      !opt.reference &&
-      (opt.device == "cuda" || (opt.device == "auto" && ma_cross_engine_supports(grid, options) && cuda_available()));
+      !opt.reference && (opt.device == "cuda" || (opt.device == "auto" && ma_cross_engine_supports(grid, options) &&
+                                                  !grid.has_exits() && cuda_available()));
   // The GPUs every symbol's evaluator and the chunking below share (none resolved without a GPU:
   // make_cuda_evaluator then says what is missing).
   const std::vector<int> gpus = use_cuda && opt.gpus.empty() && cuda_available() ? parse_gpus("all") : opt.gpus;

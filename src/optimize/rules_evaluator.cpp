@@ -65,6 +65,7 @@ class RulesEvaluator final : public Evaluator {
   RulesEvaluator(const Bars& bars, const Grid& grid, const ExecutionOptions& options,
                  std::shared_ptr<const rules::Program> program)
       : bars_(bars),
+        strategy_(grid.strategy()),
         program_holder_(std::move(program)),
         program_(*program_holder_),
         book_(bars, options),
@@ -111,7 +112,8 @@ class RulesEvaluator final : public Evaluator {
         for (std::size_t w = 0; w < words_; ++w) entries[w] = entry[w] & ~short_entry[w];
         entry = entries.data();
       }
-      batch.add(static_cast<std::uint32_t>(i), entry, nullptr, masks(exit_, at));
+      batch.add(static_cast<std::uint32_t>(i), entry, nullptr, masks(exit_, at),
+                strategy_.exits_of(params.subspan(i * stride, stride)));
     }
     batch.finish();
   }
@@ -408,6 +410,7 @@ class RulesEvaluator final : public Evaluator {
   }
 
   const Bars& bars_;
+  const Strategy& strategy_;
   std::shared_ptr<const rules::Program> program_holder_;
   const rules::Program& program_;
   detail::LongTradeBook book_;

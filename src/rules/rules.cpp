@@ -970,6 +970,7 @@ std::shared_ptr<const Strategy> compile(const RuleTexts& rules) {
   s->description = rules.description.empty() ? "rules: " + rules.entry : rules.description;
   s->code_version = 1;
   s->params = rules.params;
+  add_exit_params(rules.name, s->params);
   if (!program->constraints.empty()) {
     s->constraint = {[program](std::span<const double> v) { return !broken_constraint(*program, v); },
                      [program](std::span<const double> v) {

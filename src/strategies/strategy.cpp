@@ -73,6 +73,45 @@ std::size_t Strategy::index_of(std::string_view param) const {
       fmt::format("strategy '{}' has no parameter '{}' (its parameters: {})", name, param, fmt::join(names, ", ")));
 }
 
+Exits Strategy::exits_of(std::span<const double> values) const {
+  Exits exits;
+  const std::size_t first = signal_param_count();
+  for (std::size_t i = 0; i < kExitParamCount; ++i) exits.*exit_param_table()[i].field = values[first + i];
+  return exits;
+}
+
+ExecutionOptions Strategy::options_for(const ExecutionOptions& options, std::span<const double> values) const {
+  ExecutionOptions out = options;
+  out.exits = exits_of(values);
+  return out;
+}
+
+bool is_exit_param(std::string_view name) {
+  return std::any_of(exit_param_table().begin(), exit_param_table().end(),
+                     [&](const ExitParamInfo& p) { return p.name == name; });
+}
+
+void add_exit_params(const std::string& strategy, std::vector<ParamSpec>& params) {
+  for (const ParamSpec& p : params)
+    if (is_exit_param(p.name))
+      throw ParamError(
+          fmt::format("{}: parameter '{}' is one every strategy has (exits by price and time, "
+                      "docs/SEMANTICS.md); give yours another name",
+                      strategy, p.name));
+  for (const ExitParamInfo& x : exit_param_table())
+    params.push_back(
+        {std::string(x.name), x.integer ? ParamType::kInt : ParamType::kFloat, 0, x.max, 0, std::string(x.help)});
+}
+
+BacktestResult run_strategy(const Bars& bars, const Strategy& strategy, const ParamValues& values,
+                            const ExecutionOptions& options) {
+  strategy.require_signals();
+  std::vector<std::uint8_t> signals(bars.size());
+  SeriesCache cache;
+  strategy.signals(bars, values, signals, cache);
+  return run_backtest(bars, signals, strategy.options_for(options, values));
+}
+
 ParamValues Strategy::defaults() const {
   ParamValues v;
   for (const auto& p : params) v.push_back(p.default_value);
@@ -80,7 +119,8 @@ ParamValues Strategy::defaults() const {
 }
 
 void Strategy::validate(const ParamValues& values) const {
-  for (std::size_t i = 0; i < params.size(); ++i) {
+  exits_of(values).validate();  // the exits' own rules (a stop below 1, risk)
+  for (std::size_t i = 0; i < signal_param_count(); ++i) {
     const ParamSpec& p = params[i];
     const double v = values[i];
     if (!(v >= p.min && v <= p.max) || (p.type != ParamType::kFloat && v != std::floor(v)))
@@ -139,13 +179,15 @@ const std::vector<Strategy>& strategies() {
     std::vector<Strategy> out;
     for (const auto& file : builtin_strategy_files())
       out.push_back(*rules::compile(rules::parse_strategy_text(std::string(file.text), std::string(file.path))));
+    std::vector<ParamSpec> model_params{{"threshold", ParamType::kFloat, 0, 1, 0, "margin around the neutral point"}};
+    add_exit_params("model", model_params);
     out.push_back(
         {"model",
          "A trained LSTM/GRU model's signals (`gtrader train`; the parameter model=FILE.pt names it): long while "
          "its output is above its neutral point (P(up) 0.5, or return 0) by more than `threshold`, short (with "
          "allow_short) while below by more than `threshold`, flat otherwise",
          1,
-         {{"threshold", ParamType::kFloat, 0, 1, 0, "margin around the neutral point"}},
+         model_params,
          {},
          {},  // signals come from the model file (ml::resolve_strategy), which also knows its window
          {},

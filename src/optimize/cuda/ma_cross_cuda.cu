@@ -524,6 +524,10 @@ std::unique_ptr<CudaEvaluator> make_cuda_evaluator(const Bars& bars, const Grid&
     throw ParamError({"device", "size"},
                      "device cuda runs ma_cross long-only with size 1 (the seed's study); use the cpu or auto device "
                      "for other strategies and options");
+  if (grid.has_exits())
+    throw ParamError({"device"},
+                     "device cuda has no exits by price and time (stop_loss, take_profit, trailing_stop, max_bars, "
+                     "risk); use the cpu or auto device for a grid with them");
   std::string why;
   if (!cuda_available(&why))
     throw Error({"device"}, "device cuda: " + why + "; use the auto device to fall back to the CPU");
