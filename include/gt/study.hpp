@@ -43,8 +43,10 @@ struct StudyRequest {
 };
 
 // Execution options from a JSON object of option values ({"fill": "close", "commission": 0.001}),
-// read by the library's one parser; checked.
-ExecutionOptions execution_options(const nlohmann::ordered_json& options);
+// read by the library's one parser; checked. `with_exits`: the exit parameters (stop_loss, ...)
+// may be given among them, as signal arrays take them; otherwise they are refused, being a
+// strategy's parameters.
+ExecutionOptions execution_options(const nlohmann::ordered_json& options, bool with_exits = false);
 // Parameter assignments from a JSON object of values ({"fast": 10, "volume_filter": true}) as the
 // NAME=VALUE texts the strategy's parser reads.
 std::vector<std::pair<std::string, std::string>> assignments(const nlohmann::ordered_json& values);

@@ -27,6 +27,26 @@ EXECUTION_OPTIONS = {spec["name"]: (_ACCEPTS[spec["kind"]][0](spec), _ACCEPTS[sp
                      for spec in _core.execution_options()}
 
 
+# The exits by price and time and risk sizing (docs/SEMANTICS.md "Exits by price and time"):
+# parameters every strategy has, which backtest() and optimize() also take as keyword arguments.
+EXIT_PARAMS = {spec["name"]: spec for spec in _core.exit_params()}
+
+
+def _split_exits(options: Mapping[str, Any], params: Mapping[str, Any], what: str) -> tuple[dict, dict]:
+    """Keyword arguments as (parameters with the exits among them added, execution options)."""
+    params, rest = dict(params), {}
+    for name, value in options.items():
+        if name not in EXIT_PARAMS:
+            rest[name] = value
+            continue
+        if name in params:
+            raise TypeError(f"{name} is given both as a keyword argument and in {what}: give it once")
+        if not _is_number(value):
+            raise TypeError(f"{name} must be a number (0 = off), not {type(value).__name__} {value!r}")
+        params[name] = value
+    return params, rest
+
+
 def execution_options_doc() -> str:
     """The execution keyword arguments as documentation lines (made from the same declaration)."""
     return "\n".join(f"{name}: {spec['help']} (default {spec['default'] or 'inferred'})"
@@ -42,8 +62,12 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
-def _checked_options(options: Mapping[str, Any]) -> dict:
+def _checked_options(options: Mapping[str, Any], with_exits: bool = False) -> dict:
     for name, value in options.items():
+        if with_exits and name in EXIT_PARAMS:
+            if not _is_number(value):
+                raise TypeError(f"{name} must be a number (0 = off), not {type(value).__name__} {value!r}")
+            continue
         if name not in EXECUTION_OPTIONS:
             raise TypeError(f"unknown argument {name!r} (execution options: {', '.join(EXECUTION_OPTIONS)})")
         accepted, ok, _ = EXECUTION_OPTIONS[name]
@@ -115,10 +139,12 @@ def backtest(data: DataLike, strategy: str | Strategy = "ma_cross", params: Mapp
              series: Mapping[str, Any] | None = None, **options) -> dict:
     """One backtest per symbol: metrics, trades (DataFrame) and the equity curve (Series).
     `strategy`: a name (see strategies()) or a Strategy; `series`: the user's own series its rules
-    read, {name: values} (one value per bar, NaN where undefined) or {symbol: {name: values}}."""
+    read, {name: values} (one value per bar, NaN where undefined) or {symbol: {name: values}}.
+    The exits every strategy has (stop_loss, take_profit, trailing_stop, max_bars, risk) are
+    parameters, also taken as keyword arguments; the trades' `exit_reason` says which closed each."""
     import pandas as pd
 
-    params = _checked_params(params)
+    params, options = _split_exits(options, _checked_params(params), "params")
     options = _checked_options(options)
     symbols, names = with_series(as_bars(data), series)
     name, rules = resolve(strategy, names)
@@ -151,7 +177,8 @@ def study_request(strategy: str | Strategy, param_grid, *, fixed=None, metric="s
         grid = grid_specs(param_grid)
     else:
         raise _param_grid_error(param_grid)
-    request = {"strategy": name, "grid": grid, "fixed": _checked_params(fixed, "fixed"), "metric": metric,
+    fixed, options = _split_exits(options, _checked_params(fixed, "fixed"), "fixed")
+    request = {"strategy": name, "grid": grid, "fixed": fixed, "metric": metric,
                "top": None if top is None else _checked_count("top", top),
                "min_trades": _checked_count("min_trades", min_trades), "threads": _checked_count("threads", threads),
                "device": device, "gpus": gpus, "force": bool(force), "execution": _checked_options(options)}

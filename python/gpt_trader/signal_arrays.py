@@ -62,7 +62,7 @@ def _per_column_options(options: dict, columns: int) -> list[dict]:
         for k, v in enumerate(values):
             per_column[k][name] = v.item() if hasattr(v, "item") else v
     for k in range(columns):
-        _checked_options(per_column[k])
+        _checked_options(per_column[k], with_exits=True)
     return per_column
 
 
@@ -99,7 +99,7 @@ class SignalsResult:
     @functools.cached_property
     def trades(self) -> "pd.DataFrame":
         """Every column's trades: column, entry_time, exit_time (NaT while open), side, entry_price,
-        exit_price, units, pnl, return, bars_held."""
+        exit_price, units, pnl, return, bars_held, exit_reason."""
         import pandas as pd
 
         frames = []
@@ -114,7 +114,7 @@ class SignalsResult:
                 "column": [label] * len(entry), "entry_time": self._times[entry], "exit_time": exit_time.to_numpy(),
                 "side": np.where(np.asarray(t["side"]) > 0, "long", "short"), "entry_price": t["entry_price"],
                 "exit_price": t["exit_price"], "units": t["units"], "pnl": t["pnl"], "return": t["return"],
-                "bars_held": np.asarray(t["bars_held"]).astype(np.int64)}))
+                "bars_held": np.asarray(t["bars_held"]).astype(np.int64), "exit_reason": t["exit_reason"]}))
         return pd.concat(frames, ignore_index=True)
 
 
@@ -124,7 +124,8 @@ def from_signals(data: DataLike, entries, exits, short_entries=None, short_exits
     indexed by the data's times; column k is simulated as a strategy whose rules hold exactly where
     its arrays are true (entry while flat, exit while long; with allow_short, short rules likewise,
     or stop-and-reverse without them). Boolean NumPy arrays of any layout are read in place (no
-    copy); 0/1 integer arrays are accepted and converted. Every execution option may be one value
+    copy); 0/1 integer arrays are accepted and converted. Every execution option, and each exit by price
+    and time (stop_loss, take_profit, trailing_stop, max_bars, risk), may be one value
     or one per column."""
     symbols = as_bars(data)
     if len(symbols) != 1:
@@ -144,8 +145,12 @@ def from_signals(data: DataLike, entries, exits, short_entries=None, short_exits
         array, names = _signal_array(name, value, times, len(bars))
         arrays.append(array)
         labels = labels if labels is not None else names
-    # K is the entries' column count (or the widest array's, when entries is one column for all).
+    # K is the entries' column count (or the widest array's, when entries is one column for all);
+    # signals of one column with options of K values (stop_loss=[0.02, 0.05, 0.1]) are K columns,
+    # one signal set tried with every value.
     columns = arrays[0].shape[1] if arrays[0].shape[1] > 1 else max(a.shape[1] for a in arrays if a is not None)
+    if columns == 1:
+        columns = max([len(v) for v in options.values() if isinstance(v, (list, tuple, np.ndarray))] + [1])
     for name, a in zip(given, arrays):
         if a is not None and a.shape[1] not in (1, columns):
             raise ValueError(f"{name} has {a.shape[1]} columns where entries has {columns} (give {columns}, or 1 "

@@ -90,6 +90,17 @@ void bind_backtest(nb::module_& m) {
     }
     return out;
   });
+  m.def("exit_params", [] {
+    nb::list out;
+    for (const auto& p : gt::exit_param_table()) {
+      nb::dict d;
+      d["name"] = std::string(p.name);
+      d["integer"] = p.integer;
+      d["help"] = std::string(p.help);
+      out.append(d);
+    }
+    return out;
+  });
   m.def("strategies", [] {
     nb::list out;
     for (const auto& s : gt::strategies()) out.append(strategy_schema(s));

@@ -30,7 +30,7 @@ gt::SignalColumns columns_of(const InSignals& entries, const InSignals& exits,
 
 std::vector<gt::ExecutionOptions> options_of(const std::string& text) {
   std::vector<gt::ExecutionOptions> out;
-  for (const auto& o : from_text(text)) out.push_back(gt::execution_options(o));
+  for (const auto& o : from_text(text)) out.push_back(gt::execution_options(o, true));
   return out;
 }
 
@@ -62,7 +62,7 @@ void bind_signal_arrays(nb::module_& m) {
       [](const gt::Bars& bars, InSignals entries, InSignals exits, std::optional<InSignals> short_entries,
          std::optional<InSignals> short_exits, std::size_t columns, std::size_t column, const std::string& options) {
         const gt::SignalColumns signals = columns_of(entries, exits, short_entries, short_exits, columns);
-        const gt::ExecutionOptions o = gt::execution_options(from_text(options));
+        const gt::ExecutionOptions o = gt::execution_options(from_text(options), true);
         gt::BacktestResult r;
         {
           nb::gil_scoped_release release;

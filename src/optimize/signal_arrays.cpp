@@ -53,18 +53,23 @@ std::vector<Metrics> signal_metrics(const Bars& bars, const SignalColumns& signa
   const auto options_of = [&](std::size_t k) -> const ExecutionOptions& {
     return options[options.size() == 1 ? 0 : k];
   };
-  // One book per distinct set of options that the book serves (usually one).
+  // One book per distinct set of options that the book serves (usually one); a column's exits are
+  // its own, handed to the book with its signals.
+  const auto without_exits = [](ExecutionOptions o) {
+    o.exits = {};
+    return o;
+  };
   std::vector<std::size_t> book_of(signals.columns, 0);
-  std::vector<const ExecutionOptions*> distinct;
+  std::vector<ExecutionOptions> distinct;
   for (std::size_t k = 0; k < signals.columns; ++k) {
     if (!detail::LongTradeBook::serves(options_of(k))) continue;
-    auto it =
-        std::find_if(distinct.begin(), distinct.end(), [&](const ExecutionOptions* o) { return *o == options_of(k); });
+    const ExecutionOptions book_options = without_exits(options_of(k));
+    auto it = std::find(distinct.begin(), distinct.end(), book_options);
     book_of[k] = static_cast<std::size_t>(it - distinct.begin());
-    if (it == distinct.end()) distinct.push_back(&options_of(k));
+    if (it == distinct.end()) distinct.push_back(book_options);
   }
   std::vector<std::optional<detail::LongTradeBook>> books(distinct.size());
-  tbb::parallel_for(std::size_t{0}, distinct.size(), [&](std::size_t b) { books[b].emplace(bars, *distinct[b]); });
+  tbb::parallel_for(std::size_t{0}, distinct.size(), [&](std::size_t b) { books[b].emplace(bars, distinct[b]); });
 
   std::vector<Metrics> out(signals.columns);
   const std::size_t n = bars.size(), words = (n + 63) / 64;
@@ -89,7 +94,7 @@ std::vector<Metrics> signal_metrics(const Bars& bars, const SignalColumns& signa
       for (std::size_t c = 0; c < count; ++c)
         if (detail::LongTradeBook::serves(options_of(first + c)) && book_of[first + c] == b)
           batch.add(static_cast<std::uint32_t>(c), entry_masks.data() + c * words, nullptr,
-                    exit_masks.data() + c * words);
+                    exit_masks.data() + c * words, options_of(first + c).exits);
       batch.finish();
     }
     for (std::size_t c = 0; c < count; ++c) {

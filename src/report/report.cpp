@@ -298,44 +298,54 @@ std::string backtest_report_html(const std::vector<BacktestReportInput>& runs, s
                         {"equity", result.equity[t]},
                         {"drawdown", -(1.0 - result.equity[t] / peak)}});
     }
+    // Every fill: buys and sells by shape, entries and each reason an exit happened for by colour
+    // (a stop-loss stands out from a target or a rule's exit).
     json fills = json::array();
     const TradeColumns trades = trade_columns(result.trades);
     for (std::size_t i = 0; i < trades.size(); ++i) {
       const bool is_long = trades.side[i] > 0;
       fills.push_back({{"time", format_time(bars.time[static_cast<std::size_t>(trades.entry_bar[i])], bars.intraday)},
                        {"price", trades.entry_price[i]},
-                       {"fill", is_long ? "buy (long entry)" : "sell (short entry)"}});
+                       {"order", is_long ? "buy" : "sell"},
+                       {"fill", is_long ? "long entry" : "short entry"}});
       if (!std::isnan(trades.exit_bar[i]))
         fills.push_back({{"time", format_time(bars.time[static_cast<std::size_t>(trades.exit_bar[i])], bars.intraday)},
                          {"price", trades.exit_price[i]},
-                         {"fill", is_long ? "sell (long exit)" : "buy (short exit)"}});
+                         {"order", is_long ? "sell" : "buy"},
+                         {"fill", fmt::format("exit: {}", trades.exit_reason[i])}});
     }
     const std::string time_type = "temporal";
     const std::string prefix = fmt::format("s{}", k);
-    charts.push_back(
-        {prefix + "-price",
-         "Price and fills",
-         {{"$schema", kVegaLiteSchema},
-          {"width", 1000},
-          {"height", 260},
-          {"layer",
-           {{{"data", {{"values", series}}},
-             {"mark", {{"type", "line"}, {"strokeWidth", 1}}},
-             {"encoding",
-              {{"x", {{"field", "time"}, {"type", time_type}, {"title", nullptr}}},
-               {"y", {{"field", "close"}, {"type", "quantitative"}, {"scale", {{"zero", false}}}}}}}},
-            {{"data", {{"values", fills}}},
-             {"mark", {{"type", "point"}, {"filled", true}, {"size", 36}, {"tooltip", true}}},
-             {"encoding",
-              {{"x", {{"field", "time"}, {"type", time_type}}},
-               {"y", {{"field", "price"}, {"type", "quantitative"}}},
-               {"shape", {{"field", "fill"}, {"type", "nominal"}}},
-               {"color",
-                {{"field", "fill"},
-                 {"type", "nominal"},
-                 {"scale",
-                  {{"domain", {"buy (long entry)", "sell (long exit)", "sell (short entry)", "buy (short exit)"}},
-                   {"range", {"#1a9850", "#d73027", "#d73027", "#1a9850"}}}}}}}}}}}}});
+    charts.push_back({prefix + "-price",
+                      "Price and fills",
+                      {{"$schema", kVegaLiteSchema},
+                       {"width", 1000},
+                       {"height", 260},
+                       {"layer",
+                        {{{"data", {{"values", series}}},
+                          {"mark", {{"type", "line"}, {"strokeWidth", 1}}},
+                          {"encoding",
+                           {{"x", {{"field", "time"}, {"type", time_type}, {"title", nullptr}}},
+                            {"y", {{"field", "close"}, {"type", "quantitative"}, {"scale", {{"zero", false}}}}}}}},
+                         {{"data", {{"values", fills}}},
+                          {"mark", {{"type", "point"}, {"filled", true}, {"size", 36}, {"tooltip", true}}},
+                          {"encoding",
+                           {{"x", {{"field", "time"}, {"type", time_type}}},
+                            {"y", {{"field", "price"}, {"type", "quantitative"}}},
+                            {"shape",
+                             {{"field", "order"},
+                              {"type", "nominal"},
+                              {"scale", {{"domain", {"buy", "sell"}}, {"range", {"triangle-up", "triangle-down"}}}}}},
+                            {"color",
+                             {{"field", "fill"},
+                              {"type", "nominal"},
+                              {"scale",
+                               {{"domain",
+                                 {"long entry", "short entry", "exit: rule", "exit: stop_loss", "exit: take_profit",
+                                  "exit: trailing_stop", "exit: max_bars", "exit: ruin"}},
+                                {"range",
+                                 {"#1a9850", "#762a83", "#4d4d4d", "#d73027", "#2166ac", "#f46d43", "#b8860b",
+                                  "#000000"}}}}}}}}}}}}});
     charts.push_back({prefix + "-equity",
                       "Equity",
                       {{"$schema", kVegaLiteSchema},

@@ -51,11 +51,26 @@ std::string gpus_text(const std::vector<int>& gpus) {
 
 }  // namespace
 
-ExecutionOptions execution_options(const json& options) {
+ExecutionOptions execution_options(const json& options, bool with_exits) {
   if (!options.is_object()) throw ParamError("execution options are a JSON object of option values");
   ExecutionOptions o;
-  for (const auto& [name, value] : options.items())
-    if (!value.is_null()) set_execution_option(o, name, value_text(value, name));
+  for (const auto& [name, value] : options.items()) {
+    if (value.is_null()) continue;
+    if (!is_exit_param(name)) {
+      set_execution_option(o, name, value_text(value, name));
+      continue;
+    }
+    if (!with_exits)
+      throw ParamError(
+          fmt::format("{} is a parameter of the strategy, not an execution option: give it with the "
+                      "parameters (fixed, or an axis of the grid)",
+                      name));
+    const std::string text = value_text(value, name);
+    const ExitParamInfo& info = *std::find_if(exit_param_table().begin(), exit_param_table().end(),
+                                              [&](const ExitParamInfo& p) { return p.name == name; });
+    o.exits.*info.field =
+        parse_param_value({name, info.integer ? ParamType::kInt : ParamType::kFloat, 0, info.max, 0, ""}, text);
+  }
   o.validate();
   return o;
 }

@@ -256,8 +256,10 @@ std::string grid_error(const std::vector<std::string>& specs) {
 }
 
 TEST(Grid, BadGridsFailBeforeAnyWork) {
-  EXPECT_EQ(grid_error({"speed=1:3"}),
-            "strategy 'ma_cross' has no parameter 'speed' (its parameters: fast, slow, ma_type, volume_filter)");
+  EXPECT_EQ(
+      grid_error({"speed=1:3"}),
+      "strategy 'ma_cross' has no parameter 'speed' (its parameters: fast, slow, ma_type, volume_filter, stop_loss, "
+      "take_profit, trailing_stop, max_bars, risk)");
   EXPECT_EQ(grid_error({"fast=9:5"}), "grid fast=9:5: empty range: 9 is above 5");
   EXPECT_EQ(grid_error({"fast=5:9:0"}), "grid fast=5:9:0: step must be > 0 (got 0)");
   EXPECT_EQ(grid_error({"fast=5.5:9"}), "fast = '5.5' is not an integer");
@@ -277,11 +279,11 @@ TEST(Grid, CombinationOrderFollowsTheSchemaWhateverTheFlagOrder) {
   const auto grid =
       gt::parse_grid(ma_cross(), {"volume_filter=false,true", "fast=5,6"}, std::nullopt, {{"slow", "40"}});
   ASSERT_EQ(grid.size(), 4u);
-  std::vector<double> v(4);
+  std::vector<double> v(9);  // the four of ma_cross, then the exits every strategy has
   grid.decode(1, v);
-  EXPECT_EQ(v, (std::vector<double>{5, 40, 0, 1}));
+  EXPECT_EQ(v, (std::vector<double>{5, 40, 0, 1, 0, 0, 0, 0, 0}));
   grid.decode(2, v);
-  EXPECT_EQ(v, (std::vector<double>{6, 40, 0, 0}));
+  EXPECT_EQ(v, (std::vector<double>{6, 40, 0, 0, 0, 0, 0, 0, 0}));
 }
 
 }  // namespace
@@ -350,8 +352,9 @@ TEST(CrossingRule, EveryEnginesFormGivesTheSameEventsAsTheRuleBarByBar) {
 
 TEST(CrossingRule, MaCrossDecodesItsParametersInSchemaOrder) {
   const auto& params = gt::find_strategy("ma_cross").params;
-  ASSERT_EQ(params.size(), std::size(gt::kMaCrossParamNames));
-  for (std::size_t i = 0; i < params.size(); ++i) EXPECT_EQ(params[i].name, gt::kMaCrossParamNames[i]);
+  ASSERT_EQ(params.size(), std::size(gt::kMaCrossParamNames) + gt::kExitParamCount);
+  for (std::size_t i = 0; i < std::size(gt::kMaCrossParamNames); ++i)
+    EXPECT_EQ(params[i].name, gt::kMaCrossParamNames[i]);
   const double values[] = {7, 31, 2, 1};
   const gt::MaCrossParams p = gt::decode_ma_cross(values);
   EXPECT_EQ(p.fast, 7);

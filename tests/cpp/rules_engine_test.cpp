@@ -81,16 +81,19 @@ TEST(RulesEngine, TheSeedsCrossoverOnTheRulesEngineGivesTheCrossoverEnginesMetri
     const auto b = gt::make_evaluator(orcl(), builtin_grid, options);
     ASSERT_EQ(a->name(), "rules compiled");
     ASSERT_EQ(b->name(), "ma_cross event-driven");
-    std::vector<double> params(rules_grid.size() * 4), builtin_params(rules_grid.size() * 4);
+    const std::size_t stride = file->params.size();  // the four of the rules, then the exits (all 0)
+    std::vector<double> params(rules_grid.size() * stride), builtin_params(rules_grid.size() * stride);
     for (std::uint64_t i = 0; i < rules_grid.size(); ++i) {
-      const auto mine = std::span(params).subspan(i * 4, 4);
+      const auto mine = std::span(params).subspan(i * stride, stride);
       rules_grid.decode(i, mine);
+      const auto theirs = std::span(builtin_params).subspan(i * stride, stride);
+      std::copy(mine.begin(), mine.end(), theirs.begin());
       const double order[] = {mine[1], mine[2], mine[0], mine[3]};  // fast, slow, ma_type, volume_filter
-      std::copy(std::begin(order), std::end(order), builtin_params.begin() + static_cast<std::ptrdiff_t>(i * 4));
+      std::copy(std::begin(order), std::end(order), theirs.begin());
     }
     std::vector<gt::Metrics> x(rules_grid.size()), y(rules_grid.size());
-    a->evaluate(params, 4, x);
-    b->evaluate(builtin_params, 4, y);
+    a->evaluate(params, stride, x);
+    b->evaluate(builtin_params, stride, y);
     for (std::size_t i = 0; i < x.size(); ++i) {
       EXPECT_EQ(x[i].trades, y[i].trades) << i;
       EXPECT_EQ(x[i].sharpe, y[i].sharpe) << i;
@@ -156,15 +159,17 @@ TEST(RulesEngine, ThreadsSharingTheTablesGetWhatOneThreadGets) {
   const auto file = strategy_file("trend_rsi.yaml");
   const gt::Grid grid =
       gt::parse_grid(*file, {"fast=5:25:2", "slow=30:90:6", "entry_rsi=50:80:10", "exit_rsi=80"}, std::nullopt, {});
-  std::vector<double> params(grid.size() * 4);
-  for (std::uint64_t i = 0; i < grid.size(); ++i) grid.decode(i, std::span(params).subspan(i * 4, 4));
+  const std::size_t stride = file->params.size();
+  std::vector<double> params(grid.size() * stride);
+  for (std::uint64_t i = 0; i < grid.size(); ++i) grid.decode(i, std::span(params).subspan(i * stride, stride));
   const auto alone = gt::make_evaluator(orcl(), grid, {});
   std::vector<gt::Metrics> expected(grid.size()), shared(grid.size());
-  alone->evaluate(params, 4, expected);
+  alone->evaluate(params, stride, expected);
   const auto together = gt::make_evaluator(orcl(), grid, {});
   const std::size_t half = grid.size() / 2;
-  std::thread other([&] { together->evaluate(std::span(params).first(half * 4), 4, std::span(shared).first(half)); });
-  together->evaluate(std::span(params).subspan(half * 4), 4, std::span(shared).subspan(half));
+  std::thread other(
+      [&] { together->evaluate(std::span(params).first(half * stride), stride, std::span(shared).first(half)); });
+  together->evaluate(std::span(params).subspan(half * stride), stride, std::span(shared).subspan(half));
   other.join();
   for (std::size_t i = 0; i < shared.size(); ++i) {
     EXPECT_EQ(shared[i].sharpe, expected[i].sharpe) << i;
