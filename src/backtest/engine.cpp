@@ -232,15 +232,13 @@ class PriceExits {
     if (!std::isnan(stop)) guard = Hit{stop, ExitReason::kStopLoss};
     if (!std::isnan(trail) && (!guard || s * trail > s * guard->price)) guard = Hit{trail, ExitReason::kTrailingStop};
     const double adverse = side > 0 ? low : high, favourable = side > 0 ? high : low;
+    // A stop the bar reaches comes before a target it reaches, whatever the open; each fills at its
+    // level, or at the open when the open is already beyond it (a gap).
     std::optional<Hit> hit;
-    if (guard && s * open <= s * guard->price)
-      hit = Hit{open, guard->reason};  // gapped through the stop
-    else if (!std::isnan(target) && s * open >= s * target)
-      hit = Hit{open, ExitReason::kTakeProfit};  // gapped through the target
-    else if (guard && s * adverse <= s * guard->price)
-      hit = guard;  // a stop before a target in the same bar
+    if (guard && s * adverse <= s * guard->price)
+      hit = Hit{s * open <= s * guard->price ? open : guard->price, guard->reason};
     else if (!std::isnan(target) && s * favourable >= s * target)
-      hit = Hit{target, ExitReason::kTakeProfit};
+      hit = Hit{s * open >= s * target ? open : target, ExitReason::kTakeProfit};
     if (!hit) extreme_ = side > 0 ? std::max(extreme_, high) : std::min(extreme_, low);
     return hit;
   }

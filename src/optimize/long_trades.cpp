@@ -313,17 +313,12 @@ Metrics LongTradeBook::simulate_with_exits(PricePaths& paths, const Exits& x) co
     const std::size_t k = std::min({at_stop, at_target, at_trail});
     double price = 0;
     if (k != none) {
-      // Within the bar as the reference engine decides: of the stops reached, the nearer; a gap
-      // through a level fills at the open; a stop before a target.
+      // Within the bar as the reference engine decides: of the stops reached, the nearer; a stop
+      // before a target; a gap through the level fills at the open.
       const bool stopped = at_stop == k || at_trail == k;
       const double guard = at_stop == k && at_trail == k ? std::max(stop, trail) : (at_stop == k ? stop : trail);
       const double open = bars_.open[k];
-      if (stopped && open <= guard)
-        price = open;
-      else if (at_target == k && open >= target)
-        price = open;
-      else
-        price = stopped ? guard : target;
+      price = stopped ? std::min(open, guard) : std::max(open, target);
     } else if (timed) {
       price = bars_.close[end];
     }

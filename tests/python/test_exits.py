@@ -107,14 +107,12 @@ def plain_exits(frame, events, o, exits):
         against = (lambda p, level: p <= level) if long_ else (lambda p, level: p >= level)
         favour = (lambda p, level: p >= level) if long_ else (lambda p, level: p <= level)
         worst, best = (lo[t], hi[t]) if long_ else (hi[t], lo[t])
-        if stop and against(op[t], stop[0]):
-            return op[t], stop[1]
-        if target is not None and favour(op[t], target):
-            return op[t], "take_profit"
+        # A stop reached in the bar is assumed to come before a target; a level the open is already
+        # beyond fills at the open.
         if stop and against(worst, stop[0]):
-            return stop
+            return (op[t] if against(op[t], stop[0]) else stop[0]), stop[1]
         if target is not None and favour(best, target):
-            return target, "take_profit"
+            return (op[t] if favour(op[t], target) else target), "take_profit"
         trade["best"] = max(trade["best"], hi[t]) if long_ else min(trade["best"], lo[t])
         return None
 
