@@ -244,3 +244,36 @@ def test_the_grid_engine_gives_the_reference_engines_results_on_a_grid_of_every_
     fast, reference = frames
     assert len(fast) == 2 * 2 * 3 * 3 * 2 * 3
     pd.testing.assert_frame_equal(fast, reference, check_exact=False, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["backtest", "--param", "stop_loss=-0.1"], "stop_loss = -0.1 is out of range (allowed: 0 <= stop_loss < 1; 0 is off)"),
+    (["backtest", "--param", "stop_loss=1"], "stop_loss = 1 is out of range (allowed: 0 <= stop_loss < 1; 0 is off)"),
+    (["backtest", "--param", "trailing_stop=1.5"], "trailing_stop = 1.5 is out of range"),
+    (["backtest", "--param", "take_profit=-1"], "take_profit = -1 is out of range"),
+    (["backtest", "--param", "max_bars=2.5"], "max_bars = '2.5' is not an integer"),
+    (["backtest", "--param", "max_bars=-3"], "max_bars = -3 is out of range (allowed: a whole number, 0 <= max_bars"),
+    (["backtest", "--param", "risk=0.01"], "risk = 0.01 needs a stop_loss"),
+    (["optimize", "--grid", "stop_loss=0,0.02", "--param", "risk=0.01", "--no-cache"],
+     "risk = 0.01 needs a stop_loss in every combination, but the grid has stop_loss = 0"),
+    (["optimize", "--grid", "stop_loss=0.02,1", "--no-cache"], "grid stop_loss=0.02,1: stop_loss = 1 is out of range"),
+    (["optimize", "--grid", "stop_loss=0.02", "--device", "cuda", "--no-cache"],
+     "has no exits by price and time"),
+])
+def test_bad_exits_fail_before_any_work(args, message, tmp_path):
+    command, *rest = args
+    out = tmp_path / "results.csv"
+    extra = ["--out", out, "--cache-dir", tmp_path / "cache"] if command == "optimize" else []
+    proc = run_gtrader(command, "--data", ALL_FILES[0], "--strategy", "ma_cross", *rest, *extra, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert not out.exists()
+
+
+def test_a_strategy_file_may_not_name_a_parameter_as_an_exit(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("name: mine\nparams:\n  stop_loss: {type: float, default: 0.1}\nentry: close > sma(close, 10) * (1 + stop_loss)\n"
+                    "exit: close < sma(close, 10)\n")
+    proc = run_gtrader("backtest", "--data", ALL_FILES[0], "--strategy-file", path, check=False)
+    assert proc.returncode == 2
+    assert "parameter 'stop_loss' is one every strategy has" in proc.stderr
