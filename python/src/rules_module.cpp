@@ -32,7 +32,8 @@ void bind_rules(nb::module_& m) {
         schema.name = "expression";
         schema.params = texts.params;
         gt::add_exit_params(schema.name, schema.params);  // every schema ends with them
-        const gt::ParamValues values = gt::parse_params(schema, gt::assignments(from_text(params)));
+        gt::ParamValues values = gt::parse_params(schema, gt::assignments(from_text(params)));
+        values.resize(texts.params.size());  // the expression reads the strategy's own, not the exits
         std::vector<double> out;
         {
           nb::gil_scoped_release release;

@@ -188,7 +188,7 @@ std::string optimization_report_html(const ResultsTable& r, const OptimizationRe
 
   std::string others_text;
   std::vector<std::string> fixed;
-  for (std::size_t p = 0; p < r.params.size(); ++p)
+  for (const std::size_t p : varying)  // a parameter with one value in every row is no dimension of the study
     if (p != px && p != py) fixed.push_back(r.params[p] + "=" + value_text(r, p, r.param_values[p][best]));
   json cell_values = json::array();
   for (const auto& cell : heatmap_cells(r, rows, px, py, metric, o.others, best))

@@ -67,7 +67,7 @@ def test_skip_bad_rows_reports_the_count(tmp_path):
     "args,message",
     [
         (["--strategy", "nope"], "unknown strategy 'nope' (allowed: ma_cross, rsi_reversion, bbands_reversion, macd_cross, donchian_breakout, model)"),
-        (["--strategy", "ma_cross", "--param", "speed=3"], "strategy 'ma_cross' has no parameter 'speed' (its parameters: fast, slow, ma_type, volume_filter)"),
+        (["--strategy", "ma_cross", "--param", "speed=3"], "strategy 'ma_cross' has no parameter 'speed' (its parameters: fast, slow, ma_type, volume_filter, stop_loss, take_profit, trailing_stop, max_bars, risk)"),
         (["--strategy", "ma_cross", "--param", "fast=40"], "ma_cross: fast = 40 must be below slow = 30"),
         (["--strategy", "ma_cross", "--param", "ma_type=7"], "ma_type = 7 is out of range (allowed: int 0 to 2)"),
         (["--strategy", "ma_cross", "--commission", "-0.01"], "commission = -0.01 is out of range"),
@@ -90,7 +90,7 @@ def test_backtest_json_and_files(tmp_path):
                 "win_rate", "profit_factor", "exposure", "avg_trade_return"]:
         assert key in result
     trades = (tmp_path / "t.csv").read_text().splitlines()
-    assert trades[0] == "entry_time,exit_time,side,entry_price,exit_price,units,pnl,return,bars_held"
+    assert trades[0] == "entry_time,exit_time,side,entry_price,exit_price,units,pnl,return,bars_held,exit_reason"
     assert len(trades) - 1 >= result["trades"]
     equity = (tmp_path / "e.csv").read_text().splitlines()
     assert equity[0] == "time,equity,position,drawdown"

@@ -277,3 +277,45 @@ def test_a_strategy_file_may_not_name_a_parameter_as_an_exit(tmp_path):
     proc = run_gtrader("backtest", "--data", ALL_FILES[0], "--strategy-file", path, check=False)
     assert proc.returncode == 2
     assert "parameter 'stop_loss' is one every strategy has" in proc.stderr
+
+
+def test_python_takes_the_exits_as_keyword_arguments_parameters_and_grid_keys(tmp_path):
+    import gpt_trader as gt
+
+    bars = gt.load(ALL_FILES[0])
+    by_keyword = gt.backtest(bars, "ma_cross", {"fast": 10, "slow": 30}, stop_loss=0.03, take_profit=0.06)
+    by_param = gt.backtest(bars, "ma_cross", {"fast": 10, "slow": 30, "stop_loss": 0.03, "take_profit": 0.06})
+    (symbol,) = by_keyword
+    a, b = by_keyword[symbol], by_param[symbol]
+    assert a["metrics"] == b["metrics"]
+    assert a["parameters"]["stop_loss"] == 0.03
+    assert set(a["trades"]["exit_reason"]) == {"rule", "stop_loss", "take_profit", "end"} - (
+        set() if a["trades"]["open"].iloc[-1] else {"end"})
+    with pytest.raises(TypeError, match="stop_loss is given both"):
+        gt.backtest(bars, "ma_cross", {"stop_loss": 0.03}, stop_loss=0.02)
+    with pytest.raises(ValueError, match="risk = 0.01 needs a stop_loss"):
+        gt.backtest(bars, "ma_cross", risk=0.01)
+
+    top, summary = gt.optimize(bars, "ma_cross", {"fast": [10], "slow": [30], "stop_loss": [0, 0.03]},
+                               take_profit=0.06, top=2)
+    assert summary["combinations"] == 2
+    row = top[top["stop_loss"] == 0.03].iloc[0]
+    assert row["take_profit"] == 0.06
+    assert row["sharpe"] == pytest.approx(a["metrics"]["sharpe"], rel=1e-9)
+
+
+def test_from_signals_tries_one_signal_set_with_every_exit_level():
+    import gpt_trader as gt
+
+    bars = gt.load(ALL_FILES[0])
+    frame = ref.load_frame(ALL_FILES[0])
+    events = ref.strategy_events(frame, "ma_cross", STRATEGIES[0][1])
+    result = gt.from_signals(bars, events.long_entry, events.long_exit, stop_loss=[0, 0.03, 0.05], take_profit=0.06)
+    assert len(result.metrics) == 3
+    for k, stop in enumerate([0, 0.03, 0.05]):
+        (backtest,) = gt.backtest(bars, "ma_cross", {"fast": 10, "slow": 30}, stop_loss=stop,
+                                  take_profit=0.06).values()
+        assert result.metrics["sharpe"].iloc[k] == pytest.approx(backtest["metrics"]["sharpe"], rel=1e-9)
+        assert result.metrics["trades"].iloc[k] == backtest["metrics"]["trades"]
+    reasons = result.trades.groupby("column")["exit_reason"].agg(set)
+    assert "stop_loss" not in reasons.iloc[0] and "stop_loss" in reasons.iloc[1]

@@ -95,7 +95,7 @@ def test_layouts_and_frames_give_the_same_results():
     one = gt.from_signals(bars, entries[:, 0], exits[:, 0])  # a single column, (bars,)
     assert one.metrics["sharpe"].iloc[0] == base["sharpe"].iloc[0]
     assert list(framed.trades.columns) == ["column", "entry_time", "exit_time", "side", "entry_price", "exit_price",
-                                           "units", "pnl", "return", "bars_held"]
+                                           "units", "pnl", "return", "bars_held", "exit_reason"]
 
 
 def test_options_may_differ_per_column():

@@ -47,7 +47,8 @@ def test_json_summary_and_yaml_grid(tmp_path):
         assert key in summary
     assert summary["combinations"] == 15 * 3 * 3 * 2
     assert summary["computed"] == summary["valid"] == 270
-    assert set(summary["best"]["parameters"]) == {"fast", "slow", "ma_type", "volume_filter"}
+    assert set(summary["best"]["parameters"]) == {"fast", "slow", "ma_type", "volume_filter", "stop_loss", "take_profit",
+                                                  "trailing_stop", "max_bars", "risk"}
 
 
 def test_results_are_identical_for_any_thread_count(tmp_path):
@@ -103,4 +104,4 @@ def test_ties_go_to_the_lower_grid_index(metric, tmp_path):
                                      "--json").stdout)
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert len(rows) == 50 and len({r[metric] for r in rows}) == 1  # every combination ties
-    assert summary["best"]["parameters"] == {"fast": 5, "slow": 20, "ma_type": 2, "volume_filter": True}
+    assert summary["best"]["parameters"] == {"fast": 5, "slow": 20, "ma_type": 2, "volume_filter": True, "stop_loss": 0.0, "take_profit": 0.0, "trailing_stop": 0.0, "max_bars": 0, "risk": 0.0}

@@ -61,12 +61,15 @@ def test_the_seed_grid_report_draws_every_chart_is_small_and_opens_fast(seed_res
 def test_a_backtest_report_draws_price_fills_equity_and_drawdown(tmp_path):
     page = tmp_path / "backtest.html"
     run_gtrader("backtest", "--data", ORCL, "--strategy", "ma_cross", "--param", "fast=10", "--param", "slow=30",
-                "--report", page)
+                "--param", "stop_loss=0.03", "--param", "take_profit=0.06", "--report", page)
     status, console, _ = render(page, tmp_path)
     charts = dict(item.split("=") for item in status.split())
     assert charts["charts"] == charts["drawn"] == "3", status
     assert not [line for line in console if "ERROR" in line or "WARN" in line], console
-    assert "buy (long entry)" in page.read_text()
+    html = page.read_text()
+    # Fills by reason: entries, and each exit coloured by why it happened.
+    for marker in ("long entry", "exit: rule", "exit: stop_loss", "exit: take_profit"):
+        assert f'"fill":"{marker}"' in html, marker
 
 
 def test_heatmap_choices_are_shown_and_bad_requests_fail_clearly(seed_results, tmp_path):
@@ -89,7 +92,7 @@ def test_heatmap_choices_are_shown_and_bad_requests_fail_clearly(seed_results, t
     broken = tmp_path / "broken.csv"
     broken.write_text(seed_results.read_text().splitlines()[0] + "\n5,20,0,false,abc\n")
     proc = run_gtrader("report", "--results", broken, "--out", tmp_path / "x.html", check=False)
-    assert proc.returncode == 2 and "broken.csv:2: 5 fields, the header has 16" in proc.stderr
+    assert proc.returncode == 2 and "broken.csv:2: 5 fields, the header has 21" in proc.stderr
 
 
 def test_png_pictures_for_terminals(seed_results, tmp_path):

@@ -147,7 +147,8 @@ def test_a_python_strategy_runs_the_compiled_engine_and_writes_the_files_results
         assert summary["engine"] == "rules compiled"
         assert (tmp_path / out).read_bytes() == (tmp_path / "cli.csv").read_bytes()
     results = gt.backtest(str(ALL_FILES[0]), written, {"fast": 12, "slow": 40})
-    assert results[ALL_FILES[0].stem]["parameters"] == {"fast": 12, "slow": 40, "entry_rsi": 70.0, "exit_rsi": 80.0}
+    assert results[ALL_FILES[0].stem]["parameters"] == {"fast": 12, "slow": 40, "entry_rsi": 70.0, "exit_rsi": 80.0,
+                                                       "stop_loss": 0.0, "take_profit": 0.0, "trailing_stop": 0.0, "max_bars": 0, "risk": 0.0}
 
 
 def test_inline_rules_take_their_parameter_types_from_the_values_given(tmp_path):
@@ -163,7 +164,7 @@ def test_inline_rules_take_their_parameter_types_from_the_values_given(tmp_path)
     assert (tmp_path / "inline.csv").read_bytes() == (tmp_path / "file.csv").read_bytes()
     proc = run_gtrader("backtest", "--data", ALL_FILES[0], "--entry", "rsi(close, n) < lo", "--exit",
                        "rsi(close, n) > hi", "--param", "n=14", "--param", "lo=30", "--param", "hi=70", "--json")
-    assert json.loads(proc.stdout)["parameters"] == {"n": 14, "lo": 30, "hi": 70}
+    assert json.loads(proc.stdout)["parameters"] == {"n": 14, "lo": 30, "hi": 70, "stop_loss": 0.0, "take_profit": 0.0, "trailing_stop": 0.0, "max_bars": 0, "risk": 0.0}
     proc = run_gtrader("backtest", "--data", ALL_FILES[0], "--entry", "rsi(close, n) < lo", "--exit",
                        "rsi(close, n) > 70", "--param", "n=14", check=False)
     assert proc.returncode == 2 and "unknown series or parameter 'lo'" in proc.stderr
