@@ -1,6 +1,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -135,6 +136,16 @@ void run(BacktestCommand& c) {
     fmt::print("  trades       {:>10}       win rate      {:>8.2f} %\n", m.trades, 100 * m.win_rate);
     fmt::print("  profit factor{:>10.3f}       exposure      {:>8.2f} %\n", m.profit_factor, 100 * m.exposure);
     fmt::print("  avg trade    {:>10.3f} %     final equity  {:>12.2f}\n", 100 * m.avg_trade_return, m.final_equity);
+    // Why the closed trades closed, when anything but the rules closed some.
+    std::map<std::string_view, int> reasons;
+    for (const gt::Trade& t : r.trades)
+      if (!t.open) ++reasons[gt::exit_reason_name(t.exit_reason)];
+    if (!reasons.empty() && !(reasons.size() == 1 && reasons.begin()->first == "rule")) {
+      std::string text;
+      for (const auto& [reason, count] : reasons)
+        text += fmt::format("{}{} {}", text.empty() ? "" : ", ", reason, count);
+      fmt::print("  exits        {}\n", text);
+    }
     if (r.ruined_at)
       fmt::print("  RUINED: the equity reached 0 at {}; the position was closed there and nothing more traded\n",
                  gt::format_time(bars->time[*r.ruined_at], bars->intraday));

@@ -36,6 +36,22 @@ def load_frame(path):
     return frame
 
 
+FRAMES = {}
+
+
+def frame_of(path):
+    """load_frame, read once per file for every test that asks."""
+    if path not in FRAMES:
+        FRAMES[path] = load_frame(path)
+    return FRAMES[path]
+
+
+def close_to(a, b, rel=1e-9, abs_=1e-9):
+    import pytest
+
+    return a == pytest.approx(b, rel=rel, abs=abs_)
+
+
 def crossings(a, b):
     """Cross above / cross below with the tie band: both defined at t and t-1."""
     with np.errstate(invalid="ignore"):

@@ -7,8 +7,6 @@ tests/python/reference.py (TA-Lib and NumPy).
 Cases: every file in data/, every exit kind alone and together, long-only and with shorts,
 next-open and close fills, with costs; every trade (bars, side, prices, units, reason), the equity
 at every close and every metric."""
-import io
-import itertools
 import json
 
 import numpy as np
@@ -165,18 +163,8 @@ def plain_exits(frame, events, o, exits):
     return trades, equity, position
 
 
-FRAMES = {}
 SEEN = {"reasons": set(), "gaps": set()}  # over every case: what the data exercised
-
-
-def frame_of(path):
-    if path not in FRAMES:
-        FRAMES[path] = ref.load_frame(path)
-    return FRAMES[path]
-
-
-def close_to(a, b, rel=1e-9, abs_=1e-9):
-    return a == pytest.approx(b, rel=rel, abs=abs_)
+frame_of, close_to = ref.frame_of, ref.close_to
 
 
 @pytest.mark.parametrize("option_name", list(OPTIONS))

@@ -34,17 +34,7 @@ OPTIONS = {
     "short-close-fill": ref.Options(allow_short=True, fill="close", size=0.75, cash=25000.0),
 }
 
-FRAMES = {}
-
-
-def frame_of(path):
-    if path not in FRAMES:
-        FRAMES[path] = ref.load_frame(path)
-    return FRAMES[path]
-
-
-def close_to(a, b, rel=1e-9, abs_=1e-9):
-    return a == pytest.approx(b, rel=rel, abs=abs_)
+frame_of, close_to = ref.frame_of, ref.close_to
 
 
 def run_backtest(path, strategy, params, options, tmp_path):
