@@ -118,6 +118,38 @@ TEST(RulesEngine, ARuleStrategyNoneOfTheBuiltInsIsAgreesOnEveryDataFile) {
   }
 }
 
+// docs/SEMANTICS.md "Exits by price and time": every exit axis, alone and together, with risk
+// sizing among them, on both fills and every data file: the engines' walk over the entries and
+// their price-path records against the reference engine's bar-by-bar account.
+TEST(RulesEngine, ExitsByPriceAndTimeAgreeWithTheReferenceOnEveryDataFile) {
+  const auto file = strategy_file("trend_rsi.yaml");
+  const std::vector<std::string> axes = {"fast=5,12",
+                                         "slow=30,60",
+                                         "entry_rsi=60,75",
+                                         "exit_rsi=80",
+                                         "stop_loss=0.02,0.05",
+                                         "take_profit=0,0.04,0.1",
+                                         "trailing_stop=0,0.03",
+                                         "max_bars=0,4,25",
+                                         "risk=0,0.01"};
+  const std::vector<std::string> crossover_axes = {
+      "fast=5,12",     "slow=30", "stop_loss=0,0.03", "take_profit=0,0.06", "trailing_stop=0,0.04",
+      "max_bars=0,10", "risk=0"};
+  for (const char* name : {"orcl-1995-2014.csv", "yhoo-1996-2014.csv", "es-2006-5min.csv"}) {
+    const gt::Bars bars = gt::load_csv(std::string(GT_DATA_DIR "/") + name);
+    for (const gt::Fill fill : {gt::Fill::kNextOpen, gt::Fill::kClose}) {
+      gt::ExecutionOptions options;
+      options.fill = fill;
+      options.commission = 0.0005;
+      options.slippage_bps = 3;
+      expect_rules_engine_agrees(bars, *file, axes, options);
+      gt::testing::expect_engines_agree(bars,
+                                        gt::parse_grid(gt::find_strategy("ma_cross"), crossover_axes, std::nullopt, {}),
+                                        options, "ma_cross event-driven");
+    }
+  }
+}
+
 TEST(RulesEngine, NotOrAndConditionsReadAsTheReferenceReadsThem) {
   const auto s = gt::rules::compile(rules("not (rsi(close, n) > level) and (close > sma(close, m) or volume > obv())",
                                           "not (close >= close[1]) or rsi(close, n) > 100 - level",
