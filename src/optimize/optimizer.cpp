@@ -377,7 +377,9 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
   hashing.wait();
   result.device = use_cuda ? "cuda: " + cuda_devices() : "cpu";
   if (!use_cuda && opt.device == "auto" && cuda_available())  // a GPU is here, but this study is not the CUDA engine's
-    result.device = "cpu (auto: the CUDA engine runs long-only, whole-equity ma_cross; this study runs on the CPU)";
+    result.device =
+        "cpu (auto: the CUDA engine runs long-only, whole-equity ma_cross without exits by price and "
+        "time; this study runs on the CPU)";
   result.evaluator = evaluators.empty() ? "" : std::string(evaluators.front()->name());
 
   // Chunks small enough to balance the cores, large enough to amortize the pipeline's overhead.
