@@ -343,7 +343,7 @@ void LongTradeBook::book_exit(MaCrossAccount& account, RangeTableView ranges, st
   const MaCrossBarFacts& in = facts_[e];
   double r = 0;
   if (k > e) {  // closes e..k-1 held, then the exit inside bar k (or at its close)
-    const ReturnSums& through = prefix_[k - 1];
+    const PrefixSums& through = prefix_[k - 1];
     account.sums.sum_r += in.entry_r + through.r;
     account.sums.sum_r2 += in.entry_r2 + through.r2;
     account.sums.sum_down2 += in.entry_down2 + through.down2;

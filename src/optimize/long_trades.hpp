@@ -87,10 +87,10 @@ class LongTradeBook {
   ExecutionOptions options_;
   // Prefix sums of close-to-close returns through each bar (plain, squared, downside squared): the
   // returns of a stretch that a price or time exit ends inside a bar.
-  struct ReturnSums {
+  struct PrefixSums {
     double r, r2, down2;
   };
-  std::vector<ReturnSums> prefix_;
+  std::vector<PrefixSums> prefix_;
 };
 
 }  // namespace gt::detail

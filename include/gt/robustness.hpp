@@ -1,0 +1,73 @@
+// Is the best combination real? The statistics of docs/SEMANTICS.md "Out-of-sample evidence": the
+// deflated Sharpe ratio of the best combination and the probability of backtest overfitting by
+// combinatorially symmetric cross-validation, from what the engines keep of every combination.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace gt {
+
+// The returns of one stretch of bars, as far as a Sharpe ratio needs them: their count, sum and sum
+// of squares. Stretches join by adding (the Sharpe of a union of blocks follows from the sums).
+struct ReturnSums {
+  double count = 0, sum = 0, sum2 = 0;
+  void add(double r) {
+    count += 1;
+    sum += r;
+    sum2 += r * r;
+  }
+  ReturnSums& operator+=(const ReturnSums& o) {
+    count += o.count;
+    sum += o.sum;
+    sum2 += o.sum2;
+    return *this;
+  }
+  // mean / std (ddof = 1) per bar; 0 when the std is 0 or there are fewer than two returns.
+  double sharpe() const;
+};
+
+// The first bar of each of `blocks` contiguous blocks of `returns` bars, sizes differing by at most
+// one, the earlier blocks larger; then `returns` (blocks + 1 values). Throws ParamError naming
+// `pbo_blocks` when blocks is odd, below 4 or above the number of returns.
+std::vector<std::size_t> block_starts(std::size_t returns, std::size_t blocks);
+
+// Per block, the sums of `returns` (blocks as block_starts makes them).
+std::vector<ReturnSums> block_sums(std::span<const double> returns, std::size_t blocks);
+
+struct OverfittingProbability {
+  double pbo = 0;              // share of splits whose in-sample best ranks at or below the median out of sample
+  std::uint64_t splits = 0;    // C(S, S/2)
+  std::vector<double> logits;  // per split, lambda = ln(w / (1 - w))
+  double logit_q1 = 0, logit_median = 0, logit_q3 = 0;  // quartiles (linear interpolation, as NumPy's)
+};
+
+// PBO by CSCV over `combinations` combinations' block sums, laid out [combination][block]
+// (`blocks` each). Every C(S, S/2) choice of in-sample blocks: the combination with the best
+// in-sample Sharpe (ties: the lower index), its relative rank among the out-of-sample Sharpes,
+// w = (1 + #{j : OOS_j < OOS_best}) / (N + 1), and lambda = ln(w / (1 - w)); PBO is the share of
+// splits with lambda <= 0. Throws ParamError for fewer than two combinations (undefined).
+OverfittingProbability probability_of_backtest_overfitting(std::span<const ReturnSums> sums, std::size_t combinations,
+                                                           std::size_t blocks);
+
+struct DeflatedSharpe {
+  double dsr = 0;                     // the probability that the best's true Sharpe is above SR0
+  double sharpe = 0;                  // the best's per-bar Sharpe, SR
+  double expected_max = 0;            // SR0: the largest per-bar Sharpe expected of `trials` unskilled trials
+  double skewness = 0, kurtosis = 0;  // of the best's returns (population moments; kurtosis not excess)
+  double variance = 0;                // of the trials' per-bar Sharpes (ddof = 1)
+  std::uint64_t trials = 0, returns = 0;
+};
+
+// Bailey and Lopez de Prado's deflated Sharpe ratio of the best combination, from its per-bar
+// returns and every valid combination's per-bar Sharpe. Throws ParamError for fewer than two
+// trials or returns (undefined).
+DeflatedSharpe deflated_sharpe(std::span<const double> best_returns, std::span<const double> per_bar_sharpes);
+
+// The standard normal distribution and its inverse (full double precision).
+double normal_cdf(double x);
+double normal_quantile(double p);
+
+}  // namespace gt
