@@ -186,8 +186,10 @@ BacktestResult run_backtest(const Bars& bars, std::span<const std::uint8_t> sign
 
 // The same simulation without the per-bar record: what the optimizer's general path runs.
 // `options` must already be validated; `periods_per_year` resolved by the caller.
+struct BlockReturns;  // below
+// With `blocks`, each bar's return is also added to its block.
 Metrics backtest_metrics(const Bars& bars, std::span<const std::uint8_t> signals, const ExecutionOptions& options,
-                         double periods_per_year);
+                         double periods_per_year, const BlockReturns* blocks = nullptr);
 
 // What docs/SEMANTICS.md "Metrics" metrics are computed from. Every engine (reference, grid, GPU) fills these
 // sums its own way and calls finalize_metrics, the one implementation of the formulas.
@@ -277,6 +279,38 @@ class CurveAccumulator {
  private:
   MetricSums sums_;
   double prev_, peak_;
+};
+
+// The returns of one stretch of bars, as far as a Sharpe ratio needs them: their count, sum and sum
+// of squares. Stretches join by adding (the Sharpe of a union of blocks follows from the sums).
+struct ReturnSums {
+  double count = 0, sum = 0, sum2 = 0;
+  void add(double r) {
+    count += 1;
+    sum += r;
+    sum2 += r * r;
+  }
+  ReturnSums& operator+=(const ReturnSums& o) {
+    count += o.count;
+    sum += o.sum;
+    sum2 += o.sum2;
+    return *this;
+  }
+  // mean / std (ddof = 1) per bar; 0 when the std is 0 or there are fewer than two returns.
+  double sharpe() const;
+};
+
+// Per-bar returns summed per block (docs/SEMANTICS.md "Out-of-sample evidence"): what an engine
+// fills for one combination when a study asks for its robustness.
+struct BlockReturns {
+  std::span<const std::size_t> starts;  // block_starts (gt/robustness.hpp): blocks + 1 values
+  std::span<ReturnSums> sums;           // one per block; counts are set by the caller
+  std::size_t block_of(std::size_t bar) const;
+  void add(std::size_t bar, double r) const {
+    ReturnSums& s = sums[block_of(bar)];
+    s.sum += r;
+    s.sum2 += r * r;
+  }
 };
 
 // Sums of an equity curve sampled at each bar's close (trades are added by the caller).

@@ -24,6 +24,11 @@ class Evaluator {
   virtual ~Evaluator() = default;
   // `params` holds out.size() combinations, `stride` values each (schema order).
   virtual void evaluate(std::span<const double> params, std::size_t stride, std::span<Metrics> out) const = 0;
+  // The same, also adding each combination's per-bar returns to its blocks (a study's robustness):
+  // combination i's block b at blocks[i * (starts.size() - 1) + b], `starts` as block_starts makes
+  // them. Throws ParamError where the engine keeps no per-bar returns.
+  virtual void evaluate_with_blocks(std::span<const double> params, std::size_t stride, std::span<Metrics> out,
+                                    std::span<const std::size_t> starts, std::span<ReturnSums> blocks) const;
   virtual std::string_view name() const = 0;
   // Combinations per evaluate() call that keep this evaluator busy (0: the optimizer chooses).
   virtual std::size_t preferred_chunk() const { return 0; }

@@ -8,26 +8,9 @@
 #include <span>
 #include <vector>
 
-namespace gt {
+#include "gt/backtest.hpp"
 
-// The returns of one stretch of bars, as far as a Sharpe ratio needs them: their count, sum and sum
-// of squares. Stretches join by adding (the Sharpe of a union of blocks follows from the sums).
-struct ReturnSums {
-  double count = 0, sum = 0, sum2 = 0;
-  void add(double r) {
-    count += 1;
-    sum += r;
-    sum2 += r * r;
-  }
-  ReturnSums& operator+=(const ReturnSums& o) {
-    count += o.count;
-    sum += o.sum;
-    sum2 += o.sum2;
-    return *this;
-  }
-  // mean / std (ddof = 1) per bar; 0 when the std is 0 or there are fewer than two returns.
-  double sharpe() const;
-};
+namespace gt {
 
 // The first bar of each of `blocks` contiguous blocks of `returns` bars, sizes differing by at most
 // one, the earlier blocks larger; then `returns` (blocks + 1 values). Throws ParamError naming

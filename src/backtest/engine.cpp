@@ -336,12 +336,20 @@ BacktestResult run_backtest(const Bars& bars, std::span<const std::uint8_t> sign
   return result;
 }
 
+std::size_t BlockReturns::block_of(std::size_t bar) const {
+  return static_cast<std::size_t>(std::upper_bound(starts.begin() + 1, starts.end() - 1, bar) - starts.begin() - 1);
+}
+
 Metrics backtest_metrics(const Bars& bars, std::span<const std::uint8_t> signals, const ExecutionOptions& options,
-                         double periods_per_year) {
+                         double periods_per_year, const BlockReturns* blocks) {
   std::vector<Trade> trades;
   CurveAccumulator curve(options.cash);
-  simulate(bars, signals, options, trades,
-           [&](std::size_t, double equity, double units) { curve.add(equity, units != 0); });
+  double before = options.cash;
+  simulate(bars, signals, options, trades, [&](std::size_t t, double equity, double units) {
+    curve.add(equity, units != 0);
+    if (blocks) blocks->add(t, before > 0 ? equity / before - 1.0 : 0.0);  // as CurveAccumulator reads it
+    before = equity;
+  });
   add_closed_trades(curve.sums(), trades);
   return finalize_metrics(curve.sums(), periods_per_year);
 }

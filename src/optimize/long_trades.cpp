@@ -225,7 +225,21 @@ LongTradeBook::LongTradeBook(const Bars& bars, const ExecutionOptions& options)
   }
 }
 
-Metrics LongTradeBook::simulate_with_exits(PricePaths& paths, const Exits& x) const {
+double LongTradeBook::entry_return(std::size_t e) const {
+  return bars_.close[e] / facts_[e].entry_cost - 1.0;  // as ma_cross_bar_facts computes it
+}
+
+void LongTradeBook::add_plain_returns(const BlockReturns& blocks, std::size_t a, std::size_t b) const {
+  for (std::size_t block = blocks.block_of(a); a <= b; ++block) {
+    const std::size_t end = std::min(b, blocks.starts[block + 1] - 1);
+    ReturnSums& s = blocks.sums[block];
+    s.sum += prefix_[end].r - prefix_[a - 1].r;
+    s.sum2 += prefix_[end].r2 - prefix_[a - 1].r2;
+    a = end + 1;
+  }
+}
+
+Metrics LongTradeBook::simulate_with_exits(PricePaths& paths, const Exits& x, const BlockReturns* blocks) const {
   using Kind = PricePaths::Kind;
   MaCrossAccount account(n_, cash_);
   const RangeTableView ranges{ranges_.data(), n_};
@@ -278,6 +292,7 @@ Metrics LongTradeBook::simulate_with_exits(PricePaths& paths, const Exits& x) co
   };
 
   std::size_t from = 0;
+  std::size_t joined_bar = none;  // a close-fill re-entry's bar: its one return went in with the exit
   for (;;) {
     const std::size_t s = next_set_bit(paths.entries.data(), from, words_);
     if (s + lag_ >= n_) break;  // no entry, or its fill would come after the last bar
@@ -327,11 +342,20 @@ Metrics LongTradeBook::simulate_with_exits(PricePaths& paths, const Exits& x) co
       const double fill = price * (1.0 - slip);
       // With close fills, an entry signalled at the exit bar fills at its close, in the same bar.
       const bool reentered = lag_ == 0 && next_set_bit(paths.entries.data(), out_bar, words_) == out_bar;
-      book_exit(account, ranges, e, out_bar, fill - fill * commission, reentered);
+      book_exit(account, ranges, e, out_bar, fill - fill * commission, reentered, blocks, e == joined_bar);
+      joined_bar = reentered ? out_bar : none;
       from = out_bar;  // entries again from that bar's close on
       continue;
     }
-    account.trade(facts_.data(), ranges, e, std::min(p.rule_exit + lag_, n_));
+    const std::size_t x_bar = std::min(p.rule_exit + lag_, n_);
+    account.trade(facts_.data(), ranges, e, x_bar);
+    if (blocks) {
+      const std::size_t last_held = x_bar < n_ ? x_bar - 1 : n_ - 1;
+      if (e != joined_bar) blocks->add(e, entry_return(e));
+      if (e + 1 <= last_held) add_plain_returns(*blocks, e + 1, last_held);
+      if (x_bar < n_) blocks->add(x_bar, facts_[x_bar - 1].next_value / bars_.close[x_bar - 1] - 1.0);
+    }
+    joined_bar = none;
     if (p.rule_exit >= n_) break;  // held to the last close
     from = p.rule_exit + 1;
   }
@@ -339,10 +363,14 @@ Metrics LongTradeBook::simulate_with_exits(PricePaths& paths, const Exits& x) co
 }
 
 void LongTradeBook::book_exit(MaCrossAccount& account, RangeTableView ranges, std::size_t e, std::size_t k,
-                              double value, bool reentered) const {
+                              double value, bool reentered, const BlockReturns* blocks, bool entry_joined) const {
   const MaCrossBarFacts& in = facts_[e];
   double r = 0;
   if (k > e) {  // closes e..k-1 held, then the exit inside bar k (or at its close)
+    if (blocks) {
+      if (!entry_joined) blocks->add(e, entry_return(e));
+      if (e + 1 <= k - 1) add_plain_returns(*blocks, e + 1, k - 1);
+    }
     const PrefixSums& through = prefix_[k - 1];
     account.sums.sum_r += in.entry_r + through.r;
     account.sums.sum_r2 += in.entry_r2 + through.r2;
@@ -360,21 +388,24 @@ void LongTradeBook::book_exit(MaCrossAccount& account, RangeTableView ranges, st
   if (!reentered) {
     account.sums.add_return(r);
     account.dd.mark(cash);
+    if (blocks) blocks->add(k, r);
     return;
   }
   // Bar k's one return is this exit's and the new entry's together; the next trade adds the entry's
   // alone (MaCrossBarFacts::entry_r), so the difference goes in here. Its close is marked by the
   // next trade, holding from it.
-  const double entry_return = bars_.close[k] / facts_[k].entry_cost - 1.0;
-  const double joined = (1.0 + r) * (1.0 + entry_return) - 1.0;
+  const double reentry = entry_return(k);
+  const double joined = (1.0 + r) * (1.0 + reentry) - 1.0;
   const auto down = [](double x) { return x < 0 ? x * x : 0.0; };
-  account.sums.sum_r += joined - entry_return;
-  account.sums.sum_r2 += joined * joined - entry_return * entry_return;
-  account.sums.sum_down2 += down(joined) - down(entry_return);
+  account.sums.sum_r += joined - reentry;
+  account.sums.sum_r2 += joined * joined - reentry * reentry;
+  account.sums.sum_down2 += down(joined) - down(reentry);
+  if (blocks) blocks->add(k, joined);
 }
 
 Metrics LongTradeBook::simulate_risk_sized(const std::uint64_t* entries, const std::uint64_t* filter,
-                                           const std::uint64_t* exits, const Exits& rules) const {
+                                           const std::uint64_t* exits, const Exits& rules,
+                                           const BlockReturns* blocks) const {
   // Part of the equity stays in cash, so a stretch's returns are no sums of close-to-close returns:
   // the reference fills run on the signals, bar by bar.
   std::vector<std::uint8_t> events(n_);
@@ -385,7 +416,7 @@ Metrics LongTradeBook::simulate_risk_sized(const std::uint64_t* entries, const s
   }
   ExecutionOptions options = options_;
   options.exits = rules;
-  return backtest_metrics(bars_, events, options, periods_per_year_);
+  return backtest_metrics(bars_, events, options, periods_per_year_, blocks);
 }
 
 Metrics LongTradeBook::simulate(std::span<const std::uint32_t> flips) const {
@@ -412,15 +443,15 @@ LongTradeBook::Batch::Batch(const LongTradeBook& book, std::span<Metrics> out)
 }
 
 void LongTradeBook::Batch::add(std::uint32_t slot, const std::uint64_t* entries, const std::uint64_t* filter,
-                               const std::uint64_t* exits, const Exits& exit_rules) {
+                               const std::uint64_t* exits, const Exits& exit_rules, const BlockReturns* blocks) {
   if (exit_rules.risk > 0) {
-    out_[slot] = book_.simulate_risk_sized(entries, filter, exits, exit_rules);
+    out_[slot] = book_.simulate_risk_sized(entries, filter, exits, exit_rules, blocks);
     return;
   }
-  if (exit_rules.by_price_or_time()) {
+  if (exit_rules.by_price_or_time() || blocks) {  // the walk over the entries
     if (!paths_) paths_ = std::make_unique<PricePaths>();
     paths_->use(entries, filter, exits, book_.words_, book_.n_);
-    out_[slot] = book_.simulate_with_exits(*paths_, exit_rules);
+    out_[slot] = book_.simulate_with_exits(*paths_, exit_rules, blocks);
     return;
   }
   if (!lanes_) {

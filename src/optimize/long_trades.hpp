@@ -50,8 +50,9 @@ class LongTradeBook {
     // Entries (those with a bit in `filter`, when it is given) take a flat position long; exits
     // take a long position flat. `words()` words each; result slot `slot` of `out`. `exit_rules`:
     // the combination's exits by price and time, and its risk sizing.
+    // `blocks`: also each bar's return added to its block (a study's robustness).
     void add(std::uint32_t slot, const std::uint64_t* entries, const std::uint64_t* filter, const std::uint64_t* exits,
-             const Exits& exit_rules = {});
+             const Exits& exit_rules = {}, const BlockReturns* blocks = nullptr);
     void finish();
 
    private:
@@ -71,13 +72,16 @@ class LongTradeBook {
 
  private:
   Metrics simulate(std::span<const std::uint32_t> flips) const;
-  Metrics simulate_with_exits(PricePaths& paths, const Exits& exits) const;
+  Metrics simulate_with_exits(PricePaths& paths, const Exits& exits, const BlockReturns* blocks) const;
   // A trade entered at the fill of bar e, out inside bar k (or at its close) with `value` per unit;
   // `reentered`: a new trade is entered at bar k's close.
   void book_exit(MaCrossAccount& account, RangeTableView ranges, std::size_t e, std::size_t k, double value,
-                 bool reentered) const;
+                 bool reentered, const BlockReturns* blocks, bool entry_joined) const;
   Metrics simulate_risk_sized(const std::uint64_t* entries, const std::uint64_t* filter, const std::uint64_t* exits,
-                              const Exits& rules) const;
+                              const Exits& rules, const BlockReturns* blocks) const;
+  // Block sums: the return of the entry bar e, and the close-to-close returns of bars a..b.
+  double entry_return(std::size_t e) const;
+  void add_plain_returns(const BlockReturns& blocks, std::size_t a, std::size_t b) const;
 
   std::size_t n_, words_, padded_, lag_;
   double cash_, periods_per_year_;

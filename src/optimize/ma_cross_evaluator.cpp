@@ -37,6 +37,12 @@ class MaCrossEvaluator final : public Evaluator {
   std::string_view name() const override { return "ma_cross event-driven"; }
 
   void evaluate(std::span<const double> params, std::size_t stride, std::span<Metrics> out) const override {
+    evaluate_with_blocks(params, stride, out, {}, {});
+  }
+
+  void evaluate_with_blocks(std::span<const double> params, std::size_t stride, std::span<Metrics> out,
+                            std::span<const std::size_t> starts, std::span<ReturnSums> blocks) const override {
+    const std::size_t per = starts.empty() ? 0 : starts.size() - 1;
     // Visit the combinations by (type, fast, slow) so that the fast series' bounds stay in L1 and
     // the slow series in L2 while their crossings are computed; results go back to their own slots.
     std::vector<std::uint64_t> keys(out.size());
@@ -62,8 +68,9 @@ class MaCrossEvaluator final : public Evaluator {
         last_fast_row = f;
         last_slow_row = s;
       }
+      const BlockReturns own{starts, blocks.subspan(i * per, per)};
       batch.add(i, up, p.volume_filter ? volume_words_.data() : nullptr, down,
-                strategy_.exits_of(params.subspan(i * stride, stride)));
+                strategy_.exits_of(params.subspan(i * stride, stride)), per ? &own : nullptr);
     }
     batch.finish();
   }

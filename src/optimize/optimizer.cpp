@@ -33,12 +33,19 @@ class ReferenceEvaluator final : public Evaluator {
         periods_per_year_(resolve_periods_per_year(bars, options)) {}
 
   void evaluate(std::span<const double> params, std::size_t stride, std::span<Metrics> out) const override {
+    evaluate_with_blocks(params, stride, out, {}, {});
+  }
+  void evaluate_with_blocks(std::span<const double> params, std::size_t stride, std::span<Metrics> out,
+                            std::span<const std::size_t> starts, std::span<ReturnSums> blocks) const override {
     std::vector<std::uint8_t> signals(bars_.size());
+    const std::size_t per = starts.empty() ? 0 : starts.size() - 1;
     for (std::size_t i = 0; i < out.size(); ++i) {
       const ParamValues combo(params.begin() + static_cast<std::ptrdiff_t>(i * stride),
                               params.begin() + static_cast<std::ptrdiff_t>((i + 1) * stride));
       strategy_.signals(bars_, combo, signals, cache_);
-      out[i] = backtest_metrics(bars_, signals, strategy_.options_for(options_, combo), periods_per_year_);
+      const BlockReturns own{starts, blocks.subspan(i * per, per)};
+      out[i] = backtest_metrics(bars_, signals, strategy_.options_for(options_, combo), periods_per_year_,
+                                per ? &own : nullptr);
     }
   }
   std::string_view name() const override { return "reference"; }
@@ -50,6 +57,17 @@ class ReferenceEvaluator final : public Evaluator {
   double periods_per_year_;
   mutable SeriesCache cache_;  // thread-safe; shares indicator series across combinations
 };
+
+}  // namespace
+
+void Evaluator::evaluate_with_blocks(std::span<const double>, std::size_t, std::span<Metrics>,
+                                     std::span<const std::size_t>, std::span<ReturnSums>) const {
+  throw ParamError({"robustness"}, fmt::format("robustness needs every combination's returns per block, which the {} "
+                                               "engine does not keep: run it on the cpu device",
+                                               name()));
+}
+
+namespace {
 
 class Progress {
  public:

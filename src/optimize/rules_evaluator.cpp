@@ -95,6 +95,12 @@ class RulesEvaluator final : public Evaluator {
   std::string_view name() const override { return "rules compiled"; }
 
   void evaluate(std::span<const double> params, std::size_t stride, std::span<Metrics> out) const override {
+    evaluate_with_blocks(params, stride, out, {}, {});
+  }
+
+  void evaluate_with_blocks(std::span<const double> params, std::size_t stride, std::span<Metrics> out,
+                            std::span<const std::size_t> starts, std::span<ReturnSums> blocks) const override {
+    const std::size_t per = starts.empty() ? 0 : starts.size() - 1;
     std::vector<std::uint64_t> scratch(conditions_.size() * 2 * words_);
     std::vector<std::uint64_t> entries(words_);
     std::vector<std::size_t> positions(values_.size());
@@ -112,8 +118,9 @@ class RulesEvaluator final : public Evaluator {
         for (std::size_t w = 0; w < words_; ++w) entries[w] = entry[w] & ~short_entry[w];
         entry = entries.data();
       }
+      const BlockReturns own{starts, blocks.subspan(i * per, per)};
       batch.add(static_cast<std::uint32_t>(i), entry, nullptr, masks(exit_, at),
-                strategy_.exits_of(params.subspan(i * stride, stride)));
+                strategy_.exits_of(params.subspan(i * stride, stride)), per ? &own : nullptr);
     }
     batch.finish();
   }

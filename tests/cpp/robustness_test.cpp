@@ -12,6 +12,9 @@
 #include <vector>
 
 #include "gt/error.hpp"
+#include "gt/grid.hpp"
+#include "gt/optimize.hpp"
+#include "gt/rules.hpp"
 #include "gt/strategy.hpp"
 
 namespace {
@@ -145,6 +148,55 @@ TEST(Robustness, DeflatedSharpeIsTheContractsFormula) {
   EXPECT_GT(got.dsr, 0);
   EXPECT_LT(got.dsr, 1);
   EXPECT_THROW(gt::deflated_sharpe(r, std::vector<double>{sr}), gt::ParamError);
+}
+
+}  // namespace
+
+namespace {
+
+// The grid engines' per-block return sums are the reference engine's, for every combination of a
+// grid with every exit axis (the walk over entries books them), on both fills.
+void expect_block_sums_agree(const gt::Bars& bars, const gt::Grid& grid, const gt::ExecutionOptions& options,
+                             std::string_view engine) {
+  const auto fast = gt::make_evaluator(bars, grid, options);
+  ASSERT_EQ(fast->name(), engine);
+  const auto reference = gt::make_reference_evaluator(bars, grid, options);
+  const std::size_t stride = grid.base().size(), blocks = 8;
+  std::vector<double> params, combo(stride);
+  for (std::uint64_t i = 0; i < grid.size(); ++i) {
+    grid.decode(i, combo);
+    if (grid.is_valid(combo)) params.insert(params.end(), combo.begin(), combo.end());
+  }
+  const std::size_t count = params.size() / stride;
+  const std::vector<std::size_t> starts = gt::block_starts(bars.size(), blocks);
+  std::vector<gt::Metrics> a(count), b(count);
+  std::vector<gt::ReturnSums> x(count * blocks), y(count * blocks);
+  fast->evaluate_with_blocks(params, stride, a, starts, x);
+  reference->evaluate_with_blocks(params, stride, b, starts, y);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    EXPECT_NEAR(x[i].sum, y[i].sum, 1e-11) << i;
+    EXPECT_NEAR(x[i].sum2, y[i].sum2, 1e-12) << i;
+  }
+  for (std::size_t i = 0; i < count; ++i) EXPECT_NEAR(a[i].sharpe, b[i].sharpe, 1e-9 * std::fabs(b[i].sharpe)) << i;
+}
+
+TEST(Robustness, TheGridEnginesKeepTheReferenceEnginesBlockSums) {
+  const gt::Bars bars = gt::load_csv(GT_DATA_DIR "/orcl-1995-2014.csv");
+  const auto trend = gt::rules::compile(gt::rules::read_strategy_file(GT_SOURCE_DIR "/strategies/trend_rsi.yaml"));
+  for (const gt::Fill fill : {gt::Fill::kNextOpen, gt::Fill::kClose}) {
+    gt::ExecutionOptions options;
+    options.fill = fill;
+    options.commission = 0.001;
+    expect_block_sums_agree(bars,
+                            gt::parse_grid(gt::find_strategy("ma_cross"),
+                                           {"fast=5,12", "slow=30,45", "volume_filter=false,true", "stop_loss=0,0.03",
+                                            "take_profit=0,0.08", "max_bars=0,12"},
+                                           std::nullopt, {}),
+                            options, "ma_cross event-driven");
+    expect_block_sums_agree(
+        bars, gt::parse_grid(*trend, {"fast=5,12", "slow=40", "stop_loss=0.03", "risk=0,0.01"}, std::nullopt, {}),
+        options, "rules compiled");
+  }
 }
 
 }  // namespace
