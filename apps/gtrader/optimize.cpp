@@ -43,6 +43,8 @@ struct OptimizeCommand {
   bool resume = false;
   std::string gpus = "all";
   bool force = false;
+  bool robustness = false;
+  std::size_t pbo_blocks = 0;  // 0: not given (16)
 };
 
 // The command line's store policy: the cache folder unless told otherwise; --no-cache keeps a
@@ -120,6 +122,9 @@ void run(OptimizeCommand& c) {
   request.execution = c.exec.resolve();
   gt::metric_index(c.opt.metric);  // an unknown metric fails before loading anything
   request.ranking = c.opt;
+  if (c.pbo_blocks > 0 && !c.robustness)
+    throw gt::ParamError("--pbo-blocks sets the blocks of --robustness: give --robustness too");
+  request.ranking.robustness_blocks = c.robustness ? (c.pbo_blocks > 0 ? c.pbo_blocks : 16) : 0;
   request.ranking.progress = !c.no_progress && ::isatty(STDERR_FILENO);
   request.ranking.gpus = gt::gpus_for(c.opt.device, c.gpus);
   request.store = store_of(c);
@@ -161,6 +166,10 @@ void add_optimize(CLI::App& app) {
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
   cmd->add_option("--gpus", c->gpus, "With --device cuda: all, or GPU ordinals such as 0,1 (all)");
   cmd->add_flag("--reference", c->opt.reference, "Use the reference engine for every combination (slow; for checks)");
+  cmd->add_flag("--robustness", c->robustness,
+                "Per symbol, the best combination's deflated Sharpe ratio and the grid's probability of backtest "
+                "overfitting (docs/SEMANTICS.md \"Out-of-sample evidence\"); computes every combination");
+  cmd->add_option("--pbo-blocks", c->pbo_blocks, "With --robustness: blocks of the CSCV split, even, 4 to 24 (16)");
   c->exec.add_to(*cmd);
   cmd->add_flag("--json", c->json, "Print a JSON summary");
   cmd->add_option("--cache", c->cache_location,

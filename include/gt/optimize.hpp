@@ -14,6 +14,7 @@
 #include "gt/cache.hpp"
 #include "gt/data.hpp"
 #include "gt/grid.hpp"
+#include "gt/robustness.hpp"
 
 namespace gt {
 
@@ -54,6 +55,10 @@ struct OptimizeOptions {
   // and the study is one the CUDA engine runs, else the CPU).
   std::string device = "cpu";
   std::vector<int> gpus;  // with cuda: the GPUs to shard over (empty: all)
+  // Above 0: each symbol's deflated Sharpe ratio and probability of backtest overfitting over this
+  // many blocks (docs/SEMANTICS.md "Out-of-sample evidence"). Every combination is then computed
+  // (the cache holds metrics, not the per-block returns these need) on the CPU.
+  std::size_t robustness_blocks = 0;
 };
 
 struct RankedCombination {
@@ -73,6 +78,9 @@ struct ChunkResults {
   std::span<const double> params_of(std::size_t i) const { return {params.data() + i * stride, stride}; }
   std::vector<Metrics> metrics;  // per combination (unset where invalid)
   std::size_t from_cache = 0;    // valid combinations whose metrics came from the cache
+  // With robustness: per combination, its return sums per block (unset where invalid).
+  std::size_t blocks_per_combination = 0;
+  std::vector<ReturnSums> blocks;
 };
 
 // Receives every chunk: format() runs on worker threads, consume() in grid order on one thread.
@@ -90,7 +98,8 @@ struct OptimizeResult {
   std::uint64_t bar_combinations = 0;               // sum over symbols of bars x computed combinations
   std::vector<std::vector<RankedCombination>> top;  // per symbol, best first
   std::string evaluator;
-  std::string device = "cpu";  // where it ran: cpu, or cuda with the GPUs
+  std::string device = "cpu";                // where it ran: cpu, or cuda with the GPUs
+  std::vector<SymbolRobustness> robustness;  // per symbol, when asked for
 };
 
 // What a study has accumulated from the chunks it has seen: counts and each symbol's best, kept

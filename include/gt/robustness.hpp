@@ -49,6 +49,15 @@ struct DeflatedSharpe {
 // trials or returns (undefined).
 DeflatedSharpe deflated_sharpe(std::span<const double> best_returns, std::span<const double> per_bar_sharpes);
 
+// One symbol's robustness in a study (docs/SEMANTICS.md "Out-of-sample evidence"): the ranking's
+// best combination deflated by every valid one, and the overfitting probability of the whole grid.
+struct SymbolRobustness {
+  std::size_t symbol = 0;
+  std::uint64_t best_index = 0;  // the grid index of the combination deflated
+  DeflatedSharpe deflated;
+  OverfittingProbability overfitting;
+};
+
 // The standard normal distribution and its inverse (full double precision).
 double normal_cdf(double x);
 double normal_quantile(double p);

@@ -156,7 +156,8 @@ class UnstoredResults {
 // evaluates the rest, then records it in the cache, or, given `to_store`, encodes it there for
 // the caller to store later with other chunks' results.
 void evaluate_chunk(const Evaluator& evaluator, const Grid& grid, ChunkResults& r, ResultCache* cache,
-                    std::string_view cache_ns, ResultCache::Encoded* to_store = nullptr) {
+                    std::string_view cache_ns, ResultCache::Encoded* to_store = nullptr,
+                    std::span<const std::size_t> block_starts = {}) {
   const std::size_t count = r.valid.size();
   const std::size_t stride = grid.base().size();
   r.stride = stride;
@@ -176,6 +177,22 @@ void evaluate_chunk(const Evaluator& evaluator, const Grid& grid, ChunkResults& 
   }
   std::vector<Metrics> out(slots.size());
   r.from_cache = 0;
+  if (!block_starts.empty()) {  // robustness: every combination computed, with its blocks
+    const std::size_t per = block_starts.size() - 1;
+    std::vector<ReturnSums> blocks(slots.size() * per);
+    evaluator.evaluate_with_blocks(valid_params, stride, out, block_starts, blocks);
+    r.blocks_per_combination = per;
+    r.blocks.assign(count * per, ReturnSums{});
+    for (std::size_t j = 0; j < slots.size(); ++j) {
+      r.metrics[slots[j]] = out[j];
+      for (std::size_t b = 0; b < per; ++b) {
+        ReturnSums s = blocks[j * per + b];
+        s.count = static_cast<double>(block_starts[b + 1] - block_starts[b]);
+        r.blocks[slots[j] * per + b] = s;
+      }
+    }
+    return;
+  }
   const bool cached = cache && cache->available();
   std::vector<CacheKey> keys;
   std::vector<std::uint8_t> hit;
@@ -344,6 +361,64 @@ bool ranks_before(const RankedCombination& a, const RankedCombination& b, std::s
   return a.index < b.index;
 }
 
+namespace {
+
+// What robustness keeps of every valid combination, per symbol and in grid order: its per-block
+// return sums and its per-bar Sharpe (from their totals).
+class BlockState {
+ public:
+  explicit BlockState(std::size_t symbols) : sums_(symbols), sharpes_(symbols) {}
+
+  void add(const ChunkResults& r) {
+    const std::size_t per = r.blocks_per_combination;
+    for (std::size_t i = 0; i < r.valid.size(); ++i) {
+      if (!r.valid[i]) continue;
+      ReturnSums total;
+      for (std::size_t b = 0; b < per; ++b) {
+        sums_[r.symbol].push_back(r.blocks[i * per + b]);
+        total += r.blocks[i * per + b];
+      }
+      sharpes_[r.symbol].push_back(total.sharpe());
+    }
+  }
+
+  // Per symbol: the probability of overfitting over every valid combination, and the deflated
+  // Sharpe of the ranking's best (its returns from the reference engine).
+  std::vector<SymbolRobustness> finish(const std::vector<Bars>& symbols, const Grid& grid,
+                                       const ExecutionOptions& options,
+                                       const std::vector<std::vector<RankedCombination>>& top) const {
+    std::vector<SymbolRobustness> out;
+    for (std::size_t s = 0; s < symbols.size(); ++s) {
+      if (s >= top.size() || top[s].empty())
+        throw ParamError({"robustness", "min_trades"},
+                         fmt::format("{}: no combination was ranked, so there is no best to deflate (lower "
+                                     "min_trades, or top above 0)",
+                                     symbols[s].symbol));
+      SymbolRobustness r;
+      r.symbol = s;
+      r.best_index = top[s].front().index;
+      const std::size_t valid = sharpes_[s].size();
+      r.overfitting = probability_of_backtest_overfitting(sums_[s], valid, valid ? sums_[s].size() / valid : 0);
+      const BacktestResult best = run_strategy(symbols[s], grid.strategy(), top[s].front().params, options);
+      std::vector<double> returns(best.equity.size());
+      double before = options.cash;
+      for (std::size_t t = 0; t < returns.size(); ++t) {
+        returns[t] = before > 0 ? best.equity[t] / before - 1.0 : 0.0;
+        before = best.equity[t];
+      }
+      r.deflated = deflated_sharpe(returns, sharpes_[s]);
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
+ private:
+  std::vector<std::vector<ReturnSums>> sums_;  // per symbol: [combination][block]
+  std::vector<std::vector<double>> sharpes_;   // per symbol: per combination
+};
+
+}  // namespace
+
 OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, const ExecutionOptions& options,
                         const OptimizeOptions& opt, ResultSink* sink) {
   options.validate();
@@ -357,6 +432,26 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
       smallest[axis.param] = *std::min_element(axis.values.begin(), axis.values.end());
     for (const auto& bars : symbols) grid.strategy().require_enough_bars(bars, smallest);
   }
+  // Robustness: its blocks per symbol, refused before any work when they cannot be made.
+  std::vector<std::vector<std::size_t>> block_bounds;
+  if (opt.robustness_blocks > 0) {
+    if (grid.size() < 2)
+      throw ParamError({"robustness"},
+                       "robustness compares the combinations of a grid: this grid has one (the "
+                       "deflated Sharpe ratio and the overfitting probability are undefined)");
+    if (opt.device == "cuda")
+      throw ParamError({"robustness", "device"},
+                       "robustness needs every combination's returns per block, which "
+                       "the CUDA engine does not keep: use the cpu or auto device");
+    const double bytes = static_cast<double>(grid.size()) * static_cast<double>(symbols.size()) *
+                         static_cast<double>(opt.robustness_blocks) * sizeof(ReturnSums);
+    if (bytes > 4e9)
+      throw ParamError({"robustness"}, fmt::format("robustness keeps every combination's returns per block: {:.1f} "
+                                                   "GB for this study (the limit is 4 GB); use fewer pbo_blocks, "
+                                                   "combinations or symbols",
+                                                   bytes / 1e9));
+    for (const auto& bars : symbols) block_bounds.push_back(block_starts(bars.size(), opt.robustness_blocks));
+  }
   const int threads = opt.threads > 0 ? opt.threads : tbb::info::default_concurrency();
   tbb::global_control limit(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
 
@@ -366,7 +461,7 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
   require_device(opt.device);
   const bool use_cuda =
       !opt.reference && (opt.device == "cuda" || (opt.device == "auto" && ma_cross_engine_supports(grid, options) &&
-                                                  !grid.has_exits() && cuda_available()));
+                                                  !grid.has_exits() && opt.robustness_blocks == 0 && cuda_available()));
   // The GPUs every symbol's evaluator and the chunking below share (none resolved without a GPU:
   // make_cuda_evaluator then says what is missing).
   const std::vector<int> gpus = use_cuda && opt.gpus.empty() && cuda_available() ? parse_gpus("all") : opt.gpus;
@@ -411,6 +506,7 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
     chunk = (grid.size() + devices * rounds - 1) / (devices * rounds);
   }
   StudyState state(symbols.size(), opt.top, metric_index(opt.metric), opt.min_trades);
+  BlockState kept(symbols.size());
   Progress progress(opt.progress, grid.size() * symbols.size());
   std::optional<UnstoredResults> unstored;
   if (opt.cache) unstored.emplace(*opt.cache, namespaces);
@@ -439,8 +535,11 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
         return c;
       }) & tbb::make_filter<Chunk*, Chunk*>(tbb::filter_mode::parallel, [&](Chunk* c) {
         ResultCache::Encoded computed;
-        evaluate_chunk(*evaluators[c->results.symbol], grid, c->results, opt.cache,
-                       opt.cache ? std::string_view(namespaces[c->results.symbol]) : std::string_view(), &computed);
+        const bool robust = !block_bounds.empty();
+        evaluate_chunk(
+            *evaluators[c->results.symbol], grid, c->results, robust ? nullptr : opt.cache,
+            opt.cache ? std::string_view(namespaces[c->results.symbol]) : std::string_view(), &computed,
+            robust ? std::span<const std::size_t>(block_bounds[c->results.symbol]) : std::span<const std::size_t>());
         if (unstored)
           unstored->add(c->results.symbol, std::move(computed), all_under_way.load(std::memory_order_relaxed));
         if (sink) c->text = sink->format(c->results);
@@ -449,12 +548,14 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
         std::unique_ptr<Chunk> owned(c);
         auto& r = c->results;
         state.add(r, symbols[r.symbol].size());
+        if (!block_bounds.empty()) kept.add(r);
         if (sink) sink->consume(r, std::move(c->text));
         progress.advance(r.valid.size());
       }));
   if (unstored) unstored->store_all();
   require_some_valid(grid, state.valid());
   std::move(state).finish(result);
+  if (!block_bounds.empty()) result.robustness = kept.finish(symbols, grid, options, result.top);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

@@ -84,8 +84,9 @@ std::vector<std::pair<std::string, std::string>> assignments(const json& values)
 
 StudyRequest study_request(const json& j, std::vector<Bars> symbols) {
   static const std::vector<std::string> kKeys = {
-      "strategy", "grid",   "grid_file", "fixed",     "axes",  "base",    "execution", "metric", "top", "min_trades",
-      "threads",  "device", "gpus",      "reference", "cache", "journal", "resume",    "force",  "out", "rules"};
+      "strategy", "grid",       "grid_file", "fixed",  "axes",       "base",      "execution", "metric",
+      "top",      "min_trades", "threads",   "device", "gpus",       "reference", "cache",     "journal",
+      "resume",   "force",      "out",       "rules",  "robustness", "pbo_blocks"};
   if (!j.is_object()) throw ParamError("a study request is a JSON object");
   for (const auto& [key, value] : j.items())
     if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end())
@@ -128,6 +129,13 @@ StudyRequest study_request(const json& j, std::vector<Bars> symbols) {
   if (j.contains("device")) o.device = field<std::string>(j, "device", "cpu, cuda or auto");
   require_device(o.device);
   if (j.contains("reference")) o.reference = field<bool>(j, "reference", "true or false");
+  const bool robustness = j.contains("robustness") && field<bool>(j, "robustness", "true or false");
+  const auto blocks = j.contains("pbo_blocks") && !j.at("pbo_blocks").is_null()
+                          ? field<std::size_t>(j, "pbo_blocks", "an even whole number from 4")
+                          : std::size_t{16};
+  if (j.contains("pbo_blocks") && !j.at("pbo_blocks").is_null() && !robustness)
+    throw ParamError({"pbo_blocks", "robustness"}, "pbo_blocks sets the blocks of robustness: give robustness too");
+  o.robustness_blocks = robustness ? blocks : 0;
   const std::string gpus = j.contains("gpus") ? field<std::string>(j, "gpus", "all or GPU ordinals") : "all";
   o.gpus = gpus_for(o.device, gpus);
   if (j.contains("cache") && !j.at("cache").is_null())
@@ -167,6 +175,8 @@ json study_request_json(const StudyRequest& r) {
   j["device"] = o.device;
   j["gpus"] = gpus_text(o.gpus);
   j["reference"] = o.reference;
+  j["robustness"] = o.robustness_blocks > 0;
+  if (o.robustness_blocks > 0) j["pbo_blocks"] = o.robustness_blocks;
   j["cache"] = r.store.cache;
   j["journal"] = r.store.journal.string();
   j["resume"] = r.store.resume;
@@ -245,6 +255,10 @@ RunStore open_store(const StudyRequest& r) {
 
 void run_on(RangeExecutor& executor, const StudyRequest& r, AtomicFile* file, OptimizeResult& result) {
   const Grid& grid = *r.grid;
+  if (r.ranking.robustness_blocks > 0)
+    throw ParamError({"robustness"}, fmt::format("robustness runs on the local engine: the {} engine's tasks do not "
+                                                 "send back the per-block returns it needs",
+                                                 executor.name()));
   const std::uint64_t size = std::max<std::uint64_t>(1, executor.task_size(grid.size()));
   std::vector<RangeTask> tasks;
   for (std::size_t s = 0; s < r.symbols.size(); ++s)
@@ -392,6 +406,32 @@ json study_summary_json(const StudyRequest& r, const StudyOutcome& outcome) {
     best.push_back(b);
   }
   j["best"] = r.symbols.size() == 1 ? best[0] : best;
+  if (!result.robustness.empty()) {
+    json robust = json::array();
+    for (const SymbolRobustness& x : result.robustness) {
+      const auto& d = x.deflated;
+      const auto& o = x.overfitting;
+      ParamValues params(r.grid->base().size());
+      r.grid->decode(x.best_index, params);
+      robust.push_back({{"symbol", r.symbols[x.symbol].symbol},
+                        {"parameters", params_json(r.grid->strategy(), params)},
+                        {"deflated_sharpe", d.dsr},
+                        {"sharpe_per_bar", d.sharpe},
+                        {"expected_max_sharpe", d.expected_max},
+                        {"skewness", d.skewness},
+                        {"kurtosis", d.kurtosis},
+                        {"trials", d.trials},
+                        {"trials_sharpe_variance", d.variance},
+                        {"returns", d.returns},
+                        {"pbo", o.pbo},
+                        {"splits", o.splits},
+                        {"blocks", r.ranking.robustness_blocks},
+                        {"logit_q1", o.logit_q1},
+                        {"logit_median", o.logit_median},
+                        {"logit_q3", o.logit_q3}});
+    }
+    j["robustness"] = robust;
+  }
   for (const auto& [key, value] : outcome.executor.items()) j[key] = value;
   return j;
 }
@@ -423,6 +463,12 @@ std::string study_summary_text(const StudyRequest& r, const StudyOutcome& outcom
                         : fmt::format("{} computed", result.computed),
       result.seconds, result.seconds > 0 ? static_cast<double>(result.computed) / result.seconds : 0.0,
       result.seconds > 0 ? static_cast<double>(result.bar_combinations) / result.seconds : 0.0, result.evaluator);
+  for (const SymbolRobustness& x : result.robustness)
+    out += fmt::format(
+        "{}: deflated sharpe {:.3f} (the best's per-bar sharpe {:.4f} against {:.4f} expected of the best of {} "
+        "trials); probability of backtest overfitting {:.3f} over {} splits of {} blocks (logits: median {:.2f})\n",
+        r.symbols[x.symbol].symbol, x.deflated.dsr, x.deflated.sharpe, x.deflated.expected_max, x.deflated.trials,
+        x.overfitting.pbo, x.overfitting.splits, r.ranking.robustness_blocks, x.overfitting.logit_median);
   if (!r.out.empty()) out += fmt::format("results: {}\n", r.out.string());
   return out;
 }
