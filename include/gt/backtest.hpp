@@ -67,6 +67,10 @@ struct ExecutionOptions {
   double cash = 100000.0;                  // starting equity
   std::optional<double> periods_per_year;  // inferred from the bar spacing when absent
   Exits exits;                             // per combination: set from its exit parameters
+  // A window of the bars (docs/SEMANTICS.md "Walk-forward"): the rules act from this bar's close on
+  // and the metrics count from it; the bars before it only warm the indicators up.
+  std::size_t first_bar = 0;
+  bool close_at_end = false;  // a position still open is closed at the last close (a closed trade)
 
   // Throws ParamError naming the option and its valid range.
   void validate() const;

@@ -271,6 +271,10 @@ void simulate(const Bars& bars, std::span<const std::uint8_t> signals, const Exe
     price_exits.start(account.trade().entry_price, first_exposed);
   };
   for (std::size_t t = 0; t < n; ++t) {
+    if (t < options.first_bar) {  // before the window: flat, the rules not yet acting
+      on_bar(t, options.cash, 0.0);
+      continue;
+    }
     if (ruined) {  // nothing more is traded; the equity stays at 0
       on_bar(t, 0.0, 0.0);
       continue;
@@ -296,16 +300,21 @@ void simulate(const Bars& bars, std::span<const std::uint8_t> signals, const Exe
       account.close_position(bars.close[t], t, ExitReason::kMaxBars);
       equity = account.equity(bars.close[t]);
     }
+    const bool window_end = options.close_at_end && t + 1 == n;
     const int target = target_after(account.direction(), signals[t], options.allow_short);
     if (target != account.direction()) {
       if (options.fill == Fill::kClose) {
         account.close_position(bars.close[t], t, ExitReason::kRule);
-        if (target != 0) open(target, bars.close[t], t, t + 1);
+        if (target != 0 && !window_end) open(target, bars.close[t], t, t + 1);
         equity = account.equity(bars.close[t]);  // the fills' costs
       } else {
         pending = target;
         has_pending = true;
       }
+    }
+    if (window_end && account.direction() != 0) {  // the window ends: out at its last close
+      account.close_position(bars.close[t], t, ExitReason::kEnd);
+      equity = account.equity(bars.close[t]);
     }
     on_bar(t, equity, account.units());
   }
@@ -329,7 +338,7 @@ BacktestResult run_backtest(const Bars& bars, std::span<const std::uint8_t> sign
     if (equity <= 0 && !result.ruined_at) result.ruined_at = t;
     result.equity[t] = equity;
     result.position[t] = units;
-    curve.add(equity, units != 0);
+    if (t >= options.first_bar) curve.add(equity, units != 0);
   });
   add_closed_trades(curve.sums(), result.trades);
   result.metrics = finalize_metrics(curve.sums(), resolve_periods_per_year(bars, options));
@@ -346,6 +355,7 @@ Metrics backtest_metrics(const Bars& bars, std::span<const std::uint8_t> signals
   CurveAccumulator curve(options.cash);
   double before = options.cash;
   simulate(bars, signals, options, trades, [&](std::size_t t, double equity, double units) {
+    if (t < options.first_bar) return;  // before the window
     curve.add(equity, units != 0);
     if (blocks) blocks->add(t, before > 0 ? equity / before - 1.0 : 0.0);  // as CurveAccumulator reads it
     before = equity;

@@ -84,6 +84,8 @@ std::string cache_namespace(const Bars& bars, const Strategy& strategy, const Ex
             fmt::format("fill={} allow_short={} commission={} slippage_bps={} size={} cash={} periods_per_year={}",
                         static_cast<int>(options.fill), options.allow_short, options.commission, options.slippage_bps,
                         options.size, options.cash, resolve_periods_per_year(bars, options)));
+  if (options.first_bar > 0 || options.close_at_end)  // a window's results are its own
+    hash_text(state, fmt::format("window from bar {}, closed at the end: {}", options.first_bar, options.close_at_end));
   hash_column(state, bars.time);
   hash_column(state, bars.open);
   hash_column(state, bars.high);

@@ -291,11 +291,12 @@ Metrics LongTradeBook::simulate_with_exits(PricePaths& paths, const Exits& x, co
     return {out.data() + p.first[kind], p.count[kind]};
   };
 
-  std::size_t from = 0;
-  std::size_t joined_bar = none;  // a close-fill re-entry's bar: its one return went in with the exit
+  std::size_t from = options_.first_bar;  // the rules act from the window's first close on
+  std::size_t joined_bar = none;          // a close-fill re-entry's bar: its one return went in with the exit
   for (;;) {
     const std::size_t s = next_set_bit(paths.entries.data(), from, words_);
     if (s + lag_ >= n_) break;  // no entry, or its fill would come after the last bar
+    if (options_.close_at_end && lag_ == 0 && s + 1 == n_) break;  // nothing new at a window's last close
     PricePaths::Path& p = path_at(s);
     const std::size_t e = s + lag_;
     // The last bar whose range counts, and whether max_bars ends the trade at its close.
@@ -348,6 +349,11 @@ Metrics LongTradeBook::simulate_with_exits(PricePaths& paths, const Exits& x, co
       continue;
     }
     const std::size_t x_bar = std::min(p.rule_exit + lag_, n_);
+    if (x_bar == n_ && options_.close_at_end) {  // held to a window's end: out at its last close
+      const double fill = bars_.close[n_ - 1] * (1.0 - slip);
+      book_exit(account, ranges, e, n_ - 1, fill - fill * commission, false, blocks, e == joined_bar);
+      break;
+    }
     account.trade(facts_.data(), ranges, e, x_bar);
     if (blocks) {
       const std::size_t last_held = x_bar < n_ ? x_bar - 1 : n_ - 1;
@@ -359,6 +365,7 @@ Metrics LongTradeBook::simulate_with_exits(PricePaths& paths, const Exits& x, co
     if (p.rule_exit >= n_) break;  // held to the last close
     from = p.rule_exit + 1;
   }
+  account.sums.bars = n_ - options_.first_bar;  // the metrics count the window's bars alone
   return account.finish(periods_per_year_);
 }
 
@@ -448,7 +455,8 @@ void LongTradeBook::Batch::add(std::uint32_t slot, const std::uint64_t* entries,
     out_[slot] = book_.simulate_risk_sized(entries, filter, exits, exit_rules, blocks);
     return;
   }
-  if (exit_rules.by_price_or_time() || blocks) {  // the walk over the entries
+  // The walk over the entries: exits by price and time, block sums, windows.
+  if (exit_rules.by_price_or_time() || blocks || book_.options_.first_bar > 0 || book_.options_.close_at_end) {
     if (!paths_) paths_ = std::make_unique<PricePaths>();
     paths_->use(entries, filter, exits, book_.words_, book_.n_);
     out_[slot] = book_.simulate_with_exits(*paths_, exit_rules, blocks);

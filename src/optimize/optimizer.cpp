@@ -461,7 +461,8 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
   require_device(opt.device);
   const bool use_cuda =
       !opt.reference && (opt.device == "cuda" || (opt.device == "auto" && ma_cross_engine_supports(grid, options) &&
-                                                  !grid.has_exits() && opt.robustness_blocks == 0 && cuda_available()));
+                                                  !grid.has_exits() && opt.robustness_blocks == 0 &&
+                                                  options.first_bar == 0 && !options.close_at_end && cuda_available()));
   // The GPUs every symbol's evaluator and the chunking below share (none resolved without a GPU:
   // make_cuda_evaluator then says what is missing).
   const std::vector<int> gpus = use_cuda && opt.gpus.empty() && cuda_available() ? parse_gpus("all") : opt.gpus;

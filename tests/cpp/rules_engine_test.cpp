@@ -150,6 +150,31 @@ TEST(RulesEngine, ExitsByPriceAndTimeAgreeWithTheReferenceOnEveryDataFile) {
   }
 }
 
+// docs/SEMANTICS.md "Walk-forward": a window of the bars (indicators warmed by the bars before it,
+// the rules acting from its first close, an open position closed at its last close, metrics over
+// its bars) on the grid engines and the reference engine alike.
+TEST(RulesEngine, WindowsOfTheBarsAgreeWithTheReference) {
+  const auto file = strategy_file("trend_rsi.yaml");
+  for (const char* name : {"orcl-1995-2014.csv", "es-2006-5min.csv"}) {
+    const gt::Bars bars = gt::load_csv(std::string(GT_DATA_DIR "/") + name);
+    for (const gt::Fill fill : {gt::Fill::kNextOpen, gt::Fill::kClose}) {
+      gt::ExecutionOptions options;
+      options.fill = fill;
+      options.commission = 0.0005;
+      options.first_bar = bars.size() / 2;
+      options.close_at_end = true;
+      expect_rules_engine_agrees(
+          bars, *file,
+          {"fast=5,12", "slow=30,60", "entry_rsi=75", "exit_rsi=80,90", "stop_loss=0,0.03", "max_bars=0,9"}, options);
+      gt::testing::expect_engines_agree(
+          bars,
+          gt::parse_grid(gt::find_strategy("ma_cross"), {"fast=5:12:7", "slow=20:50:10", "take_profit=0,0.05"},
+                         std::nullopt, {}),
+          options, "ma_cross event-driven");
+    }
+  }
+}
+
 TEST(RulesEngine, NotOrAndConditionsReadAsTheReferenceReadsThem) {
   const auto s = gt::rules::compile(rules("not (rsi(close, n) > level) and (close > sma(close, m) or volume > obv())",
                                           "not (close >= close[1]) or rsi(close, n) > 100 - level",

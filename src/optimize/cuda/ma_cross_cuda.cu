@@ -524,6 +524,10 @@ std::unique_ptr<CudaEvaluator> make_cuda_evaluator(const Bars& bars, const Grid&
     throw ParamError({"device", "size"},
                      "device cuda runs ma_cross long-only with size 1 (the seed's study); use the cpu or auto device "
                      "for other strategies and options");
+  if (options.first_bar > 0 || options.close_at_end)
+    throw ParamError({"device"},
+                     "device cuda evaluates whole series, not windows (walk-forward); use the cpu or auto "
+                     "device");
   if (grid.has_exits())
     throw ParamError({"device"},
                      "device cuda has no exits by price and time (stop_loss, take_profit, trailing_stop, max_bars, "
