@@ -18,6 +18,7 @@ void add_indicator(CLI::App& app);
 void add_strategies(CLI::App& app);
 void add_backtest(CLI::App& app);
 void add_optimize(CLI::App& app);
+void add_walkforward(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_train(CLI::App& app);
 void add_predict(CLI::App& app);

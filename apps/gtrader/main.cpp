@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   gtrader::add_strategies(app);
   gtrader::add_backtest(app);
   gtrader::add_optimize(app);
+  gtrader::add_walkforward(app);
   gtrader::add_bench(app);
   gtrader::add_train(app);
   gtrader::add_predict(app);

@@ -75,6 +75,8 @@ void require_distinct_symbols(std::span<const Bars> symbols);
 
 // The last `count` bars of `bars` (all of them when it has fewer).
 Bars last_bars(const Bars& bars, std::size_t count);
+// The first `count` bars (all when there are fewer).
+Bars first_bars(const Bars& bars, std::size_t count);
 // `count` bars from `source` for benchmarks: its last bars when it has enough, otherwise its bars
 // replayed end to end (prices rescaled to continue from the last close, one day apart).
 Bars bars_of_length(const Bars& source, std::size_t count);

@@ -99,7 +99,7 @@ struct Strategy {
   // Throws DataError when `bars` end before the first bar that can signal: a run on them could
   // only report zeros.
   void require_enough_bars(const Bars& bars, const ParamValues& values) const;
-  // `values` as "name=value name=value".
+  // `values` as "name=value name=value" (exits by price and time only where they are on).
   std::string describe(const ParamValues& values) const;
 };
 

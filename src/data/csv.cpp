@@ -389,21 +389,35 @@ Bars bars_of_length(const Bars& source, std::size_t count) {
   return out;
 }
 
-Bars last_bars(const Bars& bars, std::size_t count) {
+namespace {
+
+// Bars [first, first + count) of `bars`, with their own series.
+Bars bars_between(const Bars& bars, std::size_t first, std::size_t count) {
   Bars out;
   out.symbol = bars.symbol;
   out.source = bars.source;
   out.intraday = bars.intraday;
-  const auto skip = static_cast<std::ptrdiff_t>(bars.size() - std::min(count, bars.size()));
-  auto tail = [&](const auto& v) { return std::vector(v.begin() + skip, v.end()); };
-  out.time = tail(bars.time);
-  out.open = tail(bars.open);
-  out.high = tail(bars.high);
-  out.low = tail(bars.low);
-  out.close = tail(bars.close);
-  out.volume = tail(bars.volume);
-  for (const auto& s : bars.series) out.series.push_back({s.name, tail(s.values)});
+  const auto from = static_cast<std::ptrdiff_t>(first), to = static_cast<std::ptrdiff_t>(first + count);
+  auto part = [&](const auto& v) { return std::vector(v.begin() + from, v.begin() + to); };
+  out.time = part(bars.time);
+  out.open = part(bars.open);
+  out.high = part(bars.high);
+  out.low = part(bars.low);
+  out.close = part(bars.close);
+  out.volume = part(bars.volume);
+  for (const auto& s : bars.series) out.series.push_back({s.name, part(s.values)});
   return out;
+}
+
+}  // namespace
+
+Bars last_bars(const Bars& bars, std::size_t count) {
+  const std::size_t kept = std::min(count, bars.size());
+  return bars_between(bars, bars.size() - kept, kept);
+}
+
+Bars first_bars(const Bars& bars, std::size_t count) {
+  return bars_between(bars, 0, std::min(count, bars.size()));
 }
 
 const UserSeries* Bars::find_series(std::string_view name) const {

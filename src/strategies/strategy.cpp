@@ -141,8 +141,10 @@ void Strategy::require_enough_bars(const Bars& bars, const ParamValues& values) 
 
 std::string Strategy::describe(const ParamValues& values) const {
   std::string out;
-  for (std::size_t i = 0; i < params.size(); ++i)
-    out += fmt::format("{}{}={}", i ? " " : "", params[i].name, format_param_value(params[i], values[i]));
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    if (i >= signal_param_count() && values[i] == 0) continue;  // an exit that is off
+    out += fmt::format("{}{}={}", out.empty() ? "" : " ", params[i].name, format_param_value(params[i], values[i]));
+  }
   return out;
 }
 
