@@ -58,25 +58,6 @@ std::string equity_csv(const std::vector<std::pair<const gt::Bars*, gt::WalkForw
   return out;
 }
 
-nlohmann::ordered_json result_json(const gt::Bars& bars, const gt::Strategy& strategy, const gt::WalkForwardResult& r) {
-  nlohmann::ordered_json windows = nlohmann::ordered_json::array();
-  const auto time = [&](std::size_t t) { return gt::format_time(bars.time[t], bars.intraday); };
-  for (const auto& w : r.windows)
-    windows.push_back({{"train_start", time(w.train_start)},
-                       {"train_end", time(w.train_end)},
-                       {"test_start", time(w.test_start)},
-                       {"test_end", time(w.test_end)},
-                       {"bars", {{"train", w.train_end - w.train_start + 1}, {"test", w.test_end - w.test_start + 1}}},
-                       {"parameters", gt::params_json(strategy, w.parameters)},
-                       {"in_sample", gt::metrics_json(w.in_sample)},
-                       {"out_of_sample", gt::metrics_json(w.out_of_sample)}});
-  return {{"symbol", bars.symbol},
-          {"windows", windows},
-          {"out_of_sample", gt::metrics_json(r.out_of_sample)},
-          {"efficiency",
-           std::isnan(r.efficiency) ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(r.efficiency)}};
-}
-
 void run(WalkForwardCommand& c) {
   c.strategy.require_one();
   std::shared_ptr<const gt::Strategy> rules;
@@ -97,7 +78,7 @@ void run(WalkForwardCommand& c) {
   if (!c.equity_path.empty()) gt::write_file_atomically(c.equity_path, equity_csv(runs));
   if (c.json) {
     nlohmann::ordered_json out = nlohmann::ordered_json::array();
-    for (const auto& [bars, r] : runs) out.push_back(result_json(*bars, strategy, r));
+    for (const auto& [bars, r] : runs) out.push_back(gt::walk_forward_json(*bars, strategy, r));
     fmt::print("{}\n", gt::json_text(runs.size() == 1 ? out[0] : out));
     return;
   }

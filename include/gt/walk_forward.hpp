@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "gt/backtest.hpp"
@@ -41,5 +42,10 @@ std::vector<WalkForwardWindow> walk_forward_windows(std::size_t bars, const Walk
 // min_trades and threads as in optimize; on the CPU engines).
 WalkForwardResult walk_forward(const Bars& bars, const Grid& grid, const ExecutionOptions& options,
                                const OptimizeOptions& opt, const WalkForwardOptions& wf);
+
+// The result as `gtrader walkforward --json` and Python show it: per window its times, bars,
+// parameters and both metric sets; the stitched out-of-sample metrics; the efficiency (null when
+// undefined).
+nlohmann::ordered_json walk_forward_json(const Bars& bars, const Strategy& strategy, const WalkForwardResult& r);
 
 }  // namespace gt

@@ -8,14 +8,14 @@ Local use needs nothing but NumPy and pandas; distribution runs on Ray
 from . import _core
 from ._core import cuda_available, cuda_devices
 from .data import as_bars, load
-from .engine import backtest, indicator, optimize, strategies
+from .engine import WalkForwardResult, backtest, indicator, optimize, strategies, walk_forward
 from .strategy import Strategy, evaluate
 from .signal_arrays import SignalsResult, from_signals
 from .distributed import DistributedConfig, OptimizationResult, RayDistributedEngine
 from .ml import GPUAccelerator, GPUConfig, ModelConfig, TradingNN
 
 __all__ = [
-    "as_bars", "load", "backtest", "indicator", "optimize", "strategies", "Strategy", "evaluate", "from_signals", "SignalsResult", "cuda_available", "cuda_devices",
+    "as_bars", "load", "backtest", "indicator", "optimize", "walk_forward", "WalkForwardResult", "strategies", "Strategy", "evaluate", "from_signals", "SignalsResult", "cuda_available", "cuda_devices",
     "DistributedConfig", "OptimizationResult", "RayDistributedEngine", "GPUAccelerator", "GPUConfig", "ModelConfig",
     "TradingNN", "_core",
 ]

@@ -226,3 +226,46 @@ def optimize(data: DataLike, strategy: str | Strategy, param_grid: Mapping[str, 
         summary.pop(key)
     rows = [{"symbol": t["symbol"], **t["parameters"], **t["metrics"]} for t in summary.pop("top")]
     return pd.DataFrame(rows), summary
+
+
+class WalkForwardResult:
+    """What walk_forward returns: `.windows` (a DataFrame, one row per window: its train and test
+    times, the chosen parameters, in-sample and out-of-sample metrics), `.equity` (the stitched
+    out-of-sample equity, a Series), `.out_of_sample` (its metrics) and `.efficiency` (None when
+    undefined)."""
+
+    def __init__(self, raw: dict):
+        import pandas as pd
+
+        rows = []
+        for w in raw["windows"]:
+            row = {k: pd.Timestamp(w[k]) for k in ("train_start", "train_end", "test_start", "test_end")}
+            row.update(w["parameters"])
+            row.update({f"in_sample_{k}": v for k, v in w["in_sample"].items()})
+            row.update({f"out_of_sample_{k}": v for k, v in w["out_of_sample"].items()})
+            rows.append(row)
+        self.windows = pd.DataFrame(rows)
+        self.equity = pd.Series(raw["equity"], index=pd.to_datetime(np.asarray(raw["equity_time"]), unit="s"),
+                                name="equity")
+        self.out_of_sample = raw["out_of_sample"]
+        self.efficiency = raw["efficiency"]
+        self.symbol = raw["symbol"]
+
+
+def walk_forward(data: DataLike, strategy: str | Strategy, param_grid: Mapping[str, Any], *, train: int, test: int,
+                 anchored: bool = False, fixed: Mapping[str, Any] | None = None, metric: str = "sharpe",
+                 min_trades: int = 0, threads: int = 0, series: Mapping[str, Any] | None = None,
+                 **options) -> WalkForwardResult | dict:
+    """Walk-forward (docs/SEMANTICS.md "Walk-forward"): the grid optimized on each window of `train`
+    bars by `metric`, the best run on the `test` bars after it, stepping by `test` (rolling, or
+    `anchored` at the first bar); the test windows chained. One symbol's data gives a
+    WalkForwardResult; several give {symbol: WalkForwardResult}."""
+    if not isinstance(param_grid, Mapping):
+        raise _param_grid_error(param_grid)
+    symbols, names = with_series(as_bars(data), series)
+    request = study_request(strategy, param_grid, fixed=fixed, metric=metric, top=1, min_trades=min_trades,
+                            threads=threads, series_names=names, **options)
+    results = {bars.symbol: WalkForwardResult(_core.walk_forward(bars, _json(request), _checked_count("train", train),
+                                                                 _checked_count("test", test), bool(anchored)))
+               for bars in symbols}
+    return next(iter(results.values())) if len(results) == 1 else results

@@ -9,6 +9,8 @@
 #include "bindings.hpp"
 #include "gt/gpu.hpp"
 #include "gt/study.hpp"
+#include "gt/walk_forward.hpp"
+#include "owned_array.hpp"
 
 namespace gt_python {
 using namespace nb::literals;
@@ -54,6 +56,24 @@ void bind_optimize(nb::module_& m) {
       "cuda_available", [] { return gt::cuda_available(); },
       "True when this build has the CUDA engine and a GPU is visible.");
   m.def("cuda_devices", &gt::cuda_devices, "The visible GPUs, or why there are none.");
+  m.def(
+      "walk_forward",
+      [](const gt::Bars& bars, const std::string& request, std::size_t train, std::size_t test, bool anchored) {
+        const gt::StudyRequest r = gt::study_request(from_text(request), {bars});
+        gt::WalkForwardResult result;
+        {
+          nb::gil_scoped_release release;
+          result = gt::walk_forward(bars, *r.grid, r.execution, r.ranking, {train, test, anchored});
+        }
+        nb::dict out = nb::cast<nb::dict>(to_python(gt::walk_forward_json(bars, r.grid->strategy(), result)));
+        std::vector<double> times;
+        for (const std::size_t t : result.equity_bars) times.push_back(static_cast<double>(bars.time[t]));
+        out["equity_time"] = owned_array(std::move(times));
+        out["equity"] = owned_array(std::move(result.equity));
+        return out;
+      },
+      "bars"_a, "request"_a, "train"_a, "test"_a, "anchored"_a,
+      "A walk-forward of a study's grid (docs/SEMANTICS.md \"Walk-forward\") on one symbol.");
   m.def(
       "run_study",
       [](std::vector<gt::Bars> symbols, const std::string& request, nb::object executor) {

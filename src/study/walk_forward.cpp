@@ -9,6 +9,7 @@
 
 #include "gt/error.hpp"
 #include "gt/strategy.hpp"
+#include "gt/study.hpp"
 
 namespace gt {
 
@@ -88,6 +89,25 @@ WalkForwardResult walk_forward(const Bars& bars, const Grid& grid, const Executi
   out.efficiency = in_sample_sharpe != 0 ? out_of_sample_sharpe / in_sample_sharpe  // the window counts cancel
                                          : std::numeric_limits<double>::quiet_NaN();
   return out;
+}
+
+nlohmann::ordered_json walk_forward_json(const Bars& bars, const Strategy& strategy, const WalkForwardResult& r) {
+  nlohmann::ordered_json windows = nlohmann::ordered_json::array();
+  const auto time = [&](std::size_t t) { return format_time(bars.time[t], bars.intraday); };
+  for (const auto& w : r.windows)
+    windows.push_back({{"train_start", time(w.train_start)},
+                       {"train_end", time(w.train_end)},
+                       {"test_start", time(w.test_start)},
+                       {"test_end", time(w.test_end)},
+                       {"bars", {{"train", w.train_end - w.train_start + 1}, {"test", w.test_end - w.test_start + 1}}},
+                       {"parameters", params_json(strategy, w.parameters)},
+                       {"in_sample", metrics_json(w.in_sample)},
+                       {"out_of_sample", metrics_json(w.out_of_sample)}});
+  return {{"symbol", bars.symbol},
+          {"windows", windows},
+          {"out_of_sample", metrics_json(r.out_of_sample)},
+          {"efficiency",
+           std::isnan(r.efficiency) ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(r.efficiency)}};
 }
 
 }  // namespace gt

@@ -93,3 +93,22 @@ def test_bad_windows_fail_before_any_work(args, message, tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
     assert not out.exists()
+
+
+def test_python_walk_forward_gives_the_commands_result():
+    import gpt_trader as gt
+
+    path = ALL_FILES[1]
+    result = gt.walk_forward(path, "ma_cross", {"fast": [5, 10, 15], "slow": [30, 50]}, train=1200, test=600,
+                             commission=0.001)
+    got = json.loads(run_gtrader("walkforward", "--data", path, "--strategy", "ma_cross", "--grid", "fast=5,10,15",
+                                 "--grid", "slow=30,50", "--train", 1200, "--test", 600, "--commission", 0.001,
+                                 "--json").stdout)
+    assert len(result.windows) == len(got["windows"])
+    assert list(result.windows["fast"]) == [w["parameters"]["fast"] for w in got["windows"]]
+    assert list(result.windows["out_of_sample_sharpe"]) == pytest.approx([w["out_of_sample"]["sharpe"]
+                                                                         for w in got["windows"]], rel=1e-12)
+    assert result.out_of_sample["total_return"] == pytest.approx(got["out_of_sample"]["total_return"], rel=1e-12)
+    assert result.efficiency == pytest.approx(got["efficiency"], rel=1e-12)
+    assert len(result.equity) == 600 * len(got["windows"])
+    assert result.equity.iloc[-1] == pytest.approx(100000 * (1 + got["out_of_sample"]["total_return"]), rel=1e-9)
