@@ -52,6 +52,21 @@ def close_to(a, b, rel=1e-9, abs_=1e-9):
     return a == pytest.approx(b, rel=rel, abs=abs_)
 
 
+def expect_trades_equal(ours, expected, stamps, columns=("side",)):
+    """gtrader's trades (CSV rows) against the reference's: bars, `columns`, prices, units, pnl."""
+    assert [(t["entry_time"], t["exit_time"], *(t[c] for c in columns)) for t in ours] == [
+        (stamps[t["entry_bar"]], stamps[t["exit_bar"]] if "exit_bar" in t else "", *(t[c] for c in columns))
+        for t in expected]
+    for got, want in zip(ours, expected):
+        assert close_to(float(got["entry_price"]), want["entry_price"], abs_=0)
+        assert close_to(float(got["units"]), want["units"], abs_=0)
+        assert int(got["bars_held"]) == want["bars_held"]
+        if "exit_bar" in want:
+            assert close_to(float(got["exit_price"]), want["exit_price"], abs_=0)
+            assert close_to(float(got["pnl"]), want["pnl"], rel=1e-9, abs_=1e-6)
+            assert close_to(float(got["return"]), want["ret"], rel=1e-9, abs_=1e-12)
+
+
 def crossings(a, b):
     """Cross above / cross below with the tie band: both defined at t and t-1."""
     with np.errstate(invalid="ignore"):

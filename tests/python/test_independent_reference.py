@@ -58,18 +58,7 @@ def test_trades_equity_and_metrics_equal_an_independent_reading(path, strategy, 
     expected_trades, expected_equity, expected_position = ref.simulate(frame, ref.strategy_events(frame, strategy,
                                                                                                   params), options)
     ours = ref.read_trades(trades_csv)
-    stamps = frame["stamp"].to_numpy()
-    assert [(t["entry_time"], t["exit_time"], t["side"]) for t in ours] == [
-        (stamps[t["entry_bar"]], stamps[t["exit_bar"]] if "exit_bar" in t else "", t["side"])
-        for t in expected_trades]
-    for got, want in zip(ours, expected_trades):
-        assert close_to(float(got["entry_price"]), want["entry_price"], abs_=0)
-        assert close_to(float(got["units"]), want["units"], abs_=0)
-        assert int(got["bars_held"]) == want["bars_held"]
-        if "exit_bar" in want:
-            assert close_to(float(got["exit_price"]), want["exit_price"], abs_=0)
-            assert close_to(float(got["pnl"]), want["pnl"], rel=1e-9, abs_=1e-6)
-            assert close_to(float(got["return"]), want["ret"], rel=1e-9, abs_=1e-12)
+    ref.expect_trades_equal(ours, expected_trades, frame["stamp"].to_numpy())
 
     # Equity at every close.
     curve = pd.read_csv(io.StringIO(equity_csv))
