@@ -8,6 +8,7 @@
 #include "execution_options.hpp"
 #include "gt/atomic_file.hpp"
 #include "gt/grid.hpp"
+#include "gt/report.hpp"
 #include "gt/study.hpp"
 #include "gt/walk_forward.hpp"
 
@@ -19,7 +20,7 @@ struct WalkForwardCommand {
   ExecutionFlags exec;
   StrategyChoice strategy;
   std::vector<std::string> grid, fixed;
-  std::string grid_file, out_path, equity_path;
+  std::string grid_file, out_path, equity_path, report_path;
   gt::OptimizeOptions opt;
   gt::WalkForwardOptions wf;
   bool json = false;
@@ -68,7 +69,8 @@ void run(WalkForwardCommand& c) {
       split_assignments(c.fixed));
   const gt::ExecutionOptions options = c.exec.resolve();
   gt::metric_index(c.opt.metric);
-  for (const std::string* path : {&c.out_path, &c.equity_path})
+  const std::string chart_js = c.report_path.empty() ? std::string() : gt::report::chart_library();
+  for (const std::string* path : {&c.out_path, &c.equity_path, &c.report_path})
     if (!path->empty()) gt::check_output_path(*path);
   const auto all = c.data.load();
   for (const auto& bars : all) gt::walk_forward_windows(bars.size(), c.wf);  // every symbol's windows first
@@ -76,6 +78,12 @@ void run(WalkForwardCommand& c) {
   for (const auto& bars : all) runs.emplace_back(&bars, gt::walk_forward(bars, grid, options, c.opt, c.wf));
   if (!c.out_path.empty()) gt::write_file_atomically(c.out_path, windows_csv(runs, strategy, c.opt.metric));
   if (!c.equity_path.empty()) gt::write_file_atomically(c.equity_path, equity_csv(runs));
+  if (!c.report_path.empty()) {
+    std::vector<gt::report::WalkForwardReportInput> inputs;
+    for (const auto& [bars, r] : runs) inputs.push_back({bars, &r, &strategy, c.opt.metric, options.cash});
+    gt::write_file_atomically(c.report_path, gt::report::walk_forward_report_html(inputs, chart_js));
+    fmt::print(stderr, "report written to {}\n", c.report_path);
+  }
   if (c.json) {
     nlohmann::ordered_json out = nlohmann::ordered_json::array();
     for (const auto& [bars, r] : runs) out.push_back(gt::walk_forward_json(*bars, strategy, r));
@@ -123,6 +131,10 @@ void add_walkforward(CLI::App& app) {
   cmd->add_option("--out", c->out_path, "Write the windows (times, chosen parameters, metrics) to this CSV file")
       ->check(output_file());
   cmd->add_option("--equity", c->equity_path, "Write the stitched out-of-sample equity to this CSV file")
+      ->check(output_file());
+  cmd->add_option("--report", c->report_path,
+                  "Write an HTML report (stitched equity against buy-and-hold, sharpe per window, parameters over "
+                  "time) to this file")
       ->check(output_file());
   cmd->callback([c] { run(*c); });
 }

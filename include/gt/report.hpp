@@ -9,6 +9,8 @@
 
 #include "gt/backtest.hpp"
 #include "gt/data.hpp"
+#include "gt/strategy.hpp"
+#include "gt/walk_forward.hpp"
 
 namespace gt::report {
 
@@ -75,5 +77,16 @@ std::string chromium_path();  // the browser render_png would start; throws Erro
 std::string optimization_report_html(const ResultsTable& results, const OptimizationReportOptions& options,
                                      std::string_view chart_js);
 std::string backtest_report_html(const std::vector<BacktestReportInput>& runs, std::string_view chart_js);
+
+struct WalkForwardReportInput {
+  const Bars* bars = nullptr;
+  const WalkForwardResult* result = nullptr;
+  const Strategy* strategy = nullptr;
+  std::string metric;  // what the training windows were ranked by
+  double cash = 100000;
+};
+// Per symbol: the stitched out-of-sample equity against buy-and-hold over the same bars, in- and
+// out-of-sample sharpe per window, the parameters chosen over time, and the windows as a table.
+std::string walk_forward_report_html(const std::vector<WalkForwardReportInput>& runs, std::string_view chart_js);
 
 }  // namespace gt::report

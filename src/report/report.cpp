@@ -381,4 +381,74 @@ std::string backtest_report_html(const std::vector<BacktestReportInput>& runs, s
   return page("Backtest report", body, charts, chart_js);
 }
 
+std::string walk_forward_report_html(const std::vector<WalkForwardReportInput>& runs, std::string_view chart_js) {
+  std::vector<Chart> charts;
+  std::string body = "<h1>Walk-forward report</h1>\n";
+  for (std::size_t k = 0; k < runs.size(); ++k) {
+    const Bars& bars = *runs[k].bars;
+    const WalkForwardResult& r = *runs[k].result;
+    const Strategy& strategy = *runs[k].strategy;
+    const auto time = [&](std::size_t t) { return format_time(bars.time[t], bars.intraday); };
+    // Buy-and-hold over the same bars: the starting cash in at the close before the first test bar.
+    json equity = json::array();
+    const double base = bars.close[r.equity_bars.front() - 1];
+    for (std::size_t i = 0; i < r.equity.size(); ++i) {
+      const std::size_t t = r.equity_bars[i];
+      equity.push_back({{"time", time(t)}, {"series", "walk-forward (out of sample)"}, {"equity", r.equity[i]}});
+      equity.push_back(
+          {{"time", time(t)}, {"series", "buy and hold"}, {"equity", runs[k].cash * bars.close[t] / base}});
+    }
+    json sharpes = json::array(), chosen = json::array();
+    std::string rows;
+    for (const WalkForwardWindow& w : r.windows) {
+      sharpes.push_back({{"test_start", time(w.test_start)},
+                         {"sample", "in sample"},
+                         {"sharpe", number_or_null(w.in_sample.sharpe)}});
+      sharpes.push_back({{"test_start", time(w.test_start)},
+                         {"sample", "out of sample"},
+                         {"sharpe", number_or_null(w.out_of_sample.sharpe)}});
+      for (std::size_t p = 0; p < strategy.signal_param_count(); ++p)
+        chosen.push_back(
+            {{"test_start", time(w.test_start)}, {"parameter", strategy.params[p].name}, {"value", w.parameters[p]}});
+      rows += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                          escape_html(time(w.test_start)), escape_html(time(w.test_end)),
+                          escape_html(strategy.describe(w.parameters)),
+                          format_metric(metric_value(w.in_sample, runs[k].metric)),
+                          format_metric(metric_value(w.out_of_sample, runs[k].metric)));
+    }
+    const std::string prefix = fmt::format("w{}", k);
+    const auto line = [&](const std::string& id, const std::string& title, const json& values, const std::string& x,
+                          const std::string& y, const std::string& color, const std::string& x_type) {
+      charts.push_back(
+          {prefix + id,
+           title,
+           {{"$schema", kVegaLiteSchema},
+            {"width", 1000},
+            {"height", 220},
+            {"data", {{"values", values}}},
+            {"mark", {{"type", "line"}, {"point", x_type == "temporal" ? false : true}, {"tooltip", true}}},
+            {"encoding",
+             {{"x", {{"field", x}, {"type", "temporal"}, {"title", nullptr}}},
+              {"y", {{"field", y}, {"type", "quantitative"}, {"scale", {{"zero", false}}}}},
+              {"color", {{"field", color}, {"type", "nominal"}}}}}}});
+    };
+    line("-equity", "Out-of-sample equity against buy-and-hold", equity, "time", "equity", "series", "temporal");
+    line("-sharpe", "Sharpe per window, in and out of sample", sharpes, "test_start", "sharpe", "sample", "window");
+    line("-params", "Parameters chosen, by test window", chosen, "test_start", "value", "parameter", "window");
+    const Metrics& m = r.out_of_sample;
+    body += fmt::format(
+        "<h2>{} | {}</h2>\n<p class=\"note\">{} windows; out of sample: total return {:.2f} %, sharpe {:.3f}, max "
+        "drawdown {:.2f} %, {} trades; walk-forward efficiency {}</p>\n",
+        escape_html(bars.symbol), escape_html(strategy.name), r.windows.size(), 100 * m.total_return, m.sharpe,
+        100 * m.max_drawdown, m.trades,
+        std::isfinite(r.efficiency) ? fmt::format("{:.3f}", r.efficiency) : "undefined");
+    for (std::size_t c = charts.size() - 3; c < charts.size(); ++c) body += chart_div(charts[c]);
+    body += fmt::format(
+        "<table><tr><th>test start</th><th>test end</th><th>parameters</th><th>in-sample {0}</th><th>out-of-sample "
+        "{0}</th></tr>\n{1}</table>\n",
+        escape_html(runs[k].metric), rows);
+  }
+  return page("Walk-forward report", body, charts, chart_js);
+}
+
 }  // namespace gt::report

@@ -107,3 +107,18 @@ def test_png_pictures_for_terminals(seed_results, tmp_path):
     assert bt_png.read_bytes()[:4] == b"\x89PNG"
     proc = run_gtrader("backtest", "--data", ORCL, "--strategy", "ma_cross", "--report-png", bt_png, check=False)
     assert proc.returncode == 2 and "give --report too" in proc.stderr
+
+
+def test_a_walk_forward_report_draws_equity_sharpes_and_parameters(tmp_path):
+    page = tmp_path / "walkforward.html"
+    proc = run_gtrader("walkforward", "--data", ORCL, "--strategy", "ma_cross", "--grid", "fast=5,10,15", "--grid",
+                       "slow=30,50", "--train", "1000", "--test", "500", "--report", page)
+    assert f"report written to {page}" in proc.stderr
+    status, console, _ = render(page, tmp_path)
+    charts = dict(item.split("=") for item in status.split())
+    assert charts["charts"] == charts["drawn"] == "3", status
+    assert not [line for line in console if "ERROR" in line or "WARN" in line], console
+    html = page.read_text()
+    for text in ("Out-of-sample equity against buy-and-hold", "buy and hold", "Sharpe per window, in and out of sample",
+                 "Parameters chosen, by test window", "walk-forward efficiency"):
+        assert text in html, text
