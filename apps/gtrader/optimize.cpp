@@ -44,7 +44,8 @@ struct OptimizeCommand {
   std::string gpus = "all";
   bool force = false;
   bool robustness = false;
-  std::size_t pbo_blocks = 0;  // 0: not given (16)
+  std::size_t pbo_blocks = 0;
+  CLI::Option* pbo_blocks_given = nullptr;
 };
 
 // The command line's store policy: the cache folder unless told otherwise; --no-cache keeps a
@@ -122,9 +123,8 @@ void run(OptimizeCommand& c) {
   request.execution = c.exec.resolve();
   gt::metric_index(c.opt.metric);  // an unknown metric fails before loading anything
   request.ranking = c.opt;
-  if (c.pbo_blocks > 0 && !c.robustness)
-    throw gt::ParamError("--pbo-blocks sets the blocks of --robustness: give --robustness too");
-  request.ranking.robustness_blocks = c.robustness ? (c.pbo_blocks > 0 ? c.pbo_blocks : 16) : 0;
+  request.ranking.robustness_blocks =
+      gt::robustness_blocks(c.robustness, c.pbo_blocks_given->count() > 0 ? std::optional(c.pbo_blocks) : std::nullopt);
   request.ranking.progress = !c.no_progress && ::isatty(STDERR_FILENO);
   request.ranking.gpus = gt::gpus_for(c.opt.device, c.gpus);
   request.store = store_of(c);
@@ -169,7 +169,8 @@ void add_optimize(CLI::App& app) {
   cmd->add_flag("--robustness", c->robustness,
                 "Per symbol, the best combination's deflated Sharpe ratio and the grid's probability of backtest "
                 "overfitting (docs/SEMANTICS.md \"Out-of-sample evidence\"); computes every combination");
-  cmd->add_option("--pbo-blocks", c->pbo_blocks, "With --robustness: blocks of the CSCV split, even, 4 to 24 (16)");
+  c->pbo_blocks_given =
+      cmd->add_option("--pbo-blocks", c->pbo_blocks, "With --robustness: blocks of the CSCV split, even, 4 to 24 (16)");
   c->exec.add_to(*cmd);
   cmd->add_flag("--json", c->json, "Print a JSON summary");
   cmd->add_option("--cache", c->cache_location,

@@ -32,7 +32,6 @@ struct Exits {
 
   // Any exit by price or time: what the plain latch of entries and exits no longer describes.
   bool by_price_or_time() const { return stop_loss > 0 || take_profit > 0 || trailing_stop > 0 || max_bars > 0; }
-  bool any() const { return by_price_or_time() || risk > 0; }
   // Throws ParamError naming the parameter and its allowed values.
   void validate() const;
   bool operator==(const Exits&) const = default;
@@ -223,6 +222,14 @@ struct MetricSums {
   }
 };
 
+// mean / std (ddof = 1) of n returns from their sum and sum of squares; 0 when the std is 0: the
+// per-bar Sharpe ratio that finalize_metrics annualizes and robustness compares.
+GT_HOST_DEVICE inline double per_bar_sharpe(double n, double sum, double sum2) {
+  const double mean = sum / n;
+  const double variance = (sum2 - sum * mean) / (n - 1.0);
+  return variance > 0 ? mean / std::sqrt(variance) : 0.0;
+}
+
 // docs/SEMANTICS.md "Metrics" formulas, the one implementation; inline so that the CUDA engine runs it on the device.
 // `annual_growth` is (E_N/E_0)^(A/N), read only when N > 0 and E_N/E_0 > 0: the grid engine's
 // lanes compute it eight at a time; the overload below with std::pow.
@@ -236,8 +243,7 @@ GT_HOST_DEVICE inline Metrics finalize_metrics(const MetricSums& s, double perio
   const double root_a = std::sqrt(periods_per_year);
   if (s.bars > 1) {
     const double mean = s.sum_r / n;
-    const double variance = (s.sum_r2 - s.sum_r * mean) / (n - 1.0);
-    m.sharpe = variance > 0 ? mean / std::sqrt(variance) * root_a : 0.0;
+    m.sharpe = per_bar_sharpe(n, s.sum_r, s.sum_r2) * root_a;
     const double downside = std::sqrt(s.sum_down2 / n);
     m.sortino = downside > 0 ? mean / downside * root_a : 0.0;
   }
@@ -267,9 +273,11 @@ class CurveAccumulator {
     sums_.initial_equity = initial_equity;
     sums_.final_equity = initial_equity;
   }
-  void add(double equity, bool held) {
+  // Returns the bar's return.
+  double add(double equity, bool held) {
     // After ruin the equity stays at 0 and its returns are 0, not 0/0.
-    sums_.add_return(prev_ > 0 ? equity / prev_ - 1.0 : 0.0);
+    const double r = prev_ > 0 ? equity / prev_ - 1.0 : 0.0;
+    sums_.add_return(r);
     if (equity > peak_) peak_ = equity;
     const double dd = 1.0 - equity / peak_;
     if (dd > sums_.max_drawdown) sums_.max_drawdown = dd;
@@ -277,6 +285,7 @@ class CurveAccumulator {
     ++sums_.bars;
     sums_.final_equity = equity;
     prev_ = equity;
+    return r;
   }
   MetricSums& sums() { return sums_; }
 
@@ -319,6 +328,8 @@ struct BlockReturns {
 
 // Sums of an equity curve sampled at each bar's close (trades are added by the caller).
 MetricSums sums_of_curve(std::span<const double> equity, double initial_equity, std::span<const double> position);
+// The curve's per-bar returns, as CurveAccumulator reads them.
+std::vector<double> curve_returns(std::span<const double> equity, double initial_equity);
 
 double resolve_periods_per_year(const Bars& bars, const ExecutionOptions& options);
 

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -16,6 +17,10 @@ namespace gt {
 // one, the earlier blocks larger; then `returns` (blocks + 1 values). Throws ParamError naming
 // `pbo_blocks` when blocks is odd, below 4 or above the number of returns.
 std::vector<std::size_t> block_starts(std::size_t returns, std::size_t blocks);
+
+// The blocks a study's robustness uses, 0 when it is not asked for: `pbo_blocks`, 16 when not given.
+// Throws ParamError naming both when pbo_blocks is given without robustness.
+std::size_t robustness_blocks(bool robustness, std::optional<std::size_t> pbo_blocks);
 
 // Per block, the sums of `returns` (blocks as block_starts makes them).
 std::vector<ReturnSums> block_sums(std::span<const double> returns, std::size_t blocks);

@@ -353,12 +353,10 @@ Metrics backtest_metrics(const Bars& bars, std::span<const std::uint8_t> signals
                          double periods_per_year, const BlockReturns* blocks) {
   std::vector<Trade> trades;
   CurveAccumulator curve(options.cash);
-  double before = options.cash;
   simulate(bars, signals, options, trades, [&](std::size_t t, double equity, double units) {
     if (t < options.first_bar) return;  // before the window
-    curve.add(equity, units != 0);
-    if (blocks) blocks->add(t, before > 0 ? equity / before - 1.0 : 0.0);  // as CurveAccumulator reads it
-    before = equity;
+    const double r = curve.add(equity, units != 0);
+    if (blocks) blocks->add(t, r);
   });
   add_closed_trades(curve.sums(), trades);
   return finalize_metrics(curve.sums(), periods_per_year);

@@ -16,6 +16,14 @@ MetricSums sums_of_curve(std::span<const double> equity, double initial_equity, 
   return curve.sums();
 }
 
+std::vector<double> curve_returns(std::span<const double> equity, double initial_equity) {
+  CurveAccumulator curve(initial_equity);
+  std::vector<double> out;
+  out.reserve(equity.size());
+  for (const double e : equity) out.push_back(curve.add(e, false));
+  return out;
+}
+
 const std::array<MetricInfo, kMetricCount>& metric_table() {
   static constexpr std::array<MetricInfo, kMetricCount> table = {{
       {"total_return", &Metrics::total_return, nullptr, true, "final equity over starting cash, minus 1"},

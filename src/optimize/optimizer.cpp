@@ -400,13 +400,7 @@ class BlockState {
       const std::size_t valid = sharpes_[s].size();
       r.overfitting = probability_of_backtest_overfitting(sums_[s], valid, valid ? sums_[s].size() / valid : 0);
       const BacktestResult best = run_strategy(symbols[s], grid.strategy(), top[s].front().params, options);
-      std::vector<double> returns(best.equity.size());
-      double before = options.cash;
-      for (std::size_t t = 0; t < returns.size(); ++t) {
-        returns[t] = before > 0 ? best.equity[t] / before - 1.0 : 0.0;
-        before = best.equity[t];
-      }
-      r.deflated = deflated_sharpe(returns, sharpes_[s]);
+      r.deflated = deflated_sharpe(curve_returns(best.equity, options.cash), sharpes_[s]);
       out.push_back(std::move(r));
     }
     return out;

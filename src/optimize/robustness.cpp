@@ -15,10 +15,7 @@
 namespace gt {
 
 double ReturnSums::sharpe() const {
-  if (count < 2) return 0.0;
-  const double mean = sum / count;
-  const double variance = (sum2 - sum * mean) / (count - 1.0);
-  return variance > 0 ? mean / std::sqrt(variance) : 0.0;
+  return count < 2 ? 0.0 : per_bar_sharpe(count, sum, sum2);
 }
 
 std::vector<std::size_t> block_starts(std::size_t returns, std::size_t blocks) {
@@ -32,6 +29,12 @@ std::vector<std::size_t> block_starts(std::size_t returns, std::size_t blocks) {
   const std::size_t base = returns / blocks, larger = returns % blocks;
   for (std::size_t b = 0; b < blocks; ++b) starts[b + 1] = starts[b] + base + (b < larger ? 1 : 0);
   return starts;
+}
+
+std::size_t robustness_blocks(bool robustness, std::optional<std::size_t> pbo_blocks) {
+  if (pbo_blocks && !robustness)
+    throw ParamError({"pbo_blocks", "robustness"}, "pbo_blocks sets the blocks of robustness: give robustness too");
+  return robustness ? pbo_blocks.value_or(16) : 0;
 }
 
 std::vector<ReturnSums> block_sums(std::span<const double> returns, std::size_t blocks) {
@@ -56,18 +59,13 @@ std::vector<std::uint32_t> half_subsets(std::size_t blocks) {
   return out;
 }
 
-// NumPy's default percentile (linear interpolation between the sorted values).
-double quantile(std::vector<double> sorted, double q) {
-  std::sort(sorted.begin(), sorted.end());
+// NumPy's default percentile of `sorted` values (linear interpolation between them).
+double quantile(std::span<const double> sorted, double q) {
   const double at = q * static_cast<double>(sorted.size() - 1);
   const auto below = static_cast<std::size_t>(std::floor(at));
   const std::size_t above = std::min(below + 1, sorted.size() - 1);
   return sorted[below] + (sorted[above] - sorted[below]) * (at - static_cast<double>(below));
 }
-
-}  // namespace
-
-namespace {
 
 // One tile of combinations' block sums, block-major ([block][combination]): what every split reads.
 struct Tile {
@@ -100,9 +98,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void half_sharpes(c
   for (std::size_t j = 0; j < count; ++j) {
     const double s = outside ? tile.total[j] - acc[j] : acc[j];
     const double s2 = outside ? tile.total2[j] - acc2[j] : acc2[j];
-    const double mean = s / n;
-    const double variance = (s2 - s * mean) / (n - 1.0);
-    out[j] = variance > 0 ? mean / std::sqrt(variance) : 0.0;
+    out[j] = per_bar_sharpe(n, s, s2);
   }
 }
 
@@ -136,10 +132,11 @@ OverfittingProbability probability_of_backtest_overfitting(std::span<const Retur
   // Combinations in tiles whose block sums stay in the L2 cache over every split.
   constexpr std::size_t kTile = 512;
   const std::size_t tiles = (combinations + kTile - 1) / kTile;
-  const auto tile_of = [&](std::size_t t) {
+  // Combinations first .. first + count - 1 (at most a tile) as a tile.
+  const auto tile_of = [&](std::size_t first, std::size_t count) {
     Tile tile;
-    tile.first = t * kTile;
-    tile.count = std::min(kTile, combinations - tile.first);
+    tile.first = first;
+    tile.count = count;
     tile.sum.resize(blocks * tile.count);
     tile.sum2.resize(blocks * tile.count);
     tile.total.assign(tile.count, 0.0);
@@ -162,7 +159,7 @@ OverfittingProbability probability_of_backtest_overfitting(std::span<const Retur
   };
   std::vector<Best> tile_best(tiles * splits);
   tbb::parallel_for(std::size_t{0}, tiles, [&](std::size_t t) {
-    const Tile tile = tile_of(t);
+    const Tile tile = tile_of(t * kTile, std::min(kTile, combinations - t * kTile));
     std::vector<double> acc(tile.count), acc2(tile.count), sharpe(tile.count);
     for (std::size_t m = 0; m < splits; ++m) {
       half_sharpes(tile, &chosen[m * half], half, n_in[m], false, acc.data(), acc2.data(), sharpe.data());
@@ -176,16 +173,15 @@ OverfittingProbability probability_of_backtest_overfitting(std::span<const Retur
     for (std::size_t t = 1; t < tiles; ++t)
       if (tile_best[t * splits + m].sharpe > best.sharpe) best = tile_best[t * splits + m];
     // Its out-of-sample Sharpe, computed as pass 2 computes everyone's.
-    Tile own = tile_of(best.index / kTile);
-    std::vector<double> acc(own.count), acc2(own.count), sharpe(own.count);
-    half_sharpes(own, &chosen[m * half], half, n_out[m], true, acc.data(), acc2.data(), sharpe.data());
-    best_outside[m] = sharpe[best.index - own.first];
+    const Tile own = tile_of(best.index, 1);
+    double acc = 0, acc2 = 0;
+    half_sharpes(own, &chosen[m * half], half, n_out[m], true, &acc, &acc2, &best_outside[m]);
   }
 
   // Pass 2: per split, how many combinations do worse out of sample than the in-sample best.
   std::vector<std::uint64_t> tile_below(tiles * splits);
   tbb::parallel_for(std::size_t{0}, tiles, [&](std::size_t t) {
-    const Tile tile = tile_of(t);
+    const Tile tile = tile_of(t * kTile, std::min(kTile, combinations - t * kTile));
     std::vector<double> acc(tile.count), acc2(tile.count), sharpe(tile.count);
     for (std::size_t m = 0; m < splits; ++m) {
       half_sharpes(tile, &chosen[m * half], half, n_out[m], true, acc.data(), acc2.data(), sharpe.data());
@@ -207,9 +203,11 @@ OverfittingProbability probability_of_backtest_overfitting(std::span<const Retur
     overfit += out.logits[m] <= 0;
   }
   out.pbo = static_cast<double>(overfit) / static_cast<double>(splits);
-  out.logit_q1 = quantile(out.logits, 0.25);
-  out.logit_median = quantile(out.logits, 0.5);
-  out.logit_q3 = quantile(out.logits, 0.75);
+  std::vector<double> sorted = out.logits;
+  std::sort(sorted.begin(), sorted.end());
+  out.logit_q1 = quantile(sorted, 0.25);
+  out.logit_median = quantile(sorted, 0.5);
+  out.logit_q3 = quantile(sorted, 0.75);
   return out;
 }
 

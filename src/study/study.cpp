@@ -129,13 +129,11 @@ StudyRequest study_request(const json& j, std::vector<Bars> symbols) {
   if (j.contains("device")) o.device = field<std::string>(j, "device", "cpu, cuda or auto");
   require_device(o.device);
   if (j.contains("reference")) o.reference = field<bool>(j, "reference", "true or false");
-  const bool robustness = j.contains("robustness") && field<bool>(j, "robustness", "true or false");
-  const auto blocks = j.contains("pbo_blocks") && !j.at("pbo_blocks").is_null()
-                          ? field<std::size_t>(j, "pbo_blocks", "an even whole number from 4")
-                          : std::size_t{16};
-  if (j.contains("pbo_blocks") && !j.at("pbo_blocks").is_null() && !robustness)
-    throw ParamError({"pbo_blocks", "robustness"}, "pbo_blocks sets the blocks of robustness: give robustness too");
-  o.robustness_blocks = robustness ? blocks : 0;
+  o.robustness_blocks =
+      robustness_blocks(j.contains("robustness") && field<bool>(j, "robustness", "true or false"),
+                        j.contains("pbo_blocks") && !j.at("pbo_blocks").is_null()
+                            ? std::optional(field<std::size_t>(j, "pbo_blocks", "an even whole number from 4"))
+                            : std::nullopt);
   const std::string gpus = j.contains("gpus") ? field<std::string>(j, "gpus", "all or GPU ordinals") : "all";
   o.gpus = gpus_for(o.device, gpus);
   if (j.contains("cache") && !j.at("cache").is_null())

@@ -55,7 +55,6 @@ WalkForwardResult walk_forward(const Bars& bars, const Grid& grid, const Executi
   CurveAccumulator stitched(options.cash);
   double scale = 1.0;  // the stitched equity over the starting cash, at the current window's start
   double in_sample_sharpe = 0, out_of_sample_sharpe = 0;
-  std::vector<Trade> trades;
   for (std::size_t k = 0; k < out.windows.size(); ++k) {
     WalkForwardWindow& w = out.windows[k];
     ExecutionOptions window = options;
