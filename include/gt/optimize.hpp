@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -109,11 +110,17 @@ class StudyState {
  public:
   // `top` per symbol by `metric` (an index in metric_table()); combinations with fewer than
   // `min_trades` closed trades are counted but not ranked.
-  StudyState(std::size_t symbols, std::size_t top, std::size_t metric, std::int64_t min_trades);
+  // `blocks` per combination above 0: the state also keeps every valid combination's block sums
+  // (a study's robustness), which chunks then carry.
+  StudyState(std::size_t symbols, std::size_t top, std::size_t metric, std::int64_t min_trades, std::size_t blocks = 0);
   void add(const ChunkResults& chunk, std::size_t bars);
   void combine(StudyState&& other);
-  // Counts and rankings into `result` (best first per symbol).
+  // Counts and rankings into `result` (best first per symbol); with blocks, each symbol's
+  // robustness (docs/SEMANTICS.md "Out-of-sample evidence") from them, the best of the ranking
+  // deflated by its returns on `symbols` (the study's bars, grid and options).
   void finish(OptimizeResult& result) &&;
+  void finish(OptimizeResult& result, const std::vector<Bars>& symbols, const Grid& grid,
+              const ExecutionOptions& options) &&;
   std::uint64_t valid() const { return valid_; }
   // Bytes that deserialize() turns back into the same state: what a remote task sends home.
   std::string serialize() const;
@@ -124,6 +131,7 @@ class StudyState {
     std::size_t top, metric;
     bool higher_is_better;
     std::int64_t min_trades;
+    std::size_t blocks;
   };
   void offer(RankedCombination&& c);
   bool before(const RankedCombination& a, const RankedCombination& b) const;
@@ -131,7 +139,16 @@ class StudyState {
   Config config_;
   std::vector<std::vector<RankedCombination>> heaps_;  // per symbol: a max-heap on "ranks before"
   std::uint64_t valid_ = 0, invalid_ = 0, computed_ = 0, from_cache_ = 0, bar_combinations_ = 0;
+  // With blocks, per symbol: the valid combinations' block sums ([combination][block]) of each
+  // range seen, by the range's first grid index, so that ranges merge in grid order.
+  std::vector<std::map<std::uint64_t, std::vector<ReturnSums>>> blocks_;
 };
+
+// The first bar of each block of every symbol for a study's robustness (block_starts), none when
+// it is not asked for. Throws ParamError before any work when robustness cannot be computed: a
+// grid of one combination, the CUDA device, or block sums that would not fit in memory.
+std::vector<std::vector<std::size_t>> robustness_block_starts(const std::vector<Bars>& symbols, const Grid& grid,
+                                                              const OptimizeOptions& opt);
 
 // Throws ParamError naming `device` unless it is cpu, cuda or auto.
 void require_device(std::string_view device);
@@ -148,8 +165,11 @@ ChunkResults evaluate_range(const Bars& bars, const Grid& grid, const ExecutionO
                             std::uint64_t count);
 // The same with an evaluator built once for many ranges (a distributed worker keeps one), and
 // optionally a cache with the namespace of the evaluator's symbol (cache_namespace).
+// With `block_starts` (robustness_block_starts), also every combination's block sums, the cache
+// left aside (it holds metrics, not those).
 ChunkResults evaluate_range(const Evaluator& evaluator, const Grid& grid, std::uint64_t first, std::uint64_t count,
-                            ResultCache* cache = nullptr, std::string_view cache_ns = {});
+                            ResultCache* cache = nullptr, std::string_view cache_ns = {},
+                            std::span<const std::size_t> block_starts = {});
 
 // What a study will take, estimated before it starts, so that one that cannot fit is refused
 // instead of filling the memory or the disk. Rough by design (see docs/SEMANTICS.md "Estimates").

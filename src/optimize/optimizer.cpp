@@ -239,13 +239,13 @@ ChunkResults evaluate_range(const Bars& bars, const Grid& grid, const ExecutionO
 }
 
 ChunkResults evaluate_range(const Evaluator& evaluator, const Grid& grid, std::uint64_t first, std::uint64_t count,
-                            ResultCache* cache, std::string_view cache_ns) {
+                            ResultCache* cache, std::string_view cache_ns, std::span<const std::size_t> block_starts) {
   if (first > grid.size() || count > grid.size() - first)
     throw ParamError(fmt::format("combinations {}..{} are outside the grid of {}", first, first + count, grid.size()));
   ChunkResults r;
   r.first = first;
   r.valid.resize(count);
-  evaluate_chunk(evaluator, grid, r, cache, cache_ns);
+  evaluate_chunk(evaluator, grid, r, cache, cache_ns, nullptr, block_starts);
   return r;
 }
 
@@ -361,57 +361,28 @@ bool ranks_before(const RankedCombination& a, const RankedCombination& b, std::s
   return a.index < b.index;
 }
 
-namespace {
-
-// What robustness keeps of every valid combination, per symbol and in grid order: its per-block
-// return sums and its per-bar Sharpe (from their totals).
-class BlockState {
- public:
-  explicit BlockState(std::size_t symbols) : sums_(symbols), sharpes_(symbols) {}
-
-  void add(const ChunkResults& r) {
-    const std::size_t per = r.blocks_per_combination;
-    for (std::size_t i = 0; i < r.valid.size(); ++i) {
-      if (!r.valid[i]) continue;
-      ReturnSums total;
-      for (std::size_t b = 0; b < per; ++b) {
-        sums_[r.symbol].push_back(r.blocks[i * per + b]);
-        total += r.blocks[i * per + b];
-      }
-      sharpes_[r.symbol].push_back(total.sharpe());
-    }
-  }
-
-  // Per symbol: the probability of overfitting over every valid combination, and the deflated
-  // Sharpe of the ranking's best (its returns from the reference engine).
-  std::vector<SymbolRobustness> finish(const std::vector<Bars>& symbols, const Grid& grid,
-                                       const ExecutionOptions& options,
-                                       const std::vector<std::vector<RankedCombination>>& top) const {
-    std::vector<SymbolRobustness> out;
-    for (std::size_t s = 0; s < symbols.size(); ++s) {
-      if (s >= top.size() || top[s].empty())
-        throw ParamError({"robustness", "min_trades"},
-                         fmt::format("{}: no combination was ranked, so there is no best to deflate (lower "
-                                     "min_trades, or top above 0)",
-                                     symbols[s].symbol));
-      SymbolRobustness r;
-      r.symbol = s;
-      r.best_index = top[s].front().index;
-      const std::size_t valid = sharpes_[s].size();
-      r.overfitting = probability_of_backtest_overfitting(sums_[s], valid, valid ? sums_[s].size() / valid : 0);
-      const BacktestResult best = run_strategy(symbols[s], grid.strategy(), top[s].front().params, options);
-      r.deflated = deflated_sharpe(curve_returns(best.equity, options.cash), sharpes_[s]);
-      out.push_back(std::move(r));
-    }
-    return out;
-  }
-
- private:
-  std::vector<std::vector<ReturnSums>> sums_;  // per symbol: [combination][block]
-  std::vector<std::vector<double>> sharpes_;   // per symbol: per combination
-};
-
-}  // namespace
+std::vector<std::vector<std::size_t>> robustness_block_starts(const std::vector<Bars>& symbols, const Grid& grid,
+                                                              const OptimizeOptions& opt) {
+  std::vector<std::vector<std::size_t>> starts;
+  if (opt.robustness_blocks == 0) return starts;
+  if (grid.size() < 2)
+    throw ParamError({"robustness"},
+                     "robustness compares the combinations of a grid: this grid has one (the "
+                     "deflated Sharpe ratio and the overfitting probability are undefined)");
+  if (opt.device == "cuda")
+    throw ParamError({"robustness", "device"},
+                     "robustness needs every combination's returns per block, which "
+                     "the CUDA engine does not keep: use the cpu or auto device");
+  const double bytes = static_cast<double>(grid.size()) * static_cast<double>(symbols.size()) *
+                       static_cast<double>(opt.robustness_blocks) * sizeof(ReturnSums);
+  if (bytes > 4e9)
+    throw ParamError({"robustness"}, fmt::format("robustness keeps every combination's returns per block: {:.1f} "
+                                                 "GB for this study (the limit is 4 GB); use fewer pbo_blocks, "
+                                                 "combinations or symbols",
+                                                 bytes / 1e9));
+  for (const auto& bars : symbols) starts.push_back(block_starts(bars.size(), opt.robustness_blocks));
+  return starts;
+}
 
 OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, const ExecutionOptions& options,
                         const OptimizeOptions& opt, ResultSink* sink) {
@@ -427,25 +398,7 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
     for (const auto& bars : symbols) grid.strategy().require_enough_bars(bars, smallest);
   }
   // Robustness: its blocks per symbol, refused before any work when they cannot be made.
-  std::vector<std::vector<std::size_t>> block_bounds;
-  if (opt.robustness_blocks > 0) {
-    if (grid.size() < 2)
-      throw ParamError({"robustness"},
-                       "robustness compares the combinations of a grid: this grid has one (the "
-                       "deflated Sharpe ratio and the overfitting probability are undefined)");
-    if (opt.device == "cuda")
-      throw ParamError({"robustness", "device"},
-                       "robustness needs every combination's returns per block, which "
-                       "the CUDA engine does not keep: use the cpu or auto device");
-    const double bytes = static_cast<double>(grid.size()) * static_cast<double>(symbols.size()) *
-                         static_cast<double>(opt.robustness_blocks) * sizeof(ReturnSums);
-    if (bytes > 4e9)
-      throw ParamError({"robustness"}, fmt::format("robustness keeps every combination's returns per block: {:.1f} "
-                                                   "GB for this study (the limit is 4 GB); use fewer pbo_blocks, "
-                                                   "combinations or symbols",
-                                                   bytes / 1e9));
-    for (const auto& bars : symbols) block_bounds.push_back(block_starts(bars.size(), opt.robustness_blocks));
-  }
+  const std::vector<std::vector<std::size_t>> block_bounds = robustness_block_starts(symbols, grid, opt);
   const int threads = opt.threads > 0 ? opt.threads : tbb::info::default_concurrency();
   tbb::global_control limit(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
 
@@ -500,8 +453,7 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
     const std::uint64_t rounds = (grid.size() + devices * chunk - 1) / (devices * chunk);
     chunk = (grid.size() + devices * rounds - 1) / (devices * rounds);
   }
-  StudyState state(symbols.size(), opt.top, metric_index(opt.metric), opt.min_trades);
-  BlockState kept(symbols.size());
+  StudyState state(symbols.size(), opt.top, metric_index(opt.metric), opt.min_trades, opt.robustness_blocks);
   Progress progress(opt.progress, grid.size() * symbols.size());
   std::optional<UnstoredResults> unstored;
   if (opt.cache) unstored.emplace(*opt.cache, namespaces);
@@ -543,14 +495,12 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
         std::unique_ptr<Chunk> owned(c);
         auto& r = c->results;
         state.add(r, symbols[r.symbol].size());
-        if (!block_bounds.empty()) kept.add(r);
         if (sink) sink->consume(r, std::move(c->text));
         progress.advance(r.valid.size());
       }));
   if (unstored) unstored->store_all();
   require_some_valid(grid, state.valid());
-  std::move(state).finish(result);
-  if (!block_bounds.empty()) result.robustness = kept.finish(symbols, grid, options, result.top);
+  std::move(state).finish(result, symbols, grid, options);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
@@ -570,8 +520,11 @@ void require_some_valid(const Grid& grid, std::uint64_t valid) {
                                                                   : grid.strategy().describe(first)));
 }
 
-StudyState::StudyState(std::size_t symbols, std::size_t top, std::size_t metric, std::int64_t min_trades)
-    : config_{top, metric, metric_table()[metric].higher_is_better, min_trades}, heaps_(symbols) {}
+StudyState::StudyState(std::size_t symbols, std::size_t top, std::size_t metric, std::int64_t min_trades,
+                       std::size_t blocks)
+    : config_{top, metric, metric_table()[metric].higher_is_better, min_trades, blocks},
+      heaps_(symbols),
+      blocks_(blocks > 0 ? symbols : 0) {}
 
 bool StudyState::before(const RankedCombination& a, const RankedCombination& b) const {
   return ranks_before(a, b, config_.metric, config_.higher_is_better);
@@ -604,6 +557,19 @@ void StudyState::add(const ChunkResults& r, std::size_t bars) {
     c.params.assign(params.begin(), params.end());
     offer(std::move(c));
   }
+  if (config_.blocks > 0) {
+    if (r.blocks_per_combination != config_.blocks)
+      throw Error(fmt::format("StudyState::add: a chunk of {} blocks for a study of {}", r.blocks_per_combination,
+                              config_.blocks));
+    std::vector<ReturnSums> kept;
+    kept.reserve(valid * config_.blocks);
+    for (std::size_t i = 0; i < r.valid.size(); ++i)
+      if (r.valid[i])
+        kept.insert(kept.end(), r.blocks.begin() + static_cast<std::ptrdiff_t>(i * config_.blocks),
+                    r.blocks.begin() + static_cast<std::ptrdiff_t>((i + 1) * config_.blocks));
+    if (!blocks_[r.symbol].emplace(r.first, std::move(kept)).second)
+      throw Error(fmt::format("StudyState::add: combinations from {} added twice", r.first));
+  }
   valid_ += valid;
   invalid_ += r.valid.size() - valid;
   computed_ += valid - r.from_cache;
@@ -613,10 +579,15 @@ void StudyState::add(const ChunkResults& r, std::size_t bars) {
 
 void StudyState::combine(StudyState&& other) {
   if (other.heaps_.size() != heaps_.size() || other.config_.top != config_.top ||
-      other.config_.metric != config_.metric || other.config_.min_trades != config_.min_trades)
+      other.config_.metric != config_.metric || other.config_.min_trades != config_.min_trades ||
+      other.config_.blocks != config_.blocks)
     throw Error("StudyState::combine: the states belong to different studies");
   for (auto& heap : other.heaps_)
     for (auto& c : heap) offer(std::move(c));
+  for (std::size_t s = 0; s < blocks_.size(); ++s)
+    for (auto& [first, sums] : other.blocks_[s])
+      if (!blocks_[s].emplace(first, std::move(sums)).second)
+        throw Error(fmt::format("StudyState::combine: combinations from {} added twice", first));
   valid_ += other.valid_;
   invalid_ += other.invalid_;
   computed_ += other.computed_;
@@ -637,9 +608,42 @@ void StudyState::finish(OptimizeResult& result) && {
   }
 }
 
+void StudyState::finish(OptimizeResult& result, const std::vector<Bars>& symbols, const Grid& grid,
+                        const ExecutionOptions& options) && {
+  const std::size_t per = config_.blocks;
+  auto blocks = std::move(blocks_);
+  std::move(*this).finish(result);
+  if (per == 0) return;
+  result.robustness.clear();
+  for (std::size_t s = 0; s < symbols.size(); ++s) {
+    if (s >= result.top.size() || result.top[s].empty())
+      throw ParamError({"robustness", "min_trades"},
+                       fmt::format("{}: no combination was ranked, so there is no best to deflate (lower "
+                                   "min_trades, or top above 0)",
+                                   symbols[s].symbol));
+    // Every valid combination in grid order, and each one's per-bar Sharpe from its blocks' totals.
+    std::vector<ReturnSums> sums;
+    for (auto& [first, range] : blocks[s]) sums.insert(sums.end(), range.begin(), range.end());
+    const std::size_t valid = sums.size() / per;
+    std::vector<double> sharpes(valid);
+    for (std::size_t i = 0; i < valid; ++i) {
+      ReturnSums total;
+      for (std::size_t b = 0; b < per; ++b) total += sums[i * per + b];
+      sharpes[i] = total.sharpe();
+    }
+    SymbolRobustness r;
+    r.symbol = s;
+    r.best_index = result.top[s].front().index;
+    r.overfitting = probability_of_backtest_overfitting(sums, valid, per);
+    const BacktestResult best = run_strategy(symbols[s], grid.strategy(), result.top[s].front().params, options);
+    r.deflated = deflated_sharpe(curve_returns(best.equity, options.cash), sharpes);
+    result.robustness.push_back(std::move(r));
+  }
+}
+
 namespace {
 
-constexpr std::uint64_t kStateMagic = 0x3174617453746724;  // "$gtState1"
+constexpr std::uint64_t kStateMagic = 0x3274617453746724;  // "$gtState2"
 
 class StateWriter {
  public:
@@ -657,6 +661,7 @@ class StateReader {
   std::uint64_t u64() { return take<std::uint64_t>(); }
   double f64() { return take<double>(); }
   bool done() const { return at_ == bytes_.size(); }
+  std::size_t remaining() const { return bytes_.size() - at_; }
 
  private:
   template <class T>
@@ -680,6 +685,7 @@ std::string StudyState::serialize() const {
   w.u64(config_.top);
   w.u64(config_.metric);
   w.u64(static_cast<std::uint64_t>(config_.min_trades));
+  w.u64(config_.blocks);
   for (const auto v : {valid_, invalid_, computed_, from_cache_, bar_combinations_}) w.u64(v);
   for (const auto& heap : heaps_) {
     w.u64(heap.size());
@@ -691,6 +697,15 @@ std::string StudyState::serialize() const {
       for (std::size_t m = 0; m < kMetricCount; ++m) w.f64(metric_value(c.metrics, m));
     }
   }
+  for (const auto& ranges : blocks_) {
+    w.u64(ranges.size());
+    for (const auto& [first, sums] : ranges) {
+      w.u64(first);
+      w.u64(sums.size());
+      for (const ReturnSums& x : sums)
+        for (const double v : {x.count, x.sum, x.sum2}) w.f64(v);
+    }
+  }
   return std::move(w.bytes);
 }
 
@@ -699,7 +714,9 @@ StudyState StudyState::deserialize(std::string_view bytes) {
   if (r.u64() != kStateMagic) throw Error("StudyState::deserialize: not a study state");
   const std::size_t symbols = r.u64(), top = r.u64(), metric = r.u64();
   if (metric >= kMetricCount) throw Error("StudyState::deserialize: no such metric");
-  StudyState state(symbols, top, metric, static_cast<std::int64_t>(r.u64()));
+  const auto min_trades = static_cast<std::int64_t>(r.u64());
+  const std::size_t blocks = r.u64();
+  StudyState state(symbols, top, metric, min_trades, blocks);
   for (auto* v : {&state.valid_, &state.invalid_, &state.computed_, &state.from_cache_, &state.bar_combinations_})
     *v = r.u64();
   for (auto& heap : state.heaps_) {
@@ -713,6 +730,21 @@ StudyState StudyState::deserialize(std::string_view bytes) {
       for (std::size_t m = 0; m < kMetricCount; ++m) set_metric_value(c.metrics, m, r.f64());
       if (c.symbol >= symbols) throw Error("StudyState::deserialize: a symbol out of range");
       heap.push_back(std::move(c));
+    }
+  }
+  for (auto& ranges : state.blocks_) {
+    const std::uint64_t n = r.u64();
+    for (std::uint64_t k = 0; k < n; ++k) {
+      const std::uint64_t first = r.u64(), count = r.u64();
+      if (count > r.remaining() / (3 * sizeof(double))) throw Error("StudyState::deserialize: the bytes end early");
+      std::vector<ReturnSums> sums(count);
+      for (ReturnSums& x : sums) {
+        x.count = r.f64();
+        x.sum = r.f64();
+        x.sum2 = r.f64();
+      }
+      if (blocks == 0 || sums.size() % blocks != 0) throw Error("StudyState::deserialize: block sums out of shape");
+      ranges.emplace(first, std::move(sums));
     }
   }
   if (!r.done()) throw Error("StudyState::deserialize: bytes left over");

@@ -190,13 +190,17 @@ struct RangeWorker::Impl {
   std::unique_ptr<Evaluator> evaluator;
   std::unique_ptr<ResultCache> cache;
   std::string cache_ns;
+  std::vector<std::size_t> block_starts;  // with robustness
 };
 
 RangeWorker::RangeWorker(const json& request, Bars bars, std::size_t symbol, std::vector<std::string> names)
-    : impl_(new Impl{study_request(request, {std::move(bars)}), symbol, std::move(names), nullptr, nullptr, {}}) {
+    : impl_(new Impl{study_request(request, {std::move(bars)}), symbol, std::move(names), nullptr, nullptr, {}, {}}) {
   auto& w = *impl_;
   if (symbol >= w.names.size()) throw ParamError(fmt::format("symbol {} of {}", symbol, w.names.size()));
   const Bars& b = w.request.symbols.front();
+  if (const auto starts = robustness_block_starts(w.request.symbols, *w.request.grid, w.request.ranking);
+      !starts.empty())
+    w.block_starts = starts.front();
   if (!w.request.store.cache.empty()) {
     w.cache = open_result_cache(w.request.store.cache);
     w.cache_ns = cache_namespace(b, w.request.grid->strategy(), w.request.execution);
@@ -215,9 +219,10 @@ RangeOutcome RangeWorker::evaluate(std::uint64_t first, std::uint64_t count, boo
   const auto& o = w.request.ranking;
   std::optional<tbb::global_control> limit;
   if (o.threads > 0) limit.emplace(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(o.threads));
-  ChunkResults chunk = evaluate_range(*w.evaluator, *w.request.grid, first, count, w.cache.get(), w.cache_ns);
+  ChunkResults chunk =
+      evaluate_range(*w.evaluator, *w.request.grid, first, count, w.cache.get(), w.cache_ns, w.block_starts);
   chunk.symbol = w.symbol;
-  RangeOutcome out{StudyState(w.names.size(), o.top, metric_index(o.metric), o.min_trades), {}};
+  RangeOutcome out{StudyState(w.names.size(), o.top, metric_index(o.metric), o.min_trades, o.robustness_blocks), {}};
   out.state.add(chunk, w.request.symbols.front().size());
   if (rows) out.rows = CsvResultSink(*w.request.grid, w.names, [](std::string_view) {}).format(chunk);
   return out;
@@ -253,16 +258,14 @@ RunStore open_store(const StudyRequest& r) {
 
 void run_on(RangeExecutor& executor, const StudyRequest& r, AtomicFile* file, OptimizeResult& result) {
   const Grid& grid = *r.grid;
-  if (r.ranking.robustness_blocks > 0)
-    throw ParamError({"robustness"}, fmt::format("robustness runs on the local engine: the {} engine's tasks do not "
-                                                 "send back the per-block returns it needs",
-                                                 executor.name()));
+  robustness_block_starts(r.symbols, grid, r.ranking);  // what cannot be computed is refused before any task
   const std::uint64_t size = std::max<std::uint64_t>(1, executor.task_size(grid.size()));
   std::vector<RangeTask> tasks;
   for (std::size_t s = 0; s < r.symbols.size(); ++s)
     for (std::uint64_t first = 0; first < grid.size(); first += size)
       tasks.push_back({s, first, std::min(size, grid.size() - first)});
-  StudyState total(r.symbols.size(), r.ranking.top, metric_index(r.ranking.metric), r.ranking.min_trades);
+  StudyState total(r.symbols.size(), r.ranking.top, metric_index(r.ranking.metric), r.ranking.min_trades,
+                   r.ranking.robustness_blocks);
   // Rows reach the file in grid order, whatever order the tasks finish in.
   std::map<std::size_t, std::string> waiting;
   std::size_t next = 0;
@@ -282,7 +285,7 @@ void run_on(RangeExecutor& executor, const StudyRequest& r, AtomicFile* file, Op
   if (std::find(seen.begin(), seen.end(), 0) != seen.end())
     throw Error(fmt::format("{}: some tasks never reported", executor.name()));
   require_some_valid(grid, total.valid());
-  std::move(total).finish(result);
+  std::move(total).finish(result, r.symbols, grid, r.execution);
   result.combinations = grid.size();
   result.evaluator = executor.name();
 }

@@ -66,14 +66,18 @@ def test_gtrader_optimize_engine_ray_writes_the_local_engines_file(tmp_path):
     grid = ["--grid", "fast=5:19", "--grid", "slow=20:49", "--grid", "ma_type=0:2", "--grid", "volume_filter=false,true"]
     data = ["--data", "data/orcl-1995-2014.csv", "--data", "data/yhoo-1996-2014.csv"]
     gtrader = os.environ.get("GT_BIN", str(ROOT / "build" / "release" / "gtrader"))
+    # With --robustness the tasks also send back every combination's block sums.
     local = subprocess.run([gtrader, "optimize", *data, "--strategy", "ma_cross", *grid, "--out", tmp_path / "local.csv",
-                            "--json"], capture_output=True, text=True, check=True)
+                            "--robustness", "--json"], capture_output=True, text=True, check=True)
     proc = in_private_network(gtrader, "optimize", *data, "--strategy", "ma_cross", *grid, "--engine", "ray",
-                              "--workers", "2", "--chunk-size", "700", "--out", str(tmp_path / "ray.csv"), "--json")
+                              "--workers", "2", "--chunk-size", "700", "--out", str(tmp_path / "ray.csv"),
+                              "--robustness", "--json")
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)
     assert summary["engine"] == "ray" and summary["tasks"] == 8
     assert summary["best"] == json.loads(local.stdout)["best"]
+    assert [r["symbol"] for r in summary["robustness"]] == ["orcl-1995-2014", "yhoo-1996-2014"]
+    assert summary["robustness"] == json.loads(local.stdout)["robustness"]
     assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
 
 
