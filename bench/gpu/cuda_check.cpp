@@ -68,6 +68,49 @@ std::size_t check(const gt::Bars& bars, const gt::Grid& grid, const gt::Executio
   return bad;
 }
 
+// Every combination's block sums (a study's robustness, 16 blocks) against the CPU engine's;
+// returns the number of disagreeing sums.
+std::size_t check_blocks(const gt::Bars& bars, const gt::Grid& grid, const gt::ExecutionOptions& options,
+                         int segment_bars = 0) {
+  const std::vector<std::size_t> starts = gt::block_starts(bars.size(), 16);
+  const auto cpu =
+      gt::evaluate_range(*gt::make_evaluator(bars, grid, options), grid, 0, grid.size(), nullptr, {}, starts);
+  const auto engine = gt::make_cuda_evaluator(bars, grid, options, {0});
+  if (segment_bars > 0) engine->set_segment_bars(segment_bars);
+  const auto gpu = gt::evaluate_range(*engine, grid, 0, grid.size(), nullptr, {}, starts);
+  std::size_t bad = 0;
+  double worst = 0;
+  for (std::size_t i = 0; i < cpu.blocks.size(); ++i) {
+    const double d =
+        std::max(std::fabs(gpu.blocks[i].sum - cpu.blocks[i].sum), std::fabs(gpu.blocks[i].sum2 - cpu.blocks[i].sum2));
+    worst = std::max(worst, d);
+    if ((d > 1e-12 || gpu.blocks[i].count != cpu.blocks[i].count) && bad++ < 10)
+      fmt::print("MISMATCH block sums of combination {} block {}: gpu {} {} cpu {} {}\n", i / 16, i % 16,
+                 gpu.blocks[i].sum, gpu.blocks[i].sum2, cpu.blocks[i].sum, cpu.blocks[i].sum2);
+  }
+  fmt::print("blocks: {} bars, {} combinations x 16 blocks, {}: {} disagreeing sums, worst difference {:.3g}\n",
+             bars.size(), grid.size(),
+             engine->segment_bars() > 0 ? fmt::format("launches of {} bars", engine->segment_bars()) : "one launch",
+             bad, worst);
+  return bad;
+}
+
+// optimize --robustness on the GPU and on the CPU: the same best, PBO and deflated Sharpe.
+std::size_t check_robustness(const gt::Bars& bars, const gt::Grid& grid) {
+  gt::OptimizeOptions on_gpu, on_cpu;
+  on_gpu.device = "cuda";
+  on_gpu.gpus = {0};
+  on_gpu.robustness_blocks = on_cpu.robustness_blocks = 16;
+  const auto gpu = gt::optimize({bars}, grid, {}, on_gpu), cpu = gt::optimize({bars}, grid, {}, on_cpu);
+  const auto &a = gpu.robustness.at(0), &b = cpu.robustness.at(0);
+  const bool same = a.best_index == b.best_index && a.overfitting.pbo == b.overfitting.pbo &&
+                    std::fabs(a.deflated.dsr - b.deflated.dsr) <= 1e-9;
+  fmt::print("robustness: {} combinations on {} ({}): pbo {} (cpu {}), deflated sharpe {:.12f} (cpu {:.12f}), {}\n",
+             grid.size(), gpu.device, gpu.evaluator, a.overfitting.pbo, b.overfitting.pbo, a.deflated.dsr,
+             b.deflated.dsr, same ? "the same" : "DIFFERENT");
+  return same ? 0 : 1;
+}
+
 // The averages the GPU built for `grid` (its MA types and periods as the engines take them)
 // against ind::ma_many, bit for bit; returns the number of differing values.
 std::size_t check_averages(const gt::Bars& bars, const gt::Grid& grid) {
@@ -154,6 +197,9 @@ int main(int argc, char** argv) {
   bad += check(gt::bars_of_length(orcl, 2000), check_grid, {}, 200) +
          check(gt::bars_of_length(orcl, 2000), check_grid, costs, 200);
   bad += check_averages(gt::bars_of_length(orcl, 2000), check_grid);
+  bad += check_blocks(gt::bars_of_length(orcl, 2000), check_grid, {}) +
+         check_blocks(gt::bars_of_length(orcl, 2000), check_grid, costs, 200);
+  bad += check_robustness(orcl, grid_of({"fast=5:19", "slow=20:49", "ma_type=0:2", "volume_filter=false,true"}));
   if (!quick) {
     bad += check(orcl, check_grid, {});
     bad += check_averages(gt::bars_of_length(orcl, 100000), big);

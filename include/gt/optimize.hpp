@@ -58,7 +58,7 @@ struct OptimizeOptions {
   std::vector<int> gpus;  // with cuda: the GPUs to shard over (empty: all)
   // Above 0: each symbol's deflated Sharpe ratio and probability of backtest overfitting over this
   // many blocks (docs/SEMANTICS.md "Out-of-sample evidence"). Every combination is then computed
-  // (the cache holds metrics, not the per-block returns these need) on the CPU.
+  // (the cache holds metrics, not the per-block returns these need).
   std::size_t robustness_blocks = 0;
 };
 
@@ -146,7 +146,7 @@ class StudyState {
 
 // The first bar of each block of every symbol for a study's robustness (block_starts), none when
 // it is not asked for. Throws ParamError before any work when robustness cannot be computed: a
-// grid of one combination, the CUDA device, or block sums that would not fit in memory.
+// grid of one combination, or block sums that would not fit in memory.
 std::vector<std::vector<std::size_t>> robustness_block_starts(const std::vector<Bars>& symbols, const Grid& grid,
                                                               const OptimizeOptions& opt);
 

@@ -214,29 +214,14 @@ LongTradeBook::LongTradeBook(const Bars& bars, const ExecutionOptions& options)
       ranges_(build_range_table(bars.close)),
       bars_(bars),
       options_(options),
-      prefix_(bars.size()) {
-  double r = 0, r2 = 0, down2 = 0;
-  for (std::size_t t = 1; t < n_; ++t) {  // as ma_cross_bar_facts sums them
-    const double x = bars.close[t] / bars.close[t - 1] - 1.0;
-    r += x;
-    r2 += x * x;
-    down2 += x < 0 ? x * x : 0.0;
-    prefix_[t] = {r, r2, down2};
-  }
-}
+      prefix_(close_return_prefix(bars.close)) {}
 
 double LongTradeBook::entry_return(std::size_t e) const {
   return bars_.close[e] / facts_[e].entry_cost - 1.0;  // as ma_cross_bar_facts computes it
 }
 
 void LongTradeBook::add_plain_returns(const BlockReturns& blocks, std::size_t a, std::size_t b) const {
-  for (std::size_t block = blocks.block_of(a); a <= b; ++block) {
-    const std::size_t end = std::min(b, blocks.starts[block + 1] - 1);
-    ReturnSums& s = blocks.sums[block];
-    s.sum += prefix_[end].r - prefix_[a - 1].r;
-    s.sum2 += prefix_[end].r2 - prefix_[a - 1].r2;
-    a = end + 1;
-  }
+  view_of(blocks).add_held(prefix_.data(), a, b);
 }
 
 Metrics LongTradeBook::simulate_with_exits(PricePaths& paths, const Exits& x, const BlockReturns* blocks) const {
@@ -378,7 +363,7 @@ void LongTradeBook::book_exit(MaCrossAccount& account, RangeTableView ranges, st
       if (!entry_joined) blocks->add(e, entry_return(e));
       if (e + 1 <= k - 1) add_plain_returns(*blocks, e + 1, k - 1);
     }
-    const PrefixSums& through = prefix_[k - 1];
+    const ReturnPrefix& through = prefix_[k - 1];
     account.sums.sum_r += in.entry_r + through.r;
     account.sums.sum_r2 += in.entry_r2 + through.r2;
     account.sums.sum_down2 += in.entry_down2 + through.down2;
@@ -438,6 +423,16 @@ Metrics LongTradeBook::simulate(std::span<const std::uint32_t> flips) const {
   return account.finish(periods_per_year_);
 }
 
+void LongTradeBook::add_to_blocks(std::span<const std::uint32_t> flips, const BlockReturns& blocks) const {
+  const BlockSumsView view = view_of(blocks);
+  for (std::size_t j = 0; j < flips.size(); j += 2) {  // the trades simulate() books
+    const std::size_t e = flips[j] + lag_;
+    if (e >= n_) break;
+    const std::size_t x = j + 1 < flips.size() ? std::min<std::size_t>(flips[j + 1] + lag_, n_) : n_;
+    view.add_trade(bars_.close.data(), facts_.data(), prefix_.data(), e, x, n_);
+  }
+}
+
 LongTradeBook::Batch::Batch(const LongTradeBook& book, std::span<Metrics> out)
     : book_(book), out_(out), lanes_(trade_lanes_supported()) {
   if (lanes_) {
@@ -455,8 +450,8 @@ void LongTradeBook::Batch::add(std::uint32_t slot, const std::uint64_t* entries,
     out_[slot] = book_.simulate_risk_sized(entries, filter, exits, exit_rules, blocks);
     return;
   }
-  // The walk over the entries: exits by price and time, block sums, windows.
-  if (exit_rules.by_price_or_time() || blocks || book_.options_.first_bar > 0 || book_.options_.close_at_end) {
+  // The walk over the entries: exits by price and time, windows.
+  if (exit_rules.by_price_or_time() || book_.options_.first_bar > 0 || book_.options_.close_at_end) {
     if (!paths_) paths_ = std::make_unique<PricePaths>();
     paths_->use(entries, filter, exits, book_.words_, book_.n_);
     out_[slot] = book_.simulate_with_exits(*paths_, exit_rules, blocks);
@@ -465,6 +460,7 @@ void LongTradeBook::Batch::add(std::uint32_t slot, const std::uint64_t* entries,
   if (!lanes_) {
     const std::size_t count = position_flips(entries, filter, exits, book_.words_, scratch_.data());
     out_[slot] = book_.simulate({scratch_.data(), count});
+    if (blocks) book_.add_to_blocks({scratch_.data(), count}, *blocks);
     return;
   }
   const std::size_t most = book_.padded_ + 4;
@@ -475,6 +471,7 @@ void LongTradeBook::Batch::add(std::uint32_t slot, const std::uint64_t* entries,
     flips_ = std::move(grown);
   }
   const std::size_t count = position_flips_for_lanes()(entries, filter, exits, book_.words_, flips_.get() + used_);
+  if (blocks) book_.add_to_blocks({flips_.get() + used_, count}, *blocks);
   stored_.push_back({slot, static_cast<std::uint32_t>(count), used_});
   used_ += count;
 }

@@ -72,6 +72,8 @@ class LongTradeBook {
 
  private:
   Metrics simulate(std::span<const std::uint32_t> flips) const;
+  // The returns of the trades simulate() books for these flips, added to their blocks.
+  void add_to_blocks(std::span<const std::uint32_t> flips, const BlockReturns& blocks) const;
   Metrics simulate_with_exits(PricePaths& paths, const Exits& exits, const BlockReturns* blocks) const;
   // A trade entered at the fill of bar e, out inside bar k (or at its close) with `value` per unit;
   // `reentered`: a new trade is entered at bar k's close.
@@ -89,12 +91,8 @@ class LongTradeBook {
   std::vector<RangeStats> ranges_;      // build_range_table(closes)
   const Bars& bars_;
   ExecutionOptions options_;
-  // Prefix sums of close-to-close returns through each bar (plain, squared, downside squared): the
-  // returns of a stretch that a price or time exit ends inside a bar.
-  struct PrefixSums {
-    double r, r2, down2;
-  };
-  std::vector<PrefixSums> prefix_;
+  // The returns of a stretch that a price or time exit ends inside a bar.
+  std::vector<ReturnPrefix> prefix_;
 };
 
 }  // namespace gt::detail

@@ -188,6 +188,16 @@ std::vector<RangeStats> build_range_table(std::span<const double> x) {
   return table;
 }
 
+std::vector<ReturnPrefix> close_return_prefix(std::span<const double> close) {
+  std::vector<ReturnPrefix> prefix(close.size(), ReturnPrefix{0, 0, 0});
+  for (std::size_t t = 1; t < close.size(); ++t) {
+    const double r = close[t] / close[t - 1] - 1.0;
+    const ReturnPrefix& before = prefix[t - 1];
+    prefix[t] = {before.r + r, before.r2 + r * r, before.down2 + (r < 0 ? r * r : 0.0)};
+  }
+  return prefix;
+}
+
 std::vector<MaCrossBarFacts> ma_cross_bar_facts(const Bars& bars, const ExecutionOptions& options) {
   // Per-bar fill factors of docs/SEMANTICS.md "Fills and costs" with these options: what one unit costs on entry
   // (slippage and commission included) and what it returns on exit.
@@ -197,14 +207,9 @@ std::vector<MaCrossBarFacts> ma_cross_bar_facts(const Bars& bars, const Executio
   const auto& close = bars.close;
   const std::size_t n = bars.size();
   std::vector<MaCrossBarFacts> facts(n);
-  double sum_r = 0, sum_r2 = 0, sum_down2 = 0;  // prefix sums of close-to-close returns
+  const std::vector<ReturnPrefix> prefix = close_return_prefix(close);
   for (std::size_t t = 0; t < n; ++t) {
-    if (t) {
-      const double r = close[t] / close[t - 1] - 1.0;
-      sum_r += r;
-      sum_r2 += r * r;
-      sum_down2 += r < 0 ? r * r : 0.0;
-    }
+    const double sum_r = prefix[t].r, sum_r2 = prefix[t].r2, sum_down2 = prefix[t].down2;
     MaCrossBarFacts& f = facts[t];
     f.entry_cost = fill_price[t] * (1.0 + slip) * (1.0 + options.commission);
     const double entry_return = close[t] / f.entry_cost - 1.0;

@@ -158,6 +158,55 @@ struct MaCrossAccount {
   }
 };
 
+// Prefix sums of close-to-close returns through each bar (0 at bar 0): plain, squared, downside
+// squared, summed as ma_cross_bar_facts sums them. The returns of any held stretch in O(1).
+struct ReturnPrefix {
+  double r, r2, down2;
+};
+std::vector<ReturnPrefix> close_return_prefix(std::span<const double> close);
+
+// One combination's block sums (docs/SEMANTICS.md "Out-of-sample evidence") as host and device
+// code write them: `starts` as block_starts makes them (blocks + 1 values), a ReturnSums per block
+// whose count the caller sets.
+struct BlockSumsView {
+  const std::size_t* starts;
+  std::size_t blocks;
+  ReturnSums* sums;
+
+  // The block of `bar`, searching forward from block `from` (trades visit bars in order).
+  GT_HOST_DEVICE std::size_t block_of(std::size_t bar, std::size_t from = 0) const {
+    while (from + 1 < blocks && starts[from + 1] <= bar) ++from;
+    return from;
+  }
+  GT_HOST_DEVICE void add(std::size_t block, double r) const {
+    sums[block].sum += r;
+    sums[block].sum2 += r * r;
+  }
+  // The close-to-close returns of bars a..b (a >= 1), split at the blocks' ends by prefix sums.
+  GT_HOST_DEVICE void add_held(const ReturnPrefix* prefix, std::size_t a, std::size_t b) const {
+    for (std::size_t block = block_of(a); a <= b; ++block) {
+      const std::size_t end = b < starts[block + 1] - 1 ? b : starts[block + 1] - 1;
+      sums[block].sum += prefix[end].r - prefix[a - 1].r;
+      sums[block].sum2 += prefix[end].r2 - prefix[a - 1].r2;
+      a = end + 1;
+    }
+  }
+  // The returns MaCrossAccount::trade books for a trade entered at the fill of bar e and left at
+  // the fill of bar x (x == bars: held to the last close): the entry bar's against its cost, the
+  // held closes', and the exit bar's.
+  GT_HOST_DEVICE void add_trade(const double* close, const MaCrossBarFacts* facts, const ReturnPrefix* prefix,
+                                std::size_t e, std::size_t x, std::size_t bars) const {
+    add(block_of(e), close[e] / facts[e].entry_cost - 1.0);
+    const std::size_t last_held = x < bars ? x - 1 : bars - 1;
+    if (e + 1 <= last_held) add_held(prefix, e + 1, last_held);
+    if (x < bars) add(block_of(x), facts[x - 1].next_value / close[x - 1] - 1.0);
+  }
+};
+
+inline BlockSumsView view_of(const BlockReturns& blocks) {
+  return {blocks.starts.data(), blocks.sums.size(), blocks.sums.data()};
+}
+
 // The indices 0..keys.size()-1 ordered by key, ties in index order: an LSD radix sort over the
 // keys' width, up to 11 bits a pass (std::sort of tuples cost the CUDA engine's host 180 ms a
 // million combinations). The engines visit combinations grouped by MA pair.

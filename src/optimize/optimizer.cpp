@@ -369,10 +369,6 @@ std::vector<std::vector<std::size_t>> robustness_block_starts(const std::vector<
     throw ParamError({"robustness"},
                      "robustness compares the combinations of a grid: this grid has one (the "
                      "deflated Sharpe ratio and the overfitting probability are undefined)");
-  if (opt.device == "cuda")
-    throw ParamError({"robustness", "device"},
-                     "robustness needs every combination's returns per block, which "
-                     "the CUDA engine does not keep: use the cpu or auto device");
   const double bytes = static_cast<double>(grid.size()) * static_cast<double>(symbols.size()) *
                        static_cast<double>(opt.robustness_blocks) * sizeof(ReturnSums);
   if (bytes > 4e9)
@@ -407,9 +403,9 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
   const auto start = std::chrono::steady_clock::now();
   require_device(opt.device);
   const bool use_cuda =
-      !opt.reference && (opt.device == "cuda" || (opt.device == "auto" && ma_cross_engine_supports(grid, options) &&
-                                                  !grid.has_exits() && opt.robustness_blocks == 0 &&
-                                                  options.first_bar == 0 && !options.close_at_end && cuda_available()));
+      !opt.reference &&
+      (opt.device == "cuda" || (opt.device == "auto" && ma_cross_engine_supports(grid, options) && !grid.has_exits() &&
+                                options.first_bar == 0 && !options.close_at_end && cuda_available()));
   // The GPUs every symbol's evaluator and the chunking below share (none resolved without a GPU:
   // make_cuda_evaluator then says what is missing).
   const std::vector<int> gpus = use_cuda && opt.gpus.empty() && cuda_available() ? parse_gpus("all") : opt.gpus;

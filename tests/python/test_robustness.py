@@ -119,7 +119,6 @@ def test_robustness_with_sixteen_blocks_in_python():
     (["--grid", "fast=5,10", "--robustness", "--pbo-blocks", "7"], "--pbo-blocks = 7 (allowed: an even number"),
     (["--grid", "fast=5,10", "--robustness", "--pbo-blocks", "2"], "--pbo-blocks = 2 (allowed"),
     (["--grid", "fast=5,10", "--pbo-blocks", "8"], "--pbo-blocks sets the blocks of --robustness"),
-    (["--grid", "fast=5,10", "--robustness", "--device", "cuda"], "the CUDA engine does not keep"),
 ])
 def test_bad_robustness_requests_fail_before_any_work(args, message, tmp_path):
     proc = run_gtrader("optimize", "--data", ALL_FILES[0], "--strategy", "ma_cross", *args, "--no-cache",

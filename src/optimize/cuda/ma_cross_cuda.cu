@@ -41,6 +41,8 @@ struct DeviceTables {
   const MaCrossBarFacts* facts;    // [bar]
   const RangeStats* ranges;        // build_range_table(closes)
   const unsigned char* volume_ok;  // [bar]: 1 when the volume filter lets an entry through
+  const double* close;             // [bar]
+  const ReturnPrefix* prefix;      // close_return_prefix(closes)
   int bars;
   int quads;  // (bars + 3) / 4
   int periods;
@@ -55,9 +57,34 @@ struct Position {
   bool held = false, done = false;  // done: no further trade can fill before the last bar
 };
 
+// Where a launch that keeps block sums (a study's robustness) writes them: [combination][block],
+// the combination's index as the targets give it. No sums: a launch without.
+struct BlockOutput {
+  const std::size_t* starts;  // block_starts: blocks + 1 values
+  int blocks;
+  ReturnSums* sums;
+  // One variant's view (none when it is not asked for).
+  __device__ BlockSumsView of(int target) const {
+    return {starts, static_cast<std::size_t>(blocks),
+            sums && target >= 0 ? sums + static_cast<std::size_t>(target) * static_cast<std::size_t>(blocks) : nullptr};
+  }
+};
+
+// A trade booked, and with block sums its returns added to them.
+template <bool kBlocks>
+__device__ void book_trade(const DeviceTables& d, RangeTableView ranges, MaCrossAccount& account,
+                           const BlockSumsView& blocks, int e, int x) {
+  account.trade(d.facts, ranges, static_cast<std::size_t>(e), static_cast<std::size_t>(x));
+  if constexpr (kBlocks)
+    if (blocks.sums)
+      blocks.add_trade(d.close, d.facts, d.prefix, static_cast<std::size_t>(e), static_cast<std::size_t>(x),
+                       static_cast<std::size_t>(d.bars));
+}
+
 // The crossings of one 32-bar block (bit j = bar base + j) for one variant, in bar order.
+template <bool kBlocks>
 __device__ void book(const DeviceTables& d, RangeTableView ranges, int base, unsigned up, unsigned down, bool filtered,
-                     MaCrossAccount& account, Position& at) {
+                     MaCrossAccount& account, Position& at, const BlockSumsView& blocks) {
   for (unsigned events = up | down; events && !at.done; events &= events - 1) {
     const int j = __ffs(events) - 1;
     const int t = base + j;
@@ -71,8 +98,7 @@ __device__ void book(const DeviceTables& d, RangeTableView ranges, int base, uns
       }
     } else if (down >> j & 1u) {
       const int x = t + d.lag;
-      account.trade(d.facts, ranges, static_cast<std::size_t>(at.entry_signal + d.lag),
-                    static_cast<std::size_t>(x < d.bars ? x : d.bars));
+      book_trade<kBlocks>(d, ranges, account, blocks, at.entry_signal + d.lag, x < d.bars ? x : d.bars);
       at.held = false;
       at.done = x >= d.bars;
     }
@@ -81,11 +107,11 @@ __device__ void book(const DeviceTables& d, RangeTableView ranges, int base, uns
 
 // One variant's metrics to out[target] (none asked for: target < 0), a position still held at the
 // last bar booked first.
+template <bool kBlocks>
 __device__ void settle(const DeviceTables& d, RangeTableView ranges, int target, MaCrossAccount& account,
-                       const Position& at, Metrics* out) {
+                       const Position& at, Metrics* out, const BlockSumsView& blocks) {
   if (target < 0) return;
-  if (at.held && !at.done)
-    account.trade(d.facts, ranges, static_cast<std::size_t>(at.entry_signal + d.lag), static_cast<std::size_t>(d.bars));
+  if (at.held && !at.done) book_trade<kBlocks>(d, ranges, account, blocks, at.entry_signal + d.lag, d.bars);
   out[target] = account.finish(d.periods_per_year);
 }
 
@@ -115,10 +141,12 @@ struct PairState {
 //   one launch needed to hide HBM, gave 1.64-1.77e12 with segments).
 constexpr int kBlockThreads = 32;
 // A minimum of one block an SM, stated: without it ptxas caps a 32-thread kernel at 128 registers
-// and spills (2.13e12 instead of 2.30e12 at 2,000 bars); with it, 168.
+// and spills (2.13e12 instead of 2.30e12 at 2,000 bars); with it, 168. kBlocks: also block sums
+// (a study's robustness), compiled apart so that the plain kernel carries none of it.
+template <bool kBlocks>
 __global__ void __launch_bounds__(kBlockThreads, 1)
     ma_cross_kernel(DeviceTables d, const int4* pairs, const int2* targets, int count, Metrics* out, int segment_first,
-                    int segment_end, PairState* states) {
+                    int segment_end, PairState* states, BlockOutput blocks) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= count) return;
   const int4 pair = pairs[i];
@@ -142,6 +170,7 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
   Position& filtered_at = state.filtered_at;
   unsigned& carry_above = state.carry_above;
   unsigned& carry_below = state.carry_below;
+  const BlockSumsView plain_blocks = blocks.of(target.x), filtered_blocks = blocks.of(target.y);
   const float4* quads = d.coarse + static_cast<std::size_t>(pair.z) * static_cast<std::size_t>(d.quads) * row;
   // Blocks start on a multiple of 4 bars; the bars before t0 count as both above and below, which
   // no crossing can follow. A segment takes the blocks that start inside it.
@@ -195,15 +224,15 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
     const unsigned down = cross_event_bits(below, ~below, ~carry_below & 1u);
     carry_above = above >> 31;
     carry_below = below >> 31;
-    book(d, ranges, base, up, down, false, plain, plain_at);
-    book(d, ranges, base, up, down, true, filtered, filtered_at);
+    book<kBlocks>(d, ranges, base, up, down, false, plain, plain_at, plain_blocks);
+    book<kBlocks>(d, ranges, base, up, down, true, filtered, filtered_at, filtered_blocks);
   }
   if (segment_end < n) {
     states[i] = state;
     return;
   }
-  settle(d, ranges, target.x, plain, plain_at, out);
-  settle(d, ranges, target.y, filtered, filtered_at, out);
+  settle<kBlocks>(d, ranges, target.x, plain, plain_at, out, plain_blocks);
+  settle<kBlocks>(d, ranges, target.y, filtered, filtered_at, out, filtered_blocks);
 }
 
 // The averages the kernel reads, [type slot][bar][period slot], with their float copies in cells
@@ -280,6 +309,20 @@ T* upload(const T* host, std::size_t count, const char* what) {
   return device;
 }
 
+// Device memory owned for the length of a call (none for a count of 0).
+template <class T>
+class DeviceBuffer {
+ public:
+  DeviceBuffer(std::size_t count, const char* what) : data_(count ? allocate<T>(count, what) : nullptr) {}
+  ~DeviceBuffer() { cudaFree(data_); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  T* get() const { return data_; }
+
+ private:
+  T* data_;
+};
+
 // The tables on one GPU, and a lock: evaluate() calls on one GPU run one after another.
 struct Gpu {
   int ordinal = 0;
@@ -305,6 +348,7 @@ class CudaMaCrossEvaluator final : public CudaEvaluator {
       period_slots_[static_cast<std::size_t>(periods_[p])] = static_cast<int>(p);
     const std::size_t periods = periods_.size();
     const auto facts = ma_cross_bar_facts(bars, options);
+    const auto prefix = close_return_prefix(bars.close);
     const auto ranges = build_range_table(bars.close);
     const auto volume_ok = signals::volume_above_average(bars);
     for (int ordinal : gpus) {
@@ -323,6 +367,8 @@ class CudaMaCrossEvaluator final : public CudaEvaluator {
       float4* coarse = keep(allocate<float4>(types_.size() * quads * periods, "the moving-average table's float copy"));
       int* first_defined = keep(allocate<int>(types_.size() * periods, "the first-defined table"));
       const double* close = keep(upload(bars.close.data(), n, "the closes"));
+      d.close = close;
+      d.prefix = keep(upload(prefix.data(), prefix.size(), "the return prefix sums"));
       const int* types = keep(upload(types_.data(), types_.size(), "the MA types"));
       const int* period_values = keep(upload(periods_.data(), periods, "the periods"));
       const int rows = static_cast<int>(types_.size() * periods);
@@ -397,6 +443,11 @@ class CudaMaCrossEvaluator final : public CudaEvaluator {
   double last_kernel_seconds() const override { return last_kernel_seconds_.load(); }
 
   void evaluate(std::span<const double> params, std::size_t stride, std::span<Metrics> out) const override {
+    evaluate_with_blocks(params, stride, out, {}, {});
+  }
+
+  void evaluate_with_blocks(std::span<const double> params, std::size_t stride, std::span<Metrics> out,
+                            std::span<const std::size_t> starts, std::span<ReturnSums> block_sums) const override {
     const std::size_t count = out.size();
     if (count == 0) return;
     // One thread per (type, fast, slow) pair, in that order: warps of consecutive slow periods
@@ -449,13 +500,39 @@ class CudaMaCrossEvaluator final : public CudaEvaluator {
     check(cudaEventRecord(gpu.start), "cudaEventRecord");
     const int n = gpu.tables.bars;
     const int segment = gpu.segment_bars > 0 ? gpu.segment_bars : n;
+    // Block sums, when asked for: this call's own buffers, zeroed, filled as trades are booked.
+    const std::size_t per = starts.empty() ? 0 : starts.size() - 1;
+    DeviceBuffer<std::size_t> block_starts(per ? starts.size() : 0, "the block starts");
+    DeviceBuffer<ReturnSums> sums(count * per, "a chunk's block sums");
+    if (per) {
+      check(cudaMemcpy(block_starts.get(), starts.data(), starts.size() * sizeof(std::size_t), cudaMemcpyHostToDevice),
+            "cudaMemcpy");
+      check(cudaMemset(sums.get(), 0, count * per * sizeof(ReturnSums)), "cudaMemset");
+    }
+    const BlockOutput output{block_starts.get(), static_cast<int>(per), sums.get()};
     for (int first = 0; first == 0 || first < n; first += segment) {
-      ma_cross_kernel<<<blocks, kBlockThreads>>>(gpu.tables, gpu.pairs, gpu.targets, static_cast<int>(pair_count),
-                                                 gpu.results, first, std::min(n, first + segment), gpu.states);
+      const int end = std::min(n, first + segment);
+      if (per)
+        ma_cross_kernel<true><<<blocks, kBlockThreads>>>(gpu.tables, gpu.pairs, gpu.targets,
+                                                         static_cast<int>(pair_count), gpu.results, first, end,
+                                                         gpu.states, output);
+      else
+        ma_cross_kernel<false><<<blocks, kBlockThreads>>>(gpu.tables, gpu.pairs, gpu.targets,
+                                                          static_cast<int>(pair_count), gpu.results, first, end,
+                                                          gpu.states, output);
       check(cudaGetLastError(), "launching ma_cross_kernel");
     }
     check(cudaEventRecord(gpu.stop), "cudaEventRecord");
     check(cudaMemcpy(out.data(), gpu.results, count * sizeof(Metrics), cudaMemcpyDeviceToHost), "cudaMemcpy");
+    if (per) {
+      std::vector<ReturnSums> back(count * per);
+      check(cudaMemcpy(back.data(), sums.get(), back.size() * sizeof(ReturnSums), cudaMemcpyDeviceToHost),
+            "cudaMemcpy");
+      for (std::size_t i = 0; i < back.size(); ++i) {  // the caller's counts stay as they are
+        block_sums[i].sum += back[i].sum;
+        block_sums[i].sum2 += back[i].sum2;
+      }
+    }
     float ms = 0;
     check(cudaEventElapsedTime(&ms, gpu.start, gpu.stop), "cudaEventElapsedTime");
     last_kernel_seconds_ = ms / 1000.0;
