@@ -29,7 +29,7 @@ struct OptimizeCommand {
   ExecutionFlags exec;
   StrategyChoice strategy;
   std::vector<std::string> grid, fixed;
-  std::string grid_file, out_path;
+  std::string grid_file, out_path, report_path;
   gt::OptimizeOptions opt;
   bool json = false;
   bool no_progress = false;
@@ -129,6 +129,7 @@ void run(OptimizeCommand& c) {
   request.ranking.gpus = gt::gpus_for(c.opt.device, c.gpus);
   request.store = store_of(c);
   request.out = c.out_path;
+  request.report = c.report_path;
   request.force = c.force;
   request.notice = [](const std::string& text) { fmt::print(stderr, "gtrader: {}\n", text); };
   if (c.engine == "ray") hand_over_to_ray(c, request);
@@ -171,6 +172,10 @@ void add_optimize(CLI::App& app) {
                 "overfitting (docs/SEMANTICS.md \"Out-of-sample evidence\"); computes every combination");
   c->pbo_blocks_given =
       cmd->add_option("--pbo-blocks", c->pbo_blocks, "With --robustness: blocks of the CSCV split, even, 4 to 24 (16)");
+  cmd->add_option("--report", c->report_path,
+                  "Write an HTML report of the results (heatmap, distributions, the best; with --robustness its "
+                  "panel), which opens offline")
+      ->check(output_file());
   c->exec.add_to(*cmd);
   cmd->add_flag("--json", c->json, "Print a JSON summary");
   cmd->add_option("--cache", c->cache_location,

@@ -9,6 +9,7 @@
 
 #include "gt/backtest.hpp"
 #include "gt/data.hpp"
+#include "gt/robustness.hpp"
 #include "gt/strategy.hpp"
 #include "gt/walk_forward.hpp"
 
@@ -74,8 +75,17 @@ void render_png(const std::filesystem::path& html, const std::filesystem::path& 
                 int height = 1800);
 std::string chromium_path();  // the browser render_png would start; throws Error saying how to get one
 
+// One symbol's robustness (optimize --robustness), for the report's panel on it: the deflated
+// Sharpe ratio and PBO, the histogram of the CSCV logits, the in-sample/out-of-sample rank scatter.
+struct RobustnessPanel {
+  std::string symbol;  // as the results file's symbol column names it ("" without that column)
+  SymbolRobustness figures;
+  std::size_t blocks = 0;
+};
+
+// `robustness`: panels by symbol; the report shows the one of its symbol, if any.
 std::string optimization_report_html(const ResultsTable& results, const OptimizationReportOptions& options,
-                                     std::string_view chart_js);
+                                     std::string_view chart_js, const std::vector<RobustnessPanel>& robustness = {});
 std::string backtest_report_html(const std::vector<BacktestReportInput>& runs, std::string_view chart_js);
 
 struct WalkForwardReportInput {

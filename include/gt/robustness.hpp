@@ -54,6 +54,16 @@ struct DeflatedSharpe {
 // trials or returns (undefined).
 DeflatedSharpe deflated_sharpe(std::span<const double> best_returns, std::span<const double> per_bar_sharpes);
 
+// The chronological split (the first half of the blocks in sample, the second out of sample):
+// each combination's relative rank by per-bar Sharpe on either side, the share of the other
+// combinations with a lower Sharpe (1: the best, 0: the worst; equal Sharpes share a rank), and
+// the correlation of the two ranks (Spearman's rho). What the report's rank scatter draws.
+struct HalfRanks {
+  std::vector<double> in_sample, out_of_sample;  // per combination, in the order of the sums
+  double rank_correlation = 0;
+};
+HalfRanks chronological_ranks(std::span<const ReturnSums> sums, std::size_t combinations, std::size_t blocks);
+
 // One symbol's robustness in a study (docs/SEMANTICS.md "Out-of-sample evidence"): the ranking's
 // best combination deflated by every valid one, and the overfitting probability of the whole grid.
 struct SymbolRobustness {
@@ -61,6 +71,7 @@ struct SymbolRobustness {
   std::uint64_t best_index = 0;  // the grid index of the combination deflated
   DeflatedSharpe deflated;
   OverfittingProbability overfitting;
+  HalfRanks chronological;
 };
 
 // The standard normal distribution and its inverse (full double precision).

@@ -37,7 +37,10 @@ struct StudyRequest {
   OptimizeOptions ranking;  // metric, top, min_trades, threads, device, gpus, reference, progress
   StudyStore store;
   std::filesystem::path out;  // the results CSV (empty: none)
-  bool force = false;         // start even when the estimate says it does not fit
+  // An HTML report of the results (docs/SEMANTICS.md "Reports"), with its robustness panel when
+  // robustness is asked for (empty: none).
+  std::filesystem::path report;
+  bool force = false;  // start even when the estimate says it does not fit
   // Told what a large study will take before it starts (none: not told).
   std::function<void(const std::string&)> notice;
 };

@@ -166,7 +166,7 @@ def _param_grid_error(param_grid) -> TypeError:
 
 def study_request(strategy: str | Strategy, param_grid, *, fixed=None, metric="sharpe", top=10, min_trades=0,
                   threads=0, out=None, cache=None, device="cpu", gpus="all", force=False, series_names=(),
-                  robustness=False, pbo_blocks=None, **options) -> dict:
+                  robustness=False, pbo_blocks=None, report=None, **options) -> dict:
     """The library's study request (docs/SEMANTICS.md "Studies") from the keyword arguments that
     optimize() and RayDistributedEngine take, their types checked here by name; a Strategy's rules
     travel in it (workers anywhere compile them)."""
@@ -190,6 +190,8 @@ def study_request(strategy: str | Strategy, param_grid, *, fixed=None, metric="s
         request["rules"] = rules
     if out is not None:
         request["out"] = str(out)
+    if report is not None:
+        request["report"] = str(report)
     if cache is not None:
         request["cache"] = str(cache)
     return request
@@ -199,7 +201,8 @@ def optimize(data: DataLike, strategy: str | Strategy, param_grid: Mapping[str, 
              fixed: Mapping[str, Any] | None = None, metric: str = "sharpe", top: int = 10, min_trades: int = 0,
              threads: int = 0, out: str | None = None, cache: str | None = None, device: str = "cpu",
              gpus: str = "all", force: bool = False, series: Mapping[str, Any] | None = None,
-             robustness: bool = False, pbo_blocks: int | None = None, **options) -> tuple[pd.DataFrame, dict]:
+             robustness: bool = False, pbo_blocks: int | None = None, report: str | None = None,
+             **options) -> tuple[pd.DataFrame, dict]:
     """Every combination on every symbol; returns (top combinations as a DataFrame, summary).
     `strategy`: a name or a Strategy (its rules run on the compiled rules engine); `series`: the
     user's own series its rules read (as backtest() takes them).
@@ -209,7 +212,9 @@ def optimize(data: DataLike, strategy: str | Strategy, param_grid: Mapping[str, 
     is present); `gpus`: "all" or ordinals such as "0,1". The summary's `device` says which ran.
     `robustness`: the summary's `robustness` lists, per symbol, the best combination's deflated
     Sharpe ratio and the grid's probability of backtest overfitting over `pbo_blocks` (16) blocks
-    (docs/SEMANTICS.md "Out-of-sample evidence"; every combination is computed, on the CPU).
+    (docs/SEMANTICS.md "Out-of-sample evidence"; every combination is computed).
+    `report`: an HTML file of the results (heatmap, distributions, the best; with robustness the
+    panel of its evidence), as `gtrader optimize --report` writes it.
     A study whose estimated memory or disk use exceeds what the machine has free is refused (a
     ValueError saying what and how much) unless `force`. The execution options are keyword
     arguments (see execution_options_doc())."""
@@ -220,7 +225,8 @@ def optimize(data: DataLike, strategy: str | Strategy, param_grid: Mapping[str, 
     symbols, names = with_series(as_bars(data), series)
     request = study_request(strategy, param_grid, fixed=fixed, metric=metric, top=top, min_trades=min_trades,
                             threads=threads, out=out, cache=cache, device=device, gpus=gpus, force=force,
-                            series_names=names, robustness=robustness, pbo_blocks=pbo_blocks, **options)
+                            series_names=names, robustness=robustness, pbo_blocks=pbo_blocks, report=report,
+                            **options)
     summary = _core.run_study(symbols, _json(request))
     for key in ("text", "json_text"):
         summary.pop(key)

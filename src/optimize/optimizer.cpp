@@ -631,6 +631,7 @@ void StudyState::finish(OptimizeResult& result, const std::vector<Bars>& symbols
     r.symbol = s;
     r.best_index = result.top[s].front().index;
     r.overfitting = probability_of_backtest_overfitting(sums, valid, per);
+    r.chronological = chronological_ranks(sums, valid, per);
     const BacktestResult best = run_strategy(symbols[s], grid.strategy(), result.top[s].front().params, options);
     r.deflated = deflated_sharpe(curve_returns(best.equity, options.cash), sharpes);
     result.robustness.push_back(std::move(r));

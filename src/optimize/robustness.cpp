@@ -211,6 +211,47 @@ OverfittingProbability probability_of_backtest_overfitting(std::span<const Retur
   return out;
 }
 
+HalfRanks chronological_ranks(std::span<const ReturnSums> sums, std::size_t combinations, std::size_t blocks) {
+  if (combinations < 2 || sums.size() != combinations * blocks)
+    throw Error(fmt::format("internal: chronological ranks of {} block sums for {} combinations of {} blocks",
+                            sums.size(), combinations, blocks));
+  // Each side's share of others below: position in the sorted Sharpes of the first equal one.
+  const auto ranks = [&](std::size_t first_block, std::size_t last_block) {
+    std::vector<double> sharpe(combinations);
+    for (std::size_t i = 0; i < combinations; ++i) {
+      ReturnSums side;
+      for (std::size_t b = first_block; b < last_block; ++b) side += sums[i * blocks + b];
+      sharpe[i] = side.sharpe();
+    }
+    std::vector<double> sorted = sharpe;
+    std::sort(sorted.begin(), sorted.end());
+    std::vector<double> rank(combinations);
+    for (std::size_t i = 0; i < combinations; ++i)
+      rank[i] = static_cast<double>(std::lower_bound(sorted.begin(), sorted.end(), sharpe[i]) - sorted.begin()) /
+                static_cast<double>(combinations - 1);
+    return rank;
+  };
+  HalfRanks out;
+  out.in_sample = ranks(0, blocks / 2);
+  out.out_of_sample = ranks(blocks / 2, blocks);
+  double mx = 0, my = 0;
+  for (std::size_t i = 0; i < combinations; ++i) {
+    mx += out.in_sample[i];
+    my += out.out_of_sample[i];
+  }
+  mx /= static_cast<double>(combinations);
+  my /= static_cast<double>(combinations);
+  double sxy = 0, sxx = 0, syy = 0;
+  for (std::size_t i = 0; i < combinations; ++i) {
+    const double dx = out.in_sample[i] - mx, dy = out.out_of_sample[i] - my;
+    sxy += dx * dy;
+    sxx += dx * dx;
+    syy += dy * dy;
+  }
+  out.rank_correlation = sxx > 0 && syy > 0 ? sxy / std::sqrt(sxx * syy) : 0.0;
+  return out;
+}
+
 double normal_cdf(double x) {
   return 0.5 * std::erfc(-x / std::numbers::sqrt2);
 }

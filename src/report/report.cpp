@@ -155,8 +155,78 @@ std::string chart_library() {
   return text.str();
 }
 
+namespace {
+
+// The robustness panel: a line of figures, the logits' histogram (binned here, so that millions
+// of splits stay a few bars) with PBO's threshold at 0, and the chronological split's rank scatter
+// (at most kMostPoints combinations, evenly spread over the grid).
+std::string robustness_panel(const RobustnessPanel& panel, std::vector<Chart>& charts) {
+  const SymbolRobustness& x = panel.figures;
+  const OverfittingProbability& o = x.overfitting;
+  std::string html = "<h2>Is the best combination real?</h2>\n";
+  html += fmt::format(
+      "<p class=\"note\">Deflated Sharpe ratio {:.3f}: the best's per-bar sharpe {:.4f} against {:.4f} expected of the "
+      "best of {} unskilled trials. Probability of backtest overfitting {:.3f}: the share of the {} CSCV splits of {} "
+      "blocks whose in-sample best ranks at or below the out-of-sample median (docs/SEMANTICS.md \"Out-of-sample "
+      "evidence\").</p>\n",
+      x.deflated.dsr, x.deflated.sharpe, x.deflated.expected_max, x.deflated.trials, o.pbo, o.splits, panel.blocks);
+  // Bins (from, to] with 0 on an edge, so that every bar is either overfit (to <= 0) or not.
+  const auto [low, high] = std::minmax_element(o.logits.begin(), o.logits.end());
+  constexpr double kBins = 40;
+  const double width = *high > *low ? (*high - *low) / kBins : 1.0;
+  const double origin = (std::ceil(*low / width) - 1) * width;
+  std::map<long long, std::uint64_t> counts;
+  for (const double l : o.logits) ++counts[static_cast<long long>(std::ceil((l - origin) / width)) - 1];
+  json bins = json::array();
+  for (const auto& [b, count] : counts)
+    bins.push_back({{"from", origin + width * static_cast<double>(b)},
+                    {"to", origin + width * static_cast<double>(b + 1)},
+                    {"splits", count}});
+  charts.push_back(
+      {"logits",
+       fmt::format("Logits of the {} splits' relative ranks (at or below 0: overfit; median {:.2f})", o.splits,
+                   o.logit_median),
+       {{"$schema", kVegaLiteSchema},
+        {"width", 560},
+        {"height", 200},
+        {"layer",
+         {{{"data", {{"values", bins}}},
+           {"mark", {{"type", "bar"}, {"tooltip", true}}},
+           {"encoding",
+            {{"x", {{"field", "from"}, {"type", "quantitative"}, {"title", "logit λ = ln(w / (1 - w))"}}},
+             {"x2", {{"field", "to"}}},
+             {"y", {{"field", "splits"}, {"type", "quantitative"}}},
+             {"y2", {{"datum", 0}}},
+             {"color", {{"condition", {{"test", "datum.to <= 0"}, {"value", "#c0392b"}}}, {"value", "#4c78a8"}}}}}},
+          {{"data", {{"values", json::array({json{{"zero", 0}}})}}},
+           {"mark", {{"type", "rule"}, {"strokeDash", {4, 3}}}},
+           {"encoding", {{"x", {{"field", "zero"}, {"type", "quantitative"}}}}}}}}}});
+  const HalfRanks& h = x.chronological;
+  constexpr std::size_t kMostPoints = 5000;
+  const std::size_t n = h.in_sample.size(), step = std::max<std::size_t>(1, (n + kMostPoints - 1) / kMostPoints);
+  json points = json::array();
+  for (std::size_t i = 0; i < n; i += step)
+    points.push_back({{"in_sample", h.in_sample[i]}, {"out_of_sample", h.out_of_sample[i]}});
+  charts.push_back(
+      {"ranks",
+       fmt::format("Relative rank by per-bar sharpe, first half of the bars (in sample) against the second (out of "
+                   "sample): rank correlation {:.2f}{}",
+                   h.rank_correlation, step > 1 ? fmt::format(" ({} of {} combinations shown)", points.size(), n) : ""),
+       {{"$schema", kVegaLiteSchema},
+        {"width", 420},
+        {"height", 420},
+        {"data", {{"values", points}}},
+        {"mark", {{"type", "circle"}, {"size", 14}, {"opacity", 0.5}}},
+        {"encoding",
+         {{"x", {{"field", "in_sample"}, {"type", "quantitative"}, {"title", "in-sample rank (1 = best)"}}},
+          {"y", {{"field", "out_of_sample"}, {"type", "quantitative"}, {"title", "out-of-sample rank"}}}}}}});
+  return html + chart_div(charts[charts.size() - 2]) + chart_div(charts.back());
+}
+
+}  // namespace
+
 std::string optimization_report_html(const ResultsTable& r, const OptimizationReportOptions& o,
-                                     std::string_view chart_js) {
+                                     std::string_view chart_js, const std::vector<RobustnessPanel>& robustness) {
   const std::size_t metric = column_of(r.metrics, o.metric, "metric");
   const bool higher_better = metric_higher_is_better(o.metric);
   const std::string symbol = o.symbol.empty() ? r.symbols.front() : o.symbol;
@@ -279,7 +349,10 @@ std::string optimization_report_html(const ResultsTable& r, const OptimizationRe
                   symbol.empty() ? "" : escape_html(symbol) + ": ", rows.size(), escape_html(o.metric),
                   higher_better ? "higher" : "lower", escape_html(fmt::format("{}", fmt::join(params_of_best, " "))),
                   escape_html(o.metric), format_metric(r.metric_values[metric][best]));
-  body += chart_div(charts[0]) + chart_div(charts[1]) + table;
+  body += chart_div(charts[0]) + chart_div(charts[1]);
+  for (const RobustnessPanel& panel : robustness)
+    if (panel.symbol == symbol || (robustness.size() == 1 && symbol.empty())) body += robustness_panel(panel, charts);
+  body += table;
   return page(title, body, charts, chart_js);
 }
 

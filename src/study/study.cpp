@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 #include <tbb/global_control.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
@@ -14,6 +15,7 @@
 #include "gt/cache.hpp"
 #include "gt/error.hpp"
 #include "gt/gpu.hpp"
+#include "gt/report.hpp"
 #include "gt/rules.hpp"
 
 namespace gt {
@@ -84,9 +86,9 @@ std::vector<std::pair<std::string, std::string>> assignments(const json& values)
 
 StudyRequest study_request(const json& j, std::vector<Bars> symbols) {
   static const std::vector<std::string> kKeys = {
-      "strategy", "grid",       "grid_file", "fixed",  "axes",       "base",      "execution", "metric",
-      "top",      "min_trades", "threads",   "device", "gpus",       "reference", "cache",     "journal",
-      "resume",   "force",      "out",       "rules",  "robustness", "pbo_blocks"};
+      "strategy", "grid",       "grid_file", "fixed",  "axes",       "base",       "execution", "metric",
+      "top",      "min_trades", "threads",   "device", "gpus",       "reference",  "cache",     "journal",
+      "resume",   "force",      "out",       "rules",  "robustness", "pbo_blocks", "report"};
   if (!j.is_object()) throw ParamError("a study request is a JSON object");
   for (const auto& [key, value] : j.items())
     if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end())
@@ -146,6 +148,10 @@ StudyRequest study_request(const json& j, std::vector<Bars> symbols) {
     r.out = field<std::string>(j, "out", "a file name");
     check_output_path(r.out);
   }
+  if (j.contains("report") && !j.at("report").is_null()) {
+    r.report = field<std::string>(j, "report", "a file name");
+    check_output_path(r.report);
+  }
   return r;
 }
 
@@ -180,6 +186,7 @@ json study_request_json(const StudyRequest& r) {
   j["resume"] = r.store.resume;
   j["force"] = r.force;
   if (!r.out.empty()) j["out"] = r.out.string();
+  if (!r.report.empty()) j["report"] = r.report.string();
   return j;
 }
 
@@ -292,10 +299,48 @@ void run_on(RangeExecutor& executor, const StudyRequest& r, AtomicFile* file, Op
 
 }  // namespace
 
+namespace {
+
+// The report's heatmap needs two parameters that vary: refused before any work otherwise.
+void require_reportable(const Grid& grid) {
+  std::size_t varying = 0;
+  for (const auto& axis : grid.axes()) varying += axis.values.size() > 1;
+  if (varying < 2)
+    throw ParamError({"report"}, fmt::format("the report draws a heatmap over two parameters, and this grid varies "
+                                             "{}: vary two, or leave the report out",
+                                             varying));
+}
+
+// The study's report from its results file: the first symbol's heatmap, distributions and best
+// combinations, and its robustness panel when the study computed robustness.
+void write_report(const StudyRequest& r, const OptimizeResult& result, const std::filesystem::path& results,
+                  std::string_view chart_js) {
+  report::OptimizationReportOptions options;
+  options.metric = r.ranking.metric;
+  options.title = "Optimization report: " + r.grid->strategy().name;
+  std::vector<report::RobustnessPanel> panels;
+  for (const SymbolRobustness& x : result.robustness)
+    panels.push_back({r.symbols.size() > 1 ? r.symbols[x.symbol].symbol : "", x, r.ranking.robustness_blocks});
+  write_file_atomically(r.report,
+                        report::optimization_report_html(report::read_results(results), options, chart_js, panels));
+}
+
+}  // namespace
+
 StudyOutcome run_study(const StudyRequest& r, RangeExecutor* executor) {
   if (!r.grid) throw ParamError("a study needs a strategy and a grid");
   r.execution.validate();
   metric_index(r.ranking.metric);
+  std::string chart_js;
+  std::filesystem::path results = r.out;  // with a report and no results file: a temporary one
+  if (!r.report.empty()) {
+    require_reportable(*r.grid);
+    chart_js = report::chart_library();  // says how to get it before any work
+    if (results.empty())
+      results = std::filesystem::temp_directory_path() /
+                fmt::format("gt-report-results-{}-{}.csv", ::getpid(),
+                            std::chrono::steady_clock::now().time_since_epoch().count());
+  }
   StudyOutcome outcome;
   {
     // Before anything is allocated or written: what the study will take, refused when it cannot fit.
@@ -304,15 +349,15 @@ StudyOutcome run_study(const StudyRequest& r, RangeExecutor* executor) {
         !disk_store ? std::filesystem::path()
                     : (r.store.cache.empty() ? r.store.journal : std::filesystem::path(r.store.cache));
     const auto estimate =
-        estimate_study(r.symbols, *r.grid, r.execution, r.ranking.threads, !r.out.empty(), disk_store);
-    if (!r.force) require_study_fits(estimate, r.out, store_dir);
+        estimate_study(r.symbols, *r.grid, r.execution, r.ranking.threads, !results.empty(), disk_store);
+    if (!r.force) require_study_fits(estimate, results, store_dir);
     if (r.notice && (estimate.seconds > 60 || estimate.combinations > 100'000'000))
       r.notice("estimate: " + estimate.describe());
   }
   std::unique_ptr<AtomicFile> file;
   std::optional<CsvResultSink> sink;
-  if (!r.out.empty()) {
-    file = std::make_unique<AtomicFile>(r.out);
+  if (!results.empty()) {
+    file = std::make_unique<AtomicFile>(results);
     sink.emplace(*r.grid, symbol_names(r.symbols), [&](std::string_view text) { file->write(text); });
     file->write(sink->header());
   }
@@ -337,6 +382,19 @@ StudyOutcome run_study(const StudyRequest& r, RangeExecutor* executor) {
     }
   }
   if (file) file->commit();
+  if (!r.report.empty()) {
+    const auto remove_temporary = [&] {
+      std::error_code ec;
+      if (r.out.empty()) std::filesystem::remove(results, ec);
+    };
+    try {
+      write_report(r, outcome.result, results, chart_js);
+    } catch (...) {
+      remove_temporary();
+      throw;
+    }
+    remove_temporary();
+  }
   return outcome;
 }
 
@@ -394,6 +452,7 @@ json study_summary_json(const StudyRequest& r, const StudyOutcome& outcome) {
   j["device"] = result.device;
   j["cache"] = outcome.store;
   j["cache_rejected"] = outcome.store_rejected;
+  if (!r.report.empty()) j["report"] = r.report.string();
   json best = json::array();
   for (std::size_t s = 0; s < r.symbols.size(); ++s) {
     if (s >= result.top.size() || result.top[s].empty()) {
@@ -464,6 +523,7 @@ std::string study_summary_text(const StudyRequest& r, const StudyOutcome& outcom
                         : fmt::format("{} computed", result.computed),
       result.seconds, result.seconds > 0 ? static_cast<double>(result.computed) / result.seconds : 0.0,
       result.seconds > 0 ? static_cast<double>(result.bar_combinations) / result.seconds : 0.0, result.evaluator);
+  if (!r.report.empty()) out += fmt::format("report written to {}\n", r.report.string());
   for (const SymbolRobustness& x : result.robustness)
     out += fmt::format(
         "{}: deflated sharpe {:.3f} (the best's per-bar sharpe {:.4f} against {:.4f} expected of the best of {} "

@@ -20,9 +20,14 @@ using gt::report::Others;
 gt::report::ResultsTable table(const std::string& csv) {
   const auto path = std::filesystem::temp_directory_path() / ("gt-report-test-" + std::to_string(::getpid()) + ".csv");
   std::ofstream(path) << csv;
-  auto r = gt::report::read_results(path);
-  std::filesystem::remove(path);
-  return r;
+  struct Removed {  // also when read_results throws, as the error cases expect
+    std::filesystem::path path;
+    ~Removed() {
+      std::error_code ec;
+      std::filesystem::remove(path, ec);
+    }
+  } removed{path};
+  return gt::report::read_results(path);
 }
 
 // fast, slow, flag; sharpe, max_drawdown, final_equity. Row 4 is ruined; row 5 has no sharpe.

@@ -1,13 +1,14 @@
 """HTML reports, rendered the way a user opens them: in a browser (Debian's chromium, headless, a
 fresh profile, no network), with every chart drawn and no console error."""
 import json
+import os
 import shutil
 import subprocess
 import time
 
 import pytest
 
-from conftest import DATA, run_gtrader
+from conftest import DATA, gtrader_bin, run_gtrader
 
 ORCL = DATA / "orcl-1995-2014.csv"
 SEED_GRID = ["--grid", "fast=5:19", "--grid", "slow=20:49", "--grid", "ma_type=0:2", "--grid",
@@ -122,3 +123,36 @@ def test_a_walk_forward_report_draws_equity_sharpes_and_parameters(tmp_path):
     for text in ("Out-of-sample equity against buy-and-hold", "buy and hold", "Sharpe per window, in and out of sample",
                  "Parameters chosen, by test window", "walk-forward efficiency"):
         assert text in html, text
+
+
+def test_optimize_robustness_report_draws_the_logits_and_the_rank_scatter(tmp_path):
+    """`optimize --robustness --report`: the study's report with its robustness panel (the logits'
+    histogram and the chronological split's rank scatter), no results file asked for and none left."""
+    page, temp = tmp_path / "robust.html", tmp_path / "tmp"
+    temp.mkdir()
+    proc = subprocess.run([str(gtrader_bin()), "optimize", "--data", str(ORCL),
+                           "--strategy", "ma_cross", *SEED_GRID, "--robustness", "--report", str(page), "--json",
+                           "--no-cache", "--cache-dir", str(tmp_path / "cache")],
+                          capture_output=True, text=True, env={**os.environ, "TMPDIR": str(temp)})
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["report"] == str(page)
+    assert list(temp.iterdir()) == []  # the temporary results file is gone
+    (robust,) = summary["robustness"]
+    status, console, _ = render(page, tmp_path)
+    charts = dict(item.split("=") for item in status.split())
+    assert charts["charts"] == charts["drawn"] == "4", status
+    assert not [line for line in console if "ERROR" in line or "WARN" in line], console
+    html = page.read_text()
+    assert f"Probability of backtest overfitting {robust['pbo']:.3f}" in html
+    assert f"Deflated Sharpe ratio {robust['deflated_sharpe']:.3f}" in html
+    assert "Logits of the 12870 splits" in html and "first half of the bars (in sample)" in html
+    # Without robustness the report has no panel; a grid that varies one parameter has no heatmap.
+    plain = tmp_path / "plain.html"
+    run_gtrader("optimize", "--data", ORCL, "--strategy", "ma_cross", *SEED_GRID, "--report", plain, "--no-cache",
+                "--cache-dir", tmp_path / "cache")
+    assert "Is the best combination real?" not in plain.read_text()
+    bad = run_gtrader("optimize", "--data", ORCL, "--strategy", "ma_cross", "--grid", "fast=5:9", "--report",
+                      tmp_path / "one.html", "--no-cache", "--cache-dir", tmp_path / "cache", check=False)
+    assert bad.returncode == 2 and "--report draws a heatmap over two parameters" in bad.stderr, bad.stderr
+    assert not (tmp_path / "one.html").exists()

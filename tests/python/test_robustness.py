@@ -105,13 +105,16 @@ def test_robustness_equals_a_plain_reading(path, grid, blocks, tmp_path):
         assert got[name] == pytest.approx(want[name], rel=1e-7, abs=1e-12), name
 
 
-def test_robustness_with_sixteen_blocks_in_python():
+def test_robustness_with_sixteen_blocks_in_python(tmp_path):
     import gpt_trader as gt
 
-    top, summary = gt.optimize(ALL_FILES[0], "ma_cross", {"fast": [5, 10, 20], "slow": [30, 50]}, robustness=True)
+    top, summary = gt.optimize(ALL_FILES[0], "ma_cross", {"fast": [5, 10, 20], "slow": [30, 50]}, robustness=True,
+                               report=tmp_path / "report.html")
     (robust,) = summary["robustness"]
     assert robust["splits"] == 12870 and robust["blocks"] == 16
     assert 0 <= robust["pbo"] <= 1 and 0 < robust["deflated_sharpe"] < 1
+    assert summary["report"] == str(tmp_path / "report.html")
+    assert f"Probability of backtest overfitting {robust['pbo']:.3f}" in (tmp_path / "report.html").read_text()
 
 
 @pytest.mark.parametrize("args,message", [
