@@ -72,14 +72,16 @@ struct RangeOutcome {
 };
 
 // Evaluates ranges of a study somewhere else (Ray). The runner splits the grid, the executor
-// runs the tasks and hands back each range's state; the runner merges them.
+// runs the tasks on the study's symbols (each run's own: a walk-forward's windows are studies of
+// their bars) and hands back each range's state; the runner merges them.
 class RangeExecutor {
  public:
   virtual ~RangeExecutor() = default;
   virtual std::string name() const = 0;
   virtual std::uint64_t task_size(std::uint64_t grid_size) = 0;  // combinations per task
   // Runs every task, calling done(i, outcome) once for each, in any order, on this thread.
-  virtual void run(const nlohmann::ordered_json& request, std::span<const RangeTask> tasks, bool rows,
+  virtual void run(const nlohmann::ordered_json& request, const std::vector<Bars>& symbols,
+                   std::span<const RangeTask> tasks, bool rows,
                    const std::function<void(std::size_t, RangeOutcome&&)>& done) = 0;
   virtual nlohmann::ordered_json report() const { return nlohmann::ordered_json::object(); }  // merged into the summary
 };

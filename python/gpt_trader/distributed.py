@@ -173,10 +173,37 @@ class RayDistributedEngine:
         combinations ("top"), and the summary as text and JSON ("text", "json_text")."""
         if self._ray is None:
             self.initialize()
-        executor = _RayExecutor(self, symbols, workers or self.num_workers)
+        executor = _RayExecutor(self, workers or self.num_workers)
         outcome = _core.run_study(symbols, _json(request), executor)
         self.last_run = executor.run_report
         self.last_summary = {k: v for k, v in outcome.items() if k not in ("top", "text", "json_text")}
+        return outcome
+
+    def walk_forward(self, data: DataLike, strategy, param_grid: Mapping[str, Any], *, train: int, test: int,
+                     workers: Optional[int] = None, **kwargs):
+        """gpt_trader.walk_forward with every training window's grid spread over the cluster (each
+        window a study of its own; with a `cache` every node reaches, a second walk-forward over the
+        same data and grid computes nothing new). Returns what walk_forward returns."""
+        from .engine import WalkForwardResult, walk_forward_run  # noqa: PLC0415
+        if self._ray is None:
+            self.initialize()
+        executor = _RayExecutor(self, workers or self.num_workers)
+        raw = walk_forward_run(data, strategy, param_grid, train=train, test=test, threads=1, executor=executor,
+                               **kwargs)
+        self.last_run = executor.run_report
+        results = {r["symbol"]: WalkForwardResult(r) for r in raw["results"]}
+        return next(iter(results.values())) if len(results) == 1 else results
+
+    def run_walk_forward(self, symbols: list, request: dict, walk_forward: dict,
+                         workers: Optional[int] = None) -> dict:
+        """The library's walk-forward of a study request with this cluster as every window's
+        executor: each symbol's result, and the text and JSON that `gtrader walkforward` prints."""
+        from .engine import walk_forward_request  # noqa: PLC0415
+        if self._ray is None:
+            self.initialize()
+        executor = _RayExecutor(self, workers or self.num_workers)
+        outcome = walk_forward_request(symbols, request, walk_forward, executor)
+        self.last_run = executor.run_report
         return outcome
 
     # -- measurement -----------------------------------------------------------------------
@@ -218,8 +245,8 @@ class RayDistributedEngine:
 class _RayExecutor:
     """The library's RangeExecutor on Ray: runs the runner's tasks, `workers` at a time."""
 
-    def __init__(self, engine: "RayDistributedEngine", symbols: list, workers: int):
-        self.engine, self.symbols, self.workers = engine, symbols, workers
+    def __init__(self, engine: "RayDistributedEngine", workers: int):
+        self.engine, self.workers = engine, workers
         self.run_report = RunReport()
 
     def name(self) -> str:
@@ -230,19 +257,19 @@ class _RayExecutor:
         # task would cost more than a few percent.
         return self.engine.config.chunk_size or max(100_000, math.ceil(grid_size / (4 * self.workers)))
 
-    def run(self, request: str, tasks: list, rows: bool):
+    def run(self, request: str, symbols: list, tasks: list, rows: bool):
         ray = self.engine._ray
         # A task holds one CPU (num_cpus=1), so its worker builds and evaluates on one thread.
         request = json.dumps({**json.loads(request), "threads": 1})
         started = time.perf_counter()
-        names = [b.symbol for b in self.symbols]
+        names = [b.symbol for b in symbols]
         # Once per symbol, shared by every task: the validated columns, and a digest that tells a
         # worker whether the evaluator it keeps is this study's.
-        payloads = [ray.put(_columns(b)) for b in self.symbols]
+        payloads = [ray.put(_columns(b)) for b in symbols]
         digests = [hashlib.blake2b(request.encode() + b.symbol.encode() + np.asarray(b.time).tobytes()
                                    + np.asarray(b.close).tobytes()
                                    + b"".join(n.encode() + np.asarray(v).tobytes() for n, v in b.series.items()),
-                                   digest_size=16).hexdigest() for b in self.symbols]
+                                   digest_size=16).hexdigest() for b in symbols]
         counter = self.engine._attempt_counter()
         task = _remote().evaluate_range.options(max_retries=self.engine.config.max_retries, retry_exceptions=True)
         queue, pending, nodes = list(enumerate(tasks)), {}, set()

@@ -261,17 +261,39 @@ class WalkForwardResult:
 def walk_forward(data: DataLike, strategy: str | Strategy, param_grid: Mapping[str, Any], *, train: int, test: int,
                  anchored: bool = False, fixed: Mapping[str, Any] | None = None, metric: str = "sharpe",
                  min_trades: int = 0, threads: int = 0, series: Mapping[str, Any] | None = None,
-                 **options) -> WalkForwardResult | dict:
+                 cache: str | None = None, device: str = "cpu", out: str | None = None, equity: str | None = None,
+                 report: str | None = None, **options) -> WalkForwardResult | dict:
     """Walk-forward (docs/SEMANTICS.md "Walk-forward"): the grid optimized on each window of `train`
     bars by `metric`, the best run on the `test` bars after it, stepping by `test` (rolling, or
     `anchored` at the first bar); the test windows chained. One symbol's data gives a
-    WalkForwardResult; several give {symbol: WalkForwardResult}."""
+    WalkForwardResult; several give {symbol: WalkForwardResult}. `cache`: as optimize() takes it
+    (a second walk-forward over the same data and grid computes nothing new); `out`, `equity`,
+    `report`: the windows' CSV, the stitched equity's CSV and the HTML report, as `gtrader
+    walkforward` writes them."""
+    raw = walk_forward_run(data, strategy, param_grid, train=train, test=test, anchored=anchored, fixed=fixed,
+                           metric=metric, min_trades=min_trades, threads=threads, series=series, cache=cache,
+                           device=device, out=out, equity=equity, report=report, executor=None, **options)
+    results = {r["symbol"]: WalkForwardResult(r) for r in raw["results"]}
+    return next(iter(results.values())) if len(results) == 1 else results
+
+
+def walk_forward_run(data, strategy, param_grid, *, train, test, anchored=False, fixed=None, metric="sharpe",
+                     min_trades=0, threads=0, series=None, cache=None, device="cpu", out=None, equity=None,
+                     report=None, executor=None, **options) -> dict:
+    """The library's walk-forward here or on a RangeExecutor (the Ray engine's): every symbol's
+    result, and the text and JSON that `gtrader walkforward` prints."""
     if not isinstance(param_grid, Mapping):
         raise _param_grid_error(param_grid)
     symbols, names = with_series(as_bars(data), series)
     request = study_request(strategy, param_grid, fixed=fixed, metric=metric, top=1, min_trades=min_trades,
-                            threads=threads, series_names=names, **options)
-    results = {bars.symbol: WalkForwardResult(_core.walk_forward(bars, _json(request), _checked_count("train", train),
-                                                                 _checked_count("test", test), bool(anchored)))
-               for bars in symbols}
-    return next(iter(results.values())) if len(results) == 1 else results
+                            threads=threads, cache=cache, device=device, series_names=names, **options)
+    return walk_forward_request(symbols, request, {"train": _checked_count("train", train),
+                                                   "test": _checked_count("test", test), "anchored": bool(anchored),
+                                                   "windows": "" if out is None else str(out),
+                                                   "equity": "" if equity is None else str(equity),
+                                                   "report": "" if report is None else str(report)}, executor)
+
+
+def walk_forward_request(symbols: list, request: dict, walk_forward: dict, executor=None) -> dict:
+    """A walk-forward of a library study request (its JSON form) on `symbols`."""
+    return _core.walk_forward(symbols, _json(request), _json(walk_forward), executor)

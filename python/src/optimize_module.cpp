@@ -17,7 +17,7 @@ using namespace nb::literals;
 
 namespace {
 
-// A Python object with name(), task_size(n), run(request_json, tasks, rows) yielding
+// A Python object with name(), task_size(n), run(request_json, symbols, tasks, rows) yielding
 // (task, state_bytes, rows_text), and report() -> dict, as the library's RangeExecutor.
 class PythonExecutor final : public gt::RangeExecutor {
  public:
@@ -30,12 +30,13 @@ class PythonExecutor final : public gt::RangeExecutor {
     nb::gil_scoped_acquire gil;
     return nb::cast<std::uint64_t>(executor_.attr("task_size")(grid_size));
   }
-  void run(const nlohmann::ordered_json& request, std::span<const gt::RangeTask> tasks, bool rows,
+  void run(const nlohmann::ordered_json& request, const std::vector<gt::Bars>& symbols,
+           std::span<const gt::RangeTask> tasks, bool rows,
            const std::function<void(std::size_t, gt::RangeOutcome&&)>& done) override {
     nb::gil_scoped_acquire gil;
     nb::list list;
     for (const auto& t : tasks) list.append(nb::make_tuple(t.symbol, t.first, t.count));
-    for (nb::handle item : executor_.attr("run")(request.dump(), list, rows)) {
+    for (nb::handle item : executor_.attr("run")(request.dump(), nb::cast(symbols), list, rows)) {
       const auto [task, state, text] = nb::cast<std::tuple<std::size_t, nb::bytes, std::string>>(item);
       done(task, {gt::StudyState::deserialize(std::string_view(state.c_str(), state.size())), text});
     }
@@ -58,22 +59,41 @@ void bind_optimize(nb::module_& m) {
   m.def("cuda_devices", &gt::cuda_devices, "The visible GPUs, or why there are none.");
   m.def(
       "walk_forward",
-      [](const gt::Bars& bars, const std::string& request, std::size_t train, std::size_t test, bool anchored) {
-        const gt::StudyRequest r = gt::study_request(from_text(request), {bars});
-        gt::WalkForwardResult result;
+      [](std::vector<gt::Bars> symbols, const std::string& request, const std::string& walk_forward,
+         nb::object executor) {
+        const gt::StudyRequest r = gt::study_request(from_text(request), std::move(symbols));
+        const nlohmann::ordered_json wf = from_text(walk_forward);
+        const gt::WalkForwardOptions options{wf.at("train").get<std::size_t>(), wf.at("test").get<std::size_t>(),
+                                             wf.value("anchored", false)};
+        const gt::WalkForwardFiles files{wf.value("windows", ""), wf.value("equity", ""), wf.value("report", "")};
+        gt::check_walk_forward_files(files);
+        std::optional<PythonExecutor> remote;
+        if (!executor.is_none()) remote.emplace(executor);
+        std::vector<gt::WalkForwardResult> results;
         {
           nb::gil_scoped_release release;
-          result = gt::walk_forward(bars, *r.grid, r.execution, r.ranking, {train, test, anchored});
+          results = gt::walk_forward(r, options, remote ? &*remote : nullptr);
+          gt::write_walk_forward_files(r, results, files);
         }
-        nb::dict out = nb::cast<nb::dict>(to_python(gt::walk_forward_json(bars, r.grid->strategy(), result)));
-        std::vector<double> times;
-        for (const std::size_t t : result.equity_bars) times.push_back(static_cast<double>(bars.time[t]));
-        out["equity_time"] = owned_array(std::move(times));
-        out["equity"] = owned_array(std::move(result.equity));
+        nb::list per_symbol;
+        for (std::size_t s = 0; s < results.size(); ++s) {
+          const gt::Bars& bars = r.symbols[s];
+          nb::dict out = nb::cast<nb::dict>(to_python(gt::walk_forward_json(bars, r.grid->strategy(), results[s])));
+          std::vector<double> times;
+          for (const std::size_t t : results[s].equity_bars) times.push_back(static_cast<double>(bars.time[t]));
+          out["equity_time"] = owned_array(std::move(times));
+          out["equity"] = owned_array(std::move(results[s].equity));
+          per_symbol.append(out);
+        }
+        nb::dict out;
+        out["results"] = per_symbol;
+        out["text"] = gt::walk_forward_text(r, options, results);
+        out["json_text"] = gt::json_text(gt::walk_forward_json(r, results));
         return out;
       },
-      "bars"_a, "request"_a, "train"_a, "test"_a, "anchored"_a,
-      "A walk-forward of a study's grid (docs/SEMANTICS.md \"Walk-forward\") on one symbol.");
+      "symbols"_a, "request"_a, "walk_forward"_a, "executor"_a = nb::none(),
+      "A walk-forward of a study (docs/SEMANTICS.md \"Walk-forward\") on each of its symbols, here or on "
+      "`executor`; writes the files `walk_forward` names (windows, equity, report).");
   m.def(
       "run_study",
       [](std::vector<gt::Bars> symbols, const std::string& request, nb::object executor) {

@@ -88,7 +88,7 @@ StudyRequest study_request(const json& j, std::vector<Bars> symbols) {
   static const std::vector<std::string> kKeys = {
       "strategy", "grid",       "grid_file", "fixed",  "axes",       "base",       "execution", "metric",
       "top",      "min_trades", "threads",   "device", "gpus",       "reference",  "cache",     "journal",
-      "resume",   "force",      "out",       "rules",  "robustness", "pbo_blocks", "report"};
+      "resume",   "force",      "out",       "rules",  "robustness", "pbo_blocks", "report",    "window"};
   if (!j.is_object()) throw ParamError("a study request is a JSON object");
   for (const auto& [key, value] : j.items())
     if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end())
@@ -119,6 +119,11 @@ StudyRequest study_request(const json& j, std::vector<Bars> symbols) {
     r.grid.emplace(parse_grid(strategy, specs, file, fixed));
   }
   if (j.contains("execution")) r.execution = execution_options(j.at("execution"));
+  if (j.contains("window") && !j.at("window").is_null()) {  // a walk-forward's window (docs/SEMANTICS.md)
+    const json& w = j.at("window");
+    r.execution.first_bar = field<std::size_t>(w, "first_bar", "a bar index");
+    r.execution.close_at_end = field<bool>(w, "close_at_end", "true or false");
+  }
   auto& o = r.ranking;
   if (j.contains("metric")) o.metric = field<std::string>(j, "metric", "a metric name");
   metric_index(o.metric);
@@ -171,6 +176,8 @@ json study_request_json(const StudyRequest& r) {
     if (!text.empty()) execution[std::string(spec.name)] = text;
   }
   j["execution"] = execution;
+  if (r.execution.first_bar > 0 || r.execution.close_at_end)
+    j["window"] = {{"first_bar", r.execution.first_bar}, {"close_at_end", r.execution.close_at_end}};
   const auto& o = r.ranking;
   j["metric"] = o.metric;
   j["top"] = o.top == SIZE_MAX ? json(nullptr) : json(o.top);
@@ -277,7 +284,7 @@ void run_on(RangeExecutor& executor, const StudyRequest& r, AtomicFile* file, Op
   std::map<std::size_t, std::string> waiting;
   std::size_t next = 0;
   std::vector<std::uint8_t> seen(tasks.size());
-  executor.run(study_request_json(r), tasks, file != nullptr, [&](std::size_t i, RangeOutcome&& outcome) {
+  executor.run(study_request_json(r), r.symbols, tasks, file != nullptr, [&](std::size_t i, RangeOutcome&& outcome) {
     if (i >= tasks.size() || seen[i])
       throw Error(fmt::format("{}: task {} reported twice or unknown", executor.name(), i));
     seen[i] = 1;

@@ -62,18 +62,18 @@ void expect_same_ranking(const gt::OptimizeResult& a, const gt::OptimizeResult& 
 // Ranges run by RangeWorkers in a shuffled order, their states sent home as bytes.
 class ShuffledExecutor final : public gt::RangeExecutor {
  public:
-  explicit ShuffledExecutor(const std::vector<gt::Bars>& symbols) : symbols_(symbols) {}
   std::string name() const override { return "shuffled"; }
   std::uint64_t task_size(std::uint64_t) override { return 333; }
-  void run(const nlohmann::ordered_json& request, std::span<const gt::RangeTask> tasks, bool rows,
+  void run(const nlohmann::ordered_json& request, const std::vector<gt::Bars>& symbols,
+           std::span<const gt::RangeTask> tasks, bool rows,
            const std::function<void(std::size_t, gt::RangeOutcome&&)>& done) override {
     std::vector<std::size_t> order(tasks.size());
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
     std::shuffle(order.begin(), order.end(), std::mt19937(7));
     std::vector<std::string> names;
-    for (const auto& b : symbols_) names.push_back(b.symbol);
+    for (const auto& b : symbols) names.push_back(b.symbol);
     for (const std::size_t i : order) {
-      const gt::RangeWorker worker(request, symbols_[tasks[i].symbol], tasks[i].symbol, names);
+      const gt::RangeWorker worker(request, symbols[tasks[i].symbol], tasks[i].symbol, names);
       gt::RangeOutcome outcome = worker.evaluate(tasks[i].first, tasks[i].count, rows);
       done(i, {gt::StudyState::deserialize(outcome.state.serialize()), std::move(outcome.rows)});
     }
@@ -81,16 +81,13 @@ class ShuffledExecutor final : public gt::RangeExecutor {
   }
   nlohmann::ordered_json report() const override { return {{"tasks_run_by", "shuffled"}}; }
   int runs = 0;
-
- private:
-  const std::vector<gt::Bars>& symbols_;
 };
 
 TEST(Study, RangesRunApartAndCombinedRankAndWriteExactlyAsOneLocalRun) {
   gt::StudyRequest request = seed_request(25);
   request.out = temp_path("local.csv");
   const gt::StudyOutcome local = gt::run_study(request);
-  ShuffledExecutor executor(request.symbols);
+  ShuffledExecutor executor;
   gt::StudyRequest remote = request;
   remote.out = temp_path("remote.csv");
   const gt::StudyOutcome distributed = gt::run_study(remote, &executor);
@@ -110,7 +107,7 @@ TEST(Study, RobustnessFromRangesRunApartEqualsOneLocalRun) {
   gt::StudyRequest request = seed_request(3);
   request.ranking.robustness_blocks = 8;
   const gt::StudyOutcome local = gt::run_study(request);
-  ShuffledExecutor executor(request.symbols);
+  ShuffledExecutor executor;
   const gt::StudyOutcome distributed = gt::run_study(request, &executor);
   expect_same_ranking(local.result, distributed.result);
   ASSERT_EQ(local.result.robustness.size(), 2u);
@@ -176,6 +173,16 @@ TEST(Study, ARequestReadsBackFromItsJsonWithTheSameGridAndOptions) {
   EXPECT_TRUE(b.execution.allow_short);
   EXPECT_EQ(b.ranking.metric, "calmar");
   EXPECT_EQ(b.ranking.min_trades, 4);
+  EXPECT_EQ(b.execution.first_bar, 0u);
+  // A walk-forward window (what a Ray worker must evaluate) and the report travel too.
+  gt::StudyRequest window = a;
+  window.execution.first_bar = 1200;
+  window.execution.close_at_end = true;
+  window.report = "r.html";
+  const gt::StudyRequest c = gt::study_request(gt::study_request_json(window), {});
+  EXPECT_EQ(c.execution.first_bar, 1200u);
+  EXPECT_TRUE(c.execution.close_at_end);
+  EXPECT_EQ(c.report, "r.html");
 }
 
 TEST(Study, RequestErrorsNameTheKey) {

@@ -81,6 +81,31 @@ def test_gtrader_optimize_engine_ray_writes_the_local_engines_file(tmp_path):
     assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
 
 
+def test_gtrader_walkforward_engine_ray_runs_every_window_on_the_cluster_with_the_cache(tmp_path):
+    # Each training window is a study spread over the cluster's workers; the cache the local run
+    # filled serves every window's grid to the cluster run, and every figure is the local run's.
+    args = ["walkforward", "--data", "data/orcl-1995-2014.csv", "--strategy", "ma_cross", "--grid", "fast=5:19",
+            "--grid", "slow=20:49", "--train", "1500", "--test", "700", "--json"]
+    gtrader = os.environ.get("GT_BIN", str(ROOT / "build" / "release" / "gtrader"))
+    cache = str(tmp_path / "cache")
+    local = json.loads(subprocess.run([gtrader, *args, "--cache-dir", cache], capture_output=True, text=True,
+                                      check=True).stdout)
+    proc = in_private_network(gtrader, *args, "--engine", "ray", "--workers", "2", "--chunk-size", "100",
+                              "--cache", cache, "--out", str(tmp_path / "windows.csv"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    remote = json.loads(proc.stdout)
+    assert local["computed"] == 450 * len(local["windows"]) and local["from_cache"] == 0
+    assert remote["computed"] == 0 and remote["from_cache"] == local["computed"]
+    for key in ("windows", "out_of_sample", "efficiency"):
+        assert remote[key] == local[key], key
+    assert (tmp_path / "windows.csv").read_text().count("\n") == 1 + len(local["windows"])
+    # Without a cache the cluster computes every window itself, with the same result.
+    proc = in_private_network(gtrader, *args, "--engine", "ray", "--workers", "2", "--chunk-size", "100")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fresh = json.loads(proc.stdout)
+    assert fresh["computed"] == local["computed"] and fresh["windows"] == local["windows"]
+
+
 def test_without_ray_the_local_engine_works_and_ray_says_how_to_install_it():
     code = """
 import sys

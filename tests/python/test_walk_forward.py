@@ -112,3 +112,29 @@ def test_python_walk_forward_gives_the_commands_result():
     assert result.efficiency == pytest.approx(got["efficiency"], rel=1e-12)
     assert len(result.equity) == 600 * len(got["windows"])
     assert result.equity.iloc[-1] == pytest.approx(100000 * (1 + got["out_of_sample"]["total_return"]), rel=1e-9)
+
+
+def test_windows_are_studies_a_second_walk_forward_computes_nothing_new(tmp_path):
+    """Every training window is a study with the cache (its bars and window in the cache's
+    namespace): run again over the same data and grid, each window's grid comes from the cache and
+    every figure is the same; with --no-cache nothing is read."""
+    args = ["walkforward", "--data", ALL_FILES[0], "--strategy", "ma_cross", "--grid", "fast=5,10,15", "--grid",
+            "slow=30,50", "--grid", "ma_type=0:2", "--train", 1000, "--test", 500, "--json"]
+    cache = ["--cache-dir", tmp_path / "cache"]
+    first = json.loads(run_gtrader(*args, *cache).stdout)
+    second = json.loads(run_gtrader(*args, *cache).stdout)
+    assert first["from_cache"] == 0 and first["computed"] == 18 * len(first["windows"])
+    assert second["computed"] == 0 and second["from_cache"] == first["computed"]
+    for key in ("windows", "out_of_sample", "efficiency"):
+        assert second[key] == first[key], key
+    fresh = json.loads(run_gtrader(*args, *cache, "--no-cache").stdout)
+    assert fresh["computed"] == first["computed"] and fresh["windows"] == first["windows"]
+    # Another window length is another study: nothing of the first is reused.
+    other = json.loads(run_gtrader(*args[:-5], "--train", 1100, "--test", 500, "--json", *cache).stdout)
+    assert other["from_cache"] == 0
+
+
+def test_walk_forward_refuses_the_cuda_device_plainly(tmp_path):
+    proc = run_gtrader("walkforward", "--data", ALL_FILES[0], "--strategy", "ma_cross", "--grid", "fast=5,10",
+                       "--train", 1000, "--test", 500, "--device", "cuda", check=False)
+    assert proc.returncode == 2 and "windows run on the CPU engines: use the cpu or auto --device" in proc.stderr
