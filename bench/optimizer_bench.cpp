@@ -11,6 +11,7 @@
 #include "gt/data.hpp"
 #include "gt/grid.hpp"
 #include "gt/optimize.hpp"
+#include "gt/robustness.hpp"
 
 namespace {
 
@@ -206,5 +207,44 @@ BENCHMARK(ColdCacheCost)
     ->Args({0, 5036})
     ->Unit(benchmark::kMillisecond)
     ->UseManualTime();
+
+}  // namespace
+
+namespace {
+
+// optimize() of the seed's grid over every ORCL bar without and with robustness (16 blocks):
+// what the deflated Sharpe and PBO add to a study (docs/PERFORMANCE.md "Robustness").
+void SeedGridRobustness(benchmark::State& state) {
+  const std::vector<gt::Bars> symbols = {gt::load_csv(GT_DATA_DIR "/orcl-1995-2014.csv")};
+  const gt::Grid grid =
+      gt::parse_grid(gt::find_strategy("ma_cross"),
+                     {"fast=5:19", "slow=20:49", "ma_type=0:2", "volume_filter=false,true"}, std::nullopt, {});
+  gt::OptimizeOptions opt;
+  opt.top = 1;
+  opt.robustness_blocks = static_cast<std::size_t>(state.range(0));
+  for (auto _ : state) benchmark::DoNotOptimize(gt::optimize(symbols, grid, gt::ExecutionOptions{}, opt));
+}
+BENCHMARK(SeedGridRobustness)->Arg(0)->Arg(16)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// PBO alone over random block sums: range(0) combinations, 16 blocks (12,870 splits).
+void ProbabilityOfBacktestOverfitting(benchmark::State& state) {
+  const auto combinations = static_cast<std::size_t>(state.range(0));
+  constexpr std::size_t kBlocks = 16;
+  std::vector<gt::ReturnSums> sums(combinations * kBlocks);
+  std::uint64_t x = 88172645463325252ull;  // xorshift: the same sums every run
+  const auto uniform = [&x] {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return static_cast<double>(x >> 11) / 9007199254740992.0;
+  };
+  for (auto& s : sums) {
+    s.count = 315;
+    s.sum = (uniform() - 0.45) * 0.2;
+    s.sum2 = 0.05 + uniform() * 0.05;
+  }
+  for (auto _ : state) benchmark::DoNotOptimize(gt::probability_of_backtest_overfitting(sums, combinations, kBlocks));
+}
+BENCHMARK(ProbabilityOfBacktestOverfitting)->Arg(10000)->Arg(100000)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <numbers>
 
 #include "gt/error.hpp"
@@ -67,38 +68,49 @@ double quantile(std::span<const double> sorted, double q) {
   return sorted[below] + (sorted[above] - sorted[below]) * (at - static_cast<double>(below));
 }
 
-// One tile of combinations' block sums, block-major ([block][combination]): what every split reads.
+// The blocks in groups of at most eight; a split's in-sample sums are, per group, the sums of its
+// chosen blocks of that group, kept for every subset: a few loads a combination instead of one per
+// chosen block.
+constexpr std::size_t kGroupBlocks = 8, kSubsets = std::size_t{1} << kGroupBlocks;
+
+// One tile of combinations: per group and subset of the group's blocks, each combination's sums
+// over them ([group][subset][combination]), and each one's totals.
 struct Tile {
-  std::size_t first = 0, count = 0;
+  std::size_t first = 0, count = 0, groups = 0;
   std::vector<double> sum, sum2, total, total2;
 };
 
-// The per-bar Sharpe of every combination of a tile over the blocks `chosen` (in sample), or over
-// the others (`outside`: the totals less those), their returns counting `n`. Loops over the tile's
-// combinations, so that they run in vector lanes.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void half_sharpes(const Tile& tile,
-                                                                               const std::uint8_t* chosen,
-                                                                               std::size_t half, double n, bool outside,
-                                                                               double* acc, double* acc2, double* out) {
+// Sharpe ratios compared without their square root: sign(mean) mean^2 / variance orders the
+// combinations as mean / sqrt(variance) does, and is 0 where the Sharpe is 0 (variance <= 0).
+// Per combination of a tile, over the blocks of `mask` (in sample), or the others (`outside`:
+// the totals less those), their returns counting `n`. Loops over the tile's combinations, so that
+// they run in vector lanes.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void sharpe_keys(const Tile& tile, std::uint32_t mask,
+                                                                              double n, bool outside, double* out) {
   const std::size_t count = tile.count;
-  const double* first = tile.sum.data() + chosen[0] * count;
-  const double* first2 = tile.sum2.data() + chosen[0] * count;
-  for (std::size_t j = 0; j < count; ++j) {
-    acc[j] = first[j];
-    acc2[j] = first2[j];
-  }
-  for (std::size_t k = 1; k < half; ++k) {
-    const double* block = tile.sum.data() + chosen[k] * count;
-    const double* block2 = tile.sum2.data() + chosen[k] * count;
+  const double inverse_n = 1.0 / n, inverse_dof = 1.0 / (n - 1.0);
+  const double* s0 = tile.sum.data() + (mask & (kSubsets - 1)) * count;
+  const double* q0 = tile.sum2.data() + (mask & (kSubsets - 1)) * count;
+  if (tile.groups == 1) {
     for (std::size_t j = 0; j < count; ++j) {
-      acc[j] += block[j];
-      acc2[j] += block2[j];
+      const double s = outside ? tile.total[j] - s0[j] : s0[j];
+      const double s2 = outside ? tile.total2[j] - q0[j] : q0[j];
+      const double mean = s * inverse_n, variance = (s2 - s * mean) * inverse_dof;
+      out[j] = variance > 0 ? mean * std::fabs(mean) / variance : 0.0;
     }
+    return;
   }
+  const double* s1 = tile.sum.data() + (kSubsets + (mask >> kGroupBlocks & (kSubsets - 1))) * count;
+  const double* q1 = tile.sum2.data() + (kSubsets + (mask >> kGroupBlocks & (kSubsets - 1))) * count;
+  const double* s2p = tile.groups > 2 ? tile.sum.data() + (2 * kSubsets + (mask >> (2 * kGroupBlocks))) * count : s0;
+  const double* q2p = tile.groups > 2 ? tile.sum2.data() + (2 * kSubsets + (mask >> (2 * kGroupBlocks))) * count : q0;
+  const double third = tile.groups > 2 ? 1.0 : 0.0;
   for (std::size_t j = 0; j < count; ++j) {
-    const double s = outside ? tile.total[j] - acc[j] : acc[j];
-    const double s2 = outside ? tile.total2[j] - acc2[j] : acc2[j];
-    out[j] = per_bar_sharpe(n, s, s2);
+    const double in = s0[j] + s1[j] + third * s2p[j], in2 = q0[j] + q1[j] + third * q2p[j];
+    const double s = outside ? tile.total[j] - in : in;
+    const double s2 = outside ? tile.total2[j] - in2 : in2;
+    const double mean = s * inverse_n, variance = (s2 - s * mean) * inverse_dof;
+    out[j] = variance > 0 ? mean * std::fabs(mean) / variance : 0.0;
   }
 }
 
@@ -114,79 +126,88 @@ OverfittingProbability probability_of_backtest_overfitting(std::span<const Retur
   if (sums.size() != combinations * blocks)
     throw Error(
         fmt::format("internal: {} block sums for {} combinations of {} blocks", sums.size(), combinations, blocks));
-  const std::size_t half = blocks / 2;
   // Every split as its in-sample blocks; the returns each side counts (the same for every
   // combination: they share the bars).
   const std::vector<std::uint32_t> masks = half_subsets(blocks);
   const std::size_t splits = masks.size();
-  std::vector<std::uint8_t> chosen(splits * half);
   std::vector<double> n_in(splits), n_out(splits);
-  for (std::size_t m = 0; m < splits; ++m) {
-    std::size_t k = 0;
-    for (std::size_t b = 0; b < blocks; ++b) {
-      const bool in = (masks[m] >> b) & 1;
-      if (in) chosen[m * half + k++] = static_cast<std::uint8_t>(b);
-      (in ? n_in[m] : n_out[m]) += sums[b].count;
-    }
-  }
-  // Combinations in tiles whose block sums stay in the L2 cache over every split.
-  constexpr std::size_t kTile = 512;
-  const std::size_t tiles = (combinations + kTile - 1) / kTile;
+  for (std::size_t m = 0; m < splits; ++m)
+    for (std::size_t b = 0; b < blocks; ++b) ((masks[m] >> b) & 1 ? n_in[m] : n_out[m]) += sums[b].count;
+  const std::size_t groups = (blocks + kGroupBlocks - 1) / kGroupBlocks;
+  // Combinations in tiles whose subset sums stay in the L2 cache over every split.
+  const std::size_t tile_size = groups == 1 ? 512 : 64;
+  const std::size_t tiles = (combinations + tile_size - 1) / tile_size;
   // Combinations first .. first + count - 1 (at most a tile) as a tile.
   const auto tile_of = [&](std::size_t first, std::size_t count) {
     Tile tile;
     tile.first = first;
     tile.count = count;
-    tile.sum.resize(blocks * tile.count);
-    tile.sum2.resize(blocks * tile.count);
-    tile.total.assign(tile.count, 0.0);
-    tile.total2.assign(tile.count, 0.0);
-    for (std::size_t j = 0; j < tile.count; ++j)
+    tile.groups = groups;
+    tile.sum.assign(groups * kSubsets * count, 0.0);
+    tile.sum2.assign(groups * kSubsets * count, 0.0);
+    tile.total.assign(count, 0.0);
+    tile.total2.assign(count, 0.0);
+    for (std::size_t g = 0; g < groups; ++g) {
+      const std::size_t in_group = std::min(kGroupBlocks, blocks - g * kGroupBlocks);
+      for (std::size_t subset = 1; subset < (std::size_t{1} << in_group); ++subset) {
+        // A subset's sums: those of the subset without its highest block, plus that block's.
+        const std::size_t high = static_cast<std::size_t>(std::bit_width(subset)) - 1;
+        const std::size_t rest = subset & ~(std::size_t{1} << high);
+        double* s = tile.sum.data() + (g * kSubsets + subset) * count;
+        double* s2 = tile.sum2.data() + (g * kSubsets + subset) * count;
+        const double* r = tile.sum.data() + (g * kSubsets + rest) * count;
+        const double* r2 = tile.sum2.data() + (g * kSubsets + rest) * count;
+        for (std::size_t j = 0; j < count; ++j) {
+          const ReturnSums& x = sums[(first + j) * blocks + g * kGroupBlocks + high];
+          s[j] = r[j] + x.sum;
+          s2[j] = r2[j] + x.sum2;
+        }
+      }
+    }
+    for (std::size_t j = 0; j < count; ++j)
       for (std::size_t b = 0; b < blocks; ++b) {
-        const ReturnSums& x = sums[(tile.first + j) * blocks + b];
-        tile.sum[b * tile.count + j] = x.sum;
-        tile.sum2[b * tile.count + j] = x.sum2;
-        tile.total[j] += x.sum;
-        tile.total2[j] += x.sum2;
+        tile.total[j] += sums[(first + j) * blocks + b].sum;
+        tile.total2[j] += sums[(first + j) * blocks + b].sum2;
       }
     return tile;
   };
 
   // Pass 1: each split's in-sample best, per tile, then over the tiles (ties: the lower index).
   struct Best {
-    double sharpe;
+    double key;
     std::size_t index;
   };
   std::vector<Best> tile_best(tiles * splits);
   tbb::parallel_for(std::size_t{0}, tiles, [&](std::size_t t) {
-    const Tile tile = tile_of(t * kTile, std::min(kTile, combinations - t * kTile));
-    std::vector<double> acc(tile.count), acc2(tile.count), sharpe(tile.count);
+    const Tile tile = tile_of(t * tile_size, std::min(tile_size, combinations - t * tile_size));
+    std::vector<double> key(tile.count);
     for (std::size_t m = 0; m < splits; ++m) {
-      half_sharpes(tile, &chosen[m * half], half, n_in[m], false, acc.data(), acc2.data(), sharpe.data());
-      const auto best = std::max_element(sharpe.begin(), sharpe.end());  // the first of equals
-      tile_best[t * splits + m] = {*best, tile.first + static_cast<std::size_t>(best - sharpe.begin())};
+      sharpe_keys(tile, masks[m], n_in[m], false, key.data());
+      const auto best = std::max_element(key.begin(), key.end());  // the first of equals
+      tile_best[t * splits + m] = {*best, tile.first + static_cast<std::size_t>(best - key.begin())};
     }
   });
   std::vector<double> best_outside(splits);
+  std::map<std::size_t, Tile> alone;  // the few combinations that are ever best, each as a tile of one
   for (std::size_t m = 0; m < splits; ++m) {
     Best best = tile_best[m];
     for (std::size_t t = 1; t < tiles; ++t)
-      if (tile_best[t * splits + m].sharpe > best.sharpe) best = tile_best[t * splits + m];
-    // Its out-of-sample Sharpe, computed as pass 2 computes everyone's.
-    const Tile own = tile_of(best.index, 1);
-    double acc = 0, acc2 = 0;
-    half_sharpes(own, &chosen[m * half], half, n_out[m], true, &acc, &acc2, &best_outside[m]);
+      if (tile_best[t * splits + m].key > best.key) best = tile_best[t * splits + m];
+    // Its out-of-sample key, computed as pass 2 computes everyone's.
+    auto it = alone.find(best.index);
+    if (it == alone.end()) it = alone.emplace(best.index, tile_of(best.index, 1)).first;
+    sharpe_keys(it->second, masks[m], n_out[m], true, &best_outside[m]);
   }
 
   // Pass 2: per split, how many combinations do worse out of sample than the in-sample best.
   std::vector<std::uint64_t> tile_below(tiles * splits);
   tbb::parallel_for(std::size_t{0}, tiles, [&](std::size_t t) {
-    const Tile tile = tile_of(t * kTile, std::min(kTile, combinations - t * kTile));
-    std::vector<double> acc(tile.count), acc2(tile.count), sharpe(tile.count);
+    const Tile tile = tile_of(t * tile_size, std::min(tile_size, combinations - t * tile_size));
+    std::vector<double> key(tile.count);
     for (std::size_t m = 0; m < splits; ++m) {
-      half_sharpes(tile, &chosen[m * half], half, n_out[m], true, acc.data(), acc2.data(), sharpe.data());
+      sharpe_keys(tile, masks[m], n_out[m], true, key.data());
       std::uint64_t below = 0;
-      for (const double s : sharpe) below += s < best_outside[m];
+      for (const double k : key) below += k < best_outside[m];
       tile_below[t * splits + m] = below;
     }
   });
