@@ -10,6 +10,7 @@
 #include "gt/atomic_file.hpp"
 #include "gt/error.hpp"
 #include "gt/ml.hpp"
+#include "gt/portfolio.hpp"
 #include "gt/report.hpp"
 #include "gt/rules.hpp"
 #include "gt/signal_arrays.hpp"
@@ -26,14 +27,18 @@ struct BacktestCommand {
   std::vector<std::string> params;
   std::string trades_path, equity_path, report_path, report_png;
   bool json = false;
+  bool portfolio = false;
+  std::vector<double> weights;
+  std::size_t rebalance = 0;
 };
 
-std::string trades_csv(const std::vector<std::pair<const gt::Bars*, gt::BacktestResult>>& runs) {
+// Each symbol's trades; a symbol column when there are several.
+std::string trades_csv(const std::vector<std::pair<const gt::Bars*, const std::vector<gt::Trade>*>>& runs) {
   const bool many = runs.size() > 1;
   std::string out = many ? "symbol," : "";
   out += "entry_time,exit_time,side,entry_price,exit_price,units,pnl,return,bars_held,exit_reason\n";
-  for (const auto& [bars, r] : runs) {
-    const gt::TradeColumns t = gt::trade_columns(r.trades);
+  for (const auto& [bars, trades] : runs) {
+    const gt::TradeColumns t = gt::trade_columns(*trades);
     const auto time_at = [&](double bar) {
       return std::isnan(bar) ? std::string()
                              : gt::format_time(bars->time[static_cast<std::size_t>(bar)], bars->intraday);
@@ -78,6 +83,81 @@ gt::Strategy signals_strategy(const std::string& path) {
   return s;
 }
 
+// --portfolio: one account over every symbol (docs/SEMANTICS.md "Portfolios").
+void run_portfolio(const BacktestCommand& c, const std::vector<gt::Bars>& all, const gt::Strategy& strategy,
+                   const gt::ParamValues& params, const gt::ExecutionOptions& options, const std::string& chart_js) {
+  const gt::PortfolioOptions allocation{c.weights, c.rebalance};
+  gt::check_portfolio(all, allocation);
+  for (const auto& bars : all) strategy.require_enough_bars(bars, params);
+  const gt::PortfolioResult r = gt::run_portfolio(all, strategy, params, options, allocation);
+  const auto time = [&](std::size_t u) { return gt::format_time(r.time[u], all.front().intraday); };
+  if (!c.trades_path.empty()) {
+    std::vector<std::pair<const gt::Bars*, const std::vector<gt::Trade>*>> trades;
+    for (std::size_t s = 0; s < all.size(); ++s) trades.emplace_back(&all[s], &r.trades[s]);
+    gt::write_file_atomically(c.trades_path, trades_csv(trades));
+  }
+  if (!c.equity_path.empty()) {
+    std::string out = "time,equity,drawdown";
+    for (const auto& bars : all) out += "," + gt::csv_field(bars.symbol);
+    out += "\n";
+    double peak = options.cash;
+    for (std::size_t u = 0; u < r.time.size(); ++u) {
+      peak = std::max(peak, r.equity[u]);
+      out += fmt::format("{},{},{}", time(u), format_value(r.equity[u]), format_value(1.0 - r.equity[u] / peak));
+      for (std::size_t s = 0; s < all.size(); ++s) out += fmt::format(",{}", format_value(r.value[s][u]));
+      out += "\n";
+    }
+    gt::write_file_atomically(c.equity_path, out);
+  }
+  if (!c.report_path.empty()) {
+    gt::write_file_atomically(c.report_path,
+                              gt::report::portfolio_report_html(
+                                  {&all, &r, strategy.name, strategy.describe(params), options.cash}, chart_js));
+    fmt::print(stderr, "report written to {}\n", c.report_path);
+    if (!c.report_png.empty()) {
+      gt::report::render_png(c.report_path, c.report_png);
+      fmt::print(stderr, "picture written to {}\n", c.report_png);
+    }
+  }
+  const auto& m = r.metrics;
+  if (c.json) {
+    nlohmann::ordered_json j = gt::metrics_json(m);
+    j["strategy"] = strategy.name;
+    j["parameters"] = gt::params_json(strategy, params);
+    j["timestamps"] = r.time.size();
+    j["ruined"] = r.ruined_at.has_value();
+    j["skipped_entries"] = r.skipped_entries;
+    nlohmann::ordered_json symbols = nlohmann::ordered_json::array();
+    for (std::size_t s = 0; s < all.size(); ++s) {
+      std::int64_t closed = 0;
+      for (const gt::Trade& t : r.trades[s]) closed += !t.open;
+      symbols.push_back({{"symbol", all[s].symbol},
+                         {"weight", c.weights.empty() ? 1.0 / static_cast<double>(all.size()) : c.weights[s]},
+                         {"contribution", r.contribution[s]},
+                         {"trades", closed},
+                         {"final_value", r.value[s].back()}});
+    }
+    j["symbols"] = symbols;
+    j["periods_per_year"] = r.periods_per_year;
+    fmt::print("{}\n", gt::json_text(j));
+    return;
+  }
+  fmt::print("portfolio of {} symbols | {} {} | {} timestamps, {} to {}{}\n", all.size(), strategy.name,
+             strategy.describe(params), r.time.size(), time(0), time(r.time.size() - 1),
+             c.rebalance ? fmt::format(", rebalanced every {}", c.rebalance) : "");
+  fmt::print("  total return {:>10.2f} %     CAGR          {:>8.2f} %\n", 100 * m.total_return, 100 * m.cagr);
+  fmt::print("  sharpe       {:>10.3f}       sortino       {:>8.3f}\n", m.sharpe, m.sortino);
+  fmt::print("  max drawdown {:>10.2f} %     calmar        {:>8.3f}\n", 100 * m.max_drawdown, m.calmar);
+  fmt::print("  trades       {:>10}       win rate      {:>8.2f} %\n", m.trades, 100 * m.win_rate);
+  fmt::print("  profit factor{:>10.3f}       exposure      {:>8.2f} %\n", m.profit_factor, 100 * m.exposure);
+  fmt::print("  avg trade    {:>10.3f} %     final equity  {:>12.2f}\n", 100 * m.avg_trade_return, m.final_equity);
+  for (std::size_t s = 0; s < all.size(); ++s)
+    fmt::print("  {:<24} contribution {:>14.2f}   value at the end {:>14.2f}\n", all[s].symbol, r.contribution[s],
+               r.value[s].back());
+  if (r.skipped_entries) fmt::print("  entries skipped for lack of cash: {}\n", r.skipped_entries);
+  if (r.ruined_at) fmt::print("  RUINED: the equity reached 0 at {}; nothing more traded\n", time(*r.ruined_at));
+}
+
 void run(BacktestCommand& c) {
   auto assignments = split_assignments(c.params);
   c.strategy.require_one();
@@ -95,10 +175,17 @@ void run(BacktestCommand& c) {
   for (const std::string* path : {&c.trades_path, &c.equity_path, &c.report_path, &c.report_png})
     if (!path->empty()) gt::check_output_path(*path);  // every output before any work
   const auto all = c.data.load();
+  if (c.portfolio) return run_portfolio(c, all, strategy, params, options, chart_js);
+  if (!c.weights.empty() || c.rebalance > 0)
+    throw gt::ParamError("--weights and --rebalance allocate a portfolio's cash: give --portfolio too");
   std::vector<std::pair<const gt::Bars*, gt::BacktestResult>> runs;
   for (const auto& bars : all) strategy.require_enough_bars(bars, params);
   for (const auto& bars : all) runs.emplace_back(&bars, gt::run_strategy(bars, strategy, params, options));
-  if (!c.trades_path.empty()) gt::write_file_atomically(c.trades_path, trades_csv(runs));
+  if (!c.trades_path.empty()) {
+    std::vector<std::pair<const gt::Bars*, const std::vector<gt::Trade>*>> trades;
+    for (const auto& [bars, r] : runs) trades.emplace_back(bars, &r.trades);
+    gt::write_file_atomically(c.trades_path, trades_csv(trades));
+  }
   if (!c.equity_path.empty()) gt::write_file_atomically(c.equity_path, equity_csv(runs, options.cash));
   if (!c.report_path.empty()) {
     std::vector<gt::report::BacktestReportInput> inputs;
@@ -169,6 +256,12 @@ void add_backtest(CLI::App& app) {
   cmd->add_option("--report-png", c->report_png, "Also draw the report into this PNG file (needs chromium)")
       ->check(output_file());
   cmd->add_flag("--json", c->json, "Print the metrics as JSON");
+  cmd->add_flag("--portfolio", c->portfolio,
+                "Every --data symbol in one cash account (docs/SEMANTICS.md \"Portfolios\"), not each on its own");
+  cmd->add_option("--weights", c->weights, "With --portfolio: each symbol's share of the equity, in order (1/k each)")
+      ->delimiter(',');
+  cmd->add_option("--rebalance", c->rebalance,
+                  "With --portfolio: reset every position to its share at every N-th timestamp's close (0: never)");
   cmd->callback([c] { run(*c); });
 }
 

@@ -54,7 +54,17 @@ const std::array<ExitParamInfo, kExitParamCount>& exit_param_table();
 void check_exit_param(std::string_view name, double value);
 
 // Why a trade closed.
-enum class ExitReason : std::uint8_t { kRule, kStopLoss, kTakeProfit, kTrailingStop, kMaxBars, kEnd, kRuin };
+// Why a trade ended; kRebalance: units a portfolio's rebalance took off (docs/SEMANTICS.md "Portfolios").
+enum class ExitReason : std::uint8_t {
+  kRule,
+  kStopLoss,
+  kTakeProfit,
+  kTrailingStop,
+  kMaxBars,
+  kEnd,
+  kRuin,
+  kRebalance
+};
 std::string_view exit_reason_name(ExitReason reason);
 
 struct ExecutionOptions {

@@ -9,6 +9,7 @@
 
 #include "gt/backtest.hpp"
 #include "gt/data.hpp"
+#include "gt/portfolio.hpp"
 #include "gt/robustness.hpp"
 #include "gt/strategy.hpp"
 #include "gt/walk_forward.hpp"
@@ -87,6 +88,15 @@ struct RobustnessPanel {
 std::string optimization_report_html(const ResultsTable& results, const OptimizationReportOptions& options,
                                      std::string_view chart_js, const std::vector<RobustnessPanel>& robustness = {});
 std::string backtest_report_html(const std::vector<BacktestReportInput>& runs, std::string_view chart_js);
+
+struct PortfolioReportInput {
+  const std::vector<Bars>* symbols = nullptr;
+  const PortfolioResult* result = nullptr;
+  std::string strategy, parameters;
+  double cash = 100000;
+};
+// Each symbol's position value stacked over time, the portfolio's equity and its drawdown.
+std::string portfolio_report_html(const PortfolioReportInput& run, std::string_view chart_js);
 
 struct WalkForwardReportInput {
   const Bars* bars = nullptr;

@@ -5,6 +5,7 @@
 #include <limits>
 #include <optional>
 
+#include "account.hpp"
 #include "gt/backtest.hpp"
 #include "gt/error.hpp"
 
@@ -85,6 +86,8 @@ std::string_view exit_reason_name(ExitReason reason) {
       return "end";
     case ExitReason::kRuin:
       return "ruin";
+    case ExitReason::kRebalance:
+      return "rebalance";
   }
   return "?";
 }
@@ -114,140 +117,9 @@ double resolve_periods_per_year(const Bars& bars, const ExecutionOptions& option
 
 namespace {
 
-// Cash and position of one backtest; trades are recorded as they close.
-class Account {
- public:
-  Account(const ExecutionOptions& o, std::vector<Trade>& trades)
-      : options_(o), slip_(o.slippage_bps / 10000.0), cash_(o.cash), trades_(trades) {}
-
-  int direction() const { return units_ > 0 ? 1 : (units_ < 0 ? -1 : 0); }
-  double equity(double price) const { return cash_ + units_ * price; }
-  double units() const { return units_; }
-  // The open trade (direction() != 0).
-  const Trade& trade() const { return trades_.back(); }
-
-  void close_position(double price, std::size_t bar, ExitReason reason) {
-    if (units_ == 0) return;
-    Trade& t = trades_.back();
-    // pnl from the prices, not from the cash before and after: a trade out at its entry price
-    // with no costs is exactly 0, neither a win nor a loss, instead of a rounding residue.
-    if (units_ > 0) {
-      const double fill = price * (1.0 - slip_);
-      const double proceeds = units_ * fill;
-      const double fee = proceeds * options_.commission;
-      cash_ += proceeds - fee;
-      t.exit_price = fill;
-      t.pnl = units_ * (fill - t.entry_price) - entry_fee_ - fee;
-    } else {
-      const double fill = price * (1.0 + slip_);
-      const double cost = -units_ * fill;
-      const double fee = cost * options_.commission;
-      cash_ -= cost + fee;
-      t.exit_price = fill;
-      t.pnl = -units_ * (t.entry_price - fill) - entry_fee_ - fee;
-    }
-    t.exit_bar = bar;
-    t.open = false;
-    t.bars_held = bar - t.entry_bar;
-    t.ret = t.pnl / committed_;
-    t.exit_reason = reason;
-    units_ = 0;
-  }
-
-  void open_position(int side, double price, std::size_t bar) {
-    const double equity_now = cash_;  // flat: equity is the cash
-    const double fill = side > 0 ? price * (1.0 + slip_) : price * (1.0 - slip_);
-    // `size` of the equity, commission included; with `risk`, no more than the units whose stop
-    // would lose that fraction of the equity.
-    double count = options_.size * equity_now / (fill * (1.0 + options_.commission));
-    const Exits& x = options_.exits;
-    if (x.risk > 0) count = std::min(count, x.risk * equity_now / (fill * x.stop_loss));
-    committed_ = x.risk > 0 ? count * fill * (1.0 + options_.commission) : options_.size * equity_now;
-    Trade t;
-    t.entry_bar = bar;
-    t.side = side;
-    t.open = true;
-    t.entry_price = fill;
-    t.units = count;
-    entry_fee_ = count * fill * options_.commission;  // exactly 0 without commission
-    if (side > 0) {
-      units_ = count;
-      cash_ = equity_now - committed_;  // the entry spends exactly the committed capital
-    } else {
-      cash_ = equity_now + count * fill - entry_fee_;
-      units_ = -count;
-    }
-    trades_.push_back(t);
-  }
-
- private:
-  const ExecutionOptions& options_;
-  double slip_;
-  double cash_;
-  double units_ = 0;
-  double committed_ = 0;
-  double entry_fee_ = 0;  // commission paid by the open position's entry
-  std::vector<Trade>& trades_;
-};
-
-// The position the events at one bar ask for, given the current one (docs/SEMANTICS.md "ma_cross"). Exits come first;
-// a position being closed may be reversed by an entry of the other side in the same fill.
-int target_after(int current, std::uint8_t events, bool allow_short) {
-  if (current > 0 && !(events & kLongExit)) return 1;
-  if (current < 0 && !(events & kShortExit)) return -1;
-  if (current <= 0 && (events & kLongEntry)) return 1;
-  if (current >= 0 && allow_short && (events & kShortEntry)) return -1;
-  return 0;
-}
-
-// The price exits of the open position (docs/SEMANTICS.md "Exits by price and time"), watched bar
-// by bar from the first bar whose range it is exposed to.
-class PriceExits {
- public:
-  explicit PriceExits(const Exits& exits) : exits_(exits) {}
-
-  // A position entered at price `entry`, exposed to the ranges from bar `first` on.
-  void start(double entry, std::size_t first) {
-    entry_ = entry;
-    extreme_ = entry;
-    first_ = first;
-  }
-
-  // Whether bar t's range takes the position of `side` out, and at what price and why.
-  struct Hit {
-    double price;
-    ExitReason reason;
-  };
-  std::optional<Hit> check(const Bars& bars, std::size_t t, int side) {
-    if (t < first_ || side == 0 || !(exits_.stop_loss > 0 || exits_.take_profit > 0 || exits_.trailing_stop > 0))
-      return std::nullopt;
-    const double open = bars.open[t], high = bars.high[t], low = bars.low[t];
-    // Prices moving against the position count as "down": a short's levels are mirrored.
-    const double s = side;
-    const double stop = exits_.stop_loss > 0 ? entry_ * (1.0 - s * exits_.stop_loss) : std::nan("");
-    const double trail = exits_.trailing_stop > 0 ? extreme_ * (1.0 - s * exits_.trailing_stop) : std::nan("");
-    const double target = exits_.take_profit > 0 ? entry_ * (1.0 + s * exits_.take_profit) : std::nan("");
-    // Of two stops, the one met first from the open: the nearer (for a long, the higher).
-    std::optional<Hit> guard;
-    if (!std::isnan(stop)) guard = Hit{stop, ExitReason::kStopLoss};
-    if (!std::isnan(trail) && (!guard || s * trail > s * guard->price)) guard = Hit{trail, ExitReason::kTrailingStop};
-    const double adverse = side > 0 ? low : high, favourable = side > 0 ? high : low;
-    // A stop the bar reaches comes before a target it reaches, whatever the open; each fills at its
-    // level, or at the open when the open is already beyond it (a gap).
-    std::optional<Hit> hit;
-    if (guard && s * adverse <= s * guard->price)
-      hit = Hit{s * open <= s * guard->price ? open : guard->price, guard->reason};
-    else if (!std::isnan(target) && s * favourable >= s * target)
-      hit = Hit{s * open >= s * target ? open : target, ExitReason::kTakeProfit};
-    if (!hit) extreme_ = side > 0 ? std::max(extreme_, high) : std::min(extreme_, low);
-    return hit;
-  }
-
- private:
-  const Exits& exits_;
-  double entry_ = 0, extreme_ = 0;
-  std::size_t first_ = 0;
-};
+using detail::Account;
+using detail::PriceExits;
+using detail::target_after;
 
 // One pass over the bars: fills, marking to market, and on_bar(t, equity, units) at each close.
 // Within a bar: fills at the open (orders from the rules), then the price exits over the bar's
@@ -257,7 +129,8 @@ void simulate(const Bars& bars, std::span<const std::uint8_t> signals, const Exe
               std::vector<Trade>& trades, OnBar on_bar) {
   const std::size_t n = bars.size();
   if (signals.size() != n) throw Error(fmt::format("internal: {} signals for {} bars", signals.size(), n));
-  Account account(options, trades);
+  double cash = options.cash;
+  Account account(options, trades, cash);
   PriceExits price_exits(options.exits);
   const auto max_bars = static_cast<std::size_t>(options.exits.max_bars);
   // The bars a position entered at bar e holds before max_bars takes it out at a close: from the

@@ -356,6 +356,62 @@ std::string optimization_report_html(const ResultsTable& r, const OptimizationRe
   return page(title, body, charts, chart_js);
 }
 
+std::string portfolio_report_html(const PortfolioReportInput& run, std::string_view chart_js) {
+  const std::vector<Bars>& symbols = *run.symbols;
+  const PortfolioResult& r = *run.result;
+  const bool intraday = symbols.front().intraday;
+  json values = json::array(), curve = json::array();
+  double peak = run.cash;
+  for (std::size_t u = 0; u < r.time.size(); ++u) {
+    const std::string time = format_time(r.time[u], intraday);
+    for (std::size_t s = 0; s < symbols.size(); ++s)
+      values.push_back({{"time", time}, {"symbol", symbols[s].symbol}, {"value", r.value[s][u]}});
+    peak = std::max(peak, r.equity[u]);
+    curve.push_back({{"time", time}, {"equity", r.equity[u]}, {"drawdown", -(1.0 - r.equity[u] / peak)}});
+  }
+  const json time_axis = {{"field", "time"}, {"type", "temporal"}, {"title", nullptr}};
+  std::vector<Chart> charts;
+  charts.push_back({"values",
+                    "Value held in each symbol (stacked; the rest of the equity is cash)",
+                    {{"$schema", kVegaLiteSchema},
+                     {"width", 1000},
+                     {"height", 260},
+                     {"data", {{"values", values}}},
+                     {"mark", {{"type", "area"}, {"tooltip", true}}},
+                     {"encoding",
+                      {{"x", time_axis},
+                       {"y", {{"field", "value"}, {"type", "quantitative"}, {"stack", "zero"}}},
+                       {"color", {{"field", "symbol"}, {"type", "nominal"}}}}}}});
+  charts.push_back({"equity",
+                    "Portfolio equity",
+                    {{"$schema", kVegaLiteSchema},
+                     {"width", 1000},
+                     {"height", 220},
+                     {"data", {{"values", curve}}},
+                     {"mark", {{"type", "line"}, {"tooltip", true}}},
+                     {"encoding", {{"x", time_axis}, {"y", {{"field", "equity"}, {"type", "quantitative"}}}}}}});
+  charts.push_back(
+      {"drawdown",
+       "Drawdown",
+       {{"$schema", kVegaLiteSchema},
+        {"width", 1000},
+        {"height", 140},
+        {"data", {{"values", curve}}},
+        {"mark", {{"type", "area"}, {"color", "#c0392b"}}},
+        {"encoding",
+         {{"x", time_axis}, {"y", {{"field", "drawdown"}, {"type", "quantitative"}, {"axis", {{"format", "%"}}}}}}}}});
+  const Metrics& m = r.metrics;
+  std::string body = "<h1>Portfolio report</h1>\n";
+  body += fmt::format(
+      "<p class=\"note\">{} symbols, one account: {} {}. Total return {:.2f} %, sharpe {:.3f}, max drawdown {:.2f} %, "
+      "{} trades{}.</p>\n",
+      symbols.size(), escape_html(run.strategy), escape_html(run.parameters), 100 * m.total_return, m.sharpe,
+      100 * m.max_drawdown, m.trades,
+      r.skipped_entries ? fmt::format(", {} entries skipped for lack of cash", r.skipped_entries) : "");
+  for (const auto& c : charts) body += chart_div(c);
+  return page("Portfolio report", body, charts, chart_js);
+}
+
 std::string backtest_report_html(const std::vector<BacktestReportInput>& runs, std::string_view chart_js) {
   std::vector<Chart> charts;
   std::string body = "<h1>Backtest report</h1>\n";

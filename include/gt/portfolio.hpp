@@ -1,0 +1,42 @@
+// Portfolios (docs/SEMANTICS.md "Portfolios"): one strategy over several symbols with one cash
+// account, the bars aligned on the union of their timestamps.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "gt/backtest.hpp"
+#include "gt/data.hpp"
+#include "gt/strategy.hpp"
+
+namespace gt {
+
+struct PortfolioOptions {
+  std::vector<double> weights;  // one per symbol, summing to at most 1; empty: 1/k each
+  std::size_t rebalance = 0;    // every n-th timestamp's close; 0: never
+};
+
+struct PortfolioResult {
+  Metrics metrics;                         // of the portfolio's equity (docs/SEMANTICS.md "Metrics")
+  std::vector<std::int64_t> time;          // the union of the symbols' timestamps
+  std::vector<double> equity;              // at each timestamp's close
+  std::vector<std::vector<double>> value;  // [symbol][timestamp]: units x its last close
+  std::vector<std::vector<Trade>> trades;  // per symbol, bars being the symbol's own
+  std::vector<double> contribution;        // per symbol: closed trades' pnl plus the open one's mark
+  std::uint64_t skipped_entries = 0;       // entries that found no cash at their fill
+  std::optional<std::size_t> ruined_at;    // the timestamp whose close found the equity at or below 0
+  double periods_per_year = 0;             // A of the metrics, from the union's timestamps or the options
+};
+
+// Throws ParamError for fewer than two symbols, weights that do not match the symbols (their
+// count, a negative one, a sum above 1), symbols that share no time span, or daily and intraday
+// files mixed, naming the symbols.
+void check_portfolio(const std::vector<Bars>& symbols, const PortfolioOptions& portfolio);
+
+// The strategy with `values` on every symbol, one account.
+PortfolioResult run_portfolio(const std::vector<Bars>& symbols, const Strategy& strategy, const ParamValues& values,
+                              const ExecutionOptions& options, const PortfolioOptions& portfolio);
+
+}  // namespace gt

@@ -1,0 +1,215 @@
+// The reference engine's pieces (docs/SEMANTICS.md "Fills and costs", "Exits by price and time"),
+// shared by the one-symbol backtest (engine.cpp) and the portfolio (portfolio.cpp).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <vector>
+
+#include "gt/backtest.hpp"
+#include "gt/strategy.hpp"
+
+namespace gt::detail {
+
+// One position and the cash it is paid from and into (its own in a backtest, the account's in a
+// portfolio); trades are recorded as they close.
+class Account {
+ public:
+  Account(const ExecutionOptions& o, std::vector<Trade>& trades, double& cash)
+      : options_(o), slip_(o.slippage_bps / 10000.0), cash_(cash), trades_(trades) {}
+
+  int direction() const { return units_ > 0 ? 1 : (units_ < 0 ? -1 : 0); }
+  double equity(double price) const { return cash_ + units_ * price; }
+  double units() const { return units_; }
+  // The open trade (direction() != 0).
+  const Trade& trade() const { return trades_.back(); }
+
+  void close_position(double price, std::size_t bar, ExitReason reason) {
+    if (units_ == 0) return;
+    Trade& t = trades_.back();
+    // pnl from the prices, not from the cash before and after: a trade out at its entry price
+    // with no costs is exactly 0, neither a win nor a loss, instead of a rounding residue.
+    if (units_ > 0) {
+      const double fill = price * (1.0 - slip_);
+      const double proceeds = units_ * fill;
+      const double fee = proceeds * options_.commission;
+      cash_ += proceeds - fee;
+      t.exit_price = fill;
+      t.pnl = units_ * (fill - t.entry_price) - entry_fee_ - fee;
+    } else {
+      const double fill = price * (1.0 + slip_);
+      const double cost = -units_ * fill;
+      const double fee = cost * options_.commission;
+      cash_ -= cost + fee;
+      t.exit_price = fill;
+      t.pnl = -units_ * (t.entry_price - fill) - entry_fee_ - fee;
+    }
+    t.exit_bar = bar;
+    t.open = false;
+    t.bars_held = bar - t.entry_bar;
+    t.ret = t.pnl / committed_;
+    t.exit_reason = reason;
+    units_ = 0;
+  }
+
+  // The open trade's profit if it were valued at `price` (its entry commission paid, no exit costs).
+  double open_pnl(double price) const {
+    return units_ == 0 ? 0.0 : units_ * (price - trades_.back().entry_price) - entry_fee_;
+  }
+
+  // The fill price of an entry of `side` at `price`, slippage included.
+  double entry_fill(int side, double price) const { return side > 0 ? price * (1.0 + slip_) : price * (1.0 - slip_); }
+
+  // A portfolio's entry: `count` units of `side` at `price` (committing count x fill, commission
+  // included).
+  void open_units(int side, double price, std::size_t bar, double count) {
+    const double fill = entry_fill(side, price);
+    committed_ = count * fill * (1.0 + options_.commission);
+    start_trade(side, fill, bar, count);
+  }
+
+  // A rebalance (docs/SEMANTICS.md "Portfolios"): `delta` more units (< 0: fewer) of the open
+  // position at `price`. Added units join the trade at the average entry price; units taken off
+  // are a closed trade of their own (reason rebalance) at the same entry price.
+  void adjust(double delta, double price, std::size_t bar) {
+    if (units_ == 0 || delta == 0) return;
+    Trade& t = trades_.back();
+    const int side = direction();
+    if (side * delta > 0) {  // more of the same side
+      const double fill = entry_fill(side, price), count = std::fabs(delta);
+      const double fee = count * fill * options_.commission;
+      t.entry_price = (t.entry_price * t.units + fill * count) / (t.units + count);
+      t.units += count;
+      entry_fee_ += fee;
+      committed_ += count * fill + fee;
+      if (side > 0)
+        cash_ -= count * fill + fee;
+      else
+        cash_ += count * fill - fee;
+      units_ += delta;
+      return;
+    }
+    const double count = std::min(std::fabs(delta), t.units);
+    const double share = count / t.units;
+    Trade part = t;
+    part.units = count;
+    const double part_fee = entry_fee_ * share, part_committed = committed_ * share;
+    entry_fee_ -= part_fee;
+    committed_ -= part_committed;
+    t.units -= count;
+    units_ = side * t.units;
+    const double fill = side > 0 ? price * (1.0 - slip_) : price * (1.0 + slip_);
+    const double fee = count * fill * options_.commission;
+    cash_ += side > 0 ? count * fill - fee : -(count * fill + fee);
+    part.exit_price = fill;
+    part.exit_bar = bar;
+    part.open = false;
+    part.bars_held = bar - part.entry_bar;
+    part.pnl = side * count * (fill - part.entry_price) - part_fee - fee;
+    part.ret = part.pnl / part_committed;
+    part.exit_reason = ExitReason::kRebalance;
+    trades_.insert(trades_.end() - 1, part);  // the open trade stays last
+  }
+
+  void open_position(int side, double price, std::size_t bar) {
+    const double equity_now = cash_;  // flat: equity is the cash
+    const double fill = side > 0 ? price * (1.0 + slip_) : price * (1.0 - slip_);
+    // `size` of the equity, commission included; with `risk`, no more than the units whose stop
+    // would lose that fraction of the equity.
+    double count = options_.size * equity_now / (fill * (1.0 + options_.commission));
+    const Exits& x = options_.exits;
+    if (x.risk > 0) count = std::min(count, x.risk * equity_now / (fill * x.stop_loss));
+    committed_ = x.risk > 0 ? count * fill * (1.0 + options_.commission) : options_.size * equity_now;
+    start_trade(side, fill, bar, count);
+  }
+
+ private:
+  // The trade opened with committed_ set: cash and units moved, the trade recorded.
+  void start_trade(int side, double fill, std::size_t bar, double count) {
+    Trade t;
+    t.entry_bar = bar;
+    t.side = side;
+    t.open = true;
+    t.entry_price = fill;
+    t.units = count;
+    entry_fee_ = count * fill * options_.commission;  // exactly 0 without commission
+    if (side > 0) {
+      units_ = count;
+      cash_ -= committed_;  // the entry spends exactly the committed capital
+    } else {
+      cash_ += count * fill - entry_fee_;
+      units_ = -count;
+    }
+    trades_.push_back(t);
+  }
+
+  const ExecutionOptions& options_;
+  double slip_;
+  double& cash_;
+  double units_ = 0;
+  double committed_ = 0;
+  double entry_fee_ = 0;  // commission paid by the open position's entry
+  std::vector<Trade>& trades_;
+};
+
+// The position the events at one bar ask for, given the current one (docs/SEMANTICS.md "ma_cross"). Exits come first;
+// a position being closed may be reversed by an entry of the other side in the same fill.
+inline int target_after(int current, std::uint8_t events, bool allow_short) {
+  if (current > 0 && !(events & kLongExit)) return 1;
+  if (current < 0 && !(events & kShortExit)) return -1;
+  if (current <= 0 && (events & kLongEntry)) return 1;
+  if (current >= 0 && allow_short && (events & kShortEntry)) return -1;
+  return 0;
+}
+
+// The price exits of the open position (docs/SEMANTICS.md "Exits by price and time"), watched bar
+// by bar from the first bar whose range it is exposed to.
+class PriceExits {
+ public:
+  explicit PriceExits(const Exits& exits) : exits_(exits) {}
+
+  // A position entered at price `entry`, exposed to the ranges from bar `first` on.
+  void start(double entry, std::size_t first) {
+    entry_ = entry;
+    extreme_ = entry;
+    first_ = first;
+  }
+
+  // Whether bar t's range takes the position of `side` out, and at what price and why.
+  struct Hit {
+    double price;
+    ExitReason reason;
+  };
+  std::optional<Hit> check(const Bars& bars, std::size_t t, int side) {
+    if (t < first_ || side == 0 || !(exits_.stop_loss > 0 || exits_.take_profit > 0 || exits_.trailing_stop > 0))
+      return std::nullopt;
+    const double open = bars.open[t], high = bars.high[t], low = bars.low[t];
+    // Prices moving against the position count as "down": a short's levels are mirrored.
+    const double s = side;
+    const double stop = exits_.stop_loss > 0 ? entry_ * (1.0 - s * exits_.stop_loss) : std::nan("");
+    const double trail = exits_.trailing_stop > 0 ? extreme_ * (1.0 - s * exits_.trailing_stop) : std::nan("");
+    const double target = exits_.take_profit > 0 ? entry_ * (1.0 + s * exits_.take_profit) : std::nan("");
+    // Of two stops, the one met first from the open: the nearer (for a long, the higher).
+    std::optional<Hit> guard;
+    if (!std::isnan(stop)) guard = Hit{stop, ExitReason::kStopLoss};
+    if (!std::isnan(trail) && (!guard || s * trail > s * guard->price)) guard = Hit{trail, ExitReason::kTrailingStop};
+    const double adverse = side > 0 ? low : high, favourable = side > 0 ? high : low;
+    // A stop the bar reaches comes before a target it reaches, whatever the open; each fills at its
+    // level, or at the open when the open is already beyond it (a gap).
+    std::optional<Hit> hit;
+    if (guard && s * adverse <= s * guard->price)
+      hit = Hit{s * open <= s * guard->price ? open : guard->price, guard->reason};
+    else if (!std::isnan(target) && s * favourable >= s * target)
+      hit = Hit{s * open >= s * target ? open : target, ExitReason::kTakeProfit};
+    if (!hit) extreme_ = side > 0 ? std::max(extreme_, high) : std::min(extreme_, low);
+    return hit;
+  }
+
+ private:
+  const Exits& exits_;
+  double entry_ = 0, extreme_ = 0;
+  std::size_t first_ = 0;
+};
+
+}  // namespace gt::detail

@@ -1,0 +1,269 @@
+// The portfolio engine (include/gt/portfolio.hpp): every symbol's position an Account of the
+// reference engine paying from one cash, stepped through the union of the symbols' timestamps.
+#include "gt/portfolio.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+
+#include "account.hpp"
+#include "gt/error.hpp"
+
+namespace gt {
+
+void check_portfolio(const std::vector<Bars>& symbols, const PortfolioOptions& portfolio) {
+  const auto names = [&] {
+    std::vector<std::string> out;
+    for (const Bars& b : symbols) out.push_back(b.source.empty() ? b.symbol : b.source);
+    return fmt::format("{}", fmt::join(out, ", "));
+  };
+  if (symbols.size() < 2)
+    throw ParamError({"portfolio"},
+                     fmt::format("portfolio needs at least two symbols, and {} gives {}: give more data, or "
+                                 "test it alone without portfolio",
+                                 symbols.empty() ? "this study" : names(), symbols.size()));
+  for (const Bars& b : symbols)
+    if (b.size() == 0) throw ParamError({"portfolio"}, fmt::format("{}: no bars", b.source));
+  for (const Bars& b : symbols)
+    if (b.intraday != symbols.front().intraday)
+      throw ParamError(
+          {"portfolio"},
+          fmt::format("portfolio: daily and intraday files mixed: {} is {}, {} is {}", symbols.front().source,
+                      symbols.front().intraday ? "intraday" : "daily", b.source, b.intraday ? "intraday" : "daily"));
+  for (std::size_t i = 0; i < symbols.size(); ++i)
+    for (std::size_t j = i + 1; j < symbols.size(); ++j) {
+      const Bars &a = symbols[i], &b = symbols[j];
+      if (a.time.back() < b.time.front() || b.time.back() < a.time.front())
+        throw ParamError(
+            {"portfolio"},
+            fmt::format("portfolio: the bars of {} ({} to {}) and {} ({} to {}) do not overlap at all", a.source,
+                        format_time(a.time.front(), a.intraday), format_time(a.time.back(), a.intraday), b.source,
+                        format_time(b.time.front(), b.intraday), format_time(b.time.back(), b.intraday)));
+    }
+  const auto& w = portfolio.weights;
+  if (!w.empty()) {
+    if (w.size() != symbols.size())
+      throw ParamError({"weights"},
+                       fmt::format("weights gives {} value(s) for {} symbols ({}): one per symbol, in their order",
+                                   w.size(), symbols.size(), names()));
+    double sum = 0;
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      if (!(w[i] >= 0) || !std::isfinite(w[i]))
+        throw ParamError({"weights"},
+                         fmt::format("weights: the value for {} is {}; each is 0 or more", symbols[i].source, w[i]));
+      sum += w[i];
+    }
+    if (sum > 1 + 1e-12) throw ParamError({"weights"}, fmt::format("weights sum to {}: at most 1 (no leverage)", sum));
+  }
+}
+
+namespace {
+
+// Cash below this share of the equity is none: an entry reduced to the cash left takes it all, up
+// to rounding, and the next entry must not buy a dust of units with the residue.
+constexpr double kNoCash = 1e-9;
+
+// One symbol of the portfolio: its bars, signals, position and orders.
+struct Book {
+  Book(const Bars& b, const ExecutionOptions& o, double& cash) : bars(b), account(o, trades, cash), exits(o.exits) {}
+  const Bars& bars;
+  std::vector<std::uint8_t> signals;
+  std::vector<Trade> trades;
+  detail::Account account;
+  detail::PriceExits exits;
+  std::vector<std::int64_t> bar_at;  // per timestamp: its bar there, -1 for none
+  int pending = 0;                   // the target decided at its last close, filled at its next open
+  bool has_pending = false;
+  double pending_equity = 0;  // the portfolio's equity at that close
+  double rebalance = 0;       // value to add (< 0: take off) at its next open
+  bool has_rebalance = false;
+  double last_close = 0;
+  std::size_t last_bar = 0;
+};
+
+}  // namespace
+
+PortfolioResult run_portfolio(const std::vector<Bars>& symbols, const Strategy& strategy, const ParamValues& values,
+                              const ExecutionOptions& base, const PortfolioOptions& portfolio) {
+  base.validate();
+  check_portfolio(symbols, portfolio);
+  strategy.require_signals();
+  strategy.validate(values);
+  const ExecutionOptions options = strategy.options_for(base, values);
+  options.exits.validate();
+  const std::size_t k = symbols.size();
+  PortfolioResult out;
+  // The union of the timestamps, and each symbol's bar at each.
+  for (const Bars& b : symbols) out.time.insert(out.time.end(), b.time.begin(), b.time.end());
+  std::sort(out.time.begin(), out.time.end());
+  out.time.erase(std::unique(out.time.begin(), out.time.end()), out.time.end());
+  const std::size_t n = out.time.size();
+  double cash = options.cash;
+  std::deque<Book> books;  // stable addresses: each Account refers to its book's trades
+  for (const Bars& b : symbols) {
+    Book& book = books.emplace_back(b, options, cash);
+    book.signals.resize(b.size());
+    SeriesCache series;
+    strategy.signals(b, values, book.signals, series);
+    book.bar_at.assign(n, -1);
+    std::size_t u = 0;
+    for (std::size_t t = 0; t < b.size(); ++t) {
+      while (out.time[u] < b.time[t]) ++u;
+      book.bar_at[u] = static_cast<std::int64_t>(t);
+    }
+  }
+  const auto weight = [&](std::size_t s) {
+    return options.size * (portfolio.weights.empty() ? 1.0 / static_cast<double>(k) : portfolio.weights[s]);
+  };
+  const double commission = options.commission;
+  const Exits& x = options.exits;
+  // An entry of `side` for symbol s at `price` (bar t): its share of `equity`, in units at the fill,
+  // no more than the cash pays for (none at all: skipped and counted).
+  const auto enter = [&](Book& book, std::size_t s, int side, double price, std::size_t t, double equity,
+                         std::size_t first_exposed) {
+    const double fill = book.account.entry_fill(side, price);
+    double units = weight(s) * equity / fill;
+    if (x.risk > 0) units = std::min(units, x.risk * equity / (fill * x.stop_loss));
+    if (!(units > 0)) return;  // a weight of 0: no entry to make
+    // No cash at all (what a rounding leaves of it counts as none): skipped, and counted.
+    if (cash <= kNoCash * equity) {
+      ++out.skipped_entries;
+      return;
+    }
+    units = std::min(units, cash / (fill * (1.0 + commission)));
+    book.account.open_units(side, price, t, units);
+    book.exits.start(book.account.trade().entry_price, first_exposed);
+  };
+  const auto mark = [&] {
+    double equity = cash;
+    for (const Book& book : books) equity += book.account.units() * book.last_close;
+    return equity;
+  };
+  const auto max_bars = static_cast<std::size_t>(x.max_bars);
+  const std::size_t held_from = options.fill == Fill::kClose ? 1 : 0;
+  out.equity.resize(n);
+  out.value.assign(k, std::vector<double>(n));
+  CurveAccumulator curve(options.cash);
+  bool ruined = false;
+  for (std::size_t u = 0; u < n; ++u) {
+    const auto bar = [&](const Book& book) { return book.bar_at[u]; };
+    if (!ruined) {
+      // At the open: exits before entries, entries in the symbols' order; rebalancing after them.
+      for (Book& book : books)
+        if (bar(book) >= 0 && book.has_pending && book.account.direction() != 0 &&
+            book.pending != book.account.direction())
+          book.account.close_position(book.bars.open[bar(book)], bar(book), ExitReason::kRule);
+      for (Book& book : books)
+        if (const auto t = bar(book); t >= 0 && book.has_rebalance && book.rebalance < 0 && book.account.direction())
+          book.account.adjust(book.account.direction() * book.rebalance / book.bars.open[t], book.bars.open[t], t);
+      for (std::size_t s = 0; s < k; ++s) {
+        Book& book = books[s];
+        const auto t = bar(book);
+        if (t < 0 || !book.has_pending) continue;
+        if (book.pending != 0 && book.account.direction() == 0)
+          enter(book, s, book.pending, book.bars.open[t], t, book.pending_equity, t);
+        book.has_pending = false;
+      }
+      for (Book& book : books) {
+        const auto t = bar(book);
+        if (t < 0 || !book.has_rebalance) continue;
+        if (book.rebalance > 0 && book.account.direction()) {
+          const double fill = book.account.entry_fill(book.account.direction(), book.bars.open[t]);
+          const double units = std::min(book.rebalance / book.bars.open[t], cash / (fill * (1.0 + commission)));
+          if (units > 0) book.account.adjust(book.account.direction() * units, book.bars.open[t], t);
+        }
+        book.has_rebalance = false;
+      }
+      // Over the bars' ranges: exits by price; then the closes.
+      for (Book& book : books)
+        if (const auto t = bar(book); t >= 0)
+          if (const auto hit = book.exits.check(book.bars, t, book.account.direction()))
+            book.account.close_position(hit->price, t, hit->reason);
+      for (Book& book : books)
+        if (const auto t = bar(book); t >= 0) {
+          book.last_close = book.bars.close[t];
+          book.last_bar = static_cast<std::size_t>(t);
+        }
+      double equity = mark();
+      if (equity <= 0) {  // ruin: every position out at its last close, for good
+        for (Book& book : books)
+          if (book.account.direction()) book.account.close_position(book.last_close, book.last_bar, ExitReason::kRuin);
+        ruined = true;
+        out.ruined_at = u;
+      } else {
+        for (Book& book : books) {
+          const auto t = bar(book);
+          if (t >= 0 && max_bars > 0 && book.account.direction() &&
+              static_cast<std::size_t>(t) + 1 - book.account.trade().entry_bar == max_bars + held_from)
+            book.account.close_position(book.last_close, t, ExitReason::kMaxBars);
+        }
+        equity = mark();
+        // The rules at the closes: with close fills, exits then entries (sized by this close's
+        // equity) at once; else orders for each symbol's next open.
+        std::vector<int> target(k);
+        for (std::size_t s = 0; s < k; ++s) {
+          Book& book = books[s];
+          const auto t = bar(book);
+          target[s] = t < 0 ? book.account.direction()
+                            : detail::target_after(book.account.direction(), book.signals[t], options.allow_short);
+        }
+        if (options.fill == Fill::kClose) {
+          for (std::size_t s = 0; s < k; ++s)
+            if (books[s].account.direction() != 0 && target[s] != books[s].account.direction())
+              books[s].account.close_position(books[s].last_close, bar(books[s]), ExitReason::kRule);
+          for (std::size_t s = 0; s < k; ++s)
+            if (target[s] != 0 && books[s].account.direction() == 0 && bar(books[s]) >= 0)
+              enter(books[s], s, target[s], books[s].last_close, bar(books[s]), equity, bar(books[s]) + 1);
+        } else {
+          for (std::size_t s = 0; s < k; ++s)
+            if (bar(books[s]) >= 0 && target[s] != books[s].account.direction()) {
+              books[s].pending = target[s];
+              books[s].pending_equity = equity;
+              books[s].has_pending = true;
+            }
+        }
+        if (portfolio.rebalance > 0 && (u + 1) % portfolio.rebalance == 0) {
+          const double now = mark();
+          for (std::size_t s = 0; s < k; ++s) {
+            Book& book = books[s];
+            if (!book.account.direction() || (book.has_pending && book.pending != book.account.direction())) continue;
+            book.rebalance = weight(s) * now - std::fabs(book.account.units()) * book.last_close;
+            book.has_rebalance = book.rebalance != 0;
+          }
+        }
+      }
+    }
+    const double equity = ruined ? 0.0 : mark();
+    bool held = false;
+    for (std::size_t s = 0; s < k; ++s) {
+      out.value[s][u] = books[s].account.units() * books[s].last_close;
+      held = held || books[s].account.direction() != 0;
+    }
+    out.equity[u] = equity;
+    curve.add(equity, held);
+  }
+  out.contribution.assign(k, 0.0);
+  for (std::size_t s = 0; s < k; ++s) {
+    Book& book = books[s];
+    for (const Trade& t : book.trades)
+      if (!t.open) {
+        curve.sums().add_trade(t.pnl, t.ret);
+        out.contribution[s] += t.pnl;
+      }
+    out.contribution[s] += book.account.open_pnl(book.last_close);
+    if (!book.trades.empty() && book.trades.back().open)
+      book.trades.back().bars_held = book.bars.size() - book.trades.back().entry_bar;
+    out.trades.push_back(std::move(book.trades));
+  }
+  Bars timeline;
+  timeline.time = out.time;
+  timeline.intraday = symbols.front().intraday;
+  timeline.close.resize(n);
+  out.periods_per_year = resolve_periods_per_year(timeline, options);
+  out.metrics = finalize_metrics(curve.sums(), out.periods_per_year);
+  return out;
+}
+
+}  // namespace gt
