@@ -136,18 +136,27 @@ def grid_specs(param_grid: Mapping[str, Any]) -> list[str]:
 
 
 def backtest(data: DataLike, strategy: str | Strategy = "ma_cross", params: Mapping[str, Any] | None = None, *,
-             series: Mapping[str, Any] | None = None, **options) -> dict:
+             series: Mapping[str, Any] | None = None, portfolio: bool = False, weights=None, rebalance: int = 0,
+             **options) -> dict:
     """One backtest per symbol: metrics, trades (DataFrame) and the equity curve (Series).
     `strategy`: a name (see strategies()) or a Strategy; `series`: the user's own series its rules
     read, {name: values} (one value per bar, NaN where undefined) or {symbol: {name: values}}.
     The exits every strategy has (stop_loss, take_profit, trailing_stop, max_bars, risk) are
-    parameters, also taken as keyword arguments; the trades' `exit_reason` says which closed each."""
+    parameters, also taken as keyword arguments; the trades' `exit_reason` says which closed each.
+    `portfolio`: every symbol in one cash account (docs/SEMANTICS.md "Portfolios"), `weights` one
+    per symbol (1/k each when None), `rebalance` every n-th timestamp (0: never); returns one
+    result: metrics, equity (Series over the union of timestamps), values (DataFrame, a column per
+    symbol), trades (DataFrame with a symbol column), contributions, skipped_entries."""
     import pandas as pd
 
     params, options = _split_exits(options, _checked_params(params), "params")
     options = _checked_options(options)
     symbols, names = with_series(as_bars(data), series)
     name, rules = resolve(strategy, names)
+    if portfolio:
+        return _portfolio(symbols, name, params, options, rules, weights, rebalance)
+    if weights is not None or rebalance:
+        raise ValueError("weights and rebalance allocate a portfolio's cash: give portfolio=True too")
     results = {}
     for bars in symbols:
         r = _core.backtest(bars, name, _json(params), _json(options), _json(rules) if rules else "")
@@ -157,6 +166,30 @@ def backtest(data: DataLike, strategy: str | Strategy = "ma_cross", params: Mapp
                                 "equity": pd.Series(r["equity"], index=index, name="equity"),
                                 "position": pd.Series(r["position"], index=index, name="position")}
     return results
+
+
+def _portfolio(symbols, name, params, options, rules, weights, rebalance) -> dict:
+    import pandas as pd
+
+    if weights is not None:
+        if isinstance(weights, Mapping):  # by symbol
+            unknown = set(weights) - {b.symbol for b in symbols}
+            if unknown:
+                raise ValueError(f"weights names {sorted(unknown)}, which are not among the symbols "
+                                 f"{[b.symbol for b in symbols]}")
+            weights = [weights.get(b.symbol, 0.0) for b in symbols]
+        weights = [float(w) for w in weights]
+    r = _core.portfolio_backtest(symbols, name, _json(params), _json(options), _json(rules) if rules else "",
+                                 weights or [], _checked_count("rebalance", rebalance))
+    index = pd.to_datetime(np.asarray(r["time"]), unit="s")
+    trades = pd.concat([pd.DataFrame(s["trades"]).assign(symbol=s["symbol"]) for s in r["symbols"]],
+                       ignore_index=True)
+    return {"metrics": r["metrics"], "parameters": r["parameters"],
+            "equity": pd.Series(r["equity"], index=index, name="equity"),
+            "values": pd.DataFrame({s["symbol"]: s["value"] for s in r["symbols"]}, index=index),
+            "trades": trades[["symbol", *[c for c in trades.columns if c != "symbol"]]],
+            "contributions": {s["symbol"]: s["contribution"] for s in r["symbols"]},
+            "skipped_entries": r["skipped_entries"]}
 
 
 def _param_grid_error(param_grid) -> TypeError:

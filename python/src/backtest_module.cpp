@@ -1,11 +1,13 @@
 // The metric table, the execution options' declaration, the strategies and one backtest.
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
 
 #include <cmath>
 
 #include "bindings.hpp"
 #include "gt/backtest.hpp"
 #include "gt/ml.hpp"
+#include "gt/portfolio.hpp"
 #include "gt/rules.hpp"
 #include "gt/strategy.hpp"
 #include "gt/study.hpp"
@@ -126,6 +128,45 @@ void bind_backtest(nb::module_& m) {
         return out;
       },
       "bars"_a, "strategy"_a, "params"_a, "options"_a, "rules"_a = "");
+  m.def(
+      "portfolio_backtest",
+      [](const std::vector<gt::Bars>& symbols, const std::string& strategy, const std::string& params,
+         const std::string& options, const std::string& rules, const std::vector<double>& weights,
+         std::size_t rebalance) {
+        auto given = gt::assignments(from_text(params));
+        const gt::Strategy s = rules.empty() ? gt::ml::resolve_strategy(strategy, given)
+                                             : *gt::rules::compile(gt::rules::rules_from_json(from_text(rules)));
+        const gt::ParamValues values = gt::parse_params(s, given);
+        const gt::ExecutionOptions o = gt::execution_options(from_text(options));
+        const gt::PortfolioOptions allocation{weights, rebalance};
+        gt::check_portfolio(symbols, allocation);
+        for (const auto& bars : symbols) s.require_enough_bars(bars, values);
+        gt::PortfolioResult r;
+        {
+          nb::gil_scoped_release release;
+          r = gt::run_portfolio(symbols, s, values, o, allocation);
+        }
+        nb::dict out;
+        out["metrics"] = to_python(gt::metrics_json(r.metrics));
+        out["parameters"] = to_python(gt::params_json(s, values));
+        std::vector<double> time(r.time.begin(), r.time.end());
+        out["time"] = owned_array(std::move(time));
+        out["equity"] = owned_array(std::move(r.equity));
+        nb::list per_symbol;
+        for (std::size_t i = 0; i < symbols.size(); ++i) {
+          nb::dict d;
+          d["symbol"] = symbols[i].symbol;
+          d["value"] = owned_array(std::move(r.value[i]));
+          d["trades"] = trade_arrays(r.trades[i]);
+          d["contribution"] = r.contribution[i];
+          per_symbol.append(d);
+        }
+        out["symbols"] = per_symbol;
+        out["skipped_entries"] = r.skipped_entries;
+        return out;
+      },
+      "symbols"_a, "strategy"_a, "params"_a, "options"_a, "rules"_a, "weights"_a, "rebalance"_a,
+      "One strategy over several symbols with one cash account (docs/SEMANTICS.md \"Portfolios\").");
 }
 
 }  // namespace gt_python

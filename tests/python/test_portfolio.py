@@ -262,3 +262,31 @@ def test_symbols_that_never_overlap_are_named(tmp_path):
     proc = run_gtrader("backtest", "--data", early, "--data", late, "--strategy", "ma_cross", "--portfolio",
                        check=False)
     assert proc.returncode == 2 and "do not overlap at all" in proc.stderr and "orcl-early" in proc.stderr
+
+
+def test_python_portfolio_gives_the_commands_result_and_a_report_draws(tmp_path):
+    import gpt_trader as gt
+    from test_report import render
+
+    page = tmp_path / "portfolio.html"
+    got = json.loads(run_gtrader("backtest", "--data", ORCL, "--data", YHOO, "--strategy", "ma_cross", "--portfolio",
+                                 "--weights", "0.6,0.4", "--rebalance", "63", "--commission", "0.001", "--json",
+                                 "--report", page).stdout)
+    result = gt.backtest([ORCL, YHOO], "ma_cross", portfolio=True, weights={"orcl-1995-2014": 0.6,
+                                                                            "yhoo-1996-2014": 0.4},
+                         rebalance=63, commission=0.001)
+    assert result["metrics"]["final_equity"] == pytest.approx(got["final_equity"], rel=1e-12)
+    assert result["metrics"]["sharpe"] == pytest.approx(got["sharpe"], rel=1e-12)
+    assert len(result["equity"]) == got["timestamps"] and list(result["values"].columns) == [ORCL.stem, YHOO.stem]
+    assert result["skipped_entries"] == got["skipped_entries"]
+    assert result["contributions"][ORCL.stem] == pytest.approx(got["symbols"][0]["contribution"], rel=1e-12)
+    assert len(result["trades"]) == got["trades"] + (result["trades"]["open"] == 1).sum()
+    assert set(result["trades"]["exit_reason"]) >= {"rule", "rebalance"}
+    with pytest.raises(ValueError, match="give portfolio=True too"):
+        gt.backtest([ORCL, YHOO], "ma_cross", weights=[0.5, 0.5])
+    with pytest.raises(ValueError, match="weights sum to 1.5"):
+        gt.backtest([ORCL, YHOO], "ma_cross", portfolio=True, weights=[1.0, 0.5])
+    status, console, _ = render(page, tmp_path)
+    charts = dict(item.split("=") for item in status.split())
+    assert charts["charts"] == charts["drawn"] == "3", status
+    assert not [line for line in console if "ERROR" in line or "WARN" in line], console
