@@ -192,9 +192,12 @@ def test_redis_killed_mid_run_warns_and_the_run_completes_without_it(redis, tmp_
     out = tmp_path / "results.csv"
     proc = subprocess.Popen([gtrader_bin(), *map(str, BIG), "--cache", redis.url, "--out", str(out), "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
-    assert proc.poll() is None
-    assert redis.command("HLEN", redis.command("KEYS", "gt-v3-*")[0]) > 0  # it was in use
+    # Wait until the run has stored results there (it was in use), however slow the machine is.
+    deadline = time.monotonic() + 60
+    while not redis.command("KEYS", "gt-v3-*") and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it was cut off: make BIG bigger"
+    assert redis.command("HLEN", redis.command("KEYS", "gt-v3-*")[0]) > 0
     redis.stop()
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr
