@@ -290,3 +290,43 @@ def test_python_portfolio_gives_the_commands_result_and_a_report_draws(tmp_path)
     charts = dict(item.split("=") for item in status.split())
     assert charts["charts"] == charts["drawn"] == "3", status
     assert not [line for line in console if "ERROR" in line or "WARN" in line], console
+
+
+@pytest.mark.parametrize("case", ["two_symbols", "cash_runs_out"])
+def test_vectorbt_cash_sharing_gives_the_same_equity(case, tmp_path):
+    """vectorbt 1.2.0's grouped simulation with shared cash (`from_orders`, `cash_sharing=True`,
+    sells before buys) where its rules coincide with ours: close fills, each symbol's own entries
+    and exits (reference.py's rules) as orders to hold 1/k of the group's value or nothing, orders
+    reduced to the cash (its allow_partial), commission as its `fees`. The equity agrees at every
+    timestamp. (Its `from_signals` sizes by cash, not by the group's value; its target percent
+    sizes by the price before slippage: docs/SEMANTICS.md "Portfolios".)"""
+    vbt = pytest.importorskip("vectorbt")
+    if case == "two_symbols":
+        files, params, commission = [ORCL, YHOO], dict(fast=10, slow=30), 0.0
+    else:
+        files = CASES["cash_runs_out"]["files"](tmp_path)
+        params, commission = CASES["cash_runs_out"]["params"], 0.001
+    frames = [ref.load_frame(f) for f in files]
+    k = len(frames)
+    union = sorted(set().union(*[set(f["stamp"]) for f in frames]))
+
+    def orders(frame, events):
+        held, out = False, np.full(len(frame), np.nan)
+        for t in range(len(frame)):
+            if held and events.long_exit[t]:
+                out[t], held = 0.0, False
+            elif not held and events.long_entry[t]:
+                out[t], held = 1 / k, True
+        return pd.Series(out, index=frame["stamp"])
+
+    close = pd.DataFrame({f.stem: pd.Series(fr["close"].to_numpy(), index=fr["stamp"])
+                          for f, fr in zip(files, frames)}).reindex(union)
+    size = pd.DataFrame({f.stem: orders(fr, ref.strategy_events(fr, "ma_cross", params))
+                         for f, fr in zip(files, frames)}).reindex(union)
+    value = vbt.Portfolio.from_orders(close, size, size_type="targetpercent", init_cash=100000.0, cash_sharing=True,
+                                      group_by=True, call_seq="auto", fees=commission, freq="1D").value()
+    run_gtrader("backtest", *sum([["--data", f] for f in files], []), "--strategy", "ma_cross", "--param",
+                f"fast={params['fast']}", "--param", f"slow={params['slow']}", "--fill", "close", "--commission",
+                commission, "--portfolio", "--equity", tmp_path / "equity.csv")
+    ours = pd.read_csv(tmp_path / "equity.csv")["equity"].to_numpy()
+    np.testing.assert_allclose(ours, value.to_numpy(), rtol=1e-12)
