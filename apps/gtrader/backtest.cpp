@@ -83,6 +83,16 @@ gt::Strategy signals_strategy(const std::string& path) {
   return s;
 }
 
+// The summary's table of metrics.
+void print_metrics(const gt::Metrics& m) {
+  fmt::print("  total return {:>10.2f} %     CAGR          {:>8.2f} %\n", 100 * m.total_return, 100 * m.cagr);
+  fmt::print("  sharpe       {:>10.3f}       sortino       {:>8.3f}\n", m.sharpe, m.sortino);
+  fmt::print("  max drawdown {:>10.2f} %     calmar        {:>8.3f}\n", 100 * m.max_drawdown, m.calmar);
+  fmt::print("  trades       {:>10}       win rate      {:>8.2f} %\n", m.trades, 100 * m.win_rate);
+  fmt::print("  profit factor{:>10.3f}       exposure      {:>8.2f} %\n", m.profit_factor, 100 * m.exposure);
+  fmt::print("  avg trade    {:>10.3f} %     final equity  {:>12.2f}\n", 100 * m.avg_trade_return, m.final_equity);
+}
+
 // --portfolio: one account over every symbol (docs/SEMANTICS.md "Portfolios").
 void run_portfolio(const BacktestCommand& c, const std::vector<gt::Bars>& all, const gt::Strategy& strategy,
                    const gt::ParamValues& params, const gt::ExecutionOptions& options, const std::string& chart_js) {
@@ -145,12 +155,7 @@ void run_portfolio(const BacktestCommand& c, const std::vector<gt::Bars>& all, c
   fmt::print("portfolio of {} symbols | {} {} | {} timestamps, {} to {}{}\n", all.size(), strategy.name,
              strategy.describe(params), r.time.size(), time(0), time(r.time.size() - 1),
              c.rebalance ? fmt::format(", rebalanced every {}", c.rebalance) : "");
-  fmt::print("  total return {:>10.2f} %     CAGR          {:>8.2f} %\n", 100 * m.total_return, 100 * m.cagr);
-  fmt::print("  sharpe       {:>10.3f}       sortino       {:>8.3f}\n", m.sharpe, m.sortino);
-  fmt::print("  max drawdown {:>10.2f} %     calmar        {:>8.3f}\n", 100 * m.max_drawdown, m.calmar);
-  fmt::print("  trades       {:>10}       win rate      {:>8.2f} %\n", m.trades, 100 * m.win_rate);
-  fmt::print("  profit factor{:>10.3f}       exposure      {:>8.2f} %\n", m.profit_factor, 100 * m.exposure);
-  fmt::print("  avg trade    {:>10.3f} %     final equity  {:>12.2f}\n", 100 * m.avg_trade_return, m.final_equity);
+  print_metrics(m);
   for (std::size_t s = 0; s < all.size(); ++s)
     fmt::print("  {:<24} contribution {:>14.2f}   value at the end {:>14.2f}\n", all[s].symbol, r.contribution[s],
                r.value[s].back());
@@ -217,12 +222,7 @@ void run(BacktestCommand& c) {
     const auto& m = r.metrics;
     fmt::print("{} | {} {} | {} bars, {} to {}\n", bars->symbol, strategy.name, strategy.describe(params), bars->size(),
                gt::format_time(bars->time.front(), bars->intraday), gt::format_time(bars->time.back(), bars->intraday));
-    fmt::print("  total return {:>10.2f} %     CAGR          {:>8.2f} %\n", 100 * m.total_return, 100 * m.cagr);
-    fmt::print("  sharpe       {:>10.3f}       sortino       {:>8.3f}\n", m.sharpe, m.sortino);
-    fmt::print("  max drawdown {:>10.2f} %     calmar        {:>8.3f}\n", 100 * m.max_drawdown, m.calmar);
-    fmt::print("  trades       {:>10}       win rate      {:>8.2f} %\n", m.trades, 100 * m.win_rate);
-    fmt::print("  profit factor{:>10.3f}       exposure      {:>8.2f} %\n", m.profit_factor, 100 * m.exposure);
-    fmt::print("  avg trade    {:>10.3f} %     final equity  {:>12.2f}\n", 100 * m.avg_trade_return, m.final_equity);
+    print_metrics(m);
     // Why the closed trades closed, when anything but the rules closed some.
     std::map<std::string_view, int> reasons;
     for (const gt::Trade& t : r.trades)
