@@ -90,7 +90,11 @@ class Account {
       units_ += delta;
       return;
     }
-    const double count = std::min(std::fabs(delta), t.units);
+    if (std::fabs(delta) >= t.units) {  // all of it: the trade closes
+      close_position(price, bar, ExitReason::kRebalance);
+      return;
+    }
+    const double count = std::fabs(delta);
     const double share = count / t.units;
     Trade part = t;
     part.units = count;

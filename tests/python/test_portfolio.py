@@ -77,7 +77,9 @@ def reading(frames, params, o, weights=None, rebalance=0):
 
     def reduce(s, count, price, bar):
         t = trade[s]
-        count = min(count, t["units"])
+        if count >= t["units"]:  # all of it: the trade closes
+            close(s, price, bar, "rebalance")
+            return
         share = count / t["units"]
         part_fee, part_committed = t["entry_fee"] * share, t["committed"] * share
         t["entry_fee"] -= part_fee
