@@ -27,9 +27,7 @@ struct BacktestCommand {
   std::vector<std::string> params;
   std::string trades_path, equity_path, report_path, report_png;
   bool json = false;
-  bool portfolio = false;
-  std::vector<double> weights;
-  std::size_t rebalance = 0;
+  PortfolioFlags portfolio;
 };
 
 // Each symbol's trades; a symbol column when there are several.
@@ -94,9 +92,9 @@ void print_metrics(const gt::Metrics& m) {
 }
 
 // --portfolio: one account over every symbol (docs/SEMANTICS.md "Portfolios").
-void run_portfolio(const BacktestCommand& c, const std::vector<gt::Bars>& all, const gt::Strategy& strategy,
-                   const gt::ParamValues& params, const gt::ExecutionOptions& options, const std::string& chart_js) {
-  const gt::PortfolioOptions allocation{c.weights, c.rebalance};
+void run_portfolio(const BacktestCommand& c, const gt::PortfolioOptions& allocation, const std::vector<gt::Bars>& all,
+                   const gt::Strategy& strategy, const gt::ParamValues& params, const gt::ExecutionOptions& options,
+                   const std::string& chart_js) {
   gt::check_portfolio(all, allocation);
   for (const auto& bars : all) strategy.require_enough_bars(bars, params);
   const gt::PortfolioResult r = gt::run_portfolio(all, strategy, params, options, allocation);
@@ -141,11 +139,12 @@ void run_portfolio(const BacktestCommand& c, const std::vector<gt::Bars>& all, c
     for (std::size_t s = 0; s < all.size(); ++s) {
       std::int64_t closed = 0;
       for (const gt::Trade& t : r.trades[s]) closed += !t.open;
-      symbols.push_back({{"symbol", all[s].symbol},
-                         {"weight", c.weights.empty() ? 1.0 / static_cast<double>(all.size()) : c.weights[s]},
-                         {"contribution", r.contribution[s]},
-                         {"trades", closed},
-                         {"final_value", r.value[s].back()}});
+      symbols.push_back(
+          {{"symbol", all[s].symbol},
+           {"weight", allocation.weights.empty() ? 1.0 / static_cast<double>(all.size()) : allocation.weights[s]},
+           {"contribution", r.contribution[s]},
+           {"trades", closed},
+           {"final_value", r.value[s].back()}});
     }
     j["symbols"] = symbols;
     j["periods_per_year"] = r.periods_per_year;
@@ -154,7 +153,7 @@ void run_portfolio(const BacktestCommand& c, const std::vector<gt::Bars>& all, c
   }
   fmt::print("portfolio of {} symbols | {} {} | {} timestamps, {} to {}{}\n", all.size(), strategy.name,
              strategy.describe(params), r.time.size(), time(0), time(r.time.size() - 1),
-             c.rebalance ? fmt::format(", rebalanced every {}", c.rebalance) : "");
+             allocation.rebalance ? fmt::format(", rebalanced every {}", allocation.rebalance) : "");
   print_metrics(m);
   for (std::size_t s = 0; s < all.size(); ++s)
     fmt::print("  {:<24} contribution {:>14.2f}   value at the end {:>14.2f}\n", all[s].symbol, r.contribution[s],
@@ -180,9 +179,8 @@ void run(BacktestCommand& c) {
   for (const std::string* path : {&c.trades_path, &c.equity_path, &c.report_path, &c.report_png})
     if (!path->empty()) gt::check_output_path(*path);  // every output before any work
   const auto all = c.data.load();
-  if (c.portfolio) return run_portfolio(c, all, strategy, params, options, chart_js);
-  if (!c.weights.empty() || c.rebalance > 0)
-    throw gt::ParamError("--weights and --rebalance allocate a portfolio's cash: give --portfolio too");
+  if (const auto allocation = c.portfolio.resolve())
+    return run_portfolio(c, *allocation, all, strategy, params, options, chart_js);
   std::vector<std::pair<const gt::Bars*, gt::BacktestResult>> runs;
   for (const auto& bars : all) strategy.require_enough_bars(bars, params);
   for (const auto& bars : all) runs.emplace_back(&bars, gt::run_strategy(bars, strategy, params, options));
@@ -256,12 +254,7 @@ void add_backtest(CLI::App& app) {
   cmd->add_option("--report-png", c->report_png, "Also draw the report into this PNG file (needs chromium)")
       ->check(output_file());
   cmd->add_flag("--json", c->json, "Print the metrics as JSON");
-  cmd->add_flag("--portfolio", c->portfolio,
-                "Every --data symbol in one cash account (docs/SEMANTICS.md \"Portfolios\"), not each on its own");
-  cmd->add_option("--weights", c->weights, "With --portfolio: each symbol's share of the equity, in order (1/k each)")
-      ->delimiter(',');
-  cmd->add_option("--rebalance", c->rebalance,
-                  "With --portfolio: reset every position to its share at every N-th timestamp's close (0: never)");
+  c->portfolio.add_to(*cmd);
   cmd->callback([c] { run(*c); });
 }
 

@@ -10,6 +10,7 @@
 
 #include "gt/data.hpp"
 #include "gt/error.hpp"
+#include "gt/portfolio.hpp"
 #include "gt/rules.hpp"
 
 namespace gtrader {
@@ -47,6 +48,17 @@ struct StrategyChoice {
   // the parameters' types, from the values given to --param and --grid (`grid`: NAME=SPEC items).
   gt::rules::RuleTexts rules(const std::vector<std::pair<std::string, std::string>>& params,
                              const std::vector<std::string>& grid) const;
+};
+
+// --portfolio [--weights w1,w2,...] [--rebalance N], shared by backtest and optimize.
+struct PortfolioFlags {
+  bool portfolio = false;
+  std::vector<double> weights;
+  std::size_t rebalance = 0;
+
+  void add_to(CLI::App& cmd);
+  // The allocation when --portfolio is given; throws ParamError for --weights or --rebalance without it.
+  std::optional<gt::PortfolioOptions> resolve() const;
 };
 
 // NAME=VALUE items of a repeatable flag (`flag` names it in the error).

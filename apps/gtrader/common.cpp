@@ -29,6 +29,24 @@ std::vector<gt::Bars> DataOptions::load() const {
   return all;
 }
 
+void PortfolioFlags::add_to(CLI::App& cmd) {
+  cmd.add_flag("--portfolio", portfolio,
+               "Every --data symbol in one cash account (docs/SEMANTICS.md \"Portfolios\"), not each on its own");
+  cmd.add_option("--weights", weights, "With --portfolio: each symbol's share of the equity, in order (1/k each)")
+      ->delimiter(',');
+  cmd.add_option("--rebalance", rebalance,
+                 "With --portfolio: reset every position to its share at every N-th timestamp's close (0: never)");
+}
+
+std::optional<gt::PortfolioOptions> PortfolioFlags::resolve() const {
+  if (!portfolio) {
+    if (!weights.empty() || rebalance > 0)
+      throw gt::ParamError("--weights and --rebalance allocate a portfolio's cash: give --portfolio too");
+    return std::nullopt;
+  }
+  return gt::PortfolioOptions{weights, rebalance};
+}
+
 std::vector<std::pair<std::string, std::string>> split_assignments(const std::vector<std::string>& items,
                                                                    std::string_view flag) {
   std::vector<std::pair<std::string, std::string>> out;

@@ -20,6 +20,7 @@ struct OptimizeCommand {
   ExecutionFlags exec;
   StrategyChoice strategy;
   StudyFlags study;
+  PortfolioFlags portfolio;
   std::vector<std::string> grid, fixed;
   std::string grid_file, out_path, report_path;
   gt::OptimizeOptions opt;
@@ -51,6 +52,10 @@ void run(OptimizeCommand& c) {
   request.ranking.robustness_blocks =
       gt::robustness_blocks(c.robustness, c.pbo_blocks_given->count() > 0 ? std::optional(c.pbo_blocks) : std::nullopt);
   c.study.apply(request);
+  request.ranking.portfolio = c.portfolio.resolve();
+  if (request.ranking.portfolio && c.study.on_ray())  // refused here, before a cluster is started
+    throw gt::ParamError({"portfolio", "engine"},
+                         "portfolio studies run on the local engine for now: a Ray task evaluates one symbol");
   request.out = c.out_path;
   request.report = c.report_path;
   request.notice = [](const std::string& text) { fmt::print(stderr, "gtrader: {}\n", text); };
@@ -95,6 +100,7 @@ void add_optimize(CLI::App& app) {
   c->exec.add_to(*cmd);
   cmd->add_flag("--json", c->json, "Print a JSON summary");
   c->study.add_to(*cmd);
+  c->portfolio.add_to(*cmd);
   cmd->callback([c] { run(*c); });
 }
 

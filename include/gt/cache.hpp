@@ -86,6 +86,9 @@ std::string cache_namespace(const Bars& bars, const Strategy& strategy, const Ex
 // A name for one run's private journal (used under --no-cache so that --resume still works): the
 // namespaces of its symbols and every value of its grid.
 std::string run_journal_name(std::span<const std::string> namespaces, const Grid& grid);
+// One namespace for results that depend on several (a portfolio's symbols) and on `extra` (its
+// allocation), in cache_namespace's form.
+std::string combined_namespace(std::span<const std::string> namespaces, std::string_view extra);
 
 // A combination's name in the cache: the 128-bit XXH3 hash of its parameter values. `key` is
 // what backends store it under; `identity`, the other half, seeds its entry's checksum, so that

@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -15,6 +16,7 @@
 #include "gt/cache.hpp"
 #include "gt/data.hpp"
 #include "gt/grid.hpp"
+#include "gt/portfolio.hpp"
 #include "gt/robustness.hpp"
 
 namespace gt {
@@ -60,7 +62,17 @@ struct OptimizeOptions {
   // many blocks (docs/SEMANTICS.md "Out-of-sample evidence"). Every combination is then computed
   // (the cache holds metrics, not the per-block returns these need).
   std::size_t robustness_blocks = 0;
+  // All symbols in one cash account, each combination ranked once for the whole portfolio (docs/
+  // SEMANTICS.md "Portfolios"); none: each symbol on its own.
+  std::optional<PortfolioOptions> portfolio;
 };
+
+// What a study ranks, in order: each symbol, or one portfolio of them all ("portfolio").
+std::vector<std::string> ranked_names(const std::vector<Bars>& symbols, const OptimizeOptions& opt);
+
+// Evaluates a portfolio of every symbol per combination (the reference engines' accounts, one cash).
+std::unique_ptr<Evaluator> make_portfolio_evaluator(const std::vector<Bars>& symbols, const Grid& grid,
+                                                    const ExecutionOptions& options, const PortfolioOptions& portfolio);
 
 struct RankedCombination {
   std::size_t symbol = 0;
@@ -120,7 +132,7 @@ class StudyState {
   // deflated by its returns on `symbols` (the study's bars, grid and options).
   void finish(OptimizeResult& result) &&;
   void finish(OptimizeResult& result, const std::vector<Bars>& symbols, const Grid& grid,
-              const ExecutionOptions& options) &&;
+              const ExecutionOptions& options, const std::optional<PortfolioOptions>& portfolio = std::nullopt) &&;
   std::uint64_t valid() const { return valid_; }
   // Bytes that deserialize() turns back into the same state: what a remote task sends home.
   std::string serialize() const;

@@ -199,7 +199,8 @@ def _param_grid_error(param_grid) -> TypeError:
 
 def study_request(strategy: str | Strategy, param_grid, *, fixed=None, metric="sharpe", top=10, min_trades=0,
                   threads=0, out=None, cache=None, device="cpu", gpus="all", force=False, series_names=(),
-                  robustness=False, pbo_blocks=None, report=None, **options) -> dict:
+                  robustness=False, pbo_blocks=None, report=None, portfolio=False, weights=None, rebalance=0,
+                  **options) -> dict:
     """The library's study request (docs/SEMANTICS.md "Studies") from the keyword arguments that
     optimize() and RayDistributedEngine take, their types checked here by name; a Strategy's rules
     travel in it (workers anywhere compile them)."""
@@ -225,6 +226,11 @@ def study_request(strategy: str | Strategy, param_grid, *, fixed=None, metric="s
         request["out"] = str(out)
     if report is not None:
         request["report"] = str(report)
+    if portfolio:
+        request["portfolio"] = {"weights": None if weights is None else [float(w) for w in weights],
+                                "rebalance": _checked_count("rebalance", rebalance)}
+    elif weights is not None or rebalance:
+        raise ValueError("weights and rebalance allocate a portfolio's cash: give portfolio=True too")
     if cache is not None:
         request["cache"] = str(cache)
     return request
@@ -235,7 +241,7 @@ def optimize(data: DataLike, strategy: str | Strategy, param_grid: Mapping[str, 
              threads: int = 0, out: str | None = None, cache: str | None = None, device: str = "cpu",
              gpus: str = "all", force: bool = False, series: Mapping[str, Any] | None = None,
              robustness: bool = False, pbo_blocks: int | None = None, report: str | None = None,
-             **options) -> tuple[pd.DataFrame, dict]:
+             portfolio: bool = False, weights=None, rebalance: int = 0, **options) -> tuple[pd.DataFrame, dict]:
     """Every combination on every symbol; returns (top combinations as a DataFrame, summary).
     `strategy`: a name or a Strategy (its rules run on the compiled rules engine); `series`: the
     user's own series its rules read (as backtest() takes them).
@@ -248,6 +254,9 @@ def optimize(data: DataLike, strategy: str | Strategy, param_grid: Mapping[str, 
     (docs/SEMANTICS.md "Out-of-sample evidence"; every combination is computed).
     `report`: an HTML file of the results (heatmap, distributions, the best; with robustness the
     panel of its evidence), as `gtrader optimize --report` writes it.
+    `portfolio`: every symbol in one cash account, each combination ranked once for the whole
+    portfolio (docs/SEMANTICS.md "Portfolios"; `weights` one per symbol, `rebalance` every n-th
+    timestamp).
     A study whose estimated memory or disk use exceeds what the machine has free is refused (a
     ValueError saying what and how much) unless `force`. The execution options are keyword
     arguments (see execution_options_doc())."""
@@ -259,7 +268,7 @@ def optimize(data: DataLike, strategy: str | Strategy, param_grid: Mapping[str, 
     request = study_request(strategy, param_grid, fixed=fixed, metric=metric, top=top, min_trades=min_trades,
                             threads=threads, out=out, cache=cache, device=device, gpus=gpus, force=force,
                             series_names=names, robustness=robustness, pbo_blocks=pbo_blocks, report=report,
-                            **options)
+                            portfolio=portfolio, weights=weights, rebalance=rebalance, **options)
     summary = _core.run_study(symbols, _json(request))
     for key in ("text", "json_text"):
         summary.pop(key)

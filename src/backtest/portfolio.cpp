@@ -59,6 +59,13 @@ void check_portfolio(const std::vector<Bars>& symbols, const PortfolioOptions& p
   }
 }
 
+std::size_t portfolio_timestamps(const std::vector<Bars>& symbols) {
+  std::vector<std::int64_t> time;
+  for (const Bars& b : symbols) time.insert(time.end(), b.time.begin(), b.time.end());
+  std::sort(time.begin(), time.end());
+  return static_cast<std::size_t>(std::unique(time.begin(), time.end()) - time.begin());
+}
+
 namespace {
 
 // Cash below this share of the equity is none: an entry reduced to the cash left takes it all, up

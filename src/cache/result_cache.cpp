@@ -100,6 +100,15 @@ std::string cache_namespace(const Bars& bars, const Strategy& strategy, const Ex
   return fmt::format("gt-v3-{:016x}{:016x}", h.high64, h.low64);
 }
 
+std::string combined_namespace(std::span<const std::string> namespaces, std::string_view extra) {
+  XXH3_state_t state;
+  XXH3_128bits_reset(&state);
+  for (const auto& ns : namespaces) hash_text(state, ns);
+  hash_text(state, extra);
+  const XXH128_hash_t h = XXH3_128bits_digest(&state);
+  return fmt::format("gt-v3-{:016x}{:016x}", h.high64, h.low64);
+}
+
 std::string run_journal_name(std::span<const std::string> namespaces, const Grid& grid) {
   XXH3_state_t state;
   XXH3_128bits_reset(&state);

@@ -376,7 +376,10 @@ std::vector<std::vector<std::size_t>> robustness_block_starts(const std::vector<
                                                  "GB for this study (the limit is 4 GB); use fewer pbo_blocks, "
                                                  "combinations or symbols",
                                                  bytes / 1e9));
-  for (const auto& bars : symbols) starts.push_back(block_starts(bars.size(), opt.robustness_blocks));
+  if (opt.portfolio)  // one equity over the union of the timestamps
+    starts.push_back(block_starts(portfolio_timestamps(symbols), opt.robustness_blocks));
+  else
+    for (const auto& bars : symbols) starts.push_back(block_starts(bars.size(), opt.robustness_blocks));
   return starts;
 }
 
@@ -393,7 +396,20 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
       smallest[axis.param] = *std::min_element(axis.values.begin(), axis.values.end());
     for (const auto& bars : symbols) grid.strategy().require_enough_bars(bars, smallest);
   }
-  // Robustness: its blocks per symbol, refused before any work when they cannot be made.
+  // A portfolio is one ranked unit made of every symbol; otherwise each symbol is one.
+  const bool portfolio = opt.portfolio.has_value();
+  if (portfolio) {
+    check_portfolio(symbols, *opt.portfolio);
+    if (opt.device == "cuda")
+      throw ParamError({"device", "portfolio"}, "a portfolio runs on the CPU engines: use the cpu or auto device");
+  }
+  const std::size_t units = portfolio ? 1 : symbols.size();
+  std::vector<std::size_t> unit_bars;  // returns per unit
+  if (portfolio)
+    unit_bars.push_back(portfolio_timestamps(symbols));
+  else
+    for (const auto& bars : symbols) unit_bars.push_back(bars.size());
+  // Robustness: its blocks per unit, refused before any work when they cannot be made.
   const std::vector<std::vector<std::size_t>> block_bounds = robustness_block_starts(symbols, grid, opt);
   const int threads = opt.threads > 0 ? opt.threads : tbb::info::default_concurrency();
   tbb::global_control limit(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
@@ -403,7 +419,7 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
   const auto start = std::chrono::steady_clock::now();
   require_device(opt.device);
   const bool use_cuda =
-      !opt.reference &&
+      !opt.reference && !portfolio &&
       (opt.device == "cuda" || (opt.device == "auto" && ma_cross_engine_supports(grid, options) && !grid.has_exits() &&
                                 options.first_bar == 0 && !options.close_at_end && cuda_available()));
   // The GPUs every symbol's evaluator and the chunking below share (none resolved without a GPU:
@@ -417,10 +433,17 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
   if (opt.cache)
     hashing.run([&] {
       for (const auto& bars : symbols) namespaces.push_back(cache_namespace(bars, grid.strategy(), options));
+      if (portfolio)  // the allocation is part of what the results depend on
+        namespaces = {combined_namespace(
+            namespaces, fmt::format("portfolio weights={} rebalance={}", fmt::join(opt.portfolio->weights, ","),
+                                    opt.portfolio->rebalance))};
     });
   try {
+    if (portfolio) evaluators.push_back(make_portfolio_evaluator(symbols, grid, options, *opt.portfolio));
     for (const auto& bars : symbols) {
-      if (use_cuda)
+      if (portfolio)
+        break;
+      else if (use_cuda)
         evaluators.push_back(make_cuda_evaluator(bars, grid, options, gpus));
       else if (opt.reference)
         evaluators.push_back(make_reference_evaluator(bars, grid, options));
@@ -449,8 +472,8 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
     const std::uint64_t rounds = (grid.size() + devices * chunk - 1) / (devices * chunk);
     chunk = (grid.size() + devices * rounds - 1) / (devices * rounds);
   }
-  StudyState state(symbols.size(), opt.top, metric_index(opt.metric), opt.min_trades, opt.robustness_blocks);
-  Progress progress(opt.progress, grid.size() * symbols.size());
+  StudyState state(units, opt.top, metric_index(opt.metric), opt.min_trades, opt.robustness_blocks);
+  Progress progress(opt.progress, grid.size() * units);
   std::optional<UnstoredResults> unstored;
   if (opt.cache) unstored.emplace(*opt.cache, namespaces);
   std::atomic<bool> all_under_way{false};  // set by the first stage, read by the second
@@ -460,7 +483,7 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
   tbb::parallel_pipeline(
       static_cast<std::size_t>(threads) * 4,
       tbb::make_filter<void, Chunk*>(tbb::filter_mode::serial_in_order, [&](tbb::flow_control& fc) -> Chunk* {
-        if (next_symbol >= symbols.size() || grid.size() == 0) {
+        if (next_symbol >= units || grid.size() == 0) {
           fc.stop();
           return nullptr;
         }
@@ -474,7 +497,7 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
           next_first = 0;
           ++next_symbol;
         }
-        if (next_symbol == symbols.size()) all_under_way.store(true, std::memory_order_relaxed);
+        if (next_symbol == units) all_under_way.store(true, std::memory_order_relaxed);
         return c;
       }) & tbb::make_filter<Chunk*, Chunk*>(tbb::filter_mode::parallel, [&](Chunk* c) {
         ResultCache::Encoded computed;
@@ -490,13 +513,13 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
       }) & tbb::make_filter<Chunk*, void>(tbb::filter_mode::serial_in_order, [&](Chunk* c) {
         std::unique_ptr<Chunk> owned(c);
         auto& r = c->results;
-        state.add(r, symbols[r.symbol].size());
+        state.add(r, unit_bars[r.symbol]);
         if (sink) sink->consume(r, std::move(c->text));
         progress.advance(r.valid.size());
       }));
   if (unstored) unstored->store_all();
   require_some_valid(grid, state.valid());
-  std::move(state).finish(result, symbols, grid, options);
+  std::move(state).finish(result, symbols, grid, options, opt.portfolio);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
@@ -605,18 +628,19 @@ void StudyState::finish(OptimizeResult& result) && {
 }
 
 void StudyState::finish(OptimizeResult& result, const std::vector<Bars>& symbols, const Grid& grid,
-                        const ExecutionOptions& options) && {
+                        const ExecutionOptions& options, const std::optional<PortfolioOptions>& portfolio) && {
   const std::size_t per = config_.blocks;
   auto blocks = std::move(blocks_);
   std::move(*this).finish(result);
   if (per == 0) return;
   result.robustness.clear();
-  for (std::size_t s = 0; s < symbols.size(); ++s) {
+  const std::vector<std::string> names = portfolio ? std::vector<std::string>{"portfolio"} : symbol_names(symbols);
+  for (std::size_t s = 0; s < names.size(); ++s) {
     if (s >= result.top.size() || result.top[s].empty())
       throw ParamError({"robustness", "min_trades"},
                        fmt::format("{}: no combination was ranked, so there is no best to deflate (lower "
                                    "min_trades, or top above 0)",
-                                   symbols[s].symbol));
+                                   names[s]));
     // Every valid combination in grid order, and each one's per-bar Sharpe from its blocks' totals.
     std::vector<ReturnSums> sums;
     for (auto& [first, range] : blocks[s]) sums.insert(sums.end(), range.begin(), range.end());
@@ -632,8 +656,11 @@ void StudyState::finish(OptimizeResult& result, const std::vector<Bars>& symbols
     r.best_index = result.top[s].front().index;
     r.overfitting = probability_of_backtest_overfitting(sums, valid, per);
     r.chronological = chronological_ranks(sums, valid, per);
-    const BacktestResult best = run_strategy(symbols[s], grid.strategy(), result.top[s].front().params, options);
-    r.deflated = deflated_sharpe(curve_returns(best.equity, options.cash), sharpes);
+    const ParamValues& params = result.top[s].front().params;
+    const std::vector<double> equity = portfolio
+                                           ? run_portfolio(symbols, grid.strategy(), params, options, *portfolio).equity
+                                           : run_strategy(symbols[s], grid.strategy(), params, options).equity;
+    r.deflated = deflated_sharpe(curve_returns(equity, options.cash), sharpes);
     result.robustness.push_back(std::move(r));
   }
 }

@@ -86,9 +86,9 @@ std::vector<std::pair<std::string, std::string>> assignments(const json& values)
 
 StudyRequest study_request(const json& j, std::vector<Bars> symbols) {
   static const std::vector<std::string> kKeys = {
-      "strategy", "grid",       "grid_file", "fixed",  "axes",       "base",       "execution", "metric",
-      "top",      "min_trades", "threads",   "device", "gpus",       "reference",  "cache",     "journal",
-      "resume",   "force",      "out",       "rules",  "robustness", "pbo_blocks", "report",    "window"};
+      "strategy",   "grid",    "grid_file",  "fixed",      "axes",      "base",   "execution", "metric", "top",
+      "min_trades", "threads", "device",     "gpus",       "reference", "cache",  "journal",   "resume", "force",
+      "out",        "rules",   "robustness", "pbo_blocks", "report",    "window", "portfolio"};
   if (!j.is_object()) throw ParamError("a study request is a JSON object");
   for (const auto& [key, value] : j.items())
     if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end())
@@ -141,6 +141,20 @@ StudyRequest study_request(const json& j, std::vector<Bars> symbols) {
                         j.contains("pbo_blocks") && !j.at("pbo_blocks").is_null()
                             ? std::optional(field<std::size_t>(j, "pbo_blocks", "an even whole number from 4"))
                             : std::nullopt);
+  if (j.contains("portfolio") && !j.at("portfolio").is_null() && j.at("portfolio") != false) {
+    const json& p = j.at("portfolio");  // true, or {"weights": [...], "rebalance": N}
+    PortfolioOptions portfolio;
+    if (p.is_object()) {
+      if (p.contains("weights") && !p.at("weights").is_null())
+        portfolio.weights = field<std::vector<double>>(p, "weights", "a list of numbers, one per symbol");
+      if (p.contains("rebalance")) portfolio.rebalance = field<std::size_t>(p, "rebalance", "a whole number >= 0");
+    } else if (p != true) {
+      throw ParamError({"portfolio"}, fmt::format("portfolio = {}: expected true or {{\"weights\": [...], "
+                                                  "\"rebalance\": N}}",
+                                                  p.dump()));
+    }
+    o.portfolio = portfolio;
+  }
   const std::string gpus = j.contains("gpus") ? field<std::string>(j, "gpus", "all or GPU ordinals") : "all";
   o.gpus = gpus_for(o.device, gpus);
   if (j.contains("cache") && !j.at("cache").is_null())
@@ -188,6 +202,7 @@ json study_request_json(const StudyRequest& r) {
   j["reference"] = o.reference;
   j["robustness"] = o.robustness_blocks > 0;
   if (o.robustness_blocks > 0) j["pbo_blocks"] = o.robustness_blocks;
+  if (o.portfolio) j["portfolio"] = {{"weights", o.portfolio->weights}, {"rebalance", o.portfolio->rebalance}};
   j["cache"] = r.store.cache;
   j["journal"] = r.store.journal.string();
   j["resume"] = r.store.resume;
@@ -273,6 +288,10 @@ RunStore open_store(const StudyRequest& r) {
 void run_on(RangeExecutor& executor, const StudyRequest& r, AtomicFile* file, OptimizeResult& result) {
   const Grid& grid = *r.grid;
   robustness_block_starts(r.symbols, grid, r.ranking);  // what cannot be computed is refused before any task
+  if (r.ranking.portfolio)
+    throw ParamError({"portfolio"}, fmt::format("portfolio studies run on the local engine for now: the {} engine's "
+                                                "tasks evaluate one symbol each",
+                                                executor.name()));
   const std::uint64_t size = std::max<std::uint64_t>(1, executor.task_size(grid.size()));
   std::vector<RangeTask> tasks;
   for (std::size_t s = 0; s < r.symbols.size(); ++s)
@@ -326,8 +345,9 @@ void write_report(const StudyRequest& r, const OptimizeResult& result, const std
   options.metric = r.ranking.metric;
   options.title = "Optimization report: " + r.grid->strategy().name;
   std::vector<report::RobustnessPanel> panels;
+  const std::vector<std::string> names = ranked_names(r.symbols, r.ranking);
   for (const SymbolRobustness& x : result.robustness)
-    panels.push_back({r.symbols.size() > 1 ? r.symbols[x.symbol].symbol : "", x, r.ranking.robustness_blocks});
+    panels.push_back({names.size() > 1 ? names[x.symbol] : "", x, r.ranking.robustness_blocks});
   write_file_atomically(r.report,
                         report::optimization_report_html(report::read_results(results), options, chart_js, panels));
 }
@@ -365,7 +385,7 @@ StudyOutcome run_study(const StudyRequest& r, RangeExecutor* executor) {
   std::optional<CsvResultSink> sink;
   if (!results.empty()) {
     file = std::make_unique<AtomicFile>(results);
-    sink.emplace(*r.grid, symbol_names(r.symbols), [&](std::string_view text) { file->write(text); });
+    sink.emplace(*r.grid, ranked_names(r.symbols, r.ranking), [&](std::string_view text) { file->write(text); });
     file->write(sink->header());
   }
   if (executor) {
@@ -433,9 +453,10 @@ json params_json(const Strategy& strategy, std::span<const double> values) {
 
 json ranked_json(const StudyRequest& r, const StudyOutcome& outcome) {
   json out = json::array();
+  const std::vector<std::string> names = ranked_names(r.symbols, r.ranking);
   for (const auto& per_symbol : outcome.result.top)
     for (const auto& c : per_symbol)
-      out.push_back({{"symbol", r.symbols[c.symbol].symbol},
+      out.push_back({{"symbol", names[c.symbol]},
                      {"index", c.index},
                      {"parameters", params_json(r.grid->strategy(), c.params)},
                      {"metrics", metrics_json(c.metrics)}});
@@ -460,19 +481,21 @@ json study_summary_json(const StudyRequest& r, const StudyOutcome& outcome) {
   j["cache"] = outcome.store;
   j["cache_rejected"] = outcome.store_rejected;
   if (!r.report.empty()) j["report"] = r.report.string();
+  const std::vector<std::string> names = ranked_names(r.symbols, r.ranking);
+  if (r.ranking.portfolio) j["portfolio"] = symbol_names(r.symbols);
   json best = json::array();
-  for (std::size_t s = 0; s < r.symbols.size(); ++s) {
+  for (std::size_t s = 0; s < names.size(); ++s) {
     if (s >= result.top.size() || result.top[s].empty()) {
       best.push_back(nullptr);
       continue;
     }
     const auto& top = result.top[s].front();
     json b = metrics_json(top.metrics);
-    b["symbol"] = r.symbols[s].symbol;
+    b["symbol"] = names[s];
     b["parameters"] = params_json(r.grid->strategy(), top.params);
     best.push_back(b);
   }
-  j["best"] = r.symbols.size() == 1 ? best[0] : best;
+  j["best"] = names.size() == 1 ? best[0] : best;
   if (!result.robustness.empty()) {
     json robust = json::array();
     for (const SymbolRobustness& x : result.robustness) {
@@ -480,7 +503,7 @@ json study_summary_json(const StudyRequest& r, const StudyOutcome& outcome) {
       const auto& o = x.overfitting;
       ParamValues params(r.grid->base().size());
       r.grid->decode(x.best_index, params);
-      robust.push_back({{"symbol", r.symbols[x.symbol].symbol},
+      robust.push_back({{"symbol", names[x.symbol]},
                         {"parameters", params_json(r.grid->strategy(), params)},
                         {"deflated_sharpe", d.dsr},
                         {"sharpe_per_bar", d.sharpe},
@@ -507,9 +530,10 @@ std::string study_summary_text(const StudyRequest& r, const StudyOutcome& outcom
   const OptimizeResult& result = outcome.result;
   const Strategy& strategy = r.grid->strategy();
   std::string out;
-  for (std::size_t s = 0; s < r.symbols.size() && s < result.top.size(); ++s) {
+  const std::vector<std::string> names = ranked_names(r.symbols, r.ranking);
+  for (std::size_t s = 0; s < names.size() && s < result.top.size(); ++s) {
     const auto& top = result.top[s];
-    out += fmt::format("{}: top {} by {}\n", r.symbols[s].symbol, top.size(), r.ranking.metric);
+    out += fmt::format("{}: top {} by {}\n", names[s], top.size(), r.ranking.metric);
     out += fmt::format("{:>4}  ", "rank");
     for (const auto& p : strategy.params) out += fmt::format("{:>13} ", p.name);
     out += fmt::format("{:>9} {:>11} {:>9} {:>7} {:>9}\n", "sharpe", "total_ret%", "max_dd%", "trades", "win%");
@@ -535,7 +559,7 @@ std::string study_summary_text(const StudyRequest& r, const StudyOutcome& outcom
     out += fmt::format(
         "{}: deflated sharpe {:.3f} (the best's per-bar sharpe {:.4f} against {:.4f} expected of the best of {} "
         "trials); probability of backtest overfitting {:.3f} over {} splits of {} blocks (logits: median {:.2f})\n",
-        r.symbols[x.symbol].symbol, x.deflated.dsr, x.deflated.sharpe, x.deflated.expected_max, x.deflated.trials,
+        names[x.symbol], x.deflated.dsr, x.deflated.sharpe, x.deflated.expected_max, x.deflated.trials,
         x.overfitting.pbo, x.overfitting.splits, r.ranking.robustness_blocks, x.overfitting.logit_median);
   if (!r.out.empty()) out += fmt::format("results: {}\n", r.out.string());
   return out;

@@ -332,3 +332,57 @@ def test_vectorbt_cash_sharing_gives_the_same_equity(case, tmp_path):
                 commission, "--portfolio", "--equity", tmp_path / "equity.csv")
     ours = pd.read_csv(tmp_path / "equity.csv")["equity"].to_numpy()
     np.testing.assert_allclose(ours, value.to_numpy(), rtol=1e-12)
+
+
+def test_optimize_ranks_each_combination_once_for_the_whole_portfolio(tmp_path):
+    """`optimize --portfolio`: one row per combination for the portfolio, each the metrics of
+    `backtest --portfolio` with its parameters; cached like any study; with robustness."""
+    grid = ["--grid", "fast=5:15:5", "--grid", "slow=20:40:10"]
+    data = ["--data", ORCL, "--data", YHOO]
+    allocation = ["--portfolio", "--weights", "0.6,0.4", "--rebalance", "42"]
+    cache = ["--cache-dir", tmp_path / "cache"]
+    out = tmp_path / "results.csv"
+    first = json.loads(run_gtrader("optimize", *data, "--strategy", "ma_cross", *grid, *allocation, *cache, "--out",
+                                   out, "--top", 3, "--json").stdout)
+    assert first["portfolio"] == [ORCL.stem, YHOO.stem] and first["best"]["symbol"] == "portfolio"
+    assert first["computed"] == 9 and first["engine"] == "portfolio reference"
+    rows = pd.read_csv(out)
+    assert "symbol" not in rows.columns and len(rows) == 9
+    for _, row in rows.iterrows():
+        single = json.loads(run_gtrader("backtest", *data, "--strategy", "ma_cross", "--param",
+                                        f"fast={int(row['fast'])}", "--param", f"slow={int(row['slow'])}",
+                                        *allocation, "--json").stdout)
+        for metric in ("final_equity", "sharpe", "max_drawdown", "trades"):
+            assert row[metric] == pytest.approx(single[metric], rel=1e-12), metric
+    assert first["best"]["sharpe"] == rows["sharpe"].max()
+    second = json.loads(run_gtrader("optimize", *data, "--strategy", "ma_cross", *grid, *allocation, *cache,
+                                    "--json").stdout)
+    assert second["computed"] == 0 and second["from_cache"] == 9 and second["best"] == first["best"]
+    # Another allocation is another study: nothing of the first is reused.
+    other = json.loads(run_gtrader("optimize", *data, "--strategy", "ma_cross", *grid, "--portfolio", *cache,
+                                   "--json").stdout)
+    assert other["from_cache"] == 0
+    robust = json.loads(run_gtrader("optimize", *data, "--strategy", "ma_cross", *grid, *allocation, "--robustness",
+                                    "--pbo-blocks", 8, "--json", "--no-cache", *cache).stdout)["robustness"]
+    assert [r["symbol"] for r in robust] == ["portfolio"] and robust[0]["splits"] == 70 and robust[0]["trials"] == 9
+
+
+def test_python_optimize_with_a_portfolio_gives_the_commands_best():
+    import gpt_trader as gt
+
+    top, summary = gt.optimize([ORCL, YHOO], "ma_cross", {"fast": [5, 10, 15], "slow": [20, 30, 40]}, portfolio=True,
+                               weights=[0.6, 0.4], rebalance=42, top=1)
+    got = json.loads(run_gtrader("optimize", "--data", ORCL, "--data", YHOO, "--strategy", "ma_cross", "--grid",
+                                 "fast=5:15:5", "--grid", "slow=20:40:10", "--portfolio", "--weights", "0.6,0.4",
+                                 "--rebalance", "42", "--top", 1, "--json", "--no-cache").stdout)
+    assert list(top["symbol"]) == ["portfolio"]
+    assert top.iloc[0]["sharpe"] == pytest.approx(got["best"]["sharpe"], rel=1e-12)
+    assert summary["portfolio"] == got["portfolio"]
+    with pytest.raises(ValueError, match="give portfolio=True too"):
+        gt.optimize([ORCL, YHOO], "ma_cross", {"fast": [5, 10]}, rebalance=5)
+
+
+def test_a_portfolio_study_on_ray_is_refused_before_a_cluster_starts():
+    proc = run_gtrader("optimize", "--data", ORCL, "--data", YHOO, "--strategy", "ma_cross", "--grid", "fast=5,10",
+                       "--portfolio", "--engine", "ray", check=False)
+    assert proc.returncode == 2 and "portfolio studies run on the local --engine for now" in proc.stderr

@@ -1,0 +1,56 @@
+// A portfolio study's evaluator (include/gt/optimize.hpp): each combination run by the portfolio
+// engine over every symbol, its metrics and, for robustness, its equity's returns per block.
+#include "gt/optimize.hpp"
+
+namespace gt {
+namespace {
+
+class PortfolioEvaluator final : public Evaluator {
+ public:
+  PortfolioEvaluator(const std::vector<Bars>& symbols, const Grid& grid, const ExecutionOptions& options,
+                     const PortfolioOptions& portfolio)
+      : symbols_(symbols), strategy_(grid.strategy()), options_(options), portfolio_(portfolio) {}
+
+  std::string_view name() const override { return "portfolio reference"; }
+
+  void evaluate(std::span<const double> params, std::size_t stride, std::span<Metrics> out) const override {
+    evaluate_with_blocks(params, stride, out, {}, {});
+  }
+
+  void evaluate_with_blocks(std::span<const double> params, std::size_t stride, std::span<Metrics> out,
+                            std::span<const std::size_t> starts, std::span<ReturnSums> blocks) const override {
+    const std::size_t per = starts.empty() ? 0 : starts.size() - 1;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      const ParamValues values(params.begin() + static_cast<std::ptrdiff_t>(i * stride),
+                               params.begin() + static_cast<std::ptrdiff_t>((i + 1) * stride));
+      const PortfolioResult r = run_portfolio(symbols_, strategy_, values, options_, portfolio_);
+      out[i] = r.metrics;
+      if (per == 0) continue;
+      const BlockReturns own{starts, blocks.subspan(i * per, per)};
+      const std::vector<double> returns = curve_returns(r.equity, options_.cash);
+      for (std::size_t t = 0; t < returns.size(); ++t) own.add(t, returns[t]);
+    }
+  }
+
+ private:
+  const std::vector<Bars>& symbols_;
+  const Strategy& strategy_;
+  ExecutionOptions options_;
+  PortfolioOptions portfolio_;
+};
+
+}  // namespace
+
+std::unique_ptr<Evaluator> make_portfolio_evaluator(const std::vector<Bars>& symbols, const Grid& grid,
+                                                    const ExecutionOptions& options,
+                                                    const PortfolioOptions& portfolio) {
+  check_portfolio(symbols, portfolio);
+  return std::make_unique<PortfolioEvaluator>(symbols, grid, options, portfolio);
+}
+
+std::vector<std::string> ranked_names(const std::vector<Bars>& symbols, const OptimizeOptions& opt) {
+  if (opt.portfolio) return {"portfolio"};
+  return symbol_names(symbols);
+}
+
+}  // namespace gt
