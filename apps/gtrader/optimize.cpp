@@ -8,7 +8,6 @@
 #include "commands.hpp"
 #include "execution_options.hpp"
 #include "gt/error.hpp"
-#include "gt/rules.hpp"
 #include "gt/study.hpp"
 #include "study_flags.hpp"
 
@@ -32,20 +31,7 @@ struct OptimizeCommand {
 
 void run(OptimizeCommand& c) {
   gt::StudyRequest request;
-  c.strategy.require_one();
-  if (c.strategy.is_rules()) {
-    if (!c.strategy.entry.empty() && !c.grid_file.empty())
-      throw gt::ParamError(
-          "inline rules take their parameters from --param and --grid; with --grid-file, write the "
-          "rules in a --strategy-file");
-    const gt::rules::RuleTexts texts = c.strategy.rules(split_assignments(c.fixed), c.grid);
-    request.rule_strategy = gt::rules::compile(texts);
-    request.rules = gt::rules::rules_json(texts);
-  }
-  const gt::Strategy& strategy = request.rule_strategy ? *request.rule_strategy : gt::find_strategy(c.strategy.name);
-  request.grid.emplace(gt::parse_grid(
-      strategy, c.grid, c.grid_file.empty() ? std::nullopt : std::optional<std::filesystem::path>(c.grid_file),
-      split_assignments(c.fixed)));
+  resolve_strategy_and_grid(c.strategy, c.grid, c.fixed, c.grid_file, request);
   request.execution = c.exec.resolve();
   gt::metric_index(c.opt.metric);  // an unknown metric fails before loading anything
   request.ranking = c.opt;

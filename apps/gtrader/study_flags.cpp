@@ -12,8 +12,28 @@
 #include "gt/cache.hpp"
 #include "gt/error.hpp"
 #include "gt/gpu.hpp"
+#include "gt/rules.hpp"
 
 namespace gtrader {
+
+void resolve_strategy_and_grid(const StrategyChoice& strategy, const std::vector<std::string>& grid,
+                               const std::vector<std::string>& fixed, const std::string& grid_file,
+                               gt::StudyRequest& request) {
+  strategy.require_one();
+  if (strategy.is_rules()) {
+    if (!strategy.entry.empty() && !grid_file.empty())
+      throw gt::ParamError(
+          "inline rules take their parameters from --param and --grid; with --grid-file, write the "
+          "rules in a --strategy-file");
+    const gt::rules::RuleTexts texts = strategy.rules(split_assignments(fixed), grid);
+    request.rule_strategy = gt::rules::compile(texts);
+    request.rules = gt::rules::rules_json(texts);
+  }
+  const gt::Strategy& chosen = request.rule_strategy ? *request.rule_strategy : gt::find_strategy(strategy.name);
+  request.grid.emplace(
+      gt::parse_grid(chosen, grid, grid_file.empty() ? std::nullopt : std::optional<std::filesystem::path>(grid_file),
+                     split_assignments(fixed)));
+}
 
 void StudyFlags::add_to(CLI::App& cmd) {
   cmd.add_option("--threads", threads, "Worker threads (0: all cores)")

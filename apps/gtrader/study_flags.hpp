@@ -12,6 +12,12 @@
 
 namespace gtrader {
 
+// The request's strategy (a built-in, or rules with their JSON form) and its grid from --strategy,
+// --strategy-file or inline rules, --grid, --grid-file and --param.
+void resolve_strategy_and_grid(const StrategyChoice& strategy, const std::vector<std::string>& grid,
+                               const std::vector<std::string>& fixed, const std::string& grid_file,
+                               gt::StudyRequest& request);
+
 struct StudyFlags {
   int threads = 0;
   std::string device = "cpu", gpus = "all";

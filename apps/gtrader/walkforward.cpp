@@ -6,7 +6,6 @@
 #include "commands.hpp"
 #include "execution_options.hpp"
 #include "gt/grid.hpp"
-#include "gt/rules.hpp"
 #include "gt/study.hpp"
 #include "gt/walk_forward.hpp"
 #include "study_flags.hpp"
@@ -27,17 +26,8 @@ struct WalkForwardCommand {
 };
 
 void run(WalkForwardCommand& c) {
-  c.strategy.require_one();
   gt::StudyRequest request;
-  if (c.strategy.is_rules()) {
-    const gt::rules::RuleTexts texts = c.strategy.rules(split_assignments(c.fixed), c.grid);
-    request.rule_strategy = gt::rules::compile(texts);
-    request.rules = gt::rules::rules_json(texts);
-  }
-  const gt::Strategy& strategy = request.rule_strategy ? *request.rule_strategy : gt::find_strategy(c.strategy.name);
-  request.grid.emplace(gt::parse_grid(
-      strategy, c.grid, c.grid_file.empty() ? std::nullopt : std::optional<std::filesystem::path>(c.grid_file),
-      split_assignments(c.fixed)));
+  resolve_strategy_and_grid(c.strategy, c.grid, c.fixed, c.grid_file, request);
   request.execution = c.exec.resolve();
   gt::metric_index(c.opt.metric);
   request.ranking = c.opt;
