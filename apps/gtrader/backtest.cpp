@@ -44,9 +44,9 @@ std::string trades_csv(const std::vector<std::pair<const gt::Bars*, const std::v
     for (std::size_t i = 0; i < t.size(); ++i) {
       if (many) out += gt::csv_field(bars->symbol) + ",";
       out += fmt::format("{},{},{},{},{},{},{},{},{},{}\n", time_at(t.entry_bar[i]), time_at(t.exit_bar[i]),
-                         t.side[i] > 0 ? "long" : "short", format_value(t.entry_price[i]),
-                         format_value(t.exit_price[i]), format_value(t.units[i]), format_value(t.pnl[i]),
-                         format_value(t.ret[i]), static_cast<std::size_t>(t.bars_held[i]), t.exit_reason[i]);
+                         t.side[i] > 0 ? "long" : "short", gt::csv_number(t.entry_price[i]),
+                         gt::csv_number(t.exit_price[i]), gt::csv_number(t.units[i]), gt::csv_number(t.pnl[i]),
+                         gt::csv_number(t.ret[i]), static_cast<std::size_t>(t.bars_held[i]), t.exit_reason[i]);
     }
   }
   return out;
@@ -60,8 +60,8 @@ std::string equity_csv(const std::vector<std::pair<const gt::Bars*, gt::Backtest
     for (std::size_t t = 0; t < r.equity.size(); ++t) {
       peak = std::max(peak, r.equity[t]);
       if (many) out += gt::csv_field(bars->symbol) + ",";
-      out += fmt::format("{},{},{},{}\n", gt::format_time(bars->time[t], bars->intraday), format_value(r.equity[t]),
-                         format_value(r.position[t]), format_value(1.0 - r.equity[t] / peak));
+      out += fmt::format("{},{},{},{}\n", gt::format_time(bars->time[t], bars->intraday), gt::csv_number(r.equity[t]),
+                         gt::csv_number(r.position[t]), gt::csv_number(1.0 - r.equity[t] / peak));
     }
   }
   return out;
@@ -111,8 +111,8 @@ void run_portfolio(const BacktestCommand& c, const gt::PortfolioOptions& allocat
     double peak = options.cash;
     for (std::size_t u = 0; u < r.time.size(); ++u) {
       peak = std::max(peak, r.equity[u]);
-      out += fmt::format("{},{},{}", time(u), format_value(r.equity[u]), format_value(1.0 - r.equity[u] / peak));
-      for (std::size_t s = 0; s < all.size(); ++s) out += fmt::format(",{}", format_value(r.value[s][u]));
+      out += fmt::format("{},{},{}", time(u), gt::csv_number(r.equity[u]), gt::csv_number(1.0 - r.equity[u] / peak));
+      for (std::size_t s = 0; s < all.size(); ++s) out += fmt::format(",{}", gt::csv_number(r.value[s][u]));
       out += "\n";
     }
     gt::write_file_atomically(c.equity_path, out);

@@ -73,7 +73,4 @@ CLI::Validator output_file();
 std::string phrase_for_cli(const gt::Error& e);
 std::string flag_of(std::string_view parameter);
 
-// Shortest text that reads back to the same double; empty for NaN (an undefined value).
-std::string format_value(double v);
-
 }  // namespace gtrader

@@ -136,9 +136,4 @@ std::string phrase_for_cli(const gt::Error& e) {
   return gt::phrase_error(e, [](const std::string& name) { return flag_of(name); });
 }
 
-std::string format_value(double v) {
-  if (std::isnan(v)) return {};
-  return fmt::format("{}", v);
-}
-
 }  // namespace gtrader

@@ -39,7 +39,7 @@ void run(const IndicatorCommand& c) {
       out += gt::format_time(bars.time[i], bars.intraday);
       for (const auto& o : outputs) {
         out += ',';
-        out += format_value(o.values[i]);
+        out += gt::csv_number(o.values[i]);
       }
       out += '\n';
     }

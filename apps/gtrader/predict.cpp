@@ -28,7 +28,7 @@ void run(PredictCommand& c) {
     for (std::size_t t = 0; t < bars.size(); ++t) {
       if (std::isnan(outputs[t])) continue;  // no full window ends here
       csv += fmt::format("{}{},{}\n", many ? gt::csv_field(bars.symbol) + "," : "",
-                         gt::format_time(bars.time[t], bars.intraday), format_value(outputs[t]));
+                         gt::format_time(bars.time[t], bars.intraday), gt::csv_number(outputs[t]));
     }
   }
   if (c.out.empty()) {

@@ -84,6 +84,9 @@ Bars bars_of_length(const Bars& source, std::size_t count);
 // `text` as one CSV field (RFC 4180): in double quotes, its quotes doubled, when it holds a comma,
 // a quote or a line break; as it is otherwise. Every CSV file the project writes goes through it.
 std::string csv_field(std::string_view text);
+// A number as a CSV field: the shortest text that reads back to the same double; empty for NaN
+// (an undefined value).
+std::string csv_number(double value);
 
 // "YYYY-MM-DD", or "YYYY-MM-DD HH:MM:SS" when `with_time`.
 std::string format_time(std::int64_t seconds, bool with_time);

@@ -594,6 +594,10 @@ std::string csv_field(std::string_view text) {
   return out + "\"";
 }
 
+std::string csv_number(double value) {
+  return std::isnan(value) ? std::string() : fmt::format("{}", value);
+}
+
 void require_distinct_symbols(std::span<const Bars> symbols) {
   for (std::size_t i = 0; i < symbols.size(); ++i)
     for (std::size_t j = 0; j < i; ++j)

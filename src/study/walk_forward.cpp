@@ -178,11 +178,6 @@ std::string walk_forward_text(const StudyRequest& study, const WalkForwardOption
 
 namespace {
 
-// Shortest text that reads back to the same double; empty for NaN.
-std::string number_text(double v) {
-  return std::isnan(v) ? std::string() : fmt::format("{}", v);
-}
-
 std::string windows_csv(const StudyRequest& study, const std::vector<WalkForwardResult>& results) {
   const Strategy& strategy = study.grid->strategy();
   const std::string& metric = study.ranking.metric;
@@ -199,9 +194,9 @@ std::string windows_csv(const StudyRequest& study, const std::vector<WalkForward
       out += fmt::format("{},{},{},{}", time(w.train_start), time(w.train_end), time(w.test_start), time(w.test_end));
       for (std::size_t p = 0; p < strategy.params.size(); ++p)
         out += fmt::format(",{}", format_param_value(strategy.params[p], w.parameters[p]));
-      out += fmt::format(",{},{},{},{}\n", number_text(metric_value(w.in_sample, metric)),
-                         number_text(metric_value(w.out_of_sample, metric)), number_text(w.in_sample.sharpe),
-                         number_text(w.out_of_sample.sharpe));
+      out += fmt::format(",{},{},{},{}\n", csv_number(metric_value(w.in_sample, metric)),
+                         csv_number(metric_value(w.out_of_sample, metric)), csv_number(w.in_sample.sharpe),
+                         csv_number(w.out_of_sample.sharpe));
     }
   }
   return out;
@@ -215,8 +210,8 @@ std::string equity_csv(const StudyRequest& study, const std::vector<WalkForwardR
     const WalkForwardResult& r = results[s];
     for (std::size_t i = 0; i < r.equity.size(); ++i) {
       if (many) out += fmt::format("{},", csv_field(bars.symbol));
-      out += fmt::format("{},{},{}\n", format_time(bars.time[r.equity_bars[i]], bars.intraday),
-                         number_text(r.equity[i]), number_text(r.position[i]));
+      out += fmt::format("{},{},{}\n", format_time(bars.time[r.equity_bars[i]], bars.intraday), csv_number(r.equity[i]),
+                         csv_number(r.position[i]));
     }
   }
   return out;
