@@ -68,7 +68,8 @@ struct OptimizeOptions {
 };
 
 // What a study ranks, in order: each symbol, or one portfolio of them all ("portfolio").
-std::vector<std::string> ranked_names(const std::vector<Bars>& symbols, const OptimizeOptions& opt);
+std::vector<std::string> ranked_names(const std::vector<Bars>& symbols,
+                                      const std::optional<PortfolioOptions>& portfolio);
 
 // Evaluates a portfolio of every symbol per combination (the reference engines' accounts, one cash).
 std::unique_ptr<Evaluator> make_portfolio_evaluator(const std::vector<Bars>& symbols, const Grid& grid,

@@ -35,8 +35,8 @@ struct PortfolioResult {
 // files mixed, naming the symbols.
 void check_portfolio(const std::vector<Bars>& symbols, const PortfolioOptions& portfolio);
 
-// The union of the symbols' timestamps: how many returns a portfolio's equity has.
-std::size_t portfolio_timestamps(const std::vector<Bars>& symbols);
+// The union of the symbols' timestamps, in order: a portfolio's time, one return of its equity each.
+std::vector<std::int64_t> portfolio_timeline(const std::vector<Bars>& symbols);
 
 // The strategy with `values` on every symbol, one account.
 PortfolioResult run_portfolio(const std::vector<Bars>& symbols, const Strategy& strategy, const ParamValues& values,

@@ -53,6 +53,11 @@ class Account {
     units_ = 0;
   }
 
+  // After the last of `bars` bars: the trade still open has been held through them.
+  void end(std::size_t bars) {
+    if (!trades_.empty() && trades_.back().open) trades_.back().bars_held = bars - trades_.back().entry_bar;
+  }
+
   // The open trade's profit if it were valued at `price` (its entry commission paid, no exit costs).
   double open_pnl(double price) const {
     return units_ == 0 ? 0.0 : units_ * (price - trades_.back().entry_price) - entry_fee_;

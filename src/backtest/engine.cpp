@@ -191,7 +191,7 @@ void simulate(const Bars& bars, std::span<const std::uint8_t> signals, const Exe
     }
     on_bar(t, equity, account.units());
   }
-  if (!trades.empty() && trades.back().open) trades.back().bars_held = n - trades.back().entry_bar;
+  account.end(n);
 }
 
 void add_closed_trades(MetricSums& sums, const std::vector<Trade>& trades) {

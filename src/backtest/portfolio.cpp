@@ -59,11 +59,12 @@ void check_portfolio(const std::vector<Bars>& symbols, const PortfolioOptions& p
   }
 }
 
-std::size_t portfolio_timestamps(const std::vector<Bars>& symbols) {
+std::vector<std::int64_t> portfolio_timeline(const std::vector<Bars>& symbols) {
   std::vector<std::int64_t> time;
   for (const Bars& b : symbols) time.insert(time.end(), b.time.begin(), b.time.end());
   std::sort(time.begin(), time.end());
-  return static_cast<std::size_t>(std::unique(time.begin(), time.end()) - time.begin());
+  time.erase(std::unique(time.begin(), time.end()), time.end());
+  return time;
 }
 
 namespace {
@@ -103,9 +104,7 @@ PortfolioResult run_portfolio(const std::vector<Bars>& symbols, const Strategy& 
   const std::size_t k = symbols.size();
   PortfolioResult out;
   // The union of the timestamps, and each symbol's bar at each.
-  for (const Bars& b : symbols) out.time.insert(out.time.end(), b.time.begin(), b.time.end());
-  std::sort(out.time.begin(), out.time.end());
-  out.time.erase(std::unique(out.time.begin(), out.time.end()), out.time.end());
+  out.time = portfolio_timeline(symbols);
   const std::size_t n = out.time.size();
   double cash = options.cash;
   std::deque<Book> books;  // stable addresses: each Account refers to its book's trades
@@ -260,8 +259,7 @@ PortfolioResult run_portfolio(const std::vector<Bars>& symbols, const Strategy& 
         out.contribution[s] += t.pnl;
       }
     out.contribution[s] += book.account.open_pnl(book.last_close);
-    if (!book.trades.empty() && book.trades.back().open)
-      book.trades.back().bars_held = book.bars.size() - book.trades.back().entry_bar;
+    book.account.end(book.bars.size());
     out.trades.push_back(std::move(book.trades));
   }
   Bars timeline;

@@ -377,7 +377,7 @@ std::vector<std::vector<std::size_t>> robustness_block_starts(const std::vector<
                                                  "combinations or symbols",
                                                  bytes / 1e9));
   if (opt.portfolio)  // one equity over the union of the timestamps
-    starts.push_back(block_starts(portfolio_timestamps(symbols), opt.robustness_blocks));
+    starts.push_back(block_starts(portfolio_timeline(symbols).size(), opt.robustness_blocks));
   else
     for (const auto& bars : symbols) starts.push_back(block_starts(bars.size(), opt.robustness_blocks));
   return starts;
@@ -406,7 +406,7 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
   const std::size_t units = portfolio ? 1 : symbols.size();
   std::vector<std::size_t> unit_bars;  // returns per unit
   if (portfolio)
-    unit_bars.push_back(portfolio_timestamps(symbols));
+    unit_bars.push_back(portfolio_timeline(symbols).size());
   else
     for (const auto& bars : symbols) unit_bars.push_back(bars.size());
   // Robustness: its blocks per unit, refused before any work when they cannot be made.
@@ -634,7 +634,7 @@ void StudyState::finish(OptimizeResult& result, const std::vector<Bars>& symbols
   std::move(*this).finish(result);
   if (per == 0) return;
   result.robustness.clear();
-  const std::vector<std::string> names = portfolio ? std::vector<std::string>{"portfolio"} : symbol_names(symbols);
+  const std::vector<std::string> names = ranked_names(symbols, portfolio);
   for (std::size_t s = 0; s < names.size(); ++s) {
     if (s >= result.top.size() || result.top[s].empty())
       throw ParamError({"robustness", "min_trades"},
@@ -778,6 +778,12 @@ StudyState StudyState::deserialize(std::string_view bytes) {
 CsvResultSink::CsvResultSink(const Grid& grid, std::vector<std::string> symbols,
                              std::function<void(std::string_view)> write)
     : grid_(grid), symbols_(std::move(symbols)), write_(std::move(write)) {}
+
+std::vector<std::string> ranked_names(const std::vector<Bars>& symbols,
+                                      const std::optional<PortfolioOptions>& portfolio) {
+  if (portfolio) return {"portfolio"};
+  return symbol_names(symbols);
+}
 
 std::vector<std::string> symbol_names(const std::vector<Bars>& bars) {
   std::vector<std::string> names;

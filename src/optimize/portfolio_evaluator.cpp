@@ -48,9 +48,4 @@ std::unique_ptr<Evaluator> make_portfolio_evaluator(const std::vector<Bars>& sym
   return std::make_unique<PortfolioEvaluator>(symbols, grid, options, portfolio);
 }
 
-std::vector<std::string> ranked_names(const std::vector<Bars>& symbols, const OptimizeOptions& opt) {
-  if (opt.portfolio) return {"portfolio"};
-  return symbol_names(symbols);
-}
-
 }  // namespace gt

@@ -323,10 +323,6 @@ void run_on(RangeExecutor& executor, const StudyRequest& r, AtomicFile* file, Op
   result.evaluator = executor.name();
 }
 
-}  // namespace
-
-namespace {
-
 // The report's heatmap needs two parameters that vary: refused before any work otherwise.
 void require_reportable(const Grid& grid) {
   std::size_t varying = 0;
@@ -345,7 +341,7 @@ void write_report(const StudyRequest& r, const OptimizeResult& result, const std
   options.metric = r.ranking.metric;
   options.title = "Optimization report: " + r.grid->strategy().name;
   std::vector<report::RobustnessPanel> panels;
-  const std::vector<std::string> names = ranked_names(r.symbols, r.ranking);
+  const std::vector<std::string> names = ranked_names(r.symbols, r.ranking.portfolio);
   for (const SymbolRobustness& x : result.robustness)
     panels.push_back({names.size() > 1 ? names[x.symbol] : "", x, r.ranking.robustness_blocks});
   write_file_atomically(r.report,
@@ -385,7 +381,8 @@ StudyOutcome run_study(const StudyRequest& r, RangeExecutor* executor) {
   std::optional<CsvResultSink> sink;
   if (!results.empty()) {
     file = std::make_unique<AtomicFile>(results);
-    sink.emplace(*r.grid, ranked_names(r.symbols, r.ranking), [&](std::string_view text) { file->write(text); });
+    sink.emplace(*r.grid, ranked_names(r.symbols, r.ranking.portfolio),
+                 [&](std::string_view text) { file->write(text); });
     file->write(sink->header());
   }
   if (executor) {
@@ -453,7 +450,7 @@ json params_json(const Strategy& strategy, std::span<const double> values) {
 
 json ranked_json(const StudyRequest& r, const StudyOutcome& outcome) {
   json out = json::array();
-  const std::vector<std::string> names = ranked_names(r.symbols, r.ranking);
+  const std::vector<std::string> names = ranked_names(r.symbols, r.ranking.portfolio);
   for (const auto& per_symbol : outcome.result.top)
     for (const auto& c : per_symbol)
       out.push_back({{"symbol", names[c.symbol]},
@@ -481,7 +478,7 @@ json study_summary_json(const StudyRequest& r, const StudyOutcome& outcome) {
   j["cache"] = outcome.store;
   j["cache_rejected"] = outcome.store_rejected;
   if (!r.report.empty()) j["report"] = r.report.string();
-  const std::vector<std::string> names = ranked_names(r.symbols, r.ranking);
+  const std::vector<std::string> names = ranked_names(r.symbols, r.ranking.portfolio);
   if (r.ranking.portfolio) j["portfolio"] = symbol_names(r.symbols);
   json best = json::array();
   for (std::size_t s = 0; s < names.size(); ++s) {
@@ -530,7 +527,7 @@ std::string study_summary_text(const StudyRequest& r, const StudyOutcome& outcom
   const OptimizeResult& result = outcome.result;
   const Strategy& strategy = r.grid->strategy();
   std::string out;
-  const std::vector<std::string> names = ranked_names(r.symbols, r.ranking);
+  const std::vector<std::string> names = ranked_names(r.symbols, r.ranking.portfolio);
   for (std::size_t s = 0; s < names.size() && s < result.top.size(); ++s) {
     const auto& top = result.top[s];
     out += fmt::format("{}: top {} by {}\n", names[s], top.size(), r.ranking.metric);

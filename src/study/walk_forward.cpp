@@ -139,10 +139,6 @@ nlohmann::ordered_json walk_forward_json(const Bars& bars, const Strategy& strat
       {"from_cache", r.from_cache}};
 }
 
-}  // namespace gt
-
-namespace gt {
-
 nlohmann::ordered_json walk_forward_json(const StudyRequest& study, const std::vector<WalkForwardResult>& results) {
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
   for (std::size_t s = 0; s < results.size(); ++s)
