@@ -184,15 +184,14 @@ class RayDistributedEngine:
         """gpt_trader.walk_forward with every training window's grid spread over the cluster (each
         window a study of its own; with a `cache` every node reaches, a second walk-forward over the
         same data and grid computes nothing new). Returns what walk_forward returns."""
-        from .engine import WalkForwardResult, walk_forward_run  # noqa: PLC0415
+        from .engine import walk_forward_results, walk_forward_run  # noqa: PLC0415
         if self._ray is None:
             self.initialize()
         executor = _RayExecutor(self, workers or self.num_workers)
         raw = walk_forward_run(data, strategy, param_grid, train=train, test=test, threads=1, executor=executor,
                                **kwargs)
         self.last_run = executor.run_report
-        results = {r["symbol"]: WalkForwardResult(r) for r in raw["results"]}
-        return next(iter(results.values())) if len(results) == 1 else results
+        return walk_forward_results(raw)
 
     def run_walk_forward(self, symbols: list, request: dict, walk_forward: dict,
                          workers: Optional[int] = None) -> dict:

@@ -153,10 +153,9 @@ def backtest(data: DataLike, strategy: str | Strategy = "ma_cross", params: Mapp
     options = _checked_options(options)
     symbols, names = with_series(as_bars(data), series)
     name, rules = resolve(strategy, names)
-    if portfolio:
-        return _portfolio(symbols, name, params, options, rules, weights, rebalance)
-    if weights is not None or rebalance:
-        raise ValueError("weights and rebalance allocate a portfolio's cash: give portfolio=True too")
+    allocation = _allocation(symbols, portfolio, weights, rebalance)
+    if allocation is not None:
+        return _portfolio(symbols, name, params, options, rules, allocation)
     results = {}
     for bars in symbols:
         r = _core.backtest(bars, name, _json(params), _json(options), _json(rules) if rules else "")
@@ -168,19 +167,28 @@ def backtest(data: DataLike, strategy: str | Strategy = "ma_cross", params: Mapp
     return results
 
 
-def _portfolio(symbols, name, params, options, rules, weights, rebalance) -> dict:
+def _allocation(symbols, portfolio, weights, rebalance) -> dict | None:
+    """A portfolio's allocation as the library reads it ({"weights": [...] or None, "rebalance":
+    n}), or None without `portfolio`; `weights` a list in the symbols' order or {symbol: weight}."""
+    if not portfolio:
+        if weights is not None or rebalance:
+            raise ValueError("weights and rebalance allocate a portfolio's cash: give portfolio=True too")
+        return None
+    if isinstance(weights, Mapping):  # by symbol
+        unknown = set(weights) - {b.symbol for b in symbols}
+        if unknown:
+            raise ValueError(f"weights names {sorted(unknown)}, which are not among the symbols "
+                             f"{[b.symbol for b in symbols]}")
+        weights = [weights.get(b.symbol, 0.0) for b in symbols]
+    return {"weights": None if weights is None else [float(w) for w in weights],
+            "rebalance": _checked_count("rebalance", rebalance)}
+
+
+def _portfolio(symbols, name, params, options, rules, allocation) -> dict:
     import pandas as pd
 
-    if weights is not None:
-        if isinstance(weights, Mapping):  # by symbol
-            unknown = set(weights) - {b.symbol for b in symbols}
-            if unknown:
-                raise ValueError(f"weights names {sorted(unknown)}, which are not among the symbols "
-                                 f"{[b.symbol for b in symbols]}")
-            weights = [weights.get(b.symbol, 0.0) for b in symbols]
-        weights = [float(w) for w in weights]
     r = _core.portfolio_backtest(symbols, name, _json(params), _json(options), _json(rules) if rules else "",
-                                 weights or [], _checked_count("rebalance", rebalance))
+                                 allocation["weights"] or [], allocation["rebalance"])
     index = pd.to_datetime(np.asarray(r["time"]), unit="s")
     trades = pd.concat([pd.DataFrame(s["trades"]).assign(symbol=s["symbol"]) for s in r["symbols"]],
                        ignore_index=True)
@@ -199,8 +207,7 @@ def _param_grid_error(param_grid) -> TypeError:
 
 def study_request(strategy: str | Strategy, param_grid, *, fixed=None, metric="sharpe", top=10, min_trades=0,
                   threads=0, out=None, cache=None, device="cpu", gpus="all", force=False, series_names=(),
-                  robustness=False, pbo_blocks=None, report=None, portfolio=False, weights=None, rebalance=0,
-                  **options) -> dict:
+                  robustness=False, pbo_blocks=None, report=None, portfolio=None, **options) -> dict:
     """The library's study request (docs/SEMANTICS.md "Studies") from the keyword arguments that
     optimize() and RayDistributedEngine take, their types checked here by name; a Strategy's rules
     travel in it (workers anywhere compile them)."""
@@ -226,11 +233,8 @@ def study_request(strategy: str | Strategy, param_grid, *, fixed=None, metric="s
         request["out"] = str(out)
     if report is not None:
         request["report"] = str(report)
-    if portfolio:
-        request["portfolio"] = {"weights": None if weights is None else [float(w) for w in weights],
-                                "rebalance": _checked_count("rebalance", rebalance)}
-    elif weights is not None or rebalance:
-        raise ValueError("weights and rebalance allocate a portfolio's cash: give portfolio=True too")
+    if portfolio is not None:  # _allocation's form
+        request["portfolio"] = portfolio
     if cache is not None:
         request["cache"] = str(cache)
     return request
@@ -255,8 +259,8 @@ def optimize(data: DataLike, strategy: str | Strategy, param_grid: Mapping[str, 
     `report`: an HTML file of the results (heatmap, distributions, the best; with robustness the
     panel of its evidence), as `gtrader optimize --report` writes it.
     `portfolio`: every symbol in one cash account, each combination ranked once for the whole
-    portfolio (docs/SEMANTICS.md "Portfolios"; `weights` one per symbol, `rebalance` every n-th
-    timestamp).
+    portfolio (docs/SEMANTICS.md "Portfolios"; `weights` as backtest() takes them, `rebalance`
+    every n-th timestamp).
     A study whose estimated memory or disk use exceeds what the machine has free is refused (a
     ValueError saying what and how much) unless `force`. The execution options are keyword
     arguments (see execution_options_doc())."""
@@ -268,7 +272,7 @@ def optimize(data: DataLike, strategy: str | Strategy, param_grid: Mapping[str, 
     request = study_request(strategy, param_grid, fixed=fixed, metric=metric, top=top, min_trades=min_trades,
                             threads=threads, out=out, cache=cache, device=device, gpus=gpus, force=force,
                             series_names=names, robustness=robustness, pbo_blocks=pbo_blocks, report=report,
-                            portfolio=portfolio, weights=weights, rebalance=rebalance, **options)
+                            portfolio=_allocation(symbols, portfolio, weights, rebalance), **options)
     summary = _core.run_study(symbols, _json(request))
     for key in ("text", "json_text"):
         summary.pop(key)
@@ -312,9 +316,15 @@ def walk_forward(data: DataLike, strategy: str | Strategy, param_grid: Mapping[s
     (a second walk-forward over the same data and grid computes nothing new); `out`, `equity`,
     `report`: the windows' CSV, the stitched equity's CSV and the HTML report, as `gtrader
     walkforward` writes them."""
-    raw = walk_forward_run(data, strategy, param_grid, train=train, test=test, anchored=anchored, fixed=fixed,
-                           metric=metric, min_trades=min_trades, threads=threads, series=series, cache=cache,
-                           device=device, out=out, equity=equity, report=report, executor=None, **options)
+    return walk_forward_results(walk_forward_run(data, strategy, param_grid, train=train, test=test, anchored=anchored,
+                                                 fixed=fixed, metric=metric, min_trades=min_trades, threads=threads,
+                                                 series=series, cache=cache, device=device, out=out, equity=equity,
+                                                 report=report, executor=None, **options))
+
+
+def walk_forward_results(raw: dict) -> WalkForwardResult | dict:
+    """The library's walk-forward as walk_forward returns it: one symbol's WalkForwardResult, or
+    {symbol: WalkForwardResult} for several."""
     results = {r["symbol"]: WalkForwardResult(r) for r in raw["results"]}
     return next(iter(results.values())) if len(results) == 1 else results
 
