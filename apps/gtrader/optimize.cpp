@@ -8,6 +8,7 @@
 #include "commands.hpp"
 #include "execution_options.hpp"
 #include "gt/error.hpp"
+#include "gt/portfolio.hpp"
 #include "gt/study.hpp"
 #include "study_flags.hpp"
 
@@ -39,9 +40,8 @@ void run(OptimizeCommand& c) {
       gt::robustness_blocks(c.robustness, c.pbo_blocks_given->count() > 0 ? std::optional(c.pbo_blocks) : std::nullopt);
   c.study.apply(request);
   request.ranking.portfolio = c.portfolio.resolve();
-  if (request.ranking.portfolio && c.study.on_ray())  // refused here, before a cluster is started
-    throw gt::ParamError({"portfolio", "engine"},
-                         "portfolio studies run on the local engine for now: a Ray task evaluates one symbol");
+  if (request.ranking.portfolio && c.study.on_ray())  // bad files or weights are told before a cluster starts
+    gt::check_portfolio(c.data.load(), *request.ranking.portfolio);
   request.out = c.out_path;
   request.report = c.report_path;
   request.notice = [](const std::string& text) { fmt::print(stderr, "gtrader: {}\n", text); };

@@ -71,6 +71,14 @@ struct OptimizeOptions {
 std::vector<std::string> ranked_names(const std::vector<Bars>& symbols,
                                       const std::optional<PortfolioOptions>& portfolio);
 
+// Each ranked unit's bars (a portfolio's: the union of its symbols' timestamps) and its namespace
+// in the result cache (a portfolio's: every symbol's and the allocation).
+std::vector<std::size_t> ranked_unit_bars(const std::vector<Bars>& symbols,
+                                          const std::optional<PortfolioOptions>& portfolio);
+std::vector<std::string> ranked_namespaces(const std::vector<Bars>& symbols, const Strategy& strategy,
+                                           const ExecutionOptions& options,
+                                           const std::optional<PortfolioOptions>& portfolio);
+
 // Evaluates a portfolio of every symbol per combination (the reference engines' accounts, one cash).
 std::unique_ptr<Evaluator> make_portfolio_evaluator(const std::vector<Bars>& symbols, const Grid& grid,
                                                     const ExecutionOptions& options, const PortfolioOptions& portfolio);

@@ -61,9 +61,17 @@ StudyRequest study_request(const nlohmann::ordered_json& request, std::vector<Ba
 // The request's JSON form with the grid resolved to its axes (no file needed to read it back).
 nlohmann::ordered_json study_request_json(const StudyRequest& request);
 
-// One task of a distributed study: a range of one symbol's grid.
+// What a study ranks, each with the symbols it is made of: one unit per symbol, or one portfolio
+// of them all (docs/SEMANTICS.md "Portfolios").
+struct RankedUnit {
+  std::string name;
+  std::vector<Bars> symbols;
+};
+std::vector<RankedUnit> ranked_units(const StudyRequest& request);
+
+// One task of a distributed study: a range of one ranked unit's grid.
 struct RangeTask {
-  std::size_t symbol = 0;
+  std::size_t unit = 0;
   std::uint64_t first = 0, count = 0;
 };
 struct RangeOutcome {
@@ -72,25 +80,27 @@ struct RangeOutcome {
 };
 
 // Evaluates ranges of a study somewhere else (Ray). The runner splits the grid, the executor
-// runs the tasks on the study's symbols (each run's own: a walk-forward's windows are studies of
-// their bars) and hands back each range's state; the runner merges them.
+// runs the tasks on the study's ranked units (each run's own: a walk-forward's windows are studies
+// of their bars) and hands back each range's state; the runner merges them.
 class RangeExecutor {
  public:
   virtual ~RangeExecutor() = default;
   virtual std::string name() const = 0;
   virtual std::uint64_t task_size(std::uint64_t grid_size) = 0;  // combinations per task
   // Runs every task, calling done(i, outcome) once for each, in any order, on this thread.
-  virtual void run(const nlohmann::ordered_json& request, const std::vector<Bars>& symbols,
+  virtual void run(const nlohmann::ordered_json& request, const std::vector<RankedUnit>& units,
                    std::span<const RangeTask> tasks, bool rows,
                    const std::function<void(std::size_t, RangeOutcome&&)>& done) = 0;
   virtual nlohmann::ordered_json report() const { return nlohmann::ordered_json::object(); }  // merged into the summary
 };
 
-// The worker's side of a distributed study: one symbol's evaluator, built once, for many ranges.
+// The worker's side of a distributed study: one ranked unit's evaluator (a symbol's, or a
+// portfolio's over all its symbols), built once, for many ranges. `unit` and `unit_names` place
+// its results among the study's.
 class RangeWorker {
  public:
-  RangeWorker(const nlohmann::ordered_json& request, Bars bars, std::size_t symbol,
-              std::vector<std::string> symbol_names);
+  RangeWorker(const nlohmann::ordered_json& request, std::vector<Bars> symbols, std::size_t unit,
+              std::vector<std::string> unit_names);
   ~RangeWorker();
   RangeOutcome evaluate(std::uint64_t first, std::uint64_t count, bool rows) const;
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import _core
 from .data import DataLike, as_bars, with_series
-from .engine import _json, study_request
+from .engine import _allocation, _json, study_request
 
 RAY_MISSING = ("Ray is not installed: install it with `pip install 'ray>=2.40'` "
                "(or `pip install 'gpt-trader[ray]'`); the local engine (gpt_trader.optimize) needs no Ray")
@@ -155,15 +155,19 @@ class RayDistributedEngine:
                              fixed: Mapping[str, Any] | None = None, metric: str = "sharpe",
                              top: Optional[int] = None, min_trades: int = 0, out: Optional[str] = None,
                              workers: Optional[int] = None, cache: Optional[str] = None,
-                             series: Optional[Mapping[str, Any]] = None, **options) -> list[OptimizationResult]:
+                             series: Optional[Mapping[str, Any]] = None, portfolio: bool = False, weights=None,
+                             rebalance: int = 0, **options) -> list[OptimizationResult]:
         """Every combination of `param_grid` on every symbol of `data`, on the cluster; returns the
         ranked combinations, symbol by symbol, best first (`top` per symbol, or all), and writes
         every combination's metrics to `out` exactly as the local engine does. `cache`:
         redis://... shared by every worker (or a folder every node can reach); None: no cache.
-        `strategy`: a name or a gpt_trader.Strategy; `series`: as gpt_trader.optimize takes them."""
+        `strategy`: a name or a gpt_trader.Strategy; `series`, `portfolio`, `weights` and
+        `rebalance`: as gpt_trader.optimize takes them (a portfolio is one ranked unit, each task
+        evaluating a range of its grid on every symbol)."""
         symbols, names = with_series(as_bars(data), series)
         request = study_request(strategy, param_grid, fixed=fixed, metric=metric, top=top, min_trades=min_trades,
-                                threads=1, out=out, cache=cache, series_names=names, **options)
+                                threads=1, out=out, cache=cache, series_names=names,
+                                portfolio=_allocation(symbols, portfolio, weights, rebalance), **options)
         outcome = self.run_study(symbols, request, workers=workers)
         return [OptimizationResult(symbol=t["symbol"], parameters=t["parameters"], metrics=t["metrics"],
                                    index=t["index"]) for t in outcome["top"]]
@@ -256,19 +260,23 @@ class _RayExecutor:
         # task would cost more than a few percent.
         return self.engine.config.chunk_size or max(100_000, math.ceil(grid_size / (4 * self.workers)))
 
-    def run(self, request: str, symbols: list, tasks: list, rows: bool):
+    def run(self, request: str, units: list, tasks: list, rows: bool):
+        """`units`: what the study ranks, as (name, [Bars]) pairs (a symbol, or a portfolio's
+        symbols together); `tasks`: (unit, first, count) ranges of a unit's grid."""
         ray = self.engine._ray
         # A task holds one CPU (num_cpus=1), so its worker builds and evaluates on one thread.
         request = json.dumps({**json.loads(request), "threads": 1})
         started = time.perf_counter()
-        names = [b.symbol for b in symbols]
-        # Once per symbol, shared by every task: the validated columns, and a digest that tells a
+        names = [name for name, _ in units]
+        # Once per unit, shared by every task: the validated columns, and a digest that tells a
         # worker whether the evaluator it keeps is this study's.
-        payloads = [ray.put(_columns(b)) for b in symbols]
-        digests = [hashlib.blake2b(request.encode() + b.symbol.encode() + np.asarray(b.time).tobytes()
-                                   + np.asarray(b.close).tobytes()
-                                   + b"".join(n.encode() + np.asarray(v).tobytes() for n, v in b.series.items()),
-                                   digest_size=16).hexdigest() for b in symbols]
+        payloads = [ray.put([_columns(b) for b in symbols]) for _, symbols in units]
+        digests = [hashlib.blake2b(request.encode() + str(u).encode()
+                                   + b"".join(b.symbol.encode() + np.asarray(b.time).tobytes()
+                                              + np.asarray(b.close).tobytes()
+                                              + b"".join(n.encode() + np.asarray(v).tobytes()
+                                                         for n, v in b.series.items()) for b in symbols),
+                                   digest_size=16).hexdigest() for u, (_, symbols) in enumerate(units)]
         counter = self.engine._attempt_counter()
         task = _remote().evaluate_range.options(max_retries=self.engine.config.max_retries, retry_exceptions=True)
         queue, pending, nodes = list(enumerate(tasks)), {}, set()
@@ -296,6 +304,14 @@ def _columns(bars) -> dict:
             "series": {name: np.asarray(values) for name, values in bars.series.items()}}
 
 
+def _bars(columns: dict):
+    bars = _core.bars_from_arrays(columns["symbol"], columns["time"], columns["open"], columns["high"],
+                                  columns["low"], columns["close"], columns["volume"], columns["intraday"])
+    for name, values in columns["series"].items():
+        bars = _core.with_series(bars, name, values)
+    return bars
+
+
 # Per worker process: the range worker of the study it last worked on (indicators and tables are
 # built once per worker, not once per task).
 _WORKER: dict = {}
@@ -321,16 +337,12 @@ def _define_remote():
             return self.count
 
     @ray.remote(num_cpus=1)
-    def evaluate_range(request, columns, digest, symbol_index, names, first, count, rows, counter):
+    def evaluate_range(request, unit_columns, digest, unit, names, first, count, rows, counter):
         ray.get(counter.begin.remote())
         worker = _WORKER.get(digest)
         if worker is None:  # this worker's first range of this study: build once, keep for the next
             _WORKER.clear()
-            bars = _core.bars_from_arrays(columns["symbol"], columns["time"], columns["open"], columns["high"],
-                                          columns["low"], columns["close"], columns["volume"], columns["intraday"])
-            for name, values in columns["series"].items():
-                bars = _core.with_series(bars, name, values)
-            worker = _WORKER[digest] = _core.RangeWorker(request, bars, symbol_index, names)
+            worker = _WORKER[digest] = _core.RangeWorker(request, [_bars(c) for c in unit_columns], unit, names)
         state, text = worker.evaluate(first, count, rows)
         return {"state": state, "rows": text, "node": ray.get_runtime_context().get_node_id()}
 

@@ -17,8 +17,9 @@ using namespace nb::literals;
 
 namespace {
 
-// A Python object with name(), task_size(n), run(request_json, symbols, tasks, rows) yielding
-// (task, state_bytes, rows_text), and report() -> dict, as the library's RangeExecutor.
+// A Python object with name(), task_size(n), run(request_json, units, tasks, rows) yielding
+// (task, state_bytes, rows_text), and report() -> dict, as the library's RangeExecutor. Units are
+// (name, [Bars]) pairs, tasks (unit, first, count) triples.
 class PythonExecutor final : public gt::RangeExecutor {
  public:
   explicit PythonExecutor(nb::object executor) : executor_(std::move(executor)) {}
@@ -30,13 +31,14 @@ class PythonExecutor final : public gt::RangeExecutor {
     nb::gil_scoped_acquire gil;
     return nb::cast<std::uint64_t>(executor_.attr("task_size")(grid_size));
   }
-  void run(const nlohmann::ordered_json& request, const std::vector<gt::Bars>& symbols,
+  void run(const nlohmann::ordered_json& request, const std::vector<gt::RankedUnit>& units,
            std::span<const gt::RangeTask> tasks, bool rows,
            const std::function<void(std::size_t, gt::RangeOutcome&&)>& done) override {
     nb::gil_scoped_acquire gil;
-    nb::list list;
-    for (const auto& t : tasks) list.append(nb::make_tuple(t.symbol, t.first, t.count));
-    for (nb::handle item : executor_.attr("run")(request.dump(), nb::cast(symbols), list, rows)) {
+    nb::list unit_list, list;
+    for (const auto& u : units) unit_list.append(nb::make_tuple(u.name, nb::cast(u.symbols)));
+    for (const auto& t : tasks) list.append(nb::make_tuple(t.unit, t.first, t.count));
+    for (nb::handle item : executor_.attr("run")(request.dump(), unit_list, list, rows)) {
       const auto [task, state, text] = nb::cast<std::tuple<std::size_t, nb::bytes, std::string>>(item);
       done(task, {gt::StudyState::deserialize(std::string_view(state.c_str(), state.size())), text});
     }
@@ -114,16 +116,18 @@ void bind_optimize(nb::module_& m) {
       },
       "symbols"_a, "request"_a, "executor"_a = nb::none(),
       "Runs a study (a JSON request: docs/SEMANTICS.md \"Studies\") here, or on `executor`.");
-  nb::class_<gt::RangeWorker>(m, "RangeWorker", "One symbol's evaluator of a study, built once for many ranges")
+  nb::class_<gt::RangeWorker>(m, "RangeWorker",
+                              "One ranked unit's evaluator of a study (a symbol's, or a portfolio's), built once for "
+                              "many ranges")
       .def(
           "__init__",
-          [](gt::RangeWorker* self, const std::string& request, const gt::Bars& bars, std::size_t symbol,
+          [](gt::RangeWorker* self, const std::string& request, std::vector<gt::Bars> symbols, std::size_t unit,
              const std::vector<std::string>& names) {
             const nlohmann::ordered_json parsed = from_text(request);
             nb::gil_scoped_release release;
-            new (self) gt::RangeWorker(parsed, bars, symbol, names);
+            new (self) gt::RangeWorker(parsed, std::move(symbols), unit, names);
           },
-          "request"_a, "bars"_a, "symbol"_a, "names"_a)
+          "request"_a, "symbols"_a, "unit"_a, "names"_a)
       .def(
           "evaluate",
           [](const gt::RangeWorker& worker, std::uint64_t first, std::uint64_t count, bool rows) {

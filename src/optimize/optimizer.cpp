@@ -376,10 +376,8 @@ std::vector<std::vector<std::size_t>> robustness_block_starts(const std::vector<
                                                  "GB for this study (the limit is 4 GB); use fewer pbo_blocks, "
                                                  "combinations or symbols",
                                                  bytes / 1e9));
-  if (opt.portfolio)  // one equity over the union of the timestamps
-    starts.push_back(block_starts(portfolio_timeline(symbols).size(), opt.robustness_blocks));
-  else
-    for (const auto& bars : symbols) starts.push_back(block_starts(bars.size(), opt.robustness_blocks));
+  for (const std::size_t bars : ranked_unit_bars(symbols, opt.portfolio))
+    starts.push_back(block_starts(bars, opt.robustness_blocks));
   return starts;
 }
 
@@ -404,11 +402,7 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
       throw ParamError({"device", "portfolio"}, "a portfolio runs on the CPU engines: use the cpu or auto device");
   }
   const std::size_t units = portfolio ? 1 : symbols.size();
-  std::vector<std::size_t> unit_bars;  // returns per unit
-  if (portfolio)
-    unit_bars.push_back(portfolio_timeline(symbols).size());
-  else
-    for (const auto& bars : symbols) unit_bars.push_back(bars.size());
+  const std::vector<std::size_t> unit_bars = ranked_unit_bars(symbols, opt.portfolio);
   // Robustness: its blocks per unit, refused before any work when they cannot be made.
   const std::vector<std::vector<std::size_t>> block_bounds = robustness_block_starts(symbols, grid, opt);
   const int threads = opt.threads > 0 ? opt.threads : tbb::info::default_concurrency();
@@ -430,14 +424,7 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
   // thread), whose parallel loops leave a core idle now and then, rather than before it.
   std::vector<std::string> namespaces;
   tbb::task_group hashing;
-  if (opt.cache)
-    hashing.run([&] {
-      for (const auto& bars : symbols) namespaces.push_back(cache_namespace(bars, grid.strategy(), options));
-      if (portfolio)  // the allocation is part of what the results depend on
-        namespaces = {combined_namespace(
-            namespaces, fmt::format("portfolio weights={} rebalance={}", fmt::join(opt.portfolio->weights, ","),
-                                    opt.portfolio->rebalance))};
-    });
+  if (opt.cache) hashing.run([&] { namespaces = ranked_namespaces(symbols, grid.strategy(), options, opt.portfolio); });
   try {
     if (portfolio) evaluators.push_back(make_portfolio_evaluator(symbols, grid, options, *opt.portfolio));
     for (const auto& bars : symbols) {
@@ -783,6 +770,25 @@ std::vector<std::string> ranked_names(const std::vector<Bars>& symbols,
                                       const std::optional<PortfolioOptions>& portfolio) {
   if (portfolio) return {"portfolio"};
   return symbol_names(symbols);
+}
+
+std::vector<std::size_t> ranked_unit_bars(const std::vector<Bars>& symbols,
+                                          const std::optional<PortfolioOptions>& portfolio) {
+  if (portfolio) return {portfolio_timeline(symbols).size()};  // one equity over the union of the timestamps
+  std::vector<std::size_t> bars;
+  for (const auto& b : symbols) bars.push_back(b.size());
+  return bars;
+}
+
+std::vector<std::string> ranked_namespaces(const std::vector<Bars>& symbols, const Strategy& strategy,
+                                           const ExecutionOptions& options,
+                                           const std::optional<PortfolioOptions>& portfolio) {
+  std::vector<std::string> namespaces;
+  for (const auto& bars : symbols) namespaces.push_back(cache_namespace(bars, strategy, options));
+  if (!portfolio) return namespaces;
+  // The allocation is part of what a portfolio's results depend on.
+  return {combined_namespace(namespaces, fmt::format("portfolio weights={} rebalance={}",
+                                                     fmt::join(portfolio->weights, ","), portfolio->rebalance))};
 }
 
 std::vector<std::string> symbol_names(const std::vector<Bars>& bars) {

@@ -15,6 +15,7 @@
 #include "gt/cache.hpp"
 #include "gt/error.hpp"
 #include "gt/gpu.hpp"
+#include "gt/portfolio.hpp"
 #include "gt/report.hpp"
 #include "gt/rules.hpp"
 
@@ -214,31 +215,40 @@ json study_request_json(const StudyRequest& r) {
 
 struct RangeWorker::Impl {
   StudyRequest request;
-  std::size_t symbol;
+  std::size_t unit;
   std::vector<std::string> names;
   std::unique_ptr<Evaluator> evaluator;
   std::unique_ptr<ResultCache> cache;
   std::string cache_ns;
+  std::size_t bars = 0;                   // the unit's returns
   std::vector<std::size_t> block_starts;  // with robustness
 };
 
-RangeWorker::RangeWorker(const json& request, Bars bars, std::size_t symbol, std::vector<std::string> names)
-    : impl_(new Impl{study_request(request, {std::move(bars)}), symbol, std::move(names), nullptr, nullptr, {}, {}}) {
+RangeWorker::RangeWorker(const json& request, std::vector<Bars> symbols, std::size_t unit,
+                         std::vector<std::string> names)
+    : impl_(new Impl{study_request(request, std::move(symbols)), unit, std::move(names), nullptr, nullptr, {}, 0, {}}) {
   auto& w = *impl_;
-  if (symbol >= w.names.size()) throw ParamError(fmt::format("symbol {} of {}", symbol, w.names.size()));
-  const Bars& b = w.request.symbols.front();
-  if (const auto starts = robustness_block_starts(w.request.symbols, *w.request.grid, w.request.ranking);
-      !starts.empty())
+  const StudyRequest& r = w.request;
+  if (unit >= w.names.size()) throw ParamError(fmt::format("unit {} of {}", unit, w.names.size()));
+  if (!r.ranking.portfolio && r.symbols.size() != 1)
+    throw ParamError(
+        fmt::format("a range worker evaluates one symbol, or a portfolio's symbols together: given {} "
+                    "symbols and no portfolio",
+                    r.symbols.size()));
+  w.bars = ranked_unit_bars(r.symbols, r.ranking.portfolio).front();
+  if (const auto starts = robustness_block_starts(r.symbols, *r.grid, r.ranking); !starts.empty())
     w.block_starts = starts.front();
-  if (!w.request.store.cache.empty()) {
-    w.cache = open_result_cache(w.request.store.cache);
-    w.cache_ns = cache_namespace(b, w.request.grid->strategy(), w.request.execution);
+  if (!r.store.cache.empty()) {
+    w.cache = open_result_cache(r.store.cache);
+    w.cache_ns = ranked_namespaces(r.symbols, r.grid->strategy(), r.execution, r.ranking.portfolio).front();
   }
   std::optional<tbb::global_control> limit;
-  if (w.request.ranking.threads > 0)
-    limit.emplace(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(w.request.ranking.threads));
-  w.evaluator = w.request.ranking.reference ? make_reference_evaluator(b, *w.request.grid, w.request.execution)
-                                            : make_evaluator(b, *w.request.grid, w.request.execution);
+  if (r.ranking.threads > 0)
+    limit.emplace(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(r.ranking.threads));
+  const Bars& b = r.symbols.front();
+  w.evaluator = r.ranking.portfolio   ? make_portfolio_evaluator(r.symbols, *r.grid, r.execution, *r.ranking.portfolio)
+                : r.ranking.reference ? make_reference_evaluator(b, *r.grid, r.execution)
+                                      : make_evaluator(b, *r.grid, r.execution);
 }
 
 RangeWorker::~RangeWorker() = default;
@@ -250,11 +260,18 @@ RangeOutcome RangeWorker::evaluate(std::uint64_t first, std::uint64_t count, boo
   if (o.threads > 0) limit.emplace(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(o.threads));
   ChunkResults chunk =
       evaluate_range(*w.evaluator, *w.request.grid, first, count, w.cache.get(), w.cache_ns, w.block_starts);
-  chunk.symbol = w.symbol;
+  chunk.symbol = w.unit;
   RangeOutcome out{StudyState(w.names.size(), o.top, metric_index(o.metric), o.min_trades, o.robustness_blocks), {}};
-  out.state.add(chunk, w.request.symbols.front().size());
+  out.state.add(chunk, w.bars);
   if (rows) out.rows = CsvResultSink(*w.request.grid, w.names, [](std::string_view) {}).format(chunk);
   return out;
+}
+
+std::vector<RankedUnit> ranked_units(const StudyRequest& r) {
+  if (r.ranking.portfolio) return {{ranked_names(r.symbols, r.ranking.portfolio).front(), r.symbols}};
+  std::vector<RankedUnit> units;
+  for (const Bars& bars : r.symbols) units.push_back({bars.symbol, {bars}});
+  return units;
 }
 
 namespace {
@@ -274,9 +291,9 @@ RunStore open_store(const StudyRequest& r) {
     store.cache = open_result_cache(r.store.cache);
     store.shown = store.cache->describe();
   } else if (!r.store.journal.empty()) {
-    std::vector<std::string> namespaces;
-    for (const auto& bars : r.symbols) namespaces.push_back(cache_namespace(bars, r.grid->strategy(), r.execution));
-    store.journal = r.store.journal / run_journal_name(namespaces, *r.grid);
+    store.journal =
+        r.store.journal /
+        run_journal_name(ranked_namespaces(r.symbols, r.grid->strategy(), r.execution, r.ranking.portfolio), *r.grid);
     std::error_code ec;
     if (!r.store.resume) std::filesystem::remove_all(store.journal, ec);  // a fresh run starts from nothing
     store.cache = std::make_unique<ResultCache>(make_disk_backend(store.journal));
@@ -287,23 +304,22 @@ RunStore open_store(const StudyRequest& r) {
 
 void run_on(RangeExecutor& executor, const StudyRequest& r, AtomicFile* file, OptimizeResult& result) {
   const Grid& grid = *r.grid;
-  robustness_block_starts(r.symbols, grid, r.ranking);  // what cannot be computed is refused before any task
-  if (r.ranking.portfolio)
-    throw ParamError({"portfolio"}, fmt::format("portfolio studies run on the local engine for now: the {} engine's "
-                                                "tasks evaluate one symbol each",
-                                                executor.name()));
+  // What cannot be computed is refused before any task.
+  robustness_block_starts(r.symbols, grid, r.ranking);
+  if (r.ranking.portfolio) check_portfolio(r.symbols, *r.ranking.portfolio);
+  const std::vector<RankedUnit> units = ranked_units(r);
   const std::uint64_t size = std::max<std::uint64_t>(1, executor.task_size(grid.size()));
   std::vector<RangeTask> tasks;
-  for (std::size_t s = 0; s < r.symbols.size(); ++s)
+  for (std::size_t u = 0; u < units.size(); ++u)
     for (std::uint64_t first = 0; first < grid.size(); first += size)
-      tasks.push_back({s, first, std::min(size, grid.size() - first)});
-  StudyState total(r.symbols.size(), r.ranking.top, metric_index(r.ranking.metric), r.ranking.min_trades,
+      tasks.push_back({u, first, std::min(size, grid.size() - first)});
+  StudyState total(units.size(), r.ranking.top, metric_index(r.ranking.metric), r.ranking.min_trades,
                    r.ranking.robustness_blocks);
   // Rows reach the file in grid order, whatever order the tasks finish in.
   std::map<std::size_t, std::string> waiting;
   std::size_t next = 0;
   std::vector<std::uint8_t> seen(tasks.size());
-  executor.run(study_request_json(r), r.symbols, tasks, file != nullptr, [&](std::size_t i, RangeOutcome&& outcome) {
+  executor.run(study_request_json(r), units, tasks, file != nullptr, [&](std::size_t i, RangeOutcome&& outcome) {
     if (i >= tasks.size() || seen[i])
       throw Error(fmt::format("{}: task {} reported twice or unknown", executor.name(), i));
     seen[i] = 1;
@@ -318,7 +334,7 @@ void run_on(RangeExecutor& executor, const StudyRequest& r, AtomicFile* file, Op
   if (std::find(seen.begin(), seen.end(), 0) != seen.end())
     throw Error(fmt::format("{}: some tasks never reported", executor.name()));
   require_some_valid(grid, total.valid());
-  std::move(total).finish(result, r.symbols, grid, r.execution);
+  std::move(total).finish(result, r.symbols, grid, r.execution, r.ranking.portfolio);
   result.combinations = grid.size();
   result.evaluator = executor.name();
 }

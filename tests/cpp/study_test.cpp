@@ -64,16 +64,16 @@ class ShuffledExecutor final : public gt::RangeExecutor {
  public:
   std::string name() const override { return "shuffled"; }
   std::uint64_t task_size(std::uint64_t) override { return 333; }
-  void run(const nlohmann::ordered_json& request, const std::vector<gt::Bars>& symbols,
+  void run(const nlohmann::ordered_json& request, const std::vector<gt::RankedUnit>& units,
            std::span<const gt::RangeTask> tasks, bool rows,
            const std::function<void(std::size_t, gt::RangeOutcome&&)>& done) override {
     std::vector<std::size_t> order(tasks.size());
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
     std::shuffle(order.begin(), order.end(), std::mt19937(7));
     std::vector<std::string> names;
-    for (const auto& b : symbols) names.push_back(b.symbol);
+    for (const auto& u : units) names.push_back(u.name);
     for (const std::size_t i : order) {
-      const gt::RangeWorker worker(request, symbols[tasks[i].symbol], tasks[i].symbol, names);
+      const gt::RangeWorker worker(request, units[tasks[i].unit].symbols, tasks[i].unit, names);
       gt::RangeOutcome outcome = worker.evaluate(tasks[i].first, tasks[i].count, rows);
       done(i, {gt::StudyState::deserialize(outcome.state.serialize()), std::move(outcome.rows)});
     }
@@ -122,6 +122,36 @@ TEST(Study, RobustnessFromRangesRunApartEqualsOneLocalRun) {
     EXPECT_EQ(a.deflated.variance, b.deflated.variance);
   }
   EXPECT_NE(local.result.robustness[0].overfitting.logits, local.result.robustness[1].overfitting.logits);
+}
+
+TEST(Study, APortfolioRunAsRangesEqualsOneLocalRunItsFileAndItsRobustness) {
+  // A portfolio is one ranked unit: every task carries all of its symbols, and the merged ranking,
+  // results file and robustness are the local run's.
+  nlohmann::ordered_json j = {{"strategy", "ma_cross"},
+                              {"grid", {"fast=5:19:2", "slow=20:50:6"}},
+                              {"top", 4},
+                              {"robustness", true},
+                              {"pbo_blocks", 6},
+                              {"portfolio", {{"weights", {0.6, 0.3}}, {"rebalance", 60}}}};
+  gt::StudyRequest request = gt::study_request(j, {orcl(), yhoo()});
+  request.out = temp_path("portfolio-local.csv");
+  const gt::StudyOutcome local = gt::run_study(request);
+  const std::vector<gt::RankedUnit> units = gt::ranked_units(request);
+  ASSERT_EQ(units.size(), 1u);
+  EXPECT_EQ(units[0].name, "portfolio");
+  EXPECT_EQ(units[0].symbols.size(), 2u);
+  ShuffledExecutor executor;
+  gt::StudyRequest remote = request;
+  remote.out = temp_path("portfolio-remote.csv");
+  const gt::StudyOutcome distributed = gt::run_study(remote, &executor);
+  expect_same_ranking(local.result, distributed.result);
+  ASSERT_EQ(distributed.result.robustness.size(), 1u);
+  EXPECT_EQ(local.result.robustness[0].overfitting.logits, distributed.result.robustness[0].overfitting.logits);
+  EXPECT_EQ(local.result.robustness[0].deflated.dsr, distributed.result.robustness[0].deflated.dsr);
+  EXPECT_EQ(read(request.out), read(remote.out));
+  EXPECT_EQ(read(request.out).rfind("fast,slow,", 0), 0u);  // one unit: no symbol column
+  std::filesystem::remove(request.out);
+  std::filesystem::remove(remote.out);
 }
 
 TEST(Study, CombiningStatesInAnyOrderGivesTheSameRanking) {

@@ -382,7 +382,9 @@ def test_python_optimize_with_a_portfolio_gives_the_commands_best():
         gt.optimize([ORCL, YHOO], "ma_cross", {"fast": [5, 10]}, rebalance=5)
 
 
-def test_a_portfolio_study_on_ray_is_refused_before_a_cluster_starts():
+def test_a_portfolio_study_for_ray_with_bad_weights_is_refused_before_a_cluster_starts():
+    # No cluster is reachable at this address: the weights are told first, in a moment.
     proc = run_gtrader("optimize", "--data", ORCL, "--data", YHOO, "--strategy", "ma_cross", "--grid", "fast=5,10",
-                       "--portfolio", "--engine", "ray", check=False)
-    assert proc.returncode == 2 and "portfolio studies run on the local --engine for now" in proc.stderr
+                       "--portfolio", "--weights", "0.7,0.5", "--engine", "ray", "--address", "127.0.0.1:9",
+                       check=False)
+    assert proc.returncode == 2 and "--weights" in proc.stderr and "sum" in proc.stderr, proc.stderr

@@ -81,6 +81,25 @@ def test_gtrader_optimize_engine_ray_writes_the_local_engines_file(tmp_path):
     assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
 
 
+def test_gtrader_optimize_portfolio_engine_ray_ranks_the_portfolio_as_the_local_engine(tmp_path):
+    # One ranked unit: every task carries both symbols' bars and evaluates a range of the grid on
+    # the shared account; the file, the best and the robustness are the local run's.
+    args = ["optimize", "--data", "data/orcl-1995-2014.csv", "--data", "data/yhoo-1996-2014.csv", "--strategy",
+            "ma_cross", "--grid", "fast=5:19:2", "--grid", "slow=20:50:5", "--portfolio", "--weights", "0.6,0.4",
+            "--rebalance", "60", "--robustness", "--pbo-blocks", "6", "--json", "--no-cache"]
+    gtrader = os.environ.get("GT_BIN", str(ROOT / "build" / "release" / "gtrader"))
+    local = json.loads(subprocess.run([gtrader, *args, "--out", tmp_path / "local.csv"], capture_output=True,
+                                      text=True, check=True).stdout)
+    proc = in_private_network(gtrader, *args, "--engine", "ray", "--workers", "2", "--chunk-size", "16", "--out",
+                              str(tmp_path / "ray.csv"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    remote = json.loads(proc.stdout)
+    assert remote["engine"] == "ray" and remote["tasks"] == 4 and remote["portfolio"] == local["portfolio"]
+    assert remote["best"] == local["best"] and remote["best"]["symbol"] == "portfolio"
+    assert remote["robustness"] == local["robustness"]
+    assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+
+
 def test_gtrader_walkforward_engine_ray_runs_every_window_on_the_cluster_with_the_cache(tmp_path):
     # Each training window is a study spread over the cluster's workers; the cache the local run
     # filled serves every window's grid to the cluster run, and every figure is the local run's.
