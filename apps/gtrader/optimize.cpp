@@ -72,6 +72,12 @@ void add_optimize(CLI::App& app) {
   cmd->add_option("--top", c->opt.top, "How many of the best to print (10)")
       ->check(CLI::Range(0, 1000000).description("0 to 1000000"));
   cmd->add_option("--min-trades", c->opt.min_trades, "Rank only combinations with at least N closed trades (0)");
+  cmd->add_option("--search", c->opt.search.method,
+                  "How combinations are chosen (docs/SEMANTICS.md \"Search\"): grid (every one), random, halving or "
+                  "bayes (--budget of them, from the grid's ranges and lists)")
+      ->check(CLI::IsMember(std::vector<std::string>(gt::kSearchMethods.begin(), gt::kSearchMethods.end())));
+  cmd->add_option("--budget", c->opt.search.budget, "With --search random|halving|bayes: combinations to evaluate");
+  cmd->add_option("--seed", c->opt.search.seed, "With --search: the seed that makes the search reproducible (0)");
   cmd->add_option("--out", c->out_path, "Write every combination's parameters and metrics to this CSV file")
       ->check(output_file());
   cmd->add_flag("--robustness", c->robustness,

@@ -23,6 +23,9 @@ class Grid {
   struct Axis {
     std::size_t param;           // index in the schema
     std::vector<double> values;  // in the order given (ranges ascend)
+    // Given as a range (a:b or a:b:step): ordered values, which the non-grid searches treat as
+    // bounds with a step; a list is a set of categories (docs/SEMANTICS.md "Search").
+    bool range = false;
   };
 
   Grid(const Strategy& strategy, std::vector<Axis> axes, ParamValues base);

@@ -1,6 +1,7 @@
 // Grid optimization: every combination of a grid on every symbol, ranked by a metric (docs/SEMANTICS.md "Ranking").
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -44,6 +45,16 @@ std::unique_ptr<Evaluator> make_evaluator(const Bars& bars, const Grid& grid, co
 std::unique_ptr<Evaluator> make_reference_evaluator(const Bars& bars, const Grid& grid,
                                                     const ExecutionOptions& options);
 
+// How a study chooses the combinations it evaluates (docs/SEMANTICS.md "Search"): every one of
+// the grid, or `budget` of them chosen by `method` from the grid's space, reproducibly by `seed`.
+struct SearchOptions {
+  std::string method = "grid";  // grid, random, halving, bayes
+  std::uint64_t budget = 0;     // distinct combinations to evaluate (the non-grid methods)
+  std::uint64_t seed = 0;
+  bool grid() const { return method == "grid"; }
+};
+inline constexpr std::array<std::string_view, 4> kSearchMethods = {"grid", "random", "halving", "bayes"};
+
 struct OptimizeOptions {
   std::string metric = "sharpe";
   std::size_t top = 10;
@@ -65,6 +76,7 @@ struct OptimizeOptions {
   // All symbols in one cash account, each combination ranked once for the whole portfolio (docs/
   // SEMANTICS.md "Portfolios"); none: each symbol on its own.
   std::optional<PortfolioOptions> portfolio;
+  SearchOptions search;  // applied by the study runner (run_study); optimize() runs the grid
 };
 
 // What a study ranks, in order: each symbol, or one portfolio of them all ("portfolio").
@@ -93,7 +105,9 @@ struct RankedCombination {
 // One evaluated chunk, in grid order, handed to the sink in order whatever the thread count.
 struct ChunkResults {
   std::size_t symbol = 0;
-  std::uint64_t first = 0;          // grid index of the first combination
+  std::uint64_t first = 0;             // grid index of the first combination
+  std::vector<std::uint64_t> indices;  // a search's combinations, ascending (empty: first, first + 1, ...)
+  std::uint64_t index(std::size_t i) const { return indices.empty() ? first + i : indices[i]; }
   std::vector<std::uint8_t> valid;  // per combination of the chunk
   std::size_t stride = 0;           // values per combination
   std::vector<double> params;       // per combination, `stride` values each
@@ -140,9 +154,22 @@ class StudyState {
   // robustness (docs/SEMANTICS.md "Out-of-sample evidence") from them, the best of the ranking
   // deflated by its returns on `symbols` (the study's bars, grid and options).
   void finish(OptimizeResult& result) &&;
+  // `trials` above the ranked combinations: the deflated Sharpe ratio's trials (a search's).
   void finish(OptimizeResult& result, const std::vector<Bars>& symbols, const Grid& grid,
-              const ExecutionOptions& options, const std::optional<PortfolioOptions>& portfolio = std::nullopt) &&;
+              const ExecutionOptions& options, const std::optional<PortfolioOptions>& portfolio = std::nullopt,
+              std::uint64_t trials = 0) &&;
   std::uint64_t valid() const { return valid_; }
+  std::uint64_t computed() const { return computed_; }
+  std::uint64_t from_cache() const { return from_cache_; }
+  // A state that keeps every combination (top = all, min_trades at its lowest) hands them over,
+  // one symbol's in grid order, with their block sums in the same order when the chunks it saw
+  // were ascending slices of one list (a search's round).
+  struct Evaluated {
+    std::vector<RankedCombination> combinations;
+    std::vector<ReturnSums> blocks;  // blocks() per combination
+  };
+  Evaluated take_evaluated(std::size_t symbol);
+  std::size_t blocks() const { return config_.blocks; }
   // Bytes that deserialize() turns back into the same state: what a remote task sends home.
   std::string serialize() const;
   static StudyState deserialize(std::string_view bytes);
@@ -191,6 +218,10 @@ ChunkResults evaluate_range(const Bars& bars, const Grid& grid, const ExecutionO
 ChunkResults evaluate_range(const Evaluator& evaluator, const Grid& grid, std::uint64_t first, std::uint64_t count,
                             ResultCache* cache = nullptr, std::string_view cache_ns = {},
                             std::span<const std::size_t> block_starts = {});
+// The same for the combinations `indices` (ascending), which a search chose.
+ChunkResults evaluate_combinations(const Evaluator& evaluator, const Grid& grid, std::span<const std::uint64_t> indices,
+                                   ResultCache* cache = nullptr, std::string_view cache_ns = {},
+                                   std::span<const std::size_t> block_starts = {});
 
 // What a study will take, estimated before it starts, so that one that cannot fit is refused
 // instead of filling the memory or the disk. Rough by design (see docs/SEMANTICS.md "Estimates").

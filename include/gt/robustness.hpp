@@ -51,8 +51,10 @@ struct DeflatedSharpe {
 
 // Bailey and Lopez de Prado's deflated Sharpe ratio of the best combination, from its per-bar
 // returns and every valid combination's per-bar Sharpe. Throws ParamError for fewer than two
-// trials or returns (undefined).
-DeflatedSharpe deflated_sharpe(std::span<const double> best_returns, std::span<const double> per_bar_sharpes);
+// trials or returns (undefined). `trials` above 0: the number of trials when it exceeds the Sharpes
+// given (a successive-halving search tried combinations it did not run on every bar).
+DeflatedSharpe deflated_sharpe(std::span<const double> best_returns, std::span<const double> per_bar_sharpes,
+                               std::uint64_t trials = 0);
 
 // The chronological split (the first half of the blocks in sample, the second out of sample):
 // each combination's relative rank by per-bar Sharpe on either side, the share of the other

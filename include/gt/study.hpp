@@ -69,10 +69,12 @@ struct RankedUnit {
 };
 std::vector<RankedUnit> ranked_units(const StudyRequest& request);
 
-// One task of a distributed study: a range of one ranked unit's grid.
+// One task of a distributed study: a range of one ranked unit's grid, or the combinations a
+// search chose (`indices`, ascending; first and count are then its first and its size).
 struct RangeTask {
   std::size_t unit = 0;
   std::uint64_t first = 0, count = 0;
+  std::vector<std::uint64_t> indices;
 };
 struct RangeOutcome {
   StudyState state;
@@ -103,8 +105,11 @@ class RangeWorker {
               std::vector<std::string> unit_names);
   ~RangeWorker();
   RangeOutcome evaluate(std::uint64_t first, std::uint64_t count, bool rows) const;
+  RangeOutcome evaluate(std::span<const std::uint64_t> indices, bool rows) const;
+  std::string_view evaluator() const;  // the engine's name
 
  private:
+  RangeOutcome outcome(ChunkResults&& chunk, bool rows) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
@@ -114,6 +119,8 @@ struct StudyOutcome {
   std::string store = "off";         // what recorded the results, for the user (never a password)
   std::uint64_t store_rejected = 0;  // damaged or foreign entries ignored and recomputed
   nlohmann::ordered_json executor = nlohmann::ordered_json::object();
+  // A search's method, budget, seed, how many combinations it evaluated and its rounds (a grid: null).
+  nlohmann::ordered_json search;
 };
 
 // Estimates the study (refusing one that cannot fit unless `force`), opens its store, runs it

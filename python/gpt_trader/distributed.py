@@ -262,7 +262,8 @@ class _RayExecutor:
 
     def run(self, request: str, units: list, tasks: list, rows: bool):
         """`units`: what the study ranks, as (name, [Bars]) pairs (a symbol, or a portfolio's
-        symbols together); `tasks`: (unit, first, count) ranges of a unit's grid."""
+        symbols together); `tasks`: (unit, first, count, indices), a range of a unit's grid or, with
+        indices, the combinations a search chose."""
         ray = self.engine._ray
         # A task holds one CPU (num_cpus=1), so its worker builds and evaluates on one thread.
         request = json.dumps({**json.loads(request), "threads": 1})
@@ -282,16 +283,21 @@ class _RayExecutor:
         queue, pending, nodes = list(enumerate(tasks)), {}, set()
         while queue or pending:
             while queue and len(pending) < self.workers:  # `workers` tasks at a time, exactly
-                i, (s, first, count) = queue.pop(0)
-                pending[task.remote(request, payloads[s], digests[s], s, names, first, count, rows, counter)] = i
+                i, (s, first, count, indices) = queue.pop(0)
+                pending[task.remote(request, payloads[s], digests[s], s, names, first, count, rows, counter,
+                                    indices)] = i
             done, _ = ray.wait(list(pending), num_returns=1)
             i = pending.pop(done[0])
             result = ray.get(done[0])
             nodes.add(result["node"])
             yield i, result["state"], result["rows"]
         attempts = ray.get(counter.total.remote())
-        self.run_report = RunReport(tasks=len(tasks), attempts=attempts, retries=attempts - len(tasks),
-                                    nodes=sorted(nodes), seconds=time.perf_counter() - started)
+        # Over every run of this executor: a walk-forward's windows, a search's rounds.
+        before = self.run_report
+        self.run_report = RunReport(tasks=before.tasks + len(tasks), attempts=before.attempts + attempts,
+                                    retries=before.retries + attempts - len(tasks),
+                                    nodes=sorted(set(before.nodes) | nodes),
+                                    seconds=before.seconds + time.perf_counter() - started)
 
     def report(self) -> dict:
         r = self.run_report
@@ -337,13 +343,13 @@ def _define_remote():
             return self.count
 
     @ray.remote(num_cpus=1)
-    def evaluate_range(request, unit_columns, digest, unit, names, first, count, rows, counter):
+    def evaluate_range(request, unit_columns, digest, unit, names, first, count, rows, counter, indices=None):
         ray.get(counter.begin.remote())
         worker = _WORKER.get(digest)
         if worker is None:  # this worker's first range of this study: build once, keep for the next
             _WORKER.clear()
             worker = _WORKER[digest] = _core.RangeWorker(request, [_bars(c) for c in unit_columns], unit, names)
-        state, text = worker.evaluate(first, count, rows)
+        state, text = worker.evaluate(first, count, rows, indices)
         return {"state": state, "rows": text, "node": ray.get_runtime_context().get_node_id()}
 
     @ray.remote(num_cpus=0)

@@ -207,7 +207,8 @@ def _param_grid_error(param_grid) -> TypeError:
 
 def study_request(strategy: str | Strategy, param_grid, *, fixed=None, metric="sharpe", top=10, min_trades=0,
                   threads=0, out=None, cache=None, device="cpu", gpus="all", force=False, series_names=(),
-                  robustness=False, pbo_blocks=None, report=None, portfolio=None, **options) -> dict:
+                  robustness=False, pbo_blocks=None, report=None, portfolio=None, search="grid", budget=None,
+                  seed=None, **options) -> dict:
     """The library's study request (docs/SEMANTICS.md "Studies") from the keyword arguments that
     optimize() and RayDistributedEngine take, their types checked here by name; a Strategy's rules
     travel in it (workers anywhere compile them)."""
@@ -235,6 +236,12 @@ def study_request(strategy: str | Strategy, param_grid, *, fixed=None, metric="s
         request["report"] = str(report)
     if portfolio is not None:  # _allocation's form
         request["portfolio"] = portfolio
+    if search != "grid" or budget is not None or seed is not None:
+        request["search"] = str(search)
+        if budget is not None:
+            request["budget"] = _checked_count("budget", budget, 1)
+        if seed is not None:
+            request["seed"] = _checked_count("seed", seed)
     if cache is not None:
         request["cache"] = str(cache)
     return request
@@ -245,7 +252,8 @@ def optimize(data: DataLike, strategy: str | Strategy, param_grid: Mapping[str, 
              threads: int = 0, out: str | None = None, cache: str | None = None, device: str = "cpu",
              gpus: str = "all", force: bool = False, series: Mapping[str, Any] | None = None,
              robustness: bool = False, pbo_blocks: int | None = None, report: str | None = None,
-             portfolio: bool = False, weights=None, rebalance: int = 0, **options) -> tuple[pd.DataFrame, dict]:
+             portfolio: bool = False, weights=None, rebalance: int = 0, search: str = "grid",
+             budget: int | None = None, seed: int | None = None, **options) -> tuple[pd.DataFrame, dict]:
     """Every combination on every symbol; returns (top combinations as a DataFrame, summary).
     `strategy`: a name or a Strategy (its rules run on the compiled rules engine); `series`: the
     user's own series its rules read (as backtest() takes them).
@@ -261,6 +269,9 @@ def optimize(data: DataLike, strategy: str | Strategy, param_grid: Mapping[str, 
     `portfolio`: every symbol in one cash account, each combination ranked once for the whole
     portfolio (docs/SEMANTICS.md "Portfolios"; `weights` as backtest() takes them, `rebalance`
     every n-th timestamp).
+    `search`: "grid" (every combination), or "random", "halving" or "bayes", which evaluate `budget`
+    combinations of the grid's space (ranges as bounds with their step, lists as categories),
+    reproducibly by `seed` (docs/SEMANTICS.md "Search"); the summary's `search` says what ran.
     A study whose estimated memory or disk use exceeds what the machine has free is refused (a
     ValueError saying what and how much) unless `force`. The execution options are keyword
     arguments (see execution_options_doc())."""
@@ -272,7 +283,8 @@ def optimize(data: DataLike, strategy: str | Strategy, param_grid: Mapping[str, 
     request = study_request(strategy, param_grid, fixed=fixed, metric=metric, top=top, min_trades=min_trades,
                             threads=threads, out=out, cache=cache, device=device, gpus=gpus, force=force,
                             series_names=names, robustness=robustness, pbo_blocks=pbo_blocks, report=report,
-                            portfolio=_allocation(symbols, portfolio, weights, rebalance), **options)
+                            portfolio=_allocation(symbols, portfolio, weights, rebalance), search=search,
+                            budget=budget, seed=seed, **options)
     summary = _core.run_study(symbols, _json(request))
     for key in ("text", "json_text"):
         summary.pop(key)

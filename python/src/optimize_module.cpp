@@ -1,5 +1,6 @@
 // Studies: the library's one runner, with Python executors (Ray) for distributed runs, and the
 // worker that evaluates a range of one symbol's grid inside a task.
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
@@ -19,7 +20,8 @@ namespace {
 
 // A Python object with name(), task_size(n), run(request_json, units, tasks, rows) yielding
 // (task, state_bytes, rows_text), and report() -> dict, as the library's RangeExecutor. Units are
-// (name, [Bars]) pairs, tasks (unit, first, count) triples.
+// (name, [Bars]) pairs, tasks (unit, first, count, indices): a range of the unit's grid, or with
+// indices (not None) the combinations a search chose.
 class PythonExecutor final : public gt::RangeExecutor {
  public:
   explicit PythonExecutor(nb::object executor) : executor_(std::move(executor)) {}
@@ -37,7 +39,8 @@ class PythonExecutor final : public gt::RangeExecutor {
     nb::gil_scoped_acquire gil;
     nb::list unit_list, list;
     for (const auto& u : units) unit_list.append(nb::make_tuple(u.name, nb::cast(u.symbols)));
-    for (const auto& t : tasks) list.append(nb::make_tuple(t.unit, t.first, t.count));
+    for (const auto& t : tasks)
+      list.append(nb::make_tuple(t.unit, t.first, t.count, t.indices.empty() ? nb::none() : nb::cast(t.indices)));
     for (nb::handle item : executor_.attr("run")(request.dump(), unit_list, list, rows)) {
       const auto [task, state, text] = nb::cast<std::tuple<std::size_t, nb::bytes, std::string>>(item);
       done(task, {gt::StudyState::deserialize(std::string_view(state.c_str(), state.size())), text});
@@ -130,17 +133,19 @@ void bind_optimize(nb::module_& m) {
           "request"_a, "symbols"_a, "unit"_a, "names"_a)
       .def(
           "evaluate",
-          [](const gt::RangeWorker& worker, std::uint64_t first, std::uint64_t count, bool rows) {
+          [](const gt::RangeWorker& worker, std::uint64_t first, std::uint64_t count, bool rows,
+             std::optional<std::vector<std::uint64_t>> indices) {
             std::string state, text;
             {
               nb::gil_scoped_release release;
-              gt::RangeOutcome outcome = worker.evaluate(first, count, rows);
+              gt::RangeOutcome outcome =
+                  indices ? worker.evaluate(*indices, rows) : worker.evaluate(first, count, rows);
               state = outcome.state.serialize();
               text = std::move(outcome.rows);
             }
             return nb::make_tuple(nb::bytes(state.data(), state.size()), text);
           },
-          "first"_a, "count"_a, "rows"_a);
+          "first"_a, "count"_a, "rows"_a, "indices"_a = nb::none());
 }
 
 }  // namespace gt_python

@@ -222,7 +222,7 @@ Grid parse_grid(const Strategy& strategy, const std::vector<std::string>& specs,
     for (const auto& [fixed_name, unused] : fixed)
       if (fixed_name == name)
         throw ParamError({"fixed"}, fmt::format("parameter '{}' is both fixed and in the grid", name));
-    axes.push_back({i, expand_spec(strategy.params[i], text)});
+    axes.push_back({i, expand_spec(strategy.params[i], text), text.find(':') != std::string::npos});
   }
   require_risk_with_stop(strategy, axes, base);
   return Grid(strategy, std::move(axes), std::move(base));

@@ -168,7 +168,7 @@ void evaluate_chunk(const Evaluator& evaluator, const Grid& grid, ChunkResults& 
   std::vector<std::size_t> slots;
   for (std::size_t i = 0; i < count; ++i) {
     const std::span<double> combo(r.params.data() + i * stride, stride);
-    grid.decode(r.first + i, combo);
+    grid.decode(r.index(i), combo);
     r.valid[i] = grid.is_valid(combo);
     if (r.valid[i]) {
       valid_params.insert(valid_params.end(), combo.begin(), combo.end());
@@ -245,6 +245,21 @@ ChunkResults evaluate_range(const Evaluator& evaluator, const Grid& grid, std::u
   ChunkResults r;
   r.first = first;
   r.valid.resize(count);
+  evaluate_chunk(evaluator, grid, r, cache, cache_ns, nullptr, block_starts);
+  return r;
+}
+
+ChunkResults evaluate_combinations(const Evaluator& evaluator, const Grid& grid, std::span<const std::uint64_t> indices,
+                                   ResultCache* cache, std::string_view cache_ns,
+                                   std::span<const std::size_t> block_starts) {
+  for (std::size_t i = 0; i < indices.size(); ++i)
+    if (indices[i] >= grid.size() || (i > 0 && indices[i] <= indices[i - 1]))
+      throw ParamError(
+          fmt::format("combination {} is outside the grid of {} or out of order", indices[i], grid.size()));
+  ChunkResults r;
+  r.indices.assign(indices.begin(), indices.end());
+  r.first = indices.empty() ? 0 : indices.front();
+  r.valid.resize(indices.size());
   evaluate_chunk(evaluator, grid, r, cache, cache_ns, nullptr, block_starts);
   return r;
 }
@@ -557,7 +572,7 @@ void StudyState::add(const ChunkResults& r, std::size_t bars) {
     if (!r.valid[i]) continue;
     ++valid;
     if (r.metrics[i].trades < config_.min_trades || config_.top == 0) continue;
-    RankedCombination c{r.symbol, r.first + i, {}, r.metrics[i]};
+    RankedCombination c{r.symbol, r.index(i), {}, r.metrics[i]};
     if (heap.size() == config_.top && !before(c, heap.front())) continue;  // the common case: no copy
     const auto params = r.params_of(i);
     c.params.assign(params.begin(), params.end());
@@ -573,8 +588,8 @@ void StudyState::add(const ChunkResults& r, std::size_t bars) {
       if (r.valid[i])
         kept.insert(kept.end(), r.blocks.begin() + static_cast<std::ptrdiff_t>(i * config_.blocks),
                     r.blocks.begin() + static_cast<std::ptrdiff_t>((i + 1) * config_.blocks));
-    if (!blocks_[r.symbol].emplace(r.first, std::move(kept)).second)
-      throw Error(fmt::format("StudyState::add: combinations from {} added twice", r.first));
+    if (!blocks_[r.symbol].emplace(r.index(0), std::move(kept)).second)
+      throw Error(fmt::format("StudyState::add: combinations from {} added twice", r.index(0)));
   }
   valid_ += valid;
   invalid_ += r.valid.size() - valid;
@@ -614,8 +629,24 @@ void StudyState::finish(OptimizeResult& result) && {
   }
 }
 
+StudyState::Evaluated StudyState::take_evaluated(std::size_t symbol) {
+  Evaluated out;
+  out.combinations = std::move(heaps_.at(symbol));
+  heaps_[symbol].clear();
+  std::sort(out.combinations.begin(), out.combinations.end(),
+            [](const RankedCombination& a, const RankedCombination& b) { return a.index < b.index; });
+  if (config_.blocks > 0) {
+    for (auto& [first, sums] : blocks_[symbol]) out.blocks.insert(out.blocks.end(), sums.begin(), sums.end());
+    blocks_[symbol].clear();
+    if (out.blocks.size() != out.combinations.size() * config_.blocks)
+      throw Error("StudyState::take_evaluated: a state that kept every combination was expected");
+  }
+  return out;
+}
+
 void StudyState::finish(OptimizeResult& result, const std::vector<Bars>& symbols, const Grid& grid,
-                        const ExecutionOptions& options, const std::optional<PortfolioOptions>& portfolio) && {
+                        const ExecutionOptions& options, const std::optional<PortfolioOptions>& portfolio,
+                        std::uint64_t trials) && {
   const std::size_t per = config_.blocks;
   auto blocks = std::move(blocks_);
   std::move(*this).finish(result);
@@ -647,7 +678,7 @@ void StudyState::finish(OptimizeResult& result, const std::vector<Bars>& symbols
     const std::vector<double> equity = portfolio
                                            ? run_portfolio(symbols, grid.strategy(), params, options, *portfolio).equity
                                            : run_strategy(symbols[s], grid.strategy(), params, options).equity;
-    r.deflated = deflated_sharpe(curve_returns(equity, options.cash), sharpes);
+    r.deflated = deflated_sharpe(curve_returns(equity, options.cash), sharpes, trials);
     result.robustness.push_back(std::move(r));
   }
 }

@@ -308,7 +308,8 @@ double normal_quantile(double p) {
   return x - u / (1 + x * u / 2);
 }
 
-DeflatedSharpe deflated_sharpe(std::span<const double> best_returns, std::span<const double> per_bar_sharpes) {
+DeflatedSharpe deflated_sharpe(std::span<const double> best_returns, std::span<const double> per_bar_sharpes,
+                               std::uint64_t trials) {
   if (per_bar_sharpes.size() < 2)
     throw ParamError(
         fmt::format("the deflated Sharpe ratio needs at least two valid combinations (this study has "
@@ -318,7 +319,7 @@ DeflatedSharpe deflated_sharpe(std::span<const double> best_returns, std::span<c
     throw ParamError(
         fmt::format("the deflated Sharpe ratio needs at least two returns ({} here)", best_returns.size()));
   DeflatedSharpe out;
-  out.trials = per_bar_sharpes.size();
+  out.trials = std::max<std::uint64_t>(trials, per_bar_sharpes.size());
   out.returns = best_returns.size();
   const auto mean_of = [](std::span<const double> x) {
     double s = 0;

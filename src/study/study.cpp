@@ -18,6 +18,7 @@
 #include "gt/portfolio.hpp"
 #include "gt/report.hpp"
 #include "gt/rules.hpp"
+#include "search.hpp"
 
 namespace gt {
 namespace {
@@ -42,6 +43,14 @@ T field(const json& j, const char* key, const char* expected) {
   } catch (const json::exception&) {
     throw ParamError({key}, fmt::format("{} = {}: expected {}", key, j.at(key).dump(), expected));
   }
+}
+
+// A whole number >= 0, refused (not truncated) when given as 1.5, -1 or "7".
+std::uint64_t whole_number(const json& j, const char* key, const char* expected) {
+  const json& v = j.at(key);
+  if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<std::int64_t>() >= 0))
+    throw ParamError({key}, fmt::format("{} = {}: expected {}", key, v.dump(), expected));
+  return v.get<std::uint64_t>();
 }
 
 bool is_redis(std::string_view location) {
@@ -87,9 +96,10 @@ std::vector<std::pair<std::string, std::string>> assignments(const json& values)
 
 StudyRequest study_request(const json& j, std::vector<Bars> symbols) {
   static const std::vector<std::string> kKeys = {
-      "strategy",   "grid",    "grid_file",  "fixed",      "axes",      "base",   "execution", "metric", "top",
-      "min_trades", "threads", "device",     "gpus",       "reference", "cache",  "journal",   "resume", "force",
-      "out",        "rules",   "robustness", "pbo_blocks", "report",    "window", "portfolio"};
+      "strategy",   "grid",    "grid_file",  "fixed",     "axes",   "base",   "execution",
+      "metric",     "top",     "min_trades", "threads",   "device", "gpus",   "reference",
+      "cache",      "journal", "resume",     "force",     "out",    "rules",  "robustness",
+      "pbo_blocks", "report",  "window",     "portfolio", "search", "budget", "seed"};
   if (!j.is_object()) throw ParamError("a study request is a JSON object");
   for (const auto& [key, value] : j.items())
     if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end())
@@ -106,8 +116,8 @@ StudyRequest study_request(const json& j, std::vector<Bars> symbols) {
   if (j.contains("axes")) {
     std::vector<Grid::Axis> axes;
     for (const auto& axis : j.at("axes"))
-      axes.push_back(
-          {strategy.index_of(axis.at("name").get<std::string>()), axis.at("values").get<std::vector<double>>()});
+      axes.push_back({strategy.index_of(axis.at("name").get<std::string>()),
+                      axis.at("values").get<std::vector<double>>(), axis.value("range", false)});
     r.grid.emplace(strategy, std::move(axes), field<ParamValues>(j, "base", "the base values"));
   } else {
     std::vector<std::string> specs;
@@ -156,6 +166,11 @@ StudyRequest study_request(const json& j, std::vector<Bars> symbols) {
     }
     o.portfolio = portfolio;
   }
+  if (j.contains("search") && !j.at("search").is_null())
+    o.search.method = field<std::string>(j, "search", "grid, random, halving or bayes");
+  if (j.contains("budget") && !j.at("budget").is_null())
+    o.search.budget = whole_number(j, "budget", "a whole number of combinations above 0");
+  if (j.contains("seed") && !j.at("seed").is_null()) o.search.seed = whole_number(j, "seed", "a whole number >= 0");
   const std::string gpus = j.contains("gpus") ? field<std::string>(j, "gpus", "all or GPU ordinals") : "all";
   o.gpus = gpus_for(o.device, gpus);
   if (j.contains("cache") && !j.at("cache").is_null())
@@ -182,7 +197,7 @@ json study_request_json(const StudyRequest& r) {
   if (!r.rules.is_null()) j["rules"] = r.rules;
   json axes = json::array();
   for (const auto& axis : grid.axes())
-    axes.push_back({{"name", grid.strategy().params[axis.param].name}, {"values", axis.values}});
+    axes.push_back({{"name", grid.strategy().params[axis.param].name}, {"values", axis.values}, {"range", axis.range}});
   j["axes"] = axes;
   j["base"] = grid.base();
   json execution = json::object();
@@ -204,6 +219,11 @@ json study_request_json(const StudyRequest& r) {
   j["robustness"] = o.robustness_blocks > 0;
   if (o.robustness_blocks > 0) j["pbo_blocks"] = o.robustness_blocks;
   if (o.portfolio) j["portfolio"] = {{"weights", o.portfolio->weights}, {"rebalance", o.portfolio->rebalance}};
+  if (!o.search.grid()) {
+    j["search"] = o.search.method;
+    j["budget"] = o.search.budget;
+    j["seed"] = o.search.seed;
+  }
   j["cache"] = r.store.cache;
   j["journal"] = r.store.journal.string();
   j["resume"] = r.store.resume;
@@ -253,13 +273,31 @@ RangeWorker::RangeWorker(const json& request, std::vector<Bars> symbols, std::si
 
 RangeWorker::~RangeWorker() = default;
 
+std::string_view RangeWorker::evaluator() const {
+  return impl_->evaluator->name();
+}
+
 RangeOutcome RangeWorker::evaluate(std::uint64_t first, std::uint64_t count, bool rows) const {
   const auto& w = *impl_;
-  const auto& o = w.request.ranking;
   std::optional<tbb::global_control> limit;
-  if (o.threads > 0) limit.emplace(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(o.threads));
-  ChunkResults chunk =
-      evaluate_range(*w.evaluator, *w.request.grid, first, count, w.cache.get(), w.cache_ns, w.block_starts);
+  if (w.request.ranking.threads > 0)
+    limit.emplace(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(w.request.ranking.threads));
+  return outcome(evaluate_range(*w.evaluator, *w.request.grid, first, count, w.cache.get(), w.cache_ns, w.block_starts),
+                 rows);
+}
+
+RangeOutcome RangeWorker::evaluate(std::span<const std::uint64_t> indices, bool rows) const {
+  const auto& w = *impl_;
+  std::optional<tbb::global_control> limit;
+  if (w.request.ranking.threads > 0)
+    limit.emplace(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(w.request.ranking.threads));
+  return outcome(
+      evaluate_combinations(*w.evaluator, *w.request.grid, indices, w.cache.get(), w.cache_ns, w.block_starts), rows);
+}
+
+RangeOutcome RangeWorker::outcome(ChunkResults&& chunk, bool rows) const {
+  const auto& w = *impl_;
+  const auto& o = w.request.ranking;
   chunk.symbol = w.unit;
   RangeOutcome out{StudyState(w.names.size(), o.top, metric_index(o.metric), o.min_trades, o.robustness_blocks), {}};
   out.state.add(chunk, w.bars);
@@ -312,7 +350,7 @@ void run_on(RangeExecutor& executor, const StudyRequest& r, AtomicFile* file, Op
   std::vector<RangeTask> tasks;
   for (std::size_t u = 0; u < units.size(); ++u)
     for (std::uint64_t first = 0; first < grid.size(); first += size)
-      tasks.push_back({u, first, std::min(size, grid.size() - first)});
+      tasks.push_back({u, first, std::min(size, grid.size() - first), {}});
   StudyState total(units.size(), r.ranking.top, metric_index(r.ranking.metric), r.ranking.min_trades,
                    r.ranking.robustness_blocks);
   // Rows reach the file in grid order, whatever order the tasks finish in.
@@ -370,6 +408,24 @@ StudyOutcome run_study(const StudyRequest& r, RangeExecutor* executor) {
   if (!r.grid) throw ParamError("a study needs a strategy and a grid");
   r.execution.validate();
   metric_index(r.ranking.metric);
+  const SearchOptions& search = r.ranking.search;
+  check_search(search, *r.grid, r.ranking.portfolio.has_value());
+  if (!search.grid() && search.budget >= r.grid->size()) {  // the whole space is asked for: the grid does it
+    if (r.notice)
+      r.notice(
+          fmt::format("a budget of {} covers the whole space of {} combinations: the grid is run instead of the "
+                      "{} search",
+                      search.budget, r.grid->size(), search.method));
+    StudyRequest whole = r;
+    whole.ranking.search = {};
+    StudyOutcome outcome = run_study(whole, executor);
+    outcome.search = {{"method", "grid"},
+                      {"asked", search.method},
+                      {"budget", search.budget},
+                      {"evaluated", r.grid->size()},
+                      {"note", "the budget covers the whole space"}};
+    return outcome;
+  }
   std::string chart_js;
   std::filesystem::path results = r.out;  // with a report and no results file: a temporary one
   if (!r.report.empty()) {
@@ -381,8 +437,9 @@ StudyOutcome run_study(const StudyRequest& r, RangeExecutor* executor) {
                             std::chrono::steady_clock::now().time_since_epoch().count());
   }
   StudyOutcome outcome;
-  {
-    // Before anything is allocated or written: what the study will take, refused when it cannot fit.
+  if (search.grid()) {
+    // Before anything is allocated or written: what the study will take, refused when it cannot fit
+    // (a search holds its budget's results, not the grid's).
     const bool disk_store = r.store.cache.empty() ? !r.store.journal.empty() && !executor : !is_redis(r.store.cache);
     const std::filesystem::path store_dir =
         !disk_store ? std::filesystem::path()
@@ -401,7 +458,10 @@ StudyOutcome run_study(const StudyRequest& r, RangeExecutor* executor) {
                  [&](std::string_view text) { file->write(text); });
     file->write(sink->header());
   }
-  if (executor) {
+  if (!search.grid()) {
+    outcome = run_search(r, executor, sink ? &*sink : nullptr);
+    outcome.store = r.store.cache.empty() ? "off" : redact_url(r.store.cache);
+  } else if (executor) {
     // Workers anywhere reach only a cache every node reaches; a journal lives on this machine.
     const auto start = std::chrono::steady_clock::now();
     run_on(*executor, r, file.get(), outcome.result);
@@ -494,6 +554,7 @@ json study_summary_json(const StudyRequest& r, const StudyOutcome& outcome) {
   j["cache"] = outcome.store;
   j["cache_rejected"] = outcome.store_rejected;
   if (!r.report.empty()) j["report"] = r.report.string();
+  if (!outcome.search.is_null()) j["search"] = outcome.search;
   const std::vector<std::string> names = ranked_names(r.symbols, r.ranking.portfolio);
   if (r.ranking.portfolio) j["portfolio"] = symbol_names(r.symbols);
   json best = json::array();
@@ -567,6 +628,16 @@ std::string study_summary_text(const StudyRequest& r, const StudyOutcome& outcom
                         : fmt::format("{} computed", result.computed),
       result.seconds, result.seconds > 0 ? static_cast<double>(result.computed) / result.seconds : 0.0,
       result.seconds > 0 ? static_cast<double>(result.bar_combinations) / result.seconds : 0.0, result.evaluator);
+  if (const json& s = outcome.search; !s.is_null() && s.at("method") != "grid")
+    out += fmt::format(
+        "search: {} evaluated {} of the {} combinations per {} (budget {}, seed {}; {} evaluations in "
+        "all)\n",
+        s.at("method").get<std::string>(), s.at("evaluated").get<std::uint64_t>(), result.combinations,
+        r.ranking.portfolio ? "portfolio" : "symbol", s.at("budget").get<std::uint64_t>(),
+        s.at("seed").get<std::uint64_t>(), s.at("evaluations").get<std::uint64_t>());
+  else if (!s.is_null())
+    out += fmt::format("search: the grid, every combination (a budget of {} covers the whole space)\n",
+                       s.at("budget").get<std::uint64_t>());
   if (!r.report.empty()) out += fmt::format("report written to {}\n", r.report.string());
   for (const SymbolRobustness& x : result.robustness)
     out += fmt::format(

@@ -74,7 +74,8 @@ class ShuffledExecutor final : public gt::RangeExecutor {
     for (const auto& u : units) names.push_back(u.name);
     for (const std::size_t i : order) {
       const gt::RangeWorker worker(request, units[tasks[i].unit].symbols, tasks[i].unit, names);
-      gt::RangeOutcome outcome = worker.evaluate(tasks[i].first, tasks[i].count, rows);
+      gt::RangeOutcome outcome = tasks[i].indices.empty() ? worker.evaluate(tasks[i].first, tasks[i].count, rows)
+                                                          : worker.evaluate(tasks[i].indices, rows);
       done(i, {gt::StudyState::deserialize(outcome.state.serialize()), std::move(outcome.rows)});
     }
     ++runs;
@@ -152,6 +153,36 @@ TEST(Study, APortfolioRunAsRangesEqualsOneLocalRunItsFileAndItsRobustness) {
   EXPECT_EQ(read(request.out).rfind("fast,slow,", 0), 0u);  // one unit: no symbol column
   std::filesystem::remove(request.out);
   std::filesystem::remove(remote.out);
+}
+
+TEST(Study, ASearchRunOnAnExecutorWritesTheLocalSearchsFile) {
+  // A search's rounds are tasks of chosen combinations: run apart in any order, the same choices,
+  // ranking, file and robustness as on this machine's cores.
+  for (const char* method : {"random", "halving", "bayes"}) {
+    nlohmann::ordered_json j = {{"strategy", "ma_cross"},
+                                {"grid", {"fast=2:41", "slow=20:119", "ma_type=0:2"}},
+                                {"top", 3},
+                                {"search", method},
+                                {"budget", 400},
+                                {"seed", 11},
+                                {"robustness", true},
+                                {"pbo_blocks", 8}};
+    gt::StudyRequest request = gt::study_request(j, {orcl(), yhoo()});
+    request.out = temp_path(std::string("search-local-") + method + ".csv");
+    const gt::StudyOutcome local = gt::run_study(request);
+    ShuffledExecutor executor;
+    gt::StudyRequest remote = request;
+    remote.out = temp_path(std::string("search-remote-") + method + ".csv");
+    const gt::StudyOutcome distributed = gt::run_study(remote, &executor);
+    EXPECT_GE(executor.runs, 1) << method;
+    expect_same_ranking(local.result, distributed.result);
+    EXPECT_EQ(local.search, distributed.search) << method;
+    ASSERT_EQ(distributed.result.robustness.size(), 2u);
+    EXPECT_EQ(local.result.robustness[1].deflated.dsr, distributed.result.robustness[1].deflated.dsr) << method;
+    EXPECT_EQ(read(request.out), read(remote.out)) << method;
+    std::filesystem::remove(request.out);
+    std::filesystem::remove(remote.out);
+  }
 }
 
 TEST(Study, CombiningStatesInAnyOrderGivesTheSameRanking) {

@@ -4,7 +4,8 @@ a real two-node Ray cluster (`ray start --head` and `ray start --address`), then
   2. the same with a Ray worker process killed by SIGKILL mid-run;
   3. two runs sharing a result cache on a redis-server (the second computes nothing);
   4. the study again with the second node's raylet killed mid-run (the node is lost);
-  5. a strategy written as rules reading a series of the user's own, on both nodes.
+  5. a strategy written as rules reading a series of the user's own, on both nodes;
+  6. a bayes search of one seed on both nodes, compared with the local engine.
 Prints one JSON report on the last line."""
 import json
 import os
@@ -89,6 +90,24 @@ def rule_strategy_run(engine):
                 "nodes_used": len(engine.last_run.nodes), "rows": pathlib.Path(local).read_text().count("\n")}
 
 
+def search_run(engine):
+    """A bayes search of the same seed here and on both nodes (its rounds' tasks of 100 chosen
+    combinations spread over them): the same choices, results file and ranking."""
+    chunk, engine.config.chunk_size = engine.config.chunk_size, 100
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            local, ray_out = os.path.join(tmp, "local.csv"), os.path.join(tmp, "ray.csv")
+            kwargs = dict(search="bayes", budget=1500, seed=21, top=5, **OPTIONS)
+            top, summary = gt.optimize(DATA, "ma_cross", GRID, out=local, threads=1, **kwargs)
+            ranked = engine.optimize_distributed("ma_cross", GRID, DATA, out=ray_out, **kwargs)
+            return {"identical": pathlib.Path(local).read_bytes() == pathlib.Path(ray_out).read_bytes(),
+                    "same_ranking": [r.parameters["fast"] for r in ranked] == list(top["fast"]),
+                    "same_search": engine.last_summary["search"] == summary["search"],
+                    "rows": pathlib.Path(local).read_text().count("\n"), "nodes_used": len(engine.last_run.nodes)}
+    finally:
+        engine.config.chunk_size = chunk
+
+
 def main():
     report = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -117,6 +136,7 @@ def main():
                            "tasks": run.tasks, "retries": run.retries, "seconds": run.seconds}
 
         report["rule_strategy"] = rule_strategy_run(engine)
+        report["search"] = search_run(engine)
 
         killed = []
 

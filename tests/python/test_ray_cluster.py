@@ -42,6 +42,12 @@ def test_a_rule_strategy_with_its_own_series_runs_on_both_nodes_as_locally(repor
     assert report["rule_strategy"]["rows"] == 1 + 2 * 20 * 296
 
 
+def test_a_search_of_one_seed_on_both_nodes_chooses_ranks_and_writes_as_locally(report):
+    search = report["search"]
+    assert search["identical"] and search["same_ranking"] and search["same_search"], search
+    assert search["rows"] == 1 + 2 * 1500 and search["nodes_used"] == 2
+
+
 def test_a_worker_killed_mid_run_is_retried_and_changes_nothing(report):
     assert report["worker_killed"]["killed"] >= 1
     assert report["worker_killed"]["retries"] >= 1
@@ -97,6 +103,26 @@ def test_gtrader_optimize_portfolio_engine_ray_ranks_the_portfolio_as_the_local_
     assert remote["engine"] == "ray" and remote["tasks"] == 4 and remote["portfolio"] == local["portfolio"]
     assert remote["best"] == local["best"] and remote["best"]["symbol"] == "portfolio"
     assert remote["robustness"] == local["robustness"]
+    assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+
+
+@pytest.mark.parametrize("method", ["halving", "bayes"])
+def test_gtrader_optimize_search_engine_ray_chooses_and_writes_as_the_local_engine(method, tmp_path):
+    # Each round's chosen combinations are tasks spread over both nodes; the same seed gives the
+    # local run's choices, file and summary.
+    args = ["optimize", "--data", "data/orcl-1995-2014.csv", "--data", "data/yhoo-1996-2014.csv", "--strategy",
+            "ma_cross", "--grid", "fast=2:61", "--grid", "slow=20:219", "--grid", "ma_type=0:2", "--search", method,
+            "--budget", "2000", "--seed", "5", "--robustness", "--json", "--no-cache"]
+    gtrader = os.environ.get("GT_BIN", str(ROOT / "build" / "release" / "gtrader"))
+    local = json.loads(subprocess.run([gtrader, *args, "--threads", "1", "--out", tmp_path / "local.csv"],
+                                      capture_output=True, text=True, check=True).stdout)
+    proc = in_private_network(gtrader, *args, "--engine", "ray", "--workers", "2", "--chunk-size", "150", "--out",
+                              str(tmp_path / "ray.csv"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    remote = json.loads(proc.stdout)
+    assert remote["engine"] == "ray" and remote["tasks"] > 2 * len(local["search"]["rounds"][0])
+    for key in ("search", "best", "robustness", "computed"):
+        assert remote[key] == local[key], key
     assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
 
 

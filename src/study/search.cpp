@@ -1,0 +1,585 @@
+// Searches beyond grids (src/study/search.hpp, docs/SEMANTICS.md "Search").
+#include "search.hpp"
+
+#include <fmt/format.h>
+#include <tbb/global_control.h>
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <numbers>
+#include <optional>
+#include <unordered_set>
+
+#include "gt/error.hpp"
+#include "gt/portfolio.hpp"
+
+namespace gt {
+namespace {
+
+// splitmix64: the same stream from a seed on every machine and standard library (std::
+// distributions differ between libraries, and a search must give the same results everywhere).
+class Random {
+ public:
+  explicit Random(std::uint64_t seed) : state_(seed) {}
+  std::uint64_t next() {
+    std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+  }
+  std::uint64_t below(std::uint64_t n) {  // uniform in [0, n), unbiased
+    const std::uint64_t limit =
+        std::numeric_limits<std::uint64_t>::max() - std::numeric_limits<std::uint64_t>::max() % n;
+    for (;;)
+      if (const std::uint64_t x = next(); x < limit) return x % n;
+  }
+  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }  // [0, 1)
+  double normal() {
+    const double u = 1.0 - uniform(), v = uniform();
+    return std::sqrt(-2.0 * std::log(u)) * std::cos(2.0 * std::numbers::pi * v);
+  }
+
+ private:
+  std::uint64_t state_;
+};
+
+// The grid's space as positions along each axis (the first axis most significant, as Grid::decode).
+class Space {
+ public:
+  explicit Space(const Grid& grid) : grid_(grid), scratch_(grid.base().size()) {
+    for (const auto& axis : grid.axes()) {
+      sizes_.push_back(axis.values.size());
+      ordered_.push_back(axis.range);
+    }
+  }
+  std::size_t dims() const { return sizes_.size(); }
+  std::uint64_t size(std::size_t k) const { return sizes_[k]; }
+  bool ordered(std::size_t k) const { return ordered_[k]; }
+  void positions(std::uint64_t index, std::span<std::int64_t> out) const {
+    for (std::size_t k = dims(); k-- > 0;) {
+      out[k] = static_cast<std::int64_t>(index % sizes_[k]);
+      index /= sizes_[k];
+    }
+  }
+  std::uint64_t index(std::span<const std::int64_t> p) const {
+    std::uint64_t index = 0;
+    for (std::size_t k = 0; k < dims(); ++k) index = index * sizes_[k] + static_cast<std::uint64_t>(p[k]);
+    return index;
+  }
+  bool valid(std::uint64_t index) {
+    grid_.decode(index, scratch_);
+    return grid_.is_valid(scratch_);
+  }
+  const Grid& grid() const { return grid_; }
+
+ private:
+  const Grid& grid_;
+  std::vector<std::uint64_t> sizes_;
+  std::vector<bool> ordered_;
+  std::vector<double> scratch_;
+};
+
+// `count` distinct valid combinations none of which is in `taken` (added to it), uniformly.
+std::vector<std::uint64_t> draw_uniform(Space& space, std::uint64_t count, Random& random,
+                                        std::unordered_set<std::uint64_t>& taken) {
+  const std::uint64_t size = space.grid().size();
+  std::vector<std::uint64_t> out;
+  if (count * 2 > size - std::min<std::uint64_t>(size, taken.size())) {
+    // Most of what is left: every valid combination not taken, then a partial shuffle.
+    std::vector<std::uint64_t> left;
+    for (std::uint64_t i = 0; i < size; ++i)
+      if (!taken.count(i) && space.valid(i)) left.push_back(i);
+    count = std::min<std::uint64_t>(count, left.size());
+    for (std::uint64_t i = 0; i < count; ++i) std::swap(left[i], left[i + random.below(left.size() - i)]);
+    out.assign(left.begin(), left.begin() + static_cast<std::ptrdiff_t>(count));
+  } else {
+    const std::uint64_t attempts = 64 * count + 1000;
+    for (std::uint64_t a = 0; a < attempts && out.size() < count; ++a) {
+      const std::uint64_t i = random.below(size);
+      if (!taken.count(i) && space.valid(i)) {
+        taken.insert(i);
+        out.push_back(i);
+      }
+    }
+    if (out.size() < count)
+      throw ParamError({"budget"}, fmt::format("only {} valid combinations turned up in {} draws for a budget of {}: "
+                                               "most of this space is invalid; lower the budget or search the grid",
+                                               out.size(), attempts, count));
+  }
+  for (const std::uint64_t i : out) taken.insert(i);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// This machine's cores as an executor: each task on a worker built once per request and unit.
+class LocalExecutor final : public RangeExecutor {
+ public:
+  explicit LocalExecutor(int threads) : threads_(threads > 0 ? threads : tbb::info::default_concurrency()) {}
+  std::string name() const override { return "local"; }
+  std::uint64_t task_size(std::uint64_t size) override {
+    return std::clamp<std::uint64_t>(size / (static_cast<std::uint64_t>(threads_) * 8), 64, 4096);
+  }
+  void run(const nlohmann::ordered_json& request, const std::vector<RankedUnit>& units,
+           std::span<const RangeTask> tasks, bool rows,
+           const std::function<void(std::size_t, RangeOutcome&&)>& done) override {
+    std::vector<std::string> names;
+    for (const auto& u : units) names.push_back(u.name);
+    const std::string key = request.dump();
+    std::vector<const RangeWorker*> workers(units.size(), nullptr);
+    for (const auto& t : tasks) {
+      auto& worker = workers_[{key, t.unit}];
+      if (!worker) worker = std::make_unique<RangeWorker>(request, units[t.unit].symbols, t.unit, names);
+      workers[t.unit] = worker.get();
+    }
+    std::vector<std::optional<RangeOutcome>> outcomes(tasks.size());
+    tbb::parallel_for(std::size_t{0}, tasks.size(),
+                      [&](std::size_t i) { outcomes[i] = workers[tasks[i].unit]->evaluate(tasks[i].indices, rows); });
+    for (std::size_t i = 0; i < tasks.size(); ++i) done(i, std::move(*outcomes[i]));
+  }
+  std::string evaluator() const { return workers_.empty() ? "" : std::string(workers_.begin()->second->evaluator()); }
+
+ private:
+  int threads_;
+  std::map<std::pair<std::string, std::size_t>, std::unique_ptr<RangeWorker>> workers_;
+};
+
+// What the rounds cost, over every unit.
+struct Tally {
+  std::uint64_t evaluations = 0, computed = 0, from_cache = 0, bar_combinations = 0;
+};
+
+// A search's view of ranking: ranked combinations (enough trades) first, then the study's order.
+struct SearchOrder {
+  std::size_t metric;
+  bool higher_is_better;
+  std::int64_t min_trades;
+  bool operator()(const RankedCombination& a, const RankedCombination& b) const {
+    const bool ra = a.metrics.trades >= min_trades, rb = b.metrics.trades >= min_trades;
+    if (ra != rb) return ra;
+    return ranks_before(a, b, metric, higher_is_better);
+  }
+};
+
+class Search {
+ public:
+  Search(const StudyRequest& r, RangeExecutor& executor)
+      : r_(r),
+        executor_(executor),
+        units_(ranked_units(r)),
+        order_{metric_index(r.ranking.metric), metric_table()[metric_index(r.ranking.metric)].higher_is_better,
+               r.ranking.min_trades} {}
+
+  // One round: `indices` (ascending) of `unit`, trading from `first_bar`, with block sums or not.
+  StudyState::Evaluated round(std::size_t unit, const std::vector<std::uint64_t>& indices, std::size_t first_bar,
+                              bool blocks) {
+    nlohmann::ordered_json request = study_request_json(r_);
+    for (const char* key : {"out", "report", "search", "budget", "seed"}) request.erase(key);
+    request["top"] = nullptr;  // every combination comes back
+    request["min_trades"] = std::numeric_limits<std::int64_t>::min();
+    request["robustness"] = blocks;
+    if (!blocks) request.erase("pbo_blocks");
+    if (first_bar > 0) request["window"] = {{"first_bar", first_bar}, {"close_at_end", false}};
+    const std::uint64_t size = std::max<std::uint64_t>(1, executor_.task_size(indices.size()));
+    std::vector<RangeTask> tasks;
+    for (std::size_t at = 0; at < indices.size(); at += size) {
+      const std::size_t n = std::min<std::size_t>(size, indices.size() - at);
+      RangeTask t{unit, indices[at], n, {}};
+      t.indices.assign(indices.begin() + static_cast<std::ptrdiff_t>(at),
+                       indices.begin() + static_cast<std::ptrdiff_t>(at + n));
+      tasks.push_back(std::move(t));
+    }
+    StudyState state(units_.size(), SIZE_MAX, order_.metric, std::numeric_limits<std::int64_t>::min(),
+                     blocks ? r_.ranking.robustness_blocks : 0);
+    std::vector<std::uint8_t> seen(tasks.size());
+    executor_.run(request, units_, tasks, false, [&](std::size_t i, RangeOutcome&& outcome) {
+      if (i >= tasks.size() || seen[i])
+        throw Error(fmt::format("{}: task {} reported twice or unknown", executor_.name(), i));
+      seen[i] = 1;
+      state.combine(std::move(outcome.state));
+    });
+    if (std::find(seen.begin(), seen.end(), 0) != seen.end())
+      throw Error(fmt::format("{}: some tasks never reported", executor_.name()));
+    tally_.evaluations += indices.size();
+    tally_.computed += state.computed();
+    tally_.from_cache += state.from_cache();
+    const std::size_t bars = ranked_unit_bars(units_[unit].symbols, r_.ranking.portfolio).front() - first_bar;
+    tally_.bar_combinations += state.computed() * bars;
+    return state.take_evaluated(unit);
+  }
+
+  // Every method's evaluated combinations of `unit` on all its bars, and how many it tried.
+  struct UnitResult {
+    StudyState::Evaluated evaluated;
+    std::uint64_t trials = 0;
+    nlohmann::ordered_json rounds = nlohmann::ordered_json::array();
+  };
+  UnitResult run(std::size_t unit) {
+    const SearchOptions& s = r_.ranking.search;
+    Random random(s.seed * 0x100000001B3ULL + unit);  // each unit its own stream
+    Space space(*r_.grid);
+    std::unordered_set<std::uint64_t> taken;
+    const bool blocks = r_.ranking.robustness_blocks > 0;
+    UnitResult out;
+    if (s.method == "random") {
+      out.evaluated = round(unit, draw_uniform(space, s.budget, random, taken), 0, blocks);
+      out.rounds.push_back({{"evaluated", out.evaluated.combinations.size()}});
+    } else if (s.method == "halving") {
+      halving(unit, space, random, taken, out);
+    } else {
+      bayes(unit, space, random, taken, out);
+    }
+    out.trials = taken.size();
+    return out;
+  }
+
+  const std::vector<RankedUnit>& units() const { return units_; }
+  const Tally& tally() const { return tally_; }
+  const SearchOrder& order() const { return order_; }
+
+ private:
+  // Successive halving over bars (docs/SEMANTICS.md "Search"): many combinations on the most
+  // recent bars, the best third of them on three times as many, and so on to every bar. The budget
+  // is counted in combinations run on every bar: each rung costs the same bars, so the first
+  // rung holds budget x 3^halvings / (halvings + 1) combinations.
+  void halving(std::size_t unit, Space& space, Random& random, std::unordered_set<std::uint64_t>& taken,
+               UnitResult& out) {
+    constexpr std::uint64_t kEta = 3;
+    constexpr std::size_t kShortestSpan = 126, kMostHalvings = 4;
+    const std::size_t bars = units_[unit].symbols.front().size();
+    const std::uint64_t budget = r_.ranking.search.budget;
+    std::size_t halvings = 0;
+    std::uint64_t shrink = 1;
+    while (halvings < kMostHalvings && bars / (shrink * kEta) >= kShortestSpan && budget / (halvings + 2) >= 1) {
+      ++halvings;
+      shrink *= kEta;
+    }
+    const std::uint64_t first_rung = std::min(budget * shrink / (halvings + 1), space.grid().size());
+    std::vector<std::uint64_t> indices = draw_uniform(space, first_rung, random, taken);
+    for (std::size_t rung = 0;; ++rung) {
+      const std::size_t span = bars / shrink;
+      const bool last = rung == halvings;
+      StudyState::Evaluated e = round(unit, indices, bars - span, last && r_.ranking.robustness_blocks > 0);
+      out.rounds.push_back({{"evaluated", e.combinations.size()}, {"bars", span}});
+      if (last) {
+        out.evaluated = std::move(e);
+        return;
+      }
+      auto& c = e.combinations;
+      const std::size_t keep = std::max<std::size_t>(1, (c.size() + kEta - 1) / kEta);
+      std::partial_sort(c.begin(), c.begin() + static_cast<std::ptrdiff_t>(std::min(keep, c.size())), c.end(), order_);
+      indices.clear();
+      for (std::size_t i = 0; i < keep && i < c.size(); ++i) indices.push_back(c[i].index);
+      std::sort(indices.begin(), indices.end());
+      shrink /= kEta;
+    }
+  }
+
+  // Multivariate TPE in batches (docs/SEMANTICS.md "Search").
+  void bayes(std::size_t unit, Space& space, Random& random, std::unordered_set<std::uint64_t>& taken,
+             UnitResult& out) {
+    const std::uint64_t budget = r_.ranking.search.budget;
+    constexpr std::uint64_t kRounds = 10, kPolishRounds = 2;
+    const std::uint64_t batch =
+        std::max<std::uint64_t>(std::min<std::uint64_t>(budget, 16), (budget + kRounds - 1) / kRounds);
+    const bool blocks = r_.ranking.robustness_blocks > 0;
+    std::vector<RankedCombination> history;
+    std::vector<ReturnSums> sums;
+    const auto absorb = [&](StudyState::Evaluated&& e) {
+      out.rounds.push_back({{"evaluated", e.combinations.size()}});
+      for (auto& c : e.combinations) history.push_back(std::move(c));
+      sums.insert(sums.end(), e.blocks.begin(), e.blocks.end());
+    };
+    absorb(round(unit, draw_uniform(space, std::min(batch, budget), random, taken), 0, blocks));
+    for (std::uint64_t r = 1; taken.size() < budget; ++r) {
+      const std::uint64_t want = std::min<std::uint64_t>(batch, budget - taken.size());
+      // The last rounds climb: the unevaluated neighbours of the best so far.
+      std::vector<std::uint64_t> next = r + kPolishRounds >= kRounds ? neighbours(space, history, want, taken)
+                                                                     : propose(space, history, want, random, taken);
+      if (next.size() < want) {  // the model's neighbourhoods are spent: the rest uniformly
+        const auto more = draw_uniform(space, want - next.size(), random, taken);
+        next.insert(next.end(), more.begin(), more.end());
+        std::sort(next.begin(), next.end());
+      }
+      if (next.empty()) break;
+      absorb(round(unit, next, 0, blocks));
+    }
+    // Every round's combinations, in grid order, with their block sums alongside.
+    std::vector<std::size_t> order(history.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(),
+              [&](std::size_t a, std::size_t b) { return history[a].index < history[b].index; });
+    const std::size_t per = blocks ? r_.ranking.robustness_blocks : 0;
+    for (const std::size_t i : order) {
+      out.evaluated.combinations.push_back(std::move(history[i]));
+      out.evaluated.blocks.insert(out.evaluated.blocks.end(), sums.begin() + static_cast<std::ptrdiff_t>(i * per),
+                                  sums.begin() + static_cast<std::ptrdiff_t>((i + 1) * per));
+    }
+  }
+
+  // Up to `want` unevaluated valid neighbours of the history's best, best first: one step either
+  // way along each ordered axis, any value of a categorical axis of at most eight values.
+  std::vector<std::uint64_t> neighbours(Space& space, const std::vector<RankedCombination>& history, std::uint64_t want,
+                                        std::unordered_set<std::uint64_t>& taken) {
+    const std::size_t d = space.dims();
+    std::vector<std::size_t> ranked(history.size());
+    for (std::size_t i = 0; i < ranked.size(); ++i) ranked[i] = i;
+    std::sort(ranked.begin(), ranked.end(),
+              [&](std::size_t a, std::size_t b) { return order_(history[a], history[b]); });
+    std::vector<std::uint64_t> next;
+    std::vector<std::int64_t> p(d), x(d);
+    std::vector<std::vector<std::int64_t>> options(d);
+    for (std::size_t i = 0; i < ranked.size() && next.size() < want; ++i) {
+      space.positions(history[ranked[i]].index, p);
+      std::uint64_t count = 1;
+      for (std::size_t k = 0; k < d; ++k) {
+        const auto m = static_cast<std::int64_t>(space.size(k));
+        options[k].clear();
+        if (space.ordered(k)) {
+          for (std::int64_t step = -1; step <= 1; ++step)
+            if (p[k] + step >= 0 && p[k] + step < m) options[k].push_back(p[k] + step);
+        } else if (m <= 8) {
+          for (std::int64_t v = 0; v < m; ++v) options[k].push_back(v);
+        } else {
+          options[k].push_back(p[k]);
+        }
+        count *= options[k].size();
+      }
+      for (std::uint64_t c = 0; c < count && next.size() < want; ++c) {
+        std::uint64_t rest = c;
+        for (std::size_t k = d; k-- > 0;) {
+          x[k] = options[k][rest % options[k].size()];
+          rest /= options[k].size();
+        }
+        const std::uint64_t index = space.index(x);
+        if (taken.count(index) || !space.valid(index)) continue;
+        taken.insert(index);
+        next.push_back(index);
+      }
+    }
+    std::sort(next.begin(), next.end());
+    return next;
+  }
+
+  // The next batch: candidates drawn around the best tenth of the history (at most 48 points),
+  // ranked by how much likelier they are under the good points' Parzen density than under the
+  // others'; a tenth of the batch drawn uniformly, so that no region is given up for good.
+  std::vector<std::uint64_t> propose(Space& space, const std::vector<RankedCombination>& history, std::uint64_t want,
+                                     Random& random, std::unordered_set<std::uint64_t>& taken) {
+    const std::size_t d = space.dims();
+    std::vector<std::size_t> ranked(history.size());
+    for (std::size_t i = 0; i < ranked.size(); ++i) ranked[i] = i;
+    std::sort(ranked.begin(), ranked.end(),
+              [&](std::size_t a, std::size_t b) { return order_(history[a], history[b]); });
+    const std::size_t good = std::clamp<std::size_t>((history.size() + 9) / 10, 2, 48);
+    // The others: an even sample of at most 192 of them (the density only needs their shape).
+    std::vector<std::size_t> bad;
+    const std::size_t rest = ranked.size() - std::min(good, ranked.size());
+    const std::size_t step = std::max<std::size_t>(1, rest / 192);
+    for (std::size_t i = good; i < ranked.size(); i += step) bad.push_back(ranked[i]);
+    const auto points = [&](std::span<const std::size_t> which) {
+      std::vector<std::int64_t> p(which.size() * d);
+      for (std::size_t j = 0; j < which.size(); ++j) space.positions(history[which[j]].index, {p.data() + j * d, d});
+      return p;
+    };
+    const std::vector<std::int64_t> good_points = points({ranked.data(), std::min(good, ranked.size())});
+    const std::vector<std::int64_t> bad_points = points(bad);
+    // Bandwidths: Scott's rule on each side's spread along each ordered axis, at least one step.
+    const auto bandwidths = [&](const std::vector<std::int64_t>& p) {
+      const std::size_t n = p.size() / d;
+      std::vector<double> h(d, 1.0);
+      for (std::size_t k = 0; k < d; ++k) {
+        double mean = 0, var = 0;
+        for (std::size_t j = 0; j < n; ++j) mean += static_cast<double>(p[j * d + k]);
+        mean /= static_cast<double>(n);
+        for (std::size_t j = 0; j < n; ++j) var += std::pow(static_cast<double>(p[j * d + k]) - mean, 2);
+        const double spread = std::sqrt(var / std::max<double>(1, static_cast<double>(n) - 1));
+        h[k] = std::max(1.0, spread * std::pow(static_cast<double>(n), -1.0 / (static_cast<double>(d) + 4)));
+      }
+      return h;
+    };
+    const std::vector<double> good_h = bandwidths(good_points), bad_h = bandwidths(bad_points);
+    constexpr double kKeepCategory = 0.8;
+    // Each axis's kernel by the distance in steps (ordered) or by equality (categories), tabled
+    // once per side: the densities below are then sums of products of table entries.
+    const auto kernel_tables = [&](const std::vector<double>& h) {
+      std::vector<std::vector<double>> tables(d);
+      for (std::size_t k = 0; k < d; ++k) {
+        const auto m = static_cast<std::int64_t>(space.size(k));
+        for (std::int64_t delta = -(m - 1); delta <= m - 1; ++delta) {
+          double value = 1;
+          if (space.ordered(k)) {
+            const double z = static_cast<double>(delta) / h[k];
+            value = std::exp(-0.5 * z * z) / (h[k] * std::sqrt(2 * std::numbers::pi));
+          } else if (m > 1) {
+            value = delta == 0 ? kKeepCategory : (1 - kKeepCategory) / static_cast<double>(m - 1);
+          }
+          tables[k].push_back(value);
+        }
+      }
+      return tables;
+    };
+    const auto good_tables = kernel_tables(good_h), bad_tables = kernel_tables(bad_h);
+    double prior = 1;
+    for (std::size_t k = 0; k < d; ++k) prior /= static_cast<double>(space.size(k));
+    // log of a Parzen density at x: a mixture of product kernels, one per point, and a uniform prior.
+    const auto log_density = [&](std::span<const std::int64_t> x, const std::vector<std::int64_t>& p,
+                                 const std::vector<std::vector<double>>& tables) {
+      const std::size_t n = p.size() / d;
+      double total = prior;
+      for (std::size_t j = 0; j < n; ++j) {
+        double kernel = 1;
+        for (std::size_t k = 0; k < d; ++k)
+          kernel *=
+              tables[k][static_cast<std::size_t>(x[k] - p[j * d + k] + static_cast<std::int64_t>(space.size(k)) - 1)];
+        total += kernel;
+      }
+      return std::log(total / static_cast<double>(n + 1));
+    };
+    const std::uint64_t explore = want / 10, exploit = want - explore;
+    struct Candidate {
+      std::uint64_t index;
+      double score;
+    };
+    std::vector<Candidate> candidates;
+    std::unordered_set<std::uint64_t> drawn;
+    std::vector<std::int64_t> x(d);
+    const std::size_t n_good = good_points.size() / d;
+    for (std::uint64_t a = 0; a < 8 * exploit + 64 && candidates.size() < 3 * exploit; ++a) {
+      const std::size_t j = random.below(n_good);
+      for (std::size_t k = 0; k < d; ++k) {
+        const auto m = static_cast<std::int64_t>(space.size(k));
+        if (space.ordered(k))
+          x[k] = std::clamp<std::int64_t>(
+              good_points[j * d + k] + static_cast<std::int64_t>(std::lround(good_h[k] * random.normal())), 0, m - 1);
+        else
+          x[k] = random.uniform() < kKeepCategory
+                     ? good_points[j * d + k]
+                     : static_cast<std::int64_t>(random.below(static_cast<std::uint64_t>(m)));
+      }
+      const std::uint64_t index = space.index(x);
+      if (taken.count(index) || !drawn.insert(index).second || !space.valid(index)) continue;
+      candidates.push_back({index, 0});
+    }
+    tbb::parallel_for(std::size_t{0}, candidates.size(), [&](std::size_t i) {
+      std::vector<std::int64_t> at(d);
+      space.positions(candidates[i].index, at);
+      candidates[i].score = log_density(at, good_points, good_tables) - log_density(at, bad_points, bad_tables);
+    });
+    std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
+      return a.score != b.score ? a.score > b.score : a.index < b.index;
+    });
+    std::vector<std::uint64_t> next;
+    for (std::size_t i = 0; i < candidates.size() && next.size() < exploit; ++i) {
+      next.push_back(candidates[i].index);
+      taken.insert(candidates[i].index);
+    }
+    const auto uniform = draw_uniform(space, std::min<std::uint64_t>(explore, want - next.size()), random, taken);
+    next.insert(next.end(), uniform.begin(), uniform.end());
+    std::sort(next.begin(), next.end());
+    return next;
+  }
+
+  const StudyRequest& r_;
+  RangeExecutor& executor_;
+  std::vector<RankedUnit> units_;
+  SearchOrder order_;
+  Tally tally_;
+};
+
+}  // namespace
+
+void check_search(const SearchOptions& search, const Grid& grid, bool portfolio) {
+  if (std::find(kSearchMethods.begin(), kSearchMethods.end(), search.method) == kSearchMethods.end())
+    throw ParamError({"search"}, fmt::format("search {}: allowed: grid, random, halving, bayes", search.method));
+  if (search.grid()) {
+    if (search.budget > 0)
+      throw ParamError({"budget", "search"},
+                       "a budget is for the random, halving and bayes searches: the grid "
+                       "evaluates every combination (leave the budget out, or choose a search)");
+    return;
+  }
+  if (search.budget == 0)
+    throw ParamError({"budget"}, fmt::format("the {} search needs a budget above 0: how many combinations to evaluate",
+                                             search.method));
+  if (std::none_of(grid.axes().begin(), grid.axes().end(),
+                   [](const Grid::Axis& a) { return a.range && a.values.size() > 1; }))
+    throw ParamError({"search", "grid"},
+                     fmt::format("the {} search draws from ranges (a:b or a:b:step), and this grid has none: give a "
+                                 "parameter a range, or search the grid",
+                                 search.method));
+  if (portfolio && search.method == "halving")
+    throw ParamError({"search", "portfolio"},
+                     "halving shortens one symbol's bars, and a portfolio's timeline is its symbols' union: search a "
+                     "portfolio with random or bayes");
+}
+
+StudyOutcome run_search(const StudyRequest& r, RangeExecutor* executor, ResultSink* sink) {
+  check_search(r.ranking.search, *r.grid, r.ranking.portfolio.has_value());
+  if (r.ranking.portfolio) check_portfolio(r.symbols, *r.ranking.portfolio);
+  robustness_block_starts(r.symbols, *r.grid, r.ranking);  // what cannot be computed is refused before any work
+  const int threads = r.ranking.threads > 0 ? r.ranking.threads : tbb::info::default_concurrency();
+  tbb::global_control limit(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
+  const auto start = std::chrono::steady_clock::now();
+  LocalExecutor local(threads);
+  Search search(r, executor ? *executor : local);
+  const auto& units = search.units();
+  StudyState total(units.size(), r.ranking.top, search.order().metric, r.ranking.min_trades,
+                   r.ranking.robustness_blocks);
+  std::uint64_t trials = 0;
+  nlohmann::ordered_json rounds = nlohmann::ordered_json::array();
+  for (std::size_t u = 0; u < units.size(); ++u) {
+    Search::UnitResult found = search.run(u);
+    trials = std::max(trials, found.trials);
+    rounds.push_back(found.rounds);
+    // The evaluated combinations in grid order, as a grid's chunks reach the ranking and the sink.
+    auto& e = found.evaluated;
+    const std::size_t per = r.ranking.robustness_blocks, stride = r.grid->base().size();
+    const std::size_t bars = ranked_unit_bars(units[u].symbols, r.ranking.portfolio).front();
+    constexpr std::size_t kChunk = 4096;
+    for (std::size_t at = 0; at < e.combinations.size(); at += kChunk) {
+      ChunkResults chunk;
+      chunk.symbol = u;
+      chunk.stride = stride;
+      for (std::size_t i = at; i < std::min(at + kChunk, e.combinations.size()); ++i) {
+        const RankedCombination& c = e.combinations[i];
+        chunk.indices.push_back(c.index);
+        chunk.valid.push_back(1);
+        chunk.params.insert(chunk.params.end(), c.params.begin(), c.params.end());
+        chunk.metrics.push_back(c.metrics);
+        if (per > 0)
+          chunk.blocks.insert(chunk.blocks.end(), e.blocks.begin() + static_cast<std::ptrdiff_t>(i * per),
+                              e.blocks.begin() + static_cast<std::ptrdiff_t>((i + 1) * per));
+      }
+      chunk.first = chunk.indices.front();
+      chunk.blocks_per_combination = per;
+      total.add(chunk, bars);
+      if (sink) sink->consume(chunk, sink->format(chunk));
+    }
+  }
+  require_some_valid(*r.grid, total.valid());
+  StudyOutcome outcome;
+  OptimizeResult& result = outcome.result;
+  std::move(total).finish(result, r.symbols, *r.grid, r.execution, r.ranking.portfolio, trials);
+  result.combinations = r.grid->size();
+  result.computed = search.tally().computed;
+  result.from_cache = search.tally().from_cache;
+  result.bar_combinations = search.tally().bar_combinations;
+  result.evaluator = executor ? executor->name() : local.evaluator();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const SearchOptions& s = r.ranking.search;
+  outcome.search = {{"method", s.method},
+                    {"budget", s.budget},
+                    {"seed", s.seed},
+                    {"evaluated", trials},
+                    {"evaluations", search.tally().evaluations},
+                    {"rounds", units.size() == 1 ? rounds[0] : rounds}};
+  if (executor) outcome.executor = executor->report();
+  return outcome;
+}
+
+}  // namespace gt
