@@ -20,6 +20,16 @@ inline bool is_zero_or_neg(double v) {
   return v < 0.00000001;
 }
 
+// TA-Lib's true range: the largest of the bar's range and its distances to the previous close.
+inline double true_range(double high, double low, double prev_close) {
+  double greatest = high - low;
+  const double up = std::fabs(prev_close - high);
+  if (up > greatest) greatest = up;
+  const double down = std::fabs(prev_close - low);
+  if (down > greatest) greatest = down;
+  return greatest;
+}
+
 inline Series nan_series(std::size_t n) {
   return Series(n, kNaN);
 }
@@ -36,21 +46,47 @@ inline std::size_t first_valid(std::span<const double> s) {
 // here) and by the CUDA engine, which builds its tables on the GPU with them (host and device
 // code: src/optimize/cuda). The constructor consumes the values before the first output;
 // `step(i)` returns output i.
-struct SmaRunning {
-  const double* in;
+// The recurrences themselves on values, shared by the array-driven states below and by the
+// incremental indicators (gt/incremental.hpp), which keep their own windows.
+struct SmaCore {
   int period;
-  double total = 0.0;
-  std::size_t trailing = 0;
-
-  GT_HOST_DEVICE SmaRunning(const double* values, int p) : in(values), period(p) {
-    for (std::size_t i = 0; i + 1 < static_cast<std::size_t>(p); ++i) total += in[i];
-  }
-  GT_HOST_DEVICE double step(std::size_t i) {
-    total += in[i];
+  double total = 0.0;  // the period - 1 values before the next
+  // `x` enters; `oldest` is the first of the `period` values ending at x.
+  GT_HOST_DEVICE double advance(double x, double oldest) {
+    total += x;
     const double emitted = total;
-    total -= in[trailing++];
+    total -= oldest;
     return emitted / period;
   }
+};
+
+struct WmaCore {
+  double period, divider, sum = 0.0, sub = 0.0;
+  GT_HOST_DEVICE explicit WmaCore(int p) : period(p), divider(static_cast<double>((p * (p + 1)) >> 1)) {}
+  // The `i`-th of the first period - 1 values (from 0).
+  GT_HOST_DEVICE void prime(double x, std::size_t i) {
+    sub += x;
+    sum += x * static_cast<double>(i + 1);
+  }
+  // `x` enters; `left` is the value `period` before it (0 for the first output).
+  GT_HOST_DEVICE double advance(double x, double left) {
+    sub += x;
+    sub -= left;
+    sum += x * period;
+    const double out = sum / divider;
+    sum -= sub;
+    return out;
+  }
+};
+
+struct SmaRunning : SmaCore {
+  const double* in;
+  std::size_t trailing = 0;
+
+  GT_HOST_DEVICE SmaRunning(const double* values, int p) : SmaCore{p}, in(values) {
+    for (std::size_t i = 0; i + 1 < static_cast<std::size_t>(p); ++i) total += in[i];
+  }
+  GT_HOST_DEVICE double step(std::size_t i) { return advance(in[i], in[trailing++]); }
 };
 
 struct EmaRunning {
@@ -61,29 +97,21 @@ struct EmaRunning {
     for (std::size_t i = first_out + 1 - static_cast<std::size_t>(period); i <= first_out; ++i) sum += in[i];
     prev = sum / period;
   }
+  GT_HOST_DEVICE EmaRunning(double seed, double smoothing) : prev(seed), k(smoothing) {}
   GT_HOST_DEVICE double step(double x) { return prev = ((x - prev) * k) + prev; }
 };
 
-struct WmaRunning {
+struct WmaRunning : WmaCore {
   const double* in;
-  double period, divider, sum = 0.0, sub = 0.0, trailing_value = 0.0;
+  double trailing_value = 0.0;
   std::size_t trailing = 0;
 
-  GT_HOST_DEVICE WmaRunning(const double* values, int p)
-      : in(values), period(p), divider(static_cast<double>((p * (p + 1)) >> 1)) {
-    for (std::size_t i = 0; i + 1 < static_cast<std::size_t>(p); ++i) {
-      sub += in[i];
-      sum += in[i] * static_cast<double>(i + 1);
-    }
+  GT_HOST_DEVICE WmaRunning(const double* values, int p) : WmaCore(p), in(values) {
+    for (std::size_t i = 0; i + 1 < static_cast<std::size_t>(p); ++i) prime(in[i], i);
   }
   GT_HOST_DEVICE double step(std::size_t i) {
-    const double v = in[i];
-    sub += v;
-    sub -= trailing_value;
-    sum += v * period;
+    const double out = advance(in[i], trailing_value);
     trailing_value = in[trailing++];
-    const double out = sum / divider;
-    sum -= sub;
     return out;
   }
 };

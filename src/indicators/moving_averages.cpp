@@ -4,6 +4,7 @@
 
 #include "detail.hpp"
 #include "gt/error.hpp"
+#include "gt/incremental.hpp"
 
 namespace gt::ind {
 namespace detail {
@@ -110,31 +111,9 @@ Series tema(std::span<const double> in, int period) {
 Series kama(std::span<const double> in, int period) {
   const std::size_t n = in.size();
   Series out = detail::nan_series(n);
-  const std::size_t p = static_cast<std::size_t>(period);
-  if (period < 1 || n <= p) return out;
-  const double const_max = 2.0 / (30.0 + 1.0);
-  const double const_diff = 2.0 / (2.0 + 1.0) - const_max;
-  double sum_roc1 = 0.0;
-  for (std::size_t i = 0; i < p; ++i) sum_roc1 += std::fabs(in[i] - in[i + 1]);
-  auto smoothing = [&](double period_roc) {
-    double er = (sum_roc1 <= period_roc || detail::is_zero(sum_roc1)) ? 1.0 : std::fabs(period_roc / sum_roc1);
-    er = er * const_diff + const_max;
-    return er * er;
-  };
-  double prev = in[p - 1];
-  std::size_t trailing = 0;
-  double trailing_value = in[trailing++];
-  prev = (in[p] - prev) * smoothing(in[p] - trailing_value) + prev;
-  out[p] = prev;
-  for (std::size_t today = p + 1; today < n; ++today) {
-    const double v = in[today];
-    const double old = in[trailing++];
-    sum_roc1 -= std::fabs(trailing_value - old);
-    sum_roc1 += std::fabs(v - in[today - 1]);
-    trailing_value = old;
-    prev = (v - prev) * smoothing(v - old) + prev;
-    out[today] = prev;
-  }
+  if (period < 1 || n <= static_cast<std::size_t>(period)) return out;
+  incremental::Kama state(period);
+  for (std::size_t i = 0; i < n; ++i) out[i] = state.update(in[i]);
   return out;
 }
 

@@ -21,6 +21,7 @@
 
 #include "gt/backtest.hpp"
 #include "gt/error.hpp"
+#include "gt/incremental.hpp"
 #include "gt/indicators.hpp"
 #include "gt/signal_rules.hpp"
 #include "program.hpp"
@@ -463,20 +464,9 @@ std::vector<double> from_first_defined(std::span<const double> x, F f) {
 
 // The highest (or lowest) of the n values ending at t; undefined where one of them is.
 std::vector<double> extreme(std::span<const double> x, std::size_t n, bool highest) {
-  std::vector<double> out(x.size(), kUndefined);
-  std::deque<std::size_t> window;
-  std::ptrdiff_t last_undefined = -1;
-  for (std::size_t t = 0; t < x.size(); ++t) {
-    if (std::isnan(x[t])) {
-      last_undefined = static_cast<std::ptrdiff_t>(t);
-      window.clear();
-      continue;
-    }
-    while (!window.empty() && (highest ? x[window.back()] <= x[t] : x[window.back()] >= x[t])) window.pop_back();
-    window.push_back(t);
-    while (window.front() + n <= t) window.pop_front();
-    if (t + 1 >= n && static_cast<std::ptrdiff_t>(t + 1 - n) > last_undefined) out[t] = x[window.front()];
-  }
+  std::vector<double> out(x.size());
+  ind::incremental::Extreme state(static_cast<int>(n), highest);
+  for (std::size_t t = 0; t < x.size(); ++t) out[t] = state.update(x[t]);
   return out;
 }
 
