@@ -554,6 +554,10 @@ bool StudyState::before(const RankedCombination& a, const RankedCombination& b) 
 void StudyState::offer(RankedCombination&& c) {
   if (config_.top == 0) return;
   auto& heap = heaps_[c.symbol];
+  if (config_.top == SIZE_MAX) {  // every combination kept: nothing to evict, finish() sorts them
+    heap.push_back(std::move(c));
+    return;
+  }
   const auto worse = [this](const RankedCombination& a, const RankedCombination& b) { return before(a, b); };
   if (heap.size() == config_.top) {
     if (!before(c, heap.front())) return;

@@ -283,9 +283,12 @@ class Search {
   void bayes(std::size_t unit, Space& space, Random& random, std::unordered_set<std::uint64_t>& taken,
              UnitResult& out) {
     const std::uint64_t budget = r_.ranking.search.budget;
-    constexpr std::uint64_t kRounds = 10, kPolishRounds = 2;
-    const std::uint64_t batch =
-        std::max<std::uint64_t>(std::min<std::uint64_t>(budget, 16), (budget + kRounds - 1) / kRounds);
+    // Two thirds of the budget in eight rounds from the model, the last third in ten climbing
+    // rounds (a climb goes one step a round).
+    constexpr std::uint64_t kModelRounds = 8, kClimbRounds = 10;
+    const std::uint64_t climb = budget / 3, modelled = budget - climb;
+    const std::uint64_t batch = std::max<std::uint64_t>(16, (modelled + kModelRounds - 1) / kModelRounds);
+    const std::uint64_t climb_batch = std::max<std::uint64_t>(16, (climb + kClimbRounds - 1) / kClimbRounds);
     const bool blocks = r_.ranking.robustness_blocks > 0;
     std::vector<RankedCombination> history;
     std::vector<ReturnSums> sums;
@@ -295,11 +298,13 @@ class Search {
       sums.insert(sums.end(), e.blocks.begin(), e.blocks.end());
     };
     absorb(round(unit, draw_uniform(space, std::min(batch, budget), random, taken), 0, blocks));
-    for (std::uint64_t r = 1; taken.size() < budget; ++r) {
-      const std::uint64_t want = std::min<std::uint64_t>(batch, budget - taken.size());
+    while (taken.size() < budget) {
+      const bool climbing = taken.size() >= modelled;
+      const std::uint64_t want = std::min<std::uint64_t>(
+          climbing ? climb_batch : std::min(batch, modelled - taken.size()), budget - taken.size());
       // The last rounds climb: the unevaluated neighbours of the best so far.
-      std::vector<std::uint64_t> next = r + kPolishRounds >= kRounds ? neighbours(space, history, want, taken)
-                                                                     : propose(space, history, want, random, taken);
+      std::vector<std::uint64_t> next =
+          climbing ? neighbours(space, history, want, taken) : propose(space, history, want, random, taken);
       if (next.size() < want) {  // the model's neighbourhoods are spent: the rest uniformly
         const auto more = draw_uniform(space, want - next.size(), random, taken);
         next.insert(next.end(), more.begin(), more.end());
@@ -322,43 +327,49 @@ class Search {
   }
 
   // Up to `want` unevaluated valid neighbours of the history's best, best first: one step either
-  // way along each ordered axis, any value of a categorical axis of at most eight values.
+  // way along any of the ordered axes (the categories kept), or another value of one category.
   std::vector<std::uint64_t> neighbours(Space& space, const std::vector<RankedCombination>& history, std::uint64_t want,
                                         std::unordered_set<std::uint64_t>& taken) {
     const std::size_t d = space.dims();
+    // Each point gives at least one neighbour or is spent: the best `want` are enough to look at.
     std::vector<std::size_t> ranked(history.size());
     for (std::size_t i = 0; i < ranked.size(); ++i) ranked[i] = i;
-    std::sort(ranked.begin(), ranked.end(),
-              [&](std::size_t a, std::size_t b) { return order_(history[a], history[b]); });
+    const std::size_t looked = std::min<std::size_t>(ranked.size(), want);
+    std::partial_sort(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(looked), ranked.end(),
+                      [&](std::size_t a, std::size_t b) { return order_(history[a], history[b]); });
+    ranked.resize(looked);
     std::vector<std::uint64_t> next;
     std::vector<std::int64_t> p(d), x(d);
-    std::vector<std::vector<std::int64_t>> options(d);
-    for (std::size_t i = 0; i < ranked.size() && next.size() < want; ++i) {
-      space.positions(history[ranked[i]].index, p);
-      std::uint64_t count = 1;
-      for (std::size_t k = 0; k < d; ++k) {
-        const auto m = static_cast<std::int64_t>(space.size(k));
-        options[k].clear();
-        if (space.ordered(k)) {
-          for (std::int64_t step = -1; step <= 1; ++step)
-            if (p[k] + step >= 0 && p[k] + step < m) options[k].push_back(p[k] + step);
-        } else if (m <= 8) {
-          for (std::int64_t v = 0; v < m; ++v) options[k].push_back(v);
-        } else {
-          options[k].push_back(p[k]);
-        }
-        count *= options[k].size();
-      }
-      for (std::uint64_t c = 0; c < count && next.size() < want; ++c) {
-        std::uint64_t rest = c;
-        for (std::size_t k = d; k-- > 0;) {
-          x[k] = options[k][rest % options[k].size()];
-          rest /= options[k].size();
-        }
-        const std::uint64_t index = space.index(x);
-        if (taken.count(index) || !space.valid(index)) continue;
+    const auto consider = [&] {
+      const std::uint64_t index = space.index(x);
+      if (next.size() < want && !taken.count(index) && space.valid(index)) {
         taken.insert(index);
         next.push_back(index);
+      }
+    };
+    std::uint64_t box = 1;
+    for (std::size_t k = 0; k < d; ++k) box *= space.ordered(k) ? 3 : 1;
+    for (std::size_t i = 0; i < ranked.size() && next.size() < want; ++i) {
+      space.positions(history[ranked[i]].index, p);
+      for (std::uint64_t c = 0; c < box; ++c) {  // the box of +-1 steps on the ordered axes
+        std::uint64_t rest = c;
+        bool inside = true;
+        for (std::size_t k = 0; k < d; ++k) {
+          x[k] = p[k];
+          if (!space.ordered(k)) continue;
+          x[k] += static_cast<std::int64_t>(rest % 3) - 1;
+          rest /= 3;
+          inside = inside && x[k] >= 0 && x[k] < static_cast<std::int64_t>(space.size(k));
+        }
+        if (inside) consider();
+      }
+      for (std::size_t k = 0; k < d; ++k) {  // another value of one category
+        if (space.ordered(k)) continue;
+        x = p;
+        for (std::int64_t v = 0; v < static_cast<std::int64_t>(space.size(k)); ++v) {
+          x[k] = v;
+          consider();
+        }
       }
     }
     std::sort(next.begin(), next.end());
@@ -371,22 +382,25 @@ class Search {
   std::vector<std::uint64_t> propose(Space& space, const std::vector<RankedCombination>& history, std::uint64_t want,
                                      Random& random, std::unordered_set<std::uint64_t>& taken) {
     const std::size_t d = space.dims();
+    // The best (at most 48) in order; the others, an even sample of at most 96 in history order
+    // (the density only needs their shape).
+    const std::size_t good = std::min(history.size(), std::clamp<std::size_t>((history.size() + 9) / 10, 2, 48));
     std::vector<std::size_t> ranked(history.size());
     for (std::size_t i = 0; i < ranked.size(); ++i) ranked[i] = i;
-    std::sort(ranked.begin(), ranked.end(),
-              [&](std::size_t a, std::size_t b) { return order_(history[a], history[b]); });
-    const std::size_t good = std::clamp<std::size_t>((history.size() + 9) / 10, 2, 48);
-    // The others: an even sample of at most 192 of them (the density only needs their shape).
-    std::vector<std::size_t> bad;
-    const std::size_t rest = ranked.size() - std::min(good, ranked.size());
-    const std::size_t step = std::max<std::size_t>(1, rest / 192);
-    for (std::size_t i = good; i < ranked.size(); i += step) bad.push_back(ranked[i]);
+    std::partial_sort(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(good), ranked.end(),
+                      [&](std::size_t a, std::size_t b) { return order_(history[a], history[b]); });
+    std::vector<std::size_t> bad(ranked.begin() + static_cast<std::ptrdiff_t>(good), ranked.end());
+    std::sort(bad.begin(), bad.end());
+    const std::size_t step = std::max<std::size_t>(1, bad.size() / 96);
+    std::vector<std::size_t> sampled;
+    for (std::size_t i = 0; i < bad.size(); i += step) sampled.push_back(bad[i]);
+    bad = std::move(sampled);
     const auto points = [&](std::span<const std::size_t> which) {
       std::vector<std::int64_t> p(which.size() * d);
       for (std::size_t j = 0; j < which.size(); ++j) space.positions(history[which[j]].index, {p.data() + j * d, d});
       return p;
     };
-    const std::vector<std::int64_t> good_points = points({ranked.data(), std::min(good, ranked.size())});
+    const std::vector<std::int64_t> good_points = points({ranked.data(), good});
     const std::vector<std::int64_t> bad_points = points(bad);
     // Bandwidths: Scott's rule on each side's spread along each ordered axis, at least one step.
     const auto bandwidths = [&](const std::vector<std::int64_t>& p) {
@@ -449,7 +463,7 @@ class Search {
     std::unordered_set<std::uint64_t> drawn;
     std::vector<std::int64_t> x(d);
     const std::size_t n_good = good_points.size() / d;
-    for (std::uint64_t a = 0; a < 8 * exploit + 64 && candidates.size() < 3 * exploit; ++a) {
+    for (std::uint64_t a = 0; a < 8 * exploit + 64 && candidates.size() < 2 * exploit; ++a) {
       const std::size_t j = random.below(n_good);
       for (std::size_t k = 0; k < d; ++k) {
         const auto m = static_cast<std::int64_t>(space.size(k));
