@@ -24,6 +24,8 @@ void add_bench(CLI::App& app);
 void add_train(CLI::App& app);
 void add_predict(CLI::App& app);
 void add_report(CLI::App& app);
+void add_live(CLI::App& app);
+void add_replay(CLI::App& app);
 
 // --data FILE|FOLDER (repeatable) and --skip-bad-rows, shared by every command that reads bars.
 struct DataOptions {

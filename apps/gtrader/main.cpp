@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
   gtrader::add_train(app);
   gtrader::add_predict(app);
   gtrader::add_report(app);
+  gtrader::add_live(app);
+  gtrader::add_replay(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

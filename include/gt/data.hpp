@@ -65,6 +65,11 @@ Bars bars_from_columns(std::string symbol, std::span<const std::int64_t> time, s
 // naming the series when its length differs from the bars' or a value is infinite, and ParamError
 // when the name is not an identifier, is a bar field (open high low close volume) or is taken.
 Bars with_series(Bars bars, std::string name, std::span<const double> values);
+// Appends one bar arriving on its own (a live feed): its time as a file gives it ("YYYY-MM-DD[
+// HH:MM[:SS]]") and its prices, checked by the rules a file's rows follow and after the last bar.
+// Returns why it is refused (nothing appended), or "" when appended.
+std::string append_bar(Bars& bars, std::string_view time, double open, double high, double low, double close,
+                       double volume);
 
 // Files and folders: a folder contributes every *.csv in it, in name order.
 std::vector<Bars> load_many(const std::vector<std::filesystem::path>& inputs, const LoadOptions& options = {});

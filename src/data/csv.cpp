@@ -584,6 +584,20 @@ Bars bars_from_columns(std::string symbol, std::span<const std::int64_t> time, s
   return bars;
 }
 
+std::string append_bar(Bars& bars, std::string_view time, double open, double high, double low, double close,
+                       double volume) {
+  const auto date = parse_date(time);
+  if (!date) return fmt::format("field 'time': '{}' is not a date (expected YYYY-MM-DD[ HH:MM[:SS]])", time);
+  if (!bars.time.empty() && date->seconds <= bars.time.back())
+    return fmt::format("field 'time': {} is not after the previous bar's {}", time,
+                       format_time(bars.time.back(), bars.intraday || date->has_clock));
+  static const LoadOptions options;
+  RowChecker checker(bars.symbol, options, true, true);
+  std::string problem = checker.add(bars, bars.size(), date->seconds, date->has_clock, open, high, low, close, volume);
+  if (problem.empty()) bars.intraday = bars.intraday || date->has_clock;
+  return problem;
+}
+
 std::string csv_field(std::string_view text) {
   if (text.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(text);
   std::string out = "\"";

@@ -98,15 +98,19 @@ def free_port():
 
 
 class RedisServer:
-    """A real redis-server on loopback, without persistence; stopped by stop()."""
+    """A real redis-server on loopback, without persistence (or, given a `directory`, with an
+    append-only file synced at every write there, so that a restart on the same `port` keeps
+    everything); stopped by stop()."""
 
-    def __init__(self, password=None):
+    def __init__(self, password=None, port=None, directory=None):
         exe = shutil.which("redis-server")
         if exe is None:
             pytest.fail("redis-server is installed by scripts/setup.sh (Debian package redis-server)")
-        self.port = free_port()
+        self.port = port or free_port()
         self.password = password
-        args = [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        args = [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        args += ["--dir", str(directory), "--appendonly", "yes", "--appendfsync", "always"] if directory else \
+            ["--appendonly", "no"]
         if password:
             args += ["--requirepass", password]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
