@@ -13,10 +13,11 @@ from .strategy import Strategy, evaluate
 from .signal_arrays import SignalsResult, from_signals
 from .distributed import DistributedConfig, OptimizationResult, RayDistributedEngine
 from .ml import GPUAccelerator, GPUConfig, ModelConfig, TradingNN
+from .live import LiveEngine, replay
 
 __all__ = [
     "as_bars", "load", "backtest", "indicator", "optimize", "walk_forward", "WalkForwardResult", "strategies", "Strategy", "evaluate", "from_signals", "SignalsResult", "cuda_available", "cuda_devices",
     "DistributedConfig", "OptimizationResult", "RayDistributedEngine", "GPUAccelerator", "GPUConfig", "ModelConfig",
-    "TradingNN", "_core",
+    "TradingNN", "LiveEngine", "replay", "_core",
 ]
 __version__ = "0.1.0"

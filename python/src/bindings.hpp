@@ -32,6 +32,7 @@ void bind_cache(nb::module_& m);       // cache_module.cpp
 void bind_ml(nb::module_& m);          // ml_module.cpp: datasets and signal models
 void bind_rules(nb::module_& m);       // rules_module.cpp: strategies written as rules
 
+void bind_live(nb::module_& m);           // live_module.cpp: live signals and replay
 void bind_signal_arrays(nb::module_& m);  // signal_arrays_module.cpp: backtests of the caller's signals
 
 // A strategy's name, description, code version and parameter schema (backtest_module.cpp).

@@ -68,4 +68,5 @@ NB_MODULE(_core, m) {
   gt_python::bind_ml(m);
   gt_python::bind_rules(m);
   gt_python::bind_signal_arrays(m);
+  gt_python::bind_live(m);
 }

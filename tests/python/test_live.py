@@ -160,3 +160,18 @@ def test_a_wrong_password_is_told_at_once(redis):
     proc = run_gtrader("live", "--redis", f"redis://:wrong@127.0.0.1:{redis.port}/0", "--bars-stream", "bars",
                        "--signals-stream", "signals", "--strategy", "ma_cross", check=False)
     assert proc.returncode == 2 and "authentication failed" in proc.stderr and "wrong" not in proc.stderr
+
+
+def test_python_live_engine_and_replay_give_the_commands_signals(redis):
+    import gpt_trader as gt
+
+    assert gt.replay(str(DAILY_FILES[1]), redis.url, "bars") == len(pd.read_csv(DAILY_FILES[1]))
+    report = gt.LiveEngine(redis.url, "bars", "signals", "ma_cross", {"fast": 5, "slow": 20}, idle_exit=0.5,
+                           stop_loss=0.03, allow_short=True).run()
+    from_python = signals(redis)
+    assert report["bars"] == len(pd.read_csv(DAILY_FILES[1])) and report["decisions"] == len(from_python) > 100
+    redis.command("DEL", "signals", *redis.command("KEYS", "gtrader:live:*"))
+    redis.command("XGROUP", "DESTROY", "bars", "gtrader")
+    live(redis, "--strategy", "ma_cross", "--param", "fast=5", "--param", "slow=20", "--param", "stop_loss=0.03",
+         "--allow-short", idle="0.5")
+    assert signals(redis) == from_python
