@@ -68,11 +68,12 @@ def live(redis, *args, idle="1.5", check=True):
                        "--idle-exit", idle, *args, check=check)
 
 
-@pytest.mark.parametrize("name", list(STRATEGIES))
-@pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: p.stem)
+# The crossover on every file; the other strategies on one.
+CASES = [(path, "ma_cross") for path in ALL_FILES] + [(DAILY_FILES[0], name) for name in STRATEGIES if name != "ma_cross"]
+
+
+@pytest.mark.parametrize("path, name", CASES, ids=[f"{p.stem}-{n}" for p, n in CASES])
 def test_live_decisions_equal_the_backtests(path, name, redis, tmp_path):
-    if name != "ma_cross" and path not in DAILY_FILES[:1]:
-        pytest.skip("the other strategies on one file are enough")
     args = STRATEGIES[name]
     run_gtrader("replay", "--data", path, "--redis", redis.url, "--bars-stream", "bars")
     summary = live(redis, *args).stdout
