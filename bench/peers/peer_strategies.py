@@ -63,3 +63,17 @@ def volume_ok(volume):
     avg = talib.SMA(volume.astype(float), 20)
     with np.errstate(invalid="ignore"):
         return volume > avg
+
+
+def crossover_signals(frame, sample):
+    """Entries and exits of docs/SEMANTICS.md "ma_cross" for each combination of `sample`
+    ((fast, slow, ma_type, volume_filter, ...) tuples), as columns: TA-Lib's averages, the
+    crossings as array operations."""
+    close, volume = frame["Close"].to_numpy(float), frame["Volume"].to_numpy(float)
+    averages = {(m, p): MA_FUNCTIONS[m](close, p) for f, s, m, *_ in sample for p in (f, s)}
+    up, down = crossings(np.column_stack([averages[(c[2], c[0])] for c in sample]),
+                         np.column_stack([averages[(c[2], c[1])] for c in sample]))
+    with np.errstate(invalid="ignore"):
+        busy = volume > MA_FUNCTIONS[0](volume, 20)
+    filtered = np.array([c[3] for c in sample])[None, :]
+    return up & (busy[:, None] | ~filtered), down

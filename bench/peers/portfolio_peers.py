@@ -30,7 +30,7 @@ import pandas as pd
 import vectorbt as vbt
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from peer_strategies import MA_FUNCTIONS, crossings  # noqa: E402
+from peer_strategies import crossover_signals as signals  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BARS = 2000
@@ -52,17 +52,6 @@ def portfolio_frames():
 
 def combinations():
     return [(f, s, m, v) for f in range(5, 20) for s in range(20, 50) for m in range(3) for v in (False, True)]
-
-
-def signals(frame, sample):
-    close, volume = frame["Close"].to_numpy(float), frame["Volume"].to_numpy(float)
-    averages = {(m, p): MA_FUNCTIONS[m](close, p) for f, s, m, _ in sample for p in (f, s)}
-    up, down = crossings(np.column_stack([averages[(c[2], c[0])] for c in sample]),
-                         np.column_stack([averages[(c[2], c[1])] for c in sample]))
-    with np.errstate(invalid="ignore"):
-        busy = volume > MA_FUNCTIONS[0](volume, 20)
-    filtered = np.array([c[3] for c in sample])[None, :]
-    return up & (busy[:, None] | ~filtered), down
 
 
 def vectorbt_run(frames, sample):
