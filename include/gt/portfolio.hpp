@@ -38,8 +38,10 @@ void check_portfolio(const std::vector<Bars>& symbols, const PortfolioOptions& p
 // The union of the symbols' timestamps, in order: a portfolio's time, one return of its equity each.
 std::vector<std::int64_t> portfolio_timeline(const std::vector<Bars>& symbols);
 
-// The strategy with `values` on every symbol, one account.
+// The strategy with `values` on every symbol, one account. `series`: one cache of indicator series
+// per symbol, shared by the runs of many combinations (none: each run computes its own).
 PortfolioResult run_portfolio(const std::vector<Bars>& symbols, const Strategy& strategy, const ParamValues& values,
-                              const ExecutionOptions& options, const PortfolioOptions& portfolio);
+                              const ExecutionOptions& options, const PortfolioOptions& portfolio,
+                              std::span<SeriesCache> series = {});
 
 }  // namespace gt

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <iterator>
 
 #include "account.hpp"
 #include "gt/error.hpp"
@@ -60,10 +61,14 @@ void check_portfolio(const std::vector<Bars>& symbols, const PortfolioOptions& p
 }
 
 std::vector<std::int64_t> portfolio_timeline(const std::vector<Bars>& symbols) {
-  std::vector<std::int64_t> time;
-  for (const Bars& b : symbols) time.insert(time.end(), b.time.begin(), b.time.end());
-  std::sort(time.begin(), time.end());
-  time.erase(std::unique(time.begin(), time.end()), time.end());
+  // Each symbol's times ascend: merged one symbol at a time, duplicates dropped as they meet.
+  std::vector<std::int64_t> time, merged;
+  for (const Bars& b : symbols) {
+    merged.clear();
+    merged.reserve(time.size() + b.time.size());
+    std::set_union(time.begin(), time.end(), b.time.begin(), b.time.end(), std::back_inserter(merged));
+    time.swap(merged);
+  }
   return time;
 }
 
@@ -94,7 +99,8 @@ struct Book {
 }  // namespace
 
 PortfolioResult run_portfolio(const std::vector<Bars>& symbols, const Strategy& strategy, const ParamValues& values,
-                              const ExecutionOptions& base, const PortfolioOptions& portfolio) {
+                              const ExecutionOptions& base, const PortfolioOptions& portfolio,
+                              std::span<SeriesCache> series) {
   base.validate();
   check_portfolio(symbols, portfolio);
   strategy.require_signals();
@@ -108,11 +114,13 @@ PortfolioResult run_portfolio(const std::vector<Bars>& symbols, const Strategy& 
   const std::size_t n = out.time.size();
   double cash = options.cash;
   std::deque<Book> books;  // stable addresses: each Account refers to its book's trades
+  if (!series.empty() && series.size() != k)
+    throw Error(fmt::format("run_portfolio: {} series caches for {} symbols", series.size(), k));
   for (const Bars& b : symbols) {
     Book& book = books.emplace_back(b, options, cash);
     book.signals.resize(b.size());
-    SeriesCache series;
-    strategy.signals(b, values, book.signals, series);
+    SeriesCache own;
+    strategy.signals(b, values, book.signals, series.empty() ? own : series[books.size() - 1]);
     book.bar_at.assign(n, -1);
     std::size_t u = 0;
     for (std::size_t t = 0; t < b.size(); ++t) {
@@ -120,6 +128,8 @@ PortfolioResult run_portfolio(const std::vector<Bars>& symbols, const Strategy& 
       book.bar_at[u] = static_cast<std::int64_t>(t);
     }
   }
+  std::vector<Book*> book_at;  // by symbol, without the deque's indexing
+  for (Book& book : books) book_at.push_back(&book);
   const auto weight = [&](std::size_t s) {
     return options.size * (portfolio.weights.empty() ? 1.0 / static_cast<double>(k) : portfolio.weights[s]);
   };
@@ -152,6 +162,7 @@ PortfolioResult run_portfolio(const std::vector<Bars>& symbols, const Strategy& 
   out.equity.resize(n);
   out.value.assign(k, std::vector<double>(n));
   CurveAccumulator curve(options.cash);
+  std::vector<int> target(k);  // each symbol's position after its rules at a close
   bool ruined = false;
   for (std::size_t u = 0; u < n; ++u) {
     const auto bar = [&](const Book& book) { return book.bar_at[u]; };
@@ -165,7 +176,7 @@ PortfolioResult run_portfolio(const std::vector<Bars>& symbols, const Strategy& 
         if (const auto t = bar(book); t >= 0 && book.has_rebalance && book.rebalance < 0 && book.account.direction())
           book.account.adjust(book.account.direction() * book.rebalance / book.bars.open[t], book.bars.open[t], t);
       for (std::size_t s = 0; s < k; ++s) {
-        Book& book = books[s];
+        Book& book = *book_at[s];
         const auto t = bar(book);
         if (t < 0 || !book.has_pending) continue;
         if (book.pending != 0 && book.account.direction() == 0)
@@ -208,32 +219,31 @@ PortfolioResult run_portfolio(const std::vector<Bars>& symbols, const Strategy& 
         equity = mark();
         // The rules at the closes: with close fills, exits then entries (sized by this close's
         // equity) at once; else orders for each symbol's next open.
-        std::vector<int> target(k);
         for (std::size_t s = 0; s < k; ++s) {
-          Book& book = books[s];
+          Book& book = *book_at[s];
           const auto t = bar(book);
           target[s] = t < 0 ? book.account.direction()
                             : detail::target_after(book.account.direction(), book.signals[t], options.allow_short);
         }
         if (options.fill == Fill::kClose) {
           for (std::size_t s = 0; s < k; ++s)
-            if (books[s].account.direction() != 0 && target[s] != books[s].account.direction())
-              books[s].account.close_position(books[s].last_close, bar(books[s]), ExitReason::kRule);
+            if (book_at[s]->account.direction() != 0 && target[s] != book_at[s]->account.direction())
+              book_at[s]->account.close_position(book_at[s]->last_close, bar(*book_at[s]), ExitReason::kRule);
           for (std::size_t s = 0; s < k; ++s)
-            if (target[s] != 0 && books[s].account.direction() == 0 && bar(books[s]) >= 0)
-              enter(books[s], s, target[s], books[s].last_close, bar(books[s]), equity, bar(books[s]) + 1);
+            if (target[s] != 0 && book_at[s]->account.direction() == 0 && bar(*book_at[s]) >= 0)
+              enter(*book_at[s], s, target[s], book_at[s]->last_close, bar(*book_at[s]), equity, bar(*book_at[s]) + 1);
         } else {
           for (std::size_t s = 0; s < k; ++s)
-            if (bar(books[s]) >= 0 && target[s] != books[s].account.direction()) {
-              books[s].pending = target[s];
-              books[s].pending_equity = equity;
-              books[s].has_pending = true;
+            if (bar(*book_at[s]) >= 0 && target[s] != book_at[s]->account.direction()) {
+              book_at[s]->pending = target[s];
+              book_at[s]->pending_equity = equity;
+              book_at[s]->has_pending = true;
             }
         }
         if (portfolio.rebalance > 0 && (u + 1) % portfolio.rebalance == 0) {
           const double now = mark();
           for (std::size_t s = 0; s < k; ++s) {
-            Book& book = books[s];
+            Book& book = *book_at[s];
             if (!book.account.direction() || (book.has_pending && book.pending != book.account.direction())) continue;
             book.rebalance = weight(s) * now - std::fabs(book.account.units()) * book.last_close;
             book.has_rebalance = book.rebalance != 0;
@@ -244,15 +254,15 @@ PortfolioResult run_portfolio(const std::vector<Bars>& symbols, const Strategy& 
     const double equity = ruined ? 0.0 : mark();
     bool held = false;
     for (std::size_t s = 0; s < k; ++s) {
-      out.value[s][u] = books[s].account.units() * books[s].last_close;
-      held = held || books[s].account.direction() != 0;
+      out.value[s][u] = book_at[s]->account.units() * book_at[s]->last_close;
+      held = held || book_at[s]->account.direction() != 0;
     }
     out.equity[u] = equity;
     curve.add(equity, held);
   }
   out.contribution.assign(k, 0.0);
   for (std::size_t s = 0; s < k; ++s) {
-    Book& book = books[s];
+    Book& book = *book_at[s];
     for (const Trade& t : book.trades)
       if (!t.open) {
         curve.sums().add_trade(t.pnl, t.ret);

@@ -9,7 +9,11 @@ class PortfolioEvaluator final : public Evaluator {
  public:
   PortfolioEvaluator(const std::vector<Bars>& symbols, const Grid& grid, const ExecutionOptions& options,
                      const PortfolioOptions& portfolio)
-      : symbols_(symbols), strategy_(grid.strategy()), options_(options), portfolio_(portfolio) {}
+      : symbols_(symbols),
+        strategy_(grid.strategy()),
+        options_(options),
+        portfolio_(portfolio),
+        series_(std::make_unique<SeriesCache[]>(symbols.size())) {}
 
   std::string_view name() const override { return "portfolio reference"; }
 
@@ -23,7 +27,8 @@ class PortfolioEvaluator final : public Evaluator {
     for (std::size_t i = 0; i < out.size(); ++i) {
       const ParamValues values(params.begin() + static_cast<std::ptrdiff_t>(i * stride),
                                params.begin() + static_cast<std::ptrdiff_t>((i + 1) * stride));
-      const PortfolioResult r = run_portfolio(symbols_, strategy_, values, options_, portfolio_);
+      const PortfolioResult r = run_portfolio(symbols_, strategy_, values, options_, portfolio_,
+                                              std::span<SeriesCache>(series_.get(), symbols_.size()));
       out[i] = r.metrics;
       if (per == 0) continue;
       const BlockReturns own{starts, blocks.subspan(i * per, per)};
@@ -37,6 +42,8 @@ class PortfolioEvaluator final : public Evaluator {
   const Strategy& strategy_;
   ExecutionOptions options_;
   PortfolioOptions portfolio_;
+  // Each symbol's indicator series, computed once for every combination that asks for them.
+  std::unique_ptr<SeriesCache[]> series_;
 };
 
 }  // namespace
