@@ -1,4 +1,4 @@
-// gtrader live and gtrader replay (docs/SEMANTICS.md "Live signals").
+// gtrader live (docs/SEMANTICS.md "Live signals").
 #include "gt/live.hpp"
 
 #include <fmt/format.h>
@@ -9,7 +9,6 @@
 
 #include "commands.hpp"
 #include "execution_options.hpp"
-#include "gt/cache.hpp"
 #include "gt/ml.hpp"
 #include "gt/rules.hpp"
 
@@ -41,19 +40,6 @@ void run_live(LiveCommand& c) {
              c.live.bars_stream, r.warm_up, r.reconnects ? fmt::format("; {} reconnections", r.reconnects) : "");
 }
 
-struct ReplayCommand {
-  DataOptions data;
-  std::string redis, stream;
-  double speed = 0;
-};
-
-void run_replay(ReplayCommand& c) {
-  for (const gt::Bars& bars : c.data.load()) {
-    const std::uint64_t n = gt::replay_bars(bars, c.redis, c.stream, c.speed);
-    fmt::print("replayed {} bars of {} into {} on {}\n", n, bars.symbol, c.stream, gt::redact_url(c.redis));
-  }
-}
-
 }  // namespace
 
 void add_live(CLI::App& app) {
@@ -71,17 +57,6 @@ void add_live(CLI::App& app) {
   cmd->add_option("--param", c->params, "NAME=VALUE (repeatable)");
   c->exec.add_to(*cmd);
   cmd->callback([c] { run_live(*c); });
-}
-
-void add_replay(CLI::App& app) {
-  auto c = std::make_shared<ReplayCommand>();
-  CLI::App* cmd = app.add_subcommand("replay", "Push a file's bars into a Redis stream, one message per bar");
-  c->data.add_to(*cmd);
-  cmd->add_option("--redis", c->redis, "redis://[[user]:password@]host[:port][/db]")->required();
-  cmd->add_option("--bars-stream", c->stream, "The stream to append to")->required();
-  cmd->add_option("--speed", c->speed, "Bars per second (0: as fast as Redis takes them)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->callback([c] { run_replay(*c); });
 }
 
 }  // namespace gtrader
