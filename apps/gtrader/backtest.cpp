@@ -165,9 +165,8 @@ void run_portfolio(const BacktestCommand& c, const gt::PortfolioOptions& allocat
 void run(BacktestCommand& c) {
   auto assignments = split_assignments(c.params);
   c.strategy.require_one();
-  const gt::Strategy strategy = !c.strategy.signals.empty() ? signals_strategy(c.strategy.signals)
-                                : c.strategy.is_rules()     ? *gt::rules::compile(c.strategy.rules(assignments, {}))
-                                                            : gt::ml::resolve_strategy(c.strategy.name, assignments);
+  const gt::Strategy strategy =
+      !c.strategy.signals.empty() ? signals_strategy(c.strategy.signals) : c.strategy.strategy(assignments);
   const gt::ParamValues params = gt::parse_params(strategy, assignments);
   const gt::ExecutionOptions options = c.exec.resolve();
   // The charts' library is checked before any work, so a missing one fails fast.

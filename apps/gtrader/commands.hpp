@@ -50,6 +50,10 @@ struct StrategyChoice {
   // the parameters' types, from the values given to --param and --grid (`grid`: NAME=SPEC items).
   gt::rules::RuleTexts rules(const std::vector<std::pair<std::string, std::string>>& params,
                              const std::vector<std::string>& grid) const;
+  // The strategy of --strategy-file or the inline rules, or the one --strategy names (a model
+  // strategy with its model file loaded, the file's parameter taken out of `params`); not
+  // --signals, which the command reads itself.
+  gt::Strategy strategy(std::vector<std::pair<std::string, std::string>>& params) const;
 };
 
 // --portfolio [--weights w1,w2,...] [--rebalance N], shared by backtest and optimize.

@@ -6,6 +6,7 @@
 
 #include "commands.hpp"
 #include "gt/error.hpp"
+#include "gt/ml.hpp"
 
 namespace gtrader {
 
@@ -89,6 +90,10 @@ void StrategyChoice::require_one() const {
         fmt::format("give one strategy: --strategy NAME, --strategy-file FILE, or --entry EXPR --exit "
                     "EXPR{}",
                     signals.empty() ? "" : ", or --signals FILE"));
+}
+
+gt::Strategy StrategyChoice::strategy(std::vector<std::pair<std::string, std::string>>& params) const {
+  return is_rules() ? *gt::rules::compile(rules(params, {})) : gt::ml::resolve_strategy(name, params);
 }
 
 gt::rules::RuleTexts StrategyChoice::rules(const std::vector<std::pair<std::string, std::string>>& params,

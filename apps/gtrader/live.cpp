@@ -9,8 +9,6 @@
 
 #include "commands.hpp"
 #include "execution_options.hpp"
-#include "gt/ml.hpp"
-#include "gt/rules.hpp"
 
 namespace gtrader {
 namespace {
@@ -27,8 +25,7 @@ struct LiveCommand {
 void run_live(LiveCommand& c) {
   auto assignments = split_assignments(c.params);
   c.strategy.require_one();
-  const gt::Strategy strategy = c.strategy.is_rules() ? *gt::rules::compile(c.strategy.rules(assignments, {}))
-                                                      : gt::ml::resolve_strategy(c.strategy.name, assignments);
+  const gt::Strategy strategy = c.strategy.strategy(assignments);
   const gt::ParamValues params = gt::parse_params(strategy, assignments);
   c.live.execution = c.exec.resolve();
   // SIGINT and SIGTERM end the run between bars: every bar is then processed with its signals or not at all.

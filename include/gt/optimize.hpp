@@ -169,7 +169,6 @@ class StudyState {
     std::vector<ReturnSums> blocks;  // blocks() per combination
   };
   Evaluated take_evaluated(std::size_t symbol);
-  std::size_t blocks() const { return config_.blocks; }
   // Bytes that deserialize() turns back into the same state: what a remote task sends home.
   std::string serialize() const;
   static StudyState deserialize(std::string_view bytes);

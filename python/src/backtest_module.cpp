@@ -64,6 +64,12 @@ nb::dict backtest_dict(const gt::BacktestResult& r) {
   return out;
 }
 
+gt::Strategy strategy_from(const std::string& name, std::vector<std::pair<std::string, std::string>>& given,
+                           const std::string& rules) {
+  return rules.empty() ? gt::ml::resolve_strategy(name, given)
+                       : *gt::rules::compile(gt::rules::rules_from_json(from_text(rules)));
+}
+
 void bind_backtest(nb::module_& m) {
   m.def("metric_table", [] {
     nb::list out;
@@ -113,8 +119,7 @@ void bind_backtest(nb::module_& m) {
       [](const gt::Bars& bars, const std::string& strategy, const std::string& params, const std::string& options,
          const std::string& rules) {
         auto given = gt::assignments(from_text(params));
-        const gt::Strategy s = rules.empty() ? gt::ml::resolve_strategy(strategy, given)
-                                             : *gt::rules::compile(gt::rules::rules_from_json(from_text(rules)));
+        const gt::Strategy s = strategy_from(strategy, given, rules);
         const gt::ParamValues values = gt::parse_params(s, given);
         const gt::ExecutionOptions o = gt::execution_options(from_text(options));
         s.require_enough_bars(bars, values);
@@ -134,8 +139,7 @@ void bind_backtest(nb::module_& m) {
          const std::string& options, const std::string& rules, const std::vector<double>& weights,
          std::size_t rebalance) {
         auto given = gt::assignments(from_text(params));
-        const gt::Strategy s = rules.empty() ? gt::ml::resolve_strategy(strategy, given)
-                                             : *gt::rules::compile(gt::rules::rules_from_json(from_text(rules)));
+        const gt::Strategy s = strategy_from(strategy, given, rules);
         const gt::ParamValues values = gt::parse_params(s, given);
         const gt::ExecutionOptions o = gt::execution_options(from_text(options));
         const gt::PortfolioOptions allocation{weights, rebalance};

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "gt/backtest.hpp"
 #include "gt/strategy.hpp"
@@ -37,6 +39,11 @@ void bind_signal_arrays(nb::module_& m);  // signal_arrays_module.cpp: backtests
 
 // A strategy's name, description, code version and parameter schema (backtest_module.cpp).
 nb::dict strategy_schema(const gt::Strategy& strategy);
+// A study's strategy from what the package sends: a name (a model strategy's file loaded from
+// `given`, whose parameter is then taken out), or with `rules` (JSON text, not empty) the rules'
+// strategy (backtest_module.cpp).
+gt::Strategy strategy_from(const std::string& name, std::vector<std::pair<std::string, std::string>>& given,
+                           const std::string& rules);
 // A backtest as Python: metrics (dict), trades (dict of NumPy columns), equity and position (backtest_module.cpp).
 nb::dict backtest_dict(const gt::BacktestResult& result);
 

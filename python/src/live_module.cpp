@@ -5,8 +5,6 @@
 
 #include "bindings.hpp"
 #include "gt/live.hpp"
-#include "gt/ml.hpp"
-#include "gt/rules.hpp"
 #include "gt/study.hpp"
 
 namespace gt_python {
@@ -31,8 +29,7 @@ void bind_live(nb::module_& m) {
              const std::string& group, double idle_exit, const std::string& strategy, const std::string& params,
              const std::string& options, const std::string& rules) {
             auto given = gt::assignments(from_text(params));
-            gt::Strategy s = rules.empty() ? gt::ml::resolve_strategy(strategy, given)
-                                           : *gt::rules::compile(gt::rules::rules_from_json(from_text(rules)));
+            gt::Strategy s = strategy_from(strategy, given, rules);
             gt::ParamValues values = gt::parse_params(s, given);
             auto* run = new (self) LiveRun{};
             run->options = {redis,    bars_stream,    signals_stream,

@@ -120,10 +120,6 @@ class LiveRun {
   LiveReport report;
 
  private:
-  struct SymbolState {
-    Bars bars;
-  };
-
   // Parses and appends a bar message; the reason when it is refused.
   std::string accept(const BarMessage& m) {
     for (const char* f : kFields)
@@ -136,9 +132,9 @@ class LiveRun {
       if (text.empty() || end != text.c_str() + text.size())
         return fmt::format("field '{}': '{}' is not a number", kFields[i + 2], text);
     }
-    auto& state = symbols_[m.fields.at("symbol")];
-    if (state.bars.symbol.empty()) state.bars.symbol = m.fields.at("symbol");
-    return append_bar(state.bars, m.fields.at("time"), v[0], v[1], v[2], v[3], v[4]);
+    Bars& bars = symbols_[m.fields.at("symbol")];
+    if (bars.symbol.empty()) bars.symbol = m.fields.at("symbol");
+    return append_bar(bars, m.fields.at("time"), v[0], v[1], v[2], v[3], v[4]);
   }
 
   // One bar: its decisions, the acknowledgement and the record of how far this run got, in one
@@ -155,8 +151,8 @@ class LiveRun {
       commands.push_back(std::move(dead));
       ++report.dead_letters;
     } else {
-      const auto& state = symbols_.at(m.fields.at("symbol"));
-      for (const LiveDecision& d : decisions_at_last_bar(state.bars, strategy_, values_, o_.execution)) {
+      const Bars& bars = symbols_.at(m.fields.at("symbol"));
+      for (const LiveDecision& d : decisions_at_last_bar(bars, strategy_, values_, o_.execution)) {
         commands.push_back({"XADD", o_.signals_stream, "*", "symbol", m.fields.at("symbol"), "time",
                             m.fields.at("time"), "action", d.action, "strategy", strategy_.name, "parameters",
                             described_, "bar_id", m.id});
@@ -179,7 +175,7 @@ class LiveRun {
   const Strategy& strategy_;
   const ParamValues& values_;
   std::string described_, last_key_, dead_stream_, last_ = "0-0";
-  std::map<std::string, SymbolState> symbols_;
+  std::map<std::string, Bars> symbols_;  // each symbol's state: its bars so far
 };
 
 }  // namespace

@@ -97,6 +97,7 @@ std::vector<std::uint64_t> draw_uniform(Space& space, std::uint64_t count, Rando
     count = std::min<std::uint64_t>(count, left.size());
     for (std::uint64_t i = 0; i < count; ++i) std::swap(left[i], left[i + random.below(left.size() - i)]);
     out.assign(left.begin(), left.begin() + static_cast<std::ptrdiff_t>(count));
+    taken.insert(out.begin(), out.end());
   } else {
     const std::uint64_t attempts = 64 * count + 1000;
     for (std::uint64_t a = 0; a < attempts && out.size() < count; ++a) {
@@ -111,7 +112,6 @@ std::vector<std::uint64_t> draw_uniform(Space& space, std::uint64_t count, Rando
                                                "most of this space is invalid; lower the budget or search the grid",
                                                out.size(), attempts, count));
   }
-  for (const std::uint64_t i : out) taken.insert(i);
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -171,6 +171,7 @@ class Search {
       : r_(r),
         executor_(executor),
         units_(ranked_units(r)),
+        unit_bars_(ranked_unit_bars(r.symbols, r.ranking.portfolio)),
         order_{metric_index(r.ranking.metric), metric_table()[metric_index(r.ranking.metric)].higher_is_better,
                r.ranking.min_trades} {}
 
@@ -195,20 +196,12 @@ class Search {
     }
     StudyState state(units_.size(), SIZE_MAX, order_.metric, std::numeric_limits<std::int64_t>::min(),
                      blocks ? r_.ranking.robustness_blocks : 0);
-    std::vector<std::uint8_t> seen(tasks.size());
-    executor_.run(request, units_, tasks, false, [&](std::size_t i, RangeOutcome&& outcome) {
-      if (i >= tasks.size() || seen[i])
-        throw Error(fmt::format("{}: task {} reported twice or unknown", executor_.name(), i));
-      seen[i] = 1;
-      state.combine(std::move(outcome.state));
-    });
-    if (std::find(seen.begin(), seen.end(), 0) != seen.end())
-      throw Error(fmt::format("{}: some tasks never reported", executor_.name()));
+    run_tasks(executor_, request, units_, tasks, false,
+              [&](std::size_t, RangeOutcome&& outcome) { state.combine(std::move(outcome.state)); });
     tally_.evaluations += indices.size();
     tally_.computed += state.computed();
     tally_.from_cache += state.from_cache();
-    const std::size_t bars = ranked_unit_bars(units_[unit].symbols, r_.ranking.portfolio).front() - first_bar;
-    tally_.bar_combinations += state.computed() * bars;
+    tally_.bar_combinations += state.computed() * (unit_bars_[unit] - first_bar);
     return state.take_evaluated(unit);
   }
 
@@ -238,6 +231,7 @@ class Search {
   }
 
   const std::vector<RankedUnit>& units() const { return units_; }
+  std::size_t unit_bars(std::size_t unit) const { return unit_bars_[unit]; }
   const Tally& tally() const { return tally_; }
   const SearchOrder& order() const { return order_; }
 
@@ -250,7 +244,7 @@ class Search {
                UnitResult& out) {
     constexpr std::uint64_t kEta = 3;
     constexpr std::size_t kShortestSpan = 126, kMostHalvings = 4;
-    const std::size_t bars = units_[unit].symbols.front().size();
+    const std::size_t bars = unit_bars_[unit];  // one symbol's: halving refuses portfolios
     const std::uint64_t budget = r_.ranking.search.budget;
     std::size_t halvings = 0;
     std::uint64_t shrink = 1;
@@ -501,6 +495,7 @@ class Search {
   const StudyRequest& r_;
   RangeExecutor& executor_;
   std::vector<RankedUnit> units_;
+  std::vector<std::size_t> unit_bars_;  // each unit's returns (a portfolio's: its timeline's)
   SearchOrder order_;
   Tally tally_;
 };
@@ -533,7 +528,6 @@ void check_search(const SearchOptions& search, const Grid& grid, bool portfolio)
 }
 
 StudyOutcome run_search(const StudyRequest& r, RangeExecutor* executor, ResultSink* sink) {
-  check_search(r.ranking.search, *r.grid, r.ranking.portfolio.has_value());
   if (r.ranking.portfolio) check_portfolio(r.symbols, *r.ranking.portfolio);
   robustness_block_starts(r.symbols, *r.grid, r.ranking);  // what cannot be computed is refused before any work
   const int threads = r.ranking.threads > 0 ? r.ranking.threads : tbb::info::default_concurrency();
@@ -553,7 +547,7 @@ StudyOutcome run_search(const StudyRequest& r, RangeExecutor* executor, ResultSi
     // The evaluated combinations in grid order, as a grid's chunks reach the ranking and the sink.
     auto& e = found.evaluated;
     const std::size_t per = r.ranking.robustness_blocks, stride = r.grid->base().size();
-    const std::size_t bars = ranked_unit_bars(units[u].symbols, r.ranking.portfolio).front();
+    const std::size_t bars = search.unit_bars(u);
     constexpr std::size_t kChunk = 4096;
     for (std::size_t at = 0; at < e.combinations.size(); at += kChunk) {
       ChunkResults chunk;

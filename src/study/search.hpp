@@ -7,12 +7,19 @@
 
 namespace gt {
 
+// Runs `tasks` on `executor`, handing each outcome to `done` with its task's position, and throws
+// when one reports twice, is unknown or never reports (a grid's ranges and a search's rounds alike).
+void run_tasks(RangeExecutor& executor, const nlohmann::ordered_json& request, const std::vector<RankedUnit>& units,
+               std::span<const RangeTask> tasks, bool rows,
+               const std::function<void(std::size_t, RangeOutcome&&)>& done);
+
 // Refuses, before any work, a search its grid cannot take: an unknown method, a budget of 0, a
 // non-grid method over a space with no range, halving over a portfolio.
 void check_search(const SearchOptions& search, const Grid& grid, bool portfolio);
 
-// Runs `request`'s search (its ranking.search, not a grid's) on `executor` (nullptr: this
-// machine), handing every evaluated combination to `sink` in grid order, unit by unit.
+// Runs `request`'s search (its ranking.search, not a grid's, checked by check_search) on
+// `executor` (nullptr: this machine), handing every evaluated combination to `sink` in grid
+// order, unit by unit.
 StudyOutcome run_search(const StudyRequest& request, RangeExecutor* executor, ResultSink* sink);
 
 }  // namespace gt

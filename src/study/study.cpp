@@ -312,6 +312,20 @@ std::vector<RankedUnit> ranked_units(const StudyRequest& r) {
   return units;
 }
 
+void run_tasks(RangeExecutor& executor, const json& request, const std::vector<RankedUnit>& units,
+               std::span<const RangeTask> tasks, bool rows,
+               const std::function<void(std::size_t, RangeOutcome&&)>& done) {
+  std::vector<std::uint8_t> seen(tasks.size());
+  executor.run(request, units, tasks, rows, [&](std::size_t i, RangeOutcome&& outcome) {
+    if (i >= tasks.size() || seen[i])
+      throw Error(fmt::format("{}: task {} reported twice or unknown", executor.name(), i));
+    seen[i] = 1;
+    done(i, std::move(outcome));
+  });
+  if (std::find(seen.begin(), seen.end(), 0) != seen.end())
+    throw Error(fmt::format("{}: some tasks never reported", executor.name()));
+}
+
 namespace {
 
 // The store a local run records into as it goes. With a cache, the shared cache itself, so that
@@ -356,11 +370,7 @@ void run_on(RangeExecutor& executor, const StudyRequest& r, AtomicFile* file, Op
   // Rows reach the file in grid order, whatever order the tasks finish in.
   std::map<std::size_t, std::string> waiting;
   std::size_t next = 0;
-  std::vector<std::uint8_t> seen(tasks.size());
-  executor.run(study_request_json(r), units, tasks, file != nullptr, [&](std::size_t i, RangeOutcome&& outcome) {
-    if (i >= tasks.size() || seen[i])
-      throw Error(fmt::format("{}: task {} reported twice or unknown", executor.name(), i));
-    seen[i] = 1;
+  run_tasks(executor, study_request_json(r), units, tasks, file != nullptr, [&](std::size_t i, RangeOutcome&& outcome) {
     total.combine(std::move(outcome.state));
     if (!file) return;
     waiting.emplace(i, std::move(outcome.rows));
@@ -369,8 +379,6 @@ void run_on(RangeExecutor& executor, const StudyRequest& r, AtomicFile* file, Op
       waiting.erase(it);
     }
   });
-  if (std::find(seen.begin(), seen.end(), 0) != seen.end())
-    throw Error(fmt::format("{}: some tasks never reported", executor.name()));
   require_some_valid(grid, total.valid());
   std::move(total).finish(result, r.symbols, grid, r.execution, r.ranking.portfolio);
   result.combinations = grid.size();
