@@ -5,7 +5,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gt/backtest.hpp"
@@ -38,10 +40,27 @@ struct LiveDecision {
   std::string action;
 };
 
-// The decisions a backtest of `bars` makes at its last bar: orders placed at that bar's close
-// (for the next open, or filled at the close), and exits by price or time within it.
-std::vector<LiveDecision> decisions_at_last_bar(const Bars& bars, const Strategy& strategy, const ParamValues& values,
-                                                const ExecutionOptions& options);
+// One symbol's state as its bars arrive: the strategy's signals bar by bar (its stream, O(1) a bar;
+// a strategy without one, the model, computes its signals over the bars so far) and the backtest's
+// fills stepped one bar at a time, so that its decisions are those `run_backtest` makes on the
+// same bars.
+class LiveSymbol {
+ public:
+  LiveSymbol(std::string symbol, const Strategy& strategy, const ParamValues& values, const ExecutionOptions& options);
+  ~LiveSymbol();
+  LiveSymbol(const LiveSymbol&) = delete;
+  LiveSymbol& operator=(const LiveSymbol&) = delete;
+
+  // The next bar (its time as a data file writes it): the decisions it brings appended to
+  // `decisions` (orders placed at its close, for the next open or filled at the close, and exits by
+  // price or time within it). Returns why the bar is refused (out of order, bad prices: nothing
+  // changes), or "".
+  std::string add(std::string_view time, const BarValues& bar, std::vector<LiveDecision>& decisions);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
 
 // Runs until `stop` is set, or idle for options.idle_exit_seconds. Throws Error when Redis cannot
 // be reached at start (a lost connection later is retried with backoff).

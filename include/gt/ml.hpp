@@ -46,6 +46,8 @@ struct FeatureTable {
 };
 // Throws ParamError naming an unknown feature and listing the known ones.
 FeatureTable compute_features(const Bars& bars, std::span<const std::string> features);
+// The first bar on which every one of `features` has a value (their widest lookback).
+std::size_t features_lookback(std::span<const std::string> features);
 
 enum class Label {
   kDirection,  // 1 when close[t+1] > close[t], else 0; the model outputs P(up)

@@ -41,6 +41,19 @@ class SeriesCache {
   std::size_t bytes_ = 0, capacity_;
 };
 
+// One bar's fields, as a bar arriving on its own gives them.
+struct BarValues {
+  double open, high, low, close, volume;
+};
+
+// A strategy's signals computed bar by bar as bars arrive (the live engine): next() takes the next
+// bar and returns its SignalBits, the value `signals` gives at the last of the bars so far.
+class SignalStream {
+ public:
+  virtual ~SignalStream() = default;
+  virtual std::uint8_t next(const BarValues& bar) = 0;
+};
+
 enum class ParamType { kInt, kFloat, kBool };
 
 struct ParamSpec {
@@ -73,6 +86,9 @@ struct Strategy {
   Constraint constraint;  // empty functions: every combination of valid values is valid
   // Per-bar SignalBits (see backtest.hpp) from data up to and including each bar's close.
   std::function<void(const Bars&, const ParamValues&, std::span<std::uint8_t>, SeriesCache&)> signals;
+  // The signals bar by bar in O(1) a bar (a strategy written as rules); empty: the strategy has no
+  // such form, and its signals as bars arrive are `signals` over the bars so far.
+  std::function<std::unique_ptr<SignalStream>(const ParamValues&)> stream;
   // The first bar on which a signal can occur (its indicators' lookback); empty: 0.
   std::function<std::size_t(const ParamValues&)> first_signal_bar;
   GridEngine grid_engine = GridEngine::kReference;

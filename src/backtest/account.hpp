@@ -191,9 +191,11 @@ class PriceExits {
     ExitReason reason;
   };
   std::optional<Hit> check(const Bars& bars, std::size_t t, int side) {
+    return check(t, bars.open[t], bars.high[t], bars.low[t], side);
+  }
+  std::optional<Hit> check(std::size_t t, double open, double high, double low, int side) {
     if (t < first_ || side == 0 || !(exits_.stop_loss > 0 || exits_.take_profit > 0 || exits_.trailing_stop > 0))
       return std::nullopt;
-    const double open = bars.open[t], high = bars.high[t], low = bars.low[t];
     // Prices moving against the position count as "down": a short's levels are mirrored.
     const double s = side;
     const double stop = exits_.stop_loss > 0 ? entry_ * (1.0 - s * exits_.stop_loss) : std::nan("");
@@ -219,6 +221,92 @@ class PriceExits {
   const Exits& exits_;
   double entry_ = 0, extreme_ = 0;
   std::size_t first_ = 0;
+};
+
+// One bar of the reference engine's fills (docs/SEMANTICS.md "Fills and costs", "Exits by price
+// and time"): fills at the open (the order the rules placed at the previous close), then the price
+// exits over the bar's range, then max_bars at the close, then the rules at the close. A backtest
+// steps it over a file's bars; the live engine one bar as each arrives.
+class Simulation {
+ public:
+  Simulation(const ExecutionOptions& options, std::vector<Trade>& trades)
+      : options_(options),
+        cash_(options.cash),
+        account_(options, trades, cash_),
+        price_exits_(options.exits),
+        max_bars_(static_cast<std::size_t>(options.exits.max_bars)),
+        held_from_(options.fill == Fill::kClose ? 1 : 0) {}
+  Simulation(const Simulation&) = delete;
+  Simulation& operator=(const Simulation&) = delete;
+
+  struct Close {
+    double equity, units;  // at the bar's close, after its fills
+  };
+  // Bar t with its prices and the rules' events at its close; `window_end`: the window's last bar
+  // (with options.close_at_end the position is closed at its close).
+  Close step(std::size_t t, double open, double high, double low, double close, std::uint8_t events, bool window_end) {
+    if (t < options_.first_bar) return {options_.cash, 0.0};  // before the window: flat, no rules
+    if (ruined_) return {0.0, 0.0};                           // nothing more is traded
+    if (has_pending_) {
+      if (pending_ != account_.direction()) {
+        account_.close_position(open, t, ExitReason::kRule);
+        // A short closed above its proceeds leaves no cash to commit: the close below ruins it.
+        if (pending_ != 0 && account_.equity(open) > 0) enter(pending_, open, t, t);
+      }
+      has_pending_ = false;
+    }
+    if (const auto hit = price_exits_.check(t, open, high, low, account_.direction()))
+      account_.close_position(hit->price, t, hit->reason);
+    double equity = account_.equity(close);
+    if (equity <= 0) {  // ruin (SEMANTICS.md "Ruin"): out at this close, for good
+      account_.close_position(close, t, ExitReason::kRuin);
+      ruined_ = true;
+      return {0.0, 0.0};
+    }
+    if (max_bars_ > 0 && account_.direction() != 0 && t + 1 - account_.trade().entry_bar == max_bars_ + held_from_) {
+      account_.close_position(close, t, ExitReason::kMaxBars);
+      equity = account_.equity(close);
+    }
+    window_end = window_end && options_.close_at_end;
+    const int target = target_after(account_.direction(), events, options_.allow_short);
+    if (target != account_.direction()) {
+      if (options_.fill == Fill::kClose) {
+        account_.close_position(close, t, ExitReason::kRule);
+        if (target != 0 && !window_end) enter(target, close, t, t + 1);
+        equity = account_.equity(close);  // the fills' costs
+      } else {
+        pending_ = target;
+        has_pending_ = true;
+      }
+    }
+    if (window_end && account_.direction() != 0) {  // the window ends: out at its last close
+      account_.close_position(close, t, ExitReason::kEnd);
+      equity = account_.equity(close);
+    }
+    return {equity, account_.units()};
+  }
+
+  // After the last of `bars` bars.
+  void end(std::size_t bars) { account_.end(bars); }
+  int direction() const { return account_.direction(); }
+  // With next-open fills: the position the order placed at the last close asks for, if one was.
+  std::optional<int> order() const { return has_pending_ ? std::optional<int>(pending_) : std::nullopt; }
+
+ private:
+  void enter(int side, double price, std::size_t t, std::size_t first_exposed) {
+    account_.open_position(side, price, t);
+    price_exits_.start(account_.trade().entry_price, first_exposed);
+  }
+
+  const ExecutionOptions& options_;
+  double cash_;
+  Account account_;
+  PriceExits price_exits_;
+  // The bars a position entered at bar e holds before max_bars takes it out at a close: from the
+  // entry bar on with next-open fills, from the bar after it with close fills.
+  std::size_t max_bars_, held_from_;
+  int pending_ = 0;  // target decided at the previous close, filled at this open
+  bool has_pending_ = false, ruined_ = false;
 };
 
 }  // namespace gt::detail

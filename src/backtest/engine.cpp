@@ -117,81 +117,20 @@ double resolve_periods_per_year(const Bars& bars, const ExecutionOptions& option
 
 namespace {
 
-using detail::Account;
-using detail::PriceExits;
-using detail::target_after;
-
-// One pass over the bars: fills, marking to market, and on_bar(t, equity, units) at each close.
-// Within a bar: fills at the open (orders from the rules), then the price exits over the bar's
-// range, then max_bars at the close, then the rules at the close.
+// One pass over the bars: the fills of each (detail::Simulation) and on_bar(t, equity, units) at
+// each close.
 template <typename OnBar>
 void simulate(const Bars& bars, std::span<const std::uint8_t> signals, const ExecutionOptions& options,
               std::vector<Trade>& trades, OnBar on_bar) {
   const std::size_t n = bars.size();
   if (signals.size() != n) throw Error(fmt::format("internal: {} signals for {} bars", signals.size(), n));
-  double cash = options.cash;
-  Account account(options, trades, cash);
-  PriceExits price_exits(options.exits);
-  const auto max_bars = static_cast<std::size_t>(options.exits.max_bars);
-  // The bars a position entered at bar e holds before max_bars takes it out at a close: from the
-  // entry bar on with next-open fills, from the bar after it with close fills.
-  const std::size_t held_from = options.fill == Fill::kClose ? 1 : 0;
-  int pending = 0;  // target decided at the previous close, filled at this open
-  bool has_pending = false;
-  bool ruined = false;
-  const auto open = [&](int side, double price, std::size_t t, std::size_t first_exposed) {
-    account.open_position(side, price, t);
-    price_exits.start(account.trade().entry_price, first_exposed);
-  };
+  detail::Simulation simulation(options, trades);
   for (std::size_t t = 0; t < n; ++t) {
-    if (t < options.first_bar) {  // before the window: flat, the rules not yet acting
-      on_bar(t, options.cash, 0.0);
-      continue;
-    }
-    if (ruined) {  // nothing more is traded; the equity stays at 0
-      on_bar(t, 0.0, 0.0);
-      continue;
-    }
-    if (has_pending) {
-      if (pending != account.direction()) {
-        account.close_position(bars.open[t], t, ExitReason::kRule);
-        // A short closed above its proceeds leaves no cash to commit: the close below ruins it.
-        if (pending != 0 && account.equity(bars.open[t]) > 0) open(pending, bars.open[t], t, t);
-      }
-      has_pending = false;
-    }
-    if (const auto hit = price_exits.check(bars, t, account.direction()))
-      account.close_position(hit->price, t, hit->reason);
-    double equity = account.equity(bars.close[t]);
-    if (equity <= 0) {  // ruin (SEMANTICS.md "Ruin"): out at this close, for good
-      account.close_position(bars.close[t], t, ExitReason::kRuin);
-      ruined = true;
-      on_bar(t, 0.0, 0.0);
-      continue;
-    }
-    if (max_bars > 0 && account.direction() != 0 && t + 1 - account.trade().entry_bar == max_bars + held_from) {
-      account.close_position(bars.close[t], t, ExitReason::kMaxBars);
-      equity = account.equity(bars.close[t]);
-    }
-    const bool window_end = options.close_at_end && t + 1 == n;
-    const int target = target_after(account.direction(), signals[t], options.allow_short);
-    if (target != account.direction()) {
-      if (options.fill == Fill::kClose) {
-        account.close_position(bars.close[t], t, ExitReason::kRule);
-        if (target != 0 && !window_end) open(target, bars.close[t], t, t + 1);
-        equity = account.equity(bars.close[t]);  // the fills' costs
-      } else {
-        pending = target;
-        has_pending = true;
-      }
-    }
-    if (window_end && account.direction() != 0) {  // the window ends: out at its last close
-      account.close_position(bars.close[t], t, ExitReason::kEnd);
-      equity = account.equity(bars.close[t]);
-    }
-    on_bar(t, equity, account.units());
+    const auto close =
+        simulation.step(t, bars.open[t], bars.high[t], bars.low[t], bars.close[t], signals[t], t + 1 == n);
+    on_bar(t, close.equity, close.units);
   }
-  account.end(n);
+  simulation.end(n);
 }
 
 void add_closed_trades(MetricSums& sums, const std::vector<Trade>& trades) {

@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 
 #include "../backtest/account.hpp"
 #include "../redis/redis_connection.hpp"
@@ -73,13 +74,16 @@ class LiveRun {
       throw RedisUnavailable(fmt::format("{}: {}", redis.describe(), text_of(created.get())));
     const RedisReply last = redis.checked({"GET", last_key_});
     last_ = last->type == REDIS_REPLY_STRING ? std::string(text_of(last.get())) : "0-0";
-    // The state is the bars: every one processed so far, read back in order (no decision made).
+    // The state is what the bars processed so far made it: they are read back in order and run
+    // through it again, their decisions (made and recorded before) dropped.
     std::string from = "-";
+    std::vector<LiveDecision> dropped;
     while (last_ != "0-0") {
       const RedisReply r = redis.checked({"XRANGE", o_.bars_stream, from, last_, "COUNT", "2000"});
       const auto entries = entries_of(r.get());
       for (const auto& m : entries) {
-        accept(m);
+        accept(m, dropped);
+        dropped.clear();
         ++report.warm_up;
       }
       if (entries.size() < 2000) break;
@@ -93,7 +97,7 @@ class LiveRun {
     std::string cursor = "0";  // this consumer's pending entries first, then new ones
     auto idle_since = std::chrono::steady_clock::now();
     while (!(stop && stop->load())) {
-      std::vector<std::string> read = {"XREADGROUP", "GROUP", o_.group, o_.consumer, "COUNT", "500"};
+      std::vector<std::string> read = {"XREADGROUP", "GROUP", o_.group, o_.consumer, "COUNT", "1000"};
       if (cursor == ">") read.insert(read.end(), {"BLOCK", "200"});
       read.insert(read.end(), {"STREAMS", o_.bars_stream, cursor});
       const RedisReply r = redis.checked(read);
@@ -110,18 +114,17 @@ class LiveRun {
         continue;
       }
       idle_since = std::chrono::steady_clock::now();
-      for (const auto& m : entries) {
-        if (!id_after(m.id, last_)) continue;  // processed before (its ack was part of that)
-        process(redis, m);
-      }
+      std::erase_if(entries, [&](const BarMessage& m) { return !id_after(m.id, last_); });  // processed before
+      if (!entries.empty()) process(redis, entries);
     }
   }
 
   LiveReport report;
 
  private:
-  // Parses and appends a bar message; the reason when it is refused.
-  std::string accept(const BarMessage& m) {
+  // Parses a bar message and runs it through its symbol's state, adding its decisions; the reason
+  // when it is refused (the state unchanged).
+  std::string accept(const BarMessage& m, std::vector<LiveDecision>& decisions) {
     for (const char* f : kFields)
       if (!m.fields.count(f)) return fmt::format("field '{}' is missing", f);
     double v[5];
@@ -132,88 +135,128 @@ class LiveRun {
       if (text.empty() || end != text.c_str() + text.size())
         return fmt::format("field '{}': '{}' is not a number", kFields[i + 2], text);
     }
-    Bars& bars = symbols_[m.fields.at("symbol")];
-    if (bars.symbol.empty()) bars.symbol = m.fields.at("symbol");
-    return append_bar(bars, m.fields.at("time"), v[0], v[1], v[2], v[3], v[4]);
+    const std::string& symbol = m.fields.at("symbol");
+    auto it = symbols_.find(symbol);
+    if (it == symbols_.end())
+      it = symbols_.emplace(symbol, std::make_unique<LiveSymbol>(symbol, strategy_, values_, o_.execution)).first;
+    return it->second->add(m.fields.at("time"), {v[0], v[1], v[2], v[3], v[4]}, decisions);
   }
 
-  // One bar: its decisions, the acknowledgement and the record of how far this run got, in one
-  // MULTI/EXEC transaction, so that a crash leaves all of them or none.
-  void process(RedisConnection& redis, const BarMessage& m) {
-    const std::string problem = accept(m);
+  // The bars of one read: their decisions, their acknowledgements and the record of how far this
+  // run got, in one MULTI/EXEC transaction, so that a crash leaves all of them or none (and a
+  // failed transaction, the connection lost, rebuilds the state from Redis: start()).
+  void process(RedisConnection& redis, const std::vector<BarMessage>& entries) {
     std::vector<std::vector<std::string>> commands = {{"MULTI"}};
-    if (!problem.empty()) {
-      std::vector<std::string> dead = {"XADD", dead_stream_, "*", "bar_id", m.id, "reason", problem};
-      for (const auto& [k, val] : m.fields) {
-        dead.push_back(k);
-        dead.push_back(val);
+    std::vector<std::string> ack = {"XACK", o_.bars_stream, o_.group};
+    LiveReport counted;
+    std::vector<LiveDecision> decisions;
+    for (const BarMessage& m : entries) {
+      decisions.clear();
+      const std::string problem = accept(m, decisions);
+      if (!problem.empty()) {
+        std::vector<std::string> dead = {"XADD", dead_stream_, "*", "bar_id", m.id, "reason", problem};
+        for (const auto& [k, val] : m.fields) {
+          dead.push_back(k);
+          dead.push_back(val);
+        }
+        commands.push_back(std::move(dead));
+        ++counted.dead_letters;
+      } else {
+        for (const LiveDecision& d : decisions)
+          commands.push_back({"XADD", o_.signals_stream, "*", "symbol", m.fields.at("symbol"), "time",
+                              m.fields.at("time"), "action", d.action, "strategy", strategy_.name, "parameters",
+                              described_, "bar_id", m.id});
+        counted.decisions += decisions.size();
+        ++counted.bars;
       }
-      commands.push_back(std::move(dead));
-      ++report.dead_letters;
-    } else {
-      const Bars& bars = symbols_.at(m.fields.at("symbol"));
-      for (const LiveDecision& d : decisions_at_last_bar(bars, strategy_, values_, o_.execution)) {
-        commands.push_back({"XADD", o_.signals_stream, "*", "symbol", m.fields.at("symbol"), "time",
-                            m.fields.at("time"), "action", d.action, "strategy", strategy_.name, "parameters",
-                            described_, "bar_id", m.id});
-        ++report.decisions;
-      }
-      ++report.bars;
+      ack.push_back(m.id);
     }
-    commands.push_back({"XACK", o_.bars_stream, o_.group, m.id});
-    commands.push_back({"SET", last_key_, m.id});
+    commands.push_back(std::move(ack));
+    commands.push_back({"SET", last_key_, entries.back().id});
     commands.push_back({"EXEC"});
     const auto replies = redis.pipeline(commands);
     const redisReply* exec = replies.back().get();
     if (exec->type != REDIS_REPLY_ARRAY)
-      throw RedisUnavailable(fmt::format("{}: the transaction of bar {} failed ({})", redis.describe(), m.id,
+      throw RedisUnavailable(fmt::format("{}: the transaction of bars {} to {} failed ({})", redis.describe(),
+                                         entries.front().id, entries.back().id,
                                          exec->type == REDIS_REPLY_ERROR ? text_of(exec) : "no reply"));
-    last_ = m.id;
+    last_ = entries.back().id;
+    report.bars += counted.bars;
+    report.decisions += counted.decisions;
+    report.dead_letters += counted.dead_letters;
   }
 
   const LiveOptions& o_;
   const Strategy& strategy_;
   const ParamValues& values_;
   std::string described_, last_key_, dead_stream_, last_ = "0-0";
-  std::map<std::string, Bars> symbols_;  // each symbol's state: its bars so far
+  std::unordered_map<std::string, std::unique_ptr<LiveSymbol>> symbols_;  // each symbol's state
 };
 
 }  // namespace
 
-std::vector<LiveDecision> decisions_at_last_bar(const Bars& bars, const Strategy& strategy, const ParamValues& values,
-                                                const ExecutionOptions& options) {
-  std::vector<LiveDecision> out;
-  if (bars.size() == 0) return out;
-  if (strategy.first_signal_bar && bars.size() <= strategy.first_signal_bar(values)) return out;  // warming up
-  std::vector<std::uint8_t> signals(bars.size());
-  SeriesCache cache;
-  strategy.signals(bars, values, signals, cache);
-  const ExecutionOptions o = strategy.options_for(options, values);
-  const BacktestResult r = run_backtest(bars, signals, o);
-  const std::size_t t = bars.size() - 1;
+struct LiveSymbol::State {
+  State(std::string symbol, const Strategy& s, const ParamValues& v, const ExecutionOptions& o)
+      : strategy(s), values(v), options(s.options_for(o, v)), simulation(options, trades) {
+    bars.symbol = std::move(symbol);
+    if (s.stream) stream = s.stream(v);
+  }
+  // This bar's events: from the stream, or from the signals over the bars so far (none before the
+  // strategy's first signal bar: a model has no window before it).
+  std::uint8_t events(const BarValues& bar) {
+    if (stream) return stream->next(bar);
+    if (strategy.first_signal_bar && bars.size() <= strategy.first_signal_bar(values)) return 0;
+    std::vector<std::uint8_t> signals(bars.size());
+    SeriesCache cache;
+    strategy.signals(bars, values, signals, cache);
+    return signals.back();
+  }
+
+  const Strategy& strategy;
+  const ParamValues values;
+  const ExecutionOptions options;
+  std::unique_ptr<SignalStream> stream;
+  Bars bars;                  // the bars so far; with a stream, the last one only (what the next is checked against)
+  std::vector<Trade> trades;  // the open trade, if any, and those closed at the last bar
+  detail::Simulation simulation;
+  std::size_t t = 0;  // the bar's index
+};
+
+LiveSymbol::LiveSymbol(std::string symbol, const Strategy& strategy, const ParamValues& values,
+                       const ExecutionOptions& options)
+    : state_(std::make_unique<State>(std::move(symbol), strategy, values, options)) {}
+LiveSymbol::~LiveSymbol() = default;
+
+std::string LiveSymbol::add(std::string_view time, const BarValues& bar, std::vector<LiveDecision>& decisions) {
+  State& s = *state_;
+  if (std::string problem = append_bar(s.bars, time, bar.open, bar.high, bar.low, bar.close, bar.volume);
+      !problem.empty())
+    return problem;
+  const std::uint8_t events = s.events(bar);
+  if (s.stream && s.bars.size() > 1) {  // only the last bar is needed from here on
+    for (auto* column : {&s.bars.open, &s.bars.high, &s.bars.low, &s.bars.close, &s.bars.volume})
+      column->erase(column->begin());
+    s.bars.time.erase(s.bars.time.begin());
+  }
+  const std::size_t t = s.t++;
+  s.simulation.step(t, bar.open, bar.high, bar.low, bar.close, events, false);
   const auto exit_action = [](int side) { return side > 0 ? "sell" : "cover"; };
   const auto entry_action = [](int side) { return side > 0 ? "buy" : "short"; };
+  const bool close_fills = s.options.fill == Fill::kClose;
   // Fills within this bar that were not ordered at the previous close: exits by price and time,
   // and with close fills everything the rules do at this close (exits first).
-  for (const Trade& trade : r.trades)
-    if (!trade.open && trade.exit_bar == t && trade.exit_reason != ExitReason::kEnd &&
-        (o.fill == Fill::kClose || trade.exit_reason != ExitReason::kRule))
-      out.push_back({exit_action(trade.side)});
-  if (o.fill == Fill::kClose) {
-    for (const Trade& trade : r.trades)
-      if (trade.entry_bar == t) out.push_back({entry_action(trade.side)});
-    return out;
+  for (const Trade& trade : s.trades)
+    if (!trade.open && trade.exit_bar == t && (close_fills || trade.exit_reason != ExitReason::kRule))
+      decisions.push_back({exit_action(trade.side)});
+  if (close_fills) {
+    for (const Trade& trade : s.trades)
+      if (trade.entry_bar == t) decisions.push_back({entry_action(trade.side)});
+  } else if (const auto target = s.simulation.order()) {  // next-open fills: the order this close places
+    if (s.simulation.direction() != 0) decisions.push_back({exit_action(s.simulation.direction())});
+    if (*target != 0) decisions.push_back({entry_action(*target)});
   }
-  // Next-open fills: the order this close places.
-  if (r.ruined_at) return out;
-  const double held = r.position[t];
-  const int direction = held > 0 ? 1 : (held < 0 ? -1 : 0);
-  const int target = detail::target_after(direction, signals[t], o.allow_short);
-  if (target != direction) {
-    if (direction != 0) out.push_back({exit_action(direction)});
-    if (target != 0) out.push_back({entry_action(target)});
-  }
-  return out;
+  std::erase_if(s.trades, [](const Trade& trade) { return !trade.open; });  // the open one stays last
+  return "";
 }
 
 LiveReport run_live(const LiveOptions& options, const Strategy& strategy, const ParamValues& values,

@@ -104,21 +104,22 @@ std::vector<double> roc_feature(const Bars& b) {
 struct FeatureDef {
   FeatureInfo info;
   FeatureFn compute;
+  std::size_t lookback;  // the first bar with a value (prices are positive: every later bar has one)
 };
 
 const std::vector<FeatureDef>& feature_defs() {
   static const std::vector<FeatureDef> defs = {
-      {{"return", "close-to-close return, close[t] / close[t-1] - 1"}, close_return},
-      {{"log_return", "log(close[t] / close[t-1])"}, log_return},
-      {{"range", "(high - low) / close"}, bar_range},
-      {{"gap", "open[t] / close[t-1] - 1"}, opening_gap},
-      {{"body", "close / open - 1"}, candle_body},
-      {{"volume_z", "volume z-score over the trailing 20 bars"}, volume_z},
-      {{"rsi", "RSI(14) / 100 - 0.5"}, rsi_feature},
-      {{"macd_hist", "MACD(12,26,9) histogram / close"}, macd_feature},
-      {{"atr", "ATR(14) / close"}, atr_feature},
-      {{"sma_ratio", "close / SMA(20) - 1"}, sma_ratio},
-      {{"roc", "ROC(10) / 100"}, roc_feature},
+      {{"return", "close-to-close return, close[t] / close[t-1] - 1"}, close_return, 1},
+      {{"log_return", "log(close[t] / close[t-1])"}, log_return, 1},
+      {{"range", "(high - low) / close"}, bar_range, 0},
+      {{"gap", "open[t] / close[t-1] - 1"}, opening_gap, 1},
+      {{"body", "close / open - 1"}, candle_body, 0},
+      {{"volume_z", "volume z-score over the trailing 20 bars"}, volume_z, kVolumeWindow - 1},
+      {{"rsi", "RSI(14) / 100 - 0.5"}, rsi_feature, kRsiPeriod},
+      {{"macd_hist", "MACD(12,26,9) histogram / close"}, macd_feature, 33},
+      {{"atr", "ATR(14) / close"}, atr_feature, kAtrPeriod},
+      {{"sma_ratio", "close / SMA(20) - 1"}, sma_ratio, kSmaPeriod - 1},
+      {{"roc", "ROC(10) / 100"}, roc_feature, kRocPeriod},
   };
   return defs;
 }
@@ -164,6 +165,12 @@ const std::vector<FeatureInfo>& feature_catalog() {
     return out;
   }();
   return catalog;
+}
+
+std::size_t features_lookback(std::span<const std::string> features) {
+  std::size_t widest = 0;
+  for (const auto& f : features) widest = std::max(widest, find_feature(f).lookback);
+  return widest;
 }
 
 const std::vector<std::string>& default_features() {

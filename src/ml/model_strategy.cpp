@@ -30,6 +30,11 @@ Strategy model_strategy(std::shared_ptr<const SignalModel> model) {
       }
     }
   };
+  // The first bar that ends a whole window of features.
+  const DatasetOptions& data = model->spec().data;
+  s.first_signal_bar = [first = features_lookback(data.features) + data.sequence_length - 1](const ParamValues&) {
+    return first;
+  };
   return s;
 }
 

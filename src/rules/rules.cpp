@@ -29,8 +29,6 @@
 namespace gt::rules {
 namespace {
 
-constexpr double kUndefined = std::numeric_limits<double>::quiet_NaN();
-
 // ---- Parsing ------------------------------------------------------------------------------------
 
 // Where an expression came from, for messages that point at its fault.
@@ -487,17 +485,11 @@ class Evaluator {
       case Node::kNegate:
         return map1(eval(n.args[0]), [](double a) { return -a; });
       case Node::kNot:
-        return map1(eval(n.args[0]), [](double a) { return std::isnan(a) ? a : (a != 0 ? 0.0 : 1.0); });
+        return map1(eval(n.args[0]), not_value);
       case Node::kAnd:
-        return map2(eval(n.args[0]), eval(n.args[1]), [](double a, double b) {
-          if (a == 0 || b == 0) return 0.0;  // false whatever the other side is
-          return std::isnan(a) || std::isnan(b) ? kUndefined : 1.0;
-        });
+        return map2(eval(n.args[0]), eval(n.args[1]), and_value);
       case Node::kOr:
-        return map2(eval(n.args[0]), eval(n.args[1]), [](double a, double b) {
-          if ((a != 0 && !std::isnan(a)) || (b != 0 && !std::isnan(b))) return 1.0;  // true whatever the other
-          return std::isnan(a) || std::isnan(b) ? kUndefined : 0.0;
-        });
+        return map2(eval(n.args[0]), eval(n.args[1]), or_value);
       case Node::kBinary:
         return binary(n.text, eval(n.args[0]), eval(n.args[1]));
       case Node::kIndex: {
@@ -549,50 +541,21 @@ class Evaluator {
     return {true, 0, out};
   }
   Value binary(const std::string& op, const Value& a, const Value& b) {
-    const auto compare = [&](auto cmp) {
-      return map2(a, b, [cmp](double x, double y) {
-        return std::isnan(x) || std::isnan(y) ? kUndefined : (cmp(x, y) ? 1.0 : 0.0);
-      });
-    };
-    if (op == "+") return map2(a, b, [](double x, double y) { return x + y; });
-    if (op == "-") return map2(a, b, [](double x, double y) { return x - y; });
-    if (op == "*") return map2(a, b, [](double x, double y) { return x * y; });
-    if (op == "/") return map2(a, b, [](double x, double y) { return y == 0 ? kUndefined : x / y; });
-    if (op == "<") return compare(std::less<>());
-    if (op == "<=") return compare(std::less_equal<>());
-    if (op == ">") return compare(std::greater<>());
-    if (op == ">=") return compare(std::greater_equal<>());
-    if (op == "==") return compare(std::equal_to<>());
-    return compare(std::not_equal_to<>());
+    return with_op(binary_op(op), [&](auto o) {
+      return map2(a, b, [](double x, double y) { return binary_value<decltype(o)::value>(x, y); });
+    });
   }
   std::vector<double> as_series(const Value& v) {
     if (v.series) return *v.values;
     return std::vector<double>(bars_.size(), v.scalar);
   }
   int whole(const Node& node, const Value& v, std::string_view function, int minimum) {
-    const double x = v.scalar;
-    if (x != std::floor(x) || x < minimum || x > 1e6)
-      throw ParamError(fmt::format("{}: {} = {} must be a whole number >= {}", function, canonical(node), x, minimum));
-    return static_cast<int>(x);
-  }
-  // One output of a TA-Lib call that has several (MACD's three lines, the three bands, %K and %D):
-  // the call is made once and its outputs are kept together, whichever of them is asked first.
-  struct Output {
-    std::string_view family;  // the call the outputs share ("macd"), or the function itself
-    std::size_t index, count;
-  };
-  static Output output_of(const std::string& f) {
-    static const std::map<std::string, Output, std::less<>> kOutputs = {
-        {"macd", {"macd", 0, 3}},     {"macd_signal", {"macd", 1, 3}}, {"macd_hist", {"macd", 2, 3}},
-        {"bb_upper", {"bb", 0, 3}},   {"bb_middle", {"bb", 1, 3}},     {"bb_lower", {"bb", 2, 3}},
-        {"stoch_k", {"stoch", 0, 2}}, {"stoch_d", {"stoch", 1, 2}}};
-    const auto it = kOutputs.find(f);
-    return it == kOutputs.end() ? Output{f, 0, 1} : it->second;
+    return whole_argument(node, v.scalar, function, minimum);
   }
   Value call(const Node& n) {
     // Keyed by the call with its parameters' values, so that every combination sharing them shares
     // it; its arguments are evaluated only when it is not there yet.
-    const Output output = output_of(n.text);
+    const CallOutput output = output_of(n.text);
     const std::string key = std::string(output.family) + with_values(n, params_, values_).substr(n.text.size());
     const auto compute = [&]() -> SeriesCache::Group {
       std::vector<Value> args;
@@ -611,8 +574,7 @@ class Evaluator {
     const std::string& f = n.text;
     const auto period = [&](std::size_t i, int minimum = 1) { return whole(n.args[i], args[i], f, minimum); };
     // The series x of the functions that take one first (a number there is a constant series).
-    const bool takes_x = std::any_of(functions().begin(), functions().end(),
-                                     [&](const Function& g) { return g.name == f && g.args.starts_with('x'); });
+    const bool takes_x = takes_series(f);
     const std::vector<double> constant = takes_x && !args[0].series ? as_series(args[0]) : std::vector<double>();
     const std::span<const double> first_arg =
         takes_x && args[0].series ? std::span<const double>(*args[0].values) : std::span<const double>(constant);
@@ -656,26 +618,13 @@ class Evaluator {
       return {std::move(out)};
     }
     if (f == "min" || f == "max") {
-      for (std::size_t t = 0; t < out.size(); ++t) {
-        const double a = args[0].at(t), b = args[1].at(t);
-        out[t] = std::isnan(a) || std::isnan(b) ? kUndefined : (f == "min" ? std::min(a, b) : std::max(a, b));
-      }
+      for (std::size_t t = 0; t < out.size(); ++t) out[t] = min_max_value(f == "min", args[0].at(t), args[1].at(t));
       return {std::move(out)};
     }
-    // cross_above / cross_below: the crossing rule of docs/SEMANTICS.md "ma_cross", with its tie band.
-    const bool above = f == "cross_above";
+    const bool above = f == "cross_above";  // or cross_below
     out[0] = kUndefined;
-    for (std::size_t t = 1; t < out.size(); ++t) {
-      const double a = args[0].at(t), b = args[1].at(t), a0 = args[0].at(t - 1), b0 = args[1].at(t - 1);
-      if (std::isnan(a) || std::isnan(b) || std::isnan(a0) || std::isnan(b0)) {
-        out[t] = kUndefined;
-        continue;
-      }
-      out[t] =
-          (above ? crosses(is_above(a, b), is_at_or_below(a0, b0)) : crosses(is_below(a, b), is_at_or_above(a0, b0)))
-              ? 1.0
-              : 0.0;
-    }
+    for (std::size_t t = 1; t < out.size(); ++t)
+      out[t] = cross_value(above, args[0].at(t), args[1].at(t), args[0].at(t - 1), args[1].at(t - 1));
     return {std::move(out)};
   }
 
@@ -861,6 +810,37 @@ std::optional<std::string> comparison_of_params(const Program& p, const Node& c,
 
 }  // namespace
 
+Op binary_op(std::string_view text) {
+  static const std::map<std::string, Op, std::less<>> kOps = {
+      {"+", Op::kAdd},    {"-", Op::kSubtract},   {"*", Op::kMultiply}, {"/", Op::kDivide},
+      {"<", Op::kLess},   {"<=", Op::kLessEqual}, {">", Op::kGreater},  {">=", Op::kGreaterEqual},
+      {"==", Op::kEqual}, {"!=", Op::kNotEqual}};
+  const auto it = kOps.find(text);
+  if (it == kOps.end()) throw Error(fmt::format("internal: unknown operator '{}'", text));
+  return it->second;
+}
+
+int whole_argument(const Node& argument, double value, std::string_view function, int minimum) {
+  if (value != std::floor(value) || value < minimum || value > 1e6)
+    throw ParamError(
+        fmt::format("{}: {} = {} must be a whole number >= {}", function, canonical(argument), value, minimum));
+  return static_cast<int>(value);
+}
+
+CallOutput output_of(const std::string& function) {
+  static const std::map<std::string, CallOutput, std::less<>> kOutputs = {
+      {"macd", {"macd", 0, 3}},     {"macd_signal", {"macd", 1, 3}}, {"macd_hist", {"macd", 2, 3}},
+      {"bb_upper", {"bb", 0, 3}},   {"bb_middle", {"bb", 1, 3}},     {"bb_lower", {"bb", 2, 3}},
+      {"stoch_k", {"stoch", 0, 2}}, {"stoch_d", {"stoch", 1, 2}}};
+  const auto it = kOutputs.find(function);
+  return it == kOutputs.end() ? CallOutput{function, 0, 1} : it->second;
+}
+
+bool takes_series(const std::string& function) {
+  return std::any_of(functions().begin(), functions().end(),
+                     [&](const Function& g) { return g.name == function && g.args.starts_with('x'); });
+}
+
 std::shared_ptr<const std::vector<double>> evaluate_over_bars(const Program& program, const Node& node,
                                                               const Bars& bars, std::span<const double> values,
                                                               SeriesCache& cache) {
@@ -983,6 +963,7 @@ std::shared_ptr<const Strategy> compile(const RuleTexts& rules) {
   s->rules_program = program;
   s->grid_engine = is_crossover_of_averages(*program) ? GridEngine::kMaCross : GridEngine::kRules;
   s->first_signal_bar = [program](const ParamValues& v) { return first_signal_bar(*program, v); };
+  s->stream = [program](const ParamValues& v) { return stream(*program, v); };
   return s;
 }
 

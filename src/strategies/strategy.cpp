@@ -183,18 +183,17 @@ const std::vector<Strategy>& strategies() {
       out.push_back(*rules::compile(rules::parse_strategy_text(std::string(file.text), std::string(file.path))));
     std::vector<ParamSpec> model_params{{"threshold", ParamType::kFloat, 0, 1, 0, "margin around the neutral point"}};
     add_exit_params("model", model_params);
-    out.push_back(
-        {"model",
-         "A trained LSTM/GRU model's signals (`gtrader train`; the parameter model=FILE.pt names it): long while "
-         "its output is above its neutral point (P(up) 0.5, or return 0) by more than `threshold`, short (with "
-         "allow_short) while below by more than `threshold`, flat otherwise",
-         1,
-         model_params,
-         {},
-         {},  // signals come from the model file (ml::resolve_strategy), which also knows its window
-         {},
-         GridEngine::kReference,
-         "model"});
+    Strategy model;
+    model.name = "model";
+    model.description =
+        "A trained LSTM/GRU model's signals (`gtrader train`; the parameter model=FILE.pt names it): long while its "
+        "output is above its neutral point (P(up) 0.5, or return 0) by more than `threshold`, short (with "
+        "allow_short) while below by more than `threshold`, flat otherwise";
+    model.code_version = 1;
+    model.params = model_params;
+    // The signals and the warm-up come from the model file (ml::resolve_strategy).
+    model.model_parameter = "model";
+    out.push_back(std::move(model));
     return out;
   }();
   return all;

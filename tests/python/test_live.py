@@ -9,6 +9,7 @@ import random
 import secrets
 import signal
 import subprocess
+import threading
 import time
 
 import pandas as pd
@@ -94,23 +95,29 @@ def test_sigkill_at_random_moments_then_restart_gives_the_uninterrupted_signals(
     assert len(uninterrupted) > 400
     redis.command("DEL", "signals", "bars")
     redis.command("DEL", *[k for k in redis.command("KEYS", "gtrader:live:*")] or ["none"])
-    for path in DAILY_FILES:
-        run_gtrader("replay", "--data", path, "--redis", redis.url, "--bars-stream", "bars")
-    last_bar = redis.command("XREVRANGE", "bars", "+", "-", "COUNT", 1)[0][0]
+    # The bars arrive as a feed's would, for about two seconds, while the engine is killed again and again.
+    replayed = threading.Thread(target=lambda: [
+        run_gtrader("replay", "--data", path, "--redis", redis.url, "--bars-stream", "bars", "--speed", "5000")
+        for path in DAILY_FILES])
+    replayed.start()
     rng = random.Random(7)
     kills = 0
     command = [gtrader_bin(), "live", "--redis", redis.url, "--bars-stream", "bars", "--signals-stream", "signals",
                "--idle-exit", "1", *args]
     while True:
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(rng.uniform(0.1, 0.5))
-        done = redis.command("GET", "gtrader:live:bars:gtrader:signals:last") == last_bar
+        time.sleep(rng.uniform(0.05, 0.3))
+        done = False
+        if not replayed.is_alive():
+            last_bar = redis.command("XREVRANGE", "bars", "+", "-", "COUNT", 1)[0][0]
+            done = redis.command("GET", "gtrader:live:bars:gtrader:signals:last") == last_bar
         if done or proc.poll() is not None:  # everything processed: let it finish
             assert proc.wait(timeout=60) == 0, proc.stderr.read()
             break
-        os.kill(proc.pid, signal.SIGKILL)  # at any instant: between bars, or inside one
+        os.kill(proc.pid, signal.SIGKILL)  # at any instant: between bars, or inside a transaction
         proc.wait()
         kills += 1
+    replayed.join()
     assert kills >= 3, "the run should have been interrupted several times"
     assert signals(redis) == uninterrupted
 
@@ -118,16 +125,27 @@ def test_sigkill_at_random_moments_then_restart_gives_the_uninterrupted_signals(
 def test_redis_restarted_mid_run_loses_and_repeats_nothing(tmp_path):
     password = secrets.token_hex(8)
     server = RedisServer(password=password, directory=tmp_path)
+    lines = DAILY_FILES[0].read_text().splitlines()
+    halves = [tmp_path / half / DAILY_FILES[0].name for half in ("first", "second")]  # one symbol
+    for half in halves:
+        half.parent.mkdir()
+    halves[0].write_text("\n".join(lines[:2500]) + "\n")
+    halves[1].write_text("\n".join([lines[0]] + lines[2500:]) + "\n")
     try:
         args = STRATEGIES["ma_cross"]
-        run_gtrader("replay", "--data", DAILY_FILES[0], "--redis", server.url, "--bars-stream", "bars")
+        run_gtrader("replay", "--data", halves[0], "--redis", server.url, "--bars-stream", "bars")
         command = [gtrader_bin(), "live", "--redis", server.url, "--bars-stream", "bars", "--signals-stream",
                    "signals", "--idle-exit", "3", *args]
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(0.5)
-        server.stop()  # killed mid-run; its append-only file keeps every acknowledged write
+        last_bar = server.command("XREVRANGE", "bars", "+", "-", "COUNT", 1)[0][0]
+        deadline = time.time() + 30
+        while server.command("GET", "gtrader:live:bars:gtrader:signals:last") != last_bar:
+            assert time.time() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        server.stop()  # killed while the engine waits for bars; its append-only file keeps every acknowledged write
         time.sleep(0.5)
         server = RedisServer(password=password, port=server.port, directory=tmp_path)
+        run_gtrader("replay", "--data", halves[1], "--redis", server.url, "--bars-stream", "bars")
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
         assert "reconnection" in out
@@ -135,6 +153,23 @@ def test_redis_restarted_mid_run_loses_and_repeats_nothing(tmp_path):
         assert [d for d in signals(server) if d[1] != last_time] == want
     finally:
         server.stop()
+
+
+def test_the_model_strategy_decides_live_as_in_its_backtest(redis, tmp_path):
+    """An LSTM trained here (CPU) predicts on each new window as bars arrive."""
+    small = tmp_path / "small.csv"
+    small.write_text("\n".join(DAILY_FILES[0].read_text().splitlines()[:601]) + "\n")
+    model = tmp_path / "m.pt"
+    run_gtrader("train", "--data", small, "--hidden", "16", "--layers", "1", "--seq-len", "20", "--epochs", "2",
+                "--device", "cpu", "--out", model)
+    args = ["--strategy", "model", "--param", f"model={model}", "--param", "threshold=0.002", "--allow-short"]
+    run_gtrader("replay", "--data", small, "--redis", redis.url, "--bars-stream", "bars")
+    summary = live(redis, *args).stdout
+    got = signals(redis)
+    want, last_time = expected_decisions(small, args, tmp_path)
+    assert len(want) > 10
+    assert [d for d in got if d[1] != last_time] == want
+    assert "600 bars" in summary
 
 
 def test_bad_bars_are_set_aside_with_their_reason_and_counted(redis):
