@@ -84,9 +84,39 @@ class Space {
   std::vector<double> scratch_;
 };
 
+// Combinations (grid indices) already chosen: one bit each where the space is small enough (the
+// membership test is most of a proposal's work), a hash set beyond.
+class Taken {
+ public:
+  explicit Taken(std::uint64_t space_size) {
+    if (space_size <= kMostBits) bits_.assign((space_size + 63) / 64, 0);
+  }
+  bool count(std::uint64_t i) const {
+    return bits_.empty() ? set_.count(i) != 0 : ((bits_[i / 64] >> (i % 64)) & 1) != 0;
+  }
+  // Whether `i` was not there before.
+  bool insert(std::uint64_t i) {
+    if (bits_.empty()) {
+      if (!set_.insert(i).second) return false;
+    } else {
+      std::uint64_t& word = bits_[i / 64];
+      if ((word >> (i % 64)) & 1) return false;
+      word |= std::uint64_t{1} << (i % 64);
+    }
+    ++size_;
+    return true;
+  }
+  std::uint64_t size() const { return size_; }
+
+ private:
+  static constexpr std::uint64_t kMostBits = std::uint64_t{1} << 26;  // 8 MB of bits
+  std::vector<std::uint64_t> bits_;
+  std::unordered_set<std::uint64_t> set_;
+  std::uint64_t size_ = 0;
+};
+
 // `count` distinct valid combinations none of which is in `taken` (added to it), uniformly.
-std::vector<std::uint64_t> draw_uniform(Space& space, std::uint64_t count, Random& random,
-                                        std::unordered_set<std::uint64_t>& taken) {
+std::vector<std::uint64_t> draw_uniform(Space& space, std::uint64_t count, Random& random, Taken& taken) {
   const std::uint64_t size = space.grid().size();
   std::vector<std::uint64_t> out;
   if (count * 2 > size - std::min<std::uint64_t>(size, taken.size())) {
@@ -97,7 +127,7 @@ std::vector<std::uint64_t> draw_uniform(Space& space, std::uint64_t count, Rando
     count = std::min<std::uint64_t>(count, left.size());
     for (std::uint64_t i = 0; i < count; ++i) std::swap(left[i], left[i + random.below(left.size() - i)]);
     out.assign(left.begin(), left.begin() + static_cast<std::ptrdiff_t>(count));
-    taken.insert(out.begin(), out.end());
+    for (const std::uint64_t i : out) taken.insert(i);
   } else {
     const std::uint64_t attempts = 64 * count + 1000;
     for (std::uint64_t a = 0; a < attempts && out.size() < count; ++a) {
@@ -215,7 +245,7 @@ class Search {
     const SearchOptions& s = r_.ranking.search;
     Random random(s.seed * 0x100000001B3ULL + unit);  // each unit its own stream
     Space space(*r_.grid);
-    std::unordered_set<std::uint64_t> taken;
+    Taken taken(space.grid().size());
     const bool blocks = r_.ranking.robustness_blocks > 0;
     UnitResult out;
     if (s.method == "random") {
@@ -240,8 +270,7 @@ class Search {
   // recent bars, the best third of them on three times as many, and so on to every bar. The budget
   // is counted in combinations run on every bar: each rung costs the same bars, so the first
   // rung holds budget x 3^halvings / (halvings + 1) combinations.
-  void halving(std::size_t unit, Space& space, Random& random, std::unordered_set<std::uint64_t>& taken,
-               UnitResult& out) {
+  void halving(std::size_t unit, Space& space, Random& random, Taken& taken, UnitResult& out) {
     constexpr std::uint64_t kEta = 3;
     constexpr std::size_t kShortestSpan = 126, kMostHalvings = 4;
     const std::size_t bars = unit_bars_[unit];  // one symbol's: halving refuses portfolios
@@ -274,8 +303,7 @@ class Search {
   }
 
   // Multivariate TPE in batches (docs/SEMANTICS.md "Search").
-  void bayes(std::size_t unit, Space& space, Random& random, std::unordered_set<std::uint64_t>& taken,
-             UnitResult& out) {
+  void bayes(std::size_t unit, Space& space, Random& random, Taken& taken, UnitResult& out) {
     const std::uint64_t budget = r_.ranking.search.budget;
     // Two thirds of the budget in eight rounds from the model, the last third in ten climbing
     // rounds (a climb goes one step a round).
@@ -323,7 +351,7 @@ class Search {
   // Up to `want` unevaluated valid neighbours of the history's best, best first: one step either
   // way along any of the ordered axes (the categories kept), or another value of one category.
   std::vector<std::uint64_t> neighbours(Space& space, const std::vector<RankedCombination>& history, std::uint64_t want,
-                                        std::unordered_set<std::uint64_t>& taken) {
+                                        Taken& taken) {
     const std::size_t d = space.dims();
     // Each point gives at least one neighbour or is spent: the best `want` are enough to look at.
     std::vector<std::size_t> ranked(history.size());
@@ -374,7 +402,7 @@ class Search {
   // ranked by how much likelier they are under the good points' Parzen density than under the
   // others'; a tenth of the batch drawn uniformly, so that no region is given up for good.
   std::vector<std::uint64_t> propose(Space& space, const std::vector<RankedCombination>& history, std::uint64_t want,
-                                     Random& random, std::unordered_set<std::uint64_t>& taken) {
+                                     Random& random, Taken& taken) {
     const std::size_t d = space.dims();
     // The best (at most 48) in order; the others, an even sample of at most 96 in history order
     // (the density only needs their shape).
@@ -434,19 +462,33 @@ class Search {
     const auto good_tables = kernel_tables(good_h), bad_tables = kernel_tables(bad_h);
     double prior = 1;
     for (std::size_t k = 0; k < d; ++k) prior /= static_cast<double>(space.size(k));
+    // A side's kernels laid out for the scoring below: every axis's table in one array, and for
+    // each point and axis where the point's row of that table starts (x is added to it).
+    struct Parzen {
+      std::vector<double> table;
+      std::vector<std::int64_t> row;  // [point][axis]
+      std::size_t points;
+    };
+    const auto parzen = [&](const std::vector<std::int64_t>& p, const std::vector<std::vector<double>>& tables) {
+      Parzen out{{}, std::vector<std::int64_t>(p.size()), p.size() / d};
+      for (std::size_t k = 0; k < d; ++k) {
+        const auto base = static_cast<std::int64_t>(out.table.size()) + static_cast<std::int64_t>(space.size(k)) - 1;
+        out.table.insert(out.table.end(), tables[k].begin(), tables[k].end());
+        for (std::size_t j = 0; j < out.points; ++j) out.row[j * d + k] = base - p[j * d + k];
+      }
+      return out;
+    };
+    const Parzen good_parzen = parzen(good_points, good_tables), bad_parzen = parzen(bad_points, bad_tables);
     // log of a Parzen density at x: a mixture of product kernels, one per point, and a uniform prior.
-    const auto log_density = [&](std::span<const std::int64_t> x, const std::vector<std::int64_t>& p,
-                                 const std::vector<std::vector<double>>& tables) {
-      const std::size_t n = p.size() / d;
+    const auto log_density = [&](std::span<const std::int64_t> x, const Parzen& side) {
       double total = prior;
-      for (std::size_t j = 0; j < n; ++j) {
+      const std::int64_t* row = side.row.data();
+      for (std::size_t j = 0; j < side.points; ++j, row += d) {
         double kernel = 1;
-        for (std::size_t k = 0; k < d; ++k)
-          kernel *=
-              tables[k][static_cast<std::size_t>(x[k] - p[j * d + k] + static_cast<std::int64_t>(space.size(k)) - 1)];
+        for (std::size_t k = 0; k < d; ++k) kernel *= side.table[static_cast<std::size_t>(row[k] + x[k])];
         total += kernel;
       }
-      return std::log(total / static_cast<double>(n + 1));
+      return std::log(total / static_cast<double>(side.points + 1));
     };
     const std::uint64_t explore = want / 10, exploit = want - explore;
     struct Candidate {
@@ -454,7 +496,7 @@ class Search {
       double score;
     };
     std::vector<Candidate> candidates;
-    std::unordered_set<std::uint64_t> drawn;
+    Taken drawn(space.grid().size());
     std::vector<std::int64_t> x(d);
     const std::size_t n_good = good_points.size() / d;
     for (std::uint64_t a = 0; a < 8 * exploit + 64 && candidates.size() < 2 * exploit; ++a) {
@@ -470,13 +512,13 @@ class Search {
                      : static_cast<std::int64_t>(random.below(static_cast<std::uint64_t>(m)));
       }
       const std::uint64_t index = space.index(x);
-      if (taken.count(index) || !drawn.insert(index).second || !space.valid(index)) continue;
+      if (taken.count(index) || !drawn.insert(index) || !space.valid(index)) continue;
       candidates.push_back({index, 0});
     }
     tbb::parallel_for(std::size_t{0}, candidates.size(), [&](std::size_t i) {
       std::vector<std::int64_t> at(d);
       space.positions(candidates[i].index, at);
-      candidates[i].score = log_density(at, good_points, good_tables) - log_density(at, bad_points, bad_tables);
+      candidates[i].score = log_density(at, good_parzen) - log_density(at, bad_parzen);
     });
     std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
       return a.score != b.score ? a.score > b.score : a.index < b.index;
