@@ -485,11 +485,11 @@ class Evaluator {
       case Node::kNegate:
         return map1(eval(n.args[0]), [](double a) { return -a; });
       case Node::kNot:
-        return map1(eval(n.args[0]), not_value);
+        return map1(eval(n.args[0]), [](double a) { return not_value(a); });
       case Node::kAnd:
-        return map2(eval(n.args[0]), eval(n.args[1]), and_value);
+        return map2(eval(n.args[0]), eval(n.args[1]), [](double a, double b) { return and_value(a, b); });
       case Node::kOr:
-        return map2(eval(n.args[0]), eval(n.args[1]), or_value);
+        return map2(eval(n.args[0]), eval(n.args[1]), [](double a, double b) { return or_value(a, b); });
       case Node::kBinary:
         return binary(n.text, eval(n.args[0]), eval(n.args[1]));
       case Node::kIndex: {

@@ -48,11 +48,11 @@ class Builder {
       case Node::kNegate:
         return map1(n, [](double a) { return -a; });
       case Node::kNot:
-        return map1(n, not_value);
+        return map1(n, [](double a) { return not_value(a); });
       case Node::kAnd:
-        return map2(n, and_value);
+        return map2(n, [](double a, double b) { return and_value(a, b); });
       case Node::kOr:
-        return map2(n, or_value);
+        return map2(n, [](double a, double b) { return or_value(a, b); });
       case Node::kBinary:
         return with_op(binary_op(n.text), [&](auto o) {
           return map2(n, [](double x, double y) { return binary_value<decltype(o)::value>(x, y); });
