@@ -38,6 +38,22 @@ void check_portfolio(const std::vector<Bars>& symbols, const PortfolioOptions& p
 // The union of the symbols' timestamps, in order: a portfolio's time, one return of its equity each.
 std::vector<std::int64_t> portfolio_timeline(const std::vector<Bars>& symbols);
 
+// What the runs of a portfolio's combinations share: the union timeline, each symbol's bar at each
+// of its timestamps (-1: none), and the periods per year of its metrics.
+struct PortfolioLayout {
+  std::vector<std::int64_t> time;
+  std::vector<std::vector<std::int64_t>> bar_at;  // [symbol][timestamp]
+  double periods_per_year = 0;
+};
+PortfolioLayout portfolio_layout(const std::vector<Bars>& symbols, const ExecutionOptions& options);
+
+// One combination's metrics from each symbol's signals (SignalBits per bar of its own), with the
+// combination's options (Strategy::options_for): run_portfolio's metrics without its paths, for
+// the studies; with `blocks`, the equity's returns per block added to them.
+Metrics portfolio_metrics(const std::vector<Bars>& symbols, const PortfolioLayout& layout,
+                          std::span<const std::vector<std::uint8_t>> signals, const ExecutionOptions& options,
+                          const PortfolioOptions& portfolio, const BlockReturns* blocks = nullptr);
+
 // The strategy with `values` on every symbol, one account. `series`: one cache of indicator series
 // per symbol, shared by the runs of many combinations (none: each run computes its own).
 PortfolioResult run_portfolio(const std::vector<Bars>& symbols, const Strategy& strategy, const ParamValues& values,

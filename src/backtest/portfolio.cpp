@@ -80,14 +80,16 @@ constexpr double kNoCash = 1e-9;
 
 // One symbol of the portfolio: its bars, signals, position and orders.
 struct Book {
-  Book(const Bars& b, const ExecutionOptions& o, double& cash) : bars(b), account(o, trades, cash), exits(o.exits) {}
+  Book(const Bars& b, const ExecutionOptions& o, double& cash, const std::vector<std::uint8_t>& events,
+       const std::vector<std::int64_t>& at)
+      : bars(b), signals(events), bar_at(at), account(o, trades, cash), exits(o.exits) {}
   const Bars& bars;
-  std::vector<std::uint8_t> signals;
+  const std::vector<std::uint8_t>& signals;
+  const std::vector<std::int64_t>& bar_at;  // per timestamp: its bar there, -1 for none
   std::vector<Trade> trades;
   detail::Account account;
   detail::PriceExits exits;
-  std::vector<std::int64_t> bar_at;  // per timestamp: its bar there, -1 for none
-  int pending = 0;                   // the target decided at its last close, filled at its next open
+  int pending = 0;  // the target decided at its last close, filled at its next open
   bool has_pending = false;
   double pending_equity = 0;  // the portfolio's equity at that close
   double rebalance = 0;       // value to add (< 0: take off) at its next open
@@ -98,43 +100,55 @@ struct Book {
 
 }  // namespace
 
-PortfolioResult run_portfolio(const std::vector<Bars>& symbols, const Strategy& strategy, const ParamValues& values,
-                              const ExecutionOptions& base, const PortfolioOptions& portfolio,
-                              std::span<SeriesCache> series) {
-  base.validate();
-  check_portfolio(symbols, portfolio);
-  strategy.require_signals();
-  strategy.validate(values);
-  const ExecutionOptions options = strategy.options_for(base, values);
-  options.exits.validate();
-  const std::size_t k = symbols.size();
-  PortfolioResult out;
-  // The union of the timestamps, and each symbol's bar at each.
-  out.time = portfolio_timeline(symbols);
-  const std::size_t n = out.time.size();
-  double cash = options.cash;
-  std::deque<Book> books;  // stable addresses: each Account refers to its book's trades
-  if (!series.empty() && series.size() != k)
-    throw Error(fmt::format("run_portfolio: {} series caches for {} symbols", series.size(), k));
+PortfolioLayout portfolio_layout(const std::vector<Bars>& symbols, const ExecutionOptions& options) {
+  PortfolioLayout layout;
+  layout.time = portfolio_timeline(symbols);
+  const std::size_t n = layout.time.size();
   for (const Bars& b : symbols) {
-    Book& book = books.emplace_back(b, options, cash);
-    book.signals.resize(b.size());
-    SeriesCache own;
-    strategy.signals(b, values, book.signals, series.empty() ? own : series[books.size() - 1]);
-    book.bar_at.assign(n, -1);
+    std::vector<std::int64_t>& at = layout.bar_at.emplace_back(n, -1);
     std::size_t u = 0;
     for (std::size_t t = 0; t < b.size(); ++t) {
-      while (out.time[u] < b.time[t]) ++u;
-      book.bar_at[u] = static_cast<std::int64_t>(t);
+      while (layout.time[u] < b.time[t]) ++u;
+      at[u] = static_cast<std::int64_t>(t);
     }
   }
+  Bars timeline;
+  timeline.time = layout.time;
+  timeline.intraday = symbols.front().intraday;
+  timeline.close.resize(n);
+  layout.periods_per_year = resolve_periods_per_year(timeline, options);
+  return layout;
+}
+
+namespace {
+
+// One combination through the union timeline (docs/SEMANTICS.md "Portfolios"), `options` being the
+// combination's. Its metrics; with `paths`, also the equity, the values, the trades and the rest of
+// a PortfolioResult; with `blocks`, the equity's returns per block.
+// A timestamp where nothing can change (no symbol trading there has an event or an order, no exit
+// by price or time can apply, no rebalance) only marks the positions to market.
+Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayout& layout,
+                           std::span<const std::vector<std::uint8_t>> signals, const ExecutionOptions& options,
+                           const PortfolioOptions& portfolio, PortfolioResult* paths, const BlockReturns* blocks) {
+  const std::size_t k = symbols.size();
+  const std::size_t n = layout.time.size();
+  double cash = options.cash;
+  std::deque<Book> books;  // stable addresses: each Account refers to its book's trades
+  for (std::size_t s = 0; s < k; ++s) books.emplace_back(symbols[s], options, cash, signals[s], layout.bar_at[s]);
   std::vector<Book*> book_at;  // by symbol, without the deque's indexing
   for (Book& book : books) book_at.push_back(&book);
+  // The timestamps where some symbol's rules have an event.
+  std::vector<std::uint8_t> eventful(n, 0);
+  for (const Book& book : books)
+    for (std::size_t u = 0; u < n; ++u)
+      if (const auto t = book.bar_at[u]; t >= 0 && book.signals[static_cast<std::size_t>(t)] != 0) eventful[u] = 1;
   const auto weight = [&](std::size_t s) {
     return options.size * (portfolio.weights.empty() ? 1.0 / static_cast<double>(k) : portfolio.weights[s]);
   };
   const double commission = options.commission;
   const Exits& x = options.exits;
+  const bool watched_while_held = x.stop_loss > 0 || x.take_profit > 0 || x.trailing_stop > 0 || x.max_bars > 0;
+  std::uint64_t skipped_entries = 0;
   // An entry of `side` for symbol s at `price` (bar t): its share of `equity`, in units at the fill,
   // no more than the cash pays for (none at all: skipped and counted).
   const auto enter = [&](Book& book, std::size_t s, int side, double price, std::size_t t, double equity,
@@ -145,7 +159,7 @@ PortfolioResult run_portfolio(const std::vector<Bars>& symbols, const Strategy& 
     if (!(units > 0)) return;  // a weight of 0: no entry to make
     // No cash at all (what a rounding leaves of it counts as none): skipped, and counted.
     if (cash <= kNoCash * equity) {
-      ++out.skipped_entries;
+      ++skipped_entries;
       return;
     }
     units = std::min(units, cash / (fill * (1.0 + commission)));
@@ -159,14 +173,24 @@ PortfolioResult run_portfolio(const std::vector<Bars>& symbols, const Strategy& 
   };
   const auto max_bars = static_cast<std::size_t>(x.max_bars);
   const std::size_t held_from = options.fill == Fill::kClose ? 1 : 0;
-  out.equity.resize(n);
-  out.value.assign(k, std::vector<double>(n));
+  if (paths) {
+    paths->equity.resize(n);
+    paths->value.assign(k, std::vector<double>(n));
+  }
   CurveAccumulator curve(options.cash);
   std::vector<int> target(k);  // each symbol's position after its rules at a close
   bool ruined = false;
+  std::size_t orders = 0, held = 0;  // books with an order for their next open; with a position
   for (std::size_t u = 0; u < n; ++u) {
     const auto bar = [&](const Book& book) { return book.bar_at[u]; };
-    if (!ruined) {
+    for (Book& book : books)
+      if (const auto t = bar(book); t >= 0) {
+        book.last_close = book.bars.close[static_cast<std::size_t>(t)];
+        book.last_bar = static_cast<std::size_t>(t);
+      }
+    const bool quiet = !eventful[u] && orders == 0 && !(watched_while_held && held > 0) &&
+                       !(portfolio.rebalance > 0 && (u + 1) % portfolio.rebalance == 0);
+    if (!ruined && !(quiet && mark() > 0)) {
       // At the open: exits before entries, entries in the symbols' order; rebalancing after them.
       for (Book& book : books)
         if (bar(book) >= 0 && book.has_pending && book.account.direction() != 0 &&
@@ -198,17 +222,12 @@ PortfolioResult run_portfolio(const std::vector<Bars>& symbols, const Strategy& 
         if (const auto t = bar(book); t >= 0)
           if (const auto hit = book.exits.check(book.bars, t, book.account.direction()))
             book.account.close_position(hit->price, t, hit->reason);
-      for (Book& book : books)
-        if (const auto t = bar(book); t >= 0) {
-          book.last_close = book.bars.close[t];
-          book.last_bar = static_cast<std::size_t>(t);
-        }
       double equity = mark();
       if (equity <= 0) {  // ruin: every position out at its last close, for good
         for (Book& book : books)
           if (book.account.direction()) book.account.close_position(book.last_close, book.last_bar, ExitReason::kRuin);
         ruined = true;
-        out.ruined_at = u;
+        if (paths) paths->ruined_at = u;
       } else {
         for (Book& book : books) {
           const auto t = bar(book);
@@ -250,34 +269,68 @@ PortfolioResult run_portfolio(const std::vector<Bars>& symbols, const Strategy& 
           }
         }
       }
+      orders = held = 0;
+      for (const Book& book : books) {
+        orders += book.has_pending || book.has_rebalance;
+        held += book.account.direction() != 0;
+      }
     }
     const double equity = ruined ? 0.0 : mark();
-    bool held = false;
-    for (std::size_t s = 0; s < k; ++s) {
-      out.value[s][u] = book_at[s]->account.units() * book_at[s]->last_close;
-      held = held || book_at[s]->account.direction() != 0;
+    if (paths) {
+      for (std::size_t s = 0; s < k; ++s) paths->value[s][u] = book_at[s]->account.units() * book_at[s]->last_close;
+      paths->equity[u] = equity;
     }
-    out.equity[u] = equity;
-    curve.add(equity, held);
+    const double r = curve.add(equity, !ruined && held > 0);
+    if (blocks) blocks->add(u, r);
   }
-  out.contribution.assign(k, 0.0);
+  if (paths) {
+    paths->contribution.assign(k, 0.0);
+    paths->skipped_entries = skipped_entries;
+  }
   for (std::size_t s = 0; s < k; ++s) {
     Book& book = *book_at[s];
     for (const Trade& t : book.trades)
       if (!t.open) {
         curve.sums().add_trade(t.pnl, t.ret);
-        out.contribution[s] += t.pnl;
+        if (paths) paths->contribution[s] += t.pnl;
       }
-    out.contribution[s] += book.account.open_pnl(book.last_close);
+    if (!paths) continue;
+    paths->contribution[s] += book.account.open_pnl(book.last_close);
     book.account.end(book.bars.size());
-    out.trades.push_back(std::move(book.trades));
+    paths->trades.push_back(std::move(book.trades));
   }
-  Bars timeline;
-  timeline.time = out.time;
-  timeline.intraday = symbols.front().intraday;
-  timeline.close.resize(n);
-  out.periods_per_year = resolve_periods_per_year(timeline, options);
-  out.metrics = finalize_metrics(curve.sums(), out.periods_per_year);
+  return finalize_metrics(curve.sums(), layout.periods_per_year);
+}
+
+}  // namespace
+
+Metrics portfolio_metrics(const std::vector<Bars>& symbols, const PortfolioLayout& layout,
+                          std::span<const std::vector<std::uint8_t>> signals, const ExecutionOptions& options,
+                          const PortfolioOptions& portfolio, const BlockReturns* blocks) {
+  return simulate_portfolio(symbols, layout, signals, options, portfolio, nullptr, blocks);
+}
+
+PortfolioResult run_portfolio(const std::vector<Bars>& symbols, const Strategy& strategy, const ParamValues& values,
+                              const ExecutionOptions& base, const PortfolioOptions& portfolio,
+                              std::span<SeriesCache> series) {
+  base.validate();
+  check_portfolio(symbols, portfolio);
+  strategy.require_signals();
+  strategy.validate(values);
+  const ExecutionOptions options = strategy.options_for(base, values);
+  options.exits.validate();
+  if (!series.empty() && series.size() != symbols.size())
+    throw Error(fmt::format("run_portfolio: {} series caches for {} symbols", series.size(), symbols.size()));
+  std::vector<std::vector<std::uint8_t>> signals;
+  for (std::size_t s = 0; s < symbols.size(); ++s) {
+    SeriesCache own;
+    strategy.signals(symbols[s], values, signals.emplace_back(symbols[s].size()), series.empty() ? own : series[s]);
+  }
+  const PortfolioLayout layout = portfolio_layout(symbols, options);
+  PortfolioResult out;
+  out.metrics = simulate_portfolio(symbols, layout, signals, options, portfolio, &out, nullptr);
+  out.time = layout.time;
+  out.periods_per_year = layout.periods_per_year;
   return out;
 }
 

@@ -1,6 +1,7 @@
 // A portfolio study's evaluator (include/gt/optimize.hpp): each combination run by the portfolio
 // engine over every symbol, its metrics and, for robustness, its equity's returns per block.
 #include "gt/optimize.hpp"
+#include "gt/portfolio.hpp"
 
 namespace gt {
 namespace {
@@ -13,6 +14,7 @@ class PortfolioEvaluator final : public Evaluator {
         strategy_(grid.strategy()),
         options_(options),
         portfolio_(portfolio),
+        layout_(portfolio_layout(symbols, options)),
         series_(std::make_unique<SeriesCache[]>(symbols.size())) {}
 
   std::string_view name() const override { return "portfolio reference"; }
@@ -24,16 +26,17 @@ class PortfolioEvaluator final : public Evaluator {
   void evaluate_with_blocks(std::span<const double> params, std::size_t stride, std::span<Metrics> out,
                             std::span<const std::size_t> starts, std::span<ReturnSums> blocks) const override {
     const std::size_t per = starts.empty() ? 0 : starts.size() - 1;
+    std::vector<std::vector<std::uint8_t>> signals(symbols_.size());
     for (std::size_t i = 0; i < out.size(); ++i) {
       const ParamValues values(params.begin() + static_cast<std::ptrdiff_t>(i * stride),
                                params.begin() + static_cast<std::ptrdiff_t>((i + 1) * stride));
-      const PortfolioResult r = run_portfolio(symbols_, strategy_, values, options_, portfolio_,
-                                              std::span<SeriesCache>(series_.get(), symbols_.size()));
-      out[i] = r.metrics;
-      if (per == 0) continue;
+      for (std::size_t s = 0; s < symbols_.size(); ++s) {
+        signals[s].resize(symbols_[s].size());
+        strategy_.signals(symbols_[s], values, signals[s], series_[s]);
+      }
       const BlockReturns own{starts, blocks.subspan(i * per, per)};
-      const std::vector<double> returns = curve_returns(r.equity, options_.cash);
-      for (std::size_t t = 0; t < returns.size(); ++t) own.add(t, returns[t]);
+      out[i] = portfolio_metrics(symbols_, layout_, signals, strategy_.options_for(options_, values), portfolio_,
+                                 per ? &own : nullptr);
     }
   }
 
@@ -42,6 +45,7 @@ class PortfolioEvaluator final : public Evaluator {
   const Strategy& strategy_;
   ExecutionOptions options_;
   PortfolioOptions portfolio_;
+  PortfolioLayout layout_;
   // Each symbol's indicator series, computed once for every combination that asks for them.
   std::unique_ptr<SeriesCache[]> series_;
 };
