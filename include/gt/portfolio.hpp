@@ -42,7 +42,11 @@ std::vector<std::int64_t> portfolio_timeline(const std::vector<Bars>& symbols);
 // of its timestamps (-1: none), and the periods per year of its metrics.
 struct PortfolioLayout {
   std::vector<std::int64_t> time;
-  std::vector<std::vector<std::int64_t>> bar_at;  // [symbol][timestamp]
+  std::vector<std::vector<std::int64_t>> bar_at;       // [symbol][timestamp]
+  std::vector<std::vector<std::size_t>> timestamp_of;  // [symbol][bar]: its timestamp
+  // [symbol][timestamp]: its last close and bar at or before the timestamp (0 before its first)
+  std::vector<std::vector<double>> close_at;
+  std::vector<std::vector<std::size_t>> last_bar_at;
   double periods_per_year = 0;
 };
 PortfolioLayout portfolio_layout(const std::vector<Bars>& symbols, const ExecutionOptions& options);

@@ -111,6 +111,15 @@ PortfolioLayout portfolio_layout(const std::vector<Bars>& symbols, const Executi
       while (layout.time[u] < b.time[t]) ++u;
       at[u] = static_cast<std::int64_t>(t);
     }
+    std::vector<std::size_t>& timestamp = layout.timestamp_of.emplace_back(b.size());
+    for (std::size_t v = 0; v < n; ++v)
+      if (at[v] >= 0) timestamp[static_cast<std::size_t>(at[v])] = v;
+    std::vector<double>& close = layout.close_at.emplace_back(n, 0.0);
+    std::vector<std::size_t>& last = layout.last_bar_at.emplace_back(n, 0);
+    for (u = 0; u < n; ++u) {
+      close[u] = at[u] >= 0 ? b.close[static_cast<std::size_t>(at[u])] : (u > 0 ? close[u - 1] : 0.0);
+      last[u] = at[u] >= 0 ? static_cast<std::size_t>(at[u]) : (u > 0 ? last[u - 1] : 0);
+    }
   }
   Bars timeline;
   timeline.time = layout.time;
@@ -137,11 +146,20 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
   for (std::size_t s = 0; s < k; ++s) books.emplace_back(symbols[s], options, cash, signals[s], layout.bar_at[s]);
   std::vector<Book*> book_at;  // by symbol, without the deque's indexing
   for (Book& book : books) book_at.push_back(&book);
-  // The timestamps where some symbol's rules have an event.
-  std::vector<std::uint8_t> eventful(n, 0);
-  for (const Book& book : books)
-    for (std::size_t u = 0; u < n; ++u)
-      if (const auto t = book.bar_at[u]; t >= 0 && book.signals[static_cast<std::size_t>(t)] != 0) eventful[u] = 1;
+  // The symbols whose rules have an event at each timestamp, in symbol order: those of timestamp
+  // u are event_symbols[event_start[u] .. event_start[u + 1]).
+  std::vector<std::uint32_t> event_start(n + 1, 0), event_symbols;
+  for (std::size_t s = 0; s < k; ++s)
+    for (std::size_t t = 0; t < signals[s].size(); ++t)
+      if (signals[s][t] != 0) ++event_start[layout.timestamp_of[s][t] + 1];
+  for (std::size_t u = 0; u < n; ++u) event_start[u + 1] += event_start[u];
+  event_symbols.resize(event_start[n]);
+  {
+    std::vector<std::uint32_t> next(event_start.begin(), event_start.end() - 1);
+    for (std::size_t s = 0; s < k; ++s)
+      for (std::size_t t = 0; t < signals[s].size(); ++t)
+        if (signals[s][t] != 0) event_symbols[next[layout.timestamp_of[s][t]]++] = static_cast<std::uint32_t>(s);
+  }
   const auto weight = [&](std::size_t s) {
     return options.size * (portfolio.weights.empty() ? 1.0 / static_cast<double>(k) : portfolio.weights[s]);
   };
@@ -180,48 +198,154 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
   CurveAccumulator curve(options.cash);
   std::vector<int> target(k);  // each symbol's position after its rules at a close
   bool ruined = false;
-  std::size_t orders = 0, held = 0;  // books with an order for their next open; with a position
+  // Books with an order for their next open; of them, with a rebalance; with a position.
+  std::size_t orders = 0, rebalancing = 0, held = 0;
+  // The positions held, in symbol order (rebuilt after every fill): mark() at any timestamp from them.
+  struct Holding {
+    double units;
+    const double* close;  // the symbol's last close at each timestamp
+  };
+  std::vector<Holding> holding;
+  const auto take_stock = [&] {
+    holding.clear();
+    for (std::size_t s = 0; s < k; ++s)
+      if (const double units = book_at[s]->account.units(); units != 0)
+        holding.push_back({units, layout.close_at[s].data()});
+    held = holding.size();
+  };
+  const auto mark_at = [&](std::size_t u) {
+    double equity = cash;  // mark()'s sum less its terms of no units
+    for (const Holding& h : holding) equity += h.units * h.close[u];
+    return equity;
+  };
+  const auto rebalance_at = [&](std::size_t u) {
+    return portfolio.rebalance > 0 && (u + 1) % portfolio.rebalance == 0;
+  };
+  const auto record = [&](std::size_t u, double equity) {
+    if (paths) {
+      for (std::size_t s = 0; s < k; ++s) paths->value[s][u] = book_at[s]->account.units() * layout.close_at[s][u];
+      paths->equity[u] = equity;
+    }
+    const double r = curve.add(equity, !ruined && held > 0);
+    if (blocks) blocks->add(u, r);
+  };
+  std::vector<double> stretch;
   for (std::size_t u = 0; u < n; ++u) {
-    const auto bar = [&](const Book& book) { return book.bar_at[u]; };
-    for (Book& book : books)
-      if (const auto t = bar(book); t >= 0) {
-        book.last_close = book.bars.close[static_cast<std::size_t>(t)];
-        book.last_bar = static_cast<std::size_t>(t);
+    if (!ruined && rebalancing == 0 && !(watched_while_held && (held > 0 || orders > 0))) {
+      // Timestamps where nothing can change (no symbol trading there has an event, no order is
+      // waiting, no exit by price or time applies, no rebalance): the positions marked to market.
+      std::size_t end = u;
+      if (orders == 0)  // with orders waiting, their fills come first
+        while (end < n && event_start[end] == event_start[end + 1] && !rebalance_at(end)) ++end;
+      // mark()'s sums, a position at a time over the stretch.
+      stretch.assign(end - u, cash);
+      for (const Holding& h : holding) {
+        const double* close = h.close + u;
+        for (std::size_t v = 0; v < stretch.size(); ++v) stretch[v] += h.units * close[v];
       }
-    const bool quiet = !eventful[u] && orders == 0 && !(watched_while_held && held > 0) &&
-                       !(portfolio.rebalance > 0 && (u + 1) % portfolio.rebalance == 0);
-    if (!ruined && !(quiet && mark() > 0)) {
-      // At the open: exits before entries, entries in the symbols' order; rebalancing after them.
-      for (Book& book : books)
-        if (bar(book) >= 0 && book.has_pending && book.account.direction() != 0 &&
-            book.pending != book.account.direction())
-          book.account.close_position(book.bars.open[bar(book)], bar(book), ExitReason::kRule);
-      for (Book& book : books)
-        if (const auto t = bar(book); t >= 0 && book.has_rebalance && book.rebalance < 0 && book.account.direction())
-          book.account.adjust(book.account.direction() * book.rebalance / book.bars.open[t], book.bars.open[t], t);
-      for (std::size_t s = 0; s < k; ++s) {
-        Book& book = *book_at[s];
-        const auto t = bar(book);
-        if (t < 0 || !book.has_pending) continue;
-        if (book.pending != 0 && book.account.direction() == 0)
-          enter(book, s, book.pending, book.bars.open[t], t, book.pending_equity, t);
-        book.has_pending = false;
+      for (const double equity : stretch) {
+        if (!(equity > 0)) break;  // ruin: decided below
+        record(u++, equity);
       }
-      for (Book& book : books) {
-        const auto t = bar(book);
-        if (t < 0 || !book.has_rebalance) continue;
-        if (book.rebalance > 0 && book.account.direction()) {
-          const double fill = book.account.entry_fill(book.account.direction(), book.bars.open[t]);
-          const double units = std::min(book.rebalance / book.bars.open[t], cash / (fill * (1.0 + commission)));
-          if (units > 0) book.account.adjust(book.account.direction() * units, book.bars.open[t], t);
+      if (u == n) break;
+      // At the open, the orders of the symbols trading here: their exits, then their entries in
+      // symbol order, sized by the equity at the close that placed them.
+      bool filled = false;
+      if (orders > 0 && !rebalance_at(u)) {
+        for (std::size_t s = 0; s < k; ++s)
+          if (Book& book = *book_at[s]; layout.bar_at[s][u] >= 0 && book.has_pending && book.account.direction() != 0 &&
+                                        book.pending != book.account.direction()) {
+            const auto t = static_cast<std::size_t>(layout.bar_at[s][u]);
+            book.account.close_position(book.bars.open[t], t, ExitReason::kRule);
+            filled = true;
+          }
+        for (std::size_t s = 0; s < k; ++s)
+          if (Book& book = *book_at[s]; layout.bar_at[s][u] >= 0 && book.has_pending) {
+            const auto t = static_cast<std::size_t>(layout.bar_at[s][u]);
+            if (book.pending != 0 && book.account.direction() == 0) {
+              enter(book, s, book.pending, book.bars.open[t], t, book.pending_equity, t);
+              filled = true;
+            }
+            book.has_pending = false;
+            --orders;
+          }
+        if (filled) take_stock();
+      }
+      // At the close, the rules, on the symbols with an event here: their exits, then their
+      // entries sized by this close's equity (close fills), or their orders.
+      const double equity = mark_at(u);
+      if (equity > 0 && !rebalance_at(u)) {
+        const std::span<const std::uint32_t> eventful(event_symbols.data() + event_start[u],
+                                                      event_symbols.data() + event_start[u + 1]);
+        filled = false;
+        for (const std::uint32_t s : eventful) {
+          Book& book = *book_at[s];
+          const auto t = static_cast<std::size_t>(layout.bar_at[s][u]);
+          const int now = book.account.direction();
+          target[s] = detail::target_after(now, book.signals[t], options.allow_short);
+          if (target[s] == now) continue;
+          if (options.fill == Fill::kClose) {
+            if (now != 0) book.account.close_position(layout.close_at[s][u], t, ExitReason::kRule);
+            filled = true;
+          } else {
+            book.pending = target[s];
+            book.pending_equity = equity;
+            book.has_pending = true;
+            ++orders;
+          }
         }
-        book.has_rebalance = false;
+        if (filled)
+          for (const std::uint32_t s : eventful)
+            if (target[s] != 0 && book_at[s]->account.direction() == 0) {
+              const auto t = static_cast<std::size_t>(layout.bar_at[s][u]);
+              enter(*book_at[s], s, target[s], layout.close_at[s][u], t, equity, t + 1);
+            }
+        if (filled) take_stock();
+        record(u, mark_at(u));
+        continue;
       }
-      // Over the bars' ranges: exits by price; then the closes.
-      for (Book& book : books)
-        if (const auto t = bar(book); t >= 0)
-          if (const auto hit = book.exits.check(book.bars, t, book.account.direction()))
-            book.account.close_position(hit->price, t, hit->reason);
+    }
+    const auto bar = [&](const Book& book) { return book.bar_at[u]; };
+    for (std::size_t s = 0; s < k; ++s) {
+      book_at[s]->last_close = layout.close_at[s][u];
+      book_at[s]->last_bar = layout.last_bar_at[s][u];
+    }
+    if (!ruined) {
+      // At the open (nothing to do there without orders): exits before entries, entries in the
+      // symbols' order; rebalancing after them.
+      if (orders > 0) {
+        for (Book& book : books)
+          if (bar(book) >= 0 && book.has_pending && book.account.direction() != 0 &&
+              book.pending != book.account.direction())
+            book.account.close_position(book.bars.open[bar(book)], bar(book), ExitReason::kRule);
+        for (Book& book : books)
+          if (const auto t = bar(book); t >= 0 && book.has_rebalance && book.rebalance < 0 && book.account.direction())
+            book.account.adjust(book.account.direction() * book.rebalance / book.bars.open[t], book.bars.open[t], t);
+        for (std::size_t s = 0; s < k; ++s) {
+          Book& book = *book_at[s];
+          const auto t = bar(book);
+          if (t < 0 || !book.has_pending) continue;
+          if (book.pending != 0 && book.account.direction() == 0)
+            enter(book, s, book.pending, book.bars.open[t], t, book.pending_equity, t);
+          book.has_pending = false;
+        }
+        for (Book& book : books) {
+          const auto t = bar(book);
+          if (t < 0 || !book.has_rebalance) continue;
+          if (book.rebalance > 0 && book.account.direction()) {
+            const double fill = book.account.entry_fill(book.account.direction(), book.bars.open[t]);
+            const double units = std::min(book.rebalance / book.bars.open[t], cash / (fill * (1.0 + commission)));
+            if (units > 0) book.account.adjust(book.account.direction() * units, book.bars.open[t], t);
+          }
+          book.has_rebalance = false;
+        }
+      }
+      // Over the bars' ranges: exits by price (of positions held); then the closes.
+      if (held > 0 || orders > 0)
+        for (Book& book : books)
+          if (const auto t = bar(book); t >= 0)
+            if (const auto hit = book.exits.check(book.bars, t, book.account.direction()))
+              book.account.close_position(hit->price, t, hit->reason);
       double equity = mark();
       if (equity <= 0) {  // ruin: every position out at its last close, for good
         for (Book& book : books)
@@ -229,13 +353,15 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
         ruined = true;
         if (paths) paths->ruined_at = u;
       } else {
-        for (Book& book : books) {
-          const auto t = bar(book);
-          if (t >= 0 && max_bars > 0 && book.account.direction() &&
-              static_cast<std::size_t>(t) + 1 - book.account.trade().entry_bar == max_bars + held_from)
-            book.account.close_position(book.last_close, t, ExitReason::kMaxBars);
+        if (max_bars > 0) {
+          for (Book& book : books) {
+            const auto t = bar(book);
+            if (t >= 0 && book.account.direction() &&
+                static_cast<std::size_t>(t) + 1 - book.account.trade().entry_bar == max_bars + held_from)
+              book.account.close_position(book.last_close, t, ExitReason::kMaxBars);
+          }
+          equity = mark();
         }
-        equity = mark();
         // The rules at the closes: with close fills, exits then entries (sized by this close's
         // equity) at once; else orders for each symbol's next open.
         for (std::size_t s = 0; s < k; ++s) {
@@ -269,20 +395,16 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
           }
         }
       }
-      orders = held = 0;
+      orders = rebalancing = 0;
       for (const Book& book : books) {
         orders += book.has_pending || book.has_rebalance;
-        held += book.account.direction() != 0;
+        rebalancing += book.has_rebalance;
       }
+      take_stock();
     }
-    const double equity = ruined ? 0.0 : mark();
-    if (paths) {
-      for (std::size_t s = 0; s < k; ++s) paths->value[s][u] = book_at[s]->account.units() * book_at[s]->last_close;
-      paths->equity[u] = equity;
-    }
-    const double r = curve.add(equity, !ruined && held > 0);
-    if (blocks) blocks->add(u, r);
+    record(u, ruined ? 0.0 : mark());
   }
+  for (std::size_t s = 0; s < k; ++s) book_at[s]->last_close = layout.close_at[s][n - 1];
   if (paths) {
     paths->contribution.assign(k, 0.0);
     paths->skipped_entries = skipped_entries;

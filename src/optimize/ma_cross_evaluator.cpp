@@ -24,14 +24,9 @@ namespace {
 
 class MaCrossEvaluator final : public Evaluator {
  public:
-  MaCrossEvaluator(const Bars& bars, const Grid& grid, const ExecutionOptions& options)
-      : strategy_(grid.strategy()), n_(bars.size()), words_((bars.size() + 63) / 64), padded_(words_ * 64) {
+  MaCrossEvaluator(const Bars& bars, const Grid& grid, const ExecutionOptions& options) : strategy_(grid.strategy()) {
     // The moving averages and the book's range table are the two large pieces: built side by side.
-    tbb::parallel_invoke([&] { build_moving_averages(bars, grid); }, [&] { book_.emplace(bars, options); });
-    const auto volume_ok = signals::volume_above_average(bars);
-    volume_words_.assign(words_, 0);
-    for (std::size_t t = 0; t < n_; ++t)
-      if (volume_ok[t]) volume_words_[t / 64] |= std::uint64_t{1} << (t % 64);
+    tbb::parallel_invoke([&] { tables_.emplace(bars, grid); }, [&] { book_.emplace(bars, options); });
   }
 
   std::string_view name() const override { return "ma_cross event-driven"; }
@@ -42,92 +37,101 @@ class MaCrossEvaluator final : public Evaluator {
 
   void evaluate_with_blocks(std::span<const double> params, std::size_t stride, std::span<Metrics> out,
                             std::span<const std::size_t> starts, std::span<ReturnSums> blocks) const override {
+    const MaCrossTables& tables = *tables_;
     const std::size_t per = starts.empty() ? 0 : starts.size() - 1;
     // Visit the combinations by (type, fast, slow) so that the fast series' bounds stay in L1 and
     // the slow series in L2 while their crossings are computed; results go back to their own slots.
     std::vector<std::uint64_t> keys(out.size());
-    const std::uint64_t rows = first_defined_.size();  // types x periods; a row's index orders by type
+    const std::uint64_t rows = tables.rows();  // types x periods; a row's index orders by type
     for (std::size_t i = 0; i < keys.size(); ++i) {
       const MaCrossParams p = decode_ma_cross(params.data() + i * stride);
-      keys[i] = (row(p.ma_type, p.fast) * rows + row(p.ma_type, p.slow)) * 2 + (p.volume_filter ? 1 : 0);
+      keys[i] = (tables.row(p.ma_type, p.fast) * rows + tables.row(p.ma_type, p.slow)) * 2 + (p.volume_filter ? 1 : 0);
     }
     const std::vector<std::uint32_t> order = order_by_key(keys);
-    std::vector<std::uint64_t> masks(2 * words_);
+    const std::size_t words = tables.words();
+    std::vector<std::uint64_t> masks(2 * words);
     std::uint64_t* up = masks.data();
-    std::uint64_t* down = up + words_;
+    std::uint64_t* down = up + words;
     detail::LongTradeBook::Batch batch(*book_, out);
-    const auto fast_bounds = detail::cache_line_array<float>(2 * padded_);
+    const auto fast_bounds = tables.bounds_scratch();
     std::size_t last_fast_row = rows, last_slow_row = rows;
     for (const std::uint32_t i : order) {
       const MaCrossParams p = decode_ma_cross(params.data() + i * stride);
-      const std::size_t f = row(p.ma_type, p.fast), s = row(p.ma_type, p.slow);
+      const std::size_t f = tables.row(p.ma_type, p.fast), s = tables.row(p.ma_type, p.slow);
       if (f != last_fast_row || s != last_slow_row) {
-        detail::cross_events({series_.get() + f * padded_, coarse_.get() + f * padded_},
-                             {series_.get() + s * padded_, coarse_.get() + s * padded_}, fast_bounds.get(),
-                             f == last_fast_row, n_, std::max(first_defined_[f], first_defined_[s]), up, down);
+        tables.crossings(f, s, fast_bounds.get(), f == last_fast_row, up, down);
         last_fast_row = f;
         last_slow_row = s;
       }
       const BlockReturns own{starts, blocks.subspan(i * per, per)};
-      batch.add(i, up, p.volume_filter ? volume_words_.data() : nullptr, down,
+      batch.add(i, up, p.volume_filter ? tables.volume_words().data() : nullptr, down,
                 strategy_.exits_of(params.subspan(i * stride, stride)), per ? &own : nullptr);
     }
     batch.finish();
   }
 
  private:
-  void build_moving_averages(const Bars& bars, const Grid& grid) {
-    const std::vector<int> periods = ma_cross_periods(grid);
-    max_period_ = periods.back();
-    const std::vector<int> types = ma_cross_types(grid);
-    row_of_.assign(3 * static_cast<std::size_t>(max_period_ + 1), -1);
-    const std::size_t rows = types.size() * periods.size();
-    for (std::size_t ti = 0; ti < types.size(); ++ti)
-      for (std::size_t r = 0; r < periods.size(); ++r)
-        row_of_[static_cast<std::size_t>(types[ti] * (max_period_ + 1) + periods[r])] =
-            static_cast<int>(ti * periods.size() + r);
-    series_ = detail::cache_line_array<double>(rows * padded_);  // written below
-    coarse_ = detail::cache_line_array<float>(rows * padded_);
-    first_defined_.assign(rows, 0);
-    // Blocks of eight periods (ma_many_into's SIMD width) of every type side by side, so that the
-    // cores share the work evenly.
-    constexpr std::size_t kBlock = 8;
-    const std::size_t blocks = (periods.size() + kBlock - 1) / kBlock;
-    tbb::parallel_for(std::size_t{0}, types.size() * blocks, [&](std::size_t task) {
-      const std::size_t first_row = task / blocks * periods.size() + task % blocks * kBlock;
-      const auto block = std::span<const int>(periods).subspan(task % blocks * kBlock);
-      const std::size_t count = std::min(kBlock, block.size());
-      double* rows_out = series_.get() + first_row * padded_;
-      ind::ma_many_into(static_cast<ind::MaType>(types[task / blocks]), bars.close, block.first(count), rows_out,
-                        padded_);
-      for (std::size_t r = 0; r < count; ++r) {
-        double* values = rows_out + r * padded_;
-        // NaN past the last bar, so that whole words compare false there.
-        std::fill(values + n_, values + padded_, std::numeric_limits<double>::quiet_NaN());
-        detail::round_to_float(values, coarse_.get() + (values - series_.get()), padded_);
-        std::size_t first = 0;
-        while (first < n_ && std::isnan(values[first])) ++first;
-        first_defined_[first_row + r] = first;
-      }
-    });
-  }
-
-  std::size_t row(int type, int period) const {
-    return static_cast<std::size_t>(row_of_[static_cast<std::size_t>(type * (max_period_ + 1) + period)]);
-  }
-
   const Strategy& strategy_;
-  std::size_t n_, words_, padded_;
-  int max_period_ = 0;
-  detail::CacheLineArray<double> series_;   // padded MA rows
-  detail::CacheLineArray<float> coarse_;    // the same rows rounded to float
-  std::vector<std::size_t> first_defined_;  // per row
-  std::vector<int> row_of_;                 // [type][period] -> row
-  std::vector<std::uint64_t> volume_words_;
+  std::optional<MaCrossTables> tables_;        // set in the constructor
   std::optional<detail::LongTradeBook> book_;  // set in the constructor
 };
 
 }  // namespace
+
+MaCrossTables::MaCrossTables(const Bars& bars, const Grid& grid)
+    : n_(bars.size()), words_((bars.size() + 63) / 64), padded_(words_ * 64) {
+  const std::vector<int> periods = ma_cross_periods(grid);
+  max_period_ = periods.back();
+  const std::vector<int> types = ma_cross_types(grid);
+  row_of_.assign(3 * static_cast<std::size_t>(max_period_ + 1), -1);
+  const std::size_t rows = types.size() * periods.size();
+  for (std::size_t ti = 0; ti < types.size(); ++ti)
+    for (std::size_t r = 0; r < periods.size(); ++r)
+      row_of_[static_cast<std::size_t>(types[ti] * (max_period_ + 1) + periods[r])] =
+          static_cast<int>(ti * periods.size() + r);
+  series_ = detail::cache_line_array<double>(rows * padded_);  // written below
+  coarse_ = detail::cache_line_array<float>(rows * padded_);
+  first_defined_.assign(rows, 0);
+  // Blocks of eight periods (ma_many_into's SIMD width) of every type side by side, so that the
+  // cores share the work evenly.
+  constexpr std::size_t kBlock = 8;
+  const std::size_t blocks = (periods.size() + kBlock - 1) / kBlock;
+  tbb::parallel_for(std::size_t{0}, types.size() * blocks, [&](std::size_t task) {
+    const std::size_t first_row = task / blocks * periods.size() + task % blocks * kBlock;
+    const auto block = std::span<const int>(periods).subspan(task % blocks * kBlock);
+    const std::size_t count = std::min(kBlock, block.size());
+    double* rows_out = series_.get() + first_row * padded_;
+    ind::ma_many_into(static_cast<ind::MaType>(types[task / blocks]), bars.close, block.first(count), rows_out,
+                      padded_);
+    for (std::size_t r = 0; r < count; ++r) {
+      double* values = rows_out + r * padded_;
+      // NaN past the last bar, so that whole words compare false there.
+      std::fill(values + n_, values + padded_, std::numeric_limits<double>::quiet_NaN());
+      detail::round_to_float(values, coarse_.get() + (values - series_.get()), padded_);
+      std::size_t first = 0;
+      while (first < n_ && std::isnan(values[first])) ++first;
+      first_defined_[first_row + r] = first;
+    }
+  });
+  const auto volume_ok = signals::volume_above_average(bars);
+  volume_words_.assign(words_, 0);
+  for (std::size_t t = 0; t < n_; ++t)
+    if (volume_ok[t]) volume_words_[t / 64] |= std::uint64_t{1} << (t % 64);
+}
+
+MaCrossTables::~MaCrossTables() = default;
+
+detail::CacheLineArray<float> MaCrossTables::bounds_scratch() const {
+  return detail::cache_line_array<float>(2 * padded_);
+}
+
+void MaCrossTables::crossings(std::size_t fast_row, std::size_t slow_row, float* fast_bounds, bool fast_ready,
+                              std::uint64_t* up, std::uint64_t* down) const {
+  const std::size_t f = fast_row, s = slow_row;
+  detail::cross_events({series_.get() + f * padded_, coarse_.get() + f * padded_},
+                       {series_.get() + s * padded_, coarse_.get() + s * padded_}, fast_bounds, fast_ready, n_,
+                       std::max(first_defined_[f], first_defined_[s]), up, down);
+}
 
 std::vector<std::uint32_t> order_by_key(std::span<const std::uint64_t> keys) {
   // Digits of up to 11 bits, fewer for fewer keys: clearing 2^11 counters a pass would cost more

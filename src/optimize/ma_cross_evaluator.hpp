@@ -8,6 +8,7 @@
 #include <span>
 #include <vector>
 
+#include "cache_line_array.hpp"
 #include "gt/optimize.hpp"
 
 namespace gt {
@@ -217,6 +218,38 @@ std::vector<MaCrossBarFacts> ma_cross_bar_facts(const Bars& bars, const Executio
 // each sorted and without repeats.
 std::vector<int> ma_cross_periods(const Grid& grid);
 std::vector<int> ma_cross_types(const Grid& grid);
+
+// An ma_cross grid's moving averages over one symbol's bars, every (type, period) row it reads in
+// double precision and as floats (cross_masks.hpp), and the bars whose volume passes the filter:
+// what any combination's crossings are found from, O(bars / 64) each.
+class MaCrossTables {
+ public:
+  MaCrossTables(const Bars& bars, const Grid& grid);
+  ~MaCrossTables();
+  std::size_t bars() const { return n_; }
+  std::size_t words() const { return words_; }  // 64 bars a word
+  std::size_t rows() const { return first_defined_.size(); }
+  std::size_t row(int type, int period) const {
+    return static_cast<std::size_t>(row_of_[static_cast<std::size_t>(type * (max_period_ + 1) + period)]);
+  }
+  // Bit t: the volume filter lets an entry at bar t through (volume above its 20-bar average).
+  const std::vector<std::uint64_t>& volume_words() const { return volume_words_; }
+  // The scratch `crossings` keeps a fast row's bounds in, for the slow rows crossed with it next.
+  detail::CacheLineArray<float> bounds_scratch() const;
+  // The crossings of the fast row over the slow one (cross_masks.hpp cross_events): `words()`
+  // words each of up and down; `fast_ready` when `fast_bounds` already holds this fast row's.
+  void crossings(std::size_t fast_row, std::size_t slow_row, float* fast_bounds, bool fast_ready, std::uint64_t* up,
+                 std::uint64_t* down) const;
+
+ private:
+  std::size_t n_, words_, padded_;
+  int max_period_ = 0;
+  detail::CacheLineArray<double> series_;   // padded MA rows
+  detail::CacheLineArray<float> coarse_;    // the same rows rounded to float
+  std::vector<std::size_t> first_defined_;  // per row
+  std::vector<int> row_of_;                 // [type][period] -> row
+  std::vector<std::uint64_t> volume_words_;
+};
 
 // True for the studies the event-driven engines (this one and its CUDA twin) reproduce exactly:
 // ma_cross, long-only, whole-equity entries.

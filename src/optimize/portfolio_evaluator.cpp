@@ -1,7 +1,14 @@
 // A portfolio study's evaluator (include/gt/optimize.hpp): each combination run by the portfolio
-// engine over every symbol, its metrics and, for robustness, its equity's returns per block.
+// engine over every symbol, its metrics and, for robustness, its equity's returns per block. The
+// signals of a crossover of averages (GridEngine::kMaCross) come from each symbol's crossing
+// masks, as the one-symbol grid engine finds them; any other strategy's from its rules.
+#include <bit>
+
+#include "../rules/program.hpp"
 #include "gt/optimize.hpp"
 #include "gt/portfolio.hpp"
+#include "gt/signal_rules.hpp"
+#include "ma_cross_evaluator.hpp"
 
 namespace gt {
 namespace {
@@ -15,9 +22,15 @@ class PortfolioEvaluator final : public Evaluator {
         options_(options),
         portfolio_(portfolio),
         layout_(portfolio_layout(symbols, options)),
-        series_(std::make_unique<SeriesCache[]>(symbols.size())) {}
+        series_(std::make_unique<SeriesCache[]>(symbols.size())) {
+    if (strategy_.grid_engine != GridEngine::kMaCross) return;
+    for (const Bars& b : symbols) crossings_.emplace_back(std::make_unique<MaCrossTables>(b, grid));
+    short_rules_ = strategy_.rules_program && strategy_.rules_program->short_entry.has_value();
+  }
 
-  std::string_view name() const override { return "portfolio reference"; }
+  std::string_view name() const override {
+    return crossings_.empty() ? "portfolio reference" : "portfolio, crossings as masks";
+  }
 
   void evaluate(std::span<const double> params, std::size_t stride, std::span<Metrics> out) const override {
     evaluate_with_blocks(params, stride, out, {}, {});
@@ -27,12 +40,16 @@ class PortfolioEvaluator final : public Evaluator {
                             std::span<const std::size_t> starts, std::span<ReturnSums> blocks) const override {
     const std::size_t per = starts.empty() ? 0 : starts.size() - 1;
     std::vector<std::vector<std::uint8_t>> signals(symbols_.size());
+    std::vector<std::uint64_t> masks;
     for (std::size_t i = 0; i < out.size(); ++i) {
       const ParamValues values(params.begin() + static_cast<std::ptrdiff_t>(i * stride),
                                params.begin() + static_cast<std::ptrdiff_t>((i + 1) * stride));
       for (std::size_t s = 0; s < symbols_.size(); ++s) {
         signals[s].resize(symbols_[s].size());
-        strategy_.signals(symbols_[s], values, signals[s], series_[s]);
+        if (crossings_.empty())
+          strategy_.signals(symbols_[s], values, signals[s], series_[s]);
+        else
+          crossing_signals(*crossings_[s], decode_ma_cross(values.data()), signals[s], masks);
       }
       const BlockReturns own{starts, blocks.subspan(i * per, per)};
       out[i] = portfolio_metrics(symbols_, layout_, signals, strategy_.options_for(options_, values), portfolio_,
@@ -41,6 +58,27 @@ class PortfolioEvaluator final : public Evaluator {
   }
 
  private:
+  // ma_cross's rules (strategies/ma_cross.yaml) from the crossing masks: entry on a cross above
+  // (and the volume filter), exit on a cross below; the short rules mirrored.
+  void crossing_signals(const MaCrossTables& tables, const MaCrossParams& p, std::vector<std::uint8_t>& out,
+                        std::vector<std::uint64_t>& masks) const {
+    const std::size_t words = tables.words();
+    masks.resize(2 * words);
+    std::uint64_t *up = masks.data(), *down = up + words;
+    const auto bounds = tables.bounds_scratch();
+    tables.crossings(tables.row(p.ma_type, p.fast), tables.row(p.ma_type, p.slow), bounds.get(), false, up, down);
+    const std::vector<std::uint64_t>& volume = tables.volume_words();
+    std::fill(out.begin(), out.end(), 0);
+    for (std::size_t w = 0; w < words; ++w) {
+      const std::uint64_t filter = p.volume_filter ? volume[w] : ~std::uint64_t{0};
+      for (std::uint64_t bits = up[w] | down[w]; bits; bits &= bits - 1) {
+        const auto b = static_cast<unsigned>(std::countr_zero(bits));
+        const bool above = (up[w] >> b) & 1, below = (down[w] >> b) & 1, passes = (filter >> b) & 1;
+        out[w * 64 + b] = rule_events(above && passes, below, short_rules_, below && passes, above);
+      }
+    }
+  }
+
   const std::vector<Bars>& symbols_;
   const Strategy& strategy_;
   ExecutionOptions options_;
@@ -48,6 +86,8 @@ class PortfolioEvaluator final : public Evaluator {
   PortfolioLayout layout_;
   // Each symbol's indicator series, computed once for every combination that asks for them.
   std::unique_ptr<SeriesCache[]> series_;
+  std::vector<std::unique_ptr<MaCrossTables>> crossings_;  // per symbol, for a crossover of averages
+  bool short_rules_ = false;
 };
 
 }  // namespace

@@ -345,7 +345,7 @@ def test_optimize_ranks_each_combination_once_for_the_whole_portfolio(tmp_path):
     first = json.loads(run_gtrader("optimize", *data, "--strategy", "ma_cross", *grid, *allocation, *cache, "--out",
                                    out, "--top", 3, "--json").stdout)
     assert first["portfolio"] == [ORCL.stem, YHOO.stem] and first["best"]["symbol"] == "portfolio"
-    assert first["computed"] == 9 and first["engine"] == "portfolio reference"
+    assert first["computed"] == 9 and first["engine"] == "portfolio, crossings as masks"
     rows = pd.read_csv(out)
     assert "symbol" not in rows.columns and len(rows) == 9
     for _, row in rows.iterrows():
