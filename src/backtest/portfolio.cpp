@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <deque>
 #include <iterator>
 
@@ -147,18 +148,30 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
   std::vector<Book*> book_at;  // by symbol, without the deque's indexing
   for (Book& book : books) book_at.push_back(&book);
   // The symbols whose rules have an event at each timestamp, in symbol order: those of timestamp
-  // u are event_symbols[event_start[u] .. event_start[u + 1]).
+  // u are event_symbols[event_start[u] .. event_start[u + 1]). Events are rare: the signals are
+  // read eight bars at a time.
+  const auto for_each_event = [&](std::size_t s, auto f) {
+    const std::vector<std::uint8_t>& events = signals[s];
+    const std::size_t bars = events.size();
+    std::size_t t = 0;
+    for (; t + 8 <= bars; t += 8) {
+      std::uint64_t word;
+      std::memcpy(&word, events.data() + t, 8);
+      if (word == 0) continue;
+      for (std::size_t i = 0; i < 8; ++i)
+        if (events[t + i] != 0) f(layout.timestamp_of[s][t + i]);
+    }
+    for (; t < bars; ++t)
+      if (events[t] != 0) f(layout.timestamp_of[s][t]);
+  };
   std::vector<std::uint32_t> event_start(n + 1, 0), event_symbols;
-  for (std::size_t s = 0; s < k; ++s)
-    for (std::size_t t = 0; t < signals[s].size(); ++t)
-      if (signals[s][t] != 0) ++event_start[layout.timestamp_of[s][t] + 1];
+  for (std::size_t s = 0; s < k; ++s) for_each_event(s, [&](std::size_t u) { ++event_start[u + 1]; });
   for (std::size_t u = 0; u < n; ++u) event_start[u + 1] += event_start[u];
   event_symbols.resize(event_start[n]);
   {
     std::vector<std::uint32_t> next(event_start.begin(), event_start.end() - 1);
     for (std::size_t s = 0; s < k; ++s)
-      for (std::size_t t = 0; t < signals[s].size(); ++t)
-        if (signals[s][t] != 0) event_symbols[next[layout.timestamp_of[s][t]]++] = static_cast<std::uint32_t>(s);
+      for_each_event(s, [&](std::size_t u) { event_symbols[next[u]++] = static_cast<std::uint32_t>(s); });
   }
   const auto weight = [&](std::size_t s) {
     return options.size * (portfolio.weights.empty() ? 1.0 / static_cast<double>(k) : portfolio.weights[s]);
