@@ -248,8 +248,19 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
       // Timestamps where nothing can change (no symbol trading there has an event, no order is
       // waiting, no exit by price or time applies, no rebalance): the positions marked to market.
       std::size_t end = u;
+      // Events that leave their symbol's position as it is (an exit signal while flat, say) change
+      // nothing either: positions stay as they are over the stretch.
+      const auto changes_nothing = [&](std::size_t v) {
+        for (std::uint32_t e = event_start[v]; e < event_start[v + 1]; ++e) {
+          const Book& book = *book_at[event_symbols[e]];
+          const int now = book.account.direction();
+          const auto t = static_cast<std::size_t>(layout.bar_at[event_symbols[e]][v]);
+          if (detail::target_after(now, book.signals[t], options.allow_short) != now) return false;
+        }
+        return true;
+      };
       if (orders == 0)  // with orders waiting, their fills come first
-        while (end < n && event_start[end] == event_start[end + 1] && !rebalance_at(end)) ++end;
+        while (end < n && !rebalance_at(end) && changes_nothing(end)) ++end;
       // mark()'s sums, a position at a time over the stretch.
       stretch.assign(end - u, cash);
       for (const Holding& h : holding) {
