@@ -242,7 +242,6 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
     const double r = curve.add(equity, !ruined && held > 0);
     if (blocks) blocks->add(u, r);
   };
-  std::vector<double> stretch;
   for (std::size_t u = 0; u < n; ++u) {
     if (!ruined && rebalancing == 0 && !(watched_while_held && (held > 0 || orders > 0))) {
       // Timestamps where nothing can change (no symbol trading there has an event, no order is
@@ -261,15 +260,10 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
       };
       if (orders == 0)  // with orders waiting, their fills come first
         while (end < n && !rebalance_at(end) && changes_nothing(end)) ++end;
-      // mark()'s sums, a position at a time over the stretch.
-      stretch.assign(end - u, cash);
-      for (const Holding& h : holding) {
-        const double* close = h.close + u;
-        for (std::size_t v = 0; v < stretch.size(); ++v) stretch[v] += h.units * close[v];
-      }
-      for (const double equity : stretch) {
+      for (; u < end; ++u) {
+        const double equity = mark_at(u);
         if (!(equity > 0)) break;  // ruin: decided below
-        record(u++, equity);
+        record(u, equity);
       }
       if (u == n) break;
       // At the open, the orders of the symbols trading here: their exits, then their entries in

@@ -41,6 +41,8 @@ class PortfolioEvaluator final : public Evaluator {
     const std::size_t per = starts.empty() ? 0 : starts.size() - 1;
     std::vector<std::vector<std::uint8_t>> signals(symbols_.size());
     std::vector<std::uint64_t> masks;
+    std::vector<detail::CacheLineArray<float>> bounds(crossings_.size());  // per symbol, kept across combinations
+    for (std::size_t s = 0; s < crossings_.size(); ++s) bounds[s] = crossings_[s]->bounds_scratch();
     for (std::size_t i = 0; i < out.size(); ++i) {
       const ParamValues values(params.begin() + static_cast<std::ptrdiff_t>(i * stride),
                                params.begin() + static_cast<std::ptrdiff_t>((i + 1) * stride));
@@ -49,7 +51,7 @@ class PortfolioEvaluator final : public Evaluator {
         if (crossings_.empty())
           strategy_.signals(symbols_[s], values, signals[s], series_[s]);
         else
-          crossing_signals(*crossings_[s], decode_ma_cross(values.data()), signals[s], masks);
+          crossing_signals(*crossings_[s], decode_ma_cross(values.data()), signals[s], masks, bounds[s].get());
       }
       const BlockReturns own{starts, blocks.subspan(i * per, per)};
       out[i] = portfolio_metrics(symbols_, layout_, signals, strategy_.options_for(options_, values), portfolio_,
@@ -61,12 +63,11 @@ class PortfolioEvaluator final : public Evaluator {
   // ma_cross's rules (strategies/ma_cross.yaml) from the crossing masks: entry on a cross above
   // (and the volume filter), exit on a cross below; the short rules mirrored.
   void crossing_signals(const MaCrossTables& tables, const MaCrossParams& p, std::vector<std::uint8_t>& out,
-                        std::vector<std::uint64_t>& masks) const {
+                        std::vector<std::uint64_t>& masks, float* bounds) const {
     const std::size_t words = tables.words();
     masks.resize(2 * words);
     std::uint64_t *up = masks.data(), *down = up + words;
-    const auto bounds = tables.bounds_scratch();
-    tables.crossings(tables.row(p.ma_type, p.fast), tables.row(p.ma_type, p.slow), bounds.get(), false, up, down);
+    tables.crossings(tables.row(p.ma_type, p.fast), tables.row(p.ma_type, p.slow), bounds, false, up, down);
     const std::vector<std::uint64_t>& volume = tables.volume_words();
     std::fill(out.begin(), out.end(), 0);
     for (std::size_t w = 0; w < words; ++w) {
