@@ -16,79 +16,25 @@ import json
 import os
 import pathlib
 import secrets
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 import pandas as pd
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "python"))
+from redis_server import Connection, RedisServer  # noqa: E402  (the tests' server on loopback)
 FILES = [ROOT / "data" / "orcl-1995-2014.csv", ROOT / "data" / "yhoo-1996-2014.csv"]
 STRATEGY = ["--strategy", "ma_cross", "--param", "fast=10", "--param", "slow=30"]
 PROGRESS = "gtrader:live:bars:gtrader:signals:last"
-
-
-def encode(*args):
-    parts = [a if isinstance(a, bytes) else str(a).encode() for a in args]
-    return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
-
-
-def read_reply(reader):
-    line = reader.readline()
-    kind, rest = line[:1], line[1:-2]
-    if kind in (b"+", b":"):
-        return rest.decode()
-    if kind == b"-":
-        raise RuntimeError(rest.decode())
-    if kind == b"$":
-        n = int(rest)
-        return None if n < 0 else reader.read(n + 2)[:-2]
-    if kind == b"*":
-        return [read_reply(reader) for _ in range(int(rest))]
-    raise OSError(f"unexpected reply {line!r}")
-
-
-class Connection:
-    def __init__(self, port, password):
-        self.sock = socket.create_connection(("127.0.0.1", port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.reader = self.sock.makefile("rb")
-        self.call("AUTH", password)
-
-    def call(self, *args):
-        self.sock.sendall(encode(*args))
-        return read_reply(self.reader)
-
-    def pipeline(self, commands):
-        self.sock.sendall(b"".join(encode(*c) for c in commands))
-        return [read_reply(self.reader) for _ in commands]
 
 
 def bar_fields(symbol, frame, i):
     row = frame.iloc[i]
     return ["symbol", symbol, "time", row["Date"], "open", row["Open"], "high", row["High"], "low", row["Low"],
             "close", row["Close"], "volume", row["Volume"]]
-
-
-def start_redis(tmp):
-    exe = shutil.which("redis-server") or sys.exit("redis-server is installed by scripts/setup.sh")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    password = secrets.token_hex(8)
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", tmp, "--requirepass", password], stdout=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            Connection(port, password).call("PING")
-            return proc, port, password
-        except OSError:
-            time.sleep(0.05)
-    sys.exit("redis-server did not start")
 
 
 def live(binary, port, password, idle):
@@ -120,7 +66,7 @@ def latency(binary, port, password):
         fields = bar_fields("ORCL", frame, i)
         start = time.perf_counter()
         conn.call("XADD", "bars", "*", *fields)
-        read_reply(listener.reader)  # the progress key set: the bar's transaction committed
+        listener.next_reply()  # the progress key set: the bar's transaction committed
         times.append(time.perf_counter() - start)
     proc.terminate()
     proc.communicate()
@@ -161,15 +107,14 @@ def main():
     parser.add_argument("--bars-per-symbol", type=int, default=200)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        proc, port, password = start_redis(tmp)
-        try:
-            result = {"latency": latency(args.gtrader, port, password),
-                      "throughput": throughput(args.gtrader, port, password, args.symbols, args.bars_per_symbol),
-                      "cores": os.cpu_count()}
-        finally:
-            proc.terminate()
-            proc.wait()
+    server = RedisServer(password=secrets.token_hex(8))
+    try:
+        port, password = server.port, server.password
+        result = {"latency": latency(args.gtrader, port, password),
+                  "throughput": throughput(args.gtrader, port, password, args.symbols, args.bars_per_symbol),
+                  "cores": os.cpu_count()}
+    finally:
+        server.stop()
     if args.json:
         print(json.dumps(result, indent=2))
         return

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from conftest import ALL_FILES, DAILY_FILES, gtrader_bin, run_gtrader
-from test_cache import RedisServer
+from redis_server import RedisServer
 
 STRATEGIES = {
     "ma_cross": ["--strategy", "ma_cross", "--param", "fast=10", "--param", "slow=30"],
