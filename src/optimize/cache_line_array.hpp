@@ -10,8 +10,8 @@ namespace gt::detail {
 // Arrays on cache-line boundaries, uninitialized: a 64-byte load from them never spans two lines
 // (malloc's 16-byte alignment splits every such load in three allocations of four, and the
 // crossing masks make three a step). Arrays of megabytes (the engines' tables of every period) lie
-// on 2 MiB boundaries and ask the kernel for huge pages: written once from fresh memory, in 4 KiB
-// pages they cost a page fault every 4 KiB, a quarter of a short study's time.
+// on 2 MiB boundaries and ask the kernel for huge pages: they are written once, from fresh memory,
+// where 4 KiB pages would cost a page fault every 4 KiB.
 struct CacheLineDelete {
   std::align_val_t alignment{64};
   void operator()(void* p) const { ::operator delete[](p, alignment); }
