@@ -193,6 +193,26 @@ struct SearchOrder {
     if (ra != rb) return ra;
     return ranks_before(a, b, metric, higher_is_better);
   }
+  // The same order as a plain tuple, for the sorts a search repeats over its whole history:
+  // unranked, ruined and undefined last in that order (compare_for_ranking), then the metric, then
+  // symbol and grid index.
+  struct Key {
+    std::uint8_t last;  // bits: unranked, ruined, undefined
+    double value;       // the metric, negated where higher is better, so that smaller comes first
+    std::size_t symbol;
+    std::uint64_t index;
+    bool operator<(const Key& o) const {
+      if (last != o.last) return last < o.last;
+      if (value != o.value) return value < o.value;
+      return symbol != o.symbol ? symbol < o.symbol : index < o.index;
+    }
+  };
+  Key key(const RankedCombination& c) const {
+    const double x = metric_value(c.metrics, metric);
+    const auto last = static_cast<std::uint8_t>((c.metrics.trades < min_trades ? 4 : 0) |
+                                                (is_ruined(c.metrics) ? 2 : 0) | (std::isnan(x) ? 1 : 0));
+    return {last, std::isnan(x) ? 0.0 : (higher_is_better ? -x : x), c.symbol, c.index};
+  }
 };
 
 class Search {
@@ -313,10 +333,14 @@ class Search {
     const std::uint64_t climb_batch = std::max<std::uint64_t>(16, (climb + kClimbRounds - 1) / kClimbRounds);
     const bool blocks = r_.ranking.robustness_blocks > 0;
     std::vector<RankedCombination> history;
+    std::vector<SearchOrder::Key> keys;  // history's, in the search's order
     std::vector<ReturnSums> sums;
     const auto absorb = [&](StudyState::Evaluated&& e) {
       out.rounds.push_back({{"evaluated", e.combinations.size()}});
-      for (auto& c : e.combinations) history.push_back(std::move(c));
+      for (auto& c : e.combinations) {
+        keys.push_back(order_.key(c));
+        history.push_back(std::move(c));
+      }
       sums.insert(sums.end(), e.blocks.begin(), e.blocks.end());
     };
     absorb(round(unit, draw_uniform(space, std::min(batch, budget), random, taken), 0, blocks));
@@ -326,7 +350,7 @@ class Search {
           climbing ? climb_batch : std::min(batch, modelled - taken.size()), budget - taken.size());
       // The last rounds climb: the unevaluated neighbours of the best so far.
       std::vector<std::uint64_t> next =
-          climbing ? neighbours(space, history, want, taken) : propose(space, history, want, random, taken);
+          climbing ? neighbours(space, history, keys, want, taken) : propose(space, history, keys, want, random, taken);
       if (next.size() < want) {  // the model's neighbourhoods are spent: the rest uniformly
         const auto more = draw_uniform(space, want - next.size(), random, taken);
         next.insert(next.end(), more.begin(), more.end());
@@ -350,15 +374,15 @@ class Search {
 
   // Up to `want` unevaluated valid neighbours of the history's best, best first: one step either
   // way along any of the ordered axes (the categories kept), or another value of one category.
-  std::vector<std::uint64_t> neighbours(Space& space, const std::vector<RankedCombination>& history, std::uint64_t want,
-                                        Taken& taken) {
+  std::vector<std::uint64_t> neighbours(Space& space, const std::vector<RankedCombination>& history,
+                                        std::span<const SearchOrder::Key> keys, std::uint64_t want, Taken& taken) {
     const std::size_t d = space.dims();
     // Each point gives at least one neighbour or is spent: the best `want` are enough to look at.
     std::vector<std::size_t> ranked(history.size());
     for (std::size_t i = 0; i < ranked.size(); ++i) ranked[i] = i;
     const std::size_t looked = std::min<std::size_t>(ranked.size(), want);
     std::partial_sort(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(looked), ranked.end(),
-                      [&](std::size_t a, std::size_t b) { return order_(history[a], history[b]); });
+                      [&](std::size_t a, std::size_t b) { return keys[a] < keys[b]; });
     ranked.resize(looked);
     std::vector<std::uint64_t> next;
     std::vector<std::int64_t> p(d), x(d);
@@ -401,8 +425,9 @@ class Search {
   // The next batch: candidates drawn around the best tenth of the history (at most 48 points),
   // ranked by how much likelier they are under the good points' Parzen density than under the
   // others'; a tenth of the batch drawn uniformly, so that no region is given up for good.
-  std::vector<std::uint64_t> propose(Space& space, const std::vector<RankedCombination>& history, std::uint64_t want,
-                                     Random& random, Taken& taken) {
+  std::vector<std::uint64_t> propose(Space& space, const std::vector<RankedCombination>& history,
+                                     std::span<const SearchOrder::Key> keys, std::uint64_t want, Random& random,
+                                     Taken& taken) {
     const std::size_t d = space.dims();
     // The best (at most 48) in order; the others, an even sample of at most 96 in history order
     // (the density only needs their shape).
@@ -410,7 +435,7 @@ class Search {
     std::vector<std::size_t> ranked(history.size());
     for (std::size_t i = 0; i < ranked.size(); ++i) ranked[i] = i;
     std::partial_sort(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(good), ranked.end(),
-                      [&](std::size_t a, std::size_t b) { return order_(history[a], history[b]); });
+                      [&](std::size_t a, std::size_t b) { return keys[a] < keys[b]; });
     std::vector<std::size_t> bad(ranked.begin() + static_cast<std::ptrdiff_t>(good), ranked.end());
     std::sort(bad.begin(), bad.end());
     const std::size_t step = std::max<std::size_t>(1, bad.size() / 96);
