@@ -99,6 +99,21 @@ struct Book {
   std::size_t last_bar = 0;
 };
 
+// A position held, for marking it at any timestamp.
+struct Holding {
+  std::size_t symbol;
+  double units;
+  const double* close;  // the symbol's last close at each timestamp
+};
+
+// The equity at timestamp u: mark()'s sum less its terms of no units (the positions in symbol
+// order).
+double marked(double cash, std::span<const Holding> holding, std::size_t u) {
+  double equity = cash;
+  for (const Holding& h : holding) equity += h.units * h.close[u];
+  return equity;
+}
+
 }  // namespace
 
 PortfolioLayout portfolio_layout(const std::vector<Bars>& symbols, const ExecutionOptions& options) {
@@ -213,24 +228,30 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
   bool ruined = false;
   // Books with an order for their next open; of them, with a rebalance; with a position.
   std::size_t orders = 0, rebalancing = 0, held = 0;
-  // The positions held, in symbol order (rebuilt after every fill): mark() at any timestamp from them.
-  struct Holding {
-    double units;
-    const double* close;  // the symbol's last close at each timestamp
-  };
-  std::vector<Holding> holding;
+  std::vector<Holding> holding;  // in symbol order: rebuilt after a full step, updated after a symbol's fills
   const auto take_stock = [&] {
     holding.clear();
     for (std::size_t s = 0; s < k; ++s)
       if (const double units = book_at[s]->account.units(); units != 0)
-        holding.push_back({units, layout.close_at[s].data()});
+        holding.push_back({s, units, layout.close_at[s].data()});
     held = holding.size();
   };
-  const auto mark_at = [&](std::size_t u) {
-    double equity = cash;  // mark()'s sum less its terms of no units
-    for (const Holding& h : holding) equity += h.units * h.close[u];
-    return equity;
+  // The same after fills of symbol s alone.
+  const auto restock = [&](std::size_t s) {
+    const double units = book_at[s]->account.units();
+    auto it = std::lower_bound(holding.begin(), holding.end(), s,
+                               [](const Holding& h, std::size_t symbol) { return h.symbol < symbol; });
+    if (it != holding.end() && it->symbol == s) {
+      if (units != 0)
+        it->units = units;
+      else
+        holding.erase(it);
+    } else if (units != 0) {
+      holding.insert(it, {s, units, layout.close_at[s].data()});
+    }
+    held = holding.size();
   };
+  const auto mark_at = [&](std::size_t u) { return marked(cash, holding, u); };
   const auto rebalance_at = [&](std::size_t u) {
     return portfolio.rebalance > 0 && (u + 1) % portfolio.rebalance == 0;
   };
@@ -268,26 +289,22 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
       if (u == n) break;
       // At the open, the orders of the symbols trading here: their exits, then their entries in
       // symbol order, sized by the equity at the close that placed them.
-      bool filled = false;
       if (orders > 0 && !rebalance_at(u)) {
         for (std::size_t s = 0; s < k; ++s)
           if (Book& book = *book_at[s]; layout.bar_at[s][u] >= 0 && book.has_pending && book.account.direction() != 0 &&
                                         book.pending != book.account.direction()) {
             const auto t = static_cast<std::size_t>(layout.bar_at[s][u]);
             book.account.close_position(book.bars.open[t], t, ExitReason::kRule);
-            filled = true;
           }
         for (std::size_t s = 0; s < k; ++s)
           if (Book& book = *book_at[s]; layout.bar_at[s][u] >= 0 && book.has_pending) {
             const auto t = static_cast<std::size_t>(layout.bar_at[s][u]);
-            if (book.pending != 0 && book.account.direction() == 0) {
+            if (book.pending != 0 && book.account.direction() == 0)
               enter(book, s, book.pending, book.bars.open[t], t, book.pending_equity, t);
-              filled = true;
-            }
             book.has_pending = false;
             --orders;
+            restock(s);
           }
-        if (filled) take_stock();
       }
       // At the close, the rules, on the symbols with an event here: their exits, then their
       // entries sized by this close's equity (close fills), or their orders.
@@ -295,7 +312,7 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
       if (equity > 0 && !rebalance_at(u)) {
         const std::span<const std::uint32_t> eventful(event_symbols.data() + event_start[u],
                                                       event_symbols.data() + event_start[u + 1]);
-        filled = false;
+        bool filled = false;
         for (const std::uint32_t s : eventful) {
           Book& book = *book_at[s];
           const auto t = static_cast<std::size_t>(layout.bar_at[s][u]);
@@ -318,7 +335,8 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
               const auto t = static_cast<std::size_t>(layout.bar_at[s][u]);
               enter(*book_at[s], s, target[s], layout.close_at[s][u], t, equity, t + 1);
             }
-        if (filled) take_stock();
+        if (filled)
+          for (const std::uint32_t s : eventful) restock(s);
         record(u, mark_at(u));
         continue;
       }
