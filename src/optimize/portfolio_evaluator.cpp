@@ -39,20 +39,33 @@ class PortfolioEvaluator final : public Evaluator {
   void evaluate_with_blocks(std::span<const double> params, std::size_t stride, std::span<Metrics> out,
                             std::span<const std::size_t> starts, std::span<ReturnSums> blocks) const override {
     const std::size_t per = starts.empty() ? 0 : starts.size() - 1;
-    std::vector<std::vector<std::uint8_t>> signals(symbols_.size());
-    std::vector<std::uint64_t> masks;
-    std::vector<detail::CacheLineArray<float>> bounds(crossings_.size());  // per symbol, kept across combinations
-    for (std::size_t s = 0; s < crossings_.size(); ++s) bounds[s] = crossings_[s]->bounds_scratch();
-    for (std::size_t i = 0; i < out.size(); ++i) {
+    const std::size_t k = symbols_.size();
+    std::vector<std::vector<std::uint8_t>> signals(k);
+    for (std::size_t s = 0; s < k; ++s) signals[s].resize(symbols_[s].size());
+    // A crossover's combinations visited by (type, fast, slow): the combinations of one pair of
+    // averages (the volume filter on and off) share its crossings, and those of one fast average
+    // its bounds; the results go back to their own slots.
+    std::vector<Crossings> crossings(crossings_.size());
+    for (std::size_t s = 0; s < crossings_.size(); ++s) crossings[s].bounds = crossings_[s]->bounds_scratch();
+    std::vector<std::uint32_t> order(out.size());
+    for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+    if (!crossings_.empty()) {
+      const MaCrossTables& first = *crossings_.front();  // every symbol's tables have the grid's rows
+      std::vector<std::uint64_t> keys(out.size());
+      for (std::size_t i = 0; i < keys.size(); ++i) {
+        const MaCrossParams p = decode_ma_cross(params.data() + i * stride);
+        keys[i] = first.row(p.ma_type, p.fast) * first.rows() + first.row(p.ma_type, p.slow);
+      }
+      order = order_by_key(keys);
+    }
+    for (const std::uint32_t i : order) {
       const ParamValues values(params.begin() + static_cast<std::ptrdiff_t>(i * stride),
                                params.begin() + static_cast<std::ptrdiff_t>((i + 1) * stride));
-      for (std::size_t s = 0; s < symbols_.size(); ++s) {
-        signals[s].resize(symbols_[s].size());
+      for (std::size_t s = 0; s < k; ++s)
         if (crossings_.empty())
           strategy_.signals(symbols_[s], values, signals[s], series_[s]);
         else
-          crossing_signals(*crossings_[s], decode_ma_cross(values.data()), signals[s], masks, bounds[s].get());
-      }
+          crossing_signals(*crossings_[s], decode_ma_cross(values.data()), signals[s], crossings[s]);
       const BlockReturns own{starts, blocks.subspan(i * per, per)};
       out[i] = portfolio_metrics(symbols_, layout_, signals, strategy_.options_for(options_, values), portfolio_,
                                  per ? &own : nullptr);
@@ -60,14 +73,26 @@ class PortfolioEvaluator final : public Evaluator {
   }
 
  private:
+  // One symbol's crossings of the last pair of averages asked for, and the bounds of its fast one.
+  struct Crossings {
+    std::vector<std::uint64_t> up, down;
+    detail::CacheLineArray<float> bounds;
+    std::size_t fast_row = SIZE_MAX, slow_row = SIZE_MAX;
+  };
   // ma_cross's rules (strategies/ma_cross.yaml) from the crossing masks: entry on a cross above
   // (and the volume filter), exit on a cross below; the short rules mirrored.
   void crossing_signals(const MaCrossTables& tables, const MaCrossParams& p, std::vector<std::uint8_t>& out,
-                        std::vector<std::uint64_t>& masks, float* bounds) const {
+                        Crossings& c) const {
     const std::size_t words = tables.words();
-    masks.resize(2 * words);
-    std::uint64_t *up = masks.data(), *down = up + words;
-    tables.crossings(tables.row(p.ma_type, p.fast), tables.row(p.ma_type, p.slow), bounds, false, up, down);
+    const std::size_t f = tables.row(p.ma_type, p.fast), s = tables.row(p.ma_type, p.slow);
+    if (f != c.fast_row || s != c.slow_row) {
+      c.up.resize(words);
+      c.down.resize(words);
+      tables.crossings(f, s, c.bounds.get(), f == c.fast_row, c.up.data(), c.down.data());
+      c.fast_row = f;
+      c.slow_row = s;
+    }
+    const std::uint64_t *up = c.up.data(), *down = c.down.data();
     const std::vector<std::uint64_t>& volume = tables.volume_words();
     std::fill(out.begin(), out.end(), 0);
     for (std::size_t w = 0; w < words; ++w) {
