@@ -224,7 +224,7 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
     paths->value.assign(k, std::vector<double>(n));
   }
   CurveAccumulator curve(options.cash);
-  std::vector<int> target(k);  // each symbol's position after its rules at a close
+  std::vector<int> target(k), now_of(k);  // each symbol's position after its rules at a close, and before
   bool ruined = false;
   // Books with an order for their next open; of them, with a rebalance; with a position.
   std::size_t orders = 0, rebalancing = 0, held = 0;
@@ -239,15 +239,15 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
   // The same after fills of symbol s alone.
   const auto restock = [&](std::size_t s) {
     const double units = book_at[s]->account.units();
-    auto it = std::lower_bound(holding.begin(), holding.end(), s,
-                               [](const Holding& h, std::size_t symbol) { return h.symbol < symbol; });
-    if (it != holding.end() && it->symbol == s) {
+    std::size_t at = 0;
+    while (at < holding.size() && holding[at].symbol < s) ++at;
+    if (at < holding.size() && holding[at].symbol == s) {
       if (units != 0)
-        it->units = units;
+        holding[at].units = units;
       else
-        holding.erase(it);
+        holding.erase(holding.begin() + static_cast<std::ptrdiff_t>(at));
     } else if (units != 0) {
-      holding.insert(it, {s, units, layout.close_at[s].data()});
+      holding.insert(holding.begin() + static_cast<std::ptrdiff_t>(at), {s, units, layout.close_at[s].data()});
     }
     held = holding.size();
   };
@@ -317,6 +317,7 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
           Book& book = *book_at[s];
           const auto t = static_cast<std::size_t>(layout.bar_at[s][u]);
           const int now = book.account.direction();
+          now_of[s] = now;
           target[s] = detail::target_after(now, book.signals[t], options.allow_short);
           if (target[s] == now) continue;
           if (options.fill == Fill::kClose) {
@@ -336,7 +337,8 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
               enter(*book_at[s], s, target[s], layout.close_at[s][u], t, equity, t + 1);
             }
         if (filled)
-          for (const std::uint32_t s : eventful) restock(s);
+          for (const std::uint32_t s : eventful)
+            if (target[s] != now_of[s]) restock(s);
         record(u, mark_at(u));
         continue;
       }
