@@ -251,6 +251,13 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
     }
     held = holding.size();
   };
+  const auto count_orders = [&] {
+    orders = rebalancing = 0;
+    for (const Book* book : book_at) {
+      orders += book->has_pending || book->has_rebalance;
+      rebalancing += book->has_rebalance;
+    }
+  };
   const auto mark_at = [&](std::size_t u) { return marked(cash, holding, u); };
   const auto rebalance_at = [&](std::size_t u) {
     return portfolio.rebalance > 0 && (u + 1) % portfolio.rebalance == 0;
@@ -262,6 +269,76 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
     }
     const double r = curve.add(equity, !ruined && held > 0);
     if (blocks) blocks->add(u, r);
+  };
+  // At timestamp u's opens, the orders of the symbols trading there: exits before entries, entries
+  // in the symbols' order (sized by the equity at the close that placed them); rebalancing after.
+  const auto fill_orders = [&](std::size_t u) {
+    for (std::size_t s = 0; s < k; ++s)
+      if (Book& book = *book_at[s]; book.has_pending && book.bar_at[u] >= 0 && book.account.direction() != 0 &&
+                                    book.pending != book.account.direction()) {
+        const auto t = static_cast<std::size_t>(book.bar_at[u]);
+        book.account.close_position(book.bars.open[t], t, ExitReason::kRule);
+      }
+    if (rebalancing > 0)
+      for (Book* book : book_at)
+        if (const auto t = book->bar_at[u];
+            t >= 0 && book->has_rebalance && book->rebalance < 0 && book->account.direction())
+          book->account.adjust(book->account.direction() * book->rebalance / book->bars.open[t], book->bars.open[t], t);
+    for (std::size_t s = 0; s < k; ++s)
+      if (Book& book = *book_at[s]; book.has_pending && book.bar_at[u] >= 0) {
+        const auto t = static_cast<std::size_t>(book.bar_at[u]);
+        if (book.pending != 0 && book.account.direction() == 0)
+          enter(book, s, book.pending, book.bars.open[t], t, book.pending_equity, t);
+        book.has_pending = false;
+        --orders;  // a book has an order or a rebalance, never both
+        restock(s);
+      }
+    if (rebalancing > 0)
+      for (std::size_t s = 0; s < k; ++s) {
+        Book& book = *book_at[s];
+        const auto t = book.bar_at[u];
+        if (t < 0 || !book.has_rebalance) continue;
+        if (book.rebalance > 0 && book.account.direction()) {
+          const double fill = book.account.entry_fill(book.account.direction(), book.bars.open[t]);
+          const double units = std::min(book.rebalance / book.bars.open[t], cash / (fill * (1.0 + commission)));
+          if (units > 0) book.account.adjust(book.account.direction() * units, book.bars.open[t], t);
+        }
+        book.has_rebalance = false;
+        --orders;
+        --rebalancing;
+        restock(s);
+      }
+  };
+  // The rules at timestamp u's closes, on the symbols with an event there (no other position can
+  // change): with close fills their exits, then their entries sized by `equity` (this close's,
+  // before them); else orders for their next opens.
+  const auto apply_rules = [&](std::size_t u, double equity) {
+    const std::span<const std::uint32_t> eventful(event_symbols.data() + event_start[u],
+                                                  event_symbols.data() + event_start[u + 1]);
+    for (const std::uint32_t s : eventful) {
+      Book& book = *book_at[s];
+      const auto t = static_cast<std::size_t>(layout.bar_at[s][u]);
+      const int now = book.account.direction();
+      now_of[s] = now;
+      target[s] = detail::target_after(now, book.signals[t], options.allow_short);
+      if (target[s] == now) continue;
+      if (options.fill == Fill::kClose) {
+        if (now != 0) book.account.close_position(layout.close_at[s][u], t, ExitReason::kRule);
+      } else {
+        book.pending = target[s];
+        book.pending_equity = equity;
+        book.has_pending = true;
+        ++orders;
+      }
+    }
+    if (options.fill != Fill::kClose) return;
+    for (const std::uint32_t s : eventful)
+      if (target[s] != 0 && book_at[s]->account.direction() == 0) {
+        const auto t = static_cast<std::size_t>(layout.bar_at[s][u]);
+        enter(*book_at[s], s, target[s], layout.close_at[s][u], t, equity, t + 1);
+      }
+    for (const std::uint32_t s : eventful)
+      if (target[s] != now_of[s]) restock(s);
   };
   for (std::size_t u = 0; u < n; ++u) {
     if (!ruined && rebalancing == 0 && !(watched_while_held && (held > 0 || orders > 0))) {
@@ -287,58 +364,11 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
         record(u, equity);
       }
       if (u == n) break;
-      // At the open, the orders of the symbols trading here: their exits, then their entries in
-      // symbol order, sized by the equity at the close that placed them.
-      if (orders > 0 && !rebalance_at(u)) {
-        for (std::size_t s = 0; s < k; ++s)
-          if (Book& book = *book_at[s]; layout.bar_at[s][u] >= 0 && book.has_pending && book.account.direction() != 0 &&
-                                        book.pending != book.account.direction()) {
-            const auto t = static_cast<std::size_t>(layout.bar_at[s][u]);
-            book.account.close_position(book.bars.open[t], t, ExitReason::kRule);
-          }
-        for (std::size_t s = 0; s < k; ++s)
-          if (Book& book = *book_at[s]; layout.bar_at[s][u] >= 0 && book.has_pending) {
-            const auto t = static_cast<std::size_t>(layout.bar_at[s][u]);
-            if (book.pending != 0 && book.account.direction() == 0)
-              enter(book, s, book.pending, book.bars.open[t], t, book.pending_equity, t);
-            book.has_pending = false;
-            --orders;
-            restock(s);
-          }
-      }
-      // At the close, the rules, on the symbols with an event here: their exits, then their
-      // entries sized by this close's equity (close fills), or their orders.
+      // A timestamp where only waiting orders and the rules act.
+      if (orders > 0 && !rebalance_at(u)) fill_orders(u);
       const double equity = mark_at(u);
       if (equity > 0 && !rebalance_at(u)) {
-        const std::span<const std::uint32_t> eventful(event_symbols.data() + event_start[u],
-                                                      event_symbols.data() + event_start[u + 1]);
-        bool filled = false;
-        for (const std::uint32_t s : eventful) {
-          Book& book = *book_at[s];
-          const auto t = static_cast<std::size_t>(layout.bar_at[s][u]);
-          const int now = book.account.direction();
-          now_of[s] = now;
-          target[s] = detail::target_after(now, book.signals[t], options.allow_short);
-          if (target[s] == now) continue;
-          if (options.fill == Fill::kClose) {
-            if (now != 0) book.account.close_position(layout.close_at[s][u], t, ExitReason::kRule);
-            filled = true;
-          } else {
-            book.pending = target[s];
-            book.pending_equity = equity;
-            book.has_pending = true;
-            ++orders;
-          }
-        }
-        if (filled)
-          for (const std::uint32_t s : eventful)
-            if (target[s] != 0 && book_at[s]->account.direction() == 0) {
-              const auto t = static_cast<std::size_t>(layout.bar_at[s][u]);
-              enter(*book_at[s], s, target[s], layout.close_at[s][u], t, equity, t + 1);
-            }
-        if (filled)
-          for (const std::uint32_t s : eventful)
-            if (target[s] != now_of[s]) restock(s);
+        apply_rules(u, equity);
         record(u, mark_at(u));
         continue;
       }
@@ -349,37 +379,9 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
       book_at[s]->last_bar = layout.last_bar_at[s][u];
     }
     if (!ruined) {
-      // At the open (nothing to do there without orders): exits before entries, entries in the
-      // symbols' order; rebalancing after them.
-      if (orders > 0) {
-        for (Book& book : books)
-          if (bar(book) >= 0 && book.has_pending && book.account.direction() != 0 &&
-              book.pending != book.account.direction())
-            book.account.close_position(book.bars.open[bar(book)], bar(book), ExitReason::kRule);
-        for (Book& book : books)
-          if (const auto t = bar(book); t >= 0 && book.has_rebalance && book.rebalance < 0 && book.account.direction())
-            book.account.adjust(book.account.direction() * book.rebalance / book.bars.open[t], book.bars.open[t], t);
-        for (std::size_t s = 0; s < k; ++s) {
-          Book& book = *book_at[s];
-          const auto t = bar(book);
-          if (t < 0 || !book.has_pending) continue;
-          if (book.pending != 0 && book.account.direction() == 0)
-            enter(book, s, book.pending, book.bars.open[t], t, book.pending_equity, t);
-          book.has_pending = false;
-        }
-        for (Book& book : books) {
-          const auto t = bar(book);
-          if (t < 0 || !book.has_rebalance) continue;
-          if (book.rebalance > 0 && book.account.direction()) {
-            const double fill = book.account.entry_fill(book.account.direction(), book.bars.open[t]);
-            const double units = std::min(book.rebalance / book.bars.open[t], cash / (fill * (1.0 + commission)));
-            if (units > 0) book.account.adjust(book.account.direction() * units, book.bars.open[t], t);
-          }
-          book.has_rebalance = false;
-        }
-      }
+      if (orders > 0) fill_orders(u);  // at the opens (nothing to do there without orders)
       // Over the bars' ranges: exits by price (of positions held); then the closes.
-      if (held > 0 || orders > 0)
+      if (held > 0)
         for (Book& book : books)
           if (const auto t = bar(book); t >= 0)
             if (const auto hit = book.exits.check(book.bars, t, book.account.direction()))
@@ -400,30 +402,8 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
           }
           equity = mark();
         }
-        // The rules at the closes: with close fills, exits then entries (sized by this close's
-        // equity) at once; else orders for each symbol's next open.
-        for (std::size_t s = 0; s < k; ++s) {
-          Book& book = *book_at[s];
-          const auto t = bar(book);
-          target[s] = t < 0 ? book.account.direction()
-                            : detail::target_after(book.account.direction(), book.signals[t], options.allow_short);
-        }
-        if (options.fill == Fill::kClose) {
-          for (std::size_t s = 0; s < k; ++s)
-            if (book_at[s]->account.direction() != 0 && target[s] != book_at[s]->account.direction())
-              book_at[s]->account.close_position(book_at[s]->last_close, bar(*book_at[s]), ExitReason::kRule);
-          for (std::size_t s = 0; s < k; ++s)
-            if (target[s] != 0 && book_at[s]->account.direction() == 0 && bar(*book_at[s]) >= 0)
-              enter(*book_at[s], s, target[s], book_at[s]->last_close, bar(*book_at[s]), equity, bar(*book_at[s]) + 1);
-        } else {
-          for (std::size_t s = 0; s < k; ++s)
-            if (bar(*book_at[s]) >= 0 && target[s] != book_at[s]->account.direction()) {
-              book_at[s]->pending = target[s];
-              book_at[s]->pending_equity = equity;
-              book_at[s]->has_pending = true;
-            }
-        }
-        if (portfolio.rebalance > 0 && (u + 1) % portfolio.rebalance == 0) {
+        apply_rules(u, equity);
+        if (rebalance_at(u)) {
           const double now = mark();
           for (std::size_t s = 0; s < k; ++s) {
             Book& book = *book_at[s];
@@ -433,11 +413,7 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
           }
         }
       }
-      orders = rebalancing = 0;
-      for (const Book& book : books) {
-        orders += book.has_pending || book.has_rebalance;
-        rebalancing += book.has_rebalance;
-      }
+      count_orders();
       take_stock();
     }
     record(u, ruined ? 0.0 : mark());
