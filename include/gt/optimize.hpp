@@ -248,6 +248,20 @@ OptimizeResult optimize(const std::vector<Bars>& symbols, const Grid& grid, cons
 bool ranks_before(const RankedCombination& a, const RankedCombination& b, std::string_view metric);
 // The same with the metric resolved once (metric_index) for comparisons in a loop.
 bool ranks_before(const RankedCombination& a, const RankedCombination& b, std::size_t metric, bool higher_is_better);
+// That order as a plain tuple, for sorts that compare each combination many times: a before b
+// exactly when ranking_key(a) < ranking_key(b).
+struct RankingKey {
+  std::uint8_t last;  // bits: ruined (2), metric undefined (1); a caller may add higher ones
+  double value;       // the metric, negated where higher is better (0 when undefined)
+  std::size_t symbol;
+  std::uint64_t index;
+  bool operator<(const RankingKey& o) const {
+    if (last != o.last) return last < o.last;
+    if (value != o.value) return value < o.value;
+    return symbol != o.symbol ? symbol < o.symbol : index < o.index;
+  }
+};
+RankingKey ranking_key(const RankedCombination& c, std::size_t metric, bool higher_is_better);
 
 // CSV of every valid combination: [symbol,] parameters in schema order, then metric_names().
 class CsvResultSink : public ResultSink {

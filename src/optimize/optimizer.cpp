@@ -369,11 +369,14 @@ bool ranks_before(const RankedCombination& a, const RankedCombination& b, std::s
 }
 
 bool ranks_before(const RankedCombination& a, const RankedCombination& b, std::size_t metric, bool higher_is_better) {
-  const int order = compare_for_ranking(metric_value(a.metrics, metric), is_ruined(a.metrics),
-                                        metric_value(b.metrics, metric), is_ruined(b.metrics), higher_is_better);
-  if (order != 0) return order < 0;
-  if (a.symbol != b.symbol) return a.symbol < b.symbol;
-  return a.index < b.index;
+  return ranking_key(a, metric, higher_is_better) < ranking_key(b, metric, higher_is_better);
+}
+
+RankingKey ranking_key(const RankedCombination& c, std::size_t metric, bool higher_is_better) {
+  // compare_for_ranking's order: ruined last, then an undefined metric, then the metric itself.
+  const double x = metric_value(c.metrics, metric);
+  const auto last = static_cast<std::uint8_t>((is_ruined(c.metrics) ? 2 : 0) | (std::isnan(x) ? 1 : 0));
+  return {last, std::isnan(x) ? 0.0 : (higher_is_better ? -x : x), c.symbol, c.index};
 }
 
 std::vector<std::vector<std::size_t>> robustness_block_starts(const std::vector<Bars>& symbols, const Grid& grid,

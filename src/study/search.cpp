@@ -188,31 +188,15 @@ struct SearchOrder {
   std::size_t metric;
   bool higher_is_better;
   std::int64_t min_trades;
-  bool operator()(const RankedCombination& a, const RankedCombination& b) const {
-    const bool ra = a.metrics.trades >= min_trades, rb = b.metrics.trades >= min_trades;
-    if (ra != rb) return ra;
-    return ranks_before(a, b, metric, higher_is_better);
-  }
-  // The same order as a plain tuple, for the sorts a search repeats over its whole history:
-  // unranked, ruined and undefined last in that order (compare_for_ranking), then the metric, then
-  // symbol and grid index.
-  struct Key {
-    std::uint8_t last;  // bits: unranked, ruined, undefined
-    double value;       // the metric, negated where higher is better, so that smaller comes first
-    std::size_t symbol;
-    std::uint64_t index;
-    bool operator<(const Key& o) const {
-      if (last != o.last) return last < o.last;
-      if (value != o.value) return value < o.value;
-      return symbol != o.symbol ? symbol < o.symbol : index < o.index;
-    }
-  };
+  // The order as a plain tuple (a search sorts its whole history with it every round): the
+  // ranking's key with the unranked last of all.
+  using Key = RankingKey;
   Key key(const RankedCombination& c) const {
-    const double x = metric_value(c.metrics, metric);
-    const auto last = static_cast<std::uint8_t>((c.metrics.trades < min_trades ? 4 : 0) |
-                                                (is_ruined(c.metrics) ? 2 : 0) | (std::isnan(x) ? 1 : 0));
-    return {last, std::isnan(x) ? 0.0 : (higher_is_better ? -x : x), c.symbol, c.index};
+    Key k = ranking_key(c, metric, higher_is_better);
+    if (c.metrics.trades < min_trades) k.last |= 4;
+    return k;
   }
+  bool operator()(const RankedCombination& a, const RankedCombination& b) const { return key(a) < key(b); }
 };
 
 class Search {
