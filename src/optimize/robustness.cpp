@@ -2,13 +2,15 @@
 #include "gt/robustness.hpp"
 
 #include <fmt/format.h>
+#include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
+#include <cstring>
 #include <limits>
-#include <map>
 #include <numbers>
 
 #include "gt/error.hpp"
@@ -68,49 +70,250 @@ double quantile(std::span<const double> sorted, double q) {
   return sorted[below] + (sorted[above] - sorted[below]) * (at - static_cast<double>(below));
 }
 
-// The blocks in groups of at most eight; a split's in-sample sums are, per group, the sums of its
-// chosen blocks of that group, kept for every subset: a few loads a combination instead of one per
-// chosen block.
+// A split's in-sample sums come from per-subset tables. The first eight blocks are the inner
+// group, the rest (up to sixteen) the outer groups; each group keeps its sums over every subset of
+// its blocks. The kernels hold one outer subset's sums in registers and visit every inner subset
+// that completes it to half the blocks: two loads and two additions a combination and split.
 constexpr std::size_t kGroupBlocks = 8, kSubsets = std::size_t{1} << kGroupBlocks;
 
-// One tile of combinations: per group and subset of the group's blocks, each combination's sums
-// over them ([group][subset][combination]), and each one's totals.
-struct Tile {
-  std::size_t first = 0, count = 0, groups = 0;
-  std::vector<double> sum, sum2, total, total2;
+// Every split, in the order the kernels visit them.
+struct SplitPlan {
+  std::size_t blocks = 0, inner_blocks = 0, outer_groups = 0;
+  std::vector<std::uint32_t> masks;       // per split, its in-sample blocks (the order of the results)
+  std::vector<std::uint32_t> complement;  // per split, the split whose in-sample blocks are its out-of-sample ones
+  std::vector<double> returns;            // per split, the returns its in-sample blocks count (every combination's)
+  struct Outer {
+    std::uint32_t subset = 0, first = 0, last = 0;  // an outer subset and its visits [first, last)
+  };
+  std::vector<Outer> outers;
+  std::vector<std::uint32_t> inner_subset, split;  // per visit
 };
 
-// Sharpe ratios compared without their square root: sign(mean) mean^2 / variance orders the
-// combinations as mean / sqrt(variance) does, and is 0 where the Sharpe is 0 (variance <= 0).
-// Per combination of a tile, over the blocks of `mask` (in sample), or the others (`outside`:
-// the totals less those), their returns counting `n`. Loops over the tile's combinations, so that
-// they run in vector lanes.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void sharpe_keys(const Tile& tile, std::uint32_t mask,
-                                                                              double n, bool outside, double* out) {
-  const std::size_t count = tile.count;
-  const double inverse_n = 1.0 / n, inverse_dof = 1.0 / (n - 1.0);
-  const double* s0 = tile.sum.data() + (mask & (kSubsets - 1)) * count;
-  const double* q0 = tile.sum2.data() + (mask & (kSubsets - 1)) * count;
-  if (tile.groups == 1) {
-    for (std::size_t j = 0; j < count; ++j) {
-      const double s = outside ? tile.total[j] - s0[j] : s0[j];
-      const double s2 = outside ? tile.total2[j] - q0[j] : q0[j];
-      const double mean = s * inverse_n, variance = (s2 - s * mean) * inverse_dof;
-      out[j] = variance > 0 ? mean * std::fabs(mean) / variance : 0.0;
-    }
-    return;
+SplitPlan plan_splits(std::span<const ReturnSums> first_combination, std::size_t blocks) {
+  SplitPlan plan;
+  plan.blocks = blocks;
+  plan.inner_blocks = std::min(blocks, kGroupBlocks);
+  const std::size_t outer_blocks = blocks - plan.inner_blocks;
+  plan.outer_groups = outer_blocks > kGroupBlocks ? 2 : 1;
+  plan.masks = half_subsets(blocks);
+  const std::size_t splits = plan.masks.size();
+  std::vector<std::uint32_t> index_of(std::size_t{1} << blocks);
+  for (std::size_t m = 0; m < splits; ++m) index_of[plan.masks[m]] = static_cast<std::uint32_t>(m);
+  const std::uint32_t all = static_cast<std::uint32_t>((std::uint64_t{1} << blocks) - 1);
+  plan.complement.resize(splits);
+  plan.returns.resize(splits);
+  for (std::size_t m = 0; m < splits; ++m) {
+    plan.complement[m] = index_of[~plan.masks[m] & all];
+    for (std::size_t b = 0; b < blocks; ++b)
+      if ((plan.masks[m] >> b) & 1) plan.returns[m] += first_combination[b].count;
   }
-  const double* s1 = tile.sum.data() + (kSubsets + (mask >> kGroupBlocks & (kSubsets - 1))) * count;
-  const double* q1 = tile.sum2.data() + (kSubsets + (mask >> kGroupBlocks & (kSubsets - 1))) * count;
-  const double* s2p = tile.groups > 2 ? tile.sum.data() + (2 * kSubsets + (mask >> (2 * kGroupBlocks))) * count : s0;
-  const double* q2p = tile.groups > 2 ? tile.sum2.data() + (2 * kSubsets + (mask >> (2 * kGroupBlocks))) * count : q0;
-  const double third = tile.groups > 2 ? 1.0 : 0.0;
-  for (std::size_t j = 0; j < count; ++j) {
-    const double in = s0[j] + s1[j] + third * s2p[j], in2 = q0[j] + q1[j] + third * q2p[j];
-    const double s = outside ? tile.total[j] - in : in;
-    const double s2 = outside ? tile.total2[j] - in2 : in2;
-    const double mean = s * inverse_n, variance = (s2 - s * mean) * inverse_dof;
-    out[j] = variance > 0 ? mean * std::fabs(mean) / variance : 0.0;
+  const auto half = static_cast<int>(blocks / 2);
+  for (std::uint32_t outer = 0; outer < (std::uint32_t{1} << outer_blocks); ++outer) {
+    const int inner_bits = half - std::popcount(outer);
+    if (inner_bits < 0 || inner_bits > static_cast<int>(plan.inner_blocks)) continue;
+    SplitPlan::Outer o{outer, static_cast<std::uint32_t>(plan.split.size()), 0};
+    for (std::uint32_t inner = 0; inner < (std::uint32_t{1} << plan.inner_blocks); ++inner)
+      if (std::popcount(inner) == inner_bits) {
+        plan.inner_subset.push_back(inner);
+        plan.split.push_back(index_of[inner | outer << plan.inner_blocks]);
+      }
+    o.last = static_cast<std::uint32_t>(plan.split.size());
+    plan.outers.push_back(o);
+  }
+  return plan;
+}
+
+// A Sharpe ratio as a fraction that orders the combinations of a split as their Sharpe ratios do,
+// without a square root or a division: over n returns summing s (and r^2 summing q), s |s| / (n q -
+// s^2) is (n - 1) / n sign(mean) mean^2 / variance; 0 / 1 where the variance is not positive (a
+// Sharpe of 0). Keys compare by cross products; the default, -infinity / 1, is below every key.
+struct SharpeKey {
+  double num = -HUGE_VAL, den = 1;
+};
+inline SharpeKey sharpe_key(double s, double q, double n) {
+  const double num = s * std::fabs(s), den = n * q - s * s;
+  return den > 0 ? SharpeKey{num, den} : SharpeKey{0.0, 1.0};
+}
+
+// A combination's in-sample sums over the blocks of `mask`, added exactly as the tables and the
+// kernels add them (each group's blocks in order from 0, the outer groups, then inner and outer),
+// so that they equal its lane's to the bit.
+ReturnSums split_sums(const ReturnSums* blocks, std::uint32_t mask, const SplitPlan& plan) {
+  const auto group = [&](std::size_t first, std::size_t count) {
+    ReturnSums g{0, 0.0, 0.0};
+    for (std::size_t b = first; b < first + count; ++b)
+      if ((mask >> b) & 1) {
+        g.sum += blocks[b].sum;
+        g.sum2 += blocks[b].sum2;
+      }
+    return g;
+  };
+  const std::size_t outer_blocks = plan.blocks - plan.inner_blocks;
+  const ReturnSums inner = group(0, plan.inner_blocks);
+  ReturnSums outer = group(plan.inner_blocks, std::min(outer_blocks, kGroupBlocks));
+  if (plan.outer_groups == 2) {
+    const ReturnSums second = group(plan.inner_blocks + kGroupBlocks, outer_blocks - kGroupBlocks);
+    outer.sum = outer.sum + second.sum;
+    outer.sum2 = outer.sum2 + second.sum2;
+  }
+  return {0, outer.sum + inner.sum, outer.sum2 + inner.sum2};
+}
+
+// Combinations in lanes: eight doubles a vector, eight vectors a tile of 64 combinations, whose
+// tables (at most 768 KB) stay in the L2 cache while every split visits them.
+constexpr std::size_t kLanes = 8, kVectors = 8, kTileSize = kLanes * kVectors;
+using Lanes = double __attribute__((vector_size(kLanes * sizeof(double))));
+
+inline void load(Lanes& lanes, const double* row) {
+  std::memcpy(&lanes, row, sizeof lanes);  // an unaligned load
+}
+
+// Up to 64 combinations: per group and subset of its blocks, each one's sums ([subset][lane]; the
+// lanes past `count` zero).
+struct Tile {
+  std::size_t count = 0;
+  std::array<std::uint64_t, kTileSize> index{};  // per lane, the combination's
+  std::vector<double> inner_sum, inner_sum2;     // kSubsets rows
+  std::vector<double> outer_sum, outer_sum2;     // outer_groups x kSubsets rows
+
+  // One outer subset's sums, per vector of lanes.
+  void outer_row(std::uint32_t subset, std::size_t outer_groups, Lanes (&s)[kVectors], Lanes (&q)[kVectors]) const {
+    const std::size_t first = (subset & (kSubsets - 1)) * kTileSize;
+    for (std::size_t v = 0; v < kVectors; ++v) {
+      load(s[v], outer_sum.data() + first + v * kLanes);
+      load(q[v], outer_sum2.data() + first + v * kLanes);
+    }
+    if (outer_groups < 2) return;
+    const std::size_t second = (kSubsets + (subset >> kGroupBlocks)) * kTileSize;
+    for (std::size_t v = 0; v < kVectors; ++v) {
+      Lanes s2, q2;
+      load(s2, outer_sum.data() + second + v * kLanes);
+      load(q2, outer_sum2.data() + second + v * kLanes);
+      s[v] = s[v] + s2;
+      q[v] = q[v] + q2;
+    }
+  }
+};
+
+void fill_tile(std::span<const ReturnSums> sums, const SplitPlan& plan, std::span<const std::uint64_t> combinations,
+               Tile& tile) {
+  tile.count = combinations.size();
+  std::copy(combinations.begin(), combinations.end(), tile.index.begin());
+  tile.inner_sum.assign(kSubsets * kTileSize, 0.0);
+  tile.inner_sum2.assign(kSubsets * kTileSize, 0.0);
+  tile.outer_sum.assign(plan.outer_groups * kSubsets * kTileSize, 0.0);
+  tile.outer_sum2.assign(plan.outer_groups * kSubsets * kTileSize, 0.0);
+  const auto fill = [&](double* s, double* q, std::size_t first_block, std::size_t group_blocks) {
+    for (std::size_t subset = 1; subset < (std::size_t{1} << group_blocks); ++subset) {
+      // A subset's sums: those of the subset without its highest block, plus that block's.
+      const std::size_t high = static_cast<std::size_t>(std::bit_width(subset)) - 1;
+      const std::size_t rest = subset & ~(std::size_t{1} << high);
+      for (std::size_t j = 0; j < tile.count; ++j) {
+        const ReturnSums& x = sums[combinations[j] * plan.blocks + first_block + high];
+        s[subset * kTileSize + j] = s[rest * kTileSize + j] + x.sum;
+        q[subset * kTileSize + j] = q[rest * kTileSize + j] + x.sum2;
+      }
+    }
+  };
+  const std::size_t outer_blocks = plan.blocks - plan.inner_blocks;
+  fill(tile.inner_sum.data(), tile.inner_sum2.data(), 0, plan.inner_blocks);
+  fill(tile.outer_sum.data(), tile.outer_sum2.data(), plan.inner_blocks, std::min(outer_blocks, kGroupBlocks));
+  if (plan.outer_groups == 2)
+    fill(tile.outer_sum.data() + kSubsets * kTileSize, tile.outer_sum2.data() + kSubsets * kTileSize,
+         plan.inner_blocks + kGroupBlocks, outer_blocks - kGroupBlocks);
+}
+
+// The keys of vector v of a tile's lanes on one split: its outer sums plus the inner row's, as
+// sharpe_key computes one.
+inline void lane_keys(const Lanes& outer_s, const Lanes& outer_q, const double* inner_s, const double* inner_q,
+                      double n, Lanes& num, Lanes& den) {
+  Lanes s, q;
+  load(s, inner_s);
+  load(q, inner_q);
+  s = outer_s + s;
+  q = outer_q + q;
+  using Bits = std::int64_t __attribute__((vector_size(kLanes * sizeof(std::int64_t))));
+  const Lanes magnitude = reinterpret_cast<Lanes>(reinterpret_cast<Bits>(s) & std::numeric_limits<std::int64_t>::max());
+  num = s * magnitude;
+  den = n * q - s * s;
+  const auto positive = den > 0;
+  num = positive ? num : 0.0;
+  den = positive ? den : 1.0;
+}
+
+struct Best {
+  SharpeKey key;
+  std::uint64_t index = std::numeric_limits<std::uint64_t>::max();
+};
+// Whether `key` of combination `index` beats `best` in sample: a higher key, or an equal one of a
+// lower index (the contract's tie rule).
+inline bool beats(const SharpeKey& key, std::uint64_t index, const Best& best) {
+  const double mine = key.num * best.key.den, theirs = best.key.num * key.den;
+  return mine > theirs || (mine == theirs && index < best.index);
+}
+
+// Pass 1: each split's in-sample best over a tile, into `best` (per split). A vector's keys are
+// compared with the best so far by one difference of cross products; only a split where some lane
+// may beat it looks at the lanes one by one (few once the best are known: the strongest
+// combinations' tile goes first).
+__attribute__((target_clones("avx512f", "avx2", "default"))) void best_in_sample(const Tile& tile,
+                                                                                 const SplitPlan& plan, Best* best) {
+  Lanes outer_s[kVectors], outer_q[kVectors];
+  for (const SplitPlan::Outer& o : plan.outers) {
+    tile.outer_row(o.subset, plan.outer_groups, outer_s, outer_q);
+    for (std::uint32_t visit = o.first; visit < o.last; ++visit) {
+      const double* inner_s = tile.inner_sum.data() + plan.inner_subset[visit] * kTileSize;
+      const double* inner_q = tile.inner_sum2.data() + plan.inner_subset[visit] * kTileSize;
+      Best& b = best[plan.split[visit]];
+      const double n = plan.returns[plan.split[visit]];
+      Lanes top = Lanes{} - 1.0;
+      for (std::size_t v = 0; v < kVectors; ++v) {
+        Lanes num, den;
+        lane_keys(outer_s[v], outer_q[v], inner_s + v * kLanes, inner_q + v * kLanes, n, num, den);
+        const Lanes ahead = num * b.key.den - b.key.num * den;  // >= 0 where the lane's key is at least the best's
+        top = top > ahead ? top : ahead;
+      }
+      bool contender = false;
+      for (std::size_t l = 0; l < kLanes; ++l) contender |= top[l] >= 0;
+      if (!contender) continue;
+      for (std::size_t v = 0; v < kVectors; ++v) {
+        Lanes num, den;
+        lane_keys(outer_s[v], outer_q[v], inner_s + v * kLanes, inner_q + v * kLanes, n, num, den);
+        const Lanes ahead = num * b.key.den - b.key.num * den;
+        for (std::size_t l = 0; l < kLanes && v * kLanes + l < tile.count; ++l)
+          if (ahead[l] >= 0 && beats({num[l], den[l]}, tile.index[v * kLanes + l], b))
+            b = {{num[l], den[l]}, tile.index[v * kLanes + l]};
+      }
+    }
+  }
+}
+
+// Pass 2: per split (as its in-sample blocks), how many of a tile's combinations have a lower key
+// than `bar` (per split), added to `below`.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void count_below(const Tile& tile, const SplitPlan& plan,
+                                                                              const SharpeKey* bar,
+                                                                              std::uint64_t* below) {
+  using Counts = std::int64_t __attribute__((vector_size(kLanes * sizeof(std::int64_t))));
+  const auto padding = static_cast<std::int64_t>(kTileSize - tile.count);  // zero lanes: keys of 0
+  Lanes outer_s[kVectors], outer_q[kVectors];
+  for (const SplitPlan::Outer& o : plan.outers) {
+    tile.outer_row(o.subset, plan.outer_groups, outer_s, outer_q);
+    for (std::uint32_t visit = o.first; visit < o.last; ++visit) {
+      const double* inner_s = tile.inner_sum.data() + plan.inner_subset[visit] * kTileSize;
+      const double* inner_q = tile.inner_sum2.data() + plan.inner_subset[visit] * kTileSize;
+      const std::uint32_t m = plan.split[visit];
+      const SharpeKey limit = bar[m];
+      const double n = plan.returns[m];
+      Counts lower = {};
+      for (std::size_t v = 0; v < kVectors; ++v) {
+        Lanes num, den;
+        lane_keys(outer_s[v], outer_q[v], inner_s + v * kLanes, inner_q + v * kLanes, n, num, den);
+        lower -= num * limit.den < limit.num * den;  // -1 where true
+      }
+      std::int64_t total = limit.num > 0 ? -padding : 0;
+      for (std::size_t l = 0; l < kLanes; ++l) total += lower[l];
+      below[m] += static_cast<std::uint64_t>(total);
+    }
   }
 }
 
@@ -126,100 +329,67 @@ OverfittingProbability probability_of_backtest_overfitting(std::span<const Retur
   if (sums.size() != combinations * blocks)
     throw Error(
         fmt::format("internal: {} block sums for {} combinations of {} blocks", sums.size(), combinations, blocks));
-  // Every split as its in-sample blocks; the returns each side counts (the same for every
-  // combination: they share the bars).
-  const std::vector<std::uint32_t> masks = half_subsets(blocks);
-  const std::size_t splits = masks.size();
-  std::vector<double> n_in(splits), n_out(splits);
-  for (std::size_t m = 0; m < splits; ++m)
-    for (std::size_t b = 0; b < blocks; ++b) ((masks[m] >> b) & 1 ? n_in[m] : n_out[m]) += sums[b].count;
-  const std::size_t groups = (blocks + kGroupBlocks - 1) / kGroupBlocks;
-  // Combinations in tiles whose subset sums stay in the L2 cache over every split.
-  const std::size_t tile_size = groups == 1 ? 512 : 64;
-  const std::size_t tiles = (combinations + tile_size - 1) / tile_size;
-  // Combinations first .. first + count - 1 (at most a tile) as a tile.
-  const auto tile_of = [&](std::size_t first, std::size_t count) {
-    Tile tile;
-    tile.first = first;
-    tile.count = count;
-    tile.groups = groups;
-    tile.sum.assign(groups * kSubsets * count, 0.0);
-    tile.sum2.assign(groups * kSubsets * count, 0.0);
-    tile.total.assign(count, 0.0);
-    tile.total2.assign(count, 0.0);
-    for (std::size_t g = 0; g < groups; ++g) {
-      const std::size_t in_group = std::min(kGroupBlocks, blocks - g * kGroupBlocks);
-      for (std::size_t subset = 1; subset < (std::size_t{1} << in_group); ++subset) {
-        // A subset's sums: those of the subset without its highest block, plus that block's.
-        const std::size_t high = static_cast<std::size_t>(std::bit_width(subset)) - 1;
-        const std::size_t rest = subset & ~(std::size_t{1} << high);
-        double* s = tile.sum.data() + (g * kSubsets + subset) * count;
-        double* s2 = tile.sum2.data() + (g * kSubsets + subset) * count;
-        const double* r = tile.sum.data() + (g * kSubsets + rest) * count;
-        const double* r2 = tile.sum2.data() + (g * kSubsets + rest) * count;
-        for (std::size_t j = 0; j < count; ++j) {
-          const ReturnSums& x = sums[(first + j) * blocks + g * kGroupBlocks + high];
-          s[j] = r[j] + x.sum;
-          s2[j] = r2[j] + x.sum2;
-        }
-      }
-    }
-    for (std::size_t j = 0; j < count; ++j)
-      for (std::size_t b = 0; b < blocks; ++b) {
-        tile.total[j] += sums[(first + j) * blocks + b].sum;
-        tile.total2[j] += sums[(first + j) * blocks + b].sum2;
-      }
-    return tile;
-  };
+  const SplitPlan plan = plan_splits(sums.first(blocks), blocks);
+  const std::size_t splits = plan.masks.size();
 
-  // Pass 1: each split's in-sample best, per tile, then over the tiles (ties: the lower index).
-  struct Best {
-    double key;
-    std::size_t index;
-  };
-  std::vector<Best> tile_best(tiles * splits);
-  tbb::parallel_for(std::size_t{0}, tiles, [&](std::size_t t) {
-    const Tile tile = tile_of(t * tile_size, std::min(tile_size, combinations - t * tile_size));
-    std::vector<double> key(tile.count);
-    for (std::size_t m = 0; m < splits; ++m) {
-      sharpe_keys(tile, masks[m], n_in[m], false, key.data());
-      const auto best = std::max_element(key.begin(), key.end());  // the first of equals
-      tile_best[t * splits + m] = {*best, tile.first + static_cast<std::size_t>(best - key.begin())};
-    }
-  });
-  std::vector<double> best_outside(splits);
-  std::map<std::size_t, Tile> alone;  // the few combinations that are ever best, each as a tile of one
-  for (std::size_t m = 0; m < splits; ++m) {
-    Best best = tile_best[m];
-    for (std::size_t t = 1; t < tiles; ++t)
-      if (tile_best[t * splits + m].key > best.key) best = tile_best[t * splits + m];
-    // Its out-of-sample key, computed as pass 2 computes everyone's.
-    auto it = alone.find(best.index);
-    if (it == alone.end()) it = alone.emplace(best.index, tile_of(best.index, 1)).first;
-    sharpe_keys(it->second, masks[m], n_out[m], true, &best_outside[m]);
+  // The tiles, the combinations with the highest Sharpe over every block first: their in-sample
+  // bests are the bar the other tiles' combinations seldom reach.
+  std::vector<std::uint64_t> order(combinations);
+  std::vector<double> overall(combinations);
+  for (std::size_t i = 0; i < combinations; ++i) {
+    ReturnSums total;
+    for (std::size_t b = 0; b < blocks; ++b) total += sums[i * blocks + b];
+    overall[i] = total.sharpe();
+    order[i] = i;
   }
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::uint64_t a, std::uint64_t b) { return overall[a] > overall[b]; });
+  const std::size_t tiles = (combinations + kTileSize - 1) / kTileSize;
+  const auto tile_combinations = [&](std::size_t t) {
+    return std::span<const std::uint64_t>(order).subspan(t * kTileSize,
+                                                         std::min(kTileSize, combinations - t * kTileSize));
+  };
+  tbb::enumerable_thread_specific<Tile> tile_of_thread;
 
-  // Pass 2: per split, how many combinations do worse out of sample than the in-sample best.
-  std::vector<std::uint64_t> tile_below(tiles * splits);
-  tbb::parallel_for(std::size_t{0}, tiles, [&](std::size_t t) {
-    const Tile tile = tile_of(t * tile_size, std::min(tile_size, combinations - t * tile_size));
-    std::vector<double> key(tile.count);
-    for (std::size_t m = 0; m < splits; ++m) {
-      sharpe_keys(tile, masks[m], n_out[m], true, key.data());
-      std::uint64_t below = 0;
-      for (const double k : key) below += k < best_outside[m];
-      tile_below[t * splits + m] = below;
-    }
+  // Pass 1: the strongest tile alone, then the others from its bests on every thread, merged.
+  std::vector<Best> first_bests(splits);
+  fill_tile(sums, plan, tile_combinations(0), tile_of_thread.local());
+  best_in_sample(tile_of_thread.local(), plan, first_bests.data());
+  tbb::enumerable_thread_specific<std::vector<Best>> bests_of_thread(first_bests);
+  tbb::parallel_for(std::size_t{1}, tiles, [&](std::size_t t) {
+    Tile& tile = tile_of_thread.local();
+    fill_tile(sums, plan, tile_combinations(t), tile);
+    best_in_sample(tile, plan, bests_of_thread.local().data());
   });
+  std::vector<Best> best = first_bests;
+  for (const std::vector<Best>& thread : bests_of_thread)
+    for (std::size_t m = 0; m < splits; ++m)
+      if (beats(thread[m].key, thread[m].index, best[m])) best[m] = thread[m];
+
+  // Pass 2: per split, the in-sample best's key out of sample (the complement's in-sample blocks),
+  // and how many combinations fall below it there.
+  std::vector<SharpeKey> bar(splits);
+  for (std::size_t m = 0; m < splits; ++m) {
+    const std::uint32_t out = plan.complement[m];
+    const ReturnSums s = split_sums(sums.data() + best[m].index * blocks, plan.masks[out], plan);
+    bar[out] = sharpe_key(s.sum, s.sum2, plan.returns[out]);
+  }
+  tbb::enumerable_thread_specific<std::vector<std::uint64_t>> below_of_thread(std::vector<std::uint64_t>(splits, 0));
+  tbb::parallel_for(std::size_t{0}, tiles, [&](std::size_t t) {
+    Tile& tile = tile_of_thread.local();
+    fill_tile(sums, plan, tile_combinations(t), tile);
+    count_below(tile, plan, bar.data(), below_of_thread.local().data());
+  });
+  std::vector<std::uint64_t> below(splits, 0);
+  for (const std::vector<std::uint64_t>& thread : below_of_thread)
+    for (std::size_t m = 0; m < splits; ++m) below[m] += thread[m];
 
   OverfittingProbability out;
   out.splits = splits;
   out.logits.resize(splits);
   std::uint64_t overfit = 0;
   for (std::size_t m = 0; m < splits; ++m) {
-    std::uint64_t below = 0;
-    for (std::size_t t = 0; t < tiles; ++t) below += tile_below[t * splits + m];
-    const double w = (1.0 + static_cast<double>(below)) / (static_cast<double>(combinations) + 1.0);
+    const double w = (1.0 + static_cast<double>(below[plan.complement[m]])) / (static_cast<double>(combinations) + 1.0);
     out.logits[m] = std::log(w / (1.0 - w));
     overfit += out.logits[m] <= 0;
   }

@@ -111,6 +111,70 @@ TEST(Robustness, PboFromBlockSumsIsTheContractReadOverTheReturns) {
   EXPECT_THROW(gt::probability_of_backtest_overfitting(std::span<const gt::ReturnSums>(), 1, 4), gt::ParamError);
 }
 
+// The contract read over block sums: per split, each side's sums joined block by block, the
+// Sharpe with its square root, the first of equal bests, the out-of-sample count below it.
+std::vector<double> plain_logits(const std::vector<gt::ReturnSums>& sums, std::size_t combinations,
+                                 std::size_t blocks) {
+  std::vector<int> in(blocks, 0);
+  std::fill(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(blocks / 2), 1);
+  std::vector<double> logits;
+  do {
+    std::vector<double> is_sharpe(combinations), oos_sharpe(combinations);
+    for (std::size_t j = 0; j < combinations; ++j) {
+      gt::ReturnSums inside, outside;
+      for (std::size_t b = 0; b < blocks; ++b) (in[b] ? inside : outside) += sums[j * blocks + b];
+      is_sharpe[j] = inside.sharpe();
+      oos_sharpe[j] = outside.sharpe();
+    }
+    const auto best =
+        static_cast<std::size_t>(std::max_element(is_sharpe.begin(), is_sharpe.end()) - is_sharpe.begin());
+    const double below = static_cast<double>(
+        std::count_if(oos_sharpe.begin(), oos_sharpe.end(), [&](double s) { return s < oos_sharpe[best]; }));
+    const double w = (1 + below) / (static_cast<double>(combinations) + 1);
+    logits.push_back(std::log(w / (1 - w)));
+  } while (std::prev_permutation(in.begin(), in.end()));
+  std::sort(logits.begin(), logits.end());
+  return logits;
+}
+
+TEST(Robustness, PboOverManyCombinationsWithTwinsAndIdleOnesIsTheContractRead) {
+  // 150 combinations (the engine's tiles hold 64: two whole and one part) of pseudo-random block
+  // sums, some exact twins of others (equal Sharpes on every split: ties to the lower index, none
+  // below the other) and some idle (no returns but zeros: a Sharpe of 0), in 16 and in 18 blocks
+  // (more than sixteen take a second outer group of blocks).
+  for (const std::size_t blocks : {16u, 18u}) {
+    constexpr std::size_t kCombinations = 150;
+    std::uint64_t x = 88172645463325252ull;  // xorshift
+    const auto uniform = [&x] {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      return static_cast<double>(x >> 11) / 9007199254740992.0;
+    };
+    std::vector<gt::ReturnSums> sums(kCombinations * blocks);
+    for (std::size_t j = 0; j < kCombinations; ++j)
+      for (std::size_t b = 0; b < blocks; ++b) {
+        gt::ReturnSums& s = sums[j * blocks + b];
+        s.count = 40 + static_cast<double>(b % 3);
+        if (j % 37 == 5) continue;  // idle
+        s.sum = (uniform() - 0.45) * 0.2;
+        s.sum2 = 0.05 + uniform() * 0.05;
+        if (j % 10 == 9) s = sums[(j - 7) * blocks + b];  // a twin of an earlier combination
+      }
+    // Combinations 3 and 140 the strongest on the first half of the blocks, equally: that split's
+    // best is 3 (the lower index), whose out-of-sample rank differs from 140's.
+    for (std::size_t b = 0; b < blocks / 2; ++b)
+      for (const std::size_t j : {3u, 140u}) {
+        sums[j * blocks + b].sum = 0.5;
+        sums[j * blocks + b].sum2 = 0.07;
+      }
+    const auto got = gt::probability_of_backtest_overfitting(sums, kCombinations, blocks);
+    std::vector<double> logits = got.logits;
+    std::sort(logits.begin(), logits.end());
+    EXPECT_EQ(logits, plain_logits(sums, kCombinations, blocks)) << blocks;
+  }
+}
+
 TEST(Robustness, DeflatedSharpeIsTheContractsFormula) {
   const gt::Bars bars = gt::load_csv(GT_DATA_DIR "/yhoo-1996-2014.csv");
   std::vector<double> sharpes;
