@@ -173,9 +173,17 @@ bool metric_higher_is_better(std::string_view name);
 inline bool is_ruined(const Metrics& m) {
   return m.final_equity <= 0;
 }
-// docs/SEMANTICS.md "Ranking" order of two combinations by one metric, the one rule every ranking uses: ruined ones
+// docs/SEMANTICS.md "Ranking" order by one metric, the one rule every ranking uses: ruined ones
 // after all others, then the better value (higher, or lower where !higher_is_better), NaN last.
-// -1: x first, 1: y first, 0: neither (the caller breaks the tie by grid order).
+// A metric value's place in it as a key: the smaller key ranks first.
+struct MetricRank {
+  std::uint8_t last;  // bits: ruined (2), metric undefined (1); a caller may add higher ones
+  double value;       // the metric, negated where higher is better (0 when undefined)
+  bool operator<(const MetricRank& o) const { return last != o.last ? last < o.last : value < o.value; }
+};
+MetricRank metric_rank(double x, bool ruined, bool higher_is_better);
+// Two values in that order: -1: x first, 1: y first, 0: neither (the caller breaks the tie by grid
+// order).
 int compare_for_ranking(double x, bool x_ruined, double y, bool y_ruined, bool higher_is_better);
 
 struct BacktestResult {

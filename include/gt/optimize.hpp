@@ -251,13 +251,12 @@ bool ranks_before(const RankedCombination& a, const RankedCombination& b, std::s
 // That order as a plain tuple, for sorts that compare each combination many times: a before b
 // exactly when ranking_key(a) < ranking_key(b).
 struct RankingKey {
-  std::uint8_t last;  // bits: ruined (2), metric undefined (1); a caller may add higher ones
-  double value;       // the metric, negated where higher is better (0 when undefined)
+  MetricRank rank;  // metric_rank of the combination's metric
   std::size_t symbol;
   std::uint64_t index;
   bool operator<(const RankingKey& o) const {
-    if (last != o.last) return last < o.last;
-    if (value != o.value) return value < o.value;
+    if (rank < o.rank) return true;
+    if (o.rank < rank) return false;
     return symbol != o.symbol ? symbol < o.symbol : index < o.index;
   }
 };

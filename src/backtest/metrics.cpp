@@ -81,11 +81,15 @@ bool metric_higher_is_better(std::string_view name) {
   return metric_table()[metric_index(name)].higher_is_better;
 }
 
+MetricRank metric_rank(double x, bool ruined, bool higher_is_better) {
+  const bool undefined = std::isnan(x);
+  return {static_cast<std::uint8_t>((ruined ? 2 : 0) | (undefined ? 1 : 0)),
+          undefined ? 0.0 : (higher_is_better ? -x : x)};
+}
+
 int compare_for_ranking(double x, bool x_ruined, double y, bool y_ruined, bool higher_is_better) {
-  if (x_ruined != y_ruined) return x_ruined ? 1 : -1;
-  if (std::isnan(x) != std::isnan(y)) return std::isnan(x) ? 1 : -1;
-  if (std::isnan(x) || x == y) return 0;
-  return (higher_is_better ? x > y : x < y) ? -1 : 1;
+  const MetricRank a = metric_rank(x, x_ruined, higher_is_better), b = metric_rank(y, y_ruined, higher_is_better);
+  return a < b ? -1 : (b < a ? 1 : 0);
 }
 
 }  // namespace gt

@@ -373,10 +373,7 @@ bool ranks_before(const RankedCombination& a, const RankedCombination& b, std::s
 }
 
 RankingKey ranking_key(const RankedCombination& c, std::size_t metric, bool higher_is_better) {
-  // compare_for_ranking's order: ruined last, then an undefined metric, then the metric itself.
-  const double x = metric_value(c.metrics, metric);
-  const auto last = static_cast<std::uint8_t>((is_ruined(c.metrics) ? 2 : 0) | (std::isnan(x) ? 1 : 0));
-  return {last, std::isnan(x) ? 0.0 : (higher_is_better ? -x : x), c.symbol, c.index};
+  return {metric_rank(metric_value(c.metrics, metric), is_ruined(c.metrics), higher_is_better), c.symbol, c.index};
 }
 
 std::vector<std::vector<std::size_t>> robustness_block_starts(const std::vector<Bars>& symbols, const Grid& grid,

@@ -193,7 +193,7 @@ struct SearchOrder {
   using Key = RankingKey;
   Key key(const RankedCombination& c) const {
     Key k = ranking_key(c, metric, higher_is_better);
-    if (c.metrics.trades < min_trades) k.last |= 4;
+    if (c.metrics.trades < min_trades) k.rank.last |= 4;
     return k;
   }
   bool operator()(const RankedCombination& a, const RankedCombination& b) const { return key(a) < key(b); }
