@@ -54,7 +54,7 @@ struct OptimizationReportOptions {
   std::string x, y;  // heatmap axes; empty: the first two parameters with several values
   std::string metric = "sharpe";
   Others others = Others::kBest;
-  std::string symbol;    // empty: the first symbol in the file
+  std::string symbol;    // empty: every symbol in the file, a section each
   std::size_t top = 20;  // rows of the best-combinations table
   std::string title;     // defaults to the file name
 };
@@ -84,7 +84,7 @@ struct RobustnessPanel {
   std::size_t blocks = 0;
 };
 
-// `robustness`: panels by symbol; the report shows the one of its symbol, if any.
+// `robustness`: panels by symbol; each symbol's section shows its own, if any.
 std::string optimization_report_html(const ResultsTable& results, const OptimizationReportOptions& options,
                                      std::string_view chart_js, const std::vector<RobustnessPanel>& robustness = {});
 std::string backtest_report_html(const std::vector<BacktestReportInput>& runs, std::string_view chart_js);

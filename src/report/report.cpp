@@ -160,7 +160,7 @@ namespace {
 // The robustness panel: a line of figures, the logits' histogram (binned here, so that millions
 // of splits stay a few bars) with PBO's threshold at 0, and the chronological split's rank scatter
 // (at most kMostPoints combinations, evenly spread over the grid).
-std::string robustness_panel(const RobustnessPanel& panel, std::vector<Chart>& charts) {
+std::string robustness_panel(const RobustnessPanel& panel, const std::string& suffix, std::vector<Chart>& charts) {
   const SymbolRobustness& x = panel.figures;
   const OverfittingProbability& o = x.overfitting;
   std::string html = "<h2>Is the best combination real?</h2>\n";
@@ -183,7 +183,7 @@ std::string robustness_panel(const RobustnessPanel& panel, std::vector<Chart>& c
                     {"to", origin + width * static_cast<double>(b + 1)},
                     {"splits", count}});
   charts.push_back(
-      {"logits",
+      {"logits" + suffix,
        fmt::format("Logits of the {} splits' relative ranks (at or below 0: overfit; median {:.2f})", o.splits,
                    o.logit_median),
        {{"$schema", kVegaLiteSchema},
@@ -208,7 +208,7 @@ std::string robustness_panel(const RobustnessPanel& panel, std::vector<Chart>& c
   for (std::size_t i = 0; i < n; i += step)
     points.push_back({{"in_sample", h.in_sample[i]}, {"out_of_sample", h.out_of_sample[i]}});
   charts.push_back(
-      {"ranks",
+      {"ranks" + suffix,
        fmt::format("Relative rank by per-bar sharpe, first half of the bars (in sample) against the second (out of "
                    "sample): rank correlation {:.2f}{}",
                    h.rank_correlation, step > 1 ? fmt::format(" ({} of {} combinations shown)", points.size(), n) : ""),
@@ -223,13 +223,14 @@ std::string robustness_panel(const RobustnessPanel& panel, std::vector<Chart>& c
   return html + chart_div(charts[charts.size() - 2]) + chart_div(charts.back());
 }
 
-}  // namespace
-
-std::string optimization_report_html(const ResultsTable& r, const OptimizationReportOptions& o,
-                                     std::string_view chart_js, const std::vector<RobustnessPanel>& robustness) {
+// One symbol's part of the optimization report (its heatmap, distributions, robustness panel and
+// best combinations), its charts added to `charts` with ids ending in `suffix`; under a heading of
+// its name where the report has several.
+std::string symbol_section(const ResultsTable& r, const OptimizationReportOptions& o, const std::string& symbol,
+                           const std::vector<RobustnessPanel>& robustness, bool headed, const std::string& suffix,
+                           std::vector<Chart>& charts) {
   const std::size_t metric = column_of(r.metrics, o.metric, "metric");
   const bool higher_better = metric_higher_is_better(o.metric);
-  const std::string symbol = o.symbol.empty() ? r.symbols.front() : o.symbol;
   const std::vector<std::size_t> rows = rows_of_symbol(r, symbol);
 
   // Axes: as asked, else the first two parameters that take several values.
@@ -277,8 +278,8 @@ std::string optimization_report_html(const ResultsTable& r, const OptimizationRe
     for (double v : distinct(p)) order.push_back(value_text(r, p, v));
     return order;
   };
-  std::vector<Chart> charts;
-  charts.push_back({"heatmap",
+  const std::size_t first_chart = charts.size();
+  charts.push_back({"heatmap" + suffix,
                     fmt::format("{} over {} x {} ({})", o.metric, r.params[px], r.params[py], others_text),
                     {{"$schema", kVegaLiteSchema},
                      {"data", {{"values", cell_values}}},
@@ -313,7 +314,7 @@ std::string optimization_report_html(const ResultsTable& r, const OptimizationRe
                           {"encoding",
                            {{"x", {{"field", r.metrics[m]}, {"bin", {{"maxbins", 40}}}, {"type", "quantitative"}}},
                             {"y", {{"aggregate", "count"}, {"type", "quantitative"}}}}}});
-  charts.push_back({"distributions",
+  charts.push_back({"distributions" + suffix,
                     fmt::format("Distributions over {} combinations", rows.size()),
                     {{"$schema", kVegaLiteSchema}, {"data", {{"values", dist_rows}}}, {"hconcat", histograms}}});
 
@@ -339,8 +340,7 @@ std::string optimization_report_html(const ResultsTable& r, const OptimizationRe
   }
   table += "</table>\n";
 
-  const std::string title = o.title.empty() ? "Optimization report" : o.title;
-  std::string body = "<h1>" + escape_html(title) + "</h1>\n";
+  std::string body = headed ? "<h2>" + escape_html(symbol) + "</h2>\n" : "";
   std::vector<std::string> params_of_best;
   for (std::size_t p = 0; p < r.params.size(); ++p)
     params_of_best.push_back(r.params[p] + "=" + value_text(r, p, r.param_values[p][best]));
@@ -349,10 +349,31 @@ std::string optimization_report_html(const ResultsTable& r, const OptimizationRe
                   symbol.empty() ? "" : escape_html(symbol) + ": ", rows.size(), escape_html(o.metric),
                   higher_better ? "higher" : "lower", escape_html(fmt::format("{}", fmt::join(params_of_best, " "))),
                   escape_html(o.metric), format_metric(r.metric_values[metric][best]));
-  body += chart_div(charts[0]) + chart_div(charts[1]);
+  body += chart_div(charts[first_chart]) + chart_div(charts[first_chart + 1]);
   for (const RobustnessPanel& panel : robustness)
-    if (panel.symbol == symbol || (robustness.size() == 1 && symbol.empty())) body += robustness_panel(panel, charts);
-  body += table;
+    if (panel.symbol == symbol || (robustness.size() == 1 && symbol.empty()))
+      body += robustness_panel(panel, suffix, charts);
+  return body + table;
+}
+
+}  // namespace
+
+std::string optimization_report_html(const ResultsTable& r, const OptimizationReportOptions& o,
+                                     std::string_view chart_js, const std::vector<RobustnessPanel>& robustness) {
+  column_of(r.metrics, o.metric, "metric");
+  // Every symbol of the file in its order, or the one asked for.
+  std::vector<std::string> symbols;
+  if (!o.symbol.empty())
+    symbols.push_back(o.symbol);
+  else
+    for (const std::string& symbol : r.symbols)
+      if (std::find(symbols.begin(), symbols.end(), symbol) == symbols.end()) symbols.push_back(symbol);
+  const std::string title = o.title.empty() ? "Optimization report" : o.title;
+  std::string body = "<h1>" + escape_html(title) + "</h1>\n";
+  std::vector<Chart> charts;
+  for (std::size_t k = 0; k < symbols.size(); ++k)
+    body += symbol_section(r, o, symbols[k], robustness, symbols.size() > 1,
+                           symbols.size() > 1 ? fmt::format("-{}", k + 1) : std::string(), charts);
   return page(title, body, charts, chart_js);
 }
 

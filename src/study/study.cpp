@@ -395,7 +395,7 @@ void require_reportable(const Grid& grid) {
                                              varying));
 }
 
-// The study's report from its results file: the first symbol's heatmap, distributions and best
+// The study's report from its results file: each symbol's heatmap, distributions and best
 // combinations, and its robustness panel when the study computed robustness.
 void write_report(const StudyRequest& r, const OptimizeResult& result, const std::filesystem::path& results,
                   std::string_view chart_js) {

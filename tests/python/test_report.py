@@ -156,3 +156,30 @@ def test_optimize_robustness_report_draws_the_logits_and_the_rank_scatter(tmp_pa
                       tmp_path / "one.html", "--no-cache", "--cache-dir", tmp_path / "cache", check=False)
     assert bad.returncode == 2 and "--report draws a heatmap over two parameters" in bad.stderr, bad.stderr
     assert not (tmp_path / "one.html").exists()
+
+
+def test_a_report_of_several_symbols_has_a_section_for_each(tmp_path):
+    """`optimize --report` over two symbols: each symbol's heading, heatmap, distributions, robustness
+    panel and best combinations; `gtrader report --symbol` draws one of them alone."""
+    yhoo = DATA / "yhoo-1996-2014.csv"
+    page, out = tmp_path / "two.html", tmp_path / "two.csv"
+    summary = json.loads(run_gtrader("optimize", "--data", ORCL, "--data", yhoo, "--strategy", "ma_cross", *SEED_GRID,
+                                     "--robustness", "--report", page, "--out", out, "--json", "--no-cache",
+                                     "--cache-dir", tmp_path / "cache").stdout)
+    status, console, _ = render(page, tmp_path)
+    charts = dict(item.split("=") for item in status.split())
+    assert charts["charts"] == charts["drawn"] == "8", status
+    assert not [line for line in console if "ERROR" in line or "WARN" in line], console
+    html = page.read_text()
+    for robust in summary["robustness"]:
+        assert f"<h2>{robust['symbol']}</h2>" in html
+        assert f"Probability of backtest overfitting {robust['pbo']:.3f}" in html
+        best = robust["parameters"]
+        section = html.split(f"<h2>{robust['symbol']}</h2>", 1)[1]
+        assert f"{robust['symbol']}: " in section and f"best: fast={best['fast']} slow={best['slow']}" in section
+    assert len(summary["robustness"]) == 2
+    one = tmp_path / "one.html"
+    run_gtrader("report", "--results", out, "--symbol", summary["robustness"][1]["symbol"], "--out", one)
+    status, _, _ = render(one, tmp_path)
+    assert dict(item.split("=") for item in status.split())["charts"] == "2", status
+    assert "<h2>" + summary["robustness"][0]["symbol"] + "</h2>" not in one.read_text()
