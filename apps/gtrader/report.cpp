@@ -46,7 +46,8 @@ void add_report(CLI::App& app) {
   cmd->add_option("--others", c->others,
                   "The other parameters: best (fixed at the best combination's values), mean or max over them")
       ->capture_default_str();
-  cmd->add_option("--symbol", c->options.symbol, "Symbol to report (default: every symbol in the file, a section each)");
+  cmd->add_option("--symbol", c->options.symbol,
+                  "Symbol to report (default: every symbol in the file, a section each)");
   cmd->add_option("--top", c->options.top, "Rows of the best-combinations table")->capture_default_str();
   cmd->add_option("--title", c->options.title, "Page title");
   cmd->add_option("--out", c->out, "HTML file to write (atomically)")->required()->check(output_file());
