@@ -252,40 +252,53 @@ inline bool beats(const SharpeKey& key, std::uint64_t index, const Best& best) {
   return mine > theirs || (mine == theirs && index < best.index);
 }
 
+// A pass over every split of a tile: on_split(split, keys), where keys(v, num, den) gives vector v's
+// lane keys on that split (its outer sums held in registers, its inner row loaded). Inlined into
+// each kernel, so that the visit is written once and the kernels' code is the ISA of their clone.
+template <class OnSplit>
+[[gnu::always_inline]] inline void over_splits(const Tile& tile, const SplitPlan& plan, OnSplit on_split) {
+  Lanes outer_s[kVectors], outer_q[kVectors];
+  for (const SplitPlan::Outer& o : plan.outers) {
+    tile.outer_row(o.subset, plan.outer_groups, outer_s, outer_q);
+    for (std::uint32_t visit = o.first; visit < o.last; ++visit) {
+      const std::size_t row = plan.inner_subset[visit] * kTileSize;
+      const std::uint32_t m = plan.split[visit];
+      const double n = plan.returns[m];
+      on_split(m, [&](std::size_t v, Lanes& num, Lanes& den) [[gnu::always_inline]] {
+        lane_keys(outer_s[v], outer_q[v], tile.inner_sum.data() + row + v * kLanes,
+                  tile.inner_sum2.data() + row + v * kLanes, n, num, den);
+      });
+    }
+  }
+}
+
 // Pass 1: each split's in-sample best over a tile, into `best` (per split). A vector's keys are
 // compared with the best so far by one difference of cross products; only a split where some lane
 // may beat it looks at the lanes one by one (few once the best are known: the strongest
 // combinations' tile goes first).
 __attribute__((target_clones("avx512f", "avx2", "default"))) void best_in_sample(const Tile& tile,
                                                                                  const SplitPlan& plan, Best* best) {
-  Lanes outer_s[kVectors], outer_q[kVectors];
-  for (const SplitPlan::Outer& o : plan.outers) {
-    tile.outer_row(o.subset, plan.outer_groups, outer_s, outer_q);
-    for (std::uint32_t visit = o.first; visit < o.last; ++visit) {
-      const double* inner_s = tile.inner_sum.data() + plan.inner_subset[visit] * kTileSize;
-      const double* inner_q = tile.inner_sum2.data() + plan.inner_subset[visit] * kTileSize;
-      Best& b = best[plan.split[visit]];
-      const double n = plan.returns[plan.split[visit]];
-      Lanes top = Lanes{} - 1.0;
-      for (std::size_t v = 0; v < kVectors; ++v) {
-        Lanes num, den;
-        lane_keys(outer_s[v], outer_q[v], inner_s + v * kLanes, inner_q + v * kLanes, n, num, den);
-        const Lanes ahead = num * b.key.den - b.key.num * den;  // >= 0 where the lane's key is at least the best's
-        top = top > ahead ? top : ahead;
-      }
-      bool contender = false;
-      for (std::size_t l = 0; l < kLanes; ++l) contender |= top[l] >= 0;
-      if (!contender) continue;
-      for (std::size_t v = 0; v < kVectors; ++v) {
-        Lanes num, den;
-        lane_keys(outer_s[v], outer_q[v], inner_s + v * kLanes, inner_q + v * kLanes, n, num, den);
-        const Lanes ahead = num * b.key.den - b.key.num * den;
-        for (std::size_t l = 0; l < kLanes && v * kLanes + l < tile.count; ++l)
-          if (ahead[l] >= 0 && beats({num[l], den[l]}, tile.index[v * kLanes + l], b))
-            b = {{num[l], den[l]}, tile.index[v * kLanes + l]};
-      }
+  over_splits(tile, plan, [&](std::uint32_t m, auto keys) [[gnu::always_inline]] {
+    Best& b = best[m];
+    Lanes top = Lanes{} - 1.0;
+    for (std::size_t v = 0; v < kVectors; ++v) {
+      Lanes num, den;
+      keys(v, num, den);
+      const Lanes ahead = num * b.key.den - b.key.num * den;  // >= 0 where the lane's key is at least the best's
+      top = top > ahead ? top : ahead;
     }
-  }
+    bool contender = false;
+    for (std::size_t l = 0; l < kLanes; ++l) contender |= top[l] >= 0;
+    if (!contender) return;
+    for (std::size_t v = 0; v < kVectors; ++v) {
+      Lanes num, den;
+      keys(v, num, den);
+      const Lanes ahead = num * b.key.den - b.key.num * den;
+      for (std::size_t l = 0; l < kLanes && v * kLanes + l < tile.count; ++l)
+        if (ahead[l] >= 0 && beats({num[l], den[l]}, tile.index[v * kLanes + l], b))
+          b = {{num[l], den[l]}, tile.index[v * kLanes + l]};
+    }
+  });
 }
 
 // Pass 2: per split (as its in-sample blocks), how many of a tile's combinations have a lower key
@@ -295,26 +308,18 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void count_below(co
                                                                               std::uint64_t* below) {
   using Counts = std::int64_t __attribute__((vector_size(kLanes * sizeof(std::int64_t))));
   const auto padding = static_cast<std::int64_t>(kTileSize - tile.count);  // zero lanes: keys of 0
-  Lanes outer_s[kVectors], outer_q[kVectors];
-  for (const SplitPlan::Outer& o : plan.outers) {
-    tile.outer_row(o.subset, plan.outer_groups, outer_s, outer_q);
-    for (std::uint32_t visit = o.first; visit < o.last; ++visit) {
-      const double* inner_s = tile.inner_sum.data() + plan.inner_subset[visit] * kTileSize;
-      const double* inner_q = tile.inner_sum2.data() + plan.inner_subset[visit] * kTileSize;
-      const std::uint32_t m = plan.split[visit];
-      const SharpeKey limit = bar[m];
-      const double n = plan.returns[m];
-      Counts lower = {};
-      for (std::size_t v = 0; v < kVectors; ++v) {
-        Lanes num, den;
-        lane_keys(outer_s[v], outer_q[v], inner_s + v * kLanes, inner_q + v * kLanes, n, num, den);
-        lower -= num * limit.den < limit.num * den;  // -1 where true
-      }
-      std::int64_t total = limit.num > 0 ? -padding : 0;
-      for (std::size_t l = 0; l < kLanes; ++l) total += lower[l];
-      below[m] += static_cast<std::uint64_t>(total);
+  over_splits(tile, plan, [&](std::uint32_t m, auto keys) [[gnu::always_inline]] {
+    const SharpeKey limit = bar[m];
+    Counts lower = {};
+    for (std::size_t v = 0; v < kVectors; ++v) {
+      Lanes num, den;
+      keys(v, num, den);
+      lower -= num * limit.den < limit.num * den;  // -1 where true
     }
-  }
+    std::int64_t total = limit.num > 0 ? -padding : 0;
+    for (std::size_t l = 0; l < kLanes; ++l) total += lower[l];
+    below[m] += static_cast<std::uint64_t>(total);
+  });
 }
 
 }  // namespace
