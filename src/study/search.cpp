@@ -152,7 +152,7 @@ class LocalExecutor final : public RangeExecutor {
   explicit LocalExecutor(int threads) : threads_(threads > 0 ? threads : tbb::info::default_concurrency()) {}
   std::string name() const override { return "local"; }
   std::uint64_t task_size(std::uint64_t size) override {
-    return std::clamp<std::uint64_t>(size / (static_cast<std::uint64_t>(threads_) * 8), 64, 4096);
+    return std::clamp<std::uint64_t>(size / static_cast<std::uint64_t>(threads_), 64, 4096);
   }
   void run(const nlohmann::ordered_json& request, const std::vector<RankedUnit>& units,
            std::span<const RangeTask> tasks, bool rows,
@@ -318,14 +318,21 @@ class Search {
     const bool blocks = r_.ranking.robustness_blocks > 0;
     std::vector<RankedCombination> history;
     std::vector<SearchOrder::Key> keys;  // history's, in the search's order
+    std::vector<std::size_t> ranked;     // the history's positions in that order, kept sorted round by round
     std::vector<ReturnSums> sums;
     const auto absorb = [&](StudyState::Evaluated&& e) {
       out.rounds.push_back({{"evaluated", e.combinations.size()}});
+      const std::size_t first = history.size();
       for (auto& c : e.combinations) {
         keys.push_back(order_.key(c));
         history.push_back(std::move(c));
       }
       sums.insert(sums.end(), e.blocks.begin(), e.blocks.end());
+      const auto by_key = [&](std::size_t a, std::size_t b) { return keys[a] < keys[b]; };
+      const auto middle = static_cast<std::ptrdiff_t>(ranked.size());
+      for (std::size_t i = first; i < history.size(); ++i) ranked.push_back(i);
+      std::sort(ranked.begin() + middle, ranked.end(), by_key);
+      std::inplace_merge(ranked.begin(), ranked.begin() + middle, ranked.end(), by_key);
     };
     absorb(round(unit, draw_uniform(space, std::min(batch, budget), random, taken), 0, blocks));
     while (taken.size() < budget) {
@@ -333,8 +340,8 @@ class Search {
       const std::uint64_t want = std::min<std::uint64_t>(
           climbing ? climb_batch : std::min(batch, modelled - taken.size()), budget - taken.size());
       // The last rounds climb: the unevaluated neighbours of the best so far.
-      std::vector<std::uint64_t> next =
-          climbing ? neighbours(space, history, keys, want, taken) : propose(space, history, keys, want, random, taken);
+      std::vector<std::uint64_t> next = climbing ? neighbours(space, history, ranked, want, taken)
+                                                 : propose(space, history, ranked, want, random, taken);
       if (next.size() < want) {  // the model's neighbourhoods are spent: the rest uniformly
         const auto more = draw_uniform(space, want - next.size(), random, taken);
         next.insert(next.end(), more.begin(), more.end());
@@ -358,16 +365,12 @@ class Search {
 
   // Up to `want` unevaluated valid neighbours of the history's best, best first: one step either
   // way along any of the ordered axes (the categories kept), or another value of one category.
+  // `all_ranked`: the history's positions in the search's order.
   std::vector<std::uint64_t> neighbours(Space& space, const std::vector<RankedCombination>& history,
-                                        std::span<const SearchOrder::Key> keys, std::uint64_t want, Taken& taken) {
+                                        std::span<const std::size_t> all_ranked, std::uint64_t want, Taken& taken) {
     const std::size_t d = space.dims();
     // Each point gives at least one neighbour or is spent: the best `want` are enough to look at.
-    std::vector<std::size_t> ranked(history.size());
-    for (std::size_t i = 0; i < ranked.size(); ++i) ranked[i] = i;
-    const std::size_t looked = std::min<std::size_t>(ranked.size(), want);
-    std::partial_sort(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(looked), ranked.end(),
-                      [&](std::size_t a, std::size_t b) { return keys[a] < keys[b]; });
-    ranked.resize(looked);
+    const std::span<const std::size_t> ranked = all_ranked.first(std::min<std::size_t>(all_ranked.size(), want));
     std::vector<std::uint64_t> next;
     std::vector<std::int64_t> p(d), x(d);
     const auto consider = [&] {
@@ -410,18 +413,17 @@ class Search {
   // ranked by how much likelier they are under the good points' Parzen density than under the
   // others'; a tenth of the batch drawn uniformly, so that no region is given up for good.
   std::vector<std::uint64_t> propose(Space& space, const std::vector<RankedCombination>& history,
-                                     std::span<const SearchOrder::Key> keys, std::uint64_t want, Random& random,
+                                     std::span<const std::size_t> ranked, std::uint64_t want, Random& random,
                                      Taken& taken) {
     const std::size_t d = space.dims();
     // The best (at most 48) in order; the others, an even sample of at most 96 in history order
     // (the density only needs their shape).
     const std::size_t good = std::min(history.size(), std::clamp<std::size_t>((history.size() + 9) / 10, 2, 48));
-    std::vector<std::size_t> ranked(history.size());
-    for (std::size_t i = 0; i < ranked.size(); ++i) ranked[i] = i;
-    std::partial_sort(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(good), ranked.end(),
-                      [&](std::size_t a, std::size_t b) { return keys[a] < keys[b]; });
-    std::vector<std::size_t> bad(ranked.begin() + static_cast<std::ptrdiff_t>(good), ranked.end());
-    std::sort(bad.begin(), bad.end());
+    std::vector<bool> is_good(history.size(), false);
+    for (std::size_t i = 0; i < good; ++i) is_good[ranked[i]] = true;
+    std::vector<std::size_t> bad;
+    for (std::size_t i = 0; i < history.size(); ++i)
+      if (!is_good[i]) bad.push_back(i);
     const std::size_t step = std::max<std::size_t>(1, bad.size() / 96);
     std::vector<std::size_t> sampled;
     for (std::size_t i = 0; i < bad.size(); i += step) sampled.push_back(bad[i]);
