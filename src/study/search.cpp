@@ -2,6 +2,7 @@
 #include "search.hpp"
 
 #include <fmt/format.h>
+#include <tbb/blocked_range.h>
 #include <tbb/global_control.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
@@ -526,10 +527,12 @@ class Search {
       if (taken.count(index) || !drawn.insert(index) || !space.valid(index)) continue;
       candidates.push_back({index, 0});
     }
-    tbb::parallel_for(std::size_t{0}, candidates.size(), [&](std::size_t i) {
+    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, candidates.size()), [&](const auto& range) {
       std::vector<std::int64_t> at(d);
-      space.positions(candidates[i].index, at);
-      candidates[i].score = log_density(at, good_parzen) - log_density(at, bad_parzen);
+      for (std::size_t i = range.begin(); i < range.end(); ++i) {
+        space.positions(candidates[i].index, at);
+        candidates[i].score = log_density(at, good_parzen) - log_density(at, bad_parzen);
+      }
     });
     std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
       return a.score != b.score ? a.score > b.score : a.index < b.index;
