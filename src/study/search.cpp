@@ -152,6 +152,8 @@ class LocalExecutor final : public RangeExecutor {
  public:
   explicit LocalExecutor(int threads) : threads_(threads > 0 ? threads : tbb::info::default_concurrency()) {}
   std::string name() const override { return "local"; }
+  // A round's scattered combinations in as few tasks as keep every thread busy: within a task the
+  // evaluator visits them by moving-average row, sharing each row it loads.
   std::uint64_t task_size(std::uint64_t size) override {
     return std::clamp<std::uint64_t>(size / static_cast<std::uint64_t>(threads_), 64, 4096);
   }
@@ -413,6 +415,7 @@ class Search {
   // The next batch: candidates drawn around the best tenth of the history (at most 48 points),
   // ranked by how much likelier they are under the good points' Parzen density than under the
   // others'; a tenth of the batch drawn uniformly, so that no region is given up for good.
+  // `ranked`: the history's positions in the search's order.
   std::vector<std::uint64_t> propose(Space& space, const std::vector<RankedCombination>& history,
                                      std::span<const std::size_t> ranked, std::uint64_t want, Random& random,
                                      Taken& taken) {
