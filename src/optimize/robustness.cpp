@@ -97,13 +97,22 @@ SplitPlan plan_splits(std::span<const ReturnSums> first_combination, std::size_t
   plan.outer_groups = outer_blocks > kGroupBlocks ? 2 : 1;
   plan.masks = half_subsets(blocks);
   const std::size_t splits = plan.masks.size();
-  std::vector<std::uint32_t> index_of(std::size_t{1} << blocks);
-  for (std::size_t m = 0; m < splits; ++m) index_of[plan.masks[m]] = static_cast<std::uint32_t>(m);
+  // A split's index from its mask: masks of as many bits in increasing order are in colexicographic
+  // order, whose rank is the sum over the set bits (positions c_0 < c_1 < ...) of C(c_i, i + 1).
+  std::vector<std::array<std::uint32_t, 32>> choose(blocks + 1);
+  for (std::size_t n = 0; n <= blocks; ++n)
+    for (std::size_t k = 0; k <= n; ++k) choose[n][k] = k == 0 || k == n ? 1 : choose[n - 1][k - 1] + choose[n - 1][k];
+  const auto index_of = [&](std::uint32_t mask) {
+    std::uint32_t rank = 0;
+    for (std::size_t i = 1; mask != 0; ++i, mask &= mask - 1)
+      rank += choose[static_cast<std::size_t>(std::countr_zero(mask))][i];
+    return rank;
+  };
   const std::uint32_t all = static_cast<std::uint32_t>((std::uint64_t{1} << blocks) - 1);
   plan.complement.resize(splits);
   plan.returns.resize(splits);
   for (std::size_t m = 0; m < splits; ++m) {
-    plan.complement[m] = index_of[~plan.masks[m] & all];
+    plan.complement[m] = index_of(~plan.masks[m] & all);
     for (std::size_t b = 0; b < blocks; ++b)
       if ((plan.masks[m] >> b) & 1) plan.returns[m] += first_combination[b].count;
   }
@@ -115,7 +124,7 @@ SplitPlan plan_splits(std::span<const ReturnSums> first_combination, std::size_t
     for (std::uint32_t inner = 0; inner < (std::uint32_t{1} << plan.inner_blocks); ++inner)
       if (std::popcount(inner) == inner_bits) {
         plan.inner_subset.push_back(inner);
-        plan.split.push_back(index_of[inner | outer << plan.inner_blocks]);
+        plan.split.push_back(index_of(inner | outer << plan.inner_blocks));
       }
     o.last = static_cast<std::uint32_t>(plan.split.size());
     plan.outers.push_back(o);

@@ -175,6 +175,28 @@ TEST(Robustness, PboOverManyCombinationsWithTwinsAndIdleOnesIsTheContractRead) {
   }
 }
 
+TEST(Robustness, PboOverEveryShapeOfBlocksIsTheContractRead) {
+  // Fewer blocks than one group of eight, one outer group, and the most (24: two whole outer
+  // groups, 2,704,156 splits), over five combinations.
+  for (const std::size_t blocks : {6u, 12u, 24u}) {
+    constexpr std::size_t kCombinations = 5;
+    std::uint64_t x = 2463534242ull;  // xorshift
+    const auto uniform = [&x] {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      return static_cast<double>(x >> 11) / 9007199254740992.0;
+    };
+    std::vector<gt::ReturnSums> sums(kCombinations * blocks);
+    for (std::size_t i = 0; i < sums.size(); ++i)
+      sums[i] = {30 + static_cast<double>(i % blocks % 2), (uniform() - 0.45) * 0.2, 0.05 + uniform() * 0.05};
+    const auto got = gt::probability_of_backtest_overfitting(sums, kCombinations, blocks);
+    std::vector<double> logits = got.logits;
+    std::sort(logits.begin(), logits.end());
+    EXPECT_EQ(logits, plain_logits(sums, kCombinations, blocks)) << blocks;
+  }
+}
+
 TEST(Robustness, DeflatedSharpeIsTheContractsFormula) {
   const gt::Bars bars = gt::load_csv(GT_DATA_DIR "/yhoo-1996-2014.csv");
   std::vector<double> sharpes;
