@@ -137,6 +137,24 @@ std::vector<double> plain_logits(const std::vector<gt::ReturnSums>& sums, std::s
   return logits;
 }
 
+// Pseudo-random doubles in [0, 1) (xorshift): the same block sums every run.
+struct Uniform {
+  std::uint64_t x;
+  double operator()() {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return static_cast<double>(x >> 11) / 9007199254740992.0;
+  }
+};
+
+// The engine's logits are the plain reading's (each sorted: the orders of the splits differ).
+void expect_plain_logits(const std::vector<gt::ReturnSums>& sums, std::size_t combinations, std::size_t blocks) {
+  std::vector<double> logits = gt::probability_of_backtest_overfitting(sums, combinations, blocks).logits;
+  std::sort(logits.begin(), logits.end());
+  EXPECT_EQ(logits, plain_logits(sums, combinations, blocks)) << blocks;
+}
+
 TEST(Robustness, PboOverManyCombinationsWithTwinsAndIdleOnesIsTheContractRead) {
   // 150 combinations (the engine's tiles hold 64: two whole and one part) of pseudo-random block
   // sums, some exact twins of others (equal Sharpes on every split: ties to the lower index, none
@@ -144,13 +162,7 @@ TEST(Robustness, PboOverManyCombinationsWithTwinsAndIdleOnesIsTheContractRead) {
   // (more than sixteen take a second outer group of blocks).
   for (const std::size_t blocks : {16u, 18u}) {
     constexpr std::size_t kCombinations = 150;
-    std::uint64_t x = 88172645463325252ull;  // xorshift
-    const auto uniform = [&x] {
-      x ^= x << 13;
-      x ^= x >> 7;
-      x ^= x << 17;
-      return static_cast<double>(x >> 11) / 9007199254740992.0;
-    };
+    Uniform uniform{88172645463325252ull};
     std::vector<gt::ReturnSums> sums(kCombinations * blocks);
     for (std::size_t j = 0; j < kCombinations; ++j)
       for (std::size_t b = 0; b < blocks; ++b) {
@@ -168,10 +180,7 @@ TEST(Robustness, PboOverManyCombinationsWithTwinsAndIdleOnesIsTheContractRead) {
         sums[j * blocks + b].sum = 0.5;
         sums[j * blocks + b].sum2 = 0.07;
       }
-    const auto got = gt::probability_of_backtest_overfitting(sums, kCombinations, blocks);
-    std::vector<double> logits = got.logits;
-    std::sort(logits.begin(), logits.end());
-    EXPECT_EQ(logits, plain_logits(sums, kCombinations, blocks)) << blocks;
+    expect_plain_logits(sums, kCombinations, blocks);
   }
 }
 
@@ -180,20 +189,11 @@ TEST(Robustness, PboOverEveryShapeOfBlocksIsTheContractRead) {
   // groups, 2,704,156 splits), over five combinations.
   for (const std::size_t blocks : {6u, 12u, 24u}) {
     constexpr std::size_t kCombinations = 5;
-    std::uint64_t x = 2463534242ull;  // xorshift
-    const auto uniform = [&x] {
-      x ^= x << 13;
-      x ^= x >> 7;
-      x ^= x << 17;
-      return static_cast<double>(x >> 11) / 9007199254740992.0;
-    };
+    Uniform uniform{2463534242ull};
     std::vector<gt::ReturnSums> sums(kCombinations * blocks);
     for (std::size_t i = 0; i < sums.size(); ++i)
       sums[i] = {30 + static_cast<double>(i % blocks % 2), (uniform() - 0.45) * 0.2, 0.05 + uniform() * 0.05};
-    const auto got = gt::probability_of_backtest_overfitting(sums, kCombinations, blocks);
-    std::vector<double> logits = got.logits;
-    std::sort(logits.begin(), logits.end());
-    EXPECT_EQ(logits, plain_logits(sums, kCombinations, blocks)) << blocks;
+    expect_plain_logits(sums, kCombinations, blocks);
   }
 }
 
