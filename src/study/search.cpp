@@ -455,12 +455,22 @@ class Search {
     };
     const std::vector<double> good_h = bandwidths(good_points), bad_h = bandwidths(bad_points);
     constexpr double kKeepCategory = 0.8;
-    // Each axis's kernel by the distance in steps (ordered) or by equality (categories), tabled
-    // once per side: the densities below are then sums of products of table entries.
-    const auto kernel_tables = [&](const std::vector<double>& h) {
-      std::vector<std::vector<double>> tables(d);
+    double prior = 1;
+    for (std::size_t k = 0; k < d; ++k) prior /= static_cast<double>(space.size(k));
+    // A side's kernels, tabled once: each axis's kernel by the distance in steps (ordered) or by
+    // equality (categories), every axis's table in one array, and for each point and axis where the
+    // point's row of that table starts (x is added to it). The densities below are then sums of
+    // products of table entries.
+    struct Parzen {
+      std::vector<double> table;
+      std::vector<std::int64_t> row;  // [point][axis]
+      std::size_t points;
+    };
+    const auto parzen = [&](const std::vector<std::int64_t>& p, const std::vector<double>& h) {
+      Parzen out{{}, std::vector<std::int64_t>(p.size()), p.size() / d};
       for (std::size_t k = 0; k < d; ++k) {
         const auto m = static_cast<std::int64_t>(space.size(k));
+        const auto base = static_cast<std::int64_t>(out.table.size()) + m - 1;
         for (std::int64_t delta = -(m - 1); delta <= m - 1; ++delta) {
           double value = 1;
           if (space.ordered(k)) {
@@ -469,31 +479,13 @@ class Search {
           } else if (m > 1) {
             value = delta == 0 ? kKeepCategory : (1 - kKeepCategory) / static_cast<double>(m - 1);
           }
-          tables[k].push_back(value);
+          out.table.push_back(value);
         }
-      }
-      return tables;
-    };
-    const auto good_tables = kernel_tables(good_h), bad_tables = kernel_tables(bad_h);
-    double prior = 1;
-    for (std::size_t k = 0; k < d; ++k) prior /= static_cast<double>(space.size(k));
-    // A side's kernels laid out for the scoring below: every axis's table in one array, and for
-    // each point and axis where the point's row of that table starts (x is added to it).
-    struct Parzen {
-      std::vector<double> table;
-      std::vector<std::int64_t> row;  // [point][axis]
-      std::size_t points;
-    };
-    const auto parzen = [&](const std::vector<std::int64_t>& p, const std::vector<std::vector<double>>& tables) {
-      Parzen out{{}, std::vector<std::int64_t>(p.size()), p.size() / d};
-      for (std::size_t k = 0; k < d; ++k) {
-        const auto base = static_cast<std::int64_t>(out.table.size()) + static_cast<std::int64_t>(space.size(k)) - 1;
-        out.table.insert(out.table.end(), tables[k].begin(), tables[k].end());
         for (std::size_t j = 0; j < out.points; ++j) out.row[j * d + k] = base - p[j * d + k];
       }
       return out;
     };
-    const Parzen good_parzen = parzen(good_points, good_tables), bad_parzen = parzen(bad_points, bad_tables);
+    const Parzen good_parzen = parzen(good_points, good_h), bad_parzen = parzen(bad_points, bad_h);
     // log of a Parzen density at x: a mixture of product kernels, one per point, and a uniform prior.
     const auto log_density = [&](std::span<const std::int64_t> x, const Parzen& side) {
       double total = prior;
