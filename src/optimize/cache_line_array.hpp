@@ -1,6 +1,8 @@
 // Arrays on cache-line (or huge-page) boundaries, for the engines' tables and masks.
 #pragma once
 
+#include <sys/mman.h>
+
 #include <cstddef>
 #include <memory>
 #include <new>
@@ -18,7 +20,12 @@ struct CacheLineDelete {
 };
 template <class T>
 using CacheLineArray = std::unique_ptr<T[], CacheLineDelete>;
-void* huge_page_allocation(std::size_t bytes, std::align_val_t alignment);  // long_trades.cpp
+inline void* huge_page_allocation(std::size_t bytes, std::align_val_t alignment) {
+  const auto page = static_cast<std::size_t>(alignment);
+  void* p = ::operator new[]((bytes + page - 1) / page * page, alignment);
+  madvise(p, bytes, MADV_HUGEPAGE);  // a hint: where the kernel declines, plain pages serve
+  return p;
+}
 template <class T>
 CacheLineArray<T> cache_line_array(std::size_t count) {
   constexpr std::size_t kHugePage = std::size_t{2} << 20;

@@ -2,7 +2,6 @@
 #include "long_trades.hpp"
 
 #include <immintrin.h>
-#include <sys/mman.h>
 
 #include <algorithm>
 #include <array>
@@ -11,13 +10,6 @@
 #include "trade_lanes.hpp"
 
 namespace gt::detail {
-
-void* huge_page_allocation(std::size_t bytes, std::align_val_t alignment) {
-  const auto page = static_cast<std::size_t>(alignment);
-  void* p = ::operator new[]((bytes + page - 1) / page * page, alignment);
-  madvise(p, bytes, MADV_HUGEPAGE);  // a hint: where the kernel declines, plain pages serve
-  return p;
-}
 namespace {
 
 // The flips of one word where some bar has both an entry and an exit, bar by bar: a flat position
