@@ -323,6 +323,11 @@ class Search {
     std::vector<SearchOrder::Key> keys;  // history's, in the search's order
     std::vector<std::size_t> ranked;     // the history's positions in that order, kept sorted round by round
     std::vector<ReturnSums> sums;
+    const std::size_t per = blocks ? r_.ranking.robustness_blocks : 0;
+    history.reserve(budget);
+    keys.reserve(budget);
+    ranked.reserve(budget);
+    sums.reserve(budget * per);
     const auto absorb = [&](StudyState::Evaluated&& e) {
       out.rounds.push_back({{"evaluated", e.combinations.size()}});
       const std::size_t first = history.size();
@@ -354,12 +359,13 @@ class Search {
       absorb(round(unit, next, 0, blocks));
     }
     // Every round's combinations, in grid order, with their block sums alongside.
-    std::vector<std::size_t> order(history.size());
-    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::sort(order.begin(), order.end(),
-              [&](std::size_t a, std::size_t b) { return history[a].index < history[b].index; });
-    const std::size_t per = blocks ? r_.ranking.robustness_blocks : 0;
-    for (const std::size_t i : order) {
+    std::vector<std::pair<std::uint64_t, std::size_t>> order(history.size());  // (grid index, position)
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = {history[i].index, i};
+    std::sort(order.begin(), order.end());
+    out.evaluated.combinations.reserve(history.size());
+    out.evaluated.blocks.reserve(sums.size());
+    for (const auto& entry : order) {
+      const std::size_t i = entry.second;
       out.evaluated.combinations.push_back(std::move(history[i]));
       out.evaluated.blocks.insert(out.evaluated.blocks.end(), sums.begin() + static_cast<std::ptrdiff_t>(i * per),
                                   sums.begin() + static_cast<std::ptrdiff_t>((i + 1) * per));
