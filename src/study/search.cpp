@@ -501,12 +501,15 @@ class Search {
       std::array<double, kAtOnce> total;
       total.fill(prior);
       const std::int64_t* row = side.row.data();
-      for (std::size_t j = 0; j < side.points; ++j, row += d)
-        for (std::size_t c = 0; c < kAtOnce; ++c) {
-          double kernel = 1;
-          for (std::size_t k = 0; k < d; ++k) kernel *= side.table[static_cast<std::size_t>(row[k] + x[c * d + k])];
-          total[c] += kernel;
+      for (std::size_t j = 0; j < side.points; ++j, row += d) {
+        std::array<double, kAtOnce> kernel;
+        kernel.fill(1.0);
+        for (std::size_t k = 0; k < d; ++k) {
+          const double* axis_row = side.table.data() + row[k];
+          for (std::size_t c = 0; c < kAtOnce; ++c) kernel[c] *= axis_row[x[c * d + k]];
         }
+        for (std::size_t c = 0; c < kAtOnce; ++c) total[c] += kernel[c];
+      }
       for (std::size_t c = 0; c < kAtOnce; ++c) out[c] = std::log(total[c] / static_cast<double>(side.points + 1));
     };
     const std::uint64_t explore = want / 10, exploit = want - explore;
