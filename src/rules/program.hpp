@@ -120,16 +120,6 @@ inline double cross_value(bool above, double a, double b, double a0, double b0) 
 }
 // A call's whole-number argument (a period, an MA type), checked: ParamError naming the call.
 int whole_argument(const Node& argument, double value, std::string_view function, int minimum);
-// One output of a call that has several (MACD's three lines, the three bands, %K and %D): the call
-// they share ("macd"), or the function itself; and which of its `count` outputs it is.
-struct CallOutput {
-  std::string_view family;
-  std::size_t index, count;
-};
-CallOutput output_of(const std::string& function);
-// Whether the function's first argument is a number series ('x').
-bool takes_series(const std::string& function);
-
 // The rules' events bar by bar (Strategy::stream): O(1) a bar, each function's incremental state
 // (gt/incremental.hpp), equal to `signals` over the bars so far at their last bar. Throws
 // ParamError when the rules read a series of the user's own (bars arriving carry the bar fields).

@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <deque>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -19,10 +18,9 @@
 #include <set>
 #include <sstream>
 
+#include "functions.hpp"
 #include "gt/backtest.hpp"
 #include "gt/error.hpp"
-#include "gt/incremental.hpp"
-#include "gt/indicators.hpp"
 #include "gt/signal_rules.hpp"
 #include "program.hpp"
 
@@ -270,46 +268,6 @@ struct Type {
   bool series = false;     // one value per bar (else one value)
 };
 
-// A function's arguments: 'x' a number series (a number is taken as a constant series), 'n' a
-// whole number (a period), 'k' a number; every function returns a number series but for the
-// crossings, which return conditions.
-struct Function {
-  std::string_view name, args, arg_names;
-  bool returns_condition = false;
-};
-const std::vector<Function>& functions() {
-  static const std::vector<Function> table = {
-      {"sma", "xn", "x, n"},
-      {"ema", "xn", "x, n"},
-      {"wma", "xn", "x, n"},
-      {"dema", "xn", "x, n"},
-      {"tema", "xn", "x, n"},
-      {"kama", "xn", "x, n"},
-      {"ma", "xnn", "x, n, type"},
-      {"rsi", "xn", "x, n"},
-      {"roc", "xn", "x, n"},
-      {"atr", "n", "n"},
-      {"adx", "n", "n"},
-      {"obv", "", ""},
-      {"macd", "xnnn", "x, fast, slow, signal"},
-      {"macd_signal", "xnnn", "x, fast, slow, signal"},
-      {"macd_hist", "xnnn", "x, fast, slow, signal"},
-      {"bb_upper", "xnk", "x, n, k"},
-      {"bb_middle", "xnk", "x, n, k"},
-      {"bb_lower", "xnk", "x, n, k"},
-      {"stoch_k", "nnn", "fastk, slowk, slowd"},
-      {"stoch_d", "nnn", "fastk, slowk, slowd"},
-      {"highest", "xn", "x, n"},
-      {"lowest", "xn", "x, n"},
-      {"abs", "x", "x"},
-      {"min", "xx", "a, b"},
-      {"max", "xx", "a, b"},
-      {"cross_above", "xx", "a, b", true},
-      {"cross_below", "xx", "a, b", true},
-  };
-  return table;
-}
-
 const std::vector<std::string> kSeries = {"open", "high", "low", "close", "volume"};
 
 // Checks a parsed rule against the parameters and the function table, returning its type.
@@ -432,42 +390,6 @@ struct Value {
   double at(std::size_t t) const { return series ? (*values)[t] : scalar; }
 };
 
-// A TA-Lib function applied from the series' first defined value on (as TA-Lib's Python wrapper
-// does), its output placed at the same bars; all undefined when no value is.
-// The same for a call with `count` outputs, each placed at the same bars.
-template <class F>
-SeriesCache::Group outputs_from_first_defined(std::span<const double> x, std::size_t count, F f) {
-  std::size_t first = 0;
-  while (first < x.size() && std::isnan(x[first])) ++first;
-  if (first == 0) return f(x);
-  SeriesCache::Group out(count, std::vector<double>(x.size(), kUndefined));
-  if (first == x.size()) return out;
-  const SeriesCache::Group r = f(x.subspan(first));
-  for (std::size_t i = 0; i < count; ++i)
-    std::copy(r[i].begin(), r[i].end(), out[i].begin() + static_cast<std::ptrdiff_t>(first));
-  return out;
-}
-
-template <class F>
-std::vector<double> from_first_defined(std::span<const double> x, F f) {
-  std::size_t first = 0;
-  while (first < x.size() && std::isnan(x[first])) ++first;
-  if (first == 0) return f(x);  // most series: no copy
-  std::vector<double> out(x.size(), kUndefined);
-  if (first == x.size()) return out;
-  const std::vector<double> r = f(x.subspan(first));
-  std::copy(r.begin(), r.end(), out.begin() + static_cast<std::ptrdiff_t>(first));
-  return out;
-}
-
-// The highest (or lowest) of the n values ending at t; undefined where one of them is.
-std::vector<double> extreme(std::span<const double> x, std::size_t n, bool highest) {
-  std::vector<double> out(x.size());
-  ind::incremental::Extreme state(static_cast<int>(n), highest);
-  for (std::size_t t = 0; t < x.size(); ++t) out[t] = state.update(x[t]);
-  return out;
-}
-
 class Evaluator {
  public:
   Evaluator(const Bars& bars, const std::vector<ParamSpec>& params, std::span<const double> values, SeriesCache* cache)
@@ -549,18 +471,17 @@ class Evaluator {
     if (v.series) return *v.values;
     return std::vector<double>(bars_.size(), v.scalar);
   }
-  int whole(const Node& node, const Value& v, std::string_view function, int minimum) {
-    return whole_argument(node, v.scalar, function, minimum);
-  }
   Value call(const Node& n) {
+    const Function* function = find_function(n.text);
+    if (!function) throw Error(fmt::format("internal: unknown rule function '{}'", n.text));
     // Keyed by the call with its parameters' values, so that every combination sharing them shares
     // it; its arguments are evaluated only when it is not there yet.
-    const CallOutput output = output_of(n.text);
+    const CallOutput& output = function->output;
     const std::string key = std::string(output.family) + with_values(n, params_, values_).substr(n.text.size());
     const auto compute = [&]() -> SeriesCache::Group {
       std::vector<Value> args;
       for (const auto& a : n.args) args.push_back(eval(a));
-      return compute_call(n, args);
+      return compute_call(n, *function, args);
     };
     if (!cache_) {
       auto group = std::make_shared<const SeriesCache::Group>(compute());
@@ -569,63 +490,18 @@ class Evaluator {
     const auto group = cache_->get("rules:" + key, compute);
     return {true, 0, Column(group, &(*group)[output.index])};
   }
-  // Every output of the call (one, but for the functions output_of lists).
-  SeriesCache::Group compute_call(const Node& n, const std::vector<Value>& args) {
-    const std::string& f = n.text;
-    const auto period = [&](std::size_t i, int minimum = 1) { return whole(n.args[i], args[i], f, minimum); };
+  // Every output of the call (one, but for the functions whose outputs share a family).
+  SeriesCache::Group compute_call(const Node& n, const Function& function, const std::vector<Value>& args) {
+    CallOverBars call;
+    call.bars = &bars_;
+    call.whole = [&](std::size_t i, int minimum) { return whole_argument(n.args[i], args[i].scalar, n.text, minimum); };
+    call.scalar = [&](std::size_t i) { return args[i].scalar; };
+    for (const Value& a : args) call.args.push_back({a.series ? a.values->data() : nullptr, a.scalar});
     // The series x of the functions that take one first (a number there is a constant series).
-    const bool takes_x = takes_series(f);
+    const bool takes_x = function.args.starts_with('x');
     const std::vector<double> constant = takes_x && !args[0].series ? as_series(args[0]) : std::vector<double>();
-    const std::span<const double> first_arg =
-        takes_x && args[0].series ? std::span<const double>(*args[0].values) : std::span<const double>(constant);
-    const auto over_x = [&](auto g) { return from_first_defined(first_arg, g); };
-    if (f == "sma") return {over_x([&](auto x) { return ind::sma(x, period(1)); })};
-    if (f == "ema") return {over_x([&](auto x) { return ind::ema(x, period(1)); })};
-    if (f == "wma") return {over_x([&](auto x) { return ind::wma(x, period(1)); })};
-    if (f == "dema") return {over_x([&](auto x) { return ind::dema(x, period(1)); })};
-    if (f == "tema") return {over_x([&](auto x) { return ind::tema(x, period(1)); })};
-    if (f == "kama") return {over_x([&](auto x) { return ind::kama(x, period(1)); })};
-    if (f == "ma") {
-      const int type = period(2, 0);
-      if (type > 4) throw ParamError(fmt::format("ma: type = {} (allowed: 0 SMA, 1 EMA, 2 WMA, 3 DEMA, 4 TEMA)", type));
-      return {over_x([&](auto x) { return ind::ma(static_cast<ind::MaType>(type), x, period(1)); })};
-    }
-    if (f == "rsi") return {over_x([&](auto x) { return ind::rsi(x, period(1)); })};
-    if (f == "roc") return {over_x([&](auto x) { return ind::roc(x, period(1)); })};
-    if (f == "atr") return {ind::atr(bars_.high, bars_.low, bars_.close, period(0))};
-    if (f == "adx") return {ind::adx(bars_.high, bars_.low, bars_.close, period(0))};
-    if (f == "obv") return {ind::obv(bars_.close, bars_.volume)};
-    const std::string_view family = output_of(f).family;
-    if (family == "macd")
-      return outputs_from_first_defined(first_arg, 3, [&](auto x) {
-        auto m = ind::macd(x, period(1), period(2), period(3));
-        return SeriesCache::Group{std::move(m.macd), std::move(m.signal), std::move(m.hist)};
-      });
-    if (family == "bb")
-      return outputs_from_first_defined(first_arg, 3, [&](auto x) {
-        auto b = ind::bbands(x, period(1), args[2].scalar, args[2].scalar);
-        return SeriesCache::Group{std::move(b.upper), std::move(b.middle), std::move(b.lower)};
-      });
-    if (family == "stoch") {
-      auto st = ind::stoch(bars_.high, bars_.low, bars_.close, period(0), period(1), period(2));
-      return {std::move(st.k), std::move(st.d)};
-    }
-    if (f == "highest" || f == "lowest")
-      return {extreme(first_arg, static_cast<std::size_t>(period(1)), f == "highest")};
-    std::vector<double> out(bars_.size());
-    if (f == "abs") {
-      for (std::size_t t = 0; t < out.size(); ++t) out[t] = std::fabs(args[0].at(t));
-      return {std::move(out)};
-    }
-    if (f == "min" || f == "max") {
-      for (std::size_t t = 0; t < out.size(); ++t) out[t] = min_max_value(f == "min", args[0].at(t), args[1].at(t));
-      return {std::move(out)};
-    }
-    const bool above = f == "cross_above";  // or cross_below
-    out[0] = kUndefined;
-    for (std::size_t t = 1; t < out.size(); ++t)
-      out[t] = cross_value(above, args[0].at(t), args[1].at(t), args[0].at(t - 1), args[1].at(t - 1));
-    return {std::move(out)};
+    if (takes_x) call.x = args[0].series ? std::span<const double>(*args[0].values) : std::span<const double>(constant);
+    return function.over_bars(call);
   }
 
   const Bars& bars_;
@@ -731,29 +607,14 @@ std::size_t lookback(const Program& p, const Node& n, std::span<const double> va
   for (std::size_t i = 0; i < n.args.size(); ++i) widest = std::max(widest, of(i));
   if (n.kind == Node::kOr) return std::min(of(0), of(1));
   if (n.kind == Node::kIndex) return of(0) + static_cast<std::size_t>(std::max(0.0, scalar(1)));
-  if (n.kind != Node::kCall) return widest;
-  const std::string& f = n.text;
-  const auto average = [&](ind::MaType type) {
-    return of(0) + static_cast<std::size_t>(ind::ma_lookback(type, static_cast<int>(period(1))));
-  };
-  if (f == "sma") return average(ind::MaType::kSma);
-  if (f == "ema") return average(ind::MaType::kEma);
-  if (f == "wma") return average(ind::MaType::kWma);
-  if (f == "dema") return average(ind::MaType::kDema);
-  if (f == "tema") return average(ind::MaType::kTema);
-  if (f == "ma") {
-    const double type = scalar(2);
-    return average(static_cast<ind::MaType>(type >= 0 && type <= 4 ? static_cast<int>(type) : 0));
-  }
-  if (f == "kama" || f == "rsi" || f == "roc") return of(0) + period(1);
-  if (f == "atr") return period(0);
-  if (f == "adx") return 2 * period(0) - 1;
-  if (f == "macd" || f == "macd_signal" || f == "macd_hist") return of(0) + period(2) + period(3) - 2;
-  if (f == "bb_upper" || f == "bb_middle" || f == "bb_lower" || f == "highest" || f == "lowest")
-    return of(0) + period(1) - 1;
-  if (f == "stoch_k" || f == "stoch_d") return period(0) + period(1) + period(2) - 3;
-  if (f == "cross_above" || f == "cross_below") return widest + 1;
-  return widest;  // obv, abs, min, max
+  const Function* function = n.kind == Node::kCall ? find_function(n.text) : nullptr;
+  if (!function) return widest;
+  CallLookback call;
+  call.of = of;
+  call.period = period;
+  call.scalar = scalar;
+  call.widest = widest;
+  return function->lookback(call);
 }
 
 std::size_t first_signal_bar(const Program& p, std::span<const double> values) {
@@ -825,20 +686,6 @@ int whole_argument(const Node& argument, double value, std::string_view function
     throw ParamError(
         fmt::format("{}: {} = {} must be a whole number >= {}", function, canonical(argument), value, minimum));
   return static_cast<int>(value);
-}
-
-CallOutput output_of(const std::string& function) {
-  static const std::map<std::string, CallOutput, std::less<>> kOutputs = {
-      {"macd", {"macd", 0, 3}},     {"macd_signal", {"macd", 1, 3}}, {"macd_hist", {"macd", 2, 3}},
-      {"bb_upper", {"bb", 0, 3}},   {"bb_middle", {"bb", 1, 3}},     {"bb_lower", {"bb", 2, 3}},
-      {"stoch_k", {"stoch", 0, 2}}, {"stoch_d", {"stoch", 1, 2}}};
-  const auto it = kOutputs.find(function);
-  return it == kOutputs.end() ? CallOutput{function, 0, 1} : it->second;
-}
-
-bool takes_series(const std::string& function) {
-  return std::any_of(functions().begin(), functions().end(),
-                     [&](const Function& g) { return g.name == function && g.args.starts_with('x'); });
 }
 
 std::shared_ptr<const std::vector<double>> evaluate_over_bars(const Program& program, const Node& node,

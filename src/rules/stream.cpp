@@ -6,6 +6,7 @@
 
 #include <functional>
 
+#include "functions.hpp"
 #include "gt/error.hpp"
 #include "gt/incremental.hpp"
 #include "program.hpp"
@@ -15,22 +16,12 @@ namespace {
 
 namespace inc = ind::incremental;
 
-// A node's value at each new bar. Every node is advanced at every bar (no short cut through `and`
-// or `or`): its indicator states must see each bar once.
-using Next = std::function<double(const BarValues&)>;
-
+// Every node is advanced at every bar (no short cut through `and` or `or`): its indicator states
+// must see each bar once.
 struct Stream {
   Next next;
   bool series = false;  // varies by bar (else one value, as a number or a parameter is)
 };
-
-// The indicator `State` applied from its input's first defined value on, as the evaluation over
-// every bar applies each function to its input's defined tail.
-template <class State, class... Args>
-Next from_first_defined(Next x, Args... args) {
-  auto state = std::make_shared<inc::FromDefined<State>>(args...);
-  return [x = std::move(x), state](const BarValues& b) { return state->update(x(b)); };
-}
 
 class Builder {
  public:
@@ -105,94 +96,18 @@ class Builder {
             },
             series};
   }
-  int whole(const Node& n, std::size_t i, int minimum = 1) const {
-    return whole_argument(n.args[i], evaluate_scalar(program_, n.args[i], values_), n.text, minimum);
-  }
+  // A call through its function's evaluation bar by bar (functions.cpp).
   Next call(const Node& n) {
-    const std::string& f = n.text;
-    Next x = takes_series(f) ? build(n.args[0]).next : Next();
-    const auto period = [&](std::size_t i, int minimum = 1) { return whole(n, i, minimum); };
-    if (f == "sma") return from_first_defined<inc::Sma>(std::move(x), period(1));
-    if (f == "ema") return from_first_defined<inc::Ema>(std::move(x), period(1));
-    if (f == "wma") return from_first_defined<inc::Wma>(std::move(x), period(1));
-    if (f == "dema") return from_first_defined<inc::Dema>(std::move(x), period(1));
-    if (f == "tema") return from_first_defined<inc::Tema>(std::move(x), period(1));
-    if (f == "kama") return from_first_defined<inc::Kama>(std::move(x), period(1));
-    if (f == "ma") {
-      const int type = period(2, 0);
-      if (type > 4) throw ParamError(fmt::format("ma: type = {} (allowed: 0 SMA, 1 EMA, 2 WMA, 3 DEMA, 4 TEMA)", type));
-      return from_first_defined<inc::Ma>(std::move(x), static_cast<ind::MaType>(type), period(1));
-    }
-    if (f == "rsi") return from_first_defined<inc::Rsi>(std::move(x), period(1));
-    if (f == "roc") return from_first_defined<inc::Roc>(std::move(x), period(1));
-    if (f == "atr") {
-      auto s = std::make_shared<inc::Atr>(period(0));
-      return [s](const BarValues& b) { return s->update(b.high, b.low, b.close); };
-    }
-    if (f == "adx") {
-      auto s = std::make_shared<inc::Adx>(period(0));
-      return [s](const BarValues& b) { return s->update(b.high, b.low, b.close); };
-    }
-    if (f == "obv") {
-      auto s = std::make_shared<inc::Obv>();
-      return [s](const BarValues& b) { return s->update(b.close, b.volume); };
-    }
-    const CallOutput out = output_of(f);
-    if (out.family == "macd") {
-      const auto pick = [i = out.index](const inc::MacdValue& v) {
-        return i == 0 ? v.macd : i == 1 ? v.signal : v.hist;
-      };
-      return defined_tail<inc::MacdState>(std::move(x), pick, period(1), period(2), period(3));
-    }
-    if (out.family == "bb") {
-      const double k = evaluate_scalar(program_, n.args[2], values_);
-      const auto pick = [i = out.index](const inc::BandsValue& v) {
-        return i == 0 ? v.upper : i == 1 ? v.middle : v.lower;
-      };
-      return defined_tail<inc::BbandsState>(std::move(x), pick, period(1), k, k);
-    }
-    if (out.family == "stoch") {
-      auto s = std::make_shared<inc::StochState>(period(0), period(1), period(2));
-      const bool k = out.index == 0;
-      return [s, k](const BarValues& b) {
-        const inc::StochValue v = s->update(b.high, b.low, b.close);
-        return k ? v.k : v.d;
-      };
-    }
-    if (f == "highest" || f == "lowest") {
-      auto s = std::make_shared<inc::Extreme>(period(1), f == "highest");
-      return [x = std::move(x), s](const BarValues& b) { return s->update(x(b)); };
-    }
-    if (f == "abs") return [x = std::move(x)](const BarValues& b) { return std::fabs(x(b)); };
-    Next a = std::move(x), c = build(n.args[1]).next;  // min, max and the crossings take two series
-    if (f == "min" || f == "max")
-      return [a = std::move(a), c = std::move(c), minimum = f == "min"](const BarValues& b) {
-        const double u = a(b), v = c(b);
-        return min_max_value(minimum, u, v);
-      };
-    // cross_above / cross_below: the bar before's values kept (undefined before the first bar).
-    struct Before {
-      double a = kUndefined, b = kUndefined;
+    const Function* function = find_function(n.text);
+    if (!function) throw Error(fmt::format("internal: unknown rule function '{}'", n.text));
+    CallBarByBar call;
+    call.whole = [&](std::size_t i, int minimum) {
+      return whole_argument(n.args[i], evaluate_scalar(program_, n.args[i], values_), n.text, minimum);
     };
-    auto before = std::make_shared<Before>();
-    return [a = std::move(a), c = std::move(c), before, above = f == "cross_above"](const BarValues& bar) {
-      const double u = a(bar), v = c(bar);
-      const double value = cross_value(above, u, v, before->a, before->b);
-      *before = {u, v};
-      return value;
-    };
-  }
-  // A call with several outputs over its input's defined tail: all undefined until the input is.
-  template <class State, class Pick, class... Args>
-  static Next defined_tail(Next x, Pick pick, Args... args) {
-    auto state = std::make_shared<State>(args...);
-    auto started = std::make_shared<bool>(false);
-    return [x = std::move(x), pick, state, started](const BarValues& b) {
-      const double v = x(b);
-      if (!*started && std::isnan(v)) return kUndefined;
-      *started = true;
-      return pick(state->update(v));
-    };
+    call.scalar = [&](std::size_t i) { return evaluate_scalar(program_, n.args[i], values_); };
+    call.series = [&](std::size_t i) { return build(n.args[i]).next; };
+    call.output = function->output.index;
+    return function->bar_by_bar(call);
   }
 
   const Program& program_;
