@@ -42,29 +42,18 @@ class MaCrossEvaluator final : public Evaluator {
     // Visit the combinations by (type, fast, slow) so that the fast series' bounds stay in L1 and
     // the slow series in L2 while their crossings are computed; results go back to their own slots.
     std::vector<std::uint64_t> keys(out.size());
-    const std::uint64_t rows = tables.rows();  // types x periods; a row's index orders by type
     for (std::size_t i = 0; i < keys.size(); ++i) {
       const MaCrossParams p = decode_ma_cross(params.data() + i * stride);
-      keys[i] = (tables.row(p.ma_type, p.fast) * rows + tables.row(p.ma_type, p.slow)) * 2 + (p.volume_filter ? 1 : 0);
+      keys[i] = tables.pair_key(p) * 2 + (p.volume_filter ? 1 : 0);
     }
     const std::vector<std::uint32_t> order = order_by_key(keys);
-    const std::size_t words = tables.words();
-    std::vector<std::uint64_t> masks(2 * words);
-    std::uint64_t* up = masks.data();
-    std::uint64_t* down = up + words;
     detail::LongTradeBook::Batch batch(*book_, out);
-    const auto fast_bounds = tables.bounds_scratch();
-    std::size_t last_fast_row = rows, last_slow_row = rows;
+    PairCrossings crossings(tables);
     for (const std::uint32_t i : order) {
       const MaCrossParams p = decode_ma_cross(params.data() + i * stride);
-      const std::size_t f = tables.row(p.ma_type, p.fast), s = tables.row(p.ma_type, p.slow);
-      if (f != last_fast_row || s != last_slow_row) {
-        tables.crossings(f, s, fast_bounds.get(), f == last_fast_row, up, down);
-        last_fast_row = f;
-        last_slow_row = s;
-      }
+      crossings.find(p);
       const BlockReturns own{starts, blocks.subspan(i * per, per)};
-      batch.add(i, up, p.volume_filter ? tables.volume_words().data() : nullptr, down,
+      batch.add(i, crossings.up(), p.volume_filter ? tables.volume_words().data() : nullptr, crossings.down(),
                 strategy_.exits_of(params.subspan(i * stride, stride)), per ? &own : nullptr);
     }
     batch.finish();

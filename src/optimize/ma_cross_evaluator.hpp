@@ -10,6 +10,7 @@
 
 #include "cache_line_array.hpp"
 #include "gt/optimize.hpp"
+#include "gt/signal_rules.hpp"
 
 namespace gt {
 
@@ -240,6 +241,12 @@ class MaCrossTables {
   // words each of up and down; `fast_ready` when `fast_bounds` already holds this fast row's.
   void crossings(std::size_t fast_row, std::size_t slow_row, float* fast_bounds, bool fast_ready, std::uint64_t* up,
                  std::uint64_t* down) const;
+  // A combination's pair of averages as one number that orders the pairs by (type, fast, slow):
+  // the order the crossover engines visit combinations in (order_by_key), so that a pair's
+  // crossings serve all its combinations and a fast average's bounds all its pairs.
+  std::uint64_t pair_key(const MaCrossParams& p) const {
+    return row(p.ma_type, p.fast) * rows() + row(p.ma_type, p.slow);
+  }
 
  private:
   std::size_t n_, words_, padded_;
@@ -249,6 +256,29 @@ class MaCrossTables {
   std::vector<std::size_t> first_defined_;  // per row
   std::vector<int> row_of_;                 // [type][period] -> row
   std::vector<std::uint64_t> volume_words_;
+};
+
+// The crossings of the last pair of averages asked for, found again only when the pair changes
+// (and the fast average's bounds only when it changes): what a visit in pair_key order reads.
+class PairCrossings {
+ public:
+  explicit PairCrossings(const MaCrossTables& tables)
+      : tables_(tables), masks_(2 * tables.words()), bounds_(tables.bounds_scratch()) {}
+  void find(const MaCrossParams& p) {
+    const std::size_t f = tables_.row(p.ma_type, p.fast), s = tables_.row(p.ma_type, p.slow);
+    if (f == fast_row_ && s == slow_row_) return;
+    tables_.crossings(f, s, bounds_.get(), f == fast_row_, up(), down());
+    fast_row_ = f;
+    slow_row_ = s;
+  }
+  std::uint64_t* up() { return masks_.data(); }
+  std::uint64_t* down() { return masks_.data() + tables_.words(); }
+
+ private:
+  const MaCrossTables& tables_;
+  std::vector<std::uint64_t> masks_;  // up, then down
+  detail::CacheLineArray<float> bounds_;
+  std::size_t fast_row_ = SIZE_MAX, slow_row_ = SIZE_MAX;
 };
 
 // True for the studies the event-driven engines (this one and its CUDA twin) reproduce exactly:

@@ -45,17 +45,15 @@ class PortfolioEvaluator final : public Evaluator {
     // A crossover's combinations visited by (type, fast, slow): the combinations of one pair of
     // averages (the volume filter on and off) share its crossings, and those of one fast average
     // its bounds; the results go back to their own slots.
-    std::vector<Crossings> crossings(crossings_.size());
-    for (std::size_t s = 0; s < crossings_.size(); ++s) crossings[s].bounds = crossings_[s]->bounds_scratch();
+    std::vector<PairCrossings> crossings;
+    for (const auto& tables : crossings_) crossings.emplace_back(*tables);
     std::vector<std::uint32_t> order(out.size());
     for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
     if (!crossings_.empty()) {
       const MaCrossTables& first = *crossings_.front();  // every symbol's tables have the grid's rows
       std::vector<std::uint64_t> keys(out.size());
-      for (std::size_t i = 0; i < keys.size(); ++i) {
-        const MaCrossParams p = decode_ma_cross(params.data() + i * stride);
-        keys[i] = first.row(p.ma_type, p.fast) * first.rows() + first.row(p.ma_type, p.slow);
-      }
+      for (std::size_t i = 0; i < keys.size(); ++i)
+        keys[i] = first.pair_key(decode_ma_cross(params.data() + i * stride));
       order = order_by_key(keys);
     }
     for (const std::uint32_t i : order) {
@@ -73,26 +71,13 @@ class PortfolioEvaluator final : public Evaluator {
   }
 
  private:
-  // One symbol's crossings of the last pair of averages asked for, and the bounds of its fast one.
-  struct Crossings {
-    std::vector<std::uint64_t> up, down;
-    detail::CacheLineArray<float> bounds;
-    std::size_t fast_row = SIZE_MAX, slow_row = SIZE_MAX;
-  };
   // ma_cross's rules (strategies/ma_cross.yaml) from the crossing masks: entry on a cross above
   // (and the volume filter), exit on a cross below; the short rules mirrored.
   void crossing_signals(const MaCrossTables& tables, const MaCrossParams& p, std::vector<std::uint8_t>& out,
-                        Crossings& c) const {
+                        PairCrossings& c) const {
     const std::size_t words = tables.words();
-    const std::size_t f = tables.row(p.ma_type, p.fast), s = tables.row(p.ma_type, p.slow);
-    if (f != c.fast_row || s != c.slow_row) {
-      c.up.resize(words);
-      c.down.resize(words);
-      tables.crossings(f, s, c.bounds.get(), f == c.fast_row, c.up.data(), c.down.data());
-      c.fast_row = f;
-      c.slow_row = s;
-    }
-    const std::uint64_t *up = c.up.data(), *down = c.down.data();
+    c.find(p);
+    const std::uint64_t *up = c.up(), *down = c.down();
     const std::vector<std::uint64_t>& volume = tables.volume_words();
     std::fill(out.begin(), out.end(), 0);
     for (std::size_t w = 0; w < words; ++w) {
