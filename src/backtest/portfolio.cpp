@@ -106,8 +106,8 @@ struct Holding {
   const double* close;  // the symbol's last close at each timestamp
 };
 
-// The equity at timestamp u: mark()'s sum less its terms of no units (the positions in symbol
-// order).
+// The equity at timestamp u: the cash and every position held, marked at its symbol's last close
+// (in symbol order).
 double marked(double cash, std::span<const Holding> holding, std::size_t u) {
   double equity = cash;
   for (const Holding& h : holding) equity += h.units * h.close[u];
@@ -212,11 +212,6 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
     book.account.open_units(side, price, t, units);
     book.exits.start(book.account.trade().entry_price, first_exposed);
   };
-  const auto mark = [&] {
-    double equity = cash;
-    for (const Book& book : books) equity += book.account.units() * book.last_close;
-    return equity;
-  };
   const auto max_bars = static_cast<std::size_t>(x.max_bars);
   const std::size_t held_from = options.fill == Fill::kClose ? 1 : 0;
   if (paths) {
@@ -259,6 +254,11 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
     }
   };
   const auto mark_at = [&](std::size_t u) { return marked(cash, holding, u); };
+  // The same where fills may have changed any position since the list was last taken (a full step).
+  const auto mark_afresh = [&](std::size_t u) {
+    take_stock();
+    return mark_at(u);
+  };
   const auto rebalance_at = [&](std::size_t u) {
     return portfolio.rebalance > 0 && (u + 1) % portfolio.rebalance == 0;
   };
@@ -386,7 +386,7 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
           if (const auto t = bar(book); t >= 0)
             if (const auto hit = book.exits.check(book.bars, t, book.account.direction()))
               book.account.close_position(hit->price, t, hit->reason);
-      double equity = mark();
+      double equity = mark_afresh(u);
       if (equity <= 0) {  // ruin: every position out at its last close, for good
         for (Book& book : books)
           if (book.account.direction()) book.account.close_position(book.last_close, book.last_bar, ExitReason::kRuin);
@@ -400,11 +400,11 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
                 static_cast<std::size_t>(t) + 1 - book.account.trade().entry_bar == max_bars + held_from)
               book.account.close_position(book.last_close, t, ExitReason::kMaxBars);
           }
-          equity = mark();
+          equity = mark_afresh(u);
         }
         apply_rules(u, equity);
         if (rebalance_at(u)) {
-          const double now = mark();
+          const double now = mark_afresh(u);
           for (std::size_t s = 0; s < k; ++s) {
             Book& book = *book_at[s];
             if (!book.account.direction() || (book.has_pending && book.pending != book.account.direction())) continue;
@@ -416,7 +416,7 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
       count_orders();
       take_stock();
     }
-    record(u, ruined ? 0.0 : mark());
+    record(u, ruined ? 0.0 : mark_at(u));
   }
   for (std::size_t s = 0; s < k; ++s) book_at[s]->last_close = layout.close_at[s][n - 1];
   if (paths) {
