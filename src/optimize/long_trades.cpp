@@ -220,8 +220,10 @@ double LongTradeBook::entry_return(std::size_t e) const {
   return bars_.close[e] / facts_[e].entry_cost - 1.0;  // as ma_cross_bar_facts computes it
 }
 
-void LongTradeBook::add_plain_returns(const BlockReturns& blocks, std::size_t a, std::size_t b) const {
-  view_of(blocks).add_held(prefix_.data(), a, b);
+void LongTradeBook::add_held_returns(const BlockReturns& blocks, std::size_t e, std::size_t last,
+                                     bool entry_joined) const {
+  if (!entry_joined) blocks.add(e, entry_return(e));
+  if (e + 1 <= last) view_of(blocks).add_held(prefix_.data(), e + 1, last);
 }
 
 Metrics LongTradeBook::simulate_with_exits(PricePaths& paths, const Exits& x, const BlockReturns* blocks) const {
@@ -233,6 +235,11 @@ Metrics LongTradeBook::simulate_with_exits(PricePaths& paths, const Exits& x, co
   const std::size_t exposed_after = lag_ ? 0 : 1;  // with close fills, the entry bar's range came before
   const auto max_bars = static_cast<std::size_t>(x.max_bars);
   const std::size_t none = static_cast<std::size_t>(-1);
+  // What a unit sold at `price` brings, after slippage and commission (the reference engine's exit).
+  const auto sale_value = [&](double price) {
+    const double fill = price * (1.0 - slip);
+    return fill - fill * commission;
+  };
 
   // The path of the entry signalled at bar s, found on first use.
   const auto path_at = [&](std::size_t s) -> PricePaths::Path& {
@@ -325,25 +332,22 @@ Metrics LongTradeBook::simulate_with_exits(PricePaths& paths, const Exits& x, co
     }
     if (k != none || timed) {
       const std::size_t out_bar = k != none ? k : end;
-      const double fill = price * (1.0 - slip);
       // With close fills, an entry signalled at the exit bar fills at its close, in the same bar.
       const bool reentered = lag_ == 0 && next_set_bit(paths.entries.data(), out_bar, words_) == out_bar;
-      book_exit(account, ranges, e, out_bar, fill - fill * commission, reentered, blocks, e == joined_bar);
+      book_exit(account, ranges, e, out_bar, sale_value(price), reentered, blocks, e == joined_bar);
       joined_bar = reentered ? out_bar : none;
       from = out_bar;  // entries again from that bar's close on
       continue;
     }
     const std::size_t x_bar = std::min(p.rule_exit + lag_, n_);
     if (x_bar == n_ && options_.close_at_end) {  // held to a window's end: out at its last close
-      const double fill = bars_.close[n_ - 1] * (1.0 - slip);
-      book_exit(account, ranges, e, n_ - 1, fill - fill * commission, false, blocks, e == joined_bar);
+      book_exit(account, ranges, e, n_ - 1, sale_value(bars_.close[n_ - 1]), false, blocks, e == joined_bar);
       break;
     }
     account.trade(facts_.data(), ranges, e, x_bar);
     if (blocks) {
       const std::size_t last_held = x_bar < n_ ? x_bar - 1 : n_ - 1;
-      if (e != joined_bar) blocks->add(e, entry_return(e));
-      if (e + 1 <= last_held) add_plain_returns(*blocks, e + 1, last_held);
+      add_held_returns(*blocks, e, last_held, e == joined_bar);
       if (x_bar < n_) blocks->add(x_bar, facts_[x_bar - 1].next_value / bars_.close[x_bar - 1] - 1.0);
     }
     joined_bar = none;
@@ -360,8 +364,7 @@ void LongTradeBook::book_exit(MaCrossAccount& account, RangeTableView ranges, st
   double r = 0;
   if (k > e) {  // closes e..k-1 held, then the exit inside bar k (or at its close)
     if (blocks) {
-      if (!entry_joined) blocks->add(e, entry_return(e));
-      if (e + 1 <= k - 1) add_plain_returns(*blocks, e + 1, k - 1);
+      add_held_returns(*blocks, e, k - 1, entry_joined);
     }
     const ReturnPrefix& through = prefix_[k - 1];
     account.sums.sum_r += in.entry_r + through.r;

@@ -69,9 +69,10 @@ class LongTradeBook {
                  bool reentered, const BlockReturns* blocks, bool entry_joined) const;
   Metrics simulate_risk_sized(const std::uint64_t* entries, const std::uint64_t* filter, const std::uint64_t* exits,
                               const Exits& rules, const BlockReturns* blocks) const;
-  // Block sums: the return of the entry bar e, and the close-to-close returns of bars a..b.
+  // Block sums: the return of the entry bar e; and those of a trade entered at e and held through
+  // the close of `last`, the entry bar's left out when the exit before it already added it.
   double entry_return(std::size_t e) const;
-  void add_plain_returns(const BlockReturns& blocks, std::size_t a, std::size_t b) const;
+  void add_held_returns(const BlockReturns& blocks, std::size_t e, std::size_t last, bool entry_joined) const;
 
   std::size_t n_, words_, padded_, lag_;
   double cash_, periods_per_year_;
