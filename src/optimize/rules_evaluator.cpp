@@ -434,8 +434,8 @@ class RulesEvaluator final : public Evaluator {
 }  // namespace
 
 bool rules_engine_supports(const Grid& grid, const ExecutionOptions& options) {
-  return grid.strategy().grid_engine == GridEngine::kRules && grid.strategy().rules_program && !options.allow_short &&
-         options.size == 1.0;
+  return grid.strategy().grid_engine == GridEngine::kRules && grid.strategy().rules_program &&
+         detail::LongTradeBook::serves(options);
 }
 
 std::unique_ptr<Evaluator> make_rules_evaluator(const Bars& bars, const Grid& grid, const ExecutionOptions& options) {
