@@ -25,6 +25,16 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 // The Vega-Lite version every chart spec is written for (the embedded bundle must render it).
 constexpr const char* kVegaLiteSchema = "https://vega.github.io/schema/vega-lite/v6.json";
 
+// A Vega-Lite chart of one mark over `values`: every chart of the reports but the layered and the
+// side-by-side ones.
+json mark_chart(std::size_t width, std::size_t height, json values, json mark, json encoding) {
+  json chart = {{"$schema", kVegaLiteSchema}, {"width", width}, {"height", height}};
+  chart["data"] = {{"values", std::move(values)}};
+  chart["mark"] = std::move(mark);
+  chart["encoding"] = std::move(encoding);
+  return chart;
+}
+
 std::string escape_html(std::string_view s) {
   std::string out;
   for (char c : s) {
@@ -212,14 +222,9 @@ std::string robustness_panel(const RobustnessPanel& panel, const std::string& su
        fmt::format("Relative rank by per-bar sharpe, first half of the bars (in sample) against the second (out of "
                    "sample): rank correlation {:.2f}{}",
                    h.rank_correlation, step > 1 ? fmt::format(" ({} of {} combinations shown)", points.size(), n) : ""),
-       {{"$schema", kVegaLiteSchema},
-        {"width", 420},
-        {"height", 420},
-        {"data", {{"values", points}}},
-        {"mark", {{"type", "circle"}, {"size", 14}, {"opacity", 0.5}}},
-        {"encoding",
-         {{"x", {{"field", "in_sample"}, {"type", "quantitative"}, {"title", "in-sample rank (1 = best)"}}},
-          {"y", {{"field", "out_of_sample"}, {"type", "quantitative"}, {"title", "out-of-sample rank"}}}}}}});
+       mark_chart(420, 420, points, {{"type", "circle"}, {"size", 14}, {"opacity", 0.5}},
+                  {{"x", {{"field", "in_sample"}, {"type", "quantitative"}, {"title", "in-sample rank (1 = best)"}}},
+                   {"y", {{"field", "out_of_sample"}, {"type", "quantitative"}, {"title", "out-of-sample rank"}}}})});
   return html + chart_div(charts[charts.size() - 2]) + chart_div(charts.back());
 }
 
@@ -281,18 +286,15 @@ std::string symbol_section(const ResultsTable& r, const OptimizationReportOption
   const std::size_t first_chart = charts.size();
   charts.push_back({"heatmap" + suffix,
                     fmt::format("{} over {} x {} ({})", o.metric, r.params[px], r.params[py], others_text),
-                    {{"$schema", kVegaLiteSchema},
-                     {"data", {{"values", cell_values}}},
-                     {"mark", {{"type", "rect"}, {"tooltip", true}}},
-                     {"width", std::min<std::size_t>(900, 28 * distinct(px).size() + 40)},
-                     {"height", std::min<std::size_t>(700, 18 * distinct(py).size() + 40)},
-                     {"encoding",
-                      {{"x", {{"field", r.params[px]}, {"type", "ordinal"}, {"sort", sort_numeric(px)}}},
-                       {"y", {{"field", r.params[py]}, {"type", "ordinal"}, {"sort", sort_numeric(py)}}},
-                       {"color",
-                        {{"field", o.metric},
-                         {"type", "quantitative"},
-                         {"scale", {{"scheme", "redyellowgreen"}, {"reverse", !higher_better}}}}}}}}});
+                    mark_chart(std::min<std::size_t>(900, 28 * distinct(px).size() + 40),
+                               std::min<std::size_t>(700, 18 * distinct(py).size() + 40), cell_values,
+                               {{"type", "rect"}, {"tooltip", true}},
+                               {{"x", {{"field", r.params[px]}, {"type", "ordinal"}, {"sort", sort_numeric(px)}}},
+                                {"y", {{"field", r.params[py]}, {"type", "ordinal"}, {"sort", sort_numeric(py)}}},
+                                {"color",
+                                 {{"field", o.metric},
+                                  {"type", "quantitative"},
+                                  {"scale", {{"scheme", "redyellowgreen"}, {"reverse", !higher_better}}}}}})});
 
   // Distributions of the main metrics over every combination of this symbol.
   json dist_rows = json::array();
@@ -392,35 +394,19 @@ std::string portfolio_report_html(const PortfolioReportInput& run, std::string_v
   }
   const json time_axis = {{"field", "time"}, {"type", "temporal"}, {"title", nullptr}};
   std::vector<Chart> charts;
-  charts.push_back({"values",
-                    "Value held in each symbol (stacked; the rest of the equity is cash)",
-                    {{"$schema", kVegaLiteSchema},
-                     {"width", 1000},
-                     {"height", 260},
-                     {"data", {{"values", values}}},
-                     {"mark", {{"type", "area"}, {"tooltip", true}}},
-                     {"encoding",
-                      {{"x", time_axis},
-                       {"y", {{"field", "value"}, {"type", "quantitative"}, {"stack", "zero"}}},
-                       {"color", {{"field", "symbol"}, {"type", "nominal"}}}}}}});
-  charts.push_back({"equity",
-                    "Portfolio equity",
-                    {{"$schema", kVegaLiteSchema},
-                     {"width", 1000},
-                     {"height", 220},
-                     {"data", {{"values", curve}}},
-                     {"mark", {{"type", "line"}, {"tooltip", true}}},
-                     {"encoding", {{"x", time_axis}, {"y", {{"field", "equity"}, {"type", "quantitative"}}}}}}});
+  charts.push_back({"values", "Value held in each symbol (stacked; the rest of the equity is cash)",
+                    mark_chart(1000, 260, values, {{"type", "area"}, {"tooltip", true}},
+                               {{"x", time_axis},
+                                {"y", {{"field", "value"}, {"type", "quantitative"}, {"stack", "zero"}}},
+                                {"color", {{"field", "symbol"}, {"type", "nominal"}}}})});
+  charts.push_back({"equity", "Portfolio equity",
+                    mark_chart(1000, 220, curve, {{"type", "line"}, {"tooltip", true}},
+                               {{"x", time_axis}, {"y", {{"field", "equity"}, {"type", "quantitative"}}}})});
   charts.push_back(
-      {"drawdown",
-       "Drawdown",
-       {{"$schema", kVegaLiteSchema},
-        {"width", 1000},
-        {"height", 140},
-        {"data", {{"values", curve}}},
-        {"mark", {{"type", "area"}, {"color", "#c0392b"}}},
-        {"encoding",
-         {{"x", time_axis}, {"y", {{"field", "drawdown"}, {"type", "quantitative"}, {"axis", {{"format", "%"}}}}}}}}});
+      {"drawdown", "Drawdown",
+       mark_chart(
+           1000, 140, curve, {{"type", "area"}, {"color", "#c0392b"}},
+           {{"x", time_axis}, {"y", {{"field", "drawdown"}, {"type", "quantitative"}, {"axis", {{"format", "%"}}}}}})});
   const Metrics& m = r.metrics;
   std::string body = "<h1>Portfolio report</h1>\n";
   body += fmt::format(
@@ -496,26 +482,16 @@ std::string backtest_report_html(const std::vector<BacktestReportInput>& runs, s
                                 {"range",
                                  {"#1a9850", "#762a83", "#4d4d4d", "#d73027", "#2166ac", "#f46d43", "#b8860b",
                                   "#000000"}}}}}}}}}}}}});
-    charts.push_back({prefix + "-equity",
-                      "Equity",
-                      {{"$schema", kVegaLiteSchema},
-                       {"width", 1000},
-                       {"height", 200},
-                       {"data", {{"values", series}}},
-                       {"mark", {{"type", "line"}, {"strokeWidth", 1}}},
-                       {"encoding",
-                        {{"x", {{"field", "time"}, {"type", time_type}, {"title", nullptr}}},
-                         {"y", {{"field", "equity"}, {"type", "quantitative"}, {"scale", {{"zero", false}}}}}}}}});
-    charts.push_back({prefix + "-drawdown",
-                      "Drawdown",
-                      {{"$schema", kVegaLiteSchema},
-                       {"width", 1000},
-                       {"height", 150},
-                       {"data", {{"values", series}}},
-                       {"mark", {{"type", "area"}, {"color", "#c0392b"}, {"opacity", 0.6}}},
-                       {"encoding",
-                        {{"x", {{"field", "time"}, {"type", time_type}, {"title", nullptr}}},
-                         {"y", {{"field", "drawdown"}, {"type", "quantitative"}, {"axis", {{"format", "%"}}}}}}}}});
+    charts.push_back(
+        {prefix + "-equity", "Equity",
+         mark_chart(1000, 200, series, {{"type", "line"}, {"strokeWidth", 1}},
+                    {{"x", {{"field", "time"}, {"type", time_type}, {"title", nullptr}}},
+                     {"y", {{"field", "equity"}, {"type", "quantitative"}, {"scale", {{"zero", false}}}}}})});
+    charts.push_back(
+        {prefix + "-drawdown", "Drawdown",
+         mark_chart(1000, 150, series, {{"type", "area"}, {"color", "#c0392b"}, {"opacity", 0.6}},
+                    {{"x", {{"field", "time"}, {"type", time_type}, {"title", nullptr}}},
+                     {"y", {{"field", "drawdown"}, {"type", "quantitative"}, {"axis", {{"format", "%"}}}}}})});
     const Metrics& m = result.metrics;
     body += fmt::format("<h2>{} | {} {}</h2>\n<p class=\"note\">{} bars, {} to {}</p>\n", escape_html(bars.symbol),
                         escape_html(runs[k].strategy), escape_html(runs[k].parameters), bars.size(),
@@ -570,17 +546,12 @@ std::string walk_forward_report_html(const std::vector<WalkForwardReportInput>& 
     const auto line = [&](const std::string& id, const std::string& title, const json& values, const std::string& x,
                           const std::string& y, const std::string& color, const std::string& x_type) {
       charts.push_back(
-          {prefix + id,
-           title,
-           {{"$schema", kVegaLiteSchema},
-            {"width", 1000},
-            {"height", 220},
-            {"data", {{"values", values}}},
-            {"mark", {{"type", "line"}, {"point", x_type == "temporal" ? false : true}, {"tooltip", true}}},
-            {"encoding",
-             {{"x", {{"field", x}, {"type", "temporal"}, {"title", nullptr}}},
-              {"y", {{"field", y}, {"type", "quantitative"}, {"scale", {{"zero", false}}}}},
-              {"color", {{"field", color}, {"type", "nominal"}}}}}}});
+          {prefix + id, title,
+           mark_chart(1000, 220, values,
+                      {{"type", "line"}, {"point", x_type == "temporal" ? false : true}, {"tooltip", true}},
+                      {{"x", {{"field", x}, {"type", "temporal"}, {"title", nullptr}}},
+                       {"y", {{"field", y}, {"type", "quantitative"}, {"scale", {{"zero", false}}}}},
+                       {"color", {{"field", color}, {"type", "nominal"}}}})});
     };
     line("-equity", "Out-of-sample equity against buy-and-hold", equity, "time", "equity", "series", "temporal");
     line("-sharpe", "Sharpe per window, in and out of sample", sharpes, "test_start", "sharpe", "sample", "window");
