@@ -1,5 +1,6 @@
 // The reference engine's pieces (docs/SEMANTICS.md "Fills and costs", "Exits by price and time"),
-// shared by the one-symbol backtest (engine.cpp) and the portfolio (portfolio.cpp).
+// shared by the one-symbol backtest (engine.cpp), the portfolio (portfolio.cpp) and the live engine
+// (src/live/live.cpp), which steps the same Simulation one bar as each arrives.
 #pragma once
 
 #include <algorithm>
