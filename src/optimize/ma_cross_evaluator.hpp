@@ -271,6 +271,7 @@ class PairCrossings {
     fast_row_ = f;
     slow_row_ = s;
   }
+  const MaCrossTables& tables() const { return tables_; }
   std::uint64_t* up() { return masks_.data(); }
   std::uint64_t* down() { return masks_.data() + tables_.words(); }
 

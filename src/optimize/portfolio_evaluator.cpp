@@ -63,7 +63,7 @@ class PortfolioEvaluator final : public Evaluator {
         if (crossings_.empty())
           strategy_.signals(symbols_[s], values, signals[s], series_[s]);
         else
-          crossing_signals(*crossings_[s], decode_ma_cross(values.data()), signals[s], crossings[s]);
+          crossing_signals(crossings[s], decode_ma_cross(values.data()), signals[s]);
       const BlockReturns own{starts, blocks.subspan(i * per, per)};
       out[i] = portfolio_metrics(symbols_, layout_, signals, strategy_.options_for(options_, values), portfolio_,
                                  per ? &own : nullptr);
@@ -73,8 +73,8 @@ class PortfolioEvaluator final : public Evaluator {
  private:
   // ma_cross's rules (strategies/ma_cross.yaml) from the crossing masks: entry on a cross above
   // (and the volume filter), exit on a cross below; the short rules mirrored.
-  void crossing_signals(const MaCrossTables& tables, const MaCrossParams& p, std::vector<std::uint8_t>& out,
-                        PairCrossings& c) const {
+  void crossing_signals(PairCrossings& c, const MaCrossParams& p, std::vector<std::uint8_t>& out) const {
+    const MaCrossTables& tables = c.tables();
     const std::size_t words = tables.words();
     c.find(p);
     const std::uint64_t *up = c.up(), *down = c.down();
