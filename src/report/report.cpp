@@ -88,6 +88,34 @@ struct Chart {
   json spec;
 };
 
+// A time axis over `field`, untitled (the dates speak for themselves).
+json time_axis(const std::string& field = "time") {
+  return {{"field", field}, {"type", "temporal"}, {"title", nullptr}};
+}
+
+// How far `equity` lies under its highest value so far (`peak`, updated), as a negative share: the
+// drawdown charts' values.
+double drawdown_below_peak(double equity, double& peak) {
+  peak = std::max(peak, equity);
+  return -(1.0 - equity / peak);
+}
+
+// The equity line and the drawdown area under it, over `curve`'s time, equity and drawdown fields:
+// the backtest and portfolio reports draw them alike.
+void add_equity_and_drawdown(std::vector<Chart>& charts, const std::string& prefix, const std::string& equity_title,
+                             const json& curve) {
+  charts.push_back(
+      {prefix + "equity", equity_title,
+       mark_chart(1000, 200, curve, {{"type", "line"}, {"strokeWidth", 1}, {"tooltip", true}},
+                  {{"x", time_axis()},
+                   {"y", {{"field", "equity"}, {"type", "quantitative"}, {"scale", {{"zero", false}}}}}})});
+  charts.push_back(
+      {prefix + "drawdown", "Drawdown",
+       mark_chart(1000, 150, curve, {{"type", "area"}, {"color", "#c0392b"}, {"opacity", 0.6}},
+                  {{"x", time_axis()},
+                   {"y", {{"field", "drawdown"}, {"type", "quantitative"}, {"axis", {{"format", "%"}}}}}})});
+}
+
 // The page: styles, the chart library, the charts, and the script that reports their drawing.
 std::string page(std::string_view title, std::string_view body_html, const std::vector<Chart>& charts,
                  std::string_view chart_js) {
@@ -389,24 +417,15 @@ std::string portfolio_report_html(const PortfolioReportInput& run, std::string_v
     const std::string time = format_time(r.time[u], intraday);
     for (std::size_t s = 0; s < symbols.size(); ++s)
       values.push_back({{"time", time}, {"symbol", symbols[s].symbol}, {"value", r.value[s][u]}});
-    peak = std::max(peak, r.equity[u]);
-    curve.push_back({{"time", time}, {"equity", r.equity[u]}, {"drawdown", -(1.0 - r.equity[u] / peak)}});
+    curve.push_back({{"time", time}, {"equity", r.equity[u]}, {"drawdown", drawdown_below_peak(r.equity[u], peak)}});
   }
-  const json time_axis = {{"field", "time"}, {"type", "temporal"}, {"title", nullptr}};
   std::vector<Chart> charts;
   charts.push_back({"values", "Value held in each symbol (stacked; the rest of the equity is cash)",
                     mark_chart(1000, 260, values, {{"type", "area"}, {"tooltip", true}},
-                               {{"x", time_axis},
+                               {{"x", time_axis()},
                                 {"y", {{"field", "value"}, {"type", "quantitative"}, {"stack", "zero"}}},
                                 {"color", {{"field", "symbol"}, {"type", "nominal"}}}})});
-  charts.push_back({"equity", "Portfolio equity",
-                    mark_chart(1000, 220, curve, {{"type", "line"}, {"tooltip", true}},
-                               {{"x", time_axis}, {"y", {{"field", "equity"}, {"type", "quantitative"}}}})});
-  charts.push_back(
-      {"drawdown", "Drawdown",
-       mark_chart(
-           1000, 140, curve, {{"type", "area"}, {"color", "#c0392b"}},
-           {{"x", time_axis}, {"y", {{"field", "drawdown"}, {"type", "quantitative"}, {"axis", {{"format", "%"}}}}}})});
+  add_equity_and_drawdown(charts, "", "Portfolio equity", curve);
   const Metrics& m = r.metrics;
   std::string body = "<h1>Portfolio report</h1>\n";
   body += fmt::format(
@@ -428,11 +447,10 @@ std::string backtest_report_html(const std::vector<BacktestReportInput>& runs, s
     json series = json::array();
     double peak = runs[k].cash;
     for (std::size_t t = 0; t < bars.size(); ++t) {
-      peak = std::max(peak, result.equity[t]);
       series.push_back({{"time", format_time(bars.time[t], bars.intraday)},
                         {"close", bars.close[t]},
                         {"equity", result.equity[t]},
-                        {"drawdown", -(1.0 - result.equity[t] / peak)}});
+                        {"drawdown", drawdown_below_peak(result.equity[t], peak)}});
     }
     // Every fill: buys and sells by shape, entries and each reason an exit happened for by colour
     // (a stop-loss stands out from a target or a rule's exit).
@@ -450,7 +468,6 @@ std::string backtest_report_html(const std::vector<BacktestReportInput>& runs, s
                          {"order", is_long ? "sell" : "buy"},
                          {"fill", fmt::format("exit: {}", trades.exit_reason[i])}});
     }
-    const std::string time_type = "temporal";
     const std::string prefix = fmt::format("s{}", k);
     charts.push_back({prefix + "-price",
                       "Price and fills",
@@ -461,12 +478,12 @@ std::string backtest_report_html(const std::vector<BacktestReportInput>& runs, s
                         {{{"data", {{"values", series}}},
                           {"mark", {{"type", "line"}, {"strokeWidth", 1}}},
                           {"encoding",
-                           {{"x", {{"field", "time"}, {"type", time_type}, {"title", nullptr}}},
+                           {{"x", time_axis()},
                             {"y", {{"field", "close"}, {"type", "quantitative"}, {"scale", {{"zero", false}}}}}}}},
                          {{"data", {{"values", fills}}},
                           {"mark", {{"type", "point"}, {"filled", true}, {"size", 36}, {"tooltip", true}}},
                           {"encoding",
-                           {{"x", {{"field", "time"}, {"type", time_type}}},
+                           {{"x", time_axis()},
                             {"y", {{"field", "price"}, {"type", "quantitative"}}},
                             {"shape",
                              {{"field", "order"},
@@ -482,16 +499,7 @@ std::string backtest_report_html(const std::vector<BacktestReportInput>& runs, s
                                 {"range",
                                  {"#1a9850", "#762a83", "#4d4d4d", "#d73027", "#2166ac", "#f46d43", "#b8860b",
                                   "#000000"}}}}}}}}}}}}});
-    charts.push_back(
-        {prefix + "-equity", "Equity",
-         mark_chart(1000, 200, series, {{"type", "line"}, {"strokeWidth", 1}},
-                    {{"x", {{"field", "time"}, {"type", time_type}, {"title", nullptr}}},
-                     {"y", {{"field", "equity"}, {"type", "quantitative"}, {"scale", {{"zero", false}}}}}})});
-    charts.push_back(
-        {prefix + "-drawdown", "Drawdown",
-         mark_chart(1000, 150, series, {{"type", "area"}, {"color", "#c0392b"}, {"opacity", 0.6}},
-                    {{"x", {{"field", "time"}, {"type", time_type}, {"title", nullptr}}},
-                     {"y", {{"field", "drawdown"}, {"type", "quantitative"}, {"axis", {{"format", "%"}}}}}})});
+    add_equity_and_drawdown(charts, prefix + "-", "Equity", series);
     const Metrics& m = result.metrics;
     body += fmt::format("<h2>{} | {} {}</h2>\n<p class=\"note\">{} bars, {} to {}</p>\n", escape_html(bars.symbol),
                         escape_html(runs[k].strategy), escape_html(runs[k].parameters), bars.size(),
@@ -543,19 +551,18 @@ std::string walk_forward_report_html(const std::vector<WalkForwardReportInput>& 
                           format_metric(metric_value(w.out_of_sample, runs[k].metric)));
     }
     const std::string prefix = fmt::format("w{}", k);
+    // Lines over time, one per `color` value; a point on each window's value where the x are windows.
     const auto line = [&](const std::string& id, const std::string& title, const json& values, const std::string& x,
-                          const std::string& y, const std::string& color, const std::string& x_type) {
-      charts.push_back(
-          {prefix + id, title,
-           mark_chart(1000, 220, values,
-                      {{"type", "line"}, {"point", x_type == "temporal" ? false : true}, {"tooltip", true}},
-                      {{"x", {{"field", x}, {"type", "temporal"}, {"title", nullptr}}},
-                       {"y", {{"field", y}, {"type", "quantitative"}, {"scale", {{"zero", false}}}}},
-                       {"color", {{"field", color}, {"type", "nominal"}}}})});
+                          const std::string& y, const std::string& color, bool points) {
+      charts.push_back({prefix + id, title,
+                        mark_chart(1000, 220, values, {{"type", "line"}, {"point", points}, {"tooltip", true}},
+                                   {{"x", time_axis(x)},
+                                    {"y", {{"field", y}, {"type", "quantitative"}, {"scale", {{"zero", false}}}}},
+                                    {"color", {{"field", color}, {"type", "nominal"}}}})});
     };
-    line("-equity", "Out-of-sample equity against buy-and-hold", equity, "time", "equity", "series", "temporal");
-    line("-sharpe", "Sharpe per window, in and out of sample", sharpes, "test_start", "sharpe", "sample", "window");
-    line("-params", "Parameters chosen, by test window", chosen, "test_start", "value", "parameter", "window");
+    line("-equity", "Out-of-sample equity against buy-and-hold", equity, "time", "equity", "series", false);
+    line("-sharpe", "Sharpe per window, in and out of sample", sharpes, "test_start", "sharpe", "sample", true);
+    line("-params", "Parameters chosen, by test window", chosen, "test_start", "value", "parameter", true);
     const Metrics& m = r.out_of_sample;
     body += fmt::format(
         "<h2>{} | {}</h2>\n<p class=\"note\">{} windows; out of sample: total return {:.2f} %, sharpe {:.3f}, max "
