@@ -140,6 +140,18 @@ class Options:
         return out + (["--allow-short"] if self.allow_short else [])
 
 
+def wanted(events, current, t, allow_short):
+    """The position the rules want after bar t from `current` (-1, 0, 1): a position stays unless its
+    exit fires; flat (or closing), an entry opens one; a position being closed may reverse."""
+    if current > 0 and not events.long_exit[t]:
+        return 1
+    if current < 0 and not events.short_exit[t]:
+        return -1
+    if current <= 0 and events.long_entry[t]:
+        return 1
+    return -1 if current >= 0 and allow_short and events.short_entry[t] else 0
+
+
 def simulate(frame, events, o):
     """docs/SEMANTICS.md "Fills and costs" as a loop: returns (trades, equity, position)."""
     opens = frame["open"].to_numpy(dtype=float)
@@ -185,17 +197,6 @@ def simulate(frame, events, o):
         open_trade = dict(side=side, entry_bar=bar, entry_price=fill, units=abs(units), committed=committed,
                           entry_fee=fee)
 
-    def wanted(current, t):
-        if current > 0 and not events.long_exit[t]:
-            return 1
-        if current < 0 and not events.short_exit[t]:
-            return -1
-        if current <= 0 and events.long_entry[t]:
-            return 1
-        if current >= 0 and o.allow_short and events.short_entry[t]:
-            return -1
-        return 0
-
     def move_to(target, price, bar):
         if open_trade is not None:
             close_position(price, bar)
@@ -217,7 +218,7 @@ def simulate(frame, events, o):
             ruined = True
             continue
         current = int(np.sign(units))
-        target = wanted(current, t)
+        target = wanted(events, current, t, o.allow_short)
         if target != current:
             if o.fill == "close":
                 move_to(target, closes[t], t)

@@ -114,15 +114,6 @@ def plain_exits(frame, events, o, exits):
         trade["best"] = max(trade["best"], hi[t]) if long_ else min(trade["best"], lo[t])
         return None
 
-    def wanted(current, t):  # exits first; a position being closed may reverse in the same fill
-        if current > 0 and not events.long_exit[t]:
-            return 1
-        if current < 0 and not events.short_exit[t]:
-            return -1
-        if current <= 0 and events.long_entry[t]:
-            return 1
-        return -1 if current >= 0 and o.allow_short and events.short_entry[t] else 0
-
     pending, ruined = None, False
     for t in range(n):
         if ruined:  # nothing more is traded; the equity stays at 0
@@ -146,7 +137,7 @@ def plain_exits(frame, events, o, exits):
             if held == max_bars:
                 close(cl[t], t, "max_bars")
         current = int(np.sign(units))
-        target = wanted(current, t)
+        target = ref.wanted(events, current, t, o.allow_short)
         if target != current:
             if o.fill == "close":
                 if trade is not None:

@@ -19,15 +19,6 @@ ORCL, YHOO = DATA / "orcl-1995-2014.csv", DATA / "yhoo-1996-2014.csv"
 NO_CASH = 1e-9  # cash below this share of the equity is none (docs/SEMANTICS.md "Portfolios")
 
 
-def wanted(units, events, b):
-    current = int(np.sign(units))
-    if current > 0 and not events.long_exit[b]:
-        return 1
-    if current <= 0 and events.long_entry[b]:
-        return 1
-    return 0
-
-
 def reading(frames, params, o, weights=None, rebalance=0):
     """The portfolio, long-only, as the contract reads: (equity per timestamp, values per symbol,
     trades per symbol, skipped entries)."""
@@ -130,7 +121,7 @@ def reading(frames, params, o, weights=None, rebalance=0):
         for s in here:
             last[s] = closes[s][bars[s]]
         now = value()
-        targets = {s: wanted(units[s], events[s], bars[s]) for s in here}
+        targets = {s: ref.wanted(events[s], int(np.sign(units[s])), bars[s], False) for s in here}
         if o.fill == "close":
             for s in here:
                 if units[s] != 0 and targets[s] != np.sign(units[s]):
