@@ -190,7 +190,14 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
       if (events[t] != 0) f(layout.timestamp_of[s][t]);
   };
   std::vector<std::uint32_t> event_start(n + 1, 0), event_symbols;
-  for (std::size_t s = 0; s < k; ++s) for_each_event(s, [&](std::size_t u) { ++event_start[u + 1]; });
+  for (std::size_t s = 0; s < k; ++s) {
+    std::size_t events = 0;
+    for_each_event(s, [&](std::size_t u) {
+      ++event_start[u + 1];
+      ++events;
+    });
+    book_at[s]->trades.reserve(events);  // each trade opens on an event (at its close or the next open)
+  }
   for (std::size_t u = 0; u < n; ++u) event_start[u + 1] += event_start[u];
   event_symbols.resize(event_start[n]);
   {
