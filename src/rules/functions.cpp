@@ -21,26 +21,14 @@ using Group = SeriesCache::Group;
 
 // ---- Over every bar ------------------------------------------------------------------------------
 
-// A TA-Lib function applied from the series' first defined value on (as TA-Lib's Python wrapper
-// does), its output placed at the same bars; all undefined when no value is.
+// A TA-Lib function of `count` outputs applied from the series' first defined value on (as
+// TA-Lib's Python wrapper does), each output placed at the same bars; all undefined when no value
+// is.
 template <class F>
-std::vector<double> from_first_defined(std::span<const double> x, F f) {
+Group from_first_defined(std::span<const double> x, std::size_t count, F f) {
   std::size_t first = 0;
   while (first < x.size() && std::isnan(x[first])) ++first;
   if (first == 0) return f(x);  // most series: no copy
-  std::vector<double> out(x.size(), kUndefined);
-  if (first == x.size()) return out;
-  const std::vector<double> r = f(x.subspan(first));
-  std::copy(r.begin(), r.end(), out.begin() + static_cast<std::ptrdiff_t>(first));
-  return out;
-}
-
-// The same for a call with `count` outputs, each placed at the same bars.
-template <class F>
-Group outputs_from_first_defined(std::span<const double> x, std::size_t count, F f) {
-  std::size_t first = 0;
-  while (first < x.size() && std::isnan(x[first])) ++first;
-  if (first == 0) return f(x);
   Group out(count, std::vector<double>(x.size(), kUndefined));
   if (first == x.size()) return out;
   const Group r = f(x.subspan(first));
@@ -93,7 +81,7 @@ Next defined_tail(Next x, Pick pick, Args... args) {
 // f(x, n): an indicator of a series and a period, over every bar and bar by bar.
 template <auto kIndicator>
 Group series_and_period(const CallOverBars& c) {
-  return {from_first_defined(c.x, [&](auto x) { return kIndicator(x, c.whole(1, 1)); })};
+  return from_first_defined(c.x, 1, [&](auto x) { return Group{kIndicator(x, c.whole(1, 1))}; });
 }
 template <class State>
 Next series_and_period_stream(const CallBarByBar& c) {
@@ -127,7 +115,7 @@ ind::MaType checked_ma_type(const CallArguments& c) {
 
 Group ma(const CallOverBars& c) {
   const ind::MaType type = checked_ma_type(c);
-  return {from_first_defined(c.x, [&](auto x) { return ind::ma(type, x, c.whole(1, 1)); })};
+  return from_first_defined(c.x, 1, [&](auto x) { return Group{ind::ma(type, x, c.whole(1, 1))}; });
 }
 Next ma_stream(const CallBarByBar& c) {
   Next x = c.series(0);
@@ -162,7 +150,7 @@ Next obv_stream(const CallBarByBar&) {
 }
 
 Group macd(const CallOverBars& c) {
-  return outputs_from_first_defined(c.x, 3, [&](auto x) {
+  return from_first_defined(c.x, 3, [&](auto x) {
     auto m = ind::macd(x, c.whole(1, 1), c.whole(2, 1), c.whole(3, 1));
     return Group{std::move(m.macd), std::move(m.signal), std::move(m.hist)};
   });
@@ -177,7 +165,7 @@ std::size_t macd_lookback(const CallLookback& c) {
 }
 
 Group bands(const CallOverBars& c) {
-  return outputs_from_first_defined(c.x, 3, [&](auto x) {
+  return from_first_defined(c.x, 3, [&](auto x) {
     auto b = ind::bbands(x, c.whole(1, 1), c.scalar(2), c.scalar(2));
     return Group{std::move(b.upper), std::move(b.middle), std::move(b.lower)};
   });
@@ -318,6 +306,12 @@ const Function* find_function(std::string_view name) {
   const auto& table = functions();
   const auto f = std::find_if(table.begin(), table.end(), [&](const Function& g) { return g.name == name; });
   return f == table.end() ? nullptr : &*f;
+}
+
+const Function& function_named(std::string_view name) {
+  const Function* f = find_function(name);
+  if (!f) throw Error(fmt::format("internal: unknown rule function '{}'", name));
+  return *f;
 }
 
 }  // namespace gt::rules

@@ -39,8 +39,8 @@ struct CallOverBars : CallArguments {
   std::vector<ArgumentOverBars> args;
 };
 
-// The evaluation bar by bar: argument i's own stream (built when asked, once per argument) and
-// the output of the call's family wanted.
+// The evaluation bar by bar: argument i's own stream (built when asked: each function asks once
+// per argument it reads) and the output of the call's family wanted.
 struct CallBarByBar : CallArguments {
   std::function<Next(std::size_t)> series;
   std::size_t output = 0;
@@ -76,5 +76,7 @@ struct Function {
 const std::vector<Function>& functions();
 // The function called `name`; nullptr for none.
 const Function* find_function(std::string_view name);
+// The function of a call the type check has accepted (Error for a name it would have refused).
+const Function& function_named(std::string_view name);
 
 }  // namespace gt::rules

@@ -472,16 +472,15 @@ class Evaluator {
     return std::vector<double>(bars_.size(), v.scalar);
   }
   Value call(const Node& n) {
-    const Function* function = find_function(n.text);
-    if (!function) throw Error(fmt::format("internal: unknown rule function '{}'", n.text));
+    const Function& function = function_named(n.text);
     // Keyed by the call with its parameters' values, so that every combination sharing them shares
     // it; its arguments are evaluated only when it is not there yet.
-    const CallOutput& output = function->output;
+    const CallOutput& output = function.output;
     const std::string key = std::string(output.family) + with_values(n, params_, values_).substr(n.text.size());
     const auto compute = [&]() -> SeriesCache::Group {
       std::vector<Value> args;
       for (const auto& a : n.args) args.push_back(eval(a));
-      return compute_call(n, *function, args);
+      return compute_call(n, function, args);
     };
     if (!cache_) {
       auto group = std::make_shared<const SeriesCache::Group>(compute());

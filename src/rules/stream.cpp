@@ -98,16 +98,15 @@ class Builder {
   }
   // A call through its function's evaluation bar by bar (functions.cpp).
   Next call(const Node& n) {
-    const Function* function = find_function(n.text);
-    if (!function) throw Error(fmt::format("internal: unknown rule function '{}'", n.text));
+    const Function& function = function_named(n.text);
     CallBarByBar call;
     call.whole = [&](std::size_t i, int minimum) {
       return whole_argument(n.args[i], evaluate_scalar(program_, n.args[i], values_), n.text, minimum);
     };
     call.scalar = [&](std::size_t i) { return evaluate_scalar(program_, n.args[i], values_); };
     call.series = [&](std::size_t i) { return build(n.args[i]).next; };
-    call.output = function->output.index;
-    return function->bar_by_bar(call);
+    call.output = function.output.index;
+    return function.bar_by_bar(call);
   }
 
   const Program& program_;
