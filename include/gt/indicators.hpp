@@ -56,10 +56,25 @@ struct SeriesMatrix {
   std::span<const double> row(std::size_t r) const { return {values.data() + r * cols, cols}; }
 };
 SeriesMatrix ma_many(MaType type, std::span<const double> in, std::span<const int> periods);
+// Where a row of ma_many can be computed again from, bit for bit, without keeping the row: the
+// state of its recurrence before the first bar of each stride of kResumeStride bars that holds a
+// value (SMA: the running total; EMA: the previous value; WMA: its weighted sum and the plain sum
+// it subtracts). A few bytes a stride, against 8 a bar for the row.
+inline constexpr std::size_t kResumeStride = 64;
+struct MaResume {
+  double first = 0, second = 0;
+};
 // The same into caller-owned rows: row r starts at out + r * row_stride (row_stride >= input
-// length; the values past the input's length are left untouched).
+// length; the values past the input's length are left untouched). With `resume` (SMA, EMA and WMA
+// only), also each row's resume points: row r's for stride s at resume[r * strides + s], strides
+// being ceil(input length / kResumeStride).
 void ma_many_into(MaType type, std::span<const double> in, std::span<const int> periods, double* out,
-                  std::size_t row_stride);
+                  std::size_t row_stride, MaResume* resume = nullptr);
+// The values of stride `stride` of the `period` SMA, EMA or WMA of `in` up to bar `to` (exclusive,
+// within the stride), computed again from the stride's resume point as ma_many_into wrote them:
+// word[j] is bar stride * kResumeStride + j, NaN before the average's first value.
+void ma_resume(MaType type, std::span<const double> in, int period, const MaResume& point, std::size_t stride,
+               std::size_t to, double* word);
 
 // Throws ParamError unless min_period <= period and period <= bars (naming the indicator).
 void check_period(std::string_view indicator, std::string_view parameter, int period, int min_period, std::size_t bars);

@@ -27,7 +27,7 @@ GT_HOST_DEVICE inline bool is_below(double a, double b) {
 // moves it by at most 2^-24 of itself, so when the float gap between a and b exceeds this much of
 // |b| (the CUDA engine) or of |a| (the CPU engine's bounds, cross_masks.cpp), the double gap
 // exceeds the tie band with the same sign, float rounding of the band itself included. Bars with a
-// smaller float gap (near a crossing: a few per thousand) are decided again in double precision
+// smaller float gap (near a crossing: rare) are decided again in double precision
 // with is_above/is_below.
 inline constexpr float kCoarseTieBand = 1e-6f;
 // Both defined and not above (resp. not below): the "before" side of a cross.

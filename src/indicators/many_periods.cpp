@@ -23,6 +23,7 @@ struct Group {
   std::size_t size = 0;
   std::array<int, kLanes> period{};
   std::array<double*, kLanes> out{};
+  std::array<MaResume*, kLanes> resume{};  // each lane's row of resume points, or all null
 };
 
 // Lane state for the joint phase; unused lanes repeat lane 0 and write to a scratch row. The
@@ -156,37 +157,72 @@ bool fused_division_runs() {
   return cpu && !fused_division_off();
 }
 
-void sma_lanes(const double* in, std::size_t from, std::size_t n, SmaState& s, double* const* out) {
-  (fused_division_runs() ? fused_division::sma_lanes : divided::sma_lanes)(in, from, n, s, out);
+void sma_lanes(const double* in, std::size_t from, std::size_t n, SmaState& s, double* const* out,
+               MaResume* const* resume) {
+  (fused_division_runs() ? fused_division::sma_lanes : divided::sma_lanes)(in, from, n, s, out, resume);
 }
-void ema_lanes(const double* in, std::size_t from, std::size_t n, EmaState& s, double* const* out) {
-  (fused_division_runs() ? fused_division::ema_lanes : divided::ema_lanes)(in, from, n, s, out);
+void ema_lanes(const double* in, std::size_t from, std::size_t n, EmaState& s, double* const* out,
+               MaResume* const* resume) {
+  (fused_division_runs() ? fused_division::ema_lanes : divided::ema_lanes)(in, from, n, s, out, resume);
 }
-void wma_lanes(const double* in, std::size_t from, std::size_t n, WmaState& s, double* const* out) {
-  (fused_division_runs() ? fused_division::wma_lanes : divided::wma_lanes)(in, from, n, s, out);
+void wma_lanes(const double* in, std::size_t from, std::size_t n, WmaState& s, double* const* out,
+               MaResume* const* resume) {
+  (fused_division_runs() ? fused_division::wma_lanes : divided::wma_lanes)(in, from, n, s, out, resume);
+}
+
+// A lane's state before bar i into its resume point, where i starts a stride or is the lane's
+// first value (the point of the stride holding it).
+void record_one(MaResume* resume, std::size_t i, std::size_t first, double a, double b) {
+  if (resume != nullptr && (i % kResumeStride == 0 || i == first)) resume[i / kResumeStride] = {a, b};
+}
+
+// What asking for the resume points of another average throws.
+ParamError no_resume_points(MaType type) {
+  return ParamError(fmt::format("moving average type {}: resume points are kept for SMA (0), EMA (1) and WMA (2) only",
+                                static_cast<int>(type)));
 }
 
 // Runs one group: the scalar prefix of each lane up to `join` (exclusive), then the lanes.
-void run_group(MaType type, std::span<const double> in, const Group& g, std::vector<double>& scratch) {
+void run_group(MaType type, std::span<const double> in, const Group& g, std::vector<double>& scratch,
+               std::vector<MaResume>& resume_scratch) {
   // Lanes beyond the group's size compute lane 0 again into a scratch row.
   const std::size_t n = in.size();
   std::size_t join = 0;
   for (std::size_t l = 0; l < g.size; ++l) join = std::max(join, static_cast<std::size_t>(g.period[l]));
-  // Lanes whose seed lies beyond the data are computed by the one-period function.
+  // A lane whose seed lies beyond the data has no value (the one-period function writes its NaN);
+  // the others then run as groups of their own.
   if (join > n) {
     for (std::size_t l = 0; l < g.size; ++l) {
+      if (static_cast<std::size_t>(g.period[l]) <= n) {
+        Group alone;
+        alone.size = 1;
+        alone.period[0] = g.period[l];
+        alone.out[0] = g.out[l];
+        alone.resume[0] = g.resume[l];
+        run_group(type, in, alone, scratch, resume_scratch);
+        continue;
+      }
       const Series s = ma(type, in, g.period[l]);
       std::copy(s.begin(), s.end(), g.out[l]);
     }
     return;
   }
-  if (g.size < kLanes) scratch.resize(n);
+  // The lanes start on a multiple of their width, so that each stride starts one of their steps.
+  join = std::min(n, (join + kLanes - 1) / kLanes * kLanes);
+  const bool resumable = g.resume[0] != nullptr;
+  if (g.size < kLanes) {
+    scratch.resize(n);
+    if (resumable) resume_scratch.resize((n + kResumeStride - 1) / kResumeStride);
+  }
   std::array<double*, kLanes> out{};
   std::array<int, kLanes> period{};
+  std::array<MaResume*, kLanes> resume{};
   for (std::size_t l = 0; l < kLanes; ++l) {
     out[l] = l < g.size ? g.out[l] : scratch.data();
     period[l] = l < g.size ? g.period[l] : g.period[0];
+    resume[l] = !resumable ? nullptr : l < g.size ? g.resume[l] : resume_scratch.data();
   }
+  MaResume* const* lane_resume = resumable ? resume.data() : nullptr;
   for (std::size_t l = 0; l < kLanes; ++l)
     std::fill(out[l], out[l] + std::min<std::size_t>(n, static_cast<std::size_t>(period[l] - 1)), detail::kNaN);
   // Every lane's first output is at period-1 <= join-1; the joint phase starts at `join`.
@@ -195,12 +231,16 @@ void run_group(MaType type, std::span<const double> in, const Group& g, std::vec
       SmaState s{};
       for (std::size_t l = 0; l < kLanes; ++l) {
         detail::SmaRunning sma(in.data(), period[l]);
-        for (std::size_t i = static_cast<std::size_t>(period[l] - 1); i < join; ++i) out[l][i] = sma.step(i);
+        const auto first = static_cast<std::size_t>(period[l] - 1);
+        for (std::size_t i = first; i < join; ++i) {
+          record_one(resume[l], i, first, sma.total, sma.total);
+          out[l][i] = sma.step(i);
+        }
         s.total[l] = sma.total;
         s.period[l] = period[l];
         s.trailing[l] = static_cast<std::int64_t>(sma.trailing);
       }
-      sma_lanes(in.data(), join, n, s, out.data());
+      sma_lanes(in.data(), join, n, s, out.data(), lane_resume);
       break;
     }
     case MaType::kEma: {
@@ -208,19 +248,27 @@ void run_group(MaType type, std::span<const double> in, const Group& g, std::vec
       for (std::size_t l = 0; l < kLanes; ++l) {
         const auto first = static_cast<std::size_t>(period[l] - 1);
         detail::EmaRunning ema(in.data(), period[l], 2.0 / static_cast<double>(period[l] + 1), first);
+        record_one(resume[l], first, first, ema.prev, ema.prev);  // the seed, which is the first value
         out[l][first] = ema.prev;
-        for (std::size_t i = first + 1; i < join; ++i) out[l][i] = ema.step(in[i]);
+        for (std::size_t i = first + 1; i < join; ++i) {
+          record_one(resume[l], i, first, ema.prev, ema.prev);
+          out[l][i] = ema.step(in[i]);
+        }
         s.prev[l] = ema.prev;
         s.k[l] = ema.k;
       }
-      ema_lanes(in.data(), join, n, s, out.data());
+      ema_lanes(in.data(), join, n, s, out.data(), lane_resume);
       break;
     }
     case MaType::kWma: {
       WmaState s{};
       for (std::size_t l = 0; l < kLanes; ++l) {
         detail::WmaRunning wma(in.data(), period[l]);
-        for (std::size_t i = static_cast<std::size_t>(period[l] - 1); i < join; ++i) out[l][i] = wma.step(i);
+        const auto first = static_cast<std::size_t>(period[l] - 1);
+        for (std::size_t i = first; i < join; ++i) {
+          record_one(resume[l], i, first, wma.sum, wma.sub);
+          out[l][i] = wma.step(i);
+        }
         s.sum[l] = wma.sum;
         s.sub[l] = wma.sub;
         s.trailing_value[l] = wma.trailing_value;
@@ -228,7 +276,7 @@ void run_group(MaType type, std::span<const double> in, const Group& g, std::vec
         s.divider[l] = wma.divider;
         s.trailing[l] = static_cast<std::int64_t>(wma.trailing);
       }
-      wma_lanes(in.data(), join, n, s, out.data());
+      wma_lanes(in.data(), join, n, s, out.data(), lane_resume);
       break;
     }
     default:
@@ -244,11 +292,13 @@ bool detail::force_fused_division(bool enabled) {
 }
 
 void ma_many_into(MaType type, std::span<const double> in, std::span<const int> periods, double* out,
-                  std::size_t row_stride) {
+                  std::size_t row_stride, MaResume* resume) {
   ma_lookback(type, 1);  // reject an unknown type before any thread starts
   for (int p : periods)
     if (p < 1) throw ParamError(fmt::format("moving average: period = {} is out of range (allowed: >= 1)", p));
   const bool laned = type == MaType::kSma || type == MaType::kEma || type == MaType::kWma;
+  if (resume != nullptr && !laned) throw no_resume_points(type);
+  const std::size_t strides = (in.size() + kResumeStride - 1) / kResumeStride;
   if (!laned) {
     tbb::parallel_for(std::size_t{0}, periods.size(), [&](std::size_t r) {
       const Series s = ma(type, in, periods[r]);
@@ -266,11 +316,43 @@ void ma_many_into(MaType type, std::span<const double> in, std::span<const int> 
     for (std::size_t j = gi * kLanes; j < std::min(order.size(), (gi + 1) * kLanes); ++j) {
       g.period[g.size] = periods[order[j]];
       g.out[g.size] = out + order[j] * row_stride;
+      g.resume[g.size] = resume != nullptr ? resume + order[j] * strides : nullptr;
       ++g.size;
     }
     std::vector<double> scratch;
-    run_group(type, in, g, scratch);
+    std::vector<MaResume> resume_scratch;
+    run_group(type, in, g, scratch, resume_scratch);
   });
+}
+
+void ma_resume(MaType type, std::span<const double> in, int period, const MaResume& point, std::size_t stride,
+               std::size_t to, double* word) {
+  const std::size_t base = stride * kResumeStride, first = static_cast<std::size_t>(period - 1);
+  std::size_t i = std::max(base, first);
+  std::fill(word, word + (std::min(i, to) - std::min(base, to)), detail::kNaN);
+  switch (type) {
+    case MaType::kSma: {
+      detail::SmaCore sma{period, point.first};
+      for (; i < to; ++i) word[i - base] = sma.advance(in[i], in[i - first]);
+      break;
+    }
+    case MaType::kEma: {
+      detail::EmaRunning ema(point.first, 2.0 / static_cast<double>(period + 1));
+      if (i == first && i < to) word[i++ - base] = ema.prev;  // the seed
+      for (; i < to; ++i) word[i - base] = ema.step(in[i]);
+      break;
+    }
+    case MaType::kWma: {
+      detail::WmaCore wma(period);
+      wma.sum = point.first;
+      wma.sub = point.second;
+      const auto p = static_cast<std::size_t>(period);
+      for (; i < to; ++i) word[i - base] = wma.advance(in[i], i >= p ? in[i - p] : 0.0);
+      break;
+    }
+    default:
+      throw no_resume_points(type);
+  }
 }
 
 SeriesMatrix ma_many(MaType type, std::span<const double> in, std::span<const int> periods) {

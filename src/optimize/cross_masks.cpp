@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstring>
 #include <iterator>
 
@@ -33,41 +34,55 @@ struct EventWords {
   }
 };
 
-// Decides the bars of `unsure` (bit j = bar base + j) in double precision.
-inline void settle(const double* f, const double* s, std::size_t base, std::uint64_t unsure, std::uint64_t& above,
-                   std::uint64_t& below) {
+// Decides the bars of `unsure` (bit j = bar 64w + j) of word w in double precision.
+inline void settle(const CrossSeries& f, const CrossSeries& s, std::size_t w, std::uint64_t unsure,
+                   std::uint64_t& above, std::uint64_t& below) {
+  if (unsure == 0) return;
+  const auto count = static_cast<std::size_t>(64 - std::countl_zero(unsure));  // through the last unsure bar
+  double fast_scratch[64], slow_scratch[64];
+  const double* fast = f.word(w, count, fast_scratch);
+  const double* slow = s.word(w, count, slow_scratch);
   while (unsure) {
     const int j = std::countr_zero(unsure);
     unsure &= unsure - 1;
-    const std::size_t i = base + static_cast<std::size_t>(j);
-    above |= static_cast<std::uint64_t>(is_above(f[i], s[i])) << j;
-    below |= static_cast<std::uint64_t>(is_below(f[i], s[i])) << j;
-  }
-}
-
-void portable(CrossSeries f, CrossSeries s, float*, std::size_t bars, std::size_t defined_from, std::uint64_t* up,
-              std::uint64_t* down) {
-  EventWords events;
-  for (std::size_t w = 0; w < (bars + 63) / 64; ++w) {
-    std::uint64_t above = 0, below = 0;
-    for (std::size_t j = 0; j < 64; ++j) {
-      const std::size_t i = w * 64 + j;
-      above |= static_cast<std::uint64_t>(is_above(f.exact[i], s.exact[i])) << j;
-      below |= static_cast<std::uint64_t>(is_below(f.exact[i], s.exact[i])) << j;
-    }
-    events.emit(w, above, below, live_bits(w, bars, defined_from), up, down);
+    above |= static_cast<std::uint64_t>(is_above(fast[j], slow[j])) << j;
+    below |= static_cast<std::uint64_t>(is_below(fast[j], slow[j])) << j;
   }
 }
 
 // The float pass: a slow value under lo[i] = fast - kCoarseTieBand * |fast| (in float) has the
 // fast series surely above it, one over hi[i] = fast + kCoarseTieBand * |fast| surely below; the
 // bounds of a NaN are NaN, which no value passes. The bars that are neither (near a tie or a
-// crossing: a few per thousand) are settled in double precision.
+// crossing: about one word of 64 bars in a thousand on daily prices) are settled in double precision.
 struct Bounds {
   float* lo;
   float* hi;
   Bounds(float* fast_bounds, std::size_t bars) : lo(fast_bounds), hi(fast_bounds + (bars + 63) / 64 * 64) {}
 };
+
+// The float pass a bar at a time, for CPUs without AVX2.
+template <bool kBoundsReady>
+void portable(CrossSeries f, CrossSeries s, float* fast_bounds, std::size_t bars, std::size_t defined_from,
+              std::uint64_t* up, std::uint64_t* down) {
+  const Bounds b(fast_bounds, bars);
+  EventWords events;
+  for (std::size_t w = 0; w < (bars + 63) / 64; ++w) {
+    std::uint64_t above = 0, below = 0;
+    for (std::size_t j = 0; j < 64; ++j) {
+      const std::size_t i = w * 64 + j;
+      if constexpr (!kBoundsReady) {
+        const float band = kCoarseTieBand * std::fabs(f.coarse[i]);
+        b.lo[i] = f.coarse[i] - band;
+        b.hi[i] = f.coarse[i] + band;
+      }
+      above |= static_cast<std::uint64_t>(s.coarse[i] < b.lo[i]) << j;
+      below |= static_cast<std::uint64_t>(s.coarse[i] > b.hi[i]) << j;
+    }
+    const std::uint64_t live = live_bits(w, bars, defined_from);
+    settle(f, s, w, live & ~(above | below), above, below);
+    events.emit(w, above, below, live, up, down);
+  }
+}
 
 template <bool kBoundsReady>
 __attribute__((target("avx2"))) void avx2(CrossSeries f, CrossSeries s, float* fast_bounds, std::size_t bars,
@@ -97,7 +112,7 @@ __attribute__((target("avx2"))) void avx2(CrossSeries f, CrossSeries s, float* f
       below |= static_cast<std::uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(slow, hi, _CMP_GT_OQ))) << (j * 8);
     }
     const std::uint64_t live = live_bits(w, bars, defined_from);
-    settle(f.exact, s.exact, w * 64, live & ~(above | below), above, below);
+    settle(f, s, w, live & ~(above | below), above, below);
     events.emit(w, above, below, live, up, down);
   }
 }
@@ -155,7 +170,7 @@ GT_AVX512_TARGET void avx512(CrossSeries f, CrossSeries s, float* fast_bounds, s
       _mm512_store_si512(z, below);
       _mm512_store_si512(u, unsure);
       for (unsigned j = 0; j < 8; ++j)
-        if (open >> j & 1) settle(f.exact, s.exact, (w + j) * 64, u[j], a[j], z[j]);
+        if (open >> j & 1) settle(f, s, w + j, u[j], a[j], z[j]);
       above = _mm512_load_si512(a);
       below = _mm512_load_si512(z);
     }
@@ -183,8 +198,9 @@ struct Choice {
   const char* name;
 };
 // In order of preference.
-const Choice kChoices[] = {
-    {avx512<false>, avx512<true>, "avx512"}, {avx2<false>, avx2<true>, "avx2"}, {portable, portable, "portable"}};
+const Choice kChoices[] = {{avx512<false>, avx512<true>, "avx512"},
+                           {avx2<false>, avx2<true>, "avx2"},
+                           {portable<false>, portable<true>, "portable"}};
 
 bool cpu_runs(const Choice& c) {
   __builtin_cpu_init();

@@ -7,12 +7,31 @@
 
 namespace gt::detail {
 
+// Where a series' doubles come from when its row is not kept: computed again, 64 bars at a time.
+class ExactSource {
+ public:
+  // Bars 64w .. 64w + count - 1 (count <= 64) of the series into `out`.
+  virtual void word(std::size_t w, std::size_t count, double* out) const = 0;
+
+ protected:
+  ~ExactSource() = default;
+};
+
 // A series in the two precisions the crossing test reads: float copies decide every bar whose
-// gap is far outside the tie band; the doubles decide the few bars near a tie. Both hold
-// words*64 values, padded with NaN.
+// gap is far outside the tie band; the doubles decide the few bars near a tie (on daily prices,
+// about one word in a thousand), from the row itself or, without one (exact null), from `source`. The
+// floats and a kept row hold words*64 values, padded with NaN.
 struct CrossSeries {
   const double* exact;
   const float* coarse;
+  const ExactSource* source = nullptr;
+
+  // Bars 64w .. 64w + count - 1 in double precision: in the row, or computed into `scratch`.
+  const double* word(std::size_t w, std::size_t count, double* scratch) const {
+    if (exact != nullptr) return exact + 64 * w;
+    source->word(w, count, scratch);
+    return scratch;
+  }
 };
 
 // Bit t of up: fast is above slow at t (signal_rules.hpp's tie band) and at or below it at t-1,

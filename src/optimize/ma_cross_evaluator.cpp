@@ -2,6 +2,7 @@
 #include "ma_cross_evaluator.hpp"
 
 #include <immintrin.h>
+#include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_invoke.h>
 
@@ -68,35 +69,40 @@ class MaCrossEvaluator final : public Evaluator {
 }  // namespace
 
 MaCrossTables::MaCrossTables(const Bars& bars, const Grid& grid)
-    : n_(bars.size()), words_((bars.size() + 63) / 64), padded_(words_ * 64) {
+    : n_(bars.size()), words_((bars.size() + 63) / 64), padded_(words_ * 64), close_(bars.close) {
   const std::vector<int> periods = ma_cross_periods(grid);
   max_period_ = periods.back();
   const std::vector<int> types = ma_cross_types(grid);
   row_of_.assign(3 * static_cast<std::size_t>(max_period_ + 1), -1);
   const std::size_t rows = types.size() * periods.size();
   for (std::size_t ti = 0; ti < types.size(); ++ti)
-    for (std::size_t r = 0; r < periods.size(); ++r)
+    for (std::size_t r = 0; r < periods.size(); ++r) {
       row_of_[static_cast<std::size_t>(types[ti] * (max_period_ + 1) + periods[r])] =
           static_cast<int>(ti * periods.size() + r);
-  series_ = detail::cache_line_array<double>(rows * padded_);  // written below
+      row_average_.push_back({static_cast<ind::MaType>(types[ti]), periods[r]});
+    }
   coarse_ = detail::cache_line_array<float>(rows * padded_);
+  resume_.resize(rows * words_);
   first_defined_.assign(rows, 0);
   // Blocks of eight periods (ma_many_into's SIMD width) of every type side by side, so that the
-  // cores share the work evenly.
+  // cores share the work evenly. Each block's doubles go through a scratch of its thread: only
+  // their floats and resume points are kept.
   constexpr std::size_t kBlock = 8;
   const std::size_t blocks = (periods.size() + kBlock - 1) / kBlock;
+  tbb::enumerable_thread_specific<std::vector<double>> scratch;
   tbb::parallel_for(std::size_t{0}, types.size() * blocks, [&](std::size_t task) {
     const std::size_t first_row = task / blocks * periods.size() + task % blocks * kBlock;
     const auto block = std::span<const int>(periods).subspan(task % blocks * kBlock);
     const std::size_t count = std::min(kBlock, block.size());
-    double* rows_out = series_.get() + first_row * padded_;
-    ind::ma_many_into(static_cast<ind::MaType>(types[task / blocks]), bars.close, block.first(count), rows_out,
-                      padded_);
+    std::vector<double>& rows_out = scratch.local();
+    rows_out.resize(kBlock * padded_);
+    ind::ma_many_into(static_cast<ind::MaType>(types[task / blocks]), bars.close, block.first(count), rows_out.data(),
+                      padded_, resume_.data() + first_row * words_);
     for (std::size_t r = 0; r < count; ++r) {
-      double* values = rows_out + r * padded_;
+      double* values = rows_out.data() + r * padded_;
       // NaN past the last bar, so that whole words compare false there.
       std::fill(values + n_, values + padded_, std::numeric_limits<double>::quiet_NaN());
-      detail::round_to_float(values, coarse_.get() + (values - series_.get()), padded_);
+      detail::round_to_float(values, coarse_.get() + (first_row + r) * padded_, padded_);
       std::size_t first = 0;
       while (first < n_ && std::isnan(values[first])) ++first;
       first_defined_[first_row + r] = first;
@@ -114,12 +120,32 @@ detail::CacheLineArray<float> MaCrossTables::bounds_scratch() const {
   return detail::cache_line_array<float>(2 * padded_);
 }
 
+void MaCrossTables::exact_word(std::size_t row, std::size_t w, std::size_t count, double* out) const {
+  const std::size_t to = std::min(n_, w * 64 + count);
+  const RowAverage& a = row_average_[row];
+  if (to > w * 64) ind::ma_resume(a.type, close_, a.period, resume_[row * words_ + w], w, to, out);
+  std::fill(out + (to > w * 64 ? to - w * 64 : 0), out + count, std::numeric_limits<double>::quiet_NaN());
+}
+
+namespace {
+// One row's doubles for cross_events, computed again from the tables' resume points.
+class RowDoubles final : public detail::ExactSource {
+ public:
+  RowDoubles(const MaCrossTables& tables, std::size_t row) : tables_(tables), row_(row) {}
+  void word(std::size_t w, std::size_t count, double* out) const override { tables_.exact_word(row_, w, count, out); }
+
+ private:
+  const MaCrossTables& tables_;
+  std::size_t row_;
+};
+}  // namespace
+
 void MaCrossTables::crossings(std::size_t fast_row, std::size_t slow_row, float* fast_bounds, bool fast_ready,
                               std::uint64_t* up, std::uint64_t* down) const {
   const std::size_t f = fast_row, s = slow_row;
-  detail::cross_events({series_.get() + f * padded_, coarse_.get() + f * padded_},
-                       {series_.get() + s * padded_, coarse_.get() + s * padded_}, fast_bounds, fast_ready, n_,
-                       std::max(first_defined_[f], first_defined_[s]), up, down);
+  const RowDoubles fast(*this, f), slow(*this, s);
+  detail::cross_events({nullptr, coarse_.get() + f * padded_, &fast}, {nullptr, coarse_.get() + s * padded_, &slow},
+                       fast_bounds, fast_ready, n_, std::max(first_defined_[f], first_defined_[s]), up, down);
 }
 
 std::vector<std::uint32_t> order_by_key(std::span<const std::uint64_t> keys) {

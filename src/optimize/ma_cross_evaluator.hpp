@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cache_line_array.hpp"
+#include "gt/indicators.hpp"
 #include "gt/optimize.hpp"
 #include "gt/signal_rules.hpp"
 
@@ -220,9 +221,11 @@ std::vector<MaCrossBarFacts> ma_cross_bar_facts(const Bars& bars, const Executio
 std::vector<int> ma_cross_periods(const Grid& grid);
 std::vector<int> ma_cross_types(const Grid& grid);
 
-// An ma_cross grid's moving averages over one symbol's bars, every (type, period) row it reads in
-// double precision and as floats (cross_masks.hpp), and the bars whose volume passes the filter:
-// what any combination's crossings are found from, O(bars / 64) each.
+// An ma_cross grid's moving averages over one symbol's bars, every (type, period) row it reads as
+// floats (cross_masks.hpp) with the resume points that give any 64 bars of it again in double
+// precision (ind::ma_resume: the few bars near a tie need them; 4 bytes a bar and 16 a word
+// instead of 12 a bar), and the bars whose volume passes the filter: what any combination's
+// crossings are found from, O(bars / 64) each.
 class MaCrossTables {
  public:
   MaCrossTables(const Bars& bars, const Grid& grid);
@@ -241,6 +244,8 @@ class MaCrossTables {
   // words each of up and down; `fast_ready` when `fast_bounds` already holds this fast row's.
   void crossings(std::size_t fast_row, std::size_t slow_row, float* fast_bounds, bool fast_ready, std::uint64_t* up,
                  std::uint64_t* down) const;
+  // Bars 64w .. 64w + count - 1 of a row in double precision (NaN where undefined).
+  void exact_word(std::size_t row, std::size_t w, std::size_t count, double* out) const;
   // A combination's pair of averages as one number that orders the pairs by (type, fast, slow):
   // the order the crossover engines visit combinations in (order_by_key), so that a pair's
   // crossings serve all its combinations and a fast average's bounds all its pairs.
@@ -249,10 +254,16 @@ class MaCrossTables {
   }
 
  private:
+  struct RowAverage {
+    ind::MaType type;
+    int period;
+  };
   std::size_t n_, words_, padded_;
+  std::vector<double> close_;  // what the rows average
   int max_period_ = 0;
-  detail::CacheLineArray<double> series_;   // padded MA rows
-  detail::CacheLineArray<float> coarse_;    // the same rows rounded to float
+  detail::CacheLineArray<float> coarse_;    // padded MA rows, rounded to float
+  std::vector<ind::MaResume> resume_;       // [row][word]
+  std::vector<RowAverage> row_average_;     // per row
   std::vector<std::size_t> first_defined_;  // per row
   std::vector<int> row_of_;                 // [type][period] -> row
   std::vector<std::uint64_t> volume_words_;

@@ -17,6 +17,7 @@
 
 #include "gt/error.hpp"
 #include "gt/gpu.hpp"
+#include "gt/indicators.hpp"
 #include "gt/optimize.hpp"
 #include "ma_cross_evaluator.hpp"
 #include "rules_evaluator.hpp"
@@ -298,8 +299,9 @@ StudyEstimate estimate_study(const std::vector<Bars>& symbols, const Grid& grid,
                              int threads, bool results_file, bool disk_store) {
   StudyEstimate e;
   e.combinations = grid.size() * symbols.size();
-  // Indicator tables: a row of every bar (a double and a float copy) for each period-like value
-  // (integer axes of more than eight values) and each value of the short integer axes (a type).
+  // Indicator tables: a row of every bar for each period-like value (integer axes of more than
+  // eight values) and each value of the short integer axes (a type): for a crossover of averages
+  // a float a bar and a resume point a word of 64 bars (MaCrossTables), else a double and a float.
   std::vector<double> periods;
   double kinds = 1;
   for (const auto& axis : grid.axes()) {
@@ -312,8 +314,10 @@ StudyEstimate estimate_study(const std::vector<Bars>& symbols, const Grid& grid,
   std::sort(periods.begin(), periods.end());
   periods.erase(std::unique(periods.begin(), periods.end()), periods.end());
   std::uint64_t bar_combinations = 0;
+  const double row_bytes_a_bar =
+      grid.strategy().grid_engine == GridEngine::kMaCross ? 4.0 + sizeof(ind::MaResume) / 64.0 : 12.0;
   for (const auto& bars : symbols) {
-    e.memory_bytes += static_cast<std::uint64_t>(static_cast<double>(bars.size()) * 12.0 *
+    e.memory_bytes += static_cast<std::uint64_t>(static_cast<double>(bars.size()) * row_bytes_a_bar *
                                                  std::max<double>(1, static_cast<double>(periods.size())) * kinds);
     bar_combinations += bars.size() * grid.size();
   }

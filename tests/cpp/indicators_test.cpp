@@ -90,6 +90,46 @@ TEST(Indicators, ManyPeriodsInSimdLanesAreBitIdenticalForEveryGroupShape) {
   }
 }
 
+// Resume points: every stride of every row computed again from its point equals the row bit for
+// bit, for first values in the scalar prefix and in the lanes, on a stride's first bar (periods 65
+// and 129) or inside it, periods longer than the data beside shorter ones in a group, either way
+// of dividing, and data whose length is not a multiple of the stride.
+TEST(Indicators, ResumePointsGiveEachStrideAgainBitForBit) {
+  std::vector<int> periods = {1, 2, 3, 7, 8, 9, 20, 63, 64, 65, 66, 100, 129, 200, 1190, 1300};
+  std::vector<double> close = orcl().close;
+  close.resize(1234);
+  const std::size_t n = close.size(), strides = (n + gt::ind::kResumeStride - 1) / gt::ind::kResumeStride;
+  for (const bool fused : {true, false}) {
+    gt::ind::detail::force_fused_division(fused);
+    for (MaType type : {MaType::kSma, MaType::kEma, MaType::kWma}) {
+      std::vector<double> rows(periods.size() * n);
+      std::vector<gt::ind::MaResume> resume(periods.size() * strides);
+      gt::ind::ma_many_into(type, close, periods, rows.data(), n, resume.data());
+      for (std::size_t r = 0; r < periods.size(); ++r) {
+        const auto one = gt::ind::ma(type, close, periods[r]);
+        for (std::size_t s = 0; s < strides; ++s) {
+          const std::size_t base = s * gt::ind::kResumeStride, to = std::min(n, base + gt::ind::kResumeStride);
+          if (to <= static_cast<std::size_t>(periods[r] - 1)) continue;  // no value in this stride: no point
+          double word[gt::ind::kResumeStride];
+          gt::ind::ma_resume(type, close, periods[r], resume[r * strides + s], s, to, word);
+          for (std::size_t i = base; i < to; ++i) {
+            const double again = word[i - base];
+            ASSERT_TRUE((std::isnan(one[i]) && std::isnan(again)) || std::memcmp(&one[i], &again, sizeof again) == 0)
+                << "fused " << fused << " type " << static_cast<int>(type) << " period " << periods[r] << " bar " << i
+                << ": " << one[i] << " against " << again;
+            const double kept = rows[r * n + i];  // the rows written beside the points are the same
+            ASSERT_TRUE((std::isnan(one[i]) && std::isnan(kept)) || std::memcmp(&one[i], &kept, sizeof kept) == 0);
+          }
+        }
+      }
+    }
+  }
+  gt::ind::detail::force_fused_division(true);
+  std::vector<double> out(n);
+  gt::ind::MaResume point;
+  EXPECT_THROW(gt::ind::ma_many_into(MaType::kDema, close, std::vector<int>{5}, out.data(), n, &point), gt::ParamError);
+}
+
 // Either way of dividing in the lanes (the fused quotient where AVX-512 runs, the division unit
 // elsewhere), on prices and on inputs where the fused quotient must hand over to the division:
 // zeros (signed), subnormal and huge magnitudes, infinities, NaN.
