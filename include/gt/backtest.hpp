@@ -287,7 +287,8 @@ GT_HOST_DEVICE inline Metrics finalize_metrics(const MetricSums& s, double perio
 // Feeds MetricSums one bar at a time: the per-bar half of docs/SEMANTICS.md "Metrics" (returns, drawdown, exposure).
 class CurveAccumulator {
  public:
-  explicit CurveAccumulator(double initial_equity) : prev_(initial_equity), peak_(initial_equity) {
+  explicit CurveAccumulator(double initial_equity)
+      : prev_(initial_equity), peak_(initial_equity), floor_(below_peak(initial_equity, 0.0)) {
     sums_.initial_equity = initial_equity;
     sums_.final_equity = initial_equity;
   }
@@ -296,9 +297,16 @@ class CurveAccumulator {
     // After ruin the equity stays at 0 and its returns are 0, not 0/0.
     const double r = prev_ > 0 ? equity / prev_ - 1.0 : 0.0;
     sums_.add_return(r);
-    if (equity > peak_) peak_ = equity;
-    const double dd = 1.0 - equity / peak_;
-    if (dd > sums_.max_drawdown) sums_.max_drawdown = dd;
+    if (equity > peak_) {
+      peak_ = equity;
+      floor_ = below_peak(peak_, sums_.max_drawdown);
+    } else if (equity < floor_) {  // 1 - equity / peak may exceed the deepest drawdown so far
+      const double dd = 1.0 - equity / peak_;
+      if (dd > sums_.max_drawdown) {
+        sums_.max_drawdown = dd;
+        floor_ = below_peak(peak_, dd);
+      }
+    }
     sums_.held_bars += held;
     ++sums_.bars;
     sums_.final_equity = equity;
@@ -308,8 +316,13 @@ class CurveAccumulator {
   MetricSums& sums() { return sums_; }
 
  private:
+  // A little above peak * (1 - drawdown): an equity at or over it cannot deepen the drawdown (its
+  // 1 - equity / peak rounds to at most `drawdown`; the margin covers every rounding in between),
+  // so that most bars skip the division and the drawdown is the one every bar's division gives.
+  static double below_peak(double peak, double drawdown) { return peak * (1.0 - drawdown) * (1.0 + 0x1p-48); }
+
   MetricSums sums_;
-  double prev_, peak_;
+  double prev_, peak_, floor_;
 };
 
 // The returns of one stretch of bars, as far as a Sharpe ratio needs them: their count, sum and sum

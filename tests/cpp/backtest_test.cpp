@@ -399,6 +399,38 @@ TEST(Metrics, AFirstCloseBelowTheStartingEquityIsADrawdown) {
   EXPECT_DOUBLE_EQ(curve.sums().max_drawdown, 0.1);
 }
 
+// The accumulator divides only where a bar could deepen the drawdown; the drawdown must be the
+// very double that dividing at every bar gives (docs/SEMANTICS.md "Metrics"), on curves that
+// revisit their deepest point to the last bit, creep a few ulps under it or over it, fall to 0
+// (ruin) and stay there.
+TEST(Metrics, TheDeepestDrawdownIsEveryBarsDivisionToTheLastBit) {
+  std::uint64_t state = 7;
+  const auto uniform = [&state] {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<double>(state >> 11) * 0x1p-53;
+  };
+  for (int curve_number = 0; curve_number < 2000; ++curve_number) {
+    double equity = 1000 * (0.5 + uniform());
+    gt::CurveAccumulator curve(equity);
+    double peak = equity, deepest = 0;
+    for (int bar = 0; bar < 300; ++bar) {
+      const double pick = uniform();
+      if (pick < 0.3)
+        equity = peak * (1.0 - deepest);  // back to the floor, rounded as it may
+      else if (pick < 0.5)
+        equity = std::nextafter(peak * (1.0 - deepest), pick < 0.4 ? 0.0 : HUGE_VAL);
+      else if (pick < 0.51 && curve_number % 10 == 0)
+        equity = 0;  // ruin
+      else if (equity > 0)
+        equity *= 1.0 + 0.02 * (uniform() - 0.5);
+      if (equity > peak) peak = equity;
+      deepest = std::max(deepest, 1.0 - equity / peak);
+      curve.add(equity, true);
+      ASSERT_EQ(curve.sums().max_drawdown, deepest) << "curve " << curve_number << " bar " << bar;
+    }
+  }
+}
+
 }  // namespace
 
 TEST(Strategies, TheSeriesCacheKeepsABoundedSetAndDropsTheOldestFirst) {
