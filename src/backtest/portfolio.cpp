@@ -80,13 +80,11 @@ namespace {
 // to rounding, and the next entry must not buy a dust of units with the residue.
 constexpr double kNoCash = 1e-9;
 
-// One symbol of the portfolio: its bars, signals, position and orders.
+// One symbol of the portfolio: its bars, position and orders.
 struct Book {
-  Book(const Bars& b, const ExecutionOptions& o, double& cash, const std::vector<std::uint8_t>& events,
-       const std::vector<std::int64_t>& at)
-      : bars(b), signals(events), bar_at(at), account(o, trades, cash), exits(o.exits) {}
+  Book(const Bars& b, const ExecutionOptions& o, double& cash, const std::vector<std::int64_t>& at)
+      : bars(b), bar_at(at), account(o, trades, cash), exits(o.exits) {}
   const Bars& bars;
-  const std::vector<std::uint8_t>& signals;
   const std::vector<std::int64_t>& bar_at;  // per timestamp: its bar there, -1 for none
   std::vector<Trade> trades;
   detail::Account account;
@@ -172,38 +170,47 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
   const std::size_t n = layout.time.size();
   double cash = options.cash;
   std::deque<Book> books;  // stable addresses: each Account refers to its book's trades
-  for (std::size_t s = 0; s < k; ++s) books.emplace_back(symbols[s], options, cash, signals[s], layout.bar_at[s]);
+  for (std::size_t s = 0; s < k; ++s) books.emplace_back(symbols[s], options, cash, layout.bar_at[s]);
   std::vector<Book*> book_at;  // by symbol, without the deque's indexing
   for (Book& book : books) book_at.push_back(&book);
-  // The symbols whose rules have an event at each timestamp, in symbol order: those of timestamp
-  // u are event_symbols[event_start[u] .. event_start[u + 1]). The signals are read 64 bars at a
-  // time as a mask of those with an event, so that the loop turns once an event rather than once
-  // a few bars (whether a few bars hold one is a coin toss to the branch predictor).
+  // The events at each timestamp, in symbol order: those of timestamp u are events[event_start[u]
+  // .. event_start[u + 1]), each with its symbol's bar and signal there, so that a scan of them
+  // reads nothing else. The signals are read 64 bars at a time as a mask of those with an event,
+  // so that the loop turns once an event rather than once a few bars (whether a few bars hold one
+  // is a coin toss to the branch predictor).
+  struct Event {
+    std::uint32_t symbol, bar;
+    std::uint8_t signal;
+  };
   const auto for_each_event = [&](std::size_t s, auto f) {
-    const std::vector<std::uint8_t>& events = signals[s];
-    const std::size_t bars = events.size();
+    const std::vector<std::uint8_t>& signal = signals[s];
+    const std::size_t bars = signal.size();
     std::size_t t = 0;
     for (; t + 64 <= bars; t += 64)
-      for (std::uint64_t mask = eventful_bars(events.data() + t); mask; mask &= mask - 1)
-        f(layout.timestamp_of[s][t + static_cast<std::size_t>(std::countr_zero(mask))]);
+      for (std::uint64_t mask = eventful_bars(signal.data() + t); mask; mask &= mask - 1)
+        f(t + static_cast<std::size_t>(std::countr_zero(mask)));
     for (; t < bars; ++t)
-      if (events[t] != 0) f(layout.timestamp_of[s][t]);
+      if (signal[t] != 0) f(t);
   };
-  std::vector<std::uint32_t> event_start(n + 1, 0), event_symbols;
+  std::vector<std::uint32_t> event_start(n + 1, 0);
+  std::vector<Event> events;
   for (std::size_t s = 0; s < k; ++s) {
-    std::size_t events = 0;
-    for_each_event(s, [&](std::size_t u) {
-      ++event_start[u + 1];
-      ++events;
+    std::size_t count = 0;
+    for_each_event(s, [&](std::size_t t) {
+      ++event_start[layout.timestamp_of[s][t] + 1];
+      ++count;
     });
-    book_at[s]->trades.reserve(events);  // each trade opens on an event (at its close or the next open)
+    book_at[s]->trades.reserve(count);  // each trade opens on an event (at its close or the next open)
   }
   for (std::size_t u = 0; u < n; ++u) event_start[u + 1] += event_start[u];
-  event_symbols.resize(event_start[n]);
+  events.resize(event_start[n]);
   {
     std::vector<std::uint32_t> next(event_start.begin(), event_start.end() - 1);
     for (std::size_t s = 0; s < k; ++s)
-      for_each_event(s, [&](std::size_t u) { event_symbols[next[u]++] = static_cast<std::uint32_t>(s); });
+      for_each_event(s, [&](std::size_t t) {
+        events[next[layout.timestamp_of[s][t]]++] = {static_cast<std::uint32_t>(s), static_cast<std::uint32_t>(t),
+                                                     signals[s][t]};
+      });
   }
   const auto weight = [&](std::size_t s) {
     return options.size * (portfolio.weights.empty() ? 1.0 / static_cast<double>(k) : portfolio.weights[s]);
@@ -240,16 +247,20 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
   bool ruined = false;
   // Books with an order for their next open; of them, with a rebalance; with a position.
   std::size_t orders = 0, rebalancing = 0, held = 0;
-  std::vector<Holding> holding;  // in symbol order: rebuilt after a full step, updated after a symbol's fills
+  std::vector<Holding> holding;      // in symbol order: rebuilt after a full step, updated after a symbol's fills
+  std::vector<int> direction(k, 0);  // each symbol's, kept with `holding`
   const auto take_stock = [&] {
     holding.clear();
-    for (std::size_t s = 0; s < k; ++s)
+    for (std::size_t s = 0; s < k; ++s) {
+      direction[s] = book_at[s]->account.direction();
       if (const double units = book_at[s]->account.units(); units != 0)
         holding.push_back({s, units, layout.close_at[s].data()});
+    }
     held = holding.size();
   };
   // The same after fills of symbol s alone.
   const auto restock = [&](std::size_t s) {
+    direction[s] = book_at[s]->account.direction();
     const double units = book_at[s]->account.units();
     std::size_t at = 0;
     while (at < holding.size() && holding[at].symbol < s) ++at;
@@ -330,14 +341,13 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
   // change): with close fills their exits, then their entries sized by `equity` (this close's,
   // before them); else orders for their next opens.
   const auto apply_rules = [&](std::size_t u, double equity) {
-    const std::span<const std::uint32_t> eventful(event_symbols.data() + event_start[u],
-                                                  event_symbols.data() + event_start[u + 1]);
-    for (const std::uint32_t s : eventful) {
+    const std::span<const Event> eventful(events.data() + event_start[u], events.data() + event_start[u + 1]);
+    for (const Event& e : eventful) {
+      const std::size_t s = e.symbol, t = e.bar;
       Book& book = *book_at[s];
-      const auto t = static_cast<std::size_t>(layout.bar_at[s][u]);
-      const int now = book.account.direction();
+      const int now = direction[s];
       now_of[s] = now;
-      target[s] = detail::target_after(now, book.signals[t], options.allow_short);
+      target[s] = detail::target_after(now, e.signal, options.allow_short);
       if (target[s] == now) continue;
       if (options.fill == Fill::kClose) {
         if (now != 0) book.account.close_position(layout.close_at[s][u], t, ExitReason::kRule);
@@ -349,13 +359,11 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
       }
     }
     if (options.fill != Fill::kClose) return;
-    for (const std::uint32_t s : eventful)
-      if (target[s] != 0 && book_at[s]->account.direction() == 0) {
-        const auto t = static_cast<std::size_t>(layout.bar_at[s][u]);
-        enter(*book_at[s], s, target[s], layout.close_at[s][u], t, equity, t + 1);
-      }
-    for (const std::uint32_t s : eventful)
-      if (target[s] != now_of[s]) restock(s);
+    for (const Event& e : eventful)
+      if (target[e.symbol] != 0 && book_at[e.symbol]->account.direction() == 0)
+        enter(*book_at[e.symbol], e.symbol, target[e.symbol], layout.close_at[e.symbol][u], e.bar, equity, e.bar + 1);
+    for (const Event& e : eventful)
+      if (target[e.symbol] != now_of[e.symbol]) restock(e.symbol);
   };
   for (std::size_t u = 0; u < n; ++u) {
     if (!ruined && rebalancing == 0 && !(watched_while_held && (held > 0 || orders > 0))) {
@@ -365,11 +373,10 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
       // Events that leave their symbol's position as it is (an exit signal while flat, say) change
       // nothing either: positions stay as they are over the stretch.
       const auto changes_nothing = [&](std::size_t v) {
-        for (std::uint32_t e = event_start[v]; e < event_start[v + 1]; ++e) {
-          const Book& book = *book_at[event_symbols[e]];
-          const int now = book.account.direction();
-          const auto t = static_cast<std::size_t>(layout.bar_at[event_symbols[e]][v]);
-          if (detail::target_after(now, book.signals[t], options.allow_short) != now) return false;
+        for (std::uint32_t i = event_start[v]; i < event_start[v + 1]; ++i) {
+          const Event& e = events[i];
+          if (detail::target_after(direction[e.symbol], e.signal, options.allow_short) != direction[e.symbol])
+            return false;
         }
         return true;
       };
