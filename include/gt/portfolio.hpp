@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "gt/backtest.hpp"
@@ -51,11 +52,28 @@ struct PortfolioLayout {
 };
 PortfolioLayout portfolio_layout(const std::vector<Bars>& symbols, const ExecutionOptions& options);
 
-// One combination's metrics from each symbol's signals (SignalBits per bar of its own), with the
-// combination's options (Strategy::options_for): run_portfolio's metrics without its paths, for
-// the studies; with `blocks`, the equity's returns per block added to them.
+// One symbol's signals (SignalBits) as the bars that hold any, in bar order: what the portfolio
+// engine reads, most bars holding none.
+struct SymbolEvents {
+  std::vector<std::uint32_t> bar;
+  std::vector<std::uint8_t> signal;
+  void clear() {
+    bar.clear();
+    signal.clear();
+  }
+  void add(std::size_t t, std::uint8_t bits) {
+    bar.push_back(static_cast<std::uint32_t>(t));
+    signal.push_back(bits);
+  }
+};
+// The events of a symbol's signals, one SignalBits a bar, into `out` (cleared first).
+void symbol_events(std::span<const std::uint8_t> signals, SymbolEvents& out);
+
+// One combination's metrics from each symbol's events, with the combination's options
+// (Strategy::options_for): run_portfolio's metrics without its paths, for the studies; with
+// `blocks`, the equity's returns per block added to them.
 Metrics portfolio_metrics(const std::vector<Bars>& symbols, const PortfolioLayout& layout,
-                          std::span<const std::vector<std::uint8_t>> signals, const ExecutionOptions& options,
+                          std::span<const SymbolEvents> events, const ExecutionOptions& options,
                           const PortfolioOptions& portfolio, const BlockReturns* blocks = nullptr);
 
 // The strategy with `values` on every symbol, one account. `series`: one cache of indicator series

@@ -98,7 +98,8 @@ struct Book {
   std::size_t last_bar = 0;
 };
 
-// Bit i: whether signals[i] holds an event, for 64 bars.
+// Bit i: whether signals[i] holds an event, for 64 bars: the scan turns once an event rather than
+// once a few bars (whether a few bars hold one is a coin toss to the branch predictor).
 std::uint64_t eventful_bars(const std::uint8_t* signals) {
   const __m128i none = _mm_setzero_si128();
   std::uint64_t mask = 0;
@@ -126,6 +127,19 @@ double marked(double cash, std::span<const Holding> holding, std::size_t u) {
 }
 
 }  // namespace
+
+void symbol_events(std::span<const std::uint8_t> signals, SymbolEvents& out) {
+  out.clear();
+  const std::size_t bars = signals.size();
+  std::size_t t = 0;
+  for (; t + 64 <= bars; t += 64)
+    for (std::uint64_t mask = eventful_bars(signals.data() + t); mask; mask &= mask - 1) {
+      const std::size_t i = t + static_cast<std::size_t>(std::countr_zero(mask));
+      out.add(i, signals[i]);
+    }
+  for (; t < bars; ++t)
+    if (signals[t] != 0) out.add(t, signals[t]);
+}
 
 PortfolioLayout portfolio_layout(const std::vector<Bars>& symbols, const ExecutionOptions& options) {
   PortfolioLayout layout;
@@ -164,7 +178,7 @@ namespace {
 // A timestamp where nothing can change (no symbol trading there has an event or an order, no exit
 // by price or time can apply, no rebalance) only marks the positions to market.
 Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayout& layout,
-                           std::span<const std::vector<std::uint8_t>> signals, const ExecutionOptions& options,
+                           std::span<const SymbolEvents> events_of, const ExecutionOptions& options,
                            const PortfolioOptions& portfolio, PortfolioResult* paths, const BlockReturns* blocks) {
   const std::size_t k = symbols.size();
   const std::size_t n = layout.time.size();
@@ -174,43 +188,26 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
   std::vector<Book*> book_at;  // by symbol, without the deque's indexing
   for (Book& book : books) book_at.push_back(&book);
   // The events at each timestamp, in symbol order: those of timestamp u are events[event_start[u]
-  // .. event_start[u + 1]), each with its symbol's bar and signal there, so that a scan of them
-  // reads nothing else. The signals are read 64 bars at a time as a mask of those with an event,
-  // so that the loop turns once an event rather than once a few bars (whether a few bars hold one
-  // is a coin toss to the branch predictor).
+  // .. event_start[u + 1]), each with its symbol's bar and signal, so that a scan of them reads
+  // nothing else.
   struct Event {
     std::uint32_t symbol, bar;
     std::uint8_t signal;
   };
-  const auto for_each_event = [&](std::size_t s, auto f) {
-    const std::vector<std::uint8_t>& signal = signals[s];
-    const std::size_t bars = signal.size();
-    std::size_t t = 0;
-    for (; t + 64 <= bars; t += 64)
-      for (std::uint64_t mask = eventful_bars(signal.data() + t); mask; mask &= mask - 1)
-        f(t + static_cast<std::size_t>(std::countr_zero(mask)));
-    for (; t < bars; ++t)
-      if (signal[t] != 0) f(t);
-  };
   std::vector<std::uint32_t> event_start(n + 1, 0);
-  std::vector<Event> events;
   for (std::size_t s = 0; s < k; ++s) {
-    std::size_t count = 0;
-    for_each_event(s, [&](std::size_t t) {
-      ++event_start[layout.timestamp_of[s][t] + 1];
-      ++count;
-    });
-    book_at[s]->trades.reserve(count);  // each trade opens on an event (at its close or the next open)
+    for (const std::uint32_t t : events_of[s].bar) ++event_start[layout.timestamp_of[s][t] + 1];
+    book_at[s]->trades.reserve(events_of[s].bar.size());  // each trade opens on an event
   }
   for (std::size_t u = 0; u < n; ++u) event_start[u + 1] += event_start[u];
-  events.resize(event_start[n]);
+  std::vector<Event> events(event_start[n]);
   {
     std::vector<std::uint32_t> next(event_start.begin(), event_start.end() - 1);
     for (std::size_t s = 0; s < k; ++s)
-      for_each_event(s, [&](std::size_t t) {
-        events[next[layout.timestamp_of[s][t]]++] = {static_cast<std::uint32_t>(s), static_cast<std::uint32_t>(t),
-                                                     signals[s][t]};
-      });
+      for (std::size_t e = 0; e < events_of[s].bar.size(); ++e) {
+        const std::uint32_t t = events_of[s].bar[e];
+        events[next[layout.timestamp_of[s][t]]++] = {static_cast<std::uint32_t>(s), t, events_of[s].signal[e]};
+      }
   }
   const auto weight = [&](std::size_t s) {
     return options.size * (portfolio.weights.empty() ? 1.0 / static_cast<double>(k) : portfolio.weights[s]);
@@ -465,9 +462,9 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
 }  // namespace
 
 Metrics portfolio_metrics(const std::vector<Bars>& symbols, const PortfolioLayout& layout,
-                          std::span<const std::vector<std::uint8_t>> signals, const ExecutionOptions& options,
+                          std::span<const SymbolEvents> events, const ExecutionOptions& options,
                           const PortfolioOptions& portfolio, const BlockReturns* blocks) {
-  return simulate_portfolio(symbols, layout, signals, options, portfolio, nullptr, blocks);
+  return simulate_portfolio(symbols, layout, events, options, portfolio, nullptr, blocks);
 }
 
 PortfolioResult run_portfolio(const std::vector<Bars>& symbols, const Strategy& strategy, const ParamValues& values,
@@ -481,14 +478,16 @@ PortfolioResult run_portfolio(const std::vector<Bars>& symbols, const Strategy& 
   options.exits.validate();
   if (!series.empty() && series.size() != symbols.size())
     throw Error(fmt::format("run_portfolio: {} series caches for {} symbols", series.size(), symbols.size()));
-  std::vector<std::vector<std::uint8_t>> signals;
+  std::vector<SymbolEvents> events(symbols.size());
   for (std::size_t s = 0; s < symbols.size(); ++s) {
     SeriesCache own;
-    strategy.signals(symbols[s], values, signals.emplace_back(symbols[s].size()), series.empty() ? own : series[s]);
+    std::vector<std::uint8_t> signals(symbols[s].size());
+    strategy.signals(symbols[s], values, signals, series.empty() ? own : series[s]);
+    symbol_events(signals, events[s]);
   }
   const PortfolioLayout layout = portfolio_layout(symbols, options);
   PortfolioResult out;
-  out.metrics = simulate_portfolio(symbols, layout, signals, options, portfolio, &out, nullptr);
+  out.metrics = simulate_portfolio(symbols, layout, events, options, portfolio, &out, nullptr);
   out.time = layout.time;
   out.periods_per_year = layout.periods_per_year;
   return out;

@@ -40,8 +40,9 @@ class PortfolioEvaluator final : public Evaluator {
                             std::span<const std::size_t> starts, std::span<ReturnSums> blocks) const override {
     const std::size_t per = starts.empty() ? 0 : starts.size() - 1;
     const std::size_t k = symbols_.size();
-    std::vector<std::vector<std::uint8_t>> signals(k);
-    for (std::size_t s = 0; s < k; ++s) signals[s].resize(symbols_[s].size());
+    std::vector<SymbolEvents> events(k);
+    std::vector<std::vector<std::uint8_t>> signals(crossings_.empty() ? k : 0);  // per bar, for the rules
+    for (std::size_t s = 0; s < signals.size(); ++s) signals[s].resize(symbols_[s].size());
     // A crossover's combinations visited by (type, fast, slow): the combinations of one pair of
     // averages (the volume filter on and off) share its crossings, and those of one fast average
     // its bounds; the results go back to their own slots.
@@ -60,32 +61,36 @@ class PortfolioEvaluator final : public Evaluator {
       const ParamValues values(params.begin() + static_cast<std::ptrdiff_t>(i * stride),
                                params.begin() + static_cast<std::ptrdiff_t>((i + 1) * stride));
       for (std::size_t s = 0; s < k; ++s)
-        if (crossings_.empty())
+        if (crossings_.empty()) {
           strategy_.signals(symbols_[s], values, signals[s], series_[s]);
-        else
-          crossing_signals(crossings[s], decode_ma_cross(values.data()), signals[s]);
+          symbol_events(signals[s], events[s]);
+        } else {
+          crossing_events(crossings[s], decode_ma_cross(values.data()), events[s]);
+        }
       const BlockReturns own{starts, blocks.subspan(i * per, per)};
-      out[i] = portfolio_metrics(symbols_, layout_, signals, strategy_.options_for(options_, values), portfolio_,
+      out[i] = portfolio_metrics(symbols_, layout_, events, strategy_.options_for(options_, values), portfolio_,
                                  per ? &own : nullptr);
     }
   }
 
  private:
   // ma_cross's rules (strategies/ma_cross.yaml) from the crossing masks: entry on a cross above
-  // (and the volume filter), exit on a cross below; the short rules mirrored.
-  void crossing_signals(PairCrossings& c, const MaCrossParams& p, std::vector<std::uint8_t>& out) const {
+  // (and the volume filter), exit on a cross below; the short rules mirrored. Straight to the
+  // engine's events, without a signal a bar.
+  void crossing_events(PairCrossings& c, const MaCrossParams& p, SymbolEvents& out) const {
     const MaCrossTables& tables = c.tables();
     const std::size_t words = tables.words();
     c.find(p);
     const std::uint64_t *up = c.up(), *down = c.down();
     const std::vector<std::uint64_t>& volume = tables.volume_words();
-    std::fill(out.begin(), out.end(), 0);
+    out.clear();
     for (std::size_t w = 0; w < words; ++w) {
       const std::uint64_t filter = p.volume_filter ? volume[w] : ~std::uint64_t{0};
       for (std::uint64_t bits = up[w] | down[w]; bits; bits &= bits - 1) {
         const auto b = static_cast<unsigned>(std::countr_zero(bits));
         const bool above = (up[w] >> b) & 1, below = (down[w] >> b) & 1, passes = (filter >> b) & 1;
-        out[w * 64 + b] = rule_events(above && passes, below, short_rules_, below && passes, above);
+        if (const std::uint8_t signal = rule_events(above && passes, below, short_rules_, below && passes, above))
+          out.add(w * 64 + b, signal);
       }
     }
   }
