@@ -244,8 +244,9 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
   bool ruined = false;
   // Books with an order for their next open; of them, with a rebalance; with a position.
   std::size_t orders = 0, rebalancing = 0, held = 0;
-  std::vector<Holding> holding;      // in symbol order: rebuilt after a full step, updated after a symbol's fills
-  std::vector<int> direction(k, 0);  // each symbol's, kept with `holding`
+  std::vector<std::uint32_t> waiting;  // the symbols whose book has an order, in symbol order
+  std::vector<Holding> holding;        // in symbol order: rebuilt after a full step, updated after a symbol's fills
+  std::vector<int> direction(k, 0);    // each symbol's, kept with `holding`
   const auto take_stock = [&] {
     holding.clear();
     for (std::size_t s = 0; s < k; ++s) {
@@ -298,9 +299,9 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
   // At timestamp u's opens, the orders of the symbols trading there: exits before entries, entries
   // in the symbols' order (sized by the equity at the close that placed them); rebalancing after.
   const auto fill_orders = [&](std::size_t u) {
-    for (std::size_t s = 0; s < k; ++s)
-      if (Book& book = *book_at[s]; book.has_pending && book.bar_at[u] >= 0 && book.account.direction() != 0 &&
-                                    book.pending != book.account.direction()) {
+    for (const std::uint32_t s : waiting)
+      if (Book& book = *book_at[s];
+          book.bar_at[u] >= 0 && book.account.direction() != 0 && book.pending != book.account.direction()) {
         const auto t = static_cast<std::size_t>(book.bar_at[u]);
         book.account.close_position(book.bars.open[t], t, ExitReason::kRule);
       }
@@ -309,15 +310,21 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
         if (const auto t = book->bar_at[u];
             t >= 0 && book->has_rebalance && book->rebalance < 0 && book->account.direction())
           book->account.adjust(book->account.direction() * book->rebalance / book->bars.open[t], book->bars.open[t], t);
-    for (std::size_t s = 0; s < k; ++s)
-      if (Book& book = *book_at[s]; book.has_pending && book.bar_at[u] >= 0) {
-        const auto t = static_cast<std::size_t>(book.bar_at[u]);
-        if (book.pending != 0 && book.account.direction() == 0)
-          enter(book, s, book.pending, book.bars.open[t], t, book.pending_equity, t);
-        book.has_pending = false;
-        --orders;  // a book has an order or a rebalance, never both
-        restock(s);
+    std::size_t still_waiting = 0;
+    for (const std::uint32_t s : waiting) {
+      Book& book = *book_at[s];
+      if (book.bar_at[u] < 0) {  // not trading here: its order waits on
+        waiting[still_waiting++] = s;
+        continue;
       }
+      const auto t = static_cast<std::size_t>(book.bar_at[u]);
+      if (book.pending != 0 && book.account.direction() == 0)
+        enter(book, s, book.pending, book.bars.open[t], t, book.pending_equity, t);
+      book.has_pending = false;
+      --orders;  // a book has an order or a rebalance, never both
+      restock(s);
+    }
+    waiting.resize(still_waiting);
     if (rebalancing > 0)
       for (std::size_t s = 0; s < k; ++s) {
         Book& book = *book_at[s];
@@ -353,6 +360,8 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
         book.pending_equity = equity;
         book.has_pending = true;
         ++orders;
+        waiting.insert(std::upper_bound(waiting.begin(), waiting.end(), static_cast<std::uint32_t>(s)),
+                       static_cast<std::uint32_t>(s));
       }
     }
     if (options.fill != Fill::kClose) return;
