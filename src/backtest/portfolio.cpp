@@ -399,7 +399,8 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
       const double equity = mark_at(u);
       if (equity > 0 && !rebalance_at(u)) {
         apply_rules(u, equity);
-        record(u, mark_at(u));
+        // Rules that fill at the next open leave the positions, hence the marks, as they are.
+        record(u, options.fill == Fill::kClose ? mark_at(u) : equity);
         continue;
       }
     }
