@@ -2,6 +2,7 @@
 // engine over every symbol, its metrics and, for robustness, its equity's returns per block. The
 // signals of a crossover of averages (GridEngine::kMaCross) come from each symbol's crossing
 // masks, as the one-symbol grid engine finds them; any other strategy's from its rules.
+#include <array>
 #include <bit>
 
 #include "../rules/program.hpp"
@@ -26,6 +27,10 @@ class PortfolioEvaluator final : public Evaluator {
     if (strategy_.grid_engine != GridEngine::kMaCross) return;
     for (const Bars& b : symbols) crossings_.emplace_back(std::make_unique<MaCrossTables>(b, grid));
     short_rules_ = strategy_.rules_program && strategy_.rules_program->short_entry.has_value();
+    for (unsigned i = 0; i < signal_of_.size(); ++i) {
+      const bool above = i & 1, below = i & 2, passes = i & 4;
+      signal_of_[i] = rule_events(above && passes, below, short_rules_, below && passes, above);
+    }
   }
 
   std::string_view name() const override {
@@ -83,16 +88,26 @@ class PortfolioEvaluator final : public Evaluator {
     c.find(p);
     const std::uint64_t *up = c.up(), *down = c.down();
     const std::vector<std::uint64_t>& volume = tables.volume_words();
-    out.clear();
+    // Each crossing written, and kept where it is an event (a cross above the filter stops, with
+    // no short rules, is none): no branch on what the crossing turns out to be.
+    std::size_t crossings = 0;
+    for (std::size_t w = 0; w < words; ++w) crossings += static_cast<std::size_t>(std::popcount(up[w] | down[w]));
+    out.bar.resize(crossings);
+    out.signal.resize(crossings);
+    std::size_t kept = 0;
     for (std::size_t w = 0; w < words; ++w) {
       const std::uint64_t filter = p.volume_filter ? volume[w] : ~std::uint64_t{0};
       for (std::uint64_t bits = up[w] | down[w]; bits; bits &= bits - 1) {
         const auto b = static_cast<unsigned>(std::countr_zero(bits));
-        const bool above = (up[w] >> b) & 1, below = (down[w] >> b) & 1, passes = (filter >> b) & 1;
-        if (const std::uint8_t signal = rule_events(above && passes, below, short_rules_, below && passes, above))
-          out.add(w * 64 + b, signal);
+        const unsigned above = (up[w] >> b) & 1, below = (down[w] >> b) & 1, passes = (filter >> b) & 1;
+        const std::uint8_t signal = signal_of_[above | below << 1 | passes << 2];
+        out.bar[kept] = static_cast<std::uint32_t>(w * 64 + b);
+        out.signal[kept] = signal;
+        kept += signal != 0;
       }
     }
+    out.bar.resize(kept);
+    out.signal.resize(kept);
   }
 
   const std::vector<Bars>& symbols_;
@@ -104,6 +119,7 @@ class PortfolioEvaluator final : public Evaluator {
   std::unique_ptr<SeriesCache[]> series_;
   std::vector<std::unique_ptr<MaCrossTables>> crossings_;  // per symbol, for a crossover of averages
   bool short_rules_ = false;
+  std::array<std::uint8_t, 8> signal_of_{};  // a crossing's events by above | below << 1 | passes << 2
 };
 
 }  // namespace
