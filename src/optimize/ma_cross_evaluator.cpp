@@ -120,6 +120,9 @@ detail::CacheLineArray<float> MaCrossTables::bounds_scratch() const {
   return detail::cache_line_array<float>(2 * padded_);
 }
 
+// A word of the crossing masks is one stride of the resume points.
+static_assert(ind::kResumeStride == 64);
+
 void MaCrossTables::exact_word(std::size_t row, std::size_t w, std::size_t count, double* out) const {
   const std::size_t to = std::min(n_, w * 64 + count);
   const RowAverage& a = row_average_[row];

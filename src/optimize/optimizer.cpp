@@ -315,7 +315,9 @@ StudyEstimate estimate_study(const std::vector<Bars>& symbols, const Grid& grid,
   periods.erase(std::unique(periods.begin(), periods.end()), periods.end());
   std::uint64_t bar_combinations = 0;
   const double row_bytes_a_bar =
-      grid.strategy().grid_engine == GridEngine::kMaCross ? 4.0 + sizeof(ind::MaResume) / 64.0 : 12.0;
+      grid.strategy().grid_engine == GridEngine::kMaCross
+          ? 4.0 + static_cast<double>(sizeof(ind::MaResume)) / static_cast<double>(ind::kResumeStride)
+          : 12.0;
   for (const auto& bars : symbols) {
     e.memory_bytes += static_cast<std::uint64_t>(static_cast<double>(bars.size()) * row_bytes_a_bar *
                                                  std::max<double>(1, static_cast<double>(periods.size())) * kinds);
