@@ -29,7 +29,7 @@ class Random {
  public:
   explicit Random(std::uint64_t seed) : state_(seed) {}
   std::uint64_t next() {
-    std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ULL);
+    std::uint64_t z = (state_ += kGamma);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
     return z ^ (z >> 31);
@@ -41,12 +41,12 @@ class Random {
       if (const std::uint64_t x = next(); x < limit) return x % n;
   }
   double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }  // [0, 1)
-  double normal() {
-    const double u = 1.0 - uniform(), v = uniform();
-    return std::sqrt(-2.0 * std::log(u)) * std::cos(2.0 * std::numbers::pi * v);
-  }
+  // The stream of draw `n` of a batch whose stream starts at `seed`: batches draw in parallel,
+  // each draw from its own stream, the same whatever the thread count.
+  static Random draw(std::uint64_t seed, std::uint64_t n) { return Random(Random(seed + n * kGamma).next()); }
 
  private:
+  static constexpr std::uint64_t kGamma = 0x9E3779B97F4A7C15ULL;
   std::uint64_t state_;
 };
 
@@ -77,6 +77,18 @@ class Space {
     grid_.decode(index, scratch_);
     return grid_.is_valid(scratch_);
   }
+  // Whether the combination at `positions` is valid, with the caller's scratch (one value per
+  // parameter), from any thread.
+  bool valid_at(std::span<const std::int64_t> positions, std::span<double> scratch) const {
+    const auto& base = grid_.base();
+    std::copy(base.begin(), base.end(), scratch.begin());
+    for (std::size_t k = 0; k < dims(); ++k) {
+      const Grid::Axis& axis = grid_.axes()[k];
+      scratch[axis.param] = axis.values[static_cast<std::size_t>(positions[k])];
+    }
+    return grid_.is_valid(scratch);
+  }
+  std::size_t parameters() const { return scratch_.size(); }
   const Grid& grid() const { return grid_; }
 
  private:
@@ -84,6 +96,113 @@ class Space {
   std::vector<std::uint64_t> sizes_;
   std::vector<bool> ordered_;
   std::vector<double> scratch_;
+};
+
+// One side of the bayes search's model (docs/SEMANTICS.md "Search"): a Parzen density over the
+// space's positions, a mixture of product kernels (one per point) and a uniform prior. Its
+// kernels are tabled per axis and value: column (k, v) holds every point's kernel along axis k at
+// value v (Gaussian in steps on an ordered axis, by equality on a category), the points side by
+// side and padded with zeros to whole lanes, so that a density is a sum over the points of
+// products of one column per axis. The storage is kept from one fit to the next.
+class Parzen {
+ public:
+  static constexpr double kKeepCategory = 0.8;  // a category's kernel on its own value
+
+  // `points`: n x dims positions; `h`: the bandwidth of each ordered axis, in steps.
+  void fit(const Space& space, std::span<const std::int64_t> points, std::span<const double> h) {
+    const std::size_t d = space.dims();
+    points_ = points.size() / d;
+    width_ = (points_ + kLanes - 1) / kLanes * kLanes;
+    prior_ = 1;
+    std::size_t size = 0;
+    axis_start_.clear();
+    for (std::size_t k = 0; k < d; ++k) {
+      prior_ /= static_cast<double>(space.size(k));
+      axis_start_.push_back(size);
+      size += space.size(k) * width_;
+    }
+    columns_.assign(size, 0.0);
+    for (std::size_t k = 0; k < d; ++k) {
+      const auto m = static_cast<std::int64_t>(space.size(k));
+      kernel_.assign(static_cast<std::size_t>(2 * m - 1), 1.0);  // by the signed distance, + m - 1
+      for (std::int64_t delta = -(m - 1); delta <= m - 1; ++delta) {
+        double& value = kernel_[static_cast<std::size_t>(delta + m - 1)];
+        if (space.ordered(k)) {
+          const double z = static_cast<double>(delta) / h[k];
+          value = std::exp(-0.5 * z * z) / (h[k] * std::sqrt(2 * std::numbers::pi));
+        } else if (m > 1) {
+          value = delta == 0 ? kKeepCategory : (1 - kKeepCategory) / static_cast<double>(m - 1);
+        }
+      }
+      for (std::int64_t v = 0; v < m; ++v) {
+        double* column = columns_.data() + axis_start_[k] + static_cast<std::size_t>(v) * width_;
+        for (std::size_t j = 0; j < points_; ++j)
+          column[j] = kernel_[static_cast<std::size_t>(v - points[j * d + k] + m - 1)];
+      }
+    }
+  }
+
+  // The log density at position `x` (dims values); `axis`: the caller's scratch of dims pointers.
+  // Lane l adds the points l, l + kLanes, ... in order and the lanes are then added pairwise: the
+  // same sum on every machine and thread count.
+  double log_density(const std::int64_t* x, std::vector<const double*>& axis) const {
+    const std::size_t d = axis.size();
+    for (std::size_t k = 0; k < d; ++k)
+      axis[k] = columns_.data() + axis_start_[k] + static_cast<std::size_t>(x[k]) * width_;
+    std::array<double, kLanes> lanes{};
+    for (std::size_t j = 0; j < width_; j += kLanes) {
+      std::array<double, kLanes> kernel;
+      for (std::size_t l = 0; l < kLanes; ++l) kernel[l] = axis[0][j + l];
+      for (std::size_t k = 1; k < d; ++k)
+        for (std::size_t l = 0; l < kLanes; ++l) kernel[l] *= axis[k][j + l];
+      for (std::size_t l = 0; l < kLanes; ++l) lanes[l] += kernel[l];
+    }
+    for (std::size_t half = kLanes / 2; half > 0; half /= 2)
+      for (std::size_t l = 0; l < half; ++l) lanes[l] += lanes[l + half];
+    return std::log((prior_ + lanes[0]) / static_cast<double>(points_ + 1));
+  }
+
+ private:
+  static constexpr std::size_t kLanes = 8;
+  std::vector<double> columns_, kernel_;
+  std::vector<std::size_t> axis_start_;
+  std::size_t width_ = 0, points_ = 0;
+  double prior_ = 1;
+};
+
+// The steps a candidate is drawn away from a point along an ordered axis of m values: a Gaussian
+// of `h` steps rounded to the nearest step (half away from zero), drawn with one uniform from a
+// table of its exact probabilities. Offsets of m - 1 steps or more all land on the axis's end
+// once clamped, so the table stops there and its ends hold the tails.
+class RoundedGaussian {
+ public:
+  void fit(double h, std::int64_t m) {
+    // Beyond 9 bandwidths the tail is below 1e-18: nothing a double's uniform can reach.
+    reach_ = std::min<std::int64_t>(m - 1, static_cast<std::int64_t>(std::ceil(9 * h)) + 1);
+    const auto below = [&](double steps) { return 0.5 * std::erfc(-steps / (h * std::numbers::sqrt2)); };
+    cumulative_.clear();
+    for (std::int64_t o = -reach_; o < reach_; ++o) cumulative_.push_back(below(static_cast<double>(o) + 0.5));
+    cumulative_.push_back(1.0);
+    guide_.resize(cumulative_.size());
+    std::size_t at = 0;
+    for (std::size_t g = 0; g < guide_.size(); ++g) {
+      while (cumulative_[at] <= static_cast<double>(g) / static_cast<double>(guide_.size())) ++at;
+      guide_[g] = at;
+    }
+  }
+  std::int64_t draw(Random& random) const {
+    const double u = random.uniform();
+    // The guide names the first entry that u can fall in; a step or two from there finds it.
+    std::size_t at =
+        guide_[std::min(guide_.size() - 1, static_cast<std::size_t>(u * static_cast<double>(guide_.size())))];
+    while (cumulative_[at] <= u) ++at;
+    return static_cast<std::int64_t>(at) - reach_;
+  }
+
+ private:
+  std::int64_t reach_ = 0;
+  std::vector<double> cumulative_;  // P(offset <= -reach_ + i), the last exactly 1
+  std::vector<std::size_t> guide_;  // guide_[g]: the first i with cumulative_[i] > g / size
 };
 
 // Combinations (grid indices) already chosen: one bit each where the space is small enough (the
@@ -322,12 +441,15 @@ class Search {
     const bool blocks = r_.ranking.robustness_blocks > 0;
     std::vector<RankedCombination> history;
     std::vector<SearchOrder::Key> keys;  // history's, in the search's order
-    std::vector<std::size_t> ranked;     // the history's positions in that order, kept sorted round by round
+    // The history's best positions in that order, best first: as many as a proposal (at most 48)
+    // or a climbing round (one point for each combination wanted) reads.
+    const std::size_t leaders = std::max<std::size_t>(48, climb_batch);
+    std::vector<std::size_t> ranked;
     std::vector<ReturnSums> sums;
     const std::size_t per = blocks ? r_.ranking.robustness_blocks : 0;
     history.reserve(budget);
     keys.reserve(budget);
-    ranked.reserve(budget);
+    ranked.reserve(leaders + batch);
     sums.reserve(budget * per);
     const auto absorb = [&](StudyState::Evaluated&& e) {
       out.rounds.push_back({{"evaluated", e.combinations.size()}});
@@ -340,8 +462,14 @@ class Search {
       const auto by_key = [&](std::size_t a, std::size_t b) { return keys[a] < keys[b]; };
       const auto middle = static_cast<std::ptrdiff_t>(ranked.size());
       for (std::size_t i = first; i < history.size(); ++i) ranked.push_back(i);
+      const auto most = static_cast<std::ptrdiff_t>(leaders);
+      if (ranked.end() - (ranked.begin() + middle) > most) {
+        std::nth_element(ranked.begin() + middle, ranked.begin() + middle + most, ranked.end(), by_key);
+        ranked.resize(static_cast<std::size_t>(middle + most));
+      }
       std::sort(ranked.begin() + middle, ranked.end(), by_key);
       std::inplace_merge(ranked.begin(), ranked.begin() + middle, ranked.end(), by_key);
+      ranked.resize(std::min(ranked.size(), leaders));
     };
     absorb(round(unit, draw_uniform(space, std::min(batch, budget), random, taken), 0, blocks));
     while (taken.size() < budget) {
@@ -375,7 +503,8 @@ class Search {
 
   // Up to `want` unevaluated valid neighbours of the history's best, best first: one step either
   // way along any of the ordered axes (the categories kept), or another value of one category.
-  // `all_ranked`: the history's positions in the search's order.
+  // `all_ranked`: the history's best positions in the search's order (at least `want` of them, or
+  // the whole history).
   std::vector<std::uint64_t> neighbours(Space& space, const std::vector<RankedCombination>& history,
                                         std::span<const std::size_t> all_ranked, std::uint64_t want, Taken& taken) {
     const std::size_t d = space.dims();
@@ -422,7 +551,7 @@ class Search {
   // The next batch: candidates drawn around the best tenth of the history (at most 48 points),
   // ranked by how much likelier they are under the good points' Parzen density than under the
   // others'; a tenth of the batch drawn uniformly, so that no region is given up for good.
-  // `ranked`: the history's positions in the search's order.
+  // `ranked`: the history's best positions in the search's order (at least 48, or the whole history).
   std::vector<std::uint64_t> propose(Space& space, const std::vector<RankedCombination>& history,
                                      std::span<const std::size_t> ranked, std::uint64_t want, Random& random,
                                      Taken& taken) {
@@ -444,7 +573,7 @@ class Search {
       for (std::size_t j = 0; j < which.size(); ++j) space.positions(history[which[j]].index, {p.data() + j * d, d});
       return p;
     };
-    const std::vector<std::int64_t> good_points = points({ranked.data(), good});
+    const std::vector<std::int64_t> good_points = points(ranked.first(good));
     const std::vector<std::int64_t> bad_points = points(bad);
     // Bandwidths: Scott's rule on each side's spread along each ordered axis, at least one step.
     const auto bandwidths = [&](const std::vector<std::int64_t>& p) {
@@ -461,102 +590,77 @@ class Search {
       return h;
     };
     const std::vector<double> good_h = bandwidths(good_points), bad_h = bandwidths(bad_points);
-    constexpr double kKeepCategory = 0.8;
-    double prior = 1;
-    for (std::size_t k = 0; k < d; ++k) prior /= static_cast<double>(space.size(k));
-    // A side's kernels, tabled once: each axis's kernel by the distance in steps (ordered) or by
-    // equality (categories), every axis's table in one array, and for each point and axis where the
-    // point's row of that table starts (x is added to it). The densities below are then sums of
-    // products of table entries.
-    struct Parzen {
-      std::vector<double> table;
-      std::vector<std::int64_t> row;  // [point][axis]
-      std::size_t points;
-    };
-    const auto parzen = [&](const std::vector<std::int64_t>& p, const std::vector<double>& h) {
-      Parzen out{{}, std::vector<std::int64_t>(p.size()), p.size() / d};
-      for (std::size_t k = 0; k < d; ++k) {
-        const auto m = static_cast<std::int64_t>(space.size(k));
-        const auto base = static_cast<std::int64_t>(out.table.size()) + m - 1;
-        for (std::int64_t delta = -(m - 1); delta <= m - 1; ++delta) {
-          double value = 1;
-          if (space.ordered(k)) {
-            const double z = static_cast<double>(delta) / h[k];
-            value = std::exp(-0.5 * z * z) / (h[k] * std::sqrt(2 * std::numbers::pi));
-          } else if (m > 1) {
-            value = delta == 0 ? kKeepCategory : (1 - kKeepCategory) / static_cast<double>(m - 1);
-          }
-          out.table.push_back(value);
-        }
-        for (std::size_t j = 0; j < out.points; ++j) out.row[j * d + k] = base - p[j * d + k];
-      }
-      return out;
-    };
-    const Parzen good_parzen = parzen(good_points, good_h), bad_parzen = parzen(bad_points, bad_h);
-    // log of a Parzen density at kAtOnce positions x (kAtOnce x d): a mixture of product kernels,
-    // one per point, and a uniform prior. Each position's sum is added in the points' order, as
-    // one at a time would; the positions' sums are interleaved so that their additions overlap.
-    constexpr std::size_t kAtOnce = 4;
-    const auto log_densities = [&](const std::int64_t* x, const Parzen& side, double* out) {
-      std::array<double, kAtOnce> total;
-      total.fill(prior);
-      const std::int64_t* row = side.row.data();
-      for (std::size_t j = 0; j < side.points; ++j, row += d) {
-        std::array<double, kAtOnce> kernel;
-        kernel.fill(1.0);
-        for (std::size_t k = 0; k < d; ++k) {
-          const double* axis_row = side.table.data() + row[k];
-          for (std::size_t c = 0; c < kAtOnce; ++c) kernel[c] *= axis_row[x[c * d + k]];
-        }
-        for (std::size_t c = 0; c < kAtOnce; ++c) total[c] += kernel[c];
-      }
-      for (std::size_t c = 0; c < kAtOnce; ++c) out[c] = std::log(total[c] / static_cast<double>(side.points + 1));
-    };
+    good_density_.fit(space, good_points, good_h);
+    bad_density_.fit(space, bad_points, bad_h);
+    steps_.resize(d);
+    for (std::size_t k = 0; k < d; ++k)
+      if (space.ordered(k)) steps_[k].fit(good_h[k], static_cast<std::int64_t>(space.size(k)));
+
+    // Two candidates per combination wanted, from at most 8 attempts each. Each attempt draws
+    // around a good point from its own stream, so that attempts run in parallel; they are then
+    // taken in order, skipping repeats, the evaluated and the invalid.
     const std::uint64_t explore = want / 10, exploit = want - explore;
     struct Candidate {
       std::uint64_t index;
       double score;
     };
+    struct Attempt {
+      std::uint64_t index;
+      bool valid;
+    };
     std::vector<Candidate> candidates;
+    std::vector<std::int64_t> at;  // the candidates' positions, d each
+    std::vector<Attempt> attempts;
+    std::vector<std::int64_t> attempted;  // the attempts' positions, d each
     Taken drawn(space.grid().size());
-    std::vector<std::int64_t> x(d);
     const std::size_t n_good = good_points.size() / d;
-    for (std::uint64_t a = 0; a < 8 * exploit + 64 && candidates.size() < 2 * exploit; ++a) {
-      const std::size_t j = random.below(n_good);
-      for (std::size_t k = 0; k < d; ++k) {
-        const auto m = static_cast<std::int64_t>(space.size(k));
-        if (space.ordered(k))
-          x[k] = std::clamp<std::int64_t>(
-              good_points[j * d + k] + static_cast<std::int64_t>(std::lround(good_h[k] * random.normal())), 0, m - 1);
-        else
-          x[k] = random.uniform() < kKeepCategory
-                     ? good_points[j * d + k]
-                     : static_cast<std::int64_t>(random.below(static_cast<std::uint64_t>(m)));
-      }
-      const std::uint64_t index = space.index(x);
-      if (taken.count(index) || !drawn.insert(index) || !space.valid(index)) continue;
-      candidates.push_back({index, 0});
+    const std::uint64_t most = 8 * exploit + 64, stream = random.next();
+    for (std::uint64_t from = 0; from < most && candidates.size() < 2 * exploit;) {
+      const std::uint64_t count = std::min(most - from, (2 * exploit - candidates.size()) * 5 / 4 + 64);
+      attempts.resize(count);
+      attempted.resize(count * d);
+      tbb::parallel_for(tbb::blocked_range<std::uint64_t>(0, count, 256), [&](const auto& range) {
+        std::vector<double> scratch(space.parameters());
+        for (std::uint64_t a = range.begin(); a < range.end(); ++a) {
+          const std::span<std::int64_t> x(attempted.data() + a * d, d);
+          Random r = Random::draw(stream, from + a);
+          const std::int64_t* around = good_points.data() + r.below(n_good) * d;
+          for (std::size_t k = 0; k < d; ++k) {
+            const auto m = static_cast<std::int64_t>(space.size(k));
+            if (space.ordered(k))
+              x[k] = std::clamp<std::int64_t>(around[k] + steps_[k].draw(r), 0, m - 1);
+            else
+              x[k] = r.uniform() < Parzen::kKeepCategory
+                         ? around[k]
+                         : static_cast<std::int64_t>(r.below(static_cast<std::uint64_t>(m)));
+          }
+          attempts[a] = {space.index(x), space.valid_at(x, scratch)};
+        }
+      });
+      for (std::uint64_t a = 0; a < count && candidates.size() < 2 * exploit; ++a)
+        if (!taken.count(attempts[a].index) && drawn.insert(attempts[a].index) && attempts[a].valid) {
+          candidates.push_back({attempts[a].index, 0});
+          at.insert(at.end(), attempted.begin() + static_cast<std::ptrdiff_t>(a * d),
+                    attempted.begin() + static_cast<std::ptrdiff_t>((a + 1) * d));
+        }
+      from += count;
     }
-    const std::size_t groups = (candidates.size() + kAtOnce - 1) / kAtOnce;
-    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, groups), [&](const auto& range) {
-      std::vector<std::int64_t> at(kAtOnce * d);
-      std::array<double, kAtOnce> good_density, bad_density;
-      for (std::size_t g = range.begin(); g < range.end(); ++g) {
-        const std::size_t first = g * kAtOnce, count = std::min(kAtOnce, candidates.size() - first);
-        for (std::size_t c = 0; c < kAtOnce; ++c)  // a short last group repeats its last candidate
-          space.positions(candidates[first + std::min(c, count - 1)].index, {at.data() + c * d, d});
-        log_densities(at.data(), good_parzen, good_density.data());
-        log_densities(at.data(), bad_parzen, bad_density.data());
-        for (std::size_t c = 0; c < count; ++c) candidates[first + c].score = good_density[c] - bad_density[c];
+    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, candidates.size(), 64), [&](const auto& range) {
+      std::vector<const double*> axis(d);
+      for (std::size_t c = range.begin(); c < range.end(); ++c) {
+        const std::int64_t* x = at.data() + c * d;
+        candidates[c].score = good_density_.log_density(x, axis) - bad_density_.log_density(x, axis);
       }
     });
-    std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
+    const auto by_score = [](const Candidate& a, const Candidate& b) {
       return a.score != b.score ? a.score > b.score : a.index < b.index;
-    });
+    };
+    const auto chosen = static_cast<std::ptrdiff_t>(std::min<std::uint64_t>(exploit, candidates.size()));
+    std::nth_element(candidates.begin(), candidates.begin() + chosen, candidates.end(), by_score);
     std::vector<std::uint64_t> next;
-    for (std::size_t i = 0; i < candidates.size() && next.size() < exploit; ++i) {
-      next.push_back(candidates[i].index);
-      taken.insert(candidates[i].index);
+    for (auto c = candidates.begin(); c != candidates.begin() + chosen; ++c) {
+      next.push_back(c->index);
+      taken.insert(c->index);
     }
     const auto uniform = draw_uniform(space, std::min<std::uint64_t>(explore, want - next.size()), random, taken);
     next.insert(next.end(), uniform.begin(), uniform.end());
@@ -570,6 +674,9 @@ class Search {
   std::vector<std::size_t> unit_bars_;  // each unit's returns (a portfolio's: its timeline's)
   SearchOrder order_;
   Tally tally_;
+  // The model's storage, kept from one proposal to the next.
+  Parzen good_density_, bad_density_;
+  std::vector<RoundedGaussian> steps_;  // per ordered axis, around the good points
 };
 
 }  // namespace
