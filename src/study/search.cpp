@@ -441,9 +441,9 @@ class Search {
     const bool blocks = r_.ranking.robustness_blocks > 0;
     std::vector<RankedCombination> history;
     std::vector<SearchOrder::Key> keys;  // history's, in the search's order
-    // The history's best positions in that order, best first: as many as a proposal (at most 48)
-    // or a climbing round (one point for each combination wanted) reads.
-    const std::size_t leaders = std::max<std::size_t>(48, climb_batch);
+    // The history's best positions in that order, best first: as many as a proposal (kMostGood at
+    // most) or a climbing round (one point for each combination wanted) reads.
+    const std::size_t leaders = std::max<std::size_t>(kMostGood, climb_batch);
     std::vector<std::size_t> ranked;
     std::vector<ReturnSums> sums;
     const std::size_t per = blocks ? r_.ranking.robustness_blocks : 0;
@@ -548,17 +548,21 @@ class Search {
     return next;
   }
 
-  // The next batch: candidates drawn around the best tenth of the history (at most 48 points),
+  // The most good points of a proposal: Optuna's TPE default (its gamma caps the good side at 25),
+  // which found a narrow peak more often than 48 did (docs/PERFORMANCE.md "Search").
+  static constexpr std::size_t kMostGood = 25;
+
+  // The next batch: candidates drawn around the best tenth of the history (at most kMostGood points),
   // ranked by how much likelier they are under the good points' Parzen density than under the
   // others'; a tenth of the batch drawn uniformly, so that no region is given up for good.
-  // `ranked`: the history's best positions in the search's order (at least 48, or the whole history).
+  // `ranked`: the history's best positions in the search's order (at least kMostGood, or all).
   std::vector<std::uint64_t> propose(Space& space, const std::vector<RankedCombination>& history,
                                      std::span<const std::size_t> ranked, std::uint64_t want, Random& random,
                                      Taken& taken) {
     const std::size_t d = space.dims();
-    // The best (at most 48) in order; the others, an even sample of at most 96 in history order
-    // (the density only needs their shape).
-    const std::size_t good = std::min(history.size(), std::clamp<std::size_t>((history.size() + 9) / 10, 2, 48));
+    // The best tenth, at most kMostGood, in order; the others, an even sample of at most 96 in
+    // history order (the density only needs their shape).
+    const std::size_t good = std::min(history.size(), std::clamp<std::size_t>((history.size() + 9) / 10, 2, kMostGood));
     std::vector<bool> is_good(history.size(), false);
     for (std::size_t i = 0; i < good; ++i) is_good[ranked[i]] = true;
     std::vector<std::size_t> bad;
