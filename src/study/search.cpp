@@ -73,12 +73,13 @@ class Space {
     for (std::size_t k = 0; k < dims(); ++k) index = index * sizes_[k] + static_cast<std::uint64_t>(p[k]);
     return index;
   }
+  // Whether combination `index`, or the one at `positions`, is valid.
   bool valid(std::uint64_t index) {
     grid_.decode(index, scratch_);
     return grid_.is_valid(scratch_);
   }
-  // Whether the combination at `positions` is valid, with the caller's scratch (one value per
-  // parameter), from any thread.
+  bool valid_at(std::span<const std::int64_t> positions) { return valid_at(positions, scratch_); }
+  // The same with the caller's scratch (one value per parameter), from any thread.
   bool valid_at(std::span<const std::int64_t> positions, std::span<double> scratch) const {
     const auto& base = grid_.base();
     std::copy(base.begin(), base.end(), scratch.begin());
@@ -335,13 +336,7 @@ class Search {
   // One round: `indices` (ascending) of `unit`, trading from `first_bar`, with block sums or not.
   StudyState::Evaluated round(std::size_t unit, const std::vector<std::uint64_t>& indices, std::size_t first_bar,
                               bool blocks) {
-    nlohmann::ordered_json request = study_request_json(r_);
-    for (const char* key : {"out", "report", "search", "budget", "seed"}) request.erase(key);
-    request["top"] = nullptr;  // every combination comes back
-    request["min_trades"] = std::numeric_limits<std::int64_t>::min();
-    request["robustness"] = blocks;
-    if (!blocks) request.erase("pbo_blocks");
-    if (first_bar > 0) request["window"] = {{"first_bar", first_bar}, {"close_at_end", false}};
+    const nlohmann::ordered_json& request = round_request(first_bar, blocks);
     const std::uint64_t size = std::max<std::uint64_t>(1, executor_.task_size(indices.size()));
     std::vector<RangeTask> tasks;
     for (std::size_t at = 0; at < indices.size(); at += size) {
@@ -362,9 +357,27 @@ class Search {
     return state.take_evaluated(unit);
   }
 
+  // What a round's tasks are asked, the same for every round from `first_bar` with blocks or not.
+  const nlohmann::ordered_json& round_request(std::size_t first_bar, bool blocks) {
+    auto [at, added] = round_requests_.try_emplace({first_bar, blocks});
+    if (added) {
+      nlohmann::ordered_json& request = at->second;
+      request = study_request_json(r_);
+      for (const char* key : {"out", "report", "search", "budget", "seed"}) request.erase(key);
+      request["top"] = nullptr;  // every combination comes back
+      request["min_trades"] = std::numeric_limits<std::int64_t>::min();
+      request["robustness"] = blocks;
+      if (!blocks) request.erase("pbo_blocks");
+      if (first_bar > 0) request["window"] = {{"first_bar", first_bar}, {"close_at_end", false}};
+    }
+    return at->second;
+  }
+
   // Every method's evaluated combinations of `unit` on all its bars, and how many it tried.
   struct UnitResult {
     StudyState::Evaluated evaluated;
+    std::vector<std::size_t> grid_order;  // evaluated's positions in grid order (empty: in grid order already)
+    std::size_t position(std::size_t i) const { return grid_order.empty() ? i : grid_order[i]; }
     std::uint64_t trials = 0;
     nlohmann::ordered_json rounds = nlohmann::ordered_json::array();
   };
@@ -487,18 +500,14 @@ class Search {
       if (next.empty()) break;
       absorb(round(unit, next, 0, blocks));
     }
-    // Every round's combinations, in grid order, with their block sums alongside.
+    // Every round's combinations with their block sums, and their order in the grid.
     std::vector<std::pair<std::uint64_t, std::size_t>> order(history.size());  // (grid index, position)
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = {history[i].index, i};
     std::sort(order.begin(), order.end());
-    out.evaluated.combinations.reserve(history.size());
-    out.evaluated.blocks.reserve(sums.size());
-    for (const auto& entry : order) {
-      const std::size_t i = entry.second;
-      out.evaluated.combinations.push_back(std::move(history[i]));
-      out.evaluated.blocks.insert(out.evaluated.blocks.end(), sums.begin() + static_cast<std::ptrdiff_t>(i * per),
-                                  sums.begin() + static_cast<std::ptrdiff_t>((i + 1) * per));
-    }
+    out.grid_order.resize(order.size());
+    for (std::size_t i = 0; i < order.size(); ++i) out.grid_order[i] = order[i].second;
+    out.evaluated.combinations = std::move(history);
+    out.evaluated.blocks = std::move(sums);
   }
 
   // Up to `want` unevaluated valid neighbours of the history's best, best first: one step either
@@ -514,7 +523,7 @@ class Search {
     std::vector<std::int64_t> p(d), x(d);
     const auto consider = [&] {
       const std::uint64_t index = space.index(x);
-      if (next.size() < want && !taken.count(index) && space.valid(index)) {
+      if (next.size() < want && !taken.count(index) && space.valid_at(x)) {
         taken.insert(index);
         next.push_back(index);
       }
@@ -678,6 +687,7 @@ class Search {
   std::vector<std::size_t> unit_bars_;  // each unit's returns (a portfolio's: its timeline's)
   SearchOrder order_;
   Tally tally_;
+  std::map<std::pair<std::size_t, bool>, nlohmann::ordered_json> round_requests_;
   // The model's storage, kept from one proposal to the next.
   Parzen good_density_, bad_density_;
   std::vector<RoundedGaussian> steps_;  // per ordered axis, around the good points
@@ -733,13 +743,19 @@ StudyOutcome run_search(const StudyRequest& r, RangeExecutor* executor, ResultSi
     const std::size_t bars = search.unit_bars(u);
     constexpr std::size_t kChunk = 4096;
     for (std::size_t at = 0; at < e.combinations.size(); at += kChunk) {
+      const std::size_t count = std::min(kChunk, e.combinations.size() - at);
       ChunkResults chunk;
       chunk.symbol = u;
       chunk.stride = stride;
-      for (std::size_t i = at; i < std::min(at + kChunk, e.combinations.size()); ++i) {
+      chunk.indices.reserve(count);
+      chunk.valid.assign(count, 1);
+      chunk.params.reserve(count * stride);
+      chunk.metrics.reserve(count);
+      chunk.blocks.reserve(count * per);
+      for (std::size_t n = at; n < at + count; ++n) {
+        const std::size_t i = found.position(n);
         const RankedCombination& c = e.combinations[i];
         chunk.indices.push_back(c.index);
-        chunk.valid.push_back(1);
         chunk.params.insert(chunk.params.end(), c.params.begin(), c.params.end());
         chunk.metrics.push_back(c.metrics);
         if (per > 0)
