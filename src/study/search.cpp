@@ -122,7 +122,7 @@ class Parzen {
       axis_start_.push_back(size);
       size += space.size(k) * width_;
     }
-    columns_.assign(size, 0.0);
+    columns_.resize(size);
     for (std::size_t k = 0; k < d; ++k) {
       const auto m = static_cast<std::int64_t>(space.size(k));
       kernel_.assign(static_cast<std::size_t>(2 * m - 1), 1.0);  // by the signed distance, + m - 1
@@ -139,6 +139,7 @@ class Parzen {
         double* column = columns_.data() + axis_start_[k] + static_cast<std::size_t>(v) * width_;
         for (std::size_t j = 0; j < points_; ++j)
           column[j] = kernel_[static_cast<std::size_t>(v - points[j * d + k] + m - 1)];
+        std::fill(column + points_, column + width_, 0.0);
       }
     }
   }
@@ -459,6 +460,7 @@ class Search {
     const std::size_t leaders = std::max<std::size_t>(kMostGood, climb_batch);
     std::vector<std::size_t> ranked;
     std::vector<ReturnSums> sums;
+    std::vector<bool> spent;  // the climb's (neighbours)
     const std::size_t per = blocks ? r_.ranking.robustness_blocks : 0;
     history.reserve(budget);
     keys.reserve(budget);
@@ -490,7 +492,7 @@ class Search {
       const std::uint64_t want = std::min<std::uint64_t>(
           climbing ? climb_batch : std::min(batch, modelled - taken.size()), budget - taken.size());
       // The last rounds climb: the unevaluated neighbours of the best so far.
-      std::vector<std::uint64_t> next = climbing ? neighbours(space, history, ranked, want, taken)
+      std::vector<std::uint64_t> next = climbing ? neighbours(space, history, ranked, want, taken, spent)
                                                  : propose(space, history, ranked, want, random, taken);
       if (next.size() < want) {  // the model's neighbourhoods are spent: the rest uniformly
         const auto more = draw_uniform(space, want - next.size(), random, taken);
@@ -513,9 +515,11 @@ class Search {
   // Up to `want` unevaluated valid neighbours of the history's best, best first: one step either
   // way along any of the ordered axes (the categories kept), or another value of one category.
   // `all_ranked`: the history's best positions in the search's order (at least `want` of them, or
-  // the whole history).
+  // the whole history). `spent`: per history position, whether every neighbour is evaluated or
+  // invalid (taken only grows, so a spent point stays spent and is not looked at again).
   std::vector<std::uint64_t> neighbours(Space& space, const std::vector<RankedCombination>& history,
-                                        std::span<const std::size_t> all_ranked, std::uint64_t want, Taken& taken) {
+                                        std::span<const std::size_t> all_ranked, std::uint64_t want, Taken& taken,
+                                        std::vector<bool>& spent) {
     const std::size_t d = space.dims();
     // Each point gives at least one neighbour or is spent: the best `want` are enough to look at.
     const std::span<const std::size_t> ranked = all_ranked.first(std::min<std::size_t>(all_ranked.size(), want));
@@ -530,7 +534,9 @@ class Search {
     };
     std::uint64_t box = 1;
     for (std::size_t k = 0; k < d; ++k) box *= space.ordered(k) ? 3 : 1;
+    spent.resize(history.size(), false);
     for (std::size_t i = 0; i < ranked.size() && next.size() < want; ++i) {
+      if (spent[ranked[i]]) continue;
       space.positions(history[ranked[i]].index, p);
       for (std::uint64_t c = 0; c < box; ++c) {  // the box of +-1 steps on the ordered axes
         std::uint64_t rest = c;
@@ -552,6 +558,7 @@ class Search {
           consider();
         }
       }
+      spent[ranked[i]] = next.size() < want;  // every neighbour was considered with room to take it
     }
     std::sort(next.begin(), next.end());
     return next;
