@@ -557,6 +557,14 @@ bool StudyState::before(const RankedCombination& a, const RankedCombination& b) 
   return ranks_before(a, b, config_.metric, config_.higher_is_better);
 }
 
+namespace {
+// Room for `more` in a state that keeps every combination, growing geometrically as push_back
+// would, but once for a whole chunk or state.
+void make_room(std::vector<RankedCombination>& kept, std::size_t more) {
+  if (kept.capacity() < kept.size() + more) kept.reserve(std::max(kept.size() + more, 2 * kept.capacity()));
+}
+}  // namespace
+
 void StudyState::offer(RankedCombination&& c) {
   if (config_.top == 0) return;
   auto& heap = heaps_[c.symbol];
@@ -578,6 +586,7 @@ void StudyState::offer(RankedCombination&& c) {
 void StudyState::add(const ChunkResults& r, std::size_t bars) {
   std::uint64_t valid = 0;
   auto& heap = heaps_[r.symbol];
+  if (config_.top == SIZE_MAX) make_room(heap, r.valid.size());
   for (std::size_t i = 0; i < r.valid.size(); ++i) {
     if (!r.valid[i]) continue;
     ++valid;
@@ -613,6 +622,8 @@ void StudyState::combine(StudyState&& other) {
       other.config_.metric != config_.metric || other.config_.min_trades != config_.min_trades ||
       other.config_.blocks != config_.blocks)
     throw Error("StudyState::combine: the states belong to different studies");
+  for (std::size_t s = 0; s < heaps_.size(); ++s)
+    if (config_.top == SIZE_MAX) make_room(heaps_[s], other.heaps_[s].size());
   for (auto& heap : other.heaps_)
     for (auto& c : heap) offer(std::move(c));
   for (std::size_t s = 0; s < blocks_.size(); ++s)
