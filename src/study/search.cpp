@@ -11,6 +11,7 @@
 #include <array>
 #include <chrono>
 #include <cmath>
+#include <deque>
 #include <limits>
 #include <map>
 #include <numbers>
@@ -376,11 +377,26 @@ class Search {
 
   // Every method's evaluated combinations of `unit` on all its bars, and how many it tried.
   struct UnitResult {
-    StudyState::Evaluated evaluated;
-    std::vector<std::size_t> grid_order;  // evaluated's positions in grid order (empty: in grid order already)
-    std::size_t position(std::size_t i) const { return grid_order.empty() ? i : grid_order[i]; }
+    // The rounds' results where they were evaluated, and each combination with its block sums in
+    // grid order (the combinations stay where the rounds left them: pointers into `parts`, a deque
+    // so that adding a part moves none).
+    std::deque<StudyState::Evaluated> parts;
+    struct Entry {
+      const RankedCombination* combination;
+      const ReturnSums* blocks;  // blocks per combination of them
+    };
+    std::vector<Entry> in_grid_order;
     std::uint64_t trials = 0;
     nlohmann::ordered_json rounds = nlohmann::ordered_json::array();
+
+    // `e` (in grid order) as the whole result.
+    void take(StudyState::Evaluated&& e, std::size_t per) {
+      parts.clear();
+      parts.push_back(std::move(e));
+      const StudyState::Evaluated& only = parts.front();
+      for (std::size_t i = 0; i < only.combinations.size(); ++i)
+        in_grid_order.push_back({&only.combinations[i], only.blocks.data() + i * per});
+    }
   };
   UnitResult run(std::size_t unit) {
     const SearchOptions& s = r_.ranking.search;
@@ -390,8 +406,8 @@ class Search {
     const bool blocks = r_.ranking.robustness_blocks > 0;
     UnitResult out;
     if (s.method == "random") {
-      out.evaluated = round(unit, draw_uniform(space, s.budget, random, taken), 0, blocks);
-      out.rounds.push_back({{"evaluated", out.evaluated.combinations.size()}});
+      out.take(round(unit, draw_uniform(space, s.budget, random, taken), 0, blocks), r_.ranking.robustness_blocks);
+      out.rounds.push_back({{"evaluated", out.in_grid_order.size()}});
     } else if (s.method == "halving") {
       halving(unit, space, random, taken, out);
     } else {
@@ -430,7 +446,7 @@ class Search {
       StudyState::Evaluated e = round(unit, indices, bars - span, last && r_.ranking.robustness_blocks > 0);
       out.rounds.push_back({{"evaluated", e.combinations.size()}, {"bars", span}});
       if (last) {
-        out.evaluated = std::move(e);
+        out.take(std::move(e), r_.ranking.robustness_blocks);
         return;
       }
       auto& c = e.combinations;
@@ -453,27 +469,29 @@ class Search {
     const std::uint64_t batch = std::max<std::uint64_t>(16, (modelled + kModelRounds - 1) / kModelRounds);
     const std::uint64_t climb_batch = std::max<std::uint64_t>(16, (climb + kClimbRounds - 1) / kClimbRounds);
     const bool blocks = r_.ranking.robustness_blocks > 0;
-    std::vector<RankedCombination> history;
+    // Every combination evaluated so far, in the order evaluated: in its round's part of `out`.
+    std::vector<const RankedCombination*> history;
     std::vector<SearchOrder::Key> keys;  // history's, in the search's order
     // The history's best positions in that order, best first: as many as a proposal (kMostGood at
     // most) or a climbing round (one point for each combination wanted) reads.
     const std::size_t leaders = std::max<std::size_t>(kMostGood, climb_batch);
     std::vector<std::size_t> ranked;
-    std::vector<ReturnSums> sums;
-    std::vector<bool> spent;  // the climb's (neighbours)
+    std::vector<const ReturnSums*> sums;  // history's block sums (blocks per combination each)
+    std::vector<bool> spent;              // the climb's (neighbours)
     const std::size_t per = blocks ? r_.ranking.robustness_blocks : 0;
     history.reserve(budget);
     keys.reserve(budget);
+    sums.reserve(budget);
     ranked.reserve(leaders + batch);
-    sums.reserve(budget * per);
     const auto absorb = [&](StudyState::Evaluated&& e) {
       out.rounds.push_back({{"evaluated", e.combinations.size()}});
       const std::size_t first = history.size();
-      for (auto& c : e.combinations) {
-        keys.push_back(order_.key(c));
-        history.push_back(std::move(c));
+      const StudyState::Evaluated& part = out.parts.emplace_back(std::move(e));
+      for (std::size_t i = 0; i < part.combinations.size(); ++i) {
+        keys.push_back(order_.key(part.combinations[i]));
+        history.push_back(&part.combinations[i]);
+        sums.push_back(part.blocks.data() + i * per);
       }
-      sums.insert(sums.end(), e.blocks.begin(), e.blocks.end());
       const auto by_key = [&](std::size_t a, std::size_t b) { return keys[a] < keys[b]; };
       const auto middle = static_cast<std::ptrdiff_t>(ranked.size());
       for (std::size_t i = first; i < history.size(); ++i) ranked.push_back(i);
@@ -502,14 +520,12 @@ class Search {
       if (next.empty()) break;
       absorb(round(unit, next, 0, blocks));
     }
-    // Every round's combinations with their block sums, and their order in the grid.
+    // Every round's combinations with their block sums, in grid order.
     std::vector<std::pair<std::uint64_t, std::size_t>> order(history.size());  // (grid index, position)
-    for (std::size_t i = 0; i < order.size(); ++i) order[i] = {history[i].index, i};
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = {history[i]->index, i};
     std::sort(order.begin(), order.end());
-    out.grid_order.resize(order.size());
-    for (std::size_t i = 0; i < order.size(); ++i) out.grid_order[i] = order[i].second;
-    out.evaluated.combinations = std::move(history);
-    out.evaluated.blocks = std::move(sums);
+    out.in_grid_order.reserve(order.size());
+    for (const auto& [index, i] : order) out.in_grid_order.push_back({history[i], sums[i]});
   }
 
   // Up to `want` unevaluated valid neighbours of the history's best, best first: one step either
@@ -517,7 +533,7 @@ class Search {
   // `all_ranked`: the history's best positions in the search's order (at least `want` of them, or
   // the whole history). `spent`: per history position, whether every neighbour is evaluated or
   // invalid (taken only grows, so a spent point stays spent and is not looked at again).
-  std::vector<std::uint64_t> neighbours(Space& space, const std::vector<RankedCombination>& history,
+  std::vector<std::uint64_t> neighbours(Space& space, const std::vector<const RankedCombination*>& history,
                                         std::span<const std::size_t> all_ranked, std::uint64_t want, Taken& taken,
                                         std::vector<bool>& spent) {
     const std::size_t d = space.dims();
@@ -537,7 +553,7 @@ class Search {
     spent.resize(history.size(), false);
     for (std::size_t i = 0; i < ranked.size() && next.size() < want; ++i) {
       if (spent[ranked[i]]) continue;
-      space.positions(history[ranked[i]].index, p);
+      space.positions(history[ranked[i]]->index, p);
       for (std::uint64_t c = 0; c < box; ++c) {  // the box of +-1 steps on the ordered axes
         std::uint64_t rest = c;
         bool inside = true;
@@ -572,7 +588,7 @@ class Search {
   // ranked by how much likelier they are under the good points' Parzen density than under the
   // others'; a tenth of the batch drawn uniformly, so that no region is given up for good.
   // `ranked`: the history's best positions in the search's order (at least kMostGood, or all).
-  std::vector<std::uint64_t> propose(Space& space, const std::vector<RankedCombination>& history,
+  std::vector<std::uint64_t> propose(Space& space, const std::vector<const RankedCombination*>& history,
                                      std::span<const std::size_t> ranked, std::uint64_t want, Random& random,
                                      Taken& taken) {
     const std::size_t d = space.dims();
@@ -590,7 +606,7 @@ class Search {
     bad = std::move(sampled);
     const auto points = [&](std::span<const std::size_t> which) {
       std::vector<std::int64_t> p(which.size() * d);
-      for (std::size_t j = 0; j < which.size(); ++j) space.positions(history[which[j]].index, {p.data() + j * d, d});
+      for (std::size_t j = 0; j < which.size(); ++j) space.positions(history[which[j]]->index, {p.data() + j * d, d});
       return p;
     };
     const std::vector<std::int64_t> good_points = points(ranked.first(good));
@@ -745,12 +761,12 @@ StudyOutcome run_search(const StudyRequest& r, RangeExecutor* executor, ResultSi
     trials = std::max(trials, found.trials);
     rounds.push_back(found.rounds);
     // The evaluated combinations in grid order, as a grid's chunks reach the ranking and the sink.
-    auto& e = found.evaluated;
+    const auto& entries = found.in_grid_order;
     const std::size_t per = r.ranking.robustness_blocks, stride = r.grid->base().size();
     const std::size_t bars = search.unit_bars(u);
     constexpr std::size_t kChunk = 4096;
-    for (std::size_t at = 0; at < e.combinations.size(); at += kChunk) {
-      const std::size_t count = std::min(kChunk, e.combinations.size() - at);
+    for (std::size_t at = 0; at < entries.size(); at += kChunk) {
+      const std::size_t count = std::min(kChunk, entries.size() - at);
       ChunkResults chunk;
       chunk.symbol = u;
       chunk.stride = stride;
@@ -760,14 +776,11 @@ StudyOutcome run_search(const StudyRequest& r, RangeExecutor* executor, ResultSi
       chunk.metrics.reserve(count);
       chunk.blocks.reserve(count * per);
       for (std::size_t n = at; n < at + count; ++n) {
-        const std::size_t i = found.position(n);
-        const RankedCombination& c = e.combinations[i];
+        const RankedCombination& c = *entries[n].combination;
         chunk.indices.push_back(c.index);
         chunk.params.insert(chunk.params.end(), c.params.begin(), c.params.end());
         chunk.metrics.push_back(c.metrics);
-        if (per > 0)
-          chunk.blocks.insert(chunk.blocks.end(), e.blocks.begin() + static_cast<std::ptrdiff_t>(i * per),
-                              e.blocks.begin() + static_cast<std::ptrdiff_t>((i + 1) * per));
+        chunk.blocks.insert(chunk.blocks.end(), entries[n].blocks, entries[n].blocks + per);
       }
       chunk.first = chunk.indices.front();
       chunk.blocks_per_combination = per;
