@@ -10,9 +10,11 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <numbers>
 #include <set>
 #include <sstream>
 
+#include "../../src/study/search_model.hpp"
 #include "gt/error.hpp"
 #include "gt/study.hpp"
 
@@ -230,6 +232,91 @@ TEST(Search, OnASmoothObjectiveHalvingAndBayesFindTheOptimumFarMoreOftenThanRand
   RecordProperty("found", ::testing::PrintToString(found));
   std::cout << "optimum found in 20 seeds: random " << found["random"] << ", halving " << found["halving"] << ", bayes "
             << found["bayes"] << "\n";
+}
+
+// The model's pieces (src/study/search_model.hpp).
+
+TEST(SearchModel, EachDrawHasItsOwnStreamTheSameEveryTime) {
+  // The first three values of 10,000 draws' streams: all different (no stream is another's,
+  // shifted), and the same again.
+  std::set<std::uint64_t> seen;
+  for (std::uint64_t n = 0; n < 10000; ++n) {
+    gt::search_model::Random a = gt::search_model::Random::draw(42, n), b = gt::search_model::Random::draw(42, n);
+    for (int i = 0; i < 3; ++i) {
+      const std::uint64_t x = a.next();
+      EXPECT_EQ(x, b.next());
+      seen.insert(x);
+    }
+  }
+  EXPECT_EQ(seen.size(), 30000u);
+  EXPECT_NE(gt::search_model::Random::draw(42, 0).next(), gt::search_model::Random::draw(43, 0).next());
+}
+
+// P(round(h Z) <= o) for a standard normal Z, rounding to the nearest step.
+double rounded_gaussian_at_most(double h, double o) {
+  return 0.5 * std::erfc(-(o + 0.5) / (h * std::numbers::sqrt2));
+}
+
+TEST(SearchModel, GaussianStepsFollowTheirExactProbabilitiesAndTheAxisEndsHoldTheTails) {
+  // case: bandwidth, axis values; each offset's share of 400,000 draws within 5 standard errors of
+  // its probability (the ends, where the axis is shorter than the Gaussian's reach, with the tails).
+  const std::vector<std::pair<double, std::int64_t>> cases = {{2.5, 500}, {1.0, 100}, {4.0, 3}};
+  constexpr std::size_t kDraws = 400000;
+  for (const auto& [h, m] : cases) {
+    gt::search_model::RoundedGaussian steps;
+    steps.fit(h, m);
+    std::map<std::int64_t, std::size_t> seen;
+    for (std::size_t n = 0; n < kDraws; ++n) {
+      gt::search_model::Random r = gt::search_model::Random::draw(7, n);
+      ++seen[steps.draw(r)];
+    }
+    EXPECT_GE(seen.begin()->first, -(m - 1)) << "h " << h;
+    EXPECT_LE(seen.rbegin()->first, m - 1) << "h " << h;
+    const std::int64_t reach = std::min<std::int64_t>(m - 1, 12);
+    for (std::int64_t o = -reach; o <= reach; ++o) {
+      const double below = o == -(m - 1) ? 0.0 : rounded_gaussian_at_most(h, static_cast<double>(o) - 1);
+      const double upto = o == m - 1 ? 1.0 : rounded_gaussian_at_most(h, static_cast<double>(o));
+      const double p = upto - below;
+      const double share = static_cast<double>(seen[o]) / kDraws;
+      EXPECT_NEAR(share, p, 5 * std::sqrt(p * (1 - p) / kDraws) + 1e-9) << "h " << h << ", m " << m << ", offset " << o;
+    }
+  }
+}
+
+TEST(SearchModel, ParzenDensityIsTheMixtureOfProductKernelsAndTheUniformPrior) {
+  // A space of fast 2..41 (ordered) x slow 20..79 (ordered) x volume_filter (a category): the
+  // density at every 7th position against the formula of docs/SEMANTICS.md "Search" summed
+  // directly, for 1, 13 and 40 points (lanes part filled and whole).
+  const gt::Grid grid = gt::parse_grid(gt::find_strategy("ma_cross"),
+                                       {"fast=2:41", "slow=20:79", "volume_filter=false,true"}, std::nullopt, {});
+  const gt::search_model::Space space(grid);
+  ASSERT_EQ(space.dims(), 3u);
+  const std::vector<double> h = {2.5, 7.0, 1.0};
+  for (const std::size_t count : {1u, 13u, 40u}) {
+    std::vector<std::int64_t> points;
+    for (std::size_t j = 0; j < count; ++j)
+      points.insert(points.end(), {static_cast<std::int64_t>(j * 7 % 40), static_cast<std::int64_t>(j * 11 % 60),
+                                   static_cast<std::int64_t>(j % 2)});
+    gt::search_model::Parzen density;
+    density.fit(space, points, h);
+    std::vector<const double*> axis(3);
+    for (std::uint64_t index = 0; index < grid.size(); index += 7) {
+      std::vector<std::int64_t> x(3);
+      space.positions(index, x);
+      double mixture = 1.0 / (40.0 * 60.0 * 2.0);
+      for (std::size_t j = 0; j < count; ++j) {
+        double kernel = 1;
+        for (std::size_t k = 0; k < 2; ++k) {
+          const double z = static_cast<double>(x[k] - points[j * 3 + k]) / h[k];
+          kernel *= std::exp(-0.5 * z * z) / (h[k] * std::sqrt(2 * std::numbers::pi));
+        }
+        kernel *= x[2] == points[j * 3 + 2] ? 0.8 : 0.2;
+        mixture += kernel;
+      }
+      EXPECT_NEAR(density.log_density(x.data(), axis), std::log(mixture / static_cast<double>(count + 1)), 1e-12)
+          << count << " points, position " << index;
+    }
+  }
 }
 
 }  // namespace
