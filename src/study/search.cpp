@@ -414,8 +414,8 @@ class Search {
                                      std::span<const std::size_t> ranked, std::uint64_t want, Random& random,
                                      Taken& taken) {
     const std::size_t d = space.dims();
-    // The best tenth, at most kMostGood, in order; the others, an even sample of at most 96 in
-    // history order (the density only needs their shape).
+    // The best tenth, at most kMostGood, in order; the others, an even sample of about 96 (every
+    // (m / 96)-th of m, 96 to 191 of them) in history order: the density only needs their shape.
     const std::size_t good = std::min(history.size(), std::clamp<std::size_t>((history.size() + 9) / 10, 2, kMostGood));
     std::vector<bool> is_good(history.size(), false);
     for (std::size_t i = 0; i < good; ++i) is_good[ranked[i]] = true;
