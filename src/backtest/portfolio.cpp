@@ -209,9 +209,9 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
         events[next[layout.timestamp_of[s][t]]++] = {static_cast<std::uint32_t>(s), t, events_of[s].signal[e]};
       }
   }
-  const auto weight = [&](std::size_t s) {
-    return options.size * (portfolio.weights.empty() ? 1.0 / static_cast<double>(k) : portfolio.weights[s]);
-  };
+  std::vector<double> weight(k);  // each symbol's share of the equity, the entry size included
+  for (std::size_t s = 0; s < k; ++s)
+    weight[s] = options.size * (portfolio.weights.empty() ? 1.0 / static_cast<double>(k) : portfolio.weights[s]);
   const double commission = options.commission;
   const Exits& x = options.exits;
   const bool watched_while_held = x.stop_loss > 0 || x.take_profit > 0 || x.trailing_stop > 0 || x.max_bars > 0;
@@ -221,7 +221,7 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
   const auto enter = [&](Book& book, std::size_t s, int side, double price, std::size_t t, double equity,
                          std::size_t first_exposed) {
     const double fill = book.account.entry_fill(side, price);
-    double units = weight(s) * equity / fill;
+    double units = weight[s] * equity / fill;
     if (x.risk > 0) units = std::min(units, x.risk * equity / (fill * x.stop_loss));
     if (!(units > 0)) return;  // a weight of 0: no entry to make
     // No cash at all (what a rounding leaves of it counts as none): skipped, and counted.
@@ -439,7 +439,7 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
           for (std::size_t s = 0; s < k; ++s) {
             Book& book = *book_at[s];
             if (!book.account.direction() || (book.has_pending && book.pending != book.account.direction())) continue;
-            book.rebalance = weight(s) * now - std::fabs(book.account.units()) * book.last_close;
+            book.rebalance = weight[s] * now - std::fabs(book.account.units()) * book.last_close;
             book.has_rebalance = book.rebalance != 0;
           }
         }
