@@ -622,8 +622,8 @@ void StudyState::combine(StudyState&& other) {
       other.config_.metric != config_.metric || other.config_.min_trades != config_.min_trades ||
       other.config_.blocks != config_.blocks)
     throw Error("StudyState::combine: the states belong to different studies");
-  for (std::size_t s = 0; s < heaps_.size(); ++s)
-    if (config_.top == SIZE_MAX) make_room(heaps_[s], other.heaps_[s].size());
+  if (config_.top == SIZE_MAX)
+    for (std::size_t s = 0; s < heaps_.size(); ++s) make_room(heaps_[s], other.heaps_[s].size());
   for (auto& heap : other.heaps_)
     for (auto& c : heap) offer(std::move(c));
   for (std::size_t s = 0; s < blocks_.size(); ++s)
