@@ -39,6 +39,11 @@ void check_portfolio(const std::vector<Bars>& symbols, const PortfolioOptions& p
 // The union of the symbols' timestamps, in order: a portfolio's time, one return of its equity each.
 std::vector<std::int64_t> portfolio_timeline(const std::vector<Bars>& symbols);
 
+// Each symbol's share of the equity an entry takes: the entry size times its weight (1/k without
+// weights).
+std::vector<double> entry_shares(const ExecutionOptions& options, const PortfolioOptions& portfolio,
+                                 std::size_t symbols);
+
 // What the runs of a portfolio's combinations share: the union timeline, each symbol's bar at each
 // of its timestamps (-1: none), and the periods per year of its metrics.
 struct PortfolioLayout {
@@ -47,7 +52,10 @@ struct PortfolioLayout {
   std::vector<std::vector<std::size_t>> timestamp_of;  // [symbol][bar]: its timestamp
   // [symbol][timestamp]: its last close and bar at or before the timestamp (0 before its first)
   std::vector<std::vector<double>> close_at;
+  std::vector<std::vector<double>> open_at;  // [symbol][timestamp]: its bar's open there (0 without one)
   std::vector<std::vector<std::size_t>> last_bar_at;
+  // [timestamp]: bit s set where symbol s has a bar (the first 64 symbols).
+  std::vector<std::uint64_t> trading;
   double periods_per_year = 0;
 };
 PortfolioLayout portfolio_layout(const std::vector<Bars>& symbols, const ExecutionOptions& options);
@@ -75,6 +83,19 @@ void symbol_events(std::span<const std::uint8_t> signals, SymbolEvents& out);
 Metrics portfolio_metrics(const std::vector<Bars>& symbols, const PortfolioLayout& layout,
                           std::span<const SymbolEvents> events, const ExecutionOptions& options,
                           const PortfolioOptions& portfolio, const BlockReturns* blocks = nullptr);
+
+// The portfolio_metrics of up to kPortfolioLanes combinations at once, side by side in vector lanes
+// (src/backtest/portfolio_lanes.cpp), equal to it to the bit: for options where only the rules
+// move positions (portfolio_lanes_apply: no exit by price or time, no rebalancing, at most 64
+// symbols), the same for every combination. events[c * symbols + s]: combination c's on symbol s;
+// blocks: none, or one per combination; out: one per combination. A combination whose equity
+// reaches 0 (ruin) is run by portfolio_metrics.
+inline constexpr std::size_t kPortfolioLanes = 8;
+bool portfolio_lanes_apply(const ExecutionOptions& options, const PortfolioOptions& portfolio, std::size_t symbols);
+void portfolio_metrics_lanes(const std::vector<Bars>& symbols, const PortfolioLayout& layout,
+                             std::span<const SymbolEvents> events, const ExecutionOptions& options,
+                             const PortfolioOptions& portfolio, std::span<const BlockReturns* const> blocks,
+                             std::span<Metrics> out);
 
 // The strategy with `values` on every symbol, one account. `series`: one cache of indicator series
 // per symbol, shared by the runs of many combinations (none: each run computes its own).

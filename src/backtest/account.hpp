@@ -13,6 +13,61 @@
 
 namespace gt::detail {
 
+// The fills' arithmetic (docs/SEMANTICS.md "Fills and costs"), written once for the accounts
+// below and for the portfolio's fast path (portfolio_lanes_kernel.inc), so that both round alike.
+// Always inlined: the fast path's kernel is compiled once per instruction set, and no copy of these
+// compiled for one may serve the callers of another.
+struct ExitFill {
+  double fill, cash, pnl;  // the fill price, the cash after the exit, the trade's profit
+};
+// A long position of `units` sold at `price`.
+[[gnu::always_inline]] inline ExitFill long_exit(double cash, double units, double price, double slip,
+                                                 double commission, double entry_price, double entry_fee) {
+  const double fill = price * (1.0 - slip);
+  const double proceeds = units * fill;
+  const double fee = proceeds * commission;
+  return {fill, cash + (proceeds - fee), units * (fill - entry_price) - entry_fee - fee};
+}
+// A short position of `units` (< 0) bought back at `price`.
+[[gnu::always_inline]] inline ExitFill short_exit(double cash, double units, double price, double slip,
+                                                  double commission, double entry_price, double entry_fee) {
+  const double fill = price * (1.0 + slip);
+  const double cost = -units * fill;
+  const double fee = cost * commission;
+  return {fill, cash - (cost + fee), -units * (entry_price - fill) - entry_fee - fee};
+}
+// The fill price of an entry of `side` (+1 long, -1 short) at `price`, slippage included.
+[[gnu::always_inline]] inline double entry_fill(int side, double price, double slip) {
+  return side > 0 ? price * (1.0 + slip) : price * (1.0 - slip);
+}
+// An entry of `count` units at `fill`: the capital it commits and its commission.
+[[gnu::always_inline]] inline double entry_committed(double count, double fill, double commission) {
+  return count * fill * (1.0 + commission);
+}
+[[gnu::always_inline]] inline double entry_fee(double count, double fill, double commission) {
+  return count * fill * commission;
+}
+// The cash after an entry: a long pays the committed capital, a short receives the sale less its
+// commission.
+[[gnu::always_inline]] inline double cash_after_long_entry(double cash, double committed) {
+  return cash - committed;
+}
+[[gnu::always_inline]] inline double cash_after_short_entry(double cash, double count, double fill, double fee) {
+  return cash + (count * fill - fee);
+}
+
+// A portfolio's entry (docs/SEMANTICS.md "Portfolios"): its symbol's `weight` of `equity` in units
+// at `fill`, and the most units `cash` pays for with the commission (the entry takes the fewer).
+[[gnu::always_inline]] inline double weighted_units(double weight, double equity, double fill) {
+  return weight * equity / fill;
+}
+[[gnu::always_inline]] inline double affordable_units(double cash, double fill, double commission) {
+  return cash / (fill * (1.0 + commission));
+}
+// Cash below this share of the equity is none: an entry reduced to the cash left takes it all, up
+// to rounding, and the next entry must not buy a dust of units with the residue.
+inline constexpr double kNoCash = 1e-9;
+
 // One position and the cash it is paid from and into (its own in a backtest, the account's in a
 // portfolio); trades are recorded as they close.
 class Account {
@@ -31,21 +86,12 @@ class Account {
     Trade& t = trades_.back();
     // pnl from the prices, not from the cash before and after: a trade out at its entry price
     // with no costs is exactly 0, neither a win nor a loss, instead of a rounding residue.
-    if (units_ > 0) {
-      const double fill = price * (1.0 - slip_);
-      const double proceeds = units_ * fill;
-      const double fee = proceeds * options_.commission;
-      cash_ += proceeds - fee;
-      t.exit_price = fill;
-      t.pnl = units_ * (fill - t.entry_price) - entry_fee_ - fee;
-    } else {
-      const double fill = price * (1.0 + slip_);
-      const double cost = -units_ * fill;
-      const double fee = cost * options_.commission;
-      cash_ -= cost + fee;
-      t.exit_price = fill;
-      t.pnl = -units_ * (t.entry_price - fill) - entry_fee_ - fee;
-    }
+    const ExitFill out = units_ > 0
+                             ? long_exit(cash_, units_, price, slip_, options_.commission, t.entry_price, entry_fee_)
+                             : short_exit(cash_, units_, price, slip_, options_.commission, t.entry_price, entry_fee_);
+    cash_ = out.cash;
+    t.exit_price = out.fill;
+    t.pnl = out.pnl;
     t.exit_bar = bar;
     t.open = false;
     t.bars_held = bar - t.entry_bar;
@@ -65,13 +111,13 @@ class Account {
   }
 
   // The fill price of an entry of `side` at `price`, slippage included.
-  double entry_fill(int side, double price) const { return side > 0 ? price * (1.0 + slip_) : price * (1.0 - slip_); }
+  double entry_fill(int side, double price) const { return detail::entry_fill(side, price, slip_); }
 
   // A portfolio's entry: `count` units of `side` at `price` (committing count x fill, commission
   // included).
   void open_units(int side, double price, std::size_t bar, double count) {
     const double fill = entry_fill(side, price);
-    committed_ = count * fill * (1.0 + options_.commission);
+    committed_ = entry_committed(count, fill, options_.commission);
     start_trade(side, fill, bar, count);
   }
 
@@ -124,7 +170,7 @@ class Account {
 
   void open_position(int side, double price, std::size_t bar) {
     const double equity_now = cash_;  // flat: equity is the cash
-    const double fill = side > 0 ? price * (1.0 + slip_) : price * (1.0 - slip_);
+    const double fill = entry_fill(side, price);
     // `size` of the equity, commission included; with `risk`, no more than the units whose stop
     // would lose that fraction of the equity.
     double count = options_.size * equity_now / (fill * (1.0 + options_.commission));
@@ -143,12 +189,12 @@ class Account {
     t.open = true;
     t.entry_price = fill;
     t.units = count;
-    entry_fee_ = count * fill * options_.commission;  // exactly 0 without commission
+    entry_fee_ = entry_fee(count, fill, options_.commission);  // exactly 0 without commission
     if (side > 0) {
       units_ = count;
-      cash_ -= committed_;  // the entry spends exactly the committed capital
+      cash_ = cash_after_long_entry(cash_, committed_);  // the entry spends exactly the committed capital
     } else {
-      cash_ += count * fill - entry_fee_;
+      cash_ = cash_after_short_entry(cash_, count, fill, entry_fee_);
       units_ = -count;
     }
     trades_.push_back(t);

@@ -76,10 +76,6 @@ std::vector<std::int64_t> portfolio_timeline(const std::vector<Bars>& symbols) {
 
 namespace {
 
-// Cash below this share of the equity is none: an entry reduced to the cash left takes it all, up
-// to rounding, and the next entry must not buy a dust of units with the residue.
-constexpr double kNoCash = 1e-9;
-
 // One symbol of the portfolio: its bars, position and orders.
 struct Book {
   Book(const Bars& b, const ExecutionOptions& o, double& cash, const std::vector<std::int64_t>& at)
@@ -141,6 +137,14 @@ void symbol_events(std::span<const std::uint8_t> signals, SymbolEvents& out) {
     if (signals[t] != 0) out.add(t, signals[t]);
 }
 
+std::vector<double> entry_shares(const ExecutionOptions& options, const PortfolioOptions& portfolio,
+                                 std::size_t symbols) {
+  std::vector<double> share(symbols);
+  for (std::size_t s = 0; s < symbols; ++s)
+    share[s] = options.size * (portfolio.weights.empty() ? 1.0 / static_cast<double>(symbols) : portfolio.weights[s]);
+  return share;
+}
+
 PortfolioLayout portfolio_layout(const std::vector<Bars>& symbols, const ExecutionOptions& options) {
   PortfolioLayout layout;
   layout.time = portfolio_timeline(symbols);
@@ -155,6 +159,9 @@ PortfolioLayout portfolio_layout(const std::vector<Bars>& symbols, const Executi
     std::vector<std::size_t>& timestamp = layout.timestamp_of.emplace_back(b.size());
     for (std::size_t v = 0; v < n; ++v)
       if (at[v] >= 0) timestamp[static_cast<std::size_t>(at[v])] = v;
+    std::vector<double>& open = layout.open_at.emplace_back(n, 0.0);
+    for (u = 0; u < n; ++u)
+      if (at[u] >= 0) open[u] = b.open[static_cast<std::size_t>(at[u])];
     std::vector<double>& close = layout.close_at.emplace_back(n, 0.0);
     std::vector<std::size_t>& last = layout.last_bar_at.emplace_back(n, 0);
     for (u = 0; u < n; ++u) {
@@ -162,6 +169,10 @@ PortfolioLayout portfolio_layout(const std::vector<Bars>& symbols, const Executi
       last[u] = at[u] >= 0 ? static_cast<std::size_t>(at[u]) : (u > 0 ? last[u - 1] : 0);
     }
   }
+  layout.trading.assign(n, 0);
+  for (std::size_t s = 0; s < std::min<std::size_t>(symbols.size(), 64); ++s)
+    for (std::size_t u = 0; u < n; ++u)
+      if (layout.bar_at[s][u] >= 0) layout.trading[u] |= std::uint64_t{1} << s;
   Bars timeline;
   timeline.time = layout.time;
   timeline.intraday = symbols.front().intraday;
@@ -209,9 +220,7 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
         events[next[layout.timestamp_of[s][t]]++] = {static_cast<std::uint32_t>(s), t, events_of[s].signal[e]};
       }
   }
-  std::vector<double> weight(k);  // each symbol's share of the equity, the entry size included
-  for (std::size_t s = 0; s < k; ++s)
-    weight[s] = options.size * (portfolio.weights.empty() ? 1.0 / static_cast<double>(k) : portfolio.weights[s]);
+  const std::vector<double> weight = entry_shares(options, portfolio, k);
   const double commission = options.commission;
   const Exits& x = options.exits;
   const bool watched_while_held = x.stop_loss > 0 || x.take_profit > 0 || x.trailing_stop > 0 || x.max_bars > 0;
@@ -221,15 +230,15 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
   const auto enter = [&](Book& book, std::size_t s, int side, double price, std::size_t t, double equity,
                          std::size_t first_exposed) {
     const double fill = book.account.entry_fill(side, price);
-    double units = weight[s] * equity / fill;
+    double units = detail::weighted_units(weight[s], equity, fill);
     if (x.risk > 0) units = std::min(units, x.risk * equity / (fill * x.stop_loss));
     if (!(units > 0)) return;  // a weight of 0: no entry to make
     // No cash at all (what a rounding leaves of it counts as none): skipped, and counted.
-    if (cash <= kNoCash * equity) {
+    if (cash <= detail::kNoCash * equity) {
       ++skipped_entries;
       return;
     }
-    units = std::min(units, cash / (fill * (1.0 + commission)));
+    units = std::min(units, detail::affordable_units(cash, fill, commission));
     book.account.open_units(side, price, t, units);
     book.exits.start(book.account.trade().entry_price, first_exposed);
   };
@@ -332,7 +341,8 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
         if (t < 0 || !book.has_rebalance) continue;
         if (book.rebalance > 0 && book.account.direction()) {
           const double fill = book.account.entry_fill(book.account.direction(), book.bars.open[t]);
-          const double units = std::min(book.rebalance / book.bars.open[t], cash / (fill * (1.0 + commission)));
+          const double units =
+              std::min(book.rebalance / book.bars.open[t], detail::affordable_units(cash, fill, commission));
           if (units > 0) book.account.adjust(book.account.direction() * units, book.bars.open[t], t);
         }
         book.has_rebalance = false;

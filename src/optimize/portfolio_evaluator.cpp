@@ -1,5 +1,6 @@
 // A portfolio study's evaluator (include/gt/optimize.hpp): each combination run by the portfolio
-// engine over every symbol, its metrics and, for robustness, its equity's returns per block. The
+// engine over every symbol (eight at a time in vector lanes where only the rules move positions:
+// portfolio_metrics_lanes), its metrics and, for robustness, its equity's returns per block. The
 // signals of a crossover of averages (GridEngine::kMaCross) come from each symbol's crossing
 // masks, as the one-symbol grid engine finds them; any other strategy's from its rules.
 #include <array>
@@ -62,20 +63,52 @@ class PortfolioEvaluator final : public Evaluator {
         keys[i] = first.pair_key(decode_ma_cross(params.data() + i * stride));
       order = order_by_key(keys);
     }
+    // Combinations whose positions only the rules move run kPortfolioLanes at a time, side by side
+    // (portfolio_metrics_lanes); the others one by one.
+    std::vector<SymbolEvents> lane_events(kPortfolioLanes * k);
+    std::vector<std::uint32_t> lanes;  // the combinations in them
+    std::array<BlockReturns, kPortfolioLanes> lane_blocks;
+    std::array<const BlockReturns*, kPortfolioLanes> lane_block_of{};
+    std::array<Metrics, kPortfolioLanes> lane_out;
+    ExecutionOptions lane_options;
+    const auto run_lanes = [&] {
+      if (lanes.empty()) return;
+      const std::size_t count = lanes.size();
+      portfolio_metrics_lanes(symbols_, layout_, std::span<const SymbolEvents>(lane_events).first(count * k),
+                              lane_options, portfolio_,
+                              per ? std::span<const BlockReturns* const>(lane_block_of).first(count)
+                                  : std::span<const BlockReturns* const>(),
+                              std::span<Metrics>(lane_out).first(count));
+      for (std::size_t c = 0; c < count; ++c) out[lanes[c]] = lane_out[c];
+      lanes.clear();
+    };
     for (const std::uint32_t i : order) {
       const ParamValues values(params.begin() + static_cast<std::ptrdiff_t>(i * stride),
                                params.begin() + static_cast<std::ptrdiff_t>((i + 1) * stride));
+      const ExecutionOptions options = strategy_.options_for(options_, values);
+      const bool in_lanes = portfolio_lanes_apply(options, portfolio_, k);
+      if (in_lanes && !lanes.empty() && !(options == lane_options)) run_lanes();
+      const std::span<SymbolEvents> mine = in_lanes ? std::span<SymbolEvents>(lane_events).subspan(lanes.size() * k, k)
+                                                    : std::span<SymbolEvents>(events);
       for (std::size_t s = 0; s < k; ++s)
         if (crossings_.empty()) {
           strategy_.signals(symbols_[s], values, signals[s], series_[s]);
-          symbol_events(signals[s], events[s]);
+          symbol_events(signals[s], mine[s]);
         } else {
-          crossing_events(crossings[s], decode_ma_cross(values.data()), events[s]);
+          crossing_events(crossings[s], decode_ma_cross(values.data()), mine[s]);
         }
       const BlockReturns own{starts, blocks.subspan(i * per, per)};
-      out[i] = portfolio_metrics(symbols_, layout_, events, strategy_.options_for(options_, values), portfolio_,
-                                 per ? &own : nullptr);
+      if (!in_lanes) {
+        out[i] = portfolio_metrics(symbols_, layout_, events, options, portfolio_, per ? &own : nullptr);
+        continue;
+      }
+      lane_blocks[lanes.size()] = own;
+      lane_block_of[lanes.size()] = &lane_blocks[lanes.size()];
+      lane_options = options;
+      lanes.push_back(i);
+      if (lanes.size() == kPortfolioLanes) run_lanes();
     }
+    run_lanes();
   }
 
  private:

@@ -3,6 +3,8 @@
 // against the portfolio engine stepping every timestamp in full, for every combination of a grid:
 // every metric within 1e-9 relative, trade counts and exposure exactly. A time exit too far out to
 // ever apply (max_bars = 10^8) keeps every timestamp on the full step without changing a fill.
+// Then the study's fast path (combinations side by side in vector lanes) against the reference
+// engine run one combination at a time, with each instruction set's kernel: equal to the bit.
 #include "gt/portfolio.hpp"
 
 #include <gtest/gtest.h>
@@ -10,10 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "../../src/backtest/portfolio_lanes.hpp"
 #include "engine_agreement.hpp"
 #include "gt/data.hpp"
 #include "gt/grid.hpp"
 #include "gt/optimize.hpp"
+#include "gt/robustness.hpp"
 
 namespace {
 
@@ -99,6 +103,138 @@ TEST(Portfolio, AStudyWithEntriesCashCannotCoverEqualsTheEngineSteppingEveryTime
   gt::ExecutionOptions options;
   options.commission = 0.002;
   expect_study_equals_full_steps(options, {{0.4, 0.4, 0.2}, 0}, "portfolio, crossings as masks");
+}
+
+// The fast path (portfolio_metrics_lanes: combinations side by side in vector lanes, where only the
+// rules move positions) against the reference engine (portfolio_metrics), one combination at a
+// time: every metric and every block's sums equal to the bit, with each instruction set's kernel,
+// for groups of eight lanes and of fewer.
+void expect_lanes_equal_reference(const gt::ExecutionOptions& options, const gt::PortfolioOptions& portfolio,
+                                  const std::vector<gt::Bars>& bars, std::size_t combinations) {
+  const gt::Strategy& strategy = gt::find_strategy("ma_cross");
+  const std::size_t k = bars.size();
+  const gt::PortfolioLayout layout = gt::portfolio_layout(bars, options);
+  ASSERT_TRUE(gt::portfolio_lanes_apply(options, portfolio, k));
+  // Each combination's events on every symbol.
+  std::vector<gt::SymbolEvents> events;
+  for (std::size_t c = 0; c < combinations; ++c) {
+    gt::ParamValues values = strategy.defaults();
+    values[strategy.index_of("fast")] = static_cast<double>(4 + 3 * (c % 6));
+    values[strategy.index_of("slow")] = static_cast<double>(22 + 7 * (c % 5));
+    values[strategy.index_of("ma_type")] = static_cast<double>(c % 3);
+    values[strategy.index_of("volume_filter")] = static_cast<double>(c % 2);
+    for (const gt::Bars& b : bars) {
+      std::vector<std::uint8_t> signals(b.size());
+      gt::SeriesCache cache;
+      strategy.signals(b, values, signals, cache);
+      gt::symbol_events(signals, events.emplace_back());
+    }
+  }
+  const std::vector<std::size_t> starts = gt::block_starts(layout.time.size(), 16);
+  const auto blocks_of = [&](std::vector<gt::ReturnSums>& sums) {
+    sums.assign(16, gt::ReturnSums{});
+    return gt::BlockReturns{starts, sums};
+  };
+  std::vector<gt::Metrics> want(combinations);
+  std::vector<std::vector<gt::ReturnSums>> want_sums(combinations);
+  std::size_t trades = 0;
+  for (std::size_t c = 0; c < combinations; ++c) {
+    const gt::BlockReturns blocks = blocks_of(want_sums[c]);
+    want[c] = gt::portfolio_metrics(bars, layout, std::span(events).subspan(c * k, k), options, portfolio, &blocks);
+    trades += static_cast<std::size_t>(want[c].trades);
+  }
+  EXPECT_GT(trades, 20 * combinations) << "a comparison with few trades proves little";
+  for (const char* isa : {"baseline", "x86-64-v3", "x86-64-v4"}) {
+    if (!gt::detail::force_portfolio_lanes_isa(isa)) continue;  // this CPU lacks it
+    SCOPED_TRACE(isa);
+    for (std::size_t first = 0; first < combinations; first += gt::kPortfolioLanes) {
+      const std::size_t lanes = std::min(gt::kPortfolioLanes, combinations - first);
+      std::vector<gt::Metrics> got(lanes);
+      std::vector<std::vector<gt::ReturnSums>> got_sums(lanes);
+      std::vector<gt::BlockReturns> blocks;
+      for (auto& sums : got_sums) blocks.push_back(blocks_of(sums));
+      std::vector<const gt::BlockReturns*> block_of;
+      for (const auto& b : blocks) block_of.push_back(&b);
+      gt::portfolio_metrics_lanes(bars, layout, std::span(events).subspan(first * k, lanes * k), options, portfolio,
+                                  block_of, got);
+      for (std::size_t l = 0; l < lanes; ++l) {
+        const gt::Metrics &a = got[l], &b = want[first + l];
+        SCOPED_TRACE("combination " + std::to_string(first + l));
+        EXPECT_EQ(a.final_equity, b.final_equity);
+        EXPECT_EQ(a.total_return, b.total_return);
+        EXPECT_EQ(a.cagr, b.cagr);
+        EXPECT_EQ(a.sharpe, b.sharpe);
+        EXPECT_EQ(a.sortino, b.sortino);
+        EXPECT_EQ(a.max_drawdown, b.max_drawdown);
+        EXPECT_EQ(a.calmar, b.calmar);
+        EXPECT_EQ(a.trades, b.trades);
+        EXPECT_EQ(a.win_rate, b.win_rate);
+        EXPECT_EQ(a.profit_factor, b.profit_factor);
+        EXPECT_EQ(a.exposure, b.exposure);
+        EXPECT_EQ(a.avg_trade_return, b.avg_trade_return);
+        for (std::size_t i = 0; i < 16; ++i) {
+          EXPECT_EQ(got_sums[l][i].sum, want_sums[first + l][i].sum) << "block " << i;
+          EXPECT_EQ(got_sums[l][i].sum2, want_sums[first + l][i].sum2) << "block " << i;
+        }
+      }
+    }
+  }
+  gt::detail::force_portfolio_lanes_isa("x86-64-v4") || gt::detail::force_portfolio_lanes_isa("x86-64-v3");
+}
+
+TEST(PortfolioLanes, NextOpenFillsEqualTheReferenceEngineToTheBit) {
+  expect_lanes_equal_reference({}, {}, symbols(), 21);
+}
+
+TEST(PortfolioLanes, CloseFillsWithCostsEqualTheReferenceEngineToTheBit) {
+  gt::ExecutionOptions options;
+  options.fill = gt::Fill::kClose;
+  options.commission = 0.001;
+  options.slippage_bps = 5;
+  expect_lanes_equal_reference(options, {}, symbols(), 13);
+}
+
+TEST(PortfolioLanes, ShortsAndWeightsWithAZeroEqualTheReferenceEngineToTheBit) {
+  gt::ExecutionOptions options;
+  options.allow_short = true;
+  options.size = 0.9;
+  expect_lanes_equal_reference(options, {{0.6, 0.0, 0.4}, 0}, symbols(), 16);
+  options.fill = gt::Fill::kClose;
+  expect_lanes_equal_reference(options, {{0.5, 0.2, 0.3}, 0}, symbols(), 9);
+}
+
+TEST(PortfolioLanes, EntriesCashCannotCoverEqualTheReferenceEngineToTheBit) {
+  gt::ExecutionOptions options;
+  options.commission = 0.002;
+  expect_lanes_equal_reference(options, {{0.4, 0.4, 0.2}, 0}, symbols(), 11);
+}
+
+TEST(PortfolioLanes, ARuinedCombinationIsTheReferenceEnginesRun) {
+  // Short both symbols from the second close; the second then rises tenfold: the equity goes below
+  // 0 in the lane that holds the shorts, which the reference engine runs instead.
+  std::vector<gt::Bars> bars = {symbols()[0], symbols()[0]};
+  bars[1].symbol = "soaring";
+  for (std::size_t t = 300; t < bars[1].size(); ++t)
+    for (auto* price : {&bars[1].open, &bars[1].high, &bars[1].low, &bars[1].close}) (*price)[t] *= 10.0;
+  gt::ExecutionOptions options;
+  options.allow_short = true;
+  options.fill = gt::Fill::kClose;
+  const gt::PortfolioLayout layout = gt::portfolio_layout(bars, options);
+  std::vector<gt::SymbolEvents> events(4);
+  events[0].add(1, gt::kShortEntry);
+  events[1].add(1, gt::kShortEntry);
+  events[2].add(1, gt::kLongEntry);  // the second combination holds the first symbol long: no ruin
+  const gt::Metrics ruined = gt::portfolio_metrics(bars, layout, std::span(events).first(2), options, {});
+  const gt::Metrics spared = gt::portfolio_metrics(bars, layout, std::span(events).last(2), options, {});
+  ASSERT_EQ(ruined.final_equity, 0.0);
+  ASSERT_GT(spared.final_equity, 0.0);
+  std::vector<gt::Metrics> got(2);
+  gt::portfolio_metrics_lanes(bars, layout, events, options, {}, {}, got);
+  EXPECT_EQ(got[0].final_equity, 0.0);
+  EXPECT_EQ(got[0].sharpe, ruined.sharpe);
+  EXPECT_EQ(got[0].trades, ruined.trades);
+  EXPECT_EQ(got[1].final_equity, spared.final_equity);
+  EXPECT_EQ(got[1].sharpe, spared.sharpe);
 }
 
 }  // namespace
