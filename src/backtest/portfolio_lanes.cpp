@@ -100,25 +100,24 @@ void portfolio_metrics_lanes(const std::vector<Bars>& symbols, const PortfolioLa
     w.open_at[s] = layout.open_at[s].data();
   }
   w.weight = entry_shares(options, portfolio, k);
-  // The events into the timeline (`clear`: out again, after the run). Through plain pointers: the
-  // bytes stored may alias anything, which would have every pointer loaded again each time.
+  // The events into the timeline (the kernel takes them out again as it reads them). Through plain
+  // pointers: the bytes stored may alias anything, which would have every pointer loaded again
+  // each time.
   std::uint8_t* const signal = w.signal.data();
   std::uint64_t* const eventful = w.eventful.data();
-  const auto place = [&](bool clear) {
-    for (std::size_t c = 0; c < lanes; ++c)
-      for (std::size_t s = 0; s < k; ++s) {
-        const SymbolEvents& e = events[c * k + s];
-        const std::size_t* const timestamp = layout.timestamp_of[s].data();
-        const std::uint32_t* const bar = e.bar.data();
-        const std::uint8_t* const bits = e.signal.data();
-        const std::uint64_t symbol = std::uint64_t{1} << s;
-        for (std::size_t i = 0, count = e.bar.size(); i < count; ++i) {
-          const std::size_t u = timestamp[bar[i]];
-          signal[(u * k + s) * kLanes + c] = clear ? 0 : bits[i];
-          eventful[u] = clear ? 0 : eventful[u] | symbol;
-        }
+  for (std::size_t c = 0; c < lanes; ++c)
+    for (std::size_t s = 0; s < k; ++s) {
+      const SymbolEvents& e = events[c * k + s];
+      const std::size_t* const timestamp = layout.timestamp_of[s].data();
+      const std::uint32_t* const bar = e.bar.data();
+      const std::uint8_t* const bits = e.signal.data();
+      const std::uint64_t symbol = std::uint64_t{1} << s;
+      for (std::size_t i = 0, count = e.bar.size(); i < count; ++i) {
+        const std::size_t u = timestamp[bar[i]];
+        signal[(u * k + s) * kLanes + c] = bits[i];
+        eventful[u] |= symbol;
       }
-  };
+    }
   detail::LanesView view;
   view.symbols = k;
   view.timestamps = n;
@@ -175,9 +174,7 @@ void portfolio_metrics_lanes(const std::vector<Bars>& symbols, const PortfolioLa
   view.has_pending = view.pending + per_state;
   view.target = view.has_pending + per_state;
 
-  place(false);
   chosen()->run(view);
-  place(true);
 
   for (std::size_t c = 0; c < lanes; ++c) {
     if (view.ruined[c]) {

@@ -17,8 +17,9 @@ inline constexpr std::size_t kLaneCount = 8;  // gt::kPortfolioLanes
 struct LanesView {
   // The timeline and the symbols.
   std::size_t symbols = 0, timestamps = 0, lanes = 0;
-  const std::uint8_t* signal = nullptr;     // [timestamp][symbol][lane]: the lane's events there
-  const std::uint64_t* eventful = nullptr;  // [timestamp]: symbols with an event in some lane
+  // The lanes' events, which the kernel leaves zero (for the next group) as it reads them.
+  std::uint8_t* signal = nullptr;           // [timestamp][symbol][lane]: the lane's events there
+  std::uint64_t* eventful = nullptr;        // [timestamp]: symbols with an event in some lane
   const std::uint64_t* trading = nullptr;   // [timestamp]: symbols with a bar there
   const double* const* close_at = nullptr;  // [symbol][timestamp]: the last close
   const double* const* open_at = nullptr;   // [symbol][timestamp]: the bar's open (where trading)
