@@ -284,11 +284,21 @@ GT_HOST_DEVICE inline Metrics finalize_metrics(const MetricSums& s, double perio
                           compounds ? std::pow(growth, periods_per_year / static_cast<double>(s.bars)) : 0.0);
 }
 
+// A little above peak * (1 - drawdown): an equity at or over it cannot deepen the drawdown (its
+// 1 - equity / peak rounds to at most `drawdown`; the margin covers every rounding in between), so
+// that most bars skip the division and the drawdown is the one every bar's division gives. T: a
+// double, or a vector of them (the portfolio's lanes); always inlined, as those are compiled per
+// instruction set (src/backtest/portfolio_lanes.hpp).
+template <class T>
+[[gnu::always_inline]] inline T drawdown_floor(T peak, T drawdown) {
+  return peak * (1.0 - drawdown) * (1.0 + 0x1p-48);
+}
+
 // Feeds MetricSums one bar at a time: the per-bar half of docs/SEMANTICS.md "Metrics" (returns, drawdown, exposure).
 class CurveAccumulator {
  public:
   explicit CurveAccumulator(double initial_equity)
-      : prev_(initial_equity), peak_(initial_equity), floor_(below_peak(initial_equity, 0.0)) {
+      : prev_(initial_equity), peak_(initial_equity), floor_(drawdown_floor(initial_equity, 0.0)) {
     sums_.initial_equity = initial_equity;
     sums_.final_equity = initial_equity;
   }
@@ -299,12 +309,12 @@ class CurveAccumulator {
     sums_.add_return(r);
     if (equity > peak_) {
       peak_ = equity;
-      floor_ = below_peak(peak_, sums_.max_drawdown);
+      floor_ = drawdown_floor(peak_, sums_.max_drawdown);
     } else if (equity < floor_) {  // 1 - equity / peak may exceed the deepest drawdown so far
       const double dd = 1.0 - equity / peak_;
       if (dd > sums_.max_drawdown) {
         sums_.max_drawdown = dd;
-        floor_ = below_peak(peak_, dd);
+        floor_ = drawdown_floor(peak_, dd);
       }
     }
     sums_.held_bars += held;
@@ -316,11 +326,6 @@ class CurveAccumulator {
   MetricSums& sums() { return sums_; }
 
  private:
-  // A little above peak * (1 - drawdown): an equity at or over it cannot deepen the drawdown (its
-  // 1 - equity / peak rounds to at most `drawdown`; the margin covers every rounding in between),
-  // so that most bars skip the division and the drawdown is the one every bar's division gives.
-  static double below_peak(double peak, double drawdown) { return peak * (1.0 - drawdown) * (1.0 + 0x1p-48); }
-
   MetricSums sums_;
   double prev_, peak_, floor_;
 };
