@@ -22,12 +22,12 @@ constexpr std::size_t kLanes = kPortfolioLanes;
 // What a thread's groups of lanes reuse: the buffers, sized once (the dense events zero between
 // groups: each group takes its events out again).
 struct Workspace {
-  std::vector<std::uint8_t> signal;     // [timestamp][symbol][lane]
-  std::vector<std::uint64_t> eventful;  // [timestamp]
+  std::vector<std::uint8_t> signal;     // [timestamp in the window][symbol][lane]
+  std::vector<std::uint64_t> eventful;  // [timestamp in the window]
   std::vector<const double*> close_at, open_at;
   std::vector<double> weight, state, block_sums, pnl, ret;
   std::vector<std::int64_t> sides;
-  std::vector<std::size_t> trade_first, trade_count;
+  std::vector<std::size_t> trade_first, trade_count, next_event;
 };
 
 struct Kernel {
@@ -58,9 +58,17 @@ const Kernel*& chosen() {
   return kernel;
 }
 
+std::size_t& forced_window() {
+  static std::size_t timestamps = 0;
+  return timestamps;
+}
+
 }  // namespace
 
 namespace detail {
+void force_portfolio_lanes_window(std::size_t timestamps) {
+  forced_window() = timestamps;
+}
 const char* portfolio_lanes_isa() {
   return chosen()->isa;
 }
@@ -89,9 +97,13 @@ void portfolio_metrics_lanes(const std::vector<Bars>& symbols, const PortfolioLa
       !portfolio_lanes_apply(options, portfolio, k))
     throw Error("internal: portfolio_metrics_lanes called outside what it serves");
   thread_local Workspace w;
-  if (w.signal.size() != n * k * kLanes) {
-    w.signal.assign(n * k * kLanes, 0);
-    w.eventful.assign(n, 0);
+  // The timeline in windows whose events take at most about a megabyte (the whole of a daily
+  // history of ten symbols is one window), so that the memory stays bounded for long intraday ones.
+  const std::size_t window =
+      forced_window() ? forced_window() : std::max<std::size_t>(64, (std::size_t{1} << 20) / (k * kLanes));
+  if (w.signal.size() != window * k * kLanes) {
+    w.signal.assign(window * k * kLanes, 0);
+    w.eventful.assign(window, 0);
   }
   w.close_at.resize(k);
   w.open_at.resize(k);
@@ -100,27 +112,32 @@ void portfolio_metrics_lanes(const std::vector<Bars>& symbols, const PortfolioLa
     w.open_at[s] = layout.open_at[s].data();
   }
   w.weight = entry_shares(options, portfolio, k);
-  // The events into the timeline (the kernel takes them out again as it reads them). Through plain
-  // pointers: the bytes stored may alias anything, which would have every pointer loaded again
-  // each time.
+  // The events of timestamps [begin, end) into the window (the kernel takes them out again as it
+  // reads them), from each lane and symbol's next event on. Through plain pointers: the bytes
+  // stored may alias anything, which would have every pointer loaded again each time.
   std::uint8_t* const signal = w.signal.data();
   std::uint64_t* const eventful = w.eventful.data();
-  for (std::size_t c = 0; c < lanes; ++c)
-    for (std::size_t s = 0; s < k; ++s) {
-      const SymbolEvents& e = events[c * k + s];
-      const std::size_t* const timestamp = layout.timestamp_of[s].data();
-      const std::uint32_t* const bar = e.bar.data();
-      const std::uint8_t* const bits = e.signal.data();
-      const std::uint64_t symbol = std::uint64_t{1} << s;
-      for (std::size_t i = 0, count = e.bar.size(); i < count; ++i) {
-        const std::size_t u = timestamp[bar[i]];
-        signal[(u * k + s) * kLanes + c] = bits[i];
-        eventful[u] |= symbol;
+  w.next_event.assign(kLanes * k, 0);
+  const auto place = [&](std::size_t begin, std::size_t end) {
+    for (std::size_t c = 0; c < lanes; ++c)
+      for (std::size_t s = 0; s < k; ++s) {
+        const SymbolEvents& e = events[c * k + s];
+        const std::size_t* const timestamp = layout.timestamp_of[s].data();
+        const std::uint32_t* const bar = e.bar.data();
+        const std::uint8_t* const bits = e.signal.data();
+        const std::uint64_t symbol = std::uint64_t{1} << s;
+        std::size_t i = w.next_event[c * k + s];
+        for (const std::size_t count = e.bar.size(); i < count; ++i) {
+          const std::size_t u = timestamp[bar[i]];
+          if (u >= end) break;
+          signal[((u - begin) * k + s) * kLanes + c] = bits[i];
+          eventful[u - begin] |= symbol;
+        }
+        w.next_event[c * k + s] = i;
       }
-    }
+  };
   detail::LanesView view;
   view.symbols = k;
-  view.timestamps = n;
   view.lanes = lanes;
   view.signal = signal;
   view.eventful = eventful;
@@ -128,7 +145,6 @@ void portfolio_metrics_lanes(const std::vector<Bars>& symbols, const PortfolioLa
   view.close_at = w.close_at.data();
   view.open_at = w.open_at.data();
   view.weight = w.weight.data();
-  view.cash = options.cash;
   view.slip = options.slippage_bps / 10000.0;
   view.commission = options.commission;
   view.at_close = options.fill == Fill::kClose;
@@ -174,10 +190,22 @@ void portfolio_metrics_lanes(const std::vector<Bars>& symbols, const PortfolioLa
   view.has_pending = view.pending + per_state;
   view.target = view.has_pending + per_state;
 
-  chosen()->run(view);
+  for (std::size_t l = 0; l < kLanes; ++l) {
+    view.cash[l] = view.prev[l] = view.peak[l] = options.cash;
+    view.floor[l] = drawdown_floor(options.cash, 0.0);
+    view.sum_r[l] = view.sum_r2[l] = view.sum_down2[l] = view.max_drawdown[l] = 0;
+    view.held[l] = view.held_bars[l] = 0;
+    view.alive[l] = l < lanes ? -1 : 0;
+  }
+  for (std::size_t begin = 0; begin < n; begin += window) {
+    view.begin = begin;
+    view.end = std::min(n, begin + window);
+    place(view.begin, view.end);
+    chosen()->run(view);
+  }
 
   for (std::size_t c = 0; c < lanes; ++c) {
-    if (view.ruined[c]) {
+    if (!view.alive[c]) {
       out[c] = portfolio_metrics(symbols, layout, events.subspan(c * k, k), options, portfolio,
                                  blocks.empty() ? nullptr : blocks[c]);
       continue;
@@ -189,7 +217,7 @@ void portfolio_metrics_lanes(const std::vector<Bars>& symbols, const PortfolioLa
     MetricSums sums;
     sums.bars = n;
     sums.initial_equity = options.cash;
-    sums.final_equity = view.final_equity[c];
+    sums.final_equity = view.prev[c];
     sums.sum_r = view.sum_r[c];
     sums.sum_r2 = view.sum_r2[c];
     sums.sum_down2 = view.sum_down2[c];

@@ -15,16 +15,17 @@ namespace gt::detail {
 inline constexpr std::size_t kLaneCount = 8;  // gt::kPortfolioLanes
 
 struct LanesView {
-  // The timeline and the symbols.
-  std::size_t symbols = 0, timestamps = 0, lanes = 0;
-  // The lanes' events, which the kernel leaves zero (for the next group) as it reads them.
-  std::uint8_t* signal = nullptr;           // [timestamp][symbol][lane]: the lane's events there
-  std::uint64_t* eventful = nullptr;        // [timestamp]: symbols with an event in some lane
+  // The timeline and the symbols; the kernel steps timestamps [begin, end), a window of the
+  // timeline, and carries its state in the view from one window to the next.
+  std::size_t symbols = 0, lanes = 0, begin = 0, end = 0;
+  // The window's events, which the kernel leaves zero (for the next window) as it reads them.
+  std::uint8_t* signal = nullptr;           // [timestamp - begin][symbol][lane]: the lane's events there
+  std::uint64_t* eventful = nullptr;        // [timestamp - begin]: symbols with an event in some lane
   const std::uint64_t* trading = nullptr;   // [timestamp]: symbols with a bar there
   const double* const* close_at = nullptr;  // [symbol][timestamp]: the last close
   const double* const* open_at = nullptr;   // [symbol][timestamp]: the bar's open (where trading)
   const double* weight = nullptr;           // [symbol]: size x its share of the equity
-  double cash = 0, slip = 0, commission = 0;
+  double slip = 0, commission = 0;
   bool at_close = false, allow_short = false;
   // Robustness: `blocks` blocks from block_starts, each lane's sums going on from block_sum[2]
   // ([block][lane]); none when blocks is 0.
@@ -38,7 +39,7 @@ struct LanesView {
   double* ret = nullptr;
   const std::size_t* trade_first = nullptr;
   std::size_t* trade_count = nullptr;
-  // State: [symbol][lane] each, zero on entry.
+  // Positions and orders: [symbol][lane] each, zero at the start.
   double* units = nullptr;
   double* entry_price = nullptr;
   double* entry_fee = nullptr;
@@ -47,11 +48,14 @@ struct LanesView {
   std::int64_t* pending = nullptr;      // the side of an order for the next open: +1, -1 or 0
   std::int64_t* has_pending = nullptr;  // -1 where an order waits
   std::int64_t* target = nullptr;       // the rules' position at this close
-  // Per lane, on return: the curve's sums (CurveAccumulator's), and whether the lane was ruined
-  // (its equity reached 0; the reference engine runs it).
-  double sum_r[kLaneCount], sum_r2[kLaneCount], sum_down2[kLaneCount], max_drawdown[kLaneCount],
-      final_equity[kLaneCount];
-  std::int64_t held_bars[kLaneCount], ruined[kLaneCount];
+  // Per lane: the cash, the curve's state and sums (CurveAccumulator's: the last equity, its peak
+  // and floor), the symbols held, and whether the lane is still solvent (-1; 0 once its equity
+  // reached 0, or for a lane past `lanes`: the reference engine runs a ruined one).
+  double cash[kLaneCount], prev[kLaneCount], peak[kLaneCount], floor[kLaneCount];
+  double sum_r[kLaneCount], sum_r2[kLaneCount], sum_down2[kLaneCount], max_drawdown[kLaneCount];
+  std::int64_t held[kLaneCount], held_bars[kLaneCount], alive[kLaneCount];
+  std::uint64_t waiting = 0;  // symbols with an order in some lane
+  std::size_t block = 0;      // the block of the last timestamp stepped
 };
 
 // The kernel, one per instruction set: x86-64-v4 (AVX-512), x86-64-v3 (AVX2), the baseline.
@@ -63,5 +67,8 @@ void run_lanes_baseline(LanesView& view);
 // this CPU has unless forced (tests run each in turn; false where the CPU lacks it).
 const char* portfolio_lanes_isa();
 bool force_portfolio_lanes_isa(const char* isa);
+// The timestamps a window of the kernel steps: `timestamps` (tests: many windows), or 0 for the
+// engine's own (as many as fit about a megabyte of events).
+void force_portfolio_lanes_window(std::size_t timestamps);
 
 }  // namespace gt::detail

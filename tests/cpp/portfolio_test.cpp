@@ -144,9 +144,17 @@ void expect_lanes_equal_reference(const gt::ExecutionOptions& options, const gt:
     trades += static_cast<std::size_t>(want[c].trades);
   }
   EXPECT_GT(trades, 20 * combinations) << "a comparison with few trades proves little";
-  for (const char* isa : {"baseline", "x86-64-v3", "x86-64-v4"}) {
-    if (!gt::detail::force_portfolio_lanes_isa(isa)) continue;  // this CPU lacks it
-    SCOPED_TRACE(isa);
+  // Each kernel; with the x86-64-v4 one (or the widest here), the timeline in windows of 64 and
+  // of 1,000 timestamps as well as in one.
+  struct Run {
+    const char* isa;
+    std::size_t window;
+  };
+  for (const Run run : {Run{"baseline", 0}, Run{"x86-64-v3", 0}, Run{"x86-64-v4", 0}, Run{"x86-64-v4", 64},
+                        Run{"x86-64-v4", 1000}, Run{"x86-64-v3", 1000}}) {
+    if (!gt::detail::force_portfolio_lanes_isa(run.isa)) continue;  // this CPU lacks it
+    gt::detail::force_portfolio_lanes_window(run.window);
+    SCOPED_TRACE(std::string(run.isa) + ", window " + std::to_string(run.window));
     for (std::size_t first = 0; first < combinations; first += gt::kPortfolioLanes) {
       const std::size_t lanes = std::min(gt::kPortfolioLanes, combinations - first);
       std::vector<gt::Metrics> got(lanes);
@@ -168,6 +176,7 @@ void expect_lanes_equal_reference(const gt::ExecutionOptions& options, const gt:
       }
     }
   }
+  gt::detail::force_portfolio_lanes_window(0);
   gt::detail::force_portfolio_lanes_isa("x86-64-v4") || gt::detail::force_portfolio_lanes_isa("x86-64-v3");
 }
 
