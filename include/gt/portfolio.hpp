@@ -88,8 +88,8 @@ Metrics portfolio_metrics(const std::vector<Bars>& symbols, const PortfolioLayou
 // (src/backtest/portfolio_lanes.cpp), equal to it to the bit: for options where only the rules
 // move positions (portfolio_lanes_apply: no exit by price or time, no rebalancing, at most 64
 // symbols), the same for every combination. events[c * symbols + s]: combination c's on symbol s;
-// blocks: none, or one per combination; out: one per combination. A combination whose equity
-// reaches 0 (ruin) is run by portfolio_metrics.
+// blocks: none, or one per combination (all with the same starts); out: one per combination. A
+// combination whose equity reaches 0 (ruin) is run by portfolio_metrics.
 inline constexpr std::size_t kPortfolioLanes = 8;
 bool portfolio_lanes_apply(const ExecutionOptions& options, const PortfolioOptions& portfolio, std::size_t symbols);
 void portfolio_metrics_lanes(const std::vector<Bars>& symbols, const PortfolioLayout& layout,

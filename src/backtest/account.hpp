@@ -20,10 +20,14 @@ namespace gt::detail {
 struct ExitFill {
   double fill, cash, pnl;  // the fill price, the cash after the exit, the trade's profit
 };
+// The fill price of an exit of a `side` position (+1 long, -1 short) at `price`, slippage included.
+[[gnu::always_inline]] inline double exit_fill(int side, double price, double slip) {
+  return side > 0 ? price * (1.0 - slip) : price * (1.0 + slip);
+}
 // A long position of `units` sold at `price`.
 [[gnu::always_inline]] inline ExitFill long_exit(double cash, double units, double price, double slip,
                                                  double commission, double entry_price, double entry_fee) {
-  const double fill = price * (1.0 - slip);
+  const double fill = exit_fill(1, price, slip);
   const double proceeds = units * fill;
   const double fee = proceeds * commission;
   return {fill, cash + (proceeds - fee), units * (fill - entry_price) - entry_fee - fee};
@@ -31,7 +35,7 @@ struct ExitFill {
 // A short position of `units` (< 0) bought back at `price`.
 [[gnu::always_inline]] inline ExitFill short_exit(double cash, double units, double price, double slip,
                                                   double commission, double entry_price, double entry_fee) {
-  const double fill = price * (1.0 + slip);
+  const double fill = exit_fill(-1, price, slip);
   const double cost = -units * fill;
   const double fee = cost * commission;
   return {fill, cash - (cost + fee), -units * (entry_price - fill) - entry_fee - fee};
@@ -155,7 +159,7 @@ class Account {
     committed_ -= part_committed;
     t.units -= count;
     units_ = side * t.units;
-    const double fill = side > 0 ? price * (1.0 - slip_) : price * (1.0 + slip_);
+    const double fill = exit_fill(side, price, slip_);
     const double fee = count * fill * options_.commission;
     cash_ += side > 0 ? count * fill - fee : -(count * fill + fee);
     part.exit_price = fill;

@@ -223,7 +223,7 @@ Metrics simulate_portfolio(const std::vector<Bars>& symbols, const PortfolioLayo
   const std::vector<double> weight = entry_shares(options, portfolio, k);
   const double commission = options.commission;
   const Exits& x = options.exits;
-  const bool watched_while_held = x.stop_loss > 0 || x.take_profit > 0 || x.trailing_stop > 0 || x.max_bars > 0;
+  const bool watched_while_held = x.by_price_or_time();
   std::uint64_t skipped_entries = 0;
   // An entry of `side` for symbol s at `price` (bar t): its share of `equity`, in units at the fill,
   // no more than the cash pays for (none at all: skipped and counted).

@@ -83,9 +83,7 @@ bool force_portfolio_lanes_isa(const char* isa) {
 }  // namespace detail
 
 bool portfolio_lanes_apply(const ExecutionOptions& options, const PortfolioOptions& portfolio, std::size_t symbols) {
-  const Exits& x = options.exits;
-  return portfolio.rebalance == 0 && symbols <= 64 && !(x.stop_loss > 0) && !(x.take_profit > 0) &&
-         !(x.trailing_stop > 0) && x.max_bars == 0 && !(x.risk > 0);
+  return portfolio.rebalance == 0 && symbols <= 64 && !options.exits.by_price_or_time() && !(options.exits.risk > 0);
 }
 
 void portfolio_metrics_lanes(const std::vector<Bars>& symbols, const PortfolioLayout& layout,
