@@ -99,10 +99,10 @@ void portfolio_metrics_lanes(const std::vector<Bars>& symbols, const PortfolioLa
   // history of ten symbols is one window), so that the memory stays bounded for long intraday ones.
   const std::size_t window =
       forced_window() ? forced_window() : std::max<std::size_t>(64, (std::size_t{1} << 20) / (k * kLanes));
-  if (w.signal.size() != window * k * kLanes) {
-    w.signal.assign(window * k * kLanes, 0);
-    w.eventful.assign(window, 0);
-  }
+  // Each buffer by its own size: windows of different symbol counts can hold the same bytes of
+  // events (2 x 65,536 and 4 x 32,768 timestamps) with different counts of timestamps.
+  if (w.signal.size() != window * k * kLanes) w.signal.assign(window * k * kLanes, 0);
+  if (w.eventful.size() != window) w.eventful.assign(window, 0);
   w.close_at.resize(k);
   w.open_at.resize(k);
   for (std::size_t s = 0; s < k; ++s) {

@@ -207,6 +207,37 @@ TEST(PortfolioLanes, EntriesCashCannotCoverEqualTheReferenceEngineToTheBit) {
   expect_lanes_equal_reference(options, {{0.4, 0.4, 0.2}, 0}, symbols(), 11);
 }
 
+// A thread's workspace serves studies of any number of symbols in turn: after four symbols, whose
+// windows of events are half as long, two over a timeline longer than those windows.
+TEST(PortfolioLanes, AStudyOfFewerSymbolsAfterOneOfMoreEqualsTheReferenceEngine) {
+  const std::vector<gt::Bars> four = {symbols()[0], symbols()[1], symbols()[2], symbols()[0]};
+  expect_lanes_equal_reference({}, {}, four, 3);
+  {  // the engine's own windows (the comparison ends with forced ones)
+    const gt::PortfolioLayout layout = gt::portfolio_layout(four, {});
+    std::vector<gt::SymbolEvents> events(4);
+    events[0].add(10, gt::kLongEntry);
+    std::vector<gt::Metrics> got(1);
+    gt::portfolio_metrics_lanes(four, layout, events, {}, {}, {}, got);
+    EXPECT_GT(got[0].exposure, 0.0);  // the one entry held
+  }
+  // ORCL's and YHOO's first 4,700 bars laid end to end, eight times over: 37,600 timestamps.
+  std::vector<gt::Bars> long_bars(2);
+  for (std::size_t s = 0; s < 2; ++s) {
+    const gt::Bars& from = symbols()[s];
+    long_bars[s].symbol = from.symbol;
+    for (std::int64_t copy = 0; copy < 8; ++copy)
+      for (std::size_t t = 0; t < 4700; ++t) {
+        long_bars[s].time.push_back(from.time[0] + (copy * 4700 + static_cast<std::int64_t>(t)) * 86400);
+        long_bars[s].open.push_back(from.open[t]);
+        long_bars[s].high.push_back(from.high[t]);
+        long_bars[s].low.push_back(from.low[t]);
+        long_bars[s].close.push_back(from.close[t]);
+        long_bars[s].volume.push_back(from.volume[t]);
+      }
+  }
+  expect_lanes_equal_reference({}, {}, long_bars, 3);
+}
+
 TEST(PortfolioLanes, ARuinedCombinationIsTheReferenceEnginesRun) {
   // Short both symbols from the second close; the second then rises tenfold: the equity goes below
   // 0 in the lane that holds the shorts, which the reference engine runs instead.
