@@ -61,9 +61,15 @@ struct Bounds {
 };
 
 // The float pass a bar at a time, for CPUs without AVX2.
+// Fetches line `i` (in floats) of each upcoming row toward L2.
+inline void fetch_upcoming(const UpcomingRows& upcoming, std::size_t i) {
+  for (const float* row : upcoming.rows)
+    if (row != nullptr) _mm_prefetch(reinterpret_cast<const char*>(row + i), _MM_HINT_T1);
+}
+
 template <bool kBoundsReady>
 void portable(CrossSeries f, CrossSeries s, float* fast_bounds, std::size_t bars, std::size_t defined_from,
-              std::uint64_t* up, std::uint64_t* down) {
+              std::uint64_t* up, std::uint64_t* down, UpcomingRows) {
   const Bounds b(fast_bounds, bars);
   EventWords events;
   for (std::size_t w = 0; w < (bars + 63) / 64; ++w) {
@@ -86,7 +92,8 @@ void portable(CrossSeries f, CrossSeries s, float* fast_bounds, std::size_t bars
 
 template <bool kBoundsReady>
 __attribute__((target("avx2"))) void avx2(CrossSeries f, CrossSeries s, float* fast_bounds, std::size_t bars,
-                                          std::size_t defined_from, std::uint64_t* up, std::uint64_t* down) {
+                                          std::size_t defined_from, std::uint64_t* up, std::uint64_t* down,
+                                          UpcomingRows upcoming) {
   const Bounds b(fast_bounds, bars);
   const __m256 sign = _mm256_set1_ps(-0.0f);
   const __m256 band_scale = _mm256_set1_ps(kCoarseTieBand);
@@ -95,6 +102,7 @@ __attribute__((target("avx2"))) void avx2(CrossSeries f, CrossSeries s, float* f
     std::uint64_t above = 0, below = 0;
     for (int j = 0; j < 8; ++j) {
       const std::size_t i = w * 64 + static_cast<std::size_t>(j) * 8;
+      if (j % 2 == 0) fetch_upcoming(upcoming, i);
       __m256 lo, hi;
       if constexpr (kBoundsReady) {
         lo = _mm256_loadu_ps(b.lo + i);
@@ -126,7 +134,7 @@ __attribute__((target("avx2"))) void avx2(CrossSeries f, CrossSeries s, float* f
 // from the neighbouring lane.
 template <bool kBoundsReady>
 GT_AVX512_TARGET void avx512(CrossSeries f, CrossSeries s, float* fast_bounds, std::size_t bars,
-                             std::size_t defined_from, std::uint64_t* up, std::uint64_t* down) {
+                             std::size_t defined_from, std::uint64_t* up, std::uint64_t* down, UpcomingRows upcoming) {
   const Bounds b(fast_bounds, bars);
   const std::size_t words = (bars + 63) / 64;
   if constexpr (!kBoundsReady) {
@@ -141,6 +149,7 @@ GT_AVX512_TARGET void avx512(CrossSeries f, CrossSeries s, float* fast_bounds, s
   auto* above16 = reinterpret_cast<char*>(up);
   auto* below16 = reinterpret_cast<char*>(down);
   for (std::size_t i = 0; i < words * 64; i += 16) {
+    fetch_upcoming(upcoming, i);
     const __m512 slow = _mm512_loadu_ps(s.coarse + i);
     const __mmask16 above = _mm512_cmp_ps_mask(slow, _mm512_loadu_ps(b.lo + i), _CMP_LT_OQ);
     const __mmask16 below = _mm512_cmp_ps_mask(slow, _mm512_loadu_ps(b.hi + i), _CMP_GT_OQ);
@@ -190,7 +199,8 @@ GT_AVX512_TARGET void avx512(CrossSeries f, CrossSeries s, float* fast_bounds, s
   }
 }
 
-using Impl = void (*)(CrossSeries, CrossSeries, float*, std::size_t, std::size_t, std::uint64_t*, std::uint64_t*);
+using Impl = void (*)(CrossSeries, CrossSeries, float*, std::size_t, std::size_t, std::uint64_t*, std::uint64_t*,
+                      UpcomingRows);
 
 // One implementation in both forms: computing and writing the fast series' bounds, or reading them.
 struct Choice {
@@ -219,9 +229,9 @@ Choice& chosen() {
 }  // namespace
 
 void cross_events(CrossSeries fast, CrossSeries slow, float* fast_bounds, bool bounds_ready, std::size_t bars,
-                  std::size_t defined_from, std::uint64_t* up, std::uint64_t* down) {
+                  std::size_t defined_from, std::uint64_t* up, std::uint64_t* down, UpcomingRows upcoming) {
   const Choice& c = chosen();
-  (bounds_ready ? c.ready_bounds : c.fresh_bounds)(fast, slow, fast_bounds, bars, defined_from, up, down);
+  (bounds_ready ? c.ready_bounds : c.fresh_bounds)(fast, slow, fast_bounds, bars, defined_from, up, down, upcoming);
 }
 
 // A fifth of the ma_cross engine's set-up when left to SSE2.

@@ -34,6 +34,13 @@ struct CrossSeries {
   }
 };
 
+// The float rows (words*64 each) a caller crosses after this pair, or null: fetched toward L2 a
+// line at a time beside the lines being compared, so that a pair whose rows are far apart in a
+// table (a search's scattered combinations) or out of cache does not wait on memory at each row.
+struct UpcomingRows {
+  const float* rows[2] = {nullptr, nullptr};
+};
+
 // Bit t of up: fast is above slow at t (signal_rules.hpp's tie band) and at or below it at t-1,
 // both defined at t-1 (t-1 >= defined_from) and t < bars; down is the mirror image (docs/SEMANTICS.md "ma_cross").
 // `fast_bounds` holds 2 * words*64 floats: the fast series' float bounds (cross_bounds), which are
@@ -41,7 +48,7 @@ struct CrossSeries {
 // crossed with the same fast one next need not compute them again. Dispatches at run time to
 // AVX-512, AVX2 or portable code; all give the bits of the double-precision rule.
 void cross_events(CrossSeries fast, CrossSeries slow, float* fast_bounds, bool bounds_ready, std::size_t bars,
-                  std::size_t defined_from, std::uint64_t* up, std::uint64_t* down);
+                  std::size_t defined_from, std::uint64_t* up, std::uint64_t* down, UpcomingRows upcoming = {});
 
 // The bits of word w for the bars from `defined_from` to the last (bars - 1).
 std::uint64_t live_bits(std::size_t w, std::size_t bars, std::size_t defined_from);

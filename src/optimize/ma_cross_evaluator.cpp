@@ -50,9 +50,17 @@ class MaCrossEvaluator final : public Evaluator {
     const std::vector<std::uint32_t> order = order_by_key(keys);
     detail::LongTradeBook::Batch batch(*book_, out);
     PairCrossings crossings(tables);
-    for (const std::uint32_t i : order) {
+    std::size_t next_pair = 0;  // where in `order` the pair after the current one starts
+    for (std::size_t at = 0; at < order.size(); ++at) {
+      const std::uint32_t i = order[at];
       const MaCrossParams p = decode_ma_cross(params.data() + i * stride);
-      crossings.find(p);
+      if (at == next_pair) {  // a new pair: the next one's rows are fetched while its crossings are found
+        while (next_pair < order.size() && keys[order[next_pair]] / 2 == keys[i] / 2) ++next_pair;
+        const std::optional<MaCrossParams> next =
+            next_pair < order.size() ? std::optional(decode_ma_cross(params.data() + order[next_pair] * stride))
+                                     : std::nullopt;
+        crossings.find(p, next ? &*next : nullptr);
+      }
       const BlockReturns own{starts, blocks.subspan(i * per, per)};
       batch.add(i, crossings.up(), p.volume_filter ? tables.volume_words().data() : nullptr, crossings.down(),
                 strategy_.exits_of(params.subspan(i * stride, stride)), per ? &own : nullptr);
@@ -144,11 +152,14 @@ class RowDoubles final : public detail::ExactSource {
 }  // namespace
 
 void MaCrossTables::crossings(std::size_t fast_row, std::size_t slow_row, float* fast_bounds, bool fast_ready,
-                              std::uint64_t* up, std::uint64_t* down) const {
+                              std::uint64_t* up, std::uint64_t* down, std::size_t next_fast,
+                              std::size_t next_slow) const {
   const std::size_t f = fast_row, s = slow_row;
   const RowDoubles fast(*this, f), slow(*this, s);
+  const auto row_or_null = [&](std::size_t row) { return row == SIZE_MAX ? nullptr : coarse_.get() + row * padded_; };
   detail::cross_events({nullptr, coarse_.get() + f * padded_, &fast}, {nullptr, coarse_.get() + s * padded_, &slow},
-                       fast_bounds, fast_ready, n_, std::max(first_defined_[f], first_defined_[s]), up, down);
+                       fast_bounds, fast_ready, n_, std::max(first_defined_[f], first_defined_[s]), up, down,
+                       {{row_or_null(next_slow), row_or_null(next_fast)}});
 }
 
 std::vector<std::uint32_t> order_by_key(std::span<const std::uint64_t> keys) {

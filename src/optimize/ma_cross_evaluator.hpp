@@ -242,8 +242,9 @@ class MaCrossTables {
   detail::CacheLineArray<float> bounds_scratch() const;
   // The crossings of the fast row over the slow one (cross_masks.hpp cross_events): `words()`
   // words each of up and down; `fast_ready` when `fast_bounds` already holds this fast row's.
+  // `next_fast` and `next_slow`: the rows crossed next (SIZE_MAX: none), fetched meanwhile.
   void crossings(std::size_t fast_row, std::size_t slow_row, float* fast_bounds, bool fast_ready, std::uint64_t* up,
-                 std::uint64_t* down) const;
+                 std::uint64_t* down, std::size_t next_fast = SIZE_MAX, std::size_t next_slow = SIZE_MAX) const;
   // Bars 64w .. 64w + count - 1 of a row in double precision (NaN where undefined).
   void exact_word(std::size_t row, std::size_t w, std::size_t count, double* out) const;
   // A combination's pair of averages as one number that orders the pairs by (type, fast, slow):
@@ -275,10 +276,17 @@ class PairCrossings {
  public:
   explicit PairCrossings(const MaCrossTables& tables)
       : tables_(tables), masks_(2 * tables.words()), bounds_(tables.bounds_scratch()) {}
-  void find(const MaCrossParams& p) {
+  // `next`: the pair the caller asks for after this one, if it knows it (its rows are fetched
+  // while this pair's are compared).
+  void find(const MaCrossParams& p, const MaCrossParams* next = nullptr) {
     const std::size_t f = tables_.row(p.ma_type, p.fast), s = tables_.row(p.ma_type, p.slow);
     if (f == fast_row_ && s == slow_row_) return;
-    tables_.crossings(f, s, bounds_.get(), f == fast_row_, up(), down());
+    std::size_t next_fast = SIZE_MAX, next_slow = SIZE_MAX;
+    if (next != nullptr) {
+      next_slow = tables_.row(next->ma_type, next->slow);
+      if (const std::size_t nf = tables_.row(next->ma_type, next->fast); nf != f) next_fast = nf;
+    }
+    tables_.crossings(f, s, bounds_.get(), f == fast_row_, up(), down(), next_fast, next_slow);
     fast_row_ = f;
     slow_row_ = s;
   }
