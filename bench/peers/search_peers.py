@@ -4,15 +4,16 @@ exhaustive grid and Optuna's TPE at the same budget.
 
 Space: the seed's crossover, fast 2..101 x slow 20..519 x ma_type 0..2 x volume_filter (300,000
 combinations, 279,582 valid), on all 5,036 ORCL daily bars.
-1. gtrader, the exhaustive grid: its best sharpe and rate (the summary's, the study's own time;
-   the median of three runs).
+1. gtrader, the exhaustive grid: its best sharpe and rate (the summary's, the study's own time).
 2. gtrader `--search bayes --budget 15000` with seeds 1, 2, 3 (--seeds N: 1 to N): the best sharpe
    found (the median against the exhaustive best, goal: within 1%; and in how many runs it is within
    1%) and the rate (goal: >= 0.2x the grid's). Random search at the same budget beside it.
+   Rates are medians over --repeats rounds (default 5), each round one grid run and every search
+   run in turn, so that a slow spell of the machine falls on both sides alike.
 3. Optuna 5.1 (TPESampler, seeded, one trial at a time as its users run it) for the same number of
    trials, its objective a lookup of the exhaustive grid's results: its time is Optuna's own (no
    backtest in it at all), its best what TPE found.
-Usage: search_peers.py [--gtrader BIN] [--budget N] [--seeds N] [--optuna-trials N] [--json]"""
+Usage: search_peers.py [--gtrader BIN] [--budget N] [--seeds N] [--repeats N] [--optuna-trials N] [--json]"""
 import argparse
 import json
 import multiprocessing
@@ -29,7 +30,6 @@ import pandas as pd
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DATA = ROOT / "data" / "orcl-1995-2014.csv"
 GRID = ["fast=2:101", "slow=20:519", "ma_type=0:2", "volume_filter=false,true"]
-GRID_RUNS = 3
 
 
 def gtrader(binary, tmp, *extra, out=None):
@@ -66,6 +66,7 @@ def main():
     parser.add_argument("--gtrader", default=str(ROOT / "build" / "release" / "gtrader"))
     parser.add_argument("--budget", type=int, default=15000, help="5%% of the space")
     parser.add_argument("--seeds", type=int, default=3, help="the searches' seeds: 1 to N")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds of runs the rates are the medians of")
     parser.add_argument("--optuna-trials", type=int, default=None, help="Optuna's trials (the budget)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -73,13 +74,24 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         full_csv = os.path.join(tmp, "full.csv")
-        # The rate: no results file, as the searches below; the median of three runs, as theirs.
-        grids = [gtrader(args.gtrader, tmp) for _ in range(GRID_RUNS)]
-        grid = sorted(grids, key=lambda g: g["combos_per_sec"])[1]
         gtrader(args.gtrader, tmp, out=full_csv)  # every combination's sharpe, for Optuna's lookup
         full = pd.read_csv(full_csv)
-        searches = {method: [gtrader(args.gtrader, tmp, "--search", method, "--budget", str(args.budget), "--seed",
-                                     str(seed)) for seed in seeds] for method in ("bayes", "random")}
+        # The rates: no results file on either side; each round one grid run, then every search.
+        grids, searches = [], {"bayes": {seed: [] for seed in seeds}, "random": {seed: [] for seed in seeds}}
+        for _ in range(args.repeats):
+            grids.append(gtrader(args.gtrader, tmp))
+            for method, by_seed in searches.items():
+                for seed in seeds:
+                    by_seed[seed].append(gtrader(args.gtrader, tmp, "--search", method, "--budget", str(args.budget),
+                                                 "--seed", str(seed)))
+    grid = dict(grids[0], combos_per_sec=statistics.median(g["combos_per_sec"] for g in grids),
+                seconds=statistics.median(g["seconds"] for g in grids))
+    for method, by_seed in searches.items():
+        for seed, runs in by_seed.items():
+            if len({r["best_sharpe"] for r in runs}) != 1:
+                raise SystemExit(f"{method} seed {seed} found different bests in its repeats: not reproducible")
+        searches[method] = [dict(runs[0], combos_per_sec=statistics.median(r["combos_per_sec"] for r in runs),
+                                 seconds=statistics.median(r["seconds"] for r in runs)) for runs in by_seed.values()]
     table = {(r.fast, r.slow, r.ma_type, bool(r.volume_filter)): r.sharpe for r in full.itertuples()}
     optuna = optuna_run(table, args.optuna_trials or args.budget, seeds[0])
 
