@@ -60,13 +60,13 @@ struct Bounds {
   Bounds(float* fast_bounds, std::size_t bars) : lo(fast_bounds), hi(fast_bounds + (bars + 63) / 64 * 64) {}
 };
 
-// The float pass a bar at a time, for CPUs without AVX2.
 // Fetches line `i` (in floats) of each upcoming row toward L2.
 inline void fetch_upcoming(const UpcomingRows& upcoming, std::size_t i) {
   for (const float* row : upcoming.rows)
     if (row != nullptr) _mm_prefetch(reinterpret_cast<const char*>(row + i), _MM_HINT_T1);
 }
 
+// The float pass a bar at a time, for CPUs without AVX2.
 template <bool kBoundsReady>
 void portable(CrossSeries f, CrossSeries s, float* fast_bounds, std::size_t bars, std::size_t defined_from,
               std::uint64_t* up, std::uint64_t* down, UpcomingRows) {
