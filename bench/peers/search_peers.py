@@ -70,6 +70,8 @@ def main():
     parser.add_argument("--optuna-trials", type=int, default=None, help="Optuna's trials (the budget)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.repeats < 1 or args.seeds < 1:
+        parser.error("--repeats and --seeds take 1 or more")
     seeds = tuple(range(1, args.seeds + 1))
 
     with tempfile.TemporaryDirectory() as tmp:
