@@ -19,8 +19,8 @@ namespace {
 static_assert(kPortfolioLanes == detail::kLaneCount);
 constexpr std::size_t kLanes = kPortfolioLanes;
 
-// What a thread's groups of lanes reuse: the buffers, sized once (the dense events zero between
-// groups: each group takes its events out again).
+// What a thread's groups of lanes reuse: the buffers, sized again only when the window's shape
+// changes (the dense events zero between windows and groups: each takes its events out again).
 struct Workspace {
   std::vector<std::uint8_t> signal;     // [timestamp in the window][symbol][lane]
   std::vector<std::uint64_t> eventful;  // [timestamp in the window]
