@@ -54,10 +54,12 @@ inline void settle(const CrossSeries& f, const CrossSeries& s, std::size_t w, st
 // fast series surely above it, one over hi[i] = fast + kCoarseTieBand * |fast| surely below; the
 // bounds of a NaN are NaN, which no value passes. The bars that are neither (near a tie or a
 // crossing: about one word of 64 bars in a thousand on daily prices) are settled in double precision.
+// With FastBounds::kOnce there is no storage: the bounds live in registers only.
 struct Bounds {
   float* lo;
   float* hi;
-  Bounds(float* fast_bounds, std::size_t bars) : lo(fast_bounds), hi(fast_bounds + (bars + 63) / 64 * 64) {}
+  Bounds(float* fast_bounds, std::size_t bars)
+      : lo(fast_bounds), hi(fast_bounds == nullptr ? nullptr : fast_bounds + (bars + 63) / 64 * 64) {}
 };
 
 // Fetches line `i` (in floats) of each upcoming row toward L2.
@@ -67,7 +69,7 @@ inline void fetch_upcoming(const UpcomingRows& upcoming, std::size_t i) {
 }
 
 // The float pass a bar at a time, for CPUs without AVX2.
-template <bool kBoundsReady>
+template <FastBounds kBounds>
 void portable(CrossSeries f, CrossSeries s, float* fast_bounds, std::size_t bars, std::size_t defined_from,
               std::uint64_t* up, std::uint64_t* down, UpcomingRows) {
   const Bounds b(fast_bounds, bars);
@@ -76,13 +78,21 @@ void portable(CrossSeries f, CrossSeries s, float* fast_bounds, std::size_t bars
     std::uint64_t above = 0, below = 0;
     for (std::size_t j = 0; j < 64; ++j) {
       const std::size_t i = w * 64 + j;
-      if constexpr (!kBoundsReady) {
+      float lo, hi;
+      if constexpr (kBounds == FastBounds::kReady) {
+        lo = b.lo[i];
+        hi = b.hi[i];
+      } else {
         const float band = kCoarseTieBand * std::fabs(f.coarse[i]);
-        b.lo[i] = f.coarse[i] - band;
-        b.hi[i] = f.coarse[i] + band;
+        lo = f.coarse[i] - band;
+        hi = f.coarse[i] + band;
+        if constexpr (kBounds == FastBounds::kKeep) {
+          b.lo[i] = lo;
+          b.hi[i] = hi;
+        }
       }
-      above |= static_cast<std::uint64_t>(s.coarse[i] < b.lo[i]) << j;
-      below |= static_cast<std::uint64_t>(s.coarse[i] > b.hi[i]) << j;
+      above |= static_cast<std::uint64_t>(s.coarse[i] < lo) << j;
+      below |= static_cast<std::uint64_t>(s.coarse[i] > hi) << j;
     }
     const std::uint64_t live = live_bits(w, bars, defined_from);
     settle(f, s, w, live & ~(above | below), above, below);
@@ -90,7 +100,7 @@ void portable(CrossSeries f, CrossSeries s, float* fast_bounds, std::size_t bars
   }
 }
 
-template <bool kBoundsReady>
+template <FastBounds kBounds>
 __attribute__((target("avx2"))) void avx2(CrossSeries f, CrossSeries s, float* fast_bounds, std::size_t bars,
                                           std::size_t defined_from, std::uint64_t* up, std::uint64_t* down,
                                           UpcomingRows upcoming) {
@@ -104,7 +114,7 @@ __attribute__((target("avx2"))) void avx2(CrossSeries f, CrossSeries s, float* f
       const std::size_t i = w * 64 + static_cast<std::size_t>(j) * 8;
       if (j % 2 == 0) fetch_upcoming(upcoming, i);
       __m256 lo, hi;
-      if constexpr (kBoundsReady) {
+      if constexpr (kBounds == FastBounds::kReady) {
         lo = _mm256_loadu_ps(b.lo + i);
         hi = _mm256_loadu_ps(b.hi + i);
       } else {
@@ -112,8 +122,10 @@ __attribute__((target("avx2"))) void avx2(CrossSeries f, CrossSeries s, float* f
         const __m256 band = _mm256_mul_ps(band_scale, _mm256_andnot_ps(sign, fast));
         lo = _mm256_sub_ps(fast, band);
         hi = _mm256_add_ps(fast, band);
-        _mm256_storeu_ps(b.lo + i, lo);
-        _mm256_storeu_ps(b.hi + i, hi);
+        if constexpr (kBounds == FastBounds::kKeep) {
+          _mm256_storeu_ps(b.lo + i, lo);
+          _mm256_storeu_ps(b.hi + i, hi);
+        }
       }
       const __m256 slow = _mm256_loadu_ps(s.coarse + i);
       above |= static_cast<std::uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(slow, lo, _CMP_LT_OQ))) << (j * 8);
@@ -132,27 +144,33 @@ __attribute__((target("avx2"))) void avx2(CrossSeries f, CrossSeries s, float* f
 // of masks on the port that the comparisons need); then eight words at a time, the bars the
 // floats left open are settled and the masks become events, the carries between words taken
 // from the neighbouring lane.
-template <bool kBoundsReady>
+template <FastBounds kBounds>
 GT_AVX512_TARGET void avx512(CrossSeries f, CrossSeries s, float* fast_bounds, std::size_t bars,
                              std::size_t defined_from, std::uint64_t* up, std::uint64_t* down, UpcomingRows upcoming) {
   const Bounds b(fast_bounds, bars);
   const std::size_t words = (bars + 63) / 64;
-  if constexpr (!kBoundsReady) {
-    const __m512 band_scale = _mm512_set1_ps(kCoarseTieBand);
-    for (std::size_t i = 0; i < words * 64; i += 16) {
-      const __m512 fast = _mm512_loadu_ps(f.coarse + i);
-      const __m512 band = _mm512_mul_ps(band_scale, _mm512_abs_ps(fast));
-      _mm512_storeu_ps(b.lo + i, _mm512_sub_ps(fast, band));
-      _mm512_storeu_ps(b.hi + i, _mm512_add_ps(fast, band));
-    }
-  }
+  const __m512 band_scale = _mm512_set1_ps(kCoarseTieBand);
   auto* above16 = reinterpret_cast<char*>(up);
   auto* below16 = reinterpret_cast<char*>(down);
   for (std::size_t i = 0; i < words * 64; i += 16) {
     fetch_upcoming(upcoming, i);
+    __m512 lo, hi;
+    if constexpr (kBounds == FastBounds::kReady) {
+      lo = _mm512_loadu_ps(b.lo + i);
+      hi = _mm512_loadu_ps(b.hi + i);
+    } else {
+      const __m512 fast = _mm512_loadu_ps(f.coarse + i);
+      const __m512 band = _mm512_mul_ps(band_scale, _mm512_abs_ps(fast));
+      lo = _mm512_sub_ps(fast, band);
+      hi = _mm512_add_ps(fast, band);
+      if constexpr (kBounds == FastBounds::kKeep) {
+        _mm512_storeu_ps(b.lo + i, lo);
+        _mm512_storeu_ps(b.hi + i, hi);
+      }
+    }
     const __m512 slow = _mm512_loadu_ps(s.coarse + i);
-    const __mmask16 above = _mm512_cmp_ps_mask(slow, _mm512_loadu_ps(b.lo + i), _CMP_LT_OQ);
-    const __mmask16 below = _mm512_cmp_ps_mask(slow, _mm512_loadu_ps(b.hi + i), _CMP_GT_OQ);
+    const __mmask16 above = _mm512_cmp_ps_mask(slow, lo, _CMP_LT_OQ);
+    const __mmask16 below = _mm512_cmp_ps_mask(slow, hi, _CMP_GT_OQ);
     std::memcpy(above16 + i / 8, &above, sizeof above);
     std::memcpy(below16 + i / 8, &below, sizeof below);
   }
@@ -202,15 +220,16 @@ GT_AVX512_TARGET void avx512(CrossSeries f, CrossSeries s, float* fast_bounds, s
 using Impl = void (*)(CrossSeries, CrossSeries, float*, std::size_t, std::size_t, std::uint64_t*, std::uint64_t*,
                       UpcomingRows);
 
-// One implementation in both forms: computing and writing the fast series' bounds, or reading them.
+// One implementation in each FastBounds form, in the enum's order.
 struct Choice {
-  Impl fresh_bounds, ready_bounds;
+  Impl by_bounds[3];
   const char* name;
 };
 // In order of preference.
-const Choice kChoices[] = {{avx512<false>, avx512<true>, "avx512"},
-                           {avx2<false>, avx2<true>, "avx2"},
-                           {portable<false>, portable<true>, "portable"}};
+const Choice kChoices[] = {
+    {{avx512<FastBounds::kReady>, avx512<FastBounds::kKeep>, avx512<FastBounds::kOnce>}, "avx512"},
+    {{avx2<FastBounds::kReady>, avx2<FastBounds::kKeep>, avx2<FastBounds::kOnce>}, "avx2"},
+    {{portable<FastBounds::kReady>, portable<FastBounds::kKeep>, portable<FastBounds::kOnce>}, "portable"}};
 
 bool cpu_runs(const Choice& c) {
   __builtin_cpu_init();
@@ -228,10 +247,9 @@ Choice& chosen() {
 
 }  // namespace
 
-void cross_events(CrossSeries fast, CrossSeries slow, float* fast_bounds, bool bounds_ready, std::size_t bars,
+void cross_events(CrossSeries fast, CrossSeries slow, float* fast_bounds, FastBounds bounds, std::size_t bars,
                   std::size_t defined_from, std::uint64_t* up, std::uint64_t* down, UpcomingRows upcoming) {
-  const Choice& c = chosen();
-  (bounds_ready ? c.ready_bounds : c.fresh_bounds)(fast, slow, fast_bounds, bars, defined_from, up, down, upcoming);
+  chosen().by_bounds[static_cast<int>(bounds)](fast, slow, fast_bounds, bars, defined_from, up, down, upcoming);
 }
 
 // A fifth of the ma_cross engine's set-up when left to SSE2.

@@ -43,11 +43,12 @@ struct UpcomingRows {
 
 // Bit t of up: fast is above slow at t (signal_rules.hpp's tie band) and at or below it at t-1,
 // both defined at t-1 (t-1 >= defined_from) and t < bars; down is the mirror image (docs/SEMANTICS.md "ma_cross").
-// `fast_bounds` holds 2 * words*64 floats: the fast series' float bounds (cross_bounds), which are
-// read when `bounds_ready` and otherwise computed and written there, so that the slow series
-// crossed with the same fast one next need not compute them again. Dispatches at run time to
-// AVX-512, AVX2 or portable code; all give the bits of the double-precision rule.
-void cross_events(CrossSeries fast, CrossSeries slow, float* fast_bounds, bool bounds_ready, std::size_t bars,
+// `fast_bounds` holds 2 * words*64 floats: the fast series' float bounds (the tie band around
+// each fast value), read there, computed and kept there for the slow series crossed with the same
+// fast one next, or computed and used once (null `fast_bounds`): `FastBounds`. Dispatches at run
+// time to AVX-512, AVX2 or portable code; all give the bits of the double-precision rule.
+enum class FastBounds { kReady, kKeep, kOnce };
+void cross_events(CrossSeries fast, CrossSeries slow, float* fast_bounds, FastBounds bounds, std::size_t bars,
                   std::size_t defined_from, std::uint64_t* up, std::uint64_t* down, UpcomingRows upcoming = {});
 
 // The bits of word w for the bars from `defined_from` to the last (bars - 1).

@@ -151,14 +151,14 @@ class RowDoubles final : public detail::ExactSource {
 };
 }  // namespace
 
-void MaCrossTables::crossings(std::size_t fast_row, std::size_t slow_row, float* fast_bounds, bool fast_ready,
+void MaCrossTables::crossings(std::size_t fast_row, std::size_t slow_row, float* fast_bounds, detail::FastBounds bounds,
                               std::uint64_t* up, std::uint64_t* down, std::size_t next_fast,
                               std::size_t next_slow) const {
   const std::size_t f = fast_row, s = slow_row;
   const RowDoubles fast(*this, f), slow(*this, s);
   const auto row_or_null = [&](std::size_t row) { return row == SIZE_MAX ? nullptr : coarse_.get() + row * padded_; };
   detail::cross_events({nullptr, coarse_.get() + f * padded_, &fast}, {nullptr, coarse_.get() + s * padded_, &slow},
-                       fast_bounds, fast_ready, n_, std::max(first_defined_[f], first_defined_[s]), up, down,
+                       fast_bounds, bounds, n_, std::max(first_defined_[f], first_defined_[s]), up, down,
                        {{row_or_null(next_slow), row_or_null(next_fast)}});
 }
 

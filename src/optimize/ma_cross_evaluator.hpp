@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cache_line_array.hpp"
+#include "cross_masks.hpp"
 #include "gt/indicators.hpp"
 #include "gt/optimize.hpp"
 #include "gt/signal_rules.hpp"
@@ -241,10 +242,12 @@ class MaCrossTables {
   // The scratch `crossings` keeps a fast row's bounds in, for the slow rows crossed with it next.
   detail::CacheLineArray<float> bounds_scratch() const;
   // The crossings of the fast row over the slow one (cross_masks.hpp cross_events): `words()`
-  // words each of up and down; `fast_ready` when `fast_bounds` already holds this fast row's.
-  // `next_fast` and `next_slow`: the rows crossed next (SIZE_MAX: none), fetched meanwhile.
-  void crossings(std::size_t fast_row, std::size_t slow_row, float* fast_bounds, bool fast_ready, std::uint64_t* up,
-                 std::uint64_t* down, std::size_t next_fast = SIZE_MAX, std::size_t next_slow = SIZE_MAX) const;
+  // words each of up and down; `fast_bounds` holds, keeps or skips the fast row's bounds as
+  // `bounds` says. `next_fast` and `next_slow`: the rows crossed next (SIZE_MAX: none), fetched
+  // meanwhile.
+  void crossings(std::size_t fast_row, std::size_t slow_row, float* fast_bounds, detail::FastBounds bounds,
+                 std::uint64_t* up, std::uint64_t* down, std::size_t next_fast = SIZE_MAX,
+                 std::size_t next_slow = SIZE_MAX) const;
   // Bars 64w .. 64w + count - 1 of a row in double precision (NaN where undefined).
   void exact_word(std::size_t row, std::size_t w, std::size_t count, double* out) const;
   // A combination's pair of averages as one number that orders the pairs by (type, fast, slow):
@@ -271,13 +274,15 @@ class MaCrossTables {
 };
 
 // The crossings of the last pair of averages asked for, found again only when the pair changes
-// (and the fast average's bounds only when it changes): what a visit in pair_key order reads.
+// (and the fast average's bounds only when it changes): what a visit in pair_key order reads. A
+// fast average that the next pair does not share has its bounds computed in registers and not
+// kept: a search's scattered pairs mostly change their fast average.
 class PairCrossings {
  public:
   explicit PairCrossings(const MaCrossTables& tables)
       : tables_(tables), masks_(2 * tables.words()), bounds_(tables.bounds_scratch()) {}
   // `next`: the pair the caller asks for after this one, if it knows it (its rows are fetched
-  // while this pair's are compared).
+  // while this pair's are compared, and this fast average's bounds kept only if it shares it).
   void find(const MaCrossParams& p, const MaCrossParams* next = nullptr) {
     const std::size_t f = tables_.row(p.ma_type, p.fast), s = tables_.row(p.ma_type, p.slow);
     if (f == fast_row_ && s == slow_row_) return;
@@ -286,7 +291,13 @@ class PairCrossings {
       next_slow = tables_.row(next->ma_type, next->slow);
       if (const std::size_t nf = tables_.row(next->ma_type, next->fast); nf != f) next_fast = nf;
     }
-    tables_.crossings(f, s, bounds_.get(), f == fast_row_, up(), down(), next_fast, next_slow);
+    using detail::FastBounds;
+    const FastBounds bounds = f == bounds_row_                           ? FastBounds::kReady
+                              : next == nullptr || next_fast == SIZE_MAX ? FastBounds::kKeep
+                                                                         : FastBounds::kOnce;
+    tables_.crossings(f, s, bounds == FastBounds::kOnce ? nullptr : bounds_.get(), bounds, up(), down(), next_fast,
+                      next_slow);
+    if (bounds == FastBounds::kKeep) bounds_row_ = f;
     fast_row_ = f;
     slow_row_ = s;
   }
@@ -299,6 +310,7 @@ class PairCrossings {
   std::vector<std::uint64_t> masks_;  // up, then down
   detail::CacheLineArray<float> bounds_;
   std::size_t fast_row_ = SIZE_MAX, slow_row_ = SIZE_MAX;
+  std::size_t bounds_row_ = SIZE_MAX;  // the fast row whose bounds `bounds_` holds
 };
 
 // True for the studies the event-driven engines (this one and its CUDA twin) reproduce exactly:

@@ -324,8 +324,8 @@ class RulesEvaluator final : public Evaluator {
       std::uint64_t* up = out.data();
       std::uint64_t* down = up + 2 * words_;
       const std::size_t from = std::max(a.first_defined, b.first_defined);
-      detail::cross_events({a.exact, a.coarse.get()}, {b.exact, b.coarse.get()}, a.bounds.get(), true, bars_.size(),
-                           from, up, down);
+      detail::cross_events({a.exact, a.coarse.get()}, {b.exact, b.coarse.get()}, a.bounds.get(),
+                           detail::FastBounds::kReady, bars_.size(), from, up, down);
       for (std::size_t w = 0; w < words_; ++w) {  // false: both defined at t and t-1, and no crossing
         const std::uint64_t defined = detail::live_bits(w, bars_.size(), from + 1);
         up[words_ + w] = defined & ~up[w];
@@ -367,8 +367,8 @@ class RulesEvaluator final : public Evaluator {
       // past the last bar (no events), it writes them once here for every crossing to read.
       p.bounds = detail::cache_line_array<float>(2 * length);
       std::vector<std::uint64_t> none(2 * words_);
-      detail::cross_events({p.exact, p.coarse.get()}, {p.exact, p.coarse.get()}, p.bounds.get(), false, bars_.size(),
-                           bars_.size(), none.data(), none.data() + words_);
+      detail::cross_events({p.exact, p.coarse.get()}, {p.exact, p.coarse.get()}, p.bounds.get(),
+                           detail::FastBounds::kKeep, bars_.size(), bars_.size(), none.data(), none.data() + words_);
       return p;
     });
   }

@@ -119,6 +119,9 @@ TEST(GridEngine, EveryInstructionSetGivesTheSameCrossings) {
   // one: the doubles settled come from resume points in the lanes as well as in the scalar prefix.
   const auto long_grid = gt::parse_grid(
       ma_cross(), {"fast=60:66", "slow=127:131", "ma_type=0:2", "volume_filter=false"}, std::nullopt, {});
+  // One slow average: no two pairs share a fast one, whose bounds are then never kept.
+  const auto lone_slow_grid =
+      gt::parse_grid(ma_cross(), {"fast=2:6", "slow=9", "ma_type=0:2", "volume_filter=false,true"}, std::nullopt, {});
   std::vector<gt::Metrics> one(1);
   gt::ExecutionOptions close_fills;
   close_fills.fill = gt::Fill::kClose;
@@ -132,6 +135,7 @@ TEST(GridEngine, EveryInstructionSetGivesTheSameCrossings) {
     expect_engines_agree(gt::load_csv(GT_DATA_DIR "/yhoo-1996-2014.csv"), seed_grid(), gt::ExecutionOptions{});
     expect_engines_agree(near, near_grid, close_fills);
     expect_engines_agree(near, long_grid, close_fills);
+    expect_engines_agree(near, lone_slow_grid, close_fills);
   }
 }
 
