@@ -622,10 +622,14 @@ void StudyState::combine(StudyState&& other) {
       other.config_.metric != config_.metric || other.config_.min_trades != config_.min_trades ||
       other.config_.blocks != config_.blocks)
     throw Error("StudyState::combine: the states belong to different studies");
-  if (config_.top == SIZE_MAX)
-    for (std::size_t s = 0; s < heaps_.size(); ++s) make_room(heaps_[s], other.heaps_[s].size());
-  for (auto& heap : other.heaps_)
-    for (auto& c : heap) offer(std::move(c));
+  for (std::size_t s = 0; s < heaps_.size(); ++s) {
+    if (config_.top == SIZE_MAX && heaps_[s].empty()) {  // every combination kept, none yet: the other's taken whole
+      heaps_[s].swap(other.heaps_[s]);
+      continue;
+    }
+    if (config_.top == SIZE_MAX) make_room(heaps_[s], other.heaps_[s].size());
+    for (auto& c : other.heaps_[s]) offer(std::move(c));
+  }
   for (std::size_t s = 0; s < blocks_.size(); ++s)
     for (auto& [first, sums] : other.blocks_[s])
       if (!blocks_[s].emplace(first, std::move(sums)).second)
@@ -654,8 +658,9 @@ StudyState::Evaluated StudyState::take_evaluated(std::size_t symbol) {
   Evaluated out;
   out.combinations = std::move(heaps_.at(symbol));
   heaps_[symbol].clear();
-  std::sort(out.combinations.begin(), out.combinations.end(),
-            [](const RankedCombination& a, const RankedCombination& b) { return a.index < b.index; });
+  const auto by_index = [](const RankedCombination& a, const RankedCombination& b) { return a.index < b.index; };
+  if (!std::is_sorted(out.combinations.begin(), out.combinations.end(), by_index))  // states combined out of order
+    std::sort(out.combinations.begin(), out.combinations.end(), by_index);
   if (config_.blocks > 0) {
     for (auto& [first, sums] : blocks_[symbol]) out.blocks.insert(out.blocks.end(), sums.begin(), sums.end());
     blocks_[symbol].clear();

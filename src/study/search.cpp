@@ -16,6 +16,7 @@
 #include <map>
 #include <numbers>
 #include <optional>
+#include <queue>
 #include <unordered_set>
 
 #include "gt/error.hpp"
@@ -34,8 +35,12 @@ using search_model::Space;
 // membership test is most of a proposal's work), a hash set beyond.
 class Taken {
  public:
-  explicit Taken(std::uint64_t space_size) {
+  explicit Taken(std::uint64_t space_size) { clear(space_size); }
+  // Empty again, for a space of `space_size` (the storage is kept).
+  void clear(std::uint64_t space_size) {
     if (space_size <= kMostBits) bits_.assign((space_size + 63) / 64, 0);
+    set_.clear();
+    size_ = 0;
   }
   bool count(std::uint64_t i) const {
     return bits_.empty() ? set_.count(i) != 0 : ((bits_[i / 64] >> (i % 64)) & 1) != 0;
@@ -158,8 +163,9 @@ class Search {
                r.ranking.min_trades} {}
 
   // One round: `indices` (ascending) of `unit`, trading from `first_bar`, with block sums or not.
-  StudyState::Evaluated round(std::size_t unit, const std::vector<std::uint64_t>& indices, std::size_t first_bar,
-                              bool blocks) {
+  // Each task's combinations (in grid order), in task order: none is moved again.
+  std::vector<StudyState::Evaluated> round(std::size_t unit, const std::vector<std::uint64_t>& indices,
+                                           std::size_t first_bar, bool blocks) {
     const nlohmann::ordered_json& request = round_request(first_bar, blocks);
     const std::uint64_t size = std::max<std::uint64_t>(1, executor_.task_size(indices.size()));
     std::vector<RangeTask> tasks;
@@ -170,15 +176,25 @@ class Search {
                        indices.begin() + static_cast<std::ptrdiff_t>(at + n));
       tasks.push_back(std::move(t));
     }
-    StudyState state(units_.size(), SIZE_MAX, order_.metric, std::numeric_limits<std::int64_t>::min(),
-                     blocks ? r_.ranking.robustness_blocks : 0);
-    run_tasks(executor_, request, units_, tasks, false,
-              [&](std::size_t, RangeOutcome&& outcome) { state.combine(std::move(outcome.state)); });
+    std::vector<StudyState::Evaluated> parts(tasks.size());
+    run_tasks(executor_, request, units_, tasks, false, [&](std::size_t i, RangeOutcome&& outcome) {
+      // Combined into a state of the round's study, which checks that the task's is one too.
+      StudyState state(units_.size(), SIZE_MAX, order_.metric, std::numeric_limits<std::int64_t>::min(),
+                       blocks ? r_.ranking.robustness_blocks : 0);
+      state.combine(std::move(outcome.state));
+      tally_.computed += state.computed();
+      tally_.from_cache += state.from_cache();
+      tally_.bar_combinations += state.computed() * (unit_bars_[unit] - first_bar);
+      parts[i] = state.take_evaluated(unit);
+    });
     tally_.evaluations += indices.size();
-    tally_.computed += state.computed();
-    tally_.from_cache += state.from_cache();
-    tally_.bar_combinations += state.computed() * (unit_bars_[unit] - first_bar);
-    return state.take_evaluated(unit);
+    return parts;
+  }
+
+  static std::size_t size(const std::vector<StudyState::Evaluated>& parts) {
+    std::size_t count = 0;
+    for (const auto& part : parts) count += part.combinations.size();
+    return count;
   }
 
   // What a round's tasks are asked, the same for every round from `first_bar` with blocks or not.
@@ -199,25 +215,48 @@ class Search {
 
   // Every method's evaluated combinations of `unit` on all its bars, and how many it tried.
   struct UnitResult {
-    // The rounds' results where they were evaluated, and each combination with its block sums in
-    // grid order (the combinations stay where the rounds left them: pointers into `parts`, a deque
-    // so that adding a part moves none).
+    // The rounds' results where they were evaluated (each in grid order; none shares a
+    // combination with another), a deque so that adding a part moves none.
     std::deque<StudyState::Evaluated> parts;
-    struct Entry {
-      const RankedCombination* combination;
-      const ReturnSums* blocks;  // blocks per combination of them
-    };
-    std::vector<Entry> in_grid_order;
     std::uint64_t trials = 0;
     nlohmann::ordered_json rounds = nlohmann::ordered_json::array();
 
-    // `e` (in grid order) as the whole result.
-    void take(StudyState::Evaluated&& e, std::size_t per) {
+    // `round` (a round's parts) as the whole result.
+    void take(std::vector<StudyState::Evaluated>&& round) {
       parts.clear();
-      parts.push_back(std::move(e));
-      const StudyState::Evaluated& only = parts.front();
-      for (std::size_t i = 0; i < only.combinations.size(); ++i)
-        in_grid_order.push_back({&only.combinations[i], only.blocks.data() + i * per});
+      for (auto& part : round) parts.push_back(std::move(part));
+    }
+    struct Entry {
+      const RankedCombination* combination;
+      const ReturnSums* blocks;  // `per` of them
+    };
+    // Every combination with its block sums (`per` each): in grid order (the parts merged), or
+    // part after part.
+    std::vector<Entry> entries(std::size_t per, bool grid_order) const {
+      std::vector<Entry> out;
+      std::size_t count = 0;
+      for (const auto& part : parts) count += part.combinations.size();
+      out.reserve(count);
+      const auto entry = [&](const StudyState::Evaluated& part, std::size_t i) {
+        return Entry{&part.combinations[i], part.blocks.data() + i * per};
+      };
+      if (!grid_order) {
+        for (const auto& part : parts)
+          for (std::size_t i = 0; i < part.combinations.size(); ++i) out.push_back(entry(part, i));
+        return out;
+      }
+      using Head = std::pair<std::uint64_t, std::size_t>;  // a part's next grid index, and the part
+      std::priority_queue<Head, std::vector<Head>, std::greater<>> heads;
+      std::vector<std::size_t> next(parts.size(), 0);
+      for (std::size_t p = 0; p < parts.size(); ++p)
+        if (!parts[p].combinations.empty()) heads.push({parts[p].combinations.front().index, p});
+      while (!heads.empty()) {
+        const std::size_t p = heads.top().second, i = next[p]++;
+        heads.pop();
+        out.push_back(entry(parts[p], i));
+        if (next[p] < parts[p].combinations.size()) heads.push({parts[p].combinations[next[p]].index, p});
+      }
+      return out;
     }
   };
   UnitResult run(std::size_t unit) {
@@ -228,8 +267,9 @@ class Search {
     const bool blocks = r_.ranking.robustness_blocks > 0;
     UnitResult out;
     if (s.method == "random") {
-      out.take(round(unit, draw_uniform(space, s.budget, random, taken), 0, blocks), r_.ranking.robustness_blocks);
-      out.rounds.push_back({{"evaluated", out.in_grid_order.size()}});
+      std::vector<StudyState::Evaluated> parts = round(unit, draw_uniform(space, s.budget, random, taken), 0, blocks);
+      out.rounds.push_back({{"evaluated", size(parts)}});
+      out.take(std::move(parts));
     } else if (s.method == "halving") {
       halving(unit, space, random, taken, out);
     } else {
@@ -265,13 +305,16 @@ class Search {
     for (std::size_t rung = 0;; ++rung) {
       const std::size_t span = bars / shrink;
       const bool last = rung == halvings;
-      StudyState::Evaluated e = round(unit, indices, bars - span, last && r_.ranking.robustness_blocks > 0);
-      out.rounds.push_back({{"evaluated", e.combinations.size()}, {"bars", span}});
+      std::vector<StudyState::Evaluated> parts =
+          round(unit, indices, bars - span, last && r_.ranking.robustness_blocks > 0);
+      out.rounds.push_back({{"evaluated", size(parts)}, {"bars", span}});
       if (last) {
-        out.take(std::move(e), r_.ranking.robustness_blocks);
+        out.take(std::move(parts));
         return;
       }
-      auto& c = e.combinations;
+      std::vector<RankedCombination> c;
+      c.reserve(size(parts));
+      for (auto& part : parts) std::move(part.combinations.begin(), part.combinations.end(), std::back_inserter(c));
       const std::size_t keep = std::max<std::size_t>(1, (c.size() + kEta - 1) / kEta);
       std::partial_sort(c.begin(), c.begin() + static_cast<std::ptrdiff_t>(std::min(keep, c.size())), c.end(), order_);
       indices.clear();
@@ -298,21 +341,19 @@ class Search {
     // most) or a climbing round (one point for each combination wanted) reads.
     const std::size_t leaders = std::max<std::size_t>(kMostGood, climb_batch);
     std::vector<std::size_t> ranked;
-    std::vector<const ReturnSums*> sums;  // history's block sums (blocks per combination each)
-    std::vector<bool> spent;              // the climb's (neighbours)
-    const std::size_t per = blocks ? r_.ranking.robustness_blocks : 0;
+    std::vector<bool> spent;  // the climb's (neighbours)
     history.reserve(budget);
     keys.reserve(budget);
-    sums.reserve(budget);
     ranked.reserve(leaders + batch);
-    const auto absorb = [&](StudyState::Evaluated&& e) {
-      out.rounds.push_back({{"evaluated", e.combinations.size()}});
+    const auto absorb = [&](std::vector<StudyState::Evaluated>&& parts) {
+      out.rounds.push_back({{"evaluated", size(parts)}});
       const std::size_t first = history.size();
-      const StudyState::Evaluated& part = out.parts.emplace_back(std::move(e));
-      for (std::size_t i = 0; i < part.combinations.size(); ++i) {
-        keys.push_back(order_.key(part.combinations[i]));
-        history.push_back(&part.combinations[i]);
-        sums.push_back(part.blocks.data() + i * per);
+      for (auto& e : parts) {
+        const StudyState::Evaluated& part = out.parts.emplace_back(std::move(e));
+        for (const RankedCombination& c : part.combinations) {
+          keys.push_back(order_.key(c));
+          history.push_back(&c);
+        }
       }
       const auto by_key = [&](std::size_t a, std::size_t b) { return keys[a] < keys[b]; };
       const auto middle = static_cast<std::ptrdiff_t>(ranked.size());
@@ -342,12 +383,6 @@ class Search {
       if (next.empty()) break;
       absorb(round(unit, next, 0, blocks));
     }
-    // Every round's combinations with their block sums, in grid order.
-    std::vector<std::pair<std::uint64_t, std::size_t>> order(history.size());  // (grid index, position)
-    for (std::size_t i = 0; i < order.size(); ++i) order[i] = {history[i]->index, i};
-    std::sort(order.begin(), order.end());
-    out.in_grid_order.reserve(order.size());
-    for (const auto& [index, i] : order) out.in_grid_order.push_back({history[i], sums[i]});
   }
 
   // Up to `want` unevaluated valid neighbours of the history's best, best first: one step either
@@ -419,13 +454,10 @@ class Search {
     const std::size_t good = std::min(history.size(), std::clamp<std::size_t>((history.size() + 9) / 10, 2, kMostGood));
     std::vector<bool> is_good(history.size(), false);
     for (std::size_t i = 0; i < good; ++i) is_good[ranked[i]] = true;
-    std::vector<std::size_t> bad;
-    for (std::size_t i = 0; i < history.size(); ++i)
-      if (!is_good[i]) bad.push_back(i);
-    const std::size_t step = std::max<std::size_t>(1, bad.size() / 96);
-    std::vector<std::size_t> sampled;
-    for (std::size_t i = 0; i < bad.size(); i += step) sampled.push_back(bad[i]);
-    bad = std::move(sampled);
+    const std::size_t step = std::max<std::size_t>(1, (history.size() - good) / 96);
+    std::vector<std::size_t> bad;  // the others' every step-th
+    for (std::size_t i = 0, others = 0; i < history.size(); ++i)
+      if (!is_good[i] && others++ % step == 0) bad.push_back(i);
     const auto points = [&](std::span<const std::size_t> which) {
       std::vector<std::int64_t> p(which.size() * d);
       for (std::size_t j = 0; j < which.size(); ++j) space.positions(history[which[j]]->index, {p.data() + j * d, d});
@@ -458,19 +490,10 @@ class Search {
     // around a good point from its own stream, so that attempts run in parallel; they are then
     // taken in order, skipping repeats, the evaluated and the invalid.
     const std::uint64_t explore = want / 10, exploit = want - explore;
-    struct Candidate {
-      std::uint64_t index;
-      double score;
-    };
-    struct Attempt {
-      std::uint64_t index;
-      bool valid;
-    };
-    std::vector<Candidate> candidates;
-    std::vector<std::int64_t> at;  // the candidates' positions, d each
-    std::vector<Attempt> attempts;
-    std::vector<std::int64_t> attempted;  // the attempts' positions, d each
-    Taken drawn(space.grid().size());
+    auto& [candidates, at, attempts, attempted, drawn] = proposal_;
+    candidates.clear();
+    at.clear();
+    drawn.clear(space.grid().size());
     const std::size_t n_good = good_points.size() / d;
     const std::uint64_t most = 8 * exploit + 64, stream = random.next();
     for (std::uint64_t from = 0; from < most && candidates.size() < 2 * exploit;) {
@@ -535,6 +558,21 @@ class Search {
   std::map<std::pair<std::size_t, bool>, nlohmann::ordered_json> round_requests_;
   // The model's storage, kept from one proposal to the next.
   Parzen good_density_, bad_density_;
+  struct Candidate {
+    std::uint64_t index;
+    double score;
+  };
+  struct Attempt {
+    std::uint64_t index;
+    bool valid;
+  };
+  struct Proposal {
+    std::vector<Candidate> candidates;
+    std::vector<std::int64_t> at;  // the candidates' positions, d each
+    std::vector<Attempt> attempts;
+    std::vector<std::int64_t> attempted;  // the attempts' positions, d each
+    Taken drawn{0};                       // the attempts taken as candidates
+  } proposal_;
   std::vector<RoundedGaussian> steps_;  // per ordered axis, around the good points
 };
 
@@ -582,9 +620,11 @@ StudyOutcome run_search(const StudyRequest& r, RangeExecutor* executor, ResultSi
     Search::UnitResult found = search.run(u);
     trials = std::max(trials, found.trials);
     rounds.push_back(found.rounds);
-    // The evaluated combinations in grid order, as a grid's chunks reach the ranking and the sink.
-    const auto& entries = found.in_grid_order;
+    // The evaluated combinations as a grid's chunks reach the ranking: in grid order for a sink
+    // (the results file) and for the robustness (its trials' block sums by grid position); the
+    // ranking alone takes them as the rounds left them.
     const std::size_t per = r.ranking.robustness_blocks, stride = r.grid->base().size();
+    const auto entries = found.entries(per, sink != nullptr || per > 0);
     const std::size_t bars = search.unit_bars(u);
     constexpr std::size_t kChunk = 4096;
     for (std::size_t at = 0; at < entries.size(); at += kChunk) {

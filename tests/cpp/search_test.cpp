@@ -89,6 +89,32 @@ TEST(Search, RandomAndBayesEvaluateTheBudgetEachCombinationOnce) {
   std::filesystem::remove(temp_path("budget.csv"));
 }
 
+// Without a results file the ranking takes the rounds' combinations as they come, not in grid
+// order: the same best, in the same order, and the same counts.
+TEST(Search, TheRankingIsTheSameWithOrWithoutAResultsFile) {
+  for (const char* method : {"random", "halving", "bayes"}) {
+    auto j = search_json(method, 600, 5);
+    j["top"] = 40;
+    const gt::StudyOutcome with_file = run(j, temp_path("ranked.csv"));
+    const gt::StudyOutcome without = run(j);
+    ASSERT_EQ(with_file.result.top.size(), 1u);
+    ASSERT_EQ(without.result.top.size(), 1u);
+    const auto& a = with_file.result.top[0];
+    const auto& b = without.result.top[0];
+    ASSERT_EQ(a.size(), 40u) << method;
+    ASSERT_EQ(b.size(), a.size()) << method;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i].index, b[i].index) << method << " rank " << i;
+      EXPECT_EQ(a[i].params, b[i].params) << method << " rank " << i;
+      EXPECT_EQ(a[i].metrics.sharpe, b[i].metrics.sharpe) << method << " rank " << i;
+    }
+    EXPECT_EQ(with_file.result.valid, without.result.valid) << method;
+    EXPECT_EQ(with_file.result.computed, without.result.computed) << method;
+    EXPECT_EQ(with_file.search, without.search) << method;
+  }
+  std::filesystem::remove(temp_path("ranked.csv"));
+}
+
 TEST(Search, HalvingSpendsTheBudgetsBarsOverRungsOfRecentBars) {
   // 5,036 bars: three halvings (186, 559, 1,678 and 5,036 bars); a budget of 400 combinations on
   // every bar buys 400 x 27 / 4 = 2,700 on the shortest span, each rung a third of the one before.
