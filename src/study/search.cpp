@@ -336,36 +336,40 @@ class Search {
     const bool blocks = r_.ranking.robustness_blocks > 0;
     // Every combination evaluated so far, in the order evaluated: in its round's part of `out`.
     std::vector<const RankedCombination*> history;
-    std::vector<SearchOrder::Key> keys;  // history's, in the search's order
-    // The history's best positions in that order, best first: as many as a proposal (kMostGood at
-    // most) or a climbing round (one point for each combination wanted) reads.
+    // The history's best positions in the search's order, best first: as many as a proposal
+    // (kMostGood at most) or a climbing round (one point for each combination wanted) reads. Only
+    // their keys are kept, and a round's own while it is ranked.
     const std::size_t leaders = std::max<std::size_t>(kMostGood, climb_batch);
-    std::vector<std::size_t> ranked;
-    std::vector<bool> spent;  // the climb's (neighbours)
+    struct Keyed {
+      SearchOrder::Key key;
+      std::size_t position;
+      bool operator<(const Keyed& o) const { return key < o.key; }
+    };
+    std::vector<Keyed> best, arrived, merged;
+    std::vector<std::size_t> ranked;  // best's positions
+    std::vector<bool> spent;          // the climb's (neighbours)
     history.reserve(budget);
-    keys.reserve(budget);
-    ranked.reserve(leaders + batch);
     const auto absorb = [&](std::vector<StudyState::Evaluated>&& parts) {
       out.rounds.push_back({{"evaluated", size(parts)}});
-      const std::size_t first = history.size();
+      arrived.clear();
       for (auto& e : parts) {
         const StudyState::Evaluated& part = out.parts.emplace_back(std::move(e));
         for (const RankedCombination& c : part.combinations) {
-          keys.push_back(order_.key(c));
+          arrived.push_back({order_.key(c), history.size()});
           history.push_back(&c);
         }
       }
-      const auto by_key = [&](std::size_t a, std::size_t b) { return keys[a] < keys[b]; };
-      const auto middle = static_cast<std::ptrdiff_t>(ranked.size());
-      for (std::size_t i = first; i < history.size(); ++i) ranked.push_back(i);
-      const auto most = static_cast<std::ptrdiff_t>(leaders);
-      if (ranked.end() - (ranked.begin() + middle) > most) {
-        std::nth_element(ranked.begin() + middle, ranked.begin() + middle + most, ranked.end(), by_key);
-        ranked.resize(static_cast<std::size_t>(middle + most));
+      if (arrived.size() > leaders) {
+        std::nth_element(arrived.begin(), arrived.begin() + static_cast<std::ptrdiff_t>(leaders), arrived.end());
+        arrived.resize(leaders);
       }
-      std::sort(ranked.begin() + middle, ranked.end(), by_key);
-      std::inplace_merge(ranked.begin(), ranked.begin() + middle, ranked.end(), by_key);
-      ranked.resize(std::min(ranked.size(), leaders));
+      std::sort(arrived.begin(), arrived.end());
+      merged.clear();
+      std::merge(best.begin(), best.end(), arrived.begin(), arrived.end(), std::back_inserter(merged));
+      merged.resize(std::min(merged.size(), leaders));
+      best.swap(merged);
+      ranked.clear();
+      for (const Keyed& k : best) ranked.push_back(k.position);
     };
     absorb(round(unit, draw_uniform(space, std::min(batch, budget), random, taken), 0, blocks));
     while (taken.size() < budget) {
@@ -626,26 +630,29 @@ StudyOutcome run_search(const StudyRequest& r, RangeExecutor* executor, ResultSi
     const std::size_t per = r.ranking.robustness_blocks, stride = r.grid->base().size();
     const auto entries = found.entries(per, sink != nullptr || per > 0);
     const std::size_t bars = search.unit_bars(u);
-    constexpr std::size_t kChunk = 4096;
-    for (std::size_t at = 0; at < entries.size(); at += kChunk) {
-      const std::size_t count = std::min(kChunk, entries.size() - at);
-      ChunkResults chunk;
-      chunk.symbol = u;
-      chunk.stride = stride;
-      chunk.indices.reserve(count);
-      chunk.valid.assign(count, 1);
-      chunk.params.reserve(count * stride);
-      chunk.metrics.reserve(count);
-      chunk.blocks.reserve(count * per);
-      for (std::size_t n = at; n < at + count; ++n) {
-        const RankedCombination& c = *entries[n].combination;
+    // Chunks in grid order each (one ends where the order does), small enough for one storage
+    // to serve them all from cache.
+    constexpr std::size_t kChunk = 512;
+    ChunkResults chunk;
+    chunk.symbol = u;
+    chunk.stride = stride;
+    chunk.blocks_per_combination = per;
+    for (std::size_t at = 0, end = 0; at < entries.size(); at = end) {
+      chunk.indices.clear();
+      chunk.params.clear();
+      chunk.metrics.clear();
+      chunk.blocks.clear();
+      for (end = at; end < entries.size() && end - at < kChunk; ++end) {
+        const Search::UnitResult::Entry& e = entries[end];
+        const RankedCombination& c = *e.combination;
+        if (end > at && c.index < chunk.indices.back()) break;
         chunk.indices.push_back(c.index);
         chunk.params.insert(chunk.params.end(), c.params.begin(), c.params.end());
         chunk.metrics.push_back(c.metrics);
-        chunk.blocks.insert(chunk.blocks.end(), entries[n].blocks, entries[n].blocks + per);
+        chunk.blocks.insert(chunk.blocks.end(), e.blocks, e.blocks + per);
       }
+      chunk.valid.assign(chunk.indices.size(), 1);
       chunk.first = chunk.indices.front();
-      chunk.blocks_per_combination = per;
       total.add(chunk, bars);
       if (sink) sink->consume(chunk, sink->format(chunk));
     }
