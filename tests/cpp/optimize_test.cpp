@@ -84,14 +84,21 @@ gt::Bars zigzag(std::size_t count) {
                     [](std::size_t i) { return 100.0 + 0.01 * static_cast<double>(i) + (i % 2 ? 3.0 : 0.0); });
 }
 
+// The reference engine's metrics of `grid`'s first combination (every parameter of the strategy,
+// its exits included).
+gt::Metrics reference_first(const gt::Bars& bars, const gt::Grid& grid, const gt::ExecutionOptions& options) {
+  std::vector<double> first(grid.base().size());
+  grid.decode(0, first);
+  std::vector<gt::Metrics> one(1);
+  gt::make_reference_evaluator(bars, grid, options)->evaluate(first, first.size(), one);
+  return one[0];
+}
+
 TEST(GridEngine, PositionsFlippingOnMostBarsEqualTheReferenceEngine) {
   const auto bars = zigzag(640);
   const auto grid =
       gt::parse_grid(ma_cross(), {"fast=2", "slow=3:4", "ma_type=0:2", "volume_filter=false,true"}, std::nullopt, {});
-  const auto reference = gt::make_reference_evaluator(bars, grid, gt::ExecutionOptions{});
-  std::vector<gt::Metrics> one(1);
-  reference->evaluate(std::vector<double>{2, 3, 0, 0}, 4, one);
-  EXPECT_GT(one[0].trades, 200);  // > 40 flips a word on average
+  EXPECT_GT(reference_first(bars, grid, gt::ExecutionOptions{}).trades, 200);  // fast 2, slow 3: > 40 flips a word
   expect_engines_agree(bars, grid, gt::ExecutionOptions{});
   gt::detail::force_trade_lanes(false);
   expect_engines_agree(bars, grid, gt::ExecutionOptions{});
@@ -122,13 +129,10 @@ TEST(GridEngine, EveryInstructionSetGivesTheSameCrossings) {
   // One slow average: no two pairs share a fast one, whose bounds are then never kept.
   const auto lone_slow_grid =
       gt::parse_grid(ma_cross(), {"fast=2:6", "slow=9", "ma_type=0:2", "volume_filter=false,true"}, std::nullopt, {});
-  std::vector<gt::Metrics> one(1);
   gt::ExecutionOptions close_fills;
   close_fills.fill = gt::Fill::kClose;
-  // The zigzag alone trades: most crossings are decided in double precision.
-  gt::make_reference_evaluator(near_ties(600), near_grid, close_fills)
-      ->evaluate(std::vector<double>{2, 5, 0, 0}, 4, one);
-  EXPECT_GT(one[0].trades, 50);
+  // The zigzag alone trades (fast 2, slow 5): most crossings are decided in double precision.
+  EXPECT_GT(reference_first(near_ties(600), near_grid, close_fills).trades, 50);
   for (const char* isa : {"avx2", "portable", "avx512"}) {
     if (!gt::detail::force_cross_events_isa(isa)) continue;  // this CPU lacks it
     SCOPED_TRACE(isa);
