@@ -22,8 +22,11 @@ template <class T>
 using CacheLineArray = std::unique_ptr<T[], CacheLineDelete>;
 inline void* huge_page_allocation(std::size_t bytes, std::align_val_t alignment) {
   const auto page = static_cast<std::size_t>(alignment);
-  void* p = ::operator new[]((bytes + page - 1) / page * page, alignment);
-  madvise(p, bytes, MADV_HUGEPAGE);  // a hint: where the kernel declines, plain pages serve
+  const std::size_t whole = (bytes + page - 1) / page * page;
+  void* p = ::operator new[](whole, alignment);
+  // A hint: where the kernel declines, plain pages serve. The whole pages are advised, the last
+  // one's tail included, or that last page would be served in 4 KiB pieces.
+  madvise(p, whole, MADV_HUGEPAGE);
   return p;
 }
 template <class T>
