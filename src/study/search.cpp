@@ -484,8 +484,6 @@ class Search {
       return h;
     };
     const std::vector<double> good_h = bandwidths(good_points), bad_h = bandwidths(bad_points);
-    good_density_.fit(space, good_points, good_h);
-    bad_density_.fit(space, bad_points, bad_h);
     steps_.resize(d);
     for (std::size_t k = 0; k < d; ++k)
       if (space.ordered(k)) steps_[k].fit(good_h[k], static_cast<std::int64_t>(space.size(k)));
@@ -530,6 +528,9 @@ class Search {
         }
       from += count;
     }
+    // The densities are fitted where the candidates lie only.
+    good_density_.fit(space, good_points, good_h, at);
+    bad_density_.fit(space, bad_points, bad_h, at);
     tbb::parallel_for(tbb::blocked_range<std::size_t>(0, candidates.size(), 64), [&](const auto& range) {
       std::vector<const double*> axis(d);
       for (std::size_t c = range.begin(); c < range.end(); ++c) {

@@ -97,13 +97,16 @@ class Space {
 // kernels are tabled per axis and value: column (k, v) holds every point's kernel along axis k at
 // value v (Gaussian in steps on an ordered axis, by equality on a category), the points side by
 // side and padded with zeros to whole lanes, so that a density is a sum over the points of
-// products of one column per axis. The storage is kept from one fit to the next.
+// products of one column per axis. The storage is kept from one fit to the next; a fit told which
+// positions will be asked about fills only their columns.
 class Parzen {
  public:
   static constexpr double kKeepCategory = 0.8;  // a category's kernel on its own value
 
-  // `points`: n x dims positions; `h`: the bandwidth of each ordered axis, in steps.
-  void fit(const Space& space, std::span<const std::int64_t> points, std::span<const double> h) {
+  // `points`: n x dims positions; `h`: the bandwidth of each ordered axis, in steps; `asked`: the
+  // positions (dims values each) whose densities log_density will be asked, or none for all.
+  void fit(const Space& space, std::span<const std::int64_t> points, std::span<const double> h,
+           std::span<const std::int64_t> asked = {}) {
     const std::size_t d = space.dims();
     points_ = points.size() / d;
     width_ = (points_ + kLanes - 1) / kLanes * kLanes;
@@ -128,7 +131,10 @@ class Parzen {
           value = delta == 0 ? kKeepCategory : (1 - kKeepCategory) / static_cast<double>(m - 1);
         }
       }
+      filled_.assign(static_cast<std::size_t>(m), asked.empty());
+      for (std::size_t a = k; a < asked.size(); a += d) filled_[static_cast<std::size_t>(asked[a])] = true;
       for (std::int64_t v = 0; v < m; ++v) {
+        if (!filled_[static_cast<std::size_t>(v)]) continue;
         double* column = columns_.data() + axis_start_[k] + static_cast<std::size_t>(v) * width_;
         for (std::size_t j = 0; j < points_; ++j)
           column[j] = kernel_[static_cast<std::size_t>(v - points[j * d + k] + m - 1)];
@@ -160,6 +166,7 @@ class Parzen {
  private:
   static constexpr std::size_t kLanes = 8;
   std::vector<double> columns_, kernel_;
+  std::vector<bool> filled_;  // per value of the axis being fitted
   std::vector<std::size_t> axis_start_;
   std::size_t width_ = 0, points_ = 0;
   double prior_ = 1;

@@ -342,6 +342,18 @@ TEST(SearchModel, ParzenDensityIsTheMixtureOfProductKernelsAndTheUniformPrior) {
       EXPECT_NEAR(density.log_density(x.data(), axis), std::log(mixture / static_cast<double>(count + 1)), 1e-12)
           << count << " points, position " << index;
     }
+    // Fitted for a few positions only (the model's candidates), the same densities there, bit for bit.
+    std::vector<std::int64_t> asked;
+    for (std::uint64_t index = 5; index < grid.size(); index += 97) {
+      std::vector<std::int64_t> x(3);
+      space.positions(index, x);
+      asked.insert(asked.end(), x.begin(), x.end());
+    }
+    gt::search_model::Parzen where_asked;
+    where_asked.fit(space, points, h, asked);
+    for (std::size_t a = 0; a < asked.size(); a += 3)
+      EXPECT_EQ(where_asked.log_density(asked.data() + a, axis), density.log_density(asked.data() + a, axis))
+          << count << " points, asked position " << a / 3;
   }
 }
 
