@@ -76,8 +76,8 @@ class LongTradeBook {
 
   std::size_t n_, words_, padded_, lag_;
   double cash_, periods_per_year_;
-  std::vector<MaCrossBarFacts> facts_;  // one cache line per bar
-  std::vector<RangeStats> ranges_;      // build_range_table(closes)
+  std::vector<MaCrossBarFacts> facts_;          // one cache line per bar
+  detail::CacheLineVector<RangeStats> ranges_;  // build_range_table(closes)
   const Bars& bars_;
   ExecutionOptions options_;
   // The returns of a stretch that a price or time exit ends inside a bar.

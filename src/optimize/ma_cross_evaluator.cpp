@@ -184,7 +184,7 @@ std::vector<std::uint32_t> order_by_key(std::span<const std::uint64_t> keys) {
   return order;
 }
 
-std::vector<RangeStats> build_range_table(std::span<const double> x) {
+detail::CacheLineVector<RangeStats> build_range_table(std::span<const double> x) {
   // Drawdown of `left` followed by `right`: the deeper of each one's, and of right's low under
   // left's high.
   const auto join = [](const RangeStats& left, const RangeStats& right) {
@@ -193,7 +193,7 @@ std::vector<RangeStats> build_range_table(std::span<const double> x) {
   };
   const std::size_t n = x.size();
   const std::size_t levels = std::max<std::size_t>(1, static_cast<std::size_t>(std::bit_width(n)));
-  std::vector<RangeStats> table(levels * n);
+  detail::CacheLineVector<RangeStats> table(levels * n);
   for (std::size_t level = 0; level < levels; ++level) {
     const std::size_t half = std::size_t{1} << level;
     RangeStats* row = table.data() + level * n;

@@ -90,7 +90,7 @@ struct RangeTableView {
 };
 
 // The table RangeTableView reads: bit_width(bars) levels of `bars` entries.
-std::vector<RangeStats> build_range_table(std::span<const double> closes);
+detail::CacheLineVector<RangeStats> build_range_table(std::span<const double> closes);
 
 // One combination's account under ma_cross's fills: every trade in O(1) (prefix sums for the
 // returns, the range table for the drawdown), the metrics at the end. The CPU engine and its CUDA
@@ -265,11 +265,11 @@ class MaCrossTables {
   std::size_t n_, words_, padded_;
   std::vector<double> close_;  // what the rows average
   int max_period_ = 0;
-  detail::CacheLineArray<float> coarse_;    // padded MA rows, rounded to float
-  std::vector<ind::MaResume> resume_;       // [row][word]
-  std::vector<RowAverage> row_average_;     // per row
-  std::vector<std::size_t> first_defined_;  // per row
-  std::vector<int> row_of_;                 // [type][period] -> row
+  detail::CacheLineArray<float> coarse_;           // padded MA rows, rounded to float
+  detail::CacheLineVector<ind::MaResume> resume_;  // [row][word]
+  std::vector<RowAverage> row_average_;            // per row
+  std::vector<std::size_t> first_defined_;         // per row
+  std::vector<int> row_of_;                        // [type][period] -> row
   std::vector<std::uint64_t> volume_words_;
 };
 
