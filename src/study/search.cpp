@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cmath>
 #include <deque>
+#include <functional>
 #include <limits>
 #include <map>
 #include <numbers>
@@ -213,38 +214,37 @@ class Search {
     return at->second;
   }
 
-  // Every method's evaluated combinations of `unit` on all its bars, and how many it tried.
+  // Where every method's evaluated combinations of `unit` (on all its bars) go, and how many it
+  // tried. A results file and the robustness take the combinations in grid order, so the parts
+  // are kept to the end (`keep`); the ranking alone takes each round's as it comes, and they are
+  // dropped.
   struct UnitResult {
-    // The rounds' results where they were evaluated (each in grid order; none shares a
+    bool keep = false;
+    std::function<void(const StudyState::Evaluated&)> rank;  // a part, when the parts are not kept
+    // The kept rounds' results where they were evaluated (each in grid order; none shares a
     // combination with another), a deque so that adding a part moves none.
     std::deque<StudyState::Evaluated> parts;
     std::uint64_t trials = 0;
     nlohmann::ordered_json rounds = nlohmann::ordered_json::array();
 
-    // `round` (a round's parts) as the whole result.
-    void take(std::vector<StudyState::Evaluated>&& round) {
-      parts.clear();
-      for (auto& part : round) parts.push_back(std::move(part));
+    // A round's parts that are results (every round of random and bayes, halving's last rung).
+    void add(std::vector<StudyState::Evaluated>&& round) {
+      for (auto& part : round)
+        if (keep)
+          parts.push_back(std::move(part));
+        else
+          rank(part);
     }
     struct Entry {
       const RankedCombination* combination;
       const ReturnSums* blocks;  // `per` of them
     };
-    // Every combination with its block sums (`per` each): in grid order (the parts merged), or
-    // part after part.
-    std::vector<Entry> entries(std::size_t per, bool grid_order) const {
+    // The kept combinations with their block sums (`per` each), in grid order: the parts merged.
+    std::vector<Entry> entries(std::size_t per) const {
       std::vector<Entry> out;
       std::size_t count = 0;
       for (const auto& part : parts) count += part.combinations.size();
       out.reserve(count);
-      const auto entry = [&](const StudyState::Evaluated& part, std::size_t i) {
-        return Entry{&part.combinations[i], part.blocks.data() + i * per};
-      };
-      if (!grid_order) {
-        for (const auto& part : parts)
-          for (std::size_t i = 0; i < part.combinations.size(); ++i) out.push_back(entry(part, i));
-        return out;
-      }
       using Head = std::pair<std::uint64_t, std::size_t>;  // a part's next grid index, and the part
       std::priority_queue<Head, std::vector<Head>, std::greater<>> heads;
       std::vector<std::size_t> next(parts.size(), 0);
@@ -253,23 +253,26 @@ class Search {
       while (!heads.empty()) {
         const std::size_t p = heads.top().second, i = next[p]++;
         heads.pop();
-        out.push_back(entry(parts[p], i));
+        out.push_back({&parts[p].combinations[i], parts[p].blocks.data() + i * per});
         if (next[p] < parts[p].combinations.size()) heads.push({parts[p].combinations[next[p]].index, p});
       }
       return out;
     }
   };
-  UnitResult run(std::size_t unit) {
+  // `keep` and `rank`: UnitResult's.
+  UnitResult run(std::size_t unit, bool keep, std::function<void(const StudyState::Evaluated&)> rank) {
     const SearchOptions& s = r_.ranking.search;
     Random random(s.seed * 0x100000001B3ULL + unit);  // each unit its own stream
     Space space(*r_.grid);
     Taken taken(space.grid().size());
     const bool blocks = r_.ranking.robustness_blocks > 0;
     UnitResult out;
+    out.keep = keep;
+    out.rank = std::move(rank);
     if (s.method == "random") {
       std::vector<StudyState::Evaluated> parts = round(unit, draw_uniform(space, s.budget, random, taken), 0, blocks);
       out.rounds.push_back({{"evaluated", size(parts)}});
-      out.take(std::move(parts));
+      out.add(std::move(parts));
     } else if (s.method == "halving") {
       halving(unit, space, random, taken, out);
     } else {
@@ -309,7 +312,7 @@ class Search {
           round(unit, indices, bars - span, last && r_.ranking.robustness_blocks > 0);
       out.rounds.push_back({{"evaluated", size(parts)}, {"bars", span}});
       if (last) {
-        out.take(std::move(parts));
+        out.add(std::move(parts));
         return;
       }
       std::vector<RankedCombination> c;
@@ -334,8 +337,8 @@ class Search {
     const std::uint64_t batch = std::max<std::uint64_t>(16, (modelled + kModelRounds - 1) / kModelRounds);
     const std::uint64_t climb_batch = std::max<std::uint64_t>(16, (climb + kClimbRounds - 1) / kClimbRounds);
     const bool blocks = r_.ranking.robustness_blocks > 0;
-    // Every combination evaluated so far, in the order evaluated: in its round's part of `out`.
-    std::vector<const RankedCombination*> history;
+    // Every combination evaluated so far (its grid index), in the order evaluated.
+    std::vector<std::uint64_t> history;
     // The history's best positions in the search's order, best first: as many as a proposal
     // (kMostGood at most) or a climbing round (one point for each combination wanted) reads. Only
     // their keys are kept, and a round's own while it is ranked.
@@ -352,13 +355,12 @@ class Search {
     const auto absorb = [&](std::vector<StudyState::Evaluated>&& parts) {
       out.rounds.push_back({{"evaluated", size(parts)}});
       arrived.clear();
-      for (auto& e : parts) {
-        const StudyState::Evaluated& part = out.parts.emplace_back(std::move(e));
+      for (const auto& part : parts)
         for (const RankedCombination& c : part.combinations) {
           arrived.push_back({order_.key(c), history.size()});
-          history.push_back(&c);
+          history.push_back(c.index);
         }
-      }
+      out.add(std::move(parts));
       if (arrived.size() > leaders) {
         std::nth_element(arrived.begin(), arrived.begin() + static_cast<std::ptrdiff_t>(leaders), arrived.end());
         arrived.resize(leaders);
@@ -394,7 +396,7 @@ class Search {
   // `all_ranked`: the history's best positions in the search's order (at least `want` of them, or
   // the whole history). `spent`: per history position, whether every neighbour is evaluated or
   // invalid (taken only grows, so a spent point stays spent and is not looked at again).
-  std::vector<std::uint64_t> neighbours(Space& space, const std::vector<const RankedCombination*>& history,
+  std::vector<std::uint64_t> neighbours(Space& space, const std::vector<std::uint64_t>& history,
                                         std::span<const std::size_t> all_ranked, std::uint64_t want, Taken& taken,
                                         std::vector<bool>& spent) {
     const std::size_t d = space.dims();
@@ -414,7 +416,7 @@ class Search {
     spent.resize(history.size(), false);
     for (std::size_t i = 0; i < ranked.size() && next.size() < want; ++i) {
       if (spent[ranked[i]]) continue;
-      space.positions(history[ranked[i]]->index, p);
+      space.positions(history[ranked[i]], p);
       for (std::uint64_t c = 0; c < box; ++c) {  // the box of +-1 steps on the ordered axes
         std::uint64_t rest = c;
         bool inside = true;
@@ -449,7 +451,7 @@ class Search {
   // ranked by how much likelier they are under the good points' Parzen density than under the
   // others'; a tenth of the batch drawn uniformly, so that no region is given up for good.
   // `ranked`: the history's best positions in the search's order (at least kMostGood, or all).
-  std::vector<std::uint64_t> propose(Space& space, const std::vector<const RankedCombination*>& history,
+  std::vector<std::uint64_t> propose(Space& space, const std::vector<std::uint64_t>& history,
                                      std::span<const std::size_t> ranked, std::uint64_t want, Random& random,
                                      Taken& taken) {
     const std::size_t d = space.dims();
@@ -464,7 +466,7 @@ class Search {
       if (!is_good[i] && others++ % step == 0) bad.push_back(i);
     const auto points = [&](std::span<const std::size_t> which) {
       std::vector<std::int64_t> p(which.size() * d);
-      for (std::size_t j = 0; j < which.size(); ++j) space.positions(history[which[j]]->index, {p.data() + j * d, d});
+      for (std::size_t j = 0; j < which.size(); ++j) space.positions(history[which[j]], {p.data() + j * d, d});
       return p;
     };
     const std::vector<std::int64_t> good_points = points(ranked.first(good));
@@ -621,23 +623,19 @@ StudyOutcome run_search(const StudyRequest& r, RangeExecutor* executor, ResultSi
                    r.ranking.robustness_blocks);
   std::uint64_t trials = 0;
   nlohmann::ordered_json rounds = nlohmann::ordered_json::array();
-  for (std::size_t u = 0; u < units.size(); ++u) {
-    Search::UnitResult found = search.run(u);
-    trials = std::max(trials, found.trials);
-    rounds.push_back(found.rounds);
-    // The evaluated combinations as a grid's chunks reach the ranking: in grid order for a sink
-    // (the results file) and for the robustness (its trials' block sums by grid position); the
-    // ranking alone takes them as the rounds left them.
-    const std::size_t per = r.ranking.robustness_blocks, stride = r.grid->base().size();
-    const auto entries = found.entries(per, sink != nullptr || per > 0);
-    const std::size_t bars = search.unit_bars(u);
-    // Chunks in grid order each (one ends where the order does), small enough for one storage
-    // to serve them all from cache.
-    constexpr std::size_t kChunk = 512;
-    ChunkResults chunk;
-    chunk.symbol = u;
-    chunk.stride = stride;
-    chunk.blocks_per_combination = per;
+  const std::size_t per = r.ranking.robustness_blocks, stride = r.grid->base().size();
+  // The evaluated combinations reach the ranking as a grid's chunks do: in grid order for a sink
+  // (the results file) and for the robustness (its trials' block sums by grid position), each
+  // round's as they come for the ranking alone.
+  const bool grid_order = sink != nullptr || per > 0;
+  // Chunks in grid order each (one ends where the order does), small enough for one storage to
+  // serve them all from cache.
+  constexpr std::size_t kChunk = 512;
+  ChunkResults chunk;
+  chunk.stride = stride;
+  chunk.blocks_per_combination = per;
+  const auto feed = [&](std::size_t unit, std::span<const Search::UnitResult::Entry> entries) {
+    chunk.symbol = unit;
     for (std::size_t at = 0, end = 0; at < entries.size(); at = end) {
       chunk.indices.clear();
       chunk.params.clear();
@@ -654,9 +652,21 @@ StudyOutcome run_search(const StudyRequest& r, RangeExecutor* executor, ResultSi
       }
       chunk.valid.assign(chunk.indices.size(), 1);
       chunk.first = chunk.indices.front();
-      total.add(chunk, bars);
+      total.add(chunk, search.unit_bars(unit));
       if (sink) sink->consume(chunk, sink->format(chunk));
     }
+  };
+  std::vector<Search::UnitResult::Entry> part_entries;
+  for (std::size_t u = 0; u < units.size(); ++u) {
+    Search::UnitResult found = search.run(u, grid_order, [&](const StudyState::Evaluated& part) {
+      part_entries.clear();
+      for (std::size_t i = 0; i < part.combinations.size(); ++i)
+        part_entries.push_back({&part.combinations[i], part.blocks.data() + i * per});
+      feed(u, part_entries);
+    });
+    trials = std::max(trials, found.trials);
+    rounds.push_back(found.rounds);
+    if (grid_order) feed(u, found.entries(per));
   }
   require_some_valid(*r.grid, total.valid());
   StudyOutcome outcome;
