@@ -628,8 +628,8 @@ StudyOutcome run_search(const StudyRequest& r, RangeExecutor* executor, ResultSi
   // (the results file) and for the robustness (its trials' block sums by grid position), each
   // round's as they come for the ranking alone.
   const bool grid_order = sink != nullptr || per > 0;
-  // Chunks in grid order each (one ends where the order does), small enough for one storage to
-  // serve them all from cache.
+  // Chunks small enough for one storage to serve them all from cache; each in grid order, as every
+  // run of entries handed to `feed` is (one part, or the parts merged).
   constexpr std::size_t kChunk = 512;
   ChunkResults chunk;
   chunk.stride = stride;
@@ -644,7 +644,6 @@ StudyOutcome run_search(const StudyRequest& r, RangeExecutor* executor, ResultSi
       for (end = at; end < entries.size() && end - at < kChunk; ++end) {
         const Search::UnitResult::Entry& e = entries[end];
         const RankedCombination& c = *e.combination;
-        if (end > at && c.index < chunk.indices.back()) break;
         chunk.indices.push_back(c.index);
         chunk.params.insert(chunk.params.end(), c.params.begin(), c.params.end());
         chunk.metrics.push_back(c.metrics);
