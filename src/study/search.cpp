@@ -192,7 +192,9 @@ class Search {
     return parts;
   }
 
-  static std::size_t size(const std::vector<StudyState::Evaluated>& parts) {
+  // How many combinations `parts` (StudyState::Evaluated each) hold.
+  template <class Parts>
+  static std::size_t size(const Parts& parts) {
     std::size_t count = 0;
     for (const auto& part : parts) count += part.combinations.size();
     return count;
@@ -239,12 +241,13 @@ class Search {
       const RankedCombination* combination;
       const ReturnSums* blocks;  // `per` of them
     };
+    static Entry entry(const StudyState::Evaluated& part, std::size_t i, std::size_t per) {
+      return {&part.combinations[i], part.blocks.data() + i * per};
+    }
     // The kept combinations with their block sums (`per` each), in grid order: the parts merged.
     std::vector<Entry> entries(std::size_t per) const {
       std::vector<Entry> out;
-      std::size_t count = 0;
-      for (const auto& part : parts) count += part.combinations.size();
-      out.reserve(count);
+      out.reserve(size(parts));
       using Head = std::pair<std::uint64_t, std::size_t>;  // a part's next grid index, and the part
       std::priority_queue<Head, std::vector<Head>, std::greater<>> heads;
       std::vector<std::size_t> next(parts.size(), 0);
@@ -253,7 +256,7 @@ class Search {
       while (!heads.empty()) {
         const std::size_t p = heads.top().second, i = next[p]++;
         heads.pop();
-        out.push_back({&parts[p].combinations[i], parts[p].blocks.data() + i * per});
+        out.push_back(entry(parts[p], i, per));
         if (next[p] < parts[p].combinations.size()) heads.push({parts[p].combinations[next[p]].index, p});
       }
       return out;
@@ -660,7 +663,7 @@ StudyOutcome run_search(const StudyRequest& r, RangeExecutor* executor, ResultSi
     Search::UnitResult found = search.run(u, grid_order, [&](const StudyState::Evaluated& part) {
       part_entries.clear();
       for (std::size_t i = 0; i < part.combinations.size(); ++i)
-        part_entries.push_back({&part.combinations[i], part.blocks.data() + i * per});
+        part_entries.push_back(Search::UnitResult::entry(part, i, per));
       feed(u, part_entries);
     });
     trials = std::max(trials, found.trials);
